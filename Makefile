@@ -1,0 +1,37 @@
+# The two commands. Each does all of its own set-up on a fresh machine.
+#   make demo   train -> export -> verify -> profile -> report on real data available offline
+#   make test   the test suite
+PYTHON ?= python3
+VENV ?= .venv
+# Override for a GPU build, e.g. make test TORCH_SPEC="torch==2.13.0 --index-url ..."
+TORCH_SPEC ?= torch==2.13.0
+SPIKESEQ_DATA ?= $(abspath ../shared/data)
+BIN := $(VENV)/bin
+# Peers that pin torch/torchvision/torchaudio in their metadata: installed with --no-deps, their real
+# runtime requirements are listed in the `dev`/`data` extras.
+PEERS_NO_DEPS ?= snntorch==1.0.0 norse==1.1.0 nirtorch==2.6 spikingjelly==2.0.0 neurobench==2.3.0 dcls==0.1.1 tonic==1.7.0
+
+.PHONY: demo test lint bench clean-venv
+
+$(BIN)/.spikeseq-installed: pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q $(TORCH_SPEC)
+	$(BIN)/python -m pip install -q -e ".[dev,report,data]"
+	$(BIN)/python -m pip install -q --no-deps $(PEERS_NO_DEPS)
+	$(BIN)/python -c "import torch, spikeseq; print('spikeseq', spikeseq.__version__, 'torch', torch.__version__)"
+	touch $@
+
+demo: $(BIN)/.spikeseq-installed
+	SPIKESEQ_DATA="$(SPIKESEQ_DATA)" $(BIN)/spikeseq demo
+
+test: $(BIN)/.spikeseq-installed
+	$(BIN)/ruff check spikeseq tests examples
+	$(BIN)/lint-imports
+	SPIKESEQ_DATA="$(SPIKESEQ_DATA)" $(BIN)/python -m pytest -q -p no:cacheprovider tests
+
+bench: $(BIN)/.spikeseq-installed
+	$(BIN)/spikeseq bench sim
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,30 @@
+"""``spikeseq bench NAME``: dispatch to ``spikeseq.bench.NAME`` (register(parser), run(args) -> int)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+BENCHES: dict[str, str] = {
+    "sim": "simulator core vs snnTorch / Norse / SpikingJelly and the dense-matmul bound",
+    "data": "event binning of N-MNIST, first pass vs cached pass, loader throughput",
+    "delays": "DelayLinear vs the dcls package, integer inference path vs Gaussian training path",
+    "interp": "event-driven interpreter cost vs number of events",
+    "profile": "profiler overhead vs the plain forward pass",
+}
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="bench", metavar="NAME", required=True)
+    for name, help_text in BENCHES.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        try:
+            module = importlib.import_module(f"spikeseq.bench.{name}")
+        except ModuleNotFoundError:
+            continue
+        module.register(p)
+
+
+def run(args: argparse.Namespace) -> int:
+    module = importlib.import_module(f"spikeseq.bench.{args.bench}")
+    return int(module.run(args) or 0)

@@ -1,0 +1,64 @@
+"""The ``spikeseq`` command.
+
+Each subcommand lives in its own module, imported only when that subcommand runs, so ``spikeseq --help`` is fast
+and a missing optional dependency only affects the command that needs it. A command module provides
+``register(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
+Errors from spikeseq print as one readable line (exit code 2); ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from spikeseq.errors import SpikeseqError
+
+#: name -> (module implementing it, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "train": ("spikeseq.train.cmd_train", "train a model from a TOML config into a run directory"),
+    "eval": ("spikeseq.train.cmd_eval", "evaluate a run's best checkpoint on its test split"),
+    "export": ("spikeseq.train.cmd_export", "export a run to NIR / Loihi-style / SpiNNaker2-style and verify it"),
+    "profile": ("spikeseq.train.cmd_profile", "count operations and estimate energy for a run"),
+    "report": ("spikeseq.report.cmd_report", "write the HTML + Markdown report of a run"),
+    "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile"),
+    "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
+    "demo": ("spikeseq.train.cmd_demo", "the main job end to end on data available offline"),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="spikeseq", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if name == command:
+            importlib.import_module(module).register(p)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    debug = "--debug" in argv
+    try:
+        parser = build_parser(command if command in COMMANDS else None)
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        module = importlib.import_module(COMMANDS[args.command][0])
+        return int(module.run(args) or 0)
+    except KeyboardInterrupt:
+        print("spikeseq: interrupted", file=sys.stderr)
+        return 130
+    except (SpikeseqError, FileNotFoundError, PermissionError, OSError) as e:
+        if debug:
+            raise
+        print(f"spikeseq {command or ''}: error: {e}".replace("  ", " "), file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""spikeseq.continual (see ARCHITECTURE.md)."""

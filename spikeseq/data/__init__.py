@@ -1,0 +1,1 @@
+"""spikeseq.data (see ARCHITECTURE.md)."""

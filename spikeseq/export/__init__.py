@@ -1,0 +1,1 @@
+"""spikeseq.export (see ARCHITECTURE.md)."""

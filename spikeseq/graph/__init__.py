@@ -1,0 +1,1 @@
+"""spikeseq.graph (see ARCHITECTURE.md)."""

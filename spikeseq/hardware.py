@@ -1,0 +1,1 @@
+"""Hardware tables (`hardware/*.toml`), read through :mod:`spikeseq.hardware`."""

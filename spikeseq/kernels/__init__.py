@@ -1,0 +1,46 @@
+"""Fast paths with the same signatures as :mod:`spikeseq.functional`, chosen by :mod:`.dispatch`.
+
+``lif_scan(x, state, *, beta, ..., backend="auto")`` etc. Backends: ``"torch"`` (the reference) and whatever
+fast backends are registered (see :func:`spikeseq.kernels.dispatch.backends`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from spikeseq import functional as F
+from spikeseq.kernels import dispatch
+
+for _op, _fn in {
+    "lif_scan": F.lif_scan,
+    "cuba_lif_scan": F.cuba_lif_scan,
+    "li_scan": F.li_scan,
+    "alif_scan": F.alif_scan,
+}.items():
+    dispatch.register(_op, "torch", _fn, priority=-1)
+
+# Fast backends register themselves here (import must stay cheap: nothing compiles at import).
+from spikeseq.kernels import lif as _lif_backends  # noqa: E402,F401
+
+
+def lif_scan(x, state=None, *, backend: str = "auto", **params: Any):
+    """Dispatching :func:`spikeseq.functional.lif_scan`."""
+    return dispatch.call("lif_scan", x, state, backend=backend, **params)
+
+
+def cuba_lif_scan(x, state=None, *, backend: str = "auto", **params: Any):
+    """Dispatching :func:`spikeseq.functional.cuba_lif_scan`."""
+    return dispatch.call("cuba_lif_scan", x, state, backend=backend, **params)
+
+
+def li_scan(x, state=None, *, backend: str = "auto", **params: Any):
+    """Dispatching :func:`spikeseq.functional.li_scan`."""
+    return dispatch.call("li_scan", x, state, backend=backend, **params)
+
+
+def alif_scan(x, state=None, *, backend: str = "auto", **params: Any):
+    """Dispatching :func:`spikeseq.functional.alif_scan`."""
+    return dispatch.call("alif_scan", x, state, backend=backend, **params)
+
+
+__all__ = ["alif_scan", "cuba_lif_scan", "dispatch", "li_scan", "lif_scan"]

@@ -1,0 +1,101 @@
+"""Backend registry for the fast kernels.
+
+Each op (``"lif_scan"``, ``"cuba_lif_scan"``, ...) has the pure reference from :mod:`spikeseq.functional`
+registered as backend ``"torch"`` and any number of fast backends. A backend declares
+
+- ``available()``: whether it can run in this process at all (package installed, GPU present), with a reason;
+- ``supports(*args, **kwargs)``: a per-call check of the inputs (device, dtype, options), ``None`` if fine.
+
+``backend="auto"`` takes the available backend with the highest priority that supports the call and falls back
+to ``"torch"``, saying so once per reason. A named backend that cannot run raises
+:class:`~spikeseq.errors.BackendUnavailableError`. Nothing is compiled here: backends build lazily on first call.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from spikeseq.errors import BackendUnavailableError, ParameterError
+
+
+@dataclass(frozen=True)
+class Backend:
+    op: str
+    name: str
+    fn: Callable[..., Any]
+    available: Callable[[], tuple[bool, str]]
+    supports: Callable[..., str | None]
+    priority: int = 0
+
+
+_REGISTRY: dict[str, dict[str, Backend]] = {}
+_WARNED: set[tuple[str, str]] = set()
+
+
+def _always() -> tuple[bool, str]:
+    return True, ""
+
+
+def _anything(*args: Any, **kwargs: Any) -> str | None:
+    return None
+
+
+def register(
+    op: str,
+    name: str,
+    fn: Callable[..., Any],
+    *,
+    available: Callable[[], tuple[bool, str]] = _always,
+    supports: Callable[..., str | None] = _anything,
+    priority: int = 0,
+) -> None:
+    """Register ``fn`` as backend ``name`` of ``op`` (same call signature as the reference)."""
+    _REGISTRY.setdefault(op, {})[name] = Backend(op, name, fn, available, supports, priority)
+
+
+def backends(op: str) -> dict[str, Backend]:
+    if op not in _REGISTRY:
+        raise ParameterError(f"unknown kernel op {op!r}; known: {', '.join(sorted(_REGISTRY))}")
+    return dict(_REGISTRY[op])
+
+
+def resolve(op: str, backend: str, *args: Any, **kwargs: Any) -> Backend:
+    """Pick the backend that will run this call (see module docstring)."""
+    table = backends(op)
+    if backend == "auto":
+        for b in sorted(table.values(), key=lambda b: -b.priority):
+            if b.name == "torch":
+                continue
+            ok, why = b.available()
+            reason = None if ok else why
+            if reason is None:
+                reason = b.supports(*args, **kwargs)
+            if reason is None:
+                return b
+            key = (op, f"{b.name}: {reason}")
+            if key not in _WARNED:
+                _WARNED.add(key)
+                warnings.warn(
+                    f"spikeseq: {op} backend {b.name!r} not used ({reason}); falling back", stacklevel=4
+                )
+        return table["torch"]
+    if backend not in table:
+        raise BackendUnavailableError(
+            f"unknown backend {backend!r} for {op}; known: auto, {', '.join(sorted(table))}"
+        )
+    b = table[backend]
+    ok, why = b.available()
+    if not ok:
+        raise BackendUnavailableError(f"backend {backend!r} for {op} is unavailable here: {why}")
+    reason = b.supports(*args, **kwargs)
+    if reason is not None:
+        raise BackendUnavailableError(f"backend {backend!r} cannot run this {op} call: {reason}")
+    return b
+
+
+def call(op: str, *args: Any, backend: str = "auto", **kwargs: Any) -> Any:
+    """Run ``op`` on the backend chosen by :func:`resolve`."""
+    return resolve(op, backend, *args, **kwargs).fn(*args, **kwargs)

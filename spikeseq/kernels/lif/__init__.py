@@ -1,0 +1,1 @@
+"""Fast LIF-family scan backends (registered with :mod:`spikeseq.kernels.dispatch` on import)."""

@@ -1,0 +1,1 @@
+"""spikeseq.models (see ARCHITECTURE.md)."""

@@ -1,0 +1,11 @@
+"""Modules: own parameters, never hidden state. ``y, state = module(x [T, B, ...], state=None)``."""
+
+from spikeseq.nn.base import StatefulModule, TimeConstants
+from spikeseq.nn.encoders import DeltaEncoder, LatencyEncoder, RateEncoder
+from spikeseq.nn.neurons import ALIF, IF, LI, LIF, CubaLIF
+from spikeseq.nn.sequential import Sequential, time_distributed
+
+__all__ = [
+    "ALIF", "IF", "LI", "LIF", "CubaLIF", "DeltaEncoder", "LatencyEncoder", "RateEncoder", "Sequential",
+    "StatefulModule", "TimeConstants", "time_distributed",
+]

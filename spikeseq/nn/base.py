@@ -1,0 +1,78 @@
+"""Base class of stateful spikeseq modules and the time-constant parameterisation they share."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spikeseq.checks import check_positive
+from spikeseq.errors import ParameterError
+from spikeseq.functional.discretize import decay_from_tau, tau_from_decay
+
+
+class StatefulModule(nn.Module):
+    """A module called as ``y, state = m(x, state=None)`` on ``[T, B, ...]`` and ``m.step(x, state)`` on ``[B, ...]``.
+
+    Modules own parameters, never hidden state: the state is passed in and returned.
+    """
+
+    def step(self, x: torch.Tensor, state=None):
+        """One time step: runs :meth:`forward` on a length-1 sequence."""
+        y, state = self.forward(x.unsqueeze(0), state)
+        return y[0], state
+
+
+class TimeConstants(nn.Module):
+    """Decay factors from physical time constants: ``beta = exp(-dt / tau)``.
+
+    Each named time constant is stored either as ``tau_<name>`` in seconds (a buffer, or a parameter when
+    ``learn="tau"``) or as a raw decay ``beta_<name>`` parameter clamped to [0, 1] (``learn="beta"``, as in
+    snnTorch and L2MU). ``size`` gives per-neuron constants of shape ``[size]``; ``None`` one per population.
+    """
+
+    def __init__(self, dt: float) -> None:
+        super().__init__()
+        check_positive(dt, "dt")
+        self.dt = float(dt)
+        self._kinds: dict[str, str] = {}
+
+    def add(self, name: str, *, tau: float | None, beta: float | None, learn: str, size: int | None) -> None:
+        if (tau is None) == (beta is None):
+            raise ParameterError(
+                f"give exactly one of tau_{name} (seconds) or a decay factor for {name!r}, got tau={tau}, beta={beta}"
+            )
+        if learn not in ("none", "tau", "beta"):
+            raise ParameterError(f"learn must be 'none', 'tau' or 'beta', got {learn!r}")
+        if tau is None:
+            tau = float(tau_from_decay(float(beta), self.dt))
+        check_positive(tau, f"tau_{name}")
+        shape = () if size is None else (size,)
+        if learn == "beta":
+            b = float(decay_from_tau(float(tau), self.dt))
+            self.register_parameter(f"beta_{name}", nn.Parameter(torch.full(shape, b)))
+        else:
+            t = torch.full(shape, float(tau))
+            if learn == "tau":
+                self.register_parameter(f"tau_{name}", nn.Parameter(t))
+            else:
+                self.register_buffer(f"tau_{name}", t)
+        self._kinds[name] = learn
+
+    def decay(self, name: str) -> torch.Tensor:
+        if self._kinds[name] == "beta":
+            return getattr(self, f"beta_{name}").clamp(0, 1)
+        tau = getattr(self, f"tau_{name}")
+        return torch.exp(-self.dt / tau.clamp_min(1e-12))
+
+    def tau(self, name: str) -> torch.Tensor:
+        """The time constant in seconds (derived from beta when beta is the stored parameter)."""
+        if self._kinds[name] == "beta":
+            b = getattr(self, f"beta_{name}").detach().clamp(1e-12, 1 - 1e-7)
+            return -self.dt / torch.log(b)
+        return getattr(self, f"tau_{name}").detach()
+
+
+def threshold_parameter(v_th: float, learn: bool, size: int | None) -> torch.Tensor:
+    shape = () if size is None else (size,)
+    t = torch.full(shape, float(v_th))
+    return nn.Parameter(t) if learn else t

@@ -1,0 +1,199 @@
+"""Spiking neuron modules: LIF, IF, CubaLIF, ALIF and the LI readout.
+
+Equations: :mod:`spikeseq.functional.lif`, ``.cuba``, ``.alif``, ``.li``. Modules hold time constants in seconds
+and the step ``dt``; decays are computed by :class:`~spikeseq.nn.base.TimeConstants`. The time loop runs in the
+kernel chosen by ``backend`` (see :mod:`spikeseq.kernels`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from spikeseq import kernels
+from spikeseq import surrogate as sg
+from spikeseq.checks import check_reset
+from spikeseq.functional import ALIFState, CubaLIFState, LIFState, LIState
+from spikeseq.nn.base import StatefulModule, TimeConstants, threshold_parameter
+from spikeseq.types import ResetMode
+
+
+class _Spiking(StatefulModule):
+    def __init__(self, size, dt, v_th, reset, detach_reset, surrogate, learn_threshold, backend):
+        super().__init__()
+        check_reset(reset)
+        self.size = size
+        self.time = TimeConstants(dt)
+        self.reset = reset
+        self.detach_reset = bool(detach_reset)
+        self.surrogate = surrogate
+        self.backend = backend
+        th = threshold_parameter(v_th, learn_threshold, size)
+        if isinstance(th, nn.Parameter):
+            self.v_th = th
+        else:
+            self.register_buffer("v_th", th)
+
+    @property
+    def dt(self) -> float:
+        return self.time.dt
+
+    def _common(self) -> dict:
+        return dict(v_th=self.v_th, reset=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate)
+
+    def extra_repr(self) -> str:
+        return f"size={self.size}, dt={self.dt}, reset={self.reset!r}, surrogate={self.surrogate}"
+
+
+class LIF(_Spiking):
+    """Leaky integrate-and-fire population. ``y, state = lif(x [T, B, ..., size])``.
+
+    Give ``tau_mem`` (seconds) or ``beta``; ``learn="tau"`` or ``"beta"`` makes the decay trainable,
+    ``learn_threshold=True`` the threshold. ``size`` makes both per-neuron.
+    """
+
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        tau_mem: float | None = None,
+        beta: float | None = None,
+        dt: float = 1e-3,
+        v_th: float = 1.0,
+        reset: ResetMode = "subtract",
+        detach_reset: bool = False,
+        surrogate: sg.Surrogate = sg.DEFAULT,
+        learn: str = "none",
+        learn_threshold: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(size, dt, v_th, reset, detach_reset, surrogate, learn_threshold, backend)
+        self.time.add("mem", tau=tau_mem, beta=beta, learn=learn, size=size)
+
+    @property
+    def beta(self) -> torch.Tensor:
+        return self.time.decay("mem")
+
+    @property
+    def tau_mem(self) -> torch.Tensor:
+        return self.time.tau("mem")
+
+    def forward(self, x: torch.Tensor, state: LIFState | None = None):
+        return kernels.lif_scan(x, state, beta=self.beta, backend=self.backend, **self._common())
+
+
+class IF(_Spiking):
+    """Integrate-and-fire population (no leak)."""
+
+    def __init__(self, size: int | None = None, *, dt: float = 1e-3, v_th: float = 1.0,
+                 reset: ResetMode = "subtract", detach_reset: bool = False,
+                 surrogate: sg.Surrogate = sg.DEFAULT, learn_threshold: bool = False,
+                 backend: str = "auto") -> None:
+        super().__init__(size, dt, v_th, reset, detach_reset, surrogate, learn_threshold, backend)
+
+    def forward(self, x: torch.Tensor, state: LIFState | None = None):
+        one = torch.ones((), dtype=x.dtype if x.is_floating_point() else torch.float32)
+        return kernels.lif_scan(x, state, beta=one, backend=self.backend, **self._common())
+
+
+class CubaLIF(_Spiking):
+    """Current-based LIF: synaptic current (``tau_syn`` or ``alpha``), then membrane (``tau_mem`` or ``beta``)."""
+
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        tau_syn: float | None = None,
+        tau_mem: float | None = None,
+        alpha: float | None = None,
+        beta: float | None = None,
+        dt: float = 1e-3,
+        v_th: float = 1.0,
+        reset: ResetMode = "subtract",
+        detach_reset: bool = False,
+        surrogate: sg.Surrogate = sg.DEFAULT,
+        learn: str = "none",
+        learn_threshold: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(size, dt, v_th, reset, detach_reset, surrogate, learn_threshold, backend)
+        self.time.add("syn", tau=tau_syn, beta=alpha, learn=learn, size=size)
+        self.time.add("mem", tau=tau_mem, beta=beta, learn=learn, size=size)
+
+    @property
+    def alpha(self) -> torch.Tensor:
+        return self.time.decay("syn")
+
+    @property
+    def beta(self) -> torch.Tensor:
+        return self.time.decay("mem")
+
+    @property
+    def tau_syn(self) -> torch.Tensor:
+        return self.time.tau("syn")
+
+    @property
+    def tau_mem(self) -> torch.Tensor:
+        return self.time.tau("mem")
+
+    def forward(self, x: torch.Tensor, state: CubaLIFState | None = None):
+        return kernels.cuba_lif_scan(x, state, alpha=self.alpha, beta=self.beta, backend=self.backend,
+                                     **self._common())
+
+
+class ALIF(_Spiking):
+    """Adaptive-threshold LIF (Bellec et al. 2018): threshold ``v_th + adapt * a``, ``a`` decays with ``tau_adapt``."""
+
+    def __init__(
+        self,
+        size: int | None = None,
+        *,
+        tau_mem: float | None = None,
+        beta: float | None = None,
+        tau_adapt: float | None = None,
+        rho: float | None = None,
+        adapt: float = 1.8,
+        dt: float = 1e-3,
+        v_th: float = 1.0,
+        reset: ResetMode = "subtract",
+        detach_reset: bool = False,
+        surrogate: sg.Surrogate = sg.DEFAULT,
+        learn: str = "none",
+        learn_threshold: bool = False,
+        backend: str = "auto",
+    ) -> None:
+        super().__init__(size, dt, v_th, reset, detach_reset, surrogate, learn_threshold, backend)
+        self.time.add("mem", tau=tau_mem, beta=beta, learn=learn, size=size)
+        self.time.add("adapt", tau=tau_adapt, beta=rho, learn=learn, size=size)
+        self.register_buffer("adapt", torch.full(() if size is None else (size,), float(adapt)))
+
+    def forward(self, x: torch.Tensor, state: ALIFState | None = None):
+        return kernels.alif_scan(x, state, beta=self.time.decay("mem"), rho=self.time.decay("adapt"),
+                                 adapt=self.adapt, backend=self.backend, **self._common())
+
+
+class LI(StatefulModule):
+    """Leaky-integrator readout: returns the membrane trace ``[T, B, ...]`` (no spikes)."""
+
+    def __init__(self, size: int | None = None, *, tau_mem: float | None = None, beta: float | None = None,
+                 dt: float = 1e-3, learn: str = "none", backend: str = "auto") -> None:
+        super().__init__()
+        self.size = size
+        self.backend = backend
+        self.time = TimeConstants(dt)
+        self.time.add("mem", tau=tau_mem, beta=beta, learn=learn, size=size)
+
+    @property
+    def dt(self) -> float:
+        return self.time.dt
+
+    @property
+    def beta(self) -> torch.Tensor:
+        return self.time.decay("mem")
+
+    @property
+    def tau_mem(self) -> torch.Tensor:
+        return self.time.tau("mem")
+
+    def forward(self, x: torch.Tensor, state: LIState | None = None):
+        return kernels.li_scan(x, state, beta=self.beta, backend=self.backend)

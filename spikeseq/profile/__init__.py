@@ -1,0 +1,1 @@
+"""spikeseq.profile (see ARCHITECTURE.md)."""

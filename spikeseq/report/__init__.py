@@ -1,0 +1,1 @@
+"""spikeseq.report (see ARCHITECTURE.md)."""

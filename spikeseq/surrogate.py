@@ -1,0 +1,184 @@
+"""Surrogate gradients for the Heaviside spike function.
+
+Every surrogate has the same forward, the Heaviside step with a strict comparison,
+
+    z = H(x) = 1 if x > 0 else 0,        x = v - v_th,
+
+and defines its backward once, as ``grad(x)`` = the derivative of a smooth ``primitive(x)``. The autograd
+function :func:`spike` and every fast kernel call these same two methods, so the formulas exist in one place.
+Tests compare ``grad`` with a float64 finite difference of ``primitive``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from spikeseq.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class Surrogate:
+    """Base class. Subclasses implement ``grad`` and ``primitive`` with the same formula in torch."""
+
+    name: ClassVar[str] = "surrogate"
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return spike(x, self)
+
+
+@dataclass(frozen=True)
+class ATan(Surrogate):
+    """Arc-tangent surrogate (Fang et al. 2021, SpikingJelly; snnTorch ``atan``).
+
+    primitive(x) = 1/pi * arctan(pi/2 * alpha * x) + 1/2
+    grad(x)      = (alpha/2) / (1 + (pi/2 * alpha * x)^2)
+
+    alpha = 2 is the SpikingJelly and snnTorch default; the delay paper uses alpha = 5 (specs/models.md §5).
+    """
+
+    alpha: float = 2.0
+    name: ClassVar[str] = "atan"
+
+    def __post_init__(self) -> None:
+        _positive(self.alpha, "ATan.alpha")
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        return (self.alpha / 2) / (1 + (math.pi / 2 * self.alpha * x).square())
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
+
+
+@dataclass(frozen=True)
+class Sigmoid(Surrogate):
+    """Logistic surrogate (SpikingJelly ``Sigmoid``, default alpha = 4, used by LMUFormer).
+
+    primitive(x) = sigmoid(alpha * x)
+    grad(x)      = alpha * sigmoid(alpha x) * (1 - sigmoid(alpha x))
+    """
+
+    alpha: float = 4.0
+    name: ClassVar[str] = "sigmoid"
+
+    def __post_init__(self) -> None:
+        _positive(self.alpha, "Sigmoid.alpha")
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        s = torch.sigmoid(self.alpha * x)
+        return self.alpha * s * (1 - s)
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.alpha * x)
+
+
+@dataclass(frozen=True)
+class FastSigmoid(Surrogate):
+    """SuperSpike fast sigmoid (Zenke & Ganguli 2018; snnTorch ``fast_sigmoid``, default slope 25).
+
+    primitive(x) = x / (1 + slope * |x|)
+    grad(x)      = 1 / (1 + slope * |x|)^2
+    """
+
+    slope: float = 25.0
+    name: ClassVar[str] = "fast_sigmoid"
+
+    def __post_init__(self) -> None:
+        _positive(self.slope, "FastSigmoid.slope")
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        return 1 / (1 + self.slope * x.abs()).square()
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        return x / (1 + self.slope * x.abs())
+
+
+@dataclass(frozen=True)
+class Triangle(Surrogate):
+    """Triangular pseudo-derivative of EGRU (Subramoney et al. 2023, specs/models.md §4).
+
+    grad(x)      = dampening * max(0, 1 - |x| / width)
+    primitive(x) = dampening * (clamp(x, -w, w) - sign(x) * clamp(x, -w, w)^2 / (2 w))
+
+    ``width`` is the half-width of the support (EGRU's epsilon = 1 / width); dampening gamma = 0.7 in EGRU.
+    """
+
+    width: float = 1.0
+    dampening: float = 0.7
+    name: ClassVar[str] = "triangle"
+
+    def __post_init__(self) -> None:
+        _positive(self.width, "Triangle.width")
+        _positive(self.dampening, "Triangle.dampening")
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dampening * torch.clamp(1 - x.abs() / self.width, min=0)
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        c = x.clamp(-self.width, self.width)
+        return self.dampening * (c - torch.sign(c) * c.square() / (2 * self.width))
+
+
+@dataclass(frozen=True)
+class StraightThrough(Surrogate):
+    """Straight-through estimator: grad(x) = 1, primitive(x) = x (Bengio et al. 2013)."""
+
+    name: ClassVar[str] = "straight_through"
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.ones_like(x)
+
+    def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        return x.clone()
+
+
+def _positive(value: float, name: str) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ParameterError(f"{name} must be a finite number > 0, got {value}")
+
+
+class _SpikeFunction(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        ctx.surrogate = surrogate
+        return (x > 0).to(x.dtype)
+
+    @staticmethod
+    def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return grad_out * ctx.surrogate.grad(x), None
+
+
+def spike(x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:
+    """Heaviside ``x > 0`` in the forward pass, ``surrogate.grad(x)`` in the backward pass."""
+    return _SpikeFunction.apply(x, surrogate)
+
+
+DEFAULT = ATan(alpha=2.0)
+
+_BY_NAME: dict[str, type[Surrogate]] = {
+    "atan": ATan,
+    "sigmoid": Sigmoid,
+    "fast_sigmoid": FastSigmoid,
+    "triangle": Triangle,
+    "straight_through": StraightThrough,
+}
+
+
+def by_name(name: str, **params: float) -> Surrogate:
+    """Build a surrogate from a config name, e.g. ``by_name("atan", alpha=5)``."""
+    try:
+        cls = _BY_NAME[name]
+    except KeyError:
+        raise ParameterError(f"unknown surrogate {name!r}; known: {', '.join(sorted(_BY_NAME))}") from None
+    return cls(**params)

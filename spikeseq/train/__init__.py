@@ -1,0 +1,1 @@
+"""spikeseq.train (see ARCHITECTURE.md)."""
