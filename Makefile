@@ -17,7 +17,7 @@ $(BIN)/.spikeseq-installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q $(TORCH_SPEC)
-	$(BIN)/python -m pip install -q -e ".[dev,report,data]"
+	$(BIN)/python -m pip install -q -e ".[dev,report,gpu]"
 	$(BIN)/python -m pip install -q --no-deps $(PEERS_NO_DEPS)
 	$(BIN)/python -c "import torch, spikeseq; print('spikeseq', spikeseq.__version__, 'torch', torch.__version__)"
 	touch $@
