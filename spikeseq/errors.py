@@ -37,3 +37,7 @@ class ConfigError(SpikeseqError, ValueError):
 
 class ExportError(SpikeseqError, ValueError):
     """A graph cannot be exported to a target (unsupported node, limit exceeded)."""
+
+
+class ProfileError(SpikeseqError, ValueError):
+    """The profiler cannot count a module (no counter registered) or was given unusable input."""
