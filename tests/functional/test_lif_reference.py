@@ -49,6 +49,7 @@ def test_cuba_current_then_voltage():
     # alpha 0.5, beta 0.5: i = 0.5 i + x; v = 0.5 v + i
     x = col(1.0, 0.0, 0.0)
     z, s = F.cuba_lif_scan(x, alpha=0.5, beta=0.5, v_th=10.0)
+    assert z.sum().item() == 0
     # i: 1, 0.5, 0.25 ; v: 1, 1.0, 0.75
     assert s.i.item() == pytest.approx(0.25) and s.v.item() == pytest.approx(0.75)
 
