@@ -1,0 +1,108 @@
+"""On-disk HDF5 cache of binned tensors, keyed by the transform parameters and a fingerprint of the source files.
+
+The file name carries a hash of ``params`` (which include the source fingerprint); the parameters are also stored
+in the file's attributes (``params`` JSON) and compared on every read, so a cache written by other parameters is
+never used: an explicit ``cache=<path>`` written with other parameters raises :class:`DataError`. A cache is written
+atomically and only after every source file decoded without error, so nothing corrupt is ever cached. An
+unreadable automatic cache (e.g. truncated by a crash of another tool) is rebuilt with a
+:class:`~spikeseq.data.repair.DataRepairWarning`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeseq.data._atomic import atomic_path
+from spikeseq.data.paths import cache_dir
+from spikeseq.data.repair import warn_repair
+from spikeseq.errors import DataError
+
+CACHE_FORMAT = 1
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as e:  # pragma: no cover - h5py is a base dependency
+        raise DataError("the HDF5 cache needs h5py: pip install h5py") from e
+    return h5py
+
+
+def params_json(params: dict[str, Any]) -> str:
+    return json.dumps({"cache_format": CACHE_FORMAT, **params}, sort_keys=True, default=str)
+
+
+def fingerprint_files(paths: Iterable[Path]) -> str:
+    """Cheap fingerprint of source files: count, names, sizes and modification times."""
+    h = hashlib.sha256()
+    n = 0
+    for p in paths:
+        st = os.stat(p)
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        n += 1
+    return f"{n}:{h.hexdigest()[:16]}"
+
+
+def cache_path(dataset: str, split: str, params: dict[str, Any], directory: Path | None = None) -> Path:
+    key = hashlib.sha256(params_json(params).encode()).hexdigest()[:16]
+    return (directory or cache_dir()) / f"{dataset}-{split}-{key}.h5"
+
+
+def read_cache(path: Path, params: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Read every dataset of a cache file after checking its parameters; :class:`DataError` on mismatch."""
+    h5py = _h5py()
+    want = params_json(params)
+    with h5py.File(path, "r") as f:
+        have = f.attrs.get("params", "")
+        have = have.decode() if isinstance(have, bytes) else str(have)
+        if have != want:
+            raise DataError(
+                f"cache {path} was written by other transform parameters:\n  file:      {have}\n  requested: {want}\n"
+                "delete the file or pass another cache path"
+            )
+        return {k: f[k][()] for k in f.keys()}
+
+
+def write_cache(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:
+    h5py = _h5py()
+    with atomic_path(path) as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["params"] = params_json(params)
+            for k, v in arrays.items():
+                f.create_dataset(k, data=v)
+
+
+def cached(
+    dataset: str,
+    split: str,
+    params: dict[str, Any],
+    build: Callable[[], dict[str, np.ndarray]],
+    cache: bool | str | os.PathLike = True,
+) -> tuple[dict[str, np.ndarray], bool]:
+    """Return ``(arrays, hit)``: the cached arrays for ``params`` or ``build()``'s, cached afterwards.
+
+    ``cache``: True (automatic file under :func:`~spikeseq.data.paths.cache_dir`), False (no cache) or a path.
+    """
+    if cache is False:
+        return build(), False
+    explicit = not isinstance(cache, bool)
+    path = Path(cache) if explicit else cache_path(dataset, split, params)
+    if path.is_file():
+        try:
+            return read_cache(path, params), True
+        except DataError:
+            raise
+        except Exception as e:  # unreadable / truncated HDF5
+            if explicit:
+                raise DataError(f"cache {path} is unreadable ({e}); delete it to rebuild") from e
+            warn_repair(f"cache {path} is unreadable ({e}); rebuilding it")
+    arrays = build()
+    write_cache(path, arrays, params)
+    return arrays, False

@@ -1,0 +1,125 @@
+"""Dataset manifests: ``datasets/<name>.toml``, one per dataset.
+
+Schema (every key but ``name``/``subdir`` optional)::
+
+    name = "nmnist"                 # registry name
+    title = "N-MNIST"
+    subdir = "nmnist/NMNIST"        # folder under the data root
+    homepage = "https://..."
+    licence = "CC BY-SA 4.0"
+    citation = "Orchard et al. ..."
+    expect = ["Train", "Test"]      # paths under subdir whose presence means "installed"
+    note = "..."
+
+    [[files]]                       # what `spikeseq data fetch NAME` downloads into subdir
+    name = "train.zip"
+    url = "https://..."
+    sha256 = ""                     # "" = not known (the note says why); never invented
+    md5 = "..."                     # optional second checksum with its md5_source
+    size = 0                        # bytes, 0 = unknown
+    unpack = true                   # extract the archive into subdir after verification
+    provides = ["Train"]            # what the archive yields (the download may be skipped when present)
+
+    [[check]]                       # extracted files with checksums measured on a real copy
+    path = "RawData/labels.txt"
+    sha256 = "..."
+    size = 12345
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeseq.errors import DataError
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # pragma: no cover - python 3.10
+    import tomli as tomllib  # type: ignore[no-redef]
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One downloadable file."""
+
+    name: str
+    url: str = ""
+    sha256: str = ""
+    md5: str = ""
+    md5_source: str = ""
+    size: int = 0
+    unpack: bool = False
+    provides: tuple[str, ...] = ()
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class CheckFile:
+    """An extracted file whose checksum was measured on a real copy."""
+
+    path: str
+    sha256: str = ""
+    size: int = 0
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class Manifest:
+    name: str
+    subdir: str
+    title: str = ""
+    homepage: str = ""
+    licence: str = ""
+    citation: str = ""
+    note: str = ""
+    expect: tuple[str, ...] = ()
+    files: tuple[ManifestFile, ...] = ()
+    check: tuple[CheckFile, ...] = ()
+    raw: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+
+
+def _manifest_path(name: str) -> Path:
+    from spikeseq.data.paths import manifests_dir
+
+    return manifests_dir() / f"{name}.toml"
+
+
+def available() -> list[str]:
+    """Names of the manifests found (file stems, sorted)."""
+    from spikeseq.data.paths import manifests_dir
+
+    d = manifests_dir()
+    return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
+
+
+def load_manifest(name: str) -> Manifest:
+    """Parse ``datasets/<name>.toml``; :class:`DataError` if it is missing or malformed."""
+    path = _manifest_path(name)
+    if not path.is_file():
+        raise DataError(f"no manifest for dataset {name!r} at {path}; known: {', '.join(available()) or 'none'}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise DataError(f"manifest {path} is not valid TOML: {e}") from e
+    try:
+        files = tuple(
+            ManifestFile(
+                name=f["name"], url=f.get("url", ""), sha256=f.get("sha256", ""), md5=f.get("md5", ""),
+                md5_source=f.get("md5_source", ""), size=int(f.get("size", 0)), unpack=bool(f.get("unpack", False)),
+                provides=tuple(f.get("provides", ())), note=f.get("note", ""),
+            )
+            for f in raw.get("files", [])
+        )
+        check = tuple(
+            CheckFile(path=c["path"], sha256=c.get("sha256", ""), size=int(c.get("size", 0)), note=c.get("note", ""))
+            for c in raw.get("check", [])
+        )
+        return Manifest(
+            name=raw["name"], subdir=raw["subdir"], title=raw.get("title", ""), homepage=raw.get("homepage", ""),
+            licence=raw.get("licence", ""), citation=raw.get("citation", ""), note=raw.get("note", ""),
+            expect=tuple(raw.get("expect", ())), files=files, check=check, raw=raw,
+        )
+    except KeyError as e:
+        raise DataError(f"manifest {path} lacks the required key {e}") from e

@@ -1,0 +1,396 @@
+"""N-MNIST (Orchard et al. 2015): the original 5-byte event files and zip archives.
+
+File format (``specs/data-formats.md`` §1.1, checked against tonic 1.7 ``io.read_mnist_file`` and Orchard's
+``eventvision.py``): a flat stream of 5-byte records ``[x, y, p<<7 | t[22:16], t[15:8], t[7:0]]``, ``t`` in µs.
+A record with ``y == 240`` is a timestamp-overflow marker: it is dropped and ``2**13`` is added to every later
+timestamp (the increment of the reference readers, kept for compatibility; the real files contain no marker).
+
+Layout: ``<root>/{Train,Test}/<digit>/<NNNNN>.bin`` (NNNNN = 1-based MNIST index, label = the digit folder), or the
+official archives ``<root>/train.zip`` / ``test.zip`` holding the same tree. ``root`` defaults to
+``<data root>/nmnist/NMNIST``. No minimum file count is required (the shared subset has 1,000 + 100 files).
+
+Events are tonic-style structured arrays with fields ``x, y, t, p`` (int64), ordering ``xytp``; frames are
+time-first float tensors ``[T, 2, 34, 34]`` indexed ``[t, p, y, x]`` like tonic's ``ToFrame``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from spikeseq.data._atomic import atomic_path
+from spikeseq.data._progress import progress
+from spikeseq.data.events import bin_events, time_bins
+from spikeseq.data.paths import dataset_dir, missing_files_error
+from spikeseq.data.repair import warn_repair
+from spikeseq.errors import DataError, ParameterError
+
+SENSOR_SIZE = (34, 34, 2)  # (W, H, P) as tonic
+WIDTH = HEIGHT = 34
+OVERFLOW_Y = 240
+#: Added to later timestamps at each overflow marker: tonic 1.7 ``io.read_mnist_file`` / Orchard ``eventvision.py``.
+OVERFLOW_INCREMENT_US = 2**13
+EVENT_DTYPE = np.dtype([("x", np.int64), ("y", np.int64), ("t", np.int64), ("p", np.int64)])
+CLASSES = [str(d) for d in range(10)]
+SPLIT_DIRS = {"train": "Train", "test": "Test"}
+
+
+# ----------------------------------------------------------------------------------------------- decoding
+def decode_arrays(
+    raw: bytes | np.ndarray, source: str = "<bytes>", *, repair: bool = False
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Decode raw bytes into ``(x, y, t, p)`` int64 arrays (markers removed, overflow applied).
+
+    A length that is not a multiple of 5 raises :class:`DataError`; with ``repair=True`` the trailing partial
+    record is dropped with a :class:`DataRepairWarning`. Coordinates outside 34 x 34 always raise.
+    """
+    buf = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw.view(np.uint8).ravel()
+    extra = buf.size % 5
+    if extra:
+        msg = f"{source}: {buf.size} bytes is not a multiple of 5 (truncated N-MNIST file, {extra} trailing bytes)"
+        if not repair:
+            raise DataError(msg + "; re-download it, or read with repair=True to drop the partial last event")
+        warn_repair(msg + "; dropped the partial last event")
+        buf = buf[: buf.size - extra]
+    rec = buf.reshape(-1, 5)
+    y = rec[:, 1].astype(np.int64)
+    b2 = rec[:, 2].astype(np.int64)
+    t = ((b2 & 0x7F) << 16) | (rec[:, 3].astype(np.int64) << 8) | rec[:, 4].astype(np.int64)
+    marker = y == OVERFLOW_Y
+    x = rec[:, 0].astype(np.int64)
+    p = b2 >> 7
+    if marker.any():
+        t = t + np.cumsum(marker) * OVERFLOW_INCREMENT_US
+        keep = ~marker
+        x, y, t, p = x[keep], y[keep], t[keep], p[keep]
+        idx = np.flatnonzero(keep)
+    else:
+        idx = None
+    bad = (x >= WIDTH) | (y >= HEIGHT)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        rec_i = int(idx[i]) if idx is not None else i
+        raise DataError(
+            f"{source}: event {rec_i} (byte offset {5 * rec_i}) has x={x[i]}, y={y[i]} outside the 34 x 34 sensor "
+            f"({int(bad.sum())} such events); the file is corrupt or not an N-MNIST recording"
+        )
+    return x, y, t, p
+
+
+def to_structured(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    ev = np.empty(len(t), dtype=EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
+    return ev
+
+
+def decode(raw: bytes | np.ndarray, source: str = "<bytes>", *, repair: bool = False) -> np.ndarray:
+    """Decode raw N-MNIST bytes into a tonic-style structured array (``x, y, t, p``)."""
+    return to_structured(*decode_arrays(raw, source, repair=repair))
+
+
+def read_events(path: str | os.PathLike, *, repair: bool = False) -> np.ndarray:
+    """Read one ``.bin`` recording into a structured array with fields ``x, y, t`` (µs), ``p``."""
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"N-MNIST file not found: {path}") from None
+    return decode(raw, str(path), repair=repair)
+
+
+def encode(events: np.ndarray) -> bytes:
+    """Encode a structured event array (``x, y, t, p``) into the 5-byte format (no overflow markers)."""
+    x, y, t, p = (np.asarray(events[k], dtype=np.int64) for k in ("x", "y", "t", "p"))
+    if t.size and (t.min() < 0 or t.max() >= 2**23):
+        raise DataError(f"timestamps must lie in [0, 2**23) µs to be encoded, got [{t.min()}, {t.max()}]")
+    if x.size and (x.min() < 0 or x.max() > 255 or y.min() < 0 or y.max() > 255 or not np.isin(p, (0, 1)).all()):
+        raise DataError("x and y must fit in a byte and p must be 0 or 1")
+    rec = np.empty((t.size, 5), dtype=np.uint8)
+    rec[:, 0], rec[:, 1] = x, y
+    rec[:, 2] = (p << 7) | ((t >> 16) & 0x7F)
+    rec[:, 3] = (t >> 8) & 0xFF
+    rec[:, 4] = t & 0xFF
+    return rec.tobytes()
+
+
+def write_events(path: str | os.PathLike, events: np.ndarray) -> None:
+    """Write a recording in the original 5-byte format, atomically."""
+    data = encode(events)
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+# ----------------------------------------------------------------------------------------------- files
+@dataclass(frozen=True)
+class Recording:
+    """One recording: where its bytes are (a file, or a member of a zip archive), its label and MNIST index."""
+
+    path: Path
+    label: int
+    index: int
+    member: str | None = None  # zip member name when ``path`` is an archive
+
+    @property
+    def source(self) -> str:
+        return f"{self.path}:{self.member}" if self.member else str(self.path)
+
+
+_NAME = re.compile(r"(?:^|/)(Train|Test)/(\d)/(\d+)\.bin$")
+
+
+def resolve_root(root: str | os.PathLike | None) -> Path:
+    """The folder holding ``Train``/``Test`` or ``train.zip``/``test.zip`` (accepts the data root too)."""
+    if root is None:
+        return dataset_dir("nmnist")
+    root = Path(root)
+    for cand in (root, root / "NMNIST", root / "nmnist" / "NMNIST"):
+        if any((cand / n).exists() for n in ("Train", "Test", "train.zip", "test.zip")):
+            return cand
+    return root
+
+
+def list_recordings(root: str | os.PathLike | None = None, split: str = "train") -> list[Recording]:
+    """All recordings of ``split``, sorted by MNIST index: from ``<root>/<Split>/`` or else ``<root>/<split>.zip``."""
+    if split not in SPLIT_DIRS:
+        raise ParameterError(f"split must be 'train' or 'test', got {split!r}")
+    base = resolve_root(root)
+    folder = base / SPLIT_DIRS[split]
+    recs: list[Recording] = []
+    if folder.is_dir():
+        for d in sorted(folder.iterdir()):
+            if not d.is_dir():
+                continue
+            if not re.fullmatch(r"\d", d.name):
+                raise DataError(f"{d}: unexpected folder in an N-MNIST split (expected digit folders 0..9)")
+            for f in d.iterdir():
+                if f.suffix == ".bin":
+                    recs.append(Recording(f, int(d.name), int(f.stem) if f.stem.isdigit() else -1))
+    else:
+        archive = base / f"{split}.zip"
+        if not archive.is_file():
+            raise missing_files_error("nmnist", [folder, archive])
+        try:
+            with zipfile.ZipFile(archive) as z:
+                names = z.namelist()
+        except zipfile.BadZipFile as e:
+            raise DataError(f"{archive}: not a valid zip archive ({e}); delete it and fetch it again") from e
+        for n in names:
+            m = _NAME.search(n)
+            if m and m.group(1) == SPLIT_DIRS[split]:
+                recs.append(Recording(archive, int(m.group(2)), int(m.group(3)), member=n))
+    if not recs:
+        raise DataError(f"no N-MNIST .bin recordings found for split {split!r} under {base}")
+    recs.sort(key=lambda r: (r.index, r.label, r.source))
+    return recs
+
+
+class _ZipCache:
+    """Per-process open zip handles (safe with DataLoader workers: re-opened after a fork)."""
+
+    def __init__(self) -> None:
+        self.pid = -1
+        self.handles: dict[Path, zipfile.ZipFile] = {}
+
+    def read(self, rec: Recording) -> bytes:
+        if self.pid != os.getpid():
+            self.pid, self.handles = os.getpid(), {}
+        z = self.handles.get(rec.path)
+        if z is None:
+            z = self.handles[rec.path] = zipfile.ZipFile(rec.path)
+        return z.read(rec.member)  # type: ignore[arg-type]
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"pid": -1, "handles": {}}
+
+
+def read_bytes(rec: Recording, zips: _ZipCache | None = None) -> bytes:
+    if rec.member is None:
+        return rec.path.read_bytes()
+    return (zips or _ZipCache()).read(rec)
+
+
+# ----------------------------------------------------------------------------------------------- frames
+def _channels(x: np.ndarray, y: np.ndarray, p: np.ndarray, downsample: int) -> tuple[np.ndarray, tuple[int, int]]:
+    if int(downsample) != downsample or downsample < 1:
+        raise ParameterError(f"downsample must be a positive integer, got {downsample}")
+    k = int(downsample)
+    h, w = -(-HEIGHT // k), -(-WIDTH // k)
+    return (p * h + y // k) * w + x // k, (h, w)
+
+
+def frames_from_arrays(
+    x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray, *, dt: float | None = None,
+    n_bins: int | None = None, duration: float | None = None, binary: bool = False, downsample: int = 1,
+    dtype: Any = np.float32,
+) -> np.ndarray:
+    """Frames ``[T, 2, H, W]`` (numpy) from decoded arrays; ``dt``/``duration`` in seconds."""
+    ch, (h, w) = _channels(x, y, p, downsample)
+    dt_us = None if dt is None else dt * 1e6
+    if dt_us is not None and abs(dt_us - round(dt_us)) < 1e-6:
+        dt_us = round(dt_us)
+    dur_us = None if duration is None else duration * 1e6
+    fr = bin_events(t, ch, 2 * h * w, dt=dt_us, n_bins=n_bins, duration=dur_us, binary=binary, dtype=dtype)
+    return fr.reshape(-1, 2, h, w)
+
+
+def to_frames(
+    events: np.ndarray, *, dt: float | None = None, n_bins: int | None = None, duration: float | None = None,
+    binary: bool = False, downsample: int = 1,
+) -> torch.Tensor:
+    """Time-first float frames ``[T, 2, 34/k, 34/k]`` of one recording, by fixed ``dt`` (seconds) or ``n_bins``.
+
+    See :mod:`spikeseq.data.events` for the binning rules; ``downsample=k`` pools k x k pixels (counts add up).
+    """
+    fr = frames_from_arrays(events["x"], events["y"], events["t"], events["p"], dt=dt, n_bins=n_bins,
+                            duration=duration, binary=binary, downsample=downsample)
+    return torch.from_numpy(fr)
+
+
+@dataclass(frozen=True)
+class ToFrames:
+    """Picklable transform (structured events -> ``[T, 2, H, W]`` float tensor) for :class:`NMNIST`."""
+
+    dt: float | None = None
+    n_bins: int | None = None
+    duration: float | None = None
+    binary: bool = False
+    downsample: int = 1
+
+    def __call__(self, events: np.ndarray) -> torch.Tensor:
+        return to_frames(events, dt=self.dt, n_bins=self.n_bins, duration=self.duration, binary=self.binary,
+                         downsample=self.downsample)
+
+
+# ----------------------------------------------------------------------------------------------- datasets
+class NMNIST(torch.utils.data.Dataset):
+    """N-MNIST recordings of one split, yielding ``(events, label)`` (or transformed events).
+
+    ``transform`` takes the structured event array (tonic transforms work too); ``target_transform`` the label.
+    Reads ``<root>/{Train,Test}`` or the official zip archives. ``repair=True`` tolerates truncated files.
+    """
+
+    sensor_size = SENSOR_SIZE
+    classes = CLASSES
+    ordering = "xytp"
+
+    def __init__(self, root: str | os.PathLike | None = None, split: str = "train", transform=None,
+                 target_transform=None, *, repair: bool = False) -> None:
+        self.split = split
+        self.recordings = list_recordings(root, split)
+        self.transform = transform
+        self.target_transform = target_transform
+        self.repair = repair
+        self._zips = _ZipCache()
+
+    @property
+    def labels(self) -> np.ndarray:
+        return np.array([r.label for r in self.recordings], dtype=np.int64)
+
+    def __len__(self) -> int:
+        return len(self.recordings)
+
+    def __getitem__(self, i: int):
+        rec = self.recordings[i]
+        ev = decode(read_bytes(rec, self._zips), rec.source, repair=self.repair)
+        label: Any = rec.label
+        if self.transform is not None:
+            ev = self.transform(ev)
+        if self.target_transform is not None:
+            label = self.target_transform(label)
+        return ev, label
+
+
+class FrameSet(torch.utils.data.Dataset):
+    """Binned frames of a whole split held in memory.
+
+    ``x``: ``[N, T, 2, H, W]`` counts in a compact integer dtype (uint8 when counts fit; call ``.float()`` or
+    index the dataset, which yields float ``[T_i, 2, H, W]``); ``y``: int64 ``[N]``; ``lengths``: int64 ``[N]``
+    (valid bins per sample; all ``T`` with ``n_bins`` or a ``duration``). ``cache_hit`` says whether it came
+    from the HDF5 cache. Batch with :func:`spikeseq.data.events.collate_events_frames` for ``[T, B, ...]``.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, params: dict[str, Any],
+                 cache_hit: bool = False) -> None:
+        self.x, self.y, self.lengths, self.params, self.cache_hit = x, y, lengths, params, cache_hit
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.x[i, : int(self.lengths[i])].float(), int(self.y[i])
+
+
+def _compact_dtype(max_count: int) -> type:
+    """The smallest unsigned dtype holding counts up to ``max_count``."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if max_count <= np.iinfo(dt).max:
+            return dt
+    return np.int64
+
+
+def load_frames(
+    root: str | os.PathLike | None = None, split: str = "train", *, dt: float | None = None,
+    n_bins: int | None = 30, duration: float | None = None, binary: bool = False, downsample: int = 1,
+    cache: bool | str | os.PathLike = True, repair: bool = False, show_progress: bool | None = None,
+) -> FrameSet:
+    """Decode and bin every recording of a split into a :class:`FrameSet`, using the HDF5 cache.
+
+    Give ``dt`` (seconds; set ``n_bins=None``) or ``n_bins``. With ``dt`` and no ``duration`` the frames are
+    padded to the longest recording and ``lengths`` says how many bins each one has. ``cache``: True (automatic,
+    keyed by these parameters and the source files), False, or an explicit HDF5 path.
+    """
+    from spikeseq.data.cache import cached, fingerprint_files
+
+    if dt is not None and n_bins == 30:
+        n_bins = None  # dt given: the default n_bins does not apply
+    recs = list_recordings(root, split)
+    srcs = sorted({r.path for r in recs})
+    params = {
+        "dataset": "nmnist", "split": split, "dt": dt, "n_bins": n_bins, "duration": duration,
+        "binary": bool(binary), "downsample": int(downsample), "repair": bool(repair),
+        "source": fingerprint_files(r.path for r in recs) if recs[0].member is None else fingerprint_files(srcs),
+    }
+
+    def build() -> dict[str, np.ndarray]:
+        zips = _ZipCache()
+        frames = []
+        for rec in progress(recs, desc=f"N-MNIST {split}: binning", total=len(recs), enabled=show_progress):
+            x, y, t, p = decode_arrays(read_bytes(rec, zips), rec.source, repair=repair)
+            frames.append(frames_from_arrays(x, y, t, p, dt=dt, n_bins=n_bins, duration=duration, binary=binary,
+                                             downsample=downsample, dtype=np.int32))
+        lengths = np.array([f.shape[0] for f in frames], dtype=np.int64)
+        out = np.zeros((len(frames), int(lengths.max()), *frames[0].shape[1:]), dtype=_compact_dtype(
+            max((int(f.max()) if f.size else 0) for f in frames)))
+        for i, f in enumerate(frames):
+            out[i, : f.shape[0]] = f
+        return {"x": out, "y": np.array([r.label for r in recs], np.int64), "lengths": lengths}
+
+    arrays, hit = cached("nmnist", split, params, build, cache)
+    return FrameSet(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]),
+                    torch.from_numpy(arrays["lengths"]), params, hit)
+
+
+class Counts(NamedTuple):
+    """Recordings per class of a split (``per_class[d]`` = number with label ``d``)."""
+
+    total: int
+    per_class: list[int]
+
+
+def class_counts(root: str | os.PathLike | None = None, split: str = "train") -> Counts:
+    labels = np.array([r.label for r in list_recordings(root, split)])
+    return Counts(int(labels.size), np.bincount(labels, minlength=10).tolist())
+
+
+__all__ = [
+    "CLASSES", "EVENT_DTYPE", "SENSOR_SIZE", "NMNIST", "FrameSet", "Recording", "ToFrames", "class_counts",
+    "decode", "decode_arrays", "encode", "frames_from_arrays", "list_recordings", "load_frames", "read_events",
+    "time_bins", "to_frames", "write_events",
+]

@@ -1,0 +1,89 @@
+"""Where dataset files live.
+
+The data root is ``$SPIKESEQ_DATA`` when set, else the repository's ``datasets/`` folder (editable installs), else
+the packaged manifests' folder. Each dataset has its own sub-folder (its manifest's ``subdir``), laid out like
+``../shared/data``::
+
+    nmnist/NMNIST/{Train,Test}/<digit>/<NNNNN>.bin     (or train.zip / test.zip)
+    shd/shd_{train,test}.h5      ssc/ssc_{train,valid,test}.h5
+    har/hapt/HAPT Data Set/      har/uci_har/UCI HAR Dataset/      har/basicmotions/
+    har/wisdm/WISDM_ar_v1.1/     har/wisdm2019/wisdm-dataset/
+
+Binned-tensor caches go to ``$SPIKESEQ_CACHE``, else ``<repo>/.spikeseq-cache`` (git-ignored), else
+``~/.cache/spikeseq`` (the data root may be read-only).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from spikeseq.errors import DataError
+
+ENV_DATA = "SPIKESEQ_DATA"
+ENV_CACHE = "SPIKESEQ_CACHE"
+
+_PKG = Path(__file__).resolve().parent.parent  # spikeseq/
+_REPO = _PKG.parent
+
+
+def _repo_datasets() -> Path | None:
+    d = _REPO / "datasets"
+    return d if (_REPO / "pyproject.toml").is_file() and d.is_dir() else None
+
+
+def manifests_dir() -> Path:
+    """The folder holding ``datasets/*.toml``: the repository's ``datasets/`` or the wheel's copy."""
+    repo = _repo_datasets()
+    if repo is not None:
+        return repo
+    return _PKG / "_data" / "datasets"
+
+
+def data_root() -> Path:
+    """``$SPIKESEQ_DATA`` if set, else ``<repo>/datasets`` (or the packaged manifests' folder)."""
+    env = os.environ.get(ENV_DATA)
+    if env:
+        return Path(env).expanduser()
+    return manifests_dir()
+
+
+def cache_dir() -> Path:
+    """Folder for binned-tensor caches (``$SPIKESEQ_CACHE``, ``<repo>/.spikeseq-cache`` or ``~/.cache/spikeseq``)."""
+    env = os.environ.get(ENV_CACHE)
+    if env:
+        return Path(env).expanduser()
+    if _repo_datasets() is not None:
+        return _REPO / ".spikeseq-cache"
+    return Path.home() / ".cache" / "spikeseq"
+
+
+def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder of dataset ``name`` under ``root`` (default :func:`data_root`), from its manifest's ``subdir``."""
+    from spikeseq.data.manifest import load_manifest
+
+    base = Path(root) if root is not None else data_root()
+    return base / load_manifest(name).subdir
+
+
+def missing_files_error(name: str, missing: list[Path], where: Path | None = None) -> DataError:
+    """A :class:`DataError` naming the missing files, the dataset's download URLs and ``$SPIKESEQ_DATA``."""
+    from spikeseq.data.manifest import load_manifest
+
+    try:
+        man = load_manifest(name)
+        urls = [f.url for f in man.files if f.url]
+        subdir = man.subdir
+    except DataError:
+        urls, subdir = [], name
+    shown = ", ".join(str(p) for p in missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
+    env = os.environ.get(ENV_DATA)
+    msg = (
+        f"{name}: missing {shown}"
+        + (f" under {where}" if where is not None else "")
+        + f". The data root is {ENV_DATA}={env!r}" + ("" if env else f" (unset, so {data_root()})")
+        + f"; put the dataset in <data root>/{subdir}"
+    )
+    if urls:
+        msg += f", or run `spikeseq data fetch {name}` (downloads {', '.join(urls)})"
+    return DataError(msg)
