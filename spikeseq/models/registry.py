@@ -19,6 +19,7 @@ _MODULES = (
     "spikeseq.models.delay_snn",
     "spikeseq.models.l2mu",
     "spikeseq.models.lmuformer",
+    "spikeseq.models.har_baselines",
 )
 _loaded = False
 
