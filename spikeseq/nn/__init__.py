@@ -2,10 +2,12 @@
 
 from spikeseq.nn.base import StatefulModule, TimeConstants
 from spikeseq.nn.encoders import DeltaEncoder, LatencyEncoder, RateEncoder
+from spikeseq.nn.lmu import LMU, LMUMemory, SpikingLMU
 from spikeseq.nn.neurons import ALIF, IF, LI, LIF, CubaLIF
 from spikeseq.nn.sequential import Sequential, time_distributed
 
 __all__ = [
-    "ALIF", "IF", "LI", "LIF", "CubaLIF", "DeltaEncoder", "LatencyEncoder", "RateEncoder", "Sequential",
+    "ALIF", "IF", "LI", "LIF", "LMU", "CubaLIF", "DeltaEncoder", "LatencyEncoder", "LMUMemory", "RateEncoder",
+    "Sequential", "SpikingLMU",
     "StatefulModule", "TimeConstants", "time_distributed",
 ]
