@@ -1,0 +1,30 @@
+"""``spikeseq eval RUN [--checkpoint best|last]``: test accuracy, confusion matrix, firing rates -> RUN/eval.json."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (best)")
+    parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikeseq.train.runs import evaluate_run
+
+    result = evaluate_run(args.run, args.checkpoint)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    test = result["test"]
+    print(f"run        {args.run}")
+    print(f"checkpoint {args.checkpoint} (epoch {result['epoch']}, step {result['step']})")
+    print(f"test acc   {test['acc']:.4f} on {test['n']} samples, loss {test['loss']:.4f}")
+    for layer in result["spikes"]["layers"]:
+        print(f"rate       {layer['name']}: {layer['rate']:.4f} ({layer['neurons']} neurons)")
+    print(f"wrote      {Path(args.run) / 'eval.json'}")
+    return 0

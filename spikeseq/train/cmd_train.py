@@ -1,0 +1,119 @@
+"""``spikeseq train CONFIG [--set key=value ...] [--out DIR] [--nproc N] [--resume | --force]``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from spikeseq.errors import ConfigError
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("config", help="TOML config, e.g. examples/nmnist_snn_mlp.toml (with --resume: optional)",
+                        nargs="?")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config value, e.g. --set train.lr=0.01 --set model.hidden=128")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="run directory (default: runs/<config name>)")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="data-parallel processes through torchrun (gloo on CPU, NCCL on GPU)")
+    g = parser.add_mutually_exclusive_group()
+    g.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
+    g.add_argument("--force", action="store_true", help="delete the run already in --out and start over")
+    parser.add_argument("--no-eval", action="store_true", help="skip the test evaluation (eval.json) at the end")
+    parser.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)  # set for torchrun workers
+
+
+def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
+    argv = ["train", str(args.config), "--out", str(out), "--attach"]
+    for o in args.overrides:
+        argv += ["--set", o]
+    if args.resume:
+        argv.append("--resume")
+    if args.no_eval:
+        argv.append("--no-eval")
+    return argv
+
+
+def run(args: argparse.Namespace) -> int:
+    from spikeseq.train import distributed, loop
+    from spikeseq.train.config import load_config
+    from spikeseq.train.rundir import RunDir
+
+    if args.nproc < 1:
+        raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.config is None:
+        if not (args.resume and args.out):
+            raise ConfigError("give a CONFIG file (or --resume --out RUN to continue a run)")
+        args.config = str(Path(args.out) / "config.json")
+    if args.resume and args.out is None:
+        raise ConfigError("--resume needs --out RUN (the run directory to continue)")
+    if str(args.config).endswith(".json"):
+        from spikeseq.train.config import apply_overrides, from_dict
+        from spikeseq.train.rundir import read_json
+
+        if not Path(args.config).is_file():
+            raise ConfigError(f"config file not found: {args.config}")
+        cfg = from_dict(apply_overrides(read_json(args.config), args.overrides), str(args.config))
+    else:
+        cfg = load_config(args.config, args.overrides)
+    out = args.out or Path("runs") / Path(args.config).stem
+    if not args.attach:
+        loop.preflight(cfg)
+    if args.attach:  # a torchrun worker: the launcher prepared the run directory
+        run_dir = RunDir.open(out)
+    else:
+        if args.resume and args.config and (Path(out) / "config.json").is_file():
+            saved = RunDir(out).config()
+            if saved.to_dict() != cfg.to_dict():
+                raise ConfigError(f"--resume: the config differs from the one saved in {out}/config.json; resume "
+                                  "with the saved config (spikeseq train --resume --out RUN) or start a new run")
+        run_dir = RunDir.prepare(out, cfg, force=args.force, resume=args.resume, world_size=args.nproc,
+                                 argv=["spikeseq", *sys.argv[1:]])
+        if args.nproc > 1 and distributed.env_world_size() == 1:
+            print(f"spikeseq train: {args.nproc} processes with torchrun -> {out}", file=sys.stderr)
+            rc = distributed.launch(args.nproc, _argv_for_workers(args, out))
+            if rc != 0:
+                run_dir.set_status("failed" if rc != 130 else "interrupted")
+                if rc == 130:
+                    return 130
+                raise ConfigError(f"training with {args.nproc} processes failed (torchrun exit code {rc}); see the "
+                                  "messages above")
+            from spikeseq.train.rundir import read_json
+
+            return _finish(run_dir, args, read_json(run_dir.meta).get("status", "finished"))
+    try:
+        summary = loop.fit(cfg, run_dir, resume=args.resume)
+    except KeyboardInterrupt:
+        if os.environ.get("RANK", "0") == "0":
+            run_dir.set_status("interrupted")
+        raise
+    except BaseException:
+        if distributed.env_world_size() == 1 or os.environ.get("RANK", "0") == "0":
+            run_dir.set_status("failed")
+        raise
+    finally:
+        distributed.shutdown()
+    if summary["rank"] != 0:
+        return 0
+    run_dir.set_status(summary["status"], step=summary["step"], best=summary["best"])
+    if args.attach:
+        return 130 if summary["status"] == "interrupted" else 0
+    return _finish(run_dir, args, summary["status"])
+
+
+def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
+    from spikeseq.train.runs import evaluate_run
+
+    if status == "interrupted":
+        print(f"spikeseq train: interrupted; resume with: spikeseq train --resume --out {run_dir.path}",
+              file=sys.stderr)
+        return 130
+    if not args.no_eval:
+        result = evaluate_run(run_dir.path)
+        print(f"test accuracy {result['test']['acc']:.4f} on {result['test']['n']} samples (best epoch "
+              f"{result['best_val']['epoch']})", file=sys.stderr)
+    print(run_dir.path)
+    return 0

@@ -1,0 +1,328 @@
+"""Run configuration: TOML file -> validated dataclasses.
+
+Schema (every section optional except ``[model]`` and ``[data]``)::
+
+    name = "har_rsnn"                 # free text, shown in reports
+    [model]                           # name + keyword arguments of spikeseq.models.registry.build(name, **kw)
+    name = "rsnn"
+    n_in = 6
+    ...
+    [data]                            # name + keyword arguments of spikeseq.data.registry.load(name, split, **kw)
+    name = "hapt"
+    val_fraction = 0.1                # reserved keys: see DataConfig; every other key goes to the loader
+    [train]                           # TrainConfig: epochs, batch_size, lr, optimizer, seed, ...
+    [export]                          # ExportConfig: targets, samples, dt
+    [profile]                         # ProfileConfig: tables, samples, memory
+
+Unknown keys in the fixed sections and values of the wrong type raise :class:`~spikeseq.errors.ConfigError` naming
+the key, the file and the expected type (with a "did you mean" suggestion). ``--set key=value`` overrides use
+dotted keys (``train.lr=0.01``, ``model.hidden=128``); the value is read as a TOML value, or as a plain string
+when it is not one (``model.name=rsnn``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import tomllib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from spikeseq.errors import ConfigError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+READOUTS = ("mean", "sum", "max", "last")
+SCHEDULERS = ("none", "cosine")
+DEVICES = ("cpu", "cuda", "auto")
+
+
+@dataclass
+class ModelConfig:
+    """``[model]``: the registry name and the keyword arguments of its builder."""
+
+    name: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class DataConfig:
+    """``[data]``: the dataset name, the keys below, and the loader's keyword arguments (every other key)."""
+
+    name: str
+    #: fraction of the training split held out (deterministically, from the seed) to pick the best checkpoint
+    val_fraction: float = 0.1
+    #: per-channel standardisation of inputs with training-split statistics (last axis = channel)
+    normalize: bool = False
+    #: use only the first N samples of a split (after the seeded shuffle for train); ``None`` = all
+    max_train: int | None = None
+    max_test: int | None = None
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TrainConfig:
+    """``[train]``: optimisation and reproducibility."""
+
+    epochs: int = 10
+    batch_size: int = 64
+    lr: float = 1e-3
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: str = "none"
+    grad_clip: float | None = None
+    seed: int = 0
+    #: stop after this many optimizer steps in total (``None``: run all epochs)
+    max_steps: int | None = None
+    #: how a time-first output ``[T, B, K]`` becomes logits ``[B, K]``
+    readout: str = "mean"
+    eval_batch_size: int = 256
+    device: str = "cpu"
+    #: torch.set_num_threads for the run (``None``: leave torch's default)
+    threads: int | None = None
+
+
+@dataclass
+class ExportConfig:
+    """``[export]``: targets exported and verified by ``spikeseq export`` / ``demo``."""
+
+    targets: list[str] = field(default_factory=lambda: ["nir", "loihi", "spinnaker2"])
+    #: number of test samples run through the exported graph for verification
+    samples: int = 32
+    #: time step in seconds written into the export; ``None`` = the model's own ``dt``
+    dt: float | None = None
+
+
+@dataclass
+class ProfileConfig:
+    """``[profile]``: energy tables (``spikeseq.hardware.available()``; empty = all) and the sample count."""
+
+    tables: list[str] = field(default_factory=list)
+    samples: int = 16
+    memory: bool = True
+
+
+@dataclass
+class RunConfig:
+    model: ModelConfig
+    data: DataConfig
+    name: str = ""
+    train: TrainConfig = field(default_factory=TrainConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
+    profile: ProfileConfig = field(default_factory=ProfileConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The nested TOML-shaped dict (model/data kwargs flattened into their sections)."""
+        out: dict[str, Any] = {"name": self.name}
+        for sec in ("model", "data", "train", "export", "profile"):
+            d = dataclasses.asdict(getattr(self, sec))
+            kw = d.pop("kwargs", {})
+            out[sec] = {**d, **kw}
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, sort_keys=False)
+
+    def to_toml(self) -> str:
+        """TOML text (``None`` values are left out: TOML has no null; they are the defaults anyway)."""
+        import tomli_w
+
+        return tomli_w.dumps(_drop_none(self.to_dict()))
+
+
+_SECTIONS: dict[str, type] = {
+    "model": ModelConfig, "data": DataConfig, "train": TrainConfig, "export": ExportConfig, "profile": ProfileConfig,
+}
+#: sections whose unknown keys are keyword arguments for a builder / loader rather than errors
+_OPEN_SECTIONS = ("model", "data")
+
+
+def _drop_none(d: Any) -> Any:
+    if isinstance(d, dict):
+        return {k: _drop_none(v) for k, v in d.items() if v is not None}
+    return d
+
+
+def _suggest(key: str, known: list[str]) -> str:
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"{hint} (known keys: {', '.join(known)})"
+
+
+def _type_name(tp: Any) -> str:
+    if isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, where)
+            except ConfigError as e:
+                errors.append(e)
+        raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
+    if origin is list:
+        (item,) = typing.get_args(tp)
+        if not isinstance(value, list):
+            raise ConfigError(f"{where} must be a list of {_type_name(item)}, got {type(value).__name__} {value!r}")
+        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict or tp is Any:
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{where} must be a number, got {type(value).__name__} {value!r}")
+        return float(value)
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(f"{where} must be an integer, got {type(value).__name__} {value!r}")
+        return value
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(f"{where} must be true or false, got {type(value).__name__} {value!r}")
+        return value
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{where} must be a string, got {type(value).__name__} {value!r}")
+        return value
+    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover - schema bug
+
+
+def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{src}: [{sec}] must be a table, got {type(raw).__name__} {raw!r}")
+    hints = typing.get_type_hints(cls)
+    fields = [f for f in dataclasses.fields(cls) if f.name != "kwargs"]
+    known = [f.name for f in fields]
+    values: dict[str, Any] = {}
+    kwargs: dict[str, Any] = {}
+    for key, value in raw.items():
+        if key in known:
+            values[key] = _coerce(value, hints[key], f"{src}: {sec}.{key}")
+        elif sec in _OPEN_SECTIONS:
+            kwargs[key] = value
+        else:
+            raise ConfigError(f"{src}: unknown key {sec}.{key}{_suggest(key, known)}")
+    missing = [f.name for f in fields
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               and f.name not in values]
+    if missing:
+        raise ConfigError(f"{src}: [{sec}] needs {', '.join(repr(m) for m in missing)}")
+    if sec in _OPEN_SECTIONS:
+        values["kwargs"] = kwargs
+    return cls(**values)
+
+
+def _check_choices(cfg: RunConfig, src: str) -> None:
+    t = cfg.train
+    for key, value, choices in (("optimizer", t.optimizer, OPTIMIZERS), ("readout", t.readout, READOUTS),
+                                ("scheduler", t.scheduler, SCHEDULERS), ("device", t.device, DEVICES)):
+        if value not in choices:
+            raise ConfigError(f"{src}: train.{key} = {value!r} is not one of {', '.join(choices)}")
+    for key in ("epochs", "batch_size", "eval_batch_size"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"{src}: train.{key} must be >= 1, got {getattr(t, key)}")
+    if t.lr <= 0:
+        raise ConfigError(f"{src}: train.lr must be > 0, got {t.lr}")
+    if t.max_steps is not None and t.max_steps < 1:
+        raise ConfigError(f"{src}: train.max_steps must be >= 1 or left out, got {t.max_steps}")
+    if not 0.0 <= cfg.data.val_fraction < 1.0:
+        raise ConfigError(f"{src}: data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
+    for key in ("max_train", "max_test"):
+        v = getattr(cfg.data, key)
+        if v is not None and v < 1:
+            raise ConfigError(f"{src}: data.{key} must be >= 1 or left out, got {v}")
+    for key, v in (("export.samples", cfg.export.samples), ("profile.samples", cfg.profile.samples)):
+        if v < 1:
+            raise ConfigError(f"{src}: {key} must be >= 1, got {v}")
+
+
+def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
+    """Validate a TOML-shaped dict into a :class:`RunConfig`."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{src}: the config must be a table of sections")
+    top_known = ["name", *_SECTIONS]
+    for key in raw:
+        if key not in top_known:
+            raise ConfigError(f"{src}: unknown section or key {key!r}{_suggest(key, top_known)}")
+    for sec in ("model", "data"):
+        if sec not in raw:
+            raise ConfigError(f"{src}: missing section [{sec}] (it needs at least name = \"...\")")
+    parts = {sec: _section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
+    name = _coerce(raw.get("name", ""), str, f"{src}: name")
+    cfg = RunConfig(name=name, **parts)
+    _check_choices(cfg, src)
+    return cfg
+
+
+def parse_override(item: str) -> tuple[list[str], Any]:
+    """``"train.lr=0.01"`` -> ``(["train", "lr"], 0.01)``; non-TOML values stay strings."""
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set train.lr=0.01")
+    key, text = item.split("=", 1)
+    key = key.strip()
+    if not key or any(not p for p in key.split(".")):
+        raise ConfigError(f"--set {item!r}: the key must be dotted names like train.lr")
+    try:
+        value = tomllib.loads(f"v = {text.strip()}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = text.strip()
+    return key.split("."), value
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    raw = json.loads(json.dumps(raw))  # deep copy of plain TOML data
+    for item in overrides or []:
+        path, value = parse_override(item)
+        node = raw
+        for p in path[:-1]:
+            nxt = node.setdefault(p, {})
+            if not isinstance(nxt, dict):
+                raise ConfigError(f"--set {item!r}: {p!r} is not a section")
+            node = nxt
+        node[path[-1]] = value
+    return raw
+
+
+def read_toml(path: str | Path) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"config file not found: {path} (give the path of a TOML file, e.g. examples/*.toml)")
+    try:
+        with open(path, "rb") as f:
+            return tomllib.load(f)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason})") from None
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None) -> RunConfig:
+    """Read, override and validate a TOML config."""
+    raw = apply_overrides(read_toml(path), overrides)
+    return from_dict(raw, str(path))
+
+
+def load_json(path: str | Path) -> RunConfig:
+    """The resolved config saved in a run directory (``config.json``)."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"{path} not found: is {path.parent} a spikeseq run directory?") from None
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: corrupt JSON ({e})") from None
+    return from_dict(raw, str(path))

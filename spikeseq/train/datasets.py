@@ -1,0 +1,195 @@
+"""Datasets for training: the config's ``[data]`` section -> in-memory tensors split into train / val / test.
+
+Sources:
+- any name known to ``spikeseq.data.registry`` (``load(name, split, **kwargs)``); the result may be an object
+  with ``.x`` ``[N, T, ...]`` and ``.y`` ``[N]`` (e.g. HAR windows), an ``(x, y)`` pair, or a map-style dataset
+  of ``(x [T, ...], y)`` items;
+- ``"tensor_file"``: ``path = "file.pt"`` holding ``{"train": {"x", "y"}, "test": {"x", "y"}, "classes": [...]}``
+  with ``x`` batch-first ``[N, T, ...]`` (for your own data and for tests).
+
+Inputs are kept batch-first ``[N, T, ...]`` in memory and handed to models time-first ``[T, B, ...]``. The
+validation split is a seeded random ``val_fraction`` of the training split.
+"""
+
+from __future__ import annotations
+
+import inspect
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from spikeseq.errors import ConfigError, DataError
+from spikeseq.progress import progress
+
+TENSOR_FILE = "tensor_file"
+
+
+@dataclass
+class Split:
+    x: torch.Tensor  # [N, T, ...] float32
+    y: torch.Tensor  # [N] int64
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    def take(self, idx: torch.Tensor) -> Split:
+        return Split(self.x[idx], self.y[idx])
+
+
+@dataclass
+class Normalizer:
+    """Per-channel (last axis) standardisation with training statistics."""
+
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    @classmethod
+    def fit(cls, x: torch.Tensor) -> Normalizer:
+        flat = x.reshape(-1, x.shape[-1]).double()
+        return cls(flat.mean(0).float(), flat.std(0).clamp_min(1e-8).float())
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
+
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        return {"mean": self.mean, "std": self.std}
+
+
+@dataclass
+class Prepared:
+    train: Split
+    val: Split
+    test: Split
+    n_classes: int
+    classes: list[str]
+    normalizer: Normalizer | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def known_datasets() -> list[str]:
+    names = [TENSOR_FILE]
+    try:
+        from spikeseq.data import registry
+    except ImportError:
+        return names
+    return sorted({*names, *registry.names()})
+
+
+def _to_split(obj: Any, what: str) -> tuple[Split, list[str] | None]:
+    classes = None
+    for attr in ("classes", "class_names", "labels_names"):
+        v = getattr(obj, attr, None)
+        if isinstance(v, list | tuple) and v and all(isinstance(c, str) for c in v):
+            classes = list(v)
+            break
+    if hasattr(obj, "x") and hasattr(obj, "y"):
+        x, y = obj.x, obj.y
+    elif isinstance(obj, tuple) and len(obj) == 2:
+        x, y = obj
+    elif hasattr(obj, "__len__") and hasattr(obj, "__getitem__"):
+        xs, ys = [], []
+        for i in progress(range(len(obj)), total=len(obj), desc=f"loading {what}"):
+            xi, yi = obj[i][:2]
+            xs.append(torch.as_tensor(xi))
+            ys.append(int(yi))
+        if not xs:
+            raise DataError(f"{what} is empty")
+        x, y = torch.stack(xs), torch.tensor(ys)
+    else:
+        raise DataError(f"{what}: cannot read a dataset of type {type(obj).__name__} (expected .x/.y, (x, y) or "
+                        "a map-style dataset)")
+    x = torch.as_tensor(x).float()
+    y = torch.as_tensor(y).long()
+    if x.dim() < 2 or x.shape[0] != y.shape[0]:
+        raise DataError(f"{what}: expected x [N, T, ...] and y [N], got {tuple(x.shape)} and {tuple(y.shape)}")
+    return Split(x, y), classes
+
+
+def _load_tensor_file(kwargs: dict[str, Any]) -> tuple[Split, Split, list[str] | None]:
+    unknown = set(kwargs) - {"path"}
+    if "path" not in kwargs or unknown:
+        raise ConfigError(f"data {TENSOR_FILE!r} takes exactly one key, path = \"file.pt\"; got {sorted(kwargs)}")
+    try:
+        blob = torch.load(kwargs["path"], map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise DataError(f"data file not found: {kwargs['path']}") from None
+    except Exception as e:
+        raise DataError(f"{kwargs['path']}: unreadable tensor file ({type(e).__name__}: {e})") from None
+    try:
+        train, _ = _to_split((blob["train"]["x"], blob["train"]["y"]), "train")
+        test, _ = _to_split((blob["test"]["x"], blob["test"]["y"]), "test")
+    except (KeyError, TypeError) as e:
+        raise DataError(f"{kwargs['path']}: expected {{'train': {{'x', 'y'}}, 'test': {{'x', 'y'}}}} ({e})") from None
+    return train, test, blob.get("classes")
+
+
+def _load_registry(name: str, kwargs: dict[str, Any]) -> tuple[Split, Split, list[str] | None]:
+    try:
+        from spikeseq.data import registry
+    except ImportError as e:
+        raise ConfigError(f"dataset {name!r}: spikeseq.data.registry is not available yet ({e}); known datasets: "
+                          f"{TENSOR_FILE}") from None
+    if name not in registry.names():
+        raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}")
+    loader = getattr(registry, "get", None)
+    sig_target = loader(name) if callable(loader) else None
+    if sig_target is not None:
+        _check_kwargs(sig_target, kwargs, f"dataset {name!r}", "[data]")
+    try:
+        train, classes = _to_split(registry.load(name, "train", **kwargs), f"{name} train")
+        test, _ = _to_split(registry.load(name, "test", **kwargs), f"{name} test")
+    except TypeError as e:
+        if "unexpected keyword" in str(e):
+            raise ConfigError(f"dataset {name!r}: {e}; check the keys of [data]") from None
+        raise
+    return train, test, classes
+
+
+def _check_kwargs(fn: Any, kwargs: dict[str, Any], what: str, section: str) -> None:
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return
+    if any(p.kind is p.VAR_KEYWORD for p in sig.parameters.values()):
+        return
+    accepted = [n for n, p in sig.parameters.items() if p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    for key in kwargs:
+        if key not in accepted:
+            raise ConfigError(f"{what} has no option {key!r} (in {section}); its options: {', '.join(accepted)}")
+
+
+def prepare(data_cfg, seed: int) -> Prepared:
+    """Load, split (train / val / test), optionally normalise, as configured."""
+    name, kwargs = data_cfg.name, dict(data_cfg.kwargs)
+    if name == TENSOR_FILE:
+        train, test, classes = _load_tensor_file(kwargs)
+    else:
+        train, test, classes = _load_registry(name, kwargs)
+    if train.x.shape[1:] != test.x.shape[1:]:
+        raise DataError(f"{name}: train samples {tuple(train.x.shape[1:])} and test samples "
+                        f"{tuple(test.x.shape[1:])} differ in shape")
+    n_classes = int(max(train.y.max(), test.y.max())) + 1
+    if classes is None or len(classes) < n_classes:
+        classes = [str(i) for i in range(n_classes)]
+    n_classes = max(n_classes, len(classes))
+    g = torch.Generator().manual_seed(int(seed))
+    perm = torch.randperm(len(train), generator=g)
+    n_val = round(data_cfg.val_fraction * len(train))
+    val, train = train.take(perm[:n_val]), train.take(perm[n_val:])
+    if data_cfg.max_train is not None:
+        train = train.take(torch.arange(min(len(train), data_cfg.max_train)))
+    if data_cfg.max_test is not None:
+        test = test.take(torch.arange(min(len(test), data_cfg.max_test)))
+    norm = None
+    if data_cfg.normalize:
+        norm = Normalizer.fit(train.x)
+        train, val, test = (Split(norm(s.x), s.y) for s in (train, val, test))
+    info = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "sample_shape": list(train.x.shape[1:]),
+            "n_classes": n_classes}
+    return Prepared(train, val, test, n_classes, list(classes), norm, info)
+
+
+def time_first(x: torch.Tensor) -> torch.Tensor:
+    """``[B, T, ...]`` -> ``[T, B, ...]`` (contiguous)."""
+    return x.transpose(0, 1).contiguous()

@@ -1,0 +1,102 @@
+"""Model outputs -> logits, accuracy, confusion matrix, and spike statistics recorded with forward hooks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikeseq.errors import ShapeError
+from spikeseq.nn import StatefulModule
+from spikeseq.progress import progress
+from spikeseq.train.datasets import Split, time_first
+
+
+def logits_from(out: Any, readout: str) -> torch.Tensor:
+    """A model's output (``y`` or ``(y, state)``; ``y`` ``[T, B, K]`` or ``[B, K]``) -> logits ``[B, K]``."""
+    y = out[0] if isinstance(out, tuple) else out
+    if y.dim() == 2:
+        return y
+    if y.dim() != 3:
+        raise ShapeError(f"a classifier must return [T, B, K] or [B, K], got {tuple(y.shape)}")
+    if readout == "mean":
+        return y.mean(0)
+    if readout == "sum":
+        return y.sum(0)
+    if readout == "max":
+        return y.max(0).values
+    return y[-1]
+
+
+@torch.no_grad()
+def predict(model: nn.Module, x: torch.Tensor, batch_size: int, readout: str, device: torch.device,
+            desc: str = "") -> torch.Tensor:
+    """Logits for batch-first inputs ``[N, T, ...]``."""
+    model.eval()
+    outs = []
+    starts = range(0, x.shape[0], batch_size)
+    for i in progress(starts, total=len(starts), desc=desc or "evaluating"):
+        xb = time_first(x[i:i + batch_size]).to(device)
+        outs.append(logits_from(model(xb), readout).float().cpu())
+    return torch.cat(outs) if outs else torch.zeros(0)
+
+
+def evaluate(model: nn.Module, split: Split, batch_size: int, readout: str, device: torch.device,
+             n_classes: int, desc: str = "") -> dict[str, Any]:
+    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted)."""
+    if len(split) == 0:
+        return {"n": 0, "loss": None, "acc": None, "confusion": []}
+    logits = predict(model, split.x, batch_size, readout, device, desc)
+    loss = float(F.cross_entropy(logits, split.y))
+    pred = logits.argmax(1)
+    cm = torch.zeros(n_classes, n_classes, dtype=torch.long)
+    cm.index_put_((split.y, pred), torch.ones_like(pred), accumulate=True)
+    return {"n": len(split), "loss": loss, "acc": float((pred == split.y).float().mean()),
+            "confusion": cm.tolist()}
+
+
+def spiking_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """Leaf spiking populations: stateful modules with a threshold (LIF, IF, CubaLIF, ALIF, ...)."""
+    return [(name, m) for name, m in model.named_modules()
+            if isinstance(m, StatefulModule) and hasattr(m, "v_th")
+            and not any(isinstance(c, StatefulModule) and hasattr(c, "v_th") for c in m.children())]
+
+
+@torch.no_grad()
+def spike_stats(model: nn.Module, x: torch.Tensor, device: torch.device, raster_neurons: int = 64,
+                raster_sample: int = 0) -> dict[str, Any]:
+    """Per-layer firing rates over the batch-first inputs ``x`` and a spike raster of one sample.
+
+    Firing rate = spikes / (neurons x time steps x samples). The raster lists ``[t, neuron]`` pairs of the first
+    ``raster_neurons`` neurons of each layer for sample ``raster_sample``.
+    """
+    model.eval()
+    layers = spiking_layers(model)
+    records: dict[str, list[torch.Tensor]] = {name: [] for name, _ in layers}
+
+    def hook(name):
+        def fn(_m, _inp, out):
+            z = out[0] if isinstance(out, tuple) else out
+            records[name].append(z.detach().float().cpu())
+        return fn
+
+    handles = [m.register_forward_hook(hook(name)) for name, m in layers]
+    try:
+        model(time_first(x).to(device))
+    finally:
+        for h in handles:
+            h.remove()
+    out_layers, raster = [], {}
+    for name, _ in layers:
+        if not records[name]:
+            continue
+        z = torch.cat(records[name], dim=0)  # [T, B, ...] (step-wise calls are concatenated along time)
+        z = z.reshape(z.shape[0], z.shape[1], -1)
+        out_layers.append({"name": name, "neurons": int(z.shape[2]), "steps": int(z.shape[0]),
+                           "rate": float(z.mean()), "spikes_per_sample": float(z.sum() / z.shape[1])})
+        zs = z[:, raster_sample, :raster_neurons]
+        idx = torch.nonzero(zs > 0)
+        raster[name] = {"neurons": int(zs.shape[1]), "steps": int(zs.shape[0]), "events": idx.tolist()}
+    return {"samples": int(x.shape[0]), "layers": out_layers, "raster": raster}

@@ -1,0 +1,236 @@
+"""The training loop: seeded, resumable bit for bit, data-parallel under torchrun, clean on Ctrl-C.
+
+Reproducibility: the model is built right after seeding torch / numpy / random with ``train.seed``; the order of
+epoch ``e`` is ``randperm`` from a generator seeded with ``(seed, e)``; a checkpoint stores the position
+(epoch, batch, step), the optimizer / scheduler state, the epoch's running sums and all RNG states, so resuming from
+``last.pt`` replays exactly what an uninterrupted run would have done (on the same device and thread count).
+
+Order of writes at the end of an epoch: the metrics line, ``best.pt`` (if improved), then ``last.pt``. A resume
+drops metric lines of epochs that ``last.pt`` does not cover, so a kill between any two writes loses nothing.
+
+Ctrl-C (SIGINT) or SIGTERM: the current step finishes, ``last.pt`` is saved at that position and the run exits
+with status "interrupted"; a second Ctrl-C aborts at once (the previous ``last.pt`` stays valid).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikeseq.errors import ConfigError
+from spikeseq.progress import progress
+from spikeseq.train import checkpoint, distributed
+from spikeseq.train.config import ModelConfig, RunConfig
+from spikeseq.train.datasets import Prepared, prepare, time_first
+from spikeseq.train.evaluate import evaluate, logits_from
+from spikeseq.train.rundir import RunDir
+
+
+def build_model(model_cfg: ModelConfig) -> nn.Module:
+    from spikeseq.models import registry
+
+    known = registry.names()
+    if model_cfg.name not in known:
+        raise ConfigError(f"unknown model {model_cfg.name!r}; known models: {', '.join(known) or '(none)'}")
+    try:
+        return registry.build(model_cfg.name, **model_cfg.kwargs)
+    except TypeError as e:
+        if "argument" in str(e):
+            raise ConfigError(f"model {model_cfg.name!r}: {e}; check the keys of [model]") from None
+        raise
+
+
+def preflight(cfg: RunConfig) -> None:
+    """Fail fast, before a run directory is touched: the model builds and the dataset name is known."""
+    from spikeseq.train.datasets import TENSOR_FILE, known_datasets
+
+    build_model(cfg.model)
+    if cfg.data.name != TENSOR_FILE:
+        known = known_datasets()
+        if cfg.data.name not in known:
+            raise ConfigError(f"unknown dataset {cfg.data.name!r}; known datasets: {', '.join(known)}")
+
+
+def make_optimizer(params, cfg: RunConfig) -> torch.optim.Optimizer:
+    t = cfg.train
+    if t.optimizer == "adam":
+        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
+    if t.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
+    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
+
+
+def make_scheduler(opt: torch.optim.Optimizer, cfg: RunConfig):
+    if cfg.train.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.train.epochs)
+    return None
+
+
+def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The shuffled sample order of one epoch, a pure function of (seed, epoch)."""
+    g = torch.Generator().manual_seed((int(seed) * 1_000_003 + int(epoch)) % (2**63))
+    return torch.randperm(n, generator=g)
+
+
+class StopRequest:
+    """Turns SIGINT / SIGTERM into a flag checked after every step; a second SIGINT raises KeyboardInterrupt."""
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._old: dict[int, Any] = {}
+
+    def _handler(self, signum, _frame) -> None:
+        if self.requested and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nspikeseq: stopping after the current step and saving checkpoints/last.pt "
+              "(Ctrl-C again to abort at once)", file=sys.stderr)
+
+    def __enter__(self) -> StopRequest:
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._old[sig] = signal.signal(sig, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+def _device_for(cfg: RunConfig) -> torch.device:
+    return distributed.pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
+
+
+def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | None = None,
+        on_step: Callable[[int], None] | None = None, quiet: bool = False) -> dict[str, Any]:
+    """Train ``cfg`` into ``run`` (a prepared run directory). Returns a summary dict.
+
+    ``on_step(step)`` is called after every optimizer step (tests use it to simulate a kill).
+    """
+    t = cfg.train
+    device = _device_for(cfg)
+    info = distributed.init(device)
+    if t.threads is not None:
+        torch.set_num_threads(t.threads)
+    checkpoint.seed_everything(t.seed)
+    if data is None:
+        data = prepare(cfg.data, t.seed)
+    model = build_model(cfg.model).to(device)
+    opt = make_optimizer(model.parameters(), cfg)
+    sched = make_scheduler(opt, cfg)
+    pos = {"epoch": 0, "batch": 0, "step": 0}
+    best = {"metric": -math.inf, "epoch": None}
+    accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count of the current epoch
+    if resume:
+        ck = checkpoint.load(run.last, map_location=device)
+        model.load_state_dict(ck["model"])
+        opt.load_state_dict(ck["optimizer"])
+        if sched is not None and ck.get("scheduler") is not None:
+            sched.load_state_dict(ck["scheduler"])
+        pos = dict(ck["position"])
+        best = dict(ck["best"])
+        accum = ck["accum"].clone()
+        checkpoint.set_rng_state(ck["rng"])
+        if info.main:
+            run.truncate_metrics(pos["epoch"])
+    net = model
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    n, bsz = len(data.train), t.batch_size
+    n_batches = math.ceil(n / bsz)
+    if n_batches == 0:
+        raise ConfigError(f"dataset {cfg.data.name!r} has no training samples left after the validation split")
+
+    def state(epoch: int, batch: int, step: int) -> dict[str, Any]:
+        return {"model": model.state_dict(), "optimizer": opt.state_dict(),
+                "scheduler": sched.state_dict() if sched is not None else None,
+                "position": {"epoch": epoch, "batch": batch, "step": step}, "best": dict(best),
+                "accum": accum.clone(), "rng": checkpoint.rng_state(), "config": cfg.to_dict(),
+                "classes": data.classes, "n_classes": data.n_classes, "data_info": data.info,
+                "normalizer": data.normalizer.state_dict() if data.normalizer is not None else None,
+                "world_size": info.world}
+
+    step = pos["step"]
+    status = "finished"
+    t0 = time.time()
+    with StopRequest() as stop_req:
+        for epoch in range(pos["epoch"], t.epochs):
+            order = epoch_order(n, t.seed, epoch)
+            start = pos["batch"] if epoch == pos["epoch"] else 0
+            if start == 0:
+                accum.zero_()
+            model.train()
+            bar = progress(range(start, n_batches), total=n_batches - start, desc=f"epoch {epoch + 1}/{t.epochs}",
+                           unit="batch")
+            stop = False
+            stopped_at = None
+            for b in bar:
+                idx = order[b * bsz:(b + 1) * bsz]
+                local = idx[info.rank::info.world]
+                x = time_first(data.train.x[local]).to(device)
+                y = data.train.y[local].to(device)
+                logits = logits_from(net(x), t.readout)
+                loss_sum = F.cross_entropy(logits, y, reduction="sum")
+                loss = loss_sum * (info.world / idx.numel())
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if t.grad_clip is not None:
+                    nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
+                opt.step()
+                step += 1
+                accum += torch.tensor([float(loss_sum.detach()), float((logits.argmax(1) == y).sum()),
+                                       float(local.numel())], dtype=torch.float64)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{float(loss_sum) / max(local.numel(), 1):.4f}")
+                if on_step is not None:
+                    on_step(step)
+                stop = stop_req.requested or (t.max_steps is not None and step >= t.max_steps)
+                stop = distributed.any_flag(stop, info)
+                if stop:
+                    stopped_at = b
+                    break
+            if stop and stopped_at is not None and stopped_at < n_batches - 1:
+                status = "interrupted" if stop_req.requested else "finished"
+                if info.main:
+                    checkpoint.save(run.last, state(epoch, stopped_at + 1, step))
+                distributed.barrier(info)
+                break
+            # end of epoch -----------------------------------------------------------------------------------
+            tot = distributed.all_reduce_sum(accum.clone(), info)
+            val = evaluate(model, data.val, t.eval_batch_size, t.readout, device, data.n_classes,
+                           desc="validating")
+            if sched is not None:
+                sched.step()
+            metric = val["acc"] if val["acc"] is not None else float(tot[1] / tot[2])
+            record = {"epoch": epoch + 1, "step": step, "train_loss": float(tot[0] / tot[2]),
+                      "train_acc": float(tot[1] / tot[2]), "val_loss": val["loss"], "val_acc": val["acc"],
+                      "lr": opt.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
+            improved = metric > best["metric"]
+            if improved:
+                best = {"metric": metric, "epoch": epoch + 1}
+            if info.main:
+                run.append_metrics(record)
+                if not quiet:
+                    va = "-" if val["acc"] is None else f"{val['acc']:.4f}"
+                    print(f"epoch {epoch + 1}/{t.epochs}  step {step}  train_loss {record['train_loss']:.4f}  "
+                          f"train_acc {record['train_acc']:.4f}  val_acc {va}", file=sys.stderr)
+                if improved:
+                    checkpoint.save(run.best, state(epoch + 1, 0, step))
+                checkpoint.save(run.last, state(epoch + 1, 0, step))
+            distributed.barrier(info)
+            if stop:
+                status = "interrupted" if stop_req.requested else "finished"
+                break
+    if info.main and not run.best.is_file():
+        checkpoint.save(run.best, checkpoint.load(run.last))
+    return {"status": status, "step": step, "best": best, "world_size": info.world, "rank": info.rank}

@@ -1,0 +1,238 @@
+"""Run directories: one training run's config, provenance, metrics, checkpoints and artefacts.
+
+Layout::
+
+    RUN/
+      run.json            versions, seed, command, git commit, status (running/finished/interrupted/failed)
+      config.json         the resolved config (exact), config.toml the same as TOML
+      metrics.jsonl       one JSON line per finished epoch
+      checkpoints/last.pt checkpoints/best.pt   written atomically (temp file + fsync + rename)
+      eval.json           test accuracy, confusion matrix, per-layer firing rates, a spike raster
+      export/<target>.json / .md and export/<target>/...   from ``spikeseq export``
+      profile.json profile.md profile.png                    from ``spikeseq profile``
+      report/index.html report/report.md                     from ``spikeseq report``
+
+Every file is written to a temporary name in the same directory and renamed into place, so an interrupted or
+failed write (disk full, kill) never leaves a truncated file under the final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+from spikeseq.errors import ConfigError
+
+RUN_MARKER = "run.json"
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on success fsync and rename it to ``path``, on error delete it."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; give the file the usual permissions
+        with os.fdopen(fd, mode) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def atomic_write(path: str | Path, writer: Callable[[IO], Any], mode: str = "wb") -> None:
+    with atomic_open(path, mode) as f:
+        writer(f)
+
+
+def write_text(path: str | Path, text: str) -> None:
+    atomic_write(path, lambda f: f.write(text), mode="w")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def read_json(path: str | Path) -> Any:
+    path = Path(path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: corrupt JSON ({e}); delete it and re-run the command that writes it") from None
+
+
+def _git_commit() -> str | None:
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
+                             timeout=5)
+        return out.stdout.strip() or None if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def versions() -> dict[str, str]:
+    import numpy
+    import torch
+
+    import spikeseq
+
+    return {"spikeseq": spikeseq.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+class RunDir:
+    """Paths and small writers of one run directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # paths ---------------------------------------------------------------------------------------------------
+    @property
+    def meta(self) -> Path:
+        return self.path / RUN_MARKER
+
+    @property
+    def config_json(self) -> Path:
+        return self.path / "config.json"
+
+    @property
+    def metrics(self) -> Path:
+        return self.path / "metrics.jsonl"
+
+    @property
+    def ckpt_dir(self) -> Path:
+        return self.path / "checkpoints"
+
+    @property
+    def last(self) -> Path:
+        return self.ckpt_dir / "last.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.ckpt_dir / "best.pt"
+
+    @property
+    def eval_json(self) -> Path:
+        return self.path / "eval.json"
+
+    @property
+    def export_dir(self) -> Path:
+        return self.path / "export"
+
+    @property
+    def report_dir(self) -> Path:
+        return self.path / "report"
+
+    def is_run(self) -> bool:
+        return self.meta.is_file()
+
+    # creation ------------------------------------------------------------------------------------------------
+    @classmethod
+    def open(cls, path: str | Path) -> RunDir:
+        """An existing run directory (for eval / export / profile / report)."""
+        run = cls(path)
+        if not run.path.is_dir():
+            raise ConfigError(f"run directory not found: {run.path} (create one with `spikeseq train CONFIG`)")
+        if not run.is_run():
+            raise ConfigError(f"{run.path} is not a spikeseq run directory (no {RUN_MARKER}); give the --out "
+                              "directory of a `spikeseq train` run")
+        return run
+
+    @classmethod
+    def prepare(cls, path: str | Path, config, *, force: bool = False, resume: bool = False,
+                world_size: int = 1, argv: list[str] | None = None) -> RunDir:
+        """Create (or, with ``resume``, reopen) the run directory for ``config``.
+
+        A directory that already holds a run is refused unless ``resume`` (continue it) or ``force`` (delete it
+        and start over). A non-empty directory that is not a run is always refused.
+        """
+        run = cls(path)
+        if resume:
+            if not run.is_run():
+                raise ConfigError(f"--resume: {run.path} holds no run to resume (no {RUN_MARKER})")
+            if not run.last.is_file():
+                raise ConfigError(f"--resume: {run.path} has no checkpoints/last.pt yet; start it again with "
+                                  "--force")
+            meta = read_json(run.meta)
+            meta.update(status="running", resumed=meta.get("resumed", 0) + 1, world_size=world_size)
+            write_json(run.meta, meta)
+            return run
+        if run.path.exists():
+            if not run.path.is_dir():
+                raise ConfigError(f"--out {run.path} is a file, not a directory")
+            if run.is_run():
+                if not force:
+                    raise ConfigError(f"{run.path} already holds a run; pass --resume to continue it or --force "
+                                      "to delete it and start over (or choose another --out)")
+                shutil.rmtree(run.path)
+            elif any(run.path.iterdir()):
+                raise ConfigError(f"--out {run.path} is a non-empty directory that is not a spikeseq run; "
+                                  "choose an empty or new directory")
+        run.path.mkdir(parents=True, exist_ok=True)
+        run.ckpt_dir.mkdir(exist_ok=True)
+        write_text(run.config_json, config.to_json() + "\n")
+        try:
+            write_text(run.path / "config.toml", config.to_toml())
+        except ImportError:  # tomli_w missing: config.json is the exact copy anyway
+            pass
+        write_json(run.meta, {
+            "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": config.train.seed,
+            "world_size": world_size, "command": argv if argv is not None else sys.argv, "git": _git_commit(),
+            "versions": versions(),
+        })
+        return run
+
+    def set_status(self, status: str, **extra: Any) -> None:
+        meta = read_json(self.meta)
+        meta.update(status=status, **extra)
+        write_json(self.meta, meta)
+
+    def config(self):
+        from spikeseq.train.config import load_json
+
+        return load_json(self.config_json)
+
+    # metrics -------------------------------------------------------------------------------------------------
+    def append_metrics(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record) + "\n"
+        with open(self.metrics, "a") as f:
+            f.write(line)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read_metrics(self) -> list[dict[str, Any]]:
+        if not self.metrics.is_file():
+            return []
+        out = []
+        for line in self.metrics.read_text().splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:  # a line cut by a kill: ignore it
+                continue
+        return out
+
+    def truncate_metrics(self, last_epoch: int) -> None:
+        """Keep only the records of epochs ``<= last_epoch`` (those covered by the checkpoint resumed from)."""
+        keep = [r for r in self.read_metrics() if r.get("epoch", 0) <= last_epoch]
+        write_text(self.metrics, "".join(json.dumps(r) + "\n" for r in keep))

@@ -1,0 +1,79 @@
+"""Reading a finished run back: its config, model (from a checkpoint), data, and the test evaluation."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikeseq.errors import ConfigError
+from spikeseq.train import checkpoint
+from spikeseq.train.config import RunConfig
+from spikeseq.train.datasets import Prepared, prepare, time_first
+from spikeseq.train.evaluate import evaluate, spike_stats
+from spikeseq.train.loop import build_model
+from spikeseq.train.rundir import RunDir, write_json
+
+
+@dataclass
+class LoadedRun:
+    run: RunDir
+    cfg: RunConfig
+    model: nn.Module
+    ckpt: dict[str, Any]
+    which: str
+
+    def data(self) -> Prepared:
+        return prepare(self.cfg.data, self.cfg.train.seed)
+
+
+def load_run(path: str | Path, which: str = "best") -> LoadedRun:
+    """The run's model with the weights of ``checkpoints/<which>.pt`` (``best`` or ``last``), in eval mode."""
+    if which not in ("best", "last"):
+        raise ConfigError(f"checkpoint must be 'best' or 'last', got {which!r}")
+    run = RunDir.open(path)
+    cfg = run.config()
+    ck = checkpoint.load(run.best if which == "best" else run.last)
+    model = build_model(cfg.model)
+    model.load_state_dict(ck["model"])
+    model.eval()
+    return LoadedRun(run, cfg, model, ck, which)
+
+
+def model_dt(model: nn.Module) -> float | None:
+    """The time step of the first module that has one (spikeseq neurons store ``dt`` in seconds)."""
+    for m in model.modules():
+        dt = getattr(m, "dt", None)
+        if isinstance(dt, float | int) and dt > 0:
+            return float(dt)
+    return None
+
+
+def sample_inputs(data: Prepared, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The first ``n`` test samples, time-first ``[T, n, ...]``, and their labels."""
+    x = data.test.x[:n]
+    return time_first(x), data.test.y[:n]
+
+
+def evaluate_run(path: str | Path, which: str = "best", raster_samples: int = 64) -> dict[str, Any]:
+    """Evaluate on the test split and write ``eval.json`` (accuracy, confusion, firing rates, raster)."""
+    lr = load_run(path, which)
+    data = lr.data()
+    device = torch.device("cpu")
+    t = lr.cfg.train
+    t0 = time.time()
+    test = evaluate(lr.model, data.test, t.eval_batch_size, t.readout, device, data.n_classes, desc="testing")
+    spikes = spike_stats(lr.model, data.test.x[:raster_samples], device)
+    result = {
+        "checkpoint": which, "epoch": lr.ckpt["position"]["epoch"], "step": lr.ckpt["position"]["step"],
+        "best_val": lr.ckpt["best"], "classes": data.classes, "data": data.info,
+        "test": test, "spikes": spikes, "model": {"name": lr.cfg.model.name,
+                                                  "parameters": sum(p.numel() for p in lr.model.parameters())},
+        "time_s": round(time.time() - t0, 3),
+    }
+    write_json(lr.run.eval_json, result)
+    return result
