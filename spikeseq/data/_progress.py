@@ -1,24 +1,24 @@
-"""Progress display for long data work: a tqdm bar when tqdm is installed and stderr is a terminal, else quiet."""
+"""Progress display for long data work: :mod:`spikeseq.progress` (tqdm on a terminal, else quiet), with an
+explicit per-call override."""
 
 from __future__ import annotations
 
-import sys
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from typing import TypeVar
+
+from spikeseq import progress as _p
 
 T = TypeVar("T")
 
 
-def progress(items: Iterable[T], desc: str = "", total: int | None = None, enabled: bool | None = None) -> Iterator[T]:
-    """Iterate ``items``, showing a bar when ``enabled`` (default: tqdm importable and stderr is a TTY)."""
-    if enabled is None:
-        enabled = sys.stderr.isatty()
-    if enabled:
-        try:
-            from tqdm import tqdm
-        except ImportError:  # pragma: no cover - tqdm is optional
-            pass
-        else:
-            yield from tqdm(items, desc=desc, total=total, leave=False, file=sys.stderr)
-            return
-    yield from items
+def progress(items: Iterable[T], desc: str = "", total: int | None = None, enabled: bool | None = None) -> Iterable[T]:
+    """``items`` with a bar when ``enabled`` (default: :func:`spikeseq.progress.enabled`)."""
+    if enabled is False:
+        return items
+    if enabled is None and not _p.enabled():
+        return items
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:  # pragma: no cover - tqdm is optional
+        return items
+    return tqdm(items, total=total, desc=desc, leave=False)

@@ -1,0 +1,271 @@
+"""Spiking Heidelberg Digits (SHD) and Spiking Speech Commands (SSC): the HDF5 layout, reader, writer, dataset.
+
+Layout (``specs/data-formats.md`` §1.2; Cramer et al. 2020, tonic 1.7 ``datasets/hsd.py``)::
+
+    spikes/times   (N,) vlen float16   spike times in seconds, sorted within a sample
+    spikes/units   (N,) vlen uint16    channel ids 0..699, same length as times
+    labels         (N,) unsigned int   class ids
+    extra/speaker  (N,) unsigned int   speaker id                       (optional on reading)
+    extra/keys     (K,) byte strings   class names                      (optional on reading)
+    extra/meta_info/{gender, age, body_height}  per-speaker arrays      (optional)
+
+Reading casts times to float64 *before* any scaling (float16 ``times * 1e6`` overflows, tonic issue #321) and
+accepts any integer dtype for units, labels and speakers. Missing datasets and samples whose times and units
+lengths differ raise :class:`DataError` naming the file (and sample). :func:`write_shd` writes exactly the
+layout above, atomically; extra metadata goes into the root attributes (JSON in ``spikeseq_meta``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikeseq.data._atomic import atomic_path
+from spikeseq.data.events import bin_events
+from spikeseq.errors import DataError, ParameterError
+
+N_CHANNELS = 700  # SHD / SSC cochlea model channels (Cramer et al. 2020)
+META_ATTR = "spikeseq_meta"
+REQUIRED = ("spikes/times", "spikes/units", "labels")
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError as e:  # pragma: no cover - base dependency
+        raise DataError("reading SHD/SSC needs h5py: pip install h5py") from e
+    return h5py
+
+
+@dataclass
+class SHDData:
+    """Contents of one SHD/SSC file. ``times``: float64 seconds per sample; ``units``: int64 per sample."""
+
+    times: list[np.ndarray]
+    units: list[np.ndarray]
+    labels: np.ndarray
+    keys: list[str]
+    speakers: np.ndarray | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+    meta_info: dict[str, np.ndarray] = field(default_factory=dict)
+    path: Path | None = None
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def events(self, i: int) -> np.ndarray:
+        """Sample ``i`` as a tonic-style structured array ``t`` (µs, int), ``x`` (unit), ``p`` (=1)."""
+        from spikeseq.data.tonic_interop import SHD_DTYPE
+
+        ev = np.empty(self.times[i].shape[0], dtype=SHD_DTYPE)
+        ev["t"] = (self.times[i] * 1e6).astype(np.int64)
+        ev["x"], ev["p"] = self.units[i], 1
+        return ev
+
+
+def _check_int(arr: np.ndarray, what: str, path: Path) -> np.ndarray:
+    if not np.issubdtype(arr.dtype, np.integer):
+        raise DataError(f"{path}: {what} has dtype {arr.dtype}; an integer dtype is required")
+    return arr.astype(np.int64)
+
+
+def _decode_keys(raw: np.ndarray) -> list[str]:
+    return [k.decode("utf-8") if isinstance(k, bytes | np.bytes_) else str(k) for k in raw.tolist()]
+
+
+def _read_attrs(f) -> dict[str, Any]:
+    meta: dict[str, Any] = {}
+    for k, v in f.attrs.items():
+        if isinstance(v, bytes):
+            v = v.decode()
+        if k == META_ATTR:
+            meta.update(json.loads(v))
+            continue
+        meta[k] = v.item() if isinstance(v, np.generic) else v
+    return meta
+
+
+def _open_checked(f, path: Path) -> None:
+    missing = [k for k in REQUIRED if k not in f]
+    if missing:
+        raise DataError(
+            f"{path}: missing HDF5 dataset(s) {', '.join(missing)}; an SHD/SSC file needs spikes/times, "
+            "spikes/units and labels"
+        )
+    n = {k: f[k].shape[0] for k in REQUIRED}
+    if "extra/speaker" in f:
+        n["extra/speaker"] = f["extra/speaker"].shape[0]
+    if len(set(n.values())) != 1:
+        raise DataError(f"{path}: datasets have different numbers of samples: {n}")
+
+
+def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str, n_channels: int | None) -> None:
+    if times.shape[0] != units.shape[0]:
+        raise DataError(
+            f"{path}: sample {i} has {times.shape[0]} spike times but {units.shape[0]} units; "
+            "spikes/times and spikes/units must have the same length per sample"
+        )
+    if n_channels is not None and units.size and (units.min() < 0 or units.max() >= n_channels):
+        raise DataError(f"{path}: sample {i} has unit ids in [{units.min()}, {units.max()}], outside "
+                        f"[0, {n_channels})")
+
+
+def read_shd(path: str | os.PathLike, *, n_channels: int | None = None) -> SHDData:
+    """Read a whole SHD/SSC file (``n_channels``: optionally check unit ids against it)."""
+    h5py = _h5py()
+    path = Path(path)
+    if not path.is_file():
+        from spikeseq.data.paths import missing_files_error
+
+        raise missing_files_error("ssc" if path.name.startswith("ssc") else "shd", [path])
+    try:
+        f = h5py.File(path, "r")
+    except OSError as e:
+        raise DataError(f"{path}: not a readable HDF5 file ({e})") from e
+    with f:
+        _open_checked(f, path)
+        raw_t = f["spikes/times"][()]
+        raw_u = f["spikes/units"][()]
+        labels = _check_int(np.asarray(f["labels"][()]), "labels", path)
+        speakers = _check_int(np.asarray(f["extra/speaker"][()]), "extra/speaker", path) \
+            if "extra/speaker" in f else None
+        keys = _decode_keys(f["extra/keys"][()]) if "extra/keys" in f else \
+            [str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)]
+        meta_info = {k: v[()] for k, v in f["extra/meta_info"].items()} if "extra/meta_info" in f else {}
+        meta = _read_attrs(f)
+        extra = {k: v[()] for k, v in f["extra"].items()
+                 if k not in ("speaker", "keys", "meta_info") and not hasattr(v, "keys")} if "extra" in f else {}
+    times, units = [], []
+    for i, (t, u) in enumerate(zip(raw_t, raw_u)):
+        _check_sample(t, u, i, path, n_channels)
+        if not np.issubdtype(u.dtype, np.integer):
+            raise DataError(f"{path}: spikes/units has dtype {u.dtype}; an integer dtype is required")
+        times.append(np.asarray(t).astype(np.float64))
+        units.append(np.asarray(u).astype(np.int64))
+    return SHDData(times, units, labels, keys, speakers, meta, meta_info, path, extra)
+
+
+def write_shd(
+    path: str | os.PathLike,
+    times: Sequence[np.ndarray],
+    units: Sequence[np.ndarray],
+    labels: Sequence[int] | np.ndarray,
+    *,
+    keys: Sequence[str] | None = None,
+    speakers: Sequence[int] | np.ndarray | None = None,
+    meta: dict[str, Any] | None = None,
+    meta_info: dict[str, np.ndarray] | None = None,
+    extra: dict[str, np.ndarray] | None = None,
+) -> Path:
+    """Write an SHD-layout file atomically: vlen float16 times (s), vlen uint16 units, uint16 labels/speakers,
+    byte-string keys, optional ``extra/meta_info``; ``meta`` (JSON-serialisable) goes to root attributes and
+    ``extra`` arrays to ``extra/<name>`` datasets."""
+    h5py = _h5py()
+    path = Path(path)
+    labels = np.asarray(labels)
+    n = labels.shape[0]
+    if len(times) != n or len(units) != n:
+        raise DataError(f"write_shd: {len(times)} times, {len(units)} units and {n} labels; they must match")
+    for i, (t, u) in enumerate(zip(times, units)):
+        _check_sample(np.asarray(t), np.asarray(u), i, "write_shd", 2**16)
+    if labels.size and (labels.min() < 0 or labels.max() >= 2**16):
+        raise DataError("write_shd: labels must lie in [0, 65535]")
+    if keys is None:
+        keys = [str(i) for i in range(int(labels.max()) + 1 if n else 0)]
+    if speakers is None:
+        speakers = np.zeros(n, np.uint16)
+    with atomic_path(path) as tmp, h5py.File(tmp, "w") as f:
+        vt = h5py.vlen_dtype(np.dtype(np.float16))
+        vu = h5py.vlen_dtype(np.dtype(np.uint16))
+        dt_ = f.create_dataset("spikes/times", (n,), dtype=vt)
+        du = f.create_dataset("spikes/units", (n,), dtype=vu)
+        for i in range(n):
+            dt_[i] = np.asarray(times[i], dtype=np.float16)
+            du[i] = np.asarray(units[i], dtype=np.uint16)
+        f.create_dataset("labels", data=labels.astype(np.uint16))
+        f.create_dataset("extra/speaker", data=np.asarray(speakers).astype(np.uint16))
+        f.create_dataset("extra/keys", data=np.array([k.encode() for k in keys], dtype=np.bytes_))
+        for k, v in (meta_info or {}).items():
+            f.create_dataset(f"extra/meta_info/{k}", data=np.asarray(v))
+        for k, v in (extra or {}).items():
+            f.create_dataset(f"extra/{k}", data=np.asarray(v))
+        if meta:
+            f.attrs[META_ATTR] = json.dumps(meta, sort_keys=True)
+    return path
+
+
+class SHDDataset(torch.utils.data.Dataset):
+    """SHD/SSC samples binned into time-first ``[T, C]`` float tensors, with int labels.
+
+    ``dt`` (seconds, default 10 ms) or ``n_bins``; ``duration`` fixes ``T`` (later spikes dropped), else ``T``
+    follows each sample (batch with :func:`spikeseq.data.events.collate_events_frames`). ``downsample=k`` merges
+    groups of ``k`` adjacent channels (700 -> 140 with ``k=5`` as in the DCLS delay paper, Hammouamri et al.
+    2024), so ``C = ceil(n_channels / k)``. ``n_channels`` defaults to the file's ``n_channels`` metadata (set
+    by :mod:`spikeseq.data.temporal_task`), else 700. The whole file is read once.
+    """
+
+    def __init__(self, path: str | os.PathLike, dt: float | None = 10e-3, n_bins: int | None = None,
+                 n_channels: int | None = None, downsample: int = 1, duration: float | None = None,
+                 binary: bool = False, transform=None, target_transform=None) -> None:
+        if n_bins is not None:
+            dt = None
+        if int(downsample) != downsample or downsample < 1:
+            raise ParameterError(f"downsample must be a positive integer, got {downsample}")
+        self.data = read_shd(path)
+        if n_channels is None:
+            n_channels = int(self.data.meta.get("n_channels", N_CHANNELS))
+        for i, u in enumerate(self.data.units):
+            if u.size and u.max() >= n_channels:
+                raise DataError(f"{path}: sample {i} has unit {u.max()} >= n_channels={n_channels}")
+        self.dt, self.n_bins, self.duration, self.binary = dt, n_bins, duration, binary
+        self.n_channels, self.downsample = n_channels, int(downsample)
+        self.n_out = -(-n_channels // self.downsample)
+        self.transform, self.target_transform = transform, target_transform
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.data.labels
+
+    @property
+    def classes(self) -> list[str]:
+        return self.data.keys
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def frames(self, i: int) -> torch.Tensor:
+        ch = self.data.units[i] // self.downsample
+        fr = bin_events(self.data.times[i], ch, self.n_out, dt=self.dt, n_bins=self.n_bins, duration=self.duration,
+                        binary=self.binary)
+        return torch.from_numpy(fr)
+
+    def __getitem__(self, i: int):
+        x: Any = self.frames(i)
+        y: Any = int(self.data.labels[i])
+        if self.transform is not None:
+            x = self.transform(x)
+        if self.target_transform is not None:
+            y = self.target_transform(y)
+        return x, y
+
+
+def split_path(root: str | os.PathLike | None, split: str, name: str = "shd") -> Path:
+    """``<root>/<name>_<split>.h5`` with ``root`` defaulting to the dataset's folder under the data root."""
+    from spikeseq.data.paths import dataset_dir
+
+    splits = ("train", "test") if name == "shd" else ("train", "valid", "test")
+    if split not in splits:
+        raise ParameterError(f"{name} split must be one of {splits}, got {split!r}")
+    base = Path(root) if root is not None else dataset_dir(name)
+    return base / f"{name}_{split}.h5"
+
+
+__all__ = ["N_CHANNELS", "SHDData", "SHDDataset", "read_shd", "split_path", "write_shd"]
