@@ -1,0 +1,239 @@
+"""Quantise a float IR graph to a target's number formats: ``quantize(graph, "loihi" | "spinnaker2")``.
+
+The result is a new :class:`~spikeseq.graph.ir.Graph` with the same topology whose neuron nodes are the target kinds
+(:class:`~spikeseq.graph.ir.LoihiCUBA`, :class:`~spikeseq.graph.ir.S2LIF`) and whose synapse nodes hold
+integer-valued weights. ``graph.metadata["numerics"]`` names the target and ``graph.metadata["quant"][node]`` records
+per population the float-to-integer ``scale``, the weight exponent, the synapses folded into it and any
+approximation made. Limits come from :mod:`spikeseq.graph.targets` (``hardware/*.toml``).
+
+Loihi (targets.md §2.2, §4.2, §5.2), per neuron population with incoming synapses ``W`` (input gains folded in):
+``s = 2**e * 254 / max|W|`` (lowered so that ``vth = round(theta*s) <= 131071`` and ``|bias| <= 4095``), weights
+``2**e * even(round(W*s / 2**e))`` with the mantissa in [-256, 254], ``iDecay = round((1-alpha)*4096)``,
+``vDecay = round((1-beta)*4096)`` (LIF/LI: ``iDecay = 4096``, IF: ``vDecay = 0``), ``bias = round(b*s)``,
+delays <= 62. Loihi resets v to 0: a ``reset="subtract"`` population is refused unless ``reset_policy="zero"``.
+A CubaLIF bias enters v on Loihi, not the current: it is written as ``b/(1-alpha)`` (exact in steady state) and
+listed under ``approximations``.
+
+SpiNNaker2 (targets.md §3.3, §4.4): per population ``ws = 127 / max|W|`` (15 for projections with delays, which use
+the ``lif`` model), int8 weights ``round(W*ws)``, float32 ``threshold = theta*ws``, ``alpha_decay = beta``,
+``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from spikeseq.errors import ExportError, ParameterError
+from spikeseq.graph import ir, targets
+
+__all__ = ["incoming_synapses", "quantize"]
+
+
+def incoming_synapses(g: ir.Graph, name: str) -> list[str]:
+    """The synapse nodes feeding neuron ``name``; any other kind of predecessor is an error for hardware targets."""
+    preds = g.predecessors(name)
+    bad = [p for p in preds if g.nodes[p].role != "synapse"]
+    if bad:
+        raise ExportError(
+            f"node {name!r} ({g.nodes[name].kind}) receives directly from {bad} "
+            f"({[g.nodes[p].kind for p in bad]}); on a hardware target every neuron input must pass through a "
+            "synapse (Linear/Affine/Conv) node"
+        )
+    return preds
+
+
+def _gain(g: ir.Graph, node: ir.Node) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray, str]:
+    """Per-neuron (input gain k, decay of the current alpha (0 = none), decay of v beta, extra bias, threshold,
+    kind) of a float neuron so that its dynamics read ``u = alpha u + k x; v = beta v + u + bias``."""
+    if isinstance(node, ir.LIF):
+        beta = g.decay(node.tau)
+        gg = 1 - beta
+        return gg * node.r, np.zeros_like(beta), beta, gg * node.v_leak, node.v_threshold, "spiking"
+    if isinstance(node, ir.IF):
+        one = np.ones_like(node.r)
+        return g.dt * node.r, np.zeros_like(one), one, np.zeros_like(one), node.v_threshold, "spiking"
+    if isinstance(node, ir.LI):
+        beta = g.decay(node.tau)
+        gg = 1 - beta
+        return gg * node.r, np.zeros_like(beta), beta, gg * node.v_leak, np.full_like(beta, np.inf), "readout"
+    if isinstance(node, ir.I):
+        one = np.ones_like(node.r)
+        return g.dt * node.r, np.zeros_like(one), one, np.zeros_like(one), np.full_like(one, np.inf), "readout"
+    if isinstance(node, (ir.CubaLIF, ir.CubaLI)):
+        alpha, beta = g.decay(node.tau_syn), g.decay(node.tau_mem)
+        k = (1 - alpha) * node.w_in * (1 - beta) * node.r
+        th = node.v_threshold if isinstance(node, ir.CubaLIF) else np.full_like(beta, np.inf)
+        return k, alpha, beta, (1 - beta) * node.v_leak, th, "spiking" if isinstance(node, ir.CubaLIF) else "readout"
+    raise ExportError(f"neuron kind {node.kind} cannot be quantised for a hardware target")
+
+
+def _weights(node: ir.Node) -> np.ndarray:
+    if isinstance(node, (ir.Affine, ir.Linear, ir.DelayAffine, ir.Conv2d, ir.Conv1d)):
+        return node.weight.astype(np.float64)
+    raise ExportError(f"synapse kind {node.kind} is not supported on hardware targets yet (use Linear/Conv)")
+
+
+def _row_scale(node: ir.Node, k: np.ndarray) -> np.ndarray:
+    """W with each output neuron's row multiplied by its gain ``k`` (k has the neuron shape)."""
+    w = _weights(node)
+    kf = k.reshape(-1)
+    if isinstance(node, (ir.Affine, ir.Linear, ir.DelayAffine)):
+        return w * kf[:, None]
+    # conv: one gain per output channel required
+    kc = k.reshape(k.shape[0], -1)
+    if not np.allclose(kc, kc[:, :1]):
+        raise ExportError(f"{node.kind}: per-neuron input gains differ within a channel; cannot fold into a conv")
+    return w * kc[:, 0].reshape(-1, *([1] * (w.ndim - 1)))
+
+
+def _bias(node: ir.Node) -> np.ndarray | None:
+    b = getattr(node, "bias", None)
+    if b is None:
+        return None
+    if isinstance(node, (ir.Conv2d, ir.Conv1d)):
+        return np.repeat(b.astype(np.float64), math.prod(node.out_shape[1:]))
+    return b.astype(np.float64)
+
+
+def _with_weight(node: ir.Node, w: np.ndarray) -> ir.Node:
+    w = w.astype(np.float32)
+    if isinstance(node, (ir.Affine, ir.Linear)):
+        return ir.Linear(w)
+    if isinstance(node, ir.DelayAffine):
+        return ir.DelayAffine(w, node.delay, None)
+    if isinstance(node, ir.Conv2d):
+        return ir.Conv2d(node.input_shape, w, np.zeros(w.shape[0], np.float32), node.stride, node.padding,
+                         node.dilation, node.groups)
+    if isinstance(node, ir.Conv1d):
+        return ir.Conv1d(node.input_shape, w, np.zeros(w.shape[0], np.float32), node.stride, node.padding,
+                         node.dilation, node.groups)
+    raise ExportError(f"synapse kind {node.kind} is not supported on hardware targets yet")
+
+
+def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict") -> ir.Graph:
+    """Quantise ``graph`` for ``target`` (``"loihi"`` or ``"spinnaker2"``); see the module docstring."""
+    if graph.metadata.get("numerics") == target:
+        return graph
+    if graph.metadata.get("numerics") not in (None, "float"):
+        raise ParameterError(f"graph is already quantised for {graph.metadata['numerics']!r}, not {target!r}")
+    if target not in ("loihi", "spinnaker2"):
+        raise ParameterError(f"quantize target must be 'loihi' or 'spinnaker2', got {target!r}")
+    if reset_policy not in ("strict", "zero"):
+        raise ParameterError(f"reset_policy must be 'strict' or 'zero', got {reset_policy!r}")
+    g = graph.flat()
+    lim = targets.limits(target)
+    nodes: dict[str, ir.Node] = dict(g.nodes)
+    quant: dict[str, dict] = {}
+    owner: dict[str, str] = {}
+    for name, node in g.nodes.items():
+        if node.role == "synapse":
+            users = [s for s in g.successors(name)]
+            bad = [u for u in users if g.nodes[u].role != "neuron"]
+            if bad:
+                raise ExportError(
+                    f"synapse node {name!r} ({node.kind}) feeds {bad} ({[g.nodes[u].kind for u in bad]}); on "
+                    f"{target} a synapse must feed neuron populations only (no back-to-back weight layers)"
+                )
+            if len(users) > 1:
+                raise ExportError(f"synapse node {name!r} feeds {len(users)} populations {users}; {target} needs "
+                                  "one population per synapse node (duplicate the weights)")
+        if node.role == "neuron":
+            if isinstance(node, (ir.Threshold, ir.LMUMemory, ir.LoihiCUBA, ir.S2LIF)):
+                raise ExportError(f"node {name!r} of kind {node.kind} is not supported on {target}")
+            if getattr(node, "graded", False):
+                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet")
+            reset = getattr(node, "reset", "zero")
+            vres = getattr(node, "v_reset", None)
+            k, alpha, beta, leak_bias, theta, mode = _gain(g, node)
+            syn = incoming_synapses(g, name)
+            if not syn:
+                raise ExportError(f"neuron {name!r} has no incoming synapse")
+            ws = [_row_scale(g.nodes[s], k) for s in syn]
+            bias = leak_bias.reshape(-1).copy()
+            for s in syn:
+                b = _bias(g.nodes[s])
+                if b is not None:
+                    bias = bias + k.reshape(-1) * b
+            approx = []
+            if isinstance(node, (ir.CubaLIF, ir.CubaLI)) and np.any(bias != leak_bias.reshape(-1)):
+                a = alpha.reshape(-1)
+                bias = leak_bias.reshape(-1) + (bias - leak_bias.reshape(-1)) / (1 - a)
+                approx.append("synaptic bias moved from the current to the membrane as b/(1-alpha) "
+                              "(exact in steady state only)")
+            wmax = max(float(np.abs(w).max()) for w in ws)
+            if wmax == 0:
+                wmax = 1.0
+            th_fin = theta[np.isfinite(theta)]
+            info = {"kind": node.kind, "synapses": syn, "approximations": approx, "reset": reset}
+            if target == "loihi":
+                if reset == "subtract" and mode == "spiking":
+                    if reset_policy == "strict":
+                        raise ExportError(
+                            f"node {name!r} ({node.kind}) uses reset='subtract' but Loihi CUBA resets v to 0; "
+                            "train with reset='zero' or pass reset_policy='zero' to accept the change"
+                        )
+                    approx.append("reset 'subtract' replaced by Loihi's reset to zero")
+                if vres is not None and np.any(vres != 0):
+                    raise ExportError(f"node {name!r}: Loihi resets v to 0, but v_reset is not zero")
+                e = int(weight_exp)
+                if not 0 <= e <= lim.weight_exp_max:
+                    raise ParameterError(f"weight_exp must be in 0..{lim.weight_exp_max}, got {e}")
+                s = lim.weight_max * 2**e / wmax
+                if th_fin.size and float(th_fin.max()) * s > lim.vth_mant_max:
+                    s = lim.vth_mant_max / float(th_fin.max())
+                if np.abs(bias).max(initial=0) * s > lim.bias_mant_max:
+                    s = min(s, lim.bias_mant_max / float(np.abs(bias).max()))
+                step = 2 ** (e + 1)
+                qws = [np.round(w * s / step) * step for w in ws]
+                for sname, qw in zip(syn, qws):
+                    mant = qw / 2**e
+                    if mant.min(initial=0) < lim.weight_min or mant.max(initial=0) > lim.weight_max:
+                        raise ExportError(f"synapse {sname!r}: weight mantissa range [{mant.min()}, {mant.max()}] "
+                                          f"exceeds [{lim.weight_min}, {lim.weight_max}]")
+                    nodes[sname] = _with_weight(g.nodes[sname], qw)
+                    d = getattr(g.nodes[sname], "delay", None)
+                    if isinstance(g.nodes[sname], ir.DelayAffine) and d.max(initial=0) > lim.max_delay:
+                        raise ExportError(f"synapse {sname!r}: delay {int(d.max())} steps exceeds the Loihi "
+                                          f"limit of {lim.max_delay}")
+                    owner[sname] = name
+                i_decay = np.where(alpha > 0, np.round((1 - alpha) * lim.decay_max), lim.decay_max)
+                v_decay = np.round((1 - beta) * lim.decay_max)
+                vth = np.where(np.isfinite(theta), np.round(np.where(np.isfinite(theta), theta, 0) * s),
+                               lim.vth_mant_max)
+                qb = np.round(bias * s).reshape(k.shape)
+                if th_fin.size and (vth[np.isfinite(theta)] < 0).any():
+                    raise ExportError(f"node {name!r}: negative threshold is not representable on Loihi")
+                nodes[name] = ir.LoihiCUBA(i_decay=i_decay, v_decay=v_decay, vth=vth, bias=qb, bias_exp=6,
+                                           scale=float(s), readout=(mode == "readout"))
+                info.update(scale=float(s), weight_exp=e, vth_max=int(vth.max()), bias_max=int(np.abs(qb).max()))
+            else:
+                has_delay = any(isinstance(g.nodes[x], ir.DelayAffine) for x in syn)
+                wlim = lim.weight_max_with_delay if has_delay else lim.weight_max_int8
+                s = wlim / wmax
+                for sname, w in zip(syn, ws):
+                    nodes[sname] = _with_weight(g.nodes[sname], np.round(w * s))
+                    d = getattr(g.nodes[sname], "delay", None)
+                    if isinstance(g.nodes[sname], ir.DelayAffine) and d.max(initial=0) > lim.max_delay:
+                        raise ExportError(f"synapse {sname!r}: delay {int(d.max())} steps exceeds the SpiNNaker2 "
+                                          f"'lif' model limit of {lim.max_delay}")
+                    owner[sname] = name
+                thr = np.where(np.isfinite(theta), theta * s, np.inf)
+                nodes[name] = ir.S2LIF(alpha_decay=beta, threshold=thr, i_offset=(bias * s).reshape(k.shape),
+                                       exc_decay=alpha if np.any(alpha > 0) else None,
+                                       v_reset=None if vres is None else vres * s,
+                                       reset=reset, w_scale=float(s), readout=(mode == "readout"))
+                info.update(scale=float(s), model=("lif" if has_delay else
+                                                   ("lif_curr_exp_no_delay" if np.any(alpha > 0)
+                                                    else "lif_no_delay")))
+            quant[name] = info
+    for name, node in g.nodes.items():
+        if node.role == "synapse" and name not in owner:
+            raise ExportError(f"synapse node {name!r} feeds no neuron population; {target} cannot host it")
+        if node.role not in ("synapse", "neuron", "io"):
+            if isinstance(node, ir.Flatten):
+                continue
+            raise ExportError(f"node {name!r} of kind {node.kind} is not supported on {target}")
+    meta = dict(g.metadata, numerics=target, quant=quant)
+    return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta)

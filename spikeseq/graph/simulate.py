@@ -1,0 +1,441 @@
+"""Event-driven reference interpreter: ``simulate(graph, inputs, numerics="float" | "loihi" | "spinnaker2")``.
+
+Each step visits the nodes in the graph's schedule (:meth:`~spikeseq.graph.ir.Graph.schedule`). A synapse node fed
+with ``"spikes"`` gathers the weight rows of the inputs that spiked (work = events x fan-out); fed with ``"graded"``
+events it also scales each row by the payload; only a ``"dense"`` input falls back to a dense product, counted
+separately. Conv and pooling synapses are turned once into sparse [in, out] matrices and gathered the same way.
+
+Numerics:
+
+- ``"float"``: float64, the IR's discrete semantics (:mod:`.ir`) = spikeseq's torch semantics; timing ``"nir"``
+  (feed-forward same step, an edge closing a cycle reads the previous step) unless ``latency`` says otherwise.
+- ``"loihi"``: the graph is quantised (:func:`~spikeseq.graph.quantize.quantize`) and run bit-exactly in integers as
+  lava's ``PyLifModelBitAcc`` + ``PyDenseModelBitAcc`` (targets.md §4.2): ``u`` wraps at 24 bits, ``v`` saturates at
+  +-(2^23-1), strict threshold ``v > vth << 6``, reset to 0, one step of latency per synapse hop (``d + 1`` with a
+  per-synapse delay ``d``). Inputs must be integers (0/1 spikes or integer graded payloads).
+- ``"spinnaker2"``: quantised to int8 weights, float32 state, one step per hop (targets.md §4.4, best effort).
+
+With ``align=True`` (default) the run is extended by the largest input-to-node latency and every recorded trace is
+shifted back by its node's latency, so traces index the same time steps as the torch model. The result carries
+per-node event counts (non-zero values sent), synaptic operations (event-driven accumulates), dense MACs and
+neuron updates, for the profiler.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
+from spikeseq.graph import ir
+
+__all__ = ["SimResult", "simulate", "synapse_matrix"]
+
+MAX_UV = 2**23
+
+
+@dataclass
+class SimResult:
+    """``outputs[name]`` and ``traces[node]`` are ``[T, B, *shape]`` arrays (spikes for spiking nodes, values for
+    the others); counts are totals over the run and the batch."""
+
+    outputs: dict[str, np.ndarray]
+    traces: dict[str, np.ndarray]
+    events: dict[str, int]
+    synops: dict[str, int]
+    dense_macs: dict[str, int]
+    neuron_updates: dict[str, int]
+    latency: dict[str, int]
+    numerics: str
+    steps: int
+    graph: ir.Graph = field(repr=False)
+
+    @property
+    def output(self) -> np.ndarray:
+        return next(iter(self.outputs.values()))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        names = set(self.events) | set(self.synops) | set(self.dense_macs) | set(self.neuron_updates)
+        return {n: {"events": self.events.get(n, 0), "synops": self.synops.get(n, 0),
+                    "dense_macs": self.dense_macs.get(n, 0), "neuron_updates": self.neuron_updates.get(n, 0)}
+                for n in sorted(names)}
+
+
+# ------------------------------------------------------------------------------------------------ synapse matrices
+def _conv_matrix(in_shape, weight, stride, padding, dilation, groups, out_shape) -> sp.csr_matrix:
+    cin, h, w = in_shape
+    cout, cin_g, kh, kw = weight.shape
+    _, ho, wo = out_shape
+    cout_g = cout // groups
+    co, ci, ky, kx, oy, ox = np.meshgrid(np.arange(cout), np.arange(cin_g), np.arange(kh), np.arange(kw),
+                                         np.arange(ho), np.arange(wo), indexing="ij")
+    iy = oy * stride[0] - padding[0] + ky * dilation[0]
+    ix = ox * stride[1] - padding[1] + kx * dilation[1]
+    cin_abs = (co // cout_g) * cin_g + ci
+    ok = (iy >= 0) & (iy < h) & (ix >= 0) & (ix < w)
+    vals = weight[co, ci, ky, kx][ok]
+    rows = ((cin_abs * h + iy) * w + ix)[ok]
+    cols = ((co * ho + oy) * wo + ox)[ok]
+    keep = vals != 0
+    m = sp.coo_matrix((vals[keep].astype(np.float64), (rows[keep], cols[keep])), shape=(cin * h * w, cout * ho * wo))
+    return m.tocsr()
+
+
+def synapse_matrix(node: ir.Node) -> np.ndarray | sp.csr_matrix:
+    """The [in, out] matrix of a synapse node (dense for Affine/Linear/DelayAffine, sparse CSR otherwise)."""
+    if isinstance(node, (ir.Affine, ir.Linear, ir.DelayAffine)):
+        return np.ascontiguousarray(node.weight.astype(np.float64).T)
+    if isinstance(node, ir.Conv2d):
+        return _conv_matrix(node.input_shape, node.weight, node.stride, node.padding, node.dilation, node.groups,
+                            node.out_shape)
+    if isinstance(node, ir.Conv1d):
+        c, n = node.input_shape
+        co, _, ln = node.out_shape
+        return _conv_matrix((c, 1, n), node.weight[:, :, None, :], (1, node.stride), (0, node.padding),
+                            (1, node.dilation), node.groups, (co, 1, ln))
+    if isinstance(node, ir.SumPool2d):
+        c = node.input_shape[0]
+        kh, kw = node.kernel_size
+        val = 1.0 / (kh * kw) if node.divide else 1.0
+        wk = np.zeros((c, 1, kh, kw))
+        wk[:] = val
+        return _conv_matrix(node.input_shape, wk, node.stride, node.padding, (1, 1), c, node.out_shape)
+    raise ExportError(f"{node.kind} is not a synapse node")
+
+
+class _Syn:
+    """A compiled synapse: gathers rows of W_T [in, out] for events."""
+
+    def __init__(self, name: str, node: ir.Node, integer: bool, batch: int):
+        self.name = name
+        m = synapse_matrix(node)
+        self.sparse = sp.issparse(m)
+        if integer:
+            m = m.astype(np.int64)
+        self.m = m
+        self.fanout = (np.diff(m.indptr) if self.sparse else np.count_nonzero(m, axis=1)).astype(np.int64)
+        self.n_in, self.n_out = m.shape
+        bias = getattr(node, "bias", None)
+        if bias is not None and isinstance(node, (ir.Conv2d, ir.Conv1d)):
+            bias = np.repeat(bias.astype(np.float64), math.prod(node.out_shape[1:]))
+        self.bias = None if bias is None or not np.any(bias) else np.asarray(bias, np.float64)
+        self.delay = node.delay.T.astype(np.int64) if isinstance(node, ir.DelayAffine) else None  # [in, out]
+        if self.delay is not None:
+            self.depth = int(self.delay.max(initial=0)) + 1
+            self.ring = np.zeros((self.depth, batch, self.n_out), np.int64 if integer else np.float64)
+        self.dtype = np.int64 if integer else np.float64
+
+    def __call__(self, x: np.ndarray, payload: str, t: int, counts: dict) -> np.ndarray:
+        b = x.shape[0]
+        if payload == "dense":
+            if self.delay is not None:
+                raise ExportError(f"{self.name}: per-synapse delays need event (spike/graded) inputs, not dense")
+            y = np.asarray(x @ self.m) if not self.sparse else np.asarray((self.m.T @ x.T).T)
+            counts["dense_macs"][self.name] += b * (self.m.nnz if self.sparse else self.n_in * self.n_out)
+        else:
+            bi, ji = np.nonzero(x)
+            counts["synops"][self.name] += int(self.fanout[ji].sum())
+            y = np.zeros((b, self.n_out), self.dtype)
+            if self.delay is not None:
+                self._delayed(x, bi, ji, payload, t)
+                slot = t % self.depth
+                y = self.ring[slot, :b].copy()
+                self.ring[slot] = 0
+            elif len(ji):
+                if self.sparse:
+                    vals = np.ones(len(ji), self.dtype) if payload == "spikes" else x[bi, ji]
+                    ev = sp.csr_matrix((vals, (bi, ji)), shape=(b, self.n_in))
+                    y = np.asarray((ev @ self.m).todense())
+                else:
+                    rows = self.m[ji]
+                    if payload != "spikes":
+                        rows = rows * x[bi, ji][:, None]
+                    if b == 1:
+                        y[0] = rows.sum(axis=0)
+                    else:
+                        starts = np.flatnonzero(np.r_[True, bi[1:] != bi[:-1]])
+                        y[bi[starts]] = np.add.reduceat(rows, starts, axis=0)
+        if self.bias is not None:
+            y = y + self.bias
+        return y
+
+    def _delayed(self, x, bi, ji, payload, t):
+        for b_, j in zip(bi, ji):
+            col = self.m[j]
+            if payload != "spikes":
+                col = col * x[b_, j]
+            slots = (t + self.delay[j]) % self.depth
+            np.add.at(self.ring, (slots, b_, np.arange(self.n_out)), col)
+
+
+# ------------------------------------------------------------------------------------------------ neuron updates
+def _dec(x: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """Loihi decay: sign(x) * ((|x| * (4096 - d)) >> 12), int64 product, magnitude floored."""
+    p = np.abs(x) * (4096 - d)
+    return np.sign(x) * (p >> 12)
+
+
+class _Cell:
+    def __init__(self, name: str, node: ir.Node, g: ir.Graph, batch: int, numerics: str):
+        self.name, self.node = name, node
+        self.n = math.prod(node.out_shape)
+        self.spiking = node.sends("spikes") in ("spikes", "graded") and node.role == "neuron"
+        f = lambda a: np.asarray(a, np.float64).reshape(-1)  # noqa: E731
+        self.state: dict[str, np.ndarray] = {}
+        zeros = lambda dtype=np.float64: np.zeros((batch, self.n), dtype)  # noqa: E731
+        if isinstance(node, ir.LIF):
+            beta = f(g.decay(node.tau))
+            self.p = dict(beta=beta, gain=(1 - beta) * f(node.r), leak=(1 - beta) * f(node.v_leak),
+                          th=f(node.v_threshold), vr=f(node.v_reset))
+            self.state["v"] = zeros()
+        elif isinstance(node, ir.IF):
+            self.p = dict(beta=np.ones(self.n), gain=g.dt * f(node.r), leak=np.zeros(self.n),
+                          th=f(node.v_threshold), vr=f(node.v_reset))
+            self.state["v"] = zeros()
+        elif isinstance(node, ir.LI):
+            beta = f(g.decay(node.tau))
+            self.p = dict(beta=beta, gain=(1 - beta) * f(node.r), leak=(1 - beta) * f(node.v_leak))
+            self.state["v"] = zeros()
+        elif isinstance(node, ir.I):
+            self.p = dict(gain=g.dt * f(node.r))
+            self.state["v"] = zeros()
+        elif isinstance(node, (ir.CubaLIF, ir.CubaLI)):
+            alpha, beta = f(g.decay(node.tau_syn)), f(g.decay(node.tau_mem))
+            self.p = dict(alpha=alpha, gin=(1 - alpha) * f(node.w_in), beta=beta, gain=(1 - beta) * f(node.r),
+                          leak=(1 - beta) * f(node.v_leak))
+            if isinstance(node, ir.CubaLIF):
+                self.p.update(th=f(node.v_threshold), vr=f(node.v_reset))
+            self.state["i"], self.state["v"] = zeros(), zeros()
+        elif isinstance(node, ir.Threshold):
+            self.p = dict(th=f(node.threshold))
+        elif isinstance(node, ir.LMUMemory):
+            self.p = dict(A_T=node.A.T.copy(), B_T=node.B.T.copy())
+            self.state["m"] = zeros()
+        elif isinstance(node, ir.LoihiCUBA):
+            i = lambda a: np.asarray(a, np.int64).reshape(-1)  # noqa: E731
+            self.p = dict(du=i(node.i_decay), dv=i(node.v_decay), vth=i(node.vth) << 6,
+                          bias=i(node.bias) << node.bias_exp, scale=node.scale * 64.0)
+            self.state["u"], self.state["v"] = zeros(np.int64), zeros(np.int64)
+        elif isinstance(node, ir.S2LIF):
+            f32 = lambda a: np.asarray(a, np.float32).reshape(-1)  # noqa: E731
+            self.p = dict(alpha=f32(node.alpha_decay), th=f32(node.threshold), off=f32(node.i_offset),
+                          exc=None if node.exc_decay is None else f32(node.exc_decay), vr=f32(node.v_reset),
+                          ws=np.float32(node.w_scale))
+            self.state["i"], self.state["v"] = zeros(np.float32), zeros(np.float32)
+        elif isinstance(node, ir.Delay):
+            steps = np.rint(f(node.delay) / g.dt).astype(np.int64)
+            self.p = dict(steps=steps)
+            self.depth = int(steps.max(initial=0)) + 1
+            self.state["ring"] = np.zeros((self.depth, batch, self.n))
+        elif isinstance(node, ir.Scale):
+            self.p = dict(s=f(node.scale))
+        elif not isinstance(node, (ir.Flatten, ir.Output)):
+            raise ExportError(f"the interpreter has no semantics for node {name!r} of kind {node.kind}")
+
+    def _spike(self, v_pre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        p, node = self.p, self.node
+        z = v_pre > p["th"]
+        reset = getattr(node, "reset", "zero")
+        if reset == "zero":
+            v = np.where(z, p["vr"], v_pre)
+        elif reset == "subtract":
+            v = v_pre - z * p["th"]
+        else:
+            v = v_pre
+        out = np.where(z, v_pre, 0.0) if getattr(node, "graded", False) else z.astype(np.float64)
+        return out, v
+
+    def __call__(self, x: np.ndarray, t: int) -> np.ndarray:
+        node, p, s = self.node, getattr(self, "p", {}), self.state
+        if isinstance(node, (ir.LIF, ir.IF)):
+            out, s["v"] = self._spike(p["beta"] * s["v"] + p["gain"] * x + p["leak"])
+            return out
+        if isinstance(node, ir.LI):
+            s["v"] = p["beta"] * s["v"] + p["gain"] * x + p["leak"]
+            return s["v"]
+        if isinstance(node, ir.I):
+            s["v"] = s["v"] + p["gain"] * x
+            return s["v"]
+        if isinstance(node, (ir.CubaLIF, ir.CubaLI)):
+            s["i"] = p["alpha"] * s["i"] + p["gin"] * x
+            v_pre = p["beta"] * s["v"] + p["gain"] * s["i"] + p["leak"]
+            if isinstance(node, ir.CubaLI):
+                s["v"] = v_pre
+                return v_pre
+            out, s["v"] = self._spike(v_pre)
+            return out
+        if isinstance(node, ir.Threshold):
+            return (x > p["th"]).astype(np.float64)
+        if isinstance(node, ir.LMUMemory):
+            s["m"] = s["m"] @ p["A_T"] + x @ p["B_T"]
+            return s["m"]
+        if isinstance(node, ir.LoihiCUBA):
+            u = _dec(s["u"], p["du"]) + (x.astype(np.int64) << 6)
+            u = np.where(u > MAX_UV, u - 2 * MAX_UV, u)
+            u = np.where(u <= -MAX_UV, u + 2 * MAX_UV, u)
+            v = np.clip(_dec(s["v"], p["dv"]) + u + p["bias"], -(MAX_UV - 1), MAX_UV - 1)
+            s["u"] = u
+            if node.readout:
+                s["v"] = v
+                return v
+            z = v > p["vth"]
+            s["v"] = np.where(z, 0, v)
+            return z.astype(np.int64)
+        if isinstance(node, ir.S2LIF):
+            xi = x.astype(np.float32)
+            if p["exc"] is not None:
+                s["i"] = p["exc"] * s["i"] + xi
+                xi = s["i"]
+            v_pre = (p["alpha"] * s["v"] + xi + p["off"]).astype(np.float32)
+            if node.readout:
+                s["v"] = v_pre
+                return v_pre
+            z = v_pre > p["th"]
+            if node.reset == "subtract":
+                s["v"] = (v_pre - z * p["th"]).astype(np.float32)
+            elif node.reset == "zero":
+                s["v"] = np.where(z, p["vr"], v_pre).astype(np.float32)
+            else:
+                s["v"] = v_pre
+            return z.astype(np.float32)
+        if isinstance(node, ir.Delay):
+            ring = s["ring"]
+            slots = (t + p["steps"]) % self.depth
+            ring[slots, :, np.arange(self.n)] += x.T
+            y = ring[t % self.depth].copy()
+            ring[t % self.depth] = 0
+            return y
+        if isinstance(node, ir.Scale):
+            return x * p["s"]
+        return x  # Flatten, Output
+
+    def value(self, out: np.ndarray) -> np.ndarray:
+        """A recorded value in float units (fixed-point readouts are divided by their scale)."""
+        if isinstance(self.node, ir.LoihiCUBA) and self.node.readout:
+            return out / self.p["scale"]
+        if isinstance(self.node, ir.S2LIF) and self.node.readout:
+            return out / self.p["ws"]
+        return out
+
+
+# ------------------------------------------------------------------------------------------------ driver
+def _latencies(g: ir.Graph, order: list[str], delayed: set, latency: str) -> dict[str, int]:
+    back = g._back_edges()
+    lat: dict[str, int] = {}
+    for k in g._toposort([e for e in g.edges if e not in back]):
+        preds = [a for a in g.predecessors(k) if (a, k) not in back]
+        lat[k] = max((lat[a] + (1 if (latency == "hop" and g.nodes[a].role == "synapse") else 0) for a in preds),
+                     default=0)
+    return lat
+
+
+def _as_inputs(g: ir.Graph, inputs) -> dict[str, np.ndarray]:
+    names = g.inputs()
+    if not isinstance(inputs, dict):
+        if len(names) != 1:
+            raise ParameterError(f"the graph has inputs {names}; pass a dict name -> [T, B, ...] array")
+        inputs = {names[0]: inputs}
+    out = {}
+    for k, v in inputs.items():
+        if k not in names:
+            raise ParameterError(f"{k!r} is not an input of the graph (inputs: {names})")
+        a = v.detach().cpu().numpy() if hasattr(v, "detach") else np.asarray(v)
+        shape = g.nodes[k].out_shape
+        if a.ndim != 2 + len(shape) or tuple(a.shape[2:]) != tuple(shape):
+            raise ShapeError(f"input {k!r} must be [T, B, {', '.join(map(str, shape))}], got {tuple(a.shape)}")
+        out[k] = a.reshape(a.shape[0], a.shape[1], -1)
+    missing = set(names) - set(out)
+    if missing:
+        raise ParameterError(f"missing inputs {sorted(missing)}")
+    return out
+
+
+def simulate(graph: ir.Graph, inputs, *, numerics: str = "float", latency: str | None = None, align: bool = True,
+             record: str | list[str] = "all", quantize_kwargs: dict | None = None) -> SimResult:
+    """Run ``graph`` on ``inputs`` ``[T, B, *input_shape]`` (array, tensor or dict per input node).
+
+    ``numerics``: ``"float"``, ``"loihi"`` or ``"spinnaker2"`` (see the module docstring). ``latency``: ``"nir"``
+    (default for float) or ``"hop"`` (default, and forced, for the hardware numerics). ``record``: ``"all"``
+    (every neuron and output node), ``"outputs"``, or a list of node names.
+    """
+    if numerics not in ("float", "loihi", "spinnaker2"):
+        raise ParameterError(f"numerics must be 'float', 'loihi' or 'spinnaker2', got {numerics!r}")
+    g = graph.flat()
+    if numerics != "float":
+        from spikeseq.graph.quantize import quantize
+
+        g = quantize(g, numerics, **(quantize_kwargs or {}))
+        if latency not in (None, "hop"):
+            raise ParameterError(f"{numerics} numerics has one step of latency per synapse hop; latency must be 'hop'")
+        latency = "hop"
+    elif g.metadata.get("numerics") not in (None, "float"):
+        raise ParameterError(f"graph is quantised for {g.metadata['numerics']!r}; simulate it with that numerics")
+    latency = latency or "nir"
+    xs = _as_inputs(g, inputs)
+    order, delayed = g.schedule(latency)
+    payload = g.payloads(latency)
+    lat = _latencies(g, order, delayed, latency) if align else {k: 0 for k in g.nodes}
+    t_in = next(iter(xs.values())).shape[0]
+    batch = next(iter(xs.values())).shape[1]
+    extra = max(lat.values(), default=0) if align else 0
+    steps = t_in + extra
+    integer = numerics == "loihi"
+    if integer:
+        for k, a in xs.items():
+            if not np.array_equal(a, np.round(a)):
+                raise DTypeError(f"Loihi numerics needs integer inputs (0/1 spikes or integer graded values); input "
+                                 f"{k!r} has fractional values")
+    syn = {k: _Syn(k, n, integer, batch) for k, n in g.nodes.items() if n.role == "synapse"}
+    cells = {k: _Cell(k, n, g, batch, numerics) for k, n in g.nodes.items()
+             if n.role not in ("synapse",) and not isinstance(n, ir.Input)}
+    if record == "all":
+        rec = [k for k, n in g.nodes.items() if n.role == "neuron" or isinstance(n, ir.Output)]
+    elif record == "outputs":
+        rec = g.outputs()
+    else:
+        rec = list(record)
+    traces = {k: np.zeros((t_in, batch, cells[k].n) if k in cells else (t_in, batch, syn[k].n_out)) for k in rec}
+    counts = {"synops": {k: 0 for k in syn}, "dense_macs": {k: 0 for k in syn}}
+    events = {k: 0 for k in g.nodes if g.nodes[k].role in ("neuron", "io")}
+    updates = {k: 0 for k in cells if g.nodes[k].role == "neuron"}
+    preds = {k: g.predecessors(k) for k in g.nodes}
+    zero = {k: np.zeros((batch, math.prod(g.nodes[k].out_shape)), np.int64 if integer else np.float64)
+            for k in g.nodes}
+    prev = dict(zero)
+    for t in range(steps):
+        cur: dict[str, np.ndarray] = {}
+        for k in order:
+            node = g.nodes[k]
+            if isinstance(node, ir.Input):
+                y = xs[k][t] if t < t_in else np.zeros_like(xs[k][0])
+                y = y.astype(np.int64) if integer else y.astype(np.float64)
+            else:
+                srcs = [(prev if (a, k) in delayed else cur)[a] for a in preds[k]]
+                if k in syn:
+                    y = None
+                    for a, xa in zip(preds[k], srcs):
+                        ya = syn[k](xa, payload[a], t, counts)
+                        y = ya if y is None else y + ya
+                    if y is None:
+                        y = zero[k]
+                else:
+                    x = srcs[0] if len(srcs) == 1 else (sum(srcs) if srcs else zero[k])
+                    y = cells[k](x, t)
+                    if k in updates:
+                        updates[k] += batch * cells[k].n
+            cur[k] = y
+            if k in events:
+                events[k] += int(np.count_nonzero(y))
+            if k in traces:
+                tt = t - lat[k]
+                if 0 <= tt < t_in:
+                    traces[k][tt] = cells[k].value(y) if k in cells else y
+        prev = cur
+    shaped = {k: v.reshape(t_in, batch, *g.nodes[k].out_shape) for k, v in traces.items()}
+    outputs = {k: shaped[k] for k in g.outputs() if k in shaped}
+    return SimResult(outputs=outputs, traces=shaped, events=events, synops=counts["synops"],
+                     dense_macs=counts["dense_macs"], neuron_updates=updates, latency=lat, numerics=numerics,
+                     steps=steps, graph=g)
