@@ -1,0 +1,146 @@
+"""``DelayLinear``: a dense synaptic layer with one learnable weight and one learnable delay per synapse.
+
+Equations, the sigma schedule and sources: :mod:`spikeseq.functional.delay` (DCLS, Hammouamri et al., ICLR 2024;
+``specs/models.md`` §5). Which computation runs:
+
+==============================================  =========================================================
+call                                            path
+==============================================  =========================================================
+``layer.train()``, delays learnable             Gaussian-interpolated taps of width ``|sigma| + 0.27``
+``layer.eval()`` (or delays fixed)              the ``sigma -> 0`` limit: integer shift by ``round(delay)``
+``layer(x, integer=True)``                      integer shift; the delays must already be integers
+                                                (:meth:`DelayLinear.round_delays`), else ParameterError
+==============================================  =========================================================
+
+Integer shifts run as one gather-sum when no gradient is needed (inference, export checks) and as a one-hot
+``conv1d`` when one is (training with fixed delays); both compute ``y[t, :, j] = sum_i W_ji x[t - D_ji, :, i]``.
+
+For graph tracers and exporters: :meth:`DelayLinear.integer_weights_and_delays` returns plain tensors
+``(W [out, in] float, D [out, in] int64 time steps)`` after :meth:`DelayLinear.round_delays`; the layer then
+computes exactly ``y[t, b, j] = bias_j + sum_i W[j, i] * x[t - D[j, i], b, i]`` (causal, zero before the start),
+at the layer's time step (the model's ``dt``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from spikeseq.errors import ParameterError
+from spikeseq.functional import delay as fd
+from spikeseq.nn.base import StatefulModule
+
+
+class DelayLinear(StatefulModule):
+    """``y, state = layer(x [T, B, in], state=None)`` -> ``y [T, B, out]``; delays in time steps in ``[0, max_delay]``.
+
+    Args:
+        in_features, out_features: layer size.
+        max_delay: the largest delay in steps (K = max_delay + 1 taps). The paper's SHD setting, 25 taps of 10 ms,
+            is ``max_delay=24``.
+        bias: add a learnable bias (the paper's SHD config has none).
+        learn_delay: ``False`` draws random integer delays once and keeps them fixed (the paper's "fixed random
+            delays" ablation).
+        sigma: initial Gaussian sigma (default ``max_delay / 2``, the paper's ``K // 2``); change it with
+            :meth:`set_sigma` following :func:`spikeseq.functional.delay.sigma_schedule`.
+        sigma_offset: width offset, ``s = |sigma| + sigma_offset`` (0.27 as in dcls).
+        generator: random generator for the initial weights and delays.
+    """
+
+    def __init__(self, in_features: int, out_features: int, max_delay: int, *, bias: bool = False,
+                 learn_delay: bool = True, sigma: float | None = None, sigma_offset: float = fd.SIGMA_OFFSET,
+                 generator: torch.Generator | None = None) -> None:
+        super().__init__()
+        self.max_delay = fd.check_max_delay(max_delay)
+        if in_features < 1 or out_features < 1:
+            raise ParameterError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
+        self.in_features, self.out_features = int(in_features), int(out_features)
+        self.learn_delay = bool(learn_delay)
+        self.sigma_offset = float(sigma_offset)
+        self.weight = nn.Parameter(torch.empty(out_features, in_features))
+        bound = 1 / math.sqrt(in_features)  # nn.Linear's default (kaiming_uniform with a = sqrt(5))
+        with torch.no_grad():
+            self.weight.uniform_(-bound, bound, generator=generator)
+        d = fd.uniform_delays((out_features, in_features), max_delay, generator=generator)
+        self.delay = nn.Parameter(d.round() if not learn_delay else d, requires_grad=self.learn_delay)
+        self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
+        self.register_buffer("sigma", torch.tensor(float(max_delay) / 2 if sigma is None else float(sigma)))
+        self._plan: tuple[tuple, fd.IntegerPlan] | None = None
+
+    # ---- delays -------------------------------------------------------------------------------------------
+    def set_sigma(self, sigma: float) -> None:
+        if not sigma >= 0:
+            raise ParameterError(f"sigma must be >= 0, got {sigma}")
+        self.sigma.fill_(float(sigma))
+
+    @torch.no_grad()
+    def clamp_delays_(self) -> None:
+        """Clamp the delays into ``[0, max_delay]`` in place (call after every optimizer step, as the paper)."""
+        self.delay.clamp_(0, self.max_delay)
+
+    @torch.no_grad()
+    def round_delays(self) -> DelayLinear:
+        """Clamp and round the delays to integers in place (the paper's ``round_pos``); returns ``self``."""
+        self.delay.clamp_(0, self.max_delay).round_()
+        return self
+
+    def delays_are_integer(self) -> bool:
+        d = self.delay.detach()
+        return bool(torch.equal(d, d.round())) and bool((d >= 0).all()) and bool((d <= self.max_delay).all())
+
+    def integer_weights_and_delays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W [out, in] float, D [out, in] int64 steps)`` as plain tensors (copies) for tracers and exporters.
+
+        Requires integer delays: call :meth:`round_delays` first (raises ParameterError otherwise).
+        """
+        d = fd.integer_delays(self.delay.detach(), self.max_delay)
+        return self.weight.detach().clone(), d.clone()
+
+    def initial_state(self, batch_size: int, *, device=None, dtype=None) -> fd.DelayState:
+        """Silence before the sequence, for streaming (``step``) from the start."""
+        return fd.DelayState(torch.zeros(self.max_delay, batch_size, self.in_features,
+                                         device=device or self.weight.device, dtype=dtype or self.weight.dtype))
+
+    # ---- forward ------------------------------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, state: fd.DelayState | None = None, *, integer: bool = False):
+        if integer:
+            return self._integer(x, state, self.delay)
+        if self.training and self.learn_delay:
+            return fd.delay_gaussian(x, state, weight=self.weight, delay=self.delay, sigma=self.sigma,
+                                     max_delay=self.max_delay, bias=self.bias, sigma_offset=self.sigma_offset)
+        return self._integer(x, state, self.delay.detach().clamp(0, self.max_delay).round())
+
+    def _integer(self, x: torch.Tensor, state: fd.DelayState | None, delay: torch.Tensor):
+        d = fd.integer_delays(delay, self.max_delay)
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        if needs_grad:
+            one_hot = torch.nn.functional.one_hot(d, self.max_delay + 1).to(self.weight.dtype)
+            return fd.delay_conv(x, self.weight.unsqueeze(-1) * one_hot, state, bias=self.bias)
+        key = (x.shape[0], x.device, x.dtype, self.weight._version, self.weight.data_ptr(), self.delay._version,
+               self.delay.data_ptr(), self.training)
+        if self._plan is None or self._plan[0] != key:
+            self._plan = (key, fd.integer_plan(self.weight.detach().to(x.dtype), d, self.max_delay, x.shape[0]))
+        return fd.delay_integer(x, state, weight=self.weight.detach(), delay=d, max_delay=self.max_delay,
+                                bias=None if self.bias is None else self.bias.detach(), plan=self._plan[1])
+
+    # ---- checkpoints --------------------------------------------------------------------------------------
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                              error_msgs):
+        d = state_dict.get(prefix + "delay")
+        if isinstance(d, torch.Tensor):
+            if not bool(torch.isfinite(d).all()) or bool((d < 0).any()) or bool((d > self.max_delay).any()):
+                raise ParameterError(
+                    f"the checkpoint's delays {prefix}delay lie outside [0, max_delay={self.max_delay}] (values in "
+                    f"[{float(d.min()):g}, {float(d.max()):g}]); it was saved from a layer with another max_delay "
+                    "or before clamping: build the layer with the checkpoint's max_delay, or clamp the tensor "
+                    "(state_dict[key].clamp_(0, max_delay)) before loading"
+                )
+        self._plan = None
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, max_delay={self.max_delay}, "
+                f"learn_delay={self.learn_delay}, bias={self.bias is not None}, sigma={float(self.sigma):g}")
