@@ -28,7 +28,8 @@ def write_tiny_data(path: Path, n_train: int = 120, n_test: int = 40, steps: int
 def tiny_raw(data_path: Path, **train) -> dict:
     return {
         "name": "tiny",
-        "model": {"name": "snn_mlp", "n_in": 4, "n_out": 3, "hidden": 16, "tau_mem": 0.01},
+        "model": {"name": "snn_mlp", "n_in": 4, "n_out": 3, "hidden": 16, "tau_mem": 0.01,
+                  "backend": "torch"},
         "data": {"name": "tensor_file", "path": str(data_path), "val_fraction": 0.2},
         "train": {"epochs": 3, "batch_size": 16, "lr": 0.01, "seed": 7, "threads": 1, **train},
     }
