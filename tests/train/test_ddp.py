@@ -6,8 +6,8 @@ import os
 import subprocess
 import sys
 
-import torch
 import tomli_w
+import torch
 
 from spikeseq.train import checkpoint
 from spikeseq.train.config import from_dict
