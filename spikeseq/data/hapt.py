@@ -1,0 +1,106 @@
+"""HAPT (Reyes-Ortiz et al. 2016, UCI ML repository id 341): raw 50 Hz phone recordings cut into UCI-HAR-style
+windows.
+
+Files (``specs/data-formats.md`` §1.5): ``RawData/acc_expXX_userYY.txt`` (g) and ``gyro_expXX_userYY.txt`` (rad/s),
+three space-separated floats per row, and ``RawData/labels.txt`` rows ``exp user activity start end`` with 1-based,
+inclusive sample indices. Activities 1-6 (WALKING ... LAYING, as UCI HAR) become labels 0-5; 7-12 (postural
+transitions) are skipped.
+
+Windows: every labelled segment of activities 1-6 is cut into ``window``-sample windows (default 128 = 2.56 s at
+50 Hz) with ``stride`` (default 64, 50 % overlap), starting at the segment's first sample; a window never crosses
+a segment boundary. Channels: acc x, y, z (g), gyro x, y, z (rad/s), unfiltered. Split by subject: UCI HAR's test
+subjects {2, 4, 9, 10, 12, 13, 18, 20, 24}, all others train. The windows of all subjects are cached in HDF5
+(keyed by the parameters and the files' sizes and modification times).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeseq.data._text import read_table
+from spikeseq.data.har import ACTIVITIES, HAPT_CHANNELS, UCI_TEST_SUBJECTS, HARWindows, _root, check_split
+from spikeseq.data.har import sliding_windows as _sliding
+from spikeseq.errors import DataError
+
+RATE_HZ = 50
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """The ``HAPT Data Set`` folder (accepts the folder itself, its parent, or the data root)."""
+    return _root("hapt", root, "RawData/labels.txt", ("HAPT Data Set", "hapt/HAPT Data Set",
+                                                      "har/hapt/HAPT Data Set"))
+
+
+def read_labels(path: str | os.PathLike) -> np.ndarray:
+    """``labels.txt`` as int64 ``[rows, 5]``: exp, user, activity, start, end (1-based inclusive)."""
+    lab = read_table(path, 5, dtype=np.int64)
+    bad = np.flatnonzero((lab[:, 3] < 1) | (lab[:, 4] < lab[:, 3]) | (lab[:, 2] < 1) | (lab[:, 2] > 12))
+    if bad.size:
+        raise DataError(f"{path}: line {bad[0] + 1} is not a valid 'exp user activity start end' row: "
+                        f"{lab[bad[0]].tolist()}")
+    return lab
+
+
+def read_session(folder: Path, exp: int, user: int) -> np.ndarray:
+    """``[n, 6]`` float32 acc (g) + gyro (rad/s) of one session."""
+    acc_p = folder / f"acc_exp{exp:02d}_user{user:02d}.txt"
+    gyr_p = folder / f"gyro_exp{exp:02d}_user{user:02d}.txt"
+    acc, gyr = read_table(acc_p, 3), read_table(gyr_p, 3)
+    if acc.shape[0] != gyr.shape[0]:
+        raise DataError(f"{acc_p} has {acc.shape[0]} rows but {gyr_p} has {gyr.shape[0]}; they must match")
+    return np.concatenate([acc, gyr], axis=1).astype(np.float32)
+
+
+def _build(folder: Path, window: int, stride: int) -> dict[str, np.ndarray]:
+    raw = folder / "RawData"
+    lab = read_labels(raw / "labels.txt")
+    xs, ys, subj, exps, starts = [], [], [], [], []
+    for exp, user in sorted({(int(e), int(u)) for e, u in lab[:, :2]}):
+        sig = read_session(raw, exp, user)
+        rows = lab[(lab[:, 0] == exp) & (lab[:, 1] == user)]
+        for e, u, act, start, end in rows:
+            if end > sig.shape[0]:
+                raise DataError(f"{raw / 'labels.txt'}: segment exp {e} user {u} ends at sample {end} but the "
+                                f"session has {sig.shape[0]} rows")
+            if not 1 <= act <= 6:
+                continue
+            s = _sliding(int(end - start + 1), window, stride, int(start - 1))
+            if s.size == 0:
+                continue
+            xs.append(np.stack([sig[i: i + window] for i in s]))
+            ys.append(np.full(s.size, act - 1))
+            subj.append(np.full(s.size, user))
+            exps.append(np.full(s.size, exp))
+            starts.append(s)
+    if not xs:
+        raise DataError(f"{raw}: no labelled segment of activities 1-6 is long enough for {window}-sample windows")
+    return {"x": np.concatenate(xs), "y": np.concatenate(ys).astype(np.int64),
+            "subject": np.concatenate(subj).astype(np.int64), "experiment": np.concatenate(exps).astype(np.int64),
+            "start": np.concatenate(starts).astype(np.int64)}
+
+
+def load_windows(
+    root: str | os.PathLike | None = None, split: str = "train", *, window: int = 128, stride: int = 64,
+    cache: bool | str | os.PathLike = True, test_subjects: frozenset[int] = UCI_TEST_SUBJECTS,
+) -> HARWindows:
+    """Windows of one split (``split`` "train", "test" or "all") as :class:`HARWindows` ``[N, window, 6]``."""
+    from spikeseq.data.cache import cached, fingerprint_files
+
+    check_split(split, ("train", "test", "all"))
+    folder = resolve_root(root)
+    raw = folder / "RawData"
+    params = {"dataset": "hapt", "window": int(window), "stride": int(stride),
+              "source": fingerprint_files(sorted(raw.glob("*.txt")))}
+    arrays, _ = cached("hapt", "all", params, lambda: _build(folder, window, stride), cache)
+    is_test = np.isin(arrays["subject"], sorted(test_subjects))
+    sel = np.flatnonzero(is_test if split == "test" else ~is_test) if split != "all" else slice(None)
+    meta = {"dataset": "hapt", "split": split, "rate_hz": RATE_HZ, "window": window, "stride": stride,
+            "test_subjects": sorted(test_subjects), "root": str(folder),
+            "experiment": arrays["experiment"][sel], "start": arrays["start"][sel]}
+    return HARWindows(torch.from_numpy(np.ascontiguousarray(arrays["x"][sel])), torch.from_numpy(arrays["y"][sel]),
+                      torch.from_numpy(arrays["subject"][sel]), list(ACTIVITIES),
+                      [c + (" (g)" if c.startswith("acc") else " (rad/s)") for c in HAPT_CHANNELS], meta)
