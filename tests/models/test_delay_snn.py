@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -23,7 +25,7 @@ def test_shd_recipe_sizes_and_parameter_count():
     assert (cfg.n_inputs, cfg.n_hidden, cfg.n_layers, cfg.n_outputs, cfg.max_delay) == (140, 256, 2, 20, 24)
     assert cfg.dropout == 0.4 and cfg.train["lr_pos"] == 100 * cfg.train["lr_w"]
     sizes = [140, 256, 256, 20]
-    n_syn = sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+    n_syn = sum(a * b for a, b in itertools.pairwise(sizes))
     n_bn = 2 * 2 * 256
     assert sum(p.numel() for p in m.parameters()) == 2 * n_syn + n_bn  # weights + one delay per synapse + BN
     none = registry.build("delay_snn", delays="none")
