@@ -178,14 +178,23 @@ def count_rnn_cell(m: nn.RNNCellBase, args, kwargs, out, ctx: CallContext) -> di
     if ctx.neurobench:
         from spikeseq.profile.neurobench import nb_cell_counts
 
-        res.update(nb_cell_counts(m, x, hx))
+        res.update(nb_cell_counts(m, x, hx, ctx.notes))
     return res
 
 
 @register_counter(nn.RNNBase, kind="connection")
 def count_rnn_layer(m: nn.RNNBase, args, kwargs, out, ctx: CallContext) -> dict:
-    """Single-layer, unidirectional ``nn.RNN/GRU/LSTM`` (deeper or bidirectional ones raise in the engine)."""
+    """``nn.RNN/GRU/LSTM``: the first layer, forward direction, is counted from the input and output sequences.
+
+    Deeper layers, the reverse direction and LSTM projections need hidden sequences the hook cannot see: such a
+    module raises :class:`~spikeseq.errors.ProfileError` (NeuroBench 2.3 drops the whole layer silently).
+    """
     x = args[0]
+    if m.num_layers > 1 or m.bidirectional or getattr(m, "proj_size", 0) > 0:
+        raise NotImplementedError(
+            f"num_layers={m.num_layers}, bidirectional={m.bidirectional}, proj_size={getattr(m, 'proj_size', 0)} "
+            "is not counted (the hook cannot see the inner hidden sequences); build it from single-layer, "
+            "unidirectional modules without projection")
     if isinstance(x, nn.utils.rnn.PackedSequence):
         raise TypeError("packed sequences are not counted; pad the batch")
     y = out[0]

@@ -28,12 +28,24 @@ def _b(t: torch.Tensor) -> torch.Tensor:
     return (t != 0).to(F64)
 
 
-def nb_cell_counts(m: nn.RNNCellBase, x: torch.Tensor, hx) -> dict:
-    """NeuroBench's RNNCell / LSTMCell / GRUCell synaptic operations for one call (one step)."""
-    if isinstance(m, nn.GRUCell) and (hx is None or not m.bias):
-        # NeuroBench 2.3 fails inside its GRUCell count here and reports 0 for the batch
-        return {"nb_eff_acs": _full(1, 0), "nb_eff_macs": _full(1, 0), "nb_dense": _full(1, 0)}
+def nb_cell_counts(m: nn.RNNCellBase, x: torch.Tensor, hx, notes: list[str]) -> dict:
+    """NeuroBench's RNNCell / LSTMCell / GRUCell synaptic operations for one call (one step).
+
+    NeuroBench 2.3 quirks reproduced: the AC/MAC flag looks at ``x`` only; without an explicit state its cell
+    code reads ``inputs[0]``, i.e. only the *first sample* of the batch for an ``RNNCell``, and fails for
+    ``LSTMCell``/``GRUCell`` (counted 0 here, with a note; NeuroBench also stops counting that layer).
+    """
+    zero = {"nb_eff_acs": _full(1, 0), "nb_eff_macs": _full(1, 0), "nb_dense": _full(1, 0)}
     flag = float(not bool(((x != 0) & (x != 1) & (x != -1)).any()))
+    if hx is None:
+        if not isinstance(m, nn.RNNCell):
+            notes.append(f"NeuroBench 2.3 cannot count {type(m).__name__} calls without an explicit state "
+                         "(counted 0 in NeuroBench mode)")
+            return zero
+        x = x[:1]
+    if isinstance(m, nn.GRUCell) and not m.bias:
+        notes.append("NeuroBench 2.3 cannot count GRUCell without bias (counted 0 in NeuroBench mode)")
+        return zero
     eff = _cell_ops(m, x, hx, total=False)
     dense = _cell_ops(m, x, hx, total=True)
     return {"nb_eff_acs": _full(1, eff * flag), "nb_eff_macs": _full(1, eff * (1 - flag)),
