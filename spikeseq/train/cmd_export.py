@@ -1,0 +1,84 @@
+"""``spikeseq export RUN --target nir loihi spinnaker2``: export the trained model and verify the export.
+
+For each target, :func:`spikeseq.graph.verify.export_and_verify` writes the exported files under
+``RUN/export/<target>/`` and compares the exported (quantised) graph with the torch model on ``[export] samples``
+test samples (per-layer spike agreement, output agreement, accuracies, mapping report). The result goes to
+``RUN/export/<target>.json`` and ``.md``. A target that fails is reported and the others still run; the exit
+code is non-zero if any failed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from spikeseq.errors import ConfigError, SpikeseqError
+
+TARGETS = ("nir", "loihi", "spinnaker2")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
+    parser.add_argument("--target", nargs="+", default=None, choices=TARGETS, metavar="TARGET",
+                        help=f"one or more of {', '.join(TARGETS)} (default: [export] targets)")
+    parser.add_argument("--samples", type=int, default=None, help="test samples for verification")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+
+
+def _verify_api():
+    try:
+        from spikeseq.graph.verify import export_and_verify
+    except ImportError as e:
+        raise SpikeseqError(f"export is not available yet in this build (spikeseq.graph.verify: {e})") from None
+    return export_and_verify
+
+
+def export_run(path: str | Path, targets: list[str] | None = None, samples: int | None = None,
+               which: str = "best") -> dict[str, Any]:
+    """Export and verify each target; returns ``{target: result dict or {"error": message}}``."""
+    from spikeseq.progress import progress
+    from spikeseq.train.rundir import write_json, write_text
+    from spikeseq.train.runs import load_run, model_dt, sample_inputs
+
+    lr = load_run(path, which)
+    export_and_verify = _verify_api()
+    targets = targets or lr.cfg.export.targets
+    bad = [t for t in targets if t not in TARGETS]
+    if bad:
+        raise ConfigError(f"unknown export target(s) {', '.join(bad)}; known targets: {', '.join(TARGETS)}")
+    dt = lr.cfg.export.dt or model_dt(lr.model)
+    if dt is None:
+        raise ConfigError("cannot tell the model's time step: set [export] dt (seconds) in the config")
+    x, y = sample_inputs(lr.data(), samples or lr.cfg.export.samples)
+    out_dir = lr.run.export_dir
+    out_dir.mkdir(exist_ok=True)
+    results: dict[str, Any] = {}
+    for target in progress(targets, total=len(targets), desc="export + verify"):
+        try:
+            res = export_and_verify(lr.model, target, out_dir / target, x, y, dt=dt)
+        except SpikeseqError as e:
+            results[target] = {"target": target, "error": str(e)}
+            write_json(out_dir / f"{target}.json", results[target])
+            write_text(out_dir / f"{target}.md", f"### Export to {target}: failed\n\n{e}\n")
+            continue
+        results[target] = res.to_dict()
+        write_json(out_dir / f"{target}.json", results[target])
+        write_text(out_dir / f"{target}.md", res.to_markdown())
+    return results
+
+
+def run(args: argparse.Namespace) -> int:
+    results = export_run(args.run, args.target, args.samples, args.checkpoint)
+    failed = 0
+    for target, r in results.items():
+        if "error" in r:
+            failed += 1
+            print(f"{target:<11} FAILED: {r['error']}", file=sys.stderr)
+            continue
+        summary = {k: r[k] for k in ("output_agreement", "accuracy_model", "accuracy_export") if k in r}
+        print(f"{target:<11} ok  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
+                                            for k, v in summary.items()))
+    print(f"wrote {Path(args.run) / 'export'}", file=sys.stderr)
+    return 1 if failed else 0
