@@ -1,0 +1,292 @@
+"""NIR 1.0 interchange: ``to_nir(graph)`` / ``write_nir(graph, path)`` and ``from_nir(path_or_graph, dt=...)``.
+
+Conventions (targets.md §1.3, §5.1). NIR nodes are continuous-time ODEs; spikeseq writes them so that *forward Euler
+at the NIR step* ``nir_dt`` (default: the graph's dt) reproduces the spikeseq graph step for step:
+``tau = nir_dt / (1 - beta)`` for every decay ``beta`` of the graph, ``r`` and ``w_in`` unchanged, so a traced
+spikeseq model gets snnTorch's convention ``r = tau/dt``, ``w_in = tau_syn/dt`` (the input adds to ``v`` / ``i``
+with gain 1). snnTorch's importer hard-codes ``dt = 1e-4``: write with ``nir_dt=1e-4`` for it.
+Norse's importer ignores ``r`` on LIF/IF nodes: ``convention="norse"`` folds ``r`` into the incoming weight rows and
+writes ``r = 1`` (the same continuous model, so every honest importer sees the same dynamics).
+
+Graph ``metadata`` records ``dt`` (= nir_dt), ``spikeseq_dt``, ``discretization="euler"``, the update order
+(``current then voltage; the new current reaches v in the same step``), the threshold (``v > v_threshold``) and the
+timing (``feed-forward edges 0 steps, recurrent edges 1 step``); each neuron node's metadata records its reset
+mode (``zero`` = NIR's ``v <- v_reset``; ``subtract`` / ``none`` are spikeseq extensions other tools ignore, so a
+warning is issued). Recurrent loops stay explicit flat edges ``lif -> rec -> lif`` (snnTorch and Lava re-wrap such
+2-cycles; nirtorch reads the previous step on the closing edge). Nested graphs become nested ``NIRGraph`` nodes.
+
+``from_nir`` builds a graph with ``discretization="euler"`` and the ``dt`` you pass (required: NIR carries none;
+a ``dt`` found in the file's metadata is only used to check yours). Kinds with no NIR equivalent
+(``DelayAffine``, graded spikes, ``LMUMemory``, fixed-point kinds) raise :class:`~spikeseq.errors.ExportError`
+naming the node; an unreadable, corrupt or foreign HDF5 file raises :class:`~spikeseq.errors.DataError`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from spikeseq.errors import DataError, ExportError, ParameterError
+from spikeseq.export._io import atomic_path
+from spikeseq.graph import ir
+
+__all__ = ["from_nir", "read_nir", "to_nir", "write_nir"]
+
+UPDATE_ORDER = "current then voltage; the new current reaches v in the same step"
+TIMING = "feed-forward edges 0 steps, edges closing a cycle 1 step (previous output)"
+
+
+def _nir():
+    try:
+        import nir
+    except ModuleNotFoundError as e:  # pragma: no cover - nir is a base dependency
+        raise ExportError("NIR export needs the 'nir' package: pip install 'nir>=1.0.6,<1.1'") from e
+    return nir
+
+
+def _f32(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------- write
+def _fold_r_into_weights(g: ir.Graph) -> ir.Graph:
+    """Norse convention: LIF/IF nodes get r = 1, the factor moves into the rows of the weight nodes feeding them."""
+    nodes = dict(g.nodes)
+    for name, node in g.nodes.items():
+        if not isinstance(node, (ir.LIF, ir.IF)) or np.allclose(node.r, 1.0):
+            continue
+        r = node.r.reshape(-1)
+        for p in g.predecessors(name):
+            w = nodes[p]
+            if not isinstance(w, (ir.Affine, ir.Linear)) or len(g.successors(p)) != 1:
+                raise ExportError(
+                    f"convention='norse' needs node {name!r} ({node.kind}, r != 1) to be fed only by Linear/Affine "
+                    f"nodes it does not share; {p!r} is {w.kind}"
+                )
+            if isinstance(w, ir.Affine):
+                nodes[p] = ir.Affine(w.weight * r[:, None], w.bias * r)
+            else:
+                nodes[p] = ir.Linear(w.weight * r[:, None])
+        params = node.params()
+        params["r"] = np.ones_like(node.r)
+        nodes[name] = type(node)(**params)
+    return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=dict(g.metadata))
+
+
+def _node_to_nir(name: str, node: ir.Node, g: ir.Graph, nir_dt: float):
+    nir = _nir()
+    if getattr(node, "graded", False):
+        raise ExportError(f"node {name!r} ({node.kind}) sends graded spikes, which NIR cannot express")
+    meta = {}
+    if hasattr(node, "reset"):
+        meta["reset"] = node.reset
+        if node.reset != "zero":
+            warnings.warn(f"NIR node {name!r}: reset={node.reset!r} is a spikeseq extension recorded in metadata; "
+                          "other NIR importers reset to v_reset", stacklevel=3)
+
+    def tau(t):
+        return _f32(nir_dt / (1.0 - g.decay(t)))
+
+    if isinstance(node, ir.Input):
+        return nir.Input(input_type={"input": np.array(node.shape)})
+    if isinstance(node, ir.Output):
+        return nir.Output(output_type={"output": np.array(node.shape)})
+    if isinstance(node, ir.Affine):
+        return nir.Affine(weight=_f32(node.weight), bias=_f32(node.bias))
+    if isinstance(node, ir.Linear):
+        return nir.Linear(weight=_f32(node.weight))
+    if isinstance(node, ir.Scale):
+        return nir.Scale(scale=_f32(node.scale))
+    if isinstance(node, ir.Conv2d):
+        return nir.Conv2d(input_shape=tuple(node.input_shape[1:]), weight=_f32(node.weight), stride=node.stride,
+                          padding=node.padding, dilation=node.dilation, groups=node.groups, bias=_f32(node.bias))
+    if isinstance(node, ir.Conv1d):
+        return nir.Conv1d(input_shape=node.input_shape[1], weight=_f32(node.weight), stride=node.stride,
+                          padding=node.padding, dilation=node.dilation, groups=node.groups, bias=_f32(node.bias))
+    if isinstance(node, ir.SumPool2d):  # AvgPool2d too
+        cls = nir.AvgPool2d if node.divide else nir.SumPool2d
+        return cls(kernel_size=np.array(node.kernel_size), stride=np.array(node.stride),
+                   padding=np.array(node.padding))
+    if isinstance(node, ir.Flatten):
+        s = node.start_dim - 1 if node.start_dim > 0 else node.start_dim
+        e = node.end_dim - 1 if node.end_dim > 0 else node.end_dim
+        return nir.Flatten(input_type={"input": np.array(node.input_shape)}, start_dim=s, end_dim=e)
+    if isinstance(node, ir.Delay):
+        return nir.Delay(delay=_f32(np.rint(node.delay / g.dt) * nir_dt))
+    if isinstance(node, ir.Threshold):
+        return nir.Threshold(threshold=_f32(node.threshold))
+    if isinstance(node, ir.I):
+        return nir.I(r=_f32(node.r * g.dt / nir_dt), metadata=meta)
+    if isinstance(node, ir.IF):
+        return nir.IF(r=_f32(node.r * g.dt / nir_dt), v_threshold=_f32(node.v_threshold),
+                      v_reset=_f32(node.v_reset), metadata=meta)
+    if isinstance(node, ir.LI):
+        return nir.LI(tau=tau(node.tau), r=_f32(node.r), v_leak=_f32(node.v_leak))
+    if isinstance(node, ir.LIF):
+        return nir.LIF(tau=tau(node.tau), r=_f32(node.r), v_leak=_f32(node.v_leak),
+                       v_threshold=_f32(node.v_threshold), v_reset=_f32(node.v_reset), metadata=meta)
+    if isinstance(node, ir.CubaLI):
+        return nir.CubaLI(tau_syn=tau(node.tau_syn), tau_mem=tau(node.tau_mem), r=_f32(node.r),
+                          v_leak=_f32(node.v_leak), w_in=_f32(node.w_in))
+    if isinstance(node, ir.CubaLIF):
+        return nir.CubaLIF(tau_syn=tau(node.tau_syn), tau_mem=tau(node.tau_mem), r=_f32(node.r),
+                           v_leak=_f32(node.v_leak), v_threshold=_f32(node.v_threshold), v_reset=_f32(node.v_reset),
+                           w_in=_f32(node.w_in), metadata=meta)
+    if isinstance(node, ir.Graph):
+        return _graph_to_nir(node, nir_dt, top=False)
+    raise ExportError(
+        f"node {name!r} of kind {node.kind} has no NIR equivalent (NIR 1.0 lacks per-synapse delays, graded "
+        "spikes, LMU memories and fixed-point neurons); export it to 'loihi' or 'spinnaker2', or remove it"
+    )
+
+
+def _graph_to_nir(g: ir.Graph, nir_dt: float, top: bool):
+    nir = _nir()
+    nodes = {name: _node_to_nir(name, node, g, nir_dt) for name, node in g.nodes.items()}
+    meta = {}
+    if top:
+        meta = {"dt": float(nir_dt), "spikeseq_dt": float(g.dt), "discretization": "euler",
+                "update_order": UPDATE_ORDER, "threshold": "v > v_threshold (strict)", "timing": TIMING,
+                "spike_amplitude": "1 per step (discrete spikes, not Dirac deltas)", "producer": "spikeseq"}
+    return nir.NIRGraph(nodes=nodes, edges=list(g.edges), metadata=meta)
+
+
+def to_nir(graph: ir.Graph, *, nir_dt: float | None = None, convention: str = "snntorch"):
+    """The ``nir.NIRGraph`` of ``graph`` (see the module docstring for ``nir_dt`` and ``convention``)."""
+    if convention not in ("snntorch", "norse"):
+        raise ParameterError(f"convention must be 'snntorch' or 'norse', got {convention!r}")
+    if graph.metadata.get("numerics") not in (None, "float"):
+        raise ExportError(f"graph is quantised for {graph.metadata['numerics']!r}; export the float graph to NIR")
+    nir_dt = graph.dt if nir_dt is None else float(nir_dt)
+    if not nir_dt > 0:
+        raise ParameterError(f"nir_dt must be > 0 seconds, got {nir_dt}")
+    g = _fold_r_into_weights(graph.flat()) if convention == "norse" else graph
+    return _graph_to_nir(g, nir_dt, top=True)
+
+
+def write_nir(graph: ir.Graph, path: str | os.PathLike, **kwargs) -> Path:
+    """Write ``to_nir(graph, **kwargs)`` to ``path`` atomically (nothing is left behind on error)."""
+    nir = _nir()
+    ng = to_nir(graph, **kwargs)
+    with atomic_path(path, suffix=".nir.tmp") as tmp:
+        nir.write(tmp, ng)
+    return Path(path)
+
+
+# ----------------------------------------------------------------------------------------------------------- read
+def read_nir(path: str | os.PathLike):
+    """``nir.read`` with specific errors for a missing, corrupt or foreign file."""
+    nir = _nir()
+    import h5py
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"NIR file {path} does not exist")
+    try:
+        with h5py.File(path, "r") as f:
+            keys = set(f.keys())
+    except OSError as e:
+        raise DataError(f"{path} is not a readable HDF5 file ({e}); a NIR file is HDF5 with 'version' and 'node'") \
+            from e
+    if "node" not in keys:
+        hint = " (it looks like a lava-dl netx .net file)" if "layer" in keys else ""
+        raise DataError(f"{path} is HDF5 but not a NIR file: it has groups {sorted(keys)}, no 'node'{hint}")
+    try:
+        return nir.read(path)
+    except Exception as e:
+        raise DataError(f"{path}: corrupt or unsupported NIR content: {type(e).__name__}: {e}") from e
+
+
+def _arr(a) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64)
+
+
+def _node_from_nir(name: str, n, dt: float, nir_dt_in_file: float | None):
+    nir = _nir()
+    reset = (getattr(n, "metadata", None) or {}).get("reset", "zero")
+    if isinstance(reset, bytes):
+        reset = reset.decode()
+    reset = str(reset)
+    if isinstance(n, nir.NIRGraph):
+        return _graph_from_nir(n, dt, nir_dt_in_file, top=False)
+    if isinstance(n, nir.Input):
+        return ir.Input(tuple(int(s) for s in np.atleast_1d(n.input_type["input"])))
+    if isinstance(n, nir.Output):
+        return ir.Output(tuple(int(s) for s in np.atleast_1d(n.output_type["output"])))
+    if isinstance(n, nir.Affine):
+        return ir.Affine(n.weight, n.bias)
+    if isinstance(n, nir.Linear):
+        return ir.Linear(n.weight)
+    if isinstance(n, nir.Scale):
+        return ir.Scale(n.scale)
+    if isinstance(n, nir.Conv2d):
+        shape = n.input_type["input"]
+        if shape is None or len(shape) != 3:
+            raise DataError(f"NIR node {name!r}: Conv2d without a known input shape (C, H, W)")
+        return ir.Conv2d(tuple(int(s) for s in shape), n.weight, n.bias, tuple(n.stride), tuple(n.padding),
+                         tuple(n.dilation), int(n.groups))
+    if isinstance(n, nir.Conv1d):
+        shape = n.input_type["input"]
+        return ir.Conv1d(tuple(int(s) for s in shape), n.weight, n.bias, int(np.atleast_1d(n.stride)[0]),
+                         int(np.atleast_1d(n.padding)[0]), int(np.atleast_1d(n.dilation)[0]), int(n.groups))
+    if isinstance(n, (nir.SumPool2d, nir.AvgPool2d)):
+        shape = n.input_type.get("input") if n.input_type else None
+        if shape is None:
+            raise DataError(f"NIR node {name!r}: {type(n).__name__} without an inferred input shape")
+        cls = ir.AvgPool2d if isinstance(n, nir.AvgPool2d) else ir.SumPool2d
+        return cls(tuple(int(s) for s in shape), tuple(n.kernel_size), tuple(n.stride), tuple(n.padding))
+    if isinstance(n, nir.Flatten):
+        s = n.start_dim + 1 if n.start_dim >= 0 else n.start_dim
+        e = n.end_dim + 1 if n.end_dim >= 0 else n.end_dim
+        return ir.Flatten(tuple(int(v) for v in n.input_type["input"]), s, e)
+    if isinstance(n, nir.Delay):
+        return ir.Delay(_arr(n.delay))
+    if isinstance(n, nir.Threshold):
+        return ir.Threshold(n.threshold)
+    if isinstance(n, nir.I):
+        return ir.I(n.r)
+    if isinstance(n, nir.IF):
+        return ir.IF(n.r, n.v_threshold, getattr(n, "v_reset", None), reset=reset)
+    if isinstance(n, nir.LI):
+        return ir.LI(n.tau, n.r, n.v_leak)
+    if isinstance(n, nir.LIF):
+        return ir.LIF(n.tau, n.r, n.v_threshold, n.v_leak, getattr(n, "v_reset", None), reset=reset)
+    if isinstance(n, nir.CubaLI):
+        return ir.CubaLI(n.tau_syn, n.tau_mem, n.r, n.w_in, n.v_leak)
+    if isinstance(n, nir.CubaLIF):
+        w_in = np.broadcast_to(_arr(n.w_in), np.shape(n.r))
+        return ir.CubaLIF(n.tau_syn, n.tau_mem, n.r, n.v_threshold, w_in, n.v_leak, getattr(n, "v_reset", None),
+                          reset=reset)
+    raise DataError(f"NIR node {name!r} of type {type(n).__name__} is not supported by spikeseq's reader")
+
+
+def _graph_from_nir(ng, dt: float, nir_dt_in_file, top: bool) -> ir.Graph:
+    nodes = {str(k): _node_from_nir(str(k), v, dt, nir_dt_in_file) for k, v in ng.nodes.items()}
+    meta = {"source": "nir"}
+    if top:
+        meta.update({k: (v.decode() if isinstance(v, bytes) else v) for k, v in (ng.metadata or {}).items()})
+    return ir.Graph(nodes, [tuple(e) for e in ng.edges], dt=dt, discretization="euler", metadata=meta)
+
+
+def from_nir(src, *, dt: float | None = None) -> ir.Graph:
+    """A spikeseq graph from a NIR file path or a ``nir.NIRGraph``, discretised with forward Euler at ``dt``."""
+    if dt is None:
+        raise ParameterError(
+            "from_nir needs dt (seconds): NIR graphs are continuous-time and carry no step; use the dt the file "
+            "was written for (spikeseq writes it to metadata['dt'], snnTorch uses 1e-4)"
+        )
+    ng = read_nir(src) if isinstance(src, (str, os.PathLike)) else src
+    file_dt = (getattr(ng, "metadata", None) or {}).get("dt")
+    if file_dt is not None and not math.isclose(float(file_dt), float(dt), rel_tol=1e-9):
+        warnings.warn(f"from_nir: dt={dt} differs from the dt={float(file_dt)} recorded in the file's metadata",
+                      stacklevel=2)
+    try:
+        return _graph_from_nir(ng, float(dt), file_dt, top=True)
+    except (ExportError, DataError, ParameterError):
+        raise
+    except Exception as e:
+        raise DataError(f"NIR graph could not be converted: {type(e).__name__}: {e}") from e
