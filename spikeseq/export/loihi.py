@@ -1,0 +1,268 @@
+"""Loihi-style export: a lava-dl ``netx`` ``.net`` HDF5 file and a core mapping.
+
+``write_net(graph, path)`` quantises a float graph (:func:`spikeseq.graph.quantize.quantize`, ``"loihi"``) unless
+it is quantised already, maps it onto cores (:func:`map_cores`), refuses with an
+:class:`~spikeseq.errors.ExportError` naming the node and the limit when it does not fit, and writes the file
+atomically. Layout written (targets.md §2.1, from lava-dl ``netx/hdf5.py`` and slayer ``block/*.export_hdf5``)::
+
+    layer/0            type=b"input" (S10, shape (1,)), shape (int64 (N,) or (C,H,W))
+    layer/i            type=b"dense" | b"dense_rec" | b"conv" | b"flatten"
+        shape          int64, neuron shape (C,H,W) / (N,); flatten: (1, 1, N)
+        inFeatures, outFeatures                     (dense, dense_rec: int64 scalars)
+        inChannels, outChannels, kernelSize(2), stride(2), padding(2), dilation(2), groups     (conv)
+        weight         float32 (out, in) / (Cout, Cin/groups, Kh, Kw) holding integers: even mantissas in
+                       [-256, 254] times 2**weight_exp (netx's optimize_weight_bits recovers the exponent)
+        weight_rec     float32 (out, out), same exponent as weight        (dense_rec)
+        bias           float32 (out,) holding integers: bias_mant (netx uses bias_exp = 6)       (optional)
+        delay          float32 (out, in) holding integers in 0..62 (per-synapse delays)          (optional)
+        neuron/        type="CUBA" (str), iDecay, vDecay (int64 in 0..4096), vThMant (int64 <= 131071),
+                       refDelay=1 (int64), gradedSpike=False (bool)
+
+netx is sequential (layer i feeds layer i+1): the graph must be a chain Input -> (synapse -> population)* with
+optional Flatten, where a population may also feed itself through one recurrent synapse (``dense_rec``).
+
+Core mapping (Loihi 1 per-core limits from ``hardware/loihi.toml``): a population is split into equal slices; a
+slice must hold <= 1024 compartments, receive from <= 4096 input axons, send to <= 4096 output axons, and fit its
+synapses in 1,048,576 bits of synapse memory at ``weight_bits`` (+ 6 delay bits when delays are present) per
+synapse. This synapse-memory model ignores nengo-loihi's compression and per-axon headers (an approximation).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import scipy.sparse as sp
+
+from spikeseq.errors import DataError, ExportError
+from spikeseq.export._io import atomic_path
+from spikeseq.export.mapping import MappingReport, PlacedPopulation, best_split, column_slices, raise_if_unfit
+from spikeseq.graph import ir, targets
+from spikeseq.graph.quantize import quantize
+from spikeseq.graph.simulate import synapse_matrix
+
+__all__ = ["LoihiExport", "map_cores", "netx_layers", "read_net", "write_net"]
+
+DELAY_BITS = 6
+
+
+@dataclass
+class LoihiExport:
+    path: Path
+    graph: ir.Graph          # the quantised graph that was written
+    mapping: MappingReport
+
+
+def _qgraph(graph: ir.Graph, **quantize_kwargs) -> ir.Graph:
+    if graph.metadata.get("numerics") == "loihi":
+        return graph.flat()
+    return quantize(graph, "loihi", **quantize_kwargs)
+
+
+# ------------------------------------------------------------------------------------------------------ chain
+def _chain(g: ir.Graph) -> list[dict]:
+    """The sequential layers of a quantised graph (see module docstring), as dicts of datasets."""
+    ins = g.inputs()
+    if len(ins) != 1:
+        raise ExportError(f"netx .net files have one input layer; the graph has inputs {ins}")
+    layers: list[dict] = [{"name": ins[0], "type": "input", "shape": np.array(g.nodes[ins[0]].shape, np.int64)}]
+    cur = ins[0]
+    seen = {cur}
+    while True:
+        nxt = [s for s in g.successors(cur) if not (g.nodes[s].role == "synapse" and cur in g.successors(s))]
+        if len(nxt) != 1:
+            raise ExportError(f"node {cur!r} feeds {nxt}; a netx .net file is a sequential chain of layers")
+        s = nxt[0]
+        node = g.nodes[s]
+        if isinstance(node, ir.Output):
+            return layers
+        if s in seen:
+            raise ExportError(f"node {s!r} is reached twice; a netx .net file is a sequential chain")
+        seen.add(s)
+        if isinstance(node, ir.Flatten):
+            layers.append({"name": s, "type": "flatten", "shape": np.array([1, 1, math.prod(node.out_shape)],
+                                                                           np.int64)})
+            cur = s
+            continue
+        if node.role != "synapse":
+            raise ExportError(f"node {s!r} ({node.kind}) follows {cur!r} directly; netx layers are synapse + neuron")
+        pop_names = g.successors(s)
+        pop = g.nodes[pop_names[0]]
+        if not isinstance(pop, ir.LoihiCUBA):
+            raise ExportError(f"node {pop_names[0]!r} ({pop.kind}) is not a Loihi CUBA population")
+        p = pop_names[0]
+        syns = g.predecessors(p)
+        rec = [r for r in syns if r != s]
+        if any(g.predecessors(r) != [p] for r in rec) or len(rec) > 1:
+            raise ExportError(f"population {p!r} receives from {syns}; netx supports one feed-forward synapse plus "
+                              "at most one recurrent synapse from the population itself")
+        layers.append(_layer(s, node, p, pop, rec[0] if rec else None, g))
+        seen.add(p)
+        cur = p
+
+
+def _int_or_array(a: np.ndarray):
+    a = np.asarray(a).reshape(-1)
+    return np.int64(a[0]) if np.all(a == a[0]) else a.astype(np.int64)
+
+
+def _neuron(pop: ir.LoihiCUBA) -> dict:
+    return {"type": "CUBA", "iDecay": _int_or_array(pop.i_decay), "vDecay": _int_or_array(pop.v_decay),
+            "vThMant": _int_or_array(pop.vth), "refDelay": np.int64(1), "gradedSpike": np.bool_(False)}
+
+
+def _layer(sname: str, syn: ir.Node, pname: str, pop: ir.LoihiCUBA, rec: str | None, g: ir.Graph) -> dict:
+    d: dict = {"name": pname, "synapse": sname, "shape": np.array(pop.out_shape, np.int64), "neuron": _neuron(pop)}
+    if isinstance(syn, (ir.Linear, ir.DelayAffine)):
+        d.update(type="dense_rec" if rec else "dense", inFeatures=np.int64(syn.weight.shape[1]),
+                 outFeatures=np.int64(syn.weight.shape[0]), weight=syn.weight.astype(np.float32))
+        if isinstance(syn, ir.DelayAffine):
+            d["delay"] = syn.delay.astype(np.float32)
+        if rec:
+            r = g.nodes[rec]
+            if not isinstance(r, ir.Linear):
+                raise ExportError(f"recurrent synapse {rec!r} ({r.kind}) must be a plain Linear for dense_rec")
+            d["weight_rec"] = r.weight.astype(np.float32)
+    elif isinstance(syn, ir.Conv2d):
+        if rec:
+            raise ExportError(f"population {pname!r}: recurrent conv layers are not supported by netx")
+        d.update(type="conv", inChannels=np.int64(syn.input_shape[0]), outChannels=np.int64(syn.weight.shape[0]),
+                 kernelSize=np.array(syn.weight.shape[2:], np.int64), stride=np.array(syn.stride, np.int64),
+                 padding=np.array(syn.padding, np.int64), dilation=np.array(syn.dilation, np.int64),
+                 groups=np.int64(syn.groups), weight=syn.weight.astype(np.float32))
+    else:
+        raise ExportError(f"synapse {sname!r} of kind {syn.kind} has no netx layer type")
+    if np.any(pop.bias):
+        d["bias"] = pop.bias.reshape(-1).astype(np.float32)
+    return d
+
+
+def netx_layers(graph: ir.Graph, **quantize_kwargs) -> list[dict]:
+    """The netx layer descriptions (dicts of datasets) of ``graph``, quantised if needed."""
+    return _chain(_qgraph(graph, **quantize_kwargs))
+
+
+# ------------------------------------------------------------------------------------------------------ mapping
+def _population_matrix(g: ir.Graph, name: str) -> tuple[sp.csc_matrix, bool]:
+    mats, delays = [], False
+    for s in g.predecessors(name):
+        m = synapse_matrix(g.nodes[s])
+        mats.append(sp.csr_matrix(m) if not sp.issparse(m) else m)
+        delays |= isinstance(g.nodes[s], ir.DelayAffine)
+    return sp.vstack(mats).tocsc(), delays
+
+
+def map_cores(graph: ir.Graph, **quantize_kwargs) -> MappingReport:
+    """Place every population of ``graph`` (quantised if needed) on Loihi cores; see the module docstring."""
+    g = _qgraph(graph, **quantize_kwargs)
+    lim = targets.loihi()
+    pops, problems = [], []
+    names = [k for k, n in g.nodes.items() if isinstance(n, ir.LoihiCUBA)]
+    # output axons: how many cores of each population a neuron of ``name`` projects to is known only after
+    # placing the targets; place in two passes (targets first need only their own inputs).
+    placed: dict[str, int] = {}
+    info: dict[str, tuple] = {}
+    for name in names:
+        m, delays = _population_matrix(g, name)
+        bits = int(lim.synapse_memory_bits_per_core)
+        per_syn = 8 + (DELAY_BITS if delays else 0)
+        n = m.shape[1]
+
+        def ok(size, m=m, per_syn=per_syn, bits=bits):
+            return all(rows <= lim.input_axons_per_core and nnz * per_syn <= bits
+                       for rows, nnz, _ in column_slices(m, size))
+
+        size = best_split(n, lim.neurons_per_core, ok)
+        fan_in = int(np.diff(m.indptr).max(initial=0))
+        if size == 0:
+            worst_rows = max(r for r, _, _ in column_slices(m, 1))
+            if worst_rows > lim.input_axons_per_core:
+                problems.append(f"population {name!r}: fan-in of one neuron is {worst_rows} input axons, above the "
+                                f"Loihi limit of {lim.input_axons_per_core} per core")
+            else:
+                problems.append(f"population {name!r}: one neuron's {fan_in} synapses x {per_syn} bits exceed the "
+                                f"{bits}-bit synapse memory of a core")
+            placed[name] = 0
+            info[name] = (n, fan_in, int(m.nnz), 0, {})
+            continue
+        sl = column_slices(m, size)
+        usage = {"compartments": (size, lim.neurons_per_core),
+                 "input_axons": (max(r for r, _, _ in sl), lim.input_axons_per_core),
+                 "synapse_bits": (max(z for _, z, _ in sl) * per_syn, bits)}
+        placed[name] = math.ceil(n / size)
+        info[name] = (n, fan_in, int(m.nnz), size, usage)
+    for name in names:
+        n, fan_in, nnz, size, usage = info[name]
+        if size:
+            targets_cores = sum(placed[t] for s in g.successors(name) for t in g.successors(s) if t in placed)
+            out_axons = size * max(1, targets_cores)
+            usage["output_axons"] = (out_axons, lim.output_axons_per_core)
+            if out_axons > lim.output_axons_per_core:
+                problems.append(f"population {name!r}: {size} neurons per core x {targets_cores} target cores = "
+                                f"{out_axons} output axons, above the Loihi limit of {lim.output_axons_per_core}")
+        pops.append(PlacedPopulation(name, n, fan_in, nnz, size, placed[name], usage))
+    used = sum(placed.values())
+    if used > lim.cores_per_chip:
+        problems.append(f"{used} cores needed, a Loihi chip has {lim.cores_per_chip} (multi-chip not modelled)")
+    return MappingReport("loihi", "core", pops, used, lim.cores_per_chip, problems,
+                         assumptions=[f"synapse memory: {8} weight bits (+{DELAY_BITS} delay bits) per synapse, no "
+                                      "compression or per-axon overhead (nengo-loihi's encoding is not modelled)"])
+
+
+# ------------------------------------------------------------------------------------------------------ write/read
+def write_net(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool = True,
+              **quantize_kwargs) -> LoihiExport:
+    """Quantise (if needed), map and write ``graph`` as a netx ``.net`` file at ``path`` (atomically)."""
+    import h5py
+
+    g = _qgraph(graph, **quantize_kwargs)
+    layers = _chain(g)
+    report = map_cores(g)
+    if check_mapping:
+        raise_if_unfit(report)
+    with atomic_path(path, suffix=".net.tmp") as tmp:
+        with h5py.File(tmp, "w") as f:
+            sim = f.create_group("simulation")
+            sim.create_dataset("Ts", data=np.int64(1))
+            sim.create_dataset("tSample", data=np.int64(0))
+            root = f.create_group("layer")
+            for i, layer in enumerate(layers):
+                h = root.create_group(str(i))
+                h.create_dataset("type", (1,), "S10", [layer["type"].encode("ascii")])
+                for key, val in layer.items():
+                    if key in ("type", "name", "synapse"):
+                        continue
+                    if key == "neuron":
+                        ng = h.create_group("neuron")
+                        for nk, nv in val.items():
+                            ng.create_dataset(nk, data=nv)
+                    else:
+                        h.create_dataset(key, data=val)
+    return LoihiExport(Path(path), g, report)
+
+
+def read_net(path: str | os.PathLike) -> list[dict]:
+    """The layers of a ``.net`` file as dicts of numpy values (``type`` decoded), for inspection and tests."""
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as f:
+            if "layer" not in f:
+                raise DataError(f"{path} is HDF5 but has no 'layer' group: not a netx .net file")
+            out = []
+            for i in range(len(f["layer"])):
+                h = f["layer"][str(i)]
+                d = {}
+                for k, v in h.items():
+                    if isinstance(v, h5py.Group):
+                        d[k] = {nk: nv[()] for nk, nv in v.items()}
+                    else:
+                        d[k] = v[()]
+                d["type"] = d["type"][0].decode()
+                out.append(d)
+            return out
+    except OSError as e:
+        raise DataError(f"{path} is not a readable HDF5 file: {e}") from e

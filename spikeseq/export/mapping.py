@@ -1,0 +1,99 @@
+"""Placement of neuron populations onto cores (Loihi) or processing elements (SpiNNaker2), and the report.
+
+Each population is split into equal contiguous slices, one per core/PE; the largest slice size that satisfies every
+per-unit limit is chosen (input axons, synapse memory, neurons per core for Loihi; SRAM bytes and atoms per PE for
+SpiNNaker2). A population that does not fit even one neuron per unit, or a total beyond the chip, is reported in
+``problems`` (and :func:`raise_if_unfit` turns it into an :class:`~spikeseq.errors.ExportError` naming the node and
+the limit).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from spikeseq.errors import ExportError
+
+
+@dataclass
+class PlacedPopulation:
+    node: str
+    neurons: int
+    fan_in: int             # largest number of synapses onto one neuron
+    synapses: int
+    per_unit: int           # neurons per core / PE
+    units: int              # cores / PEs used
+    usage: dict = field(default_factory=dict)   # worst-case unit usage vs limit, e.g. {"input_axons": (n, limit)}
+
+
+@dataclass
+class MappingReport:
+    target: str
+    unit: str               # "core" or "PE"
+    populations: list[PlacedPopulation]
+    units_used: int
+    units_per_chip: int
+    problems: list[str]
+    assumptions: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool:
+        return not self.problems
+
+    @property
+    def chips(self) -> int:
+        return max(1, math.ceil(self.units_used / self.units_per_chip))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.update(fits=self.fits, chips=self.chips)
+        return d
+
+    def to_markdown(self) -> str:
+        lines = [f"**{self.target} mapping**: {self.units_used} {self.unit}s used "
+                 f"({self.chips} chip(s) of {self.units_per_chip}); {'fits' if self.fits else 'DOES NOT FIT'}", "",
+                 f"| population | neurons | fan-in | synapses | neurons/{self.unit} | {self.unit}s | worst usage |",
+                 "|---|---|---|---|---|---|---|"]
+        for p in self.populations:
+            use = ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in p.usage.items())
+            lines.append(f"| {p.node} | {p.neurons} | {p.fan_in} | {p.synapses} | {p.per_unit} | {p.units} | {use} |")
+        if self.problems:
+            lines += ["", "Does not fit:"] + [f"- {p}" for p in self.problems]
+        if self.assumptions:
+            lines += ["", "Assumptions:"] + [f"- {a}" for a in self.assumptions]
+        return "\n".join(lines)
+
+
+def raise_if_unfit(report: MappingReport) -> None:
+    if report.problems:
+        raise ExportError(f"the graph does not fit {report.target}: " + "; ".join(report.problems))
+
+
+def column_slices(m: sp.csc_matrix, per_unit: int) -> list[tuple[int, int, int]]:
+    """(distinct presynaptic rows, synapses, max column nnz) for each slice of ``per_unit`` columns."""
+    out = []
+    n = m.shape[1]
+    for lo in range(0, n, per_unit):
+        blk = m[:, lo:min(n, lo + per_unit)]
+        rows = int(np.count_nonzero(np.diff(blk.tocsr().indptr)))
+        out.append((rows, int(blk.nnz), int(np.diff(blk.indptr).max(initial=0))))
+    return out
+
+
+def best_split(n: int, cap: int, ok) -> int:
+    """Largest per-unit size in 1..min(n, cap) for which ``ok(size)`` holds (0 if none); ``ok`` is assumed
+    monotone (smaller slices never use more per unit)."""
+    hi = min(n, cap)
+    if hi < 1 or not ok(1):
+        return 0
+    lo = 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if ok(mid):
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
