@@ -1,0 +1,217 @@
+"""``write_report(run_dir)``: RUN/report/index.html (self-contained) + RUN/report/report.md (+ its PNGs).
+
+Sections: summary, training curves, test evaluation (confusion matrix), spikes (raster, firing rates), operations
+and energy per hardware table (the profiler's tables and bars), export verification per target, and the resolved
+config. A section whose artefact is missing says which command produces it instead of showing anything made up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from spikeseq.report import plots
+from spikeseq.report.artefacts import EXPORT_TARGETS, RunArtefacts, load
+from spikeseq.report.document import Block, to_html, to_markdown
+
+SECTIONS = ("Summary", "Training", "Test evaluation", "Spikes", "Operations and energy", "Export verification",
+            "Configuration")
+
+
+def _f(v: Any, digits: int = 4) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        return f"{v:.{digits}g}" if abs(v) >= 1e4 or (v != 0 and abs(v) < 1e-3) else f"{v:.{digits}f}"
+    return str(v)
+
+
+def _pct(v: float | None) -> str:
+    return "-" if v is None else f"{100 * v:.2f}%"
+
+
+def _missing(cmd: str, run: RunArtefacts) -> Block:
+    return ("note", f"Not available: run `spikeseq {cmd} {run.path}` to produce this section.")
+
+
+def _summary(run: RunArtefacts) -> list[Block]:
+    cfg, meta, ev = run.config, run.meta, run.eval
+    model = cfg.get("model", {})
+    data = cfg.get("data", {})
+    rows = [
+        ["run", str(run.path)], ["status", meta.get("status", "?")], ["model", model.get("name", "?")],
+        ["dataset", data.get("name", "?")], ["seed", meta.get("seed")],
+        ["processes", meta.get("world_size", 1)], ["created", meta.get("created", "?")],
+    ]
+    if ev:
+        rows += [["parameters", ev["model"]["parameters"]],
+                 ["samples train / val / test", f"{ev['data']['n_train']} / {ev['data']['n_val']} / "
+                                                f"{ev['data']['n_test']}"],
+                 ["test accuracy", f"{_pct(ev['test']['acc'])} ({ev['checkpoint']} checkpoint, epoch {ev['epoch']})"]]
+    if run.metrics:
+        rows.append(["epochs / steps", f"{run.metrics[-1]['epoch']} / {run.metrics[-1]['step']}"])
+        rows.append(["training time", f"{run.metrics[-1].get('time_s', 0):.1f} s"])
+    if run.profile:
+        tot = run.profile["report"]["totals_per_sample"]
+        rows.append(["effective MACs / ACs per sample", f"{_f(tot.get('eff_macs'))} / {_f(tot.get('eff_acs'))}"])
+    for target, r in run.exports.items():
+        rows.append([f"export {target}", "failed: " + r["error"] if "error" in r else "verified (see below)"])
+    versions = meta.get("versions", {})
+    rows.append(["versions", ", ".join(f"{k} {v}" for k, v in versions.items() if k != "platform")])
+    if meta.get("git"):
+        rows.append(["git commit", meta["git"]])
+    rows.append(["command", " ".join(meta.get("command", []))])
+    return [("h", 2, "Summary"), ("table", ["", ""], [[k, _f(v)] for k, v in rows])]
+
+
+def _training(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
+    out: list[Block] = [("h", 2, "Training")]
+    if not run.metrics:
+        return [*out, ("note", "No finished epoch in metrics.jsonl yet.")]
+    images["training.png"] = plots.training_curves(run.metrics)
+    out.append(("img", "training.png", images["training.png"], "training and validation loss and accuracy"))
+    rows = [[m["epoch"], m["step"], _f(m["train_loss"]), _pct(m["train_acc"]), _f(m.get("val_loss")),
+             _pct(m.get("val_acc")), _f(m.get("lr")), _f(m.get("time_s"), 3)] for m in run.metrics]
+    out.append(("table", ["epoch", "step", "train loss", "train acc", "val loss", "val acc", "lr", "time s"], rows))
+    return out
+
+
+def _evaluation(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
+    out: list[Block] = [("h", 2, "Test evaluation")]
+    ev = run.eval
+    if not ev:
+        return [*out, _missing("eval", run)]
+    test = ev["test"]
+    out.append(("p", f"Test accuracy **{_pct(test['acc'])}** on {test['n']} samples (loss {_f(test['loss'])}), "
+                     f"{ev['checkpoint']} checkpoint from epoch {ev['epoch']} (best validation "
+                     f"{_pct(ev['best_val'].get('metric'))})."))
+    classes = ev["classes"]
+    cm = test["confusion"]
+    images["confusion.png"] = plots.confusion(cm, classes)
+    out.append(("img", "confusion.png", images["confusion.png"], "confusion matrix"))
+    rows = []
+    for i, c in enumerate(classes):
+        n = sum(cm[i]) if i < len(cm) else 0
+        rows.append([c, n, _pct(cm[i][i] / n) if n else "-"])
+    out.append(("table", ["class", "test samples", "recall"], rows))
+    return out
+
+
+def _spikes(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
+    out: list[Block] = [("h", 2, "Spikes")]
+    ev = run.eval
+    if not ev:
+        return [*out, _missing("eval", run)]
+    sp = ev["spikes"]
+    if not sp["layers"]:
+        return [*out, ("note", "The model has no spiking layers that the recorder recognises (modules with v_th).")]
+    images["raster.png"] = plots.raster(sp["raster"])
+    images["rates.png"] = plots.firing_rates(sp["layers"])
+    out += [("img", "raster.png", images["raster.png"], "spike raster"),
+            ("img", "rates.png", images["rates.png"], "firing rate per layer"),
+            ("table", ["layer", "neurons", "time steps", "firing rate", "spikes / sample"],
+             [[lay["name"], lay["neurons"], lay["steps"], f"{lay['rate']:.4f}", _f(lay["spikes_per_sample"], 5)]
+              for lay in sp["layers"]]),
+            ("p", f"Firing rate = spikes / (neurons x time steps x samples) over {sp['samples']} test samples.")]
+    return out
+
+
+def _energy(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
+    out: list[Block] = [("h", 2, "Operations and energy")]
+    prof = run.profile
+    if not prof:
+        return [*out, _missing("profile", run)]
+    rep = prof["report"]
+    out.append(("p", f"Counted by `spikeseq.profile` on {prof['samples']} test samples, per sample "
+                     f"(T = {rep['time_steps']})."))
+    images["ops.png"] = plots.ops_bars(rep["layers"])
+    out.append(("img", "ops.png", images["ops.png"], "operations per layer"))
+    energy = prof["energy"]
+    rows = []
+    for t, e in energy.items():
+        on, off = e["memory_on"]["total_pj"], e["memory_off"]["total_pj"]
+        notes = "; ".join(dict.fromkeys(e["memory_on"].get("notes", [])))
+        rows.append([t, "-" if on is None else f"{on / 1e3:.4g} nJ", "-" if off is None else f"{off / 1e3:.4g} nJ",
+                     notes[:300]])
+    out.append(("table", ["hardware table", "energy / inference (with memory)", "compute only", "notes"], rows))
+    if any(e["memory_on"].get("total_pj") for e in energy.values()):
+        images["energy.png"] = plots.energy_bars(energy)
+        images["energy_layers.png"] = plots.layer_energy_bars(energy)
+        out += [("img", "energy.png", images["energy.png"], "energy per hardware table"),
+                ("img", "energy_layers.png", images["energy_layers.png"], "energy per layer and hardware table")]
+    if run.profile_md:
+        out += [("h", 3, "Profiler tables"), ("md", run.profile_md)]
+    if run.profile_png is not None:
+        images["profile.png"] = run.profile_png.read_bytes()
+        out.append(("img", "profile.png", images["profile.png"], "profiler plot"))
+    return out
+
+
+def _scalar_items(d: dict[str, Any]) -> list[tuple[str, Any]]:
+    return [(k, v) for k, v in d.items() if isinstance(v, int | float | str | bool) or v is None]
+
+
+def _exports(run: RunArtefacts) -> list[Block]:
+    out: list[Block] = [("h", 2, "Export verification")]
+    if not run.exports:
+        return [*out, _missing("export", run)]
+    keys: list[str] = []
+    for r in run.exports.values():
+        for k, _ in _scalar_items(r):
+            if k not in keys and k not in ("target", "error"):
+                keys.append(k)
+    rows = []
+    for target in EXPORT_TARGETS:
+        r = run.exports.get(target)
+        if r is None:
+            rows.append([target, "not run", *["-"] * len(keys)])
+        elif "error" in r:
+            rows.append([target, "failed: " + r["error"], *["-"] * len(keys)])
+        else:
+            rows.append([target, "ok", *[_f(r.get(k)) for k in keys]])
+    out.append(("table", ["target", "status", *keys], rows))
+    for target, md in run.export_md.items():
+        out += [("h", 3, f"Export to {target}"), ("md", md)]
+    return out
+
+
+def _config(run: RunArtefacts) -> list[Block]:
+    return [("h", 2, "Configuration"), ("pre", json.dumps(run.config, indent=2))]
+
+
+def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
+    images: dict[str, bytes] = {}
+    blocks = [*_summary(run), *_training(run, images), *_evaluation(run, images), *_spikes(run, images),
+              *_energy(run, images), *_exports(run), *_config(run)]
+    return blocks, images
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
+    """Write the report of a run; returns ``{"html": path, "markdown": path}``."""
+    run = load(run_dir)
+    out = Path(out_dir) if out_dir is not None else run.path / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    blocks, images = build_blocks(run)
+    title = f"spikeseq run report: {run.name}"
+    for name, data in images.items():
+        _atomic_write(out / name, data)
+    _atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
+    _atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
+    return {"html": out / "index.html", "markdown": out / "report.md"}
