@@ -1,0 +1,126 @@
+"""Lazy build of the fused CPU scans (``scan.cpp``) into a shared library loaded with :mod:`ctypes`.
+
+Nothing happens at import. The first call of :func:`library` compiles ``scan.cpp`` with the system C++ compiler
+(``$CXX`` or ``c++``/``g++``/``clang++``; a few seconds: the source uses no torch headers) into a per-user cache,
+
+    ``$SPIKESEQ_CACHE`` or ``$XDG_CACHE_HOME/spikeseq`` or ``~/.cache/spikeseq``, then ``kernels/scan-<hash>.so``,
+
+keyed by a hash of the source, the flags, the compiler and the platform, written to a temporary name and renamed
+(several processes may build at once). When no compiler is found or the build fails, :func:`library` returns
+``None`` and :func:`unavailable_reason` says why; the dispatcher then falls back to the torch reference.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+SOURCE = Path(__file__).with_name("scan.cpp")
+#: -ffp-contract=off: no fused multiply-add, so results round exactly like torch's separate ops.
+FLAGS = [
+    "-O2", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-std=c++17", "-shared", "-fPIC", "-pthread",
+    "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
+]
+ABI_VERSION = 3
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("SPIKESEQ_CACHE")
+    if root:
+        return Path(root) / "kernels"
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg else Path.home() / ".cache"
+    return base / "spikeseq" / "kernels"
+
+
+def find_compiler() -> str | None:
+    for cand in (os.environ.get("CXX"), "c++", "g++", "clang++"):
+        if cand and shutil.which(cand):
+            return shutil.which(cand)
+    return None
+
+
+def _build(cxx: str) -> Path:
+    src = SOURCE.read_bytes()
+    key = hashlib.sha256(
+        src + " ".join(FLAGS).encode() + cxx.encode() + platform.platform().encode() + sys.version.encode()
+    ).hexdigest()[:16]
+    out_dir = cache_dir()
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        probe = out_dir / f".probe-{os.getpid()}"
+        probe.touch()
+        probe.unlink()
+    except OSError:
+        out_dir = Path(tempfile.gettempdir()) / f"spikeseq-{os.getuid() if hasattr(os, 'getuid') else 'u'}"
+        out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"scan-{key}.so"
+    if target.exists():
+        return target
+    fd, tmp = tempfile.mkstemp(prefix=".scan-", suffix=".so", dir=out_dir)
+    os.close(fd)
+    try:
+        proc = subprocess.run(
+            [cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300
+        )
+        if proc.returncode != 0:
+            raise RuntimeError(f"{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return target
+
+
+def _load() -> ctypes.CDLL | None:
+    if os.environ.get("SPIKESEQ_NO_CPP", "") == "1":
+        _state["reason"] = "disabled by SPIKESEQ_NO_CPP=1"
+        return None
+    cxx = find_compiler()
+    if cxx is None:
+        _state["reason"] = "no C++ compiler found (set $CXX or install g++/clang++)"
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build(cxx)))
+        if lib.spikeseq_abi_version() != ABI_VERSION:
+            raise RuntimeError("stale library (ABI version mismatch)")
+    except (OSError, RuntimeError, subprocess.SubprocessError) as err:
+        _state["reason"] = f"building the C++ scan failed: {err}"
+        return None
+    _declare(lib)
+    return lib
+
+
+def _declare(lib: ctypes.CDLL) -> None:
+    i, i64, p = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+    for suf in ("f32", "f64"):
+        getattr(lib, f"lif_fwd_{suf}").argtypes = [i, i64, i64, p, p, p, p, p, p, p, i]
+        getattr(lib, f"lif_bwd_{suf}").argtypes = [i, i, i64, i64] + [p] * 11 + [i]
+        getattr(lib, f"cuba_fwd_{suf}").argtypes = [i, i64, i64] + [p] * 11 + [i]
+        getattr(lib, f"cuba_bwd_{suf}").argtypes = [i, i, i64, i64] + [p] * 17 + [i]
+        getattr(lib, f"li_fwd_{suf}").argtypes = [i64, i64, p, p, p, p, i]
+        getattr(lib, f"li_bwd_{suf}").argtypes = [i64, i64] + [p] * 7 + [i]
+
+
+def library() -> ctypes.CDLL | None:
+    """The loaded library, building it on first call; ``None`` if it cannot be built here."""
+    if "lib" not in _state:
+        with _lock:
+            if "lib" not in _state:
+                _state["lib"] = _load()
+    return _state["lib"]  # type: ignore[return-value]
+
+
+def unavailable_reason() -> str:
+    return str(_state.get("reason", ""))
