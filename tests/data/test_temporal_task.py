@@ -34,13 +34,20 @@ def test_only_timing_differs_between_classes(tmp_path):
     table = d.extra["latencies"]
     assert table.shape == (3, 16)
     for c in range(3):  # every class uses the same set of latencies (same population rate over time)
-        np.testing.assert_allclose(np.sort(table[c]), np.linspace(0, 0.2, 16))
-    assert len({tuple(np.argsort(row)) for row in table}) == 3
+        np.testing.assert_allclose(np.sort(table[c]), np.sort(table[0]))
+    # within a group (channels ch % 4) the relative timing is the same in every class: only the group order differs
+    for g in range(4):
+        rel = table[:, g::4] - table[:, g::4].min(1, keepdims=True)
+        np.testing.assert_allclose(rel, np.broadcast_to(rel[0], rel.shape), atol=1e-12)
+        assert rel.max() <= 0.01 + 1e-12
+    onsets = table[:, ::4].min(1)  # group 0's onset per class is a multiple of group_gap
+    np.testing.assert_allclose(onsets / 0.05, np.round(onsets / 0.05), atol=1e-9)
+    assert len({tuple(np.argsort(table[c, :4])) for c in range(3)}) == 3  # distinct group orders
 
 
 def test_pattern_spikes_sit_at_the_class_latencies(tmp_path):
     path = temporal_task.generate(tmp_path / "p.h5", n_samples=8, n_classes=2, n_channels=10, seed=4, jitter=0.0,
-                                  noise_spikes=0, duration=0.3)
+                                  noise_spikes=0, duration=0.3, n_groups=5, group_gap=0.04)
     d = shd.read_shd(path)
     for i in range(8):
         rel = np.empty(10)
@@ -63,4 +70,8 @@ def test_split_shares_classes_not_samples(tmp_path):
 
 def test_bad_parameters():
     with pytest.raises(ParameterError, match="duration"):
-        temporal_task.generate("/nonexistent/x.h5", duration=0.1, max_latency=0.2)
+        temporal_task.generate("/nonexistent/x.h5", duration=0.1, group_gap=0.05)
+    with pytest.raises(ParameterError, match="multiple of n_groups"):
+        temporal_task.generate("/nonexistent/x.h5", n_channels=10, n_groups=4)
+    with pytest.raises(ParameterError, match="only 2 distinct classes"):
+        temporal_task.generate("/nonexistent/x.h5", n_channels=10, n_groups=2, n_classes=3)
