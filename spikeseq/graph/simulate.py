@@ -432,7 +432,8 @@ def simulate(graph: ir.Graph, inputs, *, numerics: str = "float", latency: str |
             if k in traces:
                 tt = t - lat[k]
                 if 0 <= tt < t_in:
-                    traces[k][tt] = cells[k].value(y) if k in cells else y
+                    src = preds[k][0] if isinstance(node, ir.Output) and len(preds[k]) == 1 else k
+                    traces[k][tt] = cells[src].value(y) if src in cells else y
         prev = cur
     shaped = {k: v.reshape(t_in, batch, *g.nodes[k].out_shape) for k, v in traces.items()}
     outputs = {k: shaped[k] for k in g.outputs() if k in shaped}

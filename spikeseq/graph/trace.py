@@ -41,6 +41,8 @@ class _Builder:
         self.dt = dt
         self.nodes: dict[str, ir.Node] = {}
         self.edges: list[tuple[str, str]] = []
+        self.module_of: dict[str, str] = {}   # node -> qualified module name whose output it reproduces
+        self.path = ""
 
     def add(self, name: str, node: ir.Node, prev: list[str]) -> str:
         if name in self.nodes:
@@ -68,7 +70,8 @@ def trace(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, 
     exits, shape = _trace(model, b, ["input"], shape, "")
     b.add("output", ir.Output(shape), exits)
     g = ir.Graph(b.nodes, b.edges, dt=float(dt), discretization="exp",
-                 metadata={"source": "spikeseq.graph.trace", "model": type(model).__name__})
+                 metadata={"source": "spikeseq.graph.trace", "model": type(model).__name__,
+                           "module_of": dict(b.module_of)})
     g.check_shapes()
     return g
 
@@ -98,8 +101,11 @@ def _trace(m: nn.Module, b: _Builder, prev: list[str], shape: tuple[int, ...], p
         if isinstance(m, cls):
             return fn(m, b, prev, shape, prefix)
     if isinstance(m, Sequential):
+        here = b.path
         for i, layer in enumerate(m.layers):
+            b.path = f"{here}.layers.{i}" if here else f"layers.{i}"
             prev, shape = _trace(layer, b, prev, shape, f"{prefix}{i}_")
+        b.path = here
         return prev, shape
     if isinstance(m, (nn.Dropout, nn.Identity)):
         return prev, shape
@@ -131,11 +137,14 @@ def _trace(m: nn.Module, b: _Builder, prev: list[str], shape: tuple[int, ...], p
         return [b.add(f"{prefix}flatten", node, prev)], node.out_shape
     if isinstance(m, (LIF, IF, CubaLIF, LI)):
         node = neuron_node(m, shape, b.dt, f"{prefix}{type(m).__name__.lower()}")
-        return [b.add(f"{prefix}{node.kind.lower()}", node, prev)], shape
+        name = b.add(f"{prefix}{node.kind.lower()}", node, prev)
+        b.module_of[name] = b.path
+        return [name], shape
     if isinstance(m, RLIF):
         fc = b.add(f"{prefix}fc", _affine(m.fc), prev)
         neuron = neuron_node(m.neuron, (m.hidden,), b.dt, f"{prefix}{m.kind}")
         cell = b.add(f"{prefix}{neuron.kind.lower()}", neuron, [fc])
+        b.module_of[cell] = b.path
         rec = b.add(f"{prefix}rec", _affine(m.rec), [cell])
         b.edges.append((rec, cell))
         return [cell], (m.hidden,)

@@ -1,0 +1,219 @@
+"""Export a model and check that the exported graph still computes what the model computed.
+
+    result = export_and_verify(model, target, out_path, inputs, labels=None, *, dt)
+
+- ``model``: a spikeseq ``nn`` model that :func:`spikeseq.graph.trace` supports, called as ``y, state = model(x)``
+  on time-first ``inputs`` ``[T, B, *input_shape]`` (tensor or array; held-out real data).
+- ``target``: ``"nir"`` (writes a NIR file, reads it back and runs it in float), ``"loihi"`` (writes a lava-dl netx
+  ``.net`` file and runs the quantised graph with the bit-exact Loihi interpreter) or ``"spinnaker2"`` (writes the
+  py-spinnaker2 JSON description + build script and runs the int8/float32 interpreter).
+- ``out_path``: where the artifact goes (written atomically; nothing is left behind when export fails).
+- ``labels``: optional ``[B]`` class indices; accuracy of model and graph is then reported. A prediction is the
+  argmax over the last axis of the output summed over time (``readout="sum"``) or of the last step
+  (``readout="last"``).
+- ``dt``: the model's step in seconds (required).
+
+The returned :class:`VerifyResult` holds, per neuron layer, the fraction of equal spikes (model vs interpreter,
+over all steps, samples and neurons; the hardware interpreters are aligned by their per-hop latency), the output
+agreement (equal spikes, or max |difference| and prediction agreement for non-spiking readouts), the accuracies,
+the artifact path, the mapping report (Loihi cores / SpiNNaker2 PEs) and the interpreter's event counts.
+``.to_dict()`` is JSON-able; ``.to_markdown()`` is a small report.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeseq.errors import ParameterError, ShapeError
+from spikeseq.graph import ir
+from spikeseq.graph.simulate import SimResult, simulate
+from spikeseq.graph.trace import trace
+
+__all__ = ["VerifyResult", "export_and_verify", "predictions"]
+
+TARGETS = ("nir", "loihi", "spinnaker2")
+
+
+@dataclass
+class VerifyResult:
+    target: str
+    artifact: str
+    extra_files: list[str]
+    dt: float
+    steps: int
+    samples: int
+    layer_agreement: dict[str, float]       # neuron node -> fraction of equal spikes
+    output_agreement: float                 # equal spikes (spiking output) or equal predictions (values)
+    output_max_abs_diff: float | None       # non-spiking outputs only
+    prediction_agreement: float
+    model_accuracy: float | None
+    graph_accuracy: float | None
+    mapping: dict | None
+    counts: dict[str, dict[str, int]] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    _mapping_md: str = field(default="", repr=False)
+
+    @property
+    def accuracy_drop(self) -> float | None:
+        if self.model_accuracy is None or self.graph_accuracy is None:
+            return None
+        return self.model_accuracy - self.graph_accuracy
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d.pop("_mapping_md")
+        d["accuracy_drop"] = self.accuracy_drop
+        return d
+
+    def to_markdown(self) -> str:
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+        lines = [f"### Export to {self.target}: `{self.artifact}`", "",
+                 f"{self.samples} samples x {self.steps} steps at dt = {self.dt:g} s", "",
+                 "| layer | spike agreement |", "|---|---|"]
+        lines += [f"| {k} | {pct(v)} |" for k, v in self.layer_agreement.items()]
+        lines += ["", f"- output agreement: {pct(self.output_agreement)}"]
+        if self.output_max_abs_diff is not None:
+            lines.append(f"- output max |model - graph|: {self.output_max_abs_diff:.3g}")
+        lines += [f"- prediction agreement: {pct(self.prediction_agreement)}",
+                  f"- accuracy: model {pct(self.model_accuracy)}, exported graph {pct(self.graph_accuracy)}"
+                  + ("" if self.accuracy_drop is None else f" (drop {100 * self.accuracy_drop:.2f} points)")]
+        if self._mapping_md:
+            lines += ["", self._mapping_md]
+        if self.notes:
+            lines += ["", "Notes:"] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines)
+
+
+def predictions(out: np.ndarray, readout: str = "sum") -> np.ndarray:
+    """Class predictions from a ``[T, B, ..., C]`` output trace."""
+    if readout == "sum":
+        return out.sum(axis=0).reshape(out.shape[1], -1).argmax(-1)
+    if readout == "last":
+        return out[-1].reshape(out.shape[1], -1).argmax(-1)
+    raise ParameterError(f"readout must be 'sum' or 'last', got {readout!r}")
+
+
+def _payload(x: np.ndarray) -> str:
+    if np.isin(x, (0.0, 1.0)).all():
+        return "spikes"
+    if (x == np.round(x)).all() and (x >= 0).all():
+        return "graded"
+    return "dense"
+
+
+def _model_traces(model: torch.nn.Module, x: torch.Tensor, module_of: dict[str, str]):
+    """The model's output and the outputs of the modules the graph's neuron nodes reproduce."""
+    mods = dict(model.named_modules())
+    got: dict[str, np.ndarray] = {}
+    hooks = []
+    for node, path in module_of.items():
+        mod = model if path == "" else mods.get(path)
+        if mod is None:
+            continue
+
+        def hook(_m, _inp, out, node=node):
+            y = out[0] if isinstance(out, tuple) else out
+            got[node] = y.detach().cpu().numpy()
+
+        hooks.append(mod.register_forward_hook(hook))
+    try:
+        with torch.no_grad():
+            y = model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    y = y[0] if isinstance(y, tuple) else y
+    return y.detach().cpu().numpy(), got
+
+
+def _write(target: str, g: ir.Graph, out_path: Path, **kwargs):
+    """Write the artifact; return (graph to simulate, numerics, mapping report or None, extra files)."""
+    if target == "nir":
+        from spikeseq.export.nir import from_nir, write_nir
+
+        write_nir(g, out_path)
+        return from_nir(out_path, dt=g.dt), "float", None, []
+    if target == "loihi":
+        from spikeseq.export.loihi import write_net
+
+        e = write_net(g, out_path, **kwargs)
+        return e.graph, "loihi", e.mapping, []
+    from spikeseq.export.spinnaker2 import write_spinnaker2
+
+    e = write_spinnaker2(g, out_path)
+    return e.graph, "spinnaker2", e.mapping, [str(e.script)]
+
+
+def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.PathLike, inputs, labels=None, *,
+                      dt: float, readout: str = "sum", batch_size: int = 64, **export_kwargs) -> VerifyResult:
+    """Trace ``model``, write it for ``target`` at ``out_path``, run the interpreter on ``inputs`` and compare.
+
+    See the module docstring. ``export_kwargs`` go to the target's writer (Loihi: ``weight_exp``,
+    ``reset_policy``). ``batch_size`` bounds the interpreter's batch (memory of recorded traces).
+    """
+    if target not in TARGETS:
+        raise ParameterError(f"target must be one of {TARGETS}, got {target!r}")
+    if dt is None:
+        raise ParameterError("export_and_verify needs dt (seconds), the step the model was trained with")
+    x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs))
+    x = x.float()
+    if x.dim() < 3:
+        raise ShapeError(f"inputs must be time-first [T, B, ...], got shape {tuple(x.shape)}")
+    xn = x.cpu().numpy()
+    model = model.eval()
+    g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=_payload(xn))
+    out_path = Path(out_path)
+    sim_graph, numerics, mapping, extra = _write(target, g, out_path, **export_kwargs)
+    module_of = g.metadata.get("module_of", {})
+    y_model, layer_model, results = [], {}, []
+    for lo in range(0, x.shape[1], batch_size):
+        xb = x[:, lo:lo + batch_size]
+        yb, lb = _model_traces(model, xb, module_of)
+        y_model.append(yb)
+        for k, v in lb.items():
+            layer_model.setdefault(k, []).append(v)
+        results.append(simulate(sim_graph, xb.numpy(), numerics=numerics))
+    y = np.concatenate(y_model, axis=1)
+    layer_model = {k: np.concatenate(v, axis=1) for k, v in layer_model.items()}
+    out_name = sim_graph.outputs()[0]
+    y_graph = np.concatenate([r.outputs[out_name] for r in results], axis=1).reshape(y.shape)
+    agree = {}
+    for node, ym in layer_model.items():
+        if node in results[0].traces and sim_graph.nodes[node].sends("spikes") == "spikes":
+            yg = np.concatenate([r.traces[node] for r in results], axis=1).reshape(ym.shape)
+            agree[node] = float(np.mean(yg == ym))
+    spiking_out = np.isin(y, (0.0, 1.0)).all() and np.isin(y_graph, (0.0, 1.0)).all()
+    p_model, p_graph = predictions(y, readout), predictions(y_graph, readout)
+    pred_agree = float(np.mean(p_model == p_graph))
+    counts = _sum_counts(results)
+    lab = None if labels is None else np.asarray(labels.cpu() if isinstance(labels, torch.Tensor) else labels)
+    notes = []
+    if numerics != "float":
+        notes.append(f"{numerics} interpreter: one step per synapse hop; traces aligned by each layer's latency")
+    if target == "nir":
+        notes.append("NIR file read back with from_nir and run with the float interpreter")
+    return VerifyResult(
+        target=target, artifact=str(out_path), extra_files=extra, dt=float(dt), steps=int(x.shape[0]),
+        samples=int(x.shape[1]), layer_agreement=agree,
+        output_agreement=float(np.mean(y == y_graph)) if spiking_out else pred_agree,
+        output_max_abs_diff=None if spiking_out else float(np.abs(y - y_graph).max()),
+        prediction_agreement=pred_agree,
+        model_accuracy=None if lab is None else float(np.mean(p_model == lab)),
+        graph_accuracy=None if lab is None else float(np.mean(p_graph == lab)),
+        mapping=None if mapping is None else mapping.to_dict(), counts=counts, notes=notes,
+        _mapping_md="" if mapping is None else mapping.to_markdown())
+
+
+def _sum_counts(results: list[SimResult]) -> dict[str, dict[str, int]]:
+    total: dict[str, dict[str, int]] = {}
+    for r in results:
+        for node, c in r.counts().items():
+            t = total.setdefault(node, dict.fromkeys(c, 0))
+            for k, v in c.items():
+                t[k] += int(v)
+    return total
