@@ -1,0 +1,253 @@
+"""WISDM v1.1 (Kwapisz et al. 2010) and WISDM 2019 smartwatch streams (Weiss 2019), cut into windows.
+
+Rows (``specs/data-formats.md`` §1.6, §1.7) are ``user,activity,timestamp,x,y,z;`` (v1.1: activity names, 20 Hz
+phone accelerometer in m/s^2) and ``subject,code,timestamp_ns,x,y,z;`` (2019: activity codes A..S without N, raw
+files ``raw/<device>/<sensor>/data_<subject>_<sensor>_<device>.txt``, 20 Hz, accel m/s^2, gyro rad/s).
+
+Known quirks of WISDM v1.1 and how they are handled (``strict=False``, the default, repairs them with one
+:class:`~spikeseq.data.repair.DataRepairWarning` per file that counts each kind and names the first line;
+``strict=True`` raises :class:`DataError` naming the file and line instead):
+
+- several records on one line (``...;33,Jogging,...;``): split into separate records;
+- a record with a missing or empty field (e.g. no z value): dropped;
+- a zero timestamp: dropped.
+
+Anything else malformed (non-numeric values, unknown activity) always raises :class:`DataError` naming the file
+and line. Windows: consecutive rows with the same subject and activity form a run; a run is also cut where the
+timestamp goes backwards or jumps by more than ``max_gap`` seconds; each run is cut into ``window``-sample windows
+with ``stride``. Splits are by subject (no official split exists): the test subjects are given, by default the
+last ~20 % of the subject ids.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeseq.data._atomic import atomic_path
+from spikeseq.data.har import HARWindows, _root, check_split, sliding_windows
+from spikeseq.data.repair import warn_repair
+from spikeseq.errors import DataError
+
+V11_ACTIVITIES = ["Walking", "Jogging", "Upstairs", "Downstairs", "Sitting", "Standing"]
+V11_TEST_SUBJECTS = frozenset(range(30, 37))  # last 7 of users 1..36 (spikeseq's choice, no official split)
+#: WISDM 2019 ``activity_key.txt`` (there is no code N).
+ACTIVITY_KEY_2019 = {
+    "A": "walking", "B": "jogging", "C": "stairs", "D": "sitting", "E": "standing", "F": "typing",
+    "G": "teeth", "H": "soup", "I": "chips", "J": "pasta", "K": "drinking", "L": "sandwich", "M": "kicking",
+    "O": "catch", "P": "dribbling", "Q": "writing", "R": "clapping", "S": "folding",
+}
+#: Hand-oriented activities, as used with the smartwatch data by the L2MU / NeHAR papers (specs/models.md).
+HAND_ORIENTED = ("F", "G", "H", "I", "J", "K", "L", "O", "P", "Q", "R", "S")
+TEST_SUBJECTS_2019 = frozenset(range(1641, 1651))  # last 10 of 1600..1650 (spikeseq's choice)
+
+
+@dataclass
+class Records:
+    """Parsed rows of one file: ``subject`` int64, ``activity`` str array, ``t`` int64 (ns), ``xyz`` float64."""
+
+    subject: np.ndarray
+    activity: np.ndarray
+    t: np.ndarray
+    xyz: np.ndarray
+    path: Path
+
+
+def parse_records(path: str | os.PathLike, *, strict: bool = False, activities: Iterable[str] | None = None,
+                  ) -> Records:
+    """Parse a WISDM text file (v1.1 or 2019 rows), handling the known quirks as documented above."""
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8", errors="strict")
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file ({e})") from e
+    allowed = set(activities) if activities is not None else None
+    subj, act, ts, vals = [], [], [], []
+    multi = dropped = zero = 0
+    first: dict[str, int] = {}
+    for ln_no, line in enumerate(text.splitlines(), 1):
+        recs = [r for r in line.split(";") if r.strip()]
+        if len(recs) > 1:
+            if strict:
+                raise DataError(f"{path}: line {ln_no} holds {len(recs)} records: {line[:100]!r}")
+            multi += 1
+            first.setdefault("several records on one line", ln_no)
+        for rec in recs:
+            f = [v.strip() for v in rec.split(",")]
+            if len(f) > 6 and all(v == "" for v in f[6:]):
+                f = f[:6]
+            if len(f) != 6 or any(v == "" for v in f):
+                if len(f) > 6 or strict:
+                    raise DataError(f"{path}: line {ln_no} has {len(f)} fields, expected 6 "
+                                    f"(user,activity,timestamp,x,y,z): {rec[:100]!r}")
+                dropped += 1
+                first.setdefault("missing field", ln_no)
+                continue
+            try:
+                s, t, x, y, z = int(f[0]), int(f[2]), float(f[3]), float(f[4]), float(f[5])
+            except ValueError as e:
+                raise DataError(f"{path}: line {ln_no} is not numeric where it should be ({e}): {rec[:100]!r}") \
+                    from e
+            if allowed is not None and f[1] not in allowed:
+                raise DataError(f"{path}: line {ln_no} has unknown activity {f[1]!r}; expected one of "
+                                f"{sorted(allowed)}")
+            if t == 0:
+                if strict:
+                    raise DataError(f"{path}: line {ln_no} has a zero timestamp: {rec[:100]!r}")
+                zero += 1
+                first.setdefault("zero timestamp", ln_no)
+                continue
+            subj.append(s)
+            act.append(f[1])
+            ts.append(t)
+            vals.append((x, y, z))
+    if multi or dropped or zero:
+        warn_repair(
+            f"{path}: repaired known WISDM quirks: {multi} lines with several records split, {dropped} records "
+            f"with a missing field dropped, {zero} records with a zero timestamp dropped (first at lines "
+            + ", ".join(f"{k}: {v}" for k, v in first.items()) + "); pass strict=True to refuse such files"
+        )
+    if not subj:
+        raise DataError(f"{path}: no valid records")
+    return Records(np.array(subj, np.int64), np.array(act), np.array(ts, np.int64),
+                   np.array(vals, np.float64).reshape(-1, 3), path)
+
+
+def runs(subject: np.ndarray, activity: np.ndarray, t: np.ndarray, max_gap_ns: float) -> list[tuple[int, int]]:
+    """``[start, end)`` index ranges of constant subject and activity without backward or large time jumps."""
+    n = subject.shape[0]
+    if n == 0:
+        return []
+    dt = np.diff(t)
+    cut = (subject[1:] != subject[:-1]) | (activity[1:] != activity[:-1]) | (dt <= 0) | (dt > max_gap_ns)
+    edges = np.concatenate([[0], np.flatnonzero(cut) + 1, [n]])
+    return [(int(a), int(b)) for a, b in itertools.pairwise(edges)]
+
+
+def _windows(sig: np.ndarray, rs: list[tuple[int, int]], labels: np.ndarray, subjects: np.ndarray, window: int,
+             stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    xs, ys, ss = [], [], []
+    for a, b in rs:
+        st = sliding_windows(b - a, window, stride, a)
+        if st.size:
+            xs.append(np.stack([sig[i: i + window] for i in st]))
+            ys.append(np.full(st.size, labels[a]))
+            ss.append(np.full(st.size, subjects[a]))
+    if not xs:
+        return np.zeros((0, window, sig.shape[1]), np.float32), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    return np.concatenate(xs).astype(np.float32), np.concatenate(ys), np.concatenate(ss)
+
+
+def _select(x, y, s, split: str, test_subjects: Iterable[int]) -> np.ndarray:
+    is_test = np.isin(s, sorted(test_subjects))
+    return np.flatnonzero(is_test if split == "test" else ~is_test)
+
+
+# ------------------------------------------------------------------------------------------- v1.1
+def v11_file(root: str | os.PathLike | None) -> Path:
+    folder = _root("wisdm", root, "WISDM_ar_v1.1_raw.txt", ("WISDM_ar_v1.1", "har/wisdm/WISDM_ar_v1.1"))
+    return folder / "WISDM_ar_v1.1_raw.txt"
+
+
+def load_v11(root: str | os.PathLike | None = None, split: str = "train", *, window: int = 200, stride: int = 100,
+             max_gap: float = 1.0, strict: bool = False, test_subjects: Iterable[int] = V11_TEST_SUBJECTS,
+             ) -> HARWindows:
+    """WISDM v1.1 windows ``[N, window, 3]`` (m/s^2). Default 200 samples = 10 s at 20 Hz, the segment length of
+    Kwapisz et al. 2010, with 50 % overlap."""
+    check_split(split)
+    rec = parse_records(v11_file(root), strict=strict, activities=V11_ACTIVITIES)
+    labels = np.array([V11_ACTIVITIES.index(a) for a in rec.activity], np.int64)
+    rs = runs(rec.subject, rec.activity, rec.t, max_gap * 1e9)
+    x, y, s = _windows(rec.xyz, rs, labels, rec.subject, window, stride)
+    sel = _select(x, y, s, split, test_subjects)
+    return HARWindows(torch.from_numpy(x[sel]), torch.from_numpy(y[sel]), torch.from_numpy(s[sel]),
+                      list(V11_ACTIVITIES), ["acc_x (m/s^2)", "acc_y (m/s^2)", "acc_z (m/s^2)"],
+                      {"dataset": "wisdm", "split": split, "rate_hz": 20, "window": window, "stride": stride,
+                       "test_subjects": sorted(test_subjects), "path": str(rec.path)})
+
+
+def write_v11(path: str | os.PathLike, rows: Sequence[tuple[int, str, int, float, float, float]]) -> Path:
+    """Write rows ``(user, activity, timestamp, x, y, z)`` in the v1.1 format (``...,z;`` per line), atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{u},{a},{t},{x!r},{y!r},{z!r};\n" for u, a, t, x, y, z in rows))
+    return Path(path)
+
+
+# ------------------------------------------------------------------------------------------- 2019
+def root_2019(root: str | os.PathLike | None) -> Path:
+    return _root("wisdm2019", root, "raw", ("wisdm-dataset", "har/wisdm2019/wisdm-dataset"))
+
+
+def raw_2019_path(folder: Path, subject: int, sensor: str, device: str = "watch") -> Path:
+    return folder / "raw" / device / sensor / f"data_{subject}_{sensor}_{device}.txt"
+
+
+def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, device: str = "watch",
+              sensors: Sequence[str] = ("accel", "gyro"), activities: Sequence[str] = HAND_ORIENTED,
+              window: int = 40, stride: int = 20, max_gap: float = 1.0, strict: bool = False,
+              test_subjects: Iterable[int] = TEST_SUBJECTS_2019) -> HARWindows:
+    """WISDM 2019 windows ``[N, window, 3 * len(sensors)]``; default: watch accel + gyro, the 12 hand-oriented
+    activities (labels in the order of ``activities``), 2 s windows (40 samples at 20 Hz, as NeHAR) with 50 %
+    overlap.
+
+    Accel and gyro are separate streams with their own timestamps: per subject and activity run they are paired
+    sample by sample in time order and truncated to the shorter one (both are sampled at 20 Hz).
+    """
+    check_split(split)
+    bad = [a for a in activities if a not in ACTIVITY_KEY_2019]
+    if bad:
+        raise DataError(f"unknown WISDM 2019 activity codes {bad}; known: {sorted(ACTIVITY_KEY_2019)}")
+    folder = root_2019(root)
+    sensor_dir = folder / "raw" / device / sensors[0]
+    files = sorted(sensor_dir.glob(f"data_*_{sensors[0]}_{device}.txt"))
+    if not files:
+        from spikeseq.data.paths import missing_files_error
+
+        raise missing_files_error("wisdm2019", [sensor_dir / f"data_<subject>_{sensors[0]}_{device}.txt"])
+    want = set(test_subjects)
+    xs, ys, ss = [], [], []
+    for f in files:
+        subject = int(f.name.split("_")[1])
+        if (subject in want) != (split == "test"):
+            continue
+        streams = [parse_records(raw_2019_path(folder, subject, s, device), strict=strict,
+                                 activities=ACTIVITY_KEY_2019) for s in sensors]
+        for code_i, code in enumerate(activities):
+            parts = []
+            for r in streams:
+                m = r.activity == code
+                rs = runs(r.subject[m], r.activity[m], r.t[m], max_gap * 1e9)
+                # keep the longest gap-free run of this activity in this stream
+                parts.append(r.xyz[m][slice(*max(rs, key=lambda ab: ab[1] - ab[0]))] if rs else np.zeros((0, 3)))
+            n = min(p.shape[0] for p in parts)
+            sig = np.concatenate([p[:n] for p in parts], 1)
+            x, y, s = _windows(sig, [(0, n)], np.full(n, code_i), np.full(n, subject), window, stride)
+            xs.append(x)
+            ys.append(y)
+            ss.append(s)
+    if not xs:
+        raise DataError(f"{folder}: no {split} subjects found (test subjects: {sorted(want)})")
+    units = {"accel": "m/s^2", "gyro": "rad/s"}
+    channels = [f"{s}_{a} ({units.get(s, '?')})" for s in sensors for a in "xyz"]
+    return HARWindows(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)),
+                      torch.from_numpy(np.concatenate(ss)), [ACTIVITY_KEY_2019[a] for a in activities], channels,
+                      {"dataset": "wisdm2019", "split": split, "rate_hz": 20, "window": window, "stride": stride,
+                       "device": device, "activities": list(activities), "test_subjects": sorted(want),
+                       "root": str(folder)})
+
+
+def write_2019_raw(folder: str | os.PathLike, subject: int, sensor: str, rows: Sequence[tuple[str, int, float, float,
+                   float]], device: str = "watch") -> Path:
+    """Write ``raw/<device>/<sensor>/data_<subject>_<sensor>_<device>.txt`` rows ``(code, t_ns, x, y, z)``."""
+    path = raw_2019_path(Path(folder), subject, sensor, device)
+    with atomic_path(path) as tmp:
+        tmp.write_text("".join(f"{subject},{c},{t},{x!r},{y!r},{z!r};\n" for c, t, x, y, z in rows))
+    return path
