@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 # runtime requirements are listed in the `dev`/`data` extras.
 PEERS_NO_DEPS ?= snntorch==1.0.0 norse==1.1.0 nirtorch==2.6 spikingjelly==2.0.0 neurobench==2.3.0 dcls==0.1.1 tonic==1.7.0
 
-.PHONY: demo test lint bench clean-venv
+.PHONY: demo test lint bench clean-venv chromium
 
 $(BIN)/.spikeseq-installed: pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,13 @@ $(BIN)/.spikeseq-installed: pyproject.toml Makefile
 demo: $(BIN)/.spikeseq-installed
 	SPIKESEQ_DATA="$(SPIKESEQ_DATA)" $(BIN)/spikeseq demo
 
-test: $(BIN)/.spikeseq-installed
+# The report test renders the HTML page in headless Chromium (Debian package); installed when missing and root.
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) ; } || \
+	  echo "chromium not installed: the report render test skips (fails under SPIKESEQ_REQUIRE_DATA=1)"
+
+test: $(BIN)/.spikeseq-installed chromium
 	$(BIN)/ruff check spikeseq tests examples
 	$(BIN)/lint-imports
 	SPIKESEQ_DATA="$(SPIKESEQ_DATA)" $(BIN)/python -m pytest -q -p no:cacheprovider tests
