@@ -22,6 +22,7 @@ from spikeseq.errors import DataError
 
 ENV_DATA = "SPIKESEQ_DATA"
 ENV_CACHE = "SPIKESEQ_CACHE"
+ENV_MANIFESTS = "SPIKESEQ_MANIFESTS"
 
 _PKG = Path(__file__).resolve().parent.parent  # spikeseq/
 _REPO = _PKG.parent
@@ -33,7 +34,11 @@ def _repo_datasets() -> Path | None:
 
 
 def manifests_dir() -> Path:
-    """The folder holding ``datasets/*.toml``: the repository's ``datasets/`` or the wheel's copy."""
+    """The folder holding ``datasets/*.toml``: ``$SPIKESEQ_MANIFESTS``, the repository's ``datasets/`` or the
+    wheel's copy."""
+    env = os.environ.get(ENV_MANIFESTS)
+    if env:
+        return Path(env).expanduser()
     repo = _repo_datasets()
     if repo is not None:
         return repo
@@ -45,7 +50,8 @@ def data_root() -> Path:
     env = os.environ.get(ENV_DATA)
     if env:
         return Path(env).expanduser()
-    return manifests_dir()
+    repo = _repo_datasets()
+    return repo if repo is not None else _PKG / "_data" / "datasets"
 
 
 def cache_dir() -> Path:

@@ -1,0 +1,98 @@
+"""Datasets by name, for the CLI and configs: ``names()``, ``load(name, split, **kw)``, ``summary(name)``.
+
+``load`` returns a torch ``Dataset``:
+
+- ``nmnist``: :class:`~spikeseq.data.nmnist.NMNIST` (events), or with ``dt``/``n_bins`` a binned
+  :class:`~spikeseq.data.nmnist.FrameSet` (cached);
+- ``shd``, ``ssc``, ``temporal``: :class:`~spikeseq.data.shd.SHDDataset` (``[T, C]`` frames) of
+  ``<root>/<name>_<split>.h5``;
+- ``hapt``, ``uci_har``, ``basicmotions``, ``wisdm``, ``wisdm2019``: :class:`~spikeseq.data.har.HARWindows`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from spikeseq.errors import DataError
+
+SPLITS: dict[str, tuple[str, ...]] = {
+    "nmnist": ("train", "test"), "shd": ("train", "test"), "ssc": ("train", "valid", "test"),
+    "temporal": ("train", "test"), "hapt": ("train", "test"), "uci_har": ("train", "test"),
+    "basicmotions": ("train", "test"), "wisdm": ("train", "test"), "wisdm2019": ("train", "test"),
+}
+
+
+def names() -> list[str]:
+    return list(SPLITS)
+
+
+def _nmnist(split: str, root, **kw):
+    from spikeseq.data import nmnist
+
+    if kw.get("dt") is not None or kw.get("n_bins") is not None:
+        return nmnist.load_frames(root, split, **kw)
+    return nmnist.NMNIST(root, split, **kw)
+
+
+def _h5(name: str) -> Callable[..., Any]:
+    def load(split: str, root, **kw):
+        from spikeseq.data.paths import dataset_dir, missing_files_error
+        from spikeseq.data.shd import SHDDataset
+
+        base = Path(root) if root is not None else dataset_dir(name)
+        path = base / f"{name}_{split}.h5"
+        if not path.is_file():
+            err = missing_files_error(name, [path])
+            if name == "temporal":
+                raise DataError(f"{err}; or generate it: spikeseq.data.temporal_task.generate_split({str(base)!r})")
+            raise err
+        return SHDDataset(path, **kw)
+    return load
+
+
+def _har(fn: str) -> Callable[..., Any]:
+    def load(split: str, root, **kw):
+        from spikeseq.data import har
+
+        return getattr(har, fn)(root, split, **kw)
+    return load
+
+
+LOADERS: dict[str, Callable[..., Any]] = {
+    "nmnist": _nmnist, "shd": _h5("shd"), "ssc": _h5("ssc"), "temporal": _h5("temporal"),
+    "hapt": _har("hapt_windows"), "uci_har": _har("uci_har"), "basicmotions": _har("basicmotions"),
+    "wisdm": _har("wisdm"), "wisdm2019": _har("wisdm2019"),
+}
+
+
+def load(name: str, split: str = "train", root: str | os.PathLike | None = None, **kw: Any) -> Any:
+    """Load split ``split`` of dataset ``name`` (keyword arguments go to the dataset's loader)."""
+    if name not in LOADERS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
+    if split not in SPLITS[name]:
+        raise DataError(f"{name} has splits {SPLITS[name]}, not {split!r}")
+    return LOADERS[name](split, root, **kw)
+
+
+def _labels(ds: Any) -> np.ndarray:
+    if hasattr(ds, "labels"):
+        return np.asarray(ds.labels)
+    return np.asarray(ds.y)
+
+
+def summary(name: str, root: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
+    """Per split: number of samples and per-class counts, or the error that loading gave."""
+    out: dict[str, dict[str, Any]] = {}
+    for split in SPLITS[name]:
+        try:
+            ds = load(name, split, root)
+            y = _labels(ds)
+            out[split] = {"n": int(len(ds)), "per_class": np.bincount(y).tolist() if y.size else []}
+        except DataError as e:
+            out[split] = {"error": str(e)}
+    return out
