@@ -152,6 +152,9 @@ def _graph_to_nir(g: ir.Graph, nir_dt: float, top: bool):
         meta = {"dt": float(nir_dt), "spikeseq_dt": float(g.dt), "discretization": "euler",
                 "update_order": UPDATE_ORDER, "threshold": "v > v_threshold (strict)", "timing": TIMING,
                 "spike_amplitude": "1 per step (discrete spikes, not Dirac deltas)", "producer": "spikeseq"}
+        rec = g.metadata.get("recurrent_edges")
+        if rec:
+            meta["recurrent_edges"] = np.array([[a, b] for a, b in rec], dtype="S")
     return nir.NIRGraph(nodes=nodes, edges=list(g.edges), metadata=meta)
 
 
@@ -269,6 +272,10 @@ def _graph_from_nir(ng, dt: float, nir_dt_in_file, top: bool) -> ir.Graph:
     meta = {"source": "nir"}
     if top:
         meta.update({k: (v.decode() if isinstance(v, bytes) else v) for k, v in (ng.metadata or {}).items()})
+        rec = meta.get("recurrent_edges")
+        if rec is not None:
+            meta["recurrent_edges"] = [tuple(x.decode() if isinstance(x, bytes) else str(x) for x in e)
+                                       for e in np.asarray(rec).reshape(-1, 2)]
     return ir.Graph(nodes, [tuple(e) for e in ng.edges], dt=dt, discretization="euler", metadata=meta)
 
 

@@ -719,11 +719,21 @@ class Graph(Node):
             entry[name] = [f"{name}.{b}" for a, b in sub.edges if a in ins]
             exit_[name] = [f"{name}.{a}" for a, b in sub.edges if b in outs]
             edges += [(f"{name}.{a}", f"{name}.{b}") for a, b in sub.edges if a not in ins and b not in outs]
+        given = self.metadata.get("recurrent_edges")
+        rec = None if given is None else set(map(tuple, given))
+        flat_rec = [] if rec is None else [(f"{name}.{a}", f"{name}.{b}") for name, node in self.nodes.items()
+                                            if isinstance(node, Graph) and node.metadata.get("recurrent_edges")
+                                            for a, b in node.metadata["recurrent_edges"]]
         for a, b in self.edges:
             for s in exit_.get(a, [a]):
                 for d in entry.get(b, [b]):
                     edges.append((s, d))
-        return Graph(nodes, edges, dt=self.dt, discretization=self.discretization, metadata=dict(self.metadata))
+                    if rec is not None and (a, b) in rec:
+                        flat_rec.append((s, d))
+        meta = dict(self.metadata)
+        if rec is not None:
+            meta["recurrent_edges"] = flat_rec
+        return Graph(nodes, edges, dt=self.dt, discretization=self.discretization, metadata=meta)
 
     def schedule(self, latency: str = "nir") -> tuple[list[str], set[tuple[str, str]]]:
         """Evaluation order and the set of *delayed* edges (read the source's previous-step output).
@@ -734,13 +744,25 @@ class Graph(Node):
         """
         g = self
         if latency == "nir":
-            delayed = g._back_edges()
+            delayed = g.recurrent_edges()
         elif latency == "hop":
             delayed = {(a, b) for a, b in g.edges if g.nodes[a].role == "synapse"}
         else:
             raise ParameterError(f"latency must be 'nir' or 'hop', got {latency!r}")
         order = g._toposort([e for e in g.edges if e not in delayed])
         return order, delayed
+
+    def recurrent_edges(self) -> set[tuple[str, str]]:
+        """Edges that read the previous step's output: ``metadata["recurrent_edges"]`` when given (tracers set it;
+        needed when several cycles share nodes), else the edges closing a cycle in a depth-first search."""
+        given = self.metadata.get("recurrent_edges")
+        if given is not None:
+            edges = {(str(a), str(b)) for a, b in given}
+            missing = edges - set(self.edges)
+            if missing:
+                raise ShapeError(f"metadata['recurrent_edges'] names edges that are not in the graph: {missing}")
+            return edges
+        return self._back_edges()
 
     def _back_edges(self) -> set[tuple[str, str]]:
         succ: dict[str, list[str]] = {k: [] for k in self.nodes}
@@ -790,12 +812,16 @@ class Graph(Node):
             )
         return order
 
-    def payloads(self, latency: str = "nir") -> dict[str, Payload]:
-        """What each node sends (inputs first, then in evaluation order; cycles see their non-delayed inputs)."""
+    def payloads(self, latency: str = "nir", inputs: dict[str, Payload] | None = None) -> dict[str, Payload]:
+        """What each node sends (inputs first, then in evaluation order; cycles see their non-delayed inputs).
+        ``inputs`` overrides the payload declared by Input nodes."""
         order, _ = self.schedule(latency)
         out: dict[str, Payload] = {}
         for k in order:
             node = self.nodes[k]
+            if inputs and k in inputs:
+                out[k] = inputs[k]
+                continue
             recv = [out[a] for a in self.predecessors(k) if a in out]
             rank = {"spikes": 0, "graded": 1, "dense": 2}
             received: Payload = max(recv, key=rank.__getitem__) if recv else "dense"

@@ -323,13 +323,21 @@ class _Cell:
 
 # ------------------------------------------------------------------------------------------------ driver
 def _latencies(g: ir.Graph, order: list[str], delayed: set, latency: str) -> dict[str, int]:
-    back = g._back_edges()
+    back = g.recurrent_edges()
     lat: dict[str, int] = {}
     for k in g._toposort([e for e in g.edges if e not in back]):
         preds = [a for a in g.predecessors(k) if (a, k) not in back]
         lat[k] = max((lat[a] + (1 if (latency == "hop" and g.nodes[a].role == "synapse") else 0) for a in preds),
                      default=0)
     return lat
+
+
+def data_payload(x: np.ndarray) -> str:
+    """How the interpreter feeds an input array: 0/1 values as ``"spikes"``, mostly-zero values as ``"graded"``
+    events, anything else ``"dense"`` (the declared Input payload is only a description; the data decide)."""
+    if np.isin(x, (0, 1)).all():
+        return "spikes"
+    return "graded" if np.count_nonzero(x) < 0.5 * x.size else "dense"
 
 
 def _as_inputs(g: ir.Graph, inputs) -> dict[str, np.ndarray]:
@@ -376,7 +384,7 @@ def simulate(graph: ir.Graph, inputs, *, numerics: str = "float", latency: str |
     latency = latency or "nir"
     xs = _as_inputs(g, inputs)
     order, delayed = g.schedule(latency)
-    payload = g.payloads(latency)
+    payload = g.payloads(latency, inputs={k: data_payload(a) for k, a in xs.items()})
     lat = _latencies(g, order, delayed, latency) if align else {k: 0 for k in g.nodes}
     t_in = next(iter(xs.values())).shape[0]
     batch = next(iter(xs.values())).shape[1]

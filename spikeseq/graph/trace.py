@@ -22,6 +22,7 @@ from torch import nn
 
 from spikeseq.errors import ExportError, ParameterError
 from spikeseq.graph import ir
+from spikeseq.models.l2mu import L2MU
 from spikeseq.nn import IF, LI, LIF, CubaLIF, Sequential
 from spikeseq.nn.recurrent import RLIF
 
@@ -42,6 +43,8 @@ class _Builder:
         self.nodes: dict[str, ir.Node] = {}
         self.edges: list[tuple[str, str]] = []
         self.module_of: dict[str, str] = {}   # node -> qualified module name whose output it reproduces
+        self.recurrent: list[tuple[str, str]] = []   # edges reading the previous step
+        self.output_transform: str | None = None
         self.path = ""
 
     def add(self, name: str, node: ir.Node, prev: list[str]) -> str:
@@ -71,7 +74,9 @@ def trace(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, 
     b.add("output", ir.Output(shape), exits)
     g = ir.Graph(b.nodes, b.edges, dt=float(dt), discretization="exp",
                  metadata={"source": "spikeseq.graph.trace", "model": type(model).__name__,
-                           "module_of": dict(b.module_of)})
+                           "module_of": dict(b.module_of), "recurrent_edges": list(b.recurrent)})
+    if b.output_transform:
+        g.metadata["output_transform"] = b.output_transform
     g.check_shapes()
     return g
 
@@ -84,6 +89,8 @@ def _infer_input_shape(model: nn.Module) -> tuple[int, ...]:
         return (first.in_features,)
     if isinstance(first, RLIF):
         return (first.fc.in_features,)
+    if isinstance(first, L2MU):
+        return (first.input_size,)
     if hasattr(first, "integer_weights_and_delays") and hasattr(first, "in_features"):
         return (int(first.in_features),)
     raise ParameterError(
@@ -147,6 +154,7 @@ def _trace(m: nn.Module, b: _Builder, prev: list[str], shape: tuple[int, ...], p
         b.module_of[cell] = b.path
         rec = b.add(f"{prefix}rec", _affine(m.rec), [cell])
         b.edges.append((rec, cell))
+        b.recurrent.append((rec, cell))
         return [cell], (m.hidden,)
     if hasattr(m, "integer_weights_and_delays"):
         w, d = m.integer_weights_and_delays()
@@ -154,6 +162,8 @@ def _trace(m: nn.Module, b: _Builder, prev: list[str], shape: tuple[int, ...], p
         node = ir.DelayAffine(_np(torch.as_tensor(w), np.float32), _np(torch.as_tensor(d), np.int64),
                               None if bias is None else _np(bias, np.float32))
         return [b.add(f"{prefix}delayaffine", node, prev)], node.out_shape
+    if isinstance(m, L2MU):
+        return _trace_l2mu(m, b, prev, shape, prefix)
     raise ExportError(
         f"cannot trace member {prefix.rstrip('_') or 'model'} of type {type(m).__name__}: no IR equivalent; "
         "supported are Sequential, Linear, Conv1d/2d, AvgPool2d, Flatten, LIF, IF, CubaLIF, LI, RLIF, DelayLinear "
@@ -200,3 +210,51 @@ def neuron_node(m: nn.Module, shape, dt: float, name: str) -> ir.Node:
         tau, r = _tau_gain(m.beta, shape, dt, name)
         return ir.LIF(tau=tau, r=r, v_threshold=v_th, reset=m.reset)
     raise ExportError(f"{name}: {type(m).__name__} has no IR neuron kind")
+
+
+def _linear(w: torch.Tensor | np.ndarray) -> ir.Linear:
+    return ir.Linear(_np(torch.as_tensor(w), np.float32))
+
+
+def _trace_l2mu(m: L2MU, b: _Builder, prev: list[str], shape, prefix: str):
+    """L2MU (:mod:`spikeseq.models.l2mu`): populations x, u, m, h, out; the memory update
+    ``I_m = A_bar s_m[t-1] + B_bar s_u`` becomes two Linear synapses (block-diagonal ``kron(I, A_bar)`` and
+    ``kron(I, B_bar)``); the feedbacks h->u, m->u, h->h, m->m read the previous step (explicit recurrent edges);
+    the model's cumulative readout is recorded as ``metadata["output_transform"]``."""
+    dt, path, p = b.dt, b.path, prefix
+    mod = lambda name: f"{path}.{name}" if path else name  # noqa: E731
+
+    def pop(name, module, size, inputs):
+        node = neuron_node(module, (size,), dt, f"{p}{name}")
+        n = b.add(f"{p}{name}", node, inputs)
+        b.module_of[n] = mod(name)
+        return n
+
+    if m.input_module == "lif":
+        w_in = b.add(f"{p}w_in", _affine(m.w_in), prev)
+        src = [pop("pop_x", m.pop_x, m.w_in.out_features, [w_in])]
+    else:
+        src = prev
+    md, d = m.memory_size, m.order
+    eye = torch.eye(md, dtype=torch.float64)
+    e_x = b.add(f"{p}e_x", _affine(m.e_x), src)
+    u = pop("pop_u", m.pop_u, md, [e_x])
+    b.module_of.pop(u)  # stepped functionally inside L2MU.forward: no module output to compare with
+    bm = b.add(f"{p}b_mem", _linear(torch.kron(eye, m.b_bar.double().reshape(d, 1))), [u])
+    mm = pop("pop_m", m.pop_m, md * d, [bm])
+    b.module_of.pop(mm)
+    am = b.add(f"{p}a_mem", _linear(torch.kron(eye, m.a_bar.double())), [mm])
+    e_m = b.add(f"{p}e_m", _affine(m.e_m), [mm])
+    w_x = b.add(f"{p}w_x", _affine(m.w_x), src)
+    w_m = b.add(f"{p}w_m", _affine(m.w_m), [mm])
+    h = pop("pop_h", m.pop_h, m.hidden_size, [w_x, w_m])
+    b.module_of.pop(h)
+    w_h = b.add(f"{p}w_h", _affine(m.w_h), [h])
+    e_h = b.add(f"{p}e_h", _affine(m.e_h), [h])
+    w_out = b.add(f"{p}w_out", _affine(m.w_out), [h])
+    out = pop("pop_out", m.pop_out, m.n_classes, [w_out])
+    for src_, dst in ((am, mm), (e_m, u), (w_h, h), (e_h, u)):
+        b.edges.append((src_, dst))
+        b.recurrent.append((src_, dst))
+    b.output_transform = "cumsum" if m.readout == "spike_count" else "cummean"
+    return [out], (m.n_classes,)

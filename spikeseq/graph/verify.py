@@ -181,7 +181,8 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
     y = np.concatenate(y_model, axis=1)
     layer_model = {k: np.concatenate(v, axis=1) for k, v in layer_model.items()}
     out_name = sim_graph.outputs()[0]
-    y_graph = np.concatenate([r.outputs[out_name] for r in results], axis=1).reshape(y.shape)
+    y_graph = np.concatenate([r.outputs[out_name] for r in results], axis=1)
+    y_graph = _output_transform(y_graph, g.metadata.get("output_transform")).reshape(y.shape)
     agree = {}
     for node, ym in layer_model.items():
         if node in results[0].traces and sim_graph.nodes[node].sends("spikes") == "spikes":
@@ -207,6 +208,19 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         graph_accuracy=None if lab is None else float(np.mean(p_graph == lab)),
         mapping=None if mapping is None else mapping.to_dict(), counts=counts, notes=notes,
         _mapping_md="" if mapping is None else mapping.to_markdown())
+
+
+def _output_transform(y: np.ndarray, kind: str | None) -> np.ndarray:
+    """The model's readout applied to the graph output (``cumsum``: running spike count; ``cummean``: running
+    mean), as recorded by the tracer."""
+    if kind is None:
+        return y
+    c = np.cumsum(y, axis=0)
+    if kind == "cumsum":
+        return c
+    if kind == "cummean":
+        return c / np.arange(1, y.shape[0] + 1).reshape(-1, *([1] * (y.ndim - 1)))
+    raise ParameterError(f"unknown output transform {kind!r} in the graph metadata")
 
 
 def _sum_counts(results: list[SimResult]) -> dict[str, dict[str, int]]:
