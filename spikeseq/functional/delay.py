@@ -92,12 +92,48 @@ def _check_weight_delay(weight: torch.Tensor, delay: torch.Tensor) -> None:
         )
 
 
-def _taps(delay: torch.Tensor, sigma: float | torch.Tensor, k: torch.Tensor, offset: float) -> torch.Tensor:
-    s = (sigma.abs() if isinstance(sigma, torch.Tensor) else abs(float(sigma))) + offset
-    if not (s > 0 if not isinstance(s, torch.Tensor) else bool((s > 0).all())):
+def _width(sigma: float | torch.Tensor, offset: float) -> float:
+    s = float(sigma.detach().abs()) if isinstance(sigma, torch.Tensor) else abs(float(sigma))
+    s += offset
+    if not s > 0:
         raise ParameterError("the Gaussian width |sigma| + sigma_offset must be > 0; use the integer path for s = 0")
+    return s
+
+
+def _taps(delay: torch.Tensor, sigma: float | torch.Tensor, k: torch.Tensor, offset: float) -> torch.Tensor:
+    s = _width(sigma, offset)
     z = (k - delay.clamp(0, k.numel() - 1).unsqueeze(-1)) / s
     return torch.softmax(-0.5 * z * z, dim=-1)
+
+
+class _GaussianKernel(torch.autograd.Function):
+    """``W[..., None] * g`` with ``g = _taps(delay)``, saving only ``g`` for a hand-written backward.
+
+    With ``a_n = -z_n^2 / 2``, ``z_n = (k_n - d) / s`` and ``g = softmax(a)``:
+    ``dL/dd = (sum_n g_n c_n k_n - (sum_n g_n c_n)(sum_n g_n k_n)) / s^2`` where ``c = W * dL/dkernel``
+    (zero where the clamp of ``d`` to ``[0, max_delay]`` is active). Tested against finite differences.
+    """
+
+    @staticmethod
+    def forward(ctx, weight, delay, k, s):  # type: ignore[override]
+        lim = k.numel() - 1
+        z = (k - delay.clamp(0, lim).unsqueeze(-1)) / s
+        g = torch.softmax(-0.5 * z * z, dim=-1)
+        ctx.save_for_backward(weight, delay, g, k)
+        ctx.s = s
+        return weight.unsqueeze(-1) * g
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        weight, delay, g, k = ctx.saved_tensors
+        gw = gd = None
+        if ctx.needs_input_grad[0]:
+            gw = (grad * g).sum(-1)
+        if ctx.needs_input_grad[1]:
+            gc = grad * g * weight.unsqueeze(-1)
+            gd = ((gc * k).sum(-1) - gc.sum(-1) * (g * k).sum(-1)) / (ctx.s * ctx.s)
+            gd = gd * ((delay >= 0) & (delay <= k.numel() - 1)).to(gd.dtype)
+        return gw, gd, None, None
 
 
 def gaussian_taps(delay: torch.Tensor, sigma: float | torch.Tensor, max_delay: int, *,
@@ -182,7 +218,7 @@ def delay_gaussian(x: torch.Tensor, state: DelayState | None = None, *, weight: 
     _check_weight_delay(weight, delay)
     _check_input(x, weight.shape[1])
     k = torch.arange(max_delay, -1, -1, device=x.device, dtype=x.dtype)  # conv order: tap n has delay K-1-n
-    kernel = weight.unsqueeze(-1) * _taps(delay, sigma, k, sigma_offset)
+    kernel = _GaussianKernel.apply(weight, delay, k, _width(sigma, sigma_offset))
     xp = _with_history(x, state, max_delay)
     y = F.conv1d(xp.permute(1, 2, 0), kernel).permute(2, 0, 1)
     return _finish(y, bias, xp, max_delay)
