@@ -18,7 +18,8 @@ Integer shifts run as one gather-sum when no gradient is needed (inference, expo
 For graph tracers and exporters: :meth:`DelayLinear.integer_weights_and_delays` returns plain tensors
 ``(W [out, in] float, D [out, in] int64 time steps)`` after :meth:`DelayLinear.round_delays`; the layer then
 computes exactly ``y[t, b, j] = bias_j + sum_i W[j, i] * x[t - D[j, i], b, i]`` (causal, zero before the start),
-at the layer's time step (the model's ``dt``).
+at the layer's time step (the model's ``dt``); ``bias`` is ``layer.bias`` (``None`` by default). This is the
+graph IR's ``DelayAffine`` node.
 """
 
 from __future__ import annotations
