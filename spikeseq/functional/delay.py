@@ -249,7 +249,7 @@ def integer_delays(delay: torch.Tensor, max_delay: int) -> torch.Tensor:
 class IntegerPlan(NamedTuple):
     """Gather indices and weights of :func:`delay_integer` for one sequence length (reusable while W, D are fixed)."""
 
-    idx: torch.Tensor  # [steps * out, in] int64: row (s, i) of the padded input summed into output (t, j)
+    idx: torch.Tensor  # [steps * out, in] int32/int64: row (s, i) of the padded input summed into output (t, j)
     psw: torch.Tensor  # [steps * out, in]: W_ji, repeated per step
     steps: int
 
@@ -260,8 +260,9 @@ def integer_plan(weight: torch.Tensor, delay: torch.Tensor, max_delay: int, step
     d = integer_delays(delay, max_delay)
     o, n = weight.shape
     # table row (s, i) = padded input step s, channel i; output (t, j) sums rows (t + max_delay - D_ji, i)
-    base = (max_delay - d) * n + torch.arange(n, device=weight.device)
-    idx = (torch.arange(steps, device=weight.device).view(steps, 1, 1) * n + base).view(steps * o, n)
+    itype = torch.int32 if (max_delay + steps) * n < 2**31 else torch.int64  # int32 halves the index memory
+    base = ((max_delay - d) * n + torch.arange(n, device=weight.device)).to(itype)
+    idx = (torch.arange(steps, device=weight.device, dtype=itype).view(steps, 1, 1) * n + base).view(steps * o, n)
     psw = weight.unsqueeze(0).expand(steps, o, n).reshape(steps * o, n)
     return IntegerPlan(idx, psw, steps)
 
