@@ -198,11 +198,12 @@ class L2MU(StatefulModule):
         su, sm, sh, s_h, s_m = st.u, st.m, st.h, st.s_h, st.s_m
         m, d = self.memory_size, self.order
         hs, n_u, n_m = [], 0.0, 0.0
-        for t in range(t_len):
-            s_u, su = pu.step(xu[t] + s_h @ eh + s_m @ em, su)
+        # unbind, not xu[t]: the backward of t-indexing would zero-fill a [T, B, N] gradient at every step
+        for xu_t, xh_t in zip(xu.unbind(0), xh.unbind(0)):
+            s_u, su = pu.step(xu_t + s_h @ eh + s_m @ em, su)
             i_m = lmu_update(s_m.view(bsz, m, d), s_u, a_bar, b_bar).reshape(bsz, m * d)
             s_m, sm = pm.step(i_m, sm)
-            s_h, sh = ph.step(xh[t] + s_h @ wh + s_m @ wm, sh)
+            s_h, sh = ph.step(xh_t + s_h @ wh + s_m @ wm, sh)
             hs.append(s_h)
             if stats is not None:
                 n_u += float(s_u.detach().sum())
