@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 
 import torch
@@ -26,6 +27,26 @@ class CallContext:
     call_index: int = 0
     stash: object = None
     notes: list[str] = field(default_factory=list)
+    binary: dict = field(default_factory=dict)  # shared per batch: storage ptr -> (weakref, offset, numel)
+
+    def mark_binary(self, z: torch.Tensor) -> None:
+        """Record that ``z`` holds only 0/1 values (spikes of a spiking neuron) so consumers skip the check."""
+        try:
+            self.binary[z.untyped_storage().data_ptr()] = (weakref.ref(z), z.storage_offset(), z.numel())
+        except (RuntimeError, TypeError):  # pragma: no cover - tensors without storage
+            pass
+
+    def is_binary(self, x: torch.Tensor) -> bool:
+        """True when ``x`` is (a view of the whole of) a tensor recorded by :meth:`mark_binary` that is alive."""
+        try:
+            entry = self.binary.get(x.untyped_storage().data_ptr())
+        except (RuntimeError, TypeError):  # pragma: no cover
+            return False
+        if entry is None:
+            return False
+        ref, offset, numel = entry
+        z = ref()
+        return z is not None and x.storage_offset() == offset and x.numel() == numel and x.dtype == z.dtype
 
     def steps(self, x: torch.Tensor, time_first: bool = False) -> torch.Tensor:
         """View ``x`` as ``[T_call, rows, ...]``.

@@ -145,12 +145,18 @@ def count(
         def post(mod, args, kwargs, out):
             ctx = CallContext(T=cur["T"], B=cur["B"], step_mode=step_mode, ac_rule=ac_rule,
                               neurobench=neurobench, name=layer.name, call_index=layer.calls,
-                              stash=cur.get(layer.name))
+                              stash=cur.get(layer.name), binary=cur["binary"])
             spec = layer.spec
+            threads = torch.get_num_threads()
+            if threads > 1:  # counters are a few memory-bound passes: one thread avoids pool barriers on busy CPUs
+                torch.set_num_threads(1)
             try:
                 counts = spec.fn(mod, args, kwargs, out, ctx)
             except (TypeError, ValueError, NotImplementedError) as e:
                 raise ProfileError(f"cannot count layer {layer.name!r} ({type(mod).__name__}): {e}") from e
+            finally:
+                if threads > 1:
+                    torch.set_num_threads(threads)
             layer.calls += 1
             layer.notes.update(ctx.notes)
             if not counts:
@@ -182,6 +188,7 @@ def count(
             for x in batches:
                 cur.clear()
                 cur["T"], cur["B"] = int(x.shape[0]), int(x.shape[1])
+                cur["binary"] = {}
                 for layer in layers:
                     layer.calls, layer.cursor = 0, 0
                 mark = [len(layer.chunks) for layer in layers]

@@ -41,33 +41,108 @@ def spike_flags(xs: torch.Tensor) -> torch.Tensor:
     """Per step: 1.0 iff every element is in {-1, 0, 1} (NeuroBench's spiking test), ``[T]``."""
     t = xs.shape[0]
     bad = ((xs != 0) & (xs != 1) & (xs != -1)).reshape(t, -1).any(1)
-    return (~bad).to(F64)
+    return (~bad).to(F64).cpu()
+
+
+def rowsum_steps(x2: torch.Tensor, t: int, vec: torch.Tensor | None = None) -> torch.Tensor:
+    """Per step sums of ``x2 [rows_total, n] @ vec`` (``vec`` = ones when omitted), as float64 ``[t]``.
+
+    A matrix-vector product (one BLAS pass) is much cheaper than an elementwise reduction here.
+    """
+    if vec is None:
+        vec = torch.ones(x2.shape[-1], dtype=x2.dtype, device=x2.device)
+    return (x2 @ vec).reshape(t, -1).sum(1, dtype=F64).cpu()
+
+
+_CHUNK = 1 << 17
+
+
+def is_binary(x2: torch.Tensor) -> bool:
+    """True iff every element is exactly 0 or 1. Per cache-sized chunk: the range is within [0, 1] and
+    ``ceil(x) - x`` (non-negative there) sums to exactly 0 (a sum of non-negative terms is 0 iff all are)."""
+    flat = x2.reshape(-1)
+    n = flat.numel()
+    buf = scratch(flat[: min(n, _CHUNK)], "ceil")
+    for i in range(0, n, _CHUNK):
+        xc = flat[i:i + _CHUNK]
+        lo, hi = torch.aminmax(xc)
+        if not (bool(lo >= 0) and bool(hi <= 1)):
+            return False
+        d = buf[: xc.numel()]
+        torch.ceil(xc, out=d)
+        if bool(d.sub_(xc).sum() > 0):
+            return False
+    return True
+
+
+def nonzero_mask(x2: torch.Tensor, dt: torch.dtype) -> tuple[torch.Tensor, bool]:
+    """``([x != 0] as dt, x is binary)``; a binary ``x`` is its own mask (no copy)."""
+    if x2.numel() == 0 or is_binary(x2):
+        return x2.to(dt), True
+    return mask_float(x2, dt), False
+
+
+_SCRATCH: dict[str, torch.Tensor] = {}
+
+
+def scratch(like: torch.Tensor, slot: str, dtype: torch.dtype | None = None) -> torch.Tensor:
+    """A reused work buffer shaped like ``like`` (large fresh allocations cost page faults on every call).
+
+    The buffer of a ``slot`` is overwritten by the next request for that slot: use the result at once.
+    """
+    n, dt = like.numel(), dtype or like.dtype
+    buf = _SCRATCH.get(slot)
+    if buf is None or buf.numel() < n or buf.dtype != dt or buf.device != like.device:
+        buf = _SCRATCH[slot] = torch.empty(max(n, 1), dtype=dt, device=like.device)
+    return buf[:n].view(like.shape)
+
+
+def mask_float(x2: torch.Tensor, dt: torch.dtype, slot: str = "mask") -> torch.Tensor:
+    """``[x != 0]`` as ``dt`` in a scratch buffer (see :func:`scratch`)."""
+    f = scratch(x2, slot, dt)
+    torch.ne(x2, 0, out=f)
+    return f
+
+
+def _exact_dtype(x2: torch.Tensor, n_in: int, n_out: int) -> torch.dtype:
+    """float32 sums of integers are exact below 2**24; use float64 for larger rows."""
+    return x2.dtype if (x2.dtype == torch.float64 or n_in * max(n_out, 1) < 2**24) else torch.float64
 
 
 def matmul_counts(xs: torch.Tensor, weight: torch.Tensor, ctx: CallContext, *, nb: bool | None = None) -> dict:
     """Counts of ``y = W x`` for ``xs [T, ..., in]`` and ``weight [out, in]`` (no bias; see module docstring)."""
     t, n_in, n_out = xs.shape[0], weight.shape[1], weight.shape[0]
-    x2 = xs.reshape(t, -1, n_in)
-    rows = x2.shape[1]
-    fan = (weight != 0).sum(0).to(F64)                         # non-zero fan-out of each input
-    nz = x2 != 0
-    nz_in = nz.sum(1, dtype=F64)                               # [T, in]
-    eff = nz_in @ fan
-    nonunit = nz & (x2 != 1) & (x2 != -1)
-    if ctx.ac_rule == "call":
-        flags = spike_flags(x2)
-        acs = eff * flags
-    elif bool(nonunit.any()):
-        acs = eff - nonunit.sum(1, dtype=F64) @ fan
+    x2 = xs.reshape(-1, n_in)
+    if not x2.is_floating_point():
+        x2 = x2.float()
+    dt = _exact_dtype(x2, n_in, n_out)
+    rows = x2.shape[0] // t
+    fan = (weight != 0).sum(0).to(dt)                          # non-zero fan-out of each input
+    ones = torch.ones(n_in, dtype=dt, device=x2.device)
+    if ctx.is_binary(xs):                                      # spikes of a spiking neuron: x == [x != 0]
+        nzf, binary = x2.to(dt), True
     else:
+        nzf, binary = nonzero_mask(x2, dt)
+    eff = rowsum_steps(nzf, t, fan)
+    nz_count = rowsum_steps(nzf, t, ones)
+    flags = None
+    if ctx.ac_rule == "call":
+        flags = _full(t, 1.0) if binary else spike_flags(x2.reshape(t, -1))
+        acs = eff * flags
+    elif binary:
         acs = eff
+    else:
+        unit = scratch(x2, "unit", dt)
+        torch.eq(x2.abs(), 1, out=unit)
+        acs = rowsum_steps(unit, t, fan)
     dense = _full(t, rows * n_in * n_out)
     out = {
         "dense_macs": dense, "eff_macs": eff - acs, "eff_acs": acs, "addr_adds": eff, "mem_weight_reads": eff,
-        "mem_state_reads": eff, "mem_state_writes": eff, "mem_input_reads": nz_in.sum(1),
+        "mem_state_reads": eff, "mem_state_writes": eff, "mem_input_reads": nz_count,
     }
     if ctx.neurobench if nb is None else nb:
-        flags = spike_flags(x2) if ctx.ac_rule != "call" else flags
+        if flags is None:
+            flags = _full(t, 1.0) if binary else spike_flags(x2.reshape(t, -1))
         out.update(nb_eff_acs=eff * flags, nb_eff_macs=eff * (1 - flags), nb_dense=dense)
     return out
 
@@ -100,12 +175,12 @@ def _conv_counts(m: nn.modules.conv._ConvNd, args, kwargs, out, ctx: CallContext
     wb = (m.weight != 0).to(flat.dtype)
     nz = (flat != 0).to(flat.dtype)
     with torch.no_grad():
-        eff = m._conv_forward(nz, wb, None).reshape(t, -1).sum(1, dtype=F64)
+        eff = m._conv_forward(nz, wb, None).reshape(t, -1).sum(1, dtype=F64).cpu()
         nonunit = ((flat != 0) & (flat != 1) & (flat != -1))
         if ctx.ac_rule == "call":
             acs = eff * spike_flags(xs)
         elif bool(nonunit.any()):
-            macs = m._conv_forward(nonunit.to(flat.dtype), wb, None).reshape(t, -1).sum(1, dtype=F64)
+            macs = m._conv_forward(nonunit.to(flat.dtype), wb, None).reshape(t, -1).sum(1, dtype=F64).cpu()
             acs = eff - macs
         else:
             acs = eff
@@ -117,7 +192,7 @@ def _conv_counts(m: nn.modules.conv._ConvNd, args, kwargs, out, ctx: CallContext
     res = {
         "dense_macs": dense, "eff_macs": eff - acs, "eff_acs": acs, "addr_adds": eff, "mem_weight_reads": eff,
         "mem_state_reads": eff, "mem_state_writes": eff,
-        "mem_input_reads": (flat != 0).reshape(t, -1).sum(1, dtype=F64),
+        "mem_input_reads": (flat != 0).reshape(t, -1).sum(1, dtype=F64).cpu(),
     }
     if ctx.neurobench:
         flags = spike_flags(xs)
@@ -151,7 +226,7 @@ def _cell_elementwise(m, rows: int, t: int) -> dict:
 
 def _out_counts(y: torch.Tensor, t: int) -> dict:
     y = y.reshape(t, -1)
-    return {"out_nonzero": (y != 0).sum(1, dtype=F64), "out_elements": _full(t, y.shape[1])}
+    return {"out_nonzero": (y != 0).sum(1, dtype=F64).cpu(), "out_elements": _full(t, y.shape[1])}
 
 
 @register_counter(nn.RNNCellBase, kind="connection", nb_connection=True)

@@ -25,7 +25,7 @@ import torch
 
 from spikeseq import nn as snn_
 from spikeseq.profile.context import CallContext
-from spikeseq.profile.counters import F64, _full
+from spikeseq.profile.counters import F64, _full, mask_float, rowsum_steps
 from spikeseq.profile.registry import register_counter
 
 #: (mults, adds per neuron, extra adds per spike with subtract reset, state words, spiking)
@@ -47,13 +47,18 @@ NB_NEURON_OPS: dict[str, dict[str, int]] = {
 }
 
 
-def neuron_counts(xs: torch.Tensor, zs: torch.Tensor, model: str, reset: str) -> dict:
-    """Counts of a neuron population from its input ``xs`` and output ``zs`` (both ``[T, ...]``)."""
+def neuron_counts(xs: torch.Tensor, zs: torch.Tensor, model: str, reset: str, *, binary_out: bool = False) -> dict:
+    """Counts of a neuron population from its input ``xs`` and output ``zs`` (both ``[T, ...]``).
+
+    ``binary_out``: ``zs`` is known to hold only 0/1 (spikes), so its sum is the spike count.
+    """
     mults, adds, spike_adds, words, spiking = MODEL_OPS[model]
     t = xs.shape[0]
     n = xs[0].numel()
-    active = (xs != 0).reshape(t, -1).sum(1, dtype=F64)
-    nz = (zs != 0).reshape(t, -1).sum(1, dtype=F64)
+    last = xs.shape[-1] if xs.dim() > 1 else 1
+    active = rowsum_steps(mask_float(xs.reshape(-1, last), xs.dtype), t)
+    z2 = zs.reshape(-1, last)
+    nz = rowsum_steps(z2 if binary_out else mask_float(z2, zs.dtype), t)
     per_spike = spike_adds if (reset == "subtract" and spiking) else (1 if model == "ALIF" else 0)
     res = {
         "neuron_updates": _full(t, n), "neuron_updates_active": active,
@@ -115,7 +120,10 @@ def _count_spikeseq_neuron(model: str):
     def fn(m, args, kwargs, out, ctx: CallContext) -> dict:
         xs = args[0]
         zs = out[0]
-        res = neuron_counts(xs, zs, model, getattr(m, "reset", "none"))
+        spiking = model != "LI"
+        res = neuron_counts(xs, zs, model, getattr(m, "reset", "none"), binary_out=spiking)
+        if spiking:
+            ctx.mark_binary(zs)
         if ctx.neurobench and model != "LI":
             state = args[1] if len(args) > 1 else kwargs.get("state")
             traj, v0 = _spikeseq_trajectory(m, xs, state)
@@ -151,14 +159,14 @@ def _count_snntorch(m, args, kwargs, out, ctx: CallContext) -> dict:
     model = _SNNTORCH_MODELS.get(cls)
     if model is None:
         t = 1
-        nz = (spk != 0).sum(dtype=F64).reshape(1)
+        nz = (spk != 0).sum(dtype=F64).reshape(1).cpu()
         res = {"neuron_updates": _full(t, x.numel()), "spikes_out": nz, "out_nonzero": nz,
                "out_elements": _full(t, spk.numel()), "mem_output_writes": nz}
         ctx.notes.append(f"state arithmetic of snntorch.{cls} is not modelled (neuron updates and spikes only)")
     else:
         res = neuron_counts(x.unsqueeze(0), spk.unsqueeze(0), model, reset)
     if ctx.neurobench:
-        res["nb_act_nonzero"] = (spk != 0).sum(dtype=F64).reshape(1)
+        res["nb_act_nonzero"] = (spk != 0).sum(dtype=F64).reshape(1).cpu()
         res["nb_act_elements"] = _full(1, spk.numel())
         post = getattr(m, "mem", None)
         pre = ctx.stash
