@@ -73,6 +73,30 @@ def time_bins(
     return bins, np.ones(t.shape, bool), n
 
 
+def bin_counts(
+    t: np.ndarray,
+    ch: np.ndarray,
+    n_channels: int,
+    *,
+    dt: float | None = None,
+    n_bins: int | None = None,
+    duration: float | None = None,
+    t_start: float = 0.0,
+) -> tuple[np.ndarray, int]:
+    """Flat int64 counts ``[T * n_channels]`` and ``T`` (the fast path under :func:`bin_events`)."""
+    ch = np.asarray(ch)
+    if ch.shape != np.shape(t):
+        raise ShapeError(f"t and ch must have the same length, got {np.shape(t)} and {ch.shape}")
+    bins, keep, T = time_bins(t, dt=dt, n_bins=n_bins, duration=duration, t_start=t_start)
+    if ch.size and (ch.min() < 0 or ch.max() >= n_channels):
+        raise ShapeError(f"channel index out of range [0, {n_channels}): min {ch.min()}, max {ch.max()}")
+    if keep.all():
+        flat = bins * n_channels + ch
+    else:
+        flat = bins[keep] * n_channels + ch[keep]
+    return np.bincount(flat, minlength=T * n_channels)[: T * n_channels], T
+
+
 def bin_events(
     t: np.ndarray,
     ch: np.ndarray,
@@ -86,14 +110,7 @@ def bin_events(
     dtype: np.dtype | type = np.float32,
 ) -> np.ndarray:
     """Counts (or 0/1 with ``binary``) of events per time bin and channel: ``[T, n_channels]`` numpy array."""
-    ch = np.asarray(ch)
-    if ch.shape != np.shape(t):
-        raise ShapeError(f"t and ch must have the same length, got {np.shape(t)} and {ch.shape}")
-    bins, keep, T = time_bins(t, dt=dt, n_bins=n_bins, duration=duration, t_start=t_start)
-    if ch.size and (ch.min() < 0 or ch.max() >= n_channels):
-        raise ShapeError(f"channel index out of range [0, {n_channels}): min {ch.min()}, max {ch.max()}")
-    flat = bins[keep] * n_channels + ch[keep].astype(np.int64)
-    counts = np.bincount(flat, minlength=T * n_channels)[: T * n_channels]
+    counts, T = bin_counts(t, ch, n_channels, dt=dt, n_bins=n_bins, duration=duration, t_start=t_start)
     if binary:
         counts = np.minimum(counts, 1)
     return counts.astype(dtype, copy=False).reshape(T, n_channels)
@@ -117,9 +134,11 @@ def pad_sequences(seqs: Sequence[torch.Tensor], pad_value: float = 0.0) -> tuple
     for i, s in enumerate(seqs):
         if tuple(s.shape[1:]) != feat:
             raise ShapeError(f"sequence {i} has feature shape {tuple(s.shape[1:])}, expected {feat}")
-    out = torch.full((int(lengths.max()), len(seqs), *feat), pad_value, dtype=seqs[0].dtype)
-    for i, s in enumerate(seqs):
-        out[: s.shape[0], i] = s
+    t_max = int(lengths.max())
+    # stack (one contiguous copy) instead of per-sample strided writes, which are slow with many torch threads
+    padded = [s if s.shape[0] == t_max else torch.cat([s, s.new_full((t_max - s.shape[0], *feat), pad_value)])
+              for s in seqs]
+    out = torch.stack(padded, 1)
     return out, lengths
 
 

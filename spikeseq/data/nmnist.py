@@ -15,6 +15,7 @@ time-first float tensors ``[T, 2, 34, 34]`` indexed ``[t, p, y, x]`` like tonic'
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import zipfile
@@ -27,7 +28,7 @@ import torch
 
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._progress import progress
-from spikeseq.data.events import bin_events, time_bins
+from spikeseq.data.events import bin_counts, bin_events, time_bins
 from spikeseq.data.paths import dataset_dir, missing_files_error
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError, ParameterError
@@ -360,16 +361,34 @@ def load_frames(
 
     def build() -> dict[str, np.ndarray]:
         zips = _ZipCache()
-        frames = []
-        for rec in progress(recs, desc=f"N-MNIST {split}: binning", total=len(recs), enabled=show_progress):
+        h, w = -(-HEIGHT // int(downsample)), -(-WIDTH // int(downsample))
+        n_ch = 2 * h * w
+        dt_us = None if dt is None else (round(dt * 1e6) if abs(dt * 1e6 - round(dt * 1e6)) < 1e-6 else dt * 1e6)
+        dur_us = None if duration is None else duration * 1e6
+        counts, lengths = [], np.zeros(len(recs), np.int64)
+        out = np.zeros((len(recs), n_bins or 1, 2, h, w), np.uint8) if (n_bins or duration) else None
+        if out is not None and duration is not None and dt is not None:
+            out = np.zeros((len(recs), max(1, math.ceil(duration / dt - 1e-9)), 2, h, w), np.uint8)
+        for i, rec in enumerate(progress(recs, desc=f"N-MNIST {split}: binning", total=len(recs),
+                                         enabled=show_progress)):
             x, y, t, p = decode_arrays(read_bytes(rec, zips), rec.source, repair=repair)
-            frames.append(frames_from_arrays(x, y, t, p, dt=dt, n_bins=n_bins, duration=duration, binary=binary,
-                                             downsample=downsample, dtype=np.int32))
-        lengths = np.array([f.shape[0] for f in frames], dtype=np.int64)
-        out = np.zeros((len(frames), int(lengths.max()), *frames[0].shape[1:]), dtype=_compact_dtype(
-            max((int(f.max()) if f.size else 0) for f in frames)))
-        for i, f in enumerate(frames):
-            out[i, : f.shape[0]] = f
+            ch, _ = _channels(x, y, p, downsample)
+            c, T = bin_counts(t, ch, n_ch, dt=dt_us, n_bins=n_bins, duration=dur_us)
+            if binary:
+                np.minimum(c, 1, out=c)
+            lengths[i] = T
+            if out is None:  # dt without duration: lengths differ, pad afterwards
+                counts.append(c.astype(_compact_dtype(int(c.max()) if c.size else 0)))
+                continue
+            m = int(c.max()) if c.size else 0
+            if m > np.iinfo(out.dtype).max:
+                out = out.astype(_compact_dtype(m))
+            out[i].reshape(-1)[:] = c
+        if out is None:
+            dtype = np.result_type(*[c.dtype for c in counts])
+            out = np.zeros((len(recs), int(lengths.max()), 2, h, w), dtype)
+            for i, c in enumerate(counts):
+                out[i, : lengths[i]].reshape(-1)[:] = c
         return {"x": out, "y": np.array([r.label for r in recs], np.int64), "lengths": lengths}
 
     arrays, hit = cached("nmnist", split, params, build, cache)

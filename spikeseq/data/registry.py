@@ -92,7 +92,7 @@ def summary(name: str, root: str | os.PathLike | None = None) -> dict[str, dict[
         try:
             ds = load(name, split, root)
             y = _labels(ds)
-            out[split] = {"n": int(len(ds)), "per_class": np.bincount(y).tolist() if y.size else []}
+            out[split] = {"n": len(ds), "per_class": np.bincount(y).tolist() if y.size else []}
         except DataError as e:
             out[split] = {"error": str(e)}
     return out

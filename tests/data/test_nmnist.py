@@ -213,3 +213,22 @@ def test_missing_split_names_files_url_and_variable(tmp_path):
         nmnist.NMNIST(tmp_path, "test")
     msg = str(e.value)
     assert "Test" in msg and "test.zip" in msg and "SPIKESEQ_DATA" in msg and "data.mendeley.com" in msg
+
+
+@pytest.mark.parametrize("kw", [
+    {"n_bins": 7}, {"dt": 2e-3}, {"dt": 2e-3, "duration": 0.05}, {"n_bins": 5, "binary": True, "downsample": 2},
+    {"n_bins": 4, "duration": 0.1}, {"dt": 1.5e-3, "downsample": 3},
+])
+def test_load_frames_equals_per_sample_frames(tmp_path, kw):
+    root = tmp_path / "NMNIST"
+    evs = {}
+    for label, idx, n in ((1, 1, 300), (2, 2, 10), (3, 3, 700)):
+        ev = _events(n, seed=idx, t_max=90_000 + 1000 * idx)
+        ev["x"][:5], ev["y"][:5], ev["p"][:5] = 7, 7, 1  # repeated pixel: counts > 1
+        evs[idx] = ev
+        nmnist.write_events(root / "Train" / str(label) / f"{idx:05d}.bin", ev)
+    fs = nmnist.load_frames(root, "train", cache=False, **{"n_bins": None, **kw} if "dt" in kw else kw)
+    for i, idx in enumerate((1, 2, 3)):
+        ref = nmnist.to_frames(evs[idx], **kw)
+        x, _ = fs[i]
+        assert torch.equal(x, ref), kw
