@@ -118,3 +118,20 @@ def test_bad_construction_and_short_sequences():
         DelayLinear(5, 4, 0)
     with pytest.raises(ShapeError, match=r"Pad the end"):
         DelayLinear(5, 4, 8)(torch.zeros(5, 1, 5))
+
+
+def test_gaussian_path_equals_the_dcls_package_with_identical_parameters():
+    """Same weights, positions (P = K//2 - d) and sigma as DCLS Dcls1d (used as in SNN-delays): same output."""
+    modules = pytest.importorskip("DCLS.construct.modules")
+    k = 9
+    layer = DelayLinear(6, 5, k - 1, generator=torch.Generator().manual_seed(3))
+    layer.set_sigma(2.5)
+    ref = modules.Dcls1d(6, 5, kernel_count=1, dilated_kernel_size=k, bias=False, version="gauss")
+    with torch.no_grad():
+        ref.weight.copy_(layer.weight.detach().unsqueeze(-1))
+        ref.P.copy_((k // 2 - layer.delay.detach()).view(1, 5, 6, 1))
+        ref.SIG.fill_(2.5)
+    x = _spikes(t=25, n=6)
+    y, _ = layer.train()(x)
+    y_ref = ref(torch.nn.functional.pad(x.permute(1, 2, 0), (k - 1, 0))).permute(2, 0, 1)
+    torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)  # dcls adds 1e-7 to the normaliser
