@@ -6,8 +6,9 @@ flat channel index ``ch`` in ``[0, n_channels)``. :func:`bin_events` returns cou
 - **fixed dt**: bin ``k`` holds ``t_start + k*dt <= t < t_start + (k+1)*dt``; ``T = ceil(duration/dt)`` when
   ``duration`` is given (later events are dropped), else just enough bins for the last event.
 - **fixed number of bins** ``n_bins``: with ``duration`` the window ``[t_start, t_start+duration)`` is cut into
-  ``n_bins`` equal bins; without it the recording's own span ``[t_first, t_last]`` is (as tonic's
-  ``ToFrame(n_time_bins=...)``), integer times with an exact integer formula.
+  ``n_bins`` equal bins; without it the recording's own span ``[t_first, t_last]`` is (integer times with an
+  exact integer formula). Unlike tonic's ``ToFrame(n_time_bins=...)``, which slices windows of
+  ``(t_last - t_first) // n`` and so leaves out the events after the last whole window, every event is binned.
 
 ``binary=True`` clips counts to 1. Events before ``t_start`` are dropped.
 """
