@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -148,3 +149,35 @@ def collate_events_frames(batch: Sequence[tuple[torch.Tensor, int]]) -> tuple[to
     x, lengths = pad_sequences([b[0] for b in batch])
     y = torch.as_tensor([int(b[1]) for b in batch], dtype=torch.int64)
     return x, y, lengths
+
+
+class FrameSet(torch.utils.data.Dataset):
+    """Binned frames of a whole split held in memory (N-MNIST ``[N, T, 2, H, W]``, SHD ``[N, T, C]``).
+
+    ``x``: ``[N, T, ...]`` counts in a compact integer dtype (uint8 when counts fit; call ``.float()`` or
+    index the dataset, which yields float ``[T_i, ...]``); ``y``: int64 ``[N]``; ``lengths``: int64 ``[N]``
+    (valid bins per sample; all ``T`` with ``n_bins`` or a ``duration``). ``cache_hit`` says whether it came
+    from the HDF5 cache. Batch with :func:`spikeseq.data.events.collate_events_frames` for ``[T, B, ...]``.
+    """
+
+    def __init__(self, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, params: dict[str, Any],
+                 cache_hit: bool = False) -> None:
+        self.x, self.y, self.lengths, self.params, self.cache_hit = x, y, lengths, params, cache_hit
+
+    def __len__(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def labels(self) -> np.ndarray:
+        return self.y.numpy()
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.x[i, : int(self.lengths[i])].float(), int(self.y[i])
+
+
+def compact_dtype(max_count: int) -> type:
+    """The smallest unsigned dtype holding counts up to ``max_count``."""
+    for dt in (np.uint8, np.uint16, np.uint32):
+        if max_count <= np.iinfo(dt).max:
+            return dt
+    return np.int64

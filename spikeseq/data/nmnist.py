@@ -28,7 +28,7 @@ import torch
 
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._progress import progress
-from spikeseq.data.events import bin_counts, bin_events, time_bins
+from spikeseq.data.events import FrameSet, bin_counts, bin_events, compact_dtype, time_bins
 from spikeseq.data.paths import dataset_dir, missing_files_error
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError, ParameterError
@@ -308,34 +308,6 @@ class NMNIST(torch.utils.data.Dataset):
         return ev, label
 
 
-class FrameSet(torch.utils.data.Dataset):
-    """Binned frames of a whole split held in memory.
-
-    ``x``: ``[N, T, 2, H, W]`` counts in a compact integer dtype (uint8 when counts fit; call ``.float()`` or
-    index the dataset, which yields float ``[T_i, 2, H, W]``); ``y``: int64 ``[N]``; ``lengths``: int64 ``[N]``
-    (valid bins per sample; all ``T`` with ``n_bins`` or a ``duration``). ``cache_hit`` says whether it came
-    from the HDF5 cache. Batch with :func:`spikeseq.data.events.collate_events_frames` for ``[T, B, ...]``.
-    """
-
-    def __init__(self, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, params: dict[str, Any],
-                 cache_hit: bool = False) -> None:
-        self.x, self.y, self.lengths, self.params, self.cache_hit = x, y, lengths, params, cache_hit
-
-    def __len__(self) -> int:
-        return int(self.y.shape[0])
-
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
-        return self.x[i, : int(self.lengths[i])].float(), int(self.y[i])
-
-
-def _compact_dtype(max_count: int) -> type:
-    """The smallest unsigned dtype holding counts up to ``max_count``."""
-    for dt in (np.uint8, np.uint16, np.uint32):
-        if max_count <= np.iinfo(dt).max:
-            return dt
-    return np.int64
-
-
 def load_frames(
     root: str | os.PathLike | None = None, split: str = "train", *, dt: float | None = None,
     n_bins: int | None = 30, duration: float | None = None, binary: bool = False, downsample: int = 1,
@@ -378,11 +350,11 @@ def load_frames(
                 np.minimum(c, 1, out=c)
             lengths[i] = T
             if out is None:  # dt without duration: lengths differ, pad afterwards
-                counts.append(c.astype(_compact_dtype(int(c.max()) if c.size else 0)))
+                counts.append(c.astype(compact_dtype(int(c.max()) if c.size else 0)))
                 continue
             m = int(c.max()) if c.size else 0
             if m > np.iinfo(out.dtype).max:
-                out = out.astype(_compact_dtype(m))
+                out = out.astype(compact_dtype(m))
             out[i].reshape(-1)[:] = c
         if out is None:
             dtype = np.result_type(*[c.dtype for c in counts])

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from spikeseq.data._atomic import atomic_path
-from spikeseq.data.events import bin_events
+from spikeseq.data.events import FrameSet, bin_counts, bin_events, compact_dtype
 from spikeseq.errors import DataError, ParameterError
 
 N_CHANNELS = 700  # SHD / SSC cochlea model channels (Cramer et al. 2020)
@@ -257,6 +257,45 @@ class SHDDataset(torch.utils.data.Dataset):
         return x, y
 
 
+def load_frames(
+    path: str | os.PathLike, *, dt: float | None = 10e-3, n_bins: int | None = None, duration: float | None = None,
+    n_channels: int | None = None, downsample: int = 1, binary: bool = False,
+    cache: bool | str | os.PathLike = True,
+) -> FrameSet:
+    """Bin a whole SHD/SSC file into a :class:`~spikeseq.data.events.FrameSet` (``x [N, T, C]`` counts, padded to
+    the longest sample with ``lengths``), using the HDF5 cache keyed by these parameters and the file."""
+    from spikeseq.data.cache import cached, fingerprint_files
+
+    if n_bins is not None:
+        dt = None
+    path = Path(path)
+    if not path.is_file():
+        read_shd(path)  # raises the missing-file error
+    params = {"dataset": "shd-format", "dt": dt, "n_bins": n_bins, "duration": duration, "n_channels": n_channels,
+              "downsample": int(downsample), "binary": bool(binary), "source": fingerprint_files([path])}
+
+    def build() -> dict[str, np.ndarray]:
+        ds = SHDDataset(path, dt=dt, n_bins=n_bins, n_channels=n_channels, downsample=downsample,
+                        duration=duration, binary=binary)
+        counts, lengths = [], np.zeros(len(ds), np.int64)
+        for i in range(len(ds)):
+            ch = ds.data.units[i] // ds.downsample
+            c, T = bin_counts(ds.data.times[i], ch, ds.n_out, dt=dt, n_bins=n_bins, duration=duration)
+            if binary:
+                np.minimum(c, 1, out=c)
+            counts.append(c)
+            lengths[i] = T
+        m = max((int(c.max()) for c in counts if c.size), default=0)
+        out = np.zeros((len(ds), int(lengths.max()) if len(ds) else 1, ds.n_out), compact_dtype(m))
+        for i, c in enumerate(counts):
+            out[i, : lengths[i]].reshape(-1)[:] = c
+        return {"x": out, "y": ds.data.labels.astype(np.int64), "lengths": lengths}
+
+    arrays, hit = cached("shd", path.stem, params, build, cache)
+    return FrameSet(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]),
+                    torch.from_numpy(arrays["lengths"]), params, hit)
+
+
 def split_path(root: str | os.PathLike | None, split: str, name: str = "shd") -> Path:
     """``<root>/<name>_<split>.h5`` with ``root`` defaulting to the dataset's folder under the data root."""
     from spikeseq.data.paths import dataset_dir
@@ -268,4 +307,4 @@ def split_path(root: str | os.PathLike | None, split: str, name: str = "shd") ->
     return base / f"{name}_{split}.h5"
 
 
-__all__ = ["N_CHANNELS", "SHDData", "SHDDataset", "read_shd", "split_path", "write_shd"]
+__all__ = ["N_CHANNELS", "SHDData", "SHDDataset", "load_frames", "read_shd", "split_path", "write_shd"]

@@ -137,3 +137,18 @@ def test_tonic_reads_our_file_offline(tmp_path):
         np.testing.assert_array_equal(ev["t"], ours.events(i)["t"])
         np.testing.assert_array_equal(ev["x"], ours.events(i)["x"])
         assert int(target) == ours.labels[i]
+
+
+def test_load_frames_cached_equals_dataset(tmp_path):
+    times, units, labels = _samples(5)
+    path = shd.write_shd(tmp_path / "shd_test.h5", times, units, labels)
+    a = shd.load_frames(path, dt=0.1, downsample=5)
+    b = shd.load_frames(path, dt=0.1, downsample=5)
+    assert not a.cache_hit and b.cache_hit and torch.equal(a.x, b.x)
+    ds = shd.SHDDataset(path, dt=0.1, downsample=5)
+    for i in range(5):
+        x, y = b[i]
+        assert torch.equal(x, ds[i][0]) and y == labels[i]
+    assert tuple(b.x.shape) == (5, int(b.lengths.max()), 140)
+    c = shd.load_frames(path, n_bins=3, binary=True)
+    assert not c.cache_hit and tuple(c.x.shape) == (5, 3, 700) and int(c.x.max()) == 1
