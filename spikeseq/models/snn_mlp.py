@@ -95,7 +95,8 @@ class RSNN(StatefulModule):
         current = self.inp(x)  # [T, B, H], all steps at once
         spikes = []
         for k in range(t):
-            z, s_lif = self.lif.step(current[k] + self.rec(z), s_lif)
+            zk, s_lif = self.lif((current[k] + self.rec(z)).unsqueeze(0), s_lif)  # a module call: hooks see it
+            z = zk[0]
             spikes.append(z)
         zs = torch.stack(spikes)
         y, s_out = self.li(self.out(zs), s_out)

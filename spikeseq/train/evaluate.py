@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -64,13 +65,23 @@ def spiking_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
             and not any(isinstance(c, StatefulModule) and hasattr(c, "v_th") for c in m.children())]
 
 
+def _state_spikes(state: Any) -> dict[str, torch.Tensor]:
+    """Spike fields of a NamedTuple state: ``s_*`` (e.g. L2MU's ``s_h``, ``s_m``) and ``z`` tensors ``[B, ...]``."""
+    fields = getattr(state, "_fields", ())
+    return {f: getattr(state, f) for f in fields
+            if (f.startswith("s_") or f == "z") and isinstance(getattr(state, f), torch.Tensor)}
+
+
 @torch.no_grad()
 def spike_stats(model: nn.Module, x: torch.Tensor, device: torch.device, raster_neurons: int = 64,
                 raster_sample: int = 0) -> dict[str, Any]:
     """Per-layer firing rates over the batch-first inputs ``x`` and a spike raster of one sample.
 
-    Firing rate = spikes / (neurons x time steps x samples). The raster lists ``[t, neuron]`` pairs of the first
-    ``raster_neurons`` neurons of each layer for sample ``raster_sample``.
+    Firing rate = spikes / (neurons x time steps x samples). Spikes are recorded with forward hooks on the spiking
+    populations (LIF, CubaLIF, ...) that run as modules; a model whose ``forward`` takes ``stats`` (a dict filled
+    with ``{population: (spikes, neuron_steps)}``, as L2MU) reports its own populations, and spike fields of its
+    state (``s_*``, ``z``) are recorded step by step for the raster. The raster lists ``[t, neuron]`` pairs of the
+    first ``raster_neurons`` neurons of each layer for sample ``raster_sample``.
     """
     model.eval()
     layers = spiking_layers(model)
@@ -82,21 +93,42 @@ def spike_stats(model: nn.Module, x: torch.Tensor, device: torch.device, raster_
             records[name].append(z.detach().float().cpu())
         return fn
 
+    xt = time_first(x).to(device)
+    takes_stats = "stats" in inspect.signature(model.forward).parameters
+    own: dict[str, tuple[float, int]] = {}
     handles = [m.register_forward_hook(hook(name)) for name, m in layers]
     try:
-        model(time_first(x).to(device))
+        out = model(xt, stats=own) if takes_stats else model(xt)
     finally:
         for h in handles:
             h.remove()
     out_layers, raster = [], {}
+    n_b, n_t = int(xt.shape[1]), int(xt.shape[0])
     for name, _ in layers:
         if not records[name]:
             continue
         z = torch.cat(records[name], dim=0)  # [T, B, ...] (step-wise calls are concatenated along time)
         z = z.reshape(z.shape[0], z.shape[1], -1)
-        out_layers.append({"name": name, "neurons": int(z.shape[2]), "steps": int(z.shape[0]),
-                           "rate": float(z.mean()), "spikes_per_sample": float(z.sum() / z.shape[1])})
+        if not takes_stats:
+            out_layers.append({"name": name, "neurons": int(z.shape[2]), "steps": int(z.shape[0]),
+                               "rate": float(z.mean()), "spikes_per_sample": float(z.sum() / z.shape[1])})
         zs = z[:, raster_sample, :raster_neurons]
         idx = torch.nonzero(zs > 0)
         raster[name] = {"neurons": int(zs.shape[1]), "steps": int(zs.shape[0]), "events": idx.tolist()}
-    return {"samples": int(x.shape[0]), "layers": out_layers, "raster": raster}
+    for name, (spikes, neuron_steps) in own.items():
+        out_layers.append({"name": name, "neurons": int(neuron_steps // max(n_t * n_b, 1)), "steps": n_t,
+                           "rate": float(spikes / max(neuron_steps, 1)), "spikes_per_sample": float(spikes / n_b)})
+    state = out[1] if isinstance(out, tuple) and len(out) > 1 else None
+    if _state_spikes(state) and (takes_stats or not out_layers):
+        steps: dict[str, list[torch.Tensor]] = {}
+        st = None
+        x0 = xt[:, raster_sample:raster_sample + 1]
+        for t in range(n_t):
+            _, st = model(x0[t:t + 1], st)
+            for f, v in _state_spikes(st).items():
+                steps.setdefault(f, []).append(v[0].reshape(-1)[:raster_neurons].float().cpu())
+        for f, seq in steps.items():
+            zs = torch.stack(seq)
+            raster[f"state.{f}"] = {"neurons": int(zs.shape[1]), "steps": int(zs.shape[0]),
+                                    "events": torch.nonzero(zs > 0).tolist()}
+    return {"samples": n_b, "layers": out_layers, "raster": raster}
