@@ -31,6 +31,18 @@ class _Layer:
     cursor: int = 0
     calls: int = 0
     notes: set[str] = field(default_factory=set)
+    subs: dict[str, _Layer] = field(default_factory=dict)
+
+    def record(self, counts: dict[str, torch.Tensor], T: int, step_mode: bool) -> None:
+        """Place one call's per-step counts: a full-length call starts at step 0 (repeated calls add up), a
+        shorter one (a single step, a chunk of a stream) continues where this layer's previous call ended."""
+        self.calls += 1
+        if not counts:
+            return
+        tc = next(iter(counts.values())).shape[0]
+        offset = 0 if (tc == T and tc > 1 and not step_mode) else self.cursor
+        self.chunks.append((offset, counts))
+        self.cursor = offset + tc
 
 
 def _unknown_reason(m: nn.Module) -> str | None:
@@ -157,14 +169,14 @@ def count(
             finally:
                 if threads > 1:
                     torch.set_num_threads(threads)
-            layer.calls += 1
             layer.notes.update(ctx.notes)
-            if not counts:
-                return
-            tc = next(iter(counts.values())).shape[0]
-            offset = 0 if (tc == ctx.T and tc > 1 and not step_mode) else layer.cursor
-            layer.chunks.append((offset, counts))
-            layer.cursor = offset + tc
+            for suffix, submodule, kind, sub_counts in counts.pop("__sub__", ()):
+                sub = layer.subs.get(suffix)
+                if sub is None:
+                    sub = layer.subs[suffix] = _Layer(f"{layer.name}.{suffix}", submodule,
+                                                      CounterSpec(None, kind))  # type: ignore[arg-type]
+                sub.record(sub_counts, ctx.T, step_mode)
+            layer.record(counts, ctx.T, step_mode)
 
         return pre, post
 
@@ -191,6 +203,8 @@ def count(
                 cur["binary"] = {}
                 for layer in layers:
                     layer.calls, layer.cursor = 0, 0
+                    for sub in layer.subs.values():
+                        sub.calls, sub.cursor = 0, 0
                 mark = [len(layer.chunks) for layer in layers]
                 run_fn(model, x)
                 n_samples += int(x.shape[1])
@@ -218,9 +232,14 @@ def count(
             f"cannot count every module: {lines}. Register a counter with spikeseq.profile.register_counter "
             "or pass strict=False to get a report that lists them as not counted"
         )
-    profiles = [_finish(layer, t_max) for layer in layers]
+    profiles = []
+    for layer in layers:
+        profiles.append(_finish(layer, t_max))
+        profiles.extend(_finish(sub, t_max) for sub in layer.subs.values())
+    kept = [p for p in profiles if p is not None]
+    t_all = max([t_max] + [v.shape[0] for p in kept for v in p.counts.values()])
     report = ProfileReport(
-        layers=[p for p in profiles if p is not None], n_samples=n_samples, time_steps=t_max,
+        layers=kept, n_samples=n_samples, time_steps=t_all,
         not_counted=not_counted, bits={"weight": 32, "state": 32, "io": 32, **(bits or {})},
         model_name=name or type(model).__name__,
     )
@@ -232,7 +251,7 @@ def count(
 
 
 def _finish(layer: _Layer, t_max: int) -> LayerProfile | None:
-    if layer.calls == 0:
+    if layer.calls == 0 or not layer.chunks:
         return None
     length = max([t_max] + [off + next(iter(c.values())).shape[0] for off, c in layer.chunks])
     keys: list[str] = []

@@ -13,6 +13,9 @@ Register counters for your own modules with::
     def _count_my_cell(m, args, kwargs, out, ctx):
         ...
 
+A counter that needs to recompute something with a child module must call ``child.forward(...)``, not
+``child(...)``: the latter runs the child's hooks and counts it twice.
+
 Lookup follows the method resolution order, so a counter for a base class covers its subclasses unless a more
 specific one is registered. ``descend=True`` also hooks the module's children (e.g. the ``nn.Linear`` inside an
 snnTorch ``RLeaky``); otherwise the counter is responsible for everything the module computes.
@@ -69,13 +72,17 @@ class CounterSpec:
     nb_activation: bool = False  # a NeuroBench "activation layer" (ReLU, Sigmoid, snnTorch neurons)
 
 
-_REGISTRY: dict[type, CounterSpec] = {}
+_REGISTRY: dict[type | str, CounterSpec] = {}
 
 
-def register_counter(cls: type, fn: Callable | None = None, *, kind: str, descend: bool = False,
+def register_counter(cls: type | str, fn: Callable | None = None, *, kind: str, descend: bool = False,
                      time_first: bool = False, pre: Callable | None = None, nb_connection: bool = False,
                      nb_activation: bool = False):
-    """Register ``fn`` as the counter of ``cls`` (usable as a decorator when ``fn`` is omitted)."""
+    """Register ``fn`` as the counter of ``cls`` (usable as a decorator when ``fn`` is omitted).
+
+    ``cls`` may be a class or its qualified name ``"package.module.Class"``: the name form lets this package
+    register counters for sibling packages (e.g. ``spikeseq.models``) without importing them.
+    """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
@@ -88,11 +95,11 @@ def register_counter(cls: type, fn: Callable | None = None, *, kind: str, descen
 
 def lookup(module: nn.Module) -> CounterSpec | None:
     for cls in type(module).__mro__:
-        spec = _REGISTRY.get(cls)
+        spec = _REGISTRY.get(cls) or _REGISTRY.get(f"{cls.__module__}.{cls.__qualname__}")
         if spec is not None:
             return spec
     return None
 
 
-def registered() -> dict[type, CounterSpec]:
+def registered() -> dict[type | str, CounterSpec]:
     return dict(_REGISTRY)
