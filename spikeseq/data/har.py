@@ -189,6 +189,13 @@ def wisdm(root: str | os.PathLike | None = None, split: str = "train", **kw: Any
     return load_v11(root, split, **kw)
 
 
+def banglejs(root: str | os.PathLike | None = None, split: str = "train", **kw: Any) -> HARWindows:
+    """Bangle.js watch accelerometer windows (see :mod:`spikeseq.data.banglejs`; tests only, no licence)."""
+    from spikeseq.data.banglejs import load_windows
+
+    return load_windows(root, split, **kw)
+
+
 def wisdm2019(root: str | os.PathLike | None = None, split: str = "train", **kw: Any) -> HARWindows:
     """WISDM 2019 watch windows, hand-oriented activities (see :mod:`spikeseq.data.wisdm`)."""
     from spikeseq.data.wisdm import load_2019
@@ -197,6 +204,6 @@ def wisdm2019(root: str | os.PathLike | None = None, split: str = "train", **kw:
 
 
 __all__ = [
-    "ACTIVITIES", "HAPT_CHANNELS", "UCI_TEST_SUBJECTS", "HARWindows", "Normalizer", "basicmotions", "collate_padded",
-    "collate_time_first", "hapt_windows", "sliding_windows", "uci_har", "wisdm", "wisdm2019",
+    "ACTIVITIES", "HAPT_CHANNELS", "UCI_TEST_SUBJECTS", "HARWindows", "Normalizer", "banglejs", "basicmotions",
+    "collate_padded", "collate_time_first", "hapt_windows", "sliding_windows", "uci_har", "wisdm", "wisdm2019",
 ]

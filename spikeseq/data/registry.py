@@ -6,7 +6,8 @@
   :class:`~spikeseq.data.nmnist.FrameSet` (cached);
 - ``shd``, ``ssc``, ``temporal``: :class:`~spikeseq.data.shd.SHDDataset` (``[T, C]`` frames) of
   ``<root>/<name>_<split>.h5``;
-- ``hapt``, ``uci_har``, ``basicmotions``, ``wisdm``, ``wisdm2019``: :class:`~spikeseq.data.har.HARWindows`.
+- ``hapt``, ``uci_har``, ``basicmotions``, ``wisdm``, ``wisdm2019``, ``banglejs``:
+  :class:`~spikeseq.data.har.HARWindows`.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "nmnist": ("train", "test"), "shd": ("train", "test"), "ssc": ("train", "valid", "test"),
     "temporal": ("train", "test"), "hapt": ("train", "test"), "uci_har": ("train", "test"),
     "basicmotions": ("train", "test"), "wisdm": ("train", "test"), "wisdm2019": ("train", "test"),
+    "banglejs": ("train", "test"),
 }
 
 
@@ -66,7 +68,7 @@ def _har(fn: str) -> Callable[..., Any]:
 LOADERS: dict[str, Callable[..., Any]] = {
     "nmnist": _nmnist, "shd": _h5("shd"), "ssc": _h5("ssc"), "temporal": _h5("temporal"),
     "hapt": _har("hapt_windows"), "uci_har": _har("uci_har"), "basicmotions": _har("basicmotions"),
-    "wisdm": _har("wisdm"), "wisdm2019": _har("wisdm2019"),
+    "wisdm": _har("wisdm"), "wisdm2019": _har("wisdm2019"), "banglejs": _har("banglejs"),
 }
 
 

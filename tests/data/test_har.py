@@ -158,3 +158,16 @@ def test_collate_time_first_and_padded():
         batch_size=4, collate_fn=har.collate_time_first)
     xb, yb = next(iter(loader))
     assert tuple(xb.shape) == (8, 4, 6) and yb.tolist() == [0, 1, 2, 0]
+
+
+def test_banglejs_real(data_root):
+    root = require_path(data_root / "har" / "banglejs_watch" / "Custom Dataset")
+    tr, te = har.banglejs(root, "train"), har.banglejs(data_root, "test")
+    assert tr.classes == ["running", "walking", "sitting", "lying"] and tr.x.shape[1:] == torch.Size([128, 3])
+    lab = np.loadtxt(root / "labels.csv", dtype=np.int64)
+    n = lab[:, 4] - lab[:, 3] + 1
+    per_seg = (n - 128) // 64 + 1  # every segment is long enough
+    assert len(tr) == per_seg[lab[:, 1] == 1].sum() and len(te) == per_seg[lab[:, 1] == 2].sum()
+    assert set(tr.subject.tolist()) == {1} and set(te.subject.tolist()) == {2}
+    lying = tr.x[tr.y == 3].norm(dim=-1).mean()
+    assert 0.9 < float(lying) < 1.1  # at rest the acceleration norm is 1 g

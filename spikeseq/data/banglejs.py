@@ -1,0 +1,78 @@
+"""A small Bangle.js wrist-watch accelerometer set (``../shared/data/har/banglejs_watch``), cut into windows.
+
+Layout: ``Custom Dataset/Raw Data/acc_expXX_userYY.txt`` with a header ``time,acc_x,acc_y,acc_z`` and rows
+``HH:MM:SS.fff,x,y,z;`` (50 Hz, g, +-8 g range); ``Custom Dataset/labels.csv`` rows ``exp user class start end``
+(1-based inclusive sample indices, as HAPT); ``classnames.csv`` rows ``id name`` (0 running, 1 walking, 2 sitting,
+3 lying). No licence is stated: use it for tests only. Windows as HAPT (128 samples, stride 64, within a
+segment); split by user: the last user is the test split.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from spikeseq.data._text import read_table
+from spikeseq.data.har import HARWindows, _root, check_split, sliding_windows
+from spikeseq.errors import DataError
+
+
+def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    return _root("banglejs", root, "labels.csv", ("Custom Dataset", "banglejs_watch/Custom Dataset",
+                                                 "har/banglejs_watch/Custom Dataset"))
+
+
+def read_recording(path: Path) -> np.ndarray:
+    """``[n, 3]`` float32 acceleration (g); the time column is dropped (the rate is 50 Hz)."""
+    try:
+        lines = path.read_text().splitlines()
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path}") from None
+    if not lines or not lines[0].startswith("time"):
+        raise DataError(f"{path}: expected the header 'time,acc_x,acc_y,acc_z'")
+    rows = []
+    for i, ln in enumerate(lines[1:], 2):
+        f = ln.strip().rstrip(";").split(",")
+        if not ln.strip():
+            continue
+        if len(f) != 4:
+            raise DataError(f"{path}: line {i} has {len(f)} fields, expected 4 (time,x,y,z): {ln[:80]!r}")
+        try:
+            rows.append((float(f[1]), float(f[2]), float(f[3])))
+        except ValueError as e:
+            raise DataError(f"{path}: line {i} is not numeric ({e})") from e
+    return np.array(rows, np.float32).reshape(-1, 3)
+
+
+def load_windows(root: str | os.PathLike | None = None, split: str = "train", *, window: int = 128,
+                 stride: int = 64, test_users: frozenset[int] | None = None) -> HARWindows:
+    check_split(split, ("train", "test", "all"))
+    folder = resolve_root(root)
+    lab = read_table(folder / "labels.csv", 5, dtype=np.int64)
+    classes = [ln.split(maxsplit=1)[1].strip() for ln in (folder / "classnames.csv").read_text().splitlines()
+               if ln.strip()]
+    users = sorted({int(u) for u in lab[:, 1]})
+    test = set(test_users) if test_users is not None else {users[-1]}
+    xs, ys, ss = [], [], []
+    for exp, user in sorted({(int(e), int(u)) for e, u in lab[:, :2]}):
+        if split != "all" and (user in test) != (split == "test"):
+            continue
+        sig = read_recording(folder / "Raw Data" / f"acc_exp{exp:02d}_user{user:02d}.txt")
+        for _, _, cls, start, end in lab[(lab[:, 0] == exp) & (lab[:, 1] == user)]:
+            if end > sig.shape[0] or not 0 <= cls < len(classes):
+                raise DataError(f"{folder / 'labels.csv'}: segment {exp} {user} {cls} {start} {end} does not fit "
+                                f"the recording ({sig.shape[0]} rows) or the {len(classes)} classes")
+            st = sliding_windows(int(end - start + 1), window, stride, int(start - 1))
+            if st.size:
+                xs.append(np.stack([sig[i: i + window] for i in st]))
+                ys.append(np.full(st.size, cls, np.int64))
+                ss.append(np.full(st.size, user, np.int64))
+    if not xs:
+        raise DataError(f"{folder}: no windows for split {split!r}")
+    return HARWindows(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)),
+                      torch.from_numpy(np.concatenate(ss)), classes, ["acc_x (g)", "acc_y (g)", "acc_z (g)"],
+                      {"dataset": "banglejs", "split": split, "rate_hz": 50, "window": window, "stride": stride,
+                       "test_users": sorted(test), "root": str(folder)})
