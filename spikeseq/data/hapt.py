@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from spikeseq.data._progress import progress
 from spikeseq.data._text import read_table
 from spikeseq.data.har import ACTIVITIES, HAPT_CHANNELS, UCI_TEST_SUBJECTS, HARWindows, _root, check_split
 from spikeseq.data.har import sliding_windows as _sliding
@@ -59,7 +60,8 @@ def _build(folder: Path, window: int, stride: int) -> dict[str, np.ndarray]:
     raw = folder / "RawData"
     lab = read_labels(raw / "labels.txt")
     xs, ys, subj, exps, starts = [], [], [], [], []
-    for exp, user in sorted({(int(e), int(u)) for e, u in lab[:, :2]}):
+    sessions = sorted({(int(e), int(u)) for e, u in lab[:, :2]})
+    for exp, user in progress(sessions, desc="HAPT: reading sessions", total=len(sessions)):
         sig = read_session(raw, exp, user)
         rows = lab[(lab[:, 0] == exp) & (lab[:, 1] == user)]
         for e, u, act, start, end in rows:
