@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -228,7 +227,7 @@ def main(argv=None) -> dict:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--limit-train", type=int, default=0, help="use only the first N training windows (smoke)")
-    ap.add_argument("--data-root", default=os.environ.get("SPIKESEQ_DATA"))
+    ap.add_argument("--data-root", default=None, help="dataset folder (default: found under $SPIKESEQ_DATA)")
     ap.add_argument("--json")
     args = ap.parse_args(argv)
 
