@@ -310,19 +310,21 @@ class NMNIST(torch.utils.data.Dataset):
 
 def load_frames(
     root: str | os.PathLike | None = None, split: str = "train", *, dt: float | None = None,
-    n_bins: int | None = 30, duration: float | None = None, binary: bool = False, downsample: int = 1,
+    n_bins: int | None = None, duration: float | None = None, binary: bool = False, downsample: int = 1,
     cache: bool | str | os.PathLike = True, repair: bool = False, show_progress: bool | None = None,
 ) -> FrameSet:
     """Decode and bin every recording of a split into a :class:`FrameSet`, using the HDF5 cache.
 
-    Give ``dt`` (seconds; set ``n_bins=None``) or ``n_bins``. With ``dt`` and no ``duration`` the frames are
-    padded to the longest recording and ``lengths`` says how many bins each one has. ``cache``: True (automatic,
-    keyed by these parameters and the source files), False, or an explicit HDF5 path.
+    Give ``dt`` (seconds) or ``n_bins`` (default 30 when neither is given). With ``dt`` and no ``duration`` the
+    frames are padded to the longest recording and ``lengths`` says how many bins each one has. ``cache``: True
+    (automatic, keyed by these parameters and the source files), False, or an explicit HDF5 path.
     """
     from spikeseq.data.cache import cached, fingerprint_files
 
-    if dt is not None and n_bins == 30:
-        n_bins = None  # dt given: the default n_bins does not apply
+    if dt is None and n_bins is None:
+        n_bins = 30
+    if dt is not None and n_bins is not None:
+        raise ParameterError("give dt (seconds) or n_bins, not both")
     recs = list_recordings(root, split)
     srcs = sorted({r.path for r in recs})
     params = {

@@ -227,7 +227,7 @@ def test_load_frames_equals_per_sample_frames(tmp_path, kw):
         ev["x"][:5], ev["y"][:5], ev["p"][:5] = 7, 7, 1  # repeated pixel: counts > 1
         evs[idx] = ev
         nmnist.write_events(root / "Train" / str(label) / f"{idx:05d}.bin", ev)
-    fs = nmnist.load_frames(root, "train", cache=False, **{"n_bins": None, **kw} if "dt" in kw else kw)
+    fs = nmnist.load_frames(root, "train", cache=False, **kw)
     for i, idx in enumerate((1, 2, 3)):
         ref = nmnist.to_frames(evs[idx], **kw)
         x, _ = fs[i]
