@@ -35,9 +35,9 @@ def parse(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--variants", default="learned,fixed,none")
     p.add_argument("--seeds", default="0,1,2")
-    p.add_argument("--epochs", type=int, default=30)
+    p.add_argument("--epochs", type=int, default=20)
     p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--n-train", type=int, default=800)
+    p.add_argument("--n-train", type=int, default=1600)
     p.add_argument("--n-test", type=int, default=400)
     p.add_argument("--classes", type=int, default=8)
     p.add_argument("--channels", type=int, default=16)
@@ -108,11 +108,14 @@ def main(argv=None) -> int:
     ordered = [v for v in ("learned", "fixed", "none") if v in summary]
     margins = {}
     for a, b in itertools.pairwise(ordered):
-        gap = summary[a]["min"] - summary[b]["max"]
+        mean_gap = summary[a]["mean"] - summary[b]["mean"]
+        worst_gap = summary[a]["min"] - summary[b]["max"]
         spread = max(summary[a]["max"] - summary[a]["min"], summary[b]["max"] - summary[b]["min"])
-        margins[f"{a}>{b}"] = {"worst_seed_gap": gap, "largest_spread": spread, "holds": gap > spread}
-        print(f"{a} > {b}: worst {a} seed - best {b} seed = {100 * gap:.1f} points; "
-              f"largest spread over seeds = {100 * spread:.1f} points -> {'holds' if gap > spread else 'FAILS'}")
+        margins[f"{a}>{b}"] = {"mean_gap": mean_gap, "worst_seed_gap": worst_gap, "largest_spread": spread,
+                               "mean_gap_exceeds_spread": mean_gap > spread,
+                               "worst_seed_gap_exceeds_spread": worst_gap > spread}
+        print(f"{a} > {b}: mean gap {100 * mean_gap:.1f} points, worst {a} seed - best {b} seed "
+              f"{100 * worst_gap:.1f} points, largest spread (max - min over seeds) {100 * spread:.1f} points")
     total = time.perf_counter() - t_all
     print(f"total {total:.0f} s")
     if args.json:
