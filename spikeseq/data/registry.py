@@ -2,10 +2,12 @@
 
 ``load`` returns a torch ``Dataset``:
 
-- ``nmnist``: :class:`~spikeseq.data.nmnist.NMNIST` (events), or with ``dt``/``n_bins`` a binned
-  :class:`~spikeseq.data.nmnist.FrameSet` (cached);
-- ``shd``, ``ssc``, ``temporal``: :class:`~spikeseq.data.shd.SHDDataset` (``[T, C]`` frames) of
-  ``<root>/<name>_<split>.h5``;
+- ``nmnist``: binned frames, a :class:`~spikeseq.data.events.FrameSet` ``x [N, T, 2, 34, 34]`` from
+  :func:`~spikeseq.data.nmnist.load_frames` (30 bins unless ``dt``/``n_bins`` say otherwise; cached); with
+  ``events=True`` the :class:`~spikeseq.data.nmnist.NMNIST` event dataset instead;
+- ``shd``, ``ssc``, ``temporal``: a :class:`~spikeseq.data.events.FrameSet` ``x [N, T, C]`` of
+  ``<root>/<name>_<split>.h5`` from :func:`~spikeseq.data.shd.load_frames` (10 ms bins by default; cached;
+  use :class:`~spikeseq.data.shd.SHDDataset` directly for per-sample binning);
 - ``hapt``, ``uci_har``, ``basicmotions``, ``wisdm``, ``wisdm2019``, ``banglejs``:
   :class:`~spikeseq.data.har.HARWindows`.
 """
@@ -33,18 +35,18 @@ def names() -> list[str]:
     return list(SPLITS)
 
 
-def _nmnist(split: str, root, **kw):
+def _nmnist(split: str, root, events: bool = False, **kw):
     from spikeseq.data import nmnist
 
-    if kw.get("dt") is not None or kw.get("n_bins") is not None:
-        return nmnist.load_frames(root, split, **kw)
-    return nmnist.NMNIST(root, split, **kw)
+    if events:
+        return nmnist.NMNIST(root, split, **kw)
+    return nmnist.load_frames(root, split, **kw)
 
 
 def _h5(name: str) -> Callable[..., Any]:
     def load(split: str, root, **kw):
         from spikeseq.data.paths import dataset_dir, missing_files_error
-        from spikeseq.data.shd import SHDDataset
+        from spikeseq.data.shd import load_frames
 
         base = Path(root) if root is not None else dataset_dir(name)
         path = base / f"{name}_{split}.h5"
@@ -53,7 +55,7 @@ def _h5(name: str) -> Callable[..., Any]:
             if name == "temporal":
                 raise DataError(f"{err}; or generate it: spikeseq.data.temporal_task.generate_split({str(base)!r})")
             raise err
-        return SHDDataset(path, **kw)
+        return load_frames(path, **kw)
     return load
 
 
@@ -70,6 +72,19 @@ LOADERS: dict[str, Callable[..., Any]] = {
     "hapt": _har("hapt_windows"), "uci_har": _har("uci_har"), "basicmotions": _har("basicmotions"),
     "wisdm": _har("wisdm"), "wisdm2019": _har("wisdm2019"), "banglejs": _har("banglejs"),
 }
+
+
+def get(name: str) -> Callable[..., Any]:
+    """The function behind ``load(name, ...)``: its signature lists the keyword options (for config checks)."""
+    from spikeseq.data import banglejs, hapt, har, nmnist, shd, uci_har, wisdm
+
+    if name not in LOADERS:
+        raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
+    return {
+        "nmnist": nmnist.load_frames, "shd": shd.load_frames, "ssc": shd.load_frames, "temporal": shd.load_frames,
+        "hapt": hapt.load_windows, "uci_har": uci_har.load_windows, "basicmotions": har.basicmotions,
+        "wisdm": wisdm.load_v11, "wisdm2019": wisdm.load_2019, "banglejs": banglejs.load_windows,
+    }[name]
 
 
 def load(name: str, split: str = "train", root: str | os.PathLike | None = None, **kw: Any) -> Any:

@@ -147,3 +147,22 @@ def test_cli_check_real_data(data_root, capsys):
     assert main(["data", "check", "nmnist", "--root", str(data_root)]) == 0
     out = capsys.readouterr().out
     assert "Train/5/00001.bin sha256 731734ed" in out and "LOAD     train: 1000 samples" in out
+
+
+def test_registry_get_exposes_the_options():
+    import inspect
+
+    assert "n_bins" in inspect.signature(registry.get("nmnist")).parameters
+    assert "downsample" in inspect.signature(registry.get("shd")).parameters
+    assert "window" in inspect.signature(registry.get("hapt")).parameters
+    assert "activities" in inspect.signature(registry.get("wisdm2019")).parameters
+
+
+def test_registry_nmnist_frames_and_events(data_root):
+    from tests.conftest import require_path
+
+    root = require_path(data_root / "nmnist" / "NMNIST")
+    fs = registry.load("nmnist", "test", root, n_bins=10)
+    assert tuple(fs.x.shape) == (100, 10, 2, 34, 34) and len(fs.labels) == 100
+    ev, y = registry.load("nmnist", "test", root, events=True)[0]
+    assert ev.dtype.names == ("x", "y", "t", "p") and 0 <= y <= 9
