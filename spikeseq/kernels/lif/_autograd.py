@@ -1,0 +1,186 @@
+"""Autograd functions and checked entry points shared by the fast LIF-family backends.
+
+A backend supplies a *launcher*: six functions on tensors (``lif_fwd``, ``lif_bwd``, ``cuba_fwd``, ``cuba_bwd``,
+``li_fwd``, ``li_bwd``) that run the fused time loops (C++ on the CPU, Triton on the GPU). Everything else is here,
+once: the reference's input checks, the parameter expansion, what is saved for backward, the surrogate gradient
+and the reduction of per-element parameter gradients.
+
+Saved for backward: ``v_pre`` ``[T, N]`` (float), the only sequence-sized tensor; spikes are recomputed from it as
+``v_pre - v_th > 0`` with the forward's own operation, so they cost no saved bytes. CuBa-LIF adds the current trace
+only when a decay needs a gradient, LI its output only when beta does. In the backward,
+``sg = surrogate.grad(v_pre - v_th)`` is computed vectorised with the :class:`~spikeseq.surrogate.Surrogate` object's
+own method (one definition of every formula; any subclass works) and fed to the reverse loop.
+Double backward is not supported.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from spikeseq import surrogate as sg
+from spikeseq.checks import check_finite_result, check_sequence, check_unit_interval
+from spikeseq.functional import CubaLIFState, LIFState, LIState
+from spikeseq.functional._common import as_param, check_neuron_args, initial
+from spikeseq.kernels.lif._common import RESET_CODES, expand_param, reduce_grad
+from spikeseq.types import ParamLike, ResetMode
+
+
+def _grad_or_zeros(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
+    """The incoming gradient of a sequence output, contiguous (zeros when that output was unused)."""
+    return torch.zeros_like(like) if g is None else g.contiguous()
+
+
+def _contig(t: torch.Tensor | None) -> torch.Tensor | None:
+    return None if t is None else t.contiguous()
+
+
+def _empty_step(like: torch.Tensor, step: torch.Size) -> torch.Tensor:
+    return torch.empty(step, dtype=like.dtype, device=like.device)
+
+
+class _LIFScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, v0, beta, th, reset, detach_reset, surrogate, launcher):  # type: ignore[override]
+        step = x.shape[1:]
+        x, v0 = x.contiguous(), v0.contiguous()
+        be, te = expand_param(beta, step), expand_param(th, step)
+        z, vpre, v = torch.empty_like(x), torch.empty_like(x), _empty_step(x, step)
+        launcher.lif_fwd(RESET_CODES[reset], x, v0, be, te, z, vpre, v)
+        ctx.save_for_backward(vpre, be, te, v0 if ctx.needs_input_grad[2] else None)
+        ctx.cfg = (reset, detach_reset, surrogate, launcher, beta.shape, th.shape)
+        return z, v
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gz, gvT):  # type: ignore[override]
+        vpre, be, te, v0 = ctx.saved_tensors
+        reset, detach_reset, surrogate, launcher, beta_shape, th_shape = ctx.cfg
+        need = ctx.needs_input_grad
+        step = vpre.shape[1:]
+        sgr = surrogate.grad(vpre - te).contiguous()
+        gx, gv0, gth = torch.empty_like(vpre), _empty_step(vpre, step), _empty_step(vpre, step)
+        gb = _empty_step(vpre, step) if need[2] else None
+        launcher.lif_bwd(RESET_CODES[reset], bool(detach_reset), _grad_or_zeros(gz, vpre), vpre, sgr, v0, be, te,
+                         _contig(gvT), gx, gv0, gb, gth)
+        return (gx, gv0 if need[1] else None, reduce_grad(gb, beta_shape),
+                reduce_grad(gth if need[3] else None, th_shape), None, None, None, None)
+
+
+class _CubaScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, i0, v0, alpha, beta, th, reset, detach_reset, surrogate, launcher):  # type: ignore[override]
+        step = x.shape[1:]
+        x, i0, v0 = x.contiguous(), i0.contiguous(), v0.contiguous()
+        ae, be, te = (expand_param(p, step) for p in (alpha, beta, th))
+        decays = ctx.needs_input_grad[3] or ctx.needs_input_grad[4]  # both decay gradients or neither
+        z, vpre = torch.empty_like(x), torch.empty_like(x)
+        isave = torch.empty_like(x) if decays else None
+        i, v = _empty_step(x, step), _empty_step(x, step)
+        launcher.cuba_fwd(RESET_CODES[reset], x, i0, v0, ae, be, te, z, vpre, isave, i, v)
+        ctx.save_for_backward(vpre, isave, ae, be, te, i0 if decays else None, v0 if decays else None)
+        ctx.cfg = (reset, detach_reset, surrogate, launcher, alpha.shape, beta.shape, th.shape)
+        return z, i, v
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gz, giT, gvT):  # type: ignore[override]
+        vpre, isave, ae, be, te, i0, v0 = ctx.saved_tensors
+        reset, detach_reset, surrogate, launcher, a_shape, b_shape, th_shape = ctx.cfg
+        need = ctx.needs_input_grad
+        step = vpre.shape[1:]
+        sgr = surrogate.grad(vpre - te).contiguous()
+        gx = torch.empty_like(vpre)
+        gi0, gv0, gth = (_empty_step(vpre, step) for _ in range(3))
+        decays = isave is not None
+        ga = _empty_step(vpre, step) if decays else None
+        gb = _empty_step(vpre, step) if decays else None
+        launcher.cuba_bwd(RESET_CODES[reset], bool(detach_reset), _grad_or_zeros(gz, vpre), vpre, sgr, isave, i0,
+                          v0, ae, be, te, _contig(giT), _contig(gvT), gx, gi0, gv0, ga, gb, gth)
+        return (gx, gi0 if need[1] else None, gv0 if need[2] else None,
+                reduce_grad(ga if need[3] else None, a_shape), reduce_grad(gb if need[4] else None, b_shape),
+                reduce_grad(gth if need[5] else None, th_shape), None, None, None, None)
+
+
+class _LIScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, v0, beta, launcher):  # type: ignore[override]
+        step = x.shape[1:]
+        x, v0 = x.contiguous(), v0.contiguous()
+        be = expand_param(beta, step)
+        y = torch.empty_like(x)
+        launcher.li_fwd(x, v0, be, y)
+        need_b = ctx.needs_input_grad[2]
+        ctx.save_for_backward(be, y if need_b else None, v0 if need_b else None)
+        ctx.cfg = (launcher, beta.shape, x.shape)
+        return y
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gy):  # type: ignore[override]
+        be, y, v0 = ctx.saved_tensors
+        launcher, beta_shape, x_shape = ctx.cfg
+        need = ctx.needs_input_grad
+        gy = _grad_or_zeros(gy, torch.empty(x_shape, dtype=be.dtype, device=be.device))
+        gx, gv0 = torch.empty_like(gy), _empty_step(be, be.shape)
+        gb = _empty_step(be, be.shape) if need[2] else None
+        launcher.li_bwd(gy, y, v0, be, gx, gv0, gb)
+        return gx, gv0 if need[1] else None, reduce_grad(gb, beta_shape), None
+
+
+def make_ops(launcher: object, what: str) -> SimpleNamespace:
+    """``lif_scan``, ``cuba_lif_scan`` and ``li_scan`` running on ``launcher`` (``what`` names it in docstrings)."""
+
+    def lif_scan(
+        x: torch.Tensor,
+        state: LIFState | None = None,
+        *,
+        beta: ParamLike,
+        v_th: ParamLike = 1.0,
+        reset: ResetMode = "subtract",
+        detach_reset: bool = False,
+        surrogate: sg.Surrogate = sg.DEFAULT,
+    ) -> tuple[torch.Tensor, LIFState]:
+        check_sequence(x)
+        check_neuron_args(beta, v_th, reset)
+        v0 = initial(None if state is None else state.v, x.shape[1:], x, "v")
+        z, v = _LIFScan.apply(x, v0, as_param(beta, x), as_param(v_th, x), reset, bool(detach_reset), surrogate,
+                              launcher)
+        check_finite_result(v, "the final LIF membrane")
+        return z, LIFState(v)
+
+    def cuba_lif_scan(
+        x: torch.Tensor,
+        state: CubaLIFState | None = None,
+        *,
+        alpha: ParamLike,
+        beta: ParamLike,
+        v_th: ParamLike = 1.0,
+        reset: ResetMode = "subtract",
+        detach_reset: bool = False,
+        surrogate: sg.Surrogate = sg.DEFAULT,
+    ) -> tuple[torch.Tensor, CubaLIFState]:
+        check_sequence(x)
+        check_unit_interval(alpha, "alpha")
+        check_neuron_args(beta, v_th, reset)
+        i0 = initial(None if state is None else state.i, x.shape[1:], x, "i")
+        v0 = initial(None if state is None else state.v, x.shape[1:], x, "v")
+        z, i, v = _CubaScan.apply(x, i0, v0, as_param(alpha, x), as_param(beta, x), as_param(v_th, x), reset,
+                                  bool(detach_reset), surrogate, launcher)
+        check_finite_result(v, "the final CuBa-LIF membrane")
+        return z, CubaLIFState(i, v)
+
+    def li_scan(x: torch.Tensor, state: LIState | None = None, *, beta: ParamLike) -> tuple[torch.Tensor, LIState]:
+        check_sequence(x)
+        check_unit_interval(beta, "beta")
+        v0 = initial(None if state is None else state.v, x.shape[1:], x, "v")
+        y = _LIScan.apply(x, v0, as_param(beta, x), launcher)
+        check_finite_result(y[-1], "the final LI membrane")
+        return y, LIState(y[-1])
+
+    lif_scan.__doc__ = f":func:`spikeseq.functional.lif_scan` as one fused {what} loop (same checks and results)."
+    cuba_lif_scan.__doc__ = f":func:`spikeseq.functional.cuba_lif_scan` as one fused {what} loop."
+    li_scan.__doc__ = f":func:`spikeseq.functional.li_scan` as one fused {what} loop."
+    return SimpleNamespace(lif_scan=lif_scan, cuba_lif_scan=cuba_lif_scan, li_scan=li_scan)
