@@ -157,12 +157,14 @@ class FrameSet(torch.utils.data.Dataset):
     ``x``: ``[N, T, ...]`` counts in a compact integer dtype (uint8 when counts fit; call ``.float()`` or
     index the dataset, which yields float ``[T_i, ...]``); ``y``: int64 ``[N]``; ``lengths``: int64 ``[N]``
     (valid bins per sample; all ``T`` with ``n_bins`` or a ``duration``). ``cache_hit`` says whether it came
-    from the HDF5 cache. Batch with :func:`spikeseq.data.events.collate_events_frames` for ``[T, B, ...]``.
+    from the HDF5 cache; ``classes`` names the labels. Batch with :func:`collate_events_frames` for
+    ``[T, B, ...]``.
     """
 
     def __init__(self, x: torch.Tensor, y: torch.Tensor, lengths: torch.Tensor, params: dict[str, Any],
-                 cache_hit: bool = False) -> None:
+                 cache_hit: bool = False, classes: list[str] | None = None) -> None:
         self.x, self.y, self.lengths, self.params, self.cache_hit = x, y, lengths, params, cache_hit
+        self.classes = classes if classes is not None else [str(i) for i in range(int(y.max()) + 1 if len(y) else 0)]
 
     def __len__(self) -> int:
         return int(self.y.shape[0])

@@ -367,7 +367,7 @@ def load_frames(
 
     arrays, hit = cached("nmnist", split, params, build, cache)
     return FrameSet(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]),
-                    torch.from_numpy(arrays["lengths"]), params, hit)
+                    torch.from_numpy(arrays["lengths"]), params, hit, list(CLASSES))
 
 
 class Counts(NamedTuple):

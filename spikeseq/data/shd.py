@@ -289,11 +289,13 @@ def load_frames(
         out = np.zeros((len(ds), int(lengths.max()) if len(ds) else 1, ds.n_out), compact_dtype(m))
         for i, c in enumerate(counts):
             out[i, : lengths[i]].reshape(-1)[:] = c
-        return {"x": out, "y": ds.data.labels.astype(np.int64), "lengths": lengths}
+        keys = np.array([k.encode() for k in ds.data.keys], dtype=np.bytes_)
+        return {"x": out, "y": ds.data.labels.astype(np.int64), "lengths": lengths, "keys": keys}
 
     arrays, hit = cached("shd", path.stem, params, build, cache)
     return FrameSet(torch.from_numpy(arrays["x"]), torch.from_numpy(arrays["y"]),
-                    torch.from_numpy(arrays["lengths"]), params, hit)
+                    torch.from_numpy(arrays["lengths"]), params, hit,
+                    [k.decode() for k in arrays["keys"].tolist()])
 
 
 def split_path(root: str | os.PathLike | None, split: str, name: str = "shd") -> Path:

@@ -145,6 +145,7 @@ def test_load_frames_cached_equals_dataset(tmp_path):
     a = shd.load_frames(path, dt=0.1, downsample=5)
     b = shd.load_frames(path, dt=0.1, downsample=5)
     assert not a.cache_hit and b.cache_hit and torch.equal(a.x, b.x)
+    assert a.classes == b.classes == [str(i) for i in range(5)]
     ds = shd.SHDDataset(path, dt=0.1, downsample=5)
     for i in range(5):
         x, y = b[i]
