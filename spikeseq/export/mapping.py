@@ -74,13 +74,17 @@ def raise_if_unfit(report: MappingReport) -> None:
 
 def column_slices(m: sp.csc_matrix, per_unit: int) -> list[tuple[int, int, int]]:
     """(distinct presynaptic rows, synapses, max column nnz) for each slice of ``per_unit`` columns."""
-    out = []
+    m = sp.csc_matrix(m)
     n = m.shape[1]
-    for lo in range(0, n, per_unit):
-        blk = m[:, lo:min(n, lo + per_unit)]
-        rows = int(np.count_nonzero(np.diff(blk.tocsr().indptr)))
-        out.append((rows, int(blk.nnz), int(np.diff(blk.indptr).max(initial=0))))
-    return out
+    col_nnz = np.diff(m.indptr)
+    starts = np.arange(0, n, per_unit)
+    nnz = np.add.reduceat(col_nnz, starts) if n else np.zeros(0, np.int64)
+    peak = np.maximum.reduceat(col_nnz, starts) if n else np.zeros(0, np.int64)
+    if per_unit == 1:
+        rows = col_nnz
+    else:
+        rows = np.array([np.unique(m.indices[m.indptr[lo]:m.indptr[min(n, lo + per_unit)]]).size for lo in starts])
+    return [(int(r), int(z), int(p)) for r, z, p in zip(rows, nnz, peak)]
 
 
 def best_split(n: int, cap: int, ok) -> int:
