@@ -61,13 +61,18 @@ class SHDData:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
+    def sample(self, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Sample ``i`` as ``(times float64 seconds, units int64)`` whatever the stored dtypes."""
+        return self.times[i].astype(np.float64, copy=False), self.units[i].astype(np.int64, copy=False)
+
     def events(self, i: int) -> np.ndarray:
         """Sample ``i`` as a tonic-style structured array ``t`` (µs, int), ``x`` (unit), ``p`` (=1)."""
         from spikeseq.data.tonic_interop import SHD_DTYPE
 
-        ev = np.empty(self.times[i].shape[0], dtype=SHD_DTYPE)
-        ev["t"] = (self.times[i] * 1e6).astype(np.int64)
-        ev["x"], ev["p"] = self.units[i], 1
+        t, u = self.sample(i)
+        ev = np.empty(t.shape[0], dtype=SHD_DTYPE)
+        ev["t"] = (t * 1e6).astype(np.int64)
+        ev["x"], ev["p"] = u, 1
         return ev
 
 
@@ -118,8 +123,12 @@ def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str
                         f"[0, {n_channels})")
 
 
-def read_shd(path: str | os.PathLike, *, n_channels: int | None = None) -> SHDData:
-    """Read a whole SHD/SSC file (``n_channels``: optionally check unit ids against it)."""
+def read_shd(path: str | os.PathLike, *, n_channels: int | None = None, raw: bool = False) -> SHDData:
+    """Read a whole SHD/SSC file (``n_channels``: optionally check unit ids against it).
+
+    ``raw=True`` keeps the stored dtypes (float16 times, uint16 units: a quarter of the memory of float64/int64
+    for the 268 MB SHD training file); cast with :meth:`SHDData.sample` before any arithmetic.
+    """
     h5py = _h5py()
     path = Path(path)
     if not path.is_file():
@@ -148,8 +157,8 @@ def read_shd(path: str | os.PathLike, *, n_channels: int | None = None) -> SHDDa
         _check_sample(t, u, i, path, n_channels)
         if not np.issubdtype(u.dtype, np.integer):
             raise DataError(f"{path}: spikes/units has dtype {u.dtype}; an integer dtype is required")
-        times.append(np.asarray(t).astype(np.float64))
-        units.append(np.asarray(u).astype(np.int64))
+        times.append(np.asarray(t) if raw else np.asarray(t).astype(np.float64))
+        units.append(np.asarray(u) if raw else np.asarray(u).astype(np.int64))
     return SHDData(times, units, labels, keys, speakers, meta, meta_info, path, extra)
 
 
@@ -219,7 +228,7 @@ class SHDDataset(torch.utils.data.Dataset):
             dt = None
         if int(downsample) != downsample or downsample < 1:
             raise ParameterError(f"downsample must be a positive integer, got {downsample}")
-        self.data = read_shd(path)
+        self.data = read_shd(path, raw=True)
         if n_channels is None:
             n_channels = int(self.data.meta.get("n_channels", N_CHANNELS))
         for i, u in enumerate(self.data.units):
@@ -242,8 +251,8 @@ class SHDDataset(torch.utils.data.Dataset):
         return len(self.data)
 
     def frames(self, i: int) -> torch.Tensor:
-        ch = self.data.units[i] // self.downsample
-        fr = bin_events(self.data.times[i], ch, self.n_out, dt=self.dt, n_bins=self.n_bins, duration=self.duration,
+        t, u = self.data.sample(i)
+        fr = bin_events(t, u // self.downsample, self.n_out, dt=self.dt, n_bins=self.n_bins, duration=self.duration,
                         binary=self.binary)
         return torch.from_numpy(fr)
 
@@ -279,8 +288,8 @@ def load_frames(
                         duration=duration, binary=binary)
         counts, lengths = [], np.zeros(len(ds), np.int64)
         for i in range(len(ds)):
-            ch = ds.data.units[i] // ds.downsample
-            c, T = bin_counts(ds.data.times[i], ch, ds.n_out, dt=dt, n_bins=n_bins, duration=duration)
+            t, u = ds.data.sample(i)
+            c, T = bin_counts(t, u // ds.downsample, ds.n_out, dt=dt, n_bins=n_bins, duration=duration)
             if binary:
                 np.minimum(c, 1, out=c)
             counts.append(c)

@@ -38,6 +38,10 @@ def test_write_exact_layout_and_round_trip(tmp_path):
     d = shd.read_shd(path)
     assert len(d) == 6 and d.keys == keys and d.speakers.tolist() == [3, 1, 4, 1, 5, 9]
     assert d.labels.dtype == np.int64 and d.labels.tolist() == labels.tolist() and d.meta["note"] == "fixture"
+    r = shd.read_shd(path, raw=True)
+    assert r.times[0].dtype == np.float16 and r.units[0].dtype == np.uint16
+    t, u = r.sample(2)
+    assert t.dtype == np.float64 and u.dtype == np.int64 and np.array_equal(t, d.times[2])
     for i in range(6):
         assert d.times[i].dtype == np.float64
         np.testing.assert_array_equal(d.times[i], times[i].astype(np.float16).astype(np.float64))
