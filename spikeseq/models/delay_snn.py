@@ -186,6 +186,11 @@ class DelaySNN(StatefulModule):
         ids = {id(p) for p in pos}
         return [p for p in self.parameters() if p.requires_grad and id(p) not in ids], pos
 
+    def initial_state(self, batch_size: int) -> DelaySNNState:
+        """Silence before the sequence, for streaming: with a state nothing is padded at the end."""
+        syn = tuple(m.initial_state(batch_size) if isinstance(m, DelayLinear) else None for m in self.synapses)
+        return DelaySNNState(syn, (None,) * len(self.neurons), None)
+
     # ---- forward ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, state: DelaySNNState | None = None, *, integer: bool = False):
         check_sequence(x, min_rank=3)

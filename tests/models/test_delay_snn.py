@@ -117,3 +117,16 @@ def test_bad_config_is_refused():
     with pytest.raises(ParameterError, match="max_delay"):
         _small(max_delay=0)
     assert isinstance(_small().synapses[0], DelayLinear)
+
+
+def test_streaming_in_chunks_equals_one_call():
+    m = _small(pad_end=0).eval()
+    x = (torch.rand(30, 2, 12) < 0.3).float()
+    with torch.no_grad():
+        v, _ = m(x)
+        s = m.initial_state(2)
+        parts = []
+        for a, b in ((0, 4), (4, 17), (17, 30)):
+            vp, s = m(x[a:b], s)
+            parts.append(vp)
+    torch.testing.assert_close(torch.cat(parts), v, rtol=1e-5, atol=1e-5)
