@@ -4,26 +4,26 @@
 (trailing dims are flattened, e.g. N-MNIST frames ``[T, B, 2, 34, 34]``), output the LI membrane trace
 ``[T, B, n_out]``.
 
-``rsnn``: one recurrent LIF layer for sensor sequences (HAR): the input current at step t is
-``W x[t] + R z[t-1]``, spikes ``z`` go to a Linear -> LI readout. Input ``[T, B, n_in]``, output ``[T, B, n_out]``.
+``rsnn``: one recurrent LIF layer (:class:`spikeseq.nn.RLIF`) for sensor sequences (HAR): the input current at
+step t is ``W x[t] + b + R z[t-1]``, spikes ``z`` go to a Linear -> LI readout. Input ``[T, B, n_in]``, output
+``[T, B, n_out]``.
 The raw (normalised) signal is the input current, as in the "recurrent LIF, raw signal" reference point of
 ``specs/har-reference-points.md``; a delta code would drop the gravity component that separates postures.
 
-Both follow the LIF equations of :mod:`spikeseq.functional.lif` and keep no hidden state: ``y, state = m(x, state)``.
+Both are :class:`spikeseq.nn.Sequential` networks (so :mod:`spikeseq.graph` traces and exports them) and follow
+the LIF equations of :mod:`spikeseq.functional.lif` and keep no hidden state: ``y, state = m(x, state)``.
 """
 
 from __future__ import annotations
-
-from typing import NamedTuple
 
 import torch
 from torch import nn
 
 from spikeseq.checks import check_sequence
 from spikeseq.errors import ParameterError, ShapeError
-from spikeseq.functional import LIFState, LIState
 from spikeseq.models.registry import register
-from spikeseq.nn import LI, LIF, Sequential, StatefulModule
+from spikeseq.nn import LI, LIF, Sequential
+from spikeseq.nn.recurrent import RLIF
 
 
 def _hidden_list(hidden: int | list[int] | tuple[int, ...]) -> list[int]:
@@ -33,23 +33,23 @@ def _hidden_list(hidden: int | list[int] | tuple[int, ...]) -> list[int]:
     return sizes
 
 
-class SNNMLP(StatefulModule):
-    """Feed-forward LIF classifier (see module docstring)."""
+class SNNMLP(Sequential):
+    """Feed-forward LIF classifier (see module docstring); a :class:`~spikeseq.nn.Sequential`, so it traces and
+    exports like one."""
 
     def __init__(self, n_in: int, n_out: int, hidden: int | list[int] = 256, *, tau_mem: float = 0.02,
                  tau_out: float | None = None, dt: float = 1e-3, v_th: float = 1.0, reset: str = "subtract",
                  learn: str = "none", backend: str = "auto") -> None:
-        super().__init__()
         sizes = _hidden_list(hidden)
-        self.n_in, self.n_out = int(n_in), int(n_out)
         layers: list[nn.Module] = [nn.Flatten()]
-        prev = self.n_in
+        prev = int(n_in)
         for h in sizes:
             layers += [nn.Linear(prev, h), LIF(tau_mem=tau_mem, dt=dt, v_th=v_th, reset=reset, learn=learn,
                                                 backend=backend)]
             prev = h
-        layers += [nn.Linear(prev, self.n_out), LI(tau_mem=tau_out or tau_mem, dt=dt, learn=learn, backend=backend)]
-        self.net = Sequential(*layers)
+        layers += [nn.Linear(prev, int(n_out)), LI(tau_mem=tau_out or tau_mem, dt=dt, learn=learn, backend=backend)]
+        super().__init__(*layers)
+        self.n_in, self.n_out = int(n_in), int(n_out)
 
     def forward(self, x: torch.Tensor, state: tuple | None = None):
         check_sequence(x)
@@ -59,48 +59,29 @@ class SNNMLP(StatefulModule):
         if flat != self.n_in:
             raise ShapeError(f"snn_mlp expects {self.n_in} input features per step, got {tuple(x.shape[2:])} "
                              f"= {flat}; set [model] n_in = {flat}")
-        return self.net(x, state)
+        return super().forward(x, state)
 
 
-class RSNNState(NamedTuple):
-    lif: LIFState | None
-    z: torch.Tensor | None
-    out: LIState | None
-
-
-class RSNN(StatefulModule):
-    """Recurrent LIF layer + LI readout (see module docstring)."""
+class RSNN(Sequential):
+    """Recurrent LIF layer (:class:`~spikeseq.nn.RLIF`) -> Linear -> LI readout (see module docstring)."""
 
     def __init__(self, n_in: int, n_out: int, hidden: int = 128, *, tau_mem: float = 0.1,
                  tau_out: float | None = None, dt: float = 0.02, v_th: float = 1.0, reset: str = "subtract",
                  learn: str = "none", backend: str = "auto") -> None:
-        super().__init__()
         (h,) = _hidden_list(hidden)
+        super().__init__(
+            RLIF(int(n_in), h, tau_mem=tau_mem, dt=dt, v_th=v_th, reset=reset, learn=learn),
+            nn.Linear(h, int(n_out)),
+            LI(tau_mem=tau_out or tau_mem, dt=dt, learn=learn, backend=backend),
+        )
         self.n_in, self.n_out, self.hidden = int(n_in), int(n_out), h
-        self.inp = nn.Linear(self.n_in, h)
-        self.rec = nn.Linear(h, h, bias=False)
-        self.lif = LIF(tau_mem=tau_mem, dt=dt, v_th=v_th, reset=reset, learn=learn, backend=backend)
-        self.out = nn.Linear(h, self.n_out)
-        self.li = LI(tau_mem=tau_out or tau_mem, dt=dt, learn=learn, backend=backend)
 
-    def forward(self, x: torch.Tensor, state: RSNNState | None = None):
+    def forward(self, x: torch.Tensor, state: tuple | None = None):
         check_sequence(x)
         if x.dim() != 3 or x.shape[-1] != self.n_in:
             raise ShapeError(f"rsnn expects [T, B, {self.n_in}], got {tuple(x.shape)}; set [model] n_in to the "
                              "number of channels")
-        t, b = x.shape[:2]
-        s_lif, z, s_out = (None, None, None) if state is None else state
-        if z is None:
-            z = x.new_zeros(b, self.hidden)
-        current = self.inp(x)  # [T, B, H], all steps at once
-        spikes = []
-        for k in range(t):
-            zk, s_lif = self.lif((current[k] + self.rec(z)).unsqueeze(0), s_lif)  # a module call: hooks see it
-            z = zk[0]
-            spikes.append(z)
-        zs = torch.stack(spikes)
-        y, s_out = self.li(self.out(zs), s_out)
-        return y, RSNNState(s_lif, z, s_out)
+        return super().forward(x, state)
 
 
 @register("snn_mlp")

@@ -1,10 +1,11 @@
 """``spikeseq export RUN --target nir loihi spinnaker2``: export the trained model and verify the export.
 
-For each target, :func:`spikeseq.graph.verify.export_and_verify` writes the exported files under
-``RUN/export/<target>/`` and compares the exported (quantised) graph with the torch model on ``[export] samples``
-test samples (per-layer spike agreement, output agreement, accuracies, mapping report). The result goes to
-``RUN/export/<target>.json`` and ``.md``. A target that fails is reported and the others still run; the exit
-code is non-zero if any failed.
+For each target, :func:`spikeseq.graph.verify.export_and_verify` writes the exported files under ``RUN/export/``
+(``model.nir``, ``model.net``, ``spinnaker2/network.json`` + its build script) and compares the exported
+(quantised) graph with the torch model on ``[export] samples`` test samples (per-layer spike agreement, output
+agreement, accuracies, mapping report). The result goes to ``RUN/export/<target>.json`` and ``.md``. A target
+that fails is reported and the others still run; the exit code is 1 if any failed. Writer options per target come
+from ``[export.<target>]`` (e.g. ``[export.loihi] reset_policy = "zero"``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from typing import Any
 from spikeseq.errors import ConfigError, SpikeseqError
 
 TARGETS = ("nir", "loihi", "spinnaker2")
+#: the exported file of each target under RUN/export/
+ARTIFACTS = {"nir": "model.nir", "loihi": "model.net", "spinnaker2": "spinnaker2/network.json"}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -54,10 +57,17 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     x, y = sample_inputs(lr.data(), samples or lr.cfg.export.samples)
     out_dir = lr.run.export_dir
     out_dir.mkdir(exist_ok=True)
+    if lr.cfg.train.readout == "max":
+        raise ConfigError("export verification compares predictions from the summed or last output; a model "
+                          "trained with train.readout = 'max' cannot be checked that way")
+    readout = "last" if lr.cfg.train.readout == "last" else "sum"  # argmax of the mean = argmax of the sum
     results: dict[str, Any] = {}
     for target in progress(targets, total=len(targets), desc="export + verify"):
+        artifact = out_dir / ARTIFACTS[target]
+        artifact.parent.mkdir(parents=True, exist_ok=True)
         try:
-            res = export_and_verify(lr.model, target, out_dir / target, x, y, dt=dt)
+            res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout,
+                                    **getattr(lr.cfg.export, target))
         except SpikeseqError as e:
             results[target] = {"target": target, "error": str(e)}
             write_json(out_dir / f"{target}.json", results[target])
@@ -77,8 +87,9 @@ def run(args: argparse.Namespace) -> int:
             failed += 1
             print(f"{target:<11} FAILED: {r['error']}", file=sys.stderr)
             continue
-        summary = {k: r[k] for k in ("output_agreement", "accuracy_model", "accuracy_export") if k in r}
+        summary = {k: r.get(k) for k in ("output_agreement", "prediction_agreement", "model_accuracy",
+                                         "graph_accuracy")}
         print(f"{target:<11} ok  " + "  ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}"
-                                            for k, v in summary.items()))
+                                            for k, v in summary.items()) + f"  -> {r.get('artifact')}")
     print(f"wrote {Path(args.run) / 'export'}", file=sys.stderr)
     return 1 if failed else 0

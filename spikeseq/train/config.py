@@ -57,6 +57,9 @@ class DataConfig:
     val_fraction: float = 0.1
     #: per-channel standardisation of inputs with training-split statistics (last axis = channel)
     normalize: bool = False
+    #: integer-valued inputs: ``x = round(x * input_scale)`` after normalisation (targets such as Loihi take
+    #: integer graded spikes only; the model is trained on exactly what the exported graph will see)
+    input_scale: float | None = None
     #: use only the first N samples of a split (after the seeded shuffle for train); ``None`` = all
     max_train: int | None = None
     max_test: int | None = None
@@ -95,6 +98,11 @@ class ExportConfig:
     samples: int = 32
     #: time step in seconds written into the export; ``None`` = the model's own ``dt``
     dt: float | None = None
+    #: keyword arguments of each target's writer, e.g. ``[export.loihi] reset_policy = "zero"`` (accept Loihi's
+    #: reset-to-zero for a model trained with subtractive reset; verification then measures the change)
+    nir: dict[str, Any] = field(default_factory=dict)
+    loihi: dict[str, Any] = field(default_factory=dict)
+    spinnaker2: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -180,7 +188,11 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list of {_type_name(item)}, got {type(value).__name__} {value!r}")
         return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
-    if origin is dict or tp is Any:
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{where} must be a table, got {type(value).__name__} {value!r}")
+        return value
+    if tp is Any:
         return value
     if tp is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
@@ -241,6 +253,8 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
         raise ConfigError(f"{src}: train.max_steps must be >= 1 or left out, got {t.max_steps}")
     if not 0.0 <= cfg.data.val_fraction < 1.0:
         raise ConfigError(f"{src}: data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
+    if cfg.data.input_scale is not None and cfg.data.input_scale <= 0:
+        raise ConfigError(f"{src}: data.input_scale must be > 0 or left out, got {cfg.data.input_scale}")
     for key in ("max_train", "max_test"):
         v = getattr(cfg.data, key)
         if v is not None and v < 1:

@@ -185,6 +185,8 @@ def prepare(data_cfg, seed: int) -> Prepared:
     if data_cfg.normalize:
         norm = Normalizer.fit(train.x)
         train, val, test = (Split(norm(s.x), s.y) for s in (train, val, test))
+    if data_cfg.input_scale is not None:
+        train, val, test = (Split(torch.round(s.x * data_cfg.input_scale), s.y) for s in (train, val, test))
     info = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "sample_shape": list(train.x.shape[1:]),
             "n_classes": n_classes}
     return Prepared(train, val, test, n_classes, list(classes), norm, info)

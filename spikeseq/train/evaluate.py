@@ -59,10 +59,14 @@ def evaluate(model: nn.Module, split: Split, batch_size: int, readout: str, devi
 
 
 def spiking_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    """Leaf spiking populations: stateful modules with a threshold (LIF, IF, CubaLIF, ALIF, ...)."""
+    """Modules whose output is spikes: stateful modules with a threshold (LIF, IF, CubaLIF, ALIF, ...) or with a
+    spiking ``neuron`` member (recurrent layers such as RLIF)."""
+
+    def spiking(m: nn.Module) -> bool:
+        return isinstance(m, StatefulModule) and hasattr(m, "v_th")
+
     return [(name, m) for name, m in model.named_modules()
-            if isinstance(m, StatefulModule) and hasattr(m, "v_th")
-            and not any(isinstance(c, StatefulModule) and hasattr(c, "v_th") for c in m.children())]
+            if spiking(m) or (isinstance(m, StatefulModule) and spiking(getattr(m, "neuron", None) or nn.Module()))]
 
 
 def _state_spikes(state: Any) -> dict[str, torch.Tensor]:

@@ -37,6 +37,8 @@ def load_run(path: str | Path, which: str = "best") -> LoadedRun:
         raise ConfigError(f"checkpoint must be 'best' or 'last', got {which!r}")
     run = RunDir.open(path)
     cfg = run.config()
+    if cfg.train.threads is not None:
+        torch.set_num_threads(cfg.train.threads)
     ck = checkpoint.load(run.best if which == "best" else run.last)
     model = build_model(cfg.model)
     model.load_state_dict(ck["model"])

@@ -15,6 +15,7 @@ import torch
 
 from spikeseq.report.build import SECTIONS, write_report
 from spikeseq.report.document import markdown_to_html
+from spikeseq.train.cmd_export import export_run
 from spikeseq.train.cmd_profile import profile_run
 from spikeseq.train.config import from_dict
 from spikeseq.train.loop import fit
@@ -30,10 +31,13 @@ def _tiny_run(root: Path, profile: bool) -> Path:
                 "classes": ["walk", "run", "sit"]}, root / "d.pt")
     cfg = from_dict({
         "name": "report-test",
-        "model": {"name": "snn_mlp", "n_in": 4, "n_out": 3, "hidden": 12, "tau_mem": 0.01, "backend": "torch"},
-        "data": {"name": "tensor_file", "path": str(root / "d.pt"), "val_fraction": 0.2},
+        "model": {"name": "snn_mlp", "n_in": 4, "n_out": 3, "hidden": 12, "tau_mem": 0.01, "backend": "torch",
+                  "reset": "zero"},
+        "data": {"name": "tensor_file", "path": str(root / "d.pt"), "val_fraction": 0.2,
+                 "input_scale": 2.0},  # integer inputs: Loihi takes integer graded spikes only
         "train": {"epochs": 2, "batch_size": 16, "lr": 0.02},
         "profile": {"tables": ["loihi", "spinnaker2", "loihi2"], "samples": 8},
+        "export": {"samples": 16},
     })
     run = RunDir.prepare(root / "run", cfg)
     summary = fit(cfg, run, quiet=True)
@@ -41,6 +45,7 @@ def _tiny_run(root: Path, profile: bool) -> Path:
     evaluate_run(run.path)
     if profile:
         profile_run(run.path)
+        export_run(run.path)
     return run.path
 
 
@@ -67,6 +72,12 @@ def test_every_section_with_the_run_numbers(full_run):
     assert "<td>loihi2</td>" in page  # a table without published figures is listed, not invented
     metrics = [json.loads(line) for line in (full_run / "metrics.jsonl").read_text().splitlines()]
     assert f"{metrics[-1]['train_loss']:.4f}" in page
+    for target in ("nir", "loihi", "spinnaker2"):
+        res = json.loads((full_run / "export" / f"{target}.json").read_text())
+        assert "error" not in res, res
+        assert res["samples"] == 16 and 0.0 <= res["prediction_agreement"] <= 1.0
+        assert f"<td>{target}</td><td>ok</td>" in page
+        assert f"Export to {target}" in page
     # self-contained: images inline, nothing fetched, no scripts
     assert len(re.findall(r'src="data:image/png;base64,', page)) >= 6
     assert not re.search(r'(src|href)="(https?:|file:|/)', page) and "<script" not in page
