@@ -27,7 +27,9 @@ epochs / 4`` (SNN-delays ``decrease_sig``; ``specs/models.md`` §5).
 Implementations (chosen by measurement, ``spikeseq bench delays``; CPU, SHD shape 140 -> 256, K = 25, T = 100,
 B = 32): the Gaussian path is one ``conv1d`` over the K taps (dense GEMM at near peak throughput; per-tap shifted
 matmuls and an im2col GEMM measured 1.3x and 1.6x slower; a window-truncated scatter formulation was far slower on
-the CPU because ``index_add_``/``scatter_add_`` run at tens of M elements/s). The integer path is a gather-sum
+the CPU because ``index_add_``/``scatter_add_`` run at tens of M elements/s, and a sparse-input CSR product
+(``torch.sparse.mm``) lost to the dense conv once its matrix is built). The kernel construction has a hand-written
+backward that keeps only the normalised taps (about half the saved memory of dcls). The integer path is a gather-sum
 (``embedding_bag`` over rows ``(t - D_ji, i)`` weighted by ``W_ji``): it touches each synapse once per step instead
 of K times, 3-4x faster than the Gaussian conv. :func:`delay_shift_reference` is the plain per-delay
 masked-matmul form every other path is tested against.
