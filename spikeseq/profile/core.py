@@ -263,11 +263,15 @@ def _finish(layer: _Layer, t_max: int) -> LayerProfile | None:
             n = v.shape[0]
             arrays[k][off:off + n] += v.detach().cpu().numpy()
     m = layer.module
-    params = [p for p in m.parameters()] if layer.spec.kind != "neuron" or not layer.spec.descend else \
-        list(m.parameters(recurse=False))
-    weights = [p for n, p in m.named_parameters() if "weight" in n] if layer.spec.kind == "connection" else []
+    if isinstance(m, str):  # a sub-layer without a module of its own (e.g. a functional update)
+        params, weights, type_name = [], [], m
+    else:
+        params = [p for p in m.parameters()] if layer.spec.kind != "neuron" or not layer.spec.descend else \
+            list(m.parameters(recurse=False))
+        weights = [p for n, p in m.named_parameters() if "weight" in n] if layer.spec.kind == "connection" else []
+        type_name = type(m).__name__
     return LayerProfile(
-        name=layer.name, type=type(m).__name__, kind=layer.spec.kind, counts=arrays,
+        name=layer.name, type=type_name, kind=layer.spec.kind, counts=arrays,
         params=int(sum(p.numel() for p in params)),
         weights=int(sum(w.numel() for w in weights)),
         nonzero_weights=int(sum(int((w != 0).sum()) for w in weights)),

@@ -64,10 +64,10 @@ def neuron_counts(xs: torch.Tensor, zs: torch.Tensor, model: str, reset: str, *,
         "neuron_updates": _full(t, n), "neuron_updates_active": active,
         "state_mults": _full(t, mults * n), "state_adds": _full(t, adds * n) + per_spike * nz,
         "mem_state_reads": _full(t, words * n), "mem_state_writes": _full(t, words * n),
-        "out_nonzero": nz, "out_elements": _full(t, n),
     }
-    if spiking:
-        res.update(state_cmps=_full(t, n), spikes_out=nz, mem_output_writes=nz)
+    if spiking:  # a membrane readout (LI) is not an activation: it stays out of activation sparsity
+        res.update(state_cmps=_full(t, n), spikes_out=nz, mem_output_writes=nz, out_nonzero=nz,
+                   out_elements=_full(t, n))
     else:
         res["mem_output_writes"] = _full(t, n)
     return res

@@ -13,6 +13,10 @@ Register counters for your own modules with::
     def _count_my_cell(m, args, kwargs, out, ctx):
         ...
 
+A composite counter may report parts of its module as separate rows of the report by adding
+``"__sub__": [(suffix, module_or_type_name, kind, counts), ...]`` to its result (e.g. the functional recurrent
+products and populations of L2MU); each appears as the layer ``"<name>.<suffix>"``.
+
 A counter that needs to recompute something with a child module must call ``child.forward(...)``, not
 ``child(...)``: the latter runs the child's hooks and counts it twice.
 

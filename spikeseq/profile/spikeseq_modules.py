@@ -186,7 +186,7 @@ def count_l2mu(model, args, kwargs, out, ctx: CallContext) -> dict:
         ("e_h", model.e_h, "connection", matmul_counts(seq["sh_prev"], model.e_h.weight, ctx)),
         ("e_m", model.e_m, "connection", matmul_counts(seq["sm_prev"], model.e_m.weight, ctx)),
         ("pop_u", model.pop_u, "neuron", neuron_counts(seq["iu"], seq["su"], kind, reset, binary_out=True)),
-        ("lmu", model, "connection", lmu),
+        ("lmu", "LMUUpdate", "connection", lmu),
         ("pop_m", model.pop_m, "neuron", neuron_counts(seq["im"], seq["sm"], kind, reset, binary_out=True)),
         ("w_h", model.w_h, "connection", matmul_counts(seq["sh_prev"], model.w_h.weight, ctx)),
         ("w_m", model.w_m, "connection", matmul_counts(seq["sm"], model.w_m.weight, ctx)),
