@@ -31,6 +31,7 @@ import numpy as np
 import torch
 
 from spikeseq.data._atomic import atomic_path
+from spikeseq.data._progress import progress
 from spikeseq.data.har import HARWindows, _root, check_split, sliding_windows
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError
@@ -159,19 +160,31 @@ def v11_file(root: str | os.PathLike | None) -> Path:
 
 def load_v11(root: str | os.PathLike | None = None, split: str = "train", *, window: int = 200, stride: int = 100,
              max_gap: float = 1.0, strict: bool = False, test_subjects: Iterable[int] = V11_TEST_SUBJECTS,
-             ) -> HARWindows:
+             cache: bool | str | os.PathLike = True) -> HARWindows:
     """WISDM v1.1 windows ``[N, window, 3]`` (m/s^2). Default 200 samples = 10 s at 20 Hz, the segment length of
-    Kwapisz et al. 2010, with 50 % overlap."""
+    Kwapisz et al. 2010, with 50 % overlap. The windows of all users are cached (HDF5, keyed by the parameters
+    and the file); repair warnings show when the cache is built."""
+    from spikeseq.data.cache import cached, fingerprint_files
+
     check_split(split)
-    rec = parse_records(v11_file(root), strict=strict, activities=V11_ACTIVITIES)
-    labels = np.array([V11_ACTIVITIES.index(a) for a in rec.activity], np.int64)
-    rs = runs(rec.subject, rec.activity, rec.t, max_gap * 1e9)
-    x, y, s = _windows(rec.xyz, rs, labels, rec.subject, window, stride)
+    path = v11_file(root)
+
+    def build() -> dict[str, np.ndarray]:
+        rec = parse_records(path, strict=strict, activities=V11_ACTIVITIES)
+        labels = np.array([V11_ACTIVITIES.index(a) for a in rec.activity], np.int64)
+        rs = runs(rec.subject, rec.activity, rec.t, max_gap * 1e9)
+        x, y, s = _windows(rec.xyz, rs, labels, rec.subject, window, stride)
+        return {"x": x, "y": y, "subject": s}
+
+    params = {"dataset": "wisdm", "window": window, "stride": stride, "max_gap": max_gap, "strict": strict,
+              "source": fingerprint_files([path])}
+    arr, _ = cached("wisdm", "all", params, build, cache)
+    x, y, s = arr["x"], arr["y"], arr["subject"]
     sel = _select(x, y, s, split, test_subjects)
     return HARWindows(torch.from_numpy(x[sel]), torch.from_numpy(y[sel]), torch.from_numpy(s[sel]),
                       list(V11_ACTIVITIES), ["acc_x (m/s^2)", "acc_y (m/s^2)", "acc_z (m/s^2)"],
                       {"dataset": "wisdm", "split": split, "rate_hz": 20, "window": window, "stride": stride,
-                       "test_subjects": sorted(test_subjects), "path": str(rec.path)})
+                       "test_subjects": sorted(test_subjects), "path": str(path)})
 
 
 def write_v11(path: str | os.PathLike, rows: Sequence[tuple[int, str, int, float, float, float]]) -> Path:
@@ -193,14 +206,18 @@ def raw_2019_path(folder: Path, subject: int, sensor: str, device: str = "watch"
 def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, device: str = "watch",
               sensors: Sequence[str] = ("accel", "gyro"), activities: Sequence[str] = HAND_ORIENTED,
               window: int = 40, stride: int = 20, max_gap: float = 1.0, strict: bool = False,
-              test_subjects: Iterable[int] = TEST_SUBJECTS_2019) -> HARWindows:
+              test_subjects: Iterable[int] = TEST_SUBJECTS_2019, cache: bool | str | os.PathLike = True,
+              ) -> HARWindows:
     """WISDM 2019 windows ``[N, window, 3 * len(sensors)]``; default: watch accel + gyro, the 12 hand-oriented
     activities (labels in the order of ``activities``), 2 s windows (40 samples at 20 Hz, as NeHAR) with 50 %
     overlap.
 
     Accel and gyro are separate streams with their own timestamps: per subject and activity run they are paired
-    sample by sample in time order and truncated to the shorter one (both are sampled at 20 Hz).
+    sample by sample in time order and truncated to the shorter one (both are sampled at 20 Hz). The windows of
+    all subjects are cached (HDF5, keyed by the parameters and the files).
     """
+    from spikeseq.data.cache import cached, fingerprint_files
+
     check_split(split)
     bad = [a for a in activities if a not in ACTIVITY_KEY_2019]
     if bad:
@@ -213,32 +230,41 @@ def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, de
 
         raise missing_files_error("wisdm2019", [sensor_dir / f"data_<subject>_{sensors[0]}_{device}.txt"])
     want = set(test_subjects)
-    xs, ys, ss = [], [], []
-    for f in files:
-        subject = int(f.name.split("_")[1])
-        if (subject in want) != (split == "test"):
-            continue
-        streams = [parse_records(raw_2019_path(folder, subject, s, device), strict=strict,
-                                 activities=ACTIVITY_KEY_2019) for s in sensors]
-        for code_i, code in enumerate(activities):
-            parts = []
-            for r in streams:
-                m = r.activity == code
-                rs = runs(r.subject[m], r.activity[m], r.t[m], max_gap * 1e9)
-                # keep the longest gap-free run of this activity in this stream
-                parts.append(r.xyz[m][slice(*max(rs, key=lambda ab: ab[1] - ab[0]))] if rs else np.zeros((0, 3)))
-            n = min(p.shape[0] for p in parts)
-            sig = np.concatenate([p[:n] for p in parts], 1)
-            x, y, s = _windows(sig, [(0, n)], np.full(n, code_i), np.full(n, subject), window, stride)
-            xs.append(x)
-            ys.append(y)
-            ss.append(s)
-    if not xs:
+
+    def build() -> dict[str, np.ndarray]:
+        xs, ys, ss = [], [], []
+        for f in progress(files, desc="WISDM 2019: reading subjects", total=len(files)):
+            subject = int(f.name.split("_")[1])
+            streams = [parse_records(raw_2019_path(folder, subject, s, device), strict=strict,
+                                     activities=ACTIVITY_KEY_2019) for s in sensors]
+            for code_i, code in enumerate(activities):
+                parts = []
+                for r in streams:
+                    m = r.activity == code
+                    rs = runs(r.subject[m], r.activity[m], r.t[m], max_gap * 1e9)
+                    # keep the longest gap-free run of this activity in this stream
+                    parts.append(r.xyz[m][slice(*max(rs, key=lambda ab: ab[1] - ab[0]))] if rs else np.zeros((0, 3)))
+                n = min(p.shape[0] for p in parts)
+                sig = np.concatenate([p[:n] for p in parts], 1)
+                x, y, s = _windows(sig, [(0, n)], np.full(n, code_i), np.full(n, subject), window, stride)
+                xs.append(x)
+                ys.append(y)
+                ss.append(s)
+        return {"x": np.concatenate(xs), "y": np.concatenate(ys).astype(np.int64),
+                "subject": np.concatenate(ss).astype(np.int64)}
+
+    params = {"dataset": "wisdm2019", "device": device, "sensors": list(sensors), "activities": list(activities),
+              "window": window, "stride": stride, "max_gap": max_gap, "strict": strict,
+              "source": fingerprint_files(raw_2019_path(folder, int(f.name.split("_")[1]), s, device)
+                                          for f in files for s in sensors)}
+    arr, _ = cached("wisdm2019", "all", params, build, cache)
+    sel = _select(arr["x"], arr["y"], arr["subject"], split, want)
+    if sel.size == 0:
         raise DataError(f"{folder}: no {split} subjects found (test subjects: {sorted(want)})")
     units = {"accel": "m/s^2", "gyro": "rad/s"}
-    channels = [f"{s}_{a} ({units.get(s, '?')})" for s in sensors for a in "xyz"]
-    return HARWindows(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)),
-                      torch.from_numpy(np.concatenate(ss)), [ACTIVITY_KEY_2019[a] for a in activities], channels,
+    channels = [f"{sensor}_{axis} ({units.get(sensor, '?')})" for sensor in sensors for axis in "xyz"]
+    return HARWindows(torch.from_numpy(arr["x"][sel]), torch.from_numpy(arr["y"][sel]),
+                      torch.from_numpy(arr["subject"][sel]), [ACTIVITY_KEY_2019[c] for c in activities], channels,
                       {"dataset": "wisdm2019", "split": split, "rate_hz": 20, "window": window, "stride": stride,
                        "device": device, "activities": list(activities), "test_subjects": sorted(want),
                        "root": str(folder)})

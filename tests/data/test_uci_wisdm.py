@@ -77,6 +77,8 @@ def test_wisdm_v11_round_trip_and_windows(tmp_path):
     te = har.wisdm(tmp_path, "test", window=50, stride=50)
     assert te.y.tolist() == [1] * 4 and te.subject.tolist() == [33] * 4
     assert len(har.wisdm(tmp_path, "train", window=50, stride=25)) == 9 + 3
+    again = har.wisdm(tmp_path, "test", window=50, stride=50, cache=False)  # the cached windows equal a fresh parse
+    assert torch.equal(again.x, te.x) and torch.equal(again.y, te.y)
 
 
 def test_wisdm_v11_known_quirks_repaired_with_warning(tmp_path):
