@@ -176,6 +176,12 @@ class DelaySNN(StatefulModule):
             m.round_delays()
         return self
 
+    def freeze_delays(self) -> DelaySNN:
+        """Round and freeze all delays (fine-tuning with integer delays; see :meth:`DelayLinear.freeze_delays`)."""
+        for m in self.delay_layers():
+            m.freeze_delays()
+        return self
+
     def integer_weights_and_delays(self) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per synaptic layer ``(W [out, in], D [out, in] int64 steps)``; needs :meth:`round_delays` first."""
         return [m.integer_weights_and_delays() for m in self.delay_layers()]

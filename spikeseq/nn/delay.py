@@ -87,6 +87,14 @@ class DelayLinear(StatefulModule):
         self.delay.clamp_(0, self.max_delay).round_()
         return self
 
+    def freeze_delays(self) -> DelayLinear:
+        """Round the delays and stop learning them (the paper's optional fine-tuning stage with integer delays):
+        training then runs the integer path and only the weights learn. Returns ``self``."""
+        self.round_delays()
+        self.learn_delay = False
+        self.delay.requires_grad_(False)
+        return self
+
     def delays_are_integer(self) -> bool:
         d = self.delay.detach()
         return bool(torch.equal(d, d.round())) and bool((d >= 0).all()) and bool((d <= self.max_delay).all())

@@ -135,3 +135,14 @@ def test_gaussian_path_equals_the_dcls_package_with_identical_parameters():
     y, _ = layer.train()(x)
     y_ref = ref(torch.nn.functional.pad(x.permute(1, 2, 0), (k - 1, 0))).permute(2, 0, 1)
     torch.testing.assert_close(y, y_ref, rtol=1e-5, atol=1e-6)  # dcls adds 1e-7 to the normaliser
+
+
+def test_freeze_delays_switches_training_to_the_integer_path():
+    layer = DelayLinear(5, 4, 8).freeze_delays()
+    assert layer.delays_are_integer() and not layer.delay.requires_grad
+    x = _spikes()
+    y, _ = layer.train()(x)
+    ref, _ = fd.delay_shift_reference(x, weight=layer.weight.detach(), delay=layer.delay.detach(), max_delay=8)
+    torch.testing.assert_close(y, ref, rtol=0, atol=1e-6)
+    y.sum().backward()
+    assert layer.weight.grad is not None and layer.delay.grad is None
