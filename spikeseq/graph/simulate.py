@@ -24,6 +24,7 @@ neuron updates, for the profiler.
 from __future__ import annotations
 
 import math
+import weakref
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -106,17 +107,30 @@ def synapse_matrix(node: ir.Node) -> np.ndarray | sp.csr_matrix:
     raise ExportError(f"{node.kind} is not a synapse node")
 
 
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _compiled(node: ir.Node, integer: bool):
+    """The [in, out] matrix and per-input fan-out of a synapse node, built once per node object (nodes are not
+    mutated after construction; a changed weight needs a new node)."""
+    per_node = _COMPILED.setdefault(node, {})
+    if integer not in per_node:
+        m = synapse_matrix(node)
+        if integer:
+            m = m.astype(np.int64)
+        fanout = (np.diff(m.indptr) if sp.issparse(m) else np.count_nonzero(m, axis=1)).astype(np.int64)
+        per_node[integer] = (m, fanout)
+    return per_node[integer]
+
+
 class _Syn:
     """A compiled synapse: gathers rows of W_T [in, out] for events."""
 
     def __init__(self, name: str, node: ir.Node, integer: bool, batch: int):
         self.name = name
-        m = synapse_matrix(node)
-        self.sparse = sp.issparse(m)
-        if integer:
-            m = m.astype(np.int64)
-        self.m = m
-        self.fanout = (np.diff(m.indptr) if self.sparse else np.count_nonzero(m, axis=1)).astype(np.int64)
+        self.m, self.fanout = _compiled(node, integer)
+        self.sparse = sp.issparse(self.m)
+        m = self.m
         self.n_in, self.n_out = m.shape
         bias = getattr(node, "bias", None)
         if bias is not None and isinstance(node, (ir.Conv2d, ir.Conv1d)):
