@@ -7,7 +7,8 @@ Rows (repetitions interleaved so that load from other processes hits all rows al
 3. ``first pass``: decode + bin + write the HDF5 cache (what a first ``load_frames`` call costs);
 4. ``cached pass``: the second ``load_frames`` call, served from the cache.
 
-Then a per-sample ``DataLoader`` (``NMNIST`` + ``ToFrames``) feeds a small stand-in model (a 2312-256-10 MLP run
+Then a per-sample ``DataLoader`` (``NMNIST`` + ``ToFrames(dtype=torch.uint8)``: workers ship a quarter of the
+bytes of float32 frames; the batch is converted with ``.float()``) feeds a small stand-in model (a 2312-256-10 MLP run
 over the frames, forward + backward) with 0 and ``--workers`` worker processes: samples/s, the fraction of the
 loop spent waiting for data, and the CPU time of the workers per wall-clock second (cores kept busy). The main
 process runs torch with one thread there, so that model and workers do not oversubscribe a 2-core machine.
@@ -54,11 +55,12 @@ def _proc_cpu(pids: list[int]) -> float:
     return total
 
 
-def _feed(root, n_bins: int, workers: int, batches: int, model_on: bool = True) -> dict[str, float]:
+def _feed(root, n_bins: int, workers: int, batches: int, model_on: bool = True,
+          dtype: torch.dtype = torch.uint8) -> dict[str, float]:
     from spikeseq.data.events import collate_events_frames
     from spikeseq.data.nmnist import NMNIST, ToFrames
 
-    ds = NMNIST(root, "train", transform=ToFrames(n_bins=n_bins))
+    ds = NMNIST(root, "train", transform=ToFrames(n_bins=n_bins, dtype=dtype))
     loader = torch.utils.data.DataLoader(ds, batch_size=32, shuffle=True, num_workers=workers,
                                          collate_fn=collate_events_frames, generator=torch.Generator().manual_seed(0),
                                          persistent_workers=workers > 0)
@@ -82,7 +84,7 @@ def _feed(root, n_bins: int, workers: int, batches: int, model_on: bool = True) 
             x, y, _ = next(it)
         t1 = time.perf_counter()
         if model_on:
-            loss = torch.nn.functional.cross_entropy(model(x).mean(0), y)
+            loss = torch.nn.functional.cross_entropy(model(x.float()).mean(0), y)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -93,8 +95,9 @@ def _feed(root, n_bins: int, workers: int, batches: int, model_on: bool = True) 
     wall = time.perf_counter() - t_start
     workers_cpu = _proc_cpu(pids) - cpu0
     del it
-    return {"workers": workers, "model": model_on, "samples_per_s": n / wall, "wait_fraction": wait / wall,
-            "model_s_per_batch": step / batches, "worker_cores_busy": workers_cpu / wall if pids else float("nan")}
+    return {"workers": workers, "model": model_on, "dtype": str(dtype), "samples_per_s": n / wall,
+            "wait_fraction": wait / wall, "model_s_per_batch": step / batches,
+            "worker_cores_busy": workers_cpu / wall if pids else float("nan")}
 
 
 def run(args: argparse.Namespace) -> int:

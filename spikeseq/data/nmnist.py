@@ -243,15 +243,24 @@ def frames_from_arrays(
 
 def to_frames(
     events: np.ndarray, *, dt: float | None = None, n_bins: int | None = None, duration: float | None = None,
-    binary: bool = False, downsample: int = 1,
+    binary: bool = False, downsample: int = 1, dtype: torch.dtype = torch.float32,
 ) -> torch.Tensor:
-    """Time-first float frames ``[T, 2, 34/k, 34/k]`` of one recording, by fixed ``dt`` (seconds) or ``n_bins``.
+    """Time-first frames ``[T, 2, 34/k, 34/k]`` (float32 by default) of one recording, by fixed ``dt`` (seconds)
+    or ``n_bins``.
 
     See :mod:`spikeseq.data.events` for the binning rules; ``downsample=k`` pools k x k pixels (counts add up).
+    ``dtype=torch.uint8`` (counts saturate at 255) makes DataLoader workers ship a quarter of the bytes; convert
+    the batch with ``.float()``.
     """
+    np_dtype = {torch.float32: np.float32, torch.float64: np.float64, torch.uint8: np.uint8,
+                torch.int16: np.int16, torch.int32: np.int32, torch.int64: np.int64}.get(dtype)
+    if np_dtype is None:
+        raise ParameterError(f"unsupported frame dtype {dtype}")
     fr = frames_from_arrays(events["x"], events["y"], events["t"], events["p"], dt=dt, n_bins=n_bins,
-                            duration=duration, binary=binary, downsample=downsample)
-    return torch.from_numpy(fr)
+                            duration=duration, binary=binary, downsample=downsample, dtype=np.int64)
+    if np_dtype == np.uint8:
+        np.minimum(fr, 255, out=fr)
+    return torch.from_numpy(fr.astype(np_dtype))
 
 
 @dataclass(frozen=True)
@@ -263,10 +272,11 @@ class ToFrames:
     duration: float | None = None
     binary: bool = False
     downsample: int = 1
+    dtype: torch.dtype = torch.float32
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
         return to_frames(events, dt=self.dt, n_bins=self.n_bins, duration=self.duration, binary=self.binary,
-                         downsample=self.downsample)
+                         downsample=self.downsample, dtype=self.dtype)
 
 
 # ----------------------------------------------------------------------------------------------- datasets

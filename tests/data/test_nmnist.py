@@ -162,6 +162,16 @@ def test_frames_by_dt_and_n_bins():
     assert tuple(fr.shape) == (1, 2, 17, 17) and fr[0, 1, 2, 1] == 2  # (x 2,3 ; y 5) pooled into (1, 2)
 
 
+def test_uint8_frames_saturate_and_equal_float_counts():
+    ev = np.zeros(300, dtype=nmnist.EVENT_DTYPE)
+    ev["x"], ev["y"], ev["t"] = 4, 4, np.arange(300)
+    ev["x"][:10] = 5
+    f = nmnist.to_frames(ev, n_bins=1)
+    u = nmnist.ToFrames(n_bins=1, dtype=torch.uint8)(ev)
+    assert u.dtype == torch.uint8 and int(u[0, 0, 4, 4]) == 255 and float(f[0, 0, 4, 4]) == 290
+    assert int(u[0, 0, 4, 5]) == 10 == int(f[0, 0, 4, 5])
+
+
 def test_binary_frames_clip_counts():
     ev = np.zeros(3, dtype=nmnist.EVENT_DTYPE)
     ev["x"], ev["y"], ev["t"] = 4, 4, [0, 10, 20]
