@@ -1,0 +1,38 @@
+"""Every examples/*.toml validates and builds its model; the demo's HAPT recipe is examples/har_l2mu.toml."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from spikeseq.train.cmd_demo import COMMON, DEMO_CONFIGS
+from spikeseq.train.config import from_dict, load_config
+from spikeseq.train.loop import build_model
+
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
+
+
+def test_there_are_examples():
+    assert {p.name for p in EXAMPLES} >= {"har_l2mu.toml", "har_rsnn.toml", "nmnist_snn_mlp.toml"}
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.name)
+def test_example_validates_and_builds(path):
+    cfg = load_config(path)
+    model = build_model(cfg.model)
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert cfg.name == path.stem
+
+
+@pytest.mark.parametrize("key", sorted(DEMO_CONFIGS))
+def test_demo_configs_validate(key):
+    cfg = from_dict({"name": "demo", **copy.deepcopy(DEMO_CONFIGS[key]), **copy.deepcopy(COMMON)})
+    build_model(cfg.model)
+
+
+def test_demo_recipe_is_the_example():
+    example = load_config(Path(__file__).resolve().parents[2] / "examples" / "har_l2mu.toml")
+    demo = from_dict({"name": "har_l2mu", **copy.deepcopy(DEMO_CONFIGS[("l2mu", "hapt")]), **copy.deepcopy(COMMON)})
+    assert demo == example
