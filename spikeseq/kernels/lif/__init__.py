@@ -1,8 +1,9 @@
 """Fast LIF-family scan backends (registered with :mod:`spikeseq.kernels.dispatch` on import).
 
 ``"cpu"``: fused C++ loops built lazily on first use (:mod:`.cpu`, :mod:`._build`), priority 10.
-``"triton"``: Triton GPU kernels (:mod:`.triton`), priority 20, available with triton and a CUDA device (or
-``TRITON_INTERPRET=1`` on CPU tensors, for tests). Importing this package compiles and imports nothing heavy.
+``"triton"``: Triton GPU kernels (:mod:`.gpu`, :mod:`._triton_kernels`), priority 20, available with triton and a
+CUDA device (or ``TRITON_INTERPRET=1`` on CPU tensors, for tests).
+Importing this package compiles nothing and imports neither triton nor a compiler.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from spikeseq.kernels import dispatch
 
 
 def _register() -> None:
-    from spikeseq.kernels.lif import cpu
+    from spikeseq.kernels.lif import cpu, gpu
 
     for op, fn, supports in (
         ("lif_scan", cpu.lif_scan, cpu.supports_lif),
@@ -19,6 +20,12 @@ def _register() -> None:
         ("li_scan", cpu.li_scan, cpu.supports_li),
     ):
         dispatch.register(op, "cpu", fn, available=cpu.available, supports=supports, priority=10)
+    for op, fn, supports in (
+        ("lif_scan", gpu.lif_scan, gpu.supports_lif),
+        ("cuba_lif_scan", gpu.cuba_lif_scan, gpu.supports_cuba),
+        ("li_scan", gpu.li_scan, gpu.supports_li),
+    ):
+        dispatch.register(op, "triton", fn, available=gpu.available, supports=supports, priority=20)
 
 
 _register()

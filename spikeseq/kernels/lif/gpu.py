@@ -1,0 +1,74 @@
+"""Triton backend ``"triton"`` of ``lif_scan``, ``cuba_lif_scan`` and ``li_scan`` (kernels: :mod:`._triton_kernels`).
+
+Available when triton is installed and either a CUDA device exists (CUDA tensors) or ``TRITON_INTERPRET=1`` is set
+(CPU tensors through Triton's interpreter: slow, for tests only; set it before the first call). Nothing is imported
+or compiled until the first call. Same checks, saved tensors and gradients as every fast backend
+(:mod:`._autograd`).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from types import SimpleNamespace
+
+import torch
+
+from spikeseq.kernels.lif._common import call_problem
+
+_DTYPES = (torch.float32, torch.float64)
+_ops: SimpleNamespace | None = None
+
+
+def interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "") == "1"
+
+
+def available() -> tuple[bool, str]:
+    if importlib.util.find_spec("triton") is None:
+        return False, "triton is not installed (pip install 'spikeseq[gpu]')"
+    if not (torch.cuda.is_available() or interpreting()):
+        return False, "no CUDA device (and TRITON_INTERPRET is not 1)"
+    return True, ""
+
+
+def _devices() -> tuple[str, ...]:
+    return ("cuda", "cpu") if interpreting() else ("cuda",)
+
+
+def ops() -> SimpleNamespace:
+    """The Triton-backed scans, built on first use."""
+    global _ops
+    if _ops is None:
+        from spikeseq.kernels.lif._autograd import make_ops
+        from spikeseq.kernels.lif._triton_kernels import Launcher
+
+        _ops = make_ops(Launcher, "Triton")
+    return _ops
+
+
+def lif_scan(x, state=None, **params):
+    """:func:`spikeseq.functional.lif_scan` as one fused Triton kernel per direction."""
+    return ops().lif_scan(x, state, **params)
+
+
+def cuba_lif_scan(x, state=None, **params):
+    """:func:`spikeseq.functional.cuba_lif_scan` as one fused Triton kernel per direction."""
+    return ops().cuba_lif_scan(x, state, **params)
+
+
+def li_scan(x, state=None, **params):
+    """:func:`spikeseq.functional.li_scan` as one fused Triton kernel per direction."""
+    return ops().li_scan(x, state, **params)
+
+
+def supports_lif(x, state=None, *, beta=None, v_th=1.0, **_: object) -> str | None:
+    return call_problem(x, state, {"beta": beta, "v_th": v_th}, _devices(), _DTYPES)
+
+
+def supports_cuba(x, state=None, *, alpha=None, beta=None, v_th=1.0, **_: object) -> str | None:
+    return call_problem(x, state, {"alpha": alpha, "beta": beta, "v_th": v_th}, _devices(), _DTYPES)
+
+
+def supports_li(x, state=None, *, beta=None, **_: object) -> str | None:
+    return call_problem(x, state, {"beta": beta}, _devices(), _DTYPES)

@@ -1,0 +1,116 @@
+"""The Triton kernels against the functional reference, run by Triton's interpreter (TRITON_INTERPRET=1) on CPU.
+
+No GPU is needed; on a machine with one the same kernels run compiled (not timed by tests). Tolerances as for the
+C++ backend: float64 1e-10 absolute (summation order of parameter gradients only); float32 spikes identical.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("triton", reason="triton not installed (pip install 'spikeseq[gpu]')")
+
+from spikeseq import kernels as K
+from spikeseq import surrogate as sg
+from spikeseq.errors import BackendUnavailableError, DTypeError, NonFiniteError, ParameterError, ShapeError
+from spikeseq.functional import CubaLIFState, LIFState, LIState
+from spikeseq.kernels import dispatch
+from spikeseq.kernels.lif import gpu
+from tests.kernels._compare import assert_same, run
+
+D = torch.float64
+_MOD = "spikeseq.kernels.lif._triton_kernels"
+
+
+def _rebind() -> None:
+    """(Re)decorate the kernels under the current TRITON_INTERPRET setting and drop the cached ops."""
+    if _MOD in sys.modules:
+        importlib.reload(sys.modules[_MOD])
+    gpu._ops = None
+
+
+@pytest.fixture(scope="module", autouse=True)
+def interpreter():
+    mp = pytest.MonkeyPatch()
+    mp.setenv("TRITON_INTERPRET", "1")
+    _rebind()
+    yield
+    mp.undo()
+    _rebind()
+
+
+def _x(T=16, B=2, N=5, dtype=D):
+    return torch.randn(T, B, N, dtype=dtype) * 1.5 + 0.3
+
+
+@pytest.mark.parametrize("reset,detach", [(r, d) for r in ("subtract", "zero", "none") for d in (False, True)])
+def test_lif_matches_reference_all_gradients(reset, detach):
+    params = dict(beta=torch.rand(5, dtype=D) * 0.9 + 0.05, v_th=torch.rand(5, dtype=D) + 0.5, reset=reset,
+                  detach_reset=detach)
+    assert_same("lif_scan", "triton", _x(), LIFState(torch.randn(2, 5, dtype=D)), params, atol=1e-10)
+
+
+def test_lif_rest_state_float_params_and_other_surrogate():
+    assert_same("lif_scan", "triton", _x(), None, dict(beta=0.9, v_th=1.0), atol=1e-10)
+    assert_same("lif_scan", "triton", _x(), None,
+                dict(beta=torch.tensor(0.8, dtype=D), v_th=torch.tensor(0.7, dtype=D), surrogate=sg.Sigmoid()),
+                atol=1e-10)
+
+
+@pytest.mark.parametrize("reset,detach,learn", [("subtract", False, True), ("zero", True, True),
+                                                 ("none", False, False), ("subtract", True, False)])
+def test_cuba_matches_reference_all_gradients(reset, detach, learn):
+    state = CubaLIFState(torch.randn(2, 5, dtype=D), torch.randn(2, 5, dtype=D))
+
+    def p(v):
+        return torch.full((5,), v, dtype=D) if learn else v
+
+    params = dict(alpha=p(0.6), beta=p(0.85), v_th=torch.rand(5, dtype=D) + 0.5, reset=reset, detach_reset=detach)
+    assert_same("cuba_lif_scan", "triton", _x(), state, params, atol=1e-10)
+
+
+def test_li_matches_reference():
+    assert_same("li_scan", "triton", _x(), LIState(torch.randn(2, 5, dtype=D)), dict(beta=torch.rand(5, dtype=D)),
+                atol=1e-10)
+    assert_same("li_scan", "triton", _x(T=1), None, dict(beta=0.5), atol=1e-12)
+
+
+def test_float32_spikes_identical_and_more_than_one_block():
+    x = _x(T=12, B=3, N=100, dtype=torch.float32)  # 300 neurons: two programs of 256
+    params = dict(beta=torch.full((100,), 0.9), v_th=torch.full((100,), 1.0))
+    (out_r, g_r), (out_k, g_k) = run("lif_scan", "torch", x, None, params), run("lif_scan", "triton", x, None, params)
+    assert out_r[0].sum() > 50
+    assert torch.equal(out_r[0], out_k[0]) and torch.equal(out_r[1], out_k[1])
+    for a, b in zip(g_r, g_k, strict=True):
+        torch.testing.assert_close(b, a, atol=1e-4, rtol=1e-5)
+
+
+@pytest.mark.parametrize("make,kw,err", [
+    (lambda: torch.ones(4, 2, 3, dtype=torch.int32), {}, DTypeError),
+    (lambda: torch.ones(3), {}, ShapeError),
+    (lambda: torch.full((4, 2, 3), float("inf")), {}, NonFiniteError),
+    (lambda: torch.ones(4, 2, 3), {"reset": "soft"}, ParameterError),
+])
+def test_bad_input_raises_the_reference_errors(make, kw, err):
+    with pytest.raises(err):
+        K.lif_scan(make(), backend="triton", **{"beta": 0.9, **kw})
+    with pytest.raises(ShapeError):
+        K.lif_scan(torch.ones(4, 2, 3), LIFState(torch.zeros(3)), beta=0.9, backend="triton")
+
+
+def test_dispatch_prefers_triton_only_where_it_can_run(monkeypatch):
+    x = torch.randn(4, 2, 3)
+    assert dispatch.resolve("lif_scan", "auto", x, None, beta=0.9).name == "triton"
+    assert dispatch.resolve("cuba_lif_scan", "auto", x, None, alpha=0.5, beta=0.9).name == "triton"
+    with pytest.raises(BackendUnavailableError, match="float16"):
+        K.lif_scan(x.half(), beta=0.9, backend="triton")
+    monkeypatch.delenv("TRITON_INTERPRET")
+    if not torch.cuda.is_available():
+        assert gpu.available() == (False, "no CUDA device (and TRITON_INTERPRET is not 1)")
+        with pytest.raises(BackendUnavailableError, match="no CUDA device"):
+            K.lif_scan(x, beta=0.9, backend="triton")
+        assert dispatch.resolve("lif_scan", "auto", x, None, beta=0.9).name in ("cpu", "torch")
