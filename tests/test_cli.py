@@ -115,3 +115,39 @@ def test_console_script_runs():
     assert proc.returncode == 2
     assert proc.stderr.strip() == "spikeseq eval: error: run directory not found: /nonexistent/run (create one with " \
                                   "`spikeseq train CONFIG`)"
+
+
+def test_ctrl_c_exits_130_and_resume_finishes(tmp_path, capsys, monkeypatch):
+    import functools
+    import os
+    import signal
+
+    from spikeseq.train import loop
+
+    monkeypatch.setenv("SPIKESEQ_PROGRESS", "0")
+    g = torch.Generator().manual_seed(0)
+    y = torch.randint(0, 2, (40,), generator=g)
+    x = torch.randn(40, 6, 3, generator=g) + 2.0 * y[:, None, None]
+    torch.save({"train": {"x": x, "y": y}, "test": {"x": x[:8], "y": y[:8]}}, tmp_path / "d.pt")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(tomli_w.dumps({
+        "model": {"name": "snn_mlp", "n_in": 3, "n_out": 2, "hidden": 8, "backend": "torch"},
+        "data": {"name": "tensor_file", "path": str(tmp_path / "d.pt"), "val_fraction": 0.0},
+        "train": {"epochs": 2, "batch_size": 8}}))
+    out = tmp_path / "run"
+
+    def sigint_at_3(step):
+        if step == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    real_fit = loop.fit
+    monkeypatch.setattr(loop, "fit", functools.partial(real_fit, on_step=sigint_at_3))
+    assert main(["train", str(cfg), "--out", str(out)]) == 130
+    err = capsys.readouterr().err
+    assert f"interrupted; resume with: spikeseq train --resume --out {out}" in err
+    assert json.loads((out / "run.json").read_text())["status"] == "interrupted"
+    monkeypatch.setattr(loop, "fit", real_fit)
+    assert main(["train", "--resume", "--out", str(out)]) == 0
+    meta = json.loads((out / "run.json").read_text())
+    assert meta["status"] == "finished" and meta["resumed"] == 1 and meta["step"] == 10
+    assert (out / "eval.json").is_file()
