@@ -59,9 +59,10 @@ def _unknown_reason(m: nn.Module) -> str | None:
     return None
 
 
-def _plan(model: nn.Module) -> tuple[list[_Layer], list[tuple[str, nn.Module, str]]]:
+def _plan(model: nn.Module) -> tuple[list[_Layer], list[tuple[str, nn.Module, str | None]]]:
+    """Registered layers, and every unregistered module reached (with a reason when it cannot be counted)."""
     layers: list[_Layer] = []
-    unknown: list[tuple[str, nn.Module, str]] = []
+    unknown: list[tuple[str, nn.Module, str | None]] = []
 
     def walk(name: str, m: nn.Module) -> None:
         spec = lookup(m)
@@ -70,14 +71,26 @@ def _plan(model: nn.Module) -> tuple[list[_Layer], list[tuple[str, nn.Module, st
             if not spec.descend:
                 return
         else:
-            reason = _unknown_reason(m)
-            if reason is not None:
-                unknown.append((name or type(m).__name__, m, reason))
+            unknown.append((name or type(m).__name__, m, _unknown_reason(m)))
         for cname, child in m.named_children():
             walk(f"{name}.{cname}" if name else cname, child)
 
     walk("", model)
     return layers, unknown
+
+
+def _functional_children(name: str, m: nn.Module, called: set[str]) -> str | None:
+    """A called, unregistered module whose parameter-holding child never ran uses those parameters functionally
+    (e.g. ``F.conv1d(x, self.conv.weight)``): nothing saw that computation."""
+    def ran(full: str) -> bool:  # the child, or anything inside it (ModuleList/ModuleDict never run themselves)
+        return full in called or any(n.startswith(full + ".") for n in called)
+
+    skipped = [f"{c!r} ({type(child).__name__})" for c, child in m.named_children()
+               if not ran(f"{name}.{c}" if name else c) and any(True for _ in child.parameters())]
+    if not skipped:
+        return None
+    return (f"child {', '.join(skipped)} holds parameters but never ran: the module uses them functionally and "
+            "no counter sees that computation")
 
 
 def _batches(inputs) -> list[torch.Tensor]:
@@ -155,6 +168,7 @@ def count(
                 cur[layer.name] = layer.spec.pre(mod, args, kwargs)
 
         def post(mod, args, kwargs, out):
+            called.add(layer.name)
             ctx = CallContext(T=cur["T"], B=cur["B"], step_mode=step_mode, ac_rule=ac_rule,
                               neurobench=neurobench, name=layer.name, call_index=layer.calls,
                               stash=cur.get(layer.name), binary=cur["binary"])
@@ -222,7 +236,14 @@ def count(
             h.remove()
         model.train(was_training)
 
-    not_counted = [{"name": n, "type": type(m).__name__, "reason": r} for n, m, r in unknown if n in called]
+    not_counted = []
+    for n, m, r in unknown:
+        if n not in called:
+            continue
+        if r is None:
+            r = _functional_children("" if m is model else n, m, called)
+        if r is not None:
+            not_counted.append({"name": n, "type": type(m).__name__, "reason": r})
     for layer in layers:
         for note in sorted(layer.notes):
             not_counted.append({"name": layer.name, "type": type(layer.module).__name__, "reason": note})

@@ -42,47 +42,69 @@ from spikeseq.profile.neurons import neuron_counts
 from spikeseq.profile.registry import register_counter
 
 
-# ----------------------------------------------------------------------------------------------- DelayLinear
-@register_counter(DelayLinear, kind="connection", time_first=True)
-def count_delay_linear(m: DelayLinear, args, kwargs, out, ctx: CallContext) -> dict:
-    x = args[0]
-    state = args[1] if len(args) > 1 else kwargs.get("state")
-    t, n_in = x.shape[0], m.in_features
-    hist = 0
-    if state is not None and getattr(state, "x", None) is not None:
-        hist = state.x.shape[0]
-        x = torch.cat((state.x.to(x), x), 0)
-    w = m.weight.detach()
-    d = m.delay.detach().clamp(0, m.max_delay).round().long()
+# ------------------------------------------------------------------------------------ delayed synaptic products
+def delayed_counts(x: torch.Tensor, hist: int, fans: dict[int, torch.Tensor], n_out_dense: int) -> dict:
+    """Counts of ``y[t] = sum_d W_d x[t - d]`` for ``x [hist + T, B, in]`` (the first ``hist`` steps are history
+    from a state) and ``fans[d]`` = non-zero synapses with delay ``d`` per input ``[in]``. Ops are counted at
+    their arrival step; ``n_out_dense`` = synapses per input in the dense count (``out * taps``)."""
+    t = x.shape[0] - hist
+    n_in = x.shape[-1]
     x2 = x.reshape(-1, n_in)
-    dt = _exact_dtype(x2, n_in, m.out_features)
+    dt = _exact_dtype(x2, n_in, n_out_dense)
     nzf, binary = nonzero_mask(x2, dt)
     rows = x2.shape[0] // x.shape[0]
-    n_nz = nzf.reshape(x.shape[0], rows, n_in).sum(1, dtype=F64)        # [T_hist + T, in]
+    n_nz = nzf.reshape(x.shape[0], rows, n_in).sum(1, dtype=F64)        # [hist + T, in]
     n_unit = n_nz
     if not binary:
         unit = scratch(x2, "unit", dt)
         torch.eq(x2.abs(), 1, out=unit)
         n_unit = unit.reshape(x.shape[0], rows, n_in).sum(1, dtype=F64)
-    nzw = w != 0
     eff = torch.zeros(t, dtype=F64)
     acs = torch.zeros(t, dtype=F64)
-    for k in range(m.max_delay + 1):
-        fan = (nzw & (d == k)).sum(0).to(F64)                       # synapses with delay k per input
+    for k, fan in fans.items():
+        fan = fan.to(F64)
         if not bool(fan.any()):
             continue
-        # arrivals at output step s come from input step s - k (history steps included)
-        lo = max(0, k - hist)
+        lo = max(0, k - hist)                                       # output steps reached by recorded inputs
         if lo >= t:
             continue
         src = slice(hist + lo - k, hist + t - k)
         eff[lo:] += (n_nz[src] @ fan).cpu()
         acs[lo:] += (n_unit[src] @ fan).cpu()
-    dense = _full(t, rows * n_in * m.out_features)
-    res = {"dense_macs": dense, "eff_macs": eff - acs, "eff_acs": acs, "addr_adds": eff,
-           "mem_weight_reads": eff, "mem_state_reads": eff, "mem_state_writes": eff,
-           "mem_input_reads": n_nz[hist:].sum(1).cpu()}
-    return _add(res, bias_counts(m.bias, rows, t))
+    dense = _full(t, rows * n_in * n_out_dense)
+    return {"dense_macs": dense, "eff_macs": eff - acs, "eff_acs": acs, "addr_adds": eff,
+            "mem_weight_reads": eff, "mem_state_reads": eff, "mem_state_writes": eff,
+            "mem_input_reads": n_nz[hist:].sum(1).cpu()}
+
+
+@register_counter(DelayLinear, kind="connection", time_first=True)
+def count_delay_linear(m: DelayLinear, args, kwargs, out, ctx: CallContext) -> dict:
+    x = args[0]
+    state = args[1] if len(args) > 1 else kwargs.get("state")
+    hist = 0
+    if state is not None and getattr(state, "x", None) is not None:
+        hist = state.x.shape[0]
+        x = torch.cat((state.x.to(x), x), 0)
+    nzw = m.weight.detach() != 0
+    d = m.delay.detach().clamp(0, m.max_delay).round().long()
+    fans = {k: (nzw & (d == k)).sum(0) for k in range(m.max_delay + 1)}
+    res = delayed_counts(x, hist, fans, m.out_features)
+    return _add(res, bias_counts(m.bias, x[0].numel() // m.in_features, x.shape[0] - hist))
+
+
+@register_counter("spikeseq.models.lmuformer.CausalConv1d", kind="connection", time_first=True)
+def count_causal_conv(m, args, kwargs, out, ctx: CallContext) -> dict:
+    """``y[t] = sum_j W[:, :, j] x[t - (k-1-j)]``: a delayed product with one delay per tap."""
+    x = args[0]
+    state = args[1] if len(args) > 1 else kwargs.get("state")
+    k = m.k
+    hist = k - 1
+    ctx_x = x.new_zeros(hist, *x.shape[1:]) if state is None else state.ctx.to(x)
+    xx = torch.cat((ctx_x, x), 0) if hist else x
+    w = m.conv.weight.detach()
+    fans = {k - 1 - j: (w[:, :, j] != 0).sum(0) for j in range(k)}
+    res = delayed_counts(xx, hist, fans, w.shape[0] * k)
+    return _add(res, bias_counts(m.conv.bias, x[0].numel() // w.shape[1], x.shape[0]))
 
 
 # ----------------------------------------------------------------------------------------------- LMU memory
@@ -126,6 +148,29 @@ def count_rlif(m: RLIF, args, kwargs, out, ctx: CallContext) -> dict:
 
 
 # ------------------------------------------------------------------------------------ models (by name only)
+@register_counter("spikeseq.models.lmuformer._ReLU", kind="activation", time_first=True)
+def count_relu_module(m, args, kwargs, out, ctx: CallContext) -> dict:
+    res = _out_counts(out, out.shape[0])
+    res["nonlin_ops"] = res["out_elements"].clone()
+    return res
+
+
+@register_counter("spikeseq.models.lmuformer._Residual", kind="composite", descend=True, time_first=True)
+def count_residual(m, args, kwargs, out, ctx: CallContext) -> dict:
+    """``x + branch(x)``: one add per element (the branch is counted by its own hooks)."""
+    y = out[0]
+    return {"state_adds": _full(y.shape[0], y[0].numel())}
+
+
+@register_counter("spikeseq.models.lmuformer.LMUFormer", kind="composite", descend=True, time_first=True)
+def count_lmuformer_head(m, args, kwargs, out, ctx: CallContext) -> dict:
+    """The running mean of the logits: one add (cumulative sum) and one multiply (by 1/steps) per class."""
+    y = out[0]
+    n = y[0].numel()
+    return {"state_adds": _full(y.shape[0], n), "state_mults": _full(y.shape[0], n)}
+
+
+
 @register_counter("spikeseq.models.delay_snn._Dense", kind="connection", time_first=True)
 def count_dense_time_first(m, args, kwargs, out, ctx: CallContext) -> dict:
     xs = args[0]

@@ -249,11 +249,20 @@ def test_uncountable_modules_are_reported_or_raise():
         def forward(self, x):
             return self.inner(x @ self.w)
 
-    model = nn.Sequential(nn.Linear(4, 4), nn.Softmax(-1), OwnWeight())
+    class FunctionalChild(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.lin = nn.Linear(4, 4)
+
+        def forward(self, x):
+            return torch.nn.functional.linear(x, self.lin.weight)
+
+    model = nn.Sequential(nn.Linear(4, 4), nn.Softmax(-1), OwnWeight(), FunctionalChild())
     x = torch.rand(3, 2, 4)
     r = profile.count(model, x)
     names = {d["name"]: d["type"] for d in r.not_counted}
-    assert names == {"1": "Softmax", "2": "OwnWeight"}
+    assert names == {"1": "Softmax", "2": "OwnWeight", "3": "FunctionalChild"}
+    assert "'lin' (Linear) holds parameters but never ran" in r.not_counted[-1]["reason"]
     assert "Softmax" in r.to_markdown()
     with pytest.raises(ProfileError, match=r"1 \(Softmax\)"):
         profile.count(model, x, strict=True)
