@@ -16,9 +16,10 @@ warning is issued). Recurrent loops stay explicit flat edges ``lif -> rec -> lif
 2-cycles; nirtorch reads the previous step on the closing edge). Nested graphs become nested ``NIRGraph`` nodes.
 
 ``from_nir`` builds a graph with ``discretization="euler"`` and the ``dt`` you pass (required: NIR carries none;
-a ``dt`` found in the file's metadata is only used to check yours). Kinds with no NIR equivalent
-(``DelayAffine``, graded spikes, ``LMUMemory``, fixed-point kinds) raise :class:`~spikeseq.errors.ExportError`
-naming the node; an unreadable, corrupt or foreign HDF5 file raises :class:`~spikeseq.errors.DataError`.
+a ``dt`` found in the file's metadata is only used to check yours). Kinds with no NIR equivalent (graded spikes,
+``LMUMemory``, fixed-point kinds; ``DelayAffine`` with ``delays="refuse"``, else written as ``Delay -> Linear``
+branches) raise :class:`~spikeseq.errors.ExportError` naming the node; an unreadable, corrupt or foreign HDF5
+file raises :class:`~spikeseq.errors.DataError`.
 """
 
 from __future__ import annotations
@@ -75,6 +76,36 @@ def _fold_r_into_weights(g: ir.Graph) -> ir.Graph:
         params["r"] = np.ones_like(node.r)
         nodes[name] = type(node)(**params)
     return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=dict(g.metadata))
+
+
+def _expand_delays(g: ir.Graph) -> ir.Graph:
+    """Per-synapse delays in NIR terms: a DelayAffine ``name`` becomes, per distinct delay k, the branch
+    ``Delay(k*dt) -> Linear(W * [D == k])`` (``name_d{k}``, ``name_w{k}``), the bias on the first branch (Affine).
+    Same dynamics; the branches are summed at the receiving node as NIR sums edges."""
+    if not any(isinstance(n, ir.DelayAffine) for n in g.flat().nodes.values()):
+        return g
+    g = g.flat()
+    nodes: dict[str, ir.Node] = {}
+    edges = [e for e in g.edges if not isinstance(g.nodes[e[0]], ir.DelayAffine)
+             and not isinstance(g.nodes[e[1]], ir.DelayAffine)]
+    rec = set(map(tuple, g.metadata.get("recurrent_edges") or []))
+    new_rec = [e for e in rec if e in edges]
+    for name, node in g.nodes.items():
+        if not isinstance(node, ir.DelayAffine):
+            nodes[name] = node
+            continue
+        preds, succs = g.predecessors(name), g.successors(name)
+        for i, k in enumerate(np.unique(node.delay)):
+            w = np.where(node.delay == k, node.weight, 0.0)
+            dn, wn = f"{name}_d{int(k)}", f"{name}_w{int(k)}"
+            nodes[dn] = ir.Delay(np.full(node.in_shape, float(k) * g.dt))
+            nodes[wn] = ir.Affine(w, node.bias) if (i == 0 and node.bias is not None) else ir.Linear(w)
+            edges += [(p, dn) for p in preds] + [(dn, wn)] + [(wn, s) for s in succs]
+            new_rec += [(wn, s) for s in succs if (name, s) in rec]
+    meta = dict(g.metadata)
+    if rec:
+        meta["recurrent_edges"] = new_rec
+    return ir.Graph(nodes, edges, dt=g.dt, discretization=g.discretization, metadata=meta)
 
 
 def _node_to_nir(name: str, node: ir.Node, g: ir.Graph, nir_dt: float):
@@ -158,8 +189,14 @@ def _graph_to_nir(g: ir.Graph, nir_dt: float, top: bool):
     return nir.NIRGraph(nodes=nodes, edges=list(g.edges), metadata=meta)
 
 
-def to_nir(graph: ir.Graph, *, nir_dt: float | None = None, convention: str = "snntorch"):
-    """The ``nir.NIRGraph`` of ``graph`` (see the module docstring for ``nir_dt`` and ``convention``)."""
+def to_nir(graph: ir.Graph, *, nir_dt: float | None = None, convention: str = "snntorch", delays: str = "expand"):
+    """The ``nir.NIRGraph`` of ``graph`` (see the module docstring for ``nir_dt`` and ``convention``).
+
+    ``delays="expand"`` writes each per-synapse-delay node as NIR ``Delay -> Linear`` branches, one per distinct
+    delay (only NIR consumers that implement ``Delay`` reproduce them; snnTorch and Norse ignore it);
+    ``delays="refuse"`` raises :class:`~spikeseq.errors.ExportError` naming the node instead."""
+    if delays not in ("expand", "refuse"):
+        raise ParameterError(f"delays must be 'expand' or 'refuse', got {delays!r}")
     if convention not in ("snntorch", "norse"):
         raise ParameterError(f"convention must be 'snntorch' or 'norse', got {convention!r}")
     if graph.metadata.get("numerics") not in (None, "float"):
@@ -167,7 +204,8 @@ def to_nir(graph: ir.Graph, *, nir_dt: float | None = None, convention: str = "s
     nir_dt = graph.dt if nir_dt is None else float(nir_dt)
     if not nir_dt > 0:
         raise ParameterError(f"nir_dt must be > 0 seconds, got {nir_dt}")
-    g = _fold_r_into_weights(graph.flat()) if convention == "norse" else graph
+    g = _expand_delays(graph) if delays == "expand" else graph
+    g = _fold_r_into_weights(g.flat()) if convention == "norse" else g
     return _graph_to_nir(g, nir_dt, top=True)
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from spikeseq.errors import ExportError, ParameterError
 from spikeseq.graph import ir
+from spikeseq.models.delay_snn import DelaySNN
 from spikeseq.models.l2mu import L2MU
 from spikeseq.nn import IF, LI, LIF, CubaLIF, Sequential
 from spikeseq.nn.recurrent import RLIF
@@ -45,6 +46,7 @@ class _Builder:
         self.module_of: dict[str, str] = {}   # node -> qualified module name whose output it reproduces
         self.recurrent: list[tuple[str, str]] = []   # edges reading the previous step
         self.output_transform: str | None = None
+        self.pad_end = 0
         self.path = ""
 
     def add(self, name: str, node: ir.Node, prev: list[str]) -> str:
@@ -77,6 +79,8 @@ def trace(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, 
                            "module_of": dict(b.module_of), "recurrent_edges": list(b.recurrent)})
     if b.output_transform:
         g.metadata["output_transform"] = b.output_transform
+    if b.pad_end:
+        g.metadata["pad_end"] = b.pad_end
     g.check_shapes()
     return g
 
@@ -91,6 +95,8 @@ def _infer_input_shape(model: nn.Module) -> tuple[int, ...]:
         return (first.fc.in_features,)
     if isinstance(first, L2MU):
         return (first.input_size,)
+    if isinstance(first, DelaySNN):
+        return (first.config.n_inputs,)
     if hasattr(first, "integer_weights_and_delays") and hasattr(first, "in_features"):
         return (int(first.in_features),)
     raise ParameterError(
@@ -107,6 +113,10 @@ def _trace(m: nn.Module, b: _Builder, prev: list[str], shape: tuple[int, ...], p
     for cls, fn in _TRACERS.items():
         if isinstance(m, cls):
             return fn(m, b, prev, shape, prefix)
+    if isinstance(m, L2MU):
+        return _trace_l2mu(m, b, prev, shape, prefix)
+    if isinstance(m, DelaySNN):
+        return _trace_delay_snn(m, b, prev, shape, prefix)
     if isinstance(m, Sequential):
         here = b.path
         for i, layer in enumerate(m.layers):
@@ -116,6 +126,8 @@ def _trace(m: nn.Module, b: _Builder, prev: list[str], shape: tuple[int, ...], p
         return prev, shape
     if isinstance(m, (nn.Dropout, nn.Identity)):
         return prev, shape
+    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
+        return _fold_batchnorm(m, b, prev, prefix), shape
     if isinstance(m, nn.Linear):
         w = _np(m.weight, np.float32)
         node = ir.Affine(w, _np(m.bias, np.float32)) if m.bias is not None else ir.Linear(w)
@@ -162,8 +174,6 @@ def _trace(m: nn.Module, b: _Builder, prev: list[str], shape: tuple[int, ...], p
         node = ir.DelayAffine(_np(torch.as_tensor(w), np.float32), _np(torch.as_tensor(d), np.int64),
                               None if bias is None else _np(bias, np.float32))
         return [b.add(f"{prefix}delayaffine", node, prev)], node.out_shape
-    if isinstance(m, L2MU):
-        return _trace_l2mu(m, b, prev, shape, prefix)
     raise ExportError(
         f"cannot trace member {prefix.rstrip('_') or 'model'} of type {type(m).__name__}: no IR equivalent; "
         "supported are Sequential, Linear, Conv1d/2d, AvgPool2d, Flatten, LIF, IF, CubaLIF, LI, RLIF, DelayLinear "
@@ -258,3 +268,62 @@ def _trace_l2mu(m: L2MU, b: _Builder, prev: list[str], shape, prefix: str):
         b.recurrent.append((src_, dst))
     b.output_transform = "cumsum" if m.readout == "spike_count" else "cummean"
     return [out], (m.n_classes,)
+
+
+def _fold_batchnorm(m: nn.Module, b: _Builder, prev: list[str], prefix: str) -> list[str]:
+    """An eval-mode BatchNorm is a per-channel affine map ``a*x + c``: fold it into the synapse node before it."""
+    name = prev[0] if len(prev) == 1 else None
+    node = b.nodes.get(name) if name else None
+    if m.training or node is None or not isinstance(node, (ir.Affine, ir.Linear, ir.DelayAffine, ir.Conv2d,
+                                                            ir.Conv1d)):
+        raise ExportError(
+            f"{prefix.rstrip('_') or 'batchnorm'}: a BatchNorm can be traced only in eval mode and right after a "
+            f"Linear/Conv/DelayLinear (found {'training mode' if m.training else type(node).__name__})"
+        )
+    if any(a == name for a, _ in b.edges):
+        raise ExportError(f"{name}: cannot fold a BatchNorm into a synapse that already feeds other nodes")
+    rv = m.running_var.detach().double()
+    a = (m.weight.detach().double() if m.affine else torch.ones_like(rv)) / torch.sqrt(rv + m.eps)
+    c = (m.bias.detach().double() if m.affine else torch.zeros_like(rv)) - a * m.running_mean.detach().double()
+    a, c = a.numpy(), c.numpy()
+    w = node.weight.astype(np.float64) * a.reshape(-1, *([1] * (node.weight.ndim - 1)))
+    bias = getattr(node, "bias", None)
+    bias = c if bias is None else a * bias + c
+    if isinstance(node, ir.DelayAffine):
+        new = ir.DelayAffine(w, node.delay, bias)
+    elif isinstance(node, (ir.Affine, ir.Linear)):
+        new = ir.Affine(w, bias)
+    elif isinstance(node, ir.Conv2d):
+        new = ir.Conv2d(node.input_shape, w, bias, node.stride, node.padding, node.dilation, node.groups)
+    else:
+        new = ir.Conv1d(node.input_shape, w, bias, node.stride, node.padding, node.dilation, node.groups)
+    b.nodes[name] = new
+    return prev
+
+
+def _trace_delay_snn(m: DelaySNN, b: _Builder, prev: list[str], shape, prefix: str):
+    """:class:`spikeseq.models.delay_snn.DelaySNN` in eval mode: (DelayLinear -> BatchNorm folded -> LIF) x n,
+    DelayLinear -> LI. The model appends ``pad_end`` silent steps to its input; the graph does not (feed the
+    padded input to the interpreter, as :func:`spikeseq.graph.verify.export_and_verify` does)."""
+    path = b.path
+    for k, (syn, norm, lif) in enumerate(zip(m.synapses, m.norms, m.neurons)):
+        b.path = f"{path}.synapses.{k}" if path else f"synapses.{k}"
+        prev, shape = _synapse_of(syn, b, prev, f"{prefix}syn{k}_")
+        if not isinstance(norm, nn.Identity):
+            prev = _fold_batchnorm(norm, b, prev, f"{prefix}norm{k}_")
+        b.path = f"{path}.neurons.{k}" if path else f"neurons.{k}"
+        prev, shape = _trace(lif, b, prev, shape, f"{prefix}lif{k}_")
+    prev, shape = _synapse_of(m.synapses[-1], b, prev, f"{prefix}syn{len(m.neurons)}_")
+    b.path = f"{path}.readout" if path else "readout"
+    prev, shape = _trace(m.readout, b, prev, shape, f"{prefix}readout_")
+    b.path = path
+    b.pad_end = int(m.config.pad_end)
+    return prev, shape
+
+
+def _synapse_of(syn: nn.Module, b: _Builder, prev: list[str], prefix: str):
+    if hasattr(syn, "integer_weights_and_delays"):
+        return _trace(syn, b, prev, (), prefix)
+    w = _np(syn.weight, np.float32)
+    node = ir.Affine(w, _np(syn.bias, np.float32)) if syn.bias is not None else ir.Linear(w)
+    return [b.add(f"{prefix}{node.kind.lower()}", node, prev)], node.out_shape

@@ -177,7 +177,10 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         y_model.append(yb)
         for k, v in lb.items():
             layer_model.setdefault(k, []).append(v)
-        results.append(simulate(sim_graph, xb.numpy(), numerics=numerics))
+        xs = xb.numpy()
+        if yb.shape[0] > xs.shape[0]:  # the model appended silent steps (e.g. DelaySNN pad_end): do the same
+            xs = np.concatenate([xs, np.zeros((yb.shape[0] - xs.shape[0], *xs.shape[1:]), xs.dtype)])
+        results.append(simulate(sim_graph, xs, numerics=numerics))
     y = np.concatenate(y_model, axis=1)
     layer_model = {k: np.concatenate(v, axis=1) for k, v in layer_model.items()}
     out_name = sim_graph.outputs()[0]

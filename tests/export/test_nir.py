@@ -227,10 +227,30 @@ def test_node_without_nir_equivalent_is_named(tmp_path):
                   "lif": ir.LIF(tau=np.full(2, 0.01), r=np.ones(2), v_threshold=np.ones(2)),
                   "output": ir.Output((2,))}, [("input", "syn"), ("syn", "lif"), ("lif", "output")], dt=1e-3)
     with pytest.raises(ExportError, match=r"'syn'.*DelayAffine"):
-        to_nir(g)
-    with pytest.raises(ExportError, match="syn"):
-        write_nir(g, tmp_path / "x.nir")
+        to_nir(g, delays="refuse")
+    lmu = ir.Graph({"input": ir.Input((3,)), "lin": ir.Linear(np.ones((2, 3))),
+                    "mem": ir.LMUMemory(np.eye(2), np.ones((2, 2))), "output": ir.Output((2,))},
+                   [("input", "lin"), ("lin", "mem"), ("mem", "output")], dt=1e-3)
+    with pytest.raises(ExportError, match=r"'mem'.*LMUMemory"):
+        write_nir(lmu, tmp_path / "x.nir")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_per_synapse_delays_expand_to_nir_delay_branches(tmp_path):
+    rng = np.random.default_rng(0)
+    w = rng.normal(size=(4, 6)).astype(np.float32) * 2
+    d = rng.integers(0, 4, size=(4, 6))
+    g = ir.Graph({"input": ir.Input((6,)), "syn": ir.DelayAffine(w, d, np.full(4, 0.1)),
+                  "lif": ir.LIF(tau=np.full(4, 0.01), r=np.full(4, 1.0 / (1 - np.exp(-0.1))),
+                                v_threshold=np.ones(4)),
+                  "output": ir.Output((4,))}, [("input", "syn"), ("syn", "lif"), ("lif", "output")], dt=1e-3)
+    back = from_nir(write_nir(g, tmp_path / "d.nir"), dt=1e-3)
+    kinds = sorted(n.kind for n in back.nodes.values())
+    assert kinds.count("Delay") == len(np.unique(d)) and "DelayAffine" not in kinds
+    x = (rng.random((30, 3, 6)) < 0.4).astype(float)
+    a, b = simulate(g, x), simulate(back, x)
+    assert a.output.sum() > 0
+    np.testing.assert_array_equal(a.output, b.output)
 
 
 def test_from_nir_needs_dt_and_rejects_bad_files(tmp_path):

@@ -156,3 +156,29 @@ def test_cycle_without_synapse_is_refused():
     with pytest.raises(ExportError, match="cycle without a synapse"):
         g.schedule("hop")
     assert g.recurrent_edges() == {("b", "a")}
+
+
+@pytest.mark.parametrize("delays", ["fixed", "none"])
+def test_delay_snn_with_batchnorm_folds_and_matches(delays):
+    from spikeseq.graph.verify import export_and_verify
+    from spikeseq.models.delay_snn import DelaySNN
+
+    torch.manual_seed(0)
+    m = DelaySNN(n_inputs=20, n_outputs=5, n_hidden=32, n_layers=2, max_delay=4, delays=delays)
+    with torch.no_grad():
+        for _ in range(3):  # running batch-norm statistics
+            m(_spikes((10, 8, 20), seed=5))
+    m.eval().round_delays()
+    g = trace(m, dt=m.config.dt)
+    assert not any(isinstance(n, (ir.Scale,)) for n in g.nodes.values())
+    x = _spikes((30, 6, 20), seed=6)
+    with torch.no_grad():
+        h = m.neurons[0](m.norms[0](m.synapses[0](torch.cat([x, torch.zeros(m.config.pad_end, 6, 20)]))[0]
+                                    .flatten(0, 1)).unflatten(0, (30 + m.config.pad_end, 6)))[0]
+    assert h.mean() > 0.01
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        r = export_and_verify(m, "nir", f"{d}/m.nir", x, dt=m.config.dt)
+    assert r.steps == 30 and r.layer_agreement["lif0_lif"] >= 0.999 and r.layer_agreement["lif1_lif"] >= 0.999
+    assert r.output_max_abs_diff < 1e-4
