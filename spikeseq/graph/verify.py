@@ -136,8 +136,9 @@ def _write(target: str, g: ir.Graph, out_path: Path, **kwargs):
     if target == "nir":
         from spikeseq.export.nir import from_nir, write_nir
 
-        write_nir(g, out_path)
-        return from_nir(out_path, dt=g.dt), "float", None, []
+        write_nir(g, out_path, **kwargs)
+        nir_dt = kwargs.get("nir_dt") or g.dt
+        return from_nir(out_path, dt=nir_dt), "float", None, []
     if target == "loihi":
         from spikeseq.export.loihi import write_net
 
@@ -145,7 +146,7 @@ def _write(target: str, g: ir.Graph, out_path: Path, **kwargs):
         return e.graph, "loihi", e.mapping, []
     from spikeseq.export.spinnaker2 import write_spinnaker2
 
-    e = write_spinnaker2(g, out_path)
+    e = write_spinnaker2(g, out_path, **kwargs)
     return e.graph, "spinnaker2", e.mapping, [str(e.script)]
 
 
@@ -153,8 +154,9 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
                       dt: float, readout: str = "sum", batch_size: int = 64, **export_kwargs) -> VerifyResult:
     """Trace ``model``, write it for ``target`` at ``out_path``, run the interpreter on ``inputs`` and compare.
 
-    See the module docstring. ``export_kwargs`` go to the target's writer (Loihi: ``weight_exp``,
-    ``reset_policy``). ``batch_size`` bounds the interpreter's batch (memory of recorded traces).
+    See the module docstring. ``export_kwargs`` go to the target's writer (NIR: ``nir_dt``, ``convention``,
+    ``delays``; Loihi: ``weight_exp``, ``reset_policy``, ``check_mapping``; SpiNNaker2: ``check_mapping``).
+    ``batch_size`` bounds the interpreter's batch (memory of recorded traces).
     """
     if target not in TARGETS:
         raise ParameterError(f"target must be one of {TARGETS}, got {target!r}")
