@@ -39,7 +39,7 @@ def params_json(params: dict[str, Any]) -> str:
     return json.dumps({"cache_format": CACHE_FORMAT, **params}, sort_keys=True, default=str)
 
 
-def fingerprint_files(paths: Iterable[Path]) -> str:
+def fingerprint_files(paths: Iterable[str | os.PathLike]) -> str:
     """Cheap fingerprint of source files: count, names, sizes and modification times."""
     h = hashlib.sha256()
     n = 0
@@ -55,8 +55,25 @@ def cache_path(dataset: str, split: str, params: dict[str, Any], directory: Path
     return (directory or cache_dir()) / f"{dataset}-{split}-{key}.h5"
 
 
-def read_cache(path: Path, params: dict[str, Any]) -> dict[str, np.ndarray]:
-    """Read every dataset of a cache file after checking its parameters; :class:`DataError` on mismatch."""
+def _mapped(path: Path, dset) -> np.ndarray | None:
+    """A copy-on-write memory map of a contiguous, uncompressed dataset (None when that is not possible)."""
+    try:
+        offset = dset.id.get_offset()
+    except Exception:
+        return None
+    if offset is None or dset.chunks is not None or dset.compression is not None or dset.size == 0:
+        return None
+    if dset.dtype.kind not in "biuf":
+        return None
+    return np.memmap(path, dtype=dset.dtype, mode="c", offset=offset, shape=dset.shape)
+
+
+def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict[str, np.ndarray]:
+    """Read every dataset of a cache file after checking its parameters; :class:`DataError` on mismatch.
+
+    With ``mmap`` large contiguous datasets are memory-mapped copy-on-write instead of read: the pages come from
+    the OS page cache on first use, and DataLoader workers share them.
+    """
     h5py = _h5py()
     want = params_json(params)
     with h5py.File(path, "r") as f:
@@ -67,7 +84,12 @@ def read_cache(path: Path, params: dict[str, Any]) -> dict[str, np.ndarray]:
                 f"cache {path} was written by other transform parameters:\n  file:      {have}\n  requested: {want}\n"
                 "delete the file or pass another cache path"
             )
-        return {k: f[k][()] for k in f.keys()}
+        out = {}
+        for k in f.keys():
+            d = f[k]
+            m = _mapped(path, d) if mmap and d.nbytes >= 1 << 20 else None
+            out[k] = m if m is not None else d[()]
+        return out
 
 
 def write_cache(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:

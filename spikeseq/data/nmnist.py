@@ -133,14 +133,18 @@ def write_events(path: str | os.PathLike, events: np.ndarray) -> None:
 class Recording:
     """One recording: where its bytes are (a file, or a member of a zip archive), its label and MNIST index."""
 
-    path: Path
+    file: str  # the .bin file, or the zip archive holding ``member``
     label: int
     index: int
-    member: str | None = None  # zip member name when ``path`` is an archive
+    member: str | None = None  # zip member name when ``file`` is an archive
+
+    @property
+    def path(self) -> Path:
+        return Path(self.file)
 
     @property
     def source(self) -> str:
-        return f"{self.path}:{self.member}" if self.member else str(self.path)
+        return f"{self.file}:{self.member}" if self.member else self.file
 
 
 _NAME = re.compile(r"(?:^|/)(Train|Test)/(\d)/(\d+)\.bin$")
@@ -165,14 +169,17 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
     folder = base / SPLIT_DIRS[split]
     recs: list[Recording] = []
     if folder.is_dir():
-        for d in sorted(folder.iterdir()):
-            if not d.is_dir():
-                continue
-            if not re.fullmatch(r"\d", d.name):
-                raise DataError(f"{d}: unexpected folder in an N-MNIST split (expected digit folders 0..9)")
-            for f in d.iterdir():
-                if f.suffix == ".bin":
-                    recs.append(Recording(f, int(d.name), int(f.stem) if f.stem.isdigit() else -1))
+        with os.scandir(folder) as it:
+            dirs = sorted((e.name, e.path) for e in it if e.is_dir())
+        for name, dpath in dirs:
+            if not re.fullmatch(r"\d", name):
+                raise DataError(f"{dpath}: unexpected folder in an N-MNIST split (expected digit folders 0..9)")
+            label = int(name)
+            with os.scandir(dpath) as it:
+                for e in it:
+                    if e.name.endswith(".bin"):
+                        stem = e.name[:-4]
+                        recs.append(Recording(e.path, label, int(stem) if stem.isdigit() else -1))
     else:
         archive = base / f"{split}.zip"
         if not archive.is_file():
@@ -185,10 +192,10 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
         for n in names:
             m = _NAME.search(n)
             if m and m.group(1) == SPLIT_DIRS[split]:
-                recs.append(Recording(archive, int(m.group(2)), int(m.group(3)), member=n))
+                recs.append(Recording(str(archive), int(m.group(2)), int(m.group(3)), member=n))
     if not recs:
         raise DataError(f"no N-MNIST .bin recordings found for split {split!r} under {base}")
-    recs.sort(key=lambda r: (r.index, r.label, r.source))
+    recs.sort(key=lambda r: (r.index, r.label, r.member or r.file))
     return recs
 
 
@@ -197,14 +204,14 @@ class _ZipCache:
 
     def __init__(self) -> None:
         self.pid = -1
-        self.handles: dict[Path, zipfile.ZipFile] = {}
+        self.handles: dict[str, zipfile.ZipFile] = {}
 
     def read(self, rec: Recording) -> bytes:
         if self.pid != os.getpid():
             self.pid, self.handles = os.getpid(), {}
-        z = self.handles.get(rec.path)
+        z = self.handles.get(rec.file)
         if z is None:
-            z = self.handles[rec.path] = zipfile.ZipFile(rec.path)
+            z = self.handles[rec.file] = zipfile.ZipFile(rec.file)
         return z.read(rec.member)  # type: ignore[arg-type]
 
     def __getstate__(self) -> dict[str, Any]:
@@ -213,7 +220,8 @@ class _ZipCache:
 
 def read_bytes(rec: Recording, zips: _ZipCache | None = None) -> bytes:
     if rec.member is None:
-        return rec.path.read_bytes()
+        with open(rec.file, "rb") as f:
+            return f.read()
     return (zips or _ZipCache()).read(rec)
 
 
@@ -336,11 +344,11 @@ def load_frames(
     if dt is not None and n_bins is not None:
         raise ParameterError("give dt (seconds) or n_bins, not both")
     recs = list_recordings(root, split)
-    srcs = sorted({r.path for r in recs})
+    srcs = sorted({r.file for r in recs})
     params = {
         "dataset": "nmnist", "split": split, "dt": dt, "n_bins": n_bins, "duration": duration,
         "binary": bool(binary), "downsample": int(downsample), "repair": bool(repair),
-        "source": fingerprint_files(r.path for r in recs) if recs[0].member is None else fingerprint_files(srcs),
+        "source": fingerprint_files(r.file for r in recs) if recs[0].member is None else fingerprint_files(srcs),
     }
 
     def build() -> dict[str, np.ndarray]:
