@@ -94,7 +94,7 @@ def synapse_matrix(node: ir.Node) -> np.ndarray | sp.csr_matrix:
                             node.out_shape)
     if isinstance(node, ir.Conv1d):
         c, n = node.input_shape
-        co, _, ln = node.out_shape
+        co, ln = node.out_shape
         return _conv_matrix((c, 1, n), node.weight[:, :, None, :], (1, node.stride), (0, node.padding),
                             (1, node.dilation), node.groups, (co, 1, ln))
     if isinstance(node, ir.SumPool2d):

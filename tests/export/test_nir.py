@@ -284,3 +284,18 @@ def test_graph_requires_dt():
         ir.Graph({"input": ir.Input((1,))}, [], dt=None)
     with pytest.raises(ParameterError, match="dt"):
         trace(_ff("lif"))
+
+
+def test_conv1d_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    g = ir.Graph({"input": ir.Input((2, 10)),
+                  "conv": ir.Conv1d((2, 10), rng.normal(size=(3, 2, 3)) * 2, rng.normal(size=3), 1, 1, 1),
+                  "lif": ir.LIF(tau=np.full((3, 10), 0.01), r=np.full((3, 10), 10.5), v_threshold=np.ones((3, 10))),
+                  "flat": ir.Flatten((3, 10)), "output": ir.Output((30,))},
+                 [("input", "conv"), ("conv", "lif"), ("lif", "flat"), ("flat", "output")], dt=1e-3)
+    back = from_nir(write_nir(g, tmp_path / "c.nir"), dt=1e-3)
+    assert back.nodes["conv"].kind == "Conv1d" and back.nodes["flat"].out_shape == (30,)
+    x = (rng.random((20, 2, 2, 10)) < 0.5).astype(float)
+    a = simulate(g, x).output
+    assert a.sum() > 0
+    np.testing.assert_array_equal(a, simulate(back, x).output)
