@@ -295,7 +295,7 @@ def _finish(layer: _Layer, t_max: int) -> LayerProfile | None:
         name=layer.name, type=type_name, kind=layer.spec.kind, counts=arrays,
         params=int(sum(p.numel() for p in params)),
         weights=int(sum(w.numel() for w in weights)),
-        nonzero_weights=int(sum(int((w != 0).sum()) for w in weights)),
+        nonzero_weights=int(sum(int(torch.count_nonzero(w)) for w in weights)),
     )
 
 
