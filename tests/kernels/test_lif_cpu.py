@@ -106,3 +106,21 @@ def test_bytes_saved_for_backward_are_v_pre_only():
     big = [t for t in saved if t.numel() >= x.numel()]
     assert len(big) == 1 and big[0].dtype == torch.float32  # v_pre; spikes are recomputed from it
     assert sum(t.numel() for t in saved if t.numel() < x.numel()) <= 2 * 4 * 8  # beta, v_th per element
+
+
+def test_non_contiguous_input_and_state():
+    x = torch.randn(3, 25, 5, dtype=D).transpose(0, 1) * 1.5  # [T, B, N] view with strides of [B, T, N]
+    v0 = torch.randn(5, 3, dtype=D).t()
+    assert not x.is_contiguous() and not v0.is_contiguous()
+    assert_same("lif_scan", "cpu", x, LIFState(v0), dict(beta=torch.tensor(0.85, dtype=D)), atol=1e-10)
+    assert_same("li_scan", "cpu", x, LIState(v0), dict(beta=0.5), atol=1e-10)
+
+
+def test_nn_modules_pick_the_fast_backend_for_float32():
+    from spikeseq.kernels import dispatch
+
+    x = torch.randn(5, 2, 3)
+    assert dispatch.resolve("lif_scan", "auto", x, None, beta=torch.tensor(0.9), v_th=torch.tensor(1.0)).name in (
+        "cpu", "triton")
+    assert dispatch.resolve("cuba_lif_scan", "auto", x, None, alpha=0.5, beta=0.9).name in ("cpu", "triton")
+    assert dispatch.resolve("li_scan", "auto", x, None, beta=0.9).name in ("cpu", "triton")
