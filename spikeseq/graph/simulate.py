@@ -427,6 +427,9 @@ def simulate(graph: ir.Graph, inputs, *, numerics: str = "float", latency: str |
     zero = {k: np.zeros((batch, math.prod(g.nodes[k].out_shape)), np.int64 if integer else np.float64)
             for k in g.nodes}
     prev = dict(zero)
+    for k, sy in syn.items():  # a synapse read before its first step sees silence: its output is its bias
+        if sy.bias is not None:
+            prev[k] = np.broadcast_to(sy.bias, zero[k].shape).astype(zero[k].dtype)
     for t in range(steps):
         cur: dict[str, np.ndarray] = {}
         for k in order:

@@ -299,3 +299,31 @@ def test_conv1d_round_trip(tmp_path):
     a = simulate(g, x).output
     assert a.sum() > 0
     np.testing.assert_array_equal(a, simulate(back, x).output)
+
+
+def test_snntorch_recurrent_export_to_spikeseq():
+    """snnTorch RLeaky (all-to-all recurrent Linear with a bias) -> NIR -> spikeseq: the recurrent synapse's bias
+    already acts at t = 0 (it sees silent spikes), as in snnTorch and spikeseq's RLIF."""
+    import snntorch as st
+    from snntorch import utils as st_utils
+    from snntorch.export_nir import export_to_nir
+
+    f = lambda n, v: torch.full((n,), v)  # noqa: E731
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Linear(12, 16), st.RLeaky(beta=f(16, 0.8), threshold=f(16, 1.0), linear_features=16,
+                                           init_hidden=True, reset_mechanism="zero", reset_delay=False),
+        torch.nn.Linear(16, 5), st.Leaky(beta=f(5, 0.9), threshold=f(5, 1.0), init_hidden=True,
+                                         reset_mechanism="zero", reset_delay=False, output=True))
+    with torch.no_grad():
+        net[0].weight.mul_(3.0)
+        net[2].weight.mul_(3.0)
+        net[1].recurrent.weight.mul_(2.0)
+    x = _input(4)
+    ng = export_to_nir(net, x[0, :1], ignore_dims=[0])
+    st_utils.reset(net)
+    with torch.no_grad():
+        y = torch.stack([net(x[t])[0] for t in range(T)]).numpy()
+    assert 0.02 < y.mean() < 0.6
+    out = simulate(from_nir(ng, dt=1e-4), x).output
+    assert np.abs(out - y).max() <= 1e-5

@@ -43,7 +43,7 @@ def _conv():
 
 
 def _rec(kind):
-    return _scale(snn.Sequential(RLIF(16, 20, neuron=kind, dt=DT, tau_mem=5e-3, tau_syn=2e-3),
+    return _scale(snn.Sequential(RLIF(16, 20, neuron=kind, dt=DT, tau_mem=5e-3, tau_syn=2e-3, rec_bias=True),
                                  torch.nn.Linear(20, 4), snn.LIF(tau_mem=5e-3, dt=DT)), 2.5)
 
 
