@@ -74,7 +74,12 @@ def _chain(g: ir.Graph) -> list[dict]:
     while True:
         nxt = [s for s in g.successors(cur) if not (g.nodes[s].role == "synapse" and cur in g.successors(s))]
         if len(nxt) != 1:
-            raise ExportError(f"node {cur!r} feeds {nxt}; a netx .net file is a sequential chain of layers")
+            raise ExportError(
+                f"node {cur!r} feeds {nxt}; a netx .net file is a sequential chain of layers (each population fed by "
+                "the previous one, plus at most a self-recurrent synapse), so branching or cross-population "
+                "feedback (e.g. L2MU's h->u and m->u loops) cannot be written; simulate it with "
+                "numerics='loihi' or export it to 'spinnaker2'"
+            )
         s = nxt[0]
         node = g.nodes[s]
         if isinstance(node, ir.Output):
