@@ -1,1 +1,12 @@
-"""spikeseq.export (see ARCHITECTURE.md)."""
+"""spikeseq.export: writers for neuromorphic toolchains; they see only the IR (:mod:`spikeseq.graph.ir`) and the
+target limits (:mod:`spikeseq.graph.targets`, ``hardware/*.toml``), never torch modules.
+
+- :mod:`spikeseq.export.nir`: ``to_nir`` / ``write_nir`` / ``from_nir`` / ``read_nir`` (NIR 1.0, snnTorch/Norse
+  conventions, dt and reset in metadata, explicit recurrent edges).
+- :mod:`spikeseq.export.loihi`: ``write_net`` (lava-dl netx ``.net`` HDF5), ``read_net``, ``map_cores``.
+- :mod:`spikeseq.export.spinnaker2`: ``write_spinnaker2`` (py-spinnaker2 JSON + build script),
+  ``network_description``, ``map_pes``.
+- :mod:`spikeseq.export.mapping`: the core/PE placement report shared by both hardware targets.
+
+Every writer is atomic (temporary file + rename): on any error nothing is left at the destination.
+"""
