@@ -27,10 +27,10 @@ def _input(real: bool = False) -> torch.Tensor:
     return u if real else (u < 0.3).float()
 
 
-def _net_a() -> nn.Module:
+def _net_a(reset: str = "subtract") -> nn.Module:
     torch.manual_seed(0)
-    return nn.Sequential(nn.Linear(20, 16), snn.Leaky(beta=0.9, init_hidden=True), nn.Linear(16, 4),
-                         snn.Leaky(beta=0.9, init_hidden=True, output=True))
+    return nn.Sequential(nn.Linear(20, 16), snn.Leaky(beta=0.9, init_hidden=True, reset_mechanism=reset),
+                         nn.Linear(16, 4), snn.Leaky(beta=0.9, init_hidden=True, output=True, reset_mechanism=reset))
 
 
 def _net_d() -> nn.Module:
@@ -178,3 +178,21 @@ def test_rnn_layer_is_reported_not_silently_dropped():
     assert r.layer("gru").total("dense_macs") / r.n_samples == T * 3 * 16 * (20 + 16)
     # NeuroBench counts only the Linear (Dense 640 = 10 * 16 * 4), as in energy.md case F
     assert r.neurobench["SynapticOperations"]["Dense"] == 640.0
+
+
+def test_spikeseq_network_matches_neurobench_on_the_equivalent_snntorch_network():
+    """spikeseq LIF with zero reset is snnTorch Leaky(reset_mechanism="zero") (functional/lif.py docstring):
+    the NeuroBench-mode numbers of the spikeseq network equal NeuroBench's on the snnTorch one."""
+    from spikeseq import nn as ssnn
+
+    net = _net_a(reset="zero")
+    # learn="beta" stores the decay itself (0.9 exactly as snnTorch), not a time constant converted back
+    ours_net = ssnn.Sequential(net[0], ssnn.LIF(16, beta=0.9, reset="zero", learn="beta"), net[2],
+                               ssnn.LIF(4, beta=0.9, reset="zero", learn="beta"))
+    x = _input()
+    theirs = _run_neurobench(net, x, True)
+    xt = x.transpose(0, 1)
+    ours = profile.count(ours_net, [xt[:, :BATCH], xt[:, BATCH:]], neurobench=True).neurobench
+    assert ours["SynapticOperations"] == pytest.approx(theirs["SynapticOperations"], abs=1e-9)
+    assert ours["ActivationSparsity"] == pytest.approx(theirs["ActivationSparsity"], abs=1e-12)
+    assert ours["MembraneUpdates"] == pytest.approx(theirs["MembraneUpdates"], abs=1e-9)
