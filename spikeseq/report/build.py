@@ -129,8 +129,9 @@ def _energy(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     rep = prof["report"]
     out.append(("p", f"Counted by `spikeseq.profile` on {prof['samples']} test samples, per sample "
                      f"(T = {rep['time_steps']})."))
-    images["ops.png"] = plots.ops_bars(rep["layers"])
-    out.append(("img", "ops.png", images["ops.png"], "operations per layer"))
+    if run.profile_png is None:  # the profiler's own figure shows the operations per layer when present
+        images["ops.png"] = plots.ops_bars(rep["layers"])
+        out.append(("img", "ops.png", images["ops.png"], "operations per layer"))
     energy = prof["energy"]
     rows = []
     for t, e in energy.items():
@@ -152,31 +153,55 @@ def _energy(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     return out
 
 
-def _scalar_items(d: dict[str, Any]) -> list[tuple[str, Any]]:
-    return [(k, v) for k, v in d.items() if isinstance(v, int | float | str | bool) or v is None]
+#: rows of the export table: (key in the verification result, label, format)
+EXPORT_ROWS = (
+    ("samples", "samples x steps", None), ("output_agreement", "output agreement", "pct"),
+    ("prediction_agreement", "prediction agreement", "pct"), ("model_accuracy", "accuracy, torch model", "pct"),
+    ("graph_accuracy", "accuracy, exported graph", "pct"), ("accuracy_drop", "accuracy drop (points)", "pts"),
+    ("output_max_abs_diff", "output max abs difference", None), ("layer_agreement", "spike agreement per layer", None),
+    ("artifact", "file", None),
+)
+
+
+def _export_cell(r: dict[str, Any], key: str, fmt: str | None, root: Path) -> str:
+    if key == "samples":
+        return f"{r.get('samples')} x {r.get('steps')}"
+    if key == "layer_agreement":
+        la = r.get("layer_agreement") or {}
+        return ", ".join(f"{k} {_pct(v)}" for k, v in la.items()) or "-"
+    v = r.get(key)
+    if v is None:
+        return "-"
+    if fmt == "pct":
+        return _pct(v)
+    if fmt == "pts":
+        return f"{100 * v:.2f}"
+    if key == "artifact":
+        p = Path(v)
+        return str(p.relative_to(root)) if p.is_relative_to(root) else str(p)
+    return _f(v)
 
 
 def _exports(run: RunArtefacts) -> list[Block]:
     out: list[Block] = [("h", 2, "Export verification")]
     if not run.exports:
         return [*out, _missing("export", run)]
-    keys: list[str] = []
-    for r in run.exports.values():
-        for k, _ in _scalar_items(r):
-            if k not in keys and k not in ("target", "error"):
-                keys.append(k)
-    rows = []
-    for target in EXPORT_TARGETS:
-        r = run.exports.get(target)
-        if r is None:
-            rows.append([target, "not run", *["-"] * len(keys)])
-        elif "error" in r:
-            rows.append([target, "failed: " + r["error"], *["-"] * len(keys)])
-        else:
-            rows.append([target, "ok", *[_f(r.get(k)) for k in keys]])
-    out.append(("table", ["target", "status", *keys], rows))
+    targets = [t for t in EXPORT_TARGETS if t in run.exports]
+    status = ["failed" if "error" in run.exports[t] else "verified" for t in targets]
+    rows = [["status", *status]]
+    for key, label, fmt in EXPORT_ROWS:
+        rows.append([label, *["-" if "error" in run.exports[t] else _export_cell(run.exports[t], key, fmt, run.path)
+                              for t in targets]])
+    out.append(("table", ["", *targets], rows))
+    out.append(("p", "The exported graph runs in spikeseq's event-driven interpreter (float for NIR, the target's "
+                     "fixed-point numerics for Loihi-style and SpiNNaker2-style) on held-out test samples and is "
+                     "compared with the torch model step by step."))
+    for t in targets:
+        if "error" in run.exports[t]:
+            out.append(("note", f"{t}: not exported: {run.exports[t]['error']}"))
     for target, md in run.export_md.items():
-        out += [("h", 3, f"Export to {target}"), ("md", md)]
+        if "error" not in run.exports.get(target, {}):
+            out += [("h", 3, f"Export to {target}"), ("md", md)]
     return out
 
 

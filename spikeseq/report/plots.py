@@ -115,7 +115,7 @@ def energy_bars(energy: dict[str, dict[str, Any]]) -> bytes:
 
 
 def layer_energy_bars(energy: dict[str, dict[str, Any]]) -> bytes:
-    """Per-layer energy (memory on) for each hardware table, stacked by layer."""
+    """Share of each layer in the energy per inference (memory on), one stacked 100% bar per hardware table."""
     plt = _plt()
     import numpy as np
 
@@ -127,11 +127,14 @@ def layer_energy_bars(energy: dict[str, dict[str, Any]]) -> bytes:
                 layers.append(lay)
     fig, ax = plt.subplots(figsize=(max(5, 0.9 * len(names) + 3), 3.8))
     bottom = np.zeros(len(names))
-    for lay in layers:
-        vals = np.array([energy[t]["memory_on"]["per_layer_pj"].get(lay, 0.0) / 1e3 for t in names])
-        ax.bar(names, vals, bottom=bottom, label=lay)
+    totals = np.array([sum(energy[t]["memory_on"]["per_layer_pj"].values()) or 1.0 for t in names])
+    cmap = plt.get_cmap("tab20")
+    for i, lay in enumerate(layers):
+        vals = np.array([energy[t]["memory_on"]["per_layer_pj"].get(lay, 0.0) for t in names]) / totals * 100
+        ax.bar(names, vals, bottom=bottom, label=lay, color=cmap(i % 20))
         bottom += vals
-    ax.set(ylabel="nJ per inference", title="energy per layer (with memory access)")
+    ax.set(ylabel="% of energy per inference", title="where the energy goes: share per layer (with memory access)",
+           ylim=(0, 100))
     ax.tick_params(axis="x", rotation=30)
     ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
     return _png(fig)

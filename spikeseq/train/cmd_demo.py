@@ -52,7 +52,7 @@ DEMO_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
     },
 }
 # L2MU keeps spikeseq's subtractive reset; the Loihi writer may apply reset-to-zero (verification measures it).
-COMMON = {"export": {"targets": ["nir", "loihi", "spinnaker2"], "samples": 32, "loihi": {"reset_policy": "zero"}},
+COMMON = {"export": {"targets": ["nir", "loihi", "spinnaker2"], "samples": 128, "loihi": {"reset_policy": "zero"}},
           "profile": {"tables": [], "samples": 16}}
 
 

@@ -54,7 +54,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     dt = lr.cfg.export.dt or model_dt(lr.model)
     if dt is None:
         raise ConfigError("cannot tell the model's time step: set [export] dt (seconds) in the config")
-    x, y = sample_inputs(lr.data(), samples or lr.cfg.export.samples)
+    x, y = sample_inputs(lr.data(), samples or lr.cfg.export.samples, lr.cfg.train.seed)
     out_dir = lr.run.export_dir
     out_dir.mkdir(exist_ok=True)
     if lr.cfg.train.readout == "max":

@@ -45,7 +45,7 @@ def profile_run(path: str | Path, tables: list[str] | None = None, samples: int 
     if unknown:
         raise ConfigError(f"unknown hardware table(s) {', '.join(unknown)}; known tables: {', '.join(known)}")
     n = samples or lr.cfg.profile.samples
-    x, _ = sample_inputs(lr.data(), n)
+    x, _ = sample_inputs(lr.data(), n, lr.cfg.train.seed)
     report = profile.count(lr.model, x, name=lr.cfg.model.name)
     energy = {}
     for t in tables:

@@ -55,10 +55,12 @@ def model_dt(model: nn.Module) -> float | None:
     return None
 
 
-def sample_inputs(data: Prepared, n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The first ``n`` test samples, time-first ``[T, n, ...]``, and their labels."""
-    x = data.test.x[:n]
-    return time_first(x), data.test.y[:n]
+def sample_inputs(data: Prepared, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``n`` test samples drawn without replacement with a seeded generator (test splits are often ordered by
+    subject and class, so the first ``n`` would not be representative), time-first ``[T, n, ...]``, and labels."""
+    idx = torch.randperm(len(data.test), generator=torch.Generator().manual_seed(int(seed)))[:n]
+    idx = idx.sort().values
+    return time_first(data.test.x[idx]), data.test.y[idx]
 
 
 def evaluate_run(path: str | Path, which: str = "best", raster_samples: int = 64) -> dict[str, Any]:

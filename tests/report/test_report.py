@@ -76,8 +76,10 @@ def test_every_section_with_the_run_numbers(full_run):
         res = json.loads((full_run / "export" / f"{target}.json").read_text())
         assert "error" not in res, res
         assert res["samples"] == 16 and 0.0 <= res["prediction_agreement"] <= 1.0
-        assert f"<td>{target}</td><td>ok</td>" in page
         assert f"Export to {target}" in page
+    assert "<tr><td>status</td><td>verified</td><td>verified</td><td>verified</td></tr>" in page
+    nir = json.loads((full_run / "export" / "nir.json").read_text())
+    assert f"<td>prediction agreement</td><td class=\"num\">{100 * nir['prediction_agreement']:.2f}%</td>" in page
     # self-contained: images inline, nothing fetched, no scripts
     assert len(re.findall(r'src="data:image/png;base64,', page)) >= 6
     assert not re.search(r'(src|href)="(https?:|file:|/)', page) and "<script" not in page
