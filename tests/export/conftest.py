@@ -32,6 +32,15 @@ def nmnist_frames(data_root):
 
 
 def _train(m, x, y, epochs, seed):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # one thread: the same summation order, hence the same weights, on every machine
+    try:
+        return _train_loop(m, x, y, epochs, seed)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train_loop(m, x, y, epochs, seed):
     opt = torch.optim.Adam([p for p in m.parameters() if p.requires_grad], 2e-3)
     for e in range(epochs):
         m.train()
