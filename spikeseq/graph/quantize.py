@@ -168,13 +168,13 @@ def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy:
             th_fin = theta[np.isfinite(theta)]
             info = {"kind": node.kind, "synapses": syn, "approximations": approx, "reset": reset}
             if target == "loihi":
-                if reset == "subtract" and mode == "spiking":
+                if reset in ("subtract", "none") and mode == "spiking":
                     if reset_policy == "strict":
                         raise ExportError(
-                            f"node {name!r} ({node.kind}) uses reset='subtract' but Loihi CUBA resets v to 0; "
+                            f"node {name!r} ({node.kind}) uses reset={reset!r} but Loihi CUBA resets v to 0; "
                             "train with reset='zero' or pass reset_policy='zero' to accept the change"
                         )
-                    approx.append("reset 'subtract' replaced by Loihi's reset to zero")
+                    approx.append(f"reset {reset!r} replaced by Loihi's reset to zero")
                 if vres is not None and np.any(vres != 0):
                     raise ExportError(f"node {name!r}: Loihi resets v to 0, but v_reset is not zero")
                 e = int(weight_exp)
@@ -209,6 +209,9 @@ def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy:
                                            scale=float(s), readout=(mode == "readout"))
                 info.update(scale=float(s), weight_exp=e, vth_max=int(vth.max()), bias_max=int(np.abs(qb).max()))
             else:
+                if reset == "none" and mode == "spiking":
+                    raise ExportError(f"node {name!r} ({node.kind}) uses reset='none'; py-spinnaker2 LIF models "
+                                      "reset by subtraction or to v_reset")
                 has_delay = any(isinstance(g.nodes[x], ir.DelayAffine) for x in syn)
                 wlim = lim.weight_max_with_delay if has_delay else lim.weight_max_int8
                 s = wlim / wmax
