@@ -177,12 +177,14 @@ class _Syn:
         return y
 
     def _delayed(self, x, bi, ji, payload, t):
-        for b_, j in zip(bi, ji):
-            col = self.m[j]
-            if payload != "spikes":
-                col = col * x[b_, j]
-            slots = (t + self.delay[j]) % self.depth
-            np.add.at(self.ring, (slots, b_, np.arange(self.n_out)), col)
+        """Scatter each event's weight row into the ring slot of its per-synapse delay (work = events x fan-out)."""
+        if not len(ji):
+            return
+        rows = self.m[ji]
+        if payload != "spikes":
+            rows = rows * x[bi, ji][:, None]
+        slots = (t + self.delay[ji]) % self.depth
+        np.add.at(self.ring, (slots, bi[:, None], np.arange(self.n_out)[None, :]), rows)
 
 
 # ------------------------------------------------------------------------------------------------ neuron updates
