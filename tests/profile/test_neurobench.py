@@ -111,6 +111,11 @@ def test_case_a_matches_the_spec_numbers():
     assert r.per_step("eff_acs", layer="2").tolist() == pytest.approx(l2)
     assert r.per_step("spikes_out", layer="1").sum() == pytest.approx(4.375)
     assert r.per_step("spikes_out", layer="3").sum() == pytest.approx(2.875)
+    # energy.md section 5 worked example: SpiNNaker 2 prototype 435.4 + 438.0 nJ, SpiNNaker 1 18.1 uJ,
+    # TrueNorth 25.2 nJ (967.5 synaptic events and 200 neuron updates per sample)
+    assert r.energy("spinnaker2").total_pj / 1e3 == pytest.approx(435.375 + 438.0)
+    assert r.energy("spinnaker").total_pj / 1e6 == pytest.approx(18.07, abs=0.01)
+    assert r.energy("truenorth").total_pj / 1e3 == pytest.approx(25.155)
 
 
 @pytest.mark.parametrize("case", ["A", "B", "C", "D"])
