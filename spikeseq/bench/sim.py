@@ -58,9 +58,10 @@ GRAD_RTOL_ROW = {"snntorch": 1e-6}
 def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--settings", default="small,medium", help="comma list of: small, medium (default both)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke setting, 2 repetitions")
-    parser.add_argument("--reps", type=int, default=0, help="timed repetitions per row (default 20 small, 8 medium)")
+    parser.add_argument("--reps", type=int, default=0, help="timed repetitions per row (default 12 small, 6 medium)")
     parser.add_argument("--json", type=Path, default=None, help="write the table as JSON to this path")
     parser.add_argument("--no-check", action="store_true", help="skip the float64 agreement check")
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--with-reference", action="store_true",
                         help="also time the pure-torch reference path of spikeseq (as slow as snnTorch)")
 
@@ -426,6 +427,8 @@ def _write_json(path: Path, payload: dict) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.threads:
+        torch.set_num_threads(args.threads)
     names = ["quick"] if args.quick else [s.strip() for s in args.settings.split(",") if s.strip()]
     for n in names:
         if n not in SETTINGS:
@@ -433,7 +436,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
     results = []
     for n in names:
-        reps = args.reps or (2 if n == "quick" else 20 if n == "small" else 8)
+        reps = args.reps or (2 if n == "quick" else 12 if n == "small" else 6)
         res = run_setting(n, reps, check=not args.no_check, with_reference=args.with_reference)
         print(format_setting(res), flush=True)
         print()
