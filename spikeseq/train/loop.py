@@ -5,8 +5,10 @@ epoch ``e`` is ``randperm`` from a generator seeded with ``(seed, e)``; a checkp
 (epoch, batch, step), the optimizer / scheduler state, the epoch's running sums and all RNG states, so resuming from
 ``last.pt`` replays exactly what an uninterrupted run would have done (on the same device and thread count).
 
-Order of writes at the end of an epoch: the metrics line, ``best.pt`` (if improved), then ``last.pt``. A resume
-drops metric lines of epochs that ``last.pt`` does not cover, so a kill between any two writes loses nothing.
+The best checkpoint has the highest validation accuracy (training accuracy when ``val_fraction = 0``), ties
+broken by the lower loss. Order of writes at the end of an epoch: the metrics line, ``best.pt`` (if improved),
+then ``last.pt``. A resume drops metric lines of epochs that ``last.pt`` does not cover, so a kill between any
+two writes loses nothing.
 
 Ctrl-C (SIGINT) or SIGTERM: the current step finishes, ``last.pt`` is saved at that position and the run exits
 with status "interrupted"; a second Ctrl-C aborts at once (the previous ``last.pt`` stays valid).
@@ -129,7 +131,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     opt = make_optimizer(model.parameters(), cfg)
     sched = make_scheduler(opt, cfg)
     pos = {"epoch": 0, "batch": 0, "step": 0}
-    best = {"metric": -math.inf, "epoch": None}
+    best = {"metric": -math.inf, "loss": math.inf, "epoch": None}
     accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count of the current epoch
     if resume:
         ck = checkpoint.load(run.last, map_location=device)
@@ -212,12 +214,14 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             if sched is not None:
                 sched.step()
             metric = val["acc"] if val["acc"] is not None else float(tot[1] / tot[2])
+            loss_now = val["loss"] if val["loss"] is not None else float(tot[0] / tot[2])
             record = {"epoch": epoch + 1, "step": step, "train_loss": float(tot[0] / tot[2]),
                       "train_acc": float(tot[1] / tot[2]), "val_loss": val["loss"], "val_acc": val["acc"],
                       "lr": opt.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
-            improved = metric > best["metric"]
+            # best: highest accuracy, ties broken by lower loss (small validation sets tie often)
+            improved = (metric, -loss_now) > (best["metric"], -best.get("loss", math.inf))
             if improved:
-                best = {"metric": metric, "epoch": epoch + 1}
+                best = {"metric": metric, "loss": loss_now, "epoch": epoch + 1}
             if info.main:
                 run.append_metrics(record)
                 if not quiet:
