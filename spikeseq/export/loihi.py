@@ -246,7 +246,27 @@ def write_net(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool =
                             ng.create_dataset(nk, data=nv)
                     else:
                         h.create_dataset(key, data=val)
+        _check_written(tmp, layers)
     return LoihiExport(Path(path), g, report)
+
+
+def _check_written(path: Path, layers: list[dict]) -> None:
+    """Read the file back before it is renamed into place: every dataset must equal what was simulated."""
+    back = read_net(path)
+    if len(back) != len(layers):
+        raise ExportError(f"netx file check: wrote {len(layers)} layers, read back {len(back)}")
+    for i, (want, got) in enumerate(zip(layers, back)):
+        for key, val in want.items():
+            if key in ("name", "synapse"):
+                continue
+            if key == "neuron":
+                for nk, nv in val.items():
+                    g = got["neuron"][nk]
+                    g = g.decode() if isinstance(g, bytes) else g
+                    if not np.array_equal(np.asarray(g), np.asarray(nv)):
+                        raise ExportError(f"netx file check: layer {i} neuron/{nk} reads back as {g}, not {nv}")
+            elif key != "type" and not np.array_equal(np.asarray(got[key]), np.asarray(val)):
+                raise ExportError(f"netx file check: layer {i} dataset {key!r} does not read back identically")
 
 
 def read_net(path: str | os.PathLike) -> list[dict]:
