@@ -250,6 +250,40 @@ def map_pes(graph: ir.Graph) -> MappingReport:
         f"{lim.max_atoms_per_pe} input neurons"])
 
 
+def _projection_matrix(q: dict, shape: tuple[int, int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
+    if q["format"] == "list":
+        c = np.asarray(q["connections"], np.int64).reshape(-1, 4)
+        rows, cols, w, d = c.T
+    else:
+        ptr = np.asarray(q["indptr"])
+        rows = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+        cols, w, d = np.asarray(q["indices"]), np.asarray(q["weights"]), np.asarray(q["delays"])
+    return (sp.csr_matrix((w, (rows, cols)), shape=shape), sp.csr_matrix((d + 1, (rows, cols)), shape=shape))
+
+
+def _check_written(path: Path, g: ir.Graph) -> None:
+    """Read the description back before it is renamed into place: every projection's weights and delays and every
+    population's threshold must equal the quantised graph that the interpreter runs."""
+    desc = json.loads(Path(path).read_text())
+    projs = {q["name"]: q for q in desc["projections"]}
+    pops = {p["name"]: p for p in desc["populations"]}
+    for name, node in g.nodes.items():
+        if isinstance(node, ir.S2LIF):
+            th = np.broadcast_to(np.asarray(pops[name]["params"]["threshold"], np.float64), node.threshold.shape)
+            if not np.allclose(np.where(np.isfinite(node.threshold), node.threshold, NEVER), th, rtol=1e-12):
+                raise ExportError(f"SpiNNaker2 description check: population {name!r} threshold differs")
+        if node.role != "synapse":
+            continue
+        m = sp.csr_matrix(synapse_matrix(node))
+        w, d = _projection_matrix(projs[name], m.shape)
+        if (abs(w - m)).max() != 0:
+            raise ExportError(f"SpiNNaker2 description check: projection {name!r} weights do not read back")
+        if isinstance(node, ir.DelayAffine):
+            want = sp.csr_matrix(((node.delay.T + 1) * (node.weight.T != 0)).astype(np.int64))
+            if (abs(d - want)).max() != 0:
+                raise ExportError(f"SpiNNaker2 description check: projection {name!r} delays do not read back")
+
+
 def write_spinnaker2(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool = True) -> SpiNNaker2Export:
     """Quantise, map and write the JSON description at ``path`` plus the build script next to it (atomically)."""
     g = _qgraph(graph)
@@ -264,4 +298,5 @@ def write_spinnaker2(graph: ir.Graph, path: str | os.PathLike, *, check_mapping:
     with atomic_path(path, suffix=".json.tmp") as tmp_json, atomic_path(script, suffix=".py.tmp") as tmp_py:
         tmp_json.write_text(json.dumps(desc))
         tmp_py.write_text(SCRIPT.format(script=script.name, json_name=path.name))
+        _check_written(tmp_json, g)
     return SpiNNaker2Export(path, script, g, report)
