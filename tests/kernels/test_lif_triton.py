@@ -114,3 +114,46 @@ def test_dispatch_prefers_triton_only_where_it_can_run(monkeypatch):
         with pytest.raises(BackendUnavailableError, match="no CUDA device"):
             K.lif_scan(x, beta=0.9, backend="triton")
         assert dispatch.resolve("lif_scan", "auto", x, None, beta=0.9).name in ("cpu", "torch")
+
+
+def test_kernels_compile_for_a_gpu_without_fused_multiply_add(monkeypatch):
+    """No GPU here: compile to PTX for sm_80 (triton ships ptxas) to catch GPU-only compile errors, and check that
+    ``enable_fp_fusion=False`` leaves no FMA (so spikes match torch's separately rounded multiply and add)."""
+    monkeypatch.delenv("TRITON_INTERPRET")
+    _rebind()
+    try:
+        _compile_all()
+    finally:  # back to the interpreted kernels for the other tests
+        monkeypatch.undo()
+        _rebind()
+
+
+def _compile_all():
+    try:
+        import triton
+        from triton.backends.compiler import GPUTarget
+        from triton.compiler import ASTSource
+    except ImportError as err:  # pragma: no cover - other triton layouts
+        pytest.skip(f"triton compiler API not found: {err}")
+    from spikeseq.kernels.lif import _triton_kernels as TK
+
+    def compile_ptx(fn, constexprs, ptr="*fp32"):
+        sig = {}
+        for a in fn.arg_names:
+            sig[a] = ("constexpr" if a in constexprs else ptr if a.endswith("_ptr") else
+                      "i64" if a == "last" else "i32" if a in ("T", "N") else "fp32")
+        src = ASTSource(fn=fn, signature=sig,
+                        constexprs={(fn.arg_names.index(k),): v for k, v in constexprs.items()})
+        return triton.compile(src, target=GPUTarget("cuda", 80, 32), options=TK.OPTS).asm["ptx"]
+
+    try:
+        ptx = compile_ptx(TK._lif_fwd, {"R": 0, "BLOCK": TK.BLOCK})
+    except Exception as err:  # pragma: no cover - no CUDA backend in this triton build
+        if "ptxas" in str(err) or "backend" in str(err).lower():
+            pytest.skip(f"cannot compile for CUDA here: {err}")
+        raise
+    assert ".entry" in ptx and "fma." not in ptx
+    compile_ptx(TK._lif_bwd, {"R": 1, "HAS_GVT": True, "GB": True, "BLOCK": TK.BLOCK}, ptr="*fp64")
+    compile_ptx(TK._cuba_fwd, {"R": 0, "SAVE_I": True, "BLOCK": TK.BLOCK})
+    compile_ptx(TK._cuba_bwd, {"R": 0, "HAS_GIT": True, "HAS_GVT": False, "GD": True, "BLOCK": TK.BLOCK})
+    compile_ptx(TK._li_bwd, {"GB": True, "BLOCK": TK.BLOCK})
