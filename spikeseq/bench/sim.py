@@ -13,9 +13,11 @@ detach the reset, so its row is checked against spikeseq run with those settings
 ignores its ``alpha``: ``1 / (|x| + 1)^2``, our ``FastSigmoid(slope=1)``). Every framework runs
 layer by layer (each Linear over all ``T * B`` rows at once, then the time loop), the fastest way to use each.
 
-The bound is the three matmuls over all ``T * B`` rows with an elementwise surrogate threshold in place of each
-LIF (no time loop, same autograd). Rows are timed interleaved (rep 1 of every row, rep 2 of every row, ...),
-medians reported; forward is inference (``torch.no_grad``), forward+backward is ``loss.backward()`` on the readout.
+spikeseq runs ``kernels.lif_scan`` and, for the two Linear layers that follow spiking neurons,
+``kernels.spike_linear`` (``F.linear`` that saves its 0/1 input as uint8). The bound is the three matmuls over all
+``T * B`` rows with an elementwise surrogate threshold in place of each LIF (no time loop, same autograd).
+Rows are timed interleaved (rep 1 of every row, rep 2 of every row, ...), medians reported; forward is
+inference (``torch.no_grad``), forward+backward is ``loss.backward()`` on the readout.
 Bytes saved for backward: the storage of every tensor autograd saves (``saved_tensors_hooks``), without
 parameters and without the input spikes (held by the caller in every framework).
 Agreement: each row in float64 against spikeseq with matched settings: readout and all weight gradients.
@@ -103,10 +105,13 @@ def spikeseq_row(lins, dtype, name="spikeseq", backend="auto", surrogate=None, d
     def neuron(cur):
         return kernels.lif_scan(cur, **kw)[0]
 
-    def forward(x):
-        return lins[2](neuron(lins[1](neuron(lins[0](x)))))
+    def linear(lin, z):  # a Linear after spiking neurons keeps its input as uint8 for the backward
+        return kernels.spike_linear(z, lin.weight, lin.bias)
 
-    return Row(name, forward, lins, neuron, note=f"kernels.lif_scan backend={backend}")
+    def forward(x):
+        return linear(lins[2], neuron(linear(lins[1], neuron(lins[0](x)))))
+
+    return Row(name, forward, lins, neuron, note=f"kernels.lif_scan backend={backend} + spike_linear")
 
 
 def bound_row(lins, dtype) -> Row:

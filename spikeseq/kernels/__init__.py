@@ -21,6 +21,7 @@ for _op, _fn in {
 
 # Fast backends register themselves here (import must stay cheap: nothing compiles at import).
 from spikeseq.kernels import lif as _lif_backends  # noqa: E402,F401
+from spikeseq.kernels.spike_linear import spike_linear  # noqa: E402
 
 
 def lif_scan(x, state=None, *, backend: str = "auto", **params: Any):
@@ -43,4 +44,4 @@ def alif_scan(x, state=None, *, backend: str = "auto", **params: Any):
     return dispatch.call("alif_scan", x, state, backend=backend, **params)
 
 
-__all__ = ["alif_scan", "cuba_lif_scan", "dispatch", "li_scan", "lif_scan"]
+__all__ = ["alif_scan", "cuba_lif_scan", "dispatch", "li_scan", "lif_scan", "spike_linear"]

@@ -278,4 +278,19 @@ void li_bwd(int64_t a, int64_t b, int64_t T, int64_t N, const S* RS gy, const S*
 SPIKESEQ_EXPORT(float, f32)
 SPIKESEQ_EXPORT(double, f64)
 
-extern "C" int spikeseq_abi_version() { return 3; }
+// Spikes (0/1 floats) to uint8 in one pass; returns the number of entries that were neither 0 nor 1.
+template <typename S>
+int64_t to_u8(const S* RS z, uint8_t* RS out, int64_t n) {
+  int64_t bad = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    S v = z[k];
+    out[k] = static_cast<uint8_t>(v == S(1));
+    bad += (v != S(0)) & (v != S(1));
+  }
+  return bad;
+}
+
+extern "C" int64_t spikes_to_u8_f32(const float* z, uint8_t* out, int64_t n) { return to_u8<float>(z, out, n); }
+extern "C" int64_t spikes_to_u8_f64(const double* z, uint8_t* out, int64_t n) { return to_u8<double>(z, out, n); }
+
+extern "C" int spikeseq_abi_version() { return 4; }
