@@ -75,15 +75,14 @@ def run(args: argparse.Namespace) -> int:
         if args.nproc > 1 and distributed.env_world_size() == 1:
             print(f"spikeseq train: {args.nproc} processes with torchrun -> {out}", file=sys.stderr)
             rc = distributed.launch(args.nproc, _argv_for_workers(args, out))
-            if rc != 0:
-                run_dir.set_status("failed" if rc != 130 else "interrupted")
-                if rc == 130:
-                    return 130
-                raise ConfigError(f"training with {args.nproc} processes failed (torchrun exit code {rc}); see the "
-                                  "messages above")
             from spikeseq.train.rundir import read_json
 
-            return _finish(run_dir, args, read_json(run_dir.meta).get("status", "finished"))
+            status = read_json(run_dir.meta).get("status", "failed")  # written by rank 0
+            if rc != 0 and status != "interrupted":
+                run_dir.set_status("failed")
+                raise ConfigError(f"training with {args.nproc} processes failed (torchrun exit code {rc}); see the "
+                                  "messages above")
+            return _finish(run_dir, args, status)
     try:
         summary = loop.fit(cfg, run_dir, resume=args.resume)
     except KeyboardInterrupt:
