@@ -38,6 +38,8 @@ def test_bad_input_raises_the_reference_errors(make, kw, err, backend):
         K.lif_scan(make(), backend=backend, **params)
     with pytest.raises(err):
         K.cuba_lif_scan(make(), backend=backend, alpha=0.5, **params)
+    with pytest.raises(err):
+        K.alif_scan(make(), backend=backend, rho=0.9, **params)
 
 
 @needs_cpp

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from spikeseq import surrogate as sg
-from spikeseq.functional import CubaLIFState, LIFState, LIState
+from spikeseq.functional import ALIFState, CubaLIFState, LIFState, LIState
 from spikeseq.kernels.lif import cpu
 from tests.kernels._compare import assert_same, run
 
@@ -124,3 +124,14 @@ def test_nn_modules_pick_the_fast_backend_for_float32():
         "cpu", "triton")
     assert dispatch.resolve("cuba_lif_scan", "auto", x, None, alpha=0.5, beta=0.9).name in ("cpu", "triton")
     assert dispatch.resolve("li_scan", "auto", x, None, beta=0.9).name in ("cpu", "triton")
+
+
+@pytest.mark.parametrize("reset,detach", [("subtract", False), ("subtract", True), ("zero", False), ("none", False)])
+def test_alif_matches_reference_all_gradients(reset, detach):
+    x = _x(T=40, N=5)
+    state = ALIFState(torch.randn(3, 5, dtype=D), torch.rand(3, 5, dtype=D))
+    params = dict(beta=torch.rand(5, dtype=D) * 0.9 + 0.05, rho=torch.rand(5, dtype=D) * 0.9 + 0.05,
+                  v_th=torch.rand(5, dtype=D) + 0.5, adapt=torch.rand(5, dtype=D) * 0.5, reset=reset,
+                  detach_reset=detach)
+    assert_same("alif_scan", "cpu", x, state, params, atol=1e-10)
+    assert_same("alif_scan", "cpu", x, None, dict(beta=0.9, rho=0.95, v_th=1.0, adapt=1.8, reset=reset), atol=1e-10)

@@ -81,6 +81,16 @@ def test_cuba_learnable_time_constants():
     assert all(g.abs().sum() > 0 for g in grads[1:])
 
 
+def test_alif_learnable_time_constants_and_threshold():
+    def make(backend):
+        return snn.ALIF(6, tau_mem=1e-2, tau_adapt=5e-2, adapt=0.5, learn="tau", learn_threshold=True,
+                        backend=backend)
+
+    grads, names = _same_on_backends(make)
+    assert names == ["time.tau_adapt", "time.tau_mem", "v_th"]
+    assert all(g.abs().sum() > 0 for g in grads[1:])
+
+
 def test_li_and_if_modules():
     def make_li(backend):
         return snn.LI(6, tau_mem=0.01, learn="tau", backend=backend)

@@ -18,6 +18,7 @@ def _register() -> None:
         ("lif_scan", cpu.lif_scan, cpu.supports_lif),
         ("cuba_lif_scan", cpu.cuba_lif_scan, cpu.supports_cuba),
         ("li_scan", cpu.li_scan, cpu.supports_li),
+        ("alif_scan", cpu.alif_scan, cpu.supports_alif),
     ):
         dispatch.register(op, "cpu", fn, available=cpu.available, supports=supports, priority=10)
     for op, fn, supports in (

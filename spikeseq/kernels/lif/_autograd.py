@@ -1,13 +1,14 @@
 """Autograd functions and checked entry points shared by the fast LIF-family backends.
 
-A backend supplies a *launcher*: six functions on tensors (``lif_fwd``, ``lif_bwd``, ``cuba_fwd``, ``cuba_bwd``,
-``li_fwd``, ``li_bwd``) that run the fused time loops (C++ on the CPU, Triton on the GPU). Everything else is here,
-once: the reference's input checks, the parameter expansion, what is saved for backward, the surrogate gradient
-and the reduction of per-element parameter gradients.
+A backend supplies a *launcher*: functions on tensors (``lif_fwd``, ``lif_bwd``, ``cuba_fwd``, ``cuba_bwd``,
+``li_fwd``, ``li_bwd``, optionally ``alif_fwd``, ``alif_bwd``) that run the fused time loops (C++ on the CPU,
+Triton on the GPU). Everything else is here, once: the reference's input checks, the parameter expansion, what
+is saved for backward, the surrogate gradient and the reduction of per-element parameter gradients.
 
 Saved for backward: ``v_pre`` ``[T, N]`` (float), the only sequence-sized tensor; spikes are recomputed from it as
 ``v_pre - v_th > 0`` with the forward's own operation, so they cost no saved bytes. CuBa-LIF adds the current trace
-only when a decay needs a gradient, LI its output only when beta does. In the backward,
+only when a decay needs a gradient, LI its output only when beta does, ALIF its adaptation trace (always: the
+threshold of every step is rebuilt from it). In the backward,
 ``sg = surrogate.grad(v_pre - v_th)`` is computed vectorised with the :class:`~spikeseq.surrogate.Surrogate` object's
 own method (one definition of every formula; any subclass works) and fed to the reverse loop.
 Double backward is not supported.
@@ -21,8 +22,8 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from spikeseq import surrogate as sg
-from spikeseq.checks import check_finite_result, check_sequence, check_unit_interval
-from spikeseq.functional import CubaLIFState, LIFState, LIState
+from spikeseq.checks import check_finite_param, check_finite_result, check_sequence, check_unit_interval
+from spikeseq.functional import ALIFState, CubaLIFState, LIFState, LIState
 from spikeseq.functional._common import as_param, check_neuron_args, initial
 from spikeseq.kernels.lif._common import RESET_CODES, expand_param, reduce_grad
 from spikeseq.types import ParamLike, ResetMode
@@ -104,6 +105,39 @@ class _CubaScan(torch.autograd.Function):
                 reduce_grad(gth if need[5] else None, th_shape), None, None, None, None)
 
 
+class _ALIFScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, v0, a0, beta, rho, th, adapt, reset, detach_reset, surrogate, launcher):  # type: ignore[override]
+        step = x.shape[1:]
+        x, v0, a0 = x.contiguous(), v0.contiguous(), a0.contiguous()
+        be, rh, te, ad = (expand_param(p, step) for p in (beta, rho, th, adapt))
+        z, vpre, asave = torch.empty_like(x), torch.empty_like(x), torch.empty_like(x)
+        v, a = _empty_step(x, step), _empty_step(x, step)
+        launcher.alif_fwd(RESET_CODES[reset], x, v0, a0, be, rh, te, ad, z, vpre, asave, v, a)
+        ctx.save_for_backward(vpre, asave, a0, be, rh, te, ad, v0 if ctx.needs_input_grad[3] else None)
+        ctx.cfg = (reset, detach_reset, surrogate, launcher, beta.shape, rho.shape, th.shape, adapt.shape)
+        return z, v, a
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gz, gvT, gaT):  # type: ignore[override]
+        vpre, asave, a0, be, rh, te, ad, v0 = ctx.saved_tensors
+        reset, detach_reset, surrogate, launcher, *shapes = ctx.cfg
+        need = ctx.needs_input_grad
+        step = vpre.shape[1:]
+        a_prev = torch.cat([a0.unsqueeze(0), asave[:-1]])
+        sgr = surrogate.grad(vpre - (te + ad * a_prev)).contiguous()
+        del a_prev
+        gx = torch.empty_like(vpre)
+        gv0, ga0, gr, gth, gd = (_empty_step(vpre, step) for _ in range(5))
+        gb = _empty_step(vpre, step) if need[3] else None
+        launcher.alif_bwd(RESET_CODES[reset], bool(detach_reset), _grad_or_zeros(gz, vpre), vpre, sgr, asave, v0, a0,
+                          be, rh, te, ad, _contig(gvT), _contig(gaT), gx, gv0, ga0, gb, gr, gth, gd)
+        params = [reduce_grad(g if need[k] else None, shape)
+                  for k, g, shape in zip((3, 4, 5, 6), (gb, gr, gth, gd), shapes, strict=True)]
+        return (gx, gv0 if need[1] else None, ga0 if need[2] else None, *params, None, None, None, None)
+
+
 class _LIScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x, v0, beta, launcher):  # type: ignore[override]
@@ -180,7 +214,34 @@ def make_ops(launcher: object, what: str) -> SimpleNamespace:
         check_finite_result(y[-1], "the final LI membrane")
         return y, LIState(y[-1])
 
+    def alif_scan(
+        x: torch.Tensor,
+        state: ALIFState | None = None,
+        *,
+        beta: ParamLike,
+        rho: ParamLike,
+        v_th: ParamLike = 1.0,
+        adapt: ParamLike = 1.8,
+        reset: ResetMode = "subtract",
+        detach_reset: bool = False,
+        surrogate: sg.Surrogate = sg.DEFAULT,
+    ) -> tuple[torch.Tensor, ALIFState]:
+        check_sequence(x)
+        check_neuron_args(beta, v_th, reset)
+        check_unit_interval(rho, "rho")
+        check_finite_param(adapt, "adapt")
+        v0 = initial(None if state is None else state.v, x.shape[1:], x, "v")
+        a0 = initial(None if state is None else state.a, x.shape[1:], x, "a")
+        p = [as_param(q, x) for q in (beta, rho, v_th, adapt)]
+        z, v, a = _ALIFScan.apply(x, v0, a0, *p, reset, bool(detach_reset), surrogate, launcher)
+        check_finite_result(v, "the final ALIF membrane")
+        return z, ALIFState(v, a)
+
     lif_scan.__doc__ = f":func:`spikeseq.functional.lif_scan` as one fused {what} loop (same checks and results)."
+    alif_scan.__doc__ = f":func:`spikeseq.functional.alif_scan` as one fused {what} loop."
     cuba_lif_scan.__doc__ = f":func:`spikeseq.functional.cuba_lif_scan` as one fused {what} loop."
     li_scan.__doc__ = f":func:`spikeseq.functional.li_scan` as one fused {what} loop."
-    return SimpleNamespace(lif_scan=lif_scan, cuba_lif_scan=cuba_lif_scan, li_scan=li_scan)
+    ops = SimpleNamespace(lif_scan=lif_scan, cuba_lif_scan=cuba_lif_scan, li_scan=li_scan)
+    if hasattr(launcher, "alif_fwd"):
+        ops.alif_scan = alif_scan
+    return ops

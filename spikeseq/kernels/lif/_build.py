@@ -29,7 +29,7 @@ FLAGS = [
     "-O2", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-std=c++17", "-shared", "-fPIC", "-pthread",
     "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
 ]
-ABI_VERSION = 4
+ABI_VERSION = 5
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -111,6 +111,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"cuba_bwd_{suf}").argtypes = [i, i, i64, i64] + [p] * 17 + [i]
         getattr(lib, f"li_fwd_{suf}").argtypes = [i64, i64, p, p, p, p, i]
         getattr(lib, f"li_bwd_{suf}").argtypes = [i64, i64] + [p] * 7 + [i]
+        getattr(lib, f"alif_fwd_{suf}").argtypes = [i, i64, i64] + [p] * 12 + [i]
+        getattr(lib, f"alif_bwd_{suf}").argtypes = [i, i, i64, i64] + [p] * 19 + [i]
         getattr(lib, f"spikes_to_u8_{suf}").argtypes = [p, p, i64]
         getattr(lib, f"spikes_to_u8_{suf}").restype = i64
 

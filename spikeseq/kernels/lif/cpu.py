@@ -1,4 +1,5 @@
-"""CPU backend ``"cpu"`` of ``lif_scan``, ``cuba_lif_scan`` and ``li_scan``: fused C++ time loops (``scan.cpp``).
+"""CPU backend ``"cpu"`` of ``lif_scan``, ``cuba_lif_scan``, ``alif_scan`` and ``li_scan``: fused C++ time loops
+(``scan.cpp``).
 
 The loops run over time outside and over neurons inside (vectorised); large scans split the neurons over
 ``torch.get_num_threads()`` threads. What is saved for backward and how the surrogate enters: :mod:`._autograd`.
@@ -66,6 +67,17 @@ class _Launcher:
                                     _p(gi), _p(gv), _p(ga), _p(gb), _p(gt), _threads(vpre.numel()))
 
     @staticmethod
+    def alif_fwd(reset, x, v0, a0, be, rh, te, ad, z, vpre, asave, v, a):
+        _fn("alif_fwd", x.dtype)(reset, x.shape[0], v.numel(), _p(x), _p(v0), _p(a0), _p(be), _p(rh), _p(te), _p(ad),
+                                 _p(z), _p(vpre), _p(asave), _p(v), _p(a), _threads(x.numel()))
+
+    @staticmethod
+    def alif_bwd(reset, detach, gz, vpre, sg, asave, v0, a0, be, rh, te, ad, gvT, gaT, gx, gv, ga, gb, gr, gt, gd):
+        _fn("alif_bwd", vpre.dtype)(reset, int(detach), vpre.shape[0], gv.numel(), _p(gz), _p(vpre), _p(sg),
+                                    _p(asave), _p(v0), _p(a0), _p(be), _p(rh), _p(te), _p(ad), _p(gvT), _p(gaT),
+                                    _p(gx), _p(gv), _p(ga), _p(gb), _p(gr), _p(gt), _p(gd), _threads(vpre.numel()))
+
+    @staticmethod
     def li_fwd(x, v0, be, y):
         _fn("li_fwd", x.dtype)(x.shape[0], be.numel(), _p(x), _p(v0), _p(be), _p(y), _threads(x.numel()))
 
@@ -79,6 +91,7 @@ _ops = make_ops(_Launcher, "C++")
 lif_scan = _ops.lif_scan
 cuba_lif_scan = _ops.cuba_lif_scan
 li_scan = _ops.li_scan
+alif_scan = _ops.alif_scan
 
 
 def supports_lif(x, state=None, *, beta=None, v_th=1.0, **_: object) -> str | None:
@@ -87,6 +100,10 @@ def supports_lif(x, state=None, *, beta=None, v_th=1.0, **_: object) -> str | No
 
 def supports_cuba(x, state=None, *, alpha=None, beta=None, v_th=1.0, **_: object) -> str | None:
     return call_problem(x, state, {"alpha": alpha, "beta": beta, "v_th": v_th}, ("cpu",), _DTYPES)
+
+
+def supports_alif(x, state=None, *, beta=None, rho=None, v_th=1.0, adapt=1.8, **_: object) -> str | None:
+    return call_problem(x, state, {"beta": beta, "rho": rho, "v_th": v_th, "adapt": adapt}, ("cpu",), _DTYPES)
 
 
 def supports_li(x, state=None, *, beta=None, **_: object) -> str | None:

@@ -1,4 +1,4 @@
-// Fused CPU time loops of the LIF family (LIF/IF, CuBa-LIF, LI): forward and hand-written backward.
+// Fused CPU time loops of the LIF family (LIF/IF, CuBa-LIF, ALIF, LI): forward and hand-written backward.
 //
 // Built lazily on first use by spikeseq/kernels/lif/_build.py (plain C ABI, loaded with ctypes; no torch headers,
 // so a build takes about a second) and called from spikeseq/kernels/lif/cpu.py, which holds the autograd
@@ -219,6 +219,91 @@ void li_bwd(int64_t a, int64_t b, int64_t T, int64_t N, const S* RS gy, const S*
   }
 }
 
+// ---------------------------------------------------------------- ALIF (adaptive threshold, spikeseq/functional/alif.py)
+// theta = v_th + adapt * a[t-1]; v_pre = beta v + x; z = H(v_pre - theta); v = reset(v_pre, z, theta);
+// a[t] = rho a[t-1] + z. Saved: v_pre and the trace a[t] (theta of every step is rebuilt from it).
+template <int R, typename S>
+void alif_fwd(int64_t a, int64_t b, int64_t T, int64_t N, const S* RS x, const S* RS v0, const S* RS a0,
+              const S* RS be, const S* RS rh, const S* RS te, const S* RS ad, S* RS z, S* RS vpre, S* RS asave,
+              S* RS v, S* RS aa) {
+  for (int64_t n = a; n < b; ++n) {
+    v[n] = v0[n];
+    aa[n] = a0[n];
+  }
+  for (int64_t t = 0; t < T; ++t) {
+    const int64_t o = t * N;
+    for (int64_t n = a; n < b; ++n) {
+      S th = te[n] + ad[n] * aa[n];
+      S p = be[n] * v[n] + x[o + n];
+      S zf = spike(p, th);
+      z[o + n] = zf;
+      vpre[o + n] = p;
+      v[n] = after_reset<R>(p, th, zf);
+      aa[n] = rh[n] * aa[n] + zf;
+      asave[o + n] = aa[n];
+    }
+  }
+}
+
+// GB: the beta gradient (needs v[t-1], rebuilt from v_pre[t-1] and theta[t-1]). The gradients of rho, v_th and
+// adapt are always accumulated (their inputs are loaded anyway).
+template <int R, bool GB, typename S>
+void alif_bwd(int64_t a, int64_t b, int64_t T, int64_t N, const S* RS gz, const S* RS vpre, const S* RS sg,
+              const S* RS asave, const S* RS v0, const S* RS a0, const S* RS be, const S* RS rh, const S* RS te,
+              const S* RS ad, const S* RS gvT, const S* RS gaT, S keep, S* RS gx, S* RS gv, S* RS ga, S* RS gb,
+              S* RS gr, S* RS gt, S* RS gd) {
+  for (int64_t n = a; n < b; ++n) {
+    gv[n] = gvT ? gvT[n] : S(0);
+    ga[n] = gaT ? gaT[n] : S(0);
+    if (GB) gb[n] = S(0);
+    gr[n] = S(0);
+    gt[n] = S(0);
+    gd[n] = S(0);
+  }
+  for (int64_t t = T - 1; t >= 0; --t) {
+    const int64_t o = t * N;
+    for (int64_t n = a; n < b; ++n) {
+      S aprev = t > 0 ? asave[o - N + n] : a0[n];
+      S th = te[n] + ad[n] * aprev;
+      S p = vpre[o + n];
+      S zf = spike(p, th);
+      S g = gv[n];
+      S gA = ga[n];
+      S gzt = gz[o + n] + gA;  // z feeds a[t] = rho a[t-1] + z (never detached)
+      gr[n] += gA * aprev;
+      S gp;
+      S gth = S(0);
+      if (R == 0) {
+        gzt -= keep * (th * g);
+        gp = g;
+        gth = -zf * g;
+      } else if (R == 1) {
+        gzt -= keep * (p * g);
+        gp = g * (S(1) - zf);
+      } else {
+        gp = g;
+      }
+      S q = gzt * sg[o + n];
+      gp += q;
+      gth -= q;
+      gx[o + n] = gp;
+      gt[n] += gth;
+      gd[n] += gth * aprev;
+      if (GB) {
+        S vp = v0[n];
+        if (t > 0) {
+          S q2 = vpre[o - N + n];
+          S th2 = te[n] + ad[n] * (t > 1 ? asave[o - 2 * N + n] : a0[n]);
+          vp = after_reset<R>(q2, th2, spike(q2, th2));
+        }
+        gb[n] += gp * vp;
+      }
+      ga[n] = gA * rh[n] + gth * ad[n];
+      gv[n] = gp * be[n];
+    }
+  }
+}
+
 }  // namespace
 
 #define SPIKESEQ_EXPORT(S, SUF)                                                                                  \
@@ -263,6 +348,27 @@ void li_bwd(int64_t a, int64_t b, int64_t T, int64_t N, const S* RS gy, const S*
       });                                                                                                       \
     }); });                                                                                                     \
   }                                                                                                             \
+  extern "C" void alif_fwd_##SUF(int reset, int64_t T, int64_t N, const S* x, const S* v0, const S* a0,        \
+                                 const S* be, const S* rh, const S* te, const S* ad, S* z, S* vpre, S* asave,   \
+                                 S* v, S* aa, int nth) {                                                       \
+    with_reset(reset, [&](auto R) {                                                                             \
+      parallel(N, nth, [&](int64_t a, int64_t b) {                                                              \
+        alif_fwd<decltype(R)::value, S>(a, b, T, N, x, v0, a0, be, rh, te, ad, z, vpre, asave, v, aa);          \
+      });                                                                                                       \
+    });                                                                                                         \
+  }                                                                                                             \
+  extern "C" void alif_bwd_##SUF(int reset, int det, int64_t T, int64_t N, const S* gz, const S* vpre,         \
+                                 const S* sg, const S* asave, const S* v0, const S* a0, const S* be,            \
+                                 const S* rh, const S* te, const S* ad, const S* gvT, const S* gaT, S* gx,      \
+                                 S* gv, S* ga, S* gb, S* gr, S* gt, S* gd, int nth) {                          \
+    const S keep = det ? S(0) : S(1);                                                                           \
+    with_reset(reset, [&](auto R) { with_bool(gb, [&](auto B) {                                                 \
+      parallel(N, nth, [&](int64_t a, int64_t b) {                                                              \
+        alif_bwd<decltype(R)::value, decltype(B)::value, S>(a, b, T, N, gz, vpre, sg, asave, v0, a0, be, rh, te, \
+                                                            ad, gvT, gaT, keep, gx, gv, ga, gb, gr, gt, gd);    \
+      });                                                                                                       \
+    }); });                                                                                                     \
+  }                                                                                                             \
   extern "C" void li_fwd_##SUF(int64_t T, int64_t N, const S* x, const S* v0, const S* be, S* y, int nth) {    \
     parallel(N, nth, [&](int64_t a, int64_t b) { li_fwd<S>(a, b, T, N, x, v0, be, y); });                       \
   }                                                                                                             \
@@ -293,4 +399,4 @@ int64_t to_u8(const S* RS z, uint8_t* RS out, int64_t n) {
 extern "C" int64_t spikes_to_u8_f32(const float* z, uint8_t* out, int64_t n) { return to_u8<float>(z, out, n); }
 extern "C" int64_t spikes_to_u8_f64(const double* z, uint8_t* out, int64_t n) { return to_u8<double>(z, out, n); }
 
-extern "C" int spikeseq_abi_version() { return 4; }
+extern "C" int spikeseq_abi_version() { return 5; }
