@@ -133,6 +133,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     pos = {"epoch": 0, "batch": 0, "step": 0}
     best = {"metric": -math.inf, "loss": math.inf, "epoch": None}
     accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count of the current epoch
+    elapsed = 0.0
     if resume:
         ck = checkpoint.load(run.last, map_location=device)
         model.load_state_dict(ck["model"])
@@ -142,6 +143,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
         pos = dict(ck["position"])
         best = dict(ck["best"])
         accum = ck["accum"].clone()
+        elapsed = float(ck.get("elapsed_s", 0.0))
         checkpoint.set_rng_state(ck["rng"])
         if info.main:
             run.truncate_metrics(pos["epoch"])
@@ -160,11 +162,11 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 "accum": accum.clone(), "rng": checkpoint.rng_state(), "config": cfg.to_dict(),
                 "classes": data.classes, "n_classes": data.n_classes, "data_info": data.info,
                 "normalizer": data.normalizer.state_dict() if data.normalizer is not None else None,
-                "world_size": info.world}
+                "world_size": info.world, "elapsed_s": time.time() - t0}
 
     step = pos["step"]
     status = "finished"
-    t0 = time.time()
+    t0 = time.time() - elapsed  # time_s in metrics counts training time across resumes
     with StopRequest() as stop_req:
         for epoch in range(pos["epoch"], t.epochs):
             order = epoch_order(n, t.seed, epoch)
