@@ -17,7 +17,7 @@ pytest.importorskip("triton", reason="triton not installed (pip install 'spikese
 from spikeseq import kernels as K
 from spikeseq import surrogate as sg
 from spikeseq.errors import BackendUnavailableError, DTypeError, NonFiniteError, ParameterError, ShapeError
-from spikeseq.functional import CubaLIFState, LIFState, LIState
+from spikeseq.functional import ALIFState, CubaLIFState, LIFState, LIState
 from spikeseq.kernels import dispatch
 from spikeseq.kernels.lif import gpu
 from tests.kernels._compare import assert_same, run
@@ -71,6 +71,16 @@ def test_cuba_matches_reference_all_gradients(reset, detach, learn):
 
     params = dict(alpha=p(0.6), beta=p(0.85), v_th=torch.rand(5, dtype=D) + 0.5, reset=reset, detach_reset=detach)
     assert_same("cuba_lif_scan", "triton", _x(), state, params, atol=1e-10)
+
+
+@pytest.mark.parametrize("reset,detach", [("subtract", False), ("subtract", True), ("zero", False), ("none", False)])
+def test_alif_matches_reference_all_gradients(reset, detach):
+    state = ALIFState(torch.randn(2, 5, dtype=D), torch.rand(2, 5, dtype=D))
+    params = dict(beta=torch.rand(5, dtype=D) * 0.9 + 0.05, rho=torch.rand(5, dtype=D) * 0.9 + 0.05,
+                  v_th=torch.rand(5, dtype=D) + 0.5, adapt=torch.rand(5, dtype=D) * 0.5, reset=reset,
+                  detach_reset=detach)
+    assert_same("alif_scan", "triton", _x(), state, params, atol=1e-10)
+    assert_same("alif_scan", "triton", _x(T=2), None, dict(beta=0.9, rho=0.95, adapt=1.8, reset=reset), atol=1e-10)
 
 
 def test_li_matches_reference():
@@ -157,3 +167,5 @@ def _compile_all():
     compile_ptx(TK._cuba_fwd, {"R": 0, "SAVE_I": True, "BLOCK": TK.BLOCK})
     compile_ptx(TK._cuba_bwd, {"R": 0, "HAS_GIT": True, "HAS_GVT": False, "GD": True, "BLOCK": TK.BLOCK})
     compile_ptx(TK._li_bwd, {"GB": True, "BLOCK": TK.BLOCK})
+    compile_ptx(TK._alif_fwd, {"R": 0, "BLOCK": TK.BLOCK})
+    compile_ptx(TK._alif_bwd, {"R": 0, "HAS_GVT": True, "HAS_GAT": True, "GB": True, "BLOCK": TK.BLOCK})

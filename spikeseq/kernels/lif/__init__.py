@@ -25,6 +25,7 @@ def _register() -> None:
         ("lif_scan", gpu.lif_scan, gpu.supports_lif),
         ("cuba_lif_scan", gpu.cuba_lif_scan, gpu.supports_cuba),
         ("li_scan", gpu.li_scan, gpu.supports_li),
+        ("alif_scan", gpu.alif_scan, gpu.supports_alif),
     ):
         dispatch.register(op, "triton", fn, available=gpu.available, supports=supports, priority=20)
 

@@ -1,4 +1,4 @@
-"""Triton kernels of the LIF family: one program per block of neurons, the time loop inside.
+"""Triton kernels of the LIF family (LIF/IF, CuBa-LIF, ALIF, LI): one program per block of neurons, time inside.
 
 Imported only on first use of the ``"triton"`` backend (importing it imports triton). The same loops as
 ``scan.cpp``, written for a GPU: forward writes spikes, ``v_pre`` (and the current trace for CuBa-LIF when a decay
@@ -192,6 +192,94 @@ def _cuba_bwd(gz_ptr, vpre_ptr, sg_ptr, isave_ptr, i0_ptr, v0_ptr, ae_ptr, be_pt
 
 
 @triton.jit
+def _alif_fwd(x_ptr, v0_ptr, a0_ptr, be_ptr, rh_ptr, te_ptr, ad_ptr, z_ptr, vpre_ptr, asave_ptr, v_ptr, a_ptr, T, N,
+              R: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    v = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+    a = tl.load(a0_ptr + offs, mask=mask, other=0.0)
+    be = tl.load(be_ptr + offs, mask=mask, other=0.0)
+    rh = tl.load(rh_ptr + offs, mask=mask, other=0.0)
+    te = tl.load(te_ptr + offs, mask=mask, other=0.0)
+    ad = tl.load(ad_ptr + offs, mask=mask, other=0.0)
+    xp, zp, pp, ap = x_ptr + offs, z_ptr + offs, vpre_ptr + offs, asave_ptr + offs
+    for _t in range(T):
+        th = te + ad * a
+        p = be * v + tl.load(xp, mask=mask, other=0.0)
+        zf = _spike(p, th)
+        tl.store(zp, zf, mask=mask)
+        tl.store(pp, p, mask=mask)
+        v = _after_reset(p, th, zf, R)
+        a = rh * a + zf
+        tl.store(ap, a, mask=mask)
+        xp += N
+        zp += N
+        pp += N
+        ap += N
+    tl.store(v_ptr + offs, v, mask=mask)
+    tl.store(a_ptr + offs, a, mask=mask)
+
+
+@triton.jit
+def _alif_bwd(gz_ptr, vpre_ptr, sg_ptr, asave_ptr, v0_ptr, a0_ptr, be_ptr, rh_ptr, te_ptr, ad_ptr, gvT_ptr, gaT_ptr,
+              gx_ptr, gv_ptr, ga_ptr, gb_ptr, gr_ptr, gt_ptr, gd_ptr, T, N, last, keep, R: tl.constexpr,
+              HAS_GVT: tl.constexpr, HAS_GAT: tl.constexpr, GB: tl.constexpr, BLOCK: tl.constexpr):
+    offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
+    mask = offs < N
+    be = tl.load(be_ptr + offs, mask=mask, other=0.0)
+    rh = tl.load(rh_ptr + offs, mask=mask, other=0.0)
+    te = tl.load(te_ptr + offs, mask=mask, other=0.0)
+    ad = tl.load(ad_ptr + offs, mask=mask, other=0.0)
+    a0 = tl.load(a0_ptr + offs, mask=mask, other=0.0)
+    if HAS_GVT:
+        g = tl.load(gvT_ptr + offs, mask=mask, other=0.0)
+    else:
+        g = tl.full([BLOCK], 0.0, be.dtype)
+    if HAS_GAT:
+        gA = tl.load(gaT_ptr + offs, mask=mask, other=0.0)
+    else:
+        gA = tl.full([BLOCK], 0.0, be.dtype)
+    gr = tl.full([BLOCK], 0.0, be.dtype)
+    gt = tl.full([BLOCK], 0.0, be.dtype)
+    gd = tl.full([BLOCK], 0.0, be.dtype)
+    gb = tl.full([BLOCK], 0.0, be.dtype)
+    if GB:
+        v0 = tl.load(v0_ptr + offs, mask=mask, other=0.0)
+    pp, sp, gzp, gxp = vpre_ptr + last + offs, sg_ptr + last + offs, gz_ptr + last + offs, gx_ptr + last + offs
+    ap = asave_ptr + last + offs
+    for i in range(T):
+        has_prev = (tl.full([BLOCK], 0, tl.int32) + i) < T - 1  # step t - 1 exists
+        has_prev2 = (tl.full([BLOCK], 0, tl.int32) + i) < T - 2  # step t - 2 exists
+        aprev = tl.where(has_prev, tl.load(ap - N, mask=mask & has_prev, other=0.0), a0)
+        th = te + ad * aprev
+        p = tl.load(pp, mask=mask, other=0.0)
+        gzt = tl.load(gzp, mask=mask, other=0.0) + gA
+        gr += gA * aprev
+        gp, gth = _step_bwd(p, th, g, gzt, tl.load(sp, mask=mask, other=0.0), keep, R, BLOCK)
+        tl.store(gxp, gp, mask=mask)
+        gt += gth
+        gd += gth * aprev
+        if GB:
+            q = tl.load(pp - N, mask=mask & has_prev, other=0.0)
+            th2 = te + ad * tl.where(has_prev2, tl.load(ap - 2 * N, mask=mask & has_prev2, other=0.0), a0)
+            gb += gp * tl.where(has_prev, _after_reset(q, th2, _spike(q, th2), R), v0)
+        gA = gA * rh + gth * ad
+        g = gp * be
+        pp -= N
+        sp -= N
+        gzp -= N
+        gxp -= N
+        ap -= N
+    tl.store(gv_ptr + offs, g, mask=mask)
+    tl.store(ga_ptr + offs, gA, mask=mask)
+    tl.store(gr_ptr + offs, gr, mask=mask)
+    tl.store(gt_ptr + offs, gt, mask=mask)
+    tl.store(gd_ptr + offs, gd, mask=mask)
+    if GB:
+        tl.store(gb_ptr + offs, gb, mask=mask)
+
+
+@triton.jit
 def _li_fwd(x_ptr, v0_ptr, be_ptr, y_ptr, T, N, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -269,6 +357,20 @@ class Launcher:
                             _or(gvT, be), gx, gi, gv, _or(ga, gt), _or(gb, gt), gt, t, n, (t - 1) * n,
                             0.0 if detach else 1.0, R=reset, HAS_GIT=giT is not None,
                             HAS_GVT=gvT is not None, GD=ga is not None, BLOCK=BLOCK, **OPTS)
+
+    @staticmethod
+    def alif_fwd(reset, x, v0, a0, be, rh, te, ad, z, vpre, asave, v, a):
+        n = v.numel()
+        _alif_fwd[_grid(n)](x, v0, a0, be, rh, te, ad, z, vpre, asave, v, a, x.shape[0], n, R=reset, BLOCK=BLOCK,
+                            **OPTS)
+
+    @staticmethod
+    def alif_bwd(reset, detach, gz, vpre, sg, asave, v0, a0, be, rh, te, ad, gvT, gaT, gx, gv, ga, gb, gr, gt, gd):
+        n, t = gv.numel(), vpre.shape[0]
+        _alif_bwd[_grid(n)](gz, vpre, sg, asave, _or(v0, be), a0, be, rh, te, ad, _or(gvT, be), _or(gaT, be), gx, gv,
+                            ga, _or(gb, gt), gr, gt, gd, t, n, (t - 1) * n, 0.0 if detach else 1.0, R=reset,
+                            HAS_GVT=gvT is not None, HAS_GAT=gaT is not None, GB=gb is not None, BLOCK=BLOCK,
+                            **OPTS)
 
     @staticmethod
     def li_fwd(x, v0, be, y):

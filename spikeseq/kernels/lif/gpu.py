@@ -1,4 +1,5 @@
-"""Triton backend ``"triton"`` of ``lif_scan``, ``cuba_lif_scan`` and ``li_scan`` (kernels: :mod:`._triton_kernels`).
+"""Triton backend ``"triton"`` of ``lif_scan``, ``cuba_lif_scan``, ``alif_scan`` and ``li_scan``
+(kernels: :mod:`._triton_kernels`).
 
 Available when triton is installed and either a CUDA device exists (CUDA tensors) or ``TRITON_INTERPRET=1`` is set
 (CPU tensors through Triton's interpreter: slow, for tests only; set it before the first call). Nothing is imported
@@ -57,6 +58,11 @@ def cuba_lif_scan(x, state=None, **params):
     return ops().cuba_lif_scan(x, state, **params)
 
 
+def alif_scan(x, state=None, **params):
+    """:func:`spikeseq.functional.alif_scan` as one fused Triton kernel per direction."""
+    return ops().alif_scan(x, state, **params)
+
+
 def li_scan(x, state=None, **params):
     """:func:`spikeseq.functional.li_scan` as one fused Triton kernel per direction."""
     return ops().li_scan(x, state, **params)
@@ -68,6 +74,10 @@ def supports_lif(x, state=None, *, beta=None, v_th=1.0, **_: object) -> str | No
 
 def supports_cuba(x, state=None, *, alpha=None, beta=None, v_th=1.0, **_: object) -> str | None:
     return call_problem(x, state, {"alpha": alpha, "beta": beta, "v_th": v_th}, _devices(), _DTYPES)
+
+
+def supports_alif(x, state=None, *, beta=None, rho=None, v_th=1.0, adapt=1.8, **_: object) -> str | None:
+    return call_problem(x, state, {"beta": beta, "rho": rho, "v_th": v_th, "adapt": adapt}, _devices(), _DTYPES)
 
 
 def supports_li(x, state=None, *, beta=None, **_: object) -> str | None:
