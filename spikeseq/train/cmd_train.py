@@ -60,8 +60,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         cfg = load_config(args.config, args.overrides)
     out = args.out or Path("runs") / Path(args.config).stem
-    if not args.attach:
+    data = None
+    if not args.attach:  # fail on a bad model or dataset before the run directory is touched
+        from spikeseq.train.datasets import prepare
+
         loop.preflight(cfg)
+        data = prepare(cfg.data, cfg.train.seed)
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)
     else:
@@ -84,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
                                   "messages above")
             return _finish(run_dir, args, status)
     try:
-        summary = loop.fit(cfg, run_dir, resume=args.resume)
+        summary = loop.fit(cfg, run_dir, resume=args.resume, data=data)
     except KeyboardInterrupt:
         if os.environ.get("RANK", "0") == "0":
             run_dir.set_status("interrupted")
