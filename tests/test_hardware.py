@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 import tomllib
+
+import pytest
 
 from spikeseq import hardware
 from spikeseq.errors import ConfigError
