@@ -94,7 +94,14 @@ def launch(nproc: int, argv: list[str]) -> int:
            "-m", "spikeseq.cli", *argv]
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
-    try:
-        return subprocess.run(cmd, env=env).returncode
-    except KeyboardInterrupt:
-        return 130
+    proc = subprocess.Popen(cmd, env=env)
+    interrupts = 0
+    while True:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt:
+            # Ctrl-C reached the workers too: they finish the step, save last.pt and exit; wait for them.
+            # A second Ctrl-C stops torchrun (and its workers) at once.
+            interrupts += 1
+            if interrupts >= 2:
+                proc.terminate()
