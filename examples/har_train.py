@@ -52,10 +52,11 @@ RECIPES: dict[str, dict] = {
                      cfg=dict(hidden_size=128)),
     "lmu_hapt": dict(model="lmu_baseline", dataset="hapt", epochs=20, lr=2e-3, batch=64, weight_decay=0.0,
                      cfg=dict(hidden_size=128, order=32, theta=128.0, n_u=4)),
-    "l2mu_basicmotions": dict(
+    "l2mu_basicmotions": dict(  # spiking input population: with raw currents into e_x/W_x, 90 / 95 % (2 seeds)
         model="l2mu", dataset="basicmotions", epochs=60, lr=5e-3, batch=8, weight_decay=0.0,
-        cfg=dict(order=4, theta=16.0, hidden_size=160, memory_size=64, neuron="lif", input_module="direct",
-                 readout="membrane", beta_u=0.8, v_th_u=0.5, beta_m=0.35, v_th_m=0.2, beta_h=0.8, v_th_h=0.5)),
+        cfg=dict(order=4, theta=16.0, hidden_size=160, memory_size=64, neuron="lif", input_module="lif",
+                 input_pop_size=64, beta_in=0.8, v_th_in=0.5, readout="membrane", beta_u=0.8, v_th_u=0.5,
+                 beta_m=0.35, v_th_m=0.2, beta_h=0.8, v_th_h=0.5)),
     "spiking_lmuformer_basicmotions": dict(
         model="spiking_lmuformer", dataset="basicmotions", epochs=60, lr=2e-3, batch=8, weight_decay=0.0,
         cfg=dict(dim=48, order=32, theta=100.0, n_u=1)),
