@@ -6,8 +6,9 @@ registered as backend ``"torch"`` and any number of fast backends. A backend dec
 - ``available()``: whether it can run in this process at all (package installed, GPU present), with a reason;
 - ``supports(*args, **kwargs)``: a per-call check of the inputs (device, dtype, options), ``None`` if fine.
 
-``backend="auto"`` takes the available backend with the highest priority that supports the call and falls back
-to ``"torch"``, saying so once per reason. A named backend that cannot run raises
+``backend="auto"`` takes the available backend with the highest priority that supports the call; when none does
+it falls back to ``"torch"`` and says so once per reason (a fast backend that runs silences the ones above it
+that could not, e.g. Triton on a machine without a GPU). A named backend that cannot run raises
 :class:`~spikeseq.errors.BackendUnavailableError`. Nothing is compiled here: backends build lazily on first call.
 """
 
@@ -66,6 +67,7 @@ def resolve(op: str, backend: str, *args: Any, **kwargs: Any) -> Backend:
     """Pick the backend that will run this call (see module docstring)."""
     table = backends(op)
     if backend == "auto":
+        skipped: list[str] = []
         for b in sorted(table.values(), key=lambda b: -b.priority):
             if b.name == "torch":
                 continue
@@ -74,13 +76,15 @@ def resolve(op: str, backend: str, *args: Any, **kwargs: Any) -> Backend:
             if reason is None:
                 reason = b.supports(*args, **kwargs)
             if reason is None:
-                return b
-            key = (op, f"{b.name}: {reason}")
-            if key not in _WARNED:
-                _WARNED.add(key)
-                warnings.warn(
-                    f"spikeseq: {op} backend {b.name!r} not used ({reason}); falling back", stacklevel=4
-                )
+                return b  # a fast backend runs: nothing to say about the ones above it that could not
+            skipped.append(f"{b.name!r} not used ({reason})")
+        key = (op, "; ".join(skipped))
+        if skipped and key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn(
+                f"spikeseq: {op}: {'; '.join(skipped)}; falling back to the reference 'torch' backend",
+                stacklevel=4,
+            )
         return table["torch"]
     if backend not in table:
         raise BackendUnavailableError(
