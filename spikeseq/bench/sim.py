@@ -352,6 +352,7 @@ class SettingResult:
     skipped: list[str] = field(default_factory=list)
     agreement: dict[str, dict] = field(default_factory=dict)
     targets: dict[str, dict] = field(default_factory=dict)
+    load: float = 0.0  # 1-minute load average when the timing finished
 
 
 def run_setting(name: str, reps: int, check: bool, with_reference: bool = False) -> SettingResult:
@@ -360,6 +361,7 @@ def run_setting(name: str, reps: int, check: bool, with_reference: bool = False)
     rows, res.skipped = build_rows(cfg, torch.float32, with_reference=with_reference)
     x = make_input(cfg, torch.float32)
     timing = time_rows(rows, x, reps)
+    res.load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     for r in rows:
         res.rows[r.name] = {**timing[r.name], "saved_bytes": saved_bytes(r, x),
                             "neuron_saved_bytes": neuron_saved_bytes(r, cfg), "note": r.note}
@@ -396,7 +398,8 @@ def _target(value: float, limit: float, op: str) -> dict:
 def format_setting(res: SettingResult) -> str:
     c = res.config
     lines = [f"setting {res.setting}: T={c['T']} B={c['B']} in={c['inputs']} hidden={c['hidden']} "
-             f"classes={c['classes']}, float32, {torch.get_num_threads()} threads, median of {res.reps}"]
+             f"classes={c['classes']}, float32, {torch.get_num_threads()} threads, median of {res.reps}, "
+             f"load average {res.load:.1f} on {os.cpu_count()} CPUs (others' load skews the ratios)"]
     head = (f"{'row':28s} {'fwd ms':>9s} {'fwd+bwd ms':>11s} {'/fastest peer':>14s} {'/bound':>7s} "
             f"{'saved MiB':>9s} {'neuron MiB':>10s}")
     lines += [head, "-" * len(head)]
