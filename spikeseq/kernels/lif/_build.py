@@ -8,6 +8,7 @@ Nothing happens at import. The first call of :func:`library` compiles ``scan.cpp
 keyed by a hash of the source, the flags, the compiler and the platform, written to a temporary name and renamed
 (several processes may build at once). When no compiler is found or the build fails, :func:`library` returns
 ``None`` and :func:`unavailable_reason` says why; the dispatcher then falls back to the torch reference.
+``SPIKESEQ_NO_CPP=1`` disables the library (to compare with the reference, or where loading native code is unwanted).
 """
 
 from __future__ import annotations
