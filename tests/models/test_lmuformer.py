@@ -33,7 +33,7 @@ def _trained_small(spiking: bool, dtype=torch.float64) -> LMUFormer:
 @pytest.mark.parametrize("spiking", [True, False])
 def test_parallel_equals_streaming(spiking):
     model = _trained_small(spiking)
-    x = torch.randn(40, 3, 6, dtype=torch.float64) * 2
+    x = torch.randn(24, 3, 6, dtype=torch.float64) * 2
     with torch.no_grad():
         y_par, _ = model(x)
         st, rows = None, []
@@ -41,8 +41,8 @@ def test_parallel_equals_streaming(spiking):
             y_t, st = model(x[t:t + 1], st)
             rows.append(y_t)
         y_stream = torch.cat(rows)
-        y_a, s = model(x[:13])
-        y_b, _ = model(x[13:], s)
+        y_a, s = model(x[:9])
+        y_b, _ = model(x[9:], s)
     torch.testing.assert_close(y_stream, y_par, rtol=0, atol=1e-10)
     torch.testing.assert_close(torch.cat([y_a, y_b]), y_par, rtol=0, atol=1e-10)
     assert y_par.std(dim=0).min() > 1e-3  # the readout changes over time: the network is active
@@ -50,11 +50,11 @@ def test_parallel_equals_streaming(spiking):
 
 def test_parallel_equals_streaming_float32_nonspiking():
     model = _trained_small(False, torch.float32)
-    x = torch.randn(64, 2, 6)
+    x = torch.randn(32, 2, 6)
     with torch.no_grad():
         y_par, _ = model(x)
         st, rows = None, []
-        for t in range(64):
+        for t in range(32):
             y_t, st = model(x[t:t + 1], st)
             rows.append(y_t)
     torch.testing.assert_close(torch.cat(rows), y_par, rtol=1e-5, atol=1e-5)
