@@ -135,17 +135,8 @@ class ProfileReport:
 
     def save_json(self, path: str | os.PathLike, energy_tables: list[str] | None = None) -> Path:
         """Write :meth:`to_dict` as JSON atomically (temporary file + rename)."""
-        path = Path(path)
         text = json.dumps(self.to_dict(energy_tables), indent=1, default=float)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as f:
-                f.write(text)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        return path
+        return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
     def to_markdown(self, energy_tables: list[str] | None = None, precision: str = "fp32") -> str:
         n = max(self.n_samples, 1)
@@ -178,6 +169,24 @@ class ProfileReport:
             lines += ["", "Not counted: " + "; ".join(f"`{d['name']}` ({d['type']}): {d['reason']}"
                                                      for d in self.not_counted)]
         return "\n".join(lines) + "\n"
+
+
+def atomic_write(path: str | os.PathLike, write) -> Path:
+    """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path`` (ordinary file
+    permissions, i.e. 0666 minus the umask; nothing is left behind on failure)."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
 
 
 def _fmt(v: float) -> str:
