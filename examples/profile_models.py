@@ -162,13 +162,15 @@ def main(argv=None) -> int:
             plot_profile(res["report"], f"{args.png}_{name}.png")
     md = markdown(rows, tables)
     print(md)
+    from spikeseq.profile.report import atomic_write
+
     if args.markdown:
         Path(args.markdown).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.markdown).write_text(md)
+        atomic_write(args.markdown, lambda tmp: Path(tmp).write_text(md))
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps({"summary": rows, "reports": reports, "args": vars(args)}, indent=1,
-                                              default=float))
+        text = json.dumps({"summary": rows, "reports": reports, "args": vars(args)}, indent=1, default=float)
+        atomic_write(args.json, lambda tmp: Path(tmp).write_text(text))
     return 0
 
 
