@@ -17,9 +17,10 @@ from spikeseq.kernels.lif._common import call_problem
 
 _DTYPES = (torch.float32, torch.float64)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
-#: T x N elements per extra thread (measured on 2 cores: below ~2M elements one thread is as fast, since each call
-#: starts its own threads).
-_ELEMENTS_PER_THREAD = 2_000_000
+#: T x N elements per extra thread. Measured on the 2-core dev machine (interleaved, 30 reps): the scans are memory
+#: bound and one thread was as fast as two at [100, 8192] (0.40 vs 0.45 ms forward) and at [500, 8192] (4.8 vs
+#: 5.0 ms), so threads start only for very large scans (machines with more memory bandwidth per core may gain).
+_ELEMENTS_PER_THREAD = 8_000_000
 
 
 def available() -> tuple[bool, str]:
