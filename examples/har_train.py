@@ -226,7 +226,8 @@ def main(argv=None) -> dict:
     ap.add_argument("--batch", type=int)
     ap.add_argument("--weight-decay", type=float)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads; 1 is fastest for the stepped L2MU on a shared 2-core machine")
     ap.add_argument("--limit-train", type=int, default=0, help="use only the first N training windows (smoke)")
     ap.add_argument("--data-root", default=None, help="dataset folder (default: found under $SPIKESEQ_DATA)")
     ap.add_argument("--json")
