@@ -131,6 +131,8 @@ def test_bad_configuration_and_inputs():
         model(torch.zeros(10, 2, 6, dtype=torch.float64))
     with pytest.raises(ShapeError):
         model(torch.zeros(2, 3, dtype=torch.float64))
+    with pytest.raises(ShapeError, match="empty time axis"):
+        model(torch.zeros(0, 2, 3, dtype=torch.float64))
     x = torch.zeros(10, 2, 3, dtype=torch.float64)
     x[3, 1, 2] = float("nan")
     with pytest.raises(NonFiniteError, match="batch rows \\[1\\]"):
