@@ -83,8 +83,8 @@ def alif_scan(
     a = initial(None if state is None else state.a, x.shape[1:], x, "a")
     p = [as_param(q, x) for q in (beta, rho, v_th, adapt)]
     zs = []
-    for t in range(x.shape[0]):
-        z, v, a = _alif_update(v, a, x[t], *p, reset, detach_reset, surrogate)
+    for x_t in x.unbind(0):  # unbind: the backward adds T slices, not T full-size zero gradients
+        z, v, a = _alif_update(v, a, x_t, *p, reset, detach_reset, surrogate)
         zs.append(z)
     check_finite_result(v, "the final ALIF membrane")
     return torch.stack(zs), ALIFState(v, a)

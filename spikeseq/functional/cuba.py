@@ -72,8 +72,8 @@ def cuba_lif_scan(
     v = initial(None if state is None else state.v, x.shape[1:], x, "v")
     a, b, th = as_param(alpha, x), as_param(beta, x), as_param(v_th, x)
     zs = []
-    for t in range(x.shape[0]):
-        i = a * i + x[t]
+    for x_t in x.unbind(0):  # unbind: the backward adds T slices, not T full-size zero gradients
+        i = a * i + x_t
         z, v = lif_update(v, i, b, th, reset, detach_reset, surrogate)
         zs.append(z)
     check_finite_result(v, "the final CuBa-LIF membrane")

@@ -37,8 +37,8 @@ def li_scan(x: torch.Tensor, state: LIState | None = None, *, beta: ParamLike) -
     v = initial(None if state is None else state.v, x.shape[1:], x, "v")
     b = as_param(beta, x)
     vs = []
-    for t in range(x.shape[0]):
-        v = b * v + x[t]
+    for x_t in x.unbind(0):  # unbind: the backward adds T slices, not T full-size zero gradients
+        v = b * v + x_t
         vs.append(v)
     check_finite_result(v, "the final LI membrane")
     return torch.stack(vs), LIState(v)

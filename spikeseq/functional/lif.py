@@ -76,8 +76,8 @@ def lif_scan(
     v = initial(None if state is None else state.v, x.shape[1:], x, "v")
     b, th = as_param(beta, x), as_param(v_th, x)
     zs = []
-    for t in range(x.shape[0]):
-        z, v = lif_update(v, x[t], b, th, reset, detach_reset, surrogate)
+    for x_t in x.unbind(0):  # unbind: the backward adds T slices, not T full-size zero gradients
+        z, v = lif_update(v, x_t, b, th, reset, detach_reset, surrogate)
         zs.append(z)
     check_finite_result(v, "the final LIF membrane")
     return torch.stack(zs), LIFState(v)
