@@ -4,9 +4,11 @@ Every surrogate has the same forward, the Heaviside step with a strict compariso
 
     z = H(x) = 1 if x > 0 else 0,        x = v - v_th,
 
-and defines its backward once, as ``grad(x)`` = the derivative of a smooth ``primitive(x)``. The autograd
-function :func:`spike` and every fast kernel call these same two methods, so the formulas exist in one place.
-Tests compare ``grad`` with a float64 finite difference of ``primitive``.
+and defines its backward once, as ``grad_(x)``: the derivative of a smooth ``primitive(x)``, evaluated in place
+on a tensor the caller owns (no temporaries: on the CPU each fresh sequence-sized tensor costs more than the
+arithmetic). ``grad(x) = grad_(x.clone())`` is the out-of-place form. The autograd function :func:`spike` and
+every fast kernel call these methods, so each formula exists in one place. Tests compare ``grad`` with a float64
+finite difference of ``primitive``.
 """
 
 from __future__ import annotations
@@ -26,8 +28,13 @@ class Surrogate:
 
     name: ClassVar[str] = "surrogate"
 
-    def grad(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
-        raise NotImplementedError
+    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        """The surrogate derivative, overwriting ``x`` (subclasses implement this or :meth:`grad`)."""
+        return x.copy_(self.grad(x))
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        """The surrogate derivative as a new tensor."""
+        return self.grad_(x.clone())
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -52,8 +59,8 @@ class ATan(Surrogate):
     def __post_init__(self) -> None:
         _positive(self.alpha, "ATan.alpha")
 
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return (self.alpha / 2) / (1 + (math.pi / 2 * self.alpha * x).square())
+    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        return x.mul_(math.pi / 2 * self.alpha).square_().add_(1).reciprocal_().mul_(self.alpha / 2)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
@@ -73,9 +80,9 @@ class Sigmoid(Surrogate):
     def __post_init__(self) -> None:
         _positive(self.alpha, "Sigmoid.alpha")
 
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        s = torch.sigmoid(self.alpha * x)
-        return self.alpha * s * (1 - s)
+    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        s = x.mul_(self.alpha).sigmoid_()
+        return s.addcmul_(s, s, value=-1).mul_(self.alpha)  # alpha * s * (1 - s)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(self.alpha * x)
@@ -95,8 +102,8 @@ class FastSigmoid(Surrogate):
     def __post_init__(self) -> None:
         _positive(self.slope, "FastSigmoid.slope")
 
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return 1 / (1 + self.slope * x.abs()).square()
+    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs_().mul_(self.slope).add_(1).square_().reciprocal_()
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return x / (1 + self.slope * x.abs())
@@ -120,8 +127,8 @@ class Triangle(Surrogate):
         _positive(self.width, "Triangle.width")
         _positive(self.dampening, "Triangle.dampening")
 
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return self.dampening * torch.clamp(1 - x.abs() / self.width, min=0)
+    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        return x.abs_().div_(-self.width).add_(1).clamp_(min=0).mul_(self.dampening)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         c = x.clamp(-self.width, self.width)
@@ -134,8 +141,8 @@ class StraightThrough(Surrogate):
 
     name: ClassVar[str] = "straight_through"
 
-    def grad(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.ones_like(x)
+    def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        return x.fill_(1)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
         return x.clone()
@@ -156,7 +163,7 @@ class _SpikeFunction(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):  # type: ignore[override]
         (x,) = ctx.saved_tensors
-        return grad_out * ctx.surrogate.grad(x), None
+        return ctx.surrogate.grad(x).mul_(grad_out), None
 
 
 def spike(x: torch.Tensor, surrogate: Surrogate) -> torch.Tensor:

@@ -9,7 +9,7 @@ Saved for backward: ``v_pre`` ``[T, N]`` (float), the only sequence-sized tensor
 ``v_pre - v_th > 0`` with the forward's own operation, so they cost no saved bytes. CuBa-LIF adds the current trace
 only when a decay needs a gradient, LI its output only when beta does, ALIF its adaptation trace (always: the
 threshold of every step is rebuilt from it). In the backward,
-``sg = surrogate.grad(v_pre - v_th)`` is computed vectorised with the :class:`~spikeseq.surrogate.Surrogate` object's
+``sg = surrogate.grad_(v_pre - v_th)`` is computed vectorised with the :class:`~spikeseq.surrogate.Surrogate` object's
 own method (one definition of every formula; any subclass works) and fed to the reverse loop.
 Double backward is not supported.
 """
@@ -61,7 +61,7 @@ class _LIFScan(torch.autograd.Function):
         reset, detach_reset, surrogate, launcher, beta_shape, th_shape = ctx.cfg
         need = ctx.needs_input_grad
         step = vpre.shape[1:]
-        sgr = surrogate.grad(vpre - te).contiguous()
+        sgr = surrogate.grad_(vpre - te).contiguous()
         gx, gv0, gth = torch.empty_like(vpre), _empty_step(vpre, step), _empty_step(vpre, step)
         gb = _empty_step(vpre, step) if need[2] else None
         launcher.lif_bwd(RESET_CODES[reset], bool(detach_reset), _grad_or_zeros(gz, vpre), vpre, sgr, v0, be, te,
@@ -92,7 +92,7 @@ class _CubaScan(torch.autograd.Function):
         reset, detach_reset, surrogate, launcher, a_shape, b_shape, th_shape = ctx.cfg
         need = ctx.needs_input_grad
         step = vpre.shape[1:]
-        sgr = surrogate.grad(vpre - te).contiguous()
+        sgr = surrogate.grad_(vpre - te).contiguous()
         gx = torch.empty_like(vpre)
         gi0, gv0, gth = (_empty_step(vpre, step) for _ in range(3))
         decays = isave is not None
@@ -126,7 +126,7 @@ class _ALIFScan(torch.autograd.Function):
         need = ctx.needs_input_grad
         step = vpre.shape[1:]
         a_prev = torch.cat([a0.unsqueeze(0), asave[:-1]])
-        sgr = surrogate.grad(vpre - (te + ad * a_prev)).contiguous()
+        sgr = surrogate.grad_(vpre - (te + ad * a_prev)).contiguous()
         del a_prev
         gx = torch.empty_like(vpre)
         gv0, ga0, gr, gth, gd = (_empty_step(vpre, step) for _ in range(5))
