@@ -44,7 +44,7 @@ from spikeseq.graph import ir, targets
 from spikeseq.graph.quantize import quantize
 from spikeseq.graph.simulate import synapse_matrix
 
-__all__ = ["LoihiExport", "map_cores", "netx_layers", "read_net", "write_net"]
+__all__ = ["LoihiExport", "is_chain", "map_cores", "netx_layers", "read_net", "write_loihi", "write_net"]
 
 DELAY_BITS = 6
 
@@ -54,6 +54,8 @@ class LoihiExport:
     path: Path
     graph: ir.Graph          # the quantised graph that was written
     mapping: MappingReport
+    format: str = "netx"     # "netx" (.net HDF5) or "lava-process-json" (spikeseq.export.lava)
+    extra_files: tuple[Path, ...] = ()
 
 
 def _qgraph(graph: ir.Graph, **quantize_kwargs) -> ir.Graph:
@@ -148,6 +150,15 @@ def _layer(sname: str, syn: ir.Node, pname: str, pop: ir.LoihiCUBA, rec: str | N
 def netx_layers(graph: ir.Graph, **quantize_kwargs) -> list[dict]:
     """The netx layer descriptions (dicts of datasets) of ``graph``, quantised if needed."""
     return _chain(_qgraph(graph, **quantize_kwargs))
+
+
+def is_chain(graph: ir.Graph, **quantize_kwargs) -> bool:
+    """Whether the quantised ``graph`` is a netx chain (see the module docstring)."""
+    try:
+        _chain(_qgraph(graph, **quantize_kwargs))
+    except ExportError:
+        return False
+    return True
 
 
 # ------------------------------------------------------------------------------------------------------ mapping
@@ -248,6 +259,22 @@ def write_net(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool =
                         h.create_dataset(key, data=val)
         _check_written(tmp, layers)
     return LoihiExport(Path(path), g, report)
+
+
+def write_loihi(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool = True,
+                **quantize_kwargs) -> LoihiExport:
+    """Write ``graph`` for a Loihi-style target: a netx ``.net`` file at ``path`` when the quantised graph is a
+    chain (:func:`write_net`), else a Lava process-network description at ``path.with_suffix(".lava.json")``
+    plus its build script ``.lava.py`` (:func:`spikeseq.export.lava.write_lava`; branching and cross-population
+    feedback such as L2MU's). ``format`` in the result names the choice ("netx" or "lava-process-json")."""
+    from spikeseq.export.lava import write_lava
+
+    g = _qgraph(graph, **quantize_kwargs)
+    if is_chain(g):
+        return write_net(g, path, check_mapping=check_mapping)
+    path = Path(path)
+    e = write_lava(g, path.with_suffix(".lava.json"), check_mapping=check_mapping)
+    return LoihiExport(e.path, e.graph, e.mapping, format="lava-process-json", extra_files=(e.script,))
 
 
 def _check_written(path: Path, layers: list[dict]) -> None:

@@ -5,7 +5,9 @@
 - ``model``: a spikeseq ``nn`` model that :func:`spikeseq.graph.trace` supports, called as ``y, state = model(x)``
   on time-first ``inputs`` ``[T, B, *input_shape]`` (tensor or array; held-out real data).
 - ``target``: ``"nir"`` (writes a NIR file, reads it back and runs it in float), ``"loihi"`` (writes a lava-dl netx
-  ``.net`` file and runs the quantised graph with the bit-exact Loihi interpreter) or ``"spinnaker2"`` (writes the
+  ``.net`` file, or for graphs that are not a netx chain a Lava process-network description ``.lava.json`` + build
+  script next to ``out_path`` (``format`` says which), and runs the quantised graph with the bit-exact Loihi
+  interpreter) or ``"spinnaker2"`` (writes the
   py-spinnaker2 JSON description + build script and runs the int8/float32 interpreter).
 - ``out_path``: where the artifact goes (written atomically; nothing is left behind when export fails).
 - ``labels``: optional ``[B]`` class indices; accuracy of model and graph is then reported. A prediction is the
@@ -57,6 +59,7 @@ class VerifyResult:
     counts: dict[str, dict[str, int]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _mapping_md: str = field(default="", repr=False)
+    format: str = ""                        # artifact format: nir, netx, lava-process-json, spinnaker2-json
 
     @property
     def accuracy_drop(self) -> float | None:
@@ -72,7 +75,8 @@ class VerifyResult:
 
     def to_markdown(self) -> str:
         pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
-        lines = [f"### Export to {self.target}: `{self.artifact}`", "",
+        fmt = f" ({self.format})" if self.format else ""
+        lines = [f"### Export to {self.target}{fmt}: `{self.artifact}`", "",
                  f"{self.samples} samples x {self.steps} steps at dt = {self.dt:g} s", "",
                  "| layer | spike agreement |", "|---|---|"]
         lines += [f"| {k} | {pct(v)} |" for k, v in self.layer_agreement.items()]
@@ -132,22 +136,23 @@ def _model_traces(model: torch.nn.Module, x: torch.Tensor, module_of: dict[str, 
 
 
 def _write(target: str, g: ir.Graph, out_path: Path, **kwargs):
-    """Write the artifact; return (graph to simulate, numerics, mapping report or None, extra files)."""
+    """Write the artifact; return (graph to simulate, numerics, mapping report or None, extra files, artifact
+    format, artifact path)."""
     if target == "nir":
         from spikeseq.export.nir import from_nir, write_nir
 
         write_nir(g, out_path, **kwargs)
         nir_dt = kwargs.get("nir_dt") or g.dt
-        return from_nir(out_path, dt=nir_dt), "float", None, []
+        return from_nir(out_path, dt=nir_dt), "float", None, [], "nir", out_path
     if target == "loihi":
-        from spikeseq.export.loihi import write_net
+        from spikeseq.export.loihi import write_loihi
 
-        e = write_net(g, out_path, **kwargs)
-        return e.graph, "loihi", e.mapping, []
+        e = write_loihi(g, out_path, **kwargs)
+        return e.graph, "loihi", e.mapping, [str(p) for p in e.extra_files], e.format, e.path
     from spikeseq.export.spinnaker2 import write_spinnaker2
 
     e = write_spinnaker2(g, out_path, **kwargs)
-    return e.graph, "spinnaker2", e.mapping, [str(e.script)]
+    return e.graph, "spinnaker2", e.mapping, [str(e.script)], "spinnaker2-json", out_path
 
 
 def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.PathLike, inputs, labels=None, *,
@@ -170,7 +175,7 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
     model = model.eval()
     g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=_payload(xn))
     out_path = Path(out_path)
-    sim_graph, numerics, mapping, extra = _write(target, g, out_path, **export_kwargs)
+    sim_graph, numerics, mapping, extra, fmt, artifact = _write(target, g, out_path, **export_kwargs)
     module_of = g.metadata.get("module_of", {})
     y_model, layer_model, results = [], {}, []
     for lo in range(0, x.shape[1], batch_size):
@@ -204,7 +209,7 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
     if target == "nir":
         notes.append("NIR file read back with from_nir and run with the float interpreter")
     return VerifyResult(
-        target=target, artifact=str(out_path), extra_files=extra, dt=float(dt), steps=int(x.shape[0]),
+        target=target, artifact=str(artifact), extra_files=extra, dt=float(dt), steps=int(x.shape[0]),
         samples=int(x.shape[1]), layer_agreement=agree,
         output_agreement=float(np.mean(y == y_graph)) if spiking_out else pred_agree,
         output_max_abs_diff=None if spiking_out else float(np.abs(y - y_graph).max()),
@@ -212,7 +217,7 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         model_accuracy=None if lab is None else float(np.mean(p_model == lab)),
         graph_accuracy=None if lab is None else float(np.mean(p_graph == lab)),
         mapping=None if mapping is None else mapping.to_dict(), counts=counts, notes=notes,
-        _mapping_md="" if mapping is None else mapping.to_markdown())
+        _mapping_md="" if mapping is None else mapping.to_markdown(), format=fmt)
 
 
 def _output_transform(y: np.ndarray, kind: str | None) -> np.ndarray:
