@@ -5,6 +5,8 @@ is valid Python, and export_and_verify on an untrained L2MU writing it atomicall
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 
 import numpy as np
 import pytest
@@ -159,3 +161,56 @@ def test_export_and_verify_l2mu_writes_lava_description(tmp_path):
     assert r.mapping["units_used"] == desc["core_mapping"]["cores_used"] == 5 and r.mapping["fits"]
     assert 0.0 <= r.prediction_agreement <= 1.0 and set(r.layer_agreement) >= {"pop_x"}
     assert "(lava-process-json)" in r.to_markdown()
+
+
+LAVA_PY = os.environ.get("SPIKESEQ_LAVA_PYTHON")
+
+#: loads the generated script, builds the network from the description and probes every population
+HARNESS = """
+import importlib.util, json, sys
+import numpy as np
+spec_ = importlib.util.spec_from_file_location("gen", sys.argv[1])
+gen = importlib.util.module_from_spec(spec_)
+spec_.loader.exec_module(gen)
+spec = json.loads(open(sys.argv[2]).read())
+data = np.load(sys.argv[3])
+procs, _ = gen.build(spec, data)
+mons = {}
+for p in spec["populations"]:
+    mon = gen.Monitor()
+    mon.probe(procs[p["name"]].s_out, data.shape[0])
+    mons[p["name"]] = mon
+first = procs[spec["populations"][0]["name"]]
+first.run(condition=gen.RunSteps(num_steps=data.shape[0]), run_cfg=gen.Loihi2SimCfg(select_tag="fixed_pt"))
+out = {k: np.asarray(m.get_data()[k]["s_out"]) for k, m in mons.items()}
+first.stop()
+np.savez(sys.argv[4], **out)
+"""
+
+
+@pytest.mark.skipif(not LAVA_PY, reason="set SPIKESEQ_LAVA_PYTHON to a Python with lava-nc 0.10 to run the oracle")
+def test_generated_script_matches_interpreter_in_lava(tmp_path):
+    """The generated script, run by Lava's fixed-point models, spikes exactly like the interpreter on a CuBa-LIF
+    L2MU (synaptic current decay in use; feedback h->u, m->u and the memory recurrence m->m all active)."""
+    torch.manual_seed(2)
+    m = build("l2mu", input_size=3, n_classes=4, order=2, hidden_size=6, memory_size=5, input_pop_size=4,
+              neuron="cuba")
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.endswith("weight"):
+                p.mul_(3)
+        m.pop_m.v_th.fill_(0.02)   # drive the memory population, silent at the default init
+        m.pop_u.v_th.fill_(0.1)
+    x = (torch.rand(40, 1, 3) < 0.5).float()
+    r = export_and_verify(m, "loihi", tmp_path / "m.net", x, dt=0.02, reset_policy="zero")
+    g = graph_from_description(read_lava(r.artifact))
+    sim = simulate(g, x.numpy(), numerics="loihi", align=False)
+    (tmp_path / "h.py").write_text(HARNESS)
+    np.save(tmp_path / "x.npy", x.numpy()[:, 0].astype(np.int64))
+    subprocess.run([LAVA_PY, str(tmp_path / "h.py"), r.extra_files[0], r.artifact, str(tmp_path / "x.npy"),
+                    str(tmp_path / "lava.npz")], check=True, timeout=600)
+    lava = np.load(tmp_path / "lava.npz")
+    for name in ("pop_x", "pop_u", "pop_m", "pop_h", "pop_out"):
+        ours = sim.traces[name][:, 0]
+        assert ours.sum() > 0, name
+        np.testing.assert_array_equal(lava[name].reshape(ours.shape[0], -1), ours, err_msg=name)
