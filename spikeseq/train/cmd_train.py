@@ -87,8 +87,10 @@ def run(args: argparse.Namespace) -> int:
                 raise ConfigError(f"training with {args.nproc} processes failed (torchrun exit code {rc}); see the "
                                   "messages above")
             return _finish(run_dir, args, status)
+    finished = False
     try:
         summary = loop.fit(cfg, run_dir, resume=args.resume, data=data)
+        finished = True
     except KeyboardInterrupt:
         if os.environ.get("RANK", "0") == "0":
             run_dir.set_status("interrupted")
@@ -98,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             run_dir.set_status("failed")
         raise
     finally:
-        distributed.shutdown()
+        distributed.shutdown(synchronise=finished)
     if summary["rank"] != 0:
         return 0
     run_dir.set_status(summary["status"], step=summary["step"], best=summary["best"])

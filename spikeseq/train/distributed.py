@@ -63,9 +63,16 @@ def init(device: torch.device) -> DistInfo:
     return info
 
 
-def shutdown() -> None:
+def shutdown(synchronise: bool = False) -> None:
+    """Leave the process group. After a normal finish (``synchronise=True``) every rank first meets at a barrier:
+    a rank that tears down gloo while its peer still holds the connection can abort ("terminate called without
+    an active exception"). After an error no barrier is attempted (a dead peer would make it hang)."""
     if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
+        try:
+            if synchronise:
+                dist.barrier()
+        finally:
+            dist.destroy_process_group()
 
 
 def barrier(info: DistInfo) -> None:
