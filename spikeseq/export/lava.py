@@ -11,7 +11,8 @@ and self-recurrence, since every Lava ``Dense`` hop is buffered by one step (tar
 JSON layout (``format = "spikeseq-lava-process/1"``)::
 
     dt                  model step in seconds
-    inputs:  [{name, size, shape, payload}]        payload "spikes" (binary) or "graded" (integer payloads)
+    inputs:  [{name, size, shape, payload, frac_bits}]   payload "spikes" (binary) or "graded" (signed integer
+                        payloads; a real-valued input x is sent as round(x * 2**frac_bits))
     populations: [{name, size, shape, model: "lava.proc.lif.process.LIF", readout,
                    i_decay, v_decay (0..4096, the interpreter's iDecay/vDecay), du = i_decay - 1, dv = v_decay
                    (Lava's LIF parameters; Lava adds 1 to du, targets.md §4.2), vth (mantissa, compared as
@@ -100,8 +101,10 @@ def process_network(g: ir.Graph, *, mapping: MappingReport | None = None) -> dic
         raise ExportError("process_network needs a graph quantised for 'loihi' (spikeseq.graph.quantize)")
     rec = sorted(g.recurrent_edges())
     rec_set = set(rec)
+    frac = int(g.metadata.get("input_frac_bits") or 0)
     inputs = [{"name": n, "size": math.prod(g.nodes[n].shape), "shape": list(g.nodes[n].shape),
-               "payload": "graded" if g.nodes[n].payload == "graded" else "spikes"} for n in g.inputs()]
+               "payload": "spikes" if g.nodes[n].payload == "spikes" else "graded", "frac_bits": frac}
+              for n in g.inputs()]
     payload = {d["name"]: d["payload"] for d in inputs}
     pops, conns = [], []
     for name, node in g.nodes.items():
@@ -166,6 +169,7 @@ def graph_from_description(desc: dict) -> ir.Graph:
     quant: dict[str, dict] = {}
     for d in desc["inputs"]:
         nodes[d["name"]] = ir.Input(tuple(d["shape"]), payload=d["payload"])
+    frac = {d["frac_bits"] for d in desc["inputs"]}
     for p in desc["populations"]:
         shape = tuple(p["shape"])
         full = lambda v, shape=shape: np.broadcast_to(np.asarray(v, np.int64), (math.prod(shape),)).reshape(shape)  # noqa: E731
@@ -184,7 +188,8 @@ def graph_from_description(desc: dict) -> ir.Graph:
         src = nodes[o["source"]]
         nodes[o["name"]] = ir.Output(src.out_shape)
         edges.append((o["source"], o["name"]))
-    meta = {"numerics": "loihi", "quant": quant, "recurrent_edges": [tuple(e) for e in desc["recurrent_edges"]]}
+    meta = {"numerics": "loihi", "quant": quant, "recurrent_edges": [tuple(e) for e in desc["recurrent_edges"]],
+            "input_frac_bits": max(frac, default=0)}
     return ir.Graph(nodes, edges, dt=float(desc["dt"]), metadata=meta)
 
 
@@ -237,7 +242,7 @@ SCRIPT = '''"""Build and run the spikeseq-exported network with Lava (generated 
 
     python {script} INPUT.npy
 
-INPUT.npy holds one sample's input as a [T, N] integer array (0/1 spikes or graded payloads).
+INPUT.npy holds one sample's input as a [T, N] integer array (0/1 spikes or graded payloads round(x * 2**frac_bits)).
 Network description: {json_name}. Uses Lava's bit-accurate (fixed_pt) CPU models.
 """
 

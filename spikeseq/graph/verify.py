@@ -25,7 +25,7 @@ the artifact path, the mapping report (Loihi cores / SpiNNaker2 PEs) and the int
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +174,10 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
     xn = x.cpu().numpy()
     model = model.eval()
     g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=_payload(xn))
+    input_bits = export_kwargs.pop("input_bits", 8)
+    frac_bits = None
+    if target == "loihi" and not np.array_equal(xn, np.round(xn)):
+        g, frac_bits = _fixed_point_input(g, xn, input_bits)
     out_path = Path(out_path)
     sim_graph, numerics, mapping, extra, fmt, artifact = _write(target, g, out_path, **export_kwargs)
     module_of = g.metadata.get("module_of", {})
@@ -185,6 +189,8 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         for k, v in lb.items():
             layer_model.setdefault(k, []).append(v)
         xs = xb.numpy()
+        if frac_bits is not None:
+            xs = np.round(xs * 2.0**frac_bits)
         if yb.shape[0] > xs.shape[0]:  # the model appended silent steps (e.g. DelaySNN pad_end): do the same
             xs = np.concatenate([xs, np.zeros((yb.shape[0] - xs.shape[0], *xs.shape[1:]), xs.dtype)])
         results.append(simulate(sim_graph, xs, numerics=numerics))
@@ -206,6 +212,10 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
     notes = []
     if numerics != "float":
         notes.append(f"{numerics} interpreter: one step per synapse hop; traces aligned by each layer's latency")
+    if frac_bits is not None:
+        notes.append(f"real-valued inputs sent to Loihi as signed graded payloads round(x * 2**{frac_bits}) "
+                     f"({input_bits}-bit); the input synapses' float weights were divided by 2**{frac_bits} before "
+                     "quantising, so input rounding is part of the measured disagreement")
     if target == "nir":
         notes.append("NIR file read back with from_nir and run with the float interpreter")
     return VerifyResult(
@@ -218,6 +228,29 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         graph_accuracy=None if lab is None else float(np.mean(p_graph == lab)),
         mapping=None if mapping is None else mapping.to_dict(), counts=counts, notes=notes,
         _mapping_md="" if mapping is None else mapping.to_markdown(), format=fmt)
+
+
+def _fixed_point_input(g: ir.Graph, x: np.ndarray, bits: int) -> tuple[ir.Graph, int]:
+    """Loihi receives integers only: real-valued inputs are sent as graded payloads ``round(x * 2**k)`` with ``k``
+    the largest number of fractional bits (0..16) keeping ``|x| * 2**k <= 2**(bits-1) - 1``; the synapses fed by an
+    input get their float weights divided by ``2**k`` (biases unchanged), so the float graph computes the same."""
+    if not 2 <= int(bits) <= 24:
+        raise ParameterError(f"input_bits must be in 2..24 (Lava graded payloads carry up to 24 bits), got {bits}")
+    amax = float(np.abs(x).max())
+    lim = 2 ** (int(bits) - 1) - 1
+    k = int(np.clip(np.floor(np.log2(lim / amax)), 0, 16)) if amax > 0 else 0
+    nodes = dict(g.nodes)
+    fed = [s for i in g.inputs() for s in g.successors(i)]
+    for s in fed:
+        node = nodes[s]
+        if node.role != "synapse" or not hasattr(node, "weight"):
+            raise ParameterError(f"real-valued inputs on Loihi need the input to feed weight synapses; {s!r} is a "
+                                 f"{node.kind}")
+        nodes[s] = replace(node, weight=node.weight / 2.0**k)
+    for i in g.inputs():
+        nodes[i] = replace(nodes[i], payload="graded")
+    meta = dict(g.metadata, input_frac_bits=k)
+    return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta), k
 
 
 def _output_transform(y: np.ndarray, kind: str | None) -> np.ndarray:

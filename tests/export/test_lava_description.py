@@ -65,7 +65,7 @@ def test_description_fields_and_loihi_ranges(tmp_path):
     e = write_lava(g, tmp_path / "net.json")
     desc = json.loads(e.path.read_text())
     assert desc["format"] == FORMAT == "spikeseq-lava-process/1" and desc["dt"] == 1e-3
-    assert desc["inputs"] == [{"name": "input", "size": 3, "shape": [3], "payload": "spikes"}]
+    assert desc["inputs"] == [{"name": "input", "size": 3, "shape": [3], "payload": "spikes", "frac_bits": 0}]
     assert [p["name"] for p in desc["populations"]] == ["a", "b", "c"]
     assert {c["name"] for c in desc["connections"]} == {"w_in", "w_ab", "w_ba", "w_aa", "w_ac", "w_bc"}
     for p in desc["populations"]:
@@ -189,9 +189,11 @@ np.savez(sys.argv[4], **out)
 
 
 @pytest.mark.skipif(not LAVA_PY, reason="set SPIKESEQ_LAVA_PYTHON to a Python with lava-nc 0.10 to run the oracle")
-def test_generated_script_matches_interpreter_in_lava(tmp_path):
+@pytest.mark.parametrize("real_input", [False, True])
+def test_generated_script_matches_interpreter_in_lava(tmp_path, real_input):
     """The generated script, run by Lava's fixed-point models, spikes exactly like the interpreter on a CuBa-LIF
-    L2MU (synaptic current decay in use; feedback h->u, m->u and the memory recurrence m->m all active)."""
+    L2MU (synaptic current decay in use; feedback h->u, m->u and the memory recurrence m->m all active), with spike
+    inputs and with real-valued inputs sent as signed 24-bit graded payloads."""
     torch.manual_seed(2)
     m = build("l2mu", input_size=3, n_classes=4, order=2, hidden_size=6, memory_size=5, input_pop_size=4,
               neuron="cuba")
@@ -201,12 +203,15 @@ def test_generated_script_matches_interpreter_in_lava(tmp_path):
                 p.mul_(3)
         m.pop_m.v_th.fill_(0.02)   # drive the memory population, silent at the default init
         m.pop_u.v_th.fill_(0.1)
-    x = (torch.rand(40, 1, 3) < 0.5).float()
+    x = torch.randn(40, 1, 3) if real_input else (torch.rand(40, 1, 3) < 0.5).float()
     r = export_and_verify(m, "loihi", tmp_path / "m.net", x, dt=0.02, reset_policy="zero")
-    g = graph_from_description(read_lava(r.artifact))
-    sim = simulate(g, x.numpy(), numerics="loihi", align=False)
+    desc = read_lava(r.artifact)
+    k = desc["inputs"][0]["frac_bits"]
+    assert (k > 0) == real_input and desc["connections"][0]["num_message_bits"] == (24 if real_input else 0)
+    xi = np.round(x.numpy() * 2.0**k)
+    sim = simulate(graph_from_description(desc), xi, numerics="loihi", align=False)
     (tmp_path / "h.py").write_text(HARNESS)
-    np.save(tmp_path / "x.npy", x.numpy()[:, 0].astype(np.int64))
+    np.save(tmp_path / "x.npy", xi[:, 0].astype(np.int64))
     subprocess.run([LAVA_PY, str(tmp_path / "h.py"), r.extra_files[0], r.artifact, str(tmp_path / "x.npy"),
                     str(tmp_path / "lava.npz")], check=True, timeout=600)
     lava = np.load(tmp_path / "lava.npz")
@@ -214,3 +219,18 @@ def test_generated_script_matches_interpreter_in_lava(tmp_path):
         ours = sim.traces[name][:, 0]
         assert ours.sum() > 0, name
         np.testing.assert_array_equal(lava[name].reshape(ours.shape[0], -1), ours, err_msg=name)
+
+
+def test_real_valued_inputs_become_graded_fixed_point(tmp_path):
+    torch.manual_seed(0)
+    m = build("l2mu", input_size=3, n_classes=4, order=2, hidden_size=6, memory_size=5, input_pop_size=4)
+    x = torch.randn(12, 5, 3)
+    r = export_and_verify(m, "loihi", tmp_path / "m.net", x, dt=0.02, reset_policy="zero")
+    desc = read_lava(r.artifact)
+    k = desc["inputs"][0]["frac_bits"]
+    # 8-bit default: the largest k with max|x| * 2**k <= 127
+    assert np.abs(x).max() * 2**k <= 127 < np.abs(x).max() * 2 ** (k + 1)
+    assert desc["inputs"][0]["payload"] == "graded"
+    assert {c["num_message_bits"] for c in desc["connections"] if c["pre"] == "input"} == {24}
+    assert any("2**" in n and "graded" in n for n in r.notes)
+    assert 0.0 <= r.prediction_agreement <= 1.0 and r.layer_agreement["pop_x"] > 0.5
