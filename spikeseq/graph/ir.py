@@ -143,8 +143,20 @@ class _Synapse(Node):
         return "dense"
 
 
+class _MatrixSynapse(_Synapse):
+    """A synapse whose ``weight`` field is ``[out, in]``: its shapes follow from the matrix."""
+
+    @property
+    def in_shape(self):
+        return (self.weight.shape[1],)
+
+    @property
+    def out_shape(self):
+        return (self.weight.shape[0],)
+
+
 @dataclass(eq=False, repr=False)
-class Affine(_Synapse):
+class Affine(_MatrixSynapse):
     """``y = W x + b``, ``weight`` [out, in]."""
 
     weight: np.ndarray
@@ -160,17 +172,9 @@ class Affine(_Synapse):
                 f"Affine needs weight [out, in] and bias [out], got {self.weight.shape}, {self.bias.shape}"
             )
 
-    @property
-    def in_shape(self):
-        return (self.weight.shape[1],)
-
-    @property
-    def out_shape(self):
-        return (self.weight.shape[0],)
-
 
 @dataclass(eq=False, repr=False)
-class Linear(_Synapse):
+class Linear(_MatrixSynapse):
     """``y = W x``, ``weight`` [out, in]."""
 
     weight: np.ndarray
@@ -182,17 +186,9 @@ class Linear(_Synapse):
         if self.weight.ndim != 2:
             raise ShapeError(f"Linear needs weight [out, in], got {self.weight.shape}")
 
-    @property
-    def in_shape(self):
-        return (self.weight.shape[1],)
-
-    @property
-    def out_shape(self):
-        return (self.weight.shape[0],)
-
 
 @dataclass(eq=False, repr=False)
-class DelayAffine(_Synapse):
+class DelayAffine(_MatrixSynapse):
     """``y_i[t] = sum_j W_ij x_j[t - D_ij] + b_i`` with integer per-synapse delays ``delay`` [out, in] in steps
     (``nn.DelayLinear.integer_weights_and_delays()``). No NIR equivalent."""
 
@@ -211,14 +207,6 @@ class DelayAffine(_Synapse):
                              f"{self.delay.shape}")
         if (self.delay < 0).any():
             raise ParameterError(f"DelayAffine delays must be >= 0 steps, min is {int(self.delay.min())}")
-
-    @property
-    def in_shape(self):
-        return (self.weight.shape[1],)
-
-    @property
-    def out_shape(self):
-        return (self.weight.shape[0],)
 
 
 @dataclass(eq=False, repr=False)
