@@ -16,6 +16,7 @@ Double backward is not supported.
 
 from __future__ import annotations
 
+import threading
 from types import SimpleNamespace
 
 import torch
@@ -36,6 +37,26 @@ def _grad_or_zeros(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
 
 def _contig(t: torch.Tensor | None) -> torch.Tensor | None:
     return None if t is None else t.contiguous()
+
+
+_SCRATCH = threading.local()
+
+
+def _surrogate_grad(surrogate: sg.Surrogate, vpre: torch.Tensor, threshold: torch.Tensor) -> torch.Tensor:
+    """``surrogate.grad_(v_pre - threshold)``, evaluated in a per-thread scratch buffer on the CPU.
+
+    A fresh sequence-sized tensor per call costs page faults on the CPU (more than the arithmetic); the buffer is
+    consumed by the backward loop before the call returns, so one per thread suffices. GPUs use torch's caching
+    allocator instead.
+    """
+    if vpre.device.type != "cpu":
+        return surrogate.grad_(vpre - threshold).contiguous()
+    buf = getattr(_SCRATCH, "buf", None)
+    if buf is None or buf.numel() < vpre.numel() or buf.dtype != vpre.dtype:
+        buf = torch.empty(vpre.numel(), dtype=vpre.dtype)
+        _SCRATCH.buf = buf
+    h = torch.sub(vpre, threshold, out=buf[: vpre.numel()].view(vpre.shape))
+    return surrogate.grad_(h)
 
 
 def _empty_step(like: torch.Tensor, step: torch.Size) -> torch.Tensor:
@@ -61,7 +82,7 @@ class _LIFScan(torch.autograd.Function):
         reset, detach_reset, surrogate, launcher, beta_shape, th_shape = ctx.cfg
         need = ctx.needs_input_grad
         step = vpre.shape[1:]
-        sgr = surrogate.grad_(vpre - te).contiguous()
+        sgr = _surrogate_grad(surrogate, vpre, te)
         gx, gv0, gth = torch.empty_like(vpre), _empty_step(vpre, step), _empty_step(vpre, step)
         gb = _empty_step(vpre, step) if need[2] else None
         launcher.lif_bwd(RESET_CODES[reset], bool(detach_reset), _grad_or_zeros(gz, vpre), vpre, sgr, v0, be, te,
@@ -92,7 +113,7 @@ class _CubaScan(torch.autograd.Function):
         reset, detach_reset, surrogate, launcher, a_shape, b_shape, th_shape = ctx.cfg
         need = ctx.needs_input_grad
         step = vpre.shape[1:]
-        sgr = surrogate.grad_(vpre - te).contiguous()
+        sgr = _surrogate_grad(surrogate, vpre, te)
         gx = torch.empty_like(vpre)
         gi0, gv0, gth = (_empty_step(vpre, step) for _ in range(3))
         decays = isave is not None
@@ -126,7 +147,7 @@ class _ALIFScan(torch.autograd.Function):
         need = ctx.needs_input_grad
         step = vpre.shape[1:]
         a_prev = torch.cat([a0.unsqueeze(0), asave[:-1]])
-        sgr = surrogate.grad_(vpre - (te + ad * a_prev)).contiguous()
+        sgr = _surrogate_grad(surrogate, vpre, te + ad * a_prev)
         del a_prev
         gx = torch.empty_like(vpre)
         gv0, ga0, gr, gth, gd = (_empty_step(vpre, step) for _ in range(5))
