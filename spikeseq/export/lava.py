@@ -45,6 +45,7 @@ import scipy.sparse as sp
 
 from spikeseq.errors import DataError, ExportError
 from spikeseq.export._io import atomic_path
+from spikeseq.export._sources import spike_source
 from spikeseq.export.mapping import MappingReport, raise_if_unfit
 from spikeseq.graph import ir
 from spikeseq.graph.simulate import synapse_matrix
@@ -70,19 +71,7 @@ def _scalar_or_list(a) -> int | list:
 
 
 def _source(g: ir.Graph, name: str) -> str:
-    """The population or input a synapse reads from (through Flatten nodes)."""
-    preds = g.predecessors(name)
-    if len(preds) != 1:
-        raise ExportError(f"synapse {name!r} has {len(preds)} inputs {preds}; a Lava Dense reads one population")
-    p = preds[0]
-    while isinstance(g.nodes[p], ir.Flatten):
-        p = g.predecessors(p)[0]
-    if g.nodes[p].role not in ("neuron", "io"):
-        raise ExportError(f"synapse {name!r} reads from {p!r} ({g.nodes[p].kind}); a Lava Dense reads spikes of a "
-                          "population or an input")
-    if isinstance(g.nodes[p], ir.LoihiCUBA) and g.nodes[p].readout:
-        raise ExportError(f"synapse {name!r} reads from readout {p!r}, which does not spike on Loihi")
-    return p
+    return spike_source(g, name, target="Loihi (Lava)", readout_kind=ir.LoihiCUBA)
 
 
 def _weight_exp(g: ir.Graph, post: str) -> int:

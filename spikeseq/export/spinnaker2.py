@@ -38,6 +38,7 @@ import scipy.sparse as sp
 
 from spikeseq.errors import ExportError
 from spikeseq.export._io import atomic_path
+from spikeseq.export._sources import spike_source
 from spikeseq.export.mapping import MappingReport, PlacedPopulation, best_split, column_slices, raise_if_unfit
 from spikeseq.graph import ir, targets
 from spikeseq.graph.quantize import quantize
@@ -71,19 +72,7 @@ def _scalar_or_list(a) -> float | list:
 
 
 def _source(g: ir.Graph, name: str) -> str:
-    """The population a synapse reads from (through Flatten nodes)."""
-    preds = g.predecessors(name)
-    if len(preds) != 1:
-        raise ExportError(f"synapse {name!r} has {len(preds)} inputs; a projection has one pre population")
-    p = preds[0]
-    while isinstance(g.nodes[p], ir.Flatten):
-        p = g.predecessors(p)[0]
-    if g.nodes[p].role not in ("neuron", "io"):
-        raise ExportError(f"synapse {name!r} reads from {p!r} ({g.nodes[p].kind}); SpiNNaker2 projections start at "
-                          "a population")
-    if isinstance(g.nodes[p], ir.S2LIF) and g.nodes[p].readout:
-        raise ExportError(f"synapse {name!r} reads from readout {p!r}, which does not spike on SpiNNaker2")
-    return p
+    return spike_source(g, name, target="SpiNNaker2", readout_kind=ir.S2LIF)
 
 
 def _model(g: ir.Graph, name: str) -> str:
