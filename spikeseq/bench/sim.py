@@ -13,9 +13,13 @@ detach the reset, so its row is checked against spikeseq run with those settings
 ignores its ``alpha``: ``1 / (|x| + 1)^2``, our ``FastSigmoid(slope=1)``). Every framework runs
 layer by layer (each Linear over all ``T * B`` rows at once, then the time loop), the fastest way to use each.
 
-spikeseq runs ``kernels.lif_scan`` and, for the two Linear layers that follow spiking neurons,
-``kernels.spike_linear`` (``F.linear`` that saves its 0/1 input as uint8). The bound is the three matmuls over all
-``T * B`` rows with an elementwise surrogate threshold in place of each LIF (no time loop, same autograd).
+spikeseq runs ``kernels.lif_scan`` and ``kernels.spike_linear`` for every Linear (all three take spikes): with
+``mode="auto"`` the input and hidden layers (densities 0.05-0.1, 256 outputs) are event-driven (sums of the weight
+columns of the spikes, forward and weight gradient), the 20-class readout is a dense matmul that saves its input as
+uint8. The row "spikeseq dense mm" runs every matmul dense (``F.linear``; ``spike_linear(mode="dense")`` after the
+neurons), which isolates what the fused scans add. The bound is the three dense matmuls over all ``T * B`` rows
+with an elementwise surrogate threshold in place of each LIF (no time loop, same autograd): a bound for dense
+execution, which the event-driven matmuls can beat.
 Rows are timed interleaved (rep 1 of every row, rep 2 of every row, ...), medians reported; forward is
 inference (``torch.no_grad``), forward+backward is ``loss.backward()`` on the readout.
 Bytes saved for backward: the storage of every tensor autograd saves (``saved_tensors_hooks``), without
@@ -49,6 +53,8 @@ SETTINGS = {
 BETA, V_TH, DENSITY, ATAN_ALPHA, NORSE_ALPHA = 0.9, 1.0, 0.05, 2.0, 100.0
 #: dt / tau of the Norse Euler step that gives beta = 0.9 (its input is scaled by it).
 NORSE_DT_TAU = 1.0 - BETA
+#: spikeseq with every matmul dense (F.linear), to separate the scans' share from the event-driven matmuls'.
+DENSE_ROW = "spikeseq dense mm"
 TARGETS = {"bound_ratio": 1.3, "vs_snntorch": 4.0, "vs_spikingjelly": 2.5, "bytes_vs_snntorch": 0.5}
 #: float64 agreement tolerances: readout absolute, weight gradients relative to their largest entry.
 OUT_ATOL, GRAD_RTOL = 1e-9, 1e-9
@@ -92,7 +98,8 @@ def _linears(cfg: dict, dtype: torch.dtype, seed: int = 0) -> list[nn.Linear]:
     return layers
 
 
-def spikeseq_row(lins, dtype, name="spikeseq", backend="auto", surrogate=None, detach=True) -> Row:
+def spikeseq_row(lins, dtype, name="spikeseq", backend="auto", surrogate=None, detach=True,
+                 linear_mode="auto") -> Row:
     # The kernels API with beta as a number: nn.LIF derives beta from a float32 tau buffer, which is ~1e-8 off 0.9
     # and would blur the float64 agreement check (the time loop is the same code either way).
     from spikeseq import kernels
@@ -105,13 +112,16 @@ def spikeseq_row(lins, dtype, name="spikeseq", backend="auto", surrogate=None, d
     def neuron(cur):
         return kernels.lif_scan(cur, **kw)[0]
 
-    def linear(lin, z):  # a Linear after spiking neurons keeps its input as uint8 for the backward
-        return kernels.spike_linear(z, lin.weight, lin.bias)
+    def linear(lin, z):  # every Linear here takes spikes (the input and the two hidden layers)
+        return kernels.spike_linear(z, lin.weight, lin.bias, mode=linear_mode)
+
+    def first(x):  # dense rows multiply the input as every peer does (nn.Linear keeps the caller's x)
+        return lins[0](x) if linear_mode == "dense" else linear(lins[0], x)
 
     def forward(x):
-        return linear(lins[2], neuron(linear(lins[1], neuron(lins[0](x)))))
+        return linear(lins[2], neuron(linear(lins[1], neuron(first(x)))))
 
-    return Row(name, forward, lins, neuron, note=f"kernels.lif_scan backend={backend} + spike_linear")
+    return Row(name, forward, lins, neuron, note=f"kernels.lif_scan backend={backend} + spike_linear {linear_mode}")
 
 
 def bound_row(lins, dtype) -> Row:
@@ -213,7 +223,7 @@ PEERS = {"snntorch": snntorch_row, "norse": norse_row, "spikingjelly": spikingje
 
 def build_rows(cfg: dict, dtype: torch.dtype, with_reference: bool) -> tuple[list[Row], list[str]]:
     lins = _linears(cfg, dtype)
-    rows = [spikeseq_row(lins, dtype)]
+    rows = [spikeseq_row(lins, dtype), spikeseq_row(lins, dtype, name=DENSE_ROW, linear_mode="dense")]
     if with_reference:
         rows.append(spikeseq_row(lins, dtype, name="spikeseq (torch reference)", backend="torch"))
     skipped = []
@@ -322,7 +332,8 @@ def agreement(cfg: dict) -> dict[str, dict]:
     result = {"hidden spike rates": spike_rates(lins, x)}
     ref_super = _outputs_and_grads(
         spikeseq_row(lins, dtype, surrogate=sg.FastSigmoid(1.0), detach=False), x)
-    candidates = [("spikeseq (torch reference)", lambda: spikeseq_row(lins, dtype, backend="torch"), ref_atan, 1.0)]
+    candidates = [("spikeseq (torch reference)", lambda: spikeseq_row(lins, dtype, backend="torch"), ref_atan, 1.0),
+                  (DENSE_ROW, lambda: spikeseq_row(lins, dtype, linear_mode="dense"), ref_atan, 1.0)]
     candidates += [(n, (lambda m=m: m(lins, dtype)), ref_super if n == "norse" else ref_atan,
                     NORSE_DT_TAU if n == "norse" else 1.0) for n, m in PEERS.items()]
     for name, make, (y_ref, g_ref), gscale in candidates:

@@ -14,7 +14,8 @@ from spikeseq import kernels as K
 from spikeseq.errors import BackendUnavailableError, DTypeError, NonFiniteError, ParameterError, ShapeError
 from spikeseq.functional import CubaLIFState, LIFState
 from spikeseq.kernels import dispatch
-from spikeseq.kernels.lif import _build, cpu
+from spikeseq.kernels import _native
+from spikeseq.kernels.lif import cpu
 
 needs_cpp = pytest.mark.skipif(not cpu.available()[0], reason=f"C++ scan unavailable: {cpu.available()[1]}")
 
@@ -80,8 +81,8 @@ def test_auto_picks_cpu_and_falls_back_for_half_once(monkeypatch):
 
 def test_no_compiler_falls_back_and_named_backend_raises(monkeypatch):
     monkeypatch.setattr(dispatch, "_WARNED", set())
-    monkeypatch.setattr(_build, "_state", {})
-    monkeypatch.setattr(_build, "find_compiler", lambda: None)
+    monkeypatch.setattr(_native, "_state", {})
+    monkeypatch.setattr(_native, "find_compiler", lambda: None)
     assert cpu.available() == (False, "no C++ compiler found (set $CXX or install g++/clang++)")
     x = torch.randn(6, 2, 3)
     with pytest.warns(UserWarning, match="no C\\+\\+ compiler"):
@@ -97,9 +98,9 @@ def test_nothing_builds_at_import_and_build_is_cached_atomically(tmp_path):
     env = {**os.environ, "SPIKESEQ_CACHE": str(tmp_path)}
     code = (
         "import spikeseq, spikeseq.nn, spikeseq.kernels, pathlib, sys;"
-        "from spikeseq.kernels.lif import _build;"
+        "from spikeseq.kernels import _native;"
         "d = pathlib.Path(sys.argv[1]) / 'kernels';"
-        "assert not _build._state and (sys.argv[2] == '1' or not d.exists()), 'built at import';"
+        "assert not _native._state and (sys.argv[2] == '1' or not d.exists()), 'built at import';"
         "import torch; from spikeseq import kernels as K;"
         "K.lif_scan(torch.ones(3, 1, 2), beta=0.5, backend='cpu');"
         "print(sorted(p.name for p in d.iterdir()))"

@@ -1,6 +1,6 @@
 """Fast LIF-family scan backends (registered with :mod:`spikeseq.kernels.dispatch` on import).
 
-``"cpu"``: fused C++ loops built lazily on first use (:mod:`.cpu`, :mod:`._build`), priority 10.
+``"cpu"``: fused C++ loops built lazily on first use (:mod:`.cpu`, :mod:`spikeseq.kernels._native`), priority 10.
 ``"triton"``: Triton GPU kernels (:mod:`.gpu`, :mod:`._triton_kernels`), priority 20, available with triton and a
 CUDA device (or ``TRITON_INTERPRET=1`` on CPU tensors, for tests).
 Importing this package compiles nothing and imports neither triton nor a compiler.

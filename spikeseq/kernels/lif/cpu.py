@@ -3,15 +3,15 @@
 
 The loops run over time outside and over neurons inside (vectorised); large scans split the neurons over
 ``torch.get_num_threads()`` threads. What is saved for backward and how the surrogate enters: :mod:`._autograd`.
-The library builds on first use (:mod:`._build`); where it cannot, ``available()`` says why and ``backend="auto"``
-falls back to the reference.
+The library builds on first use (:mod:`spikeseq.kernels._native`); where it cannot, ``available()`` says why and
+``backend="auto"`` falls back to the reference.
 """
 
 from __future__ import annotations
 
 import torch
 
-from spikeseq.kernels.lif import _build
+from spikeseq.kernels import _native
 from spikeseq.kernels.lif._autograd import make_ops
 from spikeseq.kernels.lif._common import call_problem
 
@@ -24,8 +24,8 @@ _ELEMENTS_PER_THREAD = 8_000_000
 
 
 def available() -> tuple[bool, str]:
-    lib = _build.library()
-    return (lib is not None), _build.unavailable_reason()
+    lib = _native.library()
+    return (lib is not None), _native.unavailable_reason()
 
 
 def _p(t: torch.Tensor | None) -> int | None:
@@ -33,9 +33,9 @@ def _p(t: torch.Tensor | None) -> int | None:
 
 
 def _fn(name: str, dtype: torch.dtype):
-    lib = _build.library()
+    lib = _native.library()
     if lib is None:  # pragma: no cover - dispatch checks available() first
-        raise RuntimeError(_build.unavailable_reason())
+        raise RuntimeError(_native.unavailable_reason())
     return getattr(lib, f"{name}_{_SUFFIX[dtype]}")
 
 

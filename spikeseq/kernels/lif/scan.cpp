@@ -1,6 +1,6 @@
 // Fused CPU time loops of the LIF family (LIF/IF, CuBa-LIF, ALIF, LI): forward and hand-written backward.
 //
-// Built lazily on first use by spikeseq/kernels/lif/_build.py (plain C ABI, loaded with ctypes; no torch headers,
+// Built lazily on first use by spikeseq/kernels/_native.py (plain C ABI, loaded with ctypes; no torch headers,
 // so a build takes about a second) and called from spikeseq/kernels/lif/cpu.py, which holds the autograd
 // functions, the checks and the surrogate gradient. The equations are those of spikeseq/functional/{lif,cuba,li}.py.
 //
@@ -13,32 +13,16 @@
 // z = (v_pre - v_th > 0) from the saved v_pre with the same floating-point operation as the forward.
 // sg[t, n] = surrogate.grad(v_pre - v_th), computed by the caller with the Surrogate object (one definition).
 
-#include <algorithm>
 #include <cstdint>
-#include <thread>
 #include <type_traits>
-#include <vector>
+
+#include "../parallel.h"
 
 namespace {
 
 #define RS __restrict__
 
-template <typename Fn>
-void parallel(int64_t n, int nth, Fn fn) {
-  if (nth <= 1 || n < 8192) {
-    fn(int64_t(0), n);
-    return;
-  }
-  int64_t chunk = (n + nth - 1) / nth;
-  chunk = (chunk + 63) / 64 * 64;  // whole cache lines per thread
-  std::vector<std::thread> pool;
-  for (int k = 1; k < nth; ++k) {
-    int64_t a = k * chunk, b = std::min(n, a + chunk);
-    if (a < b) pool.emplace_back(fn, a, b);
-  }
-  fn(int64_t(0), std::min(n, chunk));
-  for (auto& t : pool) t.join();
-}
+using spikeseq::parallel;
 
 // Compile-time flags from runtime values: f(std::integral_constant<...>) for the value given.
 template <typename F>
@@ -384,19 +368,4 @@ void alif_bwd(int64_t a, int64_t b, int64_t T, int64_t N, const S* RS gz, const 
 SPIKESEQ_EXPORT(float, f32)
 SPIKESEQ_EXPORT(double, f64)
 
-// Spikes (0/1 floats) to uint8 in one pass; returns the number of entries that were neither 0 nor 1.
-template <typename S>
-int64_t to_u8(const S* RS z, uint8_t* RS out, int64_t n) {
-  int64_t bad = 0;
-  for (int64_t k = 0; k < n; ++k) {
-    S v = z[k];
-    out[k] = static_cast<uint8_t>(v == S(1));
-    bad += (v != S(0)) & (v != S(1));
-  }
-  return bad;
-}
-
-extern "C" int64_t spikes_to_u8_f32(const float* z, uint8_t* out, int64_t n) { return to_u8<float>(z, out, n); }
-extern "C" int64_t spikes_to_u8_f64(const double* z, uint8_t* out, int64_t n) { return to_u8<double>(z, out, n); }
-
-extern "C" int spikeseq_abi_version() { return 5; }
+extern "C" int spikeseq_abi_version() { return 6; }

@@ -1,12 +1,15 @@
-"""Lazy build of the fused CPU scans (``scan.cpp``) into a shared library loaded with :mod:`ctypes`.
+"""Lazy build of the C++ kernels (``lif/scan.cpp``: fused LIF-family scans; ``spmm.cpp``: event-driven spike
+products) into one shared library loaded with :mod:`ctypes`.
 
-Nothing happens at import. The first call of :func:`library` compiles ``scan.cpp`` with the system C++ compiler
-(``$CXX`` or ``c++``/``g++``/``clang++``; a few seconds: the source uses no torch headers) into a per-user cache,
+Nothing happens at import. The first call of :func:`library` compiles the sources with the system C++ compiler
+(``$CXX`` or ``c++``/``g++``/``clang++``; a few seconds: they use no torch headers) into a per-user cache,
 
     ``$SPIKESEQ_CACHE`` or ``$XDG_CACHE_HOME/spikeseq`` or ``~/.cache/spikeseq``, then ``kernels/scan-<hash>.so``,
 
-keyed by a hash of the source, the flags, the compiler and the platform, written to a temporary name and renamed
-(several processes may build at once). When no compiler is found or the build fails, :func:`library` returns
+keyed by a hash of the sources, the flags, the compiler, the platform and the CPU, written to a temporary name and
+renamed (several processes may build at once). The build targets the CPU it runs on (``-march=native``: AVX-512 where
+there is one; ``-ffp-contract=off`` keeps every result rounded as torch's separate operations) and is retried
+without ``-march=native`` where the compiler refuses it. When no compiler is found or the build fails, :func:`library` returns
 ``None`` and :func:`unavailable_reason` says why; the dispatcher then falls back to the torch reference.
 ``SPIKESEQ_NO_CPP=1`` disables the library (to compare with the reference, or where loading native code is unwanted).
 """
@@ -24,13 +27,17 @@ import tempfile
 import threading
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("scan.cpp")
+_HERE = Path(__file__).parent
+SOURCES = (_HERE / "lif" / "scan.cpp", _HERE / "spmm.cpp")
+HEADERS = (_HERE / "parallel.h",)
 #: -ffp-contract=off: no fused multiply-add, so results round exactly like torch's separate ops.
 FLAGS = [
     "-O2", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-std=c++17", "-shared", "-fPIC", "-pthread",
     "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
 ]
-ABI_VERSION = 5
+#: Tried first; dropped when the compiler rejects it.
+NATIVE_FLAGS = ["-march=native"]
+ABI_VERSION = 6
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -52,10 +59,21 @@ def find_compiler() -> str | None:
     return None
 
 
+def _cpu_identity() -> bytes:
+    """What ``-march=native`` depends on: the CPU model and feature flags (Linux), else the processor name."""
+    try:
+        lines = Path("/proc/cpuinfo").read_text().splitlines()
+        wanted = [ln for ln in lines if ln.startswith(("model name", "flags", "Features", "CPU part"))]
+        return "\n".join(sorted(set(wanted))).encode()
+    except OSError:
+        return (platform.processor() or platform.machine()).encode()
+
+
 def _build(cxx: str) -> Path:
-    src = SOURCE.read_bytes()
+    text = b"".join(p.read_bytes() for p in (*SOURCES, *HEADERS))
     key = hashlib.sha256(
-        src + " ".join(FLAGS).encode() + cxx.encode() + platform.platform().encode() + sys.version.encode()
+        text + " ".join(FLAGS + NATIVE_FLAGS).encode() + cxx.encode() + platform.platform().encode()
+        + sys.version.encode() + _cpu_identity()
     ).hexdigest()[:16]
     out_dir = cache_dir()
     try:
@@ -72,9 +90,12 @@ def _build(cxx: str) -> Path:
     fd, tmp = tempfile.mkstemp(prefix=".scan-", suffix=".so", dir=out_dir)
     os.close(fd)
     try:
+        sources = [str(p) for p in SOURCES]
         proc = subprocess.run(
-            [cxx, *FLAGS, str(SOURCE), "-o", tmp], capture_output=True, text=True, timeout=300
+            [cxx, *FLAGS, *NATIVE_FLAGS, *sources, "-o", tmp], capture_output=True, text=True, timeout=300
         )
+        if proc.returncode != 0:  # a compiler or target without -march=native
+            proc = subprocess.run([cxx, *FLAGS, *sources, "-o", tmp], capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
         os.replace(tmp, target)
@@ -97,7 +118,7 @@ def _load() -> ctypes.CDLL | None:
         if lib.spikeseq_abi_version() != ABI_VERSION:
             raise RuntimeError("stale library (ABI version mismatch)")
     except (OSError, RuntimeError, subprocess.SubprocessError) as err:
-        _state["reason"] = f"building the C++ scan failed: {err}"
+        _state["reason"] = f"building the C++ kernels failed: {err}"
         return None
     _declare(lib)
     return lib
@@ -114,8 +135,12 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"li_bwd_{suf}").argtypes = [i64, i64] + [p] * 7 + [i]
         getattr(lib, f"alif_fwd_{suf}").argtypes = [i, i64, i64] + [p] * 12 + [i]
         getattr(lib, f"alif_bwd_{suf}").argtypes = [i, i, i64, i64] + [p] * 19 + [i]
-        getattr(lib, f"spikes_to_u8_{suf}").argtypes = [p, p, i64]
-        getattr(lib, f"spikes_to_u8_{suf}").restype = i64
+        getattr(lib, f"spike_rows_count_{suf}").argtypes = [p, i64, i64, p, i]
+        getattr(lib, f"spike_rows_count_{suf}").restype = i64
+        getattr(lib, f"spike_rows_fill_{suf}").argtypes = [p, i64, i64, p, p, i]
+        getattr(lib, f"spike_gather_{suf}").argtypes = [i64, i64, p, p, p, p, p, i]
+        getattr(lib, f"spike_weight_grad_{suf}").argtypes = [i64, i64, i64, p, p, p, p, i64, i]
+    lib.spike_rows_transpose.argtypes = [i64, i64, p, p, p, p]
 
 
 def library() -> ctypes.CDLL | None:
