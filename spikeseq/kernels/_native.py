@@ -135,9 +135,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"li_bwd_{suf}").argtypes = [i64, i64] + [p] * 7 + [i]
         getattr(lib, f"alif_fwd_{suf}").argtypes = [i, i64, i64] + [p] * 12 + [i]
         getattr(lib, f"alif_bwd_{suf}").argtypes = [i, i, i64, i64] + [p] * 19 + [i]
-        getattr(lib, f"spike_rows_count_{suf}").argtypes = [p, i64, i64, p, i]
-        getattr(lib, f"spike_rows_count_{suf}").restype = i64
-        getattr(lib, f"spike_rows_fill_{suf}").argtypes = [p, i64, i64, p, p, i]
+        getattr(lib, f"spike_rows_compress_{suf}").argtypes = [p, i64, i64, p, p]
+        getattr(lib, f"spike_rows_compress_{suf}").restype = i64
         getattr(lib, f"spike_gather_{suf}").argtypes = [i64, i64, p, p, p, p, p, i]
         getattr(lib, f"spike_weight_grad_{suf}").argtypes = [i64, i64, i64, p, p, p, p, i64, i]
     lib.spike_rows_transpose.argtypes = [i64, i64, p, p, p, p]

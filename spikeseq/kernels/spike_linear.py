@@ -65,12 +65,11 @@ class _SpikeLinear(torch.autograd.Function):
         need_weight_grad = ctx.needs_input_grad[1]
         if spmm.supports(z2) and weight.device.type == "cpu":
             z2 = z2.contiguous()
-            rowptr, bad = spmm.count_spikes(z2)
+            compressed, bad = spmm.compress(z2)
             if bad:
                 raise ParameterError(_NOT_SPIKES)
-            density = int(rowptr[-1]) / max(z2.numel(), 1)
-            if _use_sparse(mode, density, out_features):
-                spikes = spmm.compress(z2, rowptr)
+            if _use_sparse(mode, compressed.nnz / max(z2.numel(), 1), out_features):
+                spikes = compressed
                 out2 = spmm.linear(spikes, weight, bias)
             else:
                 out2 = F.linear(z2, weight, bias)

@@ -13,7 +13,6 @@
 // The inner loops add whole rows of O numbers in registers: GCC/Clang vector extensions of the widest vector
 // the build targets (the library is compiled with -march=native where the compiler accepts it).
 
-#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -84,66 +83,52 @@ void sum_listed_rows(const S* RS src, int64_t O, const int32_t* RS list, int64_t
   }
 }
 
-// Pass 1: rowptr[r + 1] = number of nonzeros of row r (prefix-summed by the caller's thread afterwards);
-// returns the number of entries that are neither 0 nor 1 (NaN included).
+// The columns of row r's nonzeros, ascending, written from out[0]; returns their number and sets `odd` when an
+// entry is neither 0 nor 1 (NaN included).
 template <typename S>
-int64_t count_rows(const S* RS z, int64_t R, int64_t K, int64_t* RS rowptr, int nth) {
-  std::atomic<int64_t> bad{0};
-  parallel(
-      R, nth,
-      [&](int64_t a, int64_t b) {
-        int64_t local = 0;
-        for (int64_t r = a; r < b; ++r) {
-          const S* RS zr = z + r * K;
-          int32_t count = 0, odd = 0;
-          for (int64_t k = 0; k < K; ++k) {
-            S v = zr[k];
-            count += (v != S(0));
-            odd |= (v != S(0)) & (v != S(1));
-          }
-          rowptr[r + 1] = count;
-          local += odd ? 1 : 0;
-        }
-        bad += local;
-      },
-      256, 1);
-  rowptr[0] = 0;
-  for (int64_t r = 0; r < R; ++r) rowptr[r + 1] += rowptr[r];
-  return bad.load();
+inline int64_t compress_row(const S* RS zr, int64_t K, int32_t* RS out, bool& odd) {
+  int64_t p = 0, k = 0;
+#if defined(__AVX512F__)
+  if constexpr (sizeof(S) == 4) {
+    const float* zf = reinterpret_cast<const float*>(zr);
+    __m512i cols = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i sixteen = _mm512_set1_epi32(16);
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __mmask16 strange = 0;
+    for (; k + 16 <= K; k += 16) {
+      const __m512 v = _mm512_loadu_ps(zf + k);
+      const __mmask16 nz = _mm512_cmpneq_ps_mask(v, _mm512_setzero_ps());  // unordered: NaN counts as nonzero
+      strange |= nz & _mm512_cmpneq_ps_mask(v, one);
+      _mm512_mask_compressstoreu_epi32(out + p, nz, cols);
+      p += __builtin_popcount(static_cast<unsigned>(nz));
+      cols = _mm512_add_epi32(cols, sixteen);
+    }
+    odd |= strange != 0;
+  }
+#endif
+  for (; k < K; ++k) {
+    const S v = zr[k];
+    if (v != S(0)) {
+      out[p++] = int32_t(k);
+      odd |= v != S(1);
+    }
+  }
+  return p;
 }
 
-// Pass 2: the columns of the nonzeros of every row, ascending (rows split between threads, so no write may leave
-// its row: the branch-free tail loop stops at the row's count).
+// Z [R, K] -> compressed rows in one pass (on the calling thread: the pass is memory bound, and measured slower
+// with a second thread). idx needs room for R * K indices (only the first nnz are written); rowptr [R + 1].
+// Returns the number of rows holding an entry that is neither 0 nor 1.
 template <typename S>
-void fill_rows(const S* RS z, int64_t R, int64_t K, const int64_t* RS rowptr, int32_t* RS idx, int nth) {
-  parallel(
-      R, nth,
-      [&](int64_t a, int64_t b) {
-        for (int64_t r = a; r < b; ++r) {
-          const S* RS zr = z + r * K;
-          int32_t* RS out = idx + rowptr[r];
-          const int64_t n = rowptr[r + 1] - rowptr[r];
-          int64_t p = 0, k = 0;
-#if defined(__AVX512F__)
-          if constexpr (sizeof(S) == 4) {
-            __m512i cols = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-            const __m512i sixteen = _mm512_set1_epi32(16);
-            for (; k + 16 <= K; k += 16) {
-              __mmask16 m = _mm512_cmpneq_ps_mask(_mm512_loadu_ps(reinterpret_cast<const float*>(zr) + k),
-                                                  _mm512_setzero_ps());
-              _mm512_mask_compressstoreu_epi32(out + p, m, cols);
-              p += __builtin_popcount(static_cast<unsigned>(m));
-              cols = _mm512_add_epi32(cols, sixteen);
-            }
-          }
-#endif
-          for (; k < K && p < n; ++k) {
-            out[p] = int32_t(k);
-            p += (zr[k] != S(0));
-          }
-        }
-      },
-      256, 1);
+int64_t compress_rows(const S* RS z, int64_t R, int64_t K, int64_t* RS rowptr, int32_t* RS idx) {
+  int64_t bad = 0;
+  rowptr[0] = 0;
+  for (int64_t r = 0; r < R; ++r) {
+    bool odd = false;
+    rowptr[r + 1] = rowptr[r] + compress_row<S>(z + r * K, K, idx + rowptr[r], odd);
+    bad += odd;
+  }
+  return bad;
 }
 
 template <typename S>
@@ -198,12 +183,9 @@ void scatter_cols(int64_t R, int64_t K, int64_t O, const int64_t* RS colptr, con
 }  // namespace
 
 #define SPIKESEQ_SPMM_EXPORT(S, SUF)                                                                           \
-  extern "C" int64_t spike_rows_count_##SUF(const S* z, int64_t R, int64_t K, int64_t* rowptr, int nth) {    \
-    return count_rows<S>(z, R, K, rowptr, nth);                                                               \
-  }                                                                                                           \
-  extern "C" void spike_rows_fill_##SUF(const S* z, int64_t R, int64_t K, const int64_t* rowptr, int32_t* idx, \
-                                        int nth) {                                                            \
-    fill_rows<S>(z, R, K, rowptr, idx, nth);                                                                  \
+  extern "C" int64_t spike_rows_compress_##SUF(const S* z, int64_t R, int64_t K, int64_t* rowptr,              \
+                                               int32_t* idx) {                                                \
+    return compress_rows<S>(z, R, K, rowptr, idx);                                                            \
   }                                                                                                           \
   extern "C" void spike_gather_##SUF(int64_t R, int64_t O, const int64_t* rowptr, const int32_t* idx,          \
                                      const S* wt, const S* bias, S* out, int nth) {                           \

@@ -44,26 +44,28 @@ def supports(z: torch.Tensor) -> bool:
     return z.device.type == "cpu" and z.dtype in DTYPES and available()
 
 
-def _threads() -> int:
-    return max(1, torch.get_num_threads())
+#: Additions (nnz x outputs) per extra thread for the row sums. Measured on the 2-core dev machine (float32,
+#: median of 15): at 21M additions ([3200, 256] x 256, density 0.1) two threads were no faster than one (gather
+#: 0.60 vs 0.56 ms) and inside a training step slower (the threads compete with torch's); at 143-209M additions
+#: two threads took 0.55-0.87x the time of one. Compressing is memory bound and runs on one thread (with two it
+#: took 0.45 instead of 0.15 ms at [3200, 256]).
+ADDS_PER_THREAD = 64_000_000
 
 
-def count_spikes(z2: torch.Tensor) -> tuple[torch.Tensor, int]:
-    """``rowptr`` of a contiguous ``[R, K]`` matrix and the number of entries that are neither 0 nor 1."""
+def _threads(work: int) -> int:
+    return max(1, min(torch.get_num_threads(), work // ADDS_PER_THREAD))
+
+
+def compress(z2: torch.Tensor) -> tuple[SpikeRows, int]:
+    """The compressed rows of a contiguous ``[R, K]`` matrix (one pass) and the number of rows holding an entry
+    that is neither 0 nor 1 (the rows are only meaningful when that number is 0)."""
     rows, cols = z2.shape
     rowptr = torch.empty(rows + 1, dtype=torch.int64)
-    fn = getattr(_native.library(), f"spike_rows_count_{DTYPES[z2.dtype]}")
-    bad = fn(z2.data_ptr(), rows, cols, rowptr.data_ptr(), _threads())
-    return rowptr, int(bad)
-
-
-def compress(z2: torch.Tensor, rowptr: torch.Tensor) -> SpikeRows:
-    """The compressed rows of ``z2`` (counted by :func:`count_spikes`, which must have found only 0s and 1s)."""
-    rows, cols = z2.shape
-    idx = torch.empty(max(int(rowptr[-1]), 1), dtype=torch.int32)
-    fn = getattr(_native.library(), f"spike_rows_fill_{DTYPES[z2.dtype]}")
-    fn(z2.data_ptr(), rows, cols, rowptr.data_ptr(), idx.data_ptr(), _threads())
-    return SpikeRows(rowptr, idx, rows, cols)
+    buf = torch.empty(max(rows * cols, 1), dtype=torch.int32)  # room for every entry; only nnz are written
+    fn = getattr(_native.library(), f"spike_rows_compress_{DTYPES[z2.dtype]}")
+    bad = fn(z2.data_ptr(), rows, cols, rowptr.data_ptr(), buf.data_ptr())
+    idx = buf[: max(int(rowptr[-1]), 1)].clone()
+    return SpikeRows(rowptr, idx, rows, cols), int(bad)
 
 
 def linear(spikes: SpikeRows, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
@@ -74,7 +76,7 @@ def linear(spikes: SpikeRows, weight: torch.Tensor, bias: torch.Tensor | None) -
     b = None if bias is None else bias.detach().contiguous()
     fn = getattr(_native.library(), f"spike_gather_{DTYPES[weight.dtype]}")
     fn(spikes.rows, out_features, spikes.rowptr.data_ptr(), spikes.idx.data_ptr(), wt.data_ptr(),
-       None if b is None else b.data_ptr(), out.data_ptr(), _threads())
+       None if b is None else b.data_ptr(), out.data_ptr(), _threads(spikes.nnz * out_features))
     return out
 
 
@@ -90,5 +92,5 @@ def weight_grad(spikes: SpikeRows, g2: torch.Tensor) -> torch.Tensor:
     gwt = torch.empty(spikes.cols, out_features, dtype=g2.dtype)
     fn = getattr(lib, f"spike_weight_grad_{DTYPES[g2.dtype]}")
     fn(spikes.rows, spikes.cols, out_features, colptr.data_ptr(), by_col.data_ptr(), g2.data_ptr(), gwt.data_ptr(),
-       WEIGHT_GRAD_BLOCK_ROWS, _threads())
+       WEIGHT_GRAD_BLOCK_ROWS, _threads(spikes.nnz * out_features))
     return gwt.t()
