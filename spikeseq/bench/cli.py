@@ -8,6 +8,7 @@ import importlib
 BENCHES: dict[str, str] = {
     "sim": "simulator core vs snnTorch / Norse / SpikingJelly and the dense-matmul bound",
     "data": "event binning of N-MNIST, first pass vs cached pass, loader throughput",
+    "spmm": "event-driven spike_linear vs the dense matmul over spike densities",
     "delays": "DelayLinear vs the dcls package, integer inference path vs Gaussian training path",
     "interp": "event-driven interpreter cost vs number of events",
     "profile": "profiler overhead vs the plain forward pass",

@@ -30,12 +30,12 @@ from spikeseq.kernels import spmm
 
 SpikeLinearMode = Literal["auto", "sparse", "dense"]
 MODES = ("auto", "sparse", "dense")
-#: Largest spike density at which "auto" goes event-driven. Crossover measured on the 2-core dev machine (AVX-512,
-#: float32, forward + weight gradient against MKL's addmm + mm, [3200, 256] x [256, 256]): see
-#: ``spikeseq bench spmm``; the sparse way was faster up to density ~0.3, so 0.2 leaves a margin.
-SPARSE_MAX_DENSITY = 0.2
-#: Fewest outputs for which "auto" goes event-driven: the sums run over vectors of outputs, and narrow layers
-#: (a 20-class readout: 0.21 vs 0.18 ms forward at density 0.1, same machine) are no faster than the dense matmul.
+#: Largest spike density at which "auto" goes event-driven. Measured with ``spikeseq bench spmm --threads 2`` on the
+#: 2-core dev machine (AVX-512, float32, [3200, 256] -> 256, forward + all gradients): dense time / event-driven
+#: time 1.93 at density 0.01, 1.34 at 0.1, 0.95 at 0.2, 0.72 at 0.3 (forward alone: 1.79 at 0.1, 1.14 at 0.2).
+SPARSE_MAX_DENSITY = 0.15
+#: Fewest outputs for which "auto" goes event-driven: the sums run over vectors of outputs, so narrow layers gain
+#: less. Same bench at density 0.1: 32 outputs 1.19x faster event-driven, 20 outputs (a readout) 0.90x.
 SPARSE_MIN_OUT = 32
 
 _NOT_SPIKES = ("spike_linear needs an input of 0s and 1s (spikes); use torch.nn.functional.linear for graded "
