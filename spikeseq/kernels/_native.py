@@ -9,8 +9,9 @@ Nothing happens at import. The first call of :func:`library` compiles the source
 keyed by a hash of the sources, the flags, the compiler, the platform and the CPU, written to a temporary name and
 renamed (several processes may build at once). The build targets the CPU it runs on (``-march=native``: AVX-512 where
 there is one; ``-ffp-contract=off`` keeps every result rounded as torch's separate operations) and is retried
-without ``-march=native`` where the compiler refuses it. When no compiler is found or the build fails, :func:`library` returns
-``None`` and :func:`unavailable_reason` says why; the dispatcher then falls back to the torch reference.
+without ``-march=native`` where the compiler refuses it. When no compiler is found or the build fails,
+:func:`library` returns ``None`` and :func:`unavailable_reason` says why; the dispatcher then falls back to the
+torch reference (and ``spike_linear`` to dense matmuls).
 ``SPIKESEQ_NO_CPP=1`` disables the library (to compare with the reference, or where loading native code is unwanted).
 """
 

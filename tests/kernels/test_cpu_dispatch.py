@@ -13,8 +13,7 @@ import torch
 from spikeseq import kernels as K
 from spikeseq.errors import BackendUnavailableError, DTypeError, NonFiniteError, ParameterError, ShapeError
 from spikeseq.functional import CubaLIFState, LIFState
-from spikeseq.kernels import dispatch
-from spikeseq.kernels import _native
+from spikeseq.kernels import _native, dispatch
 from spikeseq.kernels.lif import cpu
 
 needs_cpp = pytest.mark.skipif(not cpu.available()[0], reason=f"C++ scan unavailable: {cpu.available()[1]}")
