@@ -22,7 +22,7 @@ from torch import nn
 from spikeseq.checks import check_sequence
 from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.models.registry import register
-from spikeseq.nn import LI, LIF, Sequential
+from spikeseq.nn import LI, LIF, Sequential, SpikeLinear
 from spikeseq.nn.recurrent import RLIF
 
 
@@ -43,11 +43,12 @@ class SNNMLP(Sequential):
         sizes = _hidden_list(hidden)
         layers: list[nn.Module] = [nn.Flatten()]
         prev = int(n_in)
-        for h in sizes:
-            layers += [nn.Linear(prev, h), LIF(tau_mem=tau_mem, dt=dt, v_th=v_th, reset=reset, learn=learn,
+        for i, h in enumerate(sizes):  # layers after the first take spikes: event-driven products where they pay
+            linear = nn.Linear(prev, h) if i == 0 else SpikeLinear(prev, h)
+            layers += [linear, LIF(tau_mem=tau_mem, dt=dt, v_th=v_th, reset=reset, learn=learn,
                                                 backend=backend)]
             prev = h
-        layers += [nn.Linear(prev, int(n_out)), LI(tau_mem=tau_out or tau_mem, dt=dt, learn=learn, backend=backend)]
+        layers += [SpikeLinear(prev, int(n_out)), LI(tau_mem=tau_out or tau_mem, dt=dt, learn=learn, backend=backend)]
         super().__init__(*layers)
         self.n_in, self.n_out = int(n_in), int(n_out)
 
@@ -71,7 +72,7 @@ class RSNN(Sequential):
         (h,) = _hidden_list(hidden)
         super().__init__(
             RLIF(int(n_in), h, tau_mem=tau_mem, dt=dt, v_th=v_th, reset=reset, learn=learn),
-            nn.Linear(h, int(n_out)),
+            SpikeLinear(h, int(n_out)),
             LI(tau_mem=tau_out or tau_mem, dt=dt, learn=learn, backend=backend),
         )
         self.n_in, self.n_out, self.hidden = int(n_in), int(n_out), h
