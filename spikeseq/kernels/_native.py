@@ -36,8 +36,14 @@ FLAGS = [
     "-O2", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-std=c++17", "-shared", "-fPIC", "-pthread",
     "-ffp-contract=off", "-fno-math-errno", "-fno-trapping-math",
 ]
-#: Tried first; dropped when the compiler rejects it.
-NATIVE_FLAGS = ["-march=native"]
+#: Tried first; dropped when the compiler rejects it. ``$SPIKESEQ_TARGET_FLAGS`` replaces them (for a cache shared
+#: by different machines: e.g. ``-march=x86-64-v3``, or an empty string for the compiler's portable default).
+DEFAULT_TARGET_FLAGS = ["-march=native"]
+
+
+def target_flags() -> list[str]:
+    env = os.environ.get("SPIKESEQ_TARGET_FLAGS")
+    return DEFAULT_TARGET_FLAGS if env is None else env.split()
 ABI_VERSION = 6
 
 _lock = threading.Lock()
@@ -72,8 +78,9 @@ def _cpu_identity() -> bytes:
 
 def _build(cxx: str) -> Path:
     text = b"".join(p.read_bytes() for p in (*SOURCES, *HEADERS))
+    arch = target_flags()
     key = hashlib.sha256(
-        text + " ".join(FLAGS + NATIVE_FLAGS).encode() + cxx.encode() + platform.platform().encode()
+        text + " ".join(FLAGS + arch).encode() + cxx.encode() + platform.platform().encode()
         + sys.version.encode() + _cpu_identity()
     ).hexdigest()[:16]
     out_dir = cache_dir()
@@ -93,9 +100,9 @@ def _build(cxx: str) -> Path:
     try:
         sources = [str(p) for p in SOURCES]
         proc = subprocess.run(
-            [cxx, *FLAGS, *NATIVE_FLAGS, *sources, "-o", tmp], capture_output=True, text=True, timeout=300
+            [cxx, *FLAGS, *arch, *sources, "-o", tmp], capture_output=True, text=True, timeout=300
         )
-        if proc.returncode != 0:  # a compiler or target without -march=native
+        if proc.returncode != 0 and arch:  # a compiler or target without -march=native
             proc = subprocess.run([cxx, *FLAGS, *sources, "-o", tmp], capture_output=True, text=True, timeout=300)
         if proc.returncode != 0:
             raise RuntimeError(f"{cxx} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
