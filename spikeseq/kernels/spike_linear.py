@@ -10,10 +10,11 @@ A linear layer after spiking neurons (or on input spikes) multiplies a mostly-ze
 ``"dense"``: ``F.linear``, with the input saved as ``uint8`` (1 byte per entry instead of 4) for the weight gradient;
     outputs and gradients are exactly those of ``F.linear``. The only mode on GPUs and without the C++ library.
 
-``mode="auto"`` counts the spikes first (one pass, which also checks the input) and takes the sparse way when the
-density is at most :data:`SPARSE_MAX_DENSITY` and the layer has at least :data:`SPARSE_MIN_OUT` outputs. The input
-must hold only 0s and 1s: anything else raises :class:`~spikeseq.errors.ParameterError` (use ``F.linear`` for graded
-inputs). The gradient to ``z`` (for the surrogate of the neurons before) is the dense ``g @ weight`` either way.
+On the CPU the spikes are compressed first in every mode (one pass, which also checks the input and gives the
+density); ``mode="auto"`` then takes the sparse way when the density is at most :data:`SPARSE_MAX_DENSITY` and the
+layer has at least :data:`SPARSE_MIN_OUT` outputs. The input must hold only 0s and 1s: anything else raises
+:class:`~spikeseq.errors.ParameterError` (use ``F.linear`` for graded inputs). The gradient to ``z`` (for the
+surrogate of the neurons before) is the dense ``g @ weight`` either way.
 """
 
 from __future__ import annotations
