@@ -14,7 +14,8 @@ Recurrence uses the spikes of step t-1:
 ``N_*`` are :class:`spikeseq.nn.LIF` or :class:`spikeseq.nn.CubaLIF` populations with a learnable decay and
 threshold each (one per population by default, as snnTorch ``Leaky(learn_beta=True, learn_threshold=True)``),
 stepped with :func:`spikeseq.functional.lif_step` / :func:`~spikeseq.functional.cuba_lif_step`. The reset is
-spikeseq's subtractive reset (snnTorch subtracts one step later; see :mod:`spikeseq.functional.lif`). No biases;
+spikeseq's subtractive reset by default (snnTorch subtracts one step later; see :mod:`spikeseq.functional.lif`);
+``reset="zero"`` trains with Loihi's reset (see ``spikeseq.graph.error_budget``). No biases;
 ``e_x``, ``e_h`` LeCun-uniform, ``e_m`` zero, ``W_*`` Xavier-normal (as the reference code).
 
 Because of the h->u and m->u feedback the cell is stepped in time; the input and output populations have no
@@ -121,6 +122,7 @@ class L2MU(StatefulModule):
         beta_out: float = 0.15, v_th_out: float = 0.1,
         alpha: float = 0.5,
         per_neuron: bool = False,
+        reset: str = "subtract",
         surrogate: sg.Surrogate = sg.DEFAULT,
         dt: float = 0.02,
     ) -> None:
@@ -144,7 +146,8 @@ class L2MU(StatefulModule):
         self.register_buffer("b_bar", b_bar, persistent=False)
 
         def pop(size, beta, v_th):
-            kw = dict(beta=beta, v_th=v_th, dt=dt, surrogate=surrogate, learn="beta", learn_threshold=True)
+            kw = dict(beta=beta, v_th=v_th, dt=dt, surrogate=surrogate, learn="beta", learn_threshold=True,
+                      reset=reset)
             n = size if per_neuron else None
             return CubaLIF(n, alpha=alpha, **kw) if neuron == "cuba" else LIF(n, **kw)
 

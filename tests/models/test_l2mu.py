@@ -19,10 +19,10 @@ def _small(**kw):
     return L2MU(3, 2, **cfg).double()
 
 
-def _reference(model: L2MU, x: torch.Tensor) -> torch.Tensor:
+def _reference(model: L2MU, x: torch.Tensor, reset: str = "subtract") -> torch.Tensor:
     """The cell equations of the module docstring, written out with the functional neurons (LIF model)."""
     def lif(pop, i, v):
-        z, st = F.lif_step(i, None if v is None else F.LIFState(v), beta=pop.beta, v_th=pop.v_th)
+        z, st = F.lif_step(i, None if v is None else F.LIFState(v), beta=pop.beta, v_th=pop.v_th, reset=reset)
         return z, st.v
 
     a, b = lmu_matrices(model.order, model.theta, dtype=torch.float64)
@@ -47,17 +47,19 @@ def _reference(model: L2MU, x: torch.Tensor) -> torch.Tensor:
     return torch.stack(out)
 
 
-def test_cell_matches_reference_equations():
+@pytest.mark.parametrize("reset", ["subtract", "zero"])
+def test_cell_matches_reference_equations(reset):
     torch.manual_seed(0)
-    model = _small(v_th_u=0.05, v_th_m=0.05, v_th_h=0.05, v_th_out=0.05)
+    model = _small(v_th_u=0.05, v_th_m=0.05, v_th_h=0.05, v_th_out=0.05, reset=reset)
     with torch.no_grad():
         model.e_m.weight.normal_()  # zero at init; make the m -> u feedback path matter here
         for lin in (model.w_in, model.e_x, model.w_x, model.w_out):
             lin.weight.mul_(3)
     x = torch.randn(12, 4, 3, dtype=torch.float64)
     y, _ = model(x)
-    ref = _reference(model, x)
+    ref = _reference(model, x, reset)
     assert ref[-1].sum() > 0  # the output population fired, so the comparison is not vacuous
+    assert {p.reset for p in (model.pop_x, model.pop_u, model.pop_m, model.pop_h, model.pop_out)} == {reset}
     torch.testing.assert_close(y, ref, rtol=0, atol=0)
 
 
