@@ -19,6 +19,7 @@ surrogate of the neurons before) is the dense ``g @ weight`` either way.
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 import torch
@@ -61,7 +62,7 @@ class _SpikeLinear(torch.autograd.Function):
     @staticmethod
     def forward(ctx, z, weight, bias, mode):  # type: ignore[override]
         in_features, out_features = weight.shape[1], weight.shape[0]
-        z2 = z.reshape(-1, in_features)
+        z2 = z.reshape(math.prod(z.shape[:-1]), in_features)  # (-1 is ambiguous for empty tensors)
         spikes, zb = None, None
         need_weight_grad = ctx.needs_input_grad[1]
         if spmm.supports(z2) and weight.device.type == "cpu":
@@ -96,7 +97,7 @@ class _SpikeLinear(torch.autograd.Function):
     def backward(ctx, g):  # type: ignore[override]
         rowptr, saved, weight = ctx.saved_tensors
         need = ctx.needs_input_grad
-        g2 = g.reshape(-1, g.shape[-1])
+        g2 = g.reshape(math.prod(g.shape[:-1]), g.shape[-1])
         gz = (g2 @ weight).reshape(ctx.z_shape) if need[0] else None
         gw = None
         if need[1]:

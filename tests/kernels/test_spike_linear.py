@@ -61,6 +61,8 @@ def test_dense_mode_is_f_linear_exactly(dtype, with_bias):
         ((300, 4, 700), 256, 0.05),  # enough rows for two threads and several weight-gradient row blocks
         ((5, 2, 64), 33, 0.0),  # no spikes at all
         ((6, 2, 19), 48, 1.0),  # all spikes
+        ((0, 5, 40), 48, 0.1),  # no rows
+        ((3, 2, 0), 48, 0.1),  # no inputs: the bias alone
     ],
 )
 def test_sparse_mode_matches_f_linear_outputs_and_all_gradients(dtype, shape, out_features, density):
