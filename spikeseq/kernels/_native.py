@@ -39,15 +39,15 @@ FLAGS = [
 #: Tried first; dropped when the compiler rejects it. ``$SPIKESEQ_TARGET_FLAGS`` replaces them (for a cache shared
 #: by different machines: e.g. ``-march=x86-64-v3``, or an empty string for the compiler's portable default).
 DEFAULT_TARGET_FLAGS = ["-march=native"]
+ABI_VERSION = 6
+
+_lock = threading.Lock()
+_state: dict[str, object] = {}
 
 
 def target_flags() -> list[str]:
     env = os.environ.get("SPIKESEQ_TARGET_FLAGS")
     return DEFAULT_TARGET_FLAGS if env is None else env.split()
-ABI_VERSION = 6
-
-_lock = threading.Lock()
-_state: dict[str, object] = {}
 
 
 def cache_dir() -> Path:
