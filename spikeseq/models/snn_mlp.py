@@ -11,7 +11,9 @@ The raw (normalised) signal is the input current, as in the "recurrent LIF, raw 
 ``specs/har-reference-points.md``; a delta code would drop the gravity component that separates postures.
 
 Both are :class:`spikeseq.nn.Sequential` networks (so :mod:`spikeseq.graph` traces and exports them) and follow
-the LIF equations of :mod:`spikeseq.functional.lif` and keep no hidden state: ``y, state = m(x, state)``.
+the LIF equations of :mod:`spikeseq.functional.lif` and keep no hidden state: ``y, state = m(x, state)``. Every
+Linear fed by spiking neurons is a :class:`spikeseq.nn.SpikeLinear` (event-driven products where they pay; the
+first layer takes the raw input, which may be graded, and stays an ``nn.Linear``).
 """
 
 from __future__ import annotations
