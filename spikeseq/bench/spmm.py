@@ -4,7 +4,7 @@ One linear layer on spikes ``[rows, in] -> [rows, out]`` (default: the hidden la
 3200 x 256 -> 256), float32, for each density: forward (inference) and forward + backward (gradients of the
 weight, the bias and the spikes) of ``spike_linear(mode="sparse")`` and ``spike_linear(mode="dense")`` (``F.linear``
 with the input saved as uint8), timed interleaved, medians. The table shows where the event-driven path stops
-paying, the measurement behind ``spike_linear.SPARSE_MAX_DENSITY``; outputs of the two are compared each time.
+paying, the measurement behind ``spike_linear.SPARSE_MAX_DENSITY_BY_VECTOR``; outputs of the two are compared each time.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import torch
 
 from spikeseq.errors import BackendUnavailableError
 from spikeseq.kernels import spike_linear, spmm
-from spikeseq.kernels.spike_linear import SPARSE_MAX_DENSITY
+from spikeseq.kernels.spike_linear import sparse_max_density
 
 DENSITIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
               f"{r['fwd_bwd_dense_over_sparse']:6.2f} {r['max_abs_diff']:9.1e}", flush=True)
     paying = [r["density"] for r in table if r["fwd_bwd_dense_over_sparse"] > 1.0]
     print(f"event-driven fwd+bwd faster up to density {max(paying) if paying else 'none'} "
-          f"(auto mode switches at {SPARSE_MAX_DENSITY})")
+          f"(auto mode switches at {sparse_max_density()} with this {8 * spmm.vector_bytes()}-bit vector build)")
     if args.json:
         tmp = args.json.with_suffix(args.json.suffix + ".tmp")
         tmp.write_text(json.dumps({"rows": args.rows, "in": args.in_features, "out": args.out_features,

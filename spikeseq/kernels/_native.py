@@ -39,7 +39,7 @@ FLAGS = [
 #: Tried first; dropped when the compiler rejects it. ``$SPIKESEQ_TARGET_FLAGS`` replaces them (for a cache shared
 #: by different machines: e.g. ``-march=x86-64-v3``, or an empty string for the compiler's portable default).
 DEFAULT_TARGET_FLAGS = ["-march=native"]
-ABI_VERSION = 6
+ABI_VERSION = 7
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -148,6 +148,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"spike_gather_{suf}").argtypes = [i64, i64, p, p, p, p, p, i]
         getattr(lib, f"spike_weight_grad_{suf}").argtypes = [i64, i64, i64, p, p, p, p, i64, i]
     lib.spike_rows_transpose.argtypes = [i64, i64, p, p, p, p]
+    lib.spike_vector_bytes.argtypes = []
 
 
 def library() -> ctypes.CDLL | None:

@@ -11,10 +11,11 @@ A linear layer after spiking neurons (or on input spikes) multiplies a mostly-ze
     outputs and gradients are exactly those of ``F.linear``. The only mode on GPUs and without the C++ library.
 
 On the CPU the spikes are compressed first in every mode (one pass, which also checks the input and gives the
-density); ``mode="auto"`` then takes the sparse way when the density is at most :data:`SPARSE_MAX_DENSITY` and the
-layer has at least :data:`SPARSE_MIN_OUT` outputs. The input must hold only 0s and 1s: anything else raises
-:class:`~spikeseq.errors.ParameterError` (use ``F.linear`` for graded inputs). The gradient to ``z`` (for the
-surrogate of the neurons before) is the dense ``g @ weight`` either way.
+density); ``mode="auto"`` then takes the sparse way when the density is at most :func:`sparse_max_density` (0.15
+with AVX-512 or AVX2 builds, 0.08 with SSE2/NEON) and the layer has at least :data:`SPARSE_MIN_OUT` outputs. The
+input must hold only 0s and 1s: anything else raises :class:`~spikeseq.errors.ParameterError` (use ``F.linear``
+for graded inputs). The gradient to ``z`` (for the surrogate of the neurons before) is the dense ``g @ weight``
+either way.
 """
 
 from __future__ import annotations
@@ -32,10 +33,13 @@ from spikeseq.kernels import spmm
 
 SpikeLinearMode = Literal["auto", "sparse", "dense"]
 MODES = ("auto", "sparse", "dense")
-#: Largest spike density at which "auto" goes event-driven. Measured with ``spikeseq bench spmm --threads 2`` on the
-#: 2-core dev machine (AVX-512, float32, [3200, 256] -> 256, forward + all gradients): dense time / event-driven
-#: time 1.93 at density 0.01, 1.34 at 0.1, 0.95 at 0.2, 0.72 at 0.3 (forward alone: 1.79 at 0.1, 1.14 at 0.2).
-SPARSE_MAX_DENSITY = 0.15
+#: Largest spike density at which "auto" goes event-driven, by the vector width the library was built for.
+#: Measured with ``spikeseq bench spmm --threads 2`` on the 2-core dev machine (float32, [3200, 256] -> 256, forward
+#: + all gradients, dense time / event-driven time; the dense side is MKL with AVX-512 in every row):
+#: AVX-512 build (64 bytes) 1.93 at density 0.01, 1.34 at 0.1, 0.95 at 0.2, 0.72 at 0.3; AVX2 build
+#: (``SPIKESEQ_TARGET_FLAGS=-march=x86-64-v3``, 32 bytes) 1.58 at 0.05, 1.20 at 0.1, 1.04 at 0.15, 0.92 at 0.2;
+#: portable build (``SPIKESEQ_TARGET_FLAGS=""``, SSE2, 16 bytes) 1.33 at 0.05, 0.99 at 0.1, 0.84 at 0.15.
+SPARSE_MAX_DENSITY_BY_VECTOR = {64: 0.15, 32: 0.15, 16: 0.08}
 #: Fewest outputs for which "auto" goes event-driven: the sums run over vectors of outputs, so narrow layers gain
 #: less. Same bench at density 0.1: 32 outputs 1.19x faster event-driven, 20 outputs (a readout) 0.90x.
 SPARSE_MIN_OUT = 32
@@ -52,10 +56,15 @@ def _check_binary_torch(z: torch.Tensor) -> torch.Tensor:
     return zb
 
 
+def sparse_max_density() -> float:
+    """The density up to which ``mode="auto"`` goes event-driven with the library built here."""
+    return SPARSE_MAX_DENSITY_BY_VECTOR.get(spmm.vector_bytes(), min(SPARSE_MAX_DENSITY_BY_VECTOR.values()))
+
+
 def _use_sparse(mode: str, density: float, out_features: int) -> bool:
     if mode == "sparse":
         return True
-    return mode == "auto" and density <= SPARSE_MAX_DENSITY and out_features >= SPARSE_MIN_OUT
+    return mode == "auto" and density <= sparse_max_density() and out_features >= SPARSE_MIN_OUT
 
 
 class _SpikeLinear(torch.autograd.Function):

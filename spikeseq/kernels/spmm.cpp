@@ -199,6 +199,9 @@ void scatter_cols(int64_t R, int64_t K, int64_t O, const int64_t* RS colptr, con
 SPIKESEQ_SPMM_EXPORT(float, f32)
 SPIKESEQ_SPMM_EXPORT(double, f64)
 
+// The vector width the sums were compiled for (16: SSE2/NEON, 32: AVX2, 64: AVX-512).
+extern "C" int spike_vector_bytes() { return kVecBytes; }
+
 extern "C" void spike_rows_transpose(int64_t R, int64_t K, const int64_t* rowptr, const int32_t* idx,
                                      int64_t* colptr, int32_t* rows) {
   transpose_rows(R, K, rowptr, idx, colptr, rows);

@@ -39,6 +39,11 @@ def available() -> bool:
     return _native.library() is not None
 
 
+def vector_bytes() -> int:
+    """Width of the vectors the row sums were compiled for (16 SSE2/NEON, 32 AVX2, 64 AVX-512)."""
+    return int(_native.library().spike_vector_bytes())
+
+
 def supports(z: torch.Tensor) -> bool:
     """Whether the C++ path can take ``z`` (CPU, float32/float64, library built)."""
     return z.device.type == "cpu" and z.dtype in DTYPES and available()

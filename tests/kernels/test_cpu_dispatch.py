@@ -133,6 +133,8 @@ def test_portable_build_gives_the_same_results(tmp_path):
         "assert torch.equal(a, b);"
         "z = (torch.rand(40, 8, 37) < 0.1).double(); w = torch.randn(77, 37, dtype=torch.float64);"
         "torch.testing.assert_close(K.spike_linear(z, w, mode='sparse'), F.linear(z, w), atol=1e-12, rtol=0);"
+        "from spikeseq.kernels import spmm; from spikeseq.kernels.spike_linear import sparse_max_density;"
+        "assert spmm.vector_bytes() == 16 and sparse_max_density() == 0.08, spmm.vector_bytes();"
         "print('ok')"
     )
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
