@@ -1,7 +1,9 @@
 """Fast paths with the same signatures as :mod:`spikeseq.functional`, chosen by :mod:`.dispatch`.
 
 ``lif_scan(x, state, *, beta, ..., backend="auto")`` etc. Backends: ``"torch"`` (the reference) and whatever
-fast backends are registered (see :func:`spikeseq.kernels.dispatch.backends`).
+fast backends are registered (see :func:`spikeseq.kernels.dispatch.backends`). Also ``spike_linear`` (a Linear on
+spikes, event-driven on the CPU: :mod:`spikeseq.kernels.spike_linear`, :mod:`spikeseq.kernels.spmm`). The C++
+code of both is one library built on first use (:mod:`spikeseq.kernels._native`).
 """
 
 from __future__ import annotations
