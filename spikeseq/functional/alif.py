@@ -36,7 +36,8 @@ def _alif_update(v, a, x, beta, rho, v_th, adapt, reset, detach_reset, surrogate
     return z, v, rho * a + z
 
 
-def _check(beta, rho, v_th, adapt, reset):
+def check_alif_args(beta, rho, v_th, adapt, reset) -> None:
+    """The parameter checks of ``alif_step`` / ``alif_scan`` (shared with the fast kernels)."""
     check_neuron_args(beta, v_th, reset)
     check_unit_interval(rho, "rho")
     check_finite_param(adapt, "adapt")
@@ -56,7 +57,7 @@ def alif_step(
 ) -> tuple[torch.Tensor, ALIFState]:
     """One ALIF step on ``[B, ...]``. ``adapt = 1.8`` is the LSNN default of Bellec et al. (2018)."""
     check_floating(x, "x")
-    _check(beta, rho, v_th, adapt, reset)
+    check_alif_args(beta, rho, v_th, adapt, reset)
     v = initial(None if state is None else state.v, x.shape, x, "v")
     a = initial(None if state is None else state.a, x.shape, x, "a")
     p = [as_param(q, x) for q in (beta, rho, v_th, adapt)]
@@ -78,7 +79,7 @@ def alif_scan(
 ) -> tuple[torch.Tensor, ALIFState]:
     """ALIF over ``[T, B, ...]``."""
     check_sequence(x)
-    _check(beta, rho, v_th, adapt, reset)
+    check_alif_args(beta, rho, v_th, adapt, reset)
     v = initial(None if state is None else state.v, x.shape[1:], x, "v")
     a = initial(None if state is None else state.a, x.shape[1:], x, "a")
     p = [as_param(q, x) for q in (beta, rho, v_th, adapt)]

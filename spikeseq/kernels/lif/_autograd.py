@@ -23,9 +23,10 @@ import torch
 from torch.autograd.function import once_differentiable
 
 from spikeseq import surrogate as sg
-from spikeseq.checks import check_finite_param, check_finite_result, check_sequence, check_unit_interval
+from spikeseq.checks import check_finite_result, check_sequence, check_unit_interval
 from spikeseq.functional import ALIFState, CubaLIFState, LIFState, LIState
 from spikeseq.functional._common import as_param, check_neuron_args, initial
+from spikeseq.functional.alif import check_alif_args
 from spikeseq.kernels.lif._common import RESET_CODES, expand_param, reduce_grad
 from spikeseq.types import ParamLike, ResetMode
 
@@ -248,9 +249,7 @@ def make_ops(launcher: object, what: str) -> SimpleNamespace:
         surrogate: sg.Surrogate = sg.DEFAULT,
     ) -> tuple[torch.Tensor, ALIFState]:
         check_sequence(x)
-        check_neuron_args(beta, v_th, reset)
-        check_unit_interval(rho, "rho")
-        check_finite_param(adapt, "adapt")
+        check_alif_args(beta, rho, v_th, adapt, reset)
         v0 = initial(None if state is None else state.v, x.shape[1:], x, "v")
         a0 = initial(None if state is None else state.a, x.shape[1:], x, "a")
         p = [as_param(q, x) for q in (beta, rho, v_th, adapt)]
