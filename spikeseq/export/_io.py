@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+from spikeseq.errors import ExportError
 
 
 @contextlib.contextmanager
@@ -27,3 +30,19 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
         raise
+
+
+def write_description_and_script(path: str | os.PathLike, description: dict, script_template: str,
+                                 check: Callable[[Path], None], what: str) -> tuple[Path, Path]:
+    """Write ``description`` as JSON at ``path`` and the build script ``script_template`` (formatted with the
+    ``script`` and ``json_name`` file names) next to it as ``<path stem>.py``, both atomically. ``check`` reads the
+    temporary JSON back before anything is renamed; ``what`` names the description in errors."""
+    path = Path(path)
+    script = path.with_suffix(".py")
+    if script == path:
+        raise ExportError(f"the {what} path {path} must not end in .py (the script goes there)")
+    with atomic_path(path, suffix=".json.tmp") as tmp_json, atomic_path(script, suffix=".py.tmp") as tmp_py:
+        tmp_json.write_text(json.dumps(description))
+        tmp_py.write_text(script_template.format(script=script.name, json_name=path.name))
+        check(tmp_json)
+    return path, script

@@ -44,7 +44,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikeseq.errors import DataError, ExportError
-from spikeseq.export._io import atomic_path
+from spikeseq.export._io import write_description_and_script
 from spikeseq.export._sources import spike_source
 from spikeseq.export.mapping import MappingReport, raise_if_unfit
 from spikeseq.graph import ir
@@ -317,13 +317,6 @@ def write_lava(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool 
     report = map_cores(g)
     if check_mapping:
         raise_if_unfit(report)
-    desc = process_network(g, mapping=report)
-    path = Path(path)
-    script = path.with_suffix(".py")
-    if script == path:
-        raise ExportError(f"the Lava description path {path} must not end in .py (the script goes there)")
-    with atomic_path(path, suffix=".json.tmp") as tmp_json, atomic_path(script, suffix=".py.tmp") as tmp_py:
-        tmp_json.write_text(json.dumps(desc))
-        tmp_py.write_text(SCRIPT.format(script=script.name, json_name=path.name))
-        _check_written(tmp_json, g)
+    path, script = write_description_and_script(path, process_network(g, mapping=report), SCRIPT,
+                                                lambda tmp: _check_written(tmp, g), "Lava description")
     return LavaExport(path, script, g, report)

@@ -37,7 +37,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikeseq.errors import ExportError
-from spikeseq.export._io import atomic_path
+from spikeseq.export._io import write_description_and_script
 from spikeseq.export._sources import spike_source
 from spikeseq.export.mapping import MappingReport, PlacedPopulation, best_split, column_slices, raise_if_unfit
 from spikeseq.graph import ir, targets
@@ -279,13 +279,6 @@ def write_spinnaker2(graph: ir.Graph, path: str | os.PathLike, *, check_mapping:
     report = map_pes(g)
     if check_mapping:
         raise_if_unfit(report)
-    desc = network_description(g, mapping=report)
-    path = Path(path)
-    script = path.with_suffix(".py")
-    if script == path:
-        raise ExportError(f"the network description path {path} must not end in .py (the script goes there)")
-    with atomic_path(path, suffix=".json.tmp") as tmp_json, atomic_path(script, suffix=".py.tmp") as tmp_py:
-        tmp_json.write_text(json.dumps(desc))
-        tmp_py.write_text(SCRIPT.format(script=script.name, json_name=path.name))
-        _check_written(tmp_json, g)
+    path, script = write_description_and_script(path, network_description(g, mapping=report), SCRIPT,
+                                                lambda tmp: _check_written(tmp, g), "network description")
     return SpiNNaker2Export(path, script, g, report)
