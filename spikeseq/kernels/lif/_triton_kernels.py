@@ -55,6 +55,16 @@ def _step_bwd(p, th, g, gz, s, keep, R: tl.constexpr, BLOCK: tl.constexpr):
 
 
 @triton.jit
+def _load_or_zero(ptr, offs, mask, PRESENT: tl.constexpr, like, BLOCK: tl.constexpr):
+    """The block of an optional per-neuron input (a final-state gradient), zeros where it is absent."""
+    if PRESENT:
+        out = tl.load(ptr + offs, mask=mask, other=0.0)
+    else:
+        out = tl.full([BLOCK], 0.0, like.dtype)
+    return out
+
+
+@triton.jit
 def _lif_fwd(x_ptr, v0_ptr, be_ptr, te_ptr, z_ptr, vpre_ptr, v_ptr, T, N, R: tl.constexpr, BLOCK: tl.constexpr):
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < N
@@ -81,10 +91,7 @@ def _lif_bwd(gz_ptr, vpre_ptr, sg_ptr, v0_ptr, be_ptr, te_ptr, gvT_ptr, gx_ptr, 
     mask = offs < N
     be = tl.load(be_ptr + offs, mask=mask, other=0.0)
     te = tl.load(te_ptr + offs, mask=mask, other=0.0)
-    if HAS_GVT:
-        g = tl.load(gvT_ptr + offs, mask=mask, other=0.0)
-    else:
-        g = tl.full([BLOCK], 0.0, be.dtype)
+    g = _load_or_zero(gvT_ptr, offs, mask, HAS_GVT, be, BLOCK)
     gt = tl.full([BLOCK], 0.0, be.dtype)
     gb = tl.full([BLOCK], 0.0, be.dtype)
     if GB:
@@ -148,14 +155,8 @@ def _cuba_bwd(gz_ptr, vpre_ptr, sg_ptr, isave_ptr, i0_ptr, v0_ptr, ae_ptr, be_pt
     ae = tl.load(ae_ptr + offs, mask=mask, other=0.0)
     be = tl.load(be_ptr + offs, mask=mask, other=0.0)
     te = tl.load(te_ptr + offs, mask=mask, other=0.0)
-    if HAS_GIT:
-        hi = tl.load(giT_ptr + offs, mask=mask, other=0.0)
-    else:
-        hi = tl.full([BLOCK], 0.0, be.dtype)
-    if HAS_GVT:
-        hv = tl.load(gvT_ptr + offs, mask=mask, other=0.0)
-    else:
-        hv = tl.full([BLOCK], 0.0, be.dtype)
+    hi = _load_or_zero(giT_ptr, offs, mask, HAS_GIT, be, BLOCK)
+    hv = _load_or_zero(gvT_ptr, offs, mask, HAS_GVT, be, BLOCK)
     gt = tl.full([BLOCK], 0.0, be.dtype)
     ga = tl.full([BLOCK], 0.0, be.dtype)
     gb = tl.full([BLOCK], 0.0, be.dtype)
@@ -231,14 +232,8 @@ def _alif_bwd(gz_ptr, vpre_ptr, sg_ptr, asave_ptr, v0_ptr, a0_ptr, be_ptr, rh_pt
     te = tl.load(te_ptr + offs, mask=mask, other=0.0)
     ad = tl.load(ad_ptr + offs, mask=mask, other=0.0)
     a0 = tl.load(a0_ptr + offs, mask=mask, other=0.0)
-    if HAS_GVT:
-        g = tl.load(gvT_ptr + offs, mask=mask, other=0.0)
-    else:
-        g = tl.full([BLOCK], 0.0, be.dtype)
-    if HAS_GAT:
-        gA = tl.load(gaT_ptr + offs, mask=mask, other=0.0)
-    else:
-        gA = tl.full([BLOCK], 0.0, be.dtype)
+    g = _load_or_zero(gvT_ptr, offs, mask, HAS_GVT, be, BLOCK)
+    gA = _load_or_zero(gaT_ptr, offs, mask, HAS_GAT, be, BLOCK)
     gr = tl.full([BLOCK], 0.0, be.dtype)
     gt = tl.full([BLOCK], 0.0, be.dtype)
     gd = tl.full([BLOCK], 0.0, be.dtype)
