@@ -249,27 +249,10 @@ void alif_bwd(int64_t a, int64_t b, int64_t T, int64_t N, const S* RS gz, const 
     for (int64_t n = a; n < b; ++n) {
       S aprev = t > 0 ? asave[o - N + n] : a0[n];
       S th = te[n] + ad[n] * aprev;
-      S p = vpre[o + n];
-      S zf = spike(p, th);
-      S g = gv[n];
       S gA = ga[n];
-      S gzt = gz[o + n] + gA;  // z feeds a[t] = rho a[t-1] + z (never detached)
       gr[n] += gA * aprev;
-      S gp;
-      S gth = S(0);
-      if (R == 0) {
-        gzt -= keep * (th * g);
-        gp = g;
-        gth = -zf * g;
-      } else if (R == 1) {
-        gzt -= keep * (p * g);
-        gp = g * (S(1) - zf);
-      } else {
-        gp = g;
-      }
-      S q = gzt * sg[o + n];
-      gp += q;
-      gth -= q;
+      S gth;  // the spike and reset at the adapted threshold th, as in LIF; z also feeds a[t] (never detached)
+      S gp = step_bwd<R, S>(vpre[o + n], th, gv[n], gz[o + n] + gA, sg[o + n], keep, gth);
       gx[o + n] = gp;
       gt[n] += gth;
       gd[n] += gth * aprev;
