@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from spikeseq.errors import BackendUnavailableError
+from spikeseq.errors import BackendUnavailableError, ParameterError
 from spikeseq.kernels import spike_linear, spmm
 from spikeseq.kernels.spike_linear import sparse_max_density
 
@@ -74,7 +74,15 @@ def run(args: argparse.Namespace) -> int:
         raise BackendUnavailableError("bench spmm needs the C++ library (a C++ compiler); see spikeseq.kernels._native")
     if args.threads:
         torch.set_num_threads(args.threads)
-    densities = [float(d) for d in args.densities.split(",") if d.strip()]
+    try:
+        densities = [float(d) for d in args.densities.split(",") if d.strip()]
+    except ValueError as e:
+        raise ParameterError(f"--densities must be a comma list of numbers, got {args.densities!r}") from e
+    if not densities or any(not 0.0 <= d <= 1.0 for d in densities):
+        raise ParameterError(f"--densities must be spike probabilities in [0, 1], got {args.densities!r}")
+    for name in ("rows", "in_features", "out_features", "reps"):
+        if getattr(args, name) < 1:
+            raise ParameterError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     print(f"spike_linear [{args.rows}, {args.in_features}] -> {args.out_features}, float32, "
           f"{torch.get_num_threads()} threads, median of {args.reps} (dense / sparse > 1: event-driven is faster)")
     print(f"{'density':>8s} {'fwd sparse':>10s} {'fwd dense':>9s} {'ratio':>6s} {'f+b sparse':>10s} {'f+b dense':>9s} "

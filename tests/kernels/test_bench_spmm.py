@@ -22,3 +22,14 @@ def test_bench_spmm_tiny(tmp_path, capsys):
         assert r["max_abs_diff"] < 1e-5
         assert r["fwd_bwd_sparse_ms"] > 0 and r["fwd_bwd_dense_ms"] > 0
     assert "event-driven fwd+bwd faster up to density" in capsys.readouterr().out
+
+
+
+@pytest.mark.skipif(_native.library() is None, reason="no C++ compiler")
+@pytest.mark.parametrize(("flag", "value", "message"), [("--densities", "0.1,x", "comma list of numbers"),
+                                                        ("--densities", "1.5", "probabilities in [0, 1]"),
+                                                        ("--rows", "0", "--rows must be at least 1")])
+def test_bench_spmm_rejects_bad_arguments(tmp_path, capsys, flag, value, message):
+    rc = main(["bench", "spmm", flag, value, "--reps", "1", "--json", str(tmp_path / "x.json")])
+    assert rc == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
