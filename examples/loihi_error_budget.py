@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
+from spikeseq.errors import ParameterError, SpikeseqError
 from spikeseq.graph.error_budget import loihi_error_budget, to_markdown
 from spikeseq.train.runs import load_run, model_dt, sample_inputs
 
@@ -22,6 +24,16 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=None, help="held-out samples (default: the run's export samples)")
     ap.add_argument("--json", type=Path, default=None)
     args = ap.parse_args()
+    try:
+        return budget(args)
+    except SpikeseqError as e:
+        print(f"loihi_error_budget: error: {e}", file=sys.stderr)
+        return 2
+
+
+def budget(args: argparse.Namespace) -> int:
+    if args.samples is not None and args.samples < 1:
+        raise ParameterError(f"--samples must be at least 1, got {args.samples}")
     lr = load_run(args.run, "best")
     dt = lr.cfg.export.dt or model_dt(lr.model)
     x, y = sample_inputs(lr.data(), args.samples or lr.cfg.export.samples, lr.cfg.train.seed)
