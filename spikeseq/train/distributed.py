@@ -86,6 +86,15 @@ def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
     return t
 
 
+def gather_objects(obj: object, info: DistInfo) -> list[object]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` in a single process)."""
+    if not info.enabled:
+        return [obj]
+    out: list[object] = [None] * info.world
+    dist.all_gather_object(out, obj)
+    return out
+
+
 def any_flag(flag: bool, info: DistInfo) -> bool:
     """True on every rank if ``flag`` is true on any rank (e.g. Ctrl-C seen by one worker)."""
     if not info.enabled:
