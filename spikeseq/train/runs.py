@@ -21,6 +21,8 @@ from spikeseq.train.rundir import RunDir, write_json
 
 @dataclass
 class LoadedRun:
+    """A finished run read back: its directory, config, model with the ``which`` (best/last) checkpoint's weights."""
+
     run: RunDir
     cfg: RunConfig
     model: nn.Module
@@ -28,6 +30,7 @@ class LoadedRun:
     which: str
 
     def data(self) -> Prepared:
+        """The run's data splits, prepared as in training (same config and seed)."""
         return prepare(self.cfg.data, self.cfg.train.seed)
 
 
