@@ -40,7 +40,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run ``spikeseq`` with ``argv``; returns the exit code (2 with a one-line message on a spikeseq error)."""
+    """Run the spikeseq command line ``argv``; returns the exit code (2: bad input, 130: interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     debug = "--debug" in argv

@@ -67,11 +67,8 @@ KINDS = ("connection", "neuron", "activation", "free", "composite")
 
 @dataclass(frozen=True)
 class CounterSpec:
-    """A registered counter: ``fn(module, args, kwargs, output, ctx) -> counts`` and how it is hooked.
-
-    ``kind`` is one of ``KINDS``; ``descend`` also hooks the children; ``time_first`` marks modules called on
-    ``[T, B, ...]``; ``pre`` is an optional pre-hook; the ``nb_*`` flags give the NeuroBench layer class.
-    """
+    """How one module type is counted: ``fn(module, args, kwargs, output, ctx) -> dict`` and its options (see
+    :func:`register_counter`). Model families hand these to the registry in ``Family.counters``."""
 
     fn: Callable[..., dict[str, Any]]
     kind: str
@@ -104,7 +101,7 @@ def register_counter(cls: type | str, fn: Callable | None = None, *, kind: str, 
 
 
 def lookup(module: nn.Module) -> CounterSpec | None:
-    """The counter for ``module``: the first registered class (or qualified name) along its MRO, else ``None``."""
+    """The counter of ``module``'s class or of its nearest base class that has one."""
     for cls in type(module).__mro__:
         spec = _REGISTRY.get(cls) or _REGISTRY.get(f"{cls.__module__}.{cls.__qualname__}")
         if spec is not None:
@@ -113,5 +110,5 @@ def lookup(module: nn.Module) -> CounterSpec | None:
 
 
 def registered() -> dict[type | str, CounterSpec]:
-    """A copy of the registry: class or qualified name -> :class:`CounterSpec`."""
+    """A copy of the registry (class -> counter spec)."""
     return dict(_REGISTRY)
