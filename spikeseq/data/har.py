@@ -127,6 +127,7 @@ def sliding_windows(n: int, window: int, stride: int, start: int = 0) -> np.ndar
 
 
 def check_split(split: str, allowed: Sequence[str] = ("train", "test")) -> None:
+    """Raise ``ParameterError`` unless ``split`` is one of ``allowed``."""
     if split not in allowed:
         raise ParameterError(f"split must be one of {tuple(allowed)}, got {split!r}")
 
