@@ -17,6 +17,7 @@ from spikeseq.errors import ConfigError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq train`` arguments (module docstring) to ``parser``."""
     parser.add_argument("config", help="TOML recipe, e.g. examples/<family>/<recipe>.toml (with --resume: optional)",
                         nargs="?")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
@@ -46,6 +47,10 @@ def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train the config into its run directory (under torchrun with ``--nproc`` > 1), then evaluate it.
+
+    Returns 0 when finished, 130 when interrupted; ``ConfigError`` for a bad config or a failed worker.
+    """
     from spikeseq.train import distributed, loop
     from spikeseq.train.config import load_config
     from spikeseq.train.rundir import RunDir

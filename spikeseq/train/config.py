@@ -156,6 +156,8 @@ class ResultsConfig:
 
 @dataclass
 class RunConfig:
+    """A whole run's configuration, one dataclass per TOML section (``[model]``, ``[data]``, ``[train]``, ...)."""
+
     model: ModelConfig
     data: DataConfig
     name: str = ""
@@ -178,6 +180,7 @@ class RunConfig:
         return out
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON (what ``config.json`` of a run holds)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     def to_toml(self) -> str:
@@ -382,6 +385,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """A copy of the TOML data ``raw`` with each ``--set key=value`` applied; ``ConfigError`` for a malformed one."""
     raw = json.loads(json.dumps(raw))  # deep copy of plain TOML data
     for item in overrides or []:
         path, value = parse_override(item)
@@ -396,6 +400,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; ``ConfigError`` when it is missing, not UTF-8 or not valid TOML."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (give the path of a TOML file, e.g. examples/*.toml)")
