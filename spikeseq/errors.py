@@ -41,3 +41,8 @@ class ExportError(SpikeseqError, ValueError):
 
 class ProfileError(SpikeseqError, ValueError):
     """The profiler cannot count a module (no counter registered) or was given unusable input."""
+
+
+class ContinualError(SpikeseqError, ValueError):
+    """A continual-learning task stream or task id is invalid (task id out of range, tasks that do not fit one
+    shared head, tasks run out of order)."""
