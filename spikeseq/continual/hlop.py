@@ -227,9 +227,17 @@ class HLOP:
             momentum=cfg.momentum, clamp=cfg.clamp, iterations=cfg.iterations, spiking=cfg.spiking,
             reduce=_all_reduce_mean)
 
+    def scale_lr(self, gamma: float) -> None:
+        """Multiply every layer's Hebbian learning rate by ``gamma`` (the reference code's ``adjust_lr``)."""
+        if not gamma > 0:
+            raise ParameterError(f"gamma must be > 0, got {gamma}")
+        lr = self.config.lr
+        self.config.lr = {k: v * gamma for k, v in lr.items()} if isinstance(lr, dict) else lr * gamma
+
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {"task": self.task, "in_task": self.in_task, "generator": self.generator.get_state(),
+                "lr": self.config.lr,
                 "spaces": {k: v.state() for k, v in self.spaces.items()},
                 "frozen": [n for n, p in self.model.named_parameters() if not p.requires_grad]}
 
@@ -239,6 +247,7 @@ class HLOP:
         for k, v in st["spaces"].items():
             self.spaces[k].load(v, k)
         self.task, self.in_task = int(st["task"]), bool(st["in_task"])
+        self.config.lr = st.get("lr", self.config.lr)
         self.generator.set_state(st["generator"])
         frozen = set(st.get("frozen", []))
         for n, p in self.model.named_parameters():
