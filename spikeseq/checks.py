@@ -89,3 +89,20 @@ def check_finite_result(t: torch.Tensor, what: str) -> None:
             f"non-finite values (NaN or Inf) reached {what}: check the input sequence, the initial state and "
             "the parameters for NaN/Inf"
         )
+
+
+def check_window(x: torch.Tensor, channels: int, what: str = "the model") -> None:
+    """``x`` ``[T, B, C]`` with ``C == channels`` and no NaN/Inf (sensor windows)."""
+    check_sequence(x, "x", min_rank=3)
+    if x.dim() != 3 or x.shape[-1] != channels:
+        raise ShapeError(
+            f"{what} expects time-first windows [T, B, {channels}] ({channels} sensor channels), got shape "
+            f"{tuple(x.shape)}; transpose [B, T, C] batches with x.transpose(0, 1) and select the channels the "
+            "model was built for"
+        )
+    if not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).any(dim=2).any(dim=0).nonzero().flatten().tolist()
+        raise NonFiniteError(
+            f"input windows contain NaN or Inf (batch rows {bad[:10]}); drop or interpolate missing sensor samples "
+            "before the model"
+        )

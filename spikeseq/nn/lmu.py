@@ -37,8 +37,8 @@ from spikeseq.nn.neurons import LIF
 from spikeseq.types import ResetMode
 
 MODES = ("auto", "fft", "recurrent")
-#: LMUFormer's surrogate: SpikingJelly's default Sigmoid(alpha=4) (specs/models.md section 3).
-LMUFORMER_SURROGATE = sg.Sigmoid(4.0)
+#: Default surrogate of the spiking cell: SpikingJelly's default ``Sigmoid(alpha=4)`` (specs/models.md section 3).
+SIGMOID4 = sg.Sigmoid(4.0)
 
 
 class LMUMemory(StatefulModule):
@@ -118,7 +118,7 @@ class LMU(StatefulModule):
         v_th: float = 1.0,
         reset: ResetMode = "zero",
         detach_reset: bool = True,
-        surrogate: sg.Surrogate = LMUFORMER_SURROGATE,
+        surrogate: sg.Surrogate = SIGMOID4,
         dt: float = 1e-3,
         mode: str = "auto",
         backend: str = "auto",

@@ -18,7 +18,7 @@ from spikeseq.errors import ConfigError
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``spikeseq train`` arguments (module docstring) to ``parser``."""
-    parser.add_argument("config", help="TOML config, e.g. examples/nmnist_snn_mlp.toml (with --resume: optional)",
+    parser.add_argument("config", help="TOML recipe, e.g. examples/<family>/<recipe>.toml (with --resume: optional)",
                         nargs="?")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.lr=0.01 --set model.hidden=128")

@@ -3,6 +3,7 @@
 Schema (every section optional except ``[model]`` and ``[data]``)::
 
     name = "har_rsnn"                 # free text, shown in reports
+    task = "classification"          # optional: the task (default: the model family's first task)
     [model]                           # name + keyword arguments of spikeseq.models.registry.build(name, **kw)
     name = "rsnn"
     n_in = 6
@@ -160,6 +161,8 @@ class RunConfig:
     model: ModelConfig
     data: DataConfig
     name: str = ""
+    #: the task (``spikeseq.train.tasks``); ``None``: the first task of the model's family
+    task: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
@@ -168,6 +171,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The nested TOML-shaped dict (model/data kwargs flattened into their sections)."""
         out: dict[str, Any] = {"name": self.name}
+        if self.task is not None:
+            out["task"] = self.task
         for sec in ("model", "data", "train", "export", "profile", "results"):
             d = dataclasses.asdict(getattr(self, sec))
             kw = d.pop("kwargs", {})
@@ -346,7 +351,7 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
     """Validate a TOML-shaped dict into a :class:`RunConfig`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{src}: the config must be a table of sections")
-    top_known = ["name", *_SECTIONS]
+    top_known = ["name", "task", *_SECTIONS]
     for key in raw:
         if key not in top_known:
             raise ConfigError(f"{src}: unknown section or key {key!r}{_suggest(key, top_known)}")
@@ -355,7 +360,11 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
             raise ConfigError(f"{src}: missing section [{sec}] (it needs at least name = \"...\")")
     parts = {sec: _section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
     name = _coerce(raw.get("name", ""), str, f"{src}: name")
-    cfg = RunConfig(name=name, **parts)
+    task = raw.get("task")
+    if task is not None and not isinstance(task, str):
+        raise ConfigError(f"{src}: task must be a string such as \"classification\", got {type(task).__name__} "
+                          f"{task!r}")
+    cfg = RunConfig(name=name, task=task, **parts)
     _check_choices(cfg, src)
     return cfg
 
