@@ -4,7 +4,8 @@ WISDM v1.1, WISDM 2019 watch, BasicMotions; per-channel normalisation; time-firs
 Every loader returns :class:`HARWindows` (``x`` float32 ``[N, T, C]``, 0-based int64 ``y``, ``subject``,
 ``classes``, ``channels``). It is a torch ``Dataset`` yielding ``(x [T, C], y)``; batch it with
 :func:`collate_time_first` (``x [T, B, C]``) or :func:`collate_padded` (variable lengths). Normalise with
-:class:`Normalizer` fitted on the training split only. The shared pieces live in :mod:`spikeseq.data.har_common`.
+:class:`Normalizer` fitted on the training split only. The shared pieces live in
+:mod:`spikeseq.data.har_common`.
 """
 
 from __future__ import annotations

@@ -1,11 +1,6 @@
 """What every human-activity-recognition loader shares: the :class:`HARWindows` split, per-channel
 :class:`Normalizer`, time-first collation, window cutting and the dataset-folder lookup (:func:`dataset_root`).
 The per-dataset loaders import this module; :mod:`spikeseq.data.har` is the entry point that lists them.
-
-Every loader returns :class:`HARWindows` (``x`` float32 ``[N, T, C]``, 0-based int64 ``y``, ``subject``,
-``classes``, ``channels``). It is a torch ``Dataset`` yielding ``(x [T, C], y)``; batch it with
-:func:`collate_time_first` (``x [T, B, C]``) or :func:`collate_padded` (variable lengths). Normalise with
-:class:`Normalizer` fitted on the training split only.
 """
 
 from __future__ import annotations
@@ -55,9 +50,11 @@ class HARWindows(torch.utils.data.Dataset):
         return self.x[i], int(self.y[i])
 
     def class_counts(self) -> list[int]:
+        """Number of windows per class, indexed like ``classes``."""
         return torch.bincount(self.y, minlength=len(self.classes)).tolist()
 
     def normalized(self, norm: Normalizer) -> HARWindows:
+        """A copy with ``x`` standardised by ``norm`` (``meta["normalized"] = True``)."""
         return HARWindows(norm.apply(self.x), self.y, self.subject, self.classes, self.channels,
                           {**self.meta, "normalized": True})
 
@@ -74,6 +71,7 @@ class Normalizer:
 
     @classmethod
     def fit(cls, train_x: torch.Tensor) -> Normalizer:
+        """Per-channel mean and std (population) of ``train_x [..., C]``; ``ShapeError`` when it is empty."""
         x = torch.as_tensor(train_x).reshape(-1, train_x.shape[-1]).double()
         if x.shape[0] == 0:
             raise ShapeError("cannot fit a Normalizer on an empty training set")
@@ -82,6 +80,7 @@ class Normalizer:
         return cls(mean.float(), std.float())
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` on a channels-last ``x``; ``ParameterError`` if unfitted, ``ShapeError`` on bad C."""
         if self.mean is None or self.std is None:
             raise ParameterError("Normalizer is not fitted: use Normalizer.fit(train_x)")
         if x.shape[-1] != self.mean.shape[0]:
@@ -92,10 +91,12 @@ class Normalizer:
     __call__ = apply
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """``{"mean": [C], "std": [C]}`` for checkpoints."""
         return {"mean": self.mean, "std": self.std}
 
     @classmethod
     def from_state_dict(cls, d: dict[str, torch.Tensor]) -> Normalizer:
+        """The Normalizer saved by :meth:`state_dict`."""
         return cls(d["mean"], d["std"])
 
 
@@ -130,7 +131,6 @@ def check_split(split: str, allowed: Sequence[str] = ("train", "test")) -> None:
 
 def dataset_root(name: str, root: str | os.PathLike | None, marker: str, alternatives: Sequence[str] = ()) -> Path:
     """Dataset folder: ``root`` itself when it holds ``marker``, else a known sub-folder of it."""
-
     base = dataset_dir(name) if root is None else Path(root)
     for cand in (base, *(base / a for a in alternatives)):
         if (cand / marker).exists():

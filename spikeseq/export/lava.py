@@ -59,6 +59,8 @@ GRADED_MESSAGE_BITS = 24   # Lava graded vectors [src: lava/networks/gradedvecne
 
 @dataclass
 class LavaExport:
+    """What :func:`write_lava` wrote: the JSON ``path``, the build ``script``, the quantised graph, its core mapping."""
+
     path: Path
     script: Path
     graph: ir.Graph          # the quantised graph that was described

@@ -48,6 +48,12 @@ __all__ = ["DELAY_BITS", "LoihiExport", "is_chain", "loihi_graph", "map_cores", 
 
 @dataclass
 class LoihiExport:
+    """What the Loihi writer produced: ``path``, the quantised graph written, its core mapping and the ``format``.
+
+    ``format`` is ``"netx"`` (a lava-dl ``.net`` HDF5) or ``"lava-process-json"`` (:mod:`spikeseq.export.lava`);
+    ``extra_files`` lists any other file written beside ``path``.
+    """
+
     path: Path
     graph: ir.Graph          # the quantised graph that was written
     mapping: MappingReport

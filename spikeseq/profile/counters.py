@@ -154,6 +154,7 @@ def bias_counts(bias: torch.Tensor | None, positions: torch.Tensor | float, t: i
 
 @register_counter(nn.Linear, kind="connection", nb_connection=True)
 def count_linear(m: nn.Linear, args, kwargs, out, ctx: CallContext) -> dict:
+    """Counts of one ``nn.Linear`` call per time step: dense and effective MACs/ACs, bias adds, memory accesses."""
     xs = ctx.steps(args[0])
     c = matmul_counts(xs, m.weight, ctx)
     rows = xs[0].numel() // m.in_features
@@ -229,6 +230,7 @@ def out_counts(y: torch.Tensor, t: int) -> dict:
 
 @register_counter(nn.RNNCellBase, kind="connection", nb_connection=True)
 def count_rnn_cell(m: nn.RNNCellBase, args, kwargs, out, ctx: CallContext) -> dict:
+    """Counts of one ``nn.RNNCell``/``LSTMCell``/``GRUCell`` step: both products, gate element-wise ops, outputs."""
     x = args[0]
     hx = args[1] if len(args) > 1 else kwargs.get("hx")
     if x.dim() == 1:
@@ -297,6 +299,7 @@ _NB_ACTIVATIONS = (nn.ReLU, nn.Sigmoid)
 
 
 def count_activation(m: nn.Module, args, kwargs, out, ctx: CallContext) -> dict:
+    """Counts of an element-wise activation: outputs, non-zero outputs and one ``nonlin_ops`` per element."""
     ys = ctx.steps(out)
     t = ys.shape[0]
     res = out_counts(ys, t)

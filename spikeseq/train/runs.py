@@ -22,6 +22,8 @@ from spikeseq.train.tasks import task_for
 
 @dataclass
 class LoadedRun:
+    """A finished run read back: its directory, config, model with the ``which`` (best/last) checkpoint's weights."""
+
     run: RunDir
     cfg: RunConfig
     model: nn.Module
@@ -29,6 +31,7 @@ class LoadedRun:
     which: str
 
     def data(self) -> Prepared:
+        """The run's data splits, prepared as in training (same config and seed)."""
         return prepare(self.cfg.data, self.cfg.train.seed)
 
 
