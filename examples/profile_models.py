@@ -103,7 +103,7 @@ def summary_row(name: str, res: dict, tables: list[str]) -> dict:
 
 
 def markdown(rows: list[dict], tables: list[str]) -> str:
-    from spikeseq.profile.report import _fmt_pj
+    from spikeseq.profile.report import format_pj
 
     lines = ["| model | data | test acc | dense MACs | eff. ACs | eff. MACs | spikes | act. sparsity | "
              + " | ".join(f"{t} (mem on / off)" for t in tables) + " |",
@@ -113,8 +113,8 @@ def markdown(rows: list[dict], tables: list[str]) -> str:
         for tb in tables:
             e = r["energy_pj"][tb]
             cells.append("n/a (no published figures)" if e["memory_on"] is None else
-                         (_fmt_pj(e["memory_on"]) if e["memory_on"] == e["memory_off"] else
-                          f"{_fmt_pj(e['memory_on'])} / {_fmt_pj(e['memory_off'])}"))
+                         (format_pj(e["memory_on"]) if e["memory_on"] == e["memory_off"] else
+                          f"{format_pj(e['memory_on'])} / {format_pj(e['memory_off'])}"))
         lines.append(f"| {r['model']} | {r['data']} | {100 * r['test_acc']:.1f}% | {r['dense_macs']:.4g} | "
                      f"{r['eff_acs']:.4g} | {r['eff_macs']:.4g} | {r['spikes']:.4g} | "
                      f"{r['activation_sparsity']:.4f} | " + " | ".join(cells) + " |")

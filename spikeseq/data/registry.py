@@ -46,7 +46,7 @@ def _nmnist(split: str, root, events: bool = False, **kw):
 
 def _h5(name: str) -> Callable[..., Any]:
     def load(split: str, root, **kw):
-        from spikeseq.data.paths import dataset_dir, missing_files_error
+        from spikeseq.data.manifest import dataset_dir, missing_files_error
         from spikeseq.data.shd import load_frames
 
         base = Path(root) if root is not None else dataset_dir(name)
