@@ -46,3 +46,8 @@ class ProfileError(SpikeseqError, ValueError):
 class PluginError(SpikeseqError, ValueError):
     """A model family (plug-in) cannot be registered or loaded (duplicate name, a lowering or counter for a type
     it does not own, an unknown task, a failing entry point)."""
+
+
+class ContinualError(SpikeseqError, ValueError):
+    """A continual-learning task stream or task id is invalid (task id out of range, tasks that do not fit one
+    shared head, tasks run out of order)."""

@@ -117,6 +117,7 @@ class RWKVTimeMix(nn.Module):
         return torch.exp(self.time_decay)
 
     def forward(self, x: torch.Tensor, x_prev: torch.Tensor | None = None, state: WKVState | None = None):
+        """``x`` ``[T, B, C]`` -> output ``[T, B, C]`` and ``(x[-1], wkv state)`` for the next call."""
         xx = token_shift(x, x_prev)
         k = self.key(_mix(x, xx, self.time_mix_k))
         v = self.value(_mix(x, xx, self.time_mix_v))
@@ -152,6 +153,7 @@ class RWKVChannelMix(nn.Module):
         nn.init.zeros_(self.value.weight)
 
     def forward(self, x: torch.Tensor, x_prev: torch.Tensor | None = None):
+        """``x`` ``[T, B, C]`` -> output ``[T, B, C]`` and ``x[-1]`` (the next call's token-shift input)."""
         xx = token_shift(x, x_prev)
         k = torch.square(torch.relu(self.key(_mix(x, xx, self.time_mix_k))))
         r = torch.sigmoid(self.receptance(_mix(x, xx, self.time_mix_r)))
@@ -186,6 +188,7 @@ class RWKVBlock(StatefulModule):
         return z, st.v
 
     def forward(self, x: torch.Tensor, state: RWKVBlockState | None = None):
+        """The residual stream ``x`` ``[T, B, C]`` through the block; returns it and the block's new state."""
         if self.ln0 is not None:
             x = self.ln0(x)
         s = state
@@ -203,7 +206,8 @@ class RWKVBlock(StatefulModule):
 
 class SpikingEmbedding(nn.Module):
     """Token embedding followed by a Heaviside spike (``z = emb > 0``; ATan(alpha = 2) surrogate backward), the
-    binary input layer of SpikeGPT; ``spiking=False`` gives the plain embedding. ``ids`` ``[B, T]`` -> ``[T, B, C]``.
+    binary input layer of SpikeGPT; ``spiking=False`` gives the plain embedding. Time-first ids ``[T, B]`` ->
+    ``[T, B, C]``.
     Initialised uniform in +-1e-4 (RWKV-4's embedding scale, specs/models.md §1)."""
 
     def __init__(self, vocab: int, channels: int, *, spiking: bool = True,
@@ -214,7 +218,8 @@ class SpikingEmbedding(nn.Module):
         nn.init.uniform_(self.weight, -1e-4, 1e-4)
 
     def forward(self, ids: torch.Tensor) -> torch.Tensor:
-        x = F.embedding(ids.t(), self.weight)
+        """Token ids ``[T, B]`` -> binary spikes (or embeddings) ``[T, B, C]``."""
+        x = F.embedding(ids, self.weight)
         return sg.spike(x, self.surrogate) if self.spiking else x
 
 

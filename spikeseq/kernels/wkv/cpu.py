@@ -14,6 +14,7 @@ _ELEMENTS_PER_THREAD = 1_000_000
 
 
 def available() -> tuple[bool, str]:
+    """Whether the C++ library builds and loads here, and why not."""
     return (_native.library() is not None), _native.unavailable_reason()
 
 

@@ -19,10 +19,12 @@ _fn: Callable | None = None
 
 
 def interpreting() -> bool:
+    """Whether Triton's interpreter is on (``TRITON_INTERPRET=1``)."""
     return os.environ.get("TRITON_INTERPRET", "") == "1"
 
 
 def available() -> tuple[bool, str]:
+    """Whether triton is installed and a CUDA device (or the interpreter) is there, and why not."""
     if importlib.util.find_spec("triton") is None:
         return False, "triton is not installed (pip install 'spikeseq[gpu]')"
     if not (torch.cuda.is_available() or interpreting()):
@@ -42,6 +44,7 @@ def wkv(k, v, state=None, *, w, u):
 
 
 def supports(k, v=None, state=None, **_: object) -> str | None:
+    """``None`` when the kernels can run this call, else the reason (device)."""
     devices = ("cuda", "cpu") if interpreting() else ("cuda",)
     if isinstance(k, torch.Tensor) and k.device.type not in devices:
         return f"the Triton WKV kernels run {' or '.join(devices)} tensors, got {k.device}"
