@@ -40,6 +40,7 @@ from spikeseq.functional import plasticity as fp
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
 from .layers import Target, resolve
+from .plugin import TaskData
 
 PROJECTORS = ("orthonormal", "hebbian")
 
@@ -181,8 +182,9 @@ class HLOP:
         self.task, self.in_task = task, True
         self.attach()
 
-    def end_task(self) -> None:
-        """Merge this task's neurons into the old subspace and (after the first task) freeze 1-D parameters."""
+    def end_task(self, data: TaskData | None = None) -> None:
+        """Merge this task's neurons into the old subspace and (after the first task) freeze 1-D parameters.
+        (``data`` is not needed: the subspace was learned online, during training.)"""
         if not self.in_task:
             raise ConfigError("HLOP.end_task() without begin_task()")
         for sp in self.spaces.values():
