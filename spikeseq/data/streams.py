@@ -25,9 +25,9 @@ Streams (``x`` is time-first per sample ``[N, T, ...]`` float32, as every spikes
 
 Train / test: the digits are split per class (``test_fraction``, seeded). The N-MNIST subset in the shared data
 folder has only 100 test recordings (2-15 per class), so ``pool=True`` (default) pools train and test recordings
-and re-splits them per class; ``pool=False`` keeps the official split. HAPT: within every recording session and activity the
-last ``test_fraction`` of the windows (in time) are the test set, and the window overlapping the boundary is
-dropped, so no test sample shares a raw sample with a training one.
+and re-splits them per class; ``pool=False`` keeps the official split. HAPT: within every recording session and
+activity the last ``test_fraction`` of the windows (in time) are the test set, and the windows overlapping the
+boundary are dropped, so no test sample shares a raw sample with a training one.
 """
 
 from __future__ import annotations

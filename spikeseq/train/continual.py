@@ -226,8 +226,8 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torc
                  gen: torch.Generator, quiet: bool = True, what: str = "") -> float:
     """``cfg.epochs`` epochs of SGD/Adam on ``(x [N, T, ...], y global labels, masks [N, n_out])``; a fresh
     optimizer over the parameters that still require gradients. Returns the training time in seconds."""
+    from spikeseq.train.config import DataConfig, RunConfig
     from spikeseq.train.loop import make_optimizer
-    from spikeseq.train.config import RunConfig, DataConfig
 
     params = [p for p in model.parameters() if p.requires_grad]
     opt = make_optimizer(params, RunConfig(ModelConfig(""), DataConfig(""), train=cfg))
