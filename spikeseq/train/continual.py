@@ -242,7 +242,7 @@ def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torc
             if cfg.grad_clip is not None:
                 nn.utils.clip_grad_norm_(params, cfg.grad_clip)
             opt.step()
-            tot += float(loss) * yb.shape[0]
+            tot += float(loss.detach()) * yb.shape[0]
             n += yb.shape[0]
         if not quiet:
             print(f"{what} epoch {epoch + 1}/{cfg.epochs} loss {tot / max(n, 1):.4f}", file=sys.stderr)
@@ -304,8 +304,9 @@ def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = F
         if plugin is not None:
             mask = task_mask(stream, task)
 
-            def batches(size: int, _k=k, _yg=yg, _m=masks):
-                for xb, yb, _ in _batches(_k.train_x, _yg, _m, size, None):
+            def batches(size: int, _k=k, _yg=yg, _m=masks, _seed=t.seed * 1000 + task):
+                order = torch.Generator().manual_seed(_seed)  # shuffled, the same order on every call
+                for xb, yb, _ in _batches(_k.train_x, _yg, _m, size, order):
                     yield xb, yb
 
             plugin.end_task(TaskData(task, batches, lambda x, y, _mask=mask: _loss(model, x, y, _mask, t.readout)))
@@ -329,3 +330,34 @@ def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = F
     if out is not None:
         write_json(out / RESULT, result)
     return result
+
+
+def format_matrix(result: dict[str, Any]) -> str:
+    """R as a text table (rows: after training task j; columns: test task i), then ACC and BWT in percent."""
+    n = result["n_tasks"]
+    lines = ["after \\ test " + " ".join(f"{i:>6d}" for i in range(n))]
+    for j, row in enumerate(result["R"]):
+        lines.append(f"task {j:<8d} " + " ".join("     -" if v is None else f"{100 * v:6.1f}" for v in row))
+    lines.append(f"ACC {100 * result['acc']:.2f}  BWT {100 * result['bwt']:+.2f}  ({result['method']}, "
+                 f"{result['stream']}, seed {result['seed']})")
+    return "\n".join(lines)
+
+
+def cli_run(args) -> int:
+    """``spikeseq train RECIPE.toml`` for ``task = "continual"``: runs the stream into ``--out`` (default
+    ``runs/<recipe name>``), prints R, ACC and BWT, and the run directory."""
+    import shutil
+
+    if args.nproc != 1:
+        raise ConfigError("the continual task runs in one process (its plug-ins are data-parallel safe, the stream "
+                          "runner is not yet): drop --nproc")
+    cfg = load(args.config, args.overrides)
+    out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
+    if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
+        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
+    if args.force and out.exists():
+        shutil.rmtree(out)
+    result = run(cfg, out, resume=args.resume, quiet=False)
+    print(format_matrix(result), file=sys.stderr)
+    print(out)
+    return 0
