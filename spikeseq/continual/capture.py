@@ -51,6 +51,7 @@ class InputTap:
         return self.always or (self.model.training and torch.is_grad_enabled())
 
     def attach(self) -> InputTap:
+        """Register the forward hooks that record the targets' inputs during training (idempotent); returns self."""
         if self._handles:
             return self
         self._handles.append(self.model.register_forward_pre_hook(self._start))
@@ -60,6 +61,7 @@ class InputTap:
         return self
 
     def detach(self) -> None:
+        """Remove the hooks and drop any recorded inputs."""
         for h in self._handles:
             h.remove()
         self._handles.clear()
@@ -67,6 +69,7 @@ class InputTap:
 
     @property
     def attached(self) -> bool:
+        """Whether the hooks are registered."""
         return bool(self._handles)
 
     def _clear(self) -> None:
@@ -132,12 +135,14 @@ class GradientProjector:
         self._handles: list = []
 
     def attach(self) -> GradientProjector:
+        """Register the gradient hooks on every target weight (idempotent); returns self."""
         if not self._handles:
             for t in self.targets:
                 self._handles.append(t.weight.register_hook(self._hook(t)))
         return self
 
     def detach(self) -> None:
+        """Remove the gradient hooks: gradients are no longer projected."""
         for h in self._handles:
             h.remove()
         self._handles.clear()

@@ -70,6 +70,7 @@ class HLOPConfig:
     seed: int = 0
 
     def per_layer(self, key: str, layer: str) -> Any:
+        """The value of option ``key`` for layer ``layer`` (a per-layer dict or one value for all layers)."""
         v = getattr(self, key)
         if isinstance(v, dict):
             if layer not in v:
@@ -78,6 +79,7 @@ class HLOPConfig:
         return v
 
     def check(self) -> None:
+        """Raise :class:`~spikeseq.errors.ConfigError` naming the first option out of range."""
         if self.input not in MODES:
             raise ConfigError(f"HLOP input must be one of {MODES}, got {self.input!r}")
         if self.projector not in PROJECTORS:
@@ -101,6 +103,7 @@ class Subspace:
 
     @property
     def k(self) -> int:
+        """Number of subspace neurons (rows of ``H``), old and new."""
         return int(self.h.shape[0])
 
     def add(self, k_new: int, generator: torch.Generator, name: str) -> None:
@@ -128,9 +131,11 @@ class Subspace:
         self.basis = fp.orthonormal_basis(self.h) if projector == "orthonormal" else self.h.clone()
 
     def state(self) -> dict[str, Any]:
+        """A copy of the subspace (``h``, momentum ``m``, ``n_old``, projection ``basis``) for a checkpoint."""
         return {"h": self.h.clone(), "m": self.m.clone(), "n_old": self.n_old, "basis": self.basis.clone()}
 
     def load(self, st: dict[str, Any], name: str) -> None:
+        """Restore :meth:`state` of layer ``name``; ConfigError when its input dimension differs."""
         if st["h"].shape[1] != self.n:
             raise ConfigError(f"checkpoint subspace of layer {name!r} has {st['h'].shape[1]} input dimensions, the "
                               f"layer has {self.n}")
@@ -218,6 +223,7 @@ class HLOP:
             self.model.train(was_training)
 
     def attach(self) -> None:
+        """Register the input taps (Hebbian updates) and the gradient projection hooks."""
         self.tap.attach()
         self.projector.attach()
 
@@ -259,12 +265,14 @@ class HLOP:
 
     # ---- checkpoints ---------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
+        """Everything HLOP needs to resume: task counters, generator, learning rates, subspaces, frozen names."""
         return {"task": self.task, "in_task": self.in_task, "generator": self.generator.get_state(),
                 "lr": self.config.lr,
                 "spaces": {k: v.state() for k, v in self.spaces.items()},
                 "frozen": [n for n, p in self.model.named_parameters() if not p.requires_grad]}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; ConfigError when the checkpoint's layers differ from this model's."""
         if set(st["spaces"]) != set(self.spaces):
             raise ConfigError(f"checkpoint HLOP layers {sorted(st['spaces'])} differ from {sorted(self.spaces)}")
         for k, v in st["spaces"].items():

@@ -348,7 +348,7 @@ def cli_run(args) -> int:
     ``runs/<recipe name>``), prints R, ACC and BWT, and the run directory."""
     import shutil
 
-    if args.nproc != 1:
+    if args.nproc not in (None, 1):
         raise ConfigError("the continual task runs in one process (its plug-ins are data-parallel safe, the stream "
                           "runner is not yet): drop --nproc")
     cfg = load(args.config, args.overrides)

@@ -6,7 +6,7 @@ import torch
 
 from spikeseq.continual import HLOP, HLOPConfig
 from spikeseq.functional.plasticity import principal_angles, principal_subspace
-from spikeseq.models.snn_mlp import SNNMLP
+from spikeseq.models.lifnet import SNNMLP
 from tests.conftest import require_path
 
 

@@ -23,7 +23,6 @@ from torch import nn
 
 from spikeseq.checks import check_sequence
 from spikeseq.errors import ParameterError, ShapeError
-from spikeseq.models.registry import register
 from spikeseq.nn import LI, LIF, Sequential, SpikeLinear
 from spikeseq.nn.recurrent import RLIF
 
@@ -87,11 +86,9 @@ class RSNN(Sequential):
         return super().forward(x, state)
 
 
-@register("snn_mlp")
 def build_snn_mlp(**cfg) -> SNNMLP:
     return SNNMLP(**cfg)
 
 
-@register("rsnn")
 def build_rsnn(**cfg) -> RSNN:
     return RSNN(**cfg)

@@ -37,11 +37,10 @@ import torch
 from torch import nn
 
 from spikeseq import surrogate as sg
-from spikeseq.checks import check_sequence
-from spikeseq.errors import NonFiniteError, ParameterError, ShapeError
+from spikeseq.checks import check_window
+from spikeseq.errors import ParameterError
 from spikeseq.functional import cuba_lif_step, lif_step
 from spikeseq.functional.lmu import check_lmu_args, lmu_matrices, lmu_update
-from spikeseq.models.registry import register
 from spikeseq.nn import LI, LIF, CubaLIF, StatefulModule
 
 #: Braille follow-up best configuration (L2MU-Braille README, 27 classes; specs/models.md section 2).
@@ -66,23 +65,6 @@ def lecun_uniform_(w: torch.Tensor) -> torch.Tensor:
     bound = math.sqrt(3.0 / w.shape[1])
     with torch.no_grad():
         return w.uniform_(-bound, bound)
-
-
-def check_window(x: torch.Tensor, channels: int, what: str = "the model") -> None:
-    """``x`` ``[T, B, C]`` with ``C == channels`` and no NaN/Inf (shared by the HAR models)."""
-    check_sequence(x, "x", min_rank=3)
-    if x.dim() != 3 or x.shape[-1] != channels:
-        raise ShapeError(
-            f"{what} expects time-first windows [T, B, {channels}] ({channels} sensor channels), got shape "
-            f"{tuple(x.shape)}; transpose [B, T, C] batches with x.transpose(0, 1) and select the channels the "
-            "model was built for"
-        )
-    if not bool(torch.isfinite(x).all()):
-        bad = (~torch.isfinite(x)).any(dim=2).any(dim=0).nonzero().flatten().tolist()
-        raise NonFiniteError(
-            f"input windows contain NaN or Inf (batch rows {bad[:10]}); drop or interpolate missing sensor samples "
-            "before the model"
-        )
 
 
 class _Pop:
@@ -139,6 +121,7 @@ class L2MU(StatefulModule):
         if readout not in ("spike_count", "membrane"):
             raise ParameterError(f"readout must be 'spike_count' or 'membrane', got {readout!r}")
         self.input_size, self.n_classes = input_size, n_classes
+        self.input_shape = (input_size,)  #: per-sample input shape (read by spikeseq.graph.trace)
         self.order, self.theta, self.hidden_size, self.memory_size = order, float(theta), hidden_size, memory_size
         self.neuron, self.input_module, self.readout = neuron, input_module, readout
         a_bar, b_bar = lmu_matrices(order, theta)
@@ -235,7 +218,6 @@ def _add(stats: dict, name: str, spikes: float, steps: int) -> None:
     stats[name] = (s0 + spikes, n0 + steps)
 
 
-@register("l2mu")
 def build_l2mu(input_size: int = 6, n_classes: int = 6, **cfg) -> L2MU:
     """L2MU classifier; defaults follow the Braille follow-up's best configuration (:data:`BRAILLE_BEST`)."""
     return L2MU(input_size, n_classes, **cfg)

@@ -32,13 +32,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeseq import surrogate as sg
-from spikeseq.checks import check_sequence
+from spikeseq.checks import check_sequence, check_window
 from spikeseq.errors import ParameterError
-from spikeseq.models.l2mu import check_window
-from spikeseq.models.registry import register
 from spikeseq.nn import LIF, StatefulModule
-from spikeseq.nn.lmu import LMU, LMUFORMER_SURROGATE
+from spikeseq.nn.lmu import LMU
 from spikeseq.nn.sequential import Sequential
+
+#: LMUFormer's surrogate: SpikingJelly's default Sigmoid(alpha=4) (specs/models.md section 3).
+LMUFORMER_SURROGATE = sg.Sigmoid(4.0)
 
 
 class ConvState(NamedTuple):
@@ -64,16 +65,16 @@ class CausalConv1d(StatefulModule):
         return y, ConvState(xx[xx.shape[0] - (k - 1):])
 
 
-class _ReLU(nn.Module):
+class ReLUModule(nn.Module):
     def forward(self, x):
         return torch.relu(x)
 
 
 def _act(spiking: bool, v_th: float = 1.0, **lif) -> nn.Module:
-    return LIF(v_th=v_th, **lif) if spiking else _ReLU()
+    return LIF(v_th=v_th, **lif) if spiking else ReLUModule()
 
 
-class _Residual(StatefulModule):
+class Residual(StatefulModule):
     """``x + branch(x)`` with the branch's state threaded."""
 
     def __init__(self, branch: Sequential) -> None:
@@ -132,12 +133,12 @@ class LMUFormer(StatefulModule):
             CausalConv1d(d, d, k), bn(d), act(),
             CausalConv1d(d, d, k),
         )
-        self.rpe = _Residual(Sequential(bn(d), act(), CausalConv1d(d, d, k)))
+        self.rpe = Residual(Sequential(bn(d), act(), CausalConv1d(d, d, k)))
         blocks = []
         for _ in range(depth):
             cell = LMU(d, d, order, theta, n_u=n_u, spiking=spiking, **lif)
-            blocks.append(_Residual(Sequential(bn(d), act(0.5), cell, nn.Linear(d, d), bn(d))))
-            blocks.append(_Residual(Sequential(bn(d), act(), nn.Linear(d, mlp_ratio * d), bn(mlp_ratio * d),
+            blocks.append(Residual(Sequential(bn(d), act(0.5), cell, nn.Linear(d, d), bn(d))))
+            blocks.append(Residual(Sequential(bn(d), act(), nn.Linear(d, mlp_ratio * d), bn(mlp_ratio * d),
                                                act(), nn.Linear(mlp_ratio * d, d), bn(d))))
         self.blocks = Sequential(*blocks)
         self.head = Sequential(bn(d), act(), nn.Linear(d, n_classes))
@@ -156,14 +157,12 @@ class LMUFormer(StatefulModule):
         return csum / steps, (se, sr, sb, sh, HeadState(csum[-1], n0 + t_len))
 
 
-@register("lmuformer")
 def build_lmuformer(input_size: int = 6, n_classes: int = 6, **cfg) -> LMUFormer:
     """Non-spiking LMUFormer (ReLU everywhere, real-valued LMU)."""
     cfg.setdefault("spiking", False)
     return LMUFormer(input_size, n_classes, **cfg)
 
 
-@register("spiking_lmuformer")
 def build_spiking_lmuformer(input_size: int = 6, n_classes: int = 6, **cfg) -> LMUFormer:
     """Spiking LMUFormer (LIF everywhere, membrane-shortcut residuals)."""
     cfg.setdefault("spiking", True)

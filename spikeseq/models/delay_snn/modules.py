@@ -44,7 +44,6 @@ from spikeseq.checks import check_sequence
 from spikeseq.errors import ConfigError, ShapeError
 from spikeseq.functional.delay import sigma_schedule
 from spikeseq.functional.discretize import decay_from_tau
-from spikeseq.models.registry import register
 from spikeseq.nn import LI, LIF, DelayLinear, StatefulModule
 
 VARIANTS = ("learned", "fixed", "none")
@@ -107,7 +106,7 @@ class DelaySNNConfig:
         return float(decay_from_tau(self.tau_mem, self.dt, method="euler"))
 
 
-class _Dense(StatefulModule):
+class DenseSynapse(StatefulModule):
     """The "no delays" synapses: ``y[t] = x[t] @ W^T (+ b)``."""
 
     def __init__(self, n_in: int, n_out: int, bias: bool) -> None:
@@ -142,7 +141,7 @@ class DelaySNN(StatefulModule):
         self.synapses = nn.ModuleList()
         for a, b in itertools.pairwise(sizes):
             if cfg.delays == "none":
-                syn: StatefulModule = _Dense(a, b, cfg.bias)
+                syn: StatefulModule = DenseSynapse(a, b, cfg.bias)
             else:
                 syn = DelayLinear(a, b, cfg.max_delay, bias=cfg.bias, learn_delay=cfg.delays == "learned")
             nn.init.kaiming_uniform_(syn.weight, nonlinearity="relu")  # SNN-delays init_w_method
@@ -153,6 +152,11 @@ class DelaySNN(StatefulModule):
             LIF(beta=cfg.beta, dt=cfg.dt, v_th=cfg.v_th, reset="zero", detach_reset=True, surrogate=surrogate,
                 backend=cfg.backend) for _ in range(cfg.n_layers)])
         self.readout = LI(beta=cfg.beta, dt=cfg.dt, backend=cfg.backend)
+
+    @property
+    def input_shape(self) -> tuple[int]:
+        """Per-sample input shape ``(n_inputs,)`` (read by :func:`spikeseq.graph.trace`)."""
+        return (self.config.n_inputs,)
 
     # ---- delays -------------------------------------------------------------------------------------------
     def delay_layers(self) -> list[DelayLinear]:
@@ -233,7 +237,6 @@ def predict(v: torch.Tensor) -> torch.Tensor:
     return sum_softmax(v).argmax(-1)
 
 
-@register("delay_snn")
 def build(**cfg: Any) -> DelaySNN:
     """``registry.build("delay_snn", delays="learned"|"fixed"|"none", recipe="shd"|"ssc", **config)``."""
     recipe = cfg.pop("recipe", "shd")

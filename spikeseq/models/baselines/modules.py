@@ -11,9 +11,8 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
+from spikeseq.checks import check_window
 from spikeseq.errors import ParameterError
-from spikeseq.models.l2mu import check_window
-from spikeseq.models.registry import register
 from spikeseq.nn import LMU, StatefulModule
 
 
@@ -60,11 +59,9 @@ class LMUClassifier(StatefulModule):
         return self.out(h), s
 
 
-@register("gru_baseline")
 def build_gru_baseline(input_size: int = 6, n_classes: int = 6, **cfg) -> GRUClassifier:
     return GRUClassifier(input_size, n_classes, **cfg)
 
 
-@register("lmu_baseline")
 def build_lmu_baseline(input_size: int = 6, n_classes: int = 6, **cfg) -> LMUClassifier:
     return LMUClassifier(input_size, n_classes, **cfg)
