@@ -33,9 +33,18 @@ SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Datasets generated in memory from their arguments (no files, no manifest, nothing to download).
+GENERATED: tuple[str, ...] = ("temporal_task",)
+
+
 def names() -> list[str]:
     """Names of the datasets :func:`load` knows."""
     return list(SPLITS)
+
+
+def file_backed() -> list[str]:
+    """Names of the datasets read from files (each has a manifest in ``datasets/``)."""
+    return [n for n in SPLITS if n not in GENERATED]
 
 
 def _nmnist(split: str, root, events: bool = False, **kw):
