@@ -29,6 +29,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``spikeseq`` argument parser; only ``command``'s module is imported to add its options (fast ``--help``)."""
     parser = argparse.ArgumentParser(prog="spikeseq", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -40,6 +41,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the spikeseq command line ``argv``; returns the exit code (2: bad input, 130: interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     debug = "--debug" in argv

@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add one ``spikeseq bench NAME`` sub-command per benchmark in ``BENCHES``, each with its own options."""
     sub = parser.add_subparsers(dest="bench", metavar="NAME", required=True)
     for name, help_text in BENCHES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -27,5 +28,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the benchmark named by ``args.bench``; returns its exit code."""
     module = importlib.import_module(f"spikeseq.bench.{args.bench}")
     return int(module.run(args) or 0)

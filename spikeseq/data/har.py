@@ -53,9 +53,11 @@ class HARWindows(torch.utils.data.Dataset):
         return self.x[i], int(self.y[i])
 
     def class_counts(self) -> list[int]:
+        """Number of windows per class, indexed like ``classes``."""
         return torch.bincount(self.y, minlength=len(self.classes)).tolist()
 
     def normalized(self, norm: Normalizer) -> HARWindows:
+        """A copy with ``x`` standardised by ``norm`` (``meta["normalized"] = True``)."""
         return HARWindows(norm.apply(self.x), self.y, self.subject, self.classes, self.channels,
                           {**self.meta, "normalized": True})
 
@@ -72,6 +74,7 @@ class Normalizer:
 
     @classmethod
     def fit(cls, train_x: torch.Tensor) -> Normalizer:
+        """Per-channel mean and std (population) of ``train_x [..., C]``; ``ShapeError`` when it is empty."""
         x = torch.as_tensor(train_x).reshape(-1, train_x.shape[-1]).double()
         if x.shape[0] == 0:
             raise ShapeError("cannot fit a Normalizer on an empty training set")
@@ -80,6 +83,7 @@ class Normalizer:
         return cls(mean.float(), std.float())
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` on a channels-last ``x``; ``ParameterError`` if unfitted, ``ShapeError`` on bad C."""
         if self.mean is None or self.std is None:
             raise ParameterError("Normalizer is not fitted: use Normalizer.fit(train_x)")
         if x.shape[-1] != self.mean.shape[0]:
@@ -90,10 +94,12 @@ class Normalizer:
     __call__ = apply
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """``{"mean": [C], "std": [C]}`` for checkpoints."""
         return {"mean": self.mean, "std": self.std}
 
     @classmethod
     def from_state_dict(cls, d: dict[str, torch.Tensor]) -> Normalizer:
+        """The Normalizer saved by :meth:`state_dict`."""
         return cls(d["mean"], d["std"])
 
 

@@ -67,6 +67,12 @@ class CheckFile:
 
 @dataclass(frozen=True)
 class Manifest:
+    """A parsed ``datasets/<name>.toml``: where the dataset lives, its provenance and the files to fetch and check.
+
+    ``subdir`` is its folder under the data root, ``expect`` the paths a complete copy holds, ``files`` the downloads,
+    ``check`` extracted files with measured checksums, ``raw`` the TOML as read.
+    """
+
     name: str
     subdir: str
     title: str = ""

@@ -34,6 +34,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
 
 
 def names() -> list[str]:
+    """Names of the datasets :func:`load` knows."""
     return list(SPLITS)
 
 

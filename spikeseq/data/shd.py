@@ -241,16 +241,19 @@ class SHDDataset(torch.utils.data.Dataset):
 
     @property
     def labels(self) -> np.ndarray:
+        """Labels ``[N]`` as a numpy int array."""
         return self.data.labels
 
     @property
     def classes(self) -> list[str]:
+        """Class names (the file's ``keys``)."""
         return self.data.keys
 
     def __len__(self) -> int:
         return len(self.data)
 
     def frames(self, i: int) -> torch.Tensor:
+        """Sample ``i`` binned as ``[T, C]`` float32 (before ``transform``)."""
         t, u = self.data.sample(i)
         fr = bin_events(t, u // self.downsample, self.n_out, dt=self.dt, n_bins=self.n_bins, duration=self.duration,
                         binary=self.binary)

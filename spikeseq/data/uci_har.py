@@ -36,6 +36,7 @@ N_FEATURES = 561
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
+    """The ``UCI HAR Dataset`` folder (``root`` itself or a known sub-folder; default: the data root's uci_har)."""
     return _root("uci_har", root, "activity_labels.txt", ("UCI HAR Dataset", "har/uci_har/UCI HAR Dataset"))
 
 
@@ -98,6 +99,7 @@ def _feature_name(line: str) -> str:
 
 
 def load_features(root: str | os.PathLike | None = None, split: str = "train") -> UCIFeatures:
+    """The authors' 561 features of ``split`` as :class:`UCIFeatures`; ``DataError`` when the files disagree in rows."""
     check_split(split)
     folder = resolve_root(root)
     y, subj = _labels_subjects(folder, split)

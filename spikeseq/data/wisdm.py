@@ -154,6 +154,7 @@ def _select(x, y, s, split: str, test_subjects: Iterable[int]) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- v1.1
 def v11_file(root: str | os.PathLike | None) -> Path:
+    """Path of ``WISDM_ar_v1.1_raw.txt`` under ``root`` (default: the data root's wisdm); ``DataError`` if absent."""
     folder = _root("wisdm", root, "WISDM_ar_v1.1_raw.txt", ("WISDM_ar_v1.1", "har/wisdm/WISDM_ar_v1.1"))
     return folder / "WISDM_ar_v1.1_raw.txt"
 
@@ -196,10 +197,12 @@ def write_v11(path: str | os.PathLike, rows: Sequence[tuple[int, str, int, float
 
 # ------------------------------------------------------------------------------------------- 2019
 def root_2019(root: str | os.PathLike | None) -> Path:
+    """The ``wisdm-dataset`` folder (holding ``raw/``) under ``root``; ``DataError`` if absent."""
     return _root("wisdm2019", root, "raw", ("wisdm-dataset", "har/wisdm2019/wisdm-dataset"))
 
 
 def raw_2019_path(folder: Path, subject: int, sensor: str, device: str = "watch") -> Path:
+    """Path of one WISDM 2019 raw file: ``raw/<device>/<sensor>/data_<subject>_<sensor>_<device>.txt``."""
     return folder / "raw" / device / sensor / f"data_{subject}_{sensor}_{device}.txt"
 
 

@@ -5,7 +5,7 @@ a generated Python script that builds the same network with Lava's public API.
 it is quantised already, maps it onto Loihi cores (:func:`spikeseq.export.loihi.map_cores`), refuses with an
 :class:`~spikeseq.errors.ExportError` when it does not fit, writes ``path`` (JSON) and ``path.with_suffix(".py")``
 atomically, and reads the JSON back (:func:`read_lava`) and compares it with the quantised graph before the rename.
-It handles any topology the bit-exact interpreter runs: branching, cross-population feedback (L2MU's h->u, m->u)
+It handles any topology the bit-exact interpreter runs: branching, cross-population feedback (e.g. hidden -> input)
 and self-recurrence, since every Lava ``Dense`` hop is buffered by one step (targets.md §2.3, §4.1).
 
 JSON layout (``format = "spikeseq-lava-process/1"``)::
@@ -58,6 +58,8 @@ GRADED_MESSAGE_BITS = 24   # Lava graded vectors [src: lava/networks/gradedvecne
 
 @dataclass
 class LavaExport:
+    """What :func:`write_lava` wrote: the JSON ``path``, the build ``script``, the quantised graph, its core mapping."""
+
     path: Path
     script: Path
     graph: ir.Graph          # the quantised graph that was described

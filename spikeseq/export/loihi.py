@@ -51,6 +51,12 @@ DELAY_BITS = 6
 
 @dataclass
 class LoihiExport:
+    """What the Loihi writer produced: ``path``, the quantised graph written, its core mapping and the ``format``.
+
+    ``format`` is ``"netx"`` (a lava-dl ``.net`` HDF5) or ``"lava-process-json"`` (:mod:`spikeseq.export.lava`);
+    ``extra_files`` lists any other file written beside ``path``.
+    """
+
     path: Path
     graph: ir.Graph          # the quantised graph that was written
     mapping: MappingReport
@@ -79,7 +85,7 @@ def _chain(g: ir.Graph) -> list[dict]:
             raise ExportError(
                 f"node {cur!r} feeds {nxt}; a netx .net file is a sequential chain of layers (each population fed by "
                 "the previous one, plus at most a self-recurrent synapse), so branching or cross-population "
-                "feedback (e.g. L2MU's h->u and m->u loops) cannot be written; simulate it with "
+                "feedback (e.g. a hidden -> encoder loop) cannot be written; simulate it with "
                 "numerics='loihi' or export it to 'spinnaker2'"
             )
         s = nxt[0]
@@ -266,7 +272,7 @@ def write_loihi(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool
     """Write ``graph`` for a Loihi-style target: a netx ``.net`` file at ``path`` when the quantised graph is a
     chain (:func:`write_net`), else a Lava process-network description at ``path.with_suffix(".lava.json")``
     plus its build script ``.lava.py`` (:func:`spikeseq.export.lava.write_lava`; branching and cross-population
-    feedback such as L2MU's). ``format`` in the result names the choice ("netx" or "lava-process-json")."""
+    feedback). ``format`` in the result names the choice ("netx" or "lava-process-json")."""
     from spikeseq.export.lava import write_lava
 
     g = _qgraph(graph, **quantize_kwargs)

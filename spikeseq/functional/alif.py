@@ -24,6 +24,8 @@ from spikeseq.types import ParamLike, ResetMode
 
 
 class ALIFState(NamedTuple):
+    """ALIF state: membrane ``v`` and adaptation trace ``a``, each ``[B, ...]`` like one input step."""
+
     v: torch.Tensor
     a: torch.Tensor
 

@@ -26,6 +26,8 @@ from spikeseq.types import ParamLike, ResetMode
 
 
 class CubaLIFState(NamedTuple):
+    """CuBa-LIF state: synaptic current ``i`` and membrane ``v``, each ``[B, ...]`` like one input step."""
+
     i: torch.Tensor
     v: torch.Tensor
 

@@ -18,6 +18,8 @@ from spikeseq.types import ParamLike
 
 
 class LIState(NamedTuple):
+    """LI state: membrane ``v``, ``[B, ...]`` like one input step."""
+
     v: torch.Tensor
 
 

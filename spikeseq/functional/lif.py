@@ -28,6 +28,8 @@ from spikeseq.types import ParamLike, ResetMode
 
 
 class LIFState(NamedTuple):
+    """LIF state: membrane ``v`` after reset, ``[B, ...]`` like one input step."""
+
     v: torch.Tensor
 
 

@@ -11,9 +11,19 @@ from spikeseq.graph import ir
 from spikeseq.graph.ir import Graph
 from spikeseq.graph.quantize import quantize
 from spikeseq.graph.simulate import SimResult, simulate
-from spikeseq.graph.trace import register_tracer, trace
+from spikeseq.graph.trace import (
+    GraphBuilder,
+    affine_node,
+    fold_batchnorm,
+    linear_node,
+    neuron_node,
+    register_lowering,
+    trace,
+    unregister_lowering,
+)
 
-__all__ = ["Graph", "SimResult", "export_and_verify", "ir", "quantize", "register_tracer", "simulate", "trace"]
+__all__ = ["Graph", "GraphBuilder", "SimResult", "affine_node", "export_and_verify", "fold_batchnorm", "ir",
+           "linear_node", "neuron_node", "quantize", "register_lowering", "simulate", "trace", "unregister_lowering"]
 
 
 def __getattr__(name):

@@ -31,12 +31,17 @@ from spikeseq.graph.verify import _fixed_point_input, _output_transform, _payloa
 
 @dataclass(frozen=True)
 class BudgetStep:
+    """One row of the error budget: the ``step`` name, whether it adds to the previous rows (``cumulative``), the
+    accuracy (``None`` without labels) and the fraction of predictions that agree with the trained model.
+    """
+
     step: str
     cumulative: bool
     accuracy: float | None
     prediction_agreement: float
 
     def to_dict(self) -> dict:
+        """The row as a JSON-ready dict."""
         return asdict(self)
 
 
@@ -100,6 +105,7 @@ def loihi_error_budget(model: torch.nn.Module, inputs: torch.Tensor, labels=None
 
 
 def to_markdown(steps: list[BudgetStep]) -> str:
+    """The budget as a Markdown table: step, accuracy, prediction agreement with the model (percent)."""
     pct = lambda v: "n/a" if v is None else f"{100 * v:.1f}%"  # noqa: E731
     lines = ["| step | accuracy | prediction agreement with the model |", "|---|---|---|"]
     lines += [f"| {s.step} | {pct(s.accuracy)} | {pct(s.prediction_agreement)} |" for s in steps]

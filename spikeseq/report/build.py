@@ -210,6 +210,7 @@ def _config(run: RunArtefacts) -> list[Block]:
 
 
 def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
+    """The report's blocks (sections of the module docstring) and the PNG images they reference, by file name."""
     images: dict[str, bytes] = {}
     blocks = [*_summary(run), *_training(run, images), *_evaluation(run, images), *_spikes(run, images),
               *_energy(run, images), *_exports(run), *_config(run)]

@@ -23,6 +23,7 @@ ARTIFACTS = {"nir": "model.nir", "loihi": "model.net", "spinnaker2": "spinnaker2
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq export`` arguments (``RUN``, ``--target``, ``--samples``, ``--checkpoint``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--target", nargs="+", default=None, choices=TARGETS, metavar="TARGET",
                         help=f"one or more of {', '.join(TARGETS)} (default: [export] targets)")
@@ -80,6 +81,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export and verify every target, print one line each; returns 1 if any target failed, else 0."""
     results = export_run(args.run, args.target, args.samples, args.checkpoint)
     failed = 0
     for target, r in results.items():

@@ -17,7 +17,8 @@ from spikeseq.errors import ConfigError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="TOML config, e.g. examples/nmnist_snn_mlp.toml (with --resume: optional)",
+    """Add the ``spikeseq train`` arguments (module docstring) to ``parser``."""
+    parser.add_argument("config", help="TOML recipe, e.g. examples/<family>/<recipe>.toml (with --resume: optional)",
                         nargs="?")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.lr=0.01 --set model.hidden=128")
@@ -49,6 +50,10 @@ def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train the config into its run directory (under torchrun with ``--nproc`` > 1), then evaluate it.
+
+    Returns 0 when finished, 130 when interrupted; ``ConfigError`` for a bad config or a failed worker.
+    """
     from spikeseq.train import distributed, loop
     from spikeseq.train.config import load_config
     from spikeseq.train.rundir import RunDir
@@ -139,7 +144,7 @@ def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
         if run_dir.config().results.table and str(args.config).endswith(".toml"):
             from spikeseq.train.results import record
 
-            path = record(run_dir.path, args.config, out_root=args.results_dir, eval_result=result)
+            path = record(run_dir.path, out_root=args.results_dir, eval_result=result)
             print(f"result artifact: {path}", file=sys.stderr)
     print(run_dir.path)
     return 0

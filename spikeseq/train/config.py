@@ -3,6 +3,7 @@
 Schema (every section optional except ``[model]`` and ``[data]``)::
 
     name = "har_rsnn"                 # free text, shown in reports
+    task = "classification"          # optional: the task (default: the model family's first task)
     [model]                           # name + keyword arguments of spikeseq.models.registry.build(name, **kw)
     name = "rsnn"
     n_in = 6
@@ -155,9 +156,13 @@ class ResultsConfig:
 
 @dataclass
 class RunConfig:
+    """A whole run's configuration, one dataclass per TOML section (``[model]``, ``[data]``, ``[train]``, ...)."""
+
     model: ModelConfig
     data: DataConfig
     name: str = ""
+    #: the task (``spikeseq.train.tasks``); ``None``: the first task of the model's family
+    task: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
@@ -166,6 +171,8 @@ class RunConfig:
     def to_dict(self) -> dict[str, Any]:
         """The nested TOML-shaped dict (model/data kwargs flattened into their sections)."""
         out: dict[str, Any] = {"name": self.name}
+        if self.task is not None:
+            out["task"] = self.task
         for sec in ("model", "data", "train", "export", "profile", "results"):
             d = dataclasses.asdict(getattr(self, sec))
             kw = d.pop("kwargs", {})
@@ -173,6 +180,7 @@ class RunConfig:
         return out
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON (what ``config.json`` of a run holds)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     def to_toml(self) -> str:
@@ -343,7 +351,7 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
     """Validate a TOML-shaped dict into a :class:`RunConfig`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{src}: the config must be a table of sections")
-    top_known = ["name", *_SECTIONS]
+    top_known = ["name", "task", *_SECTIONS]
     for key in raw:
         if key not in top_known:
             raise ConfigError(f"{src}: unknown section or key {key!r}{_suggest(key, top_known)}")
@@ -352,7 +360,11 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
             raise ConfigError(f"{src}: missing section [{sec}] (it needs at least name = \"...\")")
     parts = {sec: _section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
     name = _coerce(raw.get("name", ""), str, f"{src}: name")
-    cfg = RunConfig(name=name, **parts)
+    task = raw.get("task")
+    if task is not None and not isinstance(task, str):
+        raise ConfigError(f"{src}: task must be a string such as \"classification\", got {type(task).__name__} "
+                          f"{task!r}")
+    cfg = RunConfig(name=name, task=task, **parts)
     _check_choices(cfg, src)
     return cfg
 
@@ -373,6 +385,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """A copy of the TOML data ``raw`` with each ``--set key=value`` applied; ``ConfigError`` for a malformed one."""
     raw = json.loads(json.dumps(raw))  # deep copy of plain TOML data
     for item in overrides or []:
         path, value = parse_override(item)
@@ -387,6 +400,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; ``ConfigError`` when it is missing, not UTF-8 or not valid TOML."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (give the path of a TOML file, e.g. examples/*.toml)")

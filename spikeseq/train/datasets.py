@@ -30,6 +30,8 @@ SEED_REF = "train.seed"
 
 @dataclass
 class Split:
+    """One split in memory: inputs ``x [N, T, ...]`` float32 (batch-first) and labels ``y [N]`` int64."""
+
     x: torch.Tensor  # [N, T, ...] float32
     y: torch.Tensor  # [N] int64
 
@@ -37,6 +39,7 @@ class Split:
         return int(self.y.shape[0])
 
     def take(self, idx: torch.Tensor) -> Split:
+        """The samples at ``idx``."""
         return Split(self.x[idx], self.y[idx])
 
 
@@ -49,18 +52,23 @@ class Normalizer:
 
     @classmethod
     def fit(cls, x: torch.Tensor) -> Normalizer:
+        """Mean and std (clamped to >= 1e-8) over every axis but the last of the training inputs ``x``."""
         flat = x.reshape(-1, x.shape[-1]).double()
         return cls(flat.mean(0).float(), flat.std(0).clamp_min(1e-8).float())
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` over the last axis."""
         return (x - self.mean) / self.std
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """``{"mean", "std"}`` tensors for a checkpoint."""
         return {"mean": self.mean, "std": self.std}
 
 
 @dataclass
 class Prepared:
+    """The data of a run: train / val / test splits, classes, the fitted normaliser (if any), provenance ``info``."""
+
     train: Split
     val: Split
     test: Split
@@ -71,6 +79,7 @@ class Prepared:
 
 
 def known_datasets() -> list[str]:
+    """Names accepted as ``data.name``: ``"tensor_file"`` and every dataset of :mod:`spikeseq.data.registry`."""
     names = [TENSOR_FILE]
     try:
         from spikeseq.data import registry

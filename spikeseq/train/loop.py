@@ -43,7 +43,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from spikeseq.errors import ConfigError
@@ -51,16 +50,16 @@ from spikeseq.progress import progress
 from spikeseq.train import checkpoint, distributed, optim
 from spikeseq.train.config import ModelConfig, RunConfig
 from spikeseq.train.datasets import Prepared, prepare, time_first
-from spikeseq.train.evaluate import evaluate, logits_from
 from spikeseq.train.rundir import RunDir
+from spikeseq.train.tasks import task_for
 
 
 def build_model(model_cfg: ModelConfig) -> nn.Module:
+    """The model of a recipe's ``[model]`` section (``spikeseq.models.registry.build``); an unknown name or
+    bad keyword arguments raise a :class:`~spikeseq.errors.ConfigError` naming what exists."""
     from spikeseq.models import registry
 
-    known = registry.names()
-    if model_cfg.name not in known:
-        raise ConfigError(f"unknown model {model_cfg.name!r}; known models: {', '.join(known) or '(none)'}")
+    registry.family_of(model_cfg.name)  # unknown model: ConfigError listing the known ones
     try:
         return registry.build(model_cfg.name, **model_cfg.kwargs)
     except TypeError as e:
@@ -70,10 +69,12 @@ def build_model(model_cfg: ModelConfig) -> nn.Module:
 
 
 def preflight(cfg: RunConfig) -> None:
-    """Fail fast, before a run directory is touched: the model builds and the dataset name is known."""
+    """Fail fast, before a run directory is touched: the model builds, its family solves the task and the dataset
+    name is known."""
     from spikeseq.train.datasets import TENSOR_FILE, known_datasets
 
     build_model(cfg.model)
+    task_for(cfg)
     if cfg.data.name != TENSOR_FILE:
         known = known_datasets()
         if cfg.data.name not in known:
@@ -127,6 +128,13 @@ def _hook(model: nn.Module, name: str, *args: Any) -> None:
         fn(*args)
 
 
+def _float32(out: Any) -> Any:
+    """A model output ``y`` or ``(y, state, ...)`` with ``y`` in float32."""
+    if isinstance(out, tuple):
+        return (out[0].float(), *out[1:])
+    return out.float()
+
+
 def _window_size(b: int, accumulate: int, bsz: int, n: int) -> int:
     """Samples in the accumulation window that holds micro-batch ``b``."""
     w0 = (b // accumulate) * accumulate
@@ -162,6 +170,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     if data is None:
         data = prepare(cfg.data, t.seed)
     model = build_model(cfg.model).to(device)
+    task = task_for(cfg)
     groups, specs = optim.param_groups(model, t)
     opt = optim.make_optimizer(groups, t)
     n, bsz, acc_n = len(data.train), t.batch_size, t.accumulate
@@ -231,12 +240,14 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 with sync:
                     with autocast:
                         out = net(x)
-                    logits = logits_from(out, t.readout).float()
-                    loss_sum = F.cross_entropy(logits, y, reduction="sum")
+                    if t.precision != "float32":  # the loss and metrics in float32
+                        out = _float32(out)
+                    res = task.batch(out, y, cfg)
+                    loss_sum = res.loss_sum.float()
                     loss = loss_sum * (info.world / _window_size(b, acc_n, bsz, n))
                     loss.backward()
-                accum += torch.tensor([float(loss_sum.detach()), float((logits.argmax(1) == y).sum()),
-                                       float(local.numel())], dtype=torch.float64)
+                accum += torch.tensor([float(loss_sum.detach()), res.metric_sum, float(res.count)],
+                                      dtype=torch.float64)
                 if hasattr(bar, "set_postfix"):
                     bar.set_postfix(loss=f"{float(loss_sum) / max(local.numel(), 1):.4f}")
                 if not last_of_window:
@@ -262,12 +273,12 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 break
             # end of epoch -----------------------------------------------------------------------------------
             tot = distributed.all_reduce_sum(accum.clone(), info)
-            val = evaluate(model, data.val, t.eval_batch_size, t.readout, device, data.n_classes,
-                           desc="validating")
-            metric = val["acc"] if val["acc"] is not None else float(tot[1] / tot[2])
+            val = task.evaluate(model, data.val, cfg, device, data.n_classes, desc="validating")
+            metric = val[task.metric] if val[task.metric] is not None else float(tot[1] / tot[2])
             loss_now = val["loss"] if val["loss"] is not None else float(tot[0] / tot[2])
             record = {"epoch": epoch + 1, "step": step, "train_loss": float(tot[0] / tot[2]),
-                      "train_acc": float(tot[1] / tot[2]), "val_loss": val["loss"], "val_acc": val["acc"],
+                      f"train_{task.train_metric}": float(tot[1] / tot[2]), "val_loss": val["loss"],
+                      f"val_{task.metric}": val[task.metric],
                       "lr": opt.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
             # best: highest accuracy, ties broken by lower loss (small validation sets tie often)
             improved = (metric, -loss_now) > (best["metric"], -best.get("loss", math.inf))
@@ -276,10 +287,10 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             if info.main:
                 run.append_metrics(record)
                 if not quiet:
-                    va = "-" if val["acc"] is None else f"{val['acc']:.4f}"
+                    va = "-" if val[task.metric] is None else f"{val[task.metric]:.4f}"
                     print(f"epoch {epoch + 1}/{t.epochs}  step {step}  train_loss {record['train_loss']:.4f}  "
-                          f"train_acc {record['train_acc']:.4f}  val_acc {va}  ({record['time_s']:.0f} s)",
-                          file=sys.stderr)
+                          f"train_{task.train_metric} {tot[1] / tot[2]:.4f}  val_{task.metric} {va}  "
+                          f"({record['time_s']:.0f} s)", file=sys.stderr)
             if improved:
                 save(run.best, epoch + 1, 0, step)
             save(run.last, epoch + 1, 0, step)

@@ -8,7 +8,7 @@ from torch import nn
 from spikeseq.graph import trace
 from spikeseq.graph.error_budget import loihi_error_budget, to_markdown, zero_reset
 from spikeseq.graph.verify import export_and_verify
-from spikeseq.models.snn_mlp import SNNMLP
+from spikeseq.models.lifnet import SNNMLP
 from spikeseq.nn import LI, LIF, Sequential
 
 
