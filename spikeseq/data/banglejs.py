@@ -16,13 +16,13 @@ import numpy as np
 import torch
 
 from spikeseq.data._text import read_table
-from spikeseq.data.har import HARWindows, _root, check_split, sliding_windows
+from spikeseq.data.har_common import HARWindows, check_split, dataset_root, sliding_windows
 from spikeseq.errors import DataError
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """The folder holding ``labels.csv`` (``root`` itself or a known sub-folder; default: the data root's banglejs)."""
-    return _root("banglejs", root, "labels.csv", ("Custom Dataset", "banglejs_watch/Custom Dataset",
+    return dataset_root("banglejs", root, "labels.csv", ("Custom Dataset", "banglejs_watch/Custom Dataset",
                                                  "har/banglejs_watch/Custom Dataset"))
 
 

@@ -29,7 +29,7 @@ import torch
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._progress import progress
 from spikeseq.data.events import FrameSet, bin_counts, bin_events, compact_dtype, time_bins
-from spikeseq.data.paths import dataset_dir, missing_files_error
+from spikeseq.data.manifest import dataset_dir, missing_files_error
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError, ParameterError
 

@@ -33,9 +33,18 @@ SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Datasets generated in memory from their arguments (no files, no manifest, nothing to download).
+GENERATED: tuple[str, ...] = ("temporal_task",)
+
+
 def names() -> list[str]:
     """Names of the datasets :func:`load` knows."""
     return list(SPLITS)
+
+
+def file_backed() -> list[str]:
+    """Names of the datasets read from files (each has a manifest in ``datasets/``)."""
+    return [n for n in SPLITS if n not in GENERATED]
 
 
 def _nmnist(split: str, root, events: bool = False, **kw):
@@ -48,7 +57,7 @@ def _nmnist(split: str, root, events: bool = False, **kw):
 
 def _h5(name: str) -> Callable[..., Any]:
     def load(split: str, root, **kw):
-        from spikeseq.data.paths import dataset_dir, missing_files_error
+        from spikeseq.data.manifest import dataset_dir, missing_files_error
         from spikeseq.data.shd import load_frames
 
         base = Path(root) if root is not None else dataset_dir(name)

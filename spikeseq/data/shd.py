@@ -132,7 +132,7 @@ def read_shd(path: str | os.PathLike, *, n_channels: int | None = None, raw: boo
     h5py = _h5py()
     path = Path(path)
     if not path.is_file():
-        from spikeseq.data.paths import missing_files_error
+        from spikeseq.data.manifest import missing_files_error
 
         raise missing_files_error("ssc" if path.name.startswith("ssc") else "shd", [path])
     try:
@@ -312,7 +312,7 @@ def load_frames(
 
 def split_path(root: str | os.PathLike | None, split: str, name: str = "shd") -> Path:
     """``<root>/<name>_<split>.h5`` with ``root`` defaulting to the dataset's folder under the data root."""
-    from spikeseq.data.paths import dataset_dir
+    from spikeseq.data.manifest import dataset_dir
 
     splits = ("train", "test") if name == "shd" else ("train", "valid", "test")
     if split not in splits:

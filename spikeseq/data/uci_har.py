@@ -26,7 +26,7 @@ import torch
 
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._text import read_table
-from spikeseq.data.har import ACTIVITIES, HARWindows, _root, check_split
+from spikeseq.data.har_common import ACTIVITIES, HARWindows, check_split, dataset_root
 from spikeseq.errors import DataError
 
 SIGNALS = ("body_acc", "body_gyro", "total_acc")
@@ -37,7 +37,7 @@ N_FEATURES = 561
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """The ``UCI HAR Dataset`` folder (``root`` itself or a known sub-folder; default: the data root's uci_har)."""
-    return _root("uci_har", root, "activity_labels.txt", ("UCI HAR Dataset", "har/uci_har/UCI HAR Dataset"))
+    return dataset_root("uci_har", root, "activity_labels.txt", ("UCI HAR Dataset", "har/uci_har/UCI HAR Dataset"))
 
 
 def _labels_subjects(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:

@@ -152,7 +152,7 @@ def trace(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, 
         raise ParameterError("trace(model, dt=...) needs the time step dt in seconds (it is recorded in the graph)")
     if not (isinstance(dt, (int, float)) and dt > 0):
         raise ParameterError(f"dt must be a positive number of seconds, got {dt!r}")
-    shape = _infer_input_shape(model) if input_shape is None else ir._shape(input_shape)
+    shape = _infer_input_shape(model) if input_shape is None else ir.as_shape(input_shape)
     b = GraphBuilder(float(dt))
     b.add("input", ir.Input(shape, payload=input_payload), [])
     exits, shape = b.lower(model, ["input"], shape, "")
@@ -170,7 +170,7 @@ def _infer_input_shape(model: nn.Module) -> tuple[int, ...]:
         first = first[0]
     declared = getattr(first, "input_shape", None)
     if declared is not None:
-        return ir._shape(declared)
+        return ir.as_shape(declared)
     if isinstance(first, nn.Linear):
         return (first.in_features,)
     if isinstance(first, RLIF):

@@ -163,7 +163,7 @@ class ProfileReport:
         lines += ["", "| hardware table | energy / inference, memory on | memory off |", "|---|---:|---:|"]
         for name, e in energies.items():
             on, off = e["memory_on_pj"], e["memory_off_pj"]
-            lines.append(f"| {name} | {_fmt_pj(on)} | {_fmt_pj(off)} |")
+            lines.append(f"| {name} | {format_pj(on)} | {format_pj(off)} |")
         if self.neurobench:
             nb = self.neurobench
             so = nb["SynapticOperations"]
@@ -204,7 +204,8 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
-def _fmt_pj(v: float | None) -> str:
+def format_pj(v: float | None) -> str:
+    """An energy in picojoules with a readable unit (pJ, nJ, µJ, mJ); ``None``: "no published figures"."""
     if v is None:
         return "no published figures"
     for unit, f in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):

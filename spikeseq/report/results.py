@@ -30,13 +30,43 @@ from spikeseq.errors import ConfigError
 BLOCK = re.compile(r"(<!-- results:(?P<table>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 
 
+#: Benchmark records (``spikeseq bench ...`` results) are ``results/**/bench_*.json``; every other JSON file under
+#: ``results/`` is a training artifact.
+BENCH_GLOB = "bench_*.json"
+BENCH_KEYS = ("command", "machine")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: corrupt JSON ({e}); restore it from git or re-run its command") from None
+
+
+def load_bench(root: str | Path) -> list[dict[str, Any]]:
+    """All benchmark records under ``root`` (sorted by path), each with its ``_path``; each must say the command
+    that wrote it and the machine it ran on."""
+    out = []
+    for path in sorted(Path(root).rglob(BENCH_GLOB)):
+        rec = _read(path)
+        for key in BENCH_KEYS:
+            if key not in rec:
+                raise ConfigError(f"{path}: a benchmark record needs {key!r}; re-run the spikeseq bench command")
+        rec["_path"] = str(path)
+        out.append(rec)
+    return out
+
+
 def load(root: str | Path) -> list[dict[str, Any]]:
-    """All artifacts under ``root`` (sorted by path), each with its ``_path``."""
+    """All training artifacts under ``root`` (sorted by path; benchmark records excluded), each with its
+    ``_path``."""
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"results folder not found: {root}")
     out = []
     for path in sorted(root.rglob("*.json")):
+        if path.match(BENCH_GLOB):
+            continue
         try:
             art = json.loads(path.read_text())
         except json.JSONDecodeError as e:

@@ -1,6 +1,6 @@
 """``spikeseq export RUN --target nir loihi spinnaker2``: export the trained model and verify the export.
 
-For each target, :func:`spikeseq.graph.verify.export_and_verify` writes the exported files under ``RUN/export/``
+For each target, :func:`spikeseq.verify.export_and_verify` writes the exported files under ``RUN/export/``
 (``model.nir``, ``model.net``, ``spinnaker2/network.json`` + its build script) and compares the exported
 (quantised) graph with the torch model on ``[export] samples`` test samples (per-layer spike agreement, output
 agreement, accuracies, mapping report). The result goes to ``RUN/export/<target>.json`` and ``.md``. A target
@@ -33,9 +33,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _verify_api():
     try:
-        from spikeseq.graph.verify import export_and_verify
+        from spikeseq.verify import export_and_verify
     except ImportError as e:
-        raise SpikeseqError(f"export is not available yet in this build (spikeseq.graph.verify: {e})") from None
+        raise SpikeseqError(f"export is not available yet in this build (spikeseq.verify: {e})") from None
     return export_and_verify
 
 

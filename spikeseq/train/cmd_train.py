@@ -62,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
     if args.seed is not None:
         args.overrides = [*args.overrides, f"train.seed={args.seed}"]
+    if args.config is not None and str(args.config).endswith(".toml"):
+        from spikeseq.train import continual
+        from spikeseq.train.config import read_toml
+
+        if continual.is_continual(read_toml(args.config)):
+            return continual.cli_run(args)
     if args.config is None:
         if not (args.resume and args.out):
             raise ConfigError("give a CONFIG file (or --resume --out RUN to continue a run)")

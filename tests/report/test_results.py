@@ -21,6 +21,12 @@ def test_readme_tables_match_results(doc):
     assert results.check_readme(doc, ROOT / "results") == []
 
 
+def test_benchmark_records_name_their_command_and_machine():
+    for rec in results.load_bench(ROOT / "results"):
+        assert rec["command"].startswith("spikeseq bench"), rec["_path"]
+        assert rec["machine"], rec["_path"]
+
+
 def test_every_artifact_is_complete_and_in_a_table():
     arts = results.load(ROOT / "results")
     assert len(arts) >= 15  # the 15 converted examples/har_train.py reports at least

@@ -15,7 +15,7 @@ Recurrence uses the spikes of step t-1:
 threshold each (one per population by default, as snnTorch ``Leaky(learn_beta=True, learn_threshold=True)``),
 stepped with :func:`spikeseq.functional.lif_step` / :func:`~spikeseq.functional.cuba_lif_step`. The reset is
 spikeseq's subtractive reset by default (snnTorch subtracts one step later; see :mod:`spikeseq.functional.lif`);
-``reset="zero"`` trains with Loihi's reset (see ``spikeseq.graph.error_budget``). No biases;
+``reset="zero"`` trains with Loihi's reset (see ``spikeseq.verify.error_budget``). No biases;
 ``e_x``, ``e_h`` LeCun-uniform, ``e_m`` zero, ``W_*`` Xavier-normal (as the reference code).
 
 Because of the h->u and m->u feedback the cell is stepped in time; the input and output populations have no

@@ -65,16 +65,16 @@ class CausalConv1d(StatefulModule):
         return y, ConvState(xx[xx.shape[0] - (k - 1):])
 
 
-class ReLUModule(nn.Module):
+class LMUFormerReLU(nn.Module):
     def forward(self, x):
         return torch.relu(x)
 
 
 def _act(spiking: bool, v_th: float = 1.0, **lif) -> nn.Module:
-    return LIF(v_th=v_th, **lif) if spiking else ReLUModule()
+    return LIF(v_th=v_th, **lif) if spiking else LMUFormerReLU()
 
 
-class Residual(StatefulModule):
+class LMUFormerResidual(StatefulModule):
     """``x + branch(x)`` with the branch's state threaded."""
 
     def __init__(self, branch: Sequential) -> None:
@@ -133,12 +133,12 @@ class LMUFormer(StatefulModule):
             CausalConv1d(d, d, k), bn(d), act(),
             CausalConv1d(d, d, k),
         )
-        self.rpe = Residual(Sequential(bn(d), act(), CausalConv1d(d, d, k)))
+        self.rpe = LMUFormerResidual(Sequential(bn(d), act(), CausalConv1d(d, d, k)))
         blocks = []
         for _ in range(depth):
             cell = LMU(d, d, order, theta, n_u=n_u, spiking=spiking, **lif)
-            blocks.append(Residual(Sequential(bn(d), act(0.5), cell, nn.Linear(d, d), bn(d))))
-            blocks.append(Residual(Sequential(bn(d), act(), nn.Linear(d, mlp_ratio * d), bn(mlp_ratio * d),
+            blocks.append(LMUFormerResidual(Sequential(bn(d), act(0.5), cell, nn.Linear(d, d), bn(d))))
+            blocks.append(LMUFormerResidual(Sequential(bn(d), act(), nn.Linear(d, mlp_ratio * d), bn(mlp_ratio * d),
                                                act(), nn.Linear(mlp_ratio * d, d), bn(d))))
         self.blocks = Sequential(*blocks)
         self.head = Sequential(bn(d), act(), nn.Linear(d, n_classes))

@@ -24,9 +24,9 @@ import numpy as np
 import torch
 
 from spikeseq.graph import ir
-from spikeseq.graph.simulate import simulate
+from spikeseq.graph.simulate import data_payload, simulate
 from spikeseq.graph.trace import trace
-from spikeseq.graph.verify import _fixed_point_input, _output_transform, _payload, predictions
+from spikeseq.verify.core import fixed_point_input, output_transform, predictions
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def loihi_error_budget(model: torch.nn.Module, inputs: torch.Tensor, labels=None
     x = torch.as_tensor(inputs).float()
     xn = x.numpy()
     model = model.eval()
-    g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=_payload(xn))
+    g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=data_payload(xn))
     with torch.no_grad():
         y_model = np.concatenate([model(x[:, lo:lo + batch_size])[0].numpy()
                                   for lo in range(0, x.shape[1], batch_size)], axis=1)
@@ -75,7 +75,7 @@ def loihi_error_budget(model: torch.nn.Module, inputs: torch.Tensor, labels=None
         for lo in range(0, xs.shape[1], batch_size):
             r = simulate(graph, xs[:, lo:lo + batch_size], **sim)
             outs.append(r.outputs[graph.outputs()[0]])
-        y = _output_transform(np.concatenate(outs, axis=1), g.metadata.get("output_transform"))
+        y = output_transform(np.concatenate(outs, axis=1), g.metadata.get("output_transform"))
         p = predictions(y.reshape(y.shape[0], *y_model.shape[1:]), readout)
         return BudgetStep(name, cumulative, None if lab is None else float(np.mean(p == lab)),
                           float(np.mean(p == p_model)))
@@ -83,7 +83,7 @@ def loihi_error_budget(model: torch.nn.Module, inputs: torch.Tensor, labels=None
     real_input = not np.array_equal(xn, np.round(xn))
     gq, xq = g, xn
     if real_input:
-        gq, frac_bits = _fixed_point_input(g, xn, input_bits)
+        gq, frac_bits = fixed_point_input(g, xn, input_bits)
         xq = np.round(xn * 2.0**frac_bits)
     subtract = _has_subtract(g)
     steps = [BudgetStep("trained model", True, None if lab is None else float(np.mean(p_model == lab)), 1.0),

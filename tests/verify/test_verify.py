@@ -10,8 +10,9 @@ import torch
 
 from spikeseq import nn as snn
 from spikeseq.errors import ExportError, ParameterError
-from spikeseq.graph import export_and_verify, ir, simulate
+from spikeseq.graph import ir, simulate
 from spikeseq.nn.recurrent import RLIF
+from spikeseq.verify import export_and_verify
 
 DT = 1e-3
 

@@ -6,10 +6,10 @@ import torch
 from torch import nn
 
 from spikeseq.graph import trace
-from spikeseq.graph.error_budget import loihi_error_budget, to_markdown, zero_reset
-from spikeseq.graph.verify import export_and_verify
 from spikeseq.models.lifnet import SNNMLP
 from spikeseq.nn import LI, LIF, Sequential
+from spikeseq.verify import export_and_verify
+from spikeseq.verify.error_budget import loihi_error_budget, to_markdown, zero_reset
 
 
 def _model_and_data():

@@ -33,10 +33,10 @@ import torch
 
 from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.graph import ir
-from spikeseq.graph.simulate import SimResult, simulate
+from spikeseq.graph.simulate import SimResult, data_payload, simulate
 from spikeseq.graph.trace import trace
 
-__all__ = ["VerifyResult", "export_and_verify", "predictions"]
+__all__ = ["TARGETS", "VerifyResult", "export_and_verify", "fixed_point_input", "output_transform", "predictions"]
 
 TARGETS = ("nir", "loihi", "spinnaker2")
 
@@ -102,14 +102,6 @@ def predictions(out: np.ndarray, readout: str = "sum") -> np.ndarray:
     raise ParameterError(f"readout must be 'sum' or 'last', got {readout!r}")
 
 
-def _payload(x: np.ndarray) -> str:
-    if np.isin(x, (0.0, 1.0)).all():
-        return "spikes"
-    if (x == np.round(x)).all() and (x >= 0).all():
-        return "graded"
-    return "dense"
-
-
 def _model_traces(model: torch.nn.Module, x: torch.Tensor, module_of: dict[str, str]):
     """The model's output and the outputs of the modules the graph's neuron nodes reproduce."""
     mods = dict(model.named_modules())
@@ -173,11 +165,11 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         raise ShapeError(f"inputs must be time-first [T, B, ...], got shape {tuple(x.shape)}")
     xn = x.cpu().numpy()
     model = model.eval()
-    g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=_payload(xn))
+    g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=data_payload(xn))
     input_bits = export_kwargs.pop("input_bits", 8)
     frac_bits = None
     if target == "loihi" and not np.array_equal(xn, np.round(xn)):
-        g, frac_bits = _fixed_point_input(g, xn, input_bits)
+        g, frac_bits = fixed_point_input(g, xn, input_bits)
     out_path = Path(out_path)
     sim_graph, numerics, mapping, extra, fmt, artifact = _write(target, g, out_path, **export_kwargs)
     module_of = g.metadata.get("module_of", {})
@@ -191,14 +183,14 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         xs = xb.numpy()
         if frac_bits is not None:
             xs = np.round(xs * 2.0**frac_bits)
-        if yb.shape[0] > xs.shape[0]:  # the model appended silent steps (e.g. DelaySNN pad_end): do the same
+        if yb.shape[0] > xs.shape[0]:  # the model appended silent steps: do the same
             xs = np.concatenate([xs, np.zeros((yb.shape[0] - xs.shape[0], *xs.shape[1:]), xs.dtype)])
         results.append(simulate(sim_graph, xs, numerics=numerics))
     y = np.concatenate(y_model, axis=1)
     layer_model = {k: np.concatenate(v, axis=1) for k, v in layer_model.items()}
     out_name = sim_graph.outputs()[0]
     y_graph = np.concatenate([r.outputs[out_name] for r in results], axis=1)
-    y_graph = _output_transform(y_graph, g.metadata.get("output_transform")).reshape(y.shape)
+    y_graph = output_transform(y_graph, g.metadata.get("output_transform")).reshape(y.shape)
     agree = {}
     for node, ym in layer_model.items():
         if node in results[0].traces and sim_graph.nodes[node].sends("spikes") == "spikes":
@@ -230,7 +222,7 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         _mapping_md="" if mapping is None else mapping.to_markdown(), format=fmt)
 
 
-def _fixed_point_input(g: ir.Graph, x: np.ndarray, bits: int) -> tuple[ir.Graph, int]:
+def fixed_point_input(g: ir.Graph, x: np.ndarray, bits: int) -> tuple[ir.Graph, int]:
     """Loihi receives integers only: real-valued inputs are sent as graded payloads ``round(x * 2**k)`` with ``k``
     the largest number of fractional bits (0..16) keeping ``|x| * 2**k <= 2**(bits-1) - 1``; the synapses fed by an
     input get their float weights divided by ``2**k`` (biases unchanged), so the float graph computes the same."""
@@ -253,7 +245,7 @@ def _fixed_point_input(g: ir.Graph, x: np.ndarray, bits: int) -> tuple[ir.Graph,
     return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta), k
 
 
-def _output_transform(y: np.ndarray, kind: str | None) -> np.ndarray:
+def output_transform(y: np.ndarray, kind: str | None) -> np.ndarray:
     """The model's readout applied to the graph output (``cumsum``: running spike count; ``cummean``: running
     mean), as recorded by the tracer."""
     if kind is None:

@@ -1,4 +1,4 @@
-"""Helpers shared by the neuron reference implementations (not public API)."""
+"""Argument handling shared by the neuron reference implementations and their kernels."""
 
 from __future__ import annotations
 
@@ -16,12 +16,14 @@ def as_param(p: ParamLike, like: torch.Tensor) -> torch.Tensor:
 
 
 def check_neuron_args(beta: ParamLike, v_th: ParamLike, reset: str, beta_name: str = "beta") -> None:
+    """A decay in [0, 1], a finite threshold and a known reset mode (the specific errors otherwise)."""
     check_unit_interval(beta, beta_name)
     check_finite_param(v_th, "v_th")
     check_reset(reset)
 
 
 def initial(state_field: torch.Tensor | None, step_shape: torch.Size, like: torch.Tensor, name: str):
+    """A state field, or zeros of ``step_shape`` like ``like`` when it is ``None`` (shape checked)."""
     if state_field is None:
         return torch.zeros(step_shape, device=like.device, dtype=like.dtype)
     check_state_shape(state_field, step_shape, name)
