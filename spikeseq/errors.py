@@ -41,3 +41,7 @@ class ExportError(SpikeseqError, ValueError):
 
 class ProfileError(SpikeseqError, ValueError):
     """The profiler cannot count a module (no counter registered) or was given unusable input."""
+
+
+class OutputError(SpikeseqError, OSError):
+    """An output file or folder cannot be written (read-only folder, a file where a folder is expected, ...)."""

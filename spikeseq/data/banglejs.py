@@ -9,6 +9,7 @@ segment); split by user: the last user is the test split.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -28,9 +29,12 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
 def read_recording(path: Path) -> np.ndarray:
     """``[n, 3]`` float32 acceleration (g); the time column is dropped (the rate is 50 Hz)."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().decode("utf-8").splitlines()
     except FileNotFoundError:
         raise DataError(f"file not found: {path}") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file (byte {e.start}); expected the header "
+                        "'time,acc_x,acc_y,acc_z' and rows 'HH:MM:SS.fff,x,y,z;'") from None
     if not lines or not lines[0].startswith("time"):
         raise DataError(f"{path}: expected the header 'time,acc_x,acc_y,acc_z'")
     rows = []
@@ -43,7 +47,11 @@ def read_recording(path: Path) -> np.ndarray:
         try:
             rows.append((float(f[1]), float(f[2]), float(f[3])))
         except ValueError as e:
-            raise DataError(f"{path}: line {i} is not numeric ({e})") from e
+            raise DataError(f"{path}: line {i} is not numeric ({e}); expected 'HH:MM:SS.fff,x,y,z;' with x, y, z "
+                            "in g") from e
+        if not all(math.isfinite(v) for v in rows[-1]):
+            raise DataError(f"{path}: line {i} holds NaN or Inf ({ln.strip()[:80]!r}); every acceleration must be "
+                            "a finite number: restore the file or delete that line")
     return np.array(rows, np.float32).reshape(-1, 3)
 
 

@@ -52,7 +52,8 @@ def read_session(folder: Path, exp: int, user: int) -> np.ndarray:
     gyr_p = folder / f"gyro_exp{exp:02d}_user{user:02d}.txt"
     acc, gyr = read_table(acc_p, 3), read_table(gyr_p, 3)
     if acc.shape[0] != gyr.shape[0]:
-        raise DataError(f"{acc_p} has {acc.shape[0]} rows but {gyr_p} has {gyr.shape[0]}; they must match")
+        raise DataError(f"{acc_p} has {acc.shape[0]} rows but {gyr_p} has {gyr.shape[0]}; they must match (one "
+                        "row per 50 Hz sample of the same session): restore both from the original HAPT archive")
     return np.concatenate([acc, gyr], axis=1).astype(np.float32)
 
 

@@ -12,16 +12,17 @@ Known quirks of WISDM v1.1 and how they are handled (``strict=False``, the defau
 - a record with a missing or empty field (e.g. no z value): dropped;
 - a zero timestamp: dropped.
 
-Anything else malformed (non-numeric values, unknown activity) always raises :class:`DataError` naming the file
-and line. Windows: consecutive rows with the same subject and activity form a run; a run is also cut where the
-timestamp goes backwards or jumps by more than ``max_gap`` seconds; each run is cut into ``window``-sample windows
-with ``stride``. Splits are by subject (no official split exists): the test subjects are given, by default the
-last ~20 % of the subject ids.
+Anything else malformed (non-numeric values, NaN or Inf, unknown activity) always raises :class:`DataError`
+naming the file and line. Windows: consecutive rows with the same subject and activity form a run; a run is also
+cut where the timestamp goes backwards or jumps by more than ``max_gap`` seconds; each run is cut into
+``window``-sample windows with ``stride``. Splits are by subject (no official split exists): the test subjects are
+given, by default the last ~20 % of the subject ids.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -97,6 +98,9 @@ def parse_records(path: str | os.PathLike, *, strict: bool = False, activities: 
             except ValueError as e:
                 raise DataError(f"{path}: line {ln_no} is not numeric where it should be ({e}): {rec[:100]!r}") \
                     from e
+            if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
+                raise DataError(f"{path}: line {ln_no} holds NaN or Inf ({rec[:100]!r}); x, y, z must be finite "
+                                "numbers: restore the file from the original archive or delete that record")
             if allowed is not None and f[1] not in allowed:
                 raise DataError(f"{path}: line {ln_no} has unknown activity {f[1]!r}; expected one of "
                                 f"{sorted(allowed)}")

@@ -38,9 +38,12 @@ def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from spikeseq import _signals
     from spikeseq.train import distributed, loop
     from spikeseq.train.config import load_config
     from spikeseq.train.rundir import RunDir
+
+    _signals.check()  # Ctrl-C while torch was imported: stop before anything is written
 
     if args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
@@ -66,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
 
         loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
+    _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)
     else:
