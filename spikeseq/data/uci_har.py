@@ -116,7 +116,11 @@ def load_features(root: str | os.PathLike | None = None, split: str = "train") -
 
 
 def format_uci(a: np.ndarray) -> str:
-    """Rows in the original style: each value as ``%15.7e`` with a 3-digit exponent, e.g. ``  2.8858451e-001``."""
+    """Rows in the original style: each value as ``%15.7e`` with a 3-digit exponent, e.g. ``  2.8858451e-001``.
+    NaN and Inf are refused (:class:`DataError`): the reader would refuse the file."""
+    if not np.isfinite(np.asarray(a, dtype=np.float64)).all():
+        raise DataError("format_uci: the array holds NaN or Inf; UCI HAR files hold finite numbers only")
+
     def one(v: float) -> str:
         if v == 0:
             return "  0.0000000e+000"

@@ -95,7 +95,7 @@ def read_ts(path: str | os.PathLike, *, allow_missing: bool = True) -> TSData:
             bad = np.flatnonzero(~np.isfinite(d))
             if bad.size and not (allow_missing and all(dims[d_i].split(",")[j].strip() == "?" for j in bad)):
                 raise DataError(
-                    f"{path}: line {ln_no} (case {len(rows)}), dimension {d_i}, value {int(bad[0])} is "
+                    f"{path}: line {ln_no} (case {len(rows)}), dimension {d_i}, value {int(bad[0]) + 1} is "
                     f"{dims[d_i].split(',')[int(bad[0])].strip()!r}: values must be finite numbers (missing values "
                     "'?' only where the data set has gaps): restore the file from the original archive")
         rows.append(case)
