@@ -223,9 +223,11 @@ def _atomic_write(path: Path, data: bytes) -> None:
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write the report of a run; returns ``{"html": path, "markdown": path}``."""
     run = load(run_dir)
+    from spikeseq._atomic import ensure_dir
+
     out = Path(out_dir) if out_dir is not None else run.path / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    blocks, images = build_blocks(run)
+    blocks, images = build_blocks(run)  # everything is built before the first file is written
+    ensure_dir(out)
     title = f"spikeseq run report: {run.name}"
     for name, data in images.items():
         _atomic_write(out / name, data)
