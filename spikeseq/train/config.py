@@ -328,8 +328,8 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
     parts = {sec: _section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
     name = _coerce(raw.get("name", ""), str, f"{src}: name")
     cfg = RunConfig(name=name, **parts)
-    _check_choices(cfg, src)
     _check_numbers(cfg, src)
+    _check_choices(cfg, src)
     return cfg
 
 
