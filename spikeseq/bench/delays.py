@@ -29,6 +29,7 @@ from spikeseq.nn.delay import DelayLinear
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench delays`` options (layer shape, taps, T, B, input density, sigma, ...) to ``parser``."""
     parser.add_argument("--in-features", type=positive_int, default=140)
     parser.add_argument("--out-features", type=positive_int, default=256)
     parser.add_argument("--taps", type=positive_int, default=25, help="K = max_delay + 1")
@@ -69,6 +70,7 @@ def _saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Time and measure the rows of the module docstring side by side and print the table; returns 0."""
     if args.threads:
         torch.set_num_threads(args.threads)
     n_in, n_out, k, t, b = args.in_features, args.out_features, args.taps, args.steps, args.batch

@@ -19,6 +19,8 @@ from spikeseq.errors import DataError
 
 @dataclass
 class TSData:
+    """A parsed ``.ts`` file: ``x [n_cases, n_dims, length]`` float64, ``y [n_cases]`` int64 into ``classes``."""
+
     x: np.ndarray  # [n_cases, n_dims, length] float64
     y: np.ndarray  # [n_cases] int64 index into classes
     classes: list[str]

@@ -39,6 +39,11 @@ class TimeConstants(nn.Module):
         self._kinds: dict[str, str] = {}
 
     def add(self, name: str, *, tau: float | None, beta: float | None, learn: str, size: int | None) -> None:
+        """Register time constant ``name`` from ``tau`` (seconds) or ``beta`` (decay per step), exactly one of them.
+
+        ``learn`` is ``"none"`` (a buffer), ``"tau"`` (trainable ``tau_<name>``) or ``"beta"`` (trainable
+        ``beta_<name>``); ``size`` makes it per neuron (``[size]``). Raises ``ParameterError`` for a bad combination.
+        """
         if (tau is None) == (beta is None):
             raise ParameterError(
                 f"give exactly one of tau_{name} (seconds) or a decay factor for {name!r}, got tau={tau}, beta={beta}"
@@ -61,6 +66,7 @@ class TimeConstants(nn.Module):
         self._kinds[name] = learn
 
     def decay(self, name: str) -> torch.Tensor:
+        """Decay factor per step of ``name``: ``exp(-dt / tau)``, or the stored ``beta`` clamped to [0, 1]."""
         if self._kinds[name] == "beta":
             return getattr(self, f"beta_{name}").clamp(0, 1)
         tau = getattr(self, f"tau_{name}")

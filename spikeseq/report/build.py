@@ -208,13 +208,16 @@ def _config(run: RunArtefacts) -> list[Block]:
 
 
 def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
+    """The report's blocks (sections of the module docstring) and the PNG images they reference, by file name."""
     images: dict[str, bytes] = {}
     blocks = [*_summary(run), *_training(run, images), *_evaluation(run, images), *_spikes(run, images),
               *_energy(run, images), *_exports(run), *_config(run)]
     return blocks, images
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``
+    (:func:`spikeseq._atomic.write_bytes`)."""
     from spikeseq._atomic import write_bytes
 
     write_bytes(path, data)
@@ -230,7 +233,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict
     ensure_dir(out)
     title = f"spikeseq run report: {run.name}"
     for name, data in images.items():
-        _atomic_write(out / name, data)
-    _atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
-    _atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
+        atomic_write(out / name, data)
+    atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
+    atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
     return {"html": out / "index.html", "markdown": out / "report.md"}
