@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from spikeseq.errors import ConfigError
-from spikeseq.train.rundir import atomic_open
+from spikeseq._atomic import atomic_open
 
 FORMAT = 1
 

@@ -118,7 +118,7 @@ def test_eval_json_is_replaced_only_after_a_successful_evaluation(workdir, capsy
     def broken(*a, **k):
         raise ConfigError("dataset vanished")
 
-    monkeypatch.setattr(runs, "evaluate", broken)
+    monkeypatch.setattr(runs, "spike_stats", broken)
     assert main(["eval", str(run)]) == 2
     assert tree_digest(workdir) == before
     assert json.loads((run / "eval.json").read_text())["test"]["n"] == 8
