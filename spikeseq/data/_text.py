@@ -20,7 +20,8 @@ def read_table(path: str | os.PathLike, n_cols: int, *, sep: bytes | None = None
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
+        raise DataError(f"file not found: {path}; check the path (or --root / SPIKESEQ_DATA); `spikeseq data "
+                        "check` lists what is missing") from None
     if sep is not None:
         data = data.replace(sep, b" ")
     lines = [ln for ln in data.splitlines() if ln.strip()]

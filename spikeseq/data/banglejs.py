@@ -32,7 +32,8 @@ def read_recording(path: Path) -> np.ndarray:
     try:
         lines = path.read_bytes().decode("utf-8").splitlines()
     except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
+        raise DataError(f"file not found: {path}; the Bangle.js set has Raw Data/acc_expXX_userYY.txt for "
+                        "every session in labels.csv: restore the file or drop its rows from labels.csv") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not a UTF-8 text file (byte {e.start}); expected the header "
                         "'time,acc_x,acc_y,acc_z' and rows 'HH:MM:SS.fff,x,y,z;'") from None
@@ -78,14 +79,17 @@ def load_windows(root: str | os.PathLike | None = None, split: str = "train", *,
         for _, _, cls, start, end in lab[(lab[:, 0] == exp) & (lab[:, 1] == user)]:
             if end > sig.shape[0] or not 0 <= cls < len(classes):
                 raise DataError(f"{folder / 'labels.csv'}: segment {exp} {user} {cls} {start} {end} does not fit "
-                                f"the recording ({sig.shape[0]} rows) or the {len(classes)} classes")
+                                f"the recording ({sig.shape[0]} rows) or the {len(classes)} classes; each row must be "
+                                "'exp user class start end' with 1-based inclusive sample indices inside the "
+                                "recording and a class id listed in classnames.csv")
             st = sliding_windows(int(end - start + 1), window, stride, int(start - 1))
             if st.size:
                 xs.append(np.stack([sig[i: i + window] for i in st]))
                 ys.append(np.full(st.size, cls, np.int64))
                 ss.append(np.full(st.size, user, np.int64))
     if not xs:
-        raise DataError(f"{folder}: no windows for split {split!r}")
+        raise DataError(f"{folder}: no windows for split {split!r}: no labelled segment of that split's users is at "
+                        f"least {window} samples long; pass a smaller window or other test_users")
     return HARWindows(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)),
                       torch.from_numpy(np.concatenate(ss)), classes, ["acc_x (g)", "acc_y (g)", "acc_z (g)"],
                       {"dataset": "banglejs", "split": split, "rate_hz": 50, "window": window, "stride": stride,

@@ -115,7 +115,8 @@ def read_events(path: str | os.PathLike, *, repair: bool = False) -> np.ndarray:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"N-MNIST file not found: {path}") from None
+        raise DataError(f"N-MNIST file not found: {path}; check the path (or --root / SPIKESEQ_DATA), or "
+                        "download the data set with `spikeseq data fetch nmnist`") from None
     return decode(raw, str(path), repair=repair)
 
 
@@ -209,7 +210,9 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
             if m and m.group(1) == SPLIT_DIRS[split]:
                 recs.append(Recording(str(archive), int(m.group(2)), int(m.group(3)), member=n))
     if not recs:
-        raise DataError(f"no N-MNIST .bin recordings found for split {split!r} under {base}")
+        raise DataError(f"no N-MNIST .bin recordings found for split {split!r} under {base}; expected "
+                        f"{SPLIT_DIRS.get(split, split)}/<digit>/<NNNNN>.bin files: `spikeseq data fetch nmnist` "
+                        "downloads them")
     recs.sort(key=lambda r: (r.index, r.label, r.member or r.file))
     return recs
 

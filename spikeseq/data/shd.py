@@ -110,7 +110,8 @@ def _open_checked(f, path: Path) -> None:
     if "extra/speaker" in f:
         n["extra/speaker"] = f["extra/speaker"].shape[0]
     if len(set(n.values())) != 1:
-        raise DataError(f"{path}: datasets have different numbers of samples: {n}")
+        raise DataError(f"{path}: datasets have different numbers of samples: {n}; each holds one entry per "
+                        "sample: the file is damaged, re-download it or rewrite it with write_shd")
 
 
 def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str, n_channels: int | None) -> None:
@@ -129,7 +130,7 @@ def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str
         )
     if n_channels is not None and units.size and (units.min() < 0 or units.max() >= n_channels):
         raise DataError(f"{path}: sample {i} has unit ids in [{units.min()}, {units.max()}], outside "
-                        f"[0, {n_channels})")
+                        f"[0, {n_channels}); pass the data set's n_channels (SHD/SSC: 700) or fix the file")
     if times.size == 0:
         return
     t = times.astype(np.float64, copy=False)
@@ -272,7 +273,8 @@ class SHDDataset(torch.utils.data.Dataset):
             n_channels = int(self.data.meta.get("n_channels", N_CHANNELS))
         for i, u in enumerate(self.data.units):
             if u.size and u.max() >= n_channels:
-                raise DataError(f"{path}: sample {i} has unit {u.max()} >= n_channels={n_channels}")
+                raise DataError(f"{path}: sample {i} has unit {u.max()} >= n_channels={n_channels}; pass the "
+                                "n_channels the file was made for (SHD/SSC: 700)")
         self.dt, self.n_bins, self.duration, self.binary = dt, n_bins, duration, binary
         self.n_channels, self.downsample = n_channels, int(downsample)
         self.n_out = -(-n_channels // self.downsample)

@@ -53,7 +53,8 @@ def read_ts(path: str | os.PathLike, *, allow_missing: bool = True) -> TSData:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
+        raise DataError(f"file not found: {path}; check the path (or --root / SPIKESEQ_DATA), or "
+                        "download the data set with `spikeseq data fetch basicmotions`") from None
     try:
         lines = raw.decode("utf-8", errors="strict").splitlines()
     except UnicodeDecodeError as e:
@@ -80,7 +81,7 @@ def read_ts(path: str | os.PathLike, *, allow_missing: bool = True) -> TSData:
                 parts = value.split()
                 if not parts or parts[0].lower() != "true":
                     raise DataError(f"{path}: line {ln_no}: only classification files (@classLabel true ...) "
-                                    "are supported")
+                                    "are supported; the line must read '@classLabel true <label> <label> ...'")
                 classes = parts[1:]
             else:
                 header[key] = value.strip()

@@ -82,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         from spikeseq.train.rundir import read_json
 
         if not Path(args.config).is_file():
+            if args.resume and args.out is not None and Path(args.config) == Path(args.out) / "config.json":
+                what = "is a file, not a run directory" if Path(args.out).is_file() else \
+                    "holds no run to resume (no config.json)"
+                raise ConfigError(f"--resume: {args.out} {what}; give the --out directory of an interrupted "
+                                  "`spikeseq train` run, or drop --resume to start one")
             raise ConfigError(f"config file not found: {args.config}")
         cfg = from_dict(apply_overrides(read_json(args.config), args.overrides), str(args.config))
     else:
