@@ -191,9 +191,10 @@ def read_shd(path: str | os.PathLike, *, n_channels: int | None = None, raw: boo
         raise DataError(f"{path}: not a valid SHD/SSC file ({type(e).__name__}: {e}); expected the layout "
                         "spikes/times (vlen float), spikes/units (vlen int), labels (int), optional extra/keys "
                         "(byte strings): re-download it or rewrite it with spikeseq.data.shd.write_shd") from None
-    if labels.ndim != 1 or np.ndim(raw_t) != 1 or np.ndim(raw_u) != 1:
-        raise DataError(f"{path}: spikes/times, spikes/units and labels must be 1-D (one entry per sample), got "
-                        f"shapes {np.shape(raw_t)}, {np.shape(raw_u)}, {labels.shape}")
+    if labels.ndim != 1 or np.ndim(raw_t) != 1 or np.ndim(raw_u) != 1 or (speakers is not None and speakers.ndim != 1):
+        raise DataError(f"{path}: spikes/times, spikes/units, labels and extra/speaker must be 1-D (one entry per "
+                        f"sample), got shapes {np.shape(raw_t)}, {np.shape(raw_u)}, {labels.shape}, "
+                        f"{None if speakers is None else speakers.shape}; rewrite the file with write_shd")
     times, units = [], []
     for i, (t, u) in enumerate(zip(raw_t, raw_u)):
         _check_sample(t, u, i, path, n_channels)

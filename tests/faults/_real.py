@@ -15,16 +15,20 @@ BANGLE = Path("har/banglejs_watch/Custom Dataset")
 NMNIST = Path("nmnist/NMNIST")
 
 
-def mini_hapt(data_root: Path, dst: Path, exp: int = 1, user: int = 1) -> Path:
-    """``dst/HAPT Data Set`` with one real session (acc + gyro files and its rows of labels.txt)."""
+def mini_hapt(data_root: Path, dst: Path, exp: int = 1, user: int = 1, max_rows: int | None = None) -> Path:
+    """``dst/HAPT Data Set`` with one real session (acc + gyro files and its rows of labels.txt); ``max_rows``
+    keeps only the first rows of the session and the labelled segments inside them."""
     src = require_path(data_root / HAPT / "RawData")
     raw = dst / "HAPT Data Set" / "RawData"
     raw.mkdir(parents=True)
     for kind in ("acc", "gyro"):
         name = f"{kind}_exp{exp:02d}_user{user:02d}.txt"
-        shutil.copy(src / name, raw / name)
+        if max_rows is None:
+            shutil.copy(src / name, raw / name)
+        else:
+            (raw / name).write_text("".join((src / name).read_text().splitlines(keepends=True)[:max_rows]))
     rows = [ln for ln in (src / "labels.txt").read_text().splitlines()
-            if ln.split()[:2] == [str(exp), str(user)]]
+            if ln.split()[:2] == [str(exp), str(user)] and (max_rows is None or int(ln.split()[4]) <= max_rows)]
     (raw / "labels.txt").write_text("\n".join(rows) + "\n")
     return dst / "HAPT Data Set"
 
