@@ -112,7 +112,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
     if split not in SPLITS[name]:
-        raise DataError(f"{name} has splits {SPLITS[name]}, not {split!r}")
+        raise DataError(f"{name} has splits {SPLITS[name]}, not {split!r}; pass one of those")
     return LOADERS[name](split, root, **kw)
 
 
