@@ -21,13 +21,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("spikeseq.train.cmd_export", "export a run to NIR / Loihi-style / SpiNNaker2-style and verify it"),
     "profile": ("spikeseq.train.cmd_profile", "count operations and estimate energy for a run"),
     "report": ("spikeseq.report.cmd_report", "write the HTML + Markdown report of a run"),
-    "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile, egru"),
+    "results": ("spikeseq.report.cmd_results", "regenerate or check the README's results tables from results/"),
+    "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile, wkv, egru"),
     "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
     "demo": ("spikeseq.train.cmd_demo", "the main job end to end on data available offline"),
 }
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``spikeseq`` argument parser; only ``command``'s module is imported to add its options (fast ``--help``)."""
     parser = argparse.ArgumentParser(prog="spikeseq", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -39,6 +41,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the spikeseq command line ``argv``; returns the exit code (2: bad input, 130: interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     debug = "--debug" in argv

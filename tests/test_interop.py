@@ -19,10 +19,11 @@ import torch
 from spikeseq import functional as F
 from spikeseq import kernels as K
 from spikeseq import surrogate as sg
+from tests.conftest import expected_backends
 
 D = torch.float64
 TOL = 1e-6
-BACKENDS = [b for b, be in K.dispatch.backends("lif_scan").items() if be.available()[0]]
+BACKENDS = expected_backends("lif_scan")   # non-empty; holds "cpu" under SPIKESEQ_REQUIRE_NATIVE=1
 
 
 def _input(T=60, B=3, N=8, scale=1.2):
@@ -140,7 +141,7 @@ def test_cuba_equals_snntorch_synaptic(reset):
     assert torch.equal(z, torch.stack(spk))
     torch.testing.assert_close(torch.stack(syns), torch.stack(cur), atol=TOL, rtol=0)
     torch.testing.assert_close(torch.stack(mems), torch.stack(vs), atol=TOL, rtol=0)
-    for b in [b for b, be in K.dispatch.backends("cuba_lif_scan").items() if be.available()[0]]:
+    for b in expected_backends("cuba_lif_scan"):
         zb, sb = K.cuba_lif_scan(x, alpha=alpha, beta=beta, v_th=1.0, reset=reset, backend=b)
         assert torch.equal(zb, z), b
         torch.testing.assert_close(sb.v, vs[-1], atol=TOL, rtol=0)

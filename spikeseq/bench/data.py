@@ -29,6 +29,7 @@ import torch
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench data`` options (data root, repetitions, bins, workers, batches, ``--json``) to ``parser``."""
     parser.add_argument("--root", help="N-MNIST folder (default: <data root>/nmnist/NMNIST)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (default 3)")
     parser.add_argument("--n-bins", type=int, default=30, help="frames per recording (default 30)")
@@ -102,6 +103,7 @@ def _feed(root, n_bins: int, workers: int, batches: int, model_on: bool = True,
 
 
 def run(args: argparse.Namespace) -> int:
+    """Time the rows of the module docstring on the N-MNIST copy at ``args.root`` and print the table; returns 0."""
     from spikeseq.data import nmnist
 
     root = nmnist.resolve_root(args.root)

@@ -28,6 +28,7 @@ from spikeseq.nn.delay import DelayLinear
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench delays`` options (layer shape, taps, T, B, input density, sigma, ...) to ``parser``."""
     parser.add_argument("--in-features", type=int, default=140)
     parser.add_argument("--out-features", type=int, default=256)
     parser.add_argument("--taps", type=int, default=25, help="K = max_delay + 1")
@@ -67,6 +68,7 @@ def _saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Time and measure the rows of the module docstring side by side and print the table; returns 0."""
     if args.threads:
         torch.set_num_threads(args.threads)
     n_in, n_out, k, t, b = args.in_features, args.out_features, args.taps, args.steps, args.batch

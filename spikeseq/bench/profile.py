@@ -17,6 +17,7 @@ import torch
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench profile`` options (T, B, sizes, density, repetitions, NeuroBench mode, threads) to ``parser``."""
     parser.add_argument("--steps", type=int, default=100, help="time steps T (default 100)")
     parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
     parser.add_argument("--inputs", type=int, default=700, help="input channels (default 700, SHD)")
@@ -29,6 +30,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def build(n_in: int, hidden: int, n_out: int = 20):
+    """The SHD-shaped network ``Linear -> LIF -> Linear -> LIF -> Linear(n_out)`` with seed 0 (module docstring)."""
     from spikeseq import nn as snn
 
     torch.manual_seed(0)
@@ -38,6 +40,7 @@ def build(n_in: int, hidden: int, n_out: int = 20):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Time a plain forward against :func:`spikeseq.profile.count` and print both medians and their ratio."""
     from spikeseq import profile
 
     if args.threads > 0:

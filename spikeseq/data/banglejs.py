@@ -16,12 +16,13 @@ import numpy as np
 import torch
 
 from spikeseq.data._text import read_table
-from spikeseq.data.har import HARWindows, _root, check_split, sliding_windows
+from spikeseq.data.har_common import HARWindows, check_split, dataset_root, sliding_windows
 from spikeseq.errors import DataError
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    return _root("banglejs", root, "labels.csv", ("Custom Dataset", "banglejs_watch/Custom Dataset",
+    """The folder holding ``labels.csv`` (``root`` itself or a known sub-folder; default: the data root's banglejs)."""
+    return dataset_root("banglejs", root, "labels.csv", ("Custom Dataset", "banglejs_watch/Custom Dataset",
                                                  "har/banglejs_watch/Custom Dataset"))
 
 
@@ -49,6 +50,11 @@ def read_recording(path: Path) -> np.ndarray:
 
 def load_windows(root: str | os.PathLike | None = None, split: str = "train", *, window: int = 128,
                  stride: int = 64, test_users: frozenset[int] | None = None) -> HARWindows:
+    """Windows ``x [N, window, 3]`` (g, 50 Hz) of one split (``"train"``, ``"test"``, ``"all"``), split by user.
+
+    ``test_users`` defaults to the last user. Raises ``DataError`` when a label segment does not fit its recording
+    or the split has no windows.
+    """
     check_split(split, ("train", "test", "all"))
     folder = resolve_root(root)
     lab = read_table(folder / "labels.csv", 5, dtype=np.int64)

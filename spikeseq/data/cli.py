@@ -18,6 +18,7 @@ from spikeseq.errors import DataError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq data`` actions (``info``, ``check``, ``fetch``) and their options to ``parser``."""
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     p = sub.add_parser("info", help="data root, datasets present / missing, or one manifest")
     p.add_argument("name", nargs="?", help="dataset name (default: all)")
@@ -135,6 +136,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the parsed ``spikeseq data`` action; returns the exit code, ``DataError`` for an unknown dataset."""
     from spikeseq.data.registry import names
 
     name = getattr(args, "name", None)

@@ -23,8 +23,8 @@ import torch
 
 from spikeseq.data._progress import progress
 from spikeseq.data._text import read_table
-from spikeseq.data.har import ACTIVITIES, HAPT_CHANNELS, UCI_TEST_SUBJECTS, HARWindows, _root, check_split
-from spikeseq.data.har import sliding_windows as _sliding
+from spikeseq.data.har_common import ACTIVITIES, HAPT_CHANNELS, UCI_TEST_SUBJECTS, HARWindows, check_split, dataset_root
+from spikeseq.data.har_common import sliding_windows as _sliding
 from spikeseq.errors import DataError
 
 RATE_HZ = 50
@@ -32,7 +32,7 @@ RATE_HZ = 50
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """The ``HAPT Data Set`` folder (accepts the folder itself, its parent, or the data root)."""
-    return _root("hapt", root, "RawData/labels.txt", ("HAPT Data Set", "hapt/HAPT Data Set",
+    return dataset_root("hapt", root, "RawData/labels.txt", ("HAPT Data Set", "hapt/HAPT Data Set",
                                                       "har/hapt/HAPT Data Set"))
 
 

@@ -29,7 +29,7 @@ import torch
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._progress import progress
 from spikeseq.data.events import FrameSet, bin_counts, bin_events, compact_dtype, time_bins
-from spikeseq.data.paths import dataset_dir, missing_files_error
+from spikeseq.data.manifest import dataset_dir, missing_files_error
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError, ParameterError
 
@@ -140,10 +140,12 @@ class Recording:
 
     @property
     def path(self) -> Path:
+        """``file`` as a ``Path``."""
         return Path(self.file)
 
     @property
     def source(self) -> str:
+        """``file`` or ``file:member``, as named in error messages."""
         return f"{self.file}:{self.member}" if self.member else self.file
 
 
@@ -283,6 +285,7 @@ class ToFrames:
     dtype: torch.dtype = torch.float32
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
+        """Bin one recording's events into frames with this transform's settings (:func:`to_frames`)."""
         return to_frames(events, dt=self.dt, n_bins=self.n_bins, duration=self.duration, binary=self.binary,
                          downsample=self.downsample, dtype=self.dtype)
 
@@ -310,6 +313,7 @@ class NMNIST(torch.utils.data.Dataset):
 
     @property
     def labels(self) -> np.ndarray:
+        """Labels of the split's recordings ``[N]`` (digits 0-9), without decoding any event."""
         return np.array([r.label for r in self.recordings], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -396,6 +400,7 @@ class Counts(NamedTuple):
 
 
 def class_counts(root: str | os.PathLike | None = None, split: str = "train") -> Counts:
+    """Number of recordings and count per digit in ``split``, from the file names only."""
     labels = np.array([r.label for r in list_recordings(root, split)])
     return Counts(int(labels.size), np.bincount(labels, minlength=10).tolist())
 

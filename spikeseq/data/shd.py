@@ -132,7 +132,7 @@ def read_shd(path: str | os.PathLike, *, n_channels: int | None = None, raw: boo
     h5py = _h5py()
     path = Path(path)
     if not path.is_file():
-        from spikeseq.data.paths import missing_files_error
+        from spikeseq.data.manifest import missing_files_error
 
         raise missing_files_error("ssc" if path.name.startswith("ssc") else "shd", [path])
     try:
@@ -241,16 +241,19 @@ class SHDDataset(torch.utils.data.Dataset):
 
     @property
     def labels(self) -> np.ndarray:
+        """Labels ``[N]`` as a numpy int array."""
         return self.data.labels
 
     @property
     def classes(self) -> list[str]:
+        """Class names (the file's ``keys``)."""
         return self.data.keys
 
     def __len__(self) -> int:
         return len(self.data)
 
     def frames(self, i: int) -> torch.Tensor:
+        """Sample ``i`` binned as ``[T, C]`` float32 (before ``transform``)."""
         t, u = self.data.sample(i)
         fr = bin_events(t, u // self.downsample, self.n_out, dt=self.dt, n_bins=self.n_bins, duration=self.duration,
                         binary=self.binary)
@@ -309,7 +312,7 @@ def load_frames(
 
 def split_path(root: str | os.PathLike | None, split: str, name: str = "shd") -> Path:
     """``<root>/<name>_<split>.h5`` with ``root`` defaulting to the dataset's folder under the data root."""
-    from spikeseq.data.paths import dataset_dir
+    from spikeseq.data.manifest import dataset_dir
 
     splits = ("train", "test") if name == "shd" else ("train", "valid", "test")
     if split not in splits:

@@ -26,7 +26,7 @@ import torch
 
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._text import read_table
-from spikeseq.data.har import ACTIVITIES, HARWindows, _root, check_split
+from spikeseq.data.har_common import ACTIVITIES, HARWindows, check_split, dataset_root
 from spikeseq.errors import DataError
 
 SIGNALS = ("body_acc", "body_gyro", "total_acc")
@@ -36,7 +36,8 @@ N_FEATURES = 561
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    return _root("uci_har", root, "activity_labels.txt", ("UCI HAR Dataset", "har/uci_har/UCI HAR Dataset"))
+    """The ``UCI HAR Dataset`` folder (``root`` itself or a known sub-folder; default: the data root's uci_har)."""
+    return dataset_root("uci_har", root, "activity_labels.txt", ("UCI HAR Dataset", "har/uci_har/UCI HAR Dataset"))
 
 
 def _labels_subjects(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -98,6 +99,7 @@ def _feature_name(line: str) -> str:
 
 
 def load_features(root: str | os.PathLike | None = None, split: str = "train") -> UCIFeatures:
+    """The authors' 561 features of ``split`` as :class:`UCIFeatures`; ``DataError`` when the files disagree in rows."""
     check_split(split)
     folder = resolve_root(root)
     y, subj = _labels_subjects(folder, split)

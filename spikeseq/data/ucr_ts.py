@@ -19,6 +19,8 @@ from spikeseq.errors import DataError
 
 @dataclass
 class TSData:
+    """A parsed ``.ts`` file: ``x [n_cases, n_dims, length]`` float64, ``y [n_cases]`` int64 into ``classes``."""
+
     x: np.ndarray  # [n_cases, n_dims, length] float64
     y: np.ndarray  # [n_cases] int64 index into classes
     classes: list[str]
@@ -26,6 +28,7 @@ class TSData:
 
 
 def read_ts(path: str | os.PathLike) -> TSData:
+    """Parse a ``.ts`` file (format in the module docstring); ``DataError`` names the line of any malformed entry."""
     path = Path(path)
     try:
         lines = path.read_text(encoding="utf-8", errors="strict").splitlines()

@@ -32,7 +32,7 @@ import torch
 
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._progress import progress
-from spikeseq.data.har import HARWindows, _root, check_split, sliding_windows
+from spikeseq.data.har_common import HARWindows, check_split, dataset_root, sliding_windows
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError
 
@@ -154,7 +154,8 @@ def _select(x, y, s, split: str, test_subjects: Iterable[int]) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- v1.1
 def v11_file(root: str | os.PathLike | None) -> Path:
-    folder = _root("wisdm", root, "WISDM_ar_v1.1_raw.txt", ("WISDM_ar_v1.1", "har/wisdm/WISDM_ar_v1.1"))
+    """Path of ``WISDM_ar_v1.1_raw.txt`` under ``root`` (default: the data root's wisdm); ``DataError`` if absent."""
+    folder = dataset_root("wisdm", root, "WISDM_ar_v1.1_raw.txt", ("WISDM_ar_v1.1", "har/wisdm/WISDM_ar_v1.1"))
     return folder / "WISDM_ar_v1.1_raw.txt"
 
 
@@ -196,10 +197,12 @@ def write_v11(path: str | os.PathLike, rows: Sequence[tuple[int, str, int, float
 
 # ------------------------------------------------------------------------------------------- 2019
 def root_2019(root: str | os.PathLike | None) -> Path:
-    return _root("wisdm2019", root, "raw", ("wisdm-dataset", "har/wisdm2019/wisdm-dataset"))
+    """The ``wisdm-dataset`` folder (holding ``raw/``) under ``root``; ``DataError`` if absent."""
+    return dataset_root("wisdm2019", root, "raw", ("wisdm-dataset", "har/wisdm2019/wisdm-dataset"))
 
 
 def raw_2019_path(folder: Path, subject: int, sensor: str, device: str = "watch") -> Path:
+    """Path of one WISDM 2019 raw file: ``raw/<device>/<sensor>/data_<subject>_<sensor>_<device>.txt``."""
     return folder / "raw" / device / sensor / f"data_{subject}_{sensor}_{device}.txt"
 
 
@@ -226,7 +229,7 @@ def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, de
     sensor_dir = folder / "raw" / device / sensors[0]
     files = sorted(sensor_dir.glob(f"data_*_{sensors[0]}_{device}.txt"))
     if not files:
-        from spikeseq.data.paths import missing_files_error
+        from spikeseq.data.manifest import missing_files_error
 
         raise missing_files_error("wisdm2019", [sensor_dir / f"data_<subject>_{sensors[0]}_{device}.txt"])
     want = set(test_subjects)

@@ -20,12 +20,14 @@ import torch
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_finite_result, check_floating, check_sequence, check_unit_interval
-from spikeseq.functional._common import as_param, check_neuron_args, initial
 from spikeseq.functional.lif import lif_update
+from spikeseq.functional.neuron_args import as_param, check_neuron_args, initial
 from spikeseq.types import ParamLike, ResetMode
 
 
 class CubaLIFState(NamedTuple):
+    """CuBa-LIF state: synaptic current ``i`` and membrane ``v``, each ``[B, ...]`` like one input step."""
+
     i: torch.Tensor
     v: torch.Tensor
 

@@ -13,11 +13,13 @@ from typing import NamedTuple
 import torch
 
 from spikeseq.checks import check_finite_result, check_floating, check_sequence, check_unit_interval
-from spikeseq.functional._common import as_param, initial
+from spikeseq.functional.neuron_args import as_param, initial
 from spikeseq.types import ParamLike
 
 
 class LIState(NamedTuple):
+    """LI state: membrane ``v``, ``[B, ...]`` like one input step."""
+
     v: torch.Tensor
 
 

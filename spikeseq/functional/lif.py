@@ -23,11 +23,13 @@ import torch
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_finite_result, check_floating, check_sequence
-from spikeseq.functional._common import apply_reset, as_param, check_neuron_args, initial
+from spikeseq.functional.neuron_args import apply_reset, as_param, check_neuron_args, initial
 from spikeseq.types import ParamLike, ResetMode
 
 
 class LIFState(NamedTuple):
+    """LIF state: membrane ``v`` after reset, ``[B, ...]`` like one input step."""
+
     v: torch.Tensor
 
 

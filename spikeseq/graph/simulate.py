@@ -41,7 +41,7 @@ MAX_UV = 2**23
 @dataclass
 class SimResult:
     """``outputs[name]`` and ``traces[node]`` are ``[T, B, *shape]`` arrays (spikes for spiking nodes, values for
-    the others); counts are totals over the run and the batch."""
+    the others); counts are totals over run and batch."""
 
     outputs: dict[str, np.ndarray]
     traces: dict[str, np.ndarray]
@@ -56,9 +56,11 @@ class SimResult:
 
     @property
     def output(self) -> np.ndarray:
+        """The first (usually only) output, ``[T, B, *shape]``."""
         return next(iter(self.outputs.values()))
 
     def counts(self) -> dict[str, dict[str, int]]:
+        """Per node: ``events``, ``synops``, ``dense_macs`` and ``neuron_updates``, totals over run and batch."""
         names = set(self.events) | set(self.synops) | set(self.dense_macs) | set(self.neuron_updates)
         return {n: {"events": self.events.get(n, 0), "synops": self.synops.get(n, 0),
                     "dense_macs": self.dense_macs.get(n, 0), "neuron_updates": self.neuron_updates.get(n, 0)}

@@ -37,6 +37,11 @@ class TimeConstants(nn.Module):
         self._kinds: dict[str, str] = {}
 
     def add(self, name: str, *, tau: float | None, beta: float | None, learn: str, size: int | None) -> None:
+        """Register time constant ``name`` from ``tau`` (seconds) or ``beta`` (decay per step), exactly one of them.
+
+        ``learn`` is ``"none"`` (a buffer), ``"tau"`` (trainable ``tau_<name>``) or ``"beta"`` (trainable
+        ``beta_<name>``); ``size`` makes it per neuron (``[size]``). Raises ``ParameterError`` for a bad combination.
+        """
         if (tau is None) == (beta is None):
             raise ParameterError(
                 f"give exactly one of tau_{name} (seconds) or a decay factor for {name!r}, got tau={tau}, beta={beta}"
@@ -59,6 +64,7 @@ class TimeConstants(nn.Module):
         self._kinds[name] = learn
 
     def decay(self, name: str) -> torch.Tensor:
+        """Decay factor per step of ``name``: ``exp(-dt / tau)``, or the stored ``beta`` clamped to [0, 1]."""
         if self._kinds[name] == "beta":
             return getattr(self, f"beta_{name}").clamp(0, 1)
         tau = getattr(self, f"tau_{name}")
@@ -73,6 +79,7 @@ class TimeConstants(nn.Module):
 
 
 def threshold_parameter(v_th: float, learn: bool, size: int | None) -> torch.Tensor:
+    """Threshold ``v_th`` as a scalar (``size=None``) or ``[size]`` tensor; an ``nn.Parameter`` when ``learn``."""
     shape = () if size is None else (size,)
     t = torch.full(shape, float(v_th))
     return nn.Parameter(t) if learn else t

@@ -72,6 +72,7 @@ class DelayLinear(StatefulModule):
 
     # ---- delays -------------------------------------------------------------------------------------------
     def set_sigma(self, sigma: float) -> None:
+        """Set the Gaussian width ``sigma`` (in steps, >= 0; see :func:`~spikeseq.functional.delay.sigma_schedule`)."""
         if not sigma >= 0:
             raise ParameterError(f"sigma must be >= 0, got {sigma}")
         self.sigma.fill_(float(sigma))
@@ -96,6 +97,7 @@ class DelayLinear(StatefulModule):
         return self
 
     def delays_are_integer(self) -> bool:
+        """Whether every delay is a whole number of steps in ``[0, max_delay]`` (required by ``integer=True``)."""
         d = self.delay.detach()
         return bool(torch.equal(d, d.round())) and bool((d >= 0).all()) and bool((d <= self.max_delay).all())
 
@@ -114,6 +116,7 @@ class DelayLinear(StatefulModule):
 
     # ---- forward ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, state: fd.DelayState | None = None, *, integer: bool = False):
+        """``y [T, B, out], state = layer(x [T, B, in], state)``: the path of the module docstring's table."""
         if integer:
             return self._integer(x, state, self.delay)
         if self.training and self.learn_delay:
@@ -151,5 +154,6 @@ class DelayLinear(StatefulModule):
                                       error_msgs)
 
     def extra_repr(self) -> str:
+        """Sizes, ``max_delay``, ``learn_delay``, bias and the current ``sigma`` for ``repr``."""
         return (f"in_features={self.in_features}, out_features={self.out_features}, max_delay={self.max_delay}, "
                 f"learn_delay={self.learn_delay}, bias={self.bias is not None}, sigma={float(self.sigma):g}")

@@ -91,6 +91,8 @@ class EGRU(StatefulModule):
         return [EGRUState(state.c[k], state.y[k]) for k in range(self.num_layers)]
 
     def forward(self, x: torch.Tensor, state: EGRUState | None = None) -> tuple[EGRUStackOutput, EGRUState]:
+        """Run the stack over ``x [T, B, input_size]`` (``[B, T, ...]`` with ``batch_first``); returns the last
+        layer's output ``y`` with every layer's events ``e`` and the final state of every layer."""
         check_floating(x, "x")
         if x.dim() != 3:
             raise ShapeError(f"EGRU takes [T, B, {self.input_size}] (or [B, T, ...] with batch_first), got "
@@ -119,5 +121,6 @@ class EGRU(StatefulModule):
         return EGRUStackOutput(h, e), EGRUState(torch.stack(cs), torch.stack(ys))
 
     def extra_repr(self) -> str:
+        """Sizes, pseudo-derivative width, threshold init and backend, for ``repr``."""
         return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, eps={self.eps}, "
                 f"thr_mean={self.thr_mean}, backend={self.backend!r}")

@@ -37,8 +37,8 @@ from spikeseq.nn.neurons import LIF
 from spikeseq.types import ResetMode
 
 MODES = ("auto", "fft", "recurrent")
-#: LMUFormer's surrogate: SpikingJelly's default Sigmoid(alpha=4) (specs/models.md section 3).
-LMUFORMER_SURROGATE = sg.Sigmoid(4.0)
+#: Default surrogate of the spiking cell: SpikingJelly's default ``Sigmoid(alpha=4)`` (specs/models.md section 3).
+SIGMOID4 = sg.Sigmoid(4.0)
 
 
 class LMUMemory(StatefulModule):
@@ -61,6 +61,7 @@ class LMUMemory(StatefulModule):
         self._impulse: dict[tuple, torch.Tensor] = {}
 
     def impulse(self, steps: int, like: torch.Tensor) -> torch.Tensor:
+        """Impulse response ``H[k] = A_bar^k B_bar``, ``k < steps``, in ``like``'s dtype/device (cached)."""
         key = (steps, like.dtype, like.device)
         if key not in self._impulse:
             self._impulse = {k: v for k, v in self._impulse.items() if k[1:] != key[1:]}
@@ -68,6 +69,7 @@ class LMUMemory(StatefulModule):
         return self._impulse[key]
 
     def forward(self, u: torch.Tensor, state: LMUState | None = None):
+        """``m [T, B, N, d], state = mem(u [T, B, N], state)``: FFT or step loop as chosen by ``mode``."""
         check_sequence(u, "u", min_rank=3)
         a, b = self._a64.to(u), self._b64.to(u)
         if self.mode == "fft" or (self.mode == "auto" and u.shape[0] > 1):
@@ -75,6 +77,7 @@ class LMUMemory(StatefulModule):
         return lmu_memory_scan(u, state, a_bar=a, b_bar=b)
 
     def extra_repr(self) -> str:
+        """Order, window ``theta`` and ``dt`` (in steps) and the ``mode`` for ``repr``."""
         return f"order={self.order}, theta={self.theta}, dt={self.dt_steps}, mode={self.mode!r}"
 
 
@@ -85,6 +88,8 @@ def bn_time(bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class LMUCellState(NamedTuple):
+    """State of :class:`LMU`: the memory, plus the encoder/memory/hidden LIF states (``None`` when not spiking)."""
+
     u: object  #: encoder neuron state (None when not spiking)
     m: LMUState  #: memory
     m_spk: object  #: memory neuron state (None when not spiking)
@@ -113,7 +118,7 @@ class LMU(StatefulModule):
         v_th: float = 1.0,
         reset: ResetMode = "zero",
         detach_reset: bool = True,
-        surrogate: sg.Surrogate = LMUFORMER_SURROGATE,
+        surrogate: sg.Surrogate = SIGMOID4,
         dt: float = 1e-3,
         mode: str = "auto",
         backend: str = "auto",
@@ -134,6 +139,7 @@ class LMU(StatefulModule):
             self.lif_u, self.lif_m, self.lif_h = LIF(**kw), LIF(**kw), LIF(**kw)
 
     def forward(self, x: torch.Tensor, state: LMUCellState | None = None):
+        """``h [T, B, hidden_size], state = lmu(x [T, B, input_size], state)``; ``ShapeError`` on bad features."""
         check_sequence(x, "x", min_rank=3)
         if x.shape[-1] != self.input_size:
             raise ShapeError(f"LMU expects {self.input_size} input features, got x of shape {tuple(x.shape)}")

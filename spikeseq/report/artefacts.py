@@ -27,6 +27,12 @@ def _read_json(path: Path) -> Any:
 
 @dataclass
 class RunArtefacts:
+    """The artefacts of one run directory, each ``None``/empty when its file is absent.
+
+    ``meta`` is run.json, ``config`` config.json, ``metrics`` the metrics.jsonl records, ``eval``/``profile`` the
+    JSON of ``spikeseq eval``/``profile``, ``exports``/``export_md`` the export JSON and Markdown per target.
+    """
+
     path: Path
     meta: dict[str, Any]
     config: dict[str, Any]
@@ -40,10 +46,12 @@ class RunArtefacts:
 
     @property
     def name(self) -> str:
+        """The run's name: the config's ``name``, else the directory name."""
         return self.config.get("name") or self.path.name
 
 
 def load(path: str | Path) -> RunArtefacts:
+    """Read the artefacts of run directory ``path``; ``ConfigError`` if missing, not a run, or corrupt JSON."""
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"run directory not found: {path} (create one with `spikeseq train CONFIG`)")

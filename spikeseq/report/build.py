@@ -210,13 +210,15 @@ def _config(run: RunArtefacts) -> list[Block]:
 
 
 def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
+    """The report's blocks (sections of the module docstring) and the PNG images they reference, by file name."""
     images: dict[str, bytes] = {}
     blocks = [*_summary(run), *_training(run, images), *_evaluation(run, images), *_spikes(run, images),
               *_energy(run, images), *_exports(run), *_config(run)]
     return blocks, images
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -236,7 +238,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict
     blocks, images = build_blocks(run)
     title = f"spikeseq run report: {run.name}"
     for name, data in images.items():
-        _atomic_write(out / name, data)
-    _atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
-    _atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
+        atomic_write(out / name, data)
+    atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
+    atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
     return {"html": out / "index.html", "markdown": out / "report.md"}

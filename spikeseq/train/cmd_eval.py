@@ -8,12 +8,14 @@ from pathlib import Path
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq eval`` arguments (``RUN``, ``--checkpoint``, ``--json``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (best)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate the run's checkpoint on its test split, write ``eval.json`` and print a summary; returns 0."""
     from spikeseq.train.runs import evaluate_run
 
     result = evaluate_run(args.run, args.checkpoint)

@@ -1,6 +1,6 @@
 """``spikeseq export RUN --target nir loihi spinnaker2``: export the trained model and verify the export.
 
-For each target, :func:`spikeseq.graph.verify.export_and_verify` writes the exported files under ``RUN/export/``
+For each target, :func:`spikeseq.verify.export_and_verify` writes the exported files under ``RUN/export/``
 (``model.nir``, ``model.net``, ``spinnaker2/network.json`` + its build script) and compares the exported
 (quantised) graph with the torch model on ``[export] samples`` test samples (per-layer spike agreement, output
 agreement, accuracies, mapping report). The result goes to ``RUN/export/<target>.json`` and ``.md``. A target
@@ -23,6 +23,7 @@ ARTIFACTS = {"nir": "model.nir", "loihi": "model.net", "spinnaker2": "spinnaker2
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq export`` arguments (``RUN``, ``--target``, ``--samples``, ``--checkpoint``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--target", nargs="+", default=None, choices=TARGETS, metavar="TARGET",
                         help=f"one or more of {', '.join(TARGETS)} (default: [export] targets)")
@@ -32,9 +33,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def _verify_api():
     try:
-        from spikeseq.graph.verify import export_and_verify
+        from spikeseq.verify import export_and_verify
     except ImportError as e:
-        raise SpikeseqError(f"export is not available yet in this build (spikeseq.graph.verify: {e})") from None
+        raise SpikeseqError(f"export is not available yet in this build (spikeseq.verify: {e})") from None
     return export_and_verify
 
 
@@ -80,6 +81,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export and verify every target, print one line each; returns 1 if any target failed, else 0."""
     results = export_run(args.run, args.target, args.samples, args.checkpoint)
     failed = 0
     for target, r in results.items():

@@ -16,6 +16,7 @@ from spikeseq.errors import ConfigError, SpikeseqError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq profile`` arguments (``RUN``, ``--tables``, ``--samples``, ``--checkpoint``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--tables", nargs="+", default=None, metavar="TABLE",
                         help="hardware tables (default: [profile] tables, or all of spikeseq.hardware.available())")
@@ -34,6 +35,10 @@ def _profile_api():
 
 def profile_run(path: str | Path, tables: list[str] | None = None, samples: int | None = None,
                 which: str = "best") -> dict[str, Any]:
+    """Profile the run's model on ``samples`` test samples, price it with ``tables``, write ``profile.*``.
+
+    Returns what ``profile.json`` holds; ``ConfigError`` for an unknown hardware table.
+    """
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, sample_inputs
 
@@ -71,6 +76,7 @@ def profile_run(path: str | Path, tables: list[str] | None = None, samples: int 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Profile the run and print the per-sample totals and energies; returns 0."""
     result = profile_run(args.run, args.tables, args.samples, args.checkpoint)
     tot = result["report"]["totals_per_sample"]
     print(f"profiled {result['samples']} test samples of {args.run} (per sample):")

@@ -3,6 +3,7 @@
 Schema (every section optional except ``[model]`` and ``[data]``)::
 
     name = "har_rsnn"                 # free text, shown in reports
+    task = "classification"          # optional: the task (default: the model family's first task)
     [model]                           # name + keyword arguments of spikeseq.models.registry.build(name, **kw)
     name = "rsnn"
     n_in = 6
@@ -13,6 +14,7 @@ Schema (every section optional except ``[model]`` and ``[data]``)::
     [train]                           # TrainConfig: epochs, batch_size, lr, optimizer, seed, ...
     [export]                          # ExportConfig: targets, samples, dt
     [profile]                         # ProfileConfig: tables, samples, memory
+    [results]                         # ResultsConfig: README table and row this recipe measures
 
 Unknown keys in the fixed sections and values of the wrong type raise :class:`~spikeseq.errors.ConfigError` naming
 the key, the file and the expected type (with a "did you mean" suggestion). ``--set key=value`` overrides use
@@ -35,9 +37,12 @@ from typing import Any
 from spikeseq.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-READOUTS = ("mean", "sum", "max", "last")
-SCHEDULERS = ("none", "cosine")
+READOUTS = ("mean", "sum", "max", "last", "softmax_sum")
+SCHEDULERS = ("none", "cosine", "step", "onecycle")
 DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("float32", "bf16")
+DECAY_ON = ("weights", "all")
+CHECKPOINTS = ("best", "last")
 
 
 @dataclass
@@ -75,9 +80,22 @@ class TrainConfig:
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    #: parameters weight decay applies to: ``"weights"`` (not biases, norm layers, time constants, decays,
+    #: thresholds) or ``"all"``
+    weight_decay_on: str = "weights"
     momentum: float = 0.9
+    #: learning-rate schedule (``spikeseq.train.optim``): none, cosine (per epoch), step, onecycle (per step)
     scheduler: str = "none"
+    #: onecycle: fraction of the optimizer steps spent rising to ``lr``
+    pct_start: float = 0.3
+    #: step: the lr is multiplied by ``gamma`` every ``step_size`` epochs
+    step_size: int = 1
+    gamma: float = 0.1
     grad_clip: float | None = None
+    #: micro-batches of ``batch_size`` samples per optimizer step (gradient accumulation)
+    accumulate: int = 1
+    #: ``"bf16"``: the training forward pass runs under bfloat16 autocast (loss, metrics, evaluation stay float32)
+    precision: str = "float32"
     seed: int = 0
     #: stop after this many optimizer steps in total (``None``: run all epochs)
     max_steps: int | None = None
@@ -87,6 +105,15 @@ class TrainConfig:
     device: str = "cpu"
     #: torch.set_num_threads for the run (``None``: leave torch's default)
     threads: int | None = None
+    #: data-parallel processes under torchrun (``spikeseq train --nproc`` overrides it)
+    nproc: int = 1
+    #: also save ``checkpoints/last.pt`` every N optimizer steps (``None``: at the end of each epoch only)
+    checkpoint_every: int | None = None
+    #: the checkpoint the test evaluation reports: ``"best"`` (validation) or ``"last"`` (after the last epoch)
+    eval_checkpoint: str = "best"
+    #: per parameter group overrides (``lr``, ``weight_decay``, ``scheduler``) for groups a model names, e.g.
+    #: ``[train.groups.delays] lr = 0.1`` (see :mod:`spikeseq.train.optim`)
+    groups: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,24 +142,45 @@ class ProfileConfig:
 
 
 @dataclass
+class ResultsConfig:
+    """``[results]``: this recipe measures README numbers; ``spikeseq train`` then writes
+    ``results/<family>/<recipe>-s<seed>.json`` (see :mod:`spikeseq.report.results`)."""
+
+    #: the README block the run belongs to (``<!-- results:<table> -->``); empty: no artifact is written
+    table: str = ""
+    #: the row label in that table (runs with the same label are one row: mean and per-seed values)
+    label: str = ""
+    #: test samples the trained model is profiled on (op counts and sparsity of the same model)
+    profile_samples: int = 64
+
+
+@dataclass
 class RunConfig:
+    """A whole run's configuration, one dataclass per TOML section (``[model]``, ``[data]``, ``[train]``, ...)."""
+
     model: ModelConfig
     data: DataConfig
     name: str = ""
+    #: the task (``spikeseq.train.tasks``); ``None``: the first task of the model's family
+    task: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    results: ResultsConfig = field(default_factory=ResultsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The nested TOML-shaped dict (model/data kwargs flattened into their sections)."""
         out: dict[str, Any] = {"name": self.name}
-        for sec in ("model", "data", "train", "export", "profile"):
+        if self.task is not None:
+            out["task"] = self.task
+        for sec in ("model", "data", "train", "export", "profile", "results"):
             d = dataclasses.asdict(getattr(self, sec))
             kw = d.pop("kwargs", {})
             out[sec] = {**d, **kw}
         return out
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON (what ``config.json`` of a run holds)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     def to_toml(self) -> str:
@@ -144,6 +192,7 @@ class RunConfig:
 
 _SECTIONS: dict[str, type] = {
     "model": ModelConfig, "data": DataConfig, "train": TrainConfig, "export": ExportConfig, "profile": ProfileConfig,
+    "results": ResultsConfig,
 }
 #: sections whose unknown keys are keyword arguments for a builder / loader rather than errors
 _OPEN_SECTIONS = ("model", "data")
@@ -241,9 +290,13 @@ def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
 def _check_choices(cfg: RunConfig, src: str) -> None:
     t = cfg.train
     for key, value, choices in (("optimizer", t.optimizer, OPTIMIZERS), ("readout", t.readout, READOUTS),
-                                ("scheduler", t.scheduler, SCHEDULERS), ("device", t.device, DEVICES)):
+                                ("scheduler", t.scheduler, SCHEDULERS), ("device", t.device, DEVICES),
+                                ("precision", t.precision, PRECISIONS),
+                                ("weight_decay_on", t.weight_decay_on, DECAY_ON),
+                                ("eval_checkpoint", t.eval_checkpoint, CHECKPOINTS)):
         if value not in choices:
             raise ConfigError(f"{src}: train.{key} = {value!r} is not one of {', '.join(choices)}")
+    _check_train_numbers(t, src)
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(t, key) < 1:
             raise ConfigError(f"{src}: train.{key} must be >= 1, got {getattr(t, key)}")
@@ -264,11 +317,41 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
             raise ConfigError(f"{src}: {key} must be >= 1, got {v}")
 
 
+def _check_train_numbers(t: TrainConfig, src: str) -> None:
+    """Ranges of the optimisation keys of ``[train]`` and the shape of ``[train.groups]``."""
+    if not 0.0 < t.pct_start < 1.0:
+        raise ConfigError(f"{src}: train.pct_start must be in (0, 1), got {t.pct_start}")
+    if t.gamma <= 0:
+        raise ConfigError(f"{src}: train.gamma must be > 0, got {t.gamma}")
+    for key in ("step_size", "accumulate", "nproc"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"{src}: train.{key} must be >= 1, got {getattr(t, key)}")
+    if t.weight_decay < 0:
+        raise ConfigError(f"{src}: train.weight_decay must be >= 0, got {t.weight_decay}")
+    if t.grad_clip is not None and t.grad_clip <= 0:
+        raise ConfigError(f"{src}: train.grad_clip must be > 0 or left out, got {t.grad_clip}")
+    if t.checkpoint_every is not None and t.checkpoint_every < 1:
+        raise ConfigError(f"{src}: train.checkpoint_every must be >= 1 or left out, got {t.checkpoint_every}")
+    group_keys = {"lr": float, "weight_decay": float, "scheduler": str}
+    for name, table in t.groups.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{src}: train.groups.{name} must be a table such as {{lr = 0.1}}, got {table!r}")
+        for key, value in table.items():
+            if key not in group_keys:
+                raise ConfigError(f"{src}: unknown key train.groups.{name}.{key}{_suggest(key, list(group_keys))}")
+            table[key] = _coerce(value, group_keys[key], f"{src}: train.groups.{name}.{key}")
+        if table.get("scheduler", "none") not in SCHEDULERS:
+            raise ConfigError(f"{src}: train.groups.{name}.scheduler = {table['scheduler']!r} is not one of "
+                              f"{', '.join(SCHEDULERS)}")
+        if table.get("lr", 1.0) <= 0 or table.get("weight_decay", 0.0) < 0:
+            raise ConfigError(f"{src}: train.groups.{name}: lr must be > 0 and weight_decay >= 0, got {table}")
+
+
 def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
     """Validate a TOML-shaped dict into a :class:`RunConfig`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{src}: the config must be a table of sections")
-    top_known = ["name", *_SECTIONS]
+    top_known = ["name", "task", *_SECTIONS]
     for key in raw:
         if key not in top_known:
             raise ConfigError(f"{src}: unknown section or key {key!r}{_suggest(key, top_known)}")
@@ -277,7 +360,11 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
             raise ConfigError(f"{src}: missing section [{sec}] (it needs at least name = \"...\")")
     parts = {sec: _section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
     name = _coerce(raw.get("name", ""), str, f"{src}: name")
-    cfg = RunConfig(name=name, **parts)
+    task = raw.get("task")
+    if task is not None and not isinstance(task, str):
+        raise ConfigError(f"{src}: task must be a string such as \"classification\", got {type(task).__name__} "
+                          f"{task!r}")
+    cfg = RunConfig(name=name, task=task, **parts)
     _check_choices(cfg, src)
     return cfg
 
@@ -298,6 +385,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """A copy of the TOML data ``raw`` with each ``--set key=value`` applied; ``ConfigError`` for a malformed one."""
     raw = json.loads(json.dumps(raw))  # deep copy of plain TOML data
     for item in overrides or []:
         path, value = parse_override(item)
@@ -312,6 +400,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; ``ConfigError`` when it is missing, not UTF-8 or not valid TOML."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (give the path of a TOML file, e.g. examples/*.toml)")

@@ -28,6 +28,8 @@ def logits_from(out: Any, readout: str) -> torch.Tensor:
         return y.sum(0)
     if readout == "max":
         return y.max(0).values
+    if readout == "softmax_sum":  # sum over time of per-step class probabilities (the DCLS delays paper's readout)
+        return torch.softmax(y, dim=-1).sum(0)
     return y[-1]
 
 

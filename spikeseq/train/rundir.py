@@ -58,19 +58,23 @@ def atomic_open(path: str | Path, mode: str = "wb") -> Iterator[IO]:
 
 
 def atomic_write(path: str | Path, writer: Callable[[IO], Any], mode: str = "wb") -> None:
+    """Call ``writer`` on a temporary file beside ``path`` and rename it over ``path`` (after an fsync)."""
     with atomic_open(path, mode) as f:
         writer(f)
 
 
 def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically."""
     atomic_write(path, lambda f: f.write(text), mode="w")
 
 
 def write_json(path: str | Path, obj: Any) -> None:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
     write_text(path, json.dumps(obj, indent=2) + "\n")
 
 
 def read_json(path: str | Path) -> Any:
+    """The JSON at ``path``; ``ConfigError`` when it is corrupt (``FileNotFoundError`` when it is missing)."""
     path = Path(path)
     try:
         return json.loads(path.read_text())
@@ -88,7 +92,19 @@ def _git_commit() -> str | None:
         return None
 
 
+def _git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (``None``: not a git checkout)."""
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def versions() -> dict[str, str]:
+    """Versions of spikeseq, torch, numpy and Python, and the platform, for ``run.json``."""
     import numpy
     import torch
 
@@ -107,41 +123,51 @@ class RunDir:
     # paths ---------------------------------------------------------------------------------------------------
     @property
     def meta(self) -> Path:
+        """``run.json``: versions, seed, command, git commit and status."""
         return self.path / RUN_MARKER
 
     @property
     def config_json(self) -> Path:
+        """``config.json``: the resolved config."""
         return self.path / "config.json"
 
     @property
     def metrics(self) -> Path:
+        """``metrics.jsonl``: one JSON line per finished epoch."""
         return self.path / "metrics.jsonl"
 
     @property
     def ckpt_dir(self) -> Path:
+        """``checkpoints/``."""
         return self.path / "checkpoints"
 
     @property
     def last(self) -> Path:
+        """``checkpoints/last.pt``, the checkpoint to resume from."""
         return self.ckpt_dir / "last.pt"
 
     @property
     def best(self) -> Path:
+        """``checkpoints/best.pt``, the best validation result."""
         return self.ckpt_dir / "best.pt"
 
     @property
     def eval_json(self) -> Path:
+        """``eval.json``, written by ``spikeseq eval``."""
         return self.path / "eval.json"
 
     @property
     def export_dir(self) -> Path:
+        """``export/``, written by ``spikeseq export``."""
         return self.path / "export"
 
     @property
     def report_dir(self) -> Path:
+        """``report/``, written by ``spikeseq report``."""
         return self.path / "report"
 
     def is_run(self) -> bool:
+        """Whether the directory holds a ``run.json`` (is a run directory)."""
         return self.meta.is_file()
 
     # creation ------------------------------------------------------------------------------------------------
@@ -196,22 +222,26 @@ class RunDir:
         write_json(run.meta, {
             "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": config.train.seed,
             "world_size": world_size, "command": argv if argv is not None else sys.argv, "git": _git_commit(),
+            "git_dirty": _git_dirty(),
             "versions": versions(),
         })
         return run
 
     def set_status(self, status: str, **extra: Any) -> None:
+        """Set ``status`` (running/finished/interrupted/failed) and any ``extra`` keys in ``run.json``, atomically."""
         meta = read_json(self.meta)
         meta.update(status=status, **extra)
         write_json(self.meta, meta)
 
     def config(self):
+        """The run's resolved :class:`~spikeseq.train.config.RunConfig`, read from ``config.json``."""
         from spikeseq.train.config import load_json
 
         return load_json(self.config_json)
 
     # metrics -------------------------------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:
+        """Append one epoch's ``record`` to ``metrics.jsonl`` and fsync it."""
         line = json.dumps(record) + "\n"
         with open(self.metrics, "a") as f:
             f.write(line)
@@ -219,6 +249,7 @@ class RunDir:
             os.fsync(f.fileno())
 
     def read_metrics(self) -> list[dict[str, Any]]:
+        """The records of ``metrics.jsonl`` (``[]`` without one; a line cut by a kill is skipped)."""
         if not self.metrics.is_file():
             return []
         out = []

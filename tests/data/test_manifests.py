@@ -8,7 +8,8 @@ import re
 import pytest
 
 from spikeseq.data import manifest, registry
-from spikeseq.data.paths import data_root, dataset_dir
+from spikeseq.data.manifest import dataset_dir
+from spikeseq.data.paths import data_root
 
 
 def test_one_manifest_per_registered_dataset():

@@ -7,10 +7,9 @@ import json
 import pytest
 
 from spikeseq.cli import main
-from spikeseq.kernels import _native
 
 
-@pytest.mark.skipif(_native.library() is None, reason="no C++ compiler")
+@pytest.mark.native
 def test_bench_spmm_tiny(tmp_path, capsys):
     out = tmp_path / "spmm.json"
     rc = main(["bench", "spmm", "--rows", "64", "--in-features", "40", "--out-features", "48", "--densities",
@@ -25,7 +24,7 @@ def test_bench_spmm_tiny(tmp_path, capsys):
 
 
 
-@pytest.mark.skipif(_native.library() is None, reason="no C++ compiler")
+@pytest.mark.native
 @pytest.mark.parametrize(("flag", "value", "message"), [("--densities", "0.1,x", "comma list of numbers"),
                                                         ("--densities", "1.5", "probabilities in [0, 1]"),
                                                         ("--rows", "0", "--rows must be at least 1")])

@@ -11,10 +11,10 @@ import torch
 from spikeseq import nn as snn
 from spikeseq.errors import BackendUnavailableError, DTypeError, NonFiniteError, ParameterError, ShapeError
 from spikeseq.functional import LIFState
-from spikeseq.kernels import dispatch
+from tests.conftest import expected_backends
 
 D = torch.float64
-FAST = [b for b, be in dispatch.backends("lif_scan").items() if b != "torch" and be.available()[0]]
+FAST = expected_backends("lif_scan", exclude=("torch",))   # non-empty; holds "cpu" under SPIKESEQ_REQUIRE_NATIVE=1
 
 
 def _x(T=30, B=3, N=6):

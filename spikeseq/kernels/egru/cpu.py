@@ -37,6 +37,7 @@ last_stats: dict[str, float] = {}
 
 
 def available() -> tuple[bool, str]:
+    """``(True, "")`` when the native library with the EGRU kernels is built, else ``(False, reason)``."""
     lib = _native.library()
     return (lib is not None), _native.unavailable_reason()
 
@@ -85,6 +86,7 @@ class EventLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
+        """Event-driven forward: bias plus the weight columns of the nonzero inputs."""
         x = x.contiguous()
         wt = weight.detach().t().contiguous()
         out = x.new_empty(x.shape[0], weight.shape[0])
@@ -96,6 +98,7 @@ class EventLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
+        """Gradients of input (dense), weight (nonzero inputs only) and bias."""
         x, weight = ctx.saved_tensors
         gout = gout.contiguous()
         gx = gout @ weight if ctx.needs_input_grad[0] else None

@@ -25,8 +25,8 @@ from torch.autograd.function import once_differentiable
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_finite_result, check_sequence, check_unit_interval
 from spikeseq.functional import ALIFState, CubaLIFState, LIFState, LIState
-from spikeseq.functional._common import as_param, check_neuron_args, initial
 from spikeseq.functional.alif import check_alif_args
+from spikeseq.functional.neuron_args import as_param, check_neuron_args, initial
 from spikeseq.kernels.lif._common import RESET_CODES, expand_param, reduce_grad
 from spikeseq.types import ParamLike, ResetMode
 

@@ -1,0 +1,41 @@
+"""Argument handling shared by the neuron reference implementations and their kernels."""
+
+from __future__ import annotations
+
+import torch
+
+from spikeseq.checks import check_finite_param, check_reset, check_state_shape, check_unit_interval
+from spikeseq.types import ParamLike
+
+
+def as_param(p: ParamLike, like: torch.Tensor) -> torch.Tensor:
+    """A scalar or per-neuron parameter as a tensor on ``like``'s device and dtype (keeps autograd)."""
+    if isinstance(p, torch.Tensor):
+        return p.to(device=like.device, dtype=like.dtype)
+    return torch.tensor(p, device=like.device, dtype=like.dtype)
+
+
+def check_neuron_args(beta: ParamLike, v_th: ParamLike, reset: str, beta_name: str = "beta") -> None:
+    """A decay in [0, 1], a finite threshold and a known reset mode (the specific errors otherwise)."""
+    check_unit_interval(beta, beta_name)
+    check_finite_param(v_th, "v_th")
+    check_reset(reset)
+
+
+def initial(state_field: torch.Tensor | None, step_shape: torch.Size, like: torch.Tensor, name: str):
+    """A state field, or zeros of ``step_shape`` like ``like`` when it is ``None`` (shape checked)."""
+    if state_field is None:
+        return torch.zeros(step_shape, device=like.device, dtype=like.dtype)
+    check_state_shape(state_field, step_shape, name)
+    return state_field
+
+
+def apply_reset(v_pre: torch.Tensor, z: torch.Tensor, v_th: torch.Tensor, reset: str,
+                detach_reset: bool) -> torch.Tensor:
+    """Reset after a spike: subtract ``v_th``, set to zero, or leave ``v`` unchanged."""
+    zr = z.detach() if detach_reset else z
+    if reset == "subtract":
+        return v_pre - zr * v_th
+    if reset == "zero":
+        return v_pre * (1 - zr)
+    return v_pre
