@@ -38,6 +38,7 @@ RESULT = Path("results/egru/lm_tinyshakespeare.json")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """The options of ``spikeseq bench egru``."""
     parser.add_argument("--hidden", type=int, default=512)
     parser.add_argument("--layers", type=int, default=2)
     parser.add_argument("--steps", type=int, default=256, help="sequence length T")
@@ -95,6 +96,7 @@ def calibrate(model: EGRU, x: torch.Tensor, target: float, iters: int = 12) -> f
 
 
 def set_thresholds(model: EGRU, value: float) -> None:
+    """Set every per-unit threshold of ``model`` to ``value``."""
     with torch.no_grad():
         for k in range(model.num_layers):
             getattr(model, f"threshold_l{k}").fill_(value)
@@ -129,6 +131,7 @@ def _forward(model, x):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the comparison, print it and write the JSON."""
     ok, why = cpu.available()
     if not ok:
         raise BackendUnavailableError(f"bench egru needs the C++ library: {why}")
