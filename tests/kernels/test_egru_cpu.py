@@ -10,7 +10,7 @@ from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.kernels.egru import cpu
 from tests.kernels._egru_compare import assert_same, make
 
-pytestmark = pytest.mark.skipif(not cpu.available()[0], reason="no C++ compiler")
+pytestmark = pytest.mark.native
 
 
 @pytest.mark.parametrize("case", [
