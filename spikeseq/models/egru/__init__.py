@@ -6,6 +6,8 @@ Models: ``egru_lm``, ``gru_lm``, ``lstm_lm`` (task ``language_modelling``), ``eg
 The cell itself is a building block: :mod:`spikeseq.functional.egru`, :class:`spikeseq.nn.EGRU`.
 """
 
+from spikeseq.models.egru.count import COUNTERS
+from spikeseq.models.egru.lower import LOWERINGS
 from spikeseq.models.egru.modules import (
     EGRULM,
     RNNLM,
@@ -25,6 +27,8 @@ FAMILY = register_family(Family(
     tasks=("language_modelling", "classification"),
     builders={"egru_lm": build_egru_lm, "gru_lm": build_gru_lm, "lstm_lm": build_lstm_lm,
               "egru_classifier": build_egru_classifier, "rnn_classifier": build_rnn_classifier},
+    lowerings=LOWERINGS,
+    counters=COUNTERS,
     description="event-based GRU (EGRU): activity-sparse recurrent language models and classifiers",
 ))
 
