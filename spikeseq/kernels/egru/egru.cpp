@@ -466,6 +466,41 @@ void gather_outer(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS Gr
   }, 16, 1);
 }
 
+// outT[o, :] = bias[o] (or 0) + sum_{q in row o} val[q] * XT[col[q], :]   (W [O, K] in CSR, XT [K, R], outT [O, R])
+// The weight-sparse input projection: vectorised over the rows r, blocked so that XT[:, block] stays in cache.
+template <typename S>
+FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS XT, const int64_t* RS rowptr, const int32_t* RS col,
+                   const S* RS val, const S* RS bias, S* RS outT, int nth) {
+  constexpr int L = kVecBytes / sizeof(S);
+  constexpr int64_t CB = 32 * L;  // columns of XT per block
+  parallel(O, nth, [&](int64_t o0, int64_t o1) {
+    for (int64_t c0 = 0; c0 < R; c0 += CB) {
+      const int64_t c1 = std::min(R, c0 + CB);
+      for (int64_t o = o0; o < o1; ++o) {
+        S* RS dst = outT + o * R;
+        const S b = bias ? bias[o] : S(0);
+        int64_t c = c0;
+        for (; c + 4 * L <= c1; c += 4 * L) {
+          Vec<S> acc[4];
+          for (int u = 0; u < 4; ++u) acc[u] = splat<S>(b);
+          for (int64_t q = rowptr[o]; q < rowptr[o + 1]; ++q) {
+            const Vec<S> w = splat<S>(val[q]);
+            const S* RS src = XT + int64_t(col[q]) * R + c;
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; ++u) acc[u] += w * load(src + u * L);
+          }
+          for (int u = 0; u < 4; ++u) store(dst + c + u * L, acc[u]);
+        }
+        for (; c < c1; ++c) {
+          S a = b;
+          for (int64_t q = rowptr[o]; q < rowptr[o + 1]; ++q) a += val[q] * XT[int64_t(col[q]) * R + c];
+          dst[c] = a;
+        }
+      }
+    }
+  }, 8, 1);
+}
+
 }  // namespace
 
 #define EGRU_API(S, suf)                                                                                            \
@@ -492,6 +527,10 @@ void gather_outer(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS Gr
   extern "C" void egru_gather_outer_##suf(int64_t R, int64_t K, int64_t O, const S* X, const S* G, S* out,          \
                                           int nth) {                                                                \
     gather_outer<S>(R, K, O, X, G, out, nth);                                                                       \
+  }                                                                                                                 \
+  extern "C" void egru_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* XT, const int64_t* rowptr,             \
+                                    const int32_t* col, const S* val, const S* bias, S* outT, int nth) {            \
+    csr_mm<S>(R, K, O, XT, rowptr, col, val, bias, outT, nth);                                                      \
   }
 
 EGRU_API(float, f32)
