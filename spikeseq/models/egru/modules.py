@@ -115,7 +115,7 @@ class EGRULM(_EGRUMixin, StatefulModule):
 
 
 class RNNLMState(NamedTuple):
-    """State of :class:`RNNLM`: hidden ``h`` and LSTM cell ``c`` (zeros for a GRU), each ``[layers, B, hidden]``."""
+    """State of :class:`RNNLM`: hidden ``h`` and (LSTM) cell ``c``."""
 
     h: torch.Tensor  #: ``[layers, B, hidden]``
     c: torch.Tensor  #: LSTM cell ``[layers, B, hidden]`` (zeros for a GRU)
