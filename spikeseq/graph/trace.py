@@ -292,8 +292,7 @@ def _tau_gain(beta: torch.Tensor, shape, dt: float, name: str) -> tuple[np.ndarr
             f"{name}: decay factors must lie strictly in (0, 1) to have a finite time constant, got range "
             f"[{bb.min()}, {bb.max()}]; use IF for beta = 1"
         )
-    tau = tau_from_decay(torch.from_numpy(np.ascontiguousarray(bb)), dt).numpy()
-    return tau, 1.0 / (1.0 - bb)
+    return tau_from_decay(np.ascontiguousarray(bb), dt), 1.0 / (1.0 - bb)
 
 
 def neuron_node(m: nn.Module, shape, dt: float, name: str) -> ir.Node:
