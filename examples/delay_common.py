@@ -40,7 +40,7 @@ def evaluate(model: DelaySNN, x: torch.Tensor, y: torch.Tensor, batch_size: int)
     model.eval()
     correct = 0
     for s in range(0, len(x), batch_size):
-        v, _ = model(x[s:s + batch_size].transpose(0, 1).contiguous())
+        v, _ = model(model.pad(x[s:s + batch_size].transpose(0, 1).contiguous()))
         correct += int((predict(v) == y[s:s + batch_size]).sum())
     return correct / len(x)
 
@@ -68,7 +68,7 @@ def train(config: DelaySNNConfig, data: dict[str, torch.Tensor], *, epochs: int,
         for s in range(0, len(order), batch_size):
             idx = order[s:s + batch_size]
             x = data["x_train"][idx].transpose(0, 1).contiguous()
-            loss = sum_softmax_loss(model(x)[0], data["y_train"][idx])
+            loss = sum_softmax_loss(model(model.pad(x))[0], data["y_train"][idx])
             opt_w.zero_grad(set_to_none=True)
             if opt_p:
                 opt_p.zero_grad(set_to_none=True)

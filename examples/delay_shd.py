@@ -8,7 +8,7 @@ Real data is read from ``--root`` (default: the dataset folder under the spikese
 ``spikeseq data info``); inputs are 700 channels merged by 5 into 140 and binned to 10 ms, as in the paper. The
 full recipe (150 epochs for SHD, 60 for SSC, batch 256/128) is the default and wants a GPU; ``--epochs`` and
 ``--limit`` make a quick run. After training the delays are rounded and the test accuracy is reported with integer
-delays (``integer=True``), the semantics an exported model has.
+delays (``forward_integer``), the semantics an exported model has.
 """
 
 from __future__ import annotations
@@ -98,7 +98,7 @@ def evaluate_integer(model, x, y, batch_size: int) -> float:
     model.eval()
     correct = 0
     for s in range(0, len(x), batch_size):
-        v, _ = model(x[s:s + batch_size].transpose(0, 1).contiguous(), integer=True)
+        v, _ = model.forward_integer(model.pad(x[s:s + batch_size].transpose(0, 1).contiguous()))
         correct += int((predict(v) == y[s:s + batch_size]).sum())
     return correct / len(x)
 

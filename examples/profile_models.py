@@ -49,7 +49,7 @@ def profile_delay_snn(epochs: int, n_profile: int) -> dict:
               batch_size=args.batch_size, seed=0, log=False)
     model = r["model"].eval()
     model.round_delays()
-    x = xte[:n_profile].transpose(0, 1).contiguous()
+    x = model.pad(xte[:n_profile].transpose(0, 1).contiguous())
     rep = profile.count(model, x, name="delay_snn (temporal task)")
     return {"model": model, "report": rep, "test_acc": r["test_acc"], "train_s": r["train_s"],
             "data": f"SHD-format temporal task, {len(xte)} test samples, T={xte.shape[1]}+{cfg.pad_end} pad, "
@@ -83,7 +83,7 @@ def profile_l2mu(epochs: int, n_profile: int, data_root: str | None) -> dict:
     train_s = time.perf_counter() - t0
     pred = har_train.predict(model, xte)
     acc = float((pred[-1] == yte).float().mean())
-    x = xte[:n_profile].transpose(0, 1).contiguous()
+    x = model.pad(xte[:n_profile].transpose(0, 1).contiguous())
     rep = profile.count(model.eval(), x, name="l2mu (HAPT)")
     return {"model": model, "report": rep, "test_acc": acc, "train_s": train_s,
             "data": f"HAPT windows (UCI-HAR style), {len(xte)} test windows, T={xte.shape[1]}, 6 channels"}
