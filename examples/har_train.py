@@ -130,8 +130,7 @@ def activity(model, x, bs=256) -> dict:
     if isinstance(model, L2MU):
         fan = model.fanout()
         for i in batches(n, bs, None):
-            st: dict = {}
-            model(x[i].transpose(0, 1).contiguous(), stats=st)
+            _, _, st = model.forward_with_spike_counts(x[i].transpose(0, 1).contiguous())
             for k, (s, c) in st.items():
                 p = pops.setdefault(k, [0.0, 0.0])
                 p[0] += s
