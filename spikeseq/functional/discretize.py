@@ -35,7 +35,7 @@ def decay_factor(tau: ParamLike | np.ndarray, dt: float, method: DecayMethod = "
 def decay_from_tau(tau: ParamLike | np.ndarray, dt: float, method: DecayMethod = "exp"):
     """beta = exp(-dt/tau) (``method="exp"``) or 1 - dt/tau (``method="euler"``), after checking that ``tau`` and
     ``dt`` are positive (and ``tau >= dt`` for Euler). Floats, tensors and numpy arrays."""
-    t = torch.from_numpy(np.asarray(tau, dtype=np.float64)) if isinstance(tau, np.ndarray) else tau
+    t = torch.from_numpy(np.array(tau, dtype=np.float64)) if isinstance(tau, np.ndarray) else tau
     check_positive(t, "tau")
     check_positive(dt, "dt")
     if method == "euler" and (bool((t < dt).any()) if isinstance(t, torch.Tensor) else t < dt):
@@ -48,7 +48,7 @@ def decay_from_tau(tau: ParamLike | np.ndarray, dt: float, method: DecayMethod =
 def tau_from_decay(beta: ParamLike | np.ndarray, dt: float, method: DecayMethod = "exp"):
     """Inverse of :func:`decay_from_tau`: tau = -dt / ln(beta) or dt / (1 - beta) (floats, tensors, numpy arrays)."""
     if isinstance(beta, np.ndarray):
-        return tau_from_decay(torch.from_numpy(np.asarray(beta, dtype=np.float64)), dt, method).numpy()
+        return tau_from_decay(torch.from_numpy(np.array(beta, dtype=np.float64)), dt, method).numpy()
     check_positive(dt, "dt")
     b = beta if isinstance(beta, torch.Tensor) else torch.tensor(float(beta), dtype=torch.float64)
     if bool(((b <= 0) | (b >= 1)).any()):
