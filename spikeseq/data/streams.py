@@ -71,6 +71,7 @@ class Stream:
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
+        """Per-sample shape ``(T, ...)`` shared by every task."""
         return tuple(self.tasks[0].train_x.shape[1:])
 
     def __len__(self) -> int:
