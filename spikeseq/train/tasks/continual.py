@@ -11,8 +11,8 @@ Recipe (TOML; ``task = "continual"`` at the top level)::
     name = "digits_split"
     [continual]
     method = "hlop"          # finetune | hlop | ewc | gpm | multitask
-    [continual.hlop]         # HLOPConfig / GPMConfig / EWCConfig fields of the method
-    k_init = 20
+    [continual.hlop]         # HLOPConfig / GPMConfig / EWCConfig fields, one table per method; the table of
+    k_init = 20              # `method` is used, so --set continual.method=gpm switches the method of a recipe
     [train]                  # TrainConfig; epochs are per task, a new optimizer starts every task
     epochs = 3
 
@@ -87,7 +87,7 @@ def is_continual(raw: dict[str, Any]) -> bool:
 
 def from_dict(raw: dict[str, Any], src: str = "<config>") -> ContinualConfig:
     """Validate a TOML-shaped dict (unknown keys and wrong types raise :class:`ConfigError` naming them)."""
-    known = ("name", "task", "model", "stream", "continual", "train")
+    known = ("name", "task", "source", "model", "stream", "continual", "train")
     for key in raw:
         if key not in known:
             raise ConfigError(f"{src}: unknown section or key {key!r} in a continual recipe (known: {known})")
@@ -102,10 +102,12 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> ContinualConfig:
     method = _coerce(cont.pop("method", "hlop"), str, f"{src}: continual.method")
     if method not in METHODS:
         raise ConfigError(f"{src}: continual.method = {method!r} is not one of {', '.join(METHODS)}")
-    extra = [k for k in cont if k != method]
+    extra = [k for k in cont if k not in METHODS]
     if extra:
-        raise ConfigError(f"{src}: [continual] has settings for {extra} but method = {method!r}; give only "
-                          f"[continual.{method}]")
+        raise ConfigError(f"{src}: unknown key continual.{extra[0]}; [continual] holds method = \"...\" and one "
+                          f"table of settings per method ({', '.join(METHODS)})")
+    for k in cont:  # every method's table is checked, the one of `method` is used
+        _method_config(k, dict(cont[k]), src)
     train = _section(TrainConfig, raw.get("train", {}), "train", src)
     cfg = ContinualConfig(model, stream, method, dict(cont.get(method, {})), train,
                           _coerce(raw.get("name", ""), str, f"{src}: name"))
