@@ -14,7 +14,6 @@ the outputs are bit-identical and that :func:`spikeseq.profile.count` gives the 
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import time
 
