@@ -50,8 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     plain, hl = make(), make()
     layers = ["layers.1", "layers.3", "layers.5"]
-    cfg = HLOPConfig(layers=layers, k_init={"layers.1": 80, "layers.3": 60, "layers.5": 60},
-                     k_inc={"layers.1": 60, "layers.3": 30, "layers.5": 30},
+    n, h = args.inputs, args.hidden  # the recipe's k (80 / 60 of 578 / 200 inputs) or less for small sizes
+    cfg = HLOPConfig(layers=layers,
+                     k_init={"layers.1": min(80, n // 2), "layers.3": min(60, h // 3), "layers.5": min(60, h // 3)},
+                     k_inc={"layers.1": min(60, n // 4), "layers.3": min(30, h // 6), "layers.5": min(30, h // 6)},
                      lr={"layers.1": 0.001, "layers.3": 0.01, "layers.5": 0.01}, input=args.input_mode,
                      freeze_1d=False)
     hlop = HLOP(hl, cfg)
