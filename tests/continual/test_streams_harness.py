@@ -100,3 +100,21 @@ def test_recipe_errors():
         C.from_dict(_recipe("hlop", k=3))
     with pytest.raises(ConfigError, match="not one of"):
         C.from_dict(_recipe("replay"))
+
+
+def test_real_data_streams(data_root):
+    from tests.conftest import require_path
+
+    nm = require_path(data_root / "nmnist" / "NMNIST")
+    s = streams.nmnist_split(nm, n_bins=5, downsample=2)
+    assert s.sample_shape == (5, 2 * 17 * 17) and [t.classes for t in s.tasks][-1] == [8, 9]
+    assert sum(len(t.train_y) + len(t.test_y) for t in s.tasks) == 1100  # 1,000 + 100 recordings, pooled
+    p = streams.nmnist_permuted(nm, n_bins=5, downsample=2, n_tasks=2)
+    a, b = p.tasks[0].train_x, p.tasks[1].train_x
+    # a permutation of pixel positions moves both polarities together: per-polarity totals are unchanged
+    assert torch.equal(a.reshape(*a.shape[:2], 2, -1).sum(-1), b.reshape(*b.shape[:2], 2, -1).sum(-1))
+    hp = require_path(data_root / "har" / "hapt")
+    h = streams.hapt_subjects(hp, n_tasks=3, window=64, stride=32, max_train=100)
+    assert h.setting == "domain" and h.sample_shape == (64, 6) and [len(t.train_y) for t in h.tasks] == [100] * 3
+    subj = [set(t.name.split(":")[1].split(",")) for t in h.tasks]
+    assert not (subj[0] & subj[1]) and sum(len(x) for x in subj) == 30  # disjoint subject groups, all 30
