@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from spikeseq.errors import ConfigError
+from spikeseq.errors import ConfigError, NonFiniteError
 from spikeseq.train.rundir import _git_commit, read_json, versions, write_json, write_text
 from spikeseq.train.tasks import continual as C
 
@@ -32,21 +32,28 @@ def run_one(recipe: str, method: str, seed: int, out: Path) -> Path:
     overrides = [f"continual.method={method}", f"train.seed={seed}"]
     cfg = C.load(recipe, overrides)
     t0 = time.time()
-    res = C.run(cfg)
     conf = cfg.to_dict()
+    try:
+        res = C.run(cfg)
+    except NonFiniteError as e:  # a diverged run is a result too (e.g. a too stiff EWC penalty with SGD)
+        res = {"stream": cfg.stream.name, "acc": None, "bwt": None, "R": None, "train_time_s": None,
+               "memory": None, "tasks": None, "setting": None, "error": f"diverged: {e}"}
     blob = {
         "commit": _git_commit(), "command": f"spikeseq train {recipe} " + " ".join(f"--set {o}" for o in overrides),
         "recipe": recipe, "config": conf,
         "config_hash": hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:16],
         "seed": seed, "versions": versions(), "wall_s": round(time.time() - t0, 1),
         "metrics": {k: res[k] for k in ("acc", "bwt", "R", "train_time_s", "memory", "tasks", "setting")},
-        "method": method, "stream": res["stream"],
+        "method": method, "stream": res["stream"], **({"error": res["error"]} if "error" in res else {}),
     }
     path = out / res["stream"] / f"{method}_seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, blob)
-    print(f"{res['stream']:16s} {method:10s} seed {seed}: ACC {100 * res['acc']:6.2f}  BWT {100 * res['bwt']:+6.2f}"
-          f"  ({blob['wall_s']} s)", flush=True)
+    if "error" in res:
+        print(f"{res['stream']:16s} {method:10s} seed {seed}: {res['error']}", flush=True)
+    else:
+        print(f"{res['stream']:16s} {method:10s} seed {seed}: ACC {100 * res['acc']:6.2f}  BWT "
+              f"{100 * res['bwt']:+6.2f}  ({blob['wall_s']} s)", flush=True)
     return path
 
 
@@ -59,7 +66,11 @@ def summary(out: Path) -> dict:
     table = {}
     for stream, methods in rows.items():
         table[stream] = {}
-        for m, runs in methods.items():
+        for m, all_runs in methods.items():
+            runs = [r for r in all_runs if r["metrics"]["acc"] is not None]
+            if not runs:
+                table[stream][m] = {"seeds": [], "diverged": [r["seed"] for r in all_runs]}
+                continue
             acc = [100 * r["metrics"]["acc"] for r in runs]
             bwt = [100 * r["metrics"]["bwt"] for r in runs]
             table[stream][m] = {
@@ -68,6 +79,7 @@ def summary(out: Path) -> dict:
                 "bwt_mean": statistics.fmean(bwt), "bwt_std": statistics.stdev(bwt) if len(bwt) > 1 else 0.0,
                 "memory": runs[0]["metrics"]["memory"],
                 "train_s_per_task": statistics.fmean(t for r in runs for t in r["metrics"]["train_time_s"]),
+                "diverged": [r["seed"] for r in all_runs if r["metrics"]["acc"] is None],
             }
     return table
 
@@ -81,6 +93,9 @@ def write_summary(out: Path) -> None:
     for stream, methods in table.items():
         for m in sorted(methods, key=lambda k: order.index(k) if k in order else 99):
             r = methods[m]
+            if not r["seeds"]:
+                lines.append(f"| {stream} | {m} | 0 | diverged (seeds {r['diverged']}) | | |")
+                continue
             lines.append(f"| {stream} | {m} | {len(r['seeds'])} | {r['acc_mean']:.2f} ± {r['acc_std']:.2f} | "
                          f"{r['bwt_mean']:+.2f} ± {r['bwt_std']:.2f} | {r['memory'] or '-'} |")
     write_text(out / "summary.md", "\n".join(lines) + "\n")

@@ -129,6 +129,8 @@ def project_residual(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
         raise ShapeError(f"x's last axis ({x.shape[-1]}) must equal the columns of the basis {tuple(basis.shape)}")
     if basis.shape[0] == 0:
         return x
+    if x.dim() == 2:
+        return torch.addmm(x, x @ basis.t(), basis, alpha=-1)
     return x - (x @ basis.t()) @ basis
 
 
