@@ -169,7 +169,7 @@ def build_stream(cfg: ContinualConfig):
 
 def build_model(cfg: ContinualConfig, stream) -> nn.Module:
     """The recipe's registry model; ``n_in`` / ``n_out`` default to the stream's input size and outputs."""
-    from spikeseq.train.loop import build_model as build
+    from spikeseq.models import registry
 
     kw = dict(cfg.model.kwargs)
     n_in = math.prod(stream.sample_shape[1:])
@@ -177,7 +177,12 @@ def build_model(cfg: ContinualConfig, stream) -> nn.Module:
     kw.setdefault("n_out", stream.n_outputs)
     if kw["n_out"] != stream.n_outputs:
         raise ConfigError(f"model.n_out = {kw['n_out']} but stream {stream.name!r} needs {stream.n_outputs} outputs")
-    return build(ModelConfig(cfg.model.name, kw))
+    try:
+        return registry.build(cfg.model.name, **kw)
+    except TypeError as e:
+        if "argument" in str(e):
+            raise ConfigError(f"model {cfg.model.name!r}: {e}; check the keys of [model]") from None
+        raise
 
 
 def make_plugin(method: str, model: nn.Module, kwargs: dict[str, Any]):
