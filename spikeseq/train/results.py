@@ -100,7 +100,7 @@ def record(run_path: str | Path, recipe: str | Path | None = None, out_root: str
         evaluate_run(run.path, which=which)
     t_eval = time.time() - t0
     t0 = time.time()
-    prof = profile_run(run.path, tables=None, samples=cfg.results.profile_samples, which=which)
+    prof = profile_run(run.path, tables=None, samples=cfg.results.profile_samples, which=which, plot=False)
     t_prof = time.time() - t0
     tot = prof["report"]["totals_per_sample"]
     elements = tot.get("out_elements", 0.0)
