@@ -82,6 +82,11 @@ def read_json(path: str | Path) -> Any:
         raise ConfigError(f"{path}: corrupt JSON ({e}); delete it and re-run the command that writes it") from None
 
 
+def git_commit() -> str | None:
+    """The commit of the spikeseq checkout this code runs from (``None``: not a git checkout)."""
+    return _git_commit()
+
+
 def _git_commit() -> str | None:
     try:
         root = Path(__file__).resolve().parents[2]
