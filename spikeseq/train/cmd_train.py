@@ -54,17 +54,20 @@ def run(args: argparse.Namespace) -> int:
 
     Returns 0 when finished, 130 when interrupted; ``ConfigError`` for a bad config or a failed worker.
     """
+    from spikeseq import _signals
     from spikeseq.train import distributed, loop
     from spikeseq.train.config import load_config
     from spikeseq.train.rundir import RunDir
+
+    _signals.check()  # Ctrl-C while torch was imported: stop before anything is written
 
     if args.nproc is not None and args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
     if args.seed is not None:
         args.overrides = [*args.overrides, f"train.seed={args.seed}"]
     if args.config is not None and str(args.config).endswith(".toml"):
-        from spikeseq.train import continual
         from spikeseq.train.config import read_toml
+        from spikeseq.train.tasks import continual
 
         if continual.is_continual(read_toml(args.config)):
             return continual.cli_run(args)
@@ -79,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         from spikeseq.train.rundir import read_json
 
         if not Path(args.config).is_file():
+            if args.resume and args.out is not None and Path(args.config) == Path(args.out) / "config.json":
+                what = "is a file, not a run directory" if Path(args.out).is_file() else \
+                    "holds no run to resume (no config.json)"
+                raise ConfigError(f"--resume: {args.out} {what}; give the --out directory of an interrupted "
+                                  "`spikeseq train` run, or drop --resume to start one")
             raise ConfigError(f"config file not found: {args.config}")
         cfg = from_dict(apply_overrides(read_json(args.config), args.overrides), str(args.config))
     else:
@@ -92,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
         loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
+    _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)
     else:
