@@ -27,7 +27,14 @@ TINY: dict[str, dict] = {
     "spiking_lmuformer": {"input_size": 4, "n_classes": 3, "dim": 8, "order": 4, "theta": 8.0},
     "gru_baseline": {"input_size": 4, "n_classes": 3, "hidden_size": 8},
     "lmu_baseline": {"input_size": 4, "n_classes": 3, "hidden_size": 8, "order": 4, "theta": 8.0, "n_u": 1},
+    "egru_classifier": {"input_size": 4, "n_classes": 3, "hidden": 8},
+    "rnn_classifier": {"input_size": 4, "n_classes": 3, "hidden": 8},
+    "egru_lm": {"vocab": 10, "hidden": 8, "embed": 4},
+    "gru_lm": {"vocab": 10, "hidden": 8, "embed": 4},
+    "lstm_lm": {"vocab": 10, "hidden": 8, "embed": 4},
 }
+#: models of the language-modelling task train on token ids (the rest on the tiny classification data)
+LM = {"egru_lm", "gru_lm", "lstm_lm"}
 #: the delay model also names parameter groups and uses training hooks: exercise them in the resumed run
 TRAIN: dict[str, dict] = {
     "delay_snn": {"scheduler": "onecycle", "groups": {"delays": {"lr": 0.1, "scheduler": "cosine"}},
@@ -78,12 +85,26 @@ def _check_bitwise_resume(tmp_path, cfg, kill_at: int) -> None:
     assert len(full.read_metrics()) == cfg.train.epochs
 
 
+def _token_data(path):
+    """120 + 40 windows of 8 token ids (vocabulary 10) and their next tokens, as a tensor file."""
+    g = torch.Generator().manual_seed(5)
+
+    def split(n: int) -> dict[str, torch.Tensor]:
+        seq = torch.randint(0, 10, (n, 9), generator=g)
+        return {"x": seq[:, :-1].float(), "y": seq[:, 1:]}
+
+    torch.save({"train": split(120), "test": split(40), "classes": [str(i) for i in range(10)]}, path)
+    return path
+
+
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_bitwise_resume_of_every_model(tmp_path, tiny_data, tiny_raw, name):
     # 96 training samples / batch 16 = 6 steps per epoch; last.pt every 4 steps: killed at step 5, the run resumes
     # from step 4 (epoch 0, batch 4); 2 epochs
-    raw = tiny_raw(tiny_data, epochs=2, checkpoint_every=4, **TRAIN.get(name, {}))
+    data = _token_data(tmp_path / "tokens.pt") if name in LM else tiny_data
+    raw = tiny_raw(data, epochs=2, checkpoint_every=4, **TRAIN.get(name, {}))
     raw["model"] = {"name": name, **TINY[name]}
+    raw["task"] = "language_modelling" if name in LM else "classification"
     _check_bitwise_resume(tmp_path, from_dict(raw), kill_at=5)
 
 
