@@ -37,7 +37,8 @@ from typing import Any
 import torch
 
 from spikeseq.errors import ConfigError
-from spikeseq.train.rundir import RunDir, git_commit, read_json, write_json
+from spikeseq.provenance import git_commit
+from spikeseq.train.rundir import RunDir, read_json, write_json
 
 SCHEMA = 1
 #: the ``producer`` of artifacts written here (converted reports of retired scripts name those scripts)
