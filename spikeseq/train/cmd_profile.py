@@ -36,8 +36,9 @@ def _profile_api():
 
 
 def profile_run(path: str | Path, tables: list[str] | None = None, samples: int | None = None,
-                which: str = "best") -> dict[str, Any]:
-    """Profile the run's model on ``samples`` test samples, price it with ``tables``, write ``profile.*``.
+                which: str = "best", plot: bool = True) -> dict[str, Any]:
+    """Profile the run's model on ``samples`` test samples, price it with ``tables``, write ``profile.*``
+    (``profile.png`` only with ``plot``).
 
     Returns what ``profile.json`` holds; ``ConfigError`` for an unknown hardware table.
     """
@@ -74,7 +75,7 @@ def profile_run(path: str | Path, tables: list[str] | None = None, samples: int 
         from spikeseq.profile.plots import plot_profile
     except ImportError:
         plot_profile = None
-    if plot_profile is not None:
+    if plot and plot_profile is not None:
         plot_profile(report, run.path / "profile.png")
     return result
 
