@@ -24,7 +24,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("spikeseq.train.cmd_profile", "count operations and estimate energy for a run"),
     "report": ("spikeseq.report.cmd_report", "write the HTML + Markdown report of a run"),
     "results": ("spikeseq.report.cmd_results", "regenerate or check the README's results tables from results/"),
-    "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile"),
+    "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile, wkv, egru"),
     "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
     "demo": ("spikeseq.train.cmd_demo", "the main job end to end on data available offline"),
 }

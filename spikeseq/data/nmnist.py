@@ -99,6 +99,7 @@ def decode_arrays(
 
 
 def to_structured(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Pack event columns into one structured array of ``EVENT_DTYPE`` (``x, y, t, p``)."""
     ev = np.empty(len(t), dtype=EVENT_DTYPE)
     ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
     return ev
@@ -237,6 +238,7 @@ class _ZipCache:
 
 
 def read_bytes(rec: Recording, zips: _ZipCache | None = None) -> bytes:
+    """The raw bytes of recording ``rec``, from its file or its zip member (``zips`` caches open archives)."""
     if rec.member is None:
         with open(rec.file, "rb") as f:
             return f.read()

@@ -159,7 +159,7 @@ def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
         if run_dir.config().results.table and str(args.config).endswith(".toml"):
             from spikeseq.train.results import record
 
-            path = record(run_dir.path, args.config, out_root=args.results_dir, eval_result=result)
+            path = record(run_dir.path, out_root=args.results_dir, eval_result=result)
             print(f"result artifact: {path}", file=sys.stderr)
     print(run_dir.path)
     return 0
