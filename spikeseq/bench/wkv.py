@@ -23,7 +23,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -49,11 +48,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    from spikeseq._atomic import write_text
+
+    write_text(path, json.dumps(payload, indent=2))
 
 
 def _inputs(T: int, B: int, C: int, seed: int = 0):

@@ -285,7 +285,8 @@ def _node_from_nir(name: str, n, dt: float, nir_dt_in_file: float | None):
     if isinstance(n, nir.Conv2d):
         shape = n.input_type["input"]
         if shape is None or len(shape) != 3:
-            raise DataError(f"NIR node {name!r}: Conv2d without a known input shape (C, H, W)")
+            raise DataError(f"NIR node {name!r}: Conv2d without a known input shape (C, H, W); give the graph's "
+                            "Input node its input_type (e.g. [2, 34, 34]) so NIR can infer the shapes")
         return ir.Conv2d(tuple(int(s) for s in shape), n.weight, n.bias, tuple(n.stride), tuple(n.padding),
                          tuple(n.dilation), int(n.groups))
     if isinstance(n, nir.Conv1d):
@@ -295,7 +296,8 @@ def _node_from_nir(name: str, n, dt: float, nir_dt_in_file: float | None):
     if isinstance(n, (nir.SumPool2d, nir.AvgPool2d)):
         shape = n.input_type.get("input") if n.input_type else None
         if shape is None:
-            raise DataError(f"NIR node {name!r}: {type(n).__name__} without an inferred input shape")
+            raise DataError(f"NIR node {name!r}: {type(n).__name__} without an inferred input shape; give the "
+                            "graph's Input node its input_type so NIR can infer the shapes")
         cls = ir.AvgPool2d if isinstance(n, nir.AvgPool2d) else ir.SumPool2d
         return cls(tuple(int(s) for s in shape), tuple(n.kernel_size), tuple(n.stride), tuple(n.padding))
     if isinstance(n, nir.Flatten):
@@ -320,7 +322,9 @@ def _node_from_nir(name: str, n, dt: float, nir_dt_in_file: float | None):
         w_in = np.broadcast_to(_arr(n.w_in), np.shape(n.r))
         return ir.CubaLIF(n.tau_syn, n.tau_mem, n.r, n.v_threshold, w_in, n.v_leak, getattr(n, "v_reset", None),
                           reset=reset)
-    raise DataError(f"NIR node {name!r} of type {type(n).__name__} is not supported by spikeseq's reader")
+    raise DataError(f"NIR node {name!r} of type {type(n).__name__} is not supported by spikeseq's reader; supported "
+                    "are Input, Output, Affine, Linear, Scale, Conv1d, Conv2d, AvgPool2d, SumPool2d, Flatten, Delay, "
+                    "Threshold, I, IF, LI, LIF, CubaLI, CubaLIF and nested NIRGraphs")
 
 
 def _graph_from_nir(ng, dt: float, nir_dt_in_file, top: bool) -> ir.Graph:

@@ -115,6 +115,10 @@ def _to_split(obj: Any, what: str) -> tuple[Split, list[str] | None]:
     y = torch.as_tensor(y).long()
     if x.dim() < 2 or x.shape[0] != y.shape[0]:
         raise DataError(f"{what}: expected x [N, T, ...] and y [N], got {tuple(x.shape)} and {tuple(y.shape)}")
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(1)
+    if bool(bad.any()):
+        raise DataError(f"{what}: sample {int(bad.nonzero()[0])} holds NaN or Inf ({int(bad.sum())} samples); inputs "
+                        "must be finite: fix or drop those samples")
     return Split(x, y), classes
 
 

@@ -223,8 +223,9 @@ class RunDir:
             "git_dirty": git_dirty(),
             "versions": versions(),
         }
-        parent = _atomic.ensure_dir(run.path.absolute().parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{run.path.name}.", suffix=".tmp", dir=parent))
+        target = run.path.resolve() if run.path.is_symlink() else run.path.absolute()  # a linked folder stays linked
+        parent = _atomic.ensure_dir(target.parent)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
         try:
             os.chmod(staging, 0o777 & ~_umask())
             (staging / "checkpoints").mkdir()
@@ -232,9 +233,9 @@ class RunDir:
             if toml is not None:
                 write_text(staging / "config.toml", toml)
             write_json(staging / RUN_MARKER, meta)
-            if run.path.is_dir() and run.is_run():  # --force: the old run goes only now, after all checks
-                shutil.rmtree(run.path)
-            os.replace(staging, run.path)  # over a missing or empty directory
+            if target.is_dir() and run.is_run():  # --force: the old run goes only now, after all checks
+                shutil.rmtree(target)
+            os.replace(staging, target)  # over a missing or empty directory
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
