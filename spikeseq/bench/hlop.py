@@ -108,13 +108,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"  inference with HLOP attached (eval): outputs identical: {same}; profiler op totals identical: "
           f"{same_ops}")
     if args.json:
-        from spikeseq.train.rundir import write_json
+        import json
 
-        write_json(args.json, {"bench": "hlop", "shape": [args.steps, args.batch, args.inputs],
+        from spikeseq._atomic import write_text
+
+        write_text(args.json, json.dumps({"bench": "hlop", "shape": [args.steps, args.batch, args.inputs],
                                "hidden": args.hidden, "reps": args.reps, "threads": torch.get_num_threads(),
                                "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
                                "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
-                               "inference_ops_identical": same_ops, "ops": _totals(ca)})
+                               "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=1) + "\n")
     return 0
 
 
