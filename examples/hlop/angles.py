@@ -1,6 +1,8 @@
-"""Principal angles between HLOP's Hebbian subspace and the PCA subspace of the same inputs -> results/hlop/angles.json.
+"""Principal angles between HLOP's Hebbian subspace and the PCA subspace of the same inputs -> results/hlop/angles.md.
 
-    python examples/hlop/angles.py [--out results/hlop/angles.json]
+    python examples/hlop/angles.py [--out results/hlop/angles.md]
+
+(Markdown with the numbers in a JSON block: every ``*.json`` under ``results/`` is a training artifact.)
 
 Two measurements (the same as tests/continual/test_plasticity.py and test_hlop_nmnist.py):
 
@@ -61,10 +63,12 @@ def nmnist(root: Path) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (see module docstring)."""
-    from spikeseq.train.rundir import _git_commit, write_json
+    import json
+
+    from spikeseq.train.rundir import _git_commit, write_text
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("results/hlop/angles.json"))
+    ap.add_argument("--out", type=Path, default=Path("results/hlop/angles.md"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     root = Path(os.environ.get("SPIKESEQ_DATA", "")) / "nmnist" / "NMNIST"
@@ -74,7 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(f"angles: no N-MNIST at {root} (set SPIKESEQ_DATA); synthetic only", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_json(args.out, res)
+    write_text(args.out, "# HLOP: Hebbian vs PCA subspace, principal angles (degrees)\n\n"
+               f"max: synthetic {max(res['synthetic_deg']):.3f}, N-MNIST "
+               f"{max(res.get('nmnist_deg', [float('nan')])):.3f} (target < 5)\n\n```json\n"
+               + json.dumps(res, indent=1) + "\n```\n")
     print({k: (max(v) if isinstance(v, list) else v) for k, v in res.items()})
     return 0
 

@@ -109,14 +109,22 @@ def run(args: argparse.Namespace) -> int:
           f"{same_ops}")
     if args.json:
         import json
+        import os
+        import platform
+        import sys
 
         from spikeseq._atomic import write_text
 
-        write_text(args.json, json.dumps({"bench": "hlop", "shape": [args.steps, args.batch, args.inputs],
-                               "hidden": args.hidden, "reps": args.reps, "threads": torch.get_num_threads(),
-                               "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
-                               "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
-                               "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=1) + "\n")
+        tail = sys.argv[sys.argv.index("hlop") + 1:] if "hlop" in sys.argv else []
+        cmd = "spikeseq bench hlop " + " ".join(tail)
+        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                   "threads": torch.get_num_threads()}
+        rec = {"bench": "hlop", "command": cmd.strip(), "machine": machine,
+               "shape": [args.steps, args.batch, args.inputs], "hidden": args.hidden, "reps": args.reps,
+               "threads": torch.get_num_threads(), "input_mode": args.input_mode, "median_s": med,
+               "median_cpu_s": med_cpu, "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
+               "inference_ops_identical": same_ops, "ops": _totals(ca)}
+        write_text(args.json, json.dumps(rec, indent=1) + "\n")
     return 0
 
 

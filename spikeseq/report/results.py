@@ -167,6 +167,29 @@ def _has_energy(art: dict) -> bool:
     return art.get("producer") == "spikeseq train" and bool(art["metrics"].get("energy_pj"))
 
 
+def _pm(key: str, signed: bool = False) -> Callable[[list[dict]], str]:
+    """Mean ± sample std of a metric over the seeds that have it, in percent (diverged runs: counted apart)."""
+
+    def fmt(rows: list[dict]) -> str:
+        vals = [100 * r["metrics"][key] for r in rows if r["metrics"].get(key) is not None]
+        if not vals:
+            return "diverged"
+        std = statistics.stdev(vals) if len(vals) > 1 else 0.0
+        mean = f"{statistics.fmean(vals):+.2f}" if signed else f"{statistics.fmean(vals):.2f}"
+        bad = len(rows) - len(vals)
+        return f"{mean} ± {std:.2f}" + (f" ({bad} diverged)" if bad else "")
+    return fmt
+
+
+def _memory(rows: list[dict]) -> str:
+    mem = rows[0]["metrics"].get("memory")
+    if not mem:
+        return "-"
+    if "floats" in mem:
+        return f"{mem['floats']} floats"
+    return " / ".join(str(v) for v in mem.values()) + " vectors"
+
+
 TABLES: dict[str, Table] = {
     "lmu-har": Table(("model", "dataset"), (
         ("seeds", lambda rs: str(len(rs))),
@@ -197,6 +220,12 @@ TABLES: dict[str, Table] = {
         ("SpiNNaker 2", _energy("spinnaker2")),
         ("TrueNorth", _energy("truenorth")),
     ), select=_has_energy),
+    "hlop-continual": Table(("stream", "method"), (
+        ("seeds", lambda rs: str(len(rs))),
+        ("ACC (%)", _pm("acc")),
+        ("BWT (%)", _pm("bwt", signed=True)),
+        ("memory per layer", _memory),
+    )),
 }
 
 
