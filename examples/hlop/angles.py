@@ -1,8 +1,6 @@
-"""Principal angles between HLOP's Hebbian subspace and the PCA subspace of the same inputs -> results/hlop/angles.md.
+"""Principal angles between HLOP's Hebbian subspace and the PCA subspace of the same inputs -> results/hlop/angles.json.
 
-    python examples/hlop/angles.py [--out results/hlop/angles.md]
-
-(Markdown with the numbers in a JSON block: every ``*.json`` under ``results/`` is a training artifact.)
+    python examples/hlop/angles.py [--out results/hlop/angles.json]
 
 Two measurements (the same as tests/continual/test_plasticity.py and test_hlop_nmnist.py):
 
@@ -63,25 +61,21 @@ def nmnist(root: Path) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (see module docstring)."""
-    import json
-
-    from spikeseq.train.rundir import _git_commit, write_text
+    from spikeseq.provenance import git_commit
+    from spikeseq.train.rundir import write_json
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path("results/hlop/angles.md"))
+    ap.add_argument("--out", type=Path, default=Path("results/hlop/angles.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     root = Path(os.environ.get("SPIKESEQ_DATA", "")) / "nmnist" / "NMNIST"
-    res = {"commit": _git_commit(), "command": "python examples/hlop/angles.py", "synthetic_deg": synthetic()}
+    res = {"commit": git_commit(), "command": "python examples/hlop/angles.py", "synthetic_deg": synthetic()}
     if root.is_dir():
         res["nmnist_deg"] = nmnist(root)
     else:
         print(f"angles: no N-MNIST at {root} (set SPIKESEQ_DATA); synthetic only", file=sys.stderr)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    write_text(args.out, "# HLOP: Hebbian vs PCA subspace, principal angles (degrees)\n\n"
-               f"max: synthetic {max(res['synthetic_deg']):.3f}, N-MNIST "
-               f"{max(res.get('nmnist_deg', [float('nan')])):.3f} (target < 5)\n\n```json\n"
-               + json.dumps(res, indent=1) + "\n```\n")
+    write_json(args.out, res)
     print({k: (max(v) if isinstance(v, list) else v) for k, v in res.items()})
     return 0
 

@@ -126,5 +126,8 @@ def test_tasks_registry_and_recipe_task_key():
     with pytest.raises(ConfigError, match=r"task 'continual' is not solved by model 'l2mu' \(family 'l2mu'\); "
                                           r"the family's tasks: classification"):
         task_for(from_dict({**l2mu, "task": "continual"}))
+    with pytest.raises(ConfigError, match=r"task 'language_modelling' is not solved by model 'rsnn' \(family "
+                                          r"'lifnet'\); the family's tasks: classification, continual"):
+        task_for(from_dict({**base, "task": "language_modelling"}))
     with pytest.raises(ConfigError, match=r"task must be a string"):
         from_dict({**base, "task": 3})
