@@ -112,10 +112,19 @@ def run(args: argparse.Namespace) -> int:
           f"{same_ops}")
     if args.json:
         import json
+        import os
+        import platform
+        import sys
 
         from spikeseq import _atomic
+        from spikeseq.provenance import git_commit
 
-        _atomic.write_text(args.json, json.dumps({"bench": "hlop", "shape": [args.steps, args.batch, args.inputs],
+        tail = sys.argv[sys.argv.index("hlop") + 1:] if "hlop" in sys.argv else []
+        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                   "threads": torch.get_num_threads()}
+        _atomic.write_text(args.json, json.dumps({"bench": "hlop", "command": " ".join(["spikeseq bench hlop", *tail]),
+                               "commit": git_commit(), "machine": machine,
+                               "shape": [args.steps, args.batch, args.inputs],
                                "hidden": args.hidden, "reps": args.reps, "threads": torch.get_num_threads(),
                                "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
                                "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
