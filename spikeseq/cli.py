@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("spikeseq.report.cmd_report", "write the HTML + Markdown report of a run"),
     "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile"),
     "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
+    "generate": ("spikeseq.train.cmd_generate", "stream text from a language-model run in RNN mode"),
     "demo": ("spikeseq.train.cmd_demo", "the main job end to end on data available offline"),
 }
 

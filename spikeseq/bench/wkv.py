@@ -34,8 +34,6 @@ import torch.nn.functional as F
 from spikeseq.functional import wkv_chunked, wkv_scan
 from spikeseq.kernels import wkv as wkv_dispatch
 
-DEFAULT_JSON = Path("results/spikegpt/bench_wkv.json")
-
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench wkv`` options to ``parser``."""
@@ -45,7 +43,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk", type=int, default=32, help="chunk length of the chunked form")
     parser.add_argument("--reps", type=int, default=5, help="repetitions of the fast forms (reference: 1 + reps//3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"JSON output (default {DEFAULT_JSON})")
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
 
 
 def _git_commit() -> str | None:
@@ -158,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": round(time.time() - t0, 1),
         **res,
     }
-    _write_json(args.json, payload)
-    print(f"wrote {args.json}")
+    if args.json is not None:
+        _write_json(args.json, payload)
+        print(f"wrote {args.json}")
     return 0

@@ -9,7 +9,8 @@
   ``<root>/<name>_<split>.h5`` from :func:`~spikeseq.data.shd.load_frames` (10 ms bins by default; cached;
   use :class:`~spikeseq.data.shd.SHDDataset` directly for per-sample binning);
 - ``hapt``, ``uci_har``, ``basicmotions``, ``wisdm``, ``wisdm2019``, ``banglejs``:
-  :class:`~spikeseq.data.har.HARWindows`.
+  :class:`~spikeseq.data.har.HARWindows`;
+- ``tinyshakespeare``, ``enwik8``: character windows, :class:`~spikeseq.data.charlm.CharWindows`.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "nmnist": ("train", "test"), "shd": ("train", "test"), "ssc": ("train", "valid", "test"),
     "temporal": ("train", "test"), "hapt": ("train", "test"), "uci_har": ("train", "test"),
     "basicmotions": ("train", "test"), "wisdm": ("train", "test"), "wisdm2019": ("train", "test"),
-    "banglejs": ("train", "test"),
+    "banglejs": ("train", "test"), "tinyshakespeare": ("train", "test"), "enwik8": ("train", "val", "test"),
 }
 
 
@@ -68,16 +69,25 @@ def _har(fn: str) -> Callable[..., Any]:
     return load
 
 
+def _text(name: str) -> Callable[..., Any]:
+    def load(split: str, root, **kw):
+        from spikeseq.data.charlm import load_windows
+
+        return load_windows(name, split, root, **kw)
+    return load
+
+
 LOADERS: dict[str, Callable[..., Any]] = {
     "nmnist": _nmnist, "shd": _h5("shd"), "ssc": _h5("ssc"), "temporal": _h5("temporal"),
     "hapt": _har("hapt_windows"), "uci_har": _har("uci_har"), "basicmotions": _har("basicmotions"),
     "wisdm": _har("wisdm"), "wisdm2019": _har("wisdm2019"), "banglejs": _har("banglejs"),
+    "tinyshakespeare": _text("tinyshakespeare"), "enwik8": _text("enwik8"),
 }
 
 
 def get(name: str) -> Callable[..., Any]:
     """The function behind ``load(name, ...)``: its signature lists the keyword options (for config checks)."""
-    from spikeseq.data import banglejs, hapt, har, nmnist, shd, uci_har, wisdm
+    from spikeseq.data import banglejs, charlm, hapt, har, nmnist, shd, uci_har, wisdm
 
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
@@ -85,6 +95,7 @@ def get(name: str) -> Callable[..., Any]:
         "nmnist": nmnist.load_frames, "shd": shd.load_frames, "ssc": shd.load_frames, "temporal": shd.load_frames,
         "hapt": hapt.load_windows, "uci_har": uci_har.load_windows, "basicmotions": har.basicmotions,
         "wisdm": wisdm.load_v11, "wisdm2019": wisdm.load_2019, "banglejs": banglejs.load_windows,
+        "tinyshakespeare": charlm.load_windows, "enwik8": charlm.load_windows,
     }[name]
 
 

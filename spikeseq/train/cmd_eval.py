@@ -25,7 +25,8 @@ def run(args: argparse.Namespace) -> int:
     test = result["test"]
     print(f"run        {args.run}")
     print(f"checkpoint {args.checkpoint} (epoch {result['epoch']}, step {result['step']})")
-    print(f"test acc   {test['acc']:.4f} on {test['n']} samples, loss {test['loss']:.4f}")
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
+    print(f"test       {shown} on {test['n']} samples")
     for layer in result["spikes"]["layers"]:
         print(f"rate       {layer['name']}: {layer['rate']:.4f} ({layer['neurons']} neurons)")
     print(f"wrote      {Path(args.run) / 'eval.json'}")
