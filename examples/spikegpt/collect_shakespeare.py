@@ -30,7 +30,7 @@ def collect(run: Path) -> dict:
         "command": " ".join(meta["command"]), "commit_of_run": meta["git"], "seed": meta["seed"],
         "config": cfg, "versions": meta["versions"],
         "steps": ev["step"], "checkpoint": ev["checkpoint"],
-        "test": {k: ev["test"][k] for k in ("bpc", "loss", "ppl", "tokens")},
+        "test": {k: ev["test"].get(k) for k in ("bpc", "loss", "ppl", "perplexity", "tokens")},
         "val_during_training": metrics,
         "train_wall_s_last_epoch_end": metrics[-1]["time_s"] if metrics else None,
         "note": "wall times are from a 2-core machine shared by 8 agents (load average 8-19): CPU share ~10-25 %",

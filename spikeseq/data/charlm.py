@@ -1,8 +1,6 @@
-"""Character-level language-modelling corpora: Tiny Shakespeare and enwik8, as windows of token ids.
+"""Byte-level enwik8 as windows of token ids, and encoding text with a given vocabulary (Tiny Shakespeare, PTB and
+WikiText-2 are read by :mod:`spikeseq.data.text_lm`).
 
-- ``tinyshakespeare``: ``<data root>/text/tinyshakespeare/input.txt`` (Karpathy's char-rnn corpus, 1,115,394
-  characters); the vocabulary is the sorted set of its characters (65); ``train`` is the first 90 %, ``test`` the
-  last 10 % (nanoGPT's ``shakespeare_char`` split, whose "val" is our ``test``).
 - ``enwik8``: ``<data root>/text/enwik8/enwik8`` (the first 10^8 bytes of an English Wikipedia dump, Hutter
   Prize); bytes are the tokens, the vocabulary the sorted set of byte values present; the standard split is the
   first 90M bytes ``train``, the next 5M ``val``, the last 5M ``test`` (as in SpikeGPT, Transformer-XL).
@@ -24,10 +22,9 @@ import torch
 from spikeseq.data.paths import data_root
 from spikeseq.errors import DataError
 
-FILES = {"tinyshakespeare": ("text", "tinyshakespeare", "input.txt"), "enwik8": ("text", "enwik8", "enwik8")}
-#: (start, stop) fractions (tinyshakespeare) or byte offsets (enwik8) of each split.
+FILES = {"enwik8": ("text", "enwik8", "enwik8")}
+#: (start, stop) byte offsets of each split.
 SPLITS = {
-    "tinyshakespeare": {"train": (0.0, 0.9), "test": (0.9, 1.0)},
     "enwik8": {"train": (0, 90_000_000), "val": (90_000_000, 95_000_000), "test": (95_000_000, 100_000_000)},
 }
 
@@ -54,13 +51,7 @@ def read_corpus(name: str, root: str | os.PathLike | None = None) -> str:
     if not path.is_file():
         raise DataError(f"{name}: file not found: {path}; put it there or set $SPIKESEQ_DATA to the folder that "
                         f"holds {'/'.join(FILES[name])}")
-    data = path.read_bytes()
-    if name == "enwik8":
-        return data.decode("latin-1")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not UTF-8 text ({e})") from None
+    return path.read_bytes().decode("latin-1")
 
 
 def build_vocab(text: str) -> list[str]:
@@ -89,13 +80,10 @@ def split_text(name: str, text: str, split: str) -> str:
     if split not in SPLITS[name]:
         raise DataError(f"{name} has splits {', '.join(SPLITS[name])}, not {split!r}")
     lo, hi = SPLITS[name][split]
-    if name == "enwik8":
-        end = SPLITS[name]["test"][1]
-        if len(text) < end:
-            raise DataError(f"enwik8 must hold {end:,} bytes, this file has {len(text):,}; download it again")
-        return text[lo:hi]
-    n = len(text)
-    return text[int(n * lo):int(n * hi)]
+    end = SPLITS[name]["test"][1]
+    if len(text) < end:
+        raise DataError(f"{name} must hold {end:,} bytes, this file has {len(text):,}; download it again")
+    return text[lo:hi]
 
 
 def windows(ids: np.ndarray, ctx_len: int, vocab: list[str]) -> CharWindows:

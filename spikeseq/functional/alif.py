@@ -19,7 +19,7 @@ import torch
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_finite_param, check_finite_result, check_floating, check_sequence, check_unit_interval
-from spikeseq.functional._common import apply_reset, as_param, check_neuron_args, initial
+from spikeseq.functional.neuron_args import apply_reset, as_param, check_neuron_args, initial
 from spikeseq.types import ParamLike, ResetMode
 
 

@@ -41,6 +41,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from spikeseq.errors import ExportError, ParameterError, ShapeError
+from spikeseq.functional.discretize import decay_from_tau
 
 Payload = Literal["spikes", "graded", "dense"]
 PAYLOADS: tuple[str, ...] = ("spikes", "graded", "dense")
@@ -57,7 +58,8 @@ def _arr(x, dtype=np.float64) -> np.ndarray:
     return np.array(x, dtype=dtype, copy=True)
 
 
-def _shape(x) -> tuple[int, ...]:
+def as_shape(x) -> tuple[int, ...]:
+    """A shape as a tuple of ints (an int n is the shape (n,))."""
     if isinstance(x, (int, np.integer)):
         return (int(x),)
     return tuple(int(s) for s in x)
@@ -114,7 +116,7 @@ class Input(Node):
     role: ClassVar[str] = "io"
 
     def __post_init__(self):
-        self.shape = _shape(self.shape)
+        self.shape = as_shape(self.shape)
         if self.payload not in PAYLOADS:
             raise ParameterError(f"Input payload must be one of {PAYLOADS}, got {self.payload!r}")
 
@@ -138,7 +140,7 @@ class Output(Node):
     role: ClassVar[str] = "io"
 
     def __post_init__(self):
-        self.shape = _shape(self.shape)
+        self.shape = as_shape(self.shape)
 
     @property
     def in_shape(self):
@@ -261,7 +263,7 @@ class Conv2d(_Synapse):
     def __post_init__(self):
         self.weight = _arr(self.weight, np.float32)
         self.bias = _arr(self.bias, np.float32)
-        self.input_shape = _shape(self.input_shape)
+        self.input_shape = as_shape(self.input_shape)
         self.stride, self.padding, self.dilation = _pair(self.stride), _pair(self.padding), _pair(self.dilation)
         if self.weight.ndim != 4 or len(self.input_shape) != 3:
             raise ShapeError(f"Conv2d needs weight [Cout, Cin/groups, Kh, Kw] and input_shape (C, H, W), got "
@@ -298,7 +300,7 @@ class Conv1d(_Synapse):
     def __post_init__(self):
         self.weight = _arr(self.weight, np.float32)
         self.bias = _arr(self.bias, np.float32)
-        self.input_shape = _shape(self.input_shape)
+        self.input_shape = as_shape(self.input_shape)
         self.stride, self.padding, self.dilation = int(self.stride), int(self.padding), int(self.dilation)
 
     @property
@@ -326,7 +328,7 @@ class SumPool2d(_Synapse):
     divide: ClassVar[bool] = False
 
     def __post_init__(self):
-        self.input_shape = _shape(self.input_shape)
+        self.input_shape = as_shape(self.input_shape)
         self.kernel_size, self.stride, self.padding = _pair(self.kernel_size), _pair(self.stride), _pair(self.padding)
 
     @property
@@ -363,7 +365,7 @@ class Flatten(Node):
     role: ClassVar[str] = "shape"
 
     def __post_init__(self):
-        self.input_shape = _shape(self.input_shape)
+        self.input_shape = as_shape(self.input_shape)
 
     @property
     def in_shape(self):
@@ -725,14 +727,8 @@ class Graph(Node):
 
     def decay(self, tau: np.ndarray) -> np.ndarray:
         """Per-step decay factor of a time constant under this graph's ``discretization``."""
-        tau = np.asarray(tau, dtype=np.float64)
-        if (tau <= 0).any():
-            raise ParameterError(f"time constants must be > 0 s, got min {tau.min()}")
-        if self.discretization == "exp":
-            return np.exp(-self.dt / tau)
-        if (tau < self.dt).any():
-            raise ParameterError(f"forward Euler needs tau >= dt={self.dt}, got min tau {tau.min()}")
-        return 1.0 - self.dt / tau
+        return decay_from_tau(np.asarray(tau, dtype=np.float64), self.dt,
+                              "exp" if self.discretization == "exp" else "euler")
 
     def flat(self) -> Graph:
         """The same graph with nested graphs inlined (names joined with ``"."``; inner Input/Output removed)."""

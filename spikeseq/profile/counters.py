@@ -19,13 +19,7 @@ from torch import nn
 
 from spikeseq.profile.context import CallContext
 from spikeseq.profile.registry import register_counter
-
-F64 = torch.float64
-
-
-def full_steps(t: int, value: float) -> torch.Tensor:
-    """``[t]`` float64 tensor holding ``value`` at every step (a per-step count that does not vary)."""
-    return torch.full((t,), float(value), dtype=F64)
+from spikeseq.profile.steps import F64, full_steps
 
 
 def _zeros(t: int) -> torch.Tensor:

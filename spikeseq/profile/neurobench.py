@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikeseq.profile.counters import F64, full_steps
+from spikeseq.profile.steps import F64, full_steps
 
 _STATELESS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 

@@ -17,12 +17,18 @@ EXPORT_TARGETS = ("nir", "loihi", "spinnaker2")
 
 
 def _read_json(path: Path) -> Any:
+    """A JSON object artefact, ``None`` when the file is missing; :class:`ConfigError` when it is corrupt."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: corrupt JSON ({e}); re-run the command that writes it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        value = e
+    if not isinstance(value, dict):
+        why = value if isinstance(value, Exception) else f"a JSON {type(value).__name__}"
+        raise ConfigError(f"{path} is corrupt (expected a JSON object, got {why}); nothing was changed. Re-run the "
+                          "command that writes it (run.json: restore it from a backup)")
+    return value
 
 
 @dataclass
@@ -43,6 +49,8 @@ class RunArtefacts:
     profile_png: Path | None
     exports: dict[str, dict[str, Any]] = field(default_factory=dict)
     export_md: dict[str, str] = field(default_factory=dict)
+    #: ``continual.json`` of a ``task = "continual"`` run: accuracy matrix R, ACC, BWT, method, stream
+    continual: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -79,4 +87,5 @@ def load(path: str | Path) -> RunArtefacts:
     png = path / "profile.png"
     md = path / "profile.md"
     return RunArtefacts(path, meta, config, metrics, _read_json(path / "eval.json"), _read_json(path / "profile.json"),
-                        md.read_text() if md.is_file() else None, png if png.is_file() else None, exports, export_md)
+                        md.read_text() if md.is_file() else None, png if png.is_file() else None, exports, export_md,
+                        _read_json(path / "continual.json"))

@@ -8,8 +8,6 @@ config. A section whose artefact is missing says which command produces it inste
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +76,23 @@ def _training(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     rows = [[m["epoch"], m["step"], _f(m["train_loss"]), _pct(m["train_acc"]), _f(m.get("val_loss")),
              _pct(m.get("val_acc")), _f(m.get("lr")), _f(m.get("time_s"), 3)] for m in run.metrics]
     out.append(("table", ["epoch", "step", "train loss", "train acc", "val loss", "val acc", "lr", "time s"], rows))
+    return out
+
+
+def _continual(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
+    """A continual run: the accuracy matrix R as a heat map and a table, ACC and BWT."""
+    c = run.continual
+    out: list[Block] = [("h", 2, "Continual learning")]
+    images["accuracy_matrix.png"] = plots.accuracy_matrix(c["R"], c.get("tasks"))
+    out.append(("img", "accuracy_matrix.png", images["accuracy_matrix.png"],
+                "accuracy matrix R (row j: after training task j; column i: test task i)"))
+    n = len(c["R"])
+    rows = [[f"after task {j}", *[_pct(v) for v in row]] for j, row in enumerate(c["R"])]
+    out.append(("table", ["", *[f"task {i}" for i in range(n)]], rows))
+    out.append(("table", ["method", "stream", "setting", "ACC", "BWT"],
+                [[c["method"], c["stream"], c.get("setting", "?"), _pct(c["acc"]), f"{100 * c['bwt']:+.2f} %"]]))
+    out.append(("note", "ACC = mean of R[T-1, i]; BWT = mean over i < T-1 of R[T-1, i] - R[i, i] (the HLOP paper, "
+                        "GEM and Avalanche); tasks: " + ", ".join(c.get("tasks", []))))
     return out
 
 
@@ -212,32 +227,32 @@ def _config(run: RunArtefacts) -> list[Block]:
 def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
     """The report's blocks (sections of the module docstring) and the PNG images they reference, by file name."""
     images: dict[str, bytes] = {}
+    if run.continual is not None:
+        return [*_summary(run), *_continual(run, images), *_config(run)], images
     blocks = [*_summary(run), *_training(run, images), *_evaluation(run, images), *_spikes(run, images),
               *_energy(run, images), *_exports(run), *_config(run)]
     return blocks, images
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``
+    (:func:`spikeseq._atomic.write_bytes`)."""
+    from spikeseq._atomic import write_bytes
+
+    write_bytes(path, data)
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write the report of a run; returns ``{"html": path, "markdown": path}``."""
     run = load(run_dir)
+    from spikeseq._atomic import ensure_dir
+
     out = Path(out_dir) if out_dir is not None else run.path / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    blocks, images = build_blocks(run)
+    blocks, images = build_blocks(run)  # everything is built before the first file is written
+    ensure_dir(out)
     title = f"spikeseq run report: {run.name}"
     for name, data in images.items():
-        _atomic_write(out / name, data)
-    _atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
-    _atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
+        atomic_write(out / name, data)
+    atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
+    atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
     return {"html": out / "index.html", "markdown": out / "report.md"}

@@ -32,6 +32,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     g.add_argument("--force", action="store_true", help="delete the run already in --out and start over")
     parser.add_argument("--no-eval", action="store_true", help="skip the test evaluation (eval.json) at the end")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"),
+                        help="where a recipe with a [results] section writes its artifact (default: results)")
     parser.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)  # set for torchrun workers
 
 
@@ -43,6 +45,7 @@ def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
         argv.append("--resume")
     if args.no_eval:
         argv.append("--no-eval")
+    argv += ["--results-dir", str(args.results_dir)]
     return argv
 
 
@@ -51,14 +54,23 @@ def run(args: argparse.Namespace) -> int:
 
     Returns 0 when finished, 130 when interrupted; ``ConfigError`` for a bad config or a failed worker.
     """
+    from spikeseq import _signals
     from spikeseq.train import distributed, loop
     from spikeseq.train.config import load_config
     from spikeseq.train.rundir import RunDir
+
+    _signals.check()  # Ctrl-C while torch was imported: stop before anything is written
 
     if args.nproc is not None and args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
     if args.seed is not None:
         args.overrides = [*args.overrides, f"train.seed={args.seed}"]
+    if args.config is not None and str(args.config).endswith(".toml"):
+        from spikeseq.train.config import read_toml
+        from spikeseq.train.tasks import continual
+
+        if continual.is_continual(read_toml(args.config)):
+            return continual.cli_run(args)
     if args.config is None:
         if not (args.resume and args.out):
             raise ConfigError("give a CONFIG file (or --resume --out RUN to continue a run)")
@@ -70,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         from spikeseq.train.rundir import read_json
 
         if not Path(args.config).is_file():
+            if args.resume and args.out is not None and Path(args.config) == Path(args.out) / "config.json":
+                what = "is a file, not a run directory" if Path(args.out).is_file() else \
+                    "holds no run to resume (no config.json)"
+                raise ConfigError(f"--resume: {args.out} {what}; give the --out directory of an interrupted "
+                                  "`spikeseq train` run, or drop --resume to start one")
             raise ConfigError(f"config file not found: {args.config}")
         cfg = from_dict(apply_overrides(read_json(args.config), args.overrides), str(args.config))
     else:
@@ -83,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
         loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
+    _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)
     else:
@@ -142,5 +160,10 @@ def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
                           if isinstance(result["test"].get(k), float)) or "no metric"
         print(f"test {shown} on {result['test']['n']} samples ({which} checkpoint, "
               f"epoch {result['epoch']}; best epoch {result['best_val']['epoch']})", file=sys.stderr)
+        if run_dir.config().results.table and str(args.config).endswith(".toml"):
+            from spikeseq.train.results import record
+
+            path = record(run_dir.path, out_root=args.results_dir, eval_result=result)
+            print(f"result artifact: {path}", file=sys.stderr)
     print(run_dir.path)
     return 0

@@ -5,7 +5,7 @@ sequence, e.g. the previous layer's ``y``: :class:`EventLinear`), then one fused
 product sums only the rows of ``R^T`` of units that sent an event (compressed rows when ``R`` is pruned below
 :data:`CSR_DENSITY`). Backward: the hand-written sparse BPTT of ``egru.cpp`` (the gradient to ``y[t-1]`` only for
 units that fired or lie inside the pseudo-derivative's support), then ``dW`` / ``dx`` from the gate gradients.
-The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.functional.egru._prepare`).
+The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.functional.egru.prepare_egru_args`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from spikeseq.functional.egru import (
     DAMPENING,
     EGRUOutput,
     EGRUState,
-    _prepare,
     compute_dtype,
+    prepare_egru_args,
     zoneout_mask,
 )
 from spikeseq.kernels import _native
@@ -112,9 +112,45 @@ class EventLinear(torch.autograd.Function):
         return gx, gw, gb
 
 
+class CSRLinear(torch.autograd.Function):
+    """``x @ W^T + b`` for a pruned ``W`` held in compressed rows: ``out^T[o] = sum_q W[o, col_q] x^T[col_q]``,
+    vectorised over the rows of ``x`` (``egru_csr_mm``); the backward is dense (``dx = dout W``,
+    ``dW = dout^T x``: the gradient of every entry, pruned or not, as the reference gives it)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
+        """Compressed rows of ``W``, then ``egru_csr_mm`` on ``x^T``."""
+        w = weight.detach()
+        nz = w != 0
+        rowptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
+        rowptr[1:] = nz.sum(1).cumsum(0)
+        col = nz.nonzero()[:, 1].to(torch.int32).contiguous()
+        val = w[nz].contiguous()
+        xt = x.detach().t().contiguous()
+        out_t = x.new_empty(w.shape[0], x.shape[0])
+        b = None if bias is None else bias.detach().contiguous()
+        _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xt), _p(rowptr), _p(col), _p(val), _p(b),
+                                    _p(out_t), _threads(w.shape[0]))
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return out_t.t()
+
+    @staticmethod
+    def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
+        """Dense gradients of input, weight and bias."""
+        x, weight = ctx.saved_tensors
+        gx = gout @ weight if ctx.needs_input_grad[0] else None
+        gw = gout.t() @ x if ctx.needs_input_grad[1] else None
+        gb = gout.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
 def input_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``W x + b`` over ``[T, B, I]``: event-driven for sparse inputs (density <= :data:`INPUT_DENSITY_MAX`)."""
+    """``W x + b`` over ``[T, B, I]``: compressed rows for a pruned ``W`` (density < :data:`CSR_DENSITY`),
+    event-driven for sparse inputs (density <= :data:`INPUT_DENSITY_MAX`), else a dense GEMM."""
     t, b, i = x.shape
+    if density(weight) < CSR_DENSITY:
+        return CSRLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
     if density(x) <= INPUT_DENSITY_MAX:
         return EventLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
     return F.linear(x, weight, bias)
@@ -188,8 +224,9 @@ def egru_scan(
     check_sequence(x)
     if x.dim() != 3:
         raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
-    hidden, surrogate, st, w_hh, th = _prepare(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold, eps,
-                                               dampening, zoneout, dropconnect, training, generator)
+    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                        threshold, eps, dampening, zoneout, dropconnect, training,
+                                                        generator)
     m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
     a = input_projection(x, weight_ih, bias_ih)
     y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening)

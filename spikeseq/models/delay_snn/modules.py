@@ -21,9 +21,10 @@ from ``specs/models.md`` §5 (``best_config_SHD.py`` / ``best_config_SSC.py``, `
   :class:`spikeseq.nn.LI` with the same decay.
 - Batch norm over (time, batch) per channel (SpikingJelly multi-step ``BatchNorm1d``); dropout masks are drawn once
   per sequence and shared by all time steps (SpikingJelly ``layer.Dropout``).
-- Padding: the paper pads each delay layer's output by ``(K-1)//2`` steps at the end; with ``state=None`` this
-  model appends ``pad_end`` silent steps (default ``(n_layers + 1) * (max_delay // 2)``, the same total) to the
-  input instead, so the readout also sees the delayed tail.
+- Padding: the paper pads each delay layer's output by ``(K-1)//2`` steps at the end; here the input gets
+  ``pad_end`` silent steps instead (default ``(n_layers + 1) * (max_delay // 2)``, the same total), so the readout
+  also sees the delayed tail: :meth:`DelaySNN.pad` (or ``[data] pad_end`` in a recipe). The model itself never
+  pads: its output is as long as its input, with or without a state.
 
 Variants (``delays=``): ``"learned"`` (the paper), ``"fixed"`` (random integer delays, not trained: the paper's
 ablation), ``"none"`` (plain dense synapses).
@@ -114,20 +115,27 @@ class DenseSynapse(StatefulModule):
         self.weight = nn.Parameter(torch.empty(n_out, n_in))
         self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
 
-    def forward(self, x: torch.Tensor, state=None, *, integer: bool = False):
+    def forward(self, x: torch.Tensor, state=None):
+        """``y [T, B, out] = x @ W^T (+ b)``; no state (``None``)."""
         return F.linear(x, self.weight, self.bias), None
+
+    forward_integer = forward  #: dense synapses have no delays: the integer semantics are the same
 
 
 class DelaySNNState(NamedTuple):
+    """State of :class:`DelaySNN`: per synaptic layer its ``DelayState`` (or ``None``), per hidden layer its
+    ``LIFState``, and the readout's ``LIState``.
+    """
+
     synapses: tuple  # per synaptic layer: DelayState or None
     neurons: tuple  # per hidden layer: LIFState
     readout: Any  # LIState
 
 
 class DelaySNN(StatefulModule):
-    """``v_out, state = model(x [T, B, n_inputs], state=None, integer=False)``; ``v_out`` is ``[T + pad_end, B, C]``.
-
-    ``integer=True`` asks for integer-delay semantics (after :meth:`round_delays`; raises otherwise).
+    """``v_out, state = model(x [T, B, n_inputs], state=None)``; ``v_out`` is ``[T, B, C]`` whether or not a state
+    is passed. :meth:`pad` appends the recipe's ``pad_end`` silent steps (the paper's padding) to an input;
+    :meth:`forward_integer` runs the integer-delay semantics (after :meth:`round_delays`; raises otherwise).
     """
 
     def __init__(self, config: DelaySNNConfig | None = None, **overrides: Any) -> None:
@@ -160,9 +168,11 @@ class DelaySNN(StatefulModule):
 
     # ---- delays -------------------------------------------------------------------------------------------
     def delay_layers(self) -> list[DelayLinear]:
+        """The :class:`~spikeseq.nn.DelayLinear` layers, input side first."""
         return [m for m in self.synapses if isinstance(m, DelayLinear)]
 
     def set_sigma(self, sigma: float) -> None:
+        """Set the Gaussian width ``sigma`` (steps) of every delay layer."""
         for m in self.delay_layers():
             m.set_sigma(sigma)
 
@@ -172,10 +182,12 @@ class DelaySNN(StatefulModule):
         return sigma_schedule(epoch, sigma_init=self.config.max_delay / 2, final_epoch=final)
 
     def clamp_delays_(self) -> None:
+        """Clamp every delay into ``[0, max_delay]`` in place (after each optimizer step, as the paper)."""
         for m in self.delay_layers():
             m.clamp_delays_()
 
     def round_delays(self) -> DelaySNN:
+        """Clamp and round every delay to whole steps in place (integer-delay inference, export); returns ``self``."""
         for m in self.delay_layers():
             m.round_delays()
         return self
@@ -196,31 +208,63 @@ class DelaySNN(StatefulModule):
         ids = {id(p) for p in pos}
         return [p for p in self.parameters() if p.requires_grad and id(p) not in ids], pos
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named groups for :mod:`spikeseq.train.optim`: ``weights`` (and BN) and ``delays`` (positions; empty
+        when the delays are fixed or absent), trained with their own lr and schedule in the paper's recipe."""
+        weights, pos = self.parameter_groups()
+        return {"weights": weights, "delays": pos}
+
+    def train_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Training-loop hook: the Gaussian kernel width of this epoch (:meth:`sigma_for_epoch`)."""
+        self.set_sigma(self.sigma_for_epoch(epoch, epochs))
+
+    def train_step_end(self) -> None:
+        """Training-loop hook: keep the delay positions in ``[0, max_delay]`` after every optimizer step."""
+        self.clamp_delays_()
+
     def initial_state(self, batch_size: int) -> DelaySNNState:
-        """Silence before the sequence, for streaming: with a state nothing is padded at the end."""
+        """Silence before the sequence, for streaming."""
         syn = tuple(m.initial_state(batch_size) if isinstance(m, DelayLinear) else None for m in self.synapses)
         return DelaySNNState(syn, (None,) * len(self.neurons), None)
 
     # ---- forward ------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, state: DelaySNNState | None = None, *, integer: bool = False):
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [T, B, ...]`` followed by ``config.pad_end`` silent steps (``[T + pad_end, B, ...]``), so that the
+        readout also sees the spikes delayed past the end (the paper pads each layer's output instead; same total).
+        Training through ``spikeseq train`` does this with ``[data] pad_end``."""
+        return F.pad(x, (0, 0) * (x.dim() - 1) + (0, self.config.pad_end))
+
+    def forward(self, x: torch.Tensor, state: DelaySNNState | None = None):
+        """``v_out [T, B, n_outputs], state``: the eval/train path of each synapse (see :class:`DelayLinear`)."""
+        return self._run(x, state, integer=False)
+
+    def forward_integer(self, x: torch.Tensor, state: DelaySNNState | None = None):
+        """Like :meth:`forward` with integer delays exactly (needs :meth:`round_delays` first): the semantics of the
+        exported graph."""
+        return self._run(x, state, integer=True)
+
+    def _run(self, x: torch.Tensor, state: DelaySNNState | None, integer: bool):
         check_sequence(x, min_rank=3)
         if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
             raise ShapeError(f"expected x [T, B, {self.config.n_inputs}], got shape {tuple(x.shape)}")
         if state is None:
-            x = F.pad(x, (0, 0, 0, 0, 0, self.config.pad_end))
             state = DelaySNNState((None,) * len(self.synapses), (None,) * len(self.neurons), None)
         syn_s, neu_s = list(state.synapses), list(state.neurons)
         keep = None if not (self.training and self.config.dropout > 0) else 1 - self.config.dropout
         for k, (norm, lif) in enumerate(zip(self.norms, self.neurons)):
-            x, syn_s[k] = self.synapses[k](x, syn_s[k], integer=integer)
+            x, syn_s[k] = self._synapse(k, x, syn_s[k], integer)
             t, b, c = x.shape
             x = norm(x.reshape(t * b, c)).reshape(t, b, c)
             x, neu_s[k] = lif(x, neu_s[k])
             if keep is not None:  # one mask per sequence, shared by all steps (SpikingJelly layer.Dropout)
                 x = x * (torch.bernoulli(torch.full((b, c), keep, device=x.device, dtype=x.dtype)) / keep)
-        x, syn_s[-1] = self.synapses[-1](x, syn_s[-1], integer=integer)
+        x, syn_s[-1] = self._synapse(len(self.synapses) - 1, x, syn_s[-1], integer)
         v, ro = self.readout(x, state.readout)
         return v, DelaySNNState(tuple(syn_s), tuple(neu_s), ro)
+
+    def _synapse(self, k: int, x: torch.Tensor, state, integer: bool):
+        syn = self.synapses[k]
+        return syn.forward_integer(x, state) if integer else syn(x, state)
 
 
 def sum_softmax(v: torch.Tensor) -> torch.Tensor:
@@ -234,6 +278,7 @@ def sum_softmax_loss(v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def predict(v: torch.Tensor) -> torch.Tensor:
+    """Predicted classes ``[B]``: the argmax of :func:`sum_softmax` of the readout ``v [T, B, C]``."""
     return sum_softmax(v).argmax(-1)
 
 

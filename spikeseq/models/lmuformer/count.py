@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from spikeseq.models.lmuformer.modules import CausalConv1d, LMUFormer, ReLUModule, Residual
+from spikeseq.models.lmuformer.modules import CausalConv1d, LMUFormer, LMUFormerReLU, LMUFormerResidual
 from spikeseq.profile import CallContext, CounterSpec, add_counts, bias_counts, delayed_counts, full_steps, out_counts
 
 
@@ -44,7 +44,7 @@ def count_lmuformer_head(m, args, kwargs, out, ctx: CallContext) -> dict:
 
 COUNTERS = {
     CausalConv1d: CounterSpec(count_causal_conv, "connection", time_first=True),
-    ReLUModule: CounterSpec(count_relu_module, "activation", time_first=True),
-    Residual: CounterSpec(count_residual, "composite", descend=True, time_first=True),
+    LMUFormerReLU: CounterSpec(count_relu_module, "activation", time_first=True),
+    LMUFormerResidual: CounterSpec(count_residual, "composite", descend=True, time_first=True),
     LMUFormer: CounterSpec(count_lmuformer_head, "composite", descend=True, time_first=True),
 }

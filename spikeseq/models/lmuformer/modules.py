@@ -8,10 +8,11 @@ Structure (``zeyuliu1037/LMUFormer`` ``slmu_rnn_ms_conv1d``; specs/models.md sec
                       x = x + BN(W_2 f(BN(W_1 f(BN(x)))))           stream is real, every branch spikes at its input
     head              logits[t] = mean_{s<=t} W_o f(BN(x[s]))
 
-``f`` is a :class:`spikeseq.nn.LIF` population (beta = 0.5 i.e. tau = 2 steps, hard reset, detached reset,
-sigmoid(4) surrogate, threshold 1, and 0.5 at the LMU input, as in the reference) for ``spiking=True`` and ReLU
-otherwise; the LMU cell is :class:`spikeseq.nn.LMU` (spiking: BN + LIF on u, m and h). The reference uses
-SpikingJelly's ``decay_input=True`` LIF (input scaled by 1/tau), here the preceding BatchNorm absorbs that factor.
+``f`` is a :class:`spikeseq.nn.LIF` population (``tau`` in seconds with ``dt``, or by default beta = 0.5 i.e. tau =
+2 steps, hard reset, detached reset, sigmoid(4) surrogate, threshold 1, and 0.5 at the LMU input, as in the
+reference) for ``spiking=True`` and ReLU otherwise; the LMU cell is :class:`spikeseq.nn.LMU` (spiking: BN + LIF on
+u, m and h). The reference uses SpikingJelly's ``decay_input=True`` LIF (input scaled by 1/tau), here the preceding
+BatchNorm absorbs that factor.
 
 Departures from the reference, both needed for streaming: the convolutions are **causal** (left context only,
 state = the last ``k-1`` inputs) instead of centred, and the head takes a running mean over the steps seen so far
@@ -43,6 +44,8 @@ LMUFORMER_SURROGATE = sg.Sigmoid(4.0)
 
 
 class ConvState(NamedTuple):
+    """State of :class:`CausalConv1d`: the last ``k - 1`` input steps ``[k - 1, B, C_in]``."""
+
     ctx: torch.Tensor  #: the last ``k - 1`` inputs ``[k-1, B, C_in]``
 
 
@@ -57,6 +60,7 @@ class CausalConv1d(StatefulModule):
         self.conv = nn.Conv1d(c_in, c_out, kernel_size, bias=bias)
 
     def forward(self, x: torch.Tensor, state: ConvState | None = None):
+        """``y [T, B, C_out], state = conv(x [T, B, C_in], state)``; ``state=None``: zeros before step 0."""
         check_sequence(x, "x", min_rank=3)
         k = self.k
         ctx = x.new_zeros(k - 1, *x.shape[1:]) if state is None else state.ctx
@@ -65,16 +69,19 @@ class CausalConv1d(StatefulModule):
         return y, ConvState(xx[xx.shape[0] - (k - 1):])
 
 
-class ReLUModule(nn.Module):
+class LMUFormerReLU(nn.Module):
+    """``torch.relu`` as a module type of its own (the non-spiking activation; the family counts it by type)."""
+
     def forward(self, x):
+        """``relu(x)``, element-wise."""
         return torch.relu(x)
 
 
 def _act(spiking: bool, v_th: float = 1.0, **lif) -> nn.Module:
-    return LIF(v_th=v_th, **lif) if spiking else ReLUModule()
+    return LIF(v_th=v_th, **lif) if spiking else LMUFormerReLU()
 
 
-class Residual(StatefulModule):
+class LMUFormerResidual(StatefulModule):
     """``x + branch(x)`` with the branch's state threaded."""
 
     def __init__(self, branch: Sequential) -> None:
@@ -82,13 +89,26 @@ class Residual(StatefulModule):
         self.branch = branch
 
     def forward(self, x, state=None):
+        """``x + y, state`` where ``y, state = branch(x, state)``."""
         y, s = self.branch(x, state)
         return x + y, s
 
 
 class HeadState(NamedTuple):
+    """State of the LMUFormer head: the sum of the per-step logits ``acc [B, classes]`` over ``steps`` steps."""
+
     acc: torch.Tensor  #: sum of the per-step logits so far ``[B, classes]``
-    steps: int
+    steps: torch.Tensor  #: steps seen so far (0-d int64 tensor)
+
+
+class LMUFormerState(NamedTuple):
+    """State of :class:`LMUFormer` (tensors only, nested by part): one entry per member of each part."""
+
+    embed: tuple  #: patch-embedding states (per member of the Sequential)
+    rpe: tuple  #: relative-position-embedding branch states
+    blocks: tuple  #: block states
+    head: tuple  #: head states
+    readout: HeadState  #: the running mean of the logits
 
 
 class LMUFormer(StatefulModule):
@@ -107,7 +127,8 @@ class LMUFormer(StatefulModule):
         mlp_ratio: int = 4,
         kernel_size: int = 3,
         spiking: bool = True,
-        beta: float = 0.5,
+        tau: float | None = None,
+        beta: float | None = None,
         surrogate: sg.Surrogate = LMUFORMER_SURROGATE,
         dt: float = 0.02,
         backend: str = "auto",
@@ -118,7 +139,13 @@ class LMUFormer(StatefulModule):
             if not isinstance(v, int) or v < 1:
                 raise ParameterError(f"LMUFormer {name} must be an integer >= 1, got {v!r}")
         self.input_size, self.n_classes, self.spiking = input_size, n_classes, spiking
-        lif = dict(beta=beta, reset="zero", detach_reset=True, surrogate=surrogate, dt=dt, backend=backend)
+        if tau is not None and beta is not None:
+            raise ParameterError(f"LMUFormer: give tau (seconds) or beta (decay per step), not both; got tau={tau}, "
+                                 f"beta={beta}")
+        if tau is None and beta is None:
+            beta = 0.5  # the reference's SpikingJelly LIF: tau = 2 steps, half the membrane kept per step
+        lif = dict(tau_mem=tau, beta=beta, reset="zero", detach_reset=True, surrogate=surrogate, dt=dt,
+                   backend=backend)
 
         def act(v_th=1.0):
             return _act(spiking, v_th, **lif)
@@ -133,17 +160,18 @@ class LMUFormer(StatefulModule):
             CausalConv1d(d, d, k), bn(d), act(),
             CausalConv1d(d, d, k),
         )
-        self.rpe = Residual(Sequential(bn(d), act(), CausalConv1d(d, d, k)))
+        self.rpe = LMUFormerResidual(Sequential(bn(d), act(), CausalConv1d(d, d, k)))
         blocks = []
         for _ in range(depth):
             cell = LMU(d, d, order, theta, n_u=n_u, spiking=spiking, **lif)
-            blocks.append(Residual(Sequential(bn(d), act(0.5), cell, nn.Linear(d, d), bn(d))))
-            blocks.append(Residual(Sequential(bn(d), act(), nn.Linear(d, mlp_ratio * d), bn(mlp_ratio * d),
+            blocks.append(LMUFormerResidual(Sequential(bn(d), act(0.5), cell, nn.Linear(d, d), bn(d))))
+            blocks.append(LMUFormerResidual(Sequential(bn(d), act(), nn.Linear(d, mlp_ratio * d), bn(mlp_ratio * d),
                                                act(), nn.Linear(mlp_ratio * d, d), bn(d))))
         self.blocks = Sequential(*blocks)
         self.head = Sequential(bn(d), act(), nn.Linear(d, n_classes))
 
-    def forward(self, x: torch.Tensor, state: tuple | None = None):
+    def forward(self, x: torch.Tensor, state: LMUFormerState | None = None):
+        """``y [T, B, classes]`` (running mean of the logits) and the :class:`LMUFormerState`."""
         check_window(x, self.input_size, "LMUFormer")
         se, sr, sb, sh, hs = state if state is not None else (None, None, None, None, None)
         z, se = self.embed(x, se)
@@ -151,10 +179,11 @@ class LMUFormer(StatefulModule):
         z, sb = self.blocks(z, sb)
         logits, sh = self.head(z, sh)
         t_len = x.shape[0]
-        acc0, n0 = (hs.acc, hs.steps) if hs is not None else (0.0, 0)
+        acc0 = hs.acc if hs is not None else 0.0
+        n0 = hs.steps if hs is not None else torch.zeros((), dtype=torch.long, device=x.device)
         csum = acc0 + torch.cumsum(logits, dim=0)
-        steps = torch.arange(n0 + 1, n0 + t_len + 1, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        return csum / steps, (se, sr, sb, sh, HeadState(csum[-1], n0 + t_len))
+        steps = (n0 + torch.arange(1, t_len + 1, device=x.device)).to(x.dtype).view(-1, 1, 1)
+        return csum / steps, LMUFormerState(se, sr, sb, sh, HeadState(csum[-1], n0 + t_len))
 
 
 def build_lmuformer(input_size: int = 6, n_classes: int = 6, **cfg) -> LMUFormer:

@@ -1,10 +1,11 @@
-"""Task ``language_modelling``: token ids in, the next token as the target at every position.
+"""Task ``language_modelling``: token ids in, next-token targets; cross-entropy per token, bits per character
+(bits per token for word-level corpora) and perplexity.
 
-A batch is ``x`` ``[T, B]`` ids (time-first, as every model gets its input) and ``y`` ``[B, T]`` next-token ids; the
-model returns logits ``[T, B, V]`` (or ``(logits, state)``). The loss of a sample is its mean cross-entropy per token
-(nats), so the loop's per-sample mean is the mean over tokens (RWKV's and nanoGPT's loss). Metrics: bits per
-token (``bpc`` = nats / ln 2; bits per character for character-level corpora) and perplexity; the checkpoint with
-the highest ``neg_bpc`` (lowest bpc) is kept as best.
+Data: ``x [N, T]`` token ids (held as float32, handed to the model time-first ``[T, B]``), ``y [N, T]`` int64
+next tokens (:mod:`spikeseq.data.text_lm`). The model returns ``logits [T, B, V]`` or ``(logits, state)``.
+Each window starts from the model's initial state (no state carried between windows). Metrics:
+``bpc = mean cross-entropy in nats / ln 2``, ``perplexity = exp(mean cross-entropy)``, ``acc`` = next-token
+accuracy. The best checkpoint has the highest ``neg_bpc`` (= -bpc).
 """
 
 from __future__ import annotations
@@ -22,53 +23,47 @@ from spikeseq.train.datasets import Split, time_first
 from spikeseq.train.tasks import BatchResult, Task, register_task
 
 
-def _logits(output: Any, y: torch.Tensor) -> torch.Tensor:
+def token_logits(output: Any, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Logits ``[T * B, V]`` and targets ``[T * B]`` (time-first) from a model output and batch-first ``y [B, T]``."""
     logits = output[0] if isinstance(output, tuple) else output
     if logits.dim() != 3 or logits.shape[:2] != (y.shape[1], y.shape[0]):
-        raise ShapeError(f"a language model must return logits [T, B, V] = [{y.shape[1]}, {y.shape[0]}, V] for "
-                         f"targets [B, T] = {list(y.shape)}, got {tuple(logits.shape)}")
-    return logits
-
-
-def token_nats(output: Any, y: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy (nats) of every target token, ``[B, T]``."""
-    logits = _logits(output, y)
-    ce = F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), y.t().reshape(-1).long(), reduction="none")
-    return ce.reshape(y.shape[1], y.shape[0]).t()
+        raise ShapeError(f"a language model must return logits [T, B, V] = [{y.shape[1]}, {y.shape[0]}, V], got "
+                         f"{tuple(logits.shape)}")
+    return logits.reshape(-1, logits.shape[-1]).float(), y.transpose(0, 1).reshape(-1)
 
 
 def lm_batch(output: Any, y: torch.Tensor, cfg: Any) -> BatchResult:
-    """Sum over the batch of each sample's mean cross-entropy per token, and of its bits per token."""
-    per_sample = token_nats(output, y).mean(1)
-    loss_sum = per_sample.sum()
-    return BatchResult(loss_sum, float(loss_sum.detach()) / math.log(2), int(y.shape[0]))
+    """Summed token cross-entropy, correct next-token predictions and the number of tokens."""
+    logits, target = token_logits(output, y)
+    loss_sum = F.cross_entropy(logits, target, reduction="sum")
+    return BatchResult(loss_sum, float((logits.argmax(1) == target).sum()), int(target.numel()))
 
 
 @torch.no_grad()
 def lm_evaluate(model: nn.Module, split: Split, cfg: Any, device: torch.device, n_classes: int,
                 desc: str = "") -> dict[str, Any]:
-    """Mean cross-entropy per token (``loss``, nats), ``bpc``, ``neg_bpc`` and perplexity over ``split``."""
+    """Mean cross-entropy (nats), bits per character/token, perplexity and accuracy over every token of ``split``."""
     if len(split) == 0:
-        return {"n": 0, "tokens": 0, "loss": None, "bpc": None, "neg_bpc": None, "ppl": None}
+        return {"n": 0, "tokens": 0, "loss": None, "bpc": None, "neg_bpc": None, "perplexity": None, "acc": None}
     model.eval()
     bs = cfg.train.eval_batch_size
-    total, tokens = 0.0, 0
+    nats = correct = tokens = 0.0
     starts = range(0, len(split), bs)
     for i in progress(starts, total=len(starts), desc=desc or "evaluating"):
         x = time_first(split.x[i:i + bs]).to(device)
-        y = split.y[i:i + bs].to(device)
-        nats = token_nats(model(x), y)
-        total += float(nats.double().sum())
-        tokens += nats.numel()
-    loss = total / tokens
-    return {"n": len(split), "tokens": tokens, "loss": loss, "bpc": loss / math.log(2),
-            "neg_bpc": -loss / math.log(2), "ppl": math.exp(loss)}
+        logits, target = token_logits(model(x), split.y[i:i + bs].to(device))
+        nats += float(F.cross_entropy(logits, target, reduction="sum"))
+        correct += float((logits.argmax(1) == target).sum())
+        tokens += target.numel()
+    loss = nats / tokens
+    return {"n": len(split), "tokens": int(tokens), "loss": loss, "bpc": loss / math.log(2),
+            "neg_bpc": -loss / math.log(2), "perplexity": math.exp(loss), "acc": correct / tokens}
 
 
 LANGUAGE_MODELLING = register_task(Task(
-    name="language_modelling", batch=lm_batch, evaluate=lm_evaluate, metric="neg_bpc", train_metric="bpc",
-    report=("bpc", "ppl", "loss"),
-    description="next-token prediction: mean cross-entropy per token, bits per character, perplexity",
+    name="language_modelling", batch=lm_batch, evaluate=lm_evaluate, metric="neg_bpc", train_metric="acc",
+    report=("bpc", "perplexity", "acc", "loss"),
+    description="next-token prediction: cross-entropy, bits per character, perplexity",
 ))
 
-__all__ = ["LANGUAGE_MODELLING", "lm_batch", "lm_evaluate", "token_nats"]
+__all__ = ["LANGUAGE_MODELLING", "lm_batch", "lm_evaluate", "token_logits"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
 from spikeseq.data import charlm
 from spikeseq.errors import ConfigError, DataError
@@ -19,18 +18,6 @@ def corpus_root(tmp_path):
     d.mkdir(parents=True)
     (d / "input.txt").write_text(TEXT)
     return tmp_path
-
-
-def test_windows_split_and_vocab(corpus_root):
-    train = charlm.load_windows("tinyshakespeare", "train", corpus_root, ctx_len=16)
-    test = charlm.load_windows("tinyshakespeare", "test", corpus_root, ctx_len=16)
-    vocab = sorted(set(TEXT))
-    assert train.classes == vocab == test.classes
-    n_train = int(len(TEXT) * 0.9)
-    assert train.x.shape == ((n_train - 1) // 16, 16)
-    assert torch.equal(train.x[0, 1:], train.y[0, :-1])  # y is x shifted by one
-    assert "".join(vocab[i] for i in train.x[0].tolist()) == TEXT[:16]
-    assert "".join(vocab[i] for i in test.x[0].tolist()) == TEXT[n_train:n_train + 16]
 
 
 def test_enwik8_reader_on_a_fixture(tmp_path, monkeypatch):
@@ -53,7 +40,7 @@ def test_characters_outside_the_vocabulary(corpus_root):
     with pytest.raises(DataError, match=r"not in the vocabulary.*'Z'"):
         charlm.encode("to be Z", sorted(set(TEXT)))
     with pytest.raises(DataError, match="file not found"):
-        charlm.load_windows("tinyshakespeare", "train", corpus_root / "nowhere")
+        charlm.load_windows("enwik8", "train", corpus_root / "nowhere")
 
 
 def test_train_generate_and_bad_checkpoint(corpus_root, tmp_path, monkeypatch, capsys):
@@ -71,7 +58,7 @@ vocab = {vocab}
 ctx_len = 16
 [data]
 name = "tinyshakespeare"
-ctx_len = 16
+seq_len = 16
 val_fraction = 0.1
 [train]
 epochs = 3
