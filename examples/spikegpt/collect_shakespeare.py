@@ -33,7 +33,11 @@ def collect(run: Path) -> dict:
         "test": {k: ev["test"].get(k) for k in ("bpc", "loss", "ppl", "perplexity", "tokens")},
         "val_during_training": metrics,
         "train_wall_s_last_epoch_end": metrics[-1]["time_s"] if metrics else None,
-        "note": "wall times are from a 2-core machine shared by 8 agents (load average 8-19): CPU share ~10-25 %",
+        "note": ("wall times are from a 2-core machine shared by 8 agents (load average 8-19): CPU share ~10-25 %. "
+                 "Trained with the code of commit 987c743 (uncommitted in the run's tree, whose HEAD is "
+                 "commit_of_run), whose language_modelling task averaged the cross-entropy over a window's tokens "
+                 "before summing over the batch; main's task, merged afterwards (0afaa04), sums over tokens, so a "
+                 "rerun scales the gradient (before clipping at 1.0) by the window length."),
     }
 
 
