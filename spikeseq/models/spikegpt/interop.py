@@ -20,15 +20,15 @@ from pathlib import Path
 import torch
 
 from spikeseq.errors import ConfigError
-from spikeseq.models.spikegpt.modules import SpikeGPT
 
 NO_OUTSIDE_RUNTIME = ("a spiking SpikeGPT checkpoint runs in spikeseq only: no outside runtime runs it (the `rwkv` "
                       "package has no spiking embedding or LIF branches; SpikeGPT's model_run.py needs CUDA + CuPy)")
 
 
-def rwkv_state_dict(model: SpikeGPT) -> dict[str, torch.Tensor]:
-    """The RWKV-4 state dict of a non-spiking model (see module docstring)."""
-    if not isinstance(model, SpikeGPT):
+def rwkv_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """The RWKV-4 state dict of a non-spiking :class:`~spikeseq.models.spikegpt.modules.SpikeGPT` (see module
+    docstring)."""
+    if not hasattr(getattr(model, "config", None), "spiking"):
         raise ConfigError(f"expected a SpikeGPT / RWKV-4 model, got {type(model).__name__}")
     if model.config.spiking:
         raise ConfigError(NO_OUTSIDE_RUNTIME)
@@ -41,7 +41,7 @@ def rwkv_state_dict(model: SpikeGPT) -> dict[str, torch.Tensor]:
     return out
 
 
-def save_rwkv_checkpoint(model: SpikeGPT, path: str | os.PathLike) -> Path:
+def save_rwkv_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> Path:
     """Write the model for ``rwkv.model.RWKV(path, "cpu fp32")`` (atomically); returns the path (``.pth``)."""
     path = Path(path)
     if path.suffix != ".pth":
