@@ -274,5 +274,6 @@ class _L2Wrap(torch.autograd.Function):
 def l2wrap(logits: torch.Tensor) -> torch.Tensor:
     """RWKV's L2Wrap (RWKV-LM ``model.py``; specs/models.md §1): the identity on ``logits`` ``[..., V]`` whose
     backward adds ``1e-4 / tokens * max_logit`` to the gradient of each token's largest logit, pulling the logits
-    towards small values (for a loss that is a mean over the ``tokens`` positions, as RWKV's)."""
+    towards small values. RWKV's loss is a mean over the ``tokens`` positions; under a loss summed over tokens
+    (spikeseq's ``language_modelling`` task) the pull is relatively ``T`` times weaker."""
     return _L2Wrap.apply(logits)
