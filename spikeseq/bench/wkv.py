@@ -41,7 +41,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--B", type=int, default=8)
     parser.add_argument("--C", type=int, default=512)
     parser.add_argument("--chunk", type=int, default=32, help="chunk length of the chunked form")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of the fast forms (reference: 1 + reps//3)")
+    parser.add_argument("--reps", type=int, default=5,
+                        help="repetitions of the fast forms (reference: every third, from the first)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
 
@@ -106,7 +107,7 @@ def measure(T: int, B: int, C: int, chunk: int, reps: int) -> dict:
     ref_out = None
     ref_every = 3
     for rep in range(reps + 1):  # the first round is a warm-up
-        if rep % ref_every == 0:
+        if rep == 0 or (rep - 1) % ref_every == 0:
             t0 = time.perf_counter()
             out = _fwd_bwd(wkv_scan, k, v, w, u, gy)
             if rep:
