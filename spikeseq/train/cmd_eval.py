@@ -36,8 +36,13 @@ def run(args: argparse.Namespace) -> int:
     test = result["test"]
     print(f"run        {args.run}")
     print(f"checkpoint {args.checkpoint} (epoch {result['epoch']}, step {result['step']})")
-    shown = ", ".join(f"{k} {v:.4f}" for k, v in test.items() if isinstance(v, float))
-    print(f"test       {shown} on {test['n']} samples")
+    from spikeseq.train.rundir import RunDir
+    from spikeseq.train.tasks import task_for
+
+    order = task_for(RunDir.open(args.run).config()).report
+    keys = [k for k in order if k in test] + [k for k in test if k not in order]
+    shown = ", ".join(f"{k} {test[k]:.4f}" for k in keys if isinstance(test[k], float))
+    print(f"test {shown} on {test['n']} samples")
     for layer in result["spikes"]["layers"]:
         print(f"rate       {layer['name']}: {layer['rate']:.4f} ({layer['neurons']} neurons)")
     print(f"wrote      {Path(args.run) / 'eval.json'}")
