@@ -46,6 +46,7 @@ IN_TREE: tuple[str, ...] = (
     "spikeseq.models.lmuformer",
     "spikeseq.models.baselines",
     "spikeseq.models.egru",
+    "spikeseq.models.spikegpt",
 )
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
