@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("spikeseq.train.cmd_export", "export a run to NIR / Loihi-style / SpiNNaker2-style and verify it"),
     "profile": ("spikeseq.train.cmd_profile", "count operations and estimate energy for a run"),
     "report": ("spikeseq.report.cmd_report", "write the HTML + Markdown report of a run"),
+    "results": ("spikeseq.report.cmd_results", "regenerate or check the README's results tables from results/"),
     "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile"),
     "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
     "demo": ("spikeseq.train.cmd_demo", "the main job end to end on data available offline"),

@@ -23,8 +23,10 @@ INFRASTRUCTURE = ("graph", "export", "profile", "train", "report", "bench", "cli
 BUILDING_BLOCKS = ("functional", "kernels", "nn")
 
 
-def _family_names() -> set[str]:
+def _family_names() -> tuple[set[str], set[str]]:
+    """(family and model names, class names defined in family packages)."""
     names: set[str] = set()
+    classes: set[str] = set()
     for fam in registry.families().values():
         names.add(fam.name)
         names.update(fam.builders)
@@ -33,12 +35,22 @@ def _family_names() -> set[str]:
                 continue
             for obj in vars(mod).values():
                 if inspect.isclass(obj) and obj.__module__.startswith(fam.module):
-                    names.add(obj.__name__)
-    return names
+                    classes.add(obj.__name__)
+    return names, classes
 
 
-NAMES = sorted(_family_names(), key=len, reverse=True)
-PATTERN = re.compile(r"(?<![A-Za-z0-9])(" + "|".join(map(re.escape, NAMES)) + r")(?![A-Za-z0-9])", re.IGNORECASE)
+_MODEL_NAMES, _CLASS_NAMES = _family_names()
+NAMES = sorted(_MODEL_NAMES | _CLASS_NAMES, key=len, reverse=True)
+
+
+def _alternation(names: set[str]) -> str:
+    return "|".join(map(re.escape, sorted(names, key=len, reverse=True)))
+
+
+# Family and model names in any case ("l2mu", "L2MU_"); class names as written (a family's class ``Residual``
+# must not flag the word "residual" in ``project_residual``).
+PATTERN = re.compile(r"(?<![A-Za-z0-9])(?:(?i:" + _alternation(_MODEL_NAMES) + r")|" + _alternation(_CLASS_NAMES)
+                     + r")(?![A-Za-z0-9])")
 
 
 def _files(parts: tuple[str, ...]) -> list[Path]:
@@ -81,7 +93,7 @@ def offences(path: Path) -> list[str]:
     def hit(node: ast.AST, text: str, what: str) -> None:
         m = PATTERN.search(text)
         if m:
-            found.append(f"{rel}:{getattr(node, 'lineno', '?')}: {what} {text!r} names {m.group(1)!r}")
+            found.append(f"{rel}:{getattr(node, 'lineno', '?')}: {what} {text!r} names {m.group(0)!r}")
 
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module:

@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "delays": "DelayLinear vs the dcls package, integer inference path vs Gaussian training path",
     "interp": "event-driven interpreter cost vs number of events",
     "profile": "profiler overhead vs the plain forward pass",
+    "wkv": "WKV forms (reference loop, chunked, fused C++) fwd+bwd vs each other and the block's matmul bound",
 }
 
 

@@ -35,18 +35,20 @@ class InputTap:
     """Collects the inputs of ``targets`` during each training forward pass of ``model``; see module docstring.
 
     ``callback(inputs)`` receives ``{target name: [M, P, n] tensor}`` (rows of every call in call order) and the
-    ``(T, B)`` of the model input once per forward pass.
+    ``(T, B)`` of the model input once per forward pass. ``always=True`` also records evaluation passes (GPM
+    reads a task's inputs once at its end).
     """
 
     def __init__(self, model: nn.Module, targets: list[Target],
-                 callback: Callable[[dict[str, torch.Tensor], tuple[int, int]], None]) -> None:
-        self.model, self.targets, self.callback = model, targets, callback
+                 callback: Callable[[dict[str, torch.Tensor], tuple[int, int]], None], *, always: bool = False
+                 ) -> None:
+        self.model, self.targets, self.callback, self.always = model, targets, callback, always
         self._buf: dict[str, list[torch.Tensor]] = {t.name: [] for t in targets}
         self._tb: tuple[int, int] | None = None
         self._handles: list = []
 
     def _active(self) -> bool:
-        return self.model.training and torch.is_grad_enabled()
+        return self.always or (self.model.training and torch.is_grad_enabled())
 
     def attach(self) -> InputTap:
         """Register the forward hooks that record the targets' inputs during training (idempotent); returns self."""

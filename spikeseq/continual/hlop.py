@@ -40,6 +40,7 @@ from spikeseq.functional import plasticity as fp
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
 from .layers import Target, resolve
+from .plugin import TaskData
 
 PROJECTORS = ("orthonormal", "hebbian")
 
@@ -61,6 +62,10 @@ class HLOPConfig:
     projector: str = "orthonormal"
     max_samples: int | None = 4096           #: rows per batch kept for the Hebbian update (conv patches)
     freeze_1d: bool = True                   #: freeze 1-D parameters after the first task (the paper)
+    #: Hebbian-only passes over the task's training data at its end (forward only, no weight change): more
+    #: iterations of the rule where a task has few minibatches (small data sets); 0 = the paper (online only)
+    hebbian_passes: int = 0
+    hebbian_batch: int = 64
     keep_trainable: list[str] = field(default_factory=list)  #: module prefixes never frozen (task heads)
     seed: int = 0
 
@@ -186,10 +191,15 @@ class HLOP:
         self.task, self.in_task = task, True
         self.attach()
 
-    def end_task(self) -> None:
-        """Merge this task's neurons into the old subspace and (after the first task) freeze 1-D parameters."""
+    def end_task(self, data: TaskData | None = None) -> None:
+        """Merge this task's neurons into the old subspace and (after the first task) freeze 1-D parameters.
+        ``data`` is needed only for ``hebbian_passes`` (the subspace is otherwise learned online, in training)."""
         if not self.in_task:
             raise ConfigError("HLOP.end_task() without begin_task()")
+        if self.config.hebbian_passes:
+            if data is None:
+                raise ConfigError("HLOP hebbian_passes > 0 needs the task's data at end_task(TaskData)")
+            self._hebbian_passes(data)
         for sp in self.spaces.values():
             sp.merge(self.config.projector)
         if self.config.freeze_1d:
@@ -198,6 +208,19 @@ class HLOP:
                 if p.dim() <= 1 and not any(n == k or n.startswith(k + ".") for k in keep):
                     p.requires_grad_(False)
         self.in_task = False
+
+    def _hebbian_passes(self, data: TaskData) -> None:
+        was_training = self.model.training
+        self.tap.always = True
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for _ in range(self.config.hebbian_passes):
+                    for x, _y in data.batches(self.config.hebbian_batch):
+                        self.model(x)
+        finally:
+            self.tap.always = False
+            self.model.train(was_training)
 
     def attach(self) -> None:
         """Register the input taps (Hebbian updates) and the gradient projection hooks."""

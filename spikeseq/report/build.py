@@ -217,7 +217,8 @@ def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
     return blocks, images
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
@@ -237,7 +238,7 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict
     blocks, images = build_blocks(run)
     title = f"spikeseq run report: {run.name}"
     for name, data in images.items():
-        _atomic_write(out / name, data)
-    _atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
-    _atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
+        atomic_write(out / name, data)
+    atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
+    atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
     return {"html": out / "index.html", "markdown": out / "report.md"}

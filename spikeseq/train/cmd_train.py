@@ -32,6 +32,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     g.add_argument("--force", action="store_true", help="delete the run already in --out and start over")
     parser.add_argument("--no-eval", action="store_true", help="skip the test evaluation (eval.json) at the end")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"),
+                        help="where a recipe with a [results] section writes its artifact (default: results)")
     parser.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)  # set for torchrun workers
 
 
@@ -43,6 +45,7 @@ def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
         argv.append("--resume")
     if args.no_eval:
         argv.append("--no-eval")
+    argv += ["--results-dir", str(args.results_dir)]
     return argv
 
 
@@ -59,6 +62,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
     if args.seed is not None:
         args.overrides = [*args.overrides, f"train.seed={args.seed}"]
+    if args.config is not None and str(args.config).endswith(".toml"):
+        from spikeseq.train import continual
+        from spikeseq.train.config import read_toml
+
+        if continual.is_continual(read_toml(args.config)):
+            return continual.cli_run(args)
     if args.config is None:
         if not (args.resume and args.out):
             raise ConfigError("give a CONFIG file (or --resume --out RUN to continue a run)")
@@ -138,5 +147,10 @@ def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
         result = evaluate_run(run_dir.path, which=which)
         print(f"test accuracy {result['test']['acc']:.4f} on {result['test']['n']} samples ({which} checkpoint, "
               f"epoch {result['epoch']}; best epoch {result['best_val']['epoch']})", file=sys.stderr)
+        if run_dir.config().results.table and str(args.config).endswith(".toml"):
+            from spikeseq.train.results import record
+
+            path = record(run_dir.path, args.config, out_root=args.results_dir, eval_result=result)
+            print(f"result artifact: {path}", file=sys.stderr)
     print(run_dir.path)
     return 0

@@ -219,7 +219,7 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def coerce_value(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -231,7 +231,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return _coerce(value, a, where)
+                return coerce_value(value, a, where)
             except ConfigError as e:
                 errors.append(e)
         raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
@@ -239,7 +239,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list of {_type_name(item)}, got {type(value).__name__} {value!r}")
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [coerce_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table, got {type(value).__name__} {value!r}")
@@ -265,7 +265,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover - schema bug
 
 
-def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
+def parse_section(cls: type, raw: Any, sec: str, src: str) -> Any:
+    """The dataclass ``cls`` of section ``[sec]`` from its raw TOML table; ConfigError naming unknown or mistyped
+    keys (with a "did you mean")."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{src}: [{sec}] must be a table, got {type(raw).__name__} {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -275,7 +277,7 @@ def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key in known:
-            values[key] = _coerce(value, hints[key], f"{src}: {sec}.{key}")
+            values[key] = coerce_value(value, hints[key], f"{src}: {sec}.{key}")
         elif sec in _OPEN_SECTIONS:
             kwargs[key] = value
         else:
@@ -344,7 +346,7 @@ def _check_train_numbers(t: TrainConfig, src: str) -> None:
         for key, value in table.items():
             if key not in group_keys:
                 raise ConfigError(f"{src}: unknown key train.groups.{name}.{key}{_suggest(key, list(group_keys))}")
-            table[key] = _coerce(value, group_keys[key], f"{src}: train.groups.{name}.{key}")
+            table[key] = coerce_value(value, group_keys[key], f"{src}: train.groups.{name}.{key}")
         if table.get("scheduler", "none") not in SCHEDULERS:
             raise ConfigError(f"{src}: train.groups.{name}.scheduler = {table['scheduler']!r} is not one of "
                               f"{', '.join(SCHEDULERS)}")
@@ -363,8 +365,8 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
     for sec in ("model", "data"):
         if sec not in raw:
             raise ConfigError(f"{src}: missing section [{sec}] (it needs at least name = \"...\")")
-    parts = {sec: _section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
-    name = _coerce(raw.get("name", ""), str, f"{src}: name")
+    parts = {sec: parse_section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
+    name = coerce_value(raw.get("name", ""), str, f"{src}: name")
     task = raw.get("task")
     if task is not None and not isinstance(task, str):
         raise ConfigError(f"{src}: task must be a string such as \"classification\", got {type(task).__name__} "

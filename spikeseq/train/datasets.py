@@ -8,7 +8,8 @@ Sources:
   with ``x`` batch-first ``[N, T, ...]`` (for your own data and for tests).
 
 Inputs are kept batch-first ``[N, T, ...]`` in memory and handed to models time-first ``[T, B, ...]``. The
-validation split is a seeded random ``val_fraction`` of the training split.
+validation split is a seeded random ``val_fraction`` of the training split. A ``[data]`` value written as the
+string ``"train.seed"`` is replaced by the run's seed (a generated task that follows ``--seed``).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from spikeseq.errors import ConfigError, DataError
 from spikeseq.progress import progress
 
 TENSOR_FILE = "tensor_file"
+#: a ``[data]`` value that stands for the run's seed
+SEED_REF = "train.seed"
 
 
 @dataclass
@@ -170,7 +173,7 @@ def _check_kwargs(fn: Any, kwargs: dict[str, Any], what: str, section: str) -> N
 
 def prepare(data_cfg, seed: int) -> Prepared:
     """Load, split (train / val / test), optionally normalise, as configured."""
-    name, kwargs = data_cfg.name, dict(data_cfg.kwargs)
+    name, kwargs = data_cfg.name, {k: (int(seed) if v == SEED_REF else v) for k, v in data_cfg.kwargs.items()}
     if name == TENSOR_FILE:
         train, test, classes = _load_tensor_file(kwargs)
     else:

@@ -92,6 +92,17 @@ def _git_commit() -> str | None:
         return None
 
 
+def _git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (``None``: not a git checkout)."""
+    try:
+        root = Path(__file__).resolve().parents[2]
+        out = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
+                             capture_output=True, text=True, timeout=10)
+        return bool(out.stdout.strip()) if out.returncode == 0 else None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
 def versions() -> dict[str, str]:
     """Versions of spikeseq, torch, numpy and Python, and the platform, for ``run.json``."""
     import numpy
@@ -211,6 +222,7 @@ class RunDir:
         write_json(run.meta, {
             "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": config.train.seed,
             "world_size": world_size, "command": argv if argv is not None else sys.argv, "git": _git_commit(),
+            "git_dirty": _git_dirty(),
             "versions": versions(),
         })
         return run

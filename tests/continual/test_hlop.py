@@ -6,12 +6,12 @@ import copy
 
 import pytest
 import torch
-from spikeseq.models.snn_mlp import RSNN, SNNMLP
 from torch import nn
 
 from spikeseq.continual import HLOP, HLOPConfig
 from spikeseq.errors import ConfigError, ParameterError
 from spikeseq.functional.plasticity import principal_angles
+from spikeseq.models.lifnet import RSNN, SNNMLP
 from spikeseq.nn import LIF, Sequential
 
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import torch
-from spikeseq.models.snn_mlp import SNNMLP
 
 from spikeseq.continual import HLOP, HLOPConfig
 from spikeseq.functional.plasticity import principal_angles, principal_subspace
+from spikeseq.models.lifnet import SNNMLP
 from tests.conftest import require_path
 
 

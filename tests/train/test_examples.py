@@ -1,4 +1,4 @@
-"""Every examples/*.toml validates and builds its model; the demo's HAPT recipe is examples/har_l2mu.toml."""
+"""Every examples/**/*.toml validates and builds its model; the demo's HAPT recipe is examples/har_l2mu.toml."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from spikeseq.train.cmd_demo import demo_recipes
 from spikeseq.train.config import from_dict, load_config
 from spikeseq.train.loop import build_model
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").rglob("*.toml"))
 
 
 def test_there_are_examples():

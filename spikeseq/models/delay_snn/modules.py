@@ -200,6 +200,20 @@ class DelaySNN(StatefulModule):
         ids = {id(p) for p in pos}
         return [p for p in self.parameters() if p.requires_grad and id(p) not in ids], pos
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named groups for :mod:`spikeseq.train.optim`: ``weights`` (and BN) and ``delays`` (positions; empty
+        when the delays are fixed or absent), trained with their own lr and schedule in the paper's recipe."""
+        weights, pos = self.parameter_groups()
+        return {"weights": weights, "delays": pos}
+
+    def train_epoch_start(self, epoch: int, epochs: int) -> None:
+        """Training-loop hook: the Gaussian kernel width of this epoch (:meth:`sigma_for_epoch`)."""
+        self.set_sigma(self.sigma_for_epoch(epoch, epochs))
+
+    def train_step_end(self) -> None:
+        """Training-loop hook: keep the delay positions in ``[0, max_delay]`` after every optimizer step."""
+        self.clamp_delays_()
+
     def initial_state(self, batch_size: int) -> DelaySNNState:
         """Silence before the sequence, for streaming."""
         syn = tuple(m.initial_state(batch_size) if isinstance(m, DelayLinear) else None for m in self.synapses)
