@@ -31,23 +31,15 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
 
 
-def _verify_api():
-    try:
-        from spikeseq.verify import export_and_verify
-    except ImportError as e:
-        raise SpikeseqError(f"export is not available yet in this build (spikeseq.verify: {e})") from None
-    return export_and_verify
-
-
 def export_run(path: str | Path, targets: list[str] | None = None, samples: int | None = None,
                which: str = "best") -> dict[str, Any]:
     """Export and verify each target; returns ``{target: result dict or {"error": message}}``."""
     from spikeseq.progress import progress
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, model_dt, sample_inputs
+    from spikeseq.verify import export_and_verify
 
     lr = load_run(path, which)
-    export_and_verify = _verify_api()
     targets = targets or lr.cfg.export.targets
     bad = [t for t in targets if t not in TARGETS]
     if bad:

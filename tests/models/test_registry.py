@@ -126,3 +126,25 @@ def test_tasks_registry_and_recipe_task_key():
         task_for(from_dict({**base, "task": "continual"}))
     with pytest.raises(ConfigError, match=r"task must be a string"):
         from_dict({**base, "task": 3})
+
+
+def test_entry_points_load_or_fail_naming_themselves(tmp_path, monkeypatch):
+    from importlib.metadata import EntryPoint
+
+    pkg = tmp_path / "epfam_ok.py"
+    pkg.write_text("from spikeseq.models.registry import Family\nfrom torch import nn\n\n"
+                   "def family():\n    return Family(name='epfam', tasks=('classification',),\n"
+                   "                  builders={'ep_net': lambda: nn.Linear(2, 2)})\n")
+    (tmp_path / "epfam_broken.py").write_text("import not_a_module_that_exists\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry.load_entry_point(EntryPoint("epfam", "epfam_ok:family", registry.ENTRY_POINT_GROUP))
+    try:
+        assert family_of("ep_net").name == "epfam" and family_of("ep_net").module == "epfam_ok"
+    finally:
+        unregister_family("epfam")
+    with pytest.raises(PluginError, match=r"entry point 'broken' = 'epfam_broken' .* failed to import: "
+                                          r"ModuleNotFoundError"):
+        registry.load_entry_point(EntryPoint("broken", "epfam_broken", registry.ENTRY_POINT_GROUP))
+    (tmp_path / "epfam_bad.py").write_text("def family():\n    return 'not a family'\n")
+    with pytest.raises(PluginError, match=r"returned str, expected a spikeseq\.models\.registry\.Family"):
+        registry.load_entry_point(EntryPoint("bad", "epfam_bad:family", registry.ENTRY_POINT_GROUP))
