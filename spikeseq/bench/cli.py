@@ -13,6 +13,7 @@ BENCHES: dict[str, str] = {
     "interp": "event-driven interpreter cost vs number of events",
     "profile": "profiler overhead vs the plain forward pass",
     "wkv": "WKV forms (reference loop, chunked, fused C++) fwd+bwd vs each other and the block's matmul bound",
+    "egru": "activity-sparse EGRU kernel vs the dense EGRU and torch.nn.GRU (fwd+bwd; pruned forward)",
 }
 
 

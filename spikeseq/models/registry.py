@@ -45,6 +45,7 @@ IN_TREE: tuple[str, ...] = (
     "spikeseq.models.l2mu",
     "spikeseq.models.lmuformer",
     "spikeseq.models.baselines",
+    "spikeseq.models.egru",
 )
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})

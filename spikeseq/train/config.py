@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -324,6 +325,55 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
             raise ConfigError(f"{src}: {key} must be >= 1, got {v}")
 
 
+def _check_numbers(cfg: RunConfig, src: str) -> None:
+    """Every numeric option finite and in its range, checked before a run directory exists (the message names the
+    option and says what is expected)."""
+    t = cfg.train
+
+    def need(key: str, value: float | None, ok: bool, expected: str) -> None:
+        if value is not None and not ok:
+            raise ConfigError(f"{src}: {key} must be {expected}, got {value}")
+
+    finite = lambda v: v is None or math.isfinite(v)  # noqa: E731
+    need("train.lr", t.lr, finite(t.lr) and t.lr > 0, "> 0 and finite (e.g. 1e-3)")
+    need("train.weight_decay", t.weight_decay, finite(t.weight_decay) and t.weight_decay >= 0,
+         ">= 0 and finite")
+    need("train.momentum", t.momentum, finite(t.momentum) and 0 <= t.momentum < 1, "in [0, 1)")
+    if t.grad_clip is not None:
+        need("train.grad_clip", t.grad_clip, finite(t.grad_clip) and t.grad_clip > 0,
+             "> 0 and finite, or left out")
+    if t.threads is not None:
+        need("train.threads", t.threads, t.threads >= 1, "an integer >= 1 or left out (torch's default)")
+    need("data.val_fraction", cfg.data.val_fraction, finite(cfg.data.val_fraction), "a number in [0, 1)")
+    if cfg.data.input_scale is not None:
+        need("data.input_scale", cfg.data.input_scale, finite(cfg.data.input_scale),
+             "> 0 and finite, or left out")
+    if cfg.export.dt is not None:
+        need("export.dt", cfg.export.dt, finite(cfg.export.dt) and cfg.export.dt > 0,
+             "> 0 and finite (seconds), or left out (the model's own dt)")
+    for sec, kwargs in (("model", cfg.model.kwargs), ("data", cfg.data.kwargs)):
+        _check_kwargs(kwargs, f"{sec}.", src)
+
+
+#: builder / loader keywords that are physical step sizes, time constants, thresholds or counts: they must be > 0
+_POSITIVE_KEYS = ("dt", "v_th", "window", "stride", "hidden", "n_in", "n_out", "n_bins", "duration")
+
+
+def _check_kwargs(kwargs: dict[str, Any], prefix: str, src: str) -> None:
+    for key, value in kwargs.items():
+        if isinstance(value, dict):
+            _check_kwargs(value, f"{prefix}{key}.", src)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"{src}: {prefix}{key} must be a finite number, got {value}")
+        if (key in _POSITIVE_KEYS or key.startswith(("tau", "v_th"))) and value <= 0:
+            raise ConfigError(f"{src}: {prefix}{key} must be > 0, got {value}"
+                              + ("; time constants and dt are in seconds" if key == "dt" or key.startswith("tau")
+                                 else ""))
+
+
 def _check_train_numbers(t: TrainConfig, src: str) -> None:
     """Ranges of the optimisation keys of ``[train]`` and the shape of ``[train.groups]``."""
     if not 0.0 < t.pct_start < 1.0:
@@ -372,6 +422,7 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
         raise ConfigError(f"{src}: task must be a string such as \"classification\", got {type(task).__name__} "
                           f"{task!r}")
     cfg = RunConfig(name=name, task=task, **parts)
+    _check_numbers(cfg, src)
     _check_choices(cfg, src)
     return cfg
 

@@ -10,7 +10,7 @@ from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.kernels.egru import cpu
 from tests.kernels._egru_compare import assert_same, make
 
-pytestmark = pytest.mark.skipif(not cpu.available()[0], reason="no C++ compiler")
+pytestmark = pytest.mark.native
 
 
 @pytest.mark.parametrize("case", [
@@ -81,3 +81,14 @@ def test_one_output_loss_with_expanded_gradients(which):
         grads[backend] = torch.autograd.grad(loss, list(ps.values()))
     for a, b in zip(grads["torch"], grads["cpu"], strict=True):
         torch.testing.assert_close(b, a, rtol=0, atol=1e-12)
+
+
+def test_csr_input_projection_for_pruned_input_weights():
+    x, st, p = make(seed=8, H=9, I=20)
+    p["weight_ih"] = p["weight_ih"] * (torch.rand(p["weight_ih"].shape, generator=torch.Generator().manual_seed(0),
+                                                  dtype=torch.float64) < 0.1)
+    assert cpu.density(p["weight_ih"]) < cpu.CSR_DENSITY
+    assert_same("cpu", x, st, p, atol=1e-12)
+    w = p["weight_ih"].clone().requires_grad_()
+    xs = x.reshape(-1, 20).clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda a, b: cpu.CSRLinear.apply(a, b, None), (xs[:6], w))

@@ -8,7 +8,6 @@ import torch
 from spikeseq import nn as snn
 from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.functional.egru import EGRUState, egru_scan
-from spikeseq.kernels.egru import cpu
 
 
 def test_parameter_names_and_shapes_match_torch_gru():
@@ -42,7 +41,7 @@ def test_layers_are_the_functional_cell_chained_on_events():
     torch.testing.assert_close(torch.cat([a.y, b.y]), out.y, rtol=0, atol=1e-14)
 
 
-@pytest.mark.skipif(not cpu.available()[0], reason="no C++ compiler")
+@pytest.mark.native
 def test_stacked_module_gradients_cpu_vs_torch():
     x = torch.randn(12, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     grads = {}

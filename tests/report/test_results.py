@@ -12,7 +12,7 @@ from spikeseq.report import results
 
 ROOT = Path(__file__).resolve().parents[2]
 #: every Markdown file that holds generated results blocks
-DOCS = [ROOT / "README.md", ROOT / "examples" / "lmu" / "README.md"]
+DOCS = [ROOT / "README.md", ROOT / "examples" / "l2mu" / "README.md"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))

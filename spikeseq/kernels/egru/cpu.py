@@ -112,9 +112,45 @@ class EventLinear(torch.autograd.Function):
         return gx, gw, gb
 
 
+class CSRLinear(torch.autograd.Function):
+    """``x @ W^T + b`` for a pruned ``W`` held in compressed rows: ``out^T[o] = sum_q W[o, col_q] x^T[col_q]``,
+    vectorised over the rows of ``x`` (``egru_csr_mm``); the backward is dense (``dx = dout W``,
+    ``dW = dout^T x``: the gradient of every entry, pruned or not, as the reference gives it)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
+        """Compressed rows of ``W``, then ``egru_csr_mm`` on ``x^T``."""
+        w = weight.detach()
+        nz = w != 0
+        rowptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
+        rowptr[1:] = nz.sum(1).cumsum(0)
+        col = nz.nonzero()[:, 1].to(torch.int32).contiguous()
+        val = w[nz].contiguous()
+        xt = x.detach().t().contiguous()
+        out_t = x.new_empty(w.shape[0], x.shape[0])
+        b = None if bias is None else bias.detach().contiguous()
+        _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xt), _p(rowptr), _p(col), _p(val), _p(b),
+                                    _p(out_t), _threads(w.shape[0]))
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return out_t.t()
+
+    @staticmethod
+    def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
+        """Dense gradients of input, weight and bias."""
+        x, weight = ctx.saved_tensors
+        gx = gout @ weight if ctx.needs_input_grad[0] else None
+        gw = gout.t() @ x if ctx.needs_input_grad[1] else None
+        gb = gout.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
 def input_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
-    """``W x + b`` over ``[T, B, I]``: event-driven for sparse inputs (density <= :data:`INPUT_DENSITY_MAX`)."""
+    """``W x + b`` over ``[T, B, I]``: compressed rows for a pruned ``W`` (density < :data:`CSR_DENSITY`),
+    event-driven for sparse inputs (density <= :data:`INPUT_DENSITY_MAX`), else a dense GEMM."""
     t, b, i = x.shape
+    if density(weight) < CSR_DENSITY:
+        return CSRLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
     if density(x) <= INPUT_DENSITY_MAX:
         return EventLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
     return F.linear(x, weight, bias)

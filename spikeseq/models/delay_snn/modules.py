@@ -123,6 +123,10 @@ class DenseSynapse(StatefulModule):
 
 
 class DelaySNNState(NamedTuple):
+    """State of :class:`DelaySNN`: per synaptic layer its ``DelayState`` (or ``None``), per hidden layer its
+    ``LIFState``, and the readout's ``LIState``.
+    """
+
     synapses: tuple  # per synaptic layer: DelayState or None
     neurons: tuple  # per hidden layer: LIFState
     readout: Any  # LIState
@@ -164,9 +168,11 @@ class DelaySNN(StatefulModule):
 
     # ---- delays -------------------------------------------------------------------------------------------
     def delay_layers(self) -> list[DelayLinear]:
+        """The :class:`~spikeseq.nn.DelayLinear` layers, input side first."""
         return [m for m in self.synapses if isinstance(m, DelayLinear)]
 
     def set_sigma(self, sigma: float) -> None:
+        """Set the Gaussian width ``sigma`` (steps) of every delay layer."""
         for m in self.delay_layers():
             m.set_sigma(sigma)
 
@@ -176,10 +182,12 @@ class DelaySNN(StatefulModule):
         return sigma_schedule(epoch, sigma_init=self.config.max_delay / 2, final_epoch=final)
 
     def clamp_delays_(self) -> None:
+        """Clamp every delay into ``[0, max_delay]`` in place (after each optimizer step, as the paper)."""
         for m in self.delay_layers():
             m.clamp_delays_()
 
     def round_delays(self) -> DelaySNN:
+        """Clamp and round every delay to whole steps in place (integer-delay inference, export); returns ``self``."""
         for m in self.delay_layers():
             m.round_delays()
         return self
@@ -270,6 +278,7 @@ def sum_softmax_loss(v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def predict(v: torch.Tensor) -> torch.Tensor:
+    """Predicted classes ``[B]``: the argmax of :func:`sum_softmax` of the readout ``v [T, B, C]``."""
     return sum_softmax(v).argmax(-1)
 
 

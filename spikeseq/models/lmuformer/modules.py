@@ -44,6 +44,8 @@ LMUFORMER_SURROGATE = sg.Sigmoid(4.0)
 
 
 class ConvState(NamedTuple):
+    """State of :class:`CausalConv1d`: the last ``k - 1`` input steps ``[k - 1, B, C_in]``."""
+
     ctx: torch.Tensor  #: the last ``k - 1`` inputs ``[k-1, B, C_in]``
 
 
@@ -58,6 +60,7 @@ class CausalConv1d(StatefulModule):
         self.conv = nn.Conv1d(c_in, c_out, kernel_size, bias=bias)
 
     def forward(self, x: torch.Tensor, state: ConvState | None = None):
+        """``y [T, B, C_out], state = conv(x [T, B, C_in], state)``; ``state=None``: zeros before step 0."""
         check_sequence(x, "x", min_rank=3)
         k = self.k
         ctx = x.new_zeros(k - 1, *x.shape[1:]) if state is None else state.ctx
@@ -67,7 +70,10 @@ class CausalConv1d(StatefulModule):
 
 
 class LMUFormerReLU(nn.Module):
+    """``torch.relu`` as a module type of its own (the non-spiking activation; the family counts it by type)."""
+
     def forward(self, x):
+        """``relu(x)``, element-wise."""
         return torch.relu(x)
 
 
@@ -83,16 +89,21 @@ class LMUFormerResidual(StatefulModule):
         self.branch = branch
 
     def forward(self, x, state=None):
+        """``x + y, state`` where ``y, state = branch(x, state)``."""
         y, s = self.branch(x, state)
         return x + y, s
 
 
 class HeadState(NamedTuple):
+    """State of the LMUFormer head: the sum of the per-step logits ``acc [B, classes]`` over ``steps`` steps."""
+
     acc: torch.Tensor  #: sum of the per-step logits so far ``[B, classes]``
     steps: torch.Tensor  #: steps seen so far (0-d int64 tensor)
 
 
 class LMUFormerState(NamedTuple):
+    """State of :class:`LMUFormer` (tensors only, nested by part): one entry per member of each part."""
+
     embed: tuple  #: patch-embedding states (per member of the Sequential)
     rpe: tuple  #: relative-position-embedding branch states
     blocks: tuple  #: block states

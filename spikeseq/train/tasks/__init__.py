@@ -23,7 +23,7 @@ from spikeseq.errors import ConfigError, PluginError
 from spikeseq.models.registry import TASKS, family_of
 
 #: In-tree task modules (each calls :func:`register_task` on import).
-TASK_MODULES: tuple[str, ...] = ("spikeseq.train.tasks.classification",)
+TASK_MODULES: tuple[str, ...] = ("spikeseq.train.tasks.classification", "spikeseq.train.tasks.language_modelling")
 
 
 @dataclass(frozen=True)
