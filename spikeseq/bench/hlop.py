@@ -18,6 +18,7 @@ import statistics
 import time
 
 import torch
+from torch import nn
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -37,16 +38,18 @@ def run(args: argparse.Namespace) -> int:
     """Time plain vs HLOP training steps; check inference outputs and op counts are unchanged."""
     from spikeseq import profile
     from spikeseq.continual import HLOP, HLOPConfig
-    from spikeseq.models.lifnet import SNNMLP
+    from spikeseq.nn import LI, LIF, Sequential, SpikeLinear
 
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(1)
     x = torch.poisson(torch.full((args.steps, args.batch, args.inputs), 0.3), generator=g)
     y = torch.randint(0, 10, (args.batch,), generator=g)
 
-    def make():
+    def make():  # a feed-forward LIF classifier of nn building blocks: [Flatten, (Linear, LIF) x 2, Linear, LI]
         torch.manual_seed(0)
-        return SNNMLP(args.inputs, 10, hidden=[args.hidden, args.hidden], tau_mem=0.02, dt=1e-3)
+        n, h, lif = args.inputs, args.hidden, dict(tau_mem=0.02, dt=1e-3)
+        return Sequential(nn.Flatten(), nn.Linear(n, h), LIF(**lif), SpikeLinear(h, h), LIF(**lif),
+                          SpikeLinear(h, 10), LI(**lif))
 
     plain, hl = make(), make()
     layers = ["layers.1", "layers.3", "layers.5"]
@@ -108,13 +111,15 @@ def run(args: argparse.Namespace) -> int:
     print(f"  inference with HLOP attached (eval): outputs identical: {same}; profiler op totals identical: "
           f"{same_ops}")
     if args.json:
-        from spikeseq.train.rundir import write_json
+        import json
 
-        write_json(args.json, {"bench": "hlop", "shape": [args.steps, args.batch, args.inputs],
-                               "hidden": args.hidden, "reps": args.reps, "threads": torch.get_num_threads(),
-                               "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
-                               "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
-                               "inference_ops_identical": same_ops, "ops": _totals(ca)})
+        from spikeseq._atomic import write_text
+
+        write_text(args.json, json.dumps({
+            "bench": "hlop", "shape": [args.steps, args.batch, args.inputs], "hidden": args.hidden,
+            "reps": args.reps, "threads": torch.get_num_threads(), "input_mode": args.input_mode, "median_s": med,
+            "median_cpu_s": med_cpu, "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
+            "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=2) + "\n")
     return 0
 
 

@@ -74,7 +74,8 @@ def read_json(path: str | Path) -> Any:
         raise ConfigError(f"{path}: corrupt JSON ({e}); delete it and re-run the command that writes it") from None
 
 
-def _git_commit() -> str | None:
+def git_commit() -> str | None:
+    """The repository's HEAD commit, or None outside a git checkout."""
     try:
         root = Path(__file__).resolve().parents[2]
         out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
@@ -240,7 +241,7 @@ class RunDir:
             pass
         meta = {
             "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": config.train.seed,
-            "world_size": world_size, "command": argv if argv is not None else sys.argv, "git": _git_commit(),
+            "world_size": world_size, "command": argv if argv is not None else sys.argv, "git": git_commit(),
             "git_dirty": _git_dirty(),
             "versions": versions(),
         }
