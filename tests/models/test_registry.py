@@ -112,7 +112,7 @@ def test_graph_and_profile_refuse_second_registrations():
 
 def test_tasks_registry_and_recipe_task_key():
     assert "classification" in tasks() and get_task("classification").metric == "acc"
-    with pytest.raises(ConfigError, match=r"unknown task 'regression'; registered tasks: classification"):
+    with pytest.raises(ConfigError, match=r"unknown task 'regression'; registered tasks: .*classification"):
         get_task("regression")
     with pytest.raises(PluginError, match="already registered"):
         register_task(get_task("classification"))
@@ -121,9 +121,9 @@ def test_tasks_registry_and_recipe_task_key():
     base = {"model": {"name": "rsnn", "n_in": 2, "n_out": 2}, "data": {"name": "hapt"}}
     assert task_for(from_dict(base)).name == "classification"          # default: the family's first task
     assert task_for(from_dict({**base, "task": "classification"})).name == "classification"
-    with pytest.raises(ConfigError, match=r"task 'continual' is not solved by model 'rsnn' \(family 'lifnet'\); "
-                                          r"the family's tasks: classification"):
-        task_for(from_dict({**base, "task": "continual"}))
+    with pytest.raises(ConfigError, match=r"task 'language_modelling' is not solved by model 'rsnn' "
+                                          r"\(family 'lifnet'\); the family's tasks: classification"):
+        task_for(from_dict({**base, "task": "language_modelling"}))
     with pytest.raises(ConfigError, match=r"task must be a string"):
         from_dict({**base, "task": 3})
 
