@@ -40,8 +40,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from spikeseq.dynamics import decay_factor
 from spikeseq.errors import ExportError, ParameterError, ShapeError
-from spikeseq.functional.discretize import decay_from_tau
 
 Payload = Literal["spikes", "graded", "dense"]
 PAYLOADS: tuple[str, ...] = ("spikes", "graded", "dense")
@@ -727,8 +727,12 @@ class Graph(Node):
 
     def decay(self, tau: np.ndarray) -> np.ndarray:
         """Per-step decay factor of a time constant under this graph's ``discretization``."""
-        return decay_from_tau(np.asarray(tau, dtype=np.float64), self.dt,
-                              "exp" if self.discretization == "exp" else "euler")
+        tau = np.asarray(tau, dtype=np.float64)
+        if not np.isfinite(tau).all() or (tau <= 0).any():
+            raise ParameterError(f"time constants must be finite and > 0 s, got min {tau.min()}")
+        if self.discretization == "euler" and (tau < self.dt).any():
+            raise ParameterError(f"forward Euler needs tau >= dt={self.dt}, got min tau {tau.min()}")
+        return decay_factor(tau, self.dt, self.discretization)
 
     def flat(self) -> Graph:
         """The same graph with nested graphs inlined (names joined with ``"."``; inner Input/Output removed)."""

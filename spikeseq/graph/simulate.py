@@ -30,8 +30,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from spikeseq.dynamics import reset_membrane
 from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
-from spikeseq.functional.neuron_args import reset_membrane
 from spikeseq.graph import ir
 
 __all__ = ["SimResult", "simulate", "synapse_matrix"]

@@ -107,8 +107,9 @@ def count_lmu_memory(m: LMUMemory, args, kwargs, out, ctx: CallContext) -> dict:
     t, order = u.shape[0], m.order
     m0 = torch.zeros_like(mem[0]) if state is None else state.m.to(mem)
     m_prev = torch.cat((m0.unsqueeze(0), mem[:-1]), 0).reshape(t, -1, order)
-    res = matmul_counts(m_prev, m._a64.to(mem), ctx, nb=False)
-    add_counts(res, matmul_counts(u.reshape(t, -1, 1), m._b64.to(mem).reshape(order, 1), ctx, nb=False))
+    a_bar, b_bar = (x.to(mem) for x in m.matrices())
+    res = matmul_counts(m_prev, a_bar, ctx, nb=False)
+    add_counts(res, matmul_counts(u.reshape(t, -1, 1), b_bar.reshape(order, 1), ctx, nb=False))
     cells = mem[0].numel()
     res.update(neuron_updates=full_steps(t, cells), mem_output_writes=full_steps(t, cells))
     return res

@@ -32,14 +32,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
 
 
-def _verify_api():
-    try:
-        from spikeseq.verify import export_and_verify
-    except ImportError as e:
-        raise SpikeseqError(f"export is not available yet in this build (spikeseq.verify: {e})") from None
-    return export_and_verify
-
-
 def export_run(path: str | Path, targets: list[str] | None = None, samples: int | None = None,
                which: str = "best") -> dict[str, Any]:
     """Export and verify each target; returns ``{target: result dict or {"error": message}}``."""
@@ -47,12 +39,12 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     from spikeseq.progress import progress
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, model_dt, sample_inputs
+    from spikeseq.verify import export_and_verify
 
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise ConfigError(f"--samples must be an integer >= 1 (test samples run through the export), got "
                           f"{samples!r}")
     lr = load_run(path, which)
-    export_and_verify = _verify_api()
     targets = targets or lr.cfg.export.targets
     bad = [t for t in targets if t not in TARGETS]
     if bad:

@@ -27,11 +27,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _profile_api():
-    try:
-        from spikeseq import profile
-        from spikeseq.hardware import available
-    except ImportError as e:
-        raise SpikeseqError(f"profiling is not available yet in this build: {e}") from None
+    from spikeseq import profile
+    from spikeseq.hardware import available
+
     return profile, available
 
 

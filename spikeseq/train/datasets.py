@@ -80,12 +80,9 @@ class Prepared:
 
 def known_datasets() -> list[str]:
     """Names accepted as ``data.name``: ``"tensor_file"`` and every dataset of :mod:`spikeseq.data.registry`."""
-    names = [TENSOR_FILE]
-    try:
-        from spikeseq.data import registry
-    except ImportError:
-        return names
-    return sorted({*names, *registry.names()})
+    from spikeseq.data import registry
+
+    return sorted({TENSOR_FILE, *registry.names()})
 
 
 def _to_split(obj: Any, what: str) -> tuple[Split, list[str] | None]:
@@ -141,11 +138,8 @@ def _load_tensor_file(kwargs: dict[str, Any]) -> tuple[Split, Split, list[str] |
 
 
 def _load_registry(name: str, kwargs: dict[str, Any]) -> tuple[Split, Split, list[str] | None]:
-    try:
-        from spikeseq.data import registry
-    except ImportError as e:
-        raise ConfigError(f"dataset {name!r}: spikeseq.data.registry is not available yet ({e}); known datasets: "
-                          f"{TENSOR_FILE}") from None
+    from spikeseq.data import registry
+
     if name not in registry.names():
         raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}")
     loader = getattr(registry, "get", None)
