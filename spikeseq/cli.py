@@ -3,7 +3,8 @@
 Each subcommand lives in its own module, imported only when that subcommand runs, so ``spikeseq --help`` is fast
 and a missing optional dependency only affects the command that needs it. A command module provides
 ``register(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
-Errors from spikeseq print as one readable line (exit code 2); ``--debug`` shows the traceback.
+Errors from spikeseq print as one readable line (exit code 2); ``--debug`` shows the traceback. Ctrl-C at any
+point, start-up included, exits with code 130 (see :mod:`spikeseq._signals`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import importlib
 import sys
 
+from spikeseq import _signals
 from spikeseq.errors import SpikeseqError
 
 #: name -> (module implementing it, one-line help)
@@ -45,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     debug = "--debug" in argv
+    previous = _signals.install()
     try:
         parser = build_parser(command if command in COMMANDS else None)
         args = parser.parse_args(argv)
@@ -52,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         module = importlib.import_module(COMMANDS[args.command][0])
-        return int(module.run(args) or 0)
+        _signals.check()  # a Ctrl-C whose KeyboardInterrupt an extension swallowed while importing
+        rc = int(module.run(args) or 0)
+        _signals.check()
+        return rc
     except KeyboardInterrupt:
         print("spikeseq: interrupted", file=sys.stderr)
         return 130
@@ -60,7 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"spikeseq {command or ''}: error: {e}".replace("  ", " "), file=sys.stderr)
-        return 2
+        return 130 if _signals.interrupted() else 2
+    except Exception:
+        if _signals.interrupted() and not debug:  # e.g. an ImportError that a Ctrl-C caused inside an import
+            print("spikeseq: interrupted", file=sys.stderr)
+            return 130
+        raise
+    finally:
+        _signals.restore(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

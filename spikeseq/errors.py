@@ -51,3 +51,7 @@ class PluginError(SpikeseqError, ValueError):
 class ContinualError(SpikeseqError, ValueError):
     """A continual-learning task stream or task id is invalid (task id out of range, tasks that do not fit one
     shared head, tasks run out of order)."""
+
+
+class OutputError(SpikeseqError, OSError):
+    """An output file or folder cannot be written (read-only folder, a file where a folder is expected, ...)."""

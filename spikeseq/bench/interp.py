@@ -16,18 +16,20 @@ import time
 
 import numpy as np
 
+from spikeseq._args import positive_float, positive_int, probability
 from spikeseq.graph import ir
 from spikeseq.graph.simulate import simulate
 
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench interp`` options (sizes, steps, input rate, event ratio, repeats, seed) to ``parser``."""
-    parser.add_argument("--inputs", type=int, default=4096, help="presynaptic neurons (default 4096)")
-    parser.add_argument("--outputs", type=int, default=2048, help="postsynaptic neurons (default 2048)")
-    parser.add_argument("--steps", type=int, default=100, help="time steps (default 100)")
-    parser.add_argument("--rate", type=float, default=0.1, help="input spike probability per step (default 0.1)")
-    parser.add_argument("--factor", type=float, default=10.0, help="event ratio between the two rows (default 10)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
+    parser.add_argument("--inputs", type=positive_int, default=4096, help="presynaptic neurons (default 4096)")
+    parser.add_argument("--outputs", type=positive_int, default=2048, help="postsynaptic neurons (default 2048)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="time steps (default 100)")
+    parser.add_argument("--rate", type=probability, default=0.1, help="input spike probability per step (default 0.1)")
+    parser.add_argument("--factor", type=positive_float, default=10.0,
+                        help="event ratio between the two rows (default 10)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--seed", type=int, default=0)
 
 

@@ -15,17 +15,19 @@ import time
 
 import torch
 
+from spikeseq._args import nonnegative_int, positive_int, probability
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench profile`` options (T, B, sizes, density, repetitions, NeuroBench mode, threads) to ``parser``."""
-    parser.add_argument("--steps", type=int, default=100, help="time steps T (default 100)")
-    parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
-    parser.add_argument("--inputs", type=int, default=700, help="input channels (default 700, SHD)")
-    parser.add_argument("--hidden", type=int, default=256, help="hidden size (default 256)")
-    parser.add_argument("--density", type=float, default=0.05, help="input spike density (default 0.05)")
-    parser.add_argument("--reps", type=int, default=15, help="interleaved repetitions (default 15)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="time steps T (default 100)")
+    parser.add_argument("--batch", type=positive_int, default=32, help="batch size B (default 32)")
+    parser.add_argument("--inputs", type=positive_int, default=700, help="input channels (default 700, SHD)")
+    parser.add_argument("--hidden", type=positive_int, default=256, help="hidden size (default 256)")
+    parser.add_argument("--density", type=probability, default=0.05, help="input spike density (default 0.05)")
+    parser.add_argument("--reps", type=positive_int, default=15, help="interleaved repetitions (default 15)")
     parser.add_argument("--neurobench", action="store_true", help="also time the NeuroBench-compatible mode")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="write the measurements to this JSON file")
 
 

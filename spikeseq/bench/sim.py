@@ -36,7 +36,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from spikeseq._args import nonnegative_int
 
 SETTINGS = {
     "small": dict(T=100, B=32, inputs=700, hidden=256, classes=20),
@@ -67,10 +68,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench sim`` options (settings, repetitions, JSON, check, threads, reference) to ``parser``."""
     parser.add_argument("--settings", default="small,medium", help="comma list of: small, medium (default both)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke setting, 2 repetitions")
-    parser.add_argument("--reps", type=int, default=0, help="timed repetitions per row (default 12 small, 6 medium)")
+    parser.add_argument("--reps", type=nonnegative_int, default=0,
+                        help="timed repetitions per row (default 12 small, 6 medium)")
     parser.add_argument("--json", type=Path, default=None, help="write the table as JSON to this path")
     parser.add_argument("--no-check", action="store_true", help="skip the float64 agreement check")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--with-reference", action="store_true",
                         help="also time the pure-torch reference path of spikeseq (as slow as snnTorch)")
 
@@ -452,11 +454,9 @@ def format_setting(res: SettingResult) -> str:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    from spikeseq._atomic import write_text
+
+    write_text(path, json.dumps(payload, indent=2))
 
 
 def run(args: argparse.Namespace) -> int:

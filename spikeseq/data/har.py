@@ -52,7 +52,7 @@ def basicmotions(root: str | os.PathLike | None = None, split: str = "train") ->
     path = folder / f"BasicMotions_{split.upper()}.ts"
     if not path.is_file():
         raise missing_files_error("basicmotions", [path])
-    ts = read_ts(path)
+    ts = read_ts(path, allow_missing=False)  # BasicMotions has no gaps: a '?' would reach training as NaN
     x = torch.from_numpy(np.ascontiguousarray(ts.x.transpose(0, 2, 1), dtype=np.float32))
     # Channel order of the UEA release: 3-axis accelerometer, then 3-axis gyroscope (UEA archive description).
     channels = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]

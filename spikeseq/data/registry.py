@@ -36,9 +36,18 @@ SPLITS: dict[str, tuple[str, ...]] = {
 }
 
 
+#: Datasets generated in memory from their arguments (no files, no manifest, nothing to download).
+GENERATED: tuple[str, ...] = ("temporal_task",)
+
+
 def names() -> list[str]:
     """Names of the datasets :func:`load` knows."""
     return list(SPLITS)
+
+
+def file_backed() -> list[str]:
+    """Names of the datasets read from files (each has a manifest in ``datasets/``)."""
+    return [n for n in SPLITS if n not in GENERATED]
 
 
 def _nmnist(split: str, root, events: bool = False, **kw):
@@ -122,7 +131,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
     if split not in SPLITS[name]:
-        raise DataError(f"{name} has splits {SPLITS[name]}, not {split!r}")
+        raise DataError(f"{name} has splits {SPLITS[name]}, not {split!r}; pass one of those")
     return LOADERS[name](split, root, **kw)
 
 

@@ -190,7 +190,8 @@ def read_lava(path: str | os.PathLike) -> dict:
     try:
         desc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise DataError(f"{path} is not a readable JSON Lava process description: {e}") from e
+        raise DataError(f"{path} is not a readable JSON Lava process description ({e}); write it again with "
+                        "spikeseq.export.lava (or `spikeseq export RUN --target loihi`)") from e
     if not isinstance(desc, dict) or desc.get("format") != FORMAT:
         raise DataError(f"{path} is not a spikeseq Lava process description (format {FORMAT!r})")
     return desc

@@ -245,4 +245,5 @@ def read_net(path: str | os.PathLike) -> list[dict]:
                 out.append(d)
             return out
     except OSError as e:
-        raise DataError(f"{path} is not a readable HDF5 file: {e}") from e
+        raise DataError(f"{path} is not a readable HDF5 file ({e}); a lava-dl netx .net file is HDF5 with a 'layer' "
+                        "group: write it again with `spikeseq export RUN --target loihi`") from e

@@ -187,8 +187,10 @@ def egru_cell(a: torch.Tensor, y_prev: torch.Tensor, c_prev: torch.Tensor, weigh
     return y, e, c
 
 
-def _prepare(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold, eps, dampening, zoneout,
-             dropconnect, training, generator):
+def prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold, eps, dampening, zoneout,
+                      dropconnect, training, generator):
+    """Checks and preparation shared by the reference scan and every kernel: ``(hidden, surrogate, state,
+    recurrent weight after DropConnect, threshold)``; raises on bad shapes or out-of-range options."""
     hidden = check_weights(x, weight_ih, weight_hh, bias_ih, bias_hh)
     check_threshold(threshold, hidden)
     surrogate = pseudo_derivative(eps, dampening)
@@ -218,8 +220,9 @@ def egru_step(
     check_floating(x, "x")
     if x.dim() != 2:
         raise ShapeError(f"egru_step takes one step [B, I], got shape {tuple(x.shape)}; use egru_scan for [T, B, I]")
-    hidden, surrogate, st, w_hh, th = _prepare(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold, eps,
-                                               dampening, 0.0, dropconnect, training, generator)
+    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                        threshold, eps, dampening, 0.0, dropconnect, training,
+                                                        generator)
     m = zoneout_mask(zoneout, torch.Size((1, x.shape[0], hidden)), x, training, generator)
     y, e, c = egru_cell(F.linear(x, weight_ih, bias_ih), st.y, st.c, w_hh, bias_hh, th,
                         None if m is None else m[0], surrogate)
@@ -251,8 +254,9 @@ def egru_scan(
     check_sequence(x)
     if x.dim() != 3:
         raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
-    hidden, surrogate, st, w_hh, th = _prepare(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold, eps,
-                                               dampening, zoneout, dropconnect, training, generator)
+    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                        threshold, eps, dampening, zoneout, dropconnect, training,
+                                                        generator)
     m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
     a = F.linear(x, weight_ih, bias_ih)
     y, c = st.y, st.c

@@ -5,12 +5,22 @@ from __future__ import annotations
 import torch
 
 from spikeseq.checks import check_finite_param, check_reset, check_state_shape, check_unit_interval
+from spikeseq.errors import ShapeError
 from spikeseq.types import ParamLike
 
 
-def as_param(p: ParamLike, like: torch.Tensor) -> torch.Tensor:
-    """A scalar or per-neuron parameter as a tensor on ``like``'s device and dtype (keeps autograd)."""
+def as_param(p: ParamLike, like: torch.Tensor, name: str = "parameter") -> torch.Tensor:
+    """A scalar or per-neuron parameter as a tensor on ``like``'s device and dtype (keeps autograd).
+
+    A tensor must broadcast against ``like`` without changing its shape (a scalar, or one value per neuron of the
+    trailing dimensions); anything else raises :class:`~spikeseq.errors.ShapeError`.
+    """
     if isinstance(p, torch.Tensor):
+        if p.dim() > like.dim() or any(a not in (1, b) for a, b in zip(reversed(p.shape), reversed(like.shape))):
+            raise ShapeError(
+                f"{name} has shape {tuple(p.shape)}, which does not fit the neurons of the input (shape "
+                f"{tuple(like.shape)}); give a scalar or one value per neuron, shape [{like.shape[-1]}] (a module's "
+                "size must equal the number of input features)")
         return p.to(device=like.device, dtype=like.dtype)
     return torch.tensor(p, device=like.device, dtype=like.dtype)
 

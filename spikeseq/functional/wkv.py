@@ -62,12 +62,14 @@ def initial_wkv_state(batch: int, channels: int, *, dtype: torch.dtype = torch.f
     return WKVState(z, z.clone(), torch.full_like(z, P0))
 
 
-def _compute_dtype(x: torch.Tensor) -> torch.dtype:
+def wkv_compute_dtype(x: torch.Tensor) -> torch.dtype:
+    """The dtype WKV accumulates in: float64 for float64 inputs, else float32 (bf16/fp16 inputs too)."""
     return torch.float64 if x.dtype == torch.float64 else torch.float32
 
 
-def _check(k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: torch.Tensor, state: WKVState | None,
-           step: bool) -> None:
+def check_wkv_args(k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: torch.Tensor, state: WKVState | None,
+                   step: bool) -> None:
+    """Raise a ShapeError/ParameterError naming the argument when the WKV inputs do not fit (shared by kernels)."""
     if step:
         check_floating(k, "k")
         if k.dim() != 2:
@@ -100,7 +102,8 @@ def _check(k: torch.Tensor, v: torch.Tensor, w: torch.Tensor, u: torch.Tensor, s
                 )
 
 
-def _start(k: torch.Tensor, state: WKVState | None, dtype: torch.dtype) -> WKVState:
+def wkv_start_state(k: torch.Tensor, state: WKVState | None, dtype: torch.dtype) -> WKVState:
+    """``state`` in ``dtype``, or the initial WKV state for ``k``'s batch and channels when it is ``None``."""
     if state is None:
         return initial_wkv_state(k.shape[-2], k.shape[-1], dtype=dtype, device=k.device)
     return WKVState(*(s.to(dtype) for s in state))
@@ -121,9 +124,9 @@ def wkv_update(k, v, a, b, p, w, u):
 def wkv_step(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor,
              u: torch.Tensor) -> tuple[torch.Tensor, WKVState]:
     """One token (RNN mode, generation): ``k, v`` ``[B, C]``; returns ``wkv`` ``[B, C]`` and the new state."""
-    _check(k, v, w, u, state, step=True)
-    dt = _compute_dtype(k)
-    st = _start(k, state, dt)
+    check_wkv_args(k, v, w, u, state, step=True)
+    dt = wkv_compute_dtype(k)
+    st = wkv_start_state(k, state, dt)
     y, a, b, p = wkv_update(k.to(dt), v.to(dt), *st, w.to(dt), u.to(dt))
     return y.to(k.dtype), WKVState(a, b, p)
 
@@ -131,9 +134,9 @@ def wkv_step(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *,
 def wkv_scan(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor,
              u: torch.Tensor) -> tuple[torch.Tensor, WKVState]:
     """The reference: a loop of :func:`wkv_step` over ``[T, B, C]`` under autograd; returns ``wkv`` and the state."""
-    _check(k, v, w, u, state, step=False)
-    dt = _compute_dtype(k)
-    a, b, p = _start(k, state, dt)
+    check_wkv_args(k, v, w, u, state, step=False)
+    dt = wkv_compute_dtype(k)
+    a, b, p = wkv_start_state(k, state, dt)
     wd, ud = w.to(dt), u.to(dt)
     ys = []
     for k_t, v_t in zip(k.to(dt).unbind(0), v.to(dt).unbind(0), strict=True):
@@ -215,11 +218,11 @@ def _wide(k: torch.Tensor, u: torch.Tensor, L: int) -> torch.Tensor:
 def wkv_chunked(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor,
                 u: torch.Tensor, chunk: int = 32) -> tuple[torch.Tensor, WKVState]:
     """The chunked parallel form of :func:`wkv_scan` (same signature plus the chunk length; see module docstring)."""
-    _check(k, v, w, u, state, step=False)
+    check_wkv_args(k, v, w, u, state, step=False)
     if not isinstance(chunk, int) or chunk < 1:
         raise ParameterError(f"chunk must be a positive int, got {chunk!r}")
-    dt = _compute_dtype(k)
-    st = _start(k, state, dt)
+    dt = wkv_compute_dtype(k)
+    st = wkv_start_state(k, state, dt)
     kd, vd, wd, ud = k.to(dt), v.to(dt), w.to(dt), u.to(dt)
     wide = _wide(kd, ud, chunk)
     if not bool(wide.any()):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -79,7 +81,14 @@ class TimeConstants(nn.Module):
 
 
 def threshold_parameter(v_th: float, learn: bool, size: int | None) -> torch.Tensor:
-    """Threshold ``v_th`` as a scalar (``size=None``) or ``[size]`` tensor; an ``nn.Parameter`` when ``learn``."""
+    """The firing threshold as a tensor of shape ``[size]`` (or ``[]``), a parameter when ``learn``.
+
+    A neuron spikes iff ``v > v_th``; with ``v_th <= 0`` a neuron at rest (``v = 0``) would spike or sit on the
+    threshold, so it is refused, as are NaN and Inf.
+    """
+    if isinstance(v_th, bool) or not isinstance(v_th, int | float) or not math.isfinite(v_th) or v_th <= 0:
+        raise ParameterError(f"v_th must be a finite number > 0 (a neuron spikes when v > v_th, v starts at 0), "
+                             f"got {v_th!r}")
     shape = () if size is None else (size,)
     t = torch.full(shape, float(v_th))
     return nn.Parameter(t) if learn else t

@@ -74,6 +74,7 @@ def delayed_counts(x: torch.Tensor, hist: int, fans: dict[int, torch.Tensor], n_
 
 @register_counter(DelayLinear, kind="connection", time_first=True)
 def count_delay_linear(m: DelayLinear, args, kwargs, out, ctx: CallContext) -> dict:
+    """Counts of one :class:`~spikeseq.nn.DelayLinear` call, ops at their arrival step (module docstring)."""
     x = args[0]
     state = args[1] if len(args) > 1 else kwargs.get("state")
     hist = 0
@@ -90,6 +91,7 @@ def count_delay_linear(m: DelayLinear, args, kwargs, out, ctx: CallContext) -> d
 # ----------------------------------------------------------------------------------------------- LMU memory
 @register_counter(LMUMemory, kind="connection", time_first=True)
 def count_lmu_memory(m: LMUMemory, args, kwargs, out, ctx: CallContext) -> dict:
+    """Counts of one :class:`~spikeseq.nn.lmu.LMUMemory` call in its recurrent form (module docstring)."""
     u = args[0]
     state = args[1] if len(args) > 1 else kwargs.get("state")
     mem = out[0]                                                  # [T, B, N, d]
@@ -118,6 +120,7 @@ def count_lmu_cell(m: LMU, args, kwargs, out, ctx: CallContext) -> dict:
 # --------------------------------------------------------------------------------------------------- RLIF
 @register_counter(RLIF, kind="neuron", descend=True, time_first=True)
 def count_rlif(m: RLIF, args, kwargs, out, ctx: CallContext) -> dict:
+    """Neuron-update counts of one :class:`~spikeseq.nn.RLIF` call, from its output spikes (``fc``, ``rec`` hooked)."""
     zs = out[0]
     model = "LIF" if m.kind == "lif" else "CubaLIF"
     res = neuron_counts(torch.ones_like(zs), zs, model, m.neuron.reset, binary_out=True)

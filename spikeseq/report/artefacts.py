@@ -17,12 +17,18 @@ EXPORT_TARGETS = ("nir", "loihi", "spinnaker2")
 
 
 def _read_json(path: Path) -> Any:
+    """A JSON object artefact, ``None`` when the file is missing; :class:`ConfigError` when it is corrupt."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: corrupt JSON ({e}); re-run the command that writes it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        value = e
+    if not isinstance(value, dict):
+        why = value if isinstance(value, Exception) else f"a JSON {type(value).__name__}"
+        raise ConfigError(f"{path} is corrupt (expected a JSON object, got {why}); nothing was changed. Re-run the "
+                          "command that writes it (run.json: restore it from a backup)")
+    return value
 
 
 @dataclass

@@ -8,8 +8,6 @@ config. A section whose artefact is missing says which command produces it inste
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -218,24 +216,21 @@ def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``
+    (:func:`spikeseq._atomic.write_bytes`)."""
+    from spikeseq._atomic import write_bytes
+
+    write_bytes(path, data)
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write the report of a run; returns ``{"html": path, "markdown": path}``."""
     run = load(run_dir)
+    from spikeseq._atomic import ensure_dir
+
     out = Path(out_dir) if out_dir is not None else run.path / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    blocks, images = build_blocks(run)
+    blocks, images = build_blocks(run)  # everything is built before the first file is written
+    ensure_dir(out)
     title = f"spikeseq run report: {run.name}"
     for name, data in images.items():
         atomic_write(out / name, data)

@@ -13,6 +13,7 @@ from pathlib import Path
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``table`` and ``show`` actions of ``spikeseq results`` to ``parser``."""
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     t = sub.add_parser("table", help="regenerate (or --check) the README's results blocks from results/")
     t.add_argument("--readme", type=Path, default=Path("README.md"))
@@ -24,6 +25,7 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Regenerate, check (exit 1 when stale) or print the results tables; returns the exit code."""
     from spikeseq.report import results
 
     if args.action == "show":

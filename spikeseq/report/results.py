@@ -30,13 +30,43 @@ from spikeseq.errors import ConfigError
 BLOCK = re.compile(r"(<!-- results:(?P<table>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 
 
+#: Benchmark records (``spikeseq bench ...`` results) are ``results/**/bench_*.json``; every other JSON file under
+#: ``results/`` is a training artifact.
+BENCH_GLOB = "bench_*.json"
+BENCH_KEYS = ("command", "machine")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: corrupt JSON ({e}); restore it from git or re-run its command") from None
+
+
+def load_bench(root: str | Path) -> list[dict[str, Any]]:
+    """All benchmark records under ``root`` (sorted by path), each with its ``_path``; each must say the command
+    that wrote it and the machine it ran on."""
+    out = []
+    for path in sorted(Path(root).rglob(BENCH_GLOB)):
+        rec = _read(path)
+        for key in BENCH_KEYS:
+            if key not in rec:
+                raise ConfigError(f"{path}: a benchmark record needs {key!r}; re-run the spikeseq bench command")
+        rec["_path"] = str(path)
+        out.append(rec)
+    return out
+
+
 def load(root: str | Path) -> list[dict[str, Any]]:
-    """All artifacts under ``root`` (sorted by path), each with its ``_path``."""
+    """All training artifacts under ``root`` (sorted by path; benchmark records excluded), each with its
+    ``_path``."""
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"results folder not found: {root}")
     out = []
     for path in sorted(root.rglob("*.json")):
+        if path.match(BENCH_GLOB):
+            continue
         try:
             art = json.loads(path.read_text())
         except json.JSONDecodeError as e:
@@ -99,6 +129,14 @@ def _params(rows: list[dict]) -> str:
     return f"{round(p / 1000)}k" if p >= 1000 else str(p)
 
 
+def _joules(pj: float) -> str:
+    """Energy in pJ written with a readable unit: 97.6 nJ, 6.88 µJ."""
+    for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
+        if abs(pj) >= scale:
+            return f"{pj / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
+
+
 def _energy(table: str, both: bool = False) -> Callable[[list[dict]], str]:
     """Mean energy per inference on a hardware table (``both``: memory terms on / off)."""
 
@@ -109,8 +147,8 @@ def _energy(table: str, both: bool = False) -> Callable[[list[dict]], str]:
         if not on:
             return "n/a"
         if not both:
-            return _sig(statistics.fmean(on))
-        return f"{_sig(statistics.fmean(on))} / {_sig(statistics.fmean(off))}"
+            return _joules(statistics.fmean(on))
+        return f"{_joules(statistics.fmean(on))} / {_joules(statistics.fmean(off))}"
     return fmt
 
 
@@ -147,16 +185,17 @@ TABLES: dict[str, Table] = {
     )),
     "energy": Table(("row",), (
         ("recipe", lambda rs: f"`{rs[0].get('family')}/{rs[0].get('recipe')}`"),
+        ("data", lambda rs: str(rs[0].get("config", {}).get("data", {}).get("name", "?"))),
         ("seeds", lambda rs: str(len(rs))),
         ("test acc", _acc),
         ("dense MACs", lambda rs: _sig(_mean(rs, "dense_macs"))),
         ("eff. ACs", lambda rs: _sig(_mean(rs, "eff_acs"))),
         ("eff. MACs", lambda rs: _sig(_mean(rs, "eff_macs"))),
         ("act. sparsity", _sparsity),
-        ("Horowitz 45 nm pJ (mem on / off)", _energy("horowitz45nm", both=True)),
-        ("Loihi pJ", _energy("loihi")),
-        ("SpiNNaker 2 pJ", _energy("spinnaker2")),
-        ("TrueNorth pJ", _energy("truenorth")),
+        ("Horowitz 45 nm (mem on / off)", _energy("horowitz45nm", both=True)),
+        ("Loihi", _energy("loihi")),
+        ("SpiNNaker 2", _energy("spinnaker2")),
+        ("TrueNorth", _energy("truenorth")),
     ), select=_has_energy),
 }
 

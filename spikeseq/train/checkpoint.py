@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from spikeseq._atomic import atomic_open
 from spikeseq.errors import ConfigError
-from spikeseq.train.rundir import atomic_open
 
 FORMAT = 1
 

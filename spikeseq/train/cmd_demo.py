@@ -36,6 +36,7 @@ def _recipes(path: Path = DEMO_RECIPES) -> tuple[dict[str, Any], list[dict[str, 
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq demo`` options (``--out``, ``--dataset``, ``--model`` from ``demo.toml``, ``--set``, ...)."""
     _, recipes = _recipes()
     models = list(dict.fromkeys(r["model"]["name"] for r in recipes))
     datasets = list(dict.fromkeys(r["data"]["name"] for r in recipes))
@@ -119,6 +120,10 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo (module docstring) and print where the report is; returns 0, 130 when interrupted.
+
+    Unavailable stages are listed in ``demo.json`` (``not_done``); ``SpikeseqError`` when the report fails.
+    """
     from spikeseq.train import loop
     from spikeseq.train.cmd_export import export_run
     from spikeseq.train.cmd_profile import profile_run

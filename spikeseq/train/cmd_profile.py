@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spikeseq._args import positive_int
 from spikeseq.errors import ConfigError, SpikeseqError
 
 
@@ -20,7 +21,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--tables", nargs="+", default=None, metavar="TABLE",
                         help="hardware tables (default: [profile] tables, or all of spikeseq.hardware.available())")
-    parser.add_argument("--samples", type=int, default=None, help="test samples to profile ([profile] samples)")
+    parser.add_argument("--samples", type=positive_int, default=None,
+                        help="test samples to profile ([profile] samples)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
 
 
@@ -42,6 +44,8 @@ def profile_run(path: str | Path, tables: list[str] | None = None, samples: int 
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, sample_inputs
 
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise ConfigError(f"--samples must be an integer >= 1 (test samples to profile), got {samples!r}")
     lr = load_run(path, which)
     profile, available = _profile_api()
     known = available()

@@ -54,9 +54,12 @@ def run(args: argparse.Namespace) -> int:
 
     Returns 0 when finished, 130 when interrupted; ``ConfigError`` for a bad config or a failed worker.
     """
+    from spikeseq import _signals
     from spikeseq.train import distributed, loop
     from spikeseq.train.config import load_config
     from spikeseq.train.rundir import RunDir
+
+    _signals.check()  # Ctrl-C while torch was imported: stop before anything is written
 
     if args.nproc is not None and args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
@@ -79,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
         from spikeseq.train.rundir import read_json
 
         if not Path(args.config).is_file():
+            if args.resume and args.out is not None and Path(args.config) == Path(args.out) / "config.json":
+                what = "is a file, not a run directory" if Path(args.out).is_file() else \
+                    "holds no run to resume (no config.json)"
+                raise ConfigError(f"--resume: {args.out} {what}; give the --out directory of an interrupted "
+                                  "`spikeseq train` run, or drop --resume to start one")
             raise ConfigError(f"config file not found: {args.config}")
         cfg = from_dict(apply_overrides(read_json(args.config), args.overrides), str(args.config))
     else:
@@ -92,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
 
         loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
+    _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)
     else:
@@ -150,7 +159,7 @@ def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
         if run_dir.config().results.table and str(args.config).endswith(".toml"):
             from spikeseq.train.results import record
 
-            path = record(run_dir.path, args.config, out_root=args.results_dir, eval_result=result)
+            path = record(run_dir.path, out_root=args.results_dir, eval_result=result)
             print(f"result artifact: {path}", file=sys.stderr)
     print(run_dir.path)
     return 0

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -216,7 +217,7 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def coerce_value(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -228,7 +229,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return _coerce(value, a, where)
+                return coerce_value(value, a, where)
             except ConfigError as e:
                 errors.append(e)
         raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
@@ -236,7 +237,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list of {_type_name(item)}, got {type(value).__name__} {value!r}")
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [coerce_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table, got {type(value).__name__} {value!r}")
@@ -262,7 +263,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover - schema bug
 
 
-def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
+def parse_section(cls: type, raw: Any, sec: str, src: str) -> Any:
+    """The dataclass ``cls`` of section ``[sec]`` from its raw TOML table; ConfigError naming unknown or mistyped
+    keys (with a "did you mean")."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{src}: [{sec}] must be a table, got {type(raw).__name__} {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -272,7 +275,7 @@ def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key in known:
-            values[key] = _coerce(value, hints[key], f"{src}: {sec}.{key}")
+            values[key] = coerce_value(value, hints[key], f"{src}: {sec}.{key}")
         elif sec in _OPEN_SECTIONS:
             kwargs[key] = value
         else:
@@ -317,6 +320,55 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
             raise ConfigError(f"{src}: {key} must be >= 1, got {v}")
 
 
+def _check_numbers(cfg: RunConfig, src: str) -> None:
+    """Every numeric option finite and in its range, checked before a run directory exists (the message names the
+    option and says what is expected)."""
+    t = cfg.train
+
+    def need(key: str, value: float | None, ok: bool, expected: str) -> None:
+        if value is not None and not ok:
+            raise ConfigError(f"{src}: {key} must be {expected}, got {value}")
+
+    finite = lambda v: v is None or math.isfinite(v)  # noqa: E731
+    need("train.lr", t.lr, finite(t.lr) and t.lr > 0, "> 0 and finite (e.g. 1e-3)")
+    need("train.weight_decay", t.weight_decay, finite(t.weight_decay) and t.weight_decay >= 0,
+         ">= 0 and finite")
+    need("train.momentum", t.momentum, finite(t.momentum) and 0 <= t.momentum < 1, "in [0, 1)")
+    if t.grad_clip is not None:
+        need("train.grad_clip", t.grad_clip, finite(t.grad_clip) and t.grad_clip > 0,
+             "> 0 and finite, or left out")
+    if t.threads is not None:
+        need("train.threads", t.threads, t.threads >= 1, "an integer >= 1 or left out (torch's default)")
+    need("data.val_fraction", cfg.data.val_fraction, finite(cfg.data.val_fraction), "a number in [0, 1)")
+    if cfg.data.input_scale is not None:
+        need("data.input_scale", cfg.data.input_scale, finite(cfg.data.input_scale),
+             "> 0 and finite, or left out")
+    if cfg.export.dt is not None:
+        need("export.dt", cfg.export.dt, finite(cfg.export.dt) and cfg.export.dt > 0,
+             "> 0 and finite (seconds), or left out (the model's own dt)")
+    for sec, kwargs in (("model", cfg.model.kwargs), ("data", cfg.data.kwargs)):
+        _check_kwargs(kwargs, f"{sec}.", src)
+
+
+#: builder / loader keywords that are physical step sizes, time constants, thresholds or counts: they must be > 0
+_POSITIVE_KEYS = ("dt", "v_th", "window", "stride", "hidden", "n_in", "n_out", "n_bins", "duration")
+
+
+def _check_kwargs(kwargs: dict[str, Any], prefix: str, src: str) -> None:
+    for key, value in kwargs.items():
+        if isinstance(value, dict):
+            _check_kwargs(value, f"{prefix}{key}.", src)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"{src}: {prefix}{key} must be a finite number, got {value}")
+        if (key in _POSITIVE_KEYS or key.startswith(("tau", "v_th"))) and value <= 0:
+            raise ConfigError(f"{src}: {prefix}{key} must be > 0, got {value}"
+                              + ("; time constants and dt are in seconds" if key == "dt" or key.startswith("tau")
+                                 else ""))
+
+
 def _check_train_numbers(t: TrainConfig, src: str) -> None:
     """Ranges of the optimisation keys of ``[train]`` and the shape of ``[train.groups]``."""
     if not 0.0 < t.pct_start < 1.0:
@@ -339,7 +391,7 @@ def _check_train_numbers(t: TrainConfig, src: str) -> None:
         for key, value in table.items():
             if key not in group_keys:
                 raise ConfigError(f"{src}: unknown key train.groups.{name}.{key}{_suggest(key, list(group_keys))}")
-            table[key] = _coerce(value, group_keys[key], f"{src}: train.groups.{name}.{key}")
+            table[key] = coerce_value(value, group_keys[key], f"{src}: train.groups.{name}.{key}")
         if table.get("scheduler", "none") not in SCHEDULERS:
             raise ConfigError(f"{src}: train.groups.{name}.scheduler = {table['scheduler']!r} is not one of "
                               f"{', '.join(SCHEDULERS)}")
@@ -358,13 +410,14 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
     for sec in ("model", "data"):
         if sec not in raw:
             raise ConfigError(f"{src}: missing section [{sec}] (it needs at least name = \"...\")")
-    parts = {sec: _section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
-    name = _coerce(raw.get("name", ""), str, f"{src}: name")
+    parts = {sec: parse_section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
+    name = coerce_value(raw.get("name", ""), str, f"{src}: name")
     task = raw.get("task")
     if task is not None and not isinstance(task, str):
         raise ConfigError(f"{src}: task must be a string such as \"classification\", got {type(task).__name__} "
                           f"{task!r}")
     cfg = RunConfig(name=name, task=task, **parts)
+    _check_numbers(cfg, src)
     _check_choices(cfg, src)
     return cfg
 

@@ -43,7 +43,7 @@ from torch import nn
 
 from spikeseq.errors import ConfigError, ContinualError
 from spikeseq.train import checkpoint
-from spikeseq.train.config import ModelConfig, TrainConfig, _coerce, _section, apply_overrides, read_toml
+from spikeseq.train.config import ModelConfig, TrainConfig, apply_overrides, coerce_value, parse_section, read_toml
 from spikeseq.train.datasets import time_first
 from spikeseq.train.evaluate import logits_from
 
@@ -90,20 +90,20 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> ContinualConfig:
     for sec in ("model", "stream"):
         if not isinstance(raw.get(sec), dict) or "name" not in raw[sec]:
             raise ConfigError(f"{src}: a continual recipe needs a [{sec}] table with name = \"...\"")
-    model = _section(ModelConfig, raw["model"], "model", src)
+    model = parse_section(ModelConfig, raw["model"], "model", src)
     st = dict(raw["stream"])
-    stream = StreamConfig(_coerce(st.pop("name"), str, f"{src}: stream.name"), st)
+    stream = StreamConfig(coerce_value(st.pop("name"), str, f"{src}: stream.name"), st)
     cont = dict(raw.get("continual", {}))
-    method = _coerce(cont.pop("method", "hlop"), str, f"{src}: continual.method")
+    method = coerce_value(cont.pop("method", "hlop"), str, f"{src}: continual.method")
     if method not in METHODS:
         raise ConfigError(f"{src}: continual.method = {method!r} is not one of {', '.join(METHODS)}")
     extra = [k for k in cont if k != method]
     if extra:
         raise ConfigError(f"{src}: [continual] has settings for {extra} but method = {method!r}; give only "
                           f"[continual.{method}]")
-    train = _section(TrainConfig, raw.get("train", {}), "train", src)
+    train = parse_section(TrainConfig, raw.get("train", {}), "train", src)
     cfg = ContinualConfig(model, stream, method, dict(cont.get(method, {})), train,
-                          _coerce(raw.get("name", ""), str, f"{src}: name"))
+                          coerce_value(raw.get("name", ""), str, f"{src}: name"))
     _check(cfg, src)
     return cfg
 

@@ -14,8 +14,9 @@ Gradient accumulation (``train.accumulate = A``): the micro-batches of an epoch 
 the loss of each is ``sum / (samples in its window) * world_size``, so one optimizer step sees the gradient of the
 mean over the window, whatever the micro-batch and process counts. Checkpoints and stops happen only after an
 optimizer step, never inside a window. Under DDP a checkpoint holds the epoch's running sums reduced over all ranks
-(restored on rank 0 only) and the RNG states of every rank (each rank restores its own); resuming needs the same
-number of processes.
+(restored on rank 0 only) and the RNG states of every rank (each rank restores its own; after the identical
+initialisation each rank draws its own stream, seeded with :func:`rank_seed`); resuming needs the same number of
+processes.
 
 Model hooks (duck-typed, optional): ``model.train_epoch_start(epoch, epochs)`` before each epoch (e.g. an annealed
 kernel width) and ``model.train_step_end()`` after each optimizer step (e.g. clamping delays into range).
@@ -122,10 +123,22 @@ def _device_for(cfg: RunConfig) -> torch.device:
     return distributed.pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s random stream during data-parallel training (after the model is built)."""
+    return (int(seed) * 1_000_003 + 7919 * (int(rank) + 1)) % (2**63)
+
+
 def _hook(model: nn.Module, name: str, *args: Any) -> None:
     fn = getattr(model, name, None)
     if callable(fn):
         fn(*args)
+
+
+def _float32(out: Any) -> Any:
+    """A model output ``y`` or ``(y, state, ...)`` with ``y`` in float32."""
+    if isinstance(out, tuple):
+        return (out[0].float(), *out[1:])
+    return out.float()
 
 
 def _window_size(b: int, accumulate: int, bsz: int, n: int) -> int:
@@ -163,6 +176,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     if data is None:
         data = prepare(cfg.data, t.seed)
     model = build_model(cfg.model).to(device)
+    if info.enabled:  # one random stream per rank after the (identical) initialisation: e.g. dropout masks
+        checkpoint.seed_everything(rank_seed(t.seed, info.rank))
     task = task_for(cfg)
     groups, specs = optim.param_groups(model, t)
     opt = optim.make_optimizer(groups, t)
@@ -233,6 +248,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 with sync:
                     with autocast:
                         out = net(x)
+                    if t.precision != "float32":  # the loss and metrics in float32
+                        out = _float32(out)
                     res = task.batch(out, y, cfg)
                     loss_sum = res.loss_sum.float()
                     loss = loss_sum * (info.world / _window_size(b, acc_n, bsz, n))

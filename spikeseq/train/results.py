@@ -1,7 +1,8 @@
 """Result artifacts: the JSON file behind a README number, written from one finished run.
 
-``record(RUN, recipe)`` writes ``results/<family>/<recipe>-s<seed>.json``, where ``<family>`` is the folder of the
-recipe (``examples/<family>/<recipe>.toml``). Everything in it comes from the run directory and the one trained
+``record(RUN, recipe)`` writes ``results/<family>/<recipe>-s<seed>.json``, where ``<family>`` is the registered
+family of the run's model (``spikeseq.models.registry.family_of``) and ``<recipe>`` the recipe's file name
+(``examples/<family>/<recipe>.toml``). Everything in it comes from the run directory and the one trained
 model: the test evaluation (``eval.json``, the checkpoint named by ``train.eval_checkpoint``) and the operation
 counts of :func:`spikeseq.profile.count` on ``[results] profile_samples`` seeded test samples run through the
 same weights. Fields (``schema`` 1)::
@@ -63,24 +64,34 @@ def machine(threads: int | None) -> dict[str, Any]:
     return {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": threads or torch.get_num_threads()}
 
 
-def artifact_path(root: str | Path, recipe: str | Path, seed: int) -> Path:
-    """``<root>/<family>/<recipe>-s<seed>.json`` for ``examples/<family>/<recipe>.toml``."""
-    recipe = Path(recipe)
-    return Path(root) / recipe.parent.name / f"{recipe.stem}-s{seed}.json"
+def artifact_path(root: str | Path, family: str, recipe: str | Path, seed: int) -> Path:
+    """``<root>/<family>/<recipe>-s<seed>.json`` (``recipe``: the recipe's path or name)."""
+    return Path(root) / family / f"{Path(recipe).stem}-s{seed}.json"
 
 
-def record(run_path: str | Path, recipe: str | Path, out_root: str | Path = "results",
+def recipe_of(command: list[str] | None) -> str | None:
+    """The TOML recipe of a ``spikeseq train`` command line (``None`` if it has none)."""
+    return next((a for a in command or [] if str(a).endswith(".toml")), None)
+
+
+def record(run_path: str | Path, recipe: str | Path | None = None, out_root: str | Path = "results",
            eval_result: dict[str, Any] | None = None) -> Path:
-    """Write the artifact of the finished run ``run_path`` (trained from ``recipe``); returns its path."""
+    """Write the artifact of the finished run ``run_path``; returns its path. ``recipe``: the TOML it was trained
+    from (default: the one on the run's command line)."""
+    from spikeseq.models.registry import family_of
     from spikeseq.train.cmd_profile import profile_run
     from spikeseq.train.runs import evaluate_run
 
     run = RunDir.open(run_path)
     cfg = run.config()
+    meta = read_json(run.meta)
+    recipe = recipe if recipe is not None else recipe_of(meta.get("command"))
+    if recipe is None:
+        raise ConfigError(f"{run.path}: the run was not started from a TOML recipe; give the recipe's path")
+    family = family_of(cfg.model.name).name
     if not cfg.results.table:
         raise ConfigError(f"{recipe}: the recipe has no [results] table; add [results] table = \"...\" and "
                           "label = \"...\" to record a README number")
-    meta = read_json(run.meta)
     if meta.get("status") != "finished":
         raise ConfigError(f"{run.path}: status is {meta.get('status')!r}; only a finished run is recorded")
     which = cfg.train.eval_checkpoint
@@ -98,7 +109,7 @@ def record(run_path: str | Path, recipe: str | Path, out_root: str | Path = "res
     epoch_s = [round(b - a, 3) for a, b in zip([0.0, *times[:-1]], times)]
     result = {
         "schema": SCHEMA, "table": cfg.results.table, "label": cfg.results.label,
-        "recipe": Path(recipe).stem, "family": Path(recipe).parent.name, "seed": cfg.train.seed,
+        "recipe": Path(recipe).stem, "family": family, "seed": cfg.train.seed,
         "producer": PRODUCER,
         "git": {"commit": meta.get("git"), "dirty": meta.get("git_dirty")},  # None: not recorded by the run
         "command": meta.get("command"), "config_hash": config_hash(cfg.to_dict()), "config": cfg.to_dict(),
@@ -117,6 +128,6 @@ def record(run_path: str | Path, recipe: str | Path, out_root: str | Path = "res
         "source": f"spikeseq train run {run.path.name}; op counts: spikeseq.profile.count on "
                   f"{prof['samples']} seeded test samples of the same {which} checkpoint",
     }
-    path = artifact_path(out_root, recipe, cfg.train.seed)
+    path = artifact_path(out_root, family, recipe, cfg.train.seed)
     write_json(path, result)
     return path

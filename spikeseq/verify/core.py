@@ -43,6 +43,12 @@ TARGETS = ("nir", "loihi", "spinnaker2")
 
 @dataclass
 class VerifyResult:
+    """What :func:`export_and_verify` measured for one target (see the module docstring for each field's meaning).
+
+    Agreements and accuracies are fractions in [0, 1]; ``layer_agreement`` maps each neuron node to its fraction of
+    equal spikes; ``mapping`` is the target's core / PE mapping report (``None`` for NIR).
+    """
+
     target: str
     artifact: str
     extra_files: list[str]
@@ -63,17 +69,20 @@ class VerifyResult:
 
     @property
     def accuracy_drop(self) -> float | None:
+        """``model_accuracy - graph_accuracy`` (``None`` without labels)."""
         if self.model_accuracy is None or self.graph_accuracy is None:
             return None
         return self.model_accuracy - self.graph_accuracy
 
     def to_dict(self) -> dict:
+        """The result as JSON-ready data, with ``accuracy_drop``."""
         d = asdict(self)
         d.pop("_mapping_md")
         d["accuracy_drop"] = self.accuracy_drop
         return d
 
     def to_markdown(self) -> str:
+        """A small Markdown report: spike agreement per layer, output and prediction agreement, accuracies, mapping."""
         pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
         fmt = f" ({self.format})" if self.format else ""
         lines = [f"### Export to {self.target}{fmt}: `{self.artifact}`", "",

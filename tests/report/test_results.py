@@ -12,13 +12,19 @@ from spikeseq.report import results
 
 ROOT = Path(__file__).resolve().parents[2]
 #: every Markdown file that holds generated results blocks
-DOCS = [ROOT / "README.md", ROOT / "examples" / "lmu" / "README.md"]
+DOCS = [ROOT / "README.md", ROOT / "examples" / "l2mu" / "README.md"]
 
 
 @pytest.mark.parametrize("doc", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
 def test_readme_tables_match_results(doc):
     assert results.BLOCK.search(doc.read_text()), f"{doc} has no generated results block"
     assert results.check_readme(doc, ROOT / "results") == []
+
+
+def test_benchmark_records_name_their_command_and_machine():
+    for rec in results.load_bench(ROOT / "results"):
+        assert rec["command"].startswith("spikeseq bench"), rec["_path"]
+        assert rec["machine"], rec["_path"]
 
 
 def test_every_artifact_is_complete_and_in_a_table():

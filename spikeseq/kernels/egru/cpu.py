@@ -5,7 +5,7 @@ sequence, e.g. the previous layer's ``y``: :class:`EventLinear`), then one fused
 product sums only the rows of ``R^T`` of units that sent an event (compressed rows when ``R`` is pruned below
 :data:`CSR_DENSITY`). Backward: the hand-written sparse BPTT of ``egru.cpp`` (the gradient to ``y[t-1]`` only for
 units that fired or lie inside the pseudo-derivative's support), then ``dW`` / ``dx`` from the gate gradients.
-The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.functional.egru._prepare`).
+The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.functional.egru.prepare_egru_args`).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from spikeseq.functional.egru import (
     DAMPENING,
     EGRUOutput,
     EGRUState,
-    _prepare,
     compute_dtype,
+    prepare_egru_args,
     zoneout_mask,
 )
 from spikeseq.kernels import _native
@@ -224,8 +224,9 @@ def egru_scan(
     check_sequence(x)
     if x.dim() != 3:
         raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
-    hidden, surrogate, st, w_hh, th = _prepare(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold, eps,
-                                               dampening, zoneout, dropconnect, training, generator)
+    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                        threshold, eps, dampening, zoneout, dropconnect, training,
+                                                        generator)
     m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
     a = input_projection(x, weight_ih, bias_ih)
     y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening)

@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch.autograd.function import once_differentiable
 
-from spikeseq.functional.wkv import WKVState, _check, _compute_dtype, _start
+from spikeseq.functional.wkv import WKVState, check_wkv_args, wkv_compute_dtype, wkv_start_state
 
 
 def _zeros_or(g: torch.Tensor | None, like: torch.Tensor) -> torch.Tensor:
@@ -63,10 +63,10 @@ def make_wkv(launcher: Any, name: str) -> Callable[..., tuple[torch.Tensor, WKVS
 
     def wkv(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor,
             u: torch.Tensor) -> tuple[torch.Tensor, WKVState]:
-        _check(k, v, w, u, state, step=False)
+        check_wkv_args(k, v, w, u, state, step=False)
         T, B, C = k.shape
-        dt = _compute_dtype(k)
-        st = _start(k, state, dt)
+        dt = wkv_compute_dtype(k)
+        st = wkv_start_state(k, state, dt)
         N = B * C
         args = [k.to(dt).reshape(T, N).contiguous(), v.to(dt).reshape(T, N).contiguous(),
                 w.to(dt).expand(B, C).reshape(N).contiguous(), u.to(dt).expand(B, C).reshape(N).contiguous()]

@@ -23,6 +23,8 @@ def _check_sizes(**sizes: int) -> None:
 
 
 class GRUState(NamedTuple):
+    """State of :class:`GRUClassifier`: the GRU hidden state ``h [layers, B, hidden]``."""
+
     h: torch.Tensor  #: ``[layers, B, hidden]``
 
 
@@ -37,6 +39,7 @@ class GRUClassifier(StatefulModule):
         self.out = nn.Linear(hidden_size, n_classes)
 
     def forward(self, x: torch.Tensor, state: GRUState | None = None):
+        """``y [T, B, classes], state = model(x [T, B, input_size], state)``; ``y[t]`` reads out step ``t``."""
         check_window(x, self.input_size, "GRUClassifier")
         h, hn = self.gru(x, None if state is None else state.h)
         return self.out(h), GRUState(hn)
@@ -54,14 +57,17 @@ class LMUClassifier(StatefulModule):
         self.out = nn.Linear(hidden_size, n_classes)
 
     def forward(self, x: torch.Tensor, state=None):
+        """``y [T, B, classes], state = model(x [T, B, input_size], state)``; ``y[t]`` reads out step ``t``."""
         check_window(x, self.input_size, "LMUClassifier")
         h, s = self.lmu(x, state)
         return self.out(h), s
 
 
 def build_gru_baseline(input_size: int = 6, n_classes: int = 6, **cfg) -> GRUClassifier:
+    """Registry builder of :class:`GRUClassifier` (``cfg``: ``hidden_size``, ``layers``)."""
     return GRUClassifier(input_size, n_classes, **cfg)
 
 
 def build_lmu_baseline(input_size: int = 6, n_classes: int = 6, **cfg) -> LMUClassifier:
+    """Registry builder of :class:`LMUClassifier` (``cfg``: its keyword arguments)."""
     return LMUClassifier(input_size, n_classes, **cfg)

@@ -115,10 +115,15 @@ class DenseSynapse(StatefulModule):
         self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
 
     def forward(self, x: torch.Tensor, state=None, *, integer: bool = False):
+        """``y [T, B, out], None = syn(x [T, B, in])``: stateless (``integer`` as DelayLinear)."""
         return F.linear(x, self.weight, self.bias), None
 
 
 class DelaySNNState(NamedTuple):
+    """State of :class:`DelaySNN`: per synaptic layer its ``DelayState`` (or ``None``), per hidden layer its
+    ``LIFState``, and the readout's ``LIState``.
+    """
+
     synapses: tuple  # per synaptic layer: DelayState or None
     neurons: tuple  # per hidden layer: LIFState
     readout: Any  # LIState
@@ -160,9 +165,11 @@ class DelaySNN(StatefulModule):
 
     # ---- delays -------------------------------------------------------------------------------------------
     def delay_layers(self) -> list[DelayLinear]:
+        """The :class:`~spikeseq.nn.DelayLinear` layers, input side first."""
         return [m for m in self.synapses if isinstance(m, DelayLinear)]
 
     def set_sigma(self, sigma: float) -> None:
+        """Set the Gaussian width ``sigma`` (steps) of every delay layer."""
         for m in self.delay_layers():
             m.set_sigma(sigma)
 
@@ -172,10 +179,12 @@ class DelaySNN(StatefulModule):
         return sigma_schedule(epoch, sigma_init=self.config.max_delay / 2, final_epoch=final)
 
     def clamp_delays_(self) -> None:
+        """Clamp every delay into ``[0, max_delay]`` in place (after each optimizer step, as the paper)."""
         for m in self.delay_layers():
             m.clamp_delays_()
 
     def round_delays(self) -> DelaySNN:
+        """Clamp and round every delay to whole steps in place (integer-delay inference, export); returns ``self``."""
         for m in self.delay_layers():
             m.round_delays()
         return self
@@ -217,6 +226,11 @@ class DelaySNN(StatefulModule):
 
     # ---- forward ------------------------------------------------------------------------------------------
     def forward(self, x: torch.Tensor, state: DelaySNNState | None = None, *, integer: bool = False):
+        """``v_out, state = model(x [T, B, n_inputs], state, integer=False)``: readout membrane ``[T', B, n_outputs]``.
+
+        ``T' = T + pad_end`` without a state (zeros appended so the longest delays deliver), ``T`` with one.
+        Raises ``ShapeError`` for a wrong input shape.
+        """
         check_sequence(x, min_rank=3)
         if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
             raise ShapeError(f"expected x [T, B, {self.config.n_inputs}], got shape {tuple(x.shape)}")
@@ -248,6 +262,7 @@ def sum_softmax_loss(v: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def predict(v: torch.Tensor) -> torch.Tensor:
+    """Predicted classes ``[B]``: the argmax of :func:`sum_softmax` of the readout ``v [T, B, C]``."""
     return sum_softmax(v).argmax(-1)
 
 

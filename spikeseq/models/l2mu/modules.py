@@ -50,6 +50,10 @@ BRAILLE_BEST = dict(order=4, theta=7.0, hidden_size=160, memory_size=250,
 
 
 class L2MUState(NamedTuple):
+    """State of :class:`L2MU`: each population's neuron state, the last hidden and memory spikes, and the readout
+    accumulated over the ``steps`` seen so far (for streaming).
+    """
+
     x: object  #: input population state (None for ``input_module="direct"``)
     u: object
     m: object
@@ -62,6 +66,7 @@ class L2MUState(NamedTuple):
 
 
 def lecun_uniform_(w: torch.Tensor) -> torch.Tensor:
+    """LeCun-uniform init in place: ``U(-sqrt(3 / fan_in), sqrt(3 / fan_in))`` with ``fan_in = w.shape[1]``."""
     bound = math.sqrt(3.0 / w.shape[1])
     with torch.no_grad():
         return w.uniform_(-bound, bound)

@@ -54,6 +54,7 @@ class SNNMLP(Sequential):
         self.n_in, self.n_out = int(n_in), int(n_out)
 
     def forward(self, x: torch.Tensor, state: tuple | None = None):
+        """``v [T, B, n_out], state = model(x [T, B, ...], state)``; ``ShapeError`` unless a step has ``n_in``."""
         check_sequence(x)
         flat = 1
         for s in x.shape[2:]:
@@ -79,6 +80,7 @@ class RSNN(Sequential):
         self.n_in, self.n_out, self.hidden = int(n_in), int(n_out), h
 
     def forward(self, x: torch.Tensor, state: tuple | None = None):
+        """``v [T, B, n_out], state = model(x [T, B, n_in], state)``; ``ShapeError`` for another input shape."""
         check_sequence(x)
         if x.dim() != 3 or x.shape[-1] != self.n_in:
             raise ShapeError(f"rsnn expects [T, B, {self.n_in}], got {tuple(x.shape)}; set [model] n_in to the "
@@ -87,8 +89,10 @@ class RSNN(Sequential):
 
 
 def build_snn_mlp(**cfg) -> SNNMLP:
+    """Registry builder of :class:`SNNMLP` (``cfg``: its keyword arguments)."""
     return SNNMLP(**cfg)
 
 
 def build_rsnn(**cfg) -> RSNN:
+    """Registry builder of :class:`RSNN` (``cfg``: its keyword arguments)."""
     return RSNN(**cfg)

@@ -43,6 +43,8 @@ LMUFORMER_SURROGATE = sg.Sigmoid(4.0)
 
 
 class ConvState(NamedTuple):
+    """State of :class:`CausalConv1d`: the last ``k - 1`` input steps ``[k - 1, B, C_in]``."""
+
     ctx: torch.Tensor  #: the last ``k - 1`` inputs ``[k-1, B, C_in]``
 
 
@@ -57,6 +59,7 @@ class CausalConv1d(StatefulModule):
         self.conv = nn.Conv1d(c_in, c_out, kernel_size, bias=bias)
 
     def forward(self, x: torch.Tensor, state: ConvState | None = None):
+        """``y [T, B, C_out], state = conv(x [T, B, C_in], state)``; ``state=None``: zeros before step 0."""
         check_sequence(x, "x", min_rank=3)
         k = self.k
         ctx = x.new_zeros(k - 1, *x.shape[1:]) if state is None else state.ctx
@@ -66,7 +69,10 @@ class CausalConv1d(StatefulModule):
 
 
 class LMUFormerReLU(nn.Module):
+    """``torch.relu`` as a module type of its own (the non-spiking activation; the family counts it by type)."""
+
     def forward(self, x):
+        """``relu(x)``, element-wise."""
         return torch.relu(x)
 
 
@@ -82,11 +88,14 @@ class LMUFormerResidual(StatefulModule):
         self.branch = branch
 
     def forward(self, x, state=None):
+        """``x + y, state`` where ``y, state = branch(x, state)``."""
         y, s = self.branch(x, state)
         return x + y, s
 
 
 class HeadState(NamedTuple):
+    """State of the LMUFormer head: the sum of the per-step logits ``acc [B, classes]`` over ``steps`` steps."""
+
     acc: torch.Tensor  #: sum of the per-step logits so far ``[B, classes]``
     steps: int
 
@@ -144,6 +153,7 @@ class LMUFormer(StatefulModule):
         self.head = Sequential(bn(d), act(), nn.Linear(d, n_classes))
 
     def forward(self, x: torch.Tensor, state: tuple | None = None):
+        """``y [T, B, classes], state = model(x [T, B, input_size], state)``; ``y[t]``: mean logits so far."""
         check_window(x, self.input_size, "LMUFormer")
         se, sr, sb, sh, hs = state if state is not None else (None, None, None, None, None)
         z, se = self.embed(x, se)
