@@ -18,7 +18,14 @@ import torch.nn.functional as F
 
 from spikeseq.checks import check_sequence
 from spikeseq.errors import NonFiniteError, ShapeError
-from spikeseq.functional.egru import DAMPENING, EGRUOutput, EGRUState, _prepare, compute_dtype, zoneout_mask
+from spikeseq.functional.egru import (
+    DAMPENING,
+    EGRUOutput,
+    EGRUState,
+    compute_dtype,
+    prepare_egru_args,
+    zoneout_mask,
+)
 
 _DTYPES = (torch.float32, torch.float64)
 
@@ -106,8 +113,9 @@ def egru_scan(x, state=None, *, weight_ih, weight_hh, bias_ih=None, bias_hh=None
     check_sequence(x)
     if x.dim() != 3:
         raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
-    hidden, surrogate, st, w_hh, th = _prepare(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold, eps,
-                                               dampening, zoneout, dropconnect, training, generator)
+    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                        threshold, eps, dampening, zoneout, dropconnect, training,
+                                                        generator)
     m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
     a = F.linear(x, weight_ih, bias_ih)
     y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening)

@@ -115,6 +115,8 @@ class EGRULM(_EGRUMixin, StatefulModule):
 
 
 class RNNLMState(NamedTuple):
+    """State of :class:`RNNLM`: hidden ``h`` and (LSTM) cell ``c``."""
+
     h: torch.Tensor  #: ``[layers, B, hidden]``
     c: torch.Tensor  #: LSTM cell ``[layers, B, hidden]`` (zeros for a GRU)
 
