@@ -118,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     def integer_forward() -> None:
         with torch.no_grad():
-            integer(x, integer=True)
+            integer.forward_integer(x)
 
     rows: dict[str, Callable[[], None]] = {
         "dcls Dcls1d gauss: train step": train_step(dcls_forward),

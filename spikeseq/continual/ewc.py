@@ -54,6 +54,7 @@ class EWC:
         self._handles: list = []
 
     def begin_task(self, task: int) -> None:
+        """Start task ``task`` (0, 1, ...): attach the penalty-gradient hooks."""
         if task != self.task + 1 or self.in_task:
             raise ConfigError(f"EWC tasks must run in order 0, 1, ...; got begin_task({task}) after task {self.task}")
         self.task, self.in_task = task, True
@@ -108,19 +109,23 @@ class EWC:
         self.in_task = False
 
     def detach(self) -> None:
+        """Remove the gradient hooks."""
         for h in self._handles:
             h.remove()
         self._handles.clear()
 
     def memory(self) -> dict[str, int]:
+        """Stored floats (Fisher diagonals and anchors), the memory compared with HLOP / GPM."""
         return {"floats": sum(2 * f.numel() for fisher, _ in self.anchors for f in fisher.values())}
 
     def state_dict(self) -> dict[str, Any]:
+        """Fisher diagonals and anchor parameters of the tasks so far (for checkpoints)."""
         return {"task": self.task, "in_task": self.in_task,
                 "anchors": [({k: v.clone() for k, v in f.items()}, {k: v.clone() for k, v in t.items()})
                             for f, t in self.anchors]}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (resume)."""
         self.anchors = [(dict(f), dict(t)) for f, t in st["anchors"]]
         self.task, self.in_task = int(st["task"]), bool(st["in_task"])
         if self.in_task:

@@ -73,6 +73,7 @@ class GPM:
         self.projector = GradientProjector(self.targets, lambda n: self.bases[n])
 
     def begin_task(self, task: int) -> None:
+        """Start task ``task`` (0, 1, ...): attach the gradient projection (old tasks' bases)."""
         if task != self.task + 1 or self.in_task:
             raise ConfigError(f"GPM tasks must run in order 0, 1, ...; got begin_task({task}) after task {self.task}")
         self.task, self.in_task = task, True
@@ -135,17 +136,21 @@ class GPM:
         return torch.cat([q, new]).to(t.weight.device)
 
     def detach(self) -> None:
+        """Remove the gradient hooks."""
         self.projector.detach()
 
     def memory(self) -> dict[str, int]:
+        """Stored basis vectors per layer."""
         return {k: int(v.shape[0]) for k, v in self.bases.items()}
 
     def state_dict(self) -> dict[str, Any]:
+        """Bases, task position and frozen parameters (for checkpoints)."""
         return {"task": self.task, "in_task": self.in_task, "bases": {k: v.clone() for k, v in self.bases.items()},
                 "generator": self.generator.get_state(),
                 "frozen": [n for n, p in self.model.named_parameters() if not p.requires_grad]}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (resume)."""
         if set(st["bases"]) != set(self.bases):
             raise ConfigError(f"checkpoint GPM layers {sorted(st['bases'])} differ from {sorted(self.bases)}")
         self.bases = {k: v.clone() for k, v in st["bases"].items()}

@@ -33,12 +33,17 @@ class ContinualPlugin(Protocol):
 
     name: str
 
-    def begin_task(self, task: int) -> None: ...
+    def begin_task(self, task: int) -> None:
+        """Start task ``task`` (tasks run in order 0, 1, ...)."""
 
-    def end_task(self, data: TaskData | None = None) -> None: ...
+    def end_task(self, data: TaskData | None = None) -> None:
+        """Finish the current task (``data``: its training data, for plug-ins that summarise it)."""
 
-    def detach(self) -> None: ...
+    def detach(self) -> None:
+        """Remove every hook the plug-in attached."""
 
-    def state_dict(self) -> dict[str, Any]: ...
+    def state_dict(self) -> dict[str, Any]:
+        """The plug-in's state for a checkpoint."""
 
-    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (resume)."""

@@ -71,6 +71,7 @@ class Stream:
 
     @property
     def sample_shape(self) -> tuple[int, ...]:
+        """Per-sample shape ``(T, ...)`` shared by every task."""
         return tuple(self.tasks[0].train_x.shape[1:])
 
     def __len__(self) -> int:
@@ -253,17 +254,21 @@ def _standardise(tasks: list[Task]) -> dict[str, list[float]]:
 
 
 def hapt_subjects(root: str | os.PathLike | None = None, *, n_tasks: int = 5, window: int = 128, stride: int = 64,
-                  test_fraction: float = 0.2, seed: int = 0) -> Stream:
+                  test_fraction: float = 0.2, max_train: int | None = None, seed: int = 0) -> Stream:
     """Subject-incremental HAPT: subjects (sorted, shuffled with ``seed``) in ``n_tasks`` groups, shared 6-class
-    head; ``x [N, window, 6]`` standardised with task 0's training statistics."""
+    head; ``x [N, window, 6]`` standardised with task 0's training statistics. ``max_train`` keeps a seeded random
+    subset of each task's training windows (smaller CPU runs)."""
     w, is_test, keep = _hapt(root, window, stride, test_fraction)
-    subjects = np.random.default_rng(seed).permutation(np.unique(w.subject.numpy()))
+    rng = np.random.default_rng(seed)
+    subjects = rng.permutation(np.unique(w.subject.numpy()))
     _check_tasks(n_tasks, len(subjects))
     groups = np.array_split(subjects, n_tasks)
     tasks = []
     for i, g in enumerate(groups):
         m = np.isin(w.subject.numpy(), g) & keep
         tr, te = np.flatnonzero(m & ~is_test), np.flatnonzero(m & is_test)
+        if max_train is not None and tr.size > max_train:
+            tr = np.sort(rng.choice(tr, max_train, replace=False))
         tasks.append(Task(f"subjects{i}:{','.join(map(str, sorted(g.tolist())))}", w.x[tr], w.y[tr], w.x[te],
                           w.y[te], list(range(len(w.classes)))))
     stats = _standardise(tasks)

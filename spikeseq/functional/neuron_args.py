@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from spikeseq.checks import check_finite_param, check_reset, check_state_shape, check_unit_interval
-from spikeseq.errors import ShapeError
+from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.types import ParamLike
 
 
@@ -40,12 +40,27 @@ def initial(state_field: torch.Tensor | None, step_shape: torch.Size, like: torc
     return state_field
 
 
+def reset_membrane(v_pre, z, v_th, reset: str, v_reset=0.0):
+    """The reset rule, written once for torch tensors and numpy arrays alike (``z`` holds 0/1 values, float)::
+
+        reset="subtract":  v = v_pre - z * v_th
+        reset="zero":      v = v_pre * (1 - z) + z * v_reset        (v_reset = 0 for spikeseq's neurons)
+        reset="none":      v = v_pre
+
+    Used by :mod:`spikeseq.functional` (the reference), the graph interpreter and the profiler's re-runs.
+    """
+    if reset == "subtract":
+        return v_pre - z * v_th
+    if reset == "zero":
+        kept = v_pre * (1 - z)
+        return kept if isinstance(v_reset, (int, float)) and v_reset == 0 else kept + z * v_reset
+    if reset == "none":
+        return v_pre
+    raise ParameterError(f"unknown reset mode {reset!r}; expected 'subtract', 'zero' or 'none'")
+
+
 def apply_reset(v_pre: torch.Tensor, z: torch.Tensor, v_th: torch.Tensor, reset: str,
                 detach_reset: bool) -> torch.Tensor:
-    """Reset after a spike: subtract ``v_th``, set to zero, or leave ``v`` unchanged."""
-    zr = z.detach() if detach_reset else z
-    if reset == "subtract":
-        return v_pre - zr * v_th
-    if reset == "zero":
-        return v_pre * (1 - zr)
-    return v_pre
+    """Reset after a spike (:func:`reset_membrane`), with the spike detached from the graph when
+    ``detach_reset``."""
+    return reset_membrane(v_pre, z.detach() if detach_reset else z, v_th, reset)

@@ -76,8 +76,9 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """``iterations`` steps of the rule on one batch ``x`` ``[N, n]``; returns the new ``(H, M)``.
 
-    Rows ``< plastic_from`` of ``H`` (old tasks' neurons) and of the momentum ``M`` stay unchanged. ``reduce``
-    maps each batch-mean ``dH`` before it is applied (data-parallel training averages it over ranks).
+    Rows ``< plastic_from`` of ``H`` (old tasks' neurons) and of the momentum ``M`` stay unchanged; the other rows
+    follow :func:`oja_subspace_delta` exactly (computed without the old rows' delta). ``reduce`` maps each
+    batch-mean ``dH`` of the plastic rows before it is applied (data-parallel training averages it over ranks).
     """
     _check_pair(h, x)
     if momentum_buf.shape != h.shape:
@@ -87,15 +88,25 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
     if iterations < 1 or not lr > 0 or not 0 <= momentum < 1 or not clamp > 0:
         raise ParameterError(f"need iterations >= 1, lr > 0, 0 <= momentum < 1, clamp > 0; got {iterations}, {lr}, "
                              f"{momentum}, {clamp}")
-    h, m = h.clone(), momentum_buf.clone()
-    for _ in range(iterations):
-        d = oja_subspace_delta(h, x, spiking=spiking)
-        if reduce is not None:
-            d = reduce(d)
-        d = d[plastic_from:].clamp(-clamp, clamp)
-        m[plastic_from:] = momentum * m[plastic_from:] + (1 - momentum) * d
-        h[plastic_from:] += lr * m[plastic_from:]
-    return h, m
+    k0 = plastic_from
+    h_old, h_new, m_new = h[:k0], h[k0:].clone(), momentum_buf[k0:].clone()
+    if h_new.shape[0]:
+        # the fixed rows' part of the reconstruction does not change over the iterations: r = x - H_old^T y_old,
+        # so each iteration costs O(N n k_new) instead of O(N n k): dH_new = mean y_new (r - H_new^T y_new)^T
+        y_old = x @ h_old.t()
+        if spiking is not None:
+            y_old = spike_quantise(y_old, *spiking)
+        r = x - y_old @ h_old
+        for _ in range(iterations):
+            y = x @ h_new.t()
+            if spiking is not None:
+                y = spike_quantise(y, *spiking)
+            d = y.t() @ (r - y @ h_new) / x.shape[0]
+            if reduce is not None:
+                d = reduce(d)
+            m_new = momentum * m_new + (1 - momentum) * d.clamp(-clamp, clamp)
+            h_new = h_new + lr * m_new
+    return torch.cat([h_old, h_new]), torch.cat([momentum_buf[:k0], m_new])
 
 
 def orthonormal_basis(h: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
@@ -118,6 +129,8 @@ def project_residual(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
         raise ShapeError(f"x's last axis ({x.shape[-1]}) must equal the columns of the basis {tuple(basis.shape)}")
     if basis.shape[0] == 0:
         return x
+    if x.dim() == 2:
+        return torch.addmm(x, x @ basis.t(), basis, alpha=-1)
     return x - (x @ basis.t()) @ basis
 
 

@@ -41,6 +41,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from spikeseq.errors import ExportError, ParameterError, ShapeError
+from spikeseq.functional.discretize import decay_from_tau
 
 Payload = Literal["spikes", "graded", "dense"]
 PAYLOADS: tuple[str, ...] = ("spikes", "graded", "dense")
@@ -726,14 +727,8 @@ class Graph(Node):
 
     def decay(self, tau: np.ndarray) -> np.ndarray:
         """Per-step decay factor of a time constant under this graph's ``discretization``."""
-        tau = np.asarray(tau, dtype=np.float64)
-        if (tau <= 0).any():
-            raise ParameterError(f"time constants must be > 0 s, got min {tau.min()}")
-        if self.discretization == "exp":
-            return np.exp(-self.dt / tau)
-        if (tau < self.dt).any():
-            raise ParameterError(f"forward Euler needs tau >= dt={self.dt}, got min tau {tau.min()}")
-        return 1.0 - self.dt / tau
+        return decay_from_tau(np.asarray(tau, dtype=np.float64), self.dt,
+                              "exp" if self.discretization == "exp" else "euler")
 
     def flat(self) -> Graph:
         """The same graph with nested graphs inlined (names joined with ``"."``; inner Input/Output removed)."""

@@ -14,8 +14,9 @@ A lowering is ``fn(module, builder, prev, shape, prefix) -> (exits, shape)``: ``
 the nodes feeding the module, ``shape`` the per-sample input shape, ``prefix`` the node-name prefix; it returns the
 names of the nodes its output leaves from and the per-sample output shape.
 
-Neuron parameters are written so that the IR's discrete semantics equal spikeseq's (see :mod:`.ir`): with
-``beta = exp(-dt/tau)`` the graph uses ``discretization="exp"``, ``r = 1/(1-beta)`` and ``w_in = 1/(1-alpha)``.
+Neuron parameters are written so that the IR's discrete semantics equal spikeseq's (see :mod:`.ir`): the node
+carries the module's ``tau`` (seconds) as stored, the graph uses ``discretization="exp"`` with the one conversion
+``beta = decay_from_tau(tau, dt)``, ``r = 1/(1-beta)`` and ``w_in = 1/(1-alpha)``.
 ``dt`` is required and must equal the ``dt`` every neuron module was built with.
 """
 
@@ -30,7 +31,7 @@ import torch
 from torch import nn
 
 from spikeseq.errors import ExportError, ParameterError
-from spikeseq.functional.discretize import tau_from_decay
+from spikeseq.functional.discretize import decay_from_tau
 from spikeseq.graph import ir
 from spikeseq.nn import IF, LI, LIF, CubaLIF, DelayLinear, Sequential
 from spikeseq.nn.recurrent import RLIF
@@ -284,16 +285,18 @@ def _check_dt(m: nn.Module, dt: float, name: str) -> None:
         raise ParameterError(f"{name} was built with dt={m.dt} but trace got dt={dt}; trace with the model's dt")
 
 
-def _tau_gain(beta: torch.Tensor, shape, dt: float, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """tau (s) with exp(-dt/tau) = beta, and the input factor r = 1/(1-beta), broadcast to ``shape``."""
-    bb = np.broadcast_to(_np(beta), shape).astype(np.float64)
-    if (bb <= 0).any() or (bb >= 1).any():
+def _tau_gain(m: nn.Module, which: str, shape, dt: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The module's time constant ``tau_<which>`` (seconds, as stored: no round trip through the decay) and the
+    input factor ``r = 1/(1 - beta)`` with ``beta = decay_from_tau(tau, dt)`` (the conversion the graph's semantics
+    use too), broadcast to ``shape``."""
+    decay = np.broadcast_to(_np(m.alpha if which == "syn" else m.beta), shape)
+    if (decay <= 0).any() or (decay >= 1).any():
         raise ExportError(
             f"{name}: decay factors must lie strictly in (0, 1) to have a finite time constant, got range "
-            f"[{bb.min()}, {bb.max()}]; use IF for beta = 1"
+            f"[{decay.min()}, {decay.max()}]; use IF for beta = 1"
         )
-    tau = tau_from_decay(torch.from_numpy(np.ascontiguousarray(bb)), dt).numpy()
-    return tau, 1.0 / (1.0 - bb)
+    tau = np.ascontiguousarray(np.broadcast_to(_np(getattr(m, f"tau_{which}")), shape), dtype=np.float64)
+    return tau, 1.0 / (1.0 - decay_from_tau(tau, dt))
 
 
 def neuron_node(m: nn.Module, shape, dt: float, name: str) -> ir.Node:
@@ -301,17 +304,17 @@ def neuron_node(m: nn.Module, shape, dt: float, name: str) -> ir.Node:
     _check_dt(m, dt, name)
     shape = tuple(shape)
     if isinstance(m, LI):
-        tau, r = _tau_gain(m.beta, shape, dt, name)
+        tau, r = _tau_gain(m, "mem", shape, dt, name)
         return ir.LI(tau=tau, r=r)
     v_th = np.broadcast_to(_np(m.v_th), shape)
     if isinstance(m, IF):
         return ir.IF(r=np.full(shape, 1.0 / dt), v_threshold=v_th, reset=m.reset)
     if isinstance(m, CubaLIF):
-        tau_syn, w_in = _tau_gain(m.alpha, shape, dt, name)
-        tau_mem, r = _tau_gain(m.beta, shape, dt, name)
+        tau_syn, w_in = _tau_gain(m, "syn", shape, dt, name)
+        tau_mem, r = _tau_gain(m, "mem", shape, dt, name)
         return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_threshold=v_th, w_in=w_in, reset=m.reset)
     if isinstance(m, LIF):
-        tau, r = _tau_gain(m.beta, shape, dt, name)
+        tau, r = _tau_gain(m, "mem", shape, dt, name)
         return ir.LIF(tau=tau, r=r, v_threshold=v_th, reset=m.reset)
     raise ExportError(f"{name}: {type(m).__name__} has no IR neuron kind")
 

@@ -9,7 +9,7 @@ from torch import nn
 
 from spikeseq.checks import check_positive
 from spikeseq.errors import ParameterError
-from spikeseq.functional.discretize import decay_from_tau, tau_from_decay
+from spikeseq.functional.discretize import decay_factor, decay_from_tau, tau_from_decay
 
 
 class StatefulModule(nn.Module):
@@ -70,13 +70,13 @@ class TimeConstants(nn.Module):
         if self._kinds[name] == "beta":
             return getattr(self, f"beta_{name}").clamp(0, 1)
         tau = getattr(self, f"tau_{name}")
-        return torch.exp(-self.dt / tau.clamp_min(1e-12))
+        return decay_factor(tau.clamp_min(1e-12), self.dt)
 
     def tau(self, name: str) -> torch.Tensor:
         """The time constant in seconds (derived from beta when beta is the stored parameter)."""
         if self._kinds[name] == "beta":
             b = getattr(self, f"beta_{name}").detach().clamp(1e-12, 1 - 1e-7)
-            return -self.dt / torch.log(b)
+            return tau_from_decay(b, self.dt)
         return getattr(self, f"tau_{name}").detach()
 
 

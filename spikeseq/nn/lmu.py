@@ -101,7 +101,8 @@ class LMU(StatefulModule):
 
     ``spiking=False``: ReLU encoder and hidden, real memory (LMUFormer's ``LMUFFTCell``). ``spiking=True``:
     BN + LIF after the encoder, the memory and the hidden projection (``SpikingLMUFFTCell``); neurons are
-    :class:`spikeseq.nn.LIF` with decay ``beta`` (LMUFormer: tau = 2 steps, so beta = 0.5), hard reset,
+    :class:`spikeseq.nn.LIF` with time constant ``tau_mem`` (seconds, with ``dt``) or decay ``beta`` (default 0.5:
+    LMUFormer's tau = 2 steps), hard reset,
     detached reset and the sigmoid(alpha=4) surrogate by default.
     """
 
@@ -114,7 +115,8 @@ class LMU(StatefulModule):
         *,
         n_u: int = 1,
         spiking: bool = False,
-        beta: float = 0.5,
+        tau_mem: float | None = None,
+        beta: float | None = None,
         v_th: float = 1.0,
         reset: ResetMode = "zero",
         detach_reset: bool = True,
@@ -132,8 +134,10 @@ class LMU(StatefulModule):
         self.memory = LMUMemory(order, theta, mode=mode)
         self.w_h = nn.Linear(n_u * order + input_size, hidden_size)
         if spiking:
-            kw = dict(beta=beta, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, dt=dt,
-                      backend=backend)
+            if tau_mem is None and beta is None:
+                beta = 0.5  # LMUFormer's neurons: tau = 2 steps, i.e. half the membrane kept per step
+            kw = dict(tau_mem=tau_mem, beta=beta, v_th=v_th, reset=reset, detach_reset=detach_reset,
+                      surrogate=surrogate, dt=dt, backend=backend)
             self.bn_u, self.bn_m, self.bn_h = (nn.BatchNorm1d(n_u), nn.BatchNorm1d(n_u * order),
                                                nn.BatchNorm1d(hidden_size))
             self.lif_u, self.lif_m, self.lif_h = LIF(**kw), LIF(**kw), LIF(**kw)

@@ -24,6 +24,7 @@ from __future__ import annotations
 import torch
 
 from spikeseq import nn as snn_
+from spikeseq.functional.neuron_args import reset_membrane
 from spikeseq.profile.context import CallContext
 from spikeseq.profile.counters import F64, full_steps, mask_float, rowsum_steps
 from spikeseq.profile.registry import register_counter
@@ -104,12 +105,7 @@ def _spikeseq_trajectory(m, xs: torch.Tensor, state) -> tuple[list[torch.Tensor]
             theta = th + m.adapt * a
         v_pre = beta * v + x
         z = (v_pre > theta).to(v_pre.dtype)
-        if m.reset == "subtract":
-            v = v_pre - z * theta
-        elif m.reset == "zero":
-            v = v_pre * (1 - z)
-        else:
-            v = v_pre
+        v = reset_membrane(v_pre, z, theta, m.reset)
         if isinstance(m, snn_.ALIF):
             a = m.time.decay("adapt") * a + z
         traj.append(v)

@@ -49,6 +49,8 @@ class RunArtefacts:
     profile_png: Path | None
     exports: dict[str, dict[str, Any]] = field(default_factory=dict)
     export_md: dict[str, str] = field(default_factory=dict)
+    #: ``continual.json`` of a ``task = "continual"`` run: accuracy matrix R, ACC, BWT, method, stream
+    continual: dict[str, Any] | None = None
 
     @property
     def name(self) -> str:
@@ -85,4 +87,5 @@ def load(path: str | Path) -> RunArtefacts:
     png = path / "profile.png"
     md = path / "profile.md"
     return RunArtefacts(path, meta, config, metrics, _read_json(path / "eval.json"), _read_json(path / "profile.json"),
-                        md.read_text() if md.is_file() else None, png if png.is_file() else None, exports, export_md)
+                        md.read_text() if md.is_file() else None, png if png.is_file() else None, exports, export_md,
+                        _read_json(path / "continual.json"))

@@ -79,6 +79,23 @@ def _training(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     return out
 
 
+def _continual(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
+    """A continual run: the accuracy matrix R as a heat map and a table, ACC and BWT."""
+    c = run.continual
+    out: list[Block] = [("h", 2, "Continual learning")]
+    images["accuracy_matrix.png"] = plots.accuracy_matrix(c["R"], c.get("tasks"))
+    out.append(("img", "accuracy_matrix.png", images["accuracy_matrix.png"],
+                "accuracy matrix R (row j: after training task j; column i: test task i)"))
+    n = len(c["R"])
+    rows = [[f"after task {j}", *[_pct(v) for v in row]] for j, row in enumerate(c["R"])]
+    out.append(("table", ["", *[f"task {i}" for i in range(n)]], rows))
+    out.append(("table", ["method", "stream", "setting", "ACC", "BWT"],
+                [[c["method"], c["stream"], c.get("setting", "?"), _pct(c["acc"]), f"{100 * c['bwt']:+.2f} %"]]))
+    out.append(("note", "ACC = mean of R[T-1, i]; BWT = mean over i < T-1 of R[T-1, i] - R[i, i] (the HLOP paper, "
+                        "GEM and Avalanche); tasks: " + ", ".join(c.get("tasks", []))))
+    return out
+
+
 def _evaluation(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     out: list[Block] = [("h", 2, "Test evaluation")]
     ev = run.eval
@@ -210,6 +227,8 @@ def _config(run: RunArtefacts) -> list[Block]:
 def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
     """The report's blocks (sections of the module docstring) and the PNG images they reference, by file name."""
     images: dict[str, bytes] = {}
+    if run.continual is not None:
+        return [*_summary(run), *_continual(run, images), *_config(run)], images
     blocks = [*_summary(run), *_training(run, images), *_evaluation(run, images), *_spikes(run, images),
               *_energy(run, images), *_exports(run), *_config(run)]
     return blocks, images

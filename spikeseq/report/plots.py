@@ -162,3 +162,26 @@ def ops_bars(layers: list[dict[str, Any]]) -> bytes:
     ax.grid(alpha=0.3, axis="y")
     ax.legend()
     return _png(fig)
+
+
+def accuracy_matrix(r: list[list[float | None]], tasks: list[str] | None = None) -> bytes:
+    """PNG heat map of a continual run's accuracy matrix ``R[j][i]`` (row: after training task j; column: test
+    task i; ``None`` cells blank), each cell labelled with its accuracy in percent."""
+    import numpy as np
+
+    plt = _plt()
+    a = np.array([[np.nan if v is None else 100 * v for v in row] for row in r], dtype=float)
+    n = a.shape[0]
+    fig, ax = plt.subplots(figsize=(1.0 + 0.8 * n, 0.8 + 0.7 * n))
+    im = ax.imshow(a, vmin=0, vmax=100, cmap="viridis")
+    for j in range(n):
+        for i in range(a.shape[1]):
+            if not np.isnan(a[j, i]):
+                ax.text(i, j, f"{a[j, i]:.0f}", ha="center", va="center", fontsize=8,
+                        color="white" if a[j, i] < 60 else "black")
+    ax.set(xlabel="test task i", ylabel="after training task j", title="accuracy R[j, i] (%)",
+           xticks=range(a.shape[1]), yticks=range(n))
+    if tasks:
+        ax.set_xticklabels([str(k) for k in range(len(tasks))])
+    fig.colorbar(im, ax=ax, fraction=0.046)
+    return _png(fig)

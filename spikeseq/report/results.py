@@ -30,10 +30,9 @@ from spikeseq.errors import ConfigError
 BLOCK = re.compile(r"(<!-- results:(?P<table>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 
 
-#: Benchmark records (``spikeseq bench ...`` results) are ``results/**/bench_*.json``; every other JSON file under
-#: ``results/`` is a training artifact.
-BENCH_GLOB = "bench_*.json"
-BENCH_KEYS = ("command", "machine")
+#: Records are the other JSON files under ``results/``: benchmark results (``spikeseq bench ...``) and analyses
+#: (e.g. subspace angles) that README text quotes. They have no ``table``; each must name the command that wrote it.
+RECORD_KEYS = ("command",)
 
 
 def _read(path: Path) -> dict[str, Any]:
@@ -43,34 +42,37 @@ def _read(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: corrupt JSON ({e}); restore it from git or re-run its command") from None
 
 
-def load_bench(root: str | Path) -> list[dict[str, Any]]:
-    """All benchmark records under ``root`` (sorted by path), each with its ``_path``; each must say the command
-    that wrote it and the machine it ran on."""
+def _is_artifact(rec: dict[str, Any]) -> bool:
+    return isinstance(rec, dict) and "table" in rec
+
+
+def load_records(root: str | Path) -> list[dict[str, Any]]:
+    """All records (JSON files under ``root`` without a ``table``), each with its ``_path``; each must name the
+    command that wrote it."""
     out = []
-    for path in sorted(Path(root).rglob(BENCH_GLOB)):
+    for path in sorted(Path(root).rglob("*.json")):
         rec = _read(path)
-        for key in BENCH_KEYS:
-            if key not in rec:
-                raise ConfigError(f"{path}: a benchmark record needs {key!r}; re-run the spikeseq bench command")
+        if _is_artifact(rec):
+            continue
+        if not isinstance(rec, dict) or any(k not in rec for k in RECORD_KEYS):
+            raise ConfigError(f"{path}: neither a result artifact (no 'table') nor a record naming its 'command'; "
+                              "re-run the command that writes it")
         rec["_path"] = str(path)
         out.append(rec)
     return out
 
 
 def load(root: str | Path) -> list[dict[str, Any]]:
-    """All training artifacts under ``root`` (sorted by path; benchmark records excluded), each with its
-    ``_path``."""
+    """All training artifacts under ``root`` (JSON files with a ``table``, sorted by path), each with its
+    ``_path``; records (see :func:`load_records`) are skipped."""
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"results folder not found: {root}")
     out = []
     for path in sorted(root.rglob("*.json")):
-        if path.match(BENCH_GLOB):
+        art = _read(path)
+        if not _is_artifact(art):
             continue
-        try:
-            art = json.loads(path.read_text())
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"{path}: corrupt JSON ({e}); restore it from git or re-run its recipe") from None
         for key in ("table", "label", "seed", "metrics"):
             if key not in art:
                 raise ConfigError(f"{path}: not a result artifact (no {key!r}); see spikeseq.train.results")

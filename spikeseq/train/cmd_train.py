@@ -66,8 +66,8 @@ def run(args: argparse.Namespace) -> int:
     if args.seed is not None:
         args.overrides = [*args.overrides, f"train.seed={args.seed}"]
     if args.config is not None and str(args.config).endswith(".toml"):
-        from spikeseq.train import continual
         from spikeseq.train.config import read_toml
+        from spikeseq.train.tasks import continual
 
         if continual.is_continual(read_toml(args.config)):
             return continual.cli_run(args)

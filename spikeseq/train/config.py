@@ -69,6 +69,9 @@ class DataConfig:
     #: use only the first N samples of a split (after the seeded shuffle for train); ``None`` = all
     max_train: int | None = None
     max_test: int | None = None
+    #: append this many silent (zero) steps to every sequence, e.g. the delay paper's padding that lets the readout
+    #: see spikes delayed past the end of the recording (``pad_end`` of the delay recipes)
+    pad_end: int = 0
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -311,6 +314,8 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
         raise ConfigError(f"{src}: data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.data.input_scale is not None and cfg.data.input_scale <= 0:
         raise ConfigError(f"{src}: data.input_scale must be > 0 or left out, got {cfg.data.input_scale}")
+    if cfg.data.pad_end < 0:
+        raise ConfigError(f"{src}: data.pad_end must be >= 0, got {cfg.data.pad_end}")
     for key in ("max_train", "max_test"):
         v = getattr(cfg.data, key)
         if v is not None and v < 1:

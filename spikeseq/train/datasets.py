@@ -199,9 +199,17 @@ def prepare(data_cfg, seed: int) -> Prepared:
         train, val, test = (Split(norm(s.x), s.y) for s in (train, val, test))
     if data_cfg.input_scale is not None:
         train, val, test = (Split(torch.round(s.x * data_cfg.input_scale), s.y) for s in (train, val, test))
+    if data_cfg.pad_end:
+        train, val, test = (Split(pad_end(s.x, data_cfg.pad_end), s.y) for s in (train, val, test))
     info = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "sample_shape": list(train.x.shape[1:]),
             "n_classes": n_classes}
     return Prepared(train, val, test, n_classes, list(classes), norm, info)
+
+
+def pad_end(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Batch-first sequences ``[N, T, ...]`` with ``steps`` silent (zero) steps appended: ``[N, T + steps, ...]``
+    (e.g. so that a readout also sees inputs delayed past the end of the recording)."""
+    return torch.cat([x, x.new_zeros(x.shape[0], int(steps), *x.shape[2:])], dim=1)
 
 
 def time_first(x: torch.Tensor) -> torch.Tensor:

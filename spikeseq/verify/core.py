@@ -192,8 +192,6 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         xs = xb.numpy()
         if frac_bits is not None:
             xs = np.round(xs * 2.0**frac_bits)
-        if yb.shape[0] > xs.shape[0]:  # the model appended silent steps: do the same
-            xs = np.concatenate([xs, np.zeros((yb.shape[0] - xs.shape[0], *xs.shape[1:]), xs.dtype)])
         results.append(simulate(sim_graph, xs, numerics=numerics))
     y = np.concatenate(y_model, axis=1)
     layer_model = {k: np.concatenate(v, axis=1) for k, v in layer_model.items()}

@@ -190,3 +190,20 @@ def test_hebbian_subspace_matches_pca_of_the_same_inputs():
 
     angles = torch.rad2deg(principal_angles(hlop.spaces["layers.1"].h, principal_subspace(ref, 3)))
     assert float(angles.max()) < 5.0
+
+
+def test_spiking_lateral_circuit_uses_spike_counts():
+    """With spiking = (S, T_l) the lateral activity y is the spike-count code (HLOP README: S = 20, T_l = 40)."""
+    from spikeseq.functional.plasticity import oja_subspace_step, spike_quantise
+
+    model = _mlp()
+    hlop = HLOP(model, HLOPConfig(layers=["layers.1"], k_init=3, iterations=1, spiking=(20.0, 40.0)))
+    hlop.begin_task(0)
+    h0, m0 = hlop.spaces["layers.1"].h.clone(), hlop.spaces["layers.1"].m.clone()
+    x = torch.rand(5, 12, dtype=torch.float32) * 3
+    hlop.update("layers.1", x)
+    y = spike_quantise(x @ h0.t(), 20.0, 40.0)
+    d = (y.t() @ (x - y @ h0) / 5).clamp(-10, 10)
+    assert torch.allclose(hlop.spaces["layers.1"].h, h0 + 0.01 * (0.1 * d), atol=1e-7)
+    plain = oja_subspace_step(h0, m0, x, lr=0.01, iterations=1)[0]
+    assert not torch.allclose(plain, hlop.spaces["layers.1"].h)  # the quantisation changed the update

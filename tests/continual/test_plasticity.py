@@ -93,3 +93,20 @@ def test_bad_shapes_and_parameters():
         fp.principal_subspace(torch.zeros(4, 3), 5)
     with pytest.raises(ParameterError, match="plastic_from"):
         fp.oja_subspace_step(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(1, 3), lr=0.1, plastic_from=3)
+
+
+def test_step_equals_the_rule_applied_row_by_row():
+    """The step (old rows' reconstruction precomputed) equals iterating oja_subspace_delta on the full H."""
+    g = torch.Generator().manual_seed(4)
+    h = torch.randn(6, 10, generator=g, dtype=torch.float64) * 0.3
+    m = torch.randn(6, 10, generator=g, dtype=torch.float64) * 0.01
+    x = torch.randn(16, 10, generator=g, dtype=torch.float64)
+    for spiking in (None, (2.0, 8.0)):
+        href, mref = h.clone(), m.clone()
+        for _ in range(3):
+            d = fp.oja_subspace_delta(href, x, spiking=spiking)[2:].clamp(-0.05, 0.05)
+            mref[2:] = 0.9 * mref[2:] + 0.1 * d
+            href[2:] += 0.2 * mref[2:]
+        h2, m2 = fp.oja_subspace_step(h, m, x, lr=0.2, plastic_from=2, iterations=3, clamp=0.05, spiking=spiking)
+        torch.testing.assert_close(h2, href, rtol=0, atol=1e-12)
+        torch.testing.assert_close(m2, mref, rtol=0, atol=1e-12)

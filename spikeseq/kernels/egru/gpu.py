@@ -18,14 +18,7 @@ import torch.nn.functional as F
 
 from spikeseq.checks import check_sequence
 from spikeseq.errors import NonFiniteError, ShapeError
-from spikeseq.functional.egru import (
-    DAMPENING,
-    EGRUOutput,
-    EGRUState,
-    compute_dtype,
-    prepare_egru_args,
-    zoneout_mask,
-)
+from spikeseq.functional.egru import DAMPENING, EGRUOutput, EGRUState, compute_dtype, prepare_egru_args, zoneout_mask
 
 _DTYPES = (torch.float32, torch.float64)
 

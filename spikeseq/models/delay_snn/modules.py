@@ -21,9 +21,10 @@ from ``specs/models.md`` §5 (``best_config_SHD.py`` / ``best_config_SSC.py``, `
   :class:`spikeseq.nn.LI` with the same decay.
 - Batch norm over (time, batch) per channel (SpikingJelly multi-step ``BatchNorm1d``); dropout masks are drawn once
   per sequence and shared by all time steps (SpikingJelly ``layer.Dropout``).
-- Padding: the paper pads each delay layer's output by ``(K-1)//2`` steps at the end; with ``state=None`` this
-  model appends ``pad_end`` silent steps (default ``(n_layers + 1) * (max_delay // 2)``, the same total) to the
-  input instead, so the readout also sees the delayed tail.
+- Padding: the paper pads each delay layer's output by ``(K-1)//2`` steps at the end; here the input gets
+  ``pad_end`` silent steps instead (default ``(n_layers + 1) * (max_delay // 2)``, the same total), so the readout
+  also sees the delayed tail: :meth:`DelaySNN.pad` (or ``[data] pad_end`` in a recipe). The model itself never
+  pads: its output is as long as its input, with or without a state.
 
 Variants (``delays=``): ``"learned"`` (the paper), ``"fixed"`` (random integer delays, not trained: the paper's
 ablation), ``"none"`` (plain dense synapses).
@@ -114,9 +115,11 @@ class DenseSynapse(StatefulModule):
         self.weight = nn.Parameter(torch.empty(n_out, n_in))
         self.bias = nn.Parameter(torch.zeros(n_out)) if bias else None
 
-    def forward(self, x: torch.Tensor, state=None, *, integer: bool = False):
-        """``y [T, B, out], None = syn(x [T, B, in])``: stateless (``integer`` as DelayLinear)."""
+    def forward(self, x: torch.Tensor, state=None):
+        """``y [T, B, out] = x @ W^T (+ b)``; no state (``None``)."""
         return F.linear(x, self.weight, self.bias), None
+
+    forward_integer = forward  #: dense synapses have no delays: the integer semantics are the same
 
 
 class DelaySNNState(NamedTuple):
@@ -130,9 +133,9 @@ class DelaySNNState(NamedTuple):
 
 
 class DelaySNN(StatefulModule):
-    """``v_out, state = model(x [T, B, n_inputs], state=None, integer=False)``; ``v_out`` is ``[T + pad_end, B, C]``.
-
-    ``integer=True`` asks for integer-delay semantics (after :meth:`round_delays`; raises otherwise).
+    """``v_out, state = model(x [T, B, n_inputs], state=None)``; ``v_out`` is ``[T, B, C]`` whether or not a state
+    is passed. :meth:`pad` appends the recipe's ``pad_end`` silent steps (the paper's padding) to an input;
+    :meth:`forward_integer` runs the integer-delay semantics (after :meth:`round_delays`; raises otherwise).
     """
 
     def __init__(self, config: DelaySNNConfig | None = None, **overrides: Any) -> None:
@@ -220,35 +223,48 @@ class DelaySNN(StatefulModule):
         self.clamp_delays_()
 
     def initial_state(self, batch_size: int) -> DelaySNNState:
-        """Silence before the sequence, for streaming: with a state nothing is padded at the end."""
+        """Silence before the sequence, for streaming."""
         syn = tuple(m.initial_state(batch_size) if isinstance(m, DelayLinear) else None for m in self.synapses)
         return DelaySNNState(syn, (None,) * len(self.neurons), None)
 
     # ---- forward ------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, state: DelaySNNState | None = None, *, integer: bool = False):
-        """``v_out, state = model(x [T, B, n_inputs], state, integer=False)``: readout membrane ``[T', B, n_outputs]``.
+    def pad(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [T, B, ...]`` followed by ``config.pad_end`` silent steps (``[T + pad_end, B, ...]``), so that the
+        readout also sees the spikes delayed past the end (the paper pads each layer's output instead; same total).
+        Training through ``spikeseq train`` does this with ``[data] pad_end``."""
+        return F.pad(x, (0, 0) * (x.dim() - 1) + (0, self.config.pad_end))
 
-        ``T' = T + pad_end`` without a state (zeros appended so the longest delays deliver), ``T`` with one.
-        Raises ``ShapeError`` for a wrong input shape.
-        """
+    def forward(self, x: torch.Tensor, state: DelaySNNState | None = None):
+        """``v_out [T, B, n_outputs], state``: the eval/train path of each synapse (see :class:`DelayLinear`)."""
+        return self._run(x, state, integer=False)
+
+    def forward_integer(self, x: torch.Tensor, state: DelaySNNState | None = None):
+        """Like :meth:`forward` with integer delays exactly (needs :meth:`round_delays` first): the semantics of the
+        exported graph."""
+        return self._run(x, state, integer=True)
+
+    def _run(self, x: torch.Tensor, state: DelaySNNState | None, integer: bool):
         check_sequence(x, min_rank=3)
         if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
             raise ShapeError(f"expected x [T, B, {self.config.n_inputs}], got shape {tuple(x.shape)}")
         if state is None:
-            x = F.pad(x, (0, 0, 0, 0, 0, self.config.pad_end))
             state = DelaySNNState((None,) * len(self.synapses), (None,) * len(self.neurons), None)
         syn_s, neu_s = list(state.synapses), list(state.neurons)
         keep = None if not (self.training and self.config.dropout > 0) else 1 - self.config.dropout
         for k, (norm, lif) in enumerate(zip(self.norms, self.neurons)):
-            x, syn_s[k] = self.synapses[k](x, syn_s[k], integer=integer)
+            x, syn_s[k] = self._synapse(k, x, syn_s[k], integer)
             t, b, c = x.shape
             x = norm(x.reshape(t * b, c)).reshape(t, b, c)
             x, neu_s[k] = lif(x, neu_s[k])
             if keep is not None:  # one mask per sequence, shared by all steps (SpikingJelly layer.Dropout)
                 x = x * (torch.bernoulli(torch.full((b, c), keep, device=x.device, dtype=x.dtype)) / keep)
-        x, syn_s[-1] = self.synapses[-1](x, syn_s[-1], integer=integer)
+        x, syn_s[-1] = self._synapse(len(self.synapses) - 1, x, syn_s[-1], integer)
         v, ro = self.readout(x, state.readout)
         return v, DelaySNNState(tuple(syn_s), tuple(neu_s), ro)
+
+    def _synapse(self, k: int, x: torch.Tensor, state, integer: bool):
+        syn = self.synapses[k]
+        return syn.forward_integer(x, state) if integer else syn(x, state)
 
 
 def sum_softmax(v: torch.Tensor) -> torch.Tensor:

@@ -115,7 +115,7 @@ class EGRULM(_EGRUMixin, StatefulModule):
 
 
 class RNNLMState(NamedTuple):
-    """State of :class:`RNNLM`: hidden ``h`` and (LSTM) cell ``c``."""
+    """State of :class:`RNNLM`: hidden ``h`` and (LSTM) cell ``c``, each ``[layers, B, hidden]``."""
 
     h: torch.Tensor  #: ``[layers, B, hidden]``
     c: torch.Tensor  #: LSTM cell ``[layers, B, hidden]`` (zeros for a GRU)

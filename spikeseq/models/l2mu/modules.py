@@ -49,6 +49,23 @@ BRAILLE_BEST = dict(order=4, theta=7.0, hidden_size=160, memory_size=250,
                     beta_out=0.15, v_th_out=0.1)
 
 
+#: Per-step decays used when a population gets neither ``tau_<pop>`` nor ``beta_<pop>``: the Braille follow-up's
+#: best configuration (:data:`BRAILLE_BEST`; input population and CuBa synapse 0.5 as the reference code's default).
+DEFAULT_DECAYS = {"in": 0.5, "u": 0.65, "m": 0.35, "h": 0.15, "out": 0.15, "syn": 0.5}
+
+
+def time_constant(name: str, tau: float | None, beta: float | None) -> dict[str, float | None]:
+    """The neuron keyword arguments of population ``name``: its time constant ``tau`` in seconds (converted to a
+    decay by the neuron, with its ``dt``) or its decay per step ``beta``, at most one of them; neither: the
+    default decay :data:`DEFAULT_DECAYS`."""
+    if tau is not None and beta is not None:
+        raise ParameterError(f"L2MU population {name!r}: give tau_{name} (seconds) or its decay per step, not both "
+                             f"(got tau={tau}, decay={beta})")
+    if tau is None and beta is None:
+        beta = DEFAULT_DECAYS[name]
+    return {"tau_mem": tau, "beta": beta}
+
+
 class L2MUState(NamedTuple):
     """State of :class:`L2MU`: each population's neuron state, the last hidden and memory spikes, and the readout
     accumulated over the ``steps`` seen so far (for streaming).
@@ -62,7 +79,7 @@ class L2MUState(NamedTuple):
     s_h: torch.Tensor  #: hidden spikes of the last step ``[B, hidden]``
     s_m: torch.Tensor  #: memory spikes of the last step ``[B, memory_size * order]``
     acc: torch.Tensor  #: readout accumulated so far ``[B, classes]``
-    steps: int  #: steps seen so far
+    steps: torch.Tensor  #: steps seen so far (0-d int64 tensor)
 
 
 def lecun_uniform_(w: torch.Tensor) -> torch.Tensor:
@@ -87,7 +104,13 @@ class _Pop:
 
 
 class L2MU(StatefulModule):
-    """All-spiking LMU classifier for ``[T, B, input_size]`` windows (see the module docstring)."""
+    """All-spiking LMU classifier for ``[T, B, input_size]`` windows (see the module docstring).
+
+    Time is physical, as for the neurons: each population ``in``, ``u``, ``m``, ``h``, ``out`` takes its time
+    constant ``tau_<pop>`` in seconds (the CuBa synapse ``tau_syn``) and the module's ``dt``; the neuron turns it into
+    a decay once (:func:`spikeseq.functional.decay_from_tau`). A decay per step ``beta_<pop>`` (``alpha``) may be
+    given instead, as the neurons allow; neither gives :data:`DEFAULT_DECAYS`.
+    """
 
     def __init__(
         self,
@@ -102,12 +125,14 @@ class L2MU(StatefulModule):
         input_module: str = "lif",
         input_pop_size: int = 64,
         readout: str = "spike_count",
-        beta_in: float = 0.5, v_th_in: float = 0.5,
-        beta_u: float = 0.65, v_th_u: float = 0.1,
-        beta_m: float = 0.35, v_th_m: float = 0.4,
-        beta_h: float = 0.15, v_th_h: float = 0.75,
-        beta_out: float = 0.15, v_th_out: float = 0.1,
-        alpha: float = 0.5,
+        tau_in: float | None = None, v_th_in: float = 0.5,
+        tau_u: float | None = None, v_th_u: float = 0.1,
+        tau_m: float | None = None, v_th_m: float = 0.4,
+        tau_h: float | None = None, v_th_h: float = 0.75,
+        tau_out: float | None = None, v_th_out: float = 0.1,
+        tau_syn: float | None = None,
+        beta_in: float | None = None, beta_u: float | None = None, beta_m: float | None = None,
+        beta_h: float | None = None, beta_out: float | None = None, alpha: float | None = None,
         per_neuron: bool = False,
         reset: str = "subtract",
         surrogate: sg.Surrogate = sg.DEFAULT,
@@ -133,16 +158,20 @@ class L2MU(StatefulModule):
         self.register_buffer("a_bar", a_bar, persistent=False)
         self.register_buffer("b_bar", b_bar, persistent=False)
 
-        def pop(size, beta, v_th):
-            kw = dict(beta=beta, v_th=v_th, dt=dt, surrogate=surrogate, learn="beta", learn_threshold=True,
-                      reset=reset)
+        syn = time_constant("syn", tau_syn, alpha)
+
+        def pop(size, name, tau, beta, v_th):
+            kw = dict(**time_constant(name, tau, beta), v_th=v_th, dt=dt, surrogate=surrogate, learn="beta",
+                      learn_threshold=True, reset=reset)
             n = size if per_neuron else None
-            return CubaLIF(n, alpha=alpha, **kw) if neuron == "cuba" else LIF(n, **kw)
+            if neuron == "cuba":
+                return CubaLIF(n, tau_syn=syn["tau_mem"], alpha=syn["beta"], **kw)
+            return LIF(n, **kw)
 
         n_x = input_pop_size if input_module == "lif" else input_size
         if input_module == "lif":
             self.w_in = nn.Linear(input_size, input_pop_size, bias=False)
-            self.pop_x = pop(input_pop_size, beta_in, v_th_in)
+            self.pop_x = pop(input_pop_size, "in", tau_in, beta_in, v_th_in)
         nm = memory_size * order
         self.e_x = nn.Linear(n_x, memory_size, bias=False)
         self.e_h = nn.Linear(hidden_size, memory_size, bias=False)
@@ -151,13 +180,13 @@ class L2MU(StatefulModule):
         self.w_h = nn.Linear(hidden_size, hidden_size, bias=False)
         self.w_m = nn.Linear(nm, hidden_size, bias=False)
         self.w_out = nn.Linear(hidden_size, n_classes, bias=False)
-        self.pop_u = pop(memory_size, beta_u, v_th_u)
-        self.pop_m = pop(nm, beta_m, v_th_m)
-        self.pop_h = pop(hidden_size, beta_h, v_th_h)
+        self.pop_u = pop(memory_size, "u", tau_u, beta_u, v_th_u)
+        self.pop_m = pop(nm, "m", tau_m, beta_m, v_th_m)
+        self.pop_h = pop(hidden_size, "h", tau_h, beta_h, v_th_h)
         if readout == "spike_count":
-            self.pop_out = pop(n_classes, beta_out, v_th_out)
+            self.pop_out = pop(n_classes, "out", tau_out, beta_out, v_th_out)
         else:
-            self.pop_out = LI(None, beta=beta_out, dt=dt, learn="beta")
+            self.pop_out = LI(None, **time_constant("out", tau_out, beta_out), dt=dt, learn="beta")
         lecun_uniform_(self.e_x.weight)
         lecun_uniform_(self.e_h.weight)
         nn.init.zeros_(self.e_m.weight)
@@ -169,14 +198,26 @@ class L2MU(StatefulModule):
         m, h, k, d = self.memory_size, self.hidden_size, self.n_classes, self.order
         return {"x": m + h, "u": d, "m": d + m + h, "h": m + h + k, "out": 0}
 
-    def forward(self, x: torch.Tensor, state: L2MUState | None = None, *, stats: dict | None = None):
-        """``y [T, B, classes]`` and the state (see the module docstring). ``stats``, if a dict, receives the
-        spike count and neuron-step count of every population: ``{name: (spikes, neuron_steps)}``."""
+    def forward(self, x: torch.Tensor, state: L2MUState | None = None):
+        """``y [T, B, classes]`` and the state (see the module docstring)."""
+        y, st, _ = self._run(x, state, None)
+        return y, st
+
+    def forward_with_spike_counts(self, x: torch.Tensor, state: L2MUState | None = None):
+        """``y, state, counts``: :meth:`forward` plus the spike count and neuron-step count of every population,
+        ``counts = {name: (spikes, neuron_steps)}`` (``x``, ``u``, ``m``, ``h``, ``out``; ``x`` only with the LIF
+        input module, ``out`` only with the spike-count readout)."""
+        counts: dict[str, tuple[float, int]] = {}
+        y, st, _ = self._run(x, state, counts)
+        return y, st, counts
+
+    def _run(self, x: torch.Tensor, state: L2MUState | None, stats: dict | None):
         check_window(x, self.input_size, "L2MU")
         t_len, bsz = x.shape[:2]
         st = state if state is not None else L2MUState(
             None, None, None, None, None, x.new_zeros(bsz, self.hidden_size),
-            x.new_zeros(bsz, self.memory_size * self.order), x.new_zeros(bsz, self.n_classes), 0)
+            x.new_zeros(bsz, self.memory_size * self.order), x.new_zeros(bsz, self.n_classes),
+            torch.zeros((), dtype=torch.long, device=x.device))
         if self.input_module == "lif":
             s_x, sx = self.pop_x(self.w_in(x), st.x)
         else:
@@ -205,8 +246,8 @@ class L2MU(StatefulModule):
         if self.readout == "spike_count":
             y = csum
         else:
-            steps = torch.arange(st.steps + 1, st.steps + t_len + 1, dtype=x.dtype, device=x.device)
-            y = csum / steps.view(-1, 1, 1)
+            steps = st.steps + torch.arange(1, t_len + 1, device=x.device)
+            y = csum / steps.to(x.dtype).view(-1, 1, 1)
         if stats is not None:
             if self.input_module == "lif":
                 _add(stats, "x", float(s_x.detach().sum()), s_x.numel())
@@ -215,7 +256,7 @@ class L2MU(StatefulModule):
             _add(stats, "h", float(h.detach().sum()), h.numel())
             if self.readout == "spike_count":
                 _add(stats, "out", float(o.detach().sum()), o.numel())
-        return y, L2MUState(sx, su, sm, sh, so, s_h, s_m, csum[-1], st.steps + t_len)
+        return y, L2MUState(sx, su, sm, sh, so, s_h, s_m, csum[-1], st.steps + t_len), stats
 
 
 def _add(stats: dict, name: str, spikes: float, steps: int) -> None:

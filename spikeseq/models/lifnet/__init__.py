@@ -9,7 +9,7 @@ from spikeseq.models.registry import Family, register_family
 
 FAMILY = register_family(Family(
     name="lifnet",
-    tasks=("classification",),
+    tasks=("classification", "continual"),
     builders={"snn_mlp": build_snn_mlp, "rsnn": build_rsnn},
     description="feed-forward and recurrent LIF classifiers built from spikeseq.nn blocks",
 ))

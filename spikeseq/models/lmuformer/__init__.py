@@ -11,6 +11,7 @@ from spikeseq.models.lmuformer.modules import (
     ConvState,
     HeadState,
     LMUFormer,
+    LMUFormerState,
     build_lmuformer,
     build_spiking_lmuformer,
 )
@@ -24,5 +25,5 @@ FAMILY = register_family(Family(
     description="LMUFormer, non-spiking and spiking (Liu et al., ICLR 2024)",
 ))
 
-__all__ = ["FAMILY", "LMUFORMER_SURROGATE", "CausalConv1d", "ConvState", "HeadState", "LMUFormer",
+__all__ = ["FAMILY", "LMUFORMER_SURROGATE", "CausalConv1d", "ConvState", "HeadState", "LMUFormer", "LMUFormerState",
            "build_lmuformer", "build_spiking_lmuformer"]

@@ -8,10 +8,11 @@ Structure (``zeyuliu1037/LMUFormer`` ``slmu_rnn_ms_conv1d``; specs/models.md sec
                       x = x + BN(W_2 f(BN(W_1 f(BN(x)))))           stream is real, every branch spikes at its input
     head              logits[t] = mean_{s<=t} W_o f(BN(x[s]))
 
-``f`` is a :class:`spikeseq.nn.LIF` population (beta = 0.5 i.e. tau = 2 steps, hard reset, detached reset,
-sigmoid(4) surrogate, threshold 1, and 0.5 at the LMU input, as in the reference) for ``spiking=True`` and ReLU
-otherwise; the LMU cell is :class:`spikeseq.nn.LMU` (spiking: BN + LIF on u, m and h). The reference uses
-SpikingJelly's ``decay_input=True`` LIF (input scaled by 1/tau), here the preceding BatchNorm absorbs that factor.
+``f`` is a :class:`spikeseq.nn.LIF` population (``tau`` in seconds with ``dt``, or by default beta = 0.5 i.e. tau =
+2 steps, hard reset, detached reset, sigmoid(4) surrogate, threshold 1, and 0.5 at the LMU input, as in the
+reference) for ``spiking=True`` and ReLU otherwise; the LMU cell is :class:`spikeseq.nn.LMU` (spiking: BN + LIF on
+u, m and h). The reference uses SpikingJelly's ``decay_input=True`` LIF (input scaled by 1/tau), here the preceding
+BatchNorm absorbs that factor.
 
 Departures from the reference, both needed for streaming: the convolutions are **causal** (left context only,
 state = the last ``k-1`` inputs) instead of centred, and the head takes a running mean over the steps seen so far
@@ -97,7 +98,17 @@ class HeadState(NamedTuple):
     """State of the LMUFormer head: the sum of the per-step logits ``acc [B, classes]`` over ``steps`` steps."""
 
     acc: torch.Tensor  #: sum of the per-step logits so far ``[B, classes]``
-    steps: int
+    steps: torch.Tensor  #: steps seen so far (0-d int64 tensor)
+
+
+class LMUFormerState(NamedTuple):
+    """State of :class:`LMUFormer` (tensors only, nested by part): one entry per member of each part."""
+
+    embed: tuple  #: patch-embedding states (per member of the Sequential)
+    rpe: tuple  #: relative-position-embedding branch states
+    blocks: tuple  #: block states
+    head: tuple  #: head states
+    readout: HeadState  #: the running mean of the logits
 
 
 class LMUFormer(StatefulModule):
@@ -116,7 +127,8 @@ class LMUFormer(StatefulModule):
         mlp_ratio: int = 4,
         kernel_size: int = 3,
         spiking: bool = True,
-        beta: float = 0.5,
+        tau: float | None = None,
+        beta: float | None = None,
         surrogate: sg.Surrogate = LMUFORMER_SURROGATE,
         dt: float = 0.02,
         backend: str = "auto",
@@ -127,7 +139,13 @@ class LMUFormer(StatefulModule):
             if not isinstance(v, int) or v < 1:
                 raise ParameterError(f"LMUFormer {name} must be an integer >= 1, got {v!r}")
         self.input_size, self.n_classes, self.spiking = input_size, n_classes, spiking
-        lif = dict(beta=beta, reset="zero", detach_reset=True, surrogate=surrogate, dt=dt, backend=backend)
+        if tau is not None and beta is not None:
+            raise ParameterError(f"LMUFormer: give tau (seconds) or beta (decay per step), not both; got tau={tau}, "
+                                 f"beta={beta}")
+        if tau is None and beta is None:
+            beta = 0.5  # the reference's SpikingJelly LIF: tau = 2 steps, half the membrane kept per step
+        lif = dict(tau_mem=tau, beta=beta, reset="zero", detach_reset=True, surrogate=surrogate, dt=dt,
+                   backend=backend)
 
         def act(v_th=1.0):
             return _act(spiking, v_th, **lif)
@@ -152,8 +170,8 @@ class LMUFormer(StatefulModule):
         self.blocks = Sequential(*blocks)
         self.head = Sequential(bn(d), act(), nn.Linear(d, n_classes))
 
-    def forward(self, x: torch.Tensor, state: tuple | None = None):
-        """``y [T, B, classes], state = model(x [T, B, input_size], state)``; ``y[t]``: mean logits so far."""
+    def forward(self, x: torch.Tensor, state: LMUFormerState | None = None):
+        """``y [T, B, classes]`` (running mean of the logits) and the :class:`LMUFormerState`."""
         check_window(x, self.input_size, "LMUFormer")
         se, sr, sb, sh, hs = state if state is not None else (None, None, None, None, None)
         z, se = self.embed(x, se)
@@ -161,10 +179,11 @@ class LMUFormer(StatefulModule):
         z, sb = self.blocks(z, sb)
         logits, sh = self.head(z, sh)
         t_len = x.shape[0]
-        acc0, n0 = (hs.acc, hs.steps) if hs is not None else (0.0, 0)
+        acc0 = hs.acc if hs is not None else 0.0
+        n0 = hs.steps if hs is not None else torch.zeros((), dtype=torch.long, device=x.device)
         csum = acc0 + torch.cumsum(logits, dim=0)
-        steps = torch.arange(n0 + 1, n0 + t_len + 1, dtype=x.dtype, device=x.device).view(-1, 1, 1)
-        return csum / steps, (se, sr, sb, sh, HeadState(csum[-1], n0 + t_len))
+        steps = (n0 + torch.arange(1, t_len + 1, device=x.device)).to(x.dtype).view(-1, 1, 1)
+        return csum / steps, LMUFormerState(se, sr, sb, sh, HeadState(csum[-1], n0 + t_len))
 
 
 def build_lmuformer(input_size: int = 6, n_classes: int = 6, **cfg) -> LMUFormer:

@@ -23,7 +23,8 @@ from spikeseq.errors import ConfigError, PluginError
 from spikeseq.models.registry import TASKS, family_of
 
 #: In-tree task modules (each calls :func:`register_task` on import).
-TASK_MODULES: tuple[str, ...] = ("spikeseq.train.tasks.classification", "spikeseq.train.tasks.language_modelling")
+TASK_MODULES: tuple[str, ...] = ("spikeseq.train.tasks.classification", "spikeseq.train.tasks.language_modelling",
+                                 "spikeseq.train.tasks.continual")
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ Recipe (TOML; ``task = "continual"`` at the top level)::
     name = "digits_split"
     [continual]
     method = "hlop"          # finetune | hlop | ewc | gpm | multitask
-    [continual.hlop]         # HLOPConfig / GPMConfig / EWCConfig fields of the method
-    k_init = 20
+    [continual.hlop]         # HLOPConfig / GPMConfig / EWCConfig fields, one table per method; the table of
+    k_init = 20              # `method` is used, so --set continual.method=gpm switches the method of a recipe
     [train]                  # TrainConfig; epochs are per task, a new optimizer starts every task
     epochs = 3
 
@@ -46,6 +46,7 @@ from spikeseq.train import checkpoint
 from spikeseq.train.config import ModelConfig, TrainConfig, apply_overrides, coerce_value, parse_section, read_toml
 from spikeseq.train.datasets import time_first
 from spikeseq.train.evaluate import logits_from
+from spikeseq.train.tasks import BatchResult, Task, register_task, task_name_for
 
 METHODS = ("finetune", "hlop", "ewc", "gpm", "multitask")
 RESULT = "continual.json"
@@ -53,6 +54,7 @@ RESULT = "continual.json"
 
 @dataclass
 class StreamConfig:
+    """``[stream]``: the stream name and its builder's keyword arguments."""
     name: str
     kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -69,6 +71,7 @@ class ContinualConfig:
     name: str = ""
 
     def to_dict(self) -> dict[str, Any]:
+        """The TOML-shaped dict of the recipe (saved as ``config.json``)."""
         import dataclasses
 
         return {"name": self.name, "task": "continual", "model": {"name": self.model.name, **self.model.kwargs},
@@ -78,12 +81,13 @@ class ContinualConfig:
 
 
 def is_continual(raw: dict[str, Any]) -> bool:
+    """Whether a TOML-shaped recipe asks for the continual task."""
     return isinstance(raw, dict) and raw.get("task") == "continual"
 
 
 def from_dict(raw: dict[str, Any], src: str = "<config>") -> ContinualConfig:
     """Validate a TOML-shaped dict (unknown keys and wrong types raise :class:`ConfigError` naming them)."""
-    known = ("name", "task", "model", "stream", "continual", "train")
+    known = ("name", "task", "source", "model", "stream", "continual", "train")
     for key in raw:
         if key not in known:
             raise ConfigError(f"{src}: unknown section or key {key!r} in a continual recipe (known: {known})")
@@ -91,16 +95,19 @@ def from_dict(raw: dict[str, Any], src: str = "<config>") -> ContinualConfig:
         if not isinstance(raw.get(sec), dict) or "name" not in raw[sec]:
             raise ConfigError(f"{src}: a continual recipe needs a [{sec}] table with name = \"...\"")
     model = parse_section(ModelConfig, raw["model"], "model", src)
+    task_name_for(model.name, "continual")  # the model's family must solve the continual task
     st = dict(raw["stream"])
     stream = StreamConfig(coerce_value(st.pop("name"), str, f"{src}: stream.name"), st)
     cont = dict(raw.get("continual", {}))
     method = coerce_value(cont.pop("method", "hlop"), str, f"{src}: continual.method")
     if method not in METHODS:
         raise ConfigError(f"{src}: continual.method = {method!r} is not one of {', '.join(METHODS)}")
-    extra = [k for k in cont if k != method]
+    extra = [k for k in cont if k not in METHODS]
     if extra:
-        raise ConfigError(f"{src}: [continual] has settings for {extra} but method = {method!r}; give only "
-                          f"[continual.{method}]")
+        raise ConfigError(f"{src}: unknown key continual.{extra[0]}; [continual] holds method = \"...\" and one "
+                          f"table of settings per method ({', '.join(METHODS)})")
+    for k in cont:  # every method's table is checked, the one of `method` is used
+        _method_config(k, dict(cont[k]), src)
     train = parse_section(TrainConfig, raw.get("train", {}), "train", src)
     cfg = ContinualConfig(model, stream, method, dict(cont.get(method, {})), train,
                           coerce_value(raw.get("name", ""), str, f"{src}: name"))
@@ -148,6 +155,7 @@ def load(path: str | Path, overrides: list[str] | None = None) -> ContinualConfi
 
 # ------------------------------------------------------------------------------------------------ the run
 def build_stream(cfg: ContinualConfig):
+    """The stream of a recipe (``root`` of N-MNIST / HAPT defaults to the folder under ``$SPIKESEQ_DATA``)."""
     from spikeseq.data import streams
 
     kw = dict(cfg.stream.kwargs)
@@ -160,7 +168,8 @@ def build_stream(cfg: ContinualConfig):
 
 
 def build_model(cfg: ContinualConfig, stream) -> nn.Module:
-    from spikeseq.train.loop import build_model as build
+    """The recipe's registry model; ``n_in`` / ``n_out`` default to the stream's input size and outputs."""
+    from spikeseq.models import registry
 
     kw = dict(cfg.model.kwargs)
     n_in = math.prod(stream.sample_shape[1:])
@@ -168,7 +177,12 @@ def build_model(cfg: ContinualConfig, stream) -> nn.Module:
     kw.setdefault("n_out", stream.n_outputs)
     if kw["n_out"] != stream.n_outputs:
         raise ConfigError(f"model.n_out = {kw['n_out']} but stream {stream.name!r} needs {stream.n_outputs} outputs")
-    return build(ModelConfig(cfg.model.name, kw))
+    try:
+        return registry.build(cfg.model.name, **kw)
+    except TypeError as e:
+        if "argument" in str(e):
+            raise ConfigError(f"model {cfg.model.name!r}: {e}; check the keys of [model]") from None
+        raise
 
 
 def make_plugin(method: str, model: nn.Module, kwargs: dict[str, Any]):
@@ -198,17 +212,13 @@ def _global_labels(stream, task: int, y: torch.Tensor) -> torch.Tensor:
     return torch.tensor(stream.tasks[task].classes)[y]
 
 
-@torch.no_grad()
-def evaluate_task(model: nn.Module, stream, task: int, readout: str, batch_size: int = 512) -> float:
-    """Test accuracy on task ``task`` with its task id (its head / mask)."""
+def evaluate_task(model: nn.Module, stream, task: int, cfg: Any) -> float:
+    """Test accuracy on task ``task`` with its task id (its head / mask); :class:`ContinualError` for an id
+    outside the stream."""
     mask = task_mask(stream, task)
     t = stream.tasks[task]
-    model.eval()
-    correct = 0
-    for i in range(0, t.test_x.shape[0], batch_size):
-        logits = logits_from(model(time_first(t.test_x[i:i + batch_size])), readout) + mask
-        correct += int((logits.argmax(1) == _global_labels(stream, task, t.test_y[i:i + batch_size])).sum())
-    return correct / t.test_x.shape[0]
+    split = TaskSplit(t.test_x, _global_labels(stream, task, t.test_y), mask)
+    return continual_evaluate(model, split, cfg, torch.device("cpu"), stream.n_outputs)["acc"]
 
 
 def _batches(x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, size: int, gen: torch.Generator | None):
@@ -218,34 +228,75 @@ def _batches(x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, size: int, g
         yield time_first(x[idx]), y[idx], masks[idx]
 
 
-def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, readout: str) -> torch.Tensor:
-    return F.cross_entropy(logits_from(model(x), readout) + mask, y)
+def continual_batch(output: Any, target: tuple[torch.Tensor, torch.Tensor], cfg: Any) -> BatchResult:
+    """Summed cross-entropy over each sample's own task outputs: ``target = (y global labels [B], mask [B, K])``
+    with the additive logit mask of :func:`task_mask` (the task-incremental heads; zeros for a shared head)."""
+    y, mask = target
+    logits = logits_from(output, cfg.train.readout) + mask
+    return BatchResult(F.cross_entropy(logits, y, reduction="sum"), float((logits.argmax(1) == y).sum()),
+                       int(y.shape[0]))
 
 
-def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, cfg: TrainConfig,
+def continual_evaluate(model: nn.Module, split: Any, cfg: Any, device: torch.device, n_classes: int,
+                       desc: str = "") -> dict[str, Any]:
+    """Accuracy and loss of one task's split (``split`` has ``x``, ``y`` global labels and ``mask`` ``[K]``)."""
+    model.eval()
+    logits = []
+    with torch.no_grad():
+        for i in range(0, split.x.shape[0], cfg.train.eval_batch_size):
+            xb = time_first(split.x[i:i + cfg.train.eval_batch_size]).to(device)
+            logits.append(logits_from(model(xb), cfg.train.readout).float().cpu() + split.mask)
+    lg = torch.cat(logits)
+    return {"n": int(split.y.shape[0]), "loss": float(F.cross_entropy(lg, split.y)),
+            "acc": float((lg.argmax(1) == split.y).float().mean())}
+
+
+@dataclass
+class TaskSplit:
+    """One task's test split for :func:`continual_evaluate`."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    mask: torch.Tensor
+
+
+CONTINUAL = register_task(Task(
+    name="continual", batch=continual_batch, evaluate=continual_evaluate, metric="acc", train_metric="acc",
+    report=("R", "acc", "bwt"),
+    description="a stream of tasks learned one after another: accuracy matrix R, ACC and BWT",
+))
+
+
+def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, cfg: Any) -> torch.Tensor:
+    res = continual_batch(model(x), (y, mask.expand(y.shape[0], -1)), cfg)
+    return res.loss_sum / res.count
+
+
+def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, cfg: ContinualConfig,
                  gen: torch.Generator, quiet: bool = True, what: str = "") -> float:
     """``cfg.epochs`` epochs of SGD/Adam on ``(x [N, T, ...], y global labels, masks [N, n_out])``; a fresh
     optimizer over the parameters that still require gradients. Returns the training time in seconds."""
-    from spikeseq.train.config import DataConfig, RunConfig
-    from spikeseq.train.loop import make_optimizer
+    from spikeseq.train import optim
 
-    params = [p for p in model.parameters() if p.requires_grad]
-    opt = make_optimizer(params, RunConfig(ModelConfig(""), DataConfig(""), train=cfg))
+    t = cfg.train
+    groups, _ = optim.param_groups(model, t)  # the parameters that still require gradients
+    opt = optim.make_optimizer(groups, t)
+    params = [p for g in groups for p in g["params"]]
     t0 = time.perf_counter()
-    for epoch in range(cfg.epochs):
+    for epoch in range(t.epochs):
         model.train()
         tot, n = 0.0, 0
-        for xb, yb, mb in _batches(x, y, masks, cfg.batch_size, gen):
-            loss = _loss(model, xb, yb, mb, cfg.readout)
+        for xb, yb, mb in _batches(x, y, masks, t.batch_size, gen):
+            res = continual_batch(model(xb), (yb, mb), cfg)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if cfg.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, cfg.grad_clip)
+            (res.loss_sum / res.count).backward()
+            if t.grad_clip is not None:
+                nn.utils.clip_grad_norm_(params, t.grad_clip)
             opt.step()
-            tot += float(loss.detach()) * yb.shape[0]
-            n += yb.shape[0]
+            tot += float(res.loss_sum.detach())
+            n += res.count
         if not quiet:
-            print(f"{what} epoch {epoch + 1}/{cfg.epochs} loss {tot / max(n, 1):.4f}", file=sys.stderr)
+            print(f"{what} epoch {epoch + 1}/{t.epochs} loss {tot / max(n, 1):.4f}", file=sys.stderr)
     return time.perf_counter() - t0
 
 
@@ -275,8 +326,8 @@ def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = F
         xs = torch.cat([k.train_x for k in stream.tasks])
         ys = torch.cat([_global_labels(stream, i, k.train_y) for i, k in enumerate(stream.tasks)])
         ms = torch.cat([task_mask(stream, i).expand(k.train_x.shape[0], -1) for i, k in enumerate(stream.tasks)])
-        times.append(train_epochs(model, xs, ys, ms, t, gen, quiet, "multitask"))
-        final = torch.tensor([evaluate_task(model, stream, i, t.readout) for i in range(n_tasks)],
+        times.append(train_epochs(model, xs, ys, ms, cfg, gen, quiet, "multitask"))
+        final = torch.tensor([evaluate_task(model, stream, i, cfg) for i in range(n_tasks)],
                              dtype=torch.float64)
         r = torch.tril(final.expand(n_tasks, -1).clone()) + torch.triu(torch.full_like(r, math.nan), 1)
         plugin = None
@@ -300,7 +351,7 @@ def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = F
             plugin.begin_task(task)
         yg = _global_labels(stream, task, k.train_y)
         masks = task_mask(stream, task).expand(k.train_x.shape[0], -1)
-        times.append(train_epochs(model, k.train_x, yg, masks, t, gen, quiet, f"task {task}"))
+        times.append(train_epochs(model, k.train_x, yg, masks, cfg, gen, quiet, f"task {task}"))
         if plugin is not None:
             mask = task_mask(stream, task)
 
@@ -309,9 +360,9 @@ def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = F
                 for xb, yb, _ in _batches(_k.train_x, _yg, _m, size, order):
                     yield xb, yb
 
-            plugin.end_task(TaskData(task, batches, lambda x, y, _mask=mask: _loss(model, x, y, _mask, t.readout)))
+            plugin.end_task(TaskData(task, batches, lambda x, y, _mask=mask: _loss(model, x, y, _mask, cfg)))
         for i in range(n_tasks):
-            r[task, i] = evaluate_task(model, stream, i, t.readout)
+            r[task, i] = evaluate_task(model, stream, i, cfg)
         if not quiet:
             print(f"after task {task}: " + " ".join(f"{float(v):.3f}" for v in r[task]), file=sys.stderr)
         if ck_path is not None:
@@ -357,7 +408,15 @@ def cli_run(args) -> int:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
     if args.force and out.exists():
         shutil.rmtree(out)
+    from spikeseq.train.rundir import _git_commit, versions, write_json
+
+    out.mkdir(parents=True, exist_ok=True)
+    meta = {"status": "running", "task": "continual", "seed": cfg.train.seed, "world_size": 1,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
+            "git": _git_commit(), "command": ["spikeseq", *sys.argv[1:]]}
+    write_json(out / "run.json", meta)
     result = run(cfg, out, resume=args.resume, quiet=False)
+    write_json(out / "run.json", {**meta, "status": "finished"})
     print(format_matrix(result), file=sys.stderr)
     print(out)
     return 0

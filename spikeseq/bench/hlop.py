@@ -1,0 +1,123 @@
+"""``spikeseq bench hlop``: training-step cost of HLOP relative to a plain training step, and inference unchanged.
+
+Network: the permuted-N-MNIST recipe's spiking MLP (``examples/hlop/nmnist_permuted.toml``): input ``[T=10, B=32,
+578]`` (2 x 17 x 17 event counts), Linear 200 -> LIF -> Linear 200 -> LIF -> Linear 10 -> LI. HLOP protects the
+three Linear layers in the state of a second task: an old subspace (the recipe's k_init) projects every weight
+gradient, and the recipe's k_inc new lateral neurons learn with 5 Oja iterations per batch ("rate" input). A step
+is forward + backward + SGD update on the same batch. Repetitions are interleaved (plain, HLOP, plain, ...) so
+background load hits both alike; the report gives medians of wall and CPU time and their ratios (target <= 1.5).
+
+Inference: with HLOP attached and the model in eval mode, the forward pass runs no hook; the bench checks that
+the outputs are bit-identical and that :func:`spikeseq.profile.count` gives the same operation totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench hlop`` options to ``parser``."""
+    parser.add_argument("--steps", type=int, default=10, help="time steps T (default 10)")
+    parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
+    parser.add_argument("--inputs", type=int, default=578, help="input features (default 578: N-MNIST 2x17x17)")
+    parser.add_argument("--hidden", type=int, default=200, help="hidden size (default 200)")
+    parser.add_argument("--reps", type=int, default=20, help="interleaved repetitions (default 20)")
+    parser.add_argument("--input-mode", default="rate", choices=("rate", "step"),
+                        help="HLOP presynaptic input (default rate)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--json", default=None, help="write the measurements to this JSON file")
+
+
+def run(args: argparse.Namespace) -> int:
+    """Time plain vs HLOP training steps; check inference outputs and op counts are unchanged."""
+    from spikeseq import profile
+    from spikeseq.continual import HLOP, HLOPConfig
+    from spikeseq.models.lifnet import SNNMLP
+
+    torch.set_num_threads(args.threads)
+    g = torch.Generator().manual_seed(1)
+    x = torch.poisson(torch.full((args.steps, args.batch, args.inputs), 0.3), generator=g)
+    y = torch.randint(0, 10, (args.batch,), generator=g)
+
+    def make():
+        torch.manual_seed(0)
+        return SNNMLP(args.inputs, 10, hidden=[args.hidden, args.hidden], tau_mem=0.02, dt=1e-3)
+
+    plain, hl = make(), make()
+    layers = ["layers.1", "layers.3", "layers.5"]
+    n, h = args.inputs, args.hidden  # the recipe's k (80 / 60 of 578 / 200 inputs) or less for small sizes
+    cfg = HLOPConfig(layers=layers,
+                     k_init={"layers.1": min(80, n // 2), "layers.3": min(60, h // 3), "layers.5": min(60, h // 3)},
+                     k_inc={"layers.1": min(60, n // 4), "layers.3": min(30, h // 6), "layers.5": min(30, h // 6)},
+                     lr={"layers.1": 0.001, "layers.3": 0.01, "layers.5": 0.01}, input=args.input_mode,
+                     freeze_1d=False)
+    hlop = HLOP(hl, cfg)
+    hlop.begin_task(0)
+    hl(x)  # some Hebbian learning so the old subspace is not the initial one
+    hlop.end_task()
+    hlop.begin_task(1)  # projection onto the old subspace + new neurons learning: the costly state
+    opts = {id(m): torch.optim.SGD(m.parameters(), lr=0.01, momentum=0.9) for m in (plain, hl)}
+
+    def step(model) -> None:
+        model.train()
+        out, _ = model(x)
+        loss = torch.nn.functional.cross_entropy(out.mean(0), y)
+        opt = opts[id(model)]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    rows = [("plain step", lambda: step(plain)), ("HLOP step", lambda: step(hl))]
+    for _, fn in rows:
+        fn()
+    wall: dict[str, list[float]] = {n: [] for n, _ in rows}
+    cpu: dict[str, list[float]] = {n: [] for n, _ in rows}
+    for _ in range(args.reps):
+        for name, fn in rows:
+            t0, c0 = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - t0)
+            cpu[name].append(time.process_time() - c0)
+    med = {k: statistics.median(v) for k, v in wall.items()}
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    ratio, ratio_cpu = med["HLOP step"] / med["plain step"], med_cpu["HLOP step"] / med_cpu["plain step"]
+
+    # inference: same weights, HLOP attached vs a plain copy
+    ref = make()
+    ref.load_state_dict(hl.state_dict())
+    hl.eval()
+    ref.eval()
+    with torch.no_grad():
+        same = bool(torch.equal(hl(x)[0], ref(x)[0]))
+    ca, cb = profile.count(hl, x), profile.count(ref, x)
+    same_ops = _totals(ca) == _totals(cb)
+    hlop.detach()
+
+    print(f"bench hlop: x [{args.steps}, {args.batch}, {args.inputs}], Linear {args.hidden} -> LIF -> Linear "
+          f"{args.hidden} -> LIF -> Linear 10 -> LI; HLOP on 3 layers (old k {cfg.k_init}, new {cfg.k_inc}, "
+          f"{cfg.iterations} Oja iterations per batch, input {args.input_mode!r}); {args.reps} interleaved reps, "
+          f"{torch.get_num_threads()} torch threads")
+    for name in med:
+        print(f"  {name:12s} median {1e3 * med[name]:8.2f} ms wall, {1e3 * med_cpu[name]:8.2f} ms CPU")
+    print(f"  HLOP / plain training step: {ratio:.3f} (wall), {ratio_cpu:.3f} (CPU)   target <= 1.5")
+    print(f"  inference with HLOP attached (eval): outputs identical: {same}; profiler op totals identical: "
+          f"{same_ops}")
+    if args.json:
+        from spikeseq.train.rundir import write_json
+
+        write_json(args.json, {"bench": "hlop", "shape": [args.steps, args.batch, args.inputs],
+                               "hidden": args.hidden, "reps": args.reps, "threads": torch.get_num_threads(),
+                               "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
+                               "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
+                               "inference_ops_identical": same_ops, "ops": _totals(ca)})
+    return 0
+
+
+def _totals(counts) -> dict[str, float]:
+    """Whole-model operation totals of a :func:`spikeseq.profile.count` report."""
+    return {k: float(v) for k, v in counts.totals().items()}
