@@ -101,11 +101,18 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--gru", type=Path, required=True)
     ap.add_argument("--lstm", type=Path)
     ap.add_argument("--pruned", type=Path)
+    ap.add_argument("--variant", action="append", default=[], metavar="NAME=RUN",
+                    help="another EGRU run (e.g. a different activity regularisation), reported as egru_NAME")
     ap.add_argument("--profile-windows", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path("results/egru/lm_tinyshakespeare.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     runs = {"egru": args.egru, "gru": args.gru, "lstm": args.lstm, "egru_pruned": args.pruned}
+    for v in args.variant:
+        name, _, path = v.partition("=")
+        if not path:
+            ap.error(f"--variant takes NAME=RUN, got {v!r}")
+        runs[f"egru_{name}"] = Path(path)
     metrics: dict[str, dict] = {}
     for name, run in runs.items():
         if run is None:
@@ -124,7 +131,9 @@ def main(argv: list[str] | None = None) -> int:
     comparison = {}
     if "gru" in metrics:
         ref = metrics["gru"]["test"]["bpc"]
-        for name, target in (("egru", 0.02), ("egru_pruned", 0.05), ("lstm", None)):
+        named = [("egru", 0.02), ("egru_pruned", 0.05), ("lstm", None)]
+        named += [(n, 0.02) for n in metrics if n.startswith("egru_") and n != "egru_pruned"]
+        for name, target in named:
             if name in metrics:
                 gap = metrics[name]["test"]["bpc"] / ref - 1.0
                 comparison[name] = {"bpc_over_gru_minus_1": gap, "target": target,
@@ -135,7 +144,8 @@ def main(argv: list[str] | None = None) -> int:
            "comparison_vs_gru": comparison,
            "collect_command": "python examples/egru/lm_results.py " + " ".join(
                f"--{k} {v}" for k, v in (("egru", args.egru), ("gru", args.gru), ("lstm", args.lstm),
-                                         ("pruned", args.pruned)) if v is not None)}
+                                         ("pruned", args.pruned), *(("variant", v) for v in args.variant))
+               if v is not None)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".tmp")
     tmp.write_text(json.dumps(out, indent=2, default=str))
