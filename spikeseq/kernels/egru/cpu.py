@@ -247,6 +247,8 @@ def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, *
         return None
     if x.device.type != "cpu":
         return f"x is on {x.device.type}, this backend runs on cpu"
+    if torch.is_autocast_enabled("cpu"):
+        return "autocast is on (the C++ loop runs float32/float64 only; the reference keeps gates in float32)"
     if x.dtype not in _DTYPES or compute_dtype(x.dtype) != x.dtype:
         return f"dtype {x.dtype} not supported (only float32/float64)"
     for w in (weight_ih, weight_hh, threshold, *(state or ())):
