@@ -27,6 +27,7 @@ from spikeseq.models import registry
 from spikeseq.train import checkpoint
 from spikeseq.train.config import load_config
 from spikeseq.train.datasets import prepare, time_first
+from spikeseq.train.tasks.language_modelling import lm_evaluate
 
 
 def _read(run: Path, name: str) -> dict:
@@ -51,11 +52,13 @@ def _train_time(run: Path) -> float | None:
 
 
 @torch.no_grad()
-def egru_measurements(run: Path, profile_windows: int) -> dict:
-    """Activity / weight sparsity and effective MACs of the evaluated checkpoint on the test split."""
+def egru_measurements(run: Path, profile_windows: int, ckpt: str | None = None) -> dict:
+    """Activity / weight sparsity and effective MACs of the evaluated checkpoint (or ``ckpt``) on the test split;
+    with ``ckpt`` also that checkpoint's test metrics."""
     cfg = load_config(run / "config.toml")
     ev = _read(run, "eval.json")
-    ck = checkpoint.load(run / "checkpoints" / f"{ev['checkpoint']}.pt", map_location="cpu")
+    name = ckpt or ev["checkpoint"]
+    ck = checkpoint.load(run / "checkpoints" / f"{name}.pt", map_location="cpu")
     model = registry.build(cfg.model.name, **cfg.model.kwargs)
     model.load_state_dict(ck["model"])
     model.eval()
@@ -85,7 +88,13 @@ def egru_measurements(run: Path, profile_windows: int) -> dict:
     w_sp = model.weight_sparsity()
     w_hh = [v for k, v in w_sp.items() if k.startswith("weight_hh")]
     activity = sum(act_layers) / len(act_layers)
+    extra = {}
+    if ckpt is not None:
+        test = lm_evaluate(model, data.test, cfg, torch.device("cpu"), data.n_classes)
+        extra = {"test": test, "checkpoint": name, "epoch": ck["position"]["epoch"],
+                 "test_of_eval_json": ev["test"], "checkpoint_of_eval_json": ev["checkpoint"]}
     return {
+        **extra,
         "activity_sparsity": activity, "activity_sparsity_per_layer": act_layers,
         "weight_sparsity": w_sp,
         "recurrent_weight_density": 1.0 - sum(w_hh) / len(w_hh),
@@ -122,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
             continue
         s = run_summary(run)
         if name.startswith("egru"):
-            s.update(egru_measurements(run, args.profile_windows))
+            # the pruned model is measured at its final (fully pruned) state, whatever eval.json picked
+            s.update(egru_measurements(run, args.profile_windows, "last" if name == "egru_pruned" else None))
         metrics[name] = s
         print(f"{name:12s} test bpc {s['test']['bpc']:.4f}" + (
             f"  activity sparsity {s['activity_sparsity']:.3f}  weight density "
