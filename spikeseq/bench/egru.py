@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -197,7 +198,8 @@ def run(args: argparse.Namespace) -> int:
                                                               "threads")),
         "config": {"hidden": H, "layers": L, "steps": T, "batch": B, "dtype": "float32", "threads": args.threads,
                    "eps": 3.6, "activity_sparsity_source": source},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__},
+        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
+                    "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg())},
         "fwd_bwd": {"activity_sparsity": got, "ms": t_train,
                     "dense_over_sparse": t_train["dense"] / t_train["sparse"],
                     "gru_over_sparse": t_train["gru"] / t_train["sparse"], "max_abs_diff": diff_train},

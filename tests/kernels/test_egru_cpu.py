@@ -92,3 +92,12 @@ def test_csr_input_projection_for_pruned_input_weights():
     w = p["weight_ih"].clone().requires_grad_()
     xs = x.reshape(-1, 20).clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: cpu.CSRLinear.apply(a, b, None), (xs[:6], w))
+
+
+def test_inference_without_saved_gates_gives_the_same_outputs():
+    x, st, p = make(seed=9, H=13)
+    out, new = K.egru_scan(x, st, backend="cpu", **p)
+    with torch.no_grad():
+        out2, new2 = K.egru_scan(x, st, backend="cpu", **p)
+    torch.testing.assert_close(out2.y, out.y.detach(), rtol=0, atol=0)
+    torch.testing.assert_close(new2.c, new.c.detach(), rtol=0, atol=0)

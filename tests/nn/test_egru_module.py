@@ -78,3 +78,17 @@ def test_autocast_keeps_state_and_threshold_comparison_in_float32():
     with torch.autocast("cpu", dtype=torch.bfloat16):
         out, st = m(x)
     assert st.c.dtype == torch.float32 and out.y.dtype == torch.float32
+
+
+def test_autocast_falls_back_to_the_reference_with_float32_gates():
+    import warnings
+
+    x = torch.randn(6, 2, 3)
+    outs = {}
+    for backend in ("auto", "torch"):
+        m = snn.EGRU(3, 8, seed=0, backend=backend)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                outs[backend] = m(x)[0].y
+    torch.testing.assert_close(outs["auto"], outs["torch"], rtol=0, atol=0)

@@ -158,7 +158,7 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
 
 class _Scan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, c0, y0, weight_hh, bias_hh, theta, mask, width, damp):  # type: ignore[override]
+    def forward(ctx, a, c0, y0, weight_hh, bias_hh, theta, mask, width, damp, keep):  # type: ignore[override]
         t, b, g = a.shape
         h = g // 3
         a = a.contiguous()
@@ -167,7 +167,9 @@ class _Scan(torch.autograd.Function):
         th = theta.detach().expand(h).contiguous()
         c0, y0 = c0.detach().contiguous(), y0.detach().contiguous()
         m = None if mask is None else mask.contiguous()
-        y, e, r, z, n, hn, ct, cs = (a.new_empty(t, b, h) for _ in range(8))
+        y, e, cs = (a.new_empty(t, b, h) for _ in range(3))
+        # gate values are kept only when a gradient will be asked for (inference writes them to scratch)
+        r, z, n, hn, ct = (a.new_empty(t, b, h) if keep else None for _ in range(5))
         _fn("egru_fwd", a.dtype)(t, b, h, _p(a), *rec.ptrs(), _p(bh), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(e),
                                  _p(r), _p(z), _p(n), _p(hn), _p(ct), _p(cs), _threads(b))
         ctx.save_for_backward(th, m, c0, y0, y, r, z, n, hn, ct, cs)
@@ -198,7 +200,7 @@ class _Scan(torch.autograd.Function):
         gb = gbh.sum(0) if ctx.has_bias else None
         g_theta = gth.sum(0)
         g_theta = g_theta.sum() if len(ctx.theta_shape) == 0 else g_theta
-        return ga, gc0, gy0, gw, gb, g_theta, None, None, None
+        return ga, gc0, gy0, gw, gb, g_theta, None, None, None, None
 
 
 def egru_scan(
@@ -230,7 +232,9 @@ def egru_scan(
     m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
     # under torch.autocast the projection is a low-precision matmul; the fused recurrence runs in x's dtype
     a = input_projection(x, weight_ih, bias_ih).to(x.dtype)
-    y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening)
+    keep = torch.is_grad_enabled() and any(
+        isinstance(v, torch.Tensor) and v.requires_grad for v in (a, st.c, st.y, w_hh, bias_hh, th))
+    y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening, keep)
     if not bool(torch.isfinite(c.detach()).all()):
         from spikeseq.errors import NonFiniteError
 
@@ -244,6 +248,8 @@ def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, *
         return None
     if x.device.type != "cpu":
         return f"x is on {x.device.type}, this backend runs on cpu"
+    if torch.is_autocast_enabled("cpu"):
+        return "autocast is on (the C++ loop runs float32/float64 only; the reference keeps gates in float32)"
     if x.dtype not in _DTYPES or compute_dtype(x.dtype) != x.dtype:
         return f"dtype {x.dtype} not supported (only float32/float64)"
     for w in (weight_ih, weight_hh, threshold, *(state or ())):

@@ -278,6 +278,9 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
     std::vector<S> h(nb * G), wbuf(nb * H);
     std::vector<int32_t> list(nb * H);
     std::vector<int64_t> cnt(nb);
+    // inference (sr == nullptr): r, z, n, h_n, c~ go to one scratch row instead of [T, B, H] arrays
+    const bool save = sr != nullptr;
+    std::vector<S> scratch(save ? 0 : 5 * H);
     for (int64_t t = 0; t < T; ++t) {
       for (int64_t q = 0; q < nb; ++q) {
         const int64_t b = b0 + q;
@@ -302,11 +305,17 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
         const int64_t o = (t * B + b) * H;
         const S* a = A + (t * B + b) * G;
         const S* m = mask ? mask + o : nullptr;
+        const int64_t os = save ? o : 0;
+        S* RS xr = save ? sr : scratch.data();
+        S* RS xz = save ? sz : scratch.data() + H;
+        S* RS xn = save ? sn : scratch.data() + 2 * H;
+        S* RS xhn = save ? shn : scratch.data() + 3 * H;
+        S* RS xct = save ? sct : scratch.data() + 4 * H;
         int64_t i = 0;
         for (; i + L <= H; i += L)
           gates<S>(a + i, a + H + i, a + 2 * H + i, hb + i, hb + H + i, hb + 2 * H + i, cp + i, th + i,
-                   m ? m + i : nullptr, sr + o + i, sz + o + i, sn + o + i, shn + o + i, sct + o + i, cseq + o + i,
-                   e + o + i, y + o + i);
+                   m ? m + i : nullptr, xr + os + i, xz + os + i, xn + os + i, xhn + os + i, xct + os + i,
+                   cseq + o + i, e + o + i, y + o + i);
         if (i < H) {  // the tail through padded copies (one code path: the same rounding for every unit)
           S in[9][L] = {}, out[8][L];
           const S* src[9] = {a + i, a + H + i, a + 2 * H + i, hb + i, hb + H + i, hb + 2 * H + i, cp + i, th + i,
@@ -315,7 +324,7 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
             for (int64_t u = 0; u < H - i; ++u) in[k][u] = src[k] ? src[k][u] : S(0);
           gates<S>(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], m ? in[8] : nullptr, out[0], out[1],
                    out[2], out[3], out[4], out[5], out[6], out[7]);
-          S* dst[8] = {sr + o + i, sz + o + i, sn + o + i, shn + o + i, sct + o + i, cseq + o + i, e + o + i,
+          S* dst[8] = {xr + os + i, xz + os + i, xn + os + i, xhn + os + i, xct + os + i, cseq + o + i, e + o + i,
                        y + o + i};
           for (int k = 0; k < 8; ++k)
             for (int64_t u = 0; u < H - i; ++u) dst[k][u] = out[k][u];

@@ -124,6 +124,8 @@ def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, *
     devices = ("cuda", "cpu") if interpreting() else ("cuda",)
     if x.device.type not in devices:
         return f"x is on {x.device.type}, this backend runs on {'/'.join(devices)}"
+    if torch.is_autocast_enabled(x.device.type):
+        return "autocast is on (the Triton kernel runs float32/float64 only; the reference keeps gates in float32)"
     if x.dtype not in _DTYPES or compute_dtype(x.dtype) != x.dtype:
         return f"dtype {x.dtype} not supported (only float32/float64)"
     for w in (weight_ih, weight_hh, threshold, *(state or ())):
