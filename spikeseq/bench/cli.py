@@ -12,6 +12,7 @@ BENCHES: dict[str, str] = {
     "delays": "DelayLinear vs the dcls package, integer inference path vs Gaussian training path",
     "interp": "event-driven interpreter cost vs number of events",
     "profile": "profiler overhead vs the plain forward pass",
+    "gpu": "Triton kernels vs the reference on a real GPU (all gradients) and timings vs eager / torch.compile",
 }
 
 
