@@ -10,7 +10,7 @@ SPIKESEQ_DATA ?= $(abspath ../shared/data)
 BIN := $(VENV)/bin
 # Peers that pin torch/torchvision/torchaudio in their metadata: installed with --no-deps, their real
 # runtime requirements are listed in the `dev`/`data` extras.
-PEERS_NO_DEPS ?= snntorch==1.0.0 norse==1.1.0 nirtorch==2.6 spikingjelly==2.0.0 neurobench==2.3.0 dcls==0.1.1 tonic==1.7.0
+PEERS_NO_DEPS ?= snntorch==1.0.0 norse==1.1.0 nirtorch==2.6 spikingjelly==2.0.0 neurobench==2.3.0 dcls==0.1.1 tonic==1.7.0 avalanche-lib==0.6.0
 
 # The Lava oracle environment: Python 3.10 + lava-nc 0.10 + lava-dl 0.6 (pins in .ci/lava-requirements.txt),
 # built once outside the repository (a few GB), reused while its stamp matches the pins.

@@ -1,4 +1,4 @@
-"""Separate the accuracy lost by a run's Loihi-style export into its causes (spikeseq.graph.error_budget).
+"""Separate the accuracy lost by a run's Loihi-style export into its causes (spikeseq.verify.error_budget).
 
     python examples/loihi_error_budget.py RUN [--samples N] [--json OUT]
 
@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 from spikeseq.errors import ParameterError, SpikeseqError
-from spikeseq.graph.error_budget import loihi_error_budget, to_markdown
 from spikeseq.train.runs import load_run, model_dt, sample_inputs
+from spikeseq.verify.error_budget import loihi_error_budget, to_markdown
 
 
 def main() -> int:

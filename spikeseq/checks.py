@@ -12,6 +12,7 @@ from spikeseq.types import RESET_MODES, ParamLike
 
 
 def check_floating(x: torch.Tensor, name: str) -> None:
+    """Raise ``DTypeError`` unless ``x`` is a floating-point ``torch.Tensor`` (spikes are 0/1 floats)."""
     if not isinstance(x, torch.Tensor):
         raise DTypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
     if not x.is_floating_point():
@@ -35,6 +36,7 @@ def check_sequence(x: torch.Tensor, name: str = "x", min_rank: int = 2) -> None:
 
 
 def check_state_shape(state: torch.Tensor, expected: torch.Size, name: str) -> None:
+    """Raise ``ShapeError`` unless the state tensor ``name`` has the shape of one input step, ``expected``."""
     if tuple(state.shape) != tuple(expected):
         raise ShapeError(
             f"state {name} has shape {tuple(state.shape)} but the input step has shape {tuple(expected)}; "
@@ -43,6 +45,7 @@ def check_state_shape(state: torch.Tensor, expected: torch.Size, name: str) -> N
 
 
 def check_finite_param(p: ParamLike, name: str) -> None:
+    """Raise ``NonFiniteError`` if the parameter (number or tensor) holds NaN or Inf."""
     if isinstance(p, torch.Tensor):
         if not bool(torch.isfinite(p.detach()).all()):
             raise NonFiniteError(f"parameter {name} contains NaN or Inf")
@@ -51,6 +54,7 @@ def check_finite_param(p: ParamLike, name: str) -> None:
 
 
 def check_positive(p: ParamLike, name: str) -> None:
+    """Raise ``NonFiniteError``/``ParameterError`` unless the parameter is finite and > 0 (``tau``, ``dt`` in s)."""
     check_finite_param(p, name)
     bad = bool((p.detach() <= 0).any()) if isinstance(p, torch.Tensor) else p <= 0
     if bad:
@@ -58,6 +62,7 @@ def check_positive(p: ParamLike, name: str) -> None:
 
 
 def check_unit_interval(p: ParamLike, name: str) -> None:
+    """Raise ``NonFiniteError``/``ParameterError`` unless the parameter lies in [0, 1] (a decay ``exp(-dt/tau)``)."""
     check_finite_param(p, name)
     if isinstance(p, torch.Tensor):
         bad = bool(((p.detach() < 0) | (p.detach() > 1)).any())
@@ -68,6 +73,7 @@ def check_unit_interval(p: ParamLike, name: str) -> None:
 
 
 def check_reset(reset: str) -> None:
+    """Raise ``ParameterError`` unless ``reset`` is one of ``RESET_MODES`` (``"subtract"``, ``"zero"``, ``"none"``)."""
     if reset not in RESET_MODES:
         raise ParameterError(f"unknown reset mode {reset!r}; expected one of {', '.join(RESET_MODES)}")
 
@@ -82,4 +88,21 @@ def check_finite_result(t: torch.Tensor, what: str) -> None:
         raise NonFiniteError(
             f"non-finite values (NaN or Inf) reached {what}: check the input sequence, the initial state and "
             "the parameters for NaN/Inf"
+        )
+
+
+def check_window(x: torch.Tensor, channels: int, what: str = "the model") -> None:
+    """``x`` ``[T, B, C]`` with ``C == channels`` and no NaN/Inf (sensor windows)."""
+    check_sequence(x, "x", min_rank=3)
+    if x.dim() != 3 or x.shape[-1] != channels:
+        raise ShapeError(
+            f"{what} expects time-first windows [T, B, {channels}] ({channels} sensor channels), got shape "
+            f"{tuple(x.shape)}; transpose [B, T, C] batches with x.transpose(0, 1) and select the channels the "
+            "model was built for"
+        )
+    if not bool(torch.isfinite(x).all()):
+        bad = (~torch.isfinite(x)).any(dim=2).any(dim=0).nonzero().flatten().tolist()
+        raise NonFiniteError(
+            f"input windows contain NaN or Inf (batch rows {bad[:10]}); drop or interpolate missing sensor samples "
+            "before the model"
         )

@@ -3,7 +3,8 @@
 Each subcommand lives in its own module, imported only when that subcommand runs, so ``spikeseq --help`` is fast
 and a missing optional dependency only affects the command that needs it. A command module provides
 ``register(parser: argparse.ArgumentParser) -> None`` and ``run(args: argparse.Namespace) -> int``.
-Errors from spikeseq print as one readable line (exit code 2); ``--debug`` shows the traceback.
+Errors from spikeseq print as one readable line (exit code 2); ``--debug`` shows the traceback. Ctrl-C at any
+point, start-up included, exits with code 130 (see :mod:`spikeseq._signals`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import importlib
 import sys
 
+from spikeseq import _signals
 from spikeseq.errors import SpikeseqError
 
 #: name -> (module implementing it, one-line help)
@@ -21,13 +23,15 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("spikeseq.train.cmd_export", "export a run to NIR / Loihi-style / SpiNNaker2-style and verify it"),
     "profile": ("spikeseq.train.cmd_profile", "count operations and estimate energy for a run"),
     "report": ("spikeseq.report.cmd_report", "write the HTML + Markdown report of a run"),
-    "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile"),
+    "results": ("spikeseq.report.cmd_results", "regenerate or check the README's results tables from results/"),
+    "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile, wkv, egru"),
     "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
     "demo": ("spikeseq.train.cmd_demo", "the main job end to end on data available offline"),
 }
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The ``spikeseq`` argument parser; only ``command``'s module is imported to add its options (fast ``--help``)."""
     parser = argparse.ArgumentParser(prog="spikeseq", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show full tracebacks on errors")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -39,9 +43,11 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the spikeseq command line ``argv``; returns the exit code (2: bad input, 130: interrupted)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), None)
     debug = "--debug" in argv
+    previous = _signals.install()
     try:
         parser = build_parser(command if command in COMMANDS else None)
         args = parser.parse_args(argv)
@@ -49,7 +55,10 @@ def main(argv: list[str] | None = None) -> int:
             parser.print_help()
             return 2
         module = importlib.import_module(COMMANDS[args.command][0])
-        return int(module.run(args) or 0)
+        _signals.check()  # a Ctrl-C whose KeyboardInterrupt an extension swallowed while importing
+        rc = int(module.run(args) or 0)
+        _signals.check()
+        return rc
     except KeyboardInterrupt:
         print("spikeseq: interrupted", file=sys.stderr)
         return 130
@@ -57,7 +66,14 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         print(f"spikeseq {command or ''}: error: {e}".replace("  ", " "), file=sys.stderr)
-        return 2
+        return 130 if _signals.interrupted() else 2
+    except Exception:
+        if _signals.interrupted() and not debug:  # e.g. an ImportError that a Ctrl-C caused inside an import
+            print("spikeseq: interrupted", file=sys.stderr)
+            return 130
+        raise
+    finally:
+        _signals.restore(previous)
 
 
 if __name__ == "__main__":  # pragma: no cover

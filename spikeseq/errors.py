@@ -41,3 +41,17 @@ class ExportError(SpikeseqError, ValueError):
 
 class ProfileError(SpikeseqError, ValueError):
     """The profiler cannot count a module (no counter registered) or was given unusable input."""
+
+
+class PluginError(SpikeseqError, ValueError):
+    """A model family (plug-in) cannot be registered or loaded (duplicate name, a lowering or counter for a type
+    it does not own, an unknown task, a failing entry point)."""
+
+
+class ContinualError(SpikeseqError, ValueError):
+    """A continual-learning task stream or task id is invalid (task id out of range, tasks that do not fit one
+    shared head, tasks run out of order)."""
+
+
+class OutputError(SpikeseqError, OSError):
+    """An output file or folder cannot be written (read-only folder, a file where a folder is expected, ...)."""

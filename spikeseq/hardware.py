@@ -83,6 +83,7 @@ class HardwareSpec:
         return self._get("energy", self.energy, key).pj
 
     def has_energy(self) -> bool:
+        """Whether the table gives any energy per operation (some targets publish none)."""
         return bool(self.energy)
 
     def _get(self, section: str, table: dict[str, Entry], key: str) -> Entry:

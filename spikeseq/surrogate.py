@@ -37,9 +37,11 @@ class Surrogate:
         return self.grad_(x.clone())
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:  # pragma: no cover - abstract
+        """The smooth function whose derivative is the surrogate gradient (used by the finite-difference tests)."""
         raise NotImplementedError
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``H(x)`` forward (``x > 0``), this surrogate's gradient backward (:func:`spike`)."""
         return spike(x, self)
 
 
@@ -60,9 +62,11 @@ class ATan(Surrogate):
         _positive(self.alpha, "ATan.alpha")
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad(x)`` of the class docstring, written into ``x``."""
         return x.mul_(math.pi / 2 * self.alpha).square_().add_(1).reciprocal_().mul_(self.alpha / 2)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        """``primitive(x)`` of the class docstring."""
         return torch.atan(math.pi / 2 * self.alpha * x) / math.pi + 0.5
 
 
@@ -81,10 +85,12 @@ class Sigmoid(Surrogate):
         _positive(self.alpha, "Sigmoid.alpha")
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad(x)`` of the class docstring, written into ``x``."""
         s = x.mul_(self.alpha).sigmoid_()
         return s.addcmul_(s, s, value=-1).mul_(self.alpha)  # alpha * s * (1 - s)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        """``primitive(x)`` of the class docstring."""
         return torch.sigmoid(self.alpha * x)
 
 
@@ -103,9 +109,11 @@ class FastSigmoid(Surrogate):
         _positive(self.slope, "FastSigmoid.slope")
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad(x)`` of the class docstring, written into ``x``."""
         return x.abs_().mul_(self.slope).add_(1).square_().reciprocal_()
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        """``primitive(x)`` of the class docstring."""
         return x / (1 + self.slope * x.abs())
 
 
@@ -128,9 +136,11 @@ class Triangle(Surrogate):
         _positive(self.dampening, "Triangle.dampening")
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad(x)`` of the class docstring, written into ``x``."""
         return x.abs_().div_(-self.width).add_(1).clamp_(min=0).mul_(self.dampening)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        """``primitive(x)`` of the class docstring."""
         c = x.clamp(-self.width, self.width)
         return self.dampening * (c - torch.sign(c) * c.square() / (2 * self.width))
 
@@ -142,9 +152,11 @@ class StraightThrough(Surrogate):
     name: ClassVar[str] = "straight_through"
 
     def grad_(self, x: torch.Tensor) -> torch.Tensor:
+        """``grad(x) = 1``, written into ``x``."""
         return x.fill_(1)
 
     def primitive(self, x: torch.Tensor) -> torch.Tensor:
+        """``primitive(x) = x`` (a copy)."""
         return x.clone()
 
 

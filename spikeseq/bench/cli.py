@@ -12,11 +12,14 @@ BENCHES: dict[str, str] = {
     "delays": "DelayLinear vs the dcls package, integer inference path vs Gaussian training path",
     "interp": "event-driven interpreter cost vs number of events",
     "profile": "profiler overhead vs the plain forward pass",
+    "wkv": "WKV forms (reference loop, chunked, fused C++) fwd+bwd vs each other and the block's matmul bound",
+    "egru": "activity-sparse EGRU kernel vs the dense EGRU and torch.nn.GRU (fwd+bwd; pruned forward)",
     "gpu": "Triton kernels vs the reference on a real GPU (all gradients) and timings vs eager / torch.compile",
 }
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add one ``spikeseq bench NAME`` sub-command per benchmark in ``BENCHES``, each with its own options."""
     sub = parser.add_subparsers(dest="bench", metavar="NAME", required=True)
     for name, help_text in BENCHES.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
@@ -28,5 +31,6 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the benchmark named by ``args.bench``; returns its exit code."""
     module = importlib.import_module(f"spikeseq.bench.{args.bench}")
     return int(module.run(args) or 0)

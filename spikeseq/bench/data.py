@@ -27,13 +27,18 @@ from pathlib import Path
 
 import torch
 
+from spikeseq._args import nonnegative_int, positive_int
+
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench data`` options (data root, repetitions, bins, workers, batches, ``--json``) to ``parser``."""
     parser.add_argument("--root", help="N-MNIST folder (default: <data root>/nmnist/NMNIST)")
-    parser.add_argument("--repeats", type=int, default=3, help="interleaved repetitions (default 3)")
-    parser.add_argument("--n-bins", type=int, default=30, help="frames per recording (default 30)")
-    parser.add_argument("--workers", type=int, default=2, help="DataLoader workers for the feeding test (default 2)")
-    parser.add_argument("--batches", type=int, default=40, help="batches of 32 in the feeding test (default 40)")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="interleaved repetitions (default 3)")
+    parser.add_argument("--n-bins", type=positive_int, default=30, help="frames per recording (default 30)")
+    parser.add_argument("--workers", type=nonnegative_int, default=2,
+                        help="DataLoader workers for the feeding test (default 2)")
+    parser.add_argument("--batches", type=positive_int, default=40,
+                        help="batches of 32 in the feeding test (default 40)")
     parser.add_argument("--json", help="also write the results to this JSON file")
 
 
@@ -102,6 +107,7 @@ def _feed(root, n_bins: int, workers: int, batches: int, model_on: bool = True,
 
 
 def run(args: argparse.Namespace) -> int:
+    """Time the rows of the module docstring on the N-MNIST copy at ``args.root`` and print the table; returns 0."""
     from spikeseq.data import nmnist
 
     root = nmnist.resolve_root(args.root)

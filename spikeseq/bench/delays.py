@@ -23,21 +23,24 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 
+from spikeseq._args import nonnegative_int, positive_float, positive_int, probability
 from spikeseq.errors import BackendUnavailableError
 from spikeseq.nn.delay import DelayLinear
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--in-features", type=int, default=140)
-    parser.add_argument("--out-features", type=int, default=256)
-    parser.add_argument("--taps", type=int, default=25, help="K = max_delay + 1")
-    parser.add_argument("--steps", type=int, default=100, help="T")
-    parser.add_argument("--batch", type=int, default=32, help="B")
-    parser.add_argument("--density", type=float, default=0.1, help="input spike probability per bin")
-    parser.add_argument("--sigma", type=float, default=None, help="Gaussian sigma (default K//2, the initial one)")
+    """Add the ``bench delays`` options (layer shape, taps, T, B, input density, sigma, ...) to ``parser``."""
+    parser.add_argument("--in-features", type=positive_int, default=140)
+    parser.add_argument("--out-features", type=positive_int, default=256)
+    parser.add_argument("--taps", type=positive_int, default=25, help="K = max_delay + 1")
+    parser.add_argument("--steps", type=positive_int, default=100, help="T")
+    parser.add_argument("--batch", type=positive_int, default=32, help="B")
+    parser.add_argument("--density", type=probability, default=0.1, help="input spike probability per bin")
+    parser.add_argument("--sigma", type=positive_float, default=None,
+                        help="Gaussian sigma (default K//2, the initial one)")
     parser.add_argument("--input-grad", action="store_true", help="also back-propagate to the input (hidden layer)")
-    parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
+    parser.add_argument("--reps", type=positive_int, default=15)
+    parser.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (0 = leave torch's default)")
     parser.add_argument("--json", default=None, help="also write the results to this JSON file")
 
 
@@ -67,6 +70,7 @@ def _saved_bytes(fn: Callable[[], torch.Tensor]) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Time and measure the rows of the module docstring side by side and print the table; returns 0."""
     if args.threads:
         torch.set_num_threads(args.threads)
     n_in, n_out, k, t, b = args.in_features, args.out_features, args.taps, args.steps, args.batch
@@ -114,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
 
     def integer_forward() -> None:
         with torch.no_grad():
-            integer(x, integer=True)
+            integer.forward_integer(x)
 
     rows: dict[str, Callable[[], None]] = {
         "dcls Dcls1d gauss: train step": train_step(dcls_forward),

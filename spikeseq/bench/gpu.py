@@ -38,6 +38,7 @@ RESETS = ("subtract", "zero", "none")
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """The command's options (sizes, repetitions, tolerances, output folder)."""
     parser.add_argument("--T", type=int, default=500, help="time steps (default 500)")
     parser.add_argument("--B", type=int, default=32, help="batch (default 32)")
     parser.add_argument("--N", type=int, default=1024, help="neurons (default 1024)")
@@ -194,6 +195,7 @@ def _write(out_dir: Path, result: dict) -> Path:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Check and time every Triton kernel; write the JSON; 2 without a GPU, 1 when a check fails."""
     why = refusal()
     if why is not None:
         print(why, file=sys.stderr)

@@ -16,21 +16,25 @@ import time
 
 import numpy as np
 
+from spikeseq._args import positive_float, positive_int, probability
 from spikeseq.graph import ir
 from spikeseq.graph.simulate import simulate
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--inputs", type=int, default=4096, help="presynaptic neurons (default 4096)")
-    parser.add_argument("--outputs", type=int, default=2048, help="postsynaptic neurons (default 2048)")
-    parser.add_argument("--steps", type=int, default=100, help="time steps (default 100)")
-    parser.add_argument("--rate", type=float, default=0.1, help="input spike probability per step (default 0.1)")
-    parser.add_argument("--factor", type=float, default=10.0, help="event ratio between the two rows (default 10)")
-    parser.add_argument("--repeats", type=int, default=5, help="interleaved rounds (default 5)")
+    """Add the ``bench interp`` options (sizes, steps, input rate, event ratio, repeats, seed) to ``parser``."""
+    parser.add_argument("--inputs", type=positive_int, default=4096, help="presynaptic neurons (default 4096)")
+    parser.add_argument("--outputs", type=positive_int, default=2048, help="postsynaptic neurons (default 2048)")
+    parser.add_argument("--steps", type=positive_int, default=100, help="time steps (default 100)")
+    parser.add_argument("--rate", type=probability, default=0.1, help="input spike probability per step (default 0.1)")
+    parser.add_argument("--factor", type=positive_float, default=10.0,
+                        help="event ratio between the two rows (default 10)")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="interleaved rounds (default 5)")
     parser.add_argument("--seed", type=int, default=0)
 
 
 def build(n_in: int, n_out: int, seed: int = 0) -> ir.Graph:
+    """The benchmark graph ``Input(n_in) -> Linear -> LIF(n_out) -> Output`` with seeded random weights, dt = 1 ms."""
     rng = np.random.default_rng(seed)
     w = (rng.normal(size=(n_out, n_in)) / np.sqrt(n_in)).astype(np.float32)
     lif = ir.LIF(tau=np.full(n_out, 1e-2), r=np.full(n_out, 1 / (1 - np.exp(-0.1))), v_threshold=np.ones(n_out))
@@ -39,6 +43,7 @@ def build(n_in: int, n_out: int, seed: int = 0) -> ir.Graph:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Time the interpreter on the three input rows and print times, events and synops per row; returns 0."""
     g = build(args.inputs, args.outputs, args.seed)
     rng = np.random.default_rng(args.seed)
     shape = (args.steps, 1, args.inputs)

@@ -15,20 +15,24 @@ import time
 
 import torch
 
+from spikeseq._args import nonnegative_int, positive_int, probability
+
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--steps", type=int, default=100, help="time steps T (default 100)")
-    parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
-    parser.add_argument("--inputs", type=int, default=700, help="input channels (default 700, SHD)")
-    parser.add_argument("--hidden", type=int, default=256, help="hidden size (default 256)")
-    parser.add_argument("--density", type=float, default=0.05, help="input spike density (default 0.05)")
-    parser.add_argument("--reps", type=int, default=15, help="interleaved repetitions (default 15)")
+    """Add the ``bench profile`` options (T, B, sizes, density, repetitions, NeuroBench mode, threads) to ``parser``."""
+    parser.add_argument("--steps", type=positive_int, default=100, help="time steps T (default 100)")
+    parser.add_argument("--batch", type=positive_int, default=32, help="batch size B (default 32)")
+    parser.add_argument("--inputs", type=positive_int, default=700, help="input channels (default 700, SHD)")
+    parser.add_argument("--hidden", type=positive_int, default=256, help="hidden size (default 256)")
+    parser.add_argument("--density", type=probability, default=0.05, help="input spike density (default 0.05)")
+    parser.add_argument("--reps", type=positive_int, default=15, help="interleaved repetitions (default 15)")
     parser.add_argument("--neurobench", action="store_true", help="also time the NeuroBench-compatible mode")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--json", default=None, help="write the measurements to this JSON file")
 
 
 def build(n_in: int, hidden: int, n_out: int = 20):
+    """The SHD-shaped network ``Linear -> LIF -> Linear -> LIF -> Linear(n_out)`` with seed 0 (module docstring)."""
     from spikeseq import nn as snn
 
     torch.manual_seed(0)
@@ -38,6 +42,7 @@ def build(n_in: int, hidden: int, n_out: int = 20):
 
 
 def run(args: argparse.Namespace) -> int:
+    """Time a plain forward against :func:`spikeseq.profile.count` and print both medians and their ratio."""
     from spikeseq import profile
 
     if args.threads > 0:

@@ -36,7 +36,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -44,6 +43,8 @@ from pathlib import Path
 
 import torch
 from torch import nn
+
+from spikeseq._args import nonnegative_int
 
 SETTINGS = {
     "small": dict(T=100, B=32, inputs=700, hidden=256, classes=20),
@@ -64,12 +65,14 @@ GRAD_RTOL_ROW = {"snntorch": 1e-6}
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench sim`` options (settings, repetitions, JSON, check, threads, reference) to ``parser``."""
     parser.add_argument("--settings", default="small,medium", help="comma list of: small, medium (default both)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke setting, 2 repetitions")
-    parser.add_argument("--reps", type=int, default=0, help="timed repetitions per row (default 12 small, 6 medium)")
+    parser.add_argument("--reps", type=nonnegative_int, default=0,
+                        help="timed repetitions per row (default 12 small, 6 medium)")
     parser.add_argument("--json", type=Path, default=None, help="write the table as JSON to this path")
     parser.add_argument("--no-check", action="store_true", help="skip the float64 agreement check")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (default: torch's choice)")
+    parser.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (default: torch's choice)")
     parser.add_argument("--with-reference", action="store_true",
                         help="also time the pure-torch reference path of spikeseq (as slow as snnTorch)")
 
@@ -77,6 +80,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 # ----------------------------------------------------------------------------------------------- the rows
 @dataclass
 class Row:
+    """One framework's network: ``forward(x)`` on ``[T, B, inputs]``, its modules, and one hidden layer's ``neuron``."""
+
     name: str
     forward: Callable[[torch.Tensor], torch.Tensor]
     modules: list[nn.Module]
@@ -100,6 +105,7 @@ def _linears(cfg: dict, dtype: torch.dtype, seed: int = 0) -> list[nn.Linear]:
 
 def spikeseq_row(lins, dtype, name="spikeseq", backend="auto", surrogate=None, detach=True,
                  linear_mode="auto") -> Row:
+    """The network on spikeseq's kernels (``backend``, ``linear_mode`` for ``spike_linear``), copying ``lins``."""
     # The kernels API with beta as a number: nn.LIF derives beta from a float32 tau buffer, which is ~1e-8 off 0.9
     # and would blur the float64 agreement check (the time loop is the same code either way).
     from spikeseq import kernels
@@ -125,6 +131,7 @@ def spikeseq_row(lins, dtype, name="spikeseq", backend="auto", surrogate=None, d
 
 
 def bound_row(lins, dtype) -> Row:
+    """The dense-matmul bound: the same Linears with only a threshold-and-surrogate between them (no neuron state)."""
     from spikeseq import surrogate as sg
 
     lins = copy.deepcopy(lins)
@@ -140,6 +147,7 @@ def bound_row(lins, dtype) -> Row:
 
 
 def snntorch_row(lins, dtype) -> Row:
+    """The network on snnTorch ``Leaky`` neurons (``reset_mechanism="zero"``, ATan surrogate), copying ``lins``."""
     import snntorch as snn
     from snntorch import surrogate as ssg
 
@@ -165,6 +173,7 @@ def snntorch_row(lins, dtype) -> Row:
 
 
 def norse_row(lins, dtype) -> Row:
+    """The network on Norse ``LIFBoxCell`` (input weights scaled by ``1 / (dt/tau)``, see the module docstring)."""
     from norse.torch import LIFBoxCell
     from norse.torch.functional.lif_box import LIFBoxParameters
 
@@ -196,6 +205,7 @@ def norse_row(lins, dtype) -> Row:
 
 
 def spikingjelly_row(lins, dtype) -> Row:
+    """The network on SpikingJelly ``LIFNode`` (multi-step mode, ``tau = 10``, ``decay_input=False``)."""
     from spikingjelly.activation_based import functional as sjf
     from spikingjelly.activation_based import neuron, surrogate
 
@@ -222,6 +232,7 @@ PEERS = {"snntorch": snntorch_row, "norse": norse_row, "spikingjelly": spikingje
 
 
 def build_rows(cfg: dict, dtype: torch.dtype, with_reference: bool) -> tuple[list[Row], list[str]]:
+    """The rows to time for setting ``cfg`` and the names of peers skipped because they are not installed."""
     lins = _linears(cfg, dtype)
     rows = [spikeseq_row(lins, dtype), spikeseq_row(lins, dtype, name=DENSE_ROW, linear_mode="dense")]
     if with_reference:
@@ -237,6 +248,7 @@ def build_rows(cfg: dict, dtype: torch.dtype, with_reference: bool) -> tuple[lis
 
 
 def make_input(cfg: dict, dtype: torch.dtype, seed: int = 1) -> torch.Tensor:
+    """Bernoulli input spikes ``[T, B, inputs]`` of density ``DENSITY``, seeded."""
     g = torch.Generator().manual_seed(seed)
     return (torch.rand(cfg["T"], cfg["B"], cfg["inputs"], generator=g) < DENSITY).to(dtype)
 
@@ -285,6 +297,7 @@ def _zero(row: Row) -> None:
 
 
 def time_rows(rows: list[Row], x: torch.Tensor, reps: int, warmup: int = 2) -> dict[str, dict[str, float]]:
+    """Median forward and forward+backward times in ms per row, repetitions interleaved over the rows."""
     fwd: dict[str, list[float]] = {r.name: [] for r in rows}
     both: dict[str, list[float]] = {r.name: [] for r in rows}
     for rep in range(warmup + reps):
@@ -356,6 +369,8 @@ def agreement(cfg: dict) -> dict[str, dict]:
 # ----------------------------------------------------------------------------------------------- the table
 @dataclass
 class SettingResult:
+    """Results of one setting: times and saved bytes per row, float64 agreement, and the pass/fail of each target."""
+
     setting: str
     config: dict
     reps: int
@@ -367,6 +382,7 @@ class SettingResult:
 
 
 def run_setting(name: str, reps: int, check: bool, with_reference: bool = False) -> SettingResult:
+    """Build, time and measure every row of setting ``name`` and check the targets (agreement too with ``check``)."""
     cfg = SETTINGS[name]
     res = SettingResult(name, dict(cfg), reps)
     rows, res.skipped = build_rows(cfg, torch.float32, with_reference=with_reference)
@@ -407,6 +423,7 @@ def _target(value: float, limit: float, op: str) -> dict:
 
 
 def format_setting(res: SettingResult) -> str:
+    """The result of one setting as a plain-text table with ratios and targets."""
     c = res.config
     lines = [f"setting {res.setting}: T={c['T']} B={c['B']} in={c['inputs']} hidden={c['hidden']} "
              f"classes={c['classes']}, float32, {torch.get_num_threads()} threads, median of {res.reps}, "
@@ -437,14 +454,13 @@ def format_setting(res: SettingResult) -> str:
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    from spikeseq._atomic import write_text
+
+    write_text(path, json.dumps(payload, indent=2))
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the chosen settings, print tables, write ``--json``; 1 if rows disagree, 2 for an unknown setting."""
     if args.threads:
         torch.set_num_threads(args.threads)
     names = ["quick"] if args.quick else [s.strip() for s in args.settings.split(",") if s.strip()]

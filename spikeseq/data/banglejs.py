@@ -9,6 +9,7 @@ segment); split by user: the last user is the test split.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
@@ -16,21 +17,26 @@ import numpy as np
 import torch
 
 from spikeseq.data._text import read_table
-from spikeseq.data.har import HARWindows, _root, check_split, sliding_windows
+from spikeseq.data.har_common import HARWindows, check_split, dataset_root, sliding_windows
 from spikeseq.errors import DataError
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    return _root("banglejs", root, "labels.csv", ("Custom Dataset", "banglejs_watch/Custom Dataset",
+    """The folder holding ``labels.csv`` (``root`` itself or a known sub-folder; default: the data root's banglejs)."""
+    return dataset_root("banglejs", root, "labels.csv", ("Custom Dataset", "banglejs_watch/Custom Dataset",
                                                  "har/banglejs_watch/Custom Dataset"))
 
 
 def read_recording(path: Path) -> np.ndarray:
     """``[n, 3]`` float32 acceleration (g); the time column is dropped (the rate is 50 Hz)."""
     try:
-        lines = path.read_text().splitlines()
+        lines = path.read_bytes().decode("utf-8").splitlines()
     except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
+        raise DataError(f"file not found: {path}; the Bangle.js set has Raw Data/acc_expXX_userYY.txt for "
+                        "every session in labels.csv: restore the file or drop its rows from labels.csv") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file (byte {e.start}); expected the header "
+                        "'time,acc_x,acc_y,acc_z' and rows 'HH:MM:SS.fff,x,y,z;'") from None
     if not lines or not lines[0].startswith("time"):
         raise DataError(f"{path}: expected the header 'time,acc_x,acc_y,acc_z'")
     rows = []
@@ -43,12 +49,21 @@ def read_recording(path: Path) -> np.ndarray:
         try:
             rows.append((float(f[1]), float(f[2]), float(f[3])))
         except ValueError as e:
-            raise DataError(f"{path}: line {i} is not numeric ({e})") from e
+            raise DataError(f"{path}: line {i} is not numeric ({e}); expected 'HH:MM:SS.fff,x,y,z;' with x, y, z "
+                            "in g") from e
+        if not all(math.isfinite(v) for v in rows[-1]):
+            raise DataError(f"{path}: line {i} holds NaN or Inf ({ln.strip()[:80]!r}); every acceleration must be "
+                            "a finite number: restore the file or delete that line")
     return np.array(rows, np.float32).reshape(-1, 3)
 
 
 def load_windows(root: str | os.PathLike | None = None, split: str = "train", *, window: int = 128,
                  stride: int = 64, test_users: frozenset[int] | None = None) -> HARWindows:
+    """Windows ``x [N, window, 3]`` (g, 50 Hz) of one split (``"train"``, ``"test"``, ``"all"``), split by user.
+
+    ``test_users`` defaults to the last user. Raises ``DataError`` when a label segment does not fit its recording
+    or the split has no windows.
+    """
     check_split(split, ("train", "test", "all"))
     folder = resolve_root(root)
     lab = read_table(folder / "labels.csv", 5, dtype=np.int64)
@@ -64,14 +79,17 @@ def load_windows(root: str | os.PathLike | None = None, split: str = "train", *,
         for _, _, cls, start, end in lab[(lab[:, 0] == exp) & (lab[:, 1] == user)]:
             if end > sig.shape[0] or not 0 <= cls < len(classes):
                 raise DataError(f"{folder / 'labels.csv'}: segment {exp} {user} {cls} {start} {end} does not fit "
-                                f"the recording ({sig.shape[0]} rows) or the {len(classes)} classes")
+                                f"the recording ({sig.shape[0]} rows) or the {len(classes)} classes; each row must be "
+                                "'exp user class start end' with 1-based inclusive sample indices inside the "
+                                "recording and a class id listed in classnames.csv")
             st = sliding_windows(int(end - start + 1), window, stride, int(start - 1))
             if st.size:
                 xs.append(np.stack([sig[i: i + window] for i in st]))
                 ys.append(np.full(st.size, cls, np.int64))
                 ss.append(np.full(st.size, user, np.int64))
     if not xs:
-        raise DataError(f"{folder}: no windows for split {split!r}")
+        raise DataError(f"{folder}: no windows for split {split!r}: no labelled segment of that split's users is at "
+                        f"least {window} samples long; pass a smaller window or other test_users")
     return HARWindows(torch.from_numpy(np.concatenate(xs)), torch.from_numpy(np.concatenate(ys)),
                       torch.from_numpy(np.concatenate(ss)), classes, ["acc_x (g)", "acc_y (g)", "acc_z (g)"],
                       {"dataset": "banglejs", "split": split, "rate_hz": 50, "window": window, "stride": stride,

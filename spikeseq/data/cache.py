@@ -36,6 +36,7 @@ def _h5py():
 
 
 def params_json(params: dict[str, Any]) -> str:
+    """Canonical JSON of the cache parameters (sorted keys, with the cache format version) stored in every cache."""
     return json.dumps({"cache_format": CACHE_FORMAT, **params}, sort_keys=True, default=str)
 
 
@@ -51,6 +52,7 @@ def fingerprint_files(paths: Iterable[str | os.PathLike]) -> str:
 
 
 def cache_path(dataset: str, split: str, params: dict[str, Any], directory: Path | None = None) -> Path:
+    """Cache file ``<dataset>-<split>-<hash of params>.h5`` in ``directory`` (default: the cache folder)."""
     key = hashlib.sha256(params_json(params).encode()).hexdigest()[:16]
     return (directory or cache_dir()) / f"{dataset}-{split}-{key}.h5"
 
@@ -93,6 +95,7 @@ def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict
 
 
 def write_cache(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:
+    """Write ``arrays`` and the ``params`` attribute to the HDF5 file ``path`` atomically (temp file + rename)."""
     h5py = _h5py()
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:

@@ -18,6 +18,7 @@ from spikeseq.errors import DataError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq data`` actions (``info``, ``check``, ``fetch``) and their options to ``parser``."""
     sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
     p = sub.add_parser("info", help="data root, datasets present / missing, or one manifest")
     p.add_argument("name", nargs="?", help="dataset name (default: all)")
@@ -51,13 +52,15 @@ def _status(name: str, root: str | None) -> tuple[list[str], list[str]]:
 def _info(args: argparse.Namespace) -> int:
     from spikeseq.data.manifest import load_manifest
     from spikeseq.data.paths import ENV_DATA, cache_dir, data_root, manifests_dir
-    from spikeseq.data.registry import names
+    from spikeseq.data.registry import GENERATED, file_backed
 
     root = Path(args.root) if args.root else data_root()
     if not args.name:
         print(f"data root: {root} ({ENV_DATA}={os.environ.get(ENV_DATA)!r})")
         print(f"manifests: {manifests_dir()}    cache: {cache_dir()}")
-        for name in names():
+        for name in GENERATED:
+            print(f"  {name:<13} {'generated':<8} in memory, from its arguments (nothing to download)")
+        for name in file_backed():
             present, missing = _status(name, args.root)
             state = "present" if not missing else ("partial" if present else "missing")
             print(f"  {name:<13} {state:<8} {_folder(name, args.root)}")
@@ -135,6 +138,7 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the parsed ``spikeseq data`` action; returns the exit code, ``DataError`` for an unknown dataset."""
     from spikeseq.data.registry import names
 
     name = getattr(args, "name", None)

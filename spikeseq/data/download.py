@@ -30,6 +30,7 @@ CHUNK = 1 << 20
 
 
 def file_digest(path: str | os.PathLike, algo: str = "sha256") -> str:
+    """Hex digest (``algo``: ``"sha256"``, ``"md5"``, any ``hashlib`` name) of the file at ``path``, read in chunks."""
     h = hashlib.new(algo)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(CHUNK), b""):

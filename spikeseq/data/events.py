@@ -171,6 +171,7 @@ class FrameSet(torch.utils.data.Dataset):
 
     @property
     def labels(self) -> np.ndarray:
+        """Labels ``[N]`` as a numpy int array."""
         return self.y.numpy()
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:

@@ -23,8 +23,8 @@ import torch
 
 from spikeseq.data._progress import progress
 from spikeseq.data._text import read_table
-from spikeseq.data.har import ACTIVITIES, HAPT_CHANNELS, UCI_TEST_SUBJECTS, HARWindows, _root, check_split
-from spikeseq.data.har import sliding_windows as _sliding
+from spikeseq.data.har_common import ACTIVITIES, HAPT_CHANNELS, UCI_TEST_SUBJECTS, HARWindows, check_split, dataset_root
+from spikeseq.data.har_common import sliding_windows as _sliding
 from spikeseq.errors import DataError
 
 RATE_HZ = 50
@@ -32,7 +32,7 @@ RATE_HZ = 50
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
     """The ``HAPT Data Set`` folder (accepts the folder itself, its parent, or the data root)."""
-    return _root("hapt", root, "RawData/labels.txt", ("HAPT Data Set", "hapt/HAPT Data Set",
+    return dataset_root("hapt", root, "RawData/labels.txt", ("HAPT Data Set", "hapt/HAPT Data Set",
                                                       "har/hapt/HAPT Data Set"))
 
 
@@ -42,7 +42,8 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     bad = np.flatnonzero((lab[:, 3] < 1) | (lab[:, 4] < lab[:, 3]) | (lab[:, 2] < 1) | (lab[:, 2] > 12))
     if bad.size:
         raise DataError(f"{path}: line {bad[0] + 1} is not a valid 'exp user activity start end' row: "
-                        f"{lab[bad[0]].tolist()}")
+                        f"{lab[bad[0]].tolist()}; activity must be 1..12, start >= 1 and end >= start (1-based, "
+                        "inclusive)")
     return lab
 
 
@@ -52,7 +53,8 @@ def read_session(folder: Path, exp: int, user: int) -> np.ndarray:
     gyr_p = folder / f"gyro_exp{exp:02d}_user{user:02d}.txt"
     acc, gyr = read_table(acc_p, 3), read_table(gyr_p, 3)
     if acc.shape[0] != gyr.shape[0]:
-        raise DataError(f"{acc_p} has {acc.shape[0]} rows but {gyr_p} has {gyr.shape[0]}; they must match")
+        raise DataError(f"{acc_p} has {acc.shape[0]} rows but {gyr_p} has {gyr.shape[0]}; they must match (one "
+                        "row per 50 Hz sample of the same session): restore both from the original HAPT archive")
     return np.concatenate([acc, gyr], axis=1).astype(np.float32)
 
 
@@ -67,7 +69,8 @@ def _build(folder: Path, window: int, stride: int) -> dict[str, np.ndarray]:
         for e, u, act, start, end in rows:
             if end > sig.shape[0]:
                 raise DataError(f"{raw / 'labels.txt'}: segment exp {e} user {u} ends at sample {end} but the "
-                                f"session has {sig.shape[0]} rows")
+                                f"session has {sig.shape[0]} rows; restore the session files or the labels.txt row "
+                                "from the original HAPT archive")
             if not 1 <= act <= 6:
                 continue
             s = _sliding(int(end - start + 1), window, stride, int(start - 1))
@@ -79,7 +82,8 @@ def _build(folder: Path, window: int, stride: int) -> dict[str, np.ndarray]:
             exps.append(np.full(s.size, exp))
             starts.append(s)
     if not xs:
-        raise DataError(f"{raw}: no labelled segment of activities 1-6 is long enough for {window}-sample windows")
+        raise DataError(f"{raw}: no labelled segment of activities 1-6 is long enough for {window}-sample windows; "
+                        "pass a smaller window")
     return {"x": np.concatenate(xs), "y": np.concatenate(ys).astype(np.int64),
             "subject": np.concatenate(subj).astype(np.int64), "experiment": np.concatenate(exps).astype(np.int64),
             "start": np.concatenate(starts).astype(np.int64)}

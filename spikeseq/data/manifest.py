@@ -28,10 +28,12 @@ Schema (every key but ``name``/``subdir`` optional)::
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from spikeseq.data.paths import ENV_DATA, data_root, manifests_dir
 from spikeseq.errors import DataError
 
 try:
@@ -67,6 +69,12 @@ class CheckFile:
 
 @dataclass(frozen=True)
 class Manifest:
+    """A parsed ``datasets/<name>.toml``: where the dataset lives, its provenance and the files to fetch and check.
+
+    ``subdir`` is its folder under the data root, ``expect`` the paths a complete copy holds, ``files`` the downloads,
+    ``check`` extracted files with measured checksums, ``raw`` the TOML as read.
+    """
+
     name: str
     subdir: str
     title: str = ""
@@ -81,15 +89,11 @@ class Manifest:
 
 
 def _manifest_path(name: str) -> Path:
-    from spikeseq.data.paths import manifests_dir
-
     return manifests_dir() / f"{name}.toml"
 
 
 def available() -> list[str]:
     """Names of the manifests found (file stems, sorted)."""
-    from spikeseq.data.paths import manifests_dir
-
     d = manifests_dir()
     return sorted(p.stem for p in d.glob("*.toml")) if d.is_dir() else []
 
@@ -123,3 +127,31 @@ def load_manifest(name: str) -> Manifest:
         )
     except KeyError as e:
         raise DataError(f"manifest {path} lacks the required key {e}") from e
+
+
+def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
+    """The folder of dataset ``name`` under ``root`` (default :func:`spikeseq.data.paths.data_root`), from its
+    manifest's ``subdir``."""
+    base = Path(root) if root is not None else data_root()
+    return base / load_manifest(name).subdir
+
+
+def missing_files_error(name: str, missing: list[Path], where: Path | None = None) -> DataError:
+    """A :class:`DataError` naming the missing files, the dataset's download URLs and ``$SPIKESEQ_DATA``."""
+    try:
+        man = load_manifest(name)
+        urls = [f.url for f in man.files if f.url]
+        subdir = man.subdir
+    except DataError:
+        urls, subdir = [], name
+    shown = ", ".join(str(p) for p in missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
+    env = os.environ.get(ENV_DATA)
+    msg = (
+        f"{name}: missing {shown}"
+        + (f" under {where}" if where is not None else "")
+        + f". The data root is {ENV_DATA}={env!r}" + ("" if env else f" (unset, so {data_root()})")
+        + f"; put the dataset in <data root>/{subdir}"
+    )
+    if urls:
+        msg += f", or run `spikeseq data fetch {name}` (downloads {', '.join(urls)})"
+    return DataError(msg)

@@ -29,7 +29,7 @@ import torch
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._progress import progress
 from spikeseq.data.events import FrameSet, bin_counts, bin_events, compact_dtype, time_bins
-from spikeseq.data.paths import dataset_dir, missing_files_error
+from spikeseq.data.manifest import dataset_dir, missing_files_error
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError, ParameterError
 
@@ -50,9 +50,13 @@ def decode_arrays(
     """Decode raw bytes into ``(x, y, t, p)`` int64 arrays (markers removed, overflow applied).
 
     A length that is not a multiple of 5 raises :class:`DataError`; with ``repair=True`` the trailing partial
-    record is dropped with a :class:`DataRepairWarning`. Coordinates outside 34 x 34 always raise.
+    record is dropped with a :class:`DataRepairWarning`. An empty recording, coordinates outside 34 x 34 and
+    timestamps that go backwards (real recordings are time-ordered, ``specs/data-formats.md`` §1.1) always raise.
     """
     buf = np.frombuffer(raw, dtype=np.uint8) if not isinstance(raw, np.ndarray) else raw.view(np.uint8).ravel()
+    if buf.size == 0:
+        raise DataError(f"{source}: the recording is empty (0 bytes); an N-MNIST .bin file holds 5-byte events "
+                        "(about 4000 per recording): re-download it with `spikeseq data fetch nmnist` or delete it")
     extra = buf.size % 5
     if extra:
         msg = f"{source}: {buf.size} bytes is not a multiple of 5 (truncated N-MNIST file, {extra} trailing bytes)"
@@ -82,10 +86,20 @@ def decode_arrays(
             f"{source}: event {rec_i} (byte offset {5 * rec_i}) has x={x[i]}, y={y[i]} outside the 34 x 34 sensor "
             f"({int(bad.sum())} such events); the file is corrupt or not an N-MNIST recording"
         )
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        i = int(back[0]) + 1
+        rec_i = int(idx[i]) if idx is not None else i
+        raise DataError(
+            f"{source}: event {rec_i} (byte offset {5 * rec_i}) has timestamp {t[i]} us, earlier than the event "
+            f"before it ({t[i - 1]} us; {back.size} such places); N-MNIST events are time-ordered, so the file is "
+            "corrupt: re-download it with `spikeseq data fetch nmnist`"
+        )
     return x, y, t, p
 
 
 def to_structured(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Pack event columns into one structured array of ``EVENT_DTYPE`` (``x, y, t, p``)."""
     ev = np.empty(len(t), dtype=EVENT_DTYPE)
     ev["x"], ev["y"], ev["t"], ev["p"] = x, y, t, p
     return ev
@@ -102,7 +116,8 @@ def read_events(path: str | os.PathLike, *, repair: bool = False) -> np.ndarray:
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"N-MNIST file not found: {path}") from None
+        raise DataError(f"N-MNIST file not found: {path}; check the path (or --root / SPIKESEQ_DATA), or "
+                        "download the data set with `spikeseq data fetch nmnist`") from None
     return decode(raw, str(path), repair=repair)
 
 
@@ -140,10 +155,12 @@ class Recording:
 
     @property
     def path(self) -> Path:
+        """``file`` as a ``Path``."""
         return Path(self.file)
 
     @property
     def source(self) -> str:
+        """``file`` or ``file:member``, as named in error messages."""
         return f"{self.file}:{self.member}" if self.member else self.file
 
 
@@ -194,7 +211,9 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
             if m and m.group(1) == SPLIT_DIRS[split]:
                 recs.append(Recording(str(archive), int(m.group(2)), int(m.group(3)), member=n))
     if not recs:
-        raise DataError(f"no N-MNIST .bin recordings found for split {split!r} under {base}")
+        raise DataError(f"no N-MNIST .bin recordings found for split {split!r} under {base}; expected "
+                        f"{SPLIT_DIRS.get(split, split)}/<digit>/<NNNNN>.bin files: `spikeseq data fetch nmnist` "
+                        "downloads them")
     recs.sort(key=lambda r: (r.index, r.label, r.member or r.file))
     return recs
 
@@ -219,6 +238,7 @@ class _ZipCache:
 
 
 def read_bytes(rec: Recording, zips: _ZipCache | None = None) -> bytes:
+    """The raw bytes of recording ``rec``, from its file or its zip member (``zips`` caches open archives)."""
     if rec.member is None:
         with open(rec.file, "rb") as f:
             return f.read()
@@ -283,6 +303,7 @@ class ToFrames:
     dtype: torch.dtype = torch.float32
 
     def __call__(self, events: np.ndarray) -> torch.Tensor:
+        """Bin one recording's events into frames with this transform's settings (:func:`to_frames`)."""
         return to_frames(events, dt=self.dt, n_bins=self.n_bins, duration=self.duration, binary=self.binary,
                          downsample=self.downsample, dtype=self.dtype)
 
@@ -310,6 +331,7 @@ class NMNIST(torch.utils.data.Dataset):
 
     @property
     def labels(self) -> np.ndarray:
+        """Labels of the split's recordings ``[N]`` (digits 0-9), without decoding any event."""
         return np.array([r.label for r in self.recordings], dtype=np.int64)
 
     def __len__(self) -> int:
@@ -396,6 +418,7 @@ class Counts(NamedTuple):
 
 
 def class_counts(root: str | os.PathLike | None = None, split: str = "train") -> Counts:
+    """Number of recordings and count per digit in ``split``, from the file names only."""
     labels = np.array([r.label for r in list_recordings(root, split)])
     return Counts(int(labels.size), np.bincount(labels, minlength=10).tolist())
 

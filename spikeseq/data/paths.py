@@ -18,8 +18,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from spikeseq.errors import DataError
-
 ENV_DATA = "SPIKESEQ_DATA"
 ENV_CACHE = "SPIKESEQ_CACHE"
 ENV_MANIFESTS = "SPIKESEQ_MANIFESTS"
@@ -62,34 +60,3 @@ def cache_dir() -> Path:
     if _repo_datasets() is not None:
         return _REPO / ".spikeseq-cache"
     return Path.home() / ".cache" / "spikeseq"
-
-
-def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
-    """The folder of dataset ``name`` under ``root`` (default :func:`data_root`), from its manifest's ``subdir``."""
-    from spikeseq.data.manifest import load_manifest
-
-    base = Path(root) if root is not None else data_root()
-    return base / load_manifest(name).subdir
-
-
-def missing_files_error(name: str, missing: list[Path], where: Path | None = None) -> DataError:
-    """A :class:`DataError` naming the missing files, the dataset's download URLs and ``$SPIKESEQ_DATA``."""
-    from spikeseq.data.manifest import load_manifest
-
-    try:
-        man = load_manifest(name)
-        urls = [f.url for f in man.files if f.url]
-        subdir = man.subdir
-    except DataError:
-        urls, subdir = [], name
-    shown = ", ".join(str(p) for p in missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
-    env = os.environ.get(ENV_DATA)
-    msg = (
-        f"{name}: missing {shown}"
-        + (f" under {where}" if where is not None else "")
-        + f". The data root is {ENV_DATA}={env!r}" + ("" if env else f" (unset, so {data_root()})")
-        + f"; put the dataset in <data root>/{subdir}"
-    )
-    if urls:
-        msg += f", or run `spikeseq data fetch {name}` (downloads {', '.join(urls)})"
-    return DataError(msg)

@@ -8,6 +8,10 @@
 - ``shd``, ``ssc``, ``temporal``: a :class:`~spikeseq.data.events.FrameSet` ``x [N, T, C]`` of
   ``<root>/<name>_<split>.h5`` from :func:`~spikeseq.data.shd.load_frames` (10 ms bins by default; cached;
   use :class:`~spikeseq.data.shd.SHDDataset` directly for per-sample binning);
+- ``temporal_task``: the SHD-format temporal task generated in memory (:func:`~spikeseq.data.temporal_task.load_split`;
+  no files);
+- ``tinyshakespeare`` (characters), ``ptb``, ``wikitext2`` (words): :class:`~spikeseq.data.text_lm.TokenWindows`
+  (``x [N, T]`` ids, ``y [N, T]`` next tokens; :mod:`spikeseq.data.text_lm`);
 - ``hapt``, ``uci_har``, ``basicmotions``, ``wisdm``, ``wisdm2019``, ``banglejs``:
   :class:`~spikeseq.data.har.HARWindows`.
 """
@@ -27,12 +31,23 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "nmnist": ("train", "test"), "shd": ("train", "test"), "ssc": ("train", "valid", "test"),
     "temporal": ("train", "test"), "hapt": ("train", "test"), "uci_har": ("train", "test"),
     "basicmotions": ("train", "test"), "wisdm": ("train", "test"), "wisdm2019": ("train", "test"),
-    "banglejs": ("train", "test"),
+    "banglejs": ("train", "test"), "temporal_task": ("train", "test"),
+    "tinyshakespeare": ("train", "test"), "ptb": ("train", "valid", "test"), "wikitext2": ("train", "valid", "test"),
 }
 
 
+#: Datasets generated in memory from their arguments (no files, no manifest, nothing to download).
+GENERATED: tuple[str, ...] = ("temporal_task",)
+
+
 def names() -> list[str]:
+    """Names of the datasets :func:`load` knows."""
     return list(SPLITS)
+
+
+def file_backed() -> list[str]:
+    """Names of the datasets read from files (each has a manifest in ``datasets/``)."""
+    return [n for n in SPLITS if n not in GENERATED]
 
 
 def _nmnist(split: str, root, events: bool = False, **kw):
@@ -45,7 +60,7 @@ def _nmnist(split: str, root, events: bool = False, **kw):
 
 def _h5(name: str) -> Callable[..., Any]:
     def load(split: str, root, **kw):
-        from spikeseq.data.paths import dataset_dir, missing_files_error
+        from spikeseq.data.manifest import dataset_dir, missing_files_error
         from spikeseq.data.shd import load_frames
 
         base = Path(root) if root is not None else dataset_dir(name)
@@ -67,7 +82,29 @@ def _har(fn: str) -> Callable[..., Any]:
     return load
 
 
+def _temporal_task(split: str, root, **kw):
+    from spikeseq.data import temporal_task
+
+    return temporal_task.load_split(split, **kw)
+
+
+def _tinyshakespeare(split: str, root, **kw):
+    from spikeseq.data import text_lm
+
+    return text_lm.tinyshakespeare(root, split, **kw)
+
+
+def _words(name: str) -> Callable[..., Any]:
+    def load(split: str, root, **kw):
+        from spikeseq.data import text_lm
+
+        return text_lm.word_corpus(name, root, split, **kw)
+    return load
+
+
 LOADERS: dict[str, Callable[..., Any]] = {
+    "tinyshakespeare": _tinyshakespeare, "ptb": _words("ptb"), "wikitext2": _words("wikitext2"),
+    "temporal_task": _temporal_task,
     "nmnist": _nmnist, "shd": _h5("shd"), "ssc": _h5("ssc"), "temporal": _h5("temporal"),
     "hapt": _har("hapt_windows"), "uci_har": _har("uci_har"), "basicmotions": _har("basicmotions"),
     "wisdm": _har("wisdm"), "wisdm2019": _har("wisdm2019"), "banglejs": _har("banglejs"),
@@ -76,7 +113,7 @@ LOADERS: dict[str, Callable[..., Any]] = {
 
 def get(name: str) -> Callable[..., Any]:
     """The function behind ``load(name, ...)``: its signature lists the keyword options (for config checks)."""
-    from spikeseq.data import banglejs, hapt, har, nmnist, shd, uci_har, wisdm
+    from spikeseq.data import banglejs, hapt, har, nmnist, shd, temporal_task, text_lm, uci_har, wisdm
 
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
@@ -84,6 +121,8 @@ def get(name: str) -> Callable[..., Any]:
         "nmnist": nmnist.load_frames, "shd": shd.load_frames, "ssc": shd.load_frames, "temporal": shd.load_frames,
         "hapt": hapt.load_windows, "uci_har": uci_har.load_windows, "basicmotions": har.basicmotions,
         "wisdm": wisdm.load_v11, "wisdm2019": wisdm.load_2019, "banglejs": banglejs.load_windows,
+        "temporal_task": temporal_task.load_split, "tinyshakespeare": text_lm.tinyshakespeare,
+        "ptb": text_lm.word_corpus, "wikitext2": text_lm.word_corpus,
     }[name]
 
 
@@ -92,7 +131,7 @@ def load(name: str, split: str = "train", root: str | os.PathLike | None = None,
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
     if split not in SPLITS[name]:
-        raise DataError(f"{name} has splits {SPLITS[name]}, not {split!r}")
+        raise DataError(f"{name} has splits {SPLITS[name]}, not {split!r}; pass one of those")
     return LOADERS[name](split, root, **kw)
 
 

@@ -10,4 +10,5 @@ class DataRepairWarning(UserWarning):
 
 
 def warn_repair(message: str, stacklevel: int = 3) -> None:
+    """Emit ``message`` as a :class:`DataRepairWarning` (``stacklevel`` points at the caller's caller)."""
     warnings.warn(message, DataRepairWarning, stacklevel=stacklevel)

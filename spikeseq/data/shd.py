@@ -11,7 +11,8 @@ Layout (``specs/data-formats.md`` §1.2; Cramer et al. 2020, tonic 1.7 ``dataset
 
 Reading casts times to float64 *before* any scaling (float16 ``times * 1e6`` overflows, tonic issue #321) and
 accepts any integer dtype for units, labels and speakers. Missing datasets and samples whose times and units
-lengths differ raise :class:`DataError` naming the file (and sample). :func:`write_shd` writes exactly the
+lengths differ, spike times that are NaN, negative or unsorted, and datasets of the wrong type raise
+:class:`DataError` naming the file (and sample). :func:`write_shd` writes exactly the
 layout above, atomically; extra metadata goes into the root attributes (JSON in ``spikeseq_meta``).
 """
 
@@ -109,10 +110,19 @@ def _open_checked(f, path: Path) -> None:
     if "extra/speaker" in f:
         n["extra/speaker"] = f["extra/speaker"].shape[0]
     if len(set(n.values())) != 1:
-        raise DataError(f"{path}: datasets have different numbers of samples: {n}")
+        raise DataError(f"{path}: datasets have different numbers of samples: {n}; each holds one entry per "
+                        "sample: the file is damaged, re-download it or rewrite it with write_shd")
 
 
 def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str, n_channels: int | None) -> None:
+    """One sample's spike times (finite, >= 0, sorted: ``specs/data-formats.md`` §1.2) and units (integers, in
+    range, as many as times); :class:`DataError` naming the file, the sample and what to do otherwise."""
+    if not isinstance(times, np.ndarray) or times.ndim != 1 or times.dtype.kind not in "fiu":
+        raise DataError(f"{path}: sample {i} of spikes/times is {_describe(times)}; expected a 1-D array of spike "
+                        "times in seconds (vlen float16 in SHD/SSC files)")
+    if not isinstance(units, np.ndarray) or units.ndim != 1 or units.dtype.kind not in "iu":
+        raise DataError(f"{path}: sample {i} of spikes/units is {_describe(units)}; expected a 1-D array of integer "
+                        "channel ids (vlen uint16 in SHD/SSC files)")
     if times.shape[0] != units.shape[0]:
         raise DataError(
             f"{path}: sample {i} has {times.shape[0]} spike times but {units.shape[0]} units; "
@@ -120,7 +130,27 @@ def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str
         )
     if n_channels is not None and units.size and (units.min() < 0 or units.max() >= n_channels):
         raise DataError(f"{path}: sample {i} has unit ids in [{units.min()}, {units.max()}], outside "
-                        f"[0, {n_channels})")
+                        f"[0, {n_channels}); pass the data set's n_channels (SHD/SSC: 700) or fix the file")
+    if times.size == 0:
+        return
+    t = times.astype(np.float64, copy=False)
+    bad = np.flatnonzero(~np.isfinite(t) | (t < 0))
+    if bad.size:
+        raise DataError(f"{path}: sample {i}, spike {int(bad[0])} has time {t[bad[0]]} ({bad.size} such spikes); "
+                        "spike times must be finite and >= 0 seconds: the file is damaged, restore it from the "
+                        "original archive")
+    back = np.flatnonzero(np.diff(t) < 0)
+    if back.size:
+        j = int(back[0]) + 1
+        raise DataError(f"{path}: sample {i}, spike {j} at {t[j]} s comes after a spike at {t[j - 1]} s; spike "
+                        "times must be sorted within a sample (as in the SHD/SSC release): sort each sample's "
+                        "times and units together, e.g. order = np.argsort(times, kind='stable')")
+
+
+def _describe(a: object) -> str:
+    if isinstance(a, np.ndarray):
+        return f"an array of dtype {a.dtype} and shape {a.shape}"
+    return f"a {type(a).__name__} ({a!r:.40})"
 
 
 def read_shd(path: str | os.PathLike, *, n_channels: int | None = None, raw: bool = False) -> SHDData:
@@ -132,31 +162,42 @@ def read_shd(path: str | os.PathLike, *, n_channels: int | None = None, raw: boo
     h5py = _h5py()
     path = Path(path)
     if not path.is_file():
-        from spikeseq.data.paths import missing_files_error
+        from spikeseq.data.manifest import missing_files_error
 
         raise missing_files_error("ssc" if path.name.startswith("ssc") else "shd", [path])
     try:
         f = h5py.File(path, "r")
     except OSError as e:
-        raise DataError(f"{path}: not a readable HDF5 file ({e})") from e
-    with f:
-        _open_checked(f, path)
-        raw_t = f["spikes/times"][()]
-        raw_u = f["spikes/units"][()]
-        labels = _check_int(np.asarray(f["labels"][()]), "labels", path)
-        speakers = _check_int(np.asarray(f["extra/speaker"][()]), "extra/speaker", path) \
-            if "extra/speaker" in f else None
-        keys = _decode_keys(f["extra/keys"][()]) if "extra/keys" in f else \
-            [str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)]
-        meta_info = {k: v[()] for k, v in f["extra/meta_info"].items()} if "extra/meta_info" in f else {}
-        meta = _read_attrs(f)
-        extra = {k: v[()] for k, v in f["extra"].items()
-                 if k not in ("speaker", "keys", "meta_info") and not hasattr(v, "keys")} if "extra" in f else {}
+        raise DataError(f"{path}: not a readable HDF5 file ({e}); an SHD/SSC file is HDF5 with spikes/times, "
+                        "spikes/units and labels: re-download it (spikeseq data fetch shd) or check that the "
+                        "download finished") from e
+    try:
+        with f:
+            _open_checked(f, path)
+            raw_t = f["spikes/times"][()]
+            raw_u = f["spikes/units"][()]
+            labels = _check_int(np.asarray(f["labels"][()]), "labels", path)
+            speakers = _check_int(np.asarray(f["extra/speaker"][()]), "extra/speaker", path) \
+                if "extra/speaker" in f else None
+            keys = _decode_keys(f["extra/keys"][()]) if "extra/keys" in f else \
+                [str(i) for i in range(int(labels.max()) + 1 if labels.size else 0)]
+            meta_info = {k: v[()] for k, v in f["extra/meta_info"].items()} if "extra/meta_info" in f else {}
+            meta = _read_attrs(f)
+            extra = {k: v[()] for k, v in f["extra"].items()
+                     if k not in ("speaker", "keys", "meta_info") and not hasattr(v, "keys")} if "extra" in f else {}
+    except DataError:
+        raise
+    except (OSError, KeyError, TypeError, ValueError, AttributeError, UnicodeDecodeError) as e:
+        raise DataError(f"{path}: not a valid SHD/SSC file ({type(e).__name__}: {e}); expected the layout "
+                        "spikes/times (vlen float), spikes/units (vlen int), labels (int), optional extra/keys "
+                        "(byte strings): re-download it or rewrite it with spikeseq.data.shd.write_shd") from None
+    if labels.ndim != 1 or np.ndim(raw_t) != 1 or np.ndim(raw_u) != 1 or (speakers is not None and speakers.ndim != 1):
+        raise DataError(f"{path}: spikes/times, spikes/units, labels and extra/speaker must be 1-D (one entry per "
+                        f"sample), got shapes {np.shape(raw_t)}, {np.shape(raw_u)}, {labels.shape}, "
+                        f"{None if speakers is None else speakers.shape}; rewrite the file with write_shd")
     times, units = [], []
     for i, (t, u) in enumerate(zip(raw_t, raw_u)):
         _check_sample(t, u, i, path, n_channels)
-        if not np.issubdtype(u.dtype, np.integer):
-            raise DataError(f"{path}: spikes/units has dtype {u.dtype}; an integer dtype is required")
         times.append(np.asarray(t) if raw else np.asarray(t).astype(np.float64))
         units.append(np.asarray(u) if raw else np.asarray(u).astype(np.int64))
     return SHDData(times, units, labels, keys, speakers, meta, meta_info, path, extra)
@@ -233,7 +274,8 @@ class SHDDataset(torch.utils.data.Dataset):
             n_channels = int(self.data.meta.get("n_channels", N_CHANNELS))
         for i, u in enumerate(self.data.units):
             if u.size and u.max() >= n_channels:
-                raise DataError(f"{path}: sample {i} has unit {u.max()} >= n_channels={n_channels}")
+                raise DataError(f"{path}: sample {i} has unit {u.max()} >= n_channels={n_channels}; pass the "
+                                "n_channels the file was made for (SHD/SSC: 700)")
         self.dt, self.n_bins, self.duration, self.binary = dt, n_bins, duration, binary
         self.n_channels, self.downsample = n_channels, int(downsample)
         self.n_out = -(-n_channels // self.downsample)
@@ -241,16 +283,19 @@ class SHDDataset(torch.utils.data.Dataset):
 
     @property
     def labels(self) -> np.ndarray:
+        """Labels ``[N]`` as a numpy int array."""
         return self.data.labels
 
     @property
     def classes(self) -> list[str]:
+        """Class names (the file's ``keys``)."""
         return self.data.keys
 
     def __len__(self) -> int:
         return len(self.data)
 
     def frames(self, i: int) -> torch.Tensor:
+        """Sample ``i`` binned as ``[T, C]`` float32 (before ``transform``)."""
         t, u = self.data.sample(i)
         fr = bin_events(t, u // self.downsample, self.n_out, dt=self.dt, n_bins=self.n_bins, duration=self.duration,
                         binary=self.binary)
@@ -309,7 +354,7 @@ def load_frames(
 
 def split_path(root: str | os.PathLike | None, split: str, name: str = "shd") -> Path:
     """``<root>/<name>_<split>.h5`` with ``root`` defaulting to the dataset's folder under the data root."""
-    from spikeseq.data.paths import dataset_dir
+    from spikeseq.data.manifest import dataset_dir
 
     splits = ("train", "test") if name == "shd" else ("train", "valid", "test")
     if split not in splits:

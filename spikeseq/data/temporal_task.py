@@ -175,4 +175,27 @@ def generate_split(
     }
 
 
-__all__ = ["generate", "generate_split", "latency_table", "sample_spikes"]
+def load_split(
+    split: str, *, seed: int = 0, n_train: int = 1600, n_test: int = 400, dt: float = 10e-3,
+    duration: float = 0.4, **params: Any,
+) -> Any:
+    """The task generated in memory and binned to ``dt``: a :class:`~spikeseq.data.events.FrameSet` ``x [N, T, C]``.
+
+    The samples are written to a temporary SHD-format file and binned without the cache (they are a pure function
+    of the arguments: the same call gives the same frames). ``params`` go to :func:`generate` (``n_classes``,
+    ``n_channels``, ``n_groups``, ``group_gap``, ``group_spread``, ``jitter``, ``noise_spikes``, ...).
+    """
+    import tempfile
+
+    from spikeseq.data.shd import load_frames
+
+    n = {"train": n_train, "test": n_test}.get(split)
+    if n is None:
+        raise ParameterError(f"the temporal task has splits train and test, not {split!r}")
+    with tempfile.TemporaryDirectory(prefix="spikeseq-temporal-") as tmp:
+        path = generate(Path(tmp) / f"temporal_{split}.h5", n_samples=n, seed=seed, split=split,
+                        duration=duration, **params)
+        return load_frames(path, dt=dt, duration=duration, cache=False)
+
+
+__all__ = ["generate", "generate_split", "latency_table", "load_split", "sample_spikes"]

@@ -26,7 +26,7 @@ import torch
 
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._text import read_table
-from spikeseq.data.har import ACTIVITIES, HARWindows, _root, check_split
+from spikeseq.data.har_common import ACTIVITIES, HARWindows, check_split, dataset_root
 from spikeseq.errors import DataError
 
 SIGNALS = ("body_acc", "body_gyro", "total_acc")
@@ -36,14 +36,16 @@ N_FEATURES = 561
 
 
 def resolve_root(root: str | os.PathLike | None = None) -> Path:
-    return _root("uci_har", root, "activity_labels.txt", ("UCI HAR Dataset", "har/uci_har/UCI HAR Dataset"))
+    """The ``UCI HAR Dataset`` folder (``root`` itself or a known sub-folder; default: the data root's uci_har)."""
+    return dataset_root("uci_har", root, "activity_labels.txt", ("UCI HAR Dataset", "har/uci_har/UCI HAR Dataset"))
 
 
 def _labels_subjects(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     y = read_table(folder / split / f"y_{split}.txt", 1, dtype=np.int64)[:, 0]
     s = read_table(folder / split / f"subject_{split}.txt", 1, dtype=np.int64)[:, 0]
     if y.shape != s.shape:
-        raise DataError(f"{folder / split}: y_{split}.txt has {y.size} rows but subject_{split}.txt {s.size}")
+        raise DataError(f"{folder / split}: y_{split}.txt has {y.size} rows but subject_{split}.txt {s.size}; both "
+                        "hold one row per window: restore the missing rows from the original archive")
     bad = np.flatnonzero((y < 1) | (y > 6))
     if bad.size:
         raise DataError(f"{folder / split / f'y_{split}.txt'}: line {bad[0] + 1} has label {y[bad[0]]}, "
@@ -72,7 +74,9 @@ def load_windows(root: str | os.PathLike | None = None, split: str = "train", *,
             p = folder / split / "Inertial Signals" / f"{sig}_{axis}_{split}.txt"
             a = read_table(p, WINDOW)
             if a.shape[0] != y.size:
-                raise DataError(f"{p} has {a.shape[0]} rows but y_{split}.txt has {y.size}")
+                raise DataError(f"{p} has {a.shape[0]} rows but y_{split}.txt has {y.size}; every file of a split "
+                                "holds one row per window (the same count in X_, y_, subject_ and each Inertial "
+                                "Signals file): restore the missing rows from the original archive")
             chans.append(a)
             names.append(f"{sig}_{axis} ({UNITS[sig]})")
     x = torch.from_numpy(np.stack(chans, axis=-1).astype(np.float32))
@@ -98,12 +102,14 @@ def _feature_name(line: str) -> str:
 
 
 def load_features(root: str | os.PathLike | None = None, split: str = "train") -> UCIFeatures:
+    """The authors' 561 features of ``split`` as :class:`UCIFeatures`; ``DataError`` when the files disagree in rows."""
     check_split(split)
     folder = resolve_root(root)
     y, subj = _labels_subjects(folder, split)
     x = read_table(folder / split / f"X_{split}.txt", N_FEATURES)
     if x.shape[0] != y.size:
-        raise DataError(f"{folder / split / f'X_{split}.txt'} has {x.shape[0]} rows but y_{split}.txt {y.size}")
+        raise DataError(f"{folder / split / f'X_{split}.txt'} has {x.shape[0]} rows but y_{split}.txt {y.size}; "
+                        "both hold one row per window: restore the missing rows from the original archive")
     feat = folder / "features.txt"
     names = [_feature_name(ln) for ln in feat.read_text().splitlines() if ln.strip()] if feat.is_file() \
         else [f"f{i}" for i in range(N_FEATURES)]
@@ -112,7 +118,11 @@ def load_features(root: str | os.PathLike | None = None, split: str = "train") -
 
 
 def format_uci(a: np.ndarray) -> str:
-    """Rows in the original style: each value as ``%15.7e`` with a 3-digit exponent, e.g. ``  2.8858451e-001``."""
+    """Rows in the original style: each value as ``%15.7e`` with a 3-digit exponent, e.g. ``  2.8858451e-001``.
+    NaN and Inf are refused (:class:`DataError`): the reader would refuse the file."""
+    if not np.isfinite(np.asarray(a, dtype=np.float64)).all():
+        raise DataError("format_uci: the array holds NaN or Inf; UCI HAR files hold finite numbers only")
+
     def one(v: float) -> str:
         if v == 0:
             return "  0.0000000e+000"

@@ -19,18 +19,48 @@ from spikeseq.errors import DataError
 
 @dataclass
 class TSData:
+    """A parsed ``.ts`` file: ``x [n_cases, n_dims, length]`` float64, ``y [n_cases]`` int64 into ``classes``."""
+
     x: np.ndarray  # [n_cases, n_dims, length] float64
     y: np.ndarray  # [n_cases] int64 index into classes
     classes: list[str]
     header: dict[str, str] = field(default_factory=dict)
 
 
-def read_ts(path: str | os.PathLike) -> TSData:
+_EXPECTED = ("expected '@' header lines (@problemName, @dimensions N, @seriesLength L, @classLabel true A B ...), "
+             "@data, then one case per line: comma-separated values per dimension, dimensions and the label "
+             "separated by ':'")
+
+
+def _header_int(header: dict[str, str], key: str, default: int, path: Path) -> int:
+    if key not in header:
+        return default
+    try:
+        value = int(header[key])
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise DataError(f"{path}: @{key} {header[key]!r} is not a positive integer; write e.g. "
+                        f"'@{key} {default}' (the number the cases have)")
+    return value
+
+
+def read_ts(path: str | os.PathLike, *, allow_missing: bool = True) -> TSData:
+    """Read a ``.ts`` classification file. Literal NaN/Inf values are refused; ``?`` (the format's missing value)
+    is read as NaN, or refused with ``allow_missing=False`` (for loaders whose data has no gaps). Every problem
+    raises :class:`DataError` naming the file and line."""
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8", errors="strict").splitlines()
+        raw = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
+        raise DataError(f"file not found: {path}; check the path (or --root / SPIKESEQ_DATA), or "
+                        "download the data set with `spikeseq data fetch basicmotions`") from None
+    try:
+        lines = raw.decode("utf-8", errors="strict").splitlines()
+    except UnicodeDecodeError as e:
+        line = raw[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}: line {line} is not UTF-8 text (byte {raw[e.start]:#04x}); a .ts file is plain "
+                        f"text: {_EXPECTED}") from None
     header: dict[str, str] = {}
     classes: list[str] = []
     rows: list[list[np.ndarray]] = []
@@ -51,21 +81,32 @@ def read_ts(path: str | os.PathLike) -> TSData:
                 parts = value.split()
                 if not parts or parts[0].lower() != "true":
                     raise DataError(f"{path}: line {ln_no}: only classification files (@classLabel true ...) "
-                                    "are supported")
+                                    "are supported; the line must read '@classLabel true <label> <label> ...'")
                 classes = parts[1:]
             else:
                 header[key] = value.strip()
             continue
         *dims, label = s.split(":")
+        if not dims:
+            raise DataError(f"{path}: line {ln_no}: a case needs its dimensions and a label separated by ':'; "
+                            f"{_EXPECTED}")
         try:
-            rows.append([np.array([np.nan if v.strip() == "?" else float(v) for v in d.split(",")]) for d in dims])
+            case = [np.array([np.nan if v.strip() == "?" else float(v) for v in d.split(",")]) for d in dims]
         except ValueError as e:
-            raise DataError(f"{path}: line {ln_no}: non-numeric value ({e})") from e
+            raise DataError(f"{path}: line {ln_no}: non-numeric value ({e}); {_EXPECTED}") from e
+        for d_i, d in enumerate(case):
+            bad = np.flatnonzero(~np.isfinite(d))
+            if bad.size and not (allow_missing and all(dims[d_i].split(",")[j].strip() == "?" for j in bad)):
+                raise DataError(
+                    f"{path}: line {ln_no} (case {len(rows)}), dimension {d_i}, value {int(bad[0]) + 1} is "
+                    f"{dims[d_i].split(',')[int(bad[0])].strip()!r}: values must be finite numbers (missing values "
+                    "'?' only where the data set has gaps): restore the file from the original archive")
+        rows.append(case)
         labels.append(label.strip())
     if not in_data or not rows:
-        raise DataError(f"{path}: no @data section with cases")
-    n_dims = int(header.get("dimensions", len(rows[0])))
-    length = int(header["serieslength"]) if "serieslength" in header else len(rows[0][0])
+        raise DataError(f"{path}: no @data section with cases; {_EXPECTED}")
+    n_dims = _header_int(header, "dimensions", len(rows[0]), path)
+    length = _header_int(header, "serieslength", len(rows[0][0]), path)
     for i, r in enumerate(rows):
         if len(r) != n_dims or any(len(d) != length for d in r):
             raise DataError(f"{path}: case {i} has {len(r)} dimensions of lengths {[len(d) for d in r]}, expected "

@@ -12,16 +12,17 @@ Known quirks of WISDM v1.1 and how they are handled (``strict=False``, the defau
 - a record with a missing or empty field (e.g. no z value): dropped;
 - a zero timestamp: dropped.
 
-Anything else malformed (non-numeric values, unknown activity) always raises :class:`DataError` naming the file
-and line. Windows: consecutive rows with the same subject and activity form a run; a run is also cut where the
-timestamp goes backwards or jumps by more than ``max_gap`` seconds; each run is cut into ``window``-sample windows
-with ``stride``. Splits are by subject (no official split exists): the test subjects are given, by default the
-last ~20 % of the subject ids.
+Anything else malformed (non-numeric values, NaN or Inf, unknown activity) always raises :class:`DataError`
+naming the file and line. Windows: consecutive rows with the same subject and activity form a run; a run is also
+cut where the timestamp goes backwards or jumps by more than ``max_gap`` seconds; each run is cut into
+``window``-sample windows with ``stride``. Splits are by subject (no official split exists): the test subjects are
+given, by default the last ~20 % of the subject ids.
 """
 
 from __future__ import annotations
 
 import itertools
+import math
 import os
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ import torch
 
 from spikeseq.data._atomic import atomic_path
 from spikeseq.data._progress import progress
-from spikeseq.data.har import HARWindows, _root, check_split, sliding_windows
+from spikeseq.data.har_common import HARWindows, check_split, dataset_root, sliding_windows
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError
 
@@ -67,9 +68,11 @@ def parse_records(path: str | os.PathLike, *, strict: bool = False, activities: 
     try:
         text = path.read_bytes().decode("utf-8", errors="strict")
     except FileNotFoundError:
-        raise DataError(f"file not found: {path}") from None
+        raise DataError(f"file not found: {path}; check the path (or --root / SPIKESEQ_DATA), or "
+                        "download the data set with `spikeseq data fetch wisdm`") from None
     except UnicodeDecodeError as e:
-        raise DataError(f"{path}: not a UTF-8 text file ({e})") from e
+        raise DataError(f"{path}: not a UTF-8 text file ({e}); expected rows 'user,activity,timestamp,x,y,z;': "
+                        "re-download the file") from e
     allowed = set(activities) if activities is not None else None
     subj, act, ts, vals = [], [], [], []
     multi = dropped = zero = 0
@@ -78,7 +81,8 @@ def parse_records(path: str | os.PathLike, *, strict: bool = False, activities: 
         recs = [r for r in line.split(";") if r.strip()]
         if len(recs) > 1:
             if strict:
-                raise DataError(f"{path}: line {ln_no} holds {len(recs)} records: {line[:100]!r}")
+                raise DataError(f"{path}: line {ln_no} holds {len(recs)} records: {line[:100]!r}; pass strict=False "
+                                "to split such lines")
             multi += 1
             first.setdefault("several records on one line", ln_no)
         for rec in recs:
@@ -97,12 +101,16 @@ def parse_records(path: str | os.PathLike, *, strict: bool = False, activities: 
             except ValueError as e:
                 raise DataError(f"{path}: line {ln_no} is not numeric where it should be ({e}): {rec[:100]!r}") \
                     from e
+            if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
+                raise DataError(f"{path}: line {ln_no} holds NaN or Inf ({rec[:100]!r}); x, y, z must be finite "
+                                "numbers: restore the file from the original archive or delete that record")
             if allowed is not None and f[1] not in allowed:
                 raise DataError(f"{path}: line {ln_no} has unknown activity {f[1]!r}; expected one of "
                                 f"{sorted(allowed)}")
             if t == 0:
                 if strict:
-                    raise DataError(f"{path}: line {ln_no} has a zero timestamp: {rec[:100]!r}")
+                    raise DataError(f"{path}: line {ln_no} has a zero timestamp: {rec[:100]!r}; pass strict=False "
+                                    "to drop such records")
                 zero += 1
                 first.setdefault("zero timestamp", ln_no)
                 continue
@@ -117,7 +125,8 @@ def parse_records(path: str | os.PathLike, *, strict: bool = False, activities: 
             + ", ".join(f"{k}: {v}" for k, v in first.items()) + "); pass strict=True to refuse such files"
         )
     if not subj:
-        raise DataError(f"{path}: no valid records")
+        raise DataError(f"{path}: no valid records; expected rows 'user,activity,timestamp,x,y,z;' (WISDM v1.1) or "
+                        "'subject,code,timestamp_ns,x,y,z;' (WISDM 2019)")
     return Records(np.array(subj, np.int64), np.array(act), np.array(ts, np.int64),
                    np.array(vals, np.float64).reshape(-1, 3), path)
 
@@ -154,7 +163,8 @@ def _select(x, y, s, split: str, test_subjects: Iterable[int]) -> np.ndarray:
 
 # ------------------------------------------------------------------------------------------- v1.1
 def v11_file(root: str | os.PathLike | None) -> Path:
-    folder = _root("wisdm", root, "WISDM_ar_v1.1_raw.txt", ("WISDM_ar_v1.1", "har/wisdm/WISDM_ar_v1.1"))
+    """Path of ``WISDM_ar_v1.1_raw.txt`` under ``root`` (default: the data root's wisdm); ``DataError`` if absent."""
+    folder = dataset_root("wisdm", root, "WISDM_ar_v1.1_raw.txt", ("WISDM_ar_v1.1", "har/wisdm/WISDM_ar_v1.1"))
     return folder / "WISDM_ar_v1.1_raw.txt"
 
 
@@ -196,10 +206,12 @@ def write_v11(path: str | os.PathLike, rows: Sequence[tuple[int, str, int, float
 
 # ------------------------------------------------------------------------------------------- 2019
 def root_2019(root: str | os.PathLike | None) -> Path:
-    return _root("wisdm2019", root, "raw", ("wisdm-dataset", "har/wisdm2019/wisdm-dataset"))
+    """The ``wisdm-dataset`` folder (holding ``raw/``) under ``root``; ``DataError`` if absent."""
+    return dataset_root("wisdm2019", root, "raw", ("wisdm-dataset", "har/wisdm2019/wisdm-dataset"))
 
 
 def raw_2019_path(folder: Path, subject: int, sensor: str, device: str = "watch") -> Path:
+    """Path of one WISDM 2019 raw file: ``raw/<device>/<sensor>/data_<subject>_<sensor>_<device>.txt``."""
     return folder / "raw" / device / sensor / f"data_{subject}_{sensor}_{device}.txt"
 
 
@@ -226,7 +238,7 @@ def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, de
     sensor_dir = folder / "raw" / device / sensors[0]
     files = sorted(sensor_dir.glob(f"data_*_{sensors[0]}_{device}.txt"))
     if not files:
-        from spikeseq.data.paths import missing_files_error
+        from spikeseq.data.manifest import missing_files_error
 
         raise missing_files_error("wisdm2019", [sensor_dir / f"data_<subject>_{sensors[0]}_{device}.txt"])
     want = set(test_subjects)
@@ -260,7 +272,8 @@ def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, de
     arr, _ = cached("wisdm2019", "all", params, build, cache)
     sel = _select(arr["x"], arr["y"], arr["subject"], split, want)
     if sel.size == 0:
-        raise DataError(f"{folder}: no {split} subjects found (test subjects: {sorted(want)})")
+        raise DataError(f"{folder}: no {split} subjects found (test subjects: {sorted(want)}); pass test_subjects "
+                        "that exist in raw/ (data_<subject>_*.txt)")
     units = {"accel": "m/s^2", "gyro": "rad/s"}
     channels = [f"{sensor}_{axis} ({units.get(sensor, '?')})" for sensor in sensors for axis in "xyz"]
     return HARWindows(torch.from_numpy(arr["x"][sel]), torch.from_numpy(arr["y"][sel]),

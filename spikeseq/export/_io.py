@@ -5,31 +5,19 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from spikeseq import _atomic
 from spikeseq.errors import ExportError
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
-    """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix or ".tmp", dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
-    try:
-        yield tmp_path
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp_path, 0o666 & ~umask)  # mkstemp creates 0600; give the artifact ordinary permissions
-        os.replace(tmp_path, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            tmp_path.unlink()
-        raise
+    """Yield a temporary path next to ``path``; on success it replaces ``path``, on error it is removed
+    (:func:`spikeseq._atomic.atomic_path`; an unwritable target raises :class:`~spikeseq.errors.OutputError`)."""
+    with _atomic.atomic_path(path, suffix=suffix or ".tmp") as tmp:
+        yield tmp
 
 
 def write_description_and_script(path: str | os.PathLike, description: dict, script_template: str,

@@ -2,10 +2,10 @@
 a generated Python script that builds the same network with Lava's public API.
 
 ``write_lava(graph, path)`` quantises a float graph (:func:`spikeseq.graph.quantize.quantize`, ``"loihi"``) unless
-it is quantised already, maps it onto Loihi cores (:func:`spikeseq.export.loihi.map_cores`), refuses with an
+it is quantised already, maps it onto Loihi cores (:func:`spikeseq.export.loihi_cores.map_cores`), refuses with an
 :class:`~spikeseq.errors.ExportError` when it does not fit, writes ``path`` (JSON) and ``path.with_suffix(".py")``
 atomically, and reads the JSON back (:func:`read_lava`) and compares it with the quantised graph before the rename.
-It handles any topology the bit-exact interpreter runs: branching, cross-population feedback (L2MU's h->u, m->u)
+It handles any topology the bit-exact interpreter runs: branching, cross-population feedback (e.g. hidden -> input)
 and self-recurrence, since every Lava ``Dense`` hop is buffered by one step (targets.md §2.3, §4.1).
 
 JSON layout (``format = "spikeseq-lava-process/1"``)::
@@ -26,7 +26,7 @@ JSON layout (``format = "spikeseq-lava-process/1"``)::
     run_extra_steps     steps to run beyond the input's T: the largest input-to-population hop latency
                         (:func:`spikeseq.graph.simulate.hop_latency`), so the last input step reaches every population
     recurrent_edges     the spikeseq graph's recurrent edges [[a, b], ...]
-    core_mapping        cores used / available (Loihi 1 limits, :func:`~spikeseq.export.loihi.map_cores`)
+    core_mapping        cores used / available (Loihi 1 limits, :func:`~spikeseq.export.loihi_cores.map_cores`)
 
 Effective synaptic input per step: ``a = (sum_j W_ij s_j) << weight_exp`` (targets.md §4.2). Population sizes are
 flat vectors (a ``Flatten`` node is skipped: the connection reads the flat spike vector; a conv synapse is written as
@@ -48,6 +48,7 @@ import scipy.sparse as sp
 from spikeseq.errors import DataError, ExportError
 from spikeseq.export._io import write_description_and_script
 from spikeseq.export._sources import spike_source
+from spikeseq.export.loihi_cores import loihi_graph, map_cores
 from spikeseq.export.mapping import MappingReport, raise_if_unfit
 from spikeseq.graph import ir
 from spikeseq.graph.simulate import hop_latency, synapse_matrix
@@ -60,6 +61,8 @@ GRADED_MESSAGE_BITS = 24   # Lava graded vectors [src: lava/networks/gradedvecne
 
 @dataclass
 class LavaExport:
+    """What :func:`write_lava` wrote: the JSON ``path``, the build ``script``, the quantised graph, its core mapping."""
+
     path: Path
     script: Path
     graph: ir.Graph          # the quantised graph that was described
@@ -189,7 +192,8 @@ def read_lava(path: str | os.PathLike) -> dict:
     try:
         desc = json.loads(Path(path).read_text())
     except (OSError, ValueError) as e:
-        raise DataError(f"{path} is not a readable JSON Lava process description: {e}") from e
+        raise DataError(f"{path} is not a readable JSON Lava process description ({e}); write it again with "
+                        "spikeseq.export.lava (or `spikeseq export RUN --target loihi`)") from e
     if not isinstance(desc, dict) or desc.get("format") != FORMAT:
         raise DataError(f"{path} is not a spikeseq Lava process description (format {FORMAT!r})")
     return desc
@@ -326,9 +330,7 @@ if __name__ == "__main__":
 def write_lava(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool = True,
                **quantize_kwargs) -> LavaExport:
     """Quantise (if needed), map and write the Lava description at ``path`` plus the build script next to it."""
-    from spikeseq.export.loihi import _qgraph, map_cores
-
-    g = _qgraph(graph, **quantize_kwargs)
+    g = loihi_graph(graph, **quantize_kwargs)
     report = map_cores(g)
     if check_mapping:
         raise_if_unfit(report)

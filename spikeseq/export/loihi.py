@@ -1,7 +1,7 @@
 """Loihi-style export: a lava-dl ``netx`` ``.net`` HDF5 file and a core mapping.
 
 ``write_net(graph, path)`` quantises a float graph (:func:`spikeseq.graph.quantize.quantize`, ``"loihi"``) unless
-it is quantised already, maps it onto cores (:func:`map_cores`), refuses with an
+it is quantised already, maps it onto cores (:func:`spikeseq.export.loihi_cores.map_cores`), refuses with an
 :class:`~spikeseq.errors.ExportError` naming the node and the limit when it does not fit, and writes the file
 atomically. Layout written (targets.md §2.1, from lava-dl ``netx/hdf5.py`` and slayer ``block/*.export_hdf5``)::
 
@@ -40,18 +40,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import scipy.sparse as sp
 
 from spikeseq.errors import DataError, ExportError
 from spikeseq.export._io import atomic_path
-from spikeseq.export.mapping import MappingReport, PlacedPopulation, best_split, column_slices, raise_if_unfit
-from spikeseq.graph import ir, targets
-from spikeseq.graph.quantize import quantize
-from spikeseq.graph.simulate import synapse_matrix
+from spikeseq.export.lava import write_lava
+from spikeseq.export.loihi_cores import DELAY_BITS, loihi_graph, map_cores
+from spikeseq.export.mapping import MappingReport, raise_if_unfit
+from spikeseq.graph import ir
 
-__all__ = ["LoihiExport", "is_chain", "map_cores", "netx_layers", "read_net", "write_loihi", "write_net"]
-
-DELAY_BITS = 6
 #: HDF5 attributes of the file (netx reads datasets only; attributes are spikeseq's metadata)
 FILE_ATTRS = {
     "spikeseq_format": "netx",
@@ -62,20 +58,22 @@ FILE_ATTRS = {
         "that spikes and resets only when v > vThMant << 6 (a saturated membrane), as spikeseq's interpreter does"),
 }
 
+__all__ = ["DELAY_BITS", "LoihiExport", "is_chain", "loihi_graph", "map_cores", "netx_layers", "read_net",
+           "write_loihi", "write_net"]
 
 @dataclass
 class LoihiExport:
+    """What the Loihi writer produced: ``path``, the quantised graph written, its core mapping and the ``format``.
+
+    ``format`` is ``"netx"`` (a lava-dl ``.net`` HDF5) or ``"lava-process-json"`` (:mod:`spikeseq.export.lava`);
+    ``extra_files`` lists any other file written beside ``path``.
+    """
+
     path: Path
     graph: ir.Graph          # the quantised graph that was written
     mapping: MappingReport
     format: str = "netx"     # "netx" (.net HDF5) or "lava-process-json" (spikeseq.export.lava)
     extra_files: tuple[Path, ...] = ()
-
-
-def _qgraph(graph: ir.Graph, **quantize_kwargs) -> ir.Graph:
-    if graph.metadata.get("numerics") == "loihi":
-        return graph.flat()
-    return quantize(graph, "loihi", **quantize_kwargs)
 
 
 # ------------------------------------------------------------------------------------------------------ chain
@@ -93,7 +91,7 @@ def _chain(g: ir.Graph) -> list[dict]:
             raise ExportError(
                 f"node {cur!r} feeds {nxt}; a netx .net file is a sequential chain of layers (each population fed by "
                 "the previous one, plus at most a self-recurrent synapse), so branching or cross-population "
-                "feedback (e.g. L2MU's h->u and m->u loops) cannot be written; simulate it with "
+                "feedback (e.g. a hidden -> encoder loop) cannot be written; simulate it with "
                 "numerics='loihi' or export it to 'spinnaker2'"
             )
         s = nxt[0]
@@ -177,83 +175,16 @@ def _bias_dataset(bias: np.ndarray, layer_type: str) -> np.ndarray:
 
 def netx_layers(graph: ir.Graph, **quantize_kwargs) -> list[dict]:
     """The netx layer descriptions (dicts of datasets) of ``graph``, quantised if needed."""
-    return _chain(_qgraph(graph, **quantize_kwargs))
+    return _chain(loihi_graph(graph, **quantize_kwargs))
 
 
 def is_chain(graph: ir.Graph, **quantize_kwargs) -> bool:
     """Whether the quantised ``graph`` is a netx chain (see the module docstring)."""
     try:
-        _chain(_qgraph(graph, **quantize_kwargs))
+        _chain(loihi_graph(graph, **quantize_kwargs))
     except ExportError:
         return False
     return True
-
-
-# ------------------------------------------------------------------------------------------------------ mapping
-def _population_matrix(g: ir.Graph, name: str) -> tuple[sp.csc_matrix, bool]:
-    mats, delays = [], False
-    for s in g.predecessors(name):
-        m = synapse_matrix(g.nodes[s])
-        mats.append(sp.csr_matrix(m) if not sp.issparse(m) else m)
-        delays |= isinstance(g.nodes[s], ir.DelayAffine)
-    return sp.vstack(mats).tocsc(), delays
-
-
-def map_cores(graph: ir.Graph, **quantize_kwargs) -> MappingReport:
-    """Place every population of ``graph`` (quantised if needed) on Loihi cores; see the module docstring."""
-    g = _qgraph(graph, **quantize_kwargs)
-    lim = targets.loihi()
-    pops, problems = [], []
-    names = [k for k, n in g.nodes.items() if isinstance(n, ir.LoihiCUBA)]
-    # output axons: how many cores of each population a neuron of ``name`` projects to is known only after
-    # placing the targets; place in two passes (targets first need only their own inputs).
-    placed: dict[str, int] = {}
-    info: dict[str, tuple] = {}
-    for name in names:
-        m, delays = _population_matrix(g, name)
-        bits = int(lim.synapse_memory_bits_per_core)
-        per_syn = 8 + (DELAY_BITS if delays else 0)
-        n = m.shape[1]
-
-        def ok(size, m=m, per_syn=per_syn, bits=bits):
-            return all(rows <= lim.input_axons_per_core and nnz * per_syn <= bits
-                       for rows, nnz, _ in column_slices(m, size))
-
-        size = best_split(n, lim.neurons_per_core, ok)
-        fan_in = int(np.diff(m.indptr).max(initial=0))
-        if size == 0:
-            worst_rows = max(r for r, _, _ in column_slices(m, 1))
-            if worst_rows > lim.input_axons_per_core:
-                problems.append(f"population {name!r}: fan-in of one neuron is {worst_rows} input axons, above the "
-                                f"Loihi limit of {lim.input_axons_per_core} per core")
-            else:
-                problems.append(f"population {name!r}: one neuron's {fan_in} synapses x {per_syn} bits exceed the "
-                                f"{bits}-bit synapse memory of a core")
-            placed[name] = 0
-            info[name] = (n, fan_in, int(m.nnz), 0, {})
-            continue
-        sl = column_slices(m, size)
-        usage = {"compartments": (size, lim.neurons_per_core),
-                 "input_axons": (max(r for r, _, _ in sl), lim.input_axons_per_core),
-                 "synapse_bits": (max(z for _, z, _ in sl) * per_syn, bits)}
-        placed[name] = math.ceil(n / size)
-        info[name] = (n, fan_in, int(m.nnz), size, usage)
-    for name in names:
-        n, fan_in, nnz, size, usage = info[name]
-        if size:
-            targets_cores = sum(placed[t] for s in g.successors(name) for t in g.successors(s) if t in placed)
-            out_axons = size * max(1, targets_cores)
-            usage["output_axons"] = (out_axons, lim.output_axons_per_core)
-            if out_axons > lim.output_axons_per_core:
-                problems.append(f"population {name!r}: {size} neurons per core x {targets_cores} target cores = "
-                                f"{out_axons} output axons, above the Loihi limit of {lim.output_axons_per_core}")
-        pops.append(PlacedPopulation(name, n, fan_in, nnz, size, placed[name], usage))
-    used = sum(placed.values())
-    if used > lim.cores_per_chip:
-        problems.append(f"{used} cores needed, a Loihi chip has {lim.cores_per_chip} (multi-chip not modelled)")
-    return MappingReport("loihi", "core", pops, used, lim.cores_per_chip, problems,
-                         assumptions=[f"synapse memory: {8} weight bits (+{DELAY_BITS} delay bits) per synapse, no "
-                                      "compression or per-axon overhead (nengo-loihi's encoding is not modelled)"])
 
 
 # ------------------------------------------------------------------------------------------------------ write/read
@@ -262,7 +193,7 @@ def write_net(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool =
     """Quantise (if needed), map and write ``graph`` as a netx ``.net`` file at ``path`` (atomically)."""
     import h5py
 
-    g = _qgraph(graph, **quantize_kwargs)
+    g = loihi_graph(graph, **quantize_kwargs)
     layers = _chain(g)
     report = map_cores(g)
     if check_mapping:
@@ -296,10 +227,8 @@ def write_loihi(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool
     """Write ``graph`` for a Loihi-style target: a netx ``.net`` file at ``path`` when the quantised graph is a
     chain (:func:`write_net`), else a Lava process-network description at ``path.with_suffix(".lava.json")``
     plus its build script ``.lava.py`` (:func:`spikeseq.export.lava.write_lava`; branching and cross-population
-    feedback such as L2MU's). ``format`` in the result names the choice ("netx" or "lava-process-json")."""
-    from spikeseq.export.lava import write_lava
-
-    g = _qgraph(graph, **quantize_kwargs)
+    feedback). ``format`` in the result names the choice ("netx" or "lava-process-json")."""
+    g = loihi_graph(graph, **quantize_kwargs)
     if is_chain(g):
         return write_net(g, path, check_mapping=check_mapping)
     path = Path(path)
@@ -354,4 +283,5 @@ def read_net(path: str | os.PathLike) -> list[dict]:
                 out.append(d)
             return out
     except OSError as e:
-        raise DataError(f"{path} is not a readable HDF5 file: {e}") from e
+        raise DataError(f"{path} is not a readable HDF5 file ({e}); a lava-dl netx .net file is HDF5 with a 'layer' "
+                        "group: write it again with `spikeseq export RUN --target loihi`") from e

@@ -20,6 +20,11 @@ from spikeseq.errors import ExportError
 
 @dataclass
 class PlacedPopulation:
+    """One neuron population placed on cores/PEs: sizes, largest ``fan_in``, ``per_unit`` neurons on each of ``units``.
+
+    ``usage`` maps each per-unit limit to ``(worst use, limit)``, e.g. ``{"input_axons": (n, limit)}``.
+    """
+
     node: str
     neurons: int
     fan_in: int             # largest number of synapses onto one neuron
@@ -31,6 +36,8 @@ class PlacedPopulation:
 
 @dataclass
 class MappingReport:
+    """Placement of a whole graph on a target: populations, cores/PEs used, and the ``problems`` that stop a fit."""
+
     target: str
     unit: str               # "core" or "PE"
     populations: list[PlacedPopulation]
@@ -41,18 +48,22 @@ class MappingReport:
 
     @property
     def fits(self) -> bool:
+        """Whether the graph fits (no ``problems``)."""
         return not self.problems
 
     @property
     def chips(self) -> int:
+        """Chips needed: ``ceil(units_used / units_per_chip)``, at least 1."""
         return max(1, math.ceil(self.units_used / self.units_per_chip))
 
     def to_dict(self) -> dict:
+        """The report as plain JSON-ready data, with ``fits`` and ``chips`` added."""
         d = asdict(self)
         d.update(fits=self.fits, chips=self.chips)
         return d
 
     def to_markdown(self) -> str:
+        """The report as a Markdown table (one row per population) plus problems and assumptions."""
         lines = [f"**{self.target} mapping**: {self.units_used} {self.unit}s used "
                  f"({self.chips} chip(s) of {self.units_per_chip}); {'fits' if self.fits else 'DOES NOT FIT'}", "",
                  f"| population | neurons | fan-in | synapses | neurons/{self.unit} | {self.unit}s | worst usage |",
@@ -68,6 +79,7 @@ class MappingReport:
 
 
 def raise_if_unfit(report: MappingReport) -> None:
+    """Raise ``ExportError`` naming every problem when ``report`` does not fit its target."""
     if report.problems:
         raise ExportError(f"the graph does not fit {report.target}: " + "; ".join(report.problems))
 

@@ -239,7 +239,25 @@ def read_nir(path: str | os.PathLike):
     try:
         return nir.read(path)
     except Exception as e:
-        raise DataError(f"{path}: corrupt or unsupported NIR content: {type(e).__name__}: {e}") from e
+        raise DataError(f"{path}: corrupt or unsupported NIR content: {_explain(e)}") from e
+
+
+def _explain(e: BaseException) -> str:
+    """A NIR exception as text that says what is wrong and what to do (NIR's checks are bare ``assert``s)."""
+    import traceback
+
+    text = str(e).strip()
+    if isinstance(e, AssertionError) or not text:
+        tb = traceback.extract_tb(e.__traceback__)
+        where = f" at {Path(tb[-1].filename).name}:{tb[-1].lineno} ({(tb[-1].line or '').strip()[:80]})" if tb else ""
+        text = (f"NIR's own consistency check failed{where}{': ' + text if text else ''}; the file holds a node "
+                "type this NIR version does not know, a node with missing or malformed fields, or shapes that do "
+                "not match between connected nodes")
+    elif "type mismatch" in text or "Type inference" in text:
+        text = f"{type(e).__name__}: {text} (the shapes of connected nodes do not match)"
+    else:
+        text = f"{type(e).__name__}: {text}"
+    return text + "; re-export the model (spikeseq export RUN --target nir) or fix the producer of the file"
 
 
 def _arr(a) -> np.ndarray:
@@ -334,4 +352,4 @@ def from_nir(src, *, dt: float | None = None) -> ir.Graph:
     except (ExportError, DataError, ParameterError):
         raise
     except Exception as e:
-        raise DataError(f"NIR graph could not be converted: {type(e).__name__}: {e}") from e
+        raise DataError(f"NIR graph could not be converted: {_explain(e)}") from e

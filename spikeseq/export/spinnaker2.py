@@ -55,6 +55,8 @@ CSR_ABOVE = 20000   # projections with more synapses are written as CSR
 
 @dataclass
 class SpiNNaker2Export:
+    """What :func:`write_spinnaker2` wrote: the JSON ``path``, the build ``script``, quantised graph, PE mapping."""
+
     path: Path
     script: Path
     graph: ir.Graph

@@ -19,11 +19,13 @@ import torch
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_finite_param, check_finite_result, check_floating, check_sequence, check_unit_interval
-from spikeseq.functional._common import apply_reset, as_param, check_neuron_args, initial
+from spikeseq.functional.neuron_args import apply_reset, as_param, check_neuron_args, initial
 from spikeseq.types import ParamLike, ResetMode
 
 
 class ALIFState(NamedTuple):
+    """ALIF state: membrane ``v`` and adaptation trace ``a``, each ``[B, ...]`` like one input step."""
+
     v: torch.Tensor
     a: torch.Tensor
 

@@ -20,12 +20,14 @@ import torch
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_finite_result, check_floating, check_sequence, check_unit_interval
-from spikeseq.functional._common import as_param, check_neuron_args, initial
 from spikeseq.functional.lif import lif_update
+from spikeseq.functional.neuron_args import as_param, check_neuron_args, initial
 from spikeseq.types import ParamLike, ResetMode
 
 
 class CubaLIFState(NamedTuple):
+    """CuBa-LIF state: synaptic current ``i`` and membrane ``v``, each ``[B, ...]`` like one input step."""
+
     i: torch.Tensor
     v: torch.Tensor
 
@@ -47,9 +49,9 @@ def cuba_lif_step(
     check_neuron_args(beta, v_th, reset)
     i = initial(None if state is None else state.i, x.shape, x, "i")
     v = initial(None if state is None else state.v, x.shape, x, "v")
-    a = as_param(alpha, x)
+    a = as_param(alpha, x, "alpha")
     i = a * i + x
-    z, v = lif_update(v, i, as_param(beta, x), as_param(v_th, x), reset, detach_reset, surrogate)
+    z, v = lif_update(v, i, as_param(beta, x, "beta"), as_param(v_th, x, "v_th"), reset, detach_reset, surrogate)
     return z, CubaLIFState(i, v)
 
 
@@ -70,7 +72,7 @@ def cuba_lif_scan(
     check_neuron_args(beta, v_th, reset)
     i = initial(None if state is None else state.i, x.shape[1:], x, "i")
     v = initial(None if state is None else state.v, x.shape[1:], x, "v")
-    a, b, th = as_param(alpha, x), as_param(beta, x), as_param(v_th, x)
+    a, b, th = as_param(alpha, x, "alpha"), as_param(beta, x, "beta"), as_param(v_th, x, "v_th")
     zs = []
     for x_t in x.unbind(0):  # unbind: the backward adds T slices, not T full-size zero gradients
         i = a * i + x_t

@@ -56,10 +56,13 @@ SIGMA_FINAL = 0.23
 
 
 class DelayState(NamedTuple):
+    """Delay-line state: ``x``, the last ``max_delay`` input steps ``[max_delay, B, in]``, oldest first."""
+
     x: torch.Tensor  # [max_delay, B, in]: the last max_delay input steps, oldest first
 
 
 def check_max_delay(max_delay: int) -> int:
+    """Return ``max_delay`` if it is an integer >= 1 (the largest delay, in steps); else raise ``ParameterError``."""
     if isinstance(max_delay, bool) or not isinstance(max_delay, int) or max_delay < 1:
         raise ParameterError(
             f"max_delay must be an integer >= 1 (the largest delay in time steps), got {max_delay!r}; "

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 from spikeseq.checks import check_positive
@@ -19,23 +20,35 @@ from spikeseq.errors import ParameterError
 from spikeseq.types import DecayMethod, ParamLike
 
 
-def decay_from_tau(tau: ParamLike, dt: float, method: DecayMethod = "exp") -> ParamLike:
-    """beta = exp(-dt/tau) (``method="exp"``) or 1 - dt/tau (``method="euler"``)."""
-    check_positive(tau, "tau")
-    check_positive(dt, "dt")
+def decay_factor(tau: ParamLike | np.ndarray, dt: float, method: DecayMethod = "exp"):
+    """The formula alone, for a float, a tensor (autograd flows) or a numpy array, without checks (hot paths whose
+    ``tau`` is known positive, e.g. a clamped learnable ``tau``): ``exp(-dt/tau)`` or ``1 - dt/tau``."""
     if method == "exp":
-        return torch.exp(-dt / tau) if isinstance(tau, torch.Tensor) else math.exp(-dt / tau)
+        if isinstance(tau, torch.Tensor):
+            return torch.exp(-dt / tau)
+        return np.exp(-dt / tau) if isinstance(tau, np.ndarray) else math.exp(-dt / tau)
     if method == "euler":
-        if (bool((tau < dt).any()) if isinstance(tau, torch.Tensor) else tau < dt):
-            raise ParameterError(
-                f"forward Euler needs tau >= dt (got tau={tau}, dt={dt}); use method='exp' or a smaller dt"
-            )
         return 1 - dt / tau
     raise ParameterError(f"unknown discretisation {method!r}; expected 'exp' or 'euler'")
 
 
-def tau_from_decay(beta: ParamLike, dt: float, method: DecayMethod = "exp") -> ParamLike:
-    """Inverse of :func:`decay_from_tau`: tau = -dt / ln(beta) or dt / (1 - beta)."""
+def decay_from_tau(tau: ParamLike | np.ndarray, dt: float, method: DecayMethod = "exp"):
+    """beta = exp(-dt/tau) (``method="exp"``) or 1 - dt/tau (``method="euler"``), after checking that ``tau`` and
+    ``dt`` are positive (and ``tau >= dt`` for Euler). Floats, tensors and numpy arrays."""
+    t = torch.from_numpy(np.array(tau, dtype=np.float64)) if isinstance(tau, np.ndarray) else tau
+    check_positive(t, "tau")
+    check_positive(dt, "dt")
+    if method == "euler" and (bool((t < dt).any()) if isinstance(t, torch.Tensor) else t < dt):
+        raise ParameterError(
+            f"forward Euler needs tau >= dt (got tau={tau}, dt={dt}); use method='exp' or a smaller dt"
+        )
+    return decay_factor(tau, dt, method)
+
+
+def tau_from_decay(beta: ParamLike | np.ndarray, dt: float, method: DecayMethod = "exp"):
+    """Inverse of :func:`decay_from_tau`: tau = -dt / ln(beta) or dt / (1 - beta) (floats, tensors, numpy arrays)."""
+    if isinstance(beta, np.ndarray):
+        return tau_from_decay(torch.from_numpy(np.array(beta, dtype=np.float64)), dt, method).numpy()
     check_positive(dt, "dt")
     b = beta if isinstance(beta, torch.Tensor) else torch.tensor(float(beta), dtype=torch.float64)
     if bool(((b <= 0) | (b >= 1)).any()):

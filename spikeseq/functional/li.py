@@ -13,11 +13,13 @@ from typing import NamedTuple
 import torch
 
 from spikeseq.checks import check_finite_result, check_floating, check_sequence, check_unit_interval
-from spikeseq.functional._common import as_param, initial
+from spikeseq.functional.neuron_args import as_param, initial
 from spikeseq.types import ParamLike
 
 
 class LIState(NamedTuple):
+    """LI state: membrane ``v``, ``[B, ...]`` like one input step."""
+
     v: torch.Tensor
 
 
@@ -26,7 +28,7 @@ def li_step(x: torch.Tensor, state: LIState | None = None, *, beta: ParamLike) -
     check_floating(x, "x")
     check_unit_interval(beta, "beta")
     v = initial(None if state is None else state.v, x.shape, x, "v")
-    v = as_param(beta, x) * v + x
+    v = as_param(beta, x, "beta") * v + x
     return v, LIState(v)
 
 
@@ -35,7 +37,7 @@ def li_scan(x: torch.Tensor, state: LIState | None = None, *, beta: ParamLike) -
     check_sequence(x)
     check_unit_interval(beta, "beta")
     v = initial(None if state is None else state.v, x.shape[1:], x, "v")
-    b = as_param(beta, x)
+    b = as_param(beta, x, "beta")
     vs = []
     for x_t in x.unbind(0):  # unbind: the backward adds T slices, not T full-size zero gradients
         v = b * v + x_t

@@ -23,11 +23,13 @@ import torch
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_finite_result, check_floating, check_sequence
-from spikeseq.functional._common import apply_reset, as_param, check_neuron_args, initial
+from spikeseq.functional.neuron_args import apply_reset, as_param, check_neuron_args, initial
 from spikeseq.types import ParamLike, ResetMode
 
 
 class LIFState(NamedTuple):
+    """LIF state: membrane ``v`` after reset, ``[B, ...]`` like one input step."""
+
     v: torch.Tensor
 
 
@@ -52,7 +54,7 @@ def lif_step(
     check_floating(x, "x")
     check_neuron_args(beta, v_th, reset)
     v = initial(None if state is None else state.v, x.shape, x, "v")
-    b, th = as_param(beta, x), as_param(v_th, x)
+    b, th = as_param(beta, x, "beta"), as_param(v_th, x, "v_th")
     z, v = lif_update(v, x, b, th, reset, detach_reset, surrogate)
     return z, LIFState(v)
 
@@ -74,7 +76,7 @@ def lif_scan(
     check_sequence(x)
     check_neuron_args(beta, v_th, reset)
     v = initial(None if state is None else state.v, x.shape[1:], x, "v")
-    b, th = as_param(beta, x), as_param(v_th, x)
+    b, th = as_param(beta, x, "beta"), as_param(v_th, x, "v_th")
     zs = []
     for x_t in x.unbind(0):  # unbind: the backward adds T slices, not T full-size zero gradients
         z, v = lif_update(v, x_t, b, th, reset, detach_reset, surrogate)

@@ -41,6 +41,8 @@ from spikeseq.errors import NonFiniteError, ParameterError, ShapeError
 
 
 class LMUState(NamedTuple):
+    """LMU state: memory ``m``, ``[B, N, d]`` (``d`` Legendre coefficients per input channel)."""
+
     m: torch.Tensor  #: memory, ``[B, N, d]``
 
 

@@ -41,6 +41,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from spikeseq.errors import ExportError, ParameterError, ShapeError
+from spikeseq.functional.discretize import decay_from_tau
 
 Payload = Literal["spikes", "graded", "dense"]
 PAYLOADS: tuple[str, ...] = ("spikes", "graded", "dense")
@@ -57,7 +58,8 @@ def _arr(x, dtype=np.float64) -> np.ndarray:
     return np.array(x, dtype=dtype, copy=True)
 
 
-def _shape(x) -> tuple[int, ...]:
+def as_shape(x) -> tuple[int, ...]:
+    """A shape as a tuple of ints (an int n is the shape (n,))."""
     if isinstance(x, (int, np.integer)):
         return (int(x),)
     return tuple(int(s) for s in x)
@@ -83,13 +85,16 @@ class Node:
 
     @property
     def in_shape(self) -> tuple[int, ...]:
+        """Shape of one input step, without the batch (each kind defines it)."""
         raise NotImplementedError
 
     @property
     def out_shape(self) -> tuple[int, ...]:
+        """Shape of one output step, without the batch (the input shape unless the kind changes it)."""
         return self.in_shape
 
     def sends(self, received: Payload) -> Payload:
+        """The :data:`Payload` this node emits when it receives ``received`` (by default: the same)."""
         return received
 
     def params(self) -> dict:
@@ -102,6 +107,8 @@ class Node:
 
 @dataclass(eq=False, repr=False)
 class Input(Node):
+    """Graph input of ``shape`` (per step, no batch) carrying ``payload`` (spikes by default)."""
+
     shape: tuple[int, ...]
     payload: Payload = "spikes"
     kind: ClassVar[str] = "Input"
@@ -109,30 +116,35 @@ class Input(Node):
     role: ClassVar[str] = "io"
 
     def __post_init__(self):
-        self.shape = _shape(self.shape)
+        self.shape = as_shape(self.shape)
         if self.payload not in PAYLOADS:
             raise ParameterError(f"Input payload must be one of {PAYLOADS}, got {self.payload!r}")
 
     @property
     def in_shape(self):
+        """``shape``."""
         return self.shape
 
     def sends(self, received):
+        """The declared ``payload``, whatever is fed in."""
         return self.payload
 
 
 @dataclass(eq=False, repr=False)
 class Output(Node):
+    """Graph output of ``shape`` (per step, no batch)."""
+
     shape: tuple[int, ...]
     kind: ClassVar[str] = "Output"
     nir: ClassVar[str | None] = "Output"
     role: ClassVar[str] = "io"
 
     def __post_init__(self):
-        self.shape = _shape(self.shape)
+        self.shape = as_shape(self.shape)
 
     @property
     def in_shape(self):
+        """``shape``."""
         return self.shape
 
 
@@ -222,9 +234,11 @@ class Scale(Node):
 
     @property
     def in_shape(self):
+        """Shape of ``scale``."""
         return tuple(self.scale.shape)
 
     def sends(self, received):
+        """``"dense"`` for dense input, otherwise ``"graded"`` (scaled spikes carry a value)."""
         return "dense" if received == "dense" else "graded"
 
 
@@ -249,7 +263,7 @@ class Conv2d(_Synapse):
     def __post_init__(self):
         self.weight = _arr(self.weight, np.float32)
         self.bias = _arr(self.bias, np.float32)
-        self.input_shape = _shape(self.input_shape)
+        self.input_shape = as_shape(self.input_shape)
         self.stride, self.padding, self.dilation = _pair(self.stride), _pair(self.padding), _pair(self.dilation)
         if self.weight.ndim != 4 or len(self.input_shape) != 3:
             raise ShapeError(f"Conv2d needs weight [Cout, Cin/groups, Kh, Kw] and input_shape (C, H, W), got "
@@ -257,10 +271,12 @@ class Conv2d(_Synapse):
 
     @property
     def in_shape(self):
+        """``input_shape`` ``(C, H, W)``."""
         return self.input_shape
 
     @property
     def out_shape(self):
+        """``(C_out, H_out, W_out)`` from the kernel size, stride, padding and dilation."""
         _, h, w = self.input_shape
         kh, kw = self.weight.shape[2:]
         return (self.weight.shape[0], _conv_out(h, kh, self.stride[0], self.padding[0], self.dilation[0]),
@@ -284,15 +300,17 @@ class Conv1d(_Synapse):
     def __post_init__(self):
         self.weight = _arr(self.weight, np.float32)
         self.bias = _arr(self.bias, np.float32)
-        self.input_shape = _shape(self.input_shape)
+        self.input_shape = as_shape(self.input_shape)
         self.stride, self.padding, self.dilation = int(self.stride), int(self.padding), int(self.dilation)
 
     @property
     def in_shape(self):
+        """``input_shape`` ``(C, L)``."""
         return self.input_shape
 
     @property
     def out_shape(self):
+        """``(C_out, L_out)`` from the kernel size, stride, padding and dilation."""
         return (self.weight.shape[0], _conv_out(self.input_shape[1], self.weight.shape[2], self.stride,
                                                 self.padding, self.dilation))
 
@@ -310,15 +328,17 @@ class SumPool2d(_Synapse):
     divide: ClassVar[bool] = False
 
     def __post_init__(self):
-        self.input_shape = _shape(self.input_shape)
+        self.input_shape = as_shape(self.input_shape)
         self.kernel_size, self.stride, self.padding = _pair(self.kernel_size), _pair(self.stride), _pair(self.padding)
 
     @property
     def in_shape(self):
+        """``input_shape`` ``(C, H, W)``."""
         return self.input_shape
 
     @property
     def out_shape(self):
+        """``(C, H_out, W_out)`` from the window, stride and padding."""
         c, h, w = self.input_shape
         return (c, _conv_out(h, self.kernel_size[0], self.stride[0], self.padding[0], 1),
                 _conv_out(w, self.kernel_size[1], self.stride[1], self.padding[1], 1))
@@ -345,14 +365,16 @@ class Flatten(Node):
     role: ClassVar[str] = "shape"
 
     def __post_init__(self):
-        self.input_shape = _shape(self.input_shape)
+        self.input_shape = as_shape(self.input_shape)
 
     @property
     def in_shape(self):
+        """``input_shape`` (no batch)."""
         return self.input_shape
 
     @property
     def out_shape(self):
+        """``input_shape`` with dims ``start_dim..end_dim`` merged (dims count the batch, as ``torch.flatten``)."""
         full = (1, *self.input_shape)
         s = self.start_dim % len(full)
         e = self.end_dim % len(full)
@@ -372,6 +394,7 @@ class Delay(Node):
 
     @property
     def in_shape(self):
+        """Shape of ``delay``."""
         return tuple(self.delay.shape)
 
 
@@ -427,6 +450,8 @@ class I(_Neuron):  # noqa: E742 - NIR's name for the integrator
 
 @dataclass(eq=False, repr=False)
 class IF(_Neuron):
+    """Integrate-and-fire ``v' = v + dt*r*x``, threshold and reset as :class:`LIF` (module docstring; NIR ``IF``)."""
+
     r: np.ndarray
     v_threshold: np.ndarray
     v_reset: np.ndarray | None = None
@@ -443,6 +468,8 @@ class IF(_Neuron):
 
 @dataclass(eq=False, repr=False)
 class LI(_Neuron):
+    """Leaky integrator ``v = beta*v + g*(v_leak + r*x)``, sends ``v`` (module docstring; NIR ``LI``, ``tau`` in s)."""
+
     tau: np.ndarray
     r: np.ndarray
     v_leak: np.ndarray | None = None
@@ -458,6 +485,11 @@ class LI(_Neuron):
 
 @dataclass(eq=False, repr=False)
 class LIF(_Neuron):
+    """Leaky integrate-and-fire (module docstring; NIR ``LIF``): ``tau`` in s, strict ``v > v_threshold``, ``reset``.
+
+    ``graded=True`` makes a spike carry the membrane value (not in NIR).
+    """
+
     tau: np.ndarray
     r: np.ndarray
     v_threshold: np.ndarray
@@ -477,6 +509,8 @@ class LIF(_Neuron):
 
 @dataclass(eq=False, repr=False)
 class CubaLI(_Neuron):
+    """Current-based leaky integrator: ``i`` then ``v`` (module docstring; NIR ``CubaLI``), sends ``v``."""
+
     tau_syn: np.ndarray
     tau_mem: np.ndarray
     r: np.ndarray
@@ -495,6 +529,8 @@ class CubaLI(_Neuron):
 
 @dataclass(eq=False, repr=False)
 class CubaLIF(_Neuron):
+    """Current-based LIF: :class:`CubaLI`, then threshold and reset as :class:`LIF` (NIR ``CubaLIF``)."""
+
     tau_syn: np.ndarray
     tau_mem: np.ndarray
     r: np.ndarray
@@ -535,10 +571,12 @@ class LMUMemory(_Neuron):
 
     @property
     def in_shape(self):
+        """``(n,)``, the number of memory inputs."""
         return (self.B.shape[1],)
 
     @property
     def out_shape(self):
+        """``(d,)``, the memory order."""
         return (self.A.shape[0],)
 
 
@@ -579,6 +617,7 @@ class LoihiCUBA(_Neuron):
         self._check()
 
     def sends(self, received):
+        """``"dense"`` for a readout compartment (its membrane is read), else as any spiking neuron."""
         return "dense" if self.readout else super().sends(received)
 
 
@@ -610,14 +649,17 @@ class S2LIF(_Neuron):
         self._check()
 
     def sends(self, received):
+        """``"dense"`` for a readout population (its membrane is read), else ``"spikes"``."""
         return "dense" if self.readout else "spikes"
 
 
 def synapse_kinds() -> tuple[type, ...]:
+    """The node classes that are linear synapse maps (affine, linear, delays, convolutions, pooling)."""
     return (Affine, Linear, DelayAffine, Conv1d, Conv2d, SumPool2d, AvgPool2d)
 
 
 def neuron_kinds() -> tuple[type, ...]:
+    """The node classes that hold per-neuron state or thresholds (including the fixed-point target kinds)."""
     return (Threshold, I, IF, LI, LIF, CubaLI, CubaLIF, LMUMemory, LoihiCUBA, S2LIF)
 
 
@@ -656,11 +698,13 @@ class Graph(Node):
     # --- Node interface (for nesting)
     @property
     def in_shape(self):
+        """Input shape of the first :class:`Input` node (``()`` when there is none)."""
         ins = self.inputs()
         return self.nodes[ins[0]].in_shape if ins else ()
 
     @property
     def out_shape(self):
+        """Shape of the first :class:`Output` node (``()`` when there is none)."""
         outs = self.outputs()
         return self.nodes[outs[0]].in_shape if outs else ()
 
@@ -672,30 +716,29 @@ class Graph(Node):
 
     # --- structure
     def inputs(self) -> list[str]:
+        """Names of the :class:`Input` nodes, in insertion order."""
         return [k for k, v in self.nodes.items() if isinstance(v, Input)]
 
     def outputs(self) -> list[str]:
+        """Names of the :class:`Output` nodes, in insertion order."""
         return [k for k, v in self.nodes.items() if isinstance(v, Output)]
 
     def predecessors(self, name: str) -> list[str]:
+        """Names of the nodes with an edge into ``name``."""
         return [a for a, b in self.edges if b == name]
 
     def successors(self, name: str) -> list[str]:
+        """Names of the nodes ``name`` has an edge to."""
         return [b for a, b in self.edges if a == name]
 
     def items(self) -> Iterator[tuple[str, Node]]:
+        """``(name, node)`` pairs in insertion order."""
         return iter(self.nodes.items())
 
     def decay(self, tau: np.ndarray) -> np.ndarray:
         """Per-step decay factor of a time constant under this graph's ``discretization``."""
-        tau = np.asarray(tau, dtype=np.float64)
-        if (tau <= 0).any():
-            raise ParameterError(f"time constants must be > 0 s, got min {tau.min()}")
-        if self.discretization == "exp":
-            return np.exp(-self.dt / tau)
-        if (tau < self.dt).any():
-            raise ParameterError(f"forward Euler needs tau >= dt={self.dt}, got min tau {tau.min()}")
-        return 1.0 - self.dt / tau
+        return decay_from_tau(np.asarray(tau, dtype=np.float64), self.dt,
+                              "exp" if self.discretization == "exp" else "euler")
 
     def flat(self) -> Graph:
         """The same graph with nested graphs inlined (names joined with ``"."``; inner Input/Output removed)."""

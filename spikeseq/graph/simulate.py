@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
+from spikeseq.functional.neuron_args import reset_membrane
 from spikeseq.graph import ir
 
 __all__ = ["SimResult", "hop_latency", "simulate", "synapse_matrix"]
@@ -43,7 +44,7 @@ MAX_UV = 2**23
 @dataclass
 class SimResult:
     """``outputs[name]`` and ``traces[node]`` are ``[T, B, *shape]`` arrays (spikes for spiking nodes, values for
-    the others); counts are totals over the run and the batch."""
+    the others); counts are totals over run and batch."""
 
     outputs: dict[str, np.ndarray]
     traces: dict[str, np.ndarray]
@@ -58,9 +59,11 @@ class SimResult:
 
     @property
     def output(self) -> np.ndarray:
+        """The first (usually only) output, ``[T, B, *shape]``."""
         return next(iter(self.outputs.values()))
 
     def counts(self) -> dict[str, dict[str, int]]:
+        """Per node: ``events``, ``synops``, ``dense_macs`` and ``neuron_updates``, totals over run and batch."""
         names = set(self.events) | set(self.synops) | set(self.dense_macs) | set(self.neuron_updates)
         return {n: {"events": self.events.get(n, 0), "synops": self.synops.get(n, 0),
                     "dense_macs": self.dense_macs.get(n, 0), "neuron_updates": self.neuron_updates.get(n, 0)}
@@ -256,13 +259,7 @@ class _Cell:
     def _spike(self, v_pre: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         p, node = self.p, self.node
         z = v_pre > p["th"]
-        reset = getattr(node, "reset", "zero")
-        if reset == "zero":
-            v = np.where(z, p["vr"], v_pre)
-        elif reset == "subtract":
-            v = v_pre - z * p["th"]
-        else:
-            v = v_pre
+        v = reset_membrane(v_pre, z.astype(v_pre.dtype), p["th"], getattr(node, "reset", "zero"), p["vr"])
         out = np.where(z, v_pre, 0.0) if getattr(node, "graded", False) else z.astype(np.float64)
         return out, v
 
@@ -310,14 +307,9 @@ class _Cell:
             if node.readout:
                 s["v"] = v_pre
                 return v_pre
-            z = v_pre > p["th"]
-            if node.reset == "subtract":
-                s["v"] = (v_pre - z * p["th"]).astype(np.float32)
-            elif node.reset == "zero":
-                s["v"] = np.where(z, p["vr"], v_pre).astype(np.float32)
-            else:
-                s["v"] = v_pre
-            return z.astype(np.float32)
+            z = (v_pre > p["th"]).astype(np.float32)
+            s["v"] = np.asarray(reset_membrane(v_pre, z, p["th"], node.reset, p["vr"]), np.float32)
+            return z
         if isinstance(node, ir.Delay):
             ring = s["ring"]
             slots = (t + p["steps"]) % self.depth

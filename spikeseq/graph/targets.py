@@ -18,6 +18,8 @@ TARGETS = ("nir", "loihi", "spinnaker2")
 
 @dataclass(frozen=True)
 class LoihiLimits:
+    """Loihi core limits and number formats (from ``hardware/loihi.toml``): per-core sizes, number ranges."""
+
     neurons_per_core: int
     input_axons_per_core: int
     output_axons_per_core: int
@@ -36,6 +38,8 @@ class LoihiLimits:
 
 @dataclass(frozen=True)
 class SpiNNaker2Limits:
+    """SpiNNaker2 per-PE limits (from ``hardware/spinnaker2.toml``) plus the memory-model assumptions of this module."""
+
     sram_bytes_per_pe: int
     pes_per_chip: int
     max_delay: int            # 'lif' model delay field
@@ -51,6 +55,7 @@ class SpiNNaker2Limits:
 
 @cache
 def loihi() -> LoihiLimits:
+    """:class:`LoihiLimits` read from ``hardware/loihi.toml`` (``ConfigError`` when a key is missing)."""
     s = hardware.load("loihi")
     wmax = int(s.format("weight_max"))
     bits = int(s.format("bias_mant_bits"))
@@ -74,6 +79,7 @@ def loihi() -> LoihiLimits:
 
 @cache
 def spinnaker2() -> SpiNNaker2Limits:
+    """:class:`SpiNNaker2Limits` read from ``hardware/spinnaker2.toml`` (``ConfigError`` when a key is missing)."""
     s = hardware.load("spinnaker2")
     return SpiNNaker2Limits(
         sram_bytes_per_pe=int(s.limit("sram_bytes_per_pe")),

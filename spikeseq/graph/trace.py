@@ -1,13 +1,22 @@
 """``trace(model, dt=...)``: turn a spikeseq ``nn`` model into a :class:`~spikeseq.graph.ir.Graph`.
 
-Supported members (anything else raises :class:`~spikeseq.errors.ExportError` naming the module):
-``spikeseq.nn.Sequential`` (nested too), ``torch.nn.Linear`` (-> Affine, or Linear without bias),
-``Conv1d``/``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Dropout``/``Identity`` (dropped), ``spikeseq.nn.LIF`` / ``IF`` /
-``CubaLIF`` / ``LI``, :class:`spikeseq.nn.recurrent.RLIF` (an explicit recurrent edge ``lif -> rec -> lif``), and
-``DelayLinear`` (-> :class:`~spikeseq.graph.ir.DelayAffine` from ``integer_weights_and_delays()``) when present.
+Lowering is by module type (:func:`register_lowering`): this module lowers the ``nn`` building blocks itself
+(``spikeseq.nn.Sequential`` (nested too), ``torch.nn.Linear`` (-> Affine, or Linear without bias),
+``Conv1d``/``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Dropout``/``Identity`` (dropped), eval-mode ``BatchNorm1d/2d``
+(folded into the synapse before it), ``spikeseq.nn.LIF`` / ``IF`` / ``CubaLIF`` / ``LI``,
+:class:`spikeseq.nn.recurrent.RLIF` (an explicit recurrent edge ``lif -> rec -> lif``) and
+:class:`spikeseq.nn.DelayLinear` (-> :class:`~spikeseq.graph.ir.DelayAffine`)); a model family registers a lowering
+only for wiring that no building block has (``spikeseq.models.registry.Family.lowerings``). Anything else raises
+:class:`~spikeseq.errors.ExportError` naming the module.
 
-Neuron parameters are written so that the IR's discrete semantics equal spikeseq's (see :mod:`.ir`): with
-``beta = exp(-dt/tau)`` the graph uses ``discretization="exp"``, ``r = 1/(1-beta)`` and ``w_in = 1/(1-alpha)``.
+A lowering is ``fn(module, builder, prev, shape, prefix) -> (exits, shape)``: ``builder`` is the
+:class:`GraphBuilder` (add nodes and edges, lower children with :meth:`GraphBuilder.lower`), ``prev`` the names of
+the nodes feeding the module, ``shape`` the per-sample input shape, ``prefix`` the node-name prefix; it returns the
+names of the nodes its output leaves from and the per-sample output shape.
+
+Neuron parameters are written so that the IR's discrete semantics equal spikeseq's (see :mod:`.ir`): the node
+carries the module's ``tau`` (seconds) as stored, the graph uses ``discretization="exp"`` with the one conversion
+``beta = decay_from_tau(tau, dt)``, ``r = 1/(1-beta)`` and ``w_in = 1/(1-alpha)``.
 ``dt`` is required and must equal the ``dt`` every neuron module was built with.
 """
 
@@ -15,46 +24,120 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
 from spikeseq.errors import ExportError, ParameterError
+from spikeseq.functional.discretize import decay_from_tau
 from spikeseq.graph import ir
-from spikeseq.models.delay_snn import DelaySNN
-from spikeseq.models.l2mu import L2MU
-from spikeseq.nn import IF, LI, LIF, CubaLIF, Sequential
+from spikeseq.nn import IF, LI, LIF, CubaLIF, DelayLinear, Sequential
 from spikeseq.nn.recurrent import RLIF
 
-__all__ = ["register_tracer", "trace"]
+__all__ = ["GraphBuilder", "Lowering", "affine_node", "fold_batchnorm", "linear_node", "lowering_for",
+           "neuron_node", "register_lowering", "trace", "unregister_lowering"]
 
-#: module class -> tracer(module, builder, prev_names, shape, prefix) -> (exit names, out shape)
-_TRACERS: dict[type, Callable] = {}
-
-
-def register_tracer(cls: type, fn: Callable) -> None:
-    """Teach :func:`trace` a new module class (``fn(module, builder, prev, shape, prefix) -> (exits, shape)``)."""
-    _TRACERS[cls] = fn
+#: ``fn(module, builder, prev, shape, prefix) -> (exit node names, per-sample output shape)``
+Lowering = Callable[..., tuple[list[str], tuple[int, ...]]]
+_LOWERINGS: dict[type, Lowering] = {}
+_BUILTIN: set[type] = set()
 
 
-class _Builder:
+def register_lowering(cls: type, fn: Lowering) -> None:
+    """Teach :func:`trace` to lower modules of type ``cls`` (and subclasses without a lowering of their own).
+
+    Raises :class:`~spikeseq.errors.ExportError` when ``cls`` already has a lowering (a building block of
+    ``spikeseq.nn`` or another registration): a type is lowered in one place.
+    """
+    if not isinstance(cls, type) or not callable(fn):
+        raise ExportError(f"register_lowering(cls, fn) needs a class and a callable, got {cls!r}, {fn!r}")
+    if cls in _LOWERINGS:
+        owner = "spikeseq.graph (an nn building block)" if cls in _BUILTIN else _LOWERINGS[cls].__module__
+        raise ExportError(f"{cls.__module__}.{cls.__qualname__} already has a lowering (from {owner}); a type is "
+                          "lowered in one place")
+    _LOWERINGS[cls] = fn
+
+
+def unregister_lowering(cls: type) -> None:
+    """Remove the lowering registered for ``cls`` (building blocks cannot be removed)."""
+    if cls in _BUILTIN:
+        raise ExportError(f"{cls.__qualname__} is an nn building block lowered by spikeseq.graph itself")
+    if _LOWERINGS.pop(cls, None) is None:
+        raise ExportError(f"no lowering registered for {cls.__module__}.{cls.__qualname__}")
+
+
+def lowering_for(cls: type) -> Lowering | None:
+    """The lowering of ``cls``: its own or that of the nearest base class that has one (``None``: none)."""
+    for k in cls.__mro__:
+        if k in _LOWERINGS:
+            return _LOWERINGS[k]
+    return None
+
+
+def _builtin(*classes: type) -> Callable[[Lowering], Lowering]:
+    def deco(fn: Lowering) -> Lowering:
+        for c in classes:
+            _LOWERINGS[c] = fn
+            _BUILTIN.add(c)
+        return fn
+
+    return deco
+
+
+class GraphBuilder:
+    """The graph under construction, handed to every lowering.
+
+    ``dt`` the step (s); ``nodes``/``edges`` the graph so far; ``module_of`` maps a neuron node to the qualified
+    name of the module whose output it reproduces (verification compares the two); ``recurrent`` lists edges that
+    read the previous step; ``path`` is the qualified module name being lowered; ``metadata`` goes into the
+    graph's metadata (e.g. ``output_transform``: ``"cumsum"``/``"cummean"`` when the model's readout accumulates
+    the output node over time).
+    """
+
     def __init__(self, dt: float) -> None:
-        self.dt = dt
+        self.dt = float(dt)
         self.nodes: dict[str, ir.Node] = {}
         self.edges: list[tuple[str, str]] = []
-        self.module_of: dict[str, str] = {}   # node -> qualified module name whose output it reproduces
-        self.recurrent: list[tuple[str, str]] = []   # edges reading the previous step
-        self.output_transform: str | None = None
-        self.pad_end = 0
+        self.module_of: dict[str, str] = {}
+        self.recurrent: list[tuple[str, str]] = []
+        self.metadata: dict[str, Any] = {}
         self.path = ""
 
     def add(self, name: str, node: ir.Node, prev: list[str]) -> str:
+        """Add ``node`` called ``name`` fed by the nodes ``prev``; returns ``name``."""
         if name in self.nodes:
             raise ExportError(f"duplicate node name {name!r} while tracing")
         self.nodes[name] = node
         self.edges += [(p, name) for p in prev]
         return name
+
+    def add_recurrent(self, src: str, dst: str) -> None:
+        """An edge ``src -> dst`` that reads ``src``'s output of the previous step."""
+        self.edges.append((src, dst))
+        self.recurrent.append((src, dst))
+
+    def child_path(self, name: str) -> str:
+        """The qualified name of child ``name`` of the module being lowered."""
+        return f"{self.path}.{name}" if self.path else name
+
+    def lower(self, m: nn.Module, prev: list[str], shape: tuple[int, ...], prefix: str,
+              path: str | None = None) -> tuple[list[str], tuple[int, ...]]:
+        """Lower module ``m`` (qualified name ``path``, default: unchanged) with its registered lowering."""
+        here = self.path
+        if path is not None:
+            self.path = path
+        try:
+            fn = lowering_for(type(m))
+            if fn is None:
+                raise ExportError(
+                    f"cannot trace member {prefix.rstrip('_') or 'model'} of type {type(m).__name__}: no IR "
+                    f"equivalent; lowered are {', '.join(sorted(c.__name__ for c in _LOWERINGS))} "
+                    "(spikeseq.graph.register_lowering adds more)")
+            return fn(m, self, prev, tuple(shape), prefix)
+        finally:
+            self.path = here
 
 
 def trace(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, ...] | int | None = None,
@@ -62,25 +145,22 @@ def trace(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, 
     """The IR graph of ``model`` at step ``dt`` (seconds, required).
 
     ``input_shape`` is the per-sample input shape (no time or batch); it is inferred from a first
-    ``Linear``/``RLIF``/``DelayLinear`` and required otherwise. ``input_payload`` declares what the input carries
-    (``"spikes"`` for 0/1 events, ``"graded"`` for sparse valued events such as event counts, ``"dense"``).
+    ``Linear``/``RLIF``/``DelayLinear`` or from the model's ``input_shape`` attribute, and required otherwise.
+    ``input_payload`` declares what the input carries (``"spikes"`` for 0/1 events, ``"graded"`` for sparse valued
+    events such as event counts, ``"dense"``).
     """
     if dt is None:
         raise ParameterError("trace(model, dt=...) needs the time step dt in seconds (it is recorded in the graph)")
     if not (isinstance(dt, (int, float)) and dt > 0):
         raise ParameterError(f"dt must be a positive number of seconds, got {dt!r}")
-    shape = _infer_input_shape(model) if input_shape is None else ir._shape(input_shape)
-    b = _Builder(float(dt))
+    shape = _infer_input_shape(model) if input_shape is None else ir.as_shape(input_shape)
+    b = GraphBuilder(float(dt))
     b.add("input", ir.Input(shape, payload=input_payload), [])
-    exits, shape = _trace(model, b, ["input"], shape, "")
+    exits, shape = b.lower(model, ["input"], shape, "")
     b.add("output", ir.Output(shape), exits)
     g = ir.Graph(b.nodes, b.edges, dt=float(dt), discretization="exp",
                  metadata={"source": "spikeseq.graph.trace", "model": type(model).__name__,
-                           "module_of": dict(b.module_of), "recurrent_edges": list(b.recurrent)})
-    if b.output_transform:
-        g.metadata["output_transform"] = b.output_transform
-    if b.pad_end:
-        g.metadata["pad_end"] = b.pad_end
+                           "module_of": dict(b.module_of), "recurrent_edges": list(b.recurrent), **b.metadata})
     g.check_shapes()
     return g
 
@@ -89,19 +169,18 @@ def _infer_input_shape(model: nn.Module) -> tuple[int, ...]:
     first = model
     while isinstance(first, Sequential) and len(first):
         first = first[0]
+    declared = getattr(first, "input_shape", None)
+    if declared is not None:
+        return ir.as_shape(declared)
     if isinstance(first, nn.Linear):
         return (first.in_features,)
     if isinstance(first, RLIF):
         return (first.fc.in_features,)
-    if isinstance(first, L2MU):
-        return (first.input_size,)
-    if isinstance(first, DelaySNN):
-        return (first.config.n_inputs,)
-    if hasattr(first, "integer_weights_and_delays") and hasattr(first, "in_features"):
+    if isinstance(first, DelayLinear):
         return (int(first.in_features),)
     raise ParameterError(
         f"cannot infer the input shape from a first member of type {type(first).__name__}; pass "
-        "trace(model, dt=..., input_shape=(C, H, W))"
+        "trace(model, dt=..., input_shape=(C, H, W)) or give the model an input_shape attribute"
     )
 
 
@@ -109,79 +188,94 @@ def _np(t: torch.Tensor, dtype=np.float64) -> np.ndarray:
     return t.detach().cpu().to(torch.float64).numpy().astype(dtype)
 
 
-def _trace(m: nn.Module, b: _Builder, prev: list[str], shape: tuple[int, ...], prefix: str):
-    for cls, fn in _TRACERS.items():
-        if isinstance(m, cls):
-            return fn(m, b, prev, shape, prefix)
-    if isinstance(m, L2MU):
-        return _trace_l2mu(m, b, prev, shape, prefix)
-    if isinstance(m, DelaySNN):
-        return _trace_delay_snn(m, b, prev, shape, prefix)
-    if isinstance(m, Sequential):
-        here = b.path
-        for i, layer in enumerate(m.layers):
-            b.path = f"{here}.layers.{i}" if here else f"layers.{i}"
-            prev, shape = _trace(layer, b, prev, shape, f"{prefix}{i}_")
-        b.path = here
-        return prev, shape
-    if isinstance(m, (nn.Dropout, nn.Identity)):
-        return prev, shape
-    if isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)):
-        return _fold_batchnorm(m, b, prev, prefix), shape
-    if isinstance(m, nn.Linear):
-        w = _np(m.weight, np.float32)
-        node = ir.Affine(w, _np(m.bias, np.float32)) if m.bias is not None else ir.Linear(w)
-        return [b.add(f"{prefix}{node.kind.lower()}", node, prev)], node.out_shape
-    if isinstance(m, nn.Conv2d):
-        if m.padding_mode != "zeros" or isinstance(m.padding, str):
-            raise ExportError(f"{prefix}conv2d: only numeric zero padding is supported, got {m.padding!r}")
-        bias = _np(m.bias, np.float32) if m.bias is not None else np.zeros(m.out_channels, np.float32)
-        node = ir.Conv2d(shape, _np(m.weight, np.float32), bias, m.stride, m.padding, m.dilation, m.groups)
-        return [b.add(f"{prefix}conv2d", node, prev)], node.out_shape
-    if isinstance(m, nn.Conv1d):
-        if m.padding_mode != "zeros" or isinstance(m.padding, str):
-            raise ExportError(f"{prefix}conv1d: only numeric zero padding is supported, got {m.padding!r}")
-        bias = _np(m.bias, np.float32) if m.bias is not None else np.zeros(m.out_channels, np.float32)
-        node = ir.Conv1d(shape, _np(m.weight, np.float32), bias, m.stride[0], m.padding[0], m.dilation[0],
-                         m.groups)
-        return [b.add(f"{prefix}conv1d", node, prev)], node.out_shape
-    if isinstance(m, nn.AvgPool2d):
-        if m.ceil_mode or not m.count_include_pad or m.divisor_override is not None:
-            raise ExportError(f"{prefix}avgpool2d: ceil_mode / count_include_pad=False / divisor_override "
-                              "are not supported")
-        node = ir.AvgPool2d(shape, m.kernel_size, m.stride or m.kernel_size, m.padding)
-        return [b.add(f"{prefix}avgpool2d", node, prev)], node.out_shape
-    if isinstance(m, nn.Flatten):
-        node = ir.Flatten(shape, m.start_dim, m.end_dim)
-        return [b.add(f"{prefix}flatten", node, prev)], node.out_shape
-    if isinstance(m, (LIF, IF, CubaLIF, LI)):
-        node = neuron_node(m, shape, b.dt, f"{prefix}{type(m).__name__.lower()}")
-        name = b.add(f"{prefix}{node.kind.lower()}", node, prev)
-        b.module_of[name] = b.path
-        return [name], shape
-    if isinstance(m, RLIF):
-        fc = b.add(f"{prefix}fc", _affine(m.fc), prev)
-        neuron = neuron_node(m.neuron, (m.hidden,), b.dt, f"{prefix}{m.kind}")
-        cell = b.add(f"{prefix}{neuron.kind.lower()}", neuron, [fc])
-        b.module_of[cell] = b.path
-        rec = b.add(f"{prefix}rec", _affine(m.rec), [cell])
-        b.edges.append((rec, cell))
-        b.recurrent.append((rec, cell))
-        return [cell], (m.hidden,)
-    if hasattr(m, "integer_weights_and_delays"):
-        w, d = m.integer_weights_and_delays()
-        bias = getattr(m, "bias", None)
-        node = ir.DelayAffine(_np(torch.as_tensor(w), np.float32), _np(torch.as_tensor(d), np.int64),
-                              None if bias is None else _np(bias, np.float32))
-        return [b.add(f"{prefix}delayaffine", node, prev)], node.out_shape
-    raise ExportError(
-        f"cannot trace member {prefix.rstrip('_') or 'model'} of type {type(m).__name__}: no IR equivalent; "
-        "supported are Sequential, Linear, Conv1d/2d, AvgPool2d, Flatten, LIF, IF, CubaLIF, LI, RLIF, DelayLinear "
-        "(register_tracer adds more)"
-    )
+# ----------------------------------------------------------------------------- lowerings of nn building blocks
+@_builtin(Sequential)
+def _lower_sequential(m: Sequential, b: GraphBuilder, prev, shape, prefix):
+    for i, layer in enumerate(m.layers):
+        prev, shape = b.lower(layer, prev, shape, f"{prefix}{i}_", path=b.child_path(f"layers.{i}"))
+    return prev, shape
 
 
-def _affine(lin: nn.Linear) -> ir.Node:
+@_builtin(nn.Dropout, nn.Identity)
+def _lower_nothing(m, b: GraphBuilder, prev, shape, prefix):
+    return prev, shape
+
+
+@_builtin(nn.BatchNorm1d, nn.BatchNorm2d)
+def _lower_batchnorm(m, b: GraphBuilder, prev, shape, prefix):
+    return fold_batchnorm(m, b, prev, prefix), shape
+
+
+@_builtin(nn.Linear)
+def _lower_linear(m: nn.Linear, b: GraphBuilder, prev, shape, prefix):
+    node = affine_node(m)
+    return [b.add(f"{prefix}{node.kind.lower()}", node, prev)], node.out_shape
+
+
+@_builtin(nn.Conv2d)
+def _lower_conv2d(m: nn.Conv2d, b: GraphBuilder, prev, shape, prefix):
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        raise ExportError(f"{prefix}conv2d: only numeric zero padding is supported, got {m.padding!r}")
+    bias = _np(m.bias, np.float32) if m.bias is not None else np.zeros(m.out_channels, np.float32)
+    node = ir.Conv2d(shape, _np(m.weight, np.float32), bias, m.stride, m.padding, m.dilation, m.groups)
+    return [b.add(f"{prefix}conv2d", node, prev)], node.out_shape
+
+
+@_builtin(nn.Conv1d)
+def _lower_conv1d(m: nn.Conv1d, b: GraphBuilder, prev, shape, prefix):
+    if m.padding_mode != "zeros" or isinstance(m.padding, str):
+        raise ExportError(f"{prefix}conv1d: only numeric zero padding is supported, got {m.padding!r}")
+    bias = _np(m.bias, np.float32) if m.bias is not None else np.zeros(m.out_channels, np.float32)
+    node = ir.Conv1d(shape, _np(m.weight, np.float32), bias, m.stride[0], m.padding[0], m.dilation[0], m.groups)
+    return [b.add(f"{prefix}conv1d", node, prev)], node.out_shape
+
+
+@_builtin(nn.AvgPool2d)
+def _lower_avgpool2d(m: nn.AvgPool2d, b: GraphBuilder, prev, shape, prefix):
+    if m.ceil_mode or not m.count_include_pad or m.divisor_override is not None:
+        raise ExportError(f"{prefix}avgpool2d: ceil_mode / count_include_pad=False / divisor_override "
+                          "are not supported")
+    node = ir.AvgPool2d(shape, m.kernel_size, m.stride or m.kernel_size, m.padding)
+    return [b.add(f"{prefix}avgpool2d", node, prev)], node.out_shape
+
+
+@_builtin(nn.Flatten)
+def _lower_flatten(m: nn.Flatten, b: GraphBuilder, prev, shape, prefix):
+    node = ir.Flatten(shape, m.start_dim, m.end_dim)
+    return [b.add(f"{prefix}flatten", node, prev)], node.out_shape
+
+
+@_builtin(LIF, IF, CubaLIF, LI)
+def _lower_neuron(m, b: GraphBuilder, prev, shape, prefix):
+    node = neuron_node(m, shape, b.dt, f"{prefix}{type(m).__name__.lower()}")
+    name = b.add(f"{prefix}{node.kind.lower()}", node, prev)
+    b.module_of[name] = b.path
+    return [name], shape
+
+
+@_builtin(RLIF)
+def _lower_rlif(m: RLIF, b: GraphBuilder, prev, shape, prefix):
+    fc = b.add(f"{prefix}fc", affine_node(m.fc), prev)
+    neuron = neuron_node(m.neuron, (m.hidden,), b.dt, f"{prefix}{m.kind}")
+    cell = b.add(f"{prefix}{neuron.kind.lower()}", neuron, [fc])
+    b.module_of[cell] = b.path
+    rec = b.add(f"{prefix}rec", affine_node(m.rec), [cell])
+    b.add_recurrent(rec, cell)
+    return [cell], (m.hidden,)
+
+
+@_builtin(DelayLinear)
+def _lower_delay_linear(m: DelayLinear, b: GraphBuilder, prev, shape, prefix):
+    w, d = m.integer_weights_and_delays()
+    bias = getattr(m, "bias", None)
+    node = ir.DelayAffine(_np(torch.as_tensor(w), np.float32), _np(torch.as_tensor(d), np.int64),
+                          None if bias is None else _np(bias, np.float32))
+    return [b.add(f"{prefix}delayaffine", node, prev)], node.out_shape
+
+
+# ------------------------------------------------------------------------------------ helpers for lowerings
+def affine_node(lin: nn.Linear) -> ir.Node:
+    """``Affine`` (or ``Linear`` without bias) node of a ``torch.nn.Linear``."""
     w = _np(lin.weight, np.float32)
     return ir.Affine(w, _np(lin.bias, np.float32)) if lin.bias is not None else ir.Linear(w)
 
@@ -191,15 +285,18 @@ def _check_dt(m: nn.Module, dt: float, name: str) -> None:
         raise ParameterError(f"{name} was built with dt={m.dt} but trace got dt={dt}; trace with the model's dt")
 
 
-def _tau_gain(beta: torch.Tensor, shape, dt: float, name: str) -> tuple[np.ndarray, np.ndarray]:
-    """tau (s) with exp(-dt/tau) = beta, and the input factor r = 1/(1-beta), broadcast to ``shape``."""
-    bb = np.broadcast_to(_np(beta), shape).astype(np.float64)
-    if (bb <= 0).any() or (bb >= 1).any():
+def _tau_gain(m: nn.Module, which: str, shape, dt: float, name: str) -> tuple[np.ndarray, np.ndarray]:
+    """The module's time constant ``tau_<which>`` (seconds, as stored: no round trip through the decay) and the
+    input factor ``r = 1/(1 - beta)`` with ``beta = decay_from_tau(tau, dt)`` (the conversion the graph's semantics
+    use too), broadcast to ``shape``."""
+    decay = np.broadcast_to(_np(m.alpha if which == "syn" else m.beta), shape)
+    if (decay <= 0).any() or (decay >= 1).any():
         raise ExportError(
             f"{name}: decay factors must lie strictly in (0, 1) to have a finite time constant, got range "
-            f"[{bb.min()}, {bb.max()}]; use IF for beta = 1"
+            f"[{decay.min()}, {decay.max()}]; use IF for beta = 1"
         )
-    return -dt / np.log(bb), 1.0 / (1.0 - bb)
+    tau = np.ascontiguousarray(np.broadcast_to(_np(getattr(m, f"tau_{which}")), shape), dtype=np.float64)
+    return tau, 1.0 / (1.0 - decay_from_tau(tau, dt))
 
 
 def neuron_node(m: nn.Module, shape, dt: float, name: str) -> ir.Node:
@@ -207,70 +304,27 @@ def neuron_node(m: nn.Module, shape, dt: float, name: str) -> ir.Node:
     _check_dt(m, dt, name)
     shape = tuple(shape)
     if isinstance(m, LI):
-        tau, r = _tau_gain(m.beta, shape, dt, name)
+        tau, r = _tau_gain(m, "mem", shape, dt, name)
         return ir.LI(tau=tau, r=r)
     v_th = np.broadcast_to(_np(m.v_th), shape)
     if isinstance(m, IF):
         return ir.IF(r=np.full(shape, 1.0 / dt), v_threshold=v_th, reset=m.reset)
     if isinstance(m, CubaLIF):
-        tau_syn, w_in = _tau_gain(m.alpha, shape, dt, name)
-        tau_mem, r = _tau_gain(m.beta, shape, dt, name)
+        tau_syn, w_in = _tau_gain(m, "syn", shape, dt, name)
+        tau_mem, r = _tau_gain(m, "mem", shape, dt, name)
         return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_threshold=v_th, w_in=w_in, reset=m.reset)
     if isinstance(m, LIF):
-        tau, r = _tau_gain(m.beta, shape, dt, name)
+        tau, r = _tau_gain(m, "mem", shape, dt, name)
         return ir.LIF(tau=tau, r=r, v_threshold=v_th, reset=m.reset)
     raise ExportError(f"{name}: {type(m).__name__} has no IR neuron kind")
 
 
-def _linear(w: torch.Tensor | np.ndarray) -> ir.Linear:
+def linear_node(w: torch.Tensor | np.ndarray) -> ir.Linear:
+    """A bias-free ``Linear`` node with weight ``w`` ``[out, in]``."""
     return ir.Linear(_np(torch.as_tensor(w), np.float32))
 
 
-def _trace_l2mu(m: L2MU, b: _Builder, prev: list[str], shape, prefix: str):
-    """L2MU (:mod:`spikeseq.models.l2mu`): populations x, u, m, h, out; the memory update
-    ``I_m = A_bar s_m[t-1] + B_bar s_u`` becomes two Linear synapses (block-diagonal ``kron(I, A_bar)`` and
-    ``kron(I, B_bar)``); the feedbacks h->u, m->u, h->h, m->m read the previous step (explicit recurrent edges);
-    the model's cumulative readout is recorded as ``metadata["output_transform"]``."""
-    dt, path, p = b.dt, b.path, prefix
-    mod = lambda name: f"{path}.{name}" if path else name  # noqa: E731
-
-    def pop(name, module, size, inputs):
-        node = neuron_node(module, (size,), dt, f"{p}{name}")
-        n = b.add(f"{p}{name}", node, inputs)
-        b.module_of[n] = mod(name)
-        return n
-
-    if m.input_module == "lif":
-        w_in = b.add(f"{p}w_in", _affine(m.w_in), prev)
-        src = [pop("pop_x", m.pop_x, m.w_in.out_features, [w_in])]
-    else:
-        src = prev
-    md, d = m.memory_size, m.order
-    eye = torch.eye(md, dtype=torch.float64)
-    e_x = b.add(f"{p}e_x", _affine(m.e_x), src)
-    u = pop("pop_u", m.pop_u, md, [e_x])
-    b.module_of.pop(u)  # stepped functionally inside L2MU.forward: no module output to compare with
-    bm = b.add(f"{p}b_mem", _linear(torch.kron(eye, m.b_bar.double().reshape(d, 1))), [u])
-    mm = pop("pop_m", m.pop_m, md * d, [bm])
-    b.module_of.pop(mm)
-    am = b.add(f"{p}a_mem", _linear(torch.kron(eye, m.a_bar.double())), [mm])
-    e_m = b.add(f"{p}e_m", _affine(m.e_m), [mm])
-    w_x = b.add(f"{p}w_x", _affine(m.w_x), src)
-    w_m = b.add(f"{p}w_m", _affine(m.w_m), [mm])
-    h = pop("pop_h", m.pop_h, m.hidden_size, [w_x, w_m])
-    b.module_of.pop(h)
-    w_h = b.add(f"{p}w_h", _affine(m.w_h), [h])
-    e_h = b.add(f"{p}e_h", _affine(m.e_h), [h])
-    w_out = b.add(f"{p}w_out", _affine(m.w_out), [h])
-    out = pop("pop_out", m.pop_out, m.n_classes, [w_out])
-    for src_, dst in ((am, mm), (e_m, u), (w_h, h), (e_h, u)):
-        b.edges.append((src_, dst))
-        b.recurrent.append((src_, dst))
-    b.output_transform = "cumsum" if m.readout == "spike_count" else "cummean"
-    return [out], (m.n_classes,)
-
-
-def _fold_batchnorm(m: nn.Module, b: _Builder, prev: list[str], prefix: str) -> list[str]:
+def fold_batchnorm(m: nn.Module, b: GraphBuilder, prev: list[str], prefix: str) -> list[str]:
     """An eval-mode BatchNorm is a per-channel affine map ``a*x + c``: fold it into the synapse node before it."""
     name = prev[0] if len(prev) == 1 else None
     node = b.nodes.get(name) if name else None
@@ -299,31 +353,3 @@ def _fold_batchnorm(m: nn.Module, b: _Builder, prev: list[str], prefix: str) -> 
         new = ir.Conv1d(node.input_shape, w, bias, node.stride, node.padding, node.dilation, node.groups)
     b.nodes[name] = new
     return prev
-
-
-def _trace_delay_snn(m: DelaySNN, b: _Builder, prev: list[str], shape, prefix: str):
-    """:class:`spikeseq.models.delay_snn.DelaySNN` in eval mode: (DelayLinear -> BatchNorm folded -> LIF) x n,
-    DelayLinear -> LI. The model appends ``pad_end`` silent steps to its input; the graph does not (feed the
-    padded input to the interpreter, as :func:`spikeseq.graph.verify.export_and_verify` does)."""
-    path = b.path
-    for k, (syn, norm, lif) in enumerate(zip(m.synapses, m.norms, m.neurons)):
-        b.path = f"{path}.synapses.{k}" if path else f"synapses.{k}"
-        prev, shape = _synapse_of(syn, b, prev, f"{prefix}syn{k}_")
-        if not isinstance(norm, nn.Identity):
-            prev = _fold_batchnorm(norm, b, prev, f"{prefix}norm{k}_")
-        b.path = f"{path}.neurons.{k}" if path else f"neurons.{k}"
-        prev, shape = _trace(lif, b, prev, shape, f"{prefix}lif{k}_")
-    prev, shape = _synapse_of(m.synapses[-1], b, prev, f"{prefix}syn{len(m.neurons)}_")
-    b.path = f"{path}.readout" if path else "readout"
-    prev, shape = _trace(m.readout, b, prev, shape, f"{prefix}readout_")
-    b.path = path
-    b.pad_end = int(m.config.pad_end)
-    return prev, shape
-
-
-def _synapse_of(syn: nn.Module, b: _Builder, prev: list[str], prefix: str):
-    if hasattr(syn, "integer_weights_and_delays"):
-        return _trace(syn, b, prev, (), prefix)
-    w = _np(syn.weight, np.float32)
-    node = ir.Affine(w, _np(syn.bias, np.float32)) if syn.bias is not None else ir.Linear(w)
-    return [b.add(f"{prefix}{node.kind.lower()}", node, prev)], node.out_shape

@@ -18,11 +18,15 @@ for _op, _fn in {
     "cuba_lif_scan": F.cuba_lif_scan,
     "li_scan": F.li_scan,
     "alif_scan": F.alif_scan,
+    "egru_scan": F.egru_scan,
+    "wkv": F.wkv_scan,
 }.items():
     dispatch.register(_op, "torch", _fn, priority=-1)
 
 # Fast backends register themselves here (import must stay cheap: nothing compiles at import).
+from spikeseq.kernels import egru as _egru_backends  # noqa: E402,F401
 from spikeseq.kernels import lif as _lif_backends  # noqa: E402,F401
+from spikeseq.kernels import wkv as _wkv_backends  # noqa: E402,F401
 from spikeseq.kernels.spike_linear import spike_linear  # noqa: E402
 
 
@@ -46,4 +50,14 @@ def alif_scan(x, state=None, *, backend: str = "auto", **params: Any):
     return dispatch.call("alif_scan", x, state, backend=backend, **params)
 
 
-__all__ = ["alif_scan", "cuba_lif_scan", "dispatch", "li_scan", "lif_scan", "spike_linear"]
+def egru_scan(x, state=None, *, backend: str = "auto", **params: Any):
+    """Dispatching :func:`spikeseq.functional.egru_scan` (``"cpu"``: activity-sparse C++ loop)."""
+    return dispatch.call("egru_scan", x, state, backend=backend, **params)
+
+
+def wkv(k, v, state=None, *, w, u, backend: str = "auto"):
+    """Dispatching :func:`spikeseq.functional.wkv_scan` (backends: :mod:`spikeseq.kernels.wkv`)."""
+    return dispatch.call("wkv", k, v, state, backend=backend, w=w, u=u)
+
+
+__all__ = ["alif_scan", "cuba_lif_scan", "dispatch", "egru_scan", "li_scan", "lif_scan", "spike_linear", "wkv"]

@@ -1,5 +1,6 @@
 """Lazy build of the C++ kernels (``lif/scan.cpp``: fused LIF-family scans; ``spmm.cpp``: event-driven spike
-products) into one shared library loaded with :mod:`ctypes`.
+products; ``egru/egru.cpp``: the activity-sparse EGRU; ``wkv/wkv.cpp``: the RWKV-4 WKV loops) into one shared
+library loaded with :mod:`ctypes`.
 
 Nothing happens at import. The first call of :func:`library` compiles the sources with the system C++ compiler
 (``$CXX`` or ``c++``/``g++``/``clang++``; a few seconds: they use no torch headers) into a per-user cache,
@@ -29,7 +30,7 @@ import threading
 from pathlib import Path
 
 _HERE = Path(__file__).parent
-SOURCES = (_HERE / "lif" / "scan.cpp", _HERE / "spmm.cpp")
+SOURCES = (_HERE / "lif" / "scan.cpp", _HERE / "spmm.cpp", _HERE / "egru" / "egru.cpp", _HERE / "wkv" / "wkv.cpp")
 HEADERS = (_HERE / "parallel.h",)
 #: -ffp-contract=off: no fused multiply-add, so results round exactly like torch's separate ops.
 FLAGS = [
@@ -133,7 +134,7 @@ def _load() -> ctypes.CDLL | None:
 
 
 def _declare(lib: ctypes.CDLL) -> None:
-    i, i64, p = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p
+    i, i64, p, d = ctypes.c_int, ctypes.c_int64, ctypes.c_void_p, ctypes.c_double
     for suf in ("f32", "f64"):
         getattr(lib, f"lif_fwd_{suf}").argtypes = [i, i64, i64, p, p, p, p, p, p, p, i]
         getattr(lib, f"lif_bwd_{suf}").argtypes = [i, i, i64, i64] + [p] * 11 + [i]
@@ -147,6 +148,13 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"spike_rows_compress_{suf}").restype = i64
         getattr(lib, f"spike_gather_{suf}").argtypes = [i64, i64, p, p, p, p, p, i]
         getattr(lib, f"spike_weight_grad_{suf}").argtypes = [i64, i64, i64, p, p, p, p, i64, i]
+        getattr(lib, f"egru_fwd_{suf}").argtypes = [i64, i64, i64] + [p] * 18 + [i]
+        getattr(lib, f"egru_bwd_{suf}").argtypes = [i64, i64, i64] + [p] * 19 + [d, d] + [p] * 7 + [i]
+        getattr(lib, f"egru_gather_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 4 + [i]
+        getattr(lib, f"egru_gather_outer_{suf}").argtypes = [i64, i64, i64] + [p] * 3 + [i]
+        getattr(lib, f"egru_csr_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 6 + [i]
+        getattr(lib, f"wkv_fwd_{suf}").argtypes = [i64, i64] + [p] * 14 + [i]
+        getattr(lib, f"wkv_bwd_{suf}").argtypes = [i64, i64] + [p] * 22 + [i]
     lib.spike_rows_transpose.argtypes = [i64, i64, p, p, p, p]
     lib.spike_vector_bytes.argtypes = []
 

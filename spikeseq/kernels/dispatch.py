@@ -28,6 +28,13 @@ from spikeseq.errors import BackendUnavailableError, ParameterError
 
 @dataclass(frozen=True)
 class Backend:
+    """One registered implementation of a kernel op.
+
+    ``op`` and ``name`` identify it, ``fn`` runs the op with the reference's signature, ``available()`` returns
+    ``(ok, reason)`` for this process, ``supports(*args, **kwargs)`` returns why it cannot take one call (or ``None``),
+    and ``backend="auto"`` prefers the highest ``priority``.
+    """
+
     op: str
     name: str
     fn: Callable[..., Any]
@@ -70,6 +77,7 @@ def opted_in(b: Backend) -> bool:
 
 
 def backends(op: str) -> dict[str, Backend]:
+    """The backends registered for ``op`` by name (a copy); raises ``ParameterError`` for an unknown op."""
     if op not in _REGISTRY:
         raise ParameterError(f"unknown kernel op {op!r}; known: {', '.join(sorted(_REGISTRY))}")
     return dict(_REGISTRY[op])

@@ -128,6 +128,10 @@ def spike_linear(
     if weight.dim() != 2 or z.shape[-1] != weight.shape[-1]:
         raise ShapeError(f"z has {z.shape[-1]} features but weight expects {weight.shape[-1]} (shape "
                          f"{tuple(weight.shape)}); weight must be [out_features, in_features]")
+    if torch.is_autocast_enabled(z.device.type):
+        # mixed precision (torch.autocast): the product runs as the dense F.linear, which autocast casts to the
+        # low-precision dtype like every torch linear layer; the event-driven path is float32 / float64 only
+        return F.linear(z, weight, bias)
     if weight.dtype != z.dtype or (bias is not None and bias.dtype != z.dtype):
         raise DTypeError(f"z is {z.dtype} but weight/bias are {weight.dtype}/{None if bias is None else bias.dtype}; "
                          "convert them to one floating dtype")

@@ -32,10 +32,12 @@ class SpikeRows:
 
     @property
     def nnz(self) -> int:
+        """Number of spikes (1s) stored."""
         return int(self.rowptr[-1])
 
 
 def available() -> bool:
+    """Whether the C++ spike-matrix library is built and loaded."""
     return _native.library() is not None
 
 

@@ -2,6 +2,7 @@
 
 from spikeseq.nn.base import StatefulModule, TimeConstants
 from spikeseq.nn.delay import DelayLinear
+from spikeseq.nn.egru import EGRU, EGRUStackOutput
 from spikeseq.nn.encoders import DeltaEncoder, LatencyEncoder, RateEncoder
 from spikeseq.nn.linear import SpikeLinear
 from spikeseq.nn.lmu import LMU, LMUMemory, SpikingLMU
@@ -9,7 +10,8 @@ from spikeseq.nn.neurons import ALIF, IF, LI, LIF, CubaLIF
 from spikeseq.nn.sequential import Sequential, time_distributed
 
 __all__ = [
-    "ALIF", "IF", "LI", "LIF", "LMU", "CubaLIF", "DeltaEncoder", "LatencyEncoder", "LMUMemory", "RateEncoder",
+    "ALIF", "EGRU", "EGRUStackOutput",
+    "IF", "LI", "LIF", "LMU", "CubaLIF", "DeltaEncoder", "LatencyEncoder", "LMUMemory", "RateEncoder",
     "Sequential", "SpikeLinear", "SpikingLMU", "DelayLinear",
     "StatefulModule", "TimeConstants", "time_distributed",
 ]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
 from spikeseq.checks import check_positive
 from spikeseq.errors import ParameterError
-from spikeseq.functional.discretize import decay_from_tau, tau_from_decay
+from spikeseq.functional.discretize import decay_factor, decay_from_tau, tau_from_decay
 
 
 class StatefulModule(nn.Module):
@@ -37,6 +39,11 @@ class TimeConstants(nn.Module):
         self._kinds: dict[str, str] = {}
 
     def add(self, name: str, *, tau: float | None, beta: float | None, learn: str, size: int | None) -> None:
+        """Register time constant ``name`` from ``tau`` (seconds) or ``beta`` (decay per step), exactly one of them.
+
+        ``learn`` is ``"none"`` (a buffer), ``"tau"`` (trainable ``tau_<name>``) or ``"beta"`` (trainable
+        ``beta_<name>``); ``size`` makes it per neuron (``[size]``). Raises ``ParameterError`` for a bad combination.
+        """
         if (tau is None) == (beta is None):
             raise ParameterError(
                 f"give exactly one of tau_{name} (seconds) or a decay factor for {name!r}, got tau={tau}, beta={beta}"
@@ -59,20 +66,29 @@ class TimeConstants(nn.Module):
         self._kinds[name] = learn
 
     def decay(self, name: str) -> torch.Tensor:
+        """Decay factor per step of ``name``: ``exp(-dt / tau)``, or the stored ``beta`` clamped to [0, 1]."""
         if self._kinds[name] == "beta":
             return getattr(self, f"beta_{name}").clamp(0, 1)
         tau = getattr(self, f"tau_{name}")
-        return torch.exp(-self.dt / tau.clamp_min(1e-12))
+        return decay_factor(tau.clamp_min(1e-12), self.dt)
 
     def tau(self, name: str) -> torch.Tensor:
         """The time constant in seconds (derived from beta when beta is the stored parameter)."""
         if self._kinds[name] == "beta":
             b = getattr(self, f"beta_{name}").detach().clamp(1e-12, 1 - 1e-7)
-            return -self.dt / torch.log(b)
+            return tau_from_decay(b, self.dt)
         return getattr(self, f"tau_{name}").detach()
 
 
 def threshold_parameter(v_th: float, learn: bool, size: int | None) -> torch.Tensor:
+    """The firing threshold as a tensor of shape ``[size]`` (or ``[]``), a parameter when ``learn``.
+
+    A neuron spikes iff ``v > v_th``; with ``v_th <= 0`` a neuron at rest (``v = 0``) would spike or sit on the
+    threshold, so it is refused, as are NaN and Inf.
+    """
+    if isinstance(v_th, bool) or not isinstance(v_th, int | float) or not math.isfinite(v_th) or v_th <= 0:
+        raise ParameterError(f"v_th must be a finite number > 0 (a neuron spikes when v > v_th, v starts at 0), "
+                             f"got {v_th!r}")
     shape = () if size is None else (size,)
     t = torch.full(shape, float(v_th))
     return nn.Parameter(t) if learn else t

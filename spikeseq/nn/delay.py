@@ -8,7 +8,7 @@ call                                            path
 ==============================================  =========================================================
 ``layer.train()``, delays learnable             Gaussian-interpolated taps of width ``|sigma| + 0.27``
 ``layer.eval()`` (or delays fixed)              the ``sigma -> 0`` limit: integer shift by ``round(delay)``
-``layer(x, integer=True)``                      integer shift; the delays must already be integers
+``layer.forward_integer(x)``                    integer shift; the delays must already be integers
                                                 (:meth:`DelayLinear.round_delays`), else ParameterError
 ==============================================  =========================================================
 
@@ -72,6 +72,7 @@ class DelayLinear(StatefulModule):
 
     # ---- delays -------------------------------------------------------------------------------------------
     def set_sigma(self, sigma: float) -> None:
+        """Set the Gaussian width ``sigma`` (in steps, >= 0; see :func:`~spikeseq.functional.delay.sigma_schedule`)."""
         if not sigma >= 0:
             raise ParameterError(f"sigma must be >= 0, got {sigma}")
         self.sigma.fill_(float(sigma))
@@ -96,6 +97,7 @@ class DelayLinear(StatefulModule):
         return self
 
     def delays_are_integer(self) -> bool:
+        """Whether every delay is a whole number of steps in ``[0, max_delay]`` (needed by forward_integer)."""
         d = self.delay.detach()
         return bool(torch.equal(d, d.round())) and bool((d >= 0).all()) and bool((d <= self.max_delay).all())
 
@@ -113,13 +115,17 @@ class DelayLinear(StatefulModule):
                                          device=device or self.weight.device, dtype=dtype or self.weight.dtype))
 
     # ---- forward ------------------------------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, state: fd.DelayState | None = None, *, integer: bool = False):
-        if integer:
-            return self._integer(x, state, self.delay)
+    def forward(self, x: torch.Tensor, state: fd.DelayState | None = None):
+        """``y [T, B, out], state = layer(x [T, B, in], state)``: the path of the module docstring's table."""
         if self.training and self.learn_delay:
             return fd.delay_gaussian(x, state, weight=self.weight, delay=self.delay, sigma=self.sigma,
                                      max_delay=self.max_delay, bias=self.bias, sigma_offset=self.sigma_offset)
         return self._integer(x, state, self.delay.detach().clamp(0, self.max_delay).round())
+
+    def forward_integer(self, x: torch.Tensor, state: fd.DelayState | None = None):
+        """Integer shifts by the delays as they are (they must be whole steps already: :meth:`round_delays`),
+        the semantics of an exported graph; :class:`~spikeseq.errors.ParameterError` otherwise."""
+        return self._integer(x, state, self.delay)
 
     def _integer(self, x: torch.Tensor, state: fd.DelayState | None, delay: torch.Tensor):
         d = fd.integer_delays(delay, self.max_delay)
@@ -151,5 +157,6 @@ class DelayLinear(StatefulModule):
                                       error_msgs)
 
     def extra_repr(self) -> str:
+        """Sizes, ``max_delay``, ``learn_delay``, bias and the current ``sigma`` for ``repr``."""
         return (f"in_features={self.in_features}, out_features={self.out_features}, max_delay={self.max_delay}, "
                 f"learn_delay={self.learn_delay}, bias={self.bias is not None}, sigma={float(self.sigma):g}")

@@ -16,6 +16,7 @@ class RateEncoder(nn.Module):
         self.steps, self.gain = steps, gain
 
     def forward(self, x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Encode ``x [B, ...]`` as ``[steps, B, ...]`` spikes (``generator`` seeds the Bernoulli draws)."""
         return rate_encode(x, self.steps, gain=self.gain, generator=generator)
 
 
@@ -27,6 +28,7 @@ class LatencyEncoder(nn.Module):
         self.steps, self.method, self.tau, self.threshold = steps, method, tau, threshold
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Encode ``x [B, ...]`` as ``[steps, B, ...]`` with at most one spike per element."""
         return latency_encode(x, self.steps, method=self.method, tau=self.tau, threshold=self.threshold)
 
 
@@ -42,4 +44,5 @@ class DeltaEncoder(nn.Module):
         self.with_level = with_level
 
     def forward(self, s: torch.Tensor) -> torch.Tensor:
+        """Encode the stream ``s [T, B, C]`` as up/down (and level) spikes ``[T, B, 2C]`` (``[T, B, 3C]``)."""
         return delta_encode(s, self.theta, with_level=self.with_level)

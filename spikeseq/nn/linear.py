@@ -16,6 +16,11 @@ from spikeseq.kernels.spike_linear import MODES, SpikeLinearMode, spike_linear
 
 
 class SpikeLinear(nn.Linear):
+    """``nn.Linear`` on 0/1 spike inputs ``z [..., in]``, event-driven where that is faster (see module docstring).
+
+    ``mode`` is one of ``MODES`` (``"auto"`` picks by spike density); anything else raises ``ParameterError``.
+    """
+
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, mode: SpikeLinearMode = "auto",
                  device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
         if mode not in MODES:
@@ -24,7 +29,9 @@ class SpikeLinear(nn.Linear):
         self.mode = mode
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
+        """``z @ W.T + b`` for spikes ``z [..., in]`` (only 0s and 1s), computed by :func:`kernels.spike_linear`."""
         return spike_linear(z, self.weight, self.bias, mode=self.mode)
 
     def extra_repr(self) -> str:
+        """``nn.Linear``'s ``repr`` plus the product ``mode``."""
         return f"{super().extra_repr()}, mode={self.mode}"

@@ -37,8 +37,8 @@ from spikeseq.nn.neurons import LIF
 from spikeseq.types import ResetMode
 
 MODES = ("auto", "fft", "recurrent")
-#: LMUFormer's surrogate: SpikingJelly's default Sigmoid(alpha=4) (specs/models.md section 3).
-LMUFORMER_SURROGATE = sg.Sigmoid(4.0)
+#: Default surrogate of the spiking cell: SpikingJelly's default ``Sigmoid(alpha=4)`` (specs/models.md section 3).
+SIGMOID4 = sg.Sigmoid(4.0)
 
 
 class LMUMemory(StatefulModule):
@@ -61,6 +61,7 @@ class LMUMemory(StatefulModule):
         self._impulse: dict[tuple, torch.Tensor] = {}
 
     def impulse(self, steps: int, like: torch.Tensor) -> torch.Tensor:
+        """Impulse response ``H[k] = A_bar^k B_bar``, ``k < steps``, in ``like``'s dtype/device (cached)."""
         key = (steps, like.dtype, like.device)
         if key not in self._impulse:
             self._impulse = {k: v for k, v in self._impulse.items() if k[1:] != key[1:]}
@@ -68,6 +69,7 @@ class LMUMemory(StatefulModule):
         return self._impulse[key]
 
     def forward(self, u: torch.Tensor, state: LMUState | None = None):
+        """``m [T, B, N, d], state = mem(u [T, B, N], state)``: FFT or step loop as chosen by ``mode``."""
         check_sequence(u, "u", min_rank=3)
         a, b = self._a64.to(u), self._b64.to(u)
         if self.mode == "fft" or (self.mode == "auto" and u.shape[0] > 1):
@@ -75,6 +77,7 @@ class LMUMemory(StatefulModule):
         return lmu_memory_scan(u, state, a_bar=a, b_bar=b)
 
     def extra_repr(self) -> str:
+        """Order, window ``theta`` and ``dt`` (in steps) and the ``mode`` for ``repr``."""
         return f"order={self.order}, theta={self.theta}, dt={self.dt_steps}, mode={self.mode!r}"
 
 
@@ -85,6 +88,8 @@ def bn_time(bn: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class LMUCellState(NamedTuple):
+    """State of :class:`LMU`: the memory, plus the encoder/memory/hidden LIF states (``None`` when not spiking)."""
+
     u: object  #: encoder neuron state (None when not spiking)
     m: LMUState  #: memory
     m_spk: object  #: memory neuron state (None when not spiking)
@@ -96,7 +101,8 @@ class LMU(StatefulModule):
 
     ``spiking=False``: ReLU encoder and hidden, real memory (LMUFormer's ``LMUFFTCell``). ``spiking=True``:
     BN + LIF after the encoder, the memory and the hidden projection (``SpikingLMUFFTCell``); neurons are
-    :class:`spikeseq.nn.LIF` with decay ``beta`` (LMUFormer: tau = 2 steps, so beta = 0.5), hard reset,
+    :class:`spikeseq.nn.LIF` with time constant ``tau_mem`` (seconds, with ``dt``) or decay ``beta`` (default 0.5:
+    LMUFormer's tau = 2 steps), hard reset,
     detached reset and the sigmoid(alpha=4) surrogate by default.
     """
 
@@ -109,11 +115,12 @@ class LMU(StatefulModule):
         *,
         n_u: int = 1,
         spiking: bool = False,
-        beta: float = 0.5,
+        tau_mem: float | None = None,
+        beta: float | None = None,
         v_th: float = 1.0,
         reset: ResetMode = "zero",
         detach_reset: bool = True,
-        surrogate: sg.Surrogate = LMUFORMER_SURROGATE,
+        surrogate: sg.Surrogate = SIGMOID4,
         dt: float = 1e-3,
         mode: str = "auto",
         backend: str = "auto",
@@ -127,13 +134,16 @@ class LMU(StatefulModule):
         self.memory = LMUMemory(order, theta, mode=mode)
         self.w_h = nn.Linear(n_u * order + input_size, hidden_size)
         if spiking:
-            kw = dict(beta=beta, v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate, dt=dt,
-                      backend=backend)
+            if tau_mem is None and beta is None:
+                beta = 0.5  # LMUFormer's neurons: tau = 2 steps, i.e. half the membrane kept per step
+            kw = dict(tau_mem=tau_mem, beta=beta, v_th=v_th, reset=reset, detach_reset=detach_reset,
+                      surrogate=surrogate, dt=dt, backend=backend)
             self.bn_u, self.bn_m, self.bn_h = (nn.BatchNorm1d(n_u), nn.BatchNorm1d(n_u * order),
                                                nn.BatchNorm1d(hidden_size))
             self.lif_u, self.lif_m, self.lif_h = LIF(**kw), LIF(**kw), LIF(**kw)
 
     def forward(self, x: torch.Tensor, state: LMUCellState | None = None):
+        """``h [T, B, hidden_size], state = lmu(x [T, B, input_size], state)``; ``ShapeError`` on bad features."""
         check_sequence(x, "x", min_rank=3)
         if x.shape[-1] != self.input_size:
             raise ShapeError(f"LMU expects {self.input_size} input features, got x of shape {tuple(x.shape)}")

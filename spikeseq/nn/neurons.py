@@ -72,13 +72,16 @@ class LIF(_Spiking):
 
     @property
     def beta(self) -> torch.Tensor:
+        """Membrane decay per step, ``exp(-dt / tau_mem)`` (or the learned ``beta``)."""
         return self.time.decay("mem")
 
     @property
     def tau_mem(self) -> torch.Tensor:
+        """Membrane time constant in seconds."""
         return self.time.tau("mem")
 
     def forward(self, x: torch.Tensor, state: LIFState | None = None):
+        """``z [T, B, ...], state = lif(x [T, B, ...], state)`` via ``lif_scan`` (:mod:`spikeseq.functional.lif`)."""
         return kernels.lif_scan(x, state, beta=self.beta, backend=self.backend, **self._common())
 
 
@@ -92,6 +95,7 @@ class IF(_Spiking):
         super().__init__(size, dt, v_th, reset, detach_reset, surrogate, learn_threshold, backend)
 
     def forward(self, x: torch.Tensor, state: LIFState | None = None):
+        """``z [T, B, ...], state = if_(x [T, B, ...], state)``: ``lif_scan`` with ``beta = 1``."""
         one = torch.ones((), dtype=x.dtype if x.is_floating_point() else torch.float32)
         return kernels.lif_scan(x, state, beta=one, backend=self.backend, **self._common())
 
@@ -122,21 +126,26 @@ class CubaLIF(_Spiking):
 
     @property
     def alpha(self) -> torch.Tensor:
+        """Synaptic-current decay per step, ``exp(-dt / tau_syn)`` (or the learned ``alpha``)."""
         return self.time.decay("syn")
 
     @property
     def beta(self) -> torch.Tensor:
+        """Membrane decay per step, ``exp(-dt / tau_mem)`` (or the learned ``beta``)."""
         return self.time.decay("mem")
 
     @property
     def tau_syn(self) -> torch.Tensor:
+        """Synaptic time constant in seconds."""
         return self.time.tau("syn")
 
     @property
     def tau_mem(self) -> torch.Tensor:
+        """Membrane time constant in seconds."""
         return self.time.tau("mem")
 
     def forward(self, x: torch.Tensor, state: CubaLIFState | None = None):
+        """``z [T, B, ...], state = cuba(x [T, B, ...], state)`` via ``cuba_lif_scan`` (``functional.cuba``)."""
         return kernels.cuba_lif_scan(x, state, alpha=self.alpha, beta=self.beta, backend=self.backend,
                                      **self._common())
 
@@ -168,6 +177,7 @@ class ALIF(_Spiking):
         self.register_buffer("adapt", torch.full(() if size is None else (size,), float(adapt)))
 
     def forward(self, x: torch.Tensor, state: ALIFState | None = None):
+        """``z [T, B, ...], state = alif(x [T, B, ...], state)`` via ``alif_scan`` (:mod:`spikeseq.functional.alif`)."""
         return kernels.alif_scan(x, state, beta=self.time.decay("mem"), rho=self.time.decay("adapt"),
                                  adapt=self.adapt, backend=self.backend, **self._common())
 
@@ -185,15 +195,19 @@ class LI(StatefulModule):
 
     @property
     def dt(self) -> float:
+        """Simulation time step in seconds."""
         return self.time.dt
 
     @property
     def beta(self) -> torch.Tensor:
+        """Membrane decay per step, ``exp(-dt / tau_mem)`` (or the learned ``beta``)."""
         return self.time.decay("mem")
 
     @property
     def tau_mem(self) -> torch.Tensor:
+        """Membrane time constant in seconds."""
         return self.time.tau("mem")
 
     def forward(self, x: torch.Tensor, state: LIState | None = None):
+        """``v [T, B, ...], state = li(x [T, B, ...], state)`` via ``li_scan`` (:mod:`spikeseq.functional.li`)."""
         return kernels.li_scan(x, state, beta=self.beta, backend=self.backend)

@@ -25,6 +25,8 @@ from spikeseq.types import ResetMode
 
 
 class RLIFState(NamedTuple):
+    """State of :class:`RLIF`: the last spikes ``z [B, hidden]`` (fed back through ``rec``) and the neuron state."""
+
     z: torch.Tensor
     neuron: LIFState | CubaLIFState
 
@@ -57,9 +59,11 @@ class RLIF(StatefulModule):
 
     @property
     def dt(self) -> float:
+        """Simulation time step in seconds (the neuron's)."""
         return self.neuron.dt
 
     def forward(self, x: torch.Tensor, state: RLIFState | None = None):
+        """``z [T, B, hidden], state = rlif(x [T, B, in_features], state)``, one time step at a time."""
         check_sequence(x)
         n = self.neuron
         common = dict(v_th=n.v_th, reset=n.reset, detach_reset=n.detach_reset, surrogate=n.surrogate)

@@ -24,6 +24,8 @@ def time_distributed(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
 
 
 class Sequential(StatefulModule):
+    """Chain of modules on ``[T, B, ...]`` whose state is a tuple with one entry per member (see module docstring)."""
+
     def __init__(self, *modules: nn.Module) -> None:
         super().__init__()
         self.layers = nn.ModuleList(modules)
@@ -35,6 +37,7 @@ class Sequential(StatefulModule):
         return self.layers[i]
 
     def forward(self, x: torch.Tensor, state: tuple | None = None):
+        """``y, state = seq(x [T, B, ...], state)``; ``ShapeError`` when ``state`` has the wrong length."""
         check_sequence(x)
         if state is None:
             state = (None,) * len(self.layers)

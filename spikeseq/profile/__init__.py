@@ -8,21 +8,23 @@
     spikeseq.profile.count(net, x, run="steps", neurobench=True).neurobench   # NeuroBench 2.3 numbers
 
 Counters live in a registry (:func:`register_counter`) keyed by module type: ``counters`` (torch.nn),
-``neurons`` (spikeseq and snnTorch neurons), ``spikeseq_modules`` (LMU memory, delays, recurrent cells).
+``neurons`` (spikeseq and snnTorch neurons), ``spikeseq_modules`` (LMU memory, delays, recurrent cells);
+model families add counters for their own module types (``spikeseq.models.registry.Family.counters``).
 A module that runs but has no counter is listed in ``report.not_counted`` (or raises with ``strict=True``).
 """
 
-from spikeseq.profile import spikeseq_modules as _spikeseq_modules  # noqa: F401  (registers counters)
 from spikeseq.profile.context import CallContext
 from spikeseq.profile.core import count, profile_batches, run_steps
-from spikeseq.profile.counters import matmul_counts
+from spikeseq.profile.counters import add_counts, bias_counts, full_steps, matmul_counts, out_counts
 from spikeseq.profile.energy import EnergyEstimate, estimate
 from spikeseq.profile.mapping import mapped_energy
 from spikeseq.profile.neurons import neuron_counts
-from spikeseq.profile.registry import COUNT_KEYS, register_counter
+from spikeseq.profile.registry import COUNT_KEYS, CounterSpec, register_counter, unregister_counter
 from spikeseq.profile.report import LayerProfile, ProfileReport
+from spikeseq.profile.spikeseq_modules import delayed_counts  # (importing it registers the block counters)
 
 __all__ = [
-    "COUNT_KEYS", "CallContext", "EnergyEstimate", "LayerProfile", "ProfileReport", "count", "estimate",
-    "mapped_energy", "matmul_counts", "neuron_counts", "profile_batches", "register_counter", "run_steps",
+    "COUNT_KEYS", "CallContext", "CounterSpec", "EnergyEstimate", "LayerProfile", "ProfileReport", "add_counts",
+    "bias_counts", "count", "delayed_counts", "estimate", "full_steps", "mapped_energy", "matmul_counts",
+    "neuron_counts", "out_counts", "profile_batches", "register_counter", "run_steps", "unregister_counter",
 ]

@@ -19,19 +19,15 @@ from torch import nn
 
 from spikeseq.profile.context import CallContext
 from spikeseq.profile.registry import register_counter
-
-F64 = torch.float64
-
-
-def _full(t: int, value: float) -> torch.Tensor:
-    return torch.full((t,), float(value), dtype=F64)
+from spikeseq.profile.steps import F64, full_steps
 
 
 def _zeros(t: int) -> torch.Tensor:
     return torch.zeros(t, dtype=F64)
 
 
-def _add(acc: dict, other: dict) -> dict:
+def add_counts(acc: dict, other: dict) -> dict:
+    """Add the per-step counts of ``other`` into ``acc`` (key by key); returns ``acc``."""
     for k, v in other.items():
         acc[k] = acc[k] + v if k in acc else v
     return acc
@@ -104,7 +100,7 @@ def mask_float(x2: torch.Tensor, dt: torch.dtype, slot: str = "mask") -> torch.T
     return f
 
 
-def _exact_dtype(x2: torch.Tensor, n_in: int, n_out: int) -> torch.dtype:
+def exact_dtype(x2: torch.Tensor, n_in: int, n_out: int) -> torch.dtype:
     """float32 sums of integers are exact below 2**24; use float64 for larger rows."""
     return x2.dtype if (x2.dtype == torch.float64 or n_in * max(n_out, 1) < 2**24) else torch.float64
 
@@ -115,7 +111,7 @@ def matmul_counts(xs: torch.Tensor, weight: torch.Tensor, ctx: CallContext, *, n
     x2 = xs.reshape(-1, n_in)
     if not x2.is_floating_point():
         x2 = x2.float()
-    dt = _exact_dtype(x2, n_in, n_out)
+    dt = exact_dtype(x2, n_in, n_out)
     rows = x2.shape[0] // t
     fan = (weight != 0).sum(0).to(dt)                          # non-zero fan-out of each input
     ones = torch.ones(n_in, dtype=dt, device=x2.device)
@@ -127,7 +123,7 @@ def matmul_counts(xs: torch.Tensor, weight: torch.Tensor, ctx: CallContext, *, n
     eff, nz_count = both[:, 0].contiguous(), both[:, 1].contiguous()
     flags = None
     if ctx.ac_rule == "call":
-        flags = _full(t, 1.0) if binary else spike_flags(x2.reshape(t, -1))
+        flags = full_steps(t, 1.0) if binary else spike_flags(x2.reshape(t, -1))
         acs = eff * flags
     elif binary:
         acs = eff
@@ -135,14 +131,14 @@ def matmul_counts(xs: torch.Tensor, weight: torch.Tensor, ctx: CallContext, *, n
         unit = scratch(x2, "unit", dt)
         torch.eq(x2.abs(), 1, out=unit)
         acs = rowsum_steps(unit, t, fan)
-    dense = _full(t, rows * n_in * n_out)
+    dense = full_steps(t, rows * n_in * n_out)
     out = {
         "dense_macs": dense, "eff_macs": eff - acs, "eff_acs": acs, "addr_adds": eff, "mem_weight_reads": eff,
         "mem_state_reads": eff, "mem_state_writes": eff, "mem_input_reads": nz_count,
     }
     if ctx.neurobench if nb is None else nb:
         if flags is None:
-            flags = _full(t, 1.0) if binary else spike_flags(x2.reshape(t, -1))
+            flags = full_steps(t, 1.0) if binary else spike_flags(x2.reshape(t, -1))
         out.update(nb_eff_acs=eff * flags, nb_eff_macs=eff * (1 - flags), nb_dense=dense)
     return out
 
@@ -152,16 +148,17 @@ def bias_counts(bias: torch.Tensor | None, positions: torch.Tensor | float, t: i
     if bias is None:
         return {}
     nb = float((bias != 0).sum())
-    adds = (positions if isinstance(positions, torch.Tensor) else _full(t, positions)) * nb
+    adds = (positions if isinstance(positions, torch.Tensor) else full_steps(t, positions)) * nb
     return {"bias_adds": adds, "mem_weight_reads": adds}
 
 
 @register_counter(nn.Linear, kind="connection", nb_connection=True)
 def count_linear(m: nn.Linear, args, kwargs, out, ctx: CallContext) -> dict:
+    """Counts of one ``nn.Linear`` call per time step: dense and effective MACs/ACs, bias adds, memory accesses."""
     xs = ctx.steps(args[0])
     c = matmul_counts(xs, m.weight, ctx)
     rows = xs[0].numel() // m.in_features
-    return _add(c, bias_counts(m.bias, rows, xs.shape[0]))
+    return add_counts(c, bias_counts(m.bias, rows, xs.shape[0]))
 
 
 def _conv_counts(m: nn.modules.conv._ConvNd, args, kwargs, out, ctx: CallContext) -> dict:
@@ -188,7 +185,7 @@ def _conv_counts(m: nn.modules.conv._ConvNd, args, kwargs, out, ctx: CallContext
         dense_one = float(m._conv_forward(ones, torch.ones_like(m.weight), None).sum())
         positions = m._conv_forward(ones, m.weight[:1], None).numel()       # output positions per sample
     rows = flat.shape[0] // t
-    dense = _full(t, dense_one * rows)
+    dense = full_steps(t, dense_one * rows)
     res = {
         "dense_macs": dense, "eff_macs": eff - acs, "eff_acs": acs, "addr_adds": eff, "mem_weight_reads": eff,
         "mem_state_reads": eff, "mem_state_writes": eff,
@@ -197,7 +194,7 @@ def _conv_counts(m: nn.modules.conv._ConvNd, args, kwargs, out, ctx: CallContext
     if ctx.neurobench:
         flags = spike_flags(xs)
         res.update(nb_eff_acs=eff * flags, nb_eff_macs=eff * (1 - flags), nb_dense=dense)
-    return _add(res, bias_counts(m.bias, rows * positions, t))
+    return add_counts(res, bias_counts(m.bias, rows * positions, t))
 
 
 for _cls in (nn.Conv1d, nn.Conv2d, nn.Conv3d):
@@ -220,17 +217,20 @@ def _cell_elementwise(m, rows: int, t: int) -> dict:
         mults, adds, nonlin, state = 3 * h, 5 * h, 3 * h, h
     else:
         mults, adds, nonlin, state = 0, h, h, h
-    return {"state_mults": _full(t, mults), "state_adds": _full(t, adds), "nonlin_ops": _full(t, nonlin),
-            "neuron_updates": _full(t, h), "mem_state_reads": _full(t, state), "mem_state_writes": _full(t, state)}
+    return {"state_mults": full_steps(t, mults), "state_adds": full_steps(t, adds),
+            "nonlin_ops": full_steps(t, nonlin), "neuron_updates": full_steps(t, h),
+            "mem_state_reads": full_steps(t, state), "mem_state_writes": full_steps(t, state)}
 
 
-def _out_counts(y: torch.Tensor, t: int) -> dict:
+def out_counts(y: torch.Tensor, t: int) -> dict:
+    """Non-zero and total output elements per step of ``y`` (``t`` steps first)."""
     y = y.reshape(t, -1)
-    return {"out_nonzero": (y != 0).sum(1, dtype=F64).cpu(), "out_elements": _full(t, y.shape[1])}
+    return {"out_nonzero": (y != 0).sum(1, dtype=F64).cpu(), "out_elements": full_steps(t, y.shape[1])}
 
 
 @register_counter(nn.RNNCellBase, kind="connection", nb_connection=True)
 def count_rnn_cell(m: nn.RNNCellBase, args, kwargs, out, ctx: CallContext) -> dict:
+    """Counts of one ``nn.RNNCell``/``LSTMCell``/``GRUCell`` step: both products, gate element-wise ops, outputs."""
     x = args[0]
     hx = args[1] if len(args) > 1 else kwargs.get("hx")
     if x.dim() == 1:
@@ -240,16 +240,16 @@ def count_rnn_cell(m: nn.RNNCellBase, args, kwargs, out, ctx: CallContext) -> di
     res = matmul_counts(x.unsqueeze(0), m.weight_ih, ctx, nb=False)
     gates_h = m.weight_hh.shape[0]
     if h is not None:
-        _add(res, matmul_counts(h.reshape(1, rows, -1), m.weight_hh, ctx, nb=False))
+        add_counts(res, matmul_counts(h.reshape(1, rows, -1), m.weight_hh, ctx, nb=False))
     else:  # zero initial state: computed densely, nothing effective
         res["dense_macs"] = res["dense_macs"] + rows * gates_h * m.hidden_size
     if m.bias:
-        _add(res, bias_counts(m.bias_ih, rows, 1))
-        _add(res, bias_counts(m.bias_hh, rows, 1))
-    _add(res, _cell_elementwise(m, rows, 1))
+        add_counts(res, bias_counts(m.bias_ih, rows, 1))
+        add_counts(res, bias_counts(m.bias_hh, rows, 1))
+    add_counts(res, _cell_elementwise(m, rows, 1))
     y = out[0] if isinstance(out, tuple) else out
-    _add(res, _out_counts(y, 1))
-    res["mem_output_writes"] = _full(1, y.numel())
+    add_counts(res, out_counts(y, 1))
+    res["mem_output_writes"] = full_steps(1, y.numel())
     if ctx.neurobench:
         from spikeseq.profile.neurobench import nb_cell_counts
 
@@ -283,14 +283,14 @@ def count_rnn_layer(m: nn.RNNBase, args, kwargs, out, ctx: CallContext) -> dict:
     h0 = torch.zeros_like(y[0]) if h0 is None else h0.reshape(rows, -1)
     h_prev = torch.cat((h0.unsqueeze(0), y[:-1]), 0)
     res = matmul_counts(x, m.weight_ih_l0, ctx, nb=False)
-    _add(res, matmul_counts(h_prev, m.weight_hh_l0, ctx, nb=False))
+    add_counts(res, matmul_counts(h_prev, m.weight_hh_l0, ctx, nb=False))
     if m.bias:
-        _add(res, bias_counts(m.bias_ih_l0, rows, t))
-        _add(res, bias_counts(m.bias_hh_l0, rows, t))
+        add_counts(res, bias_counts(m.bias_ih_l0, rows, t))
+        add_counts(res, bias_counts(m.bias_hh_l0, rows, t))
     ew = _cell_elementwise(m, rows, 1)
-    _add(res, {k: v.expand(t).clone() for k, v in ew.items()})
-    _add(res, _out_counts(y, t))
-    res["mem_output_writes"] = _full(t, y[0].numel())
+    add_counts(res, {k: v.expand(t).clone() for k, v in ew.items()})
+    add_counts(res, out_counts(y, t))
+    res["mem_output_writes"] = full_steps(t, y[0].numel())
     return res
 
 
@@ -299,9 +299,10 @@ _NB_ACTIVATIONS = (nn.ReLU, nn.Sigmoid)
 
 
 def count_activation(m: nn.Module, args, kwargs, out, ctx: CallContext) -> dict:
+    """Counts of an element-wise activation: outputs, non-zero outputs and one ``nonlin_ops`` per element."""
     ys = ctx.steps(out)
     t = ys.shape[0]
-    res = _out_counts(ys, t)
+    res = out_counts(ys, t)
     res["nonlin_ops"] = res["out_elements"].clone()
     if ctx.neurobench and isinstance(m, _NB_ACTIVATIONS):
         res.update(nb_act_nonzero=res["out_nonzero"], nb_act_elements=res["out_elements"])
@@ -316,7 +317,7 @@ for _cls in (nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.PReLU, nn.ELU, nn.SELU, nn.GELU
 def _elementwise(ys: torch.Tensor, mults: float, adds: float) -> dict:
     t = ys.shape[0]
     n = ys[0].numel()
-    return {"state_mults": _full(t, mults * n), "state_adds": _full(t, adds * n)}
+    return {"state_mults": full_steps(t, mults * n), "state_adds": full_steps(t, adds * n)}
 
 
 @register_counter(nn.modules.batchnorm._BatchNorm, kind="composite")

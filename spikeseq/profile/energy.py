@@ -40,13 +40,16 @@ class EnergyEstimate:
 
     @property
     def total_nj(self) -> float:
+        """Total energy per sample in nJ."""
         return self.total_pj / 1e3
 
     @property
     def total_uj(self) -> float:
+        """Total energy per sample in uJ."""
         return self.total_pj / 1e6
 
     def to_dict(self) -> dict:
+        """The estimate as JSON-ready data (pJ totals, per layer and per term, and the table's notes)."""
         return {"table": self.table, "memory": self.memory, "precision": self.precision,
                 "total_pj": self.total_pj, "per_layer_pj": dict(self.per_layer_pj), "terms_pj": dict(self.terms_pj),
                 "notes": list(self.notes)}

@@ -19,7 +19,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from spikeseq.profile.counters import F64, _full
+from spikeseq.profile.steps import F64, full_steps
 
 _STATELESS = (nn.Linear, nn.Conv1d, nn.Conv2d, nn.Conv3d)
 
@@ -35,7 +35,7 @@ def nb_cell_counts(m: nn.RNNCellBase, x: torch.Tensor, hx, notes: list[str]) -> 
     code reads ``inputs[0]``, i.e. only the *first sample* of the batch for an ``RNNCell``, and fails for
     ``LSTMCell``/``GRUCell`` (counted 0 here, with a note; NeuroBench also stops counting that layer).
     """
-    zero = {"nb_eff_acs": _full(1, 0), "nb_eff_macs": _full(1, 0), "nb_dense": _full(1, 0)}
+    zero = {"nb_eff_acs": full_steps(1, 0), "nb_eff_macs": full_steps(1, 0), "nb_dense": full_steps(1, 0)}
     flag = float(not bool(((x != 0) & (x != 1) & (x != -1)).any()))
     if hx is None:
         if not isinstance(m, nn.RNNCell):
@@ -48,8 +48,8 @@ def nb_cell_counts(m: nn.RNNCellBase, x: torch.Tensor, hx, notes: list[str]) -> 
         return zero
     eff = _cell_ops(m, x, hx, total=False)
     dense = _cell_ops(m, x, hx, total=True)
-    return {"nb_eff_acs": _full(1, eff * flag), "nb_eff_macs": _full(1, eff * (1 - flag)),
-            "nb_dense": _full(1, dense)}
+    return {"nb_eff_acs": full_steps(1, eff * flag), "nb_eff_macs": full_steps(1, eff * (1 - flag)),
+            "nb_dense": full_steps(1, dense)}
 
 
 def _cell_ops(m: nn.RNNCellBase, x: torch.Tensor, hx, total: bool) -> float:

@@ -24,8 +24,9 @@ from __future__ import annotations
 import torch
 
 from spikeseq import nn as snn_
+from spikeseq.functional.neuron_args import reset_membrane
 from spikeseq.profile.context import CallContext
-from spikeseq.profile.counters import F64, _full, mask_float, rowsum_steps
+from spikeseq.profile.counters import F64, full_steps, mask_float, rowsum_steps
 from spikeseq.profile.registry import register_counter
 
 #: (mults, adds per neuron, extra adds per spike with subtract reset, state words, spiking)
@@ -61,15 +62,15 @@ def neuron_counts(xs: torch.Tensor, zs: torch.Tensor, model: str, reset: str, *,
     nz = rowsum_steps(z2 if binary_out else mask_float(z2, zs.dtype), t)
     per_spike = spike_adds if (reset == "subtract" and spiking) else (1 if model == "ALIF" else 0)
     res = {
-        "neuron_updates": _full(t, n), "neuron_updates_active": active,
-        "state_mults": _full(t, mults * n), "state_adds": _full(t, adds * n) + per_spike * nz,
-        "mem_state_reads": _full(t, words * n), "mem_state_writes": _full(t, words * n),
+        "neuron_updates": full_steps(t, n), "neuron_updates_active": active,
+        "state_mults": full_steps(t, mults * n), "state_adds": full_steps(t, adds * n) + per_spike * nz,
+        "mem_state_reads": full_steps(t, words * n), "mem_state_writes": full_steps(t, words * n),
     }
     if spiking:  # a membrane readout (LI) is not an activation: it stays out of activation sparsity
-        res.update(state_cmps=_full(t, n), spikes_out=nz, mem_output_writes=nz, out_nonzero=nz,
-                   out_elements=_full(t, n))
+        res.update(state_cmps=full_steps(t, n), spikes_out=nz, mem_output_writes=nz, out_nonzero=nz,
+                   out_elements=full_steps(t, n))
     else:
-        res["mem_output_writes"] = _full(t, n)
+        res["mem_output_writes"] = full_steps(t, n)
     return res
 
 
@@ -104,12 +105,7 @@ def _spikeseq_trajectory(m, xs: torch.Tensor, state) -> tuple[list[torch.Tensor]
             theta = th + m.adapt * a
         v_pre = beta * v + x
         z = (v_pre > theta).to(v_pre.dtype)
-        if m.reset == "subtract":
-            v = v_pre - z * theta
-        elif m.reset == "zero":
-            v = v_pre * (1 - z)
-        else:
-            v = v_pre
+        v = reset_membrane(v_pre, z, theta, m.reset)
         if isinstance(m, snn_.ALIF):
             a = m.time.decay("adapt") * a + z
         traj.append(v)
@@ -160,14 +156,14 @@ def _count_snntorch(m, args, kwargs, out, ctx: CallContext) -> dict:
     if model is None:
         t = 1
         nz = (spk != 0).sum(dtype=F64).reshape(1).cpu()
-        res = {"neuron_updates": _full(t, x.numel()), "spikes_out": nz, "out_nonzero": nz,
-               "out_elements": _full(t, spk.numel()), "mem_output_writes": nz}
+        res = {"neuron_updates": full_steps(t, x.numel()), "spikes_out": nz, "out_nonzero": nz,
+               "out_elements": full_steps(t, spk.numel()), "mem_output_writes": nz}
         ctx.notes.append(f"state arithmetic of snntorch.{cls} is not modelled (neuron updates and spikes only)")
     else:
         res = neuron_counts(x.unsqueeze(0), spk.unsqueeze(0), model, reset)
     if ctx.neurobench:
         res["nb_act_nonzero"] = (spk != 0).sum(dtype=F64).reshape(1).cpu()
-        res["nb_act_elements"] = _full(1, spk.numel())
+        res["nb_act_elements"] = full_steps(1, spk.numel())
         post = getattr(m, "mem", None)
         pre = ctx.stash
         if post is not None:
@@ -175,13 +171,13 @@ def _count_snntorch(m, args, kwargs, out, ctx: CallContext) -> dict:
                 upd = float(post.numel())
             else:
                 upd = float(torch.count_nonzero(pre - post))
-            res["nb_membrane_updates"] = _full(1, upd)
+            res["nb_membrane_updates"] = full_steps(1, upd)
             cost = NB_NEURON_OPS.get(cls, {}).get(reset)
             if cost is None:  # NeuroBench raises a KeyError here and reports NeuronOperations = 0
                 ctx.notes.append(f"NeuroBench NeuronOperations has no cost for snntorch.{cls}: counted as 0")
                 cost = 0
-            res["nb_neuron_ops"] = _full(1, upd * cost)
-            res["nb_neuron_dense_ops"] = _full(1, post.numel() * cost)
+            res["nb_neuron_ops"] = full_steps(1, upd * cost)
+            res["nb_neuron_dense_ops"] = full_steps(1, post.numel() * cost)
     return res
 
 

@@ -14,8 +14,8 @@ Register counters for your own modules with::
         ...
 
 A composite counter may report parts of its module as separate rows of the report by adding
-``"__sub__": [(suffix, module_or_type_name, kind, counts), ...]`` to its result (e.g. the functional recurrent
-products and populations of L2MU); each appears as the layer ``"<name>.<suffix>"``.
+``"__sub__": [(suffix, module_or_type_name, kind, counts), ...]`` to its result (e.g. recurrent products and
+populations a model steps functionally); each appears as the layer ``"<name>.<suffix>"``.
 
 A counter that needs to recompute something with a child module must call ``child.forward(...)``, not
 ``child(...)``: the latter runs the child's hooks and counts it twice.
@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from torch import nn
+
+from spikeseq.errors import ProfileError
 
 #: Counters every layer may report, per time step (summed over the batch). See ``profile/__init__.py``.
 COUNT_KEYS: tuple[str, ...] = (
@@ -67,6 +69,9 @@ KINDS = ("connection", "neuron", "activation", "free", "composite")
 
 @dataclass(frozen=True)
 class CounterSpec:
+    """How one module type is counted: ``fn(module, args, kwargs, output, ctx) -> dict`` and its options (see
+    :func:`register_counter`). Model families hand these to the registry in ``Family.counters``."""
+
     fn: Callable[..., dict[str, Any]]
     kind: str
     descend: bool = False
@@ -75,35 +80,60 @@ class CounterSpec:
     nb_connection: bool = False  # a NeuroBench "connection layer" (Linear, Conv, RNN cells)
     nb_activation: bool = False  # a NeuroBench "activation layer" (ReLU, Sigmoid, snnTorch neurons)
 
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ProfileError(f"counter kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
 
-_REGISTRY: dict[type | str, CounterSpec] = {}
+
+_REGISTRY: dict[type, CounterSpec] = {}
 
 
-def register_counter(cls: type | str, fn: Callable | None = None, *, kind: str, descend: bool = False,
+def register_spec(cls: type, spec: CounterSpec) -> None:
+    """Register ``spec`` as the counter of the class ``cls``; a class has one counter
+    (:class:`~spikeseq.errors.ProfileError` when it already has one)."""
+    if not isinstance(cls, type):
+        raise ProfileError(f"counters are registered for classes, got {cls!r}")
+    if not isinstance(spec, CounterSpec) or not callable(spec.fn):
+        raise ProfileError(f"the counter of {cls.__qualname__} must be a CounterSpec with a callable fn, got {spec!r}")
+    if cls in _REGISTRY:
+        raise ProfileError(f"{cls.__module__}.{cls.__qualname__} already has a counter "
+                           f"({_REGISTRY[cls].fn.__module__}.{_REGISTRY[cls].fn.__qualname__}); a type is counted "
+                           "in one place")
+    _REGISTRY[cls] = spec
+
+
+def unregister_counter(cls: type) -> None:
+    """Remove the counter registered for ``cls``."""
+    if _REGISTRY.pop(cls, None) is None:
+        raise ProfileError(f"no counter registered for {getattr(cls, '__qualname__', cls)!r}")
+
+
+def register_counter(cls: type, fn: Callable | None = None, *, kind: str, descend: bool = False,
                      time_first: bool = False, pre: Callable | None = None, nb_connection: bool = False,
                      nb_activation: bool = False):
-    """Register ``fn`` as the counter of ``cls`` (usable as a decorator when ``fn`` is omitted).
+    """Register ``fn`` as the counter of the class ``cls`` (usable as a decorator when ``fn`` is omitted).
 
-    ``cls`` may be a class or its qualified name ``"package.module.Class"``: the name form lets this package
-    register counters for sibling packages (e.g. ``spikeseq.models``) without importing them.
+    A model family registers the counters of its own module types through ``Family.counters`` instead.
     """
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
 
     def deco(f: Callable) -> Callable:
-        _REGISTRY[cls] = CounterSpec(f, kind, descend, time_first, pre, nb_connection, nb_activation)
+        register_spec(cls, CounterSpec(f, kind, descend, time_first, pre, nb_connection, nb_activation))
         return f
 
+    if kind not in KINDS:
+        raise ProfileError(f"kind must be one of {KINDS}, got {kind!r}")
     return deco(fn) if fn is not None else deco
 
 
 def lookup(module: nn.Module) -> CounterSpec | None:
+    """The counter of ``module``'s class or of its nearest base class that has one."""
     for cls in type(module).__mro__:
-        spec = _REGISTRY.get(cls) or _REGISTRY.get(f"{cls.__module__}.{cls.__qualname__}")
+        spec = _REGISTRY.get(cls)
         if spec is not None:
             return spec
     return None
 
 
-def registered() -> dict[type | str, CounterSpec]:
+def registered() -> dict[type, CounterSpec]:
+    """A copy of the registry (class -> counter spec)."""
     return dict(_REGISTRY)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +29,7 @@ class LayerProfile:
     nonzero_weights: int = 0
 
     def total(self, key: str) -> float:
+        """``counts[key]`` summed over time (0 when the layer has no such counter)."""
         v = self.counts.get(key)
         return float(v.sum()) if v is not None else 0.0
 
@@ -53,6 +53,7 @@ class ProfileReport:
 
     # ------------------------------------------------------------------------------------------------- queries
     def layer(self, name: str) -> LayerProfile:
+        """The :class:`LayerProfile` named ``name``; ``KeyError`` listing the layers otherwise."""
         for layer in self.layers:
             if layer.name == name:
                 return layer
@@ -116,6 +117,10 @@ class ProfileReport:
 
     # ------------------------------------------------------------------------------------------------- output
     def to_dict(self, energy_tables: list[str] | None = None, per_step: bool = True) -> dict:
+        """The report as JSON-ready data: totals and layers per sample (per step too when ``per_step``), energies.
+
+        ``energy_tables`` names the ``hardware/`` tables to price the counts with (default: every table).
+        """
         n = max(self.n_samples, 1)
         layers = []
         for lp in self.layers:
@@ -139,6 +144,7 @@ class ProfileReport:
         return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
     def to_markdown(self, energy_tables: list[str] | None = None, precision: str = "fp32") -> str:
+        """Markdown tables: counts per layer and sample, then energy per table at ``precision``."""
         n = max(self.n_samples, 1)
         lines = [f"### Operation counts: {self.model_name} (per sample, T = {self.time_steps}, "
                  f"{self.n_samples} samples)", ""]
@@ -156,7 +162,7 @@ class ProfileReport:
         lines += ["", "| hardware table | energy / inference, memory on | memory off |", "|---|---:|---:|"]
         for name, e in energies.items():
             on, off = e["memory_on_pj"], e["memory_off_pj"]
-            lines.append(f"| {name} | {_fmt_pj(on)} | {_fmt_pj(off)} |")
+            lines.append(f"| {name} | {format_pj(on)} | {format_pj(off)} |")
         if self.neurobench:
             nb = self.neurobench
             so = nb["SynapticOperations"]
@@ -173,20 +179,12 @@ class ProfileReport:
 
 def atomic_write(path: str | os.PathLike, write) -> Path:
     """Call ``write(tmp_path)`` on a temporary file beside ``path``, then rename it over ``path`` (ordinary file
-    permissions, i.e. 0666 minus the umask; nothing is left behind on failure)."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        write(tmp)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    permissions, i.e. 0666 minus the umask; nothing is left behind on failure): :func:`spikeseq._atomic.atomic_path`."""
+    from spikeseq._atomic import atomic_path
+
+    with atomic_path(path) as tmp:
+        write(str(tmp))
+    return Path(path)
 
 
 def _fmt(v: float) -> str:
@@ -197,7 +195,8 @@ def _fmt(v: float) -> str:
     return f"{v:.6g}"
 
 
-def _fmt_pj(v: float | None) -> str:
+def format_pj(v: float | None) -> str:
+    """An energy in picojoules with a readable unit (pJ, nJ, µJ, mJ); ``None``: "no published figures"."""
     if v is None:
         return "no published figures"
     for unit, f in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):

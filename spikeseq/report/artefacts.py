@@ -17,16 +17,28 @@ EXPORT_TARGETS = ("nir", "loihi", "spinnaker2")
 
 
 def _read_json(path: Path) -> Any:
+    """A JSON object artefact, ``None`` when the file is missing; :class:`ConfigError` when it is corrupt."""
     try:
-        return json.loads(path.read_text())
+        value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         return None
-    except json.JSONDecodeError as e:
-        raise ConfigError(f"{path}: corrupt JSON ({e}); re-run the command that writes it") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        value = e
+    if not isinstance(value, dict):
+        why = value if isinstance(value, Exception) else f"a JSON {type(value).__name__}"
+        raise ConfigError(f"{path} is corrupt (expected a JSON object, got {why}); nothing was changed. Re-run the "
+                          "command that writes it (run.json: restore it from a backup)")
+    return value
 
 
 @dataclass
 class RunArtefacts:
+    """The artefacts of one run directory, each ``None``/empty when its file is absent.
+
+    ``meta`` is run.json, ``config`` config.json, ``metrics`` the metrics.jsonl records, ``eval``/``profile`` the
+    JSON of ``spikeseq eval``/``profile``, ``exports``/``export_md`` the export JSON and Markdown per target.
+    """
+
     path: Path
     meta: dict[str, Any]
     config: dict[str, Any]
@@ -40,10 +52,12 @@ class RunArtefacts:
 
     @property
     def name(self) -> str:
+        """The run's name: the config's ``name``, else the directory name."""
         return self.config.get("name") or self.path.name
 
 
 def load(path: str | Path) -> RunArtefacts:
+    """Read the artefacts of run directory ``path``; ``ConfigError`` if missing, not a run, or corrupt JSON."""
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"run directory not found: {path} (create one with `spikeseq train CONFIG`)")

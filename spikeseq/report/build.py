@@ -8,8 +8,6 @@ config. A section whose artefact is missing says which command produces it inste
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -216,33 +214,32 @@ def _config(run: RunArtefacts) -> list[Block]:
 
 
 def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
+    """The report's blocks (sections of the module docstring) and the PNG images they reference, by file name."""
     images: dict[str, bytes] = {}
     blocks = [*_summary(run), *_training(run, images), *_evaluation(run, images), *_spikes(run, images),
               *_energy(run, images), *_exports(run), *_config(run)]
     return blocks, images
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path`` and rename it over ``path``
+    (:func:`spikeseq._atomic.write_bytes`)."""
+    from spikeseq._atomic import write_bytes
+
+    write_bytes(path, data)
 
 
 def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict[str, Path]:
     """Write the report of a run; returns ``{"html": path, "markdown": path}``."""
     run = load(run_dir)
+    from spikeseq._atomic import ensure_dir
+
     out = Path(out_dir) if out_dir is not None else run.path / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    blocks, images = build_blocks(run)
+    blocks, images = build_blocks(run)  # everything is built before the first file is written
+    ensure_dir(out)
     title = f"spikeseq run report: {run.name}"
     for name, data in images.items():
-        _atomic_write(out / name, data)
-    _atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
-    _atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
+        atomic_write(out / name, data)
+    atomic_write(out / "report.md", to_markdown(title, blocks).encode("utf-8"))
+    atomic_write(out / "index.html", to_html(title, blocks).encode("utf-8"))
     return {"html": out / "index.html", "markdown": out / "report.md"}

@@ -117,6 +117,7 @@ def _anchor(text: str) -> str:
 
 
 def to_html(title: str, blocks: list[Block]) -> str:
+    """One self-contained HTML page (inline CSS, images as data URIs, a section nav) from ``blocks``."""
     nav = " ".join(f'<a href="#{_anchor(b[2])}">{html.escape(b[2])}</a>' for b in blocks if b[0] == "h" and b[1] == 2)
     parts = ["<!DOCTYPE html>", '<html lang="en"><head><meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">',
@@ -148,6 +149,7 @@ def _md_cell(c: Any) -> str:
 
 
 def to_markdown(title: str, blocks: list[Block]) -> str:
+    """Markdown text from ``blocks``; images are linked by file name (written beside it by the caller)."""
     parts = [f"# {title}", ""]
     for b in blocks:
         kind = b[0]

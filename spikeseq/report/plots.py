@@ -27,6 +27,7 @@ def _png(fig) -> bytes:
 
 
 def training_curves(metrics: list[dict[str, Any]]) -> bytes:
+    """PNG of loss and accuracy per epoch (train, and validation where present) from metrics.jsonl records."""
     plt = _plt()
     ep = [m["epoch"] for m in metrics]
     fig, (a, b) = plt.subplots(1, 2, figsize=(10, 3.6))
@@ -45,6 +46,7 @@ def training_curves(metrics: list[dict[str, Any]]) -> bytes:
 
 
 def confusion(cm: list[list[int]], classes: list[str]) -> bytes:
+    """PNG of the confusion matrix ``cm[true][pred]`` with counts, coloured by row fraction."""
     plt = _plt()
     import numpy as np
 
@@ -67,6 +69,7 @@ def confusion(cm: list[list[int]], classes: list[str]) -> bytes:
 
 
 def raster(raster: dict[str, Any]) -> bytes:
+    """PNG spike raster, one panel per layer: ``raster[name]["events"]`` holds ``(step, neuron)`` pairs."""
     plt = _plt()
     names = list(raster)
     fig, axes = plt.subplots(len(names), 1, figsize=(10, 1.8 + 1.6 * len(names)), squeeze=False)
@@ -84,6 +87,7 @@ def raster(raster: dict[str, Any]) -> bytes:
 
 
 def firing_rates(layers: list[dict[str, Any]]) -> bytes:
+    """PNG bar chart of spikes per neuron per step, one bar per ``{"name", "rate"}`` layer record."""
     plt = _plt()
     fig, ax = plt.subplots(figsize=(max(4, 1.2 * len(layers) + 2), 3.2))
     ax.bar([lay["name"] for lay in layers], [lay["rate"] for lay in layers], color="tab:orange")

@@ -18,13 +18,14 @@ from typing import Any
 import numpy as np
 import torch
 
+from spikeseq._atomic import atomic_open
 from spikeseq.errors import ConfigError
-from spikeseq.train.rundir import atomic_open
 
 FORMAT = 1
 
 
 def rng_state() -> dict[str, Any]:
+    """The RNG states of torch, numpy and ``random`` (and of CUDA once initialised), for a checkpoint."""
     state = {"torch": torch.get_rng_state(), "numpy": np.random.get_state(), "python": random.getstate()}
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
@@ -32,6 +33,7 @@ def rng_state() -> dict[str, Any]:
 
 
 def set_rng_state(state: dict[str, Any]) -> None:
+    """Restore the RNG states saved by :func:`rng_state`."""
     torch.set_rng_state(state["torch"])
     np.random.set_state(state["numpy"])
     random.setstate(state["python"])
@@ -40,6 +42,7 @@ def set_rng_state(state: dict[str, Any]) -> None:
 
 
 def seed_everything(seed: int) -> None:
+    """Seed ``random``, numpy (``seed mod 2**32``) and torch with ``seed``."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
@@ -53,6 +56,7 @@ def save(path: str | Path, state: dict[str, Any]) -> None:
 
 
 def load(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """Read a checkpoint written by :func:`save`; ``ConfigError`` when it is missing, damaged or of another format."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"checkpoint not found: {path}; has the run finished an epoch yet?")

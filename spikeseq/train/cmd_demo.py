@@ -2,10 +2,10 @@
 
 train -> test evaluation -> export to NIR / Loihi-style / SpiNNaker2-style with verification -> op/energy profile
 -> HTML + Markdown report, then print where the report is. The dataset is HAPT when the data root
-(``SPIKESEQ_DATA``) has it, else BasicMotions; the model is L2MU when it is registered, else the recurrent LIF
-``rsnn``. A stage whose component is not available in this build is reported as such (in the summary and in the
-report), never replaced by made-up numbers. The configs are below (``DEMO_CONFIGS``); ``examples/har_l2mu.toml``
-is the same recipe for ``spikeseq train``.
+(``SPIKESEQ_DATA``) has it, else BasicMotions. Which recipes the demo runs is data, not code: ``demo.toml`` next to
+this module lists them in order of preference (``--model`` picks among their models; a model this build does not
+register is an error, never replaced by another). A stage whose component is not available in this build is
+reported as such (in the summary and in the report), never replaced by made-up numbers.
 """
 
 from __future__ import annotations
@@ -21,81 +21,77 @@ from typing import Any
 
 from spikeseq.errors import ConfigError, DataError, SpikeseqError
 
-# Small enough to train on 2 CPU cores in about a minute (one torch thread: these recurrent models run many tiny
-# ops per step, where a second thread costs more than it gains and collapses under CPU contention).
-_TRAIN = {"epochs": 3, "batch_size": 64, "lr": 3e-3, "optimizer": "adam", "seed": 0, "threads": 1,
-          "eval_batch_size": 512}
-DEMO_CONFIGS: dict[tuple[str, str], dict[str, Any]] = {
-    ("l2mu", "hapt"): {
-        "model": {"name": "l2mu", "input_size": 6, "n_classes": 6, "hidden_size": 64, "memory_size": 32,
-                  "order": 4, "input_pop_size": 32, "dt": 0.02},
-        "data": {"name": "hapt", "normalize": True, "val_fraction": 0.1},
-        "train": {**_TRAIN, "readout": "last"},
-    },
-    ("l2mu", "basicmotions"): {
-        "model": {"name": "l2mu", "input_size": 6, "n_classes": 4, "hidden_size": 64, "memory_size": 32,
-                  "order": 4, "input_pop_size": 32, "dt": 0.1},
-        "data": {"name": "basicmotions", "normalize": True, "val_fraction": 0.2},
-        "train": {**_TRAIN, "epochs": 40, "batch_size": 8, "readout": "last"},
-    },
-    # rsnn: reset to zero and integer-valued inputs, so that the Loihi-style target (reset to zero, integer graded
-    # spikes in) runs exactly the trained model
-    ("rsnn", "hapt"): {
-        "model": {"name": "rsnn", "n_in": 6, "n_out": 6, "hidden": 128, "tau_mem": 0.1, "dt": 0.02, "reset": "zero"},
-        "data": {"name": "hapt", "normalize": True, "val_fraction": 0.1, "input_scale": 4.0},
-        "train": {**_TRAIN, "readout": "mean"},
-    },
-    ("rsnn", "basicmotions"): {
-        "model": {"name": "rsnn", "n_in": 6, "n_out": 4, "hidden": 64, "tau_mem": 0.5, "dt": 0.1, "reset": "zero"},
-        "data": {"name": "basicmotions", "normalize": True, "val_fraction": 0.2, "input_scale": 4.0},
-        "train": {**_TRAIN, "epochs": 40, "batch_size": 8, "readout": "mean"},
-    },
-}
-# L2MU keeps spikeseq's subtractive reset; the Loihi writer may apply reset-to-zero (verification measures it).
-COMMON = {"export": {"targets": ["nir", "loihi", "spinnaker2"], "samples": 128, "loihi": {"reset_policy": "zero"}},
-          "profile": {"tables": [], "samples": 16}}
+#: The demo's recipes, in order of preference (see the comments in the file).
+DEMO_RECIPES = Path(__file__).with_name("demo.toml")
+
+
+def _recipes(path: Path = DEMO_RECIPES) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    from spikeseq.train.config import read_toml
+
+    raw = read_toml(path)
+    recipes = raw.get("recipe")
+    if not isinstance(recipes, list) or not recipes:
+        raise ConfigError(f"{path}: needs at least one [[recipe]] table")
+    return raw.get("common", {}), recipes
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq demo`` options (``--out``, ``--dataset``, ``--model`` from ``demo.toml``, ``--set``, ...)."""
+    _, recipes = _recipes()
+    models = list(dict.fromkeys(r["model"]["name"] for r in recipes))
+    datasets = list(dict.fromkeys(r["data"]["name"] for r in recipes))
     parser.add_argument("--out", type=Path, default=Path("runs/demo"), help="run directory (default: runs/demo)")
-    parser.add_argument("--dataset", choices=("hapt", "basicmotions"), default=None,
-                        help="default: hapt when the data root has it, else basicmotions")
-    parser.add_argument("--model", choices=("l2mu", "rsnn"), default=None,
-                        help="default: l2mu when available, else rsnn")
+    parser.add_argument("--dataset", choices=datasets, default=None,
+                        help=f"default: the first of {', '.join(datasets)} that the data root has")
+    parser.add_argument("--model", choices=models, default=None,
+                        help=f"the model of the demo recipe (default: {models[0]}; recipes: {DEMO_RECIPES.name})")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.epochs=1")
     parser.add_argument("--force", action="store_true", help="replace a run in --out that `demo` did not write")
 
 
-def _pick_model(requested: str | None) -> str:
+def _merge(common: dict[str, Any], recipe: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(recipe)
+    for sec, table in common.items():
+        out[sec] = {**copy.deepcopy(table), **out.get(sec, {})}
+    return out
+
+
+def demo_recipes(path: Path = DEMO_RECIPES) -> list[dict[str, Any]]:
+    """The demo's recipes (TOML-shaped dicts, ``[common]`` merged in), in order of preference."""
+    common, recipes = _recipes(path)
+    return [_merge(common, r) for r in recipes]
+
+
+def _candidates(model: str | None, dataset: str | None) -> list[dict[str, Any]]:
+    """The demo recipes for ``model`` (default: the first recipe's) and ``dataset`` (default: any), in order; the
+    model must be registered (no quiet substitute)."""
     from spikeseq.models import registry
 
-    known = registry.names()
-    if requested is not None:
-        if requested not in known:
-            raise ConfigError(f"model {requested!r} is not available in this build; known models: {', '.join(known)}")
-        return requested
-    return "l2mu" if "l2mu" in known else "rsnn"
+    recipes = demo_recipes()
+    model = model or recipes[0]["model"]["name"]
+    registry.family_of(model)  # ConfigError naming the known models when this build lacks it
+    chosen = [r for r in recipes if r["model"]["name"] == model and (dataset is None or r["data"]["name"] == dataset)]
+    if not chosen:
+        raise ConfigError(f"no demo recipe for model {model!r} and dataset {dataset!r} in {DEMO_RECIPES}")
+    return chosen
 
 
-def _pick_data(requested: str | None, model: str, overrides: list[str]):
-    """(config, prepared data) for the first dataset that loads."""
+def _pick_data(requested: str | None, model: str | None, overrides: list[str]):
+    """(config, prepared data) for the first recipe whose dataset loads."""
     from spikeseq.train.config import apply_overrides, from_dict
     from spikeseq.train.datasets import prepare
 
-    candidates = [requested] if requested else ["hapt", "basicmotions"]
     reasons = []
-    for name in candidates:
-        raw = apply_overrides({"name": f"demo-{model}-{name}", **copy.deepcopy(DEMO_CONFIGS[(model, name)]),
-                               **copy.deepcopy(COMMON)}, overrides)
-        cfg = from_dict(raw, "demo config")
+    for recipe in _candidates(model, requested):
+        cfg = from_dict(apply_overrides(recipe, overrides), f"demo recipe {recipe.get('name', '')}")
         try:
             return cfg, prepare(cfg.data, cfg.train.seed)
         except (DataError, FileNotFoundError) as e:
-            reasons.append(f"{name}: {e}")
+            reasons.append(f"{cfg.data.name}: {e}")
             if requested:
                 raise
-    raise DataError("no HAR dataset found for the demo (" + "; ".join(reasons) + "); set SPIKESEQ_DATA to the "
+    raise DataError("no dataset of the demo recipes found (" + "; ".join(reasons) + "); set SPIKESEQ_DATA to the "
                     "data root (e.g. ../shared/data) or fetch BasicMotions with `spikeseq data fetch basicmotions`")
 
 
@@ -124,6 +120,10 @@ def _prepare_out(out: Path, force: bool) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Run the demo (module docstring) and print where the report is; returns 0, 130 when interrupted.
+
+    Unavailable stages are listed in ``demo.json`` (``not_done``); ``SpikeseqError`` when the report fails.
+    """
     from spikeseq.train import loop
     from spikeseq.train.cmd_export import export_run
     from spikeseq.train.cmd_profile import profile_run
@@ -134,9 +134,8 @@ def run(args: argparse.Namespace) -> int:
     timings: dict[str, float] = {}
     notes: dict[str, str] = {}
     _prepare_out(args.out, args.force)
-    model = _pick_model(args.model)
     t0 = time.time()
-    cfg, data = _pick_data(args.dataset, model, args.overrides)
+    cfg, data = _pick_data(args.dataset, args.model, args.overrides)
     timings["data"] = round(time.time() - t0, 2)
     print(f"[demo] {cfg.model.name} on {cfg.data.name}: {data.info['n_train']} train / {data.info['n_val']} val / "
           f"{data.info['n_test']} test windows, {data.info['sample_shape']}", file=sys.stderr)

@@ -1,4 +1,6 @@
-"""``spikeseq eval RUN [--checkpoint best|last]``: test accuracy, confusion matrix, firing rates -> RUN/eval.json."""
+"""``spikeseq eval RUN [--checkpoint best|last] [--record]``: test accuracy, confusion matrix, firing rates ->
+RUN/eval.json; ``--record`` also writes the run's result artifact (``results/<family>/<recipe>-s<seed>.json``, see
+:mod:`spikeseq.train.results`) for a finished run of a recipe with a ``[results]`` section."""
 
 from __future__ import annotations
 
@@ -8,14 +10,25 @@ from pathlib import Path
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq eval`` arguments (``RUN``, ``--checkpoint``, ``--json``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (best)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
+    parser.add_argument("--record", action="store_true",
+                        help="write the result artifact of the run (train.eval_checkpoint; profiled on the same "
+                             "weights) under --results-dir")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"), help="artifact root (results)")
 
 
 def run(args: argparse.Namespace) -> int:
+    """Evaluate the run's checkpoint on its test split, write ``eval.json`` and print a summary; returns 0."""
     from spikeseq.train.runs import evaluate_run
 
+    if args.record:
+        from spikeseq.train.results import record
+
+        print(f"result artifact: {record(args.run, out_root=args.results_dir)}")
+        return 0
     result = evaluate_run(args.run, args.checkpoint)
     if args.json:
         print(json.dumps(result, indent=2))

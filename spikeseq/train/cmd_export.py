@@ -1,6 +1,6 @@
 """``spikeseq export RUN --target nir loihi spinnaker2``: export the trained model and verify the export.
 
-For each target, :func:`spikeseq.graph.verify.export_and_verify` writes the exported files under ``RUN/export/``
+For each target, :func:`spikeseq.verify.export_and_verify` writes the exported files under ``RUN/export/``
 (``model.nir``, ``model.net``, ``spinnaker2/network.json`` + its build script) and compares the exported
 (quantised) graph with the torch model on ``[export] samples`` test samples (per-layer spike agreement, output
 agreement, accuracies, mapping report). The result goes to ``RUN/export/<target>.json`` and ``.md``. A target
@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spikeseq._args import positive_int
 from spikeseq.errors import ConfigError, SpikeseqError
 
 TARGETS = ("nir", "loihi", "spinnaker2")
@@ -23,48 +24,61 @@ ARTIFACTS = {"nir": "model.nir", "loihi": "model.net", "spinnaker2": "spinnaker2
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq export`` arguments (``RUN``, ``--target``, ``--samples``, ``--checkpoint``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--target", nargs="+", default=None, choices=TARGETS, metavar="TARGET",
                         help=f"one or more of {', '.join(TARGETS)} (default: [export] targets)")
-    parser.add_argument("--samples", type=int, default=None, help="test samples for verification")
+    parser.add_argument("--samples", type=positive_int, default=None, help="test samples for verification")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
 
 
 def _verify_api():
     try:
-        from spikeseq.graph.verify import export_and_verify
+        from spikeseq.verify import export_and_verify
     except ImportError as e:
-        raise SpikeseqError(f"export is not available yet in this build (spikeseq.graph.verify: {e})") from None
+        raise SpikeseqError(f"export is not available yet in this build (spikeseq.verify: {e})") from None
     return export_and_verify
 
 
 def export_run(path: str | Path, targets: list[str] | None = None, samples: int | None = None,
                which: str = "best") -> dict[str, Any]:
     """Export and verify each target; returns ``{target: result dict or {"error": message}}``."""
+    from spikeseq._atomic import ensure_dir
     from spikeseq.progress import progress
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, model_dt, sample_inputs
 
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise ConfigError(f"--samples must be an integer >= 1 (test samples run through the export), got "
+                          f"{samples!r}")
     lr = load_run(path, which)
     export_and_verify = _verify_api()
     targets = targets or lr.cfg.export.targets
     bad = [t for t in targets if t not in TARGETS]
     if bad:
         raise ConfigError(f"unknown export target(s) {', '.join(bad)}; known targets: {', '.join(TARGETS)}")
+    export_dir = lr.run.export_dir  # checked before anything is computed or written
+    for folder in sorted({export_dir, *((export_dir / ARTIFACTS[t]).parent for t in targets)}):
+        if folder.exists() and not folder.is_dir():
+            raise ConfigError(f"{folder} is a file, not a directory; `spikeseq export` writes its files into that "
+                              "folder: move or delete the file and run the command again (nothing was written)")
+    for t in targets:
+        if (export_dir / ARTIFACTS[t]).is_dir():
+            raise ConfigError(f"{export_dir / ARTIFACTS[t]} is a directory, but the {t} export is written to that "
+                              "file name: move it away and run the command again (nothing was written)")
     dt = lr.cfg.export.dt or model_dt(lr.model)
     if dt is None:
         raise ConfigError("cannot tell the model's time step: set [export] dt (seconds) in the config")
     x, y = sample_inputs(lr.data(), samples or lr.cfg.export.samples, lr.cfg.train.seed)
-    out_dir = lr.run.export_dir
-    out_dir.mkdir(exist_ok=True)
     if lr.cfg.train.readout == "max":
         raise ConfigError("export verification compares predictions from the summed or last output; a model "
                           "trained with train.readout = 'max' cannot be checked that way")
     readout = "last" if lr.cfg.train.readout == "last" else "sum"  # argmax of the mean = argmax of the sum
+    out_dir = ensure_dir(lr.run.export_dir)
     results: dict[str, Any] = {}
     for target in progress(targets, total=len(targets), desc="export + verify"):
         artifact = out_dir / ARTIFACTS[target]
-        artifact.parent.mkdir(parents=True, exist_ok=True)
+        ensure_dir(artifact.parent)
         try:
             res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout,
                                     **getattr(lr.cfg.export, target))
@@ -80,6 +94,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Export and verify every target, print one line each; returns 1 if any target failed, else 0."""
     results = export_run(args.run, args.target, args.samples, args.checkpoint)
     failed = 0
     for target, r in results.items():

@@ -12,14 +12,17 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from spikeseq._args import positive_int
 from spikeseq.errors import ConfigError, SpikeseqError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``spikeseq profile`` arguments (``RUN``, ``--tables``, ``--samples``, ``--checkpoint``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--tables", nargs="+", default=None, metavar="TABLE",
                         help="hardware tables (default: [profile] tables, or all of spikeseq.hardware.available())")
-    parser.add_argument("--samples", type=int, default=None, help="test samples to profile ([profile] samples)")
+    parser.add_argument("--samples", type=positive_int, default=None,
+                        help="test samples to profile ([profile] samples)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
 
 
@@ -34,9 +37,15 @@ def _profile_api():
 
 def profile_run(path: str | Path, tables: list[str] | None = None, samples: int | None = None,
                 which: str = "best") -> dict[str, Any]:
+    """Profile the run's model on ``samples`` test samples, price it with ``tables``, write ``profile.*``.
+
+    Returns what ``profile.json`` holds; ``ConfigError`` for an unknown hardware table.
+    """
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, sample_inputs
 
+    if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
+        raise ConfigError(f"--samples must be an integer >= 1 (test samples to profile), got {samples!r}")
     lr = load_run(path, which)
     profile, available = _profile_api()
     known = available()
@@ -71,6 +80,7 @@ def profile_run(path: str | Path, tables: list[str] | None = None, samples: int 
 
 
 def run(args: argparse.Namespace) -> int:
+    """Profile the run and print the per-sample totals and energies; returns 0."""
     result = profile_run(args.run, args.tables, args.samples, args.checkpoint)
     tot = result["report"]["totals_per_sample"]
     print(f"profiled {result['samples']} test samples of {args.run} (per sample):")

@@ -1,4 +1,10 @@
-"""``spikeseq train CONFIG [--set key=value ...] [--out DIR] [--nproc N] [--resume | --force]``."""
+"""``spikeseq train CONFIG [--seed S] [--set key=value ...] [--out DIR] [--nproc N] [--resume | --force]``.
+
+``--seed S`` is ``--set train.seed=S``; without ``--out`` the run goes to ``runs/<recipe>-s<seed>``
+(``runs/<recipe>`` without ``--seed``). A recipe with a ``[results]`` section also writes its artifact,
+``results/<family>/<recipe>-s<seed>.json`` (see :mod:`spikeseq.report.results`), from the same trained model
+after the test evaluation.
+"""
 
 from __future__ import annotations
 
@@ -11,18 +17,23 @@ from spikeseq.errors import ConfigError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("config", help="TOML config, e.g. examples/nmnist_snn_mlp.toml (with --resume: optional)",
+    """Add the ``spikeseq train`` arguments (module docstring) to ``parser``."""
+    parser.add_argument("config", help="TOML recipe, e.g. examples/<family>/<recipe>.toml (with --resume: optional)",
                         nargs="?")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config value, e.g. --set train.lr=0.01 --set model.hidden=128")
+    parser.add_argument("--seed", type=int, default=None, help="the run's seed (same as --set train.seed=S)")
     parser.add_argument("--out", type=Path, default=None,
-                        help="run directory (default: runs/<config name>)")
-    parser.add_argument("--nproc", type=int, default=1,
-                        help="data-parallel processes through torchrun (gloo on CPU, NCCL on GPU)")
+                        help="run directory (default: runs/<config name>, runs/<config name>-s<seed> with --seed)")
+    parser.add_argument("--nproc", type=int, default=None,
+                        help="data-parallel processes through torchrun (gloo on CPU, NCCL on GPU); default: "
+                             "train.nproc of the config (1)")
     g = parser.add_mutually_exclusive_group()
     g.add_argument("--resume", action="store_true", help="continue the run in --out from checkpoints/last.pt")
     g.add_argument("--force", action="store_true", help="delete the run already in --out and start over")
     parser.add_argument("--no-eval", action="store_true", help="skip the test evaluation (eval.json) at the end")
+    parser.add_argument("--results-dir", type=Path, default=Path("results"),
+                        help="where a recipe with a [results] section writes its artifact (default: results)")
     parser.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)  # set for torchrun workers
 
 
@@ -34,16 +45,32 @@ def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
         argv.append("--resume")
     if args.no_eval:
         argv.append("--no-eval")
+    argv += ["--results-dir", str(args.results_dir)]
     return argv
 
 
 def run(args: argparse.Namespace) -> int:
+    """Train the config into its run directory (under torchrun with ``--nproc`` > 1), then evaluate it.
+
+    Returns 0 when finished, 130 when interrupted; ``ConfigError`` for a bad config or a failed worker.
+    """
+    from spikeseq import _signals
     from spikeseq.train import distributed, loop
     from spikeseq.train.config import load_config
     from spikeseq.train.rundir import RunDir
 
-    if args.nproc < 1:
+    _signals.check()  # Ctrl-C while torch was imported: stop before anything is written
+
+    if args.nproc is not None and args.nproc < 1:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
+    if args.seed is not None:
+        args.overrides = [*args.overrides, f"train.seed={args.seed}"]
+    if args.config is not None and str(args.config).endswith(".toml"):
+        from spikeseq.train import continual
+        from spikeseq.train.config import read_toml
+
+        if continual.is_continual(read_toml(args.config)):
+            return continual.cli_run(args)
     if args.config is None:
         if not (args.resume and args.out):
             raise ConfigError("give a CONFIG file (or --resume --out RUN to continue a run)")
@@ -55,17 +82,25 @@ def run(args: argparse.Namespace) -> int:
         from spikeseq.train.rundir import read_json
 
         if not Path(args.config).is_file():
+            if args.resume and args.out is not None and Path(args.config) == Path(args.out) / "config.json":
+                what = "is a file, not a run directory" if Path(args.out).is_file() else \
+                    "holds no run to resume (no config.json)"
+                raise ConfigError(f"--resume: {args.out} {what}; give the --out directory of an interrupted "
+                                  "`spikeseq train` run, or drop --resume to start one")
             raise ConfigError(f"config file not found: {args.config}")
         cfg = from_dict(apply_overrides(read_json(args.config), args.overrides), str(args.config))
     else:
         cfg = load_config(args.config, args.overrides)
-    out = args.out or Path("runs") / Path(args.config).stem
+    if args.nproc is None:
+        args.nproc = cfg.train.nproc
+    out = args.out or Path("runs") / (Path(args.config).stem + ("" if args.seed is None else f"-s{args.seed}"))
     data = None
     if not args.attach:  # fail on a bad model or dataset before the run directory is touched
         from spikeseq.train.datasets import prepare
 
         loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
+    _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)
     else:
@@ -117,8 +152,14 @@ def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
               file=sys.stderr)
         return 130
     if not args.no_eval:
-        result = evaluate_run(run_dir.path)
-        print(f"test accuracy {result['test']['acc']:.4f} on {result['test']['n']} samples (best epoch "
-              f"{result['best_val']['epoch']})", file=sys.stderr)
+        which = run_dir.config().train.eval_checkpoint
+        result = evaluate_run(run_dir.path, which=which)
+        print(f"test accuracy {result['test']['acc']:.4f} on {result['test']['n']} samples ({which} checkpoint, "
+              f"epoch {result['epoch']}; best epoch {result['best_val']['epoch']})", file=sys.stderr)
+        if run_dir.config().results.table and str(args.config).endswith(".toml"):
+            from spikeseq.train.results import record
+
+            path = record(run_dir.path, out_root=args.results_dir, eval_result=result)
+            print(f"result artifact: {path}", file=sys.stderr)
     print(run_dir.path)
     return 0

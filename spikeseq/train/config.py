@@ -3,6 +3,7 @@
 Schema (every section optional except ``[model]`` and ``[data]``)::
 
     name = "har_rsnn"                 # free text, shown in reports
+    task = "classification"          # optional: the task (default: the model family's first task)
     [model]                           # name + keyword arguments of spikeseq.models.registry.build(name, **kw)
     name = "rsnn"
     n_in = 6
@@ -13,6 +14,7 @@ Schema (every section optional except ``[model]`` and ``[data]``)::
     [train]                           # TrainConfig: epochs, batch_size, lr, optimizer, seed, ...
     [export]                          # ExportConfig: targets, samples, dt
     [profile]                         # ProfileConfig: tables, samples, memory
+    [results]                         # ResultsConfig: README table and row this recipe measures
 
 Unknown keys in the fixed sections and values of the wrong type raise :class:`~spikeseq.errors.ConfigError` naming
 the key, the file and the expected type (with a "did you mean" suggestion). ``--set key=value`` overrides use
@@ -25,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import tomllib
 import types
 import typing
@@ -35,9 +38,12 @@ from typing import Any
 from spikeseq.errors import ConfigError
 
 OPTIMIZERS = ("adam", "adamw", "sgd")
-READOUTS = ("mean", "sum", "max", "last")
-SCHEDULERS = ("none", "cosine")
+READOUTS = ("mean", "sum", "max", "last", "softmax_sum")
+SCHEDULERS = ("none", "cosine", "step", "onecycle")
 DEVICES = ("cpu", "cuda", "auto")
+PRECISIONS = ("float32", "bf16")
+DECAY_ON = ("weights", "all")
+CHECKPOINTS = ("best", "last")
 
 
 @dataclass
@@ -63,6 +69,9 @@ class DataConfig:
     #: use only the first N samples of a split (after the seeded shuffle for train); ``None`` = all
     max_train: int | None = None
     max_test: int | None = None
+    #: append this many silent (zero) steps to every sequence, e.g. the delay paper's padding that lets the readout
+    #: see spikes delayed past the end of the recording (``pad_end`` of the delay recipes)
+    pad_end: int = 0
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -75,9 +84,22 @@ class TrainConfig:
     lr: float = 1e-3
     optimizer: str = "adam"
     weight_decay: float = 0.0
+    #: parameters weight decay applies to: ``"weights"`` (not biases, norm layers, time constants, decays,
+    #: thresholds) or ``"all"``
+    weight_decay_on: str = "weights"
     momentum: float = 0.9
+    #: learning-rate schedule (``spikeseq.train.optim``): none, cosine (per epoch), step, onecycle (per step)
     scheduler: str = "none"
+    #: onecycle: fraction of the optimizer steps spent rising to ``lr``
+    pct_start: float = 0.3
+    #: step: the lr is multiplied by ``gamma`` every ``step_size`` epochs
+    step_size: int = 1
+    gamma: float = 0.1
     grad_clip: float | None = None
+    #: micro-batches of ``batch_size`` samples per optimizer step (gradient accumulation)
+    accumulate: int = 1
+    #: ``"bf16"``: the training forward pass runs under bfloat16 autocast (loss, metrics, evaluation stay float32)
+    precision: str = "float32"
     seed: int = 0
     #: stop after this many optimizer steps in total (``None``: run all epochs)
     max_steps: int | None = None
@@ -87,6 +109,15 @@ class TrainConfig:
     device: str = "cpu"
     #: torch.set_num_threads for the run (``None``: leave torch's default)
     threads: int | None = None
+    #: data-parallel processes under torchrun (``spikeseq train --nproc`` overrides it)
+    nproc: int = 1
+    #: also save ``checkpoints/last.pt`` every N optimizer steps (``None``: at the end of each epoch only)
+    checkpoint_every: int | None = None
+    #: the checkpoint the test evaluation reports: ``"best"`` (validation) or ``"last"`` (after the last epoch)
+    eval_checkpoint: str = "best"
+    #: per parameter group overrides (``lr``, ``weight_decay``, ``scheduler``) for groups a model names, e.g.
+    #: ``[train.groups.delays] lr = 0.1`` (see :mod:`spikeseq.train.optim`)
+    groups: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -115,24 +146,45 @@ class ProfileConfig:
 
 
 @dataclass
+class ResultsConfig:
+    """``[results]``: this recipe measures README numbers; ``spikeseq train`` then writes
+    ``results/<family>/<recipe>-s<seed>.json`` (see :mod:`spikeseq.report.results`)."""
+
+    #: the README block the run belongs to (``<!-- results:<table> -->``); empty: no artifact is written
+    table: str = ""
+    #: the row label in that table (runs with the same label are one row: mean and per-seed values)
+    label: str = ""
+    #: test samples the trained model is profiled on (op counts and sparsity of the same model)
+    profile_samples: int = 64
+
+
+@dataclass
 class RunConfig:
+    """A whole run's configuration, one dataclass per TOML section (``[model]``, ``[data]``, ``[train]``, ...)."""
+
     model: ModelConfig
     data: DataConfig
     name: str = ""
+    #: the task (``spikeseq.train.tasks``); ``None``: the first task of the model's family
+    task: str | None = None
     train: TrainConfig = field(default_factory=TrainConfig)
     export: ExportConfig = field(default_factory=ExportConfig)
     profile: ProfileConfig = field(default_factory=ProfileConfig)
+    results: ResultsConfig = field(default_factory=ResultsConfig)
 
     def to_dict(self) -> dict[str, Any]:
         """The nested TOML-shaped dict (model/data kwargs flattened into their sections)."""
         out: dict[str, Any] = {"name": self.name}
-        for sec in ("model", "data", "train", "export", "profile"):
+        if self.task is not None:
+            out["task"] = self.task
+        for sec in ("model", "data", "train", "export", "profile", "results"):
             d = dataclasses.asdict(getattr(self, sec))
             kw = d.pop("kwargs", {})
             out[sec] = {**d, **kw}
         return out
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON (what ``config.json`` of a run holds)."""
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
 
     def to_toml(self) -> str:
@@ -144,6 +196,7 @@ class RunConfig:
 
 _SECTIONS: dict[str, type] = {
     "model": ModelConfig, "data": DataConfig, "train": TrainConfig, "export": ExportConfig, "profile": ProfileConfig,
+    "results": ResultsConfig,
 }
 #: sections whose unknown keys are keyword arguments for a builder / loader rather than errors
 _OPEN_SECTIONS = ("model", "data")
@@ -167,7 +220,7 @@ def _type_name(tp: Any) -> str:
     return str(tp).replace("typing.", "")
 
 
-def _coerce(value: Any, tp: Any, where: str) -> Any:
+def coerce_value(value: Any, tp: Any, where: str) -> Any:
     """Check ``value`` against the annotation ``tp``; ints are accepted for floats."""
     origin = typing.get_origin(tp)
     if origin in (typing.Union, types.UnionType):
@@ -179,7 +232,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
             if a is type(None):
                 continue
             try:
-                return _coerce(value, a, where)
+                return coerce_value(value, a, where)
             except ConfigError as e:
                 errors.append(e)
         raise ConfigError(f"{where} must be {_type_name(tp)}, got {type(value).__name__} {value!r}")
@@ -187,7 +240,7 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
         (item,) = typing.get_args(tp)
         if not isinstance(value, list):
             raise ConfigError(f"{where} must be a list of {_type_name(item)}, got {type(value).__name__} {value!r}")
-        return [_coerce(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
+        return [coerce_value(v, item, f"{where}[{i}]") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):
             raise ConfigError(f"{where} must be a table, got {type(value).__name__} {value!r}")
@@ -213,7 +266,9 @@ def _coerce(value: Any, tp: Any, where: str) -> Any:
     raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover - schema bug
 
 
-def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
+def parse_section(cls: type, raw: Any, sec: str, src: str) -> Any:
+    """The dataclass ``cls`` of section ``[sec]`` from its raw TOML table; ConfigError naming unknown or mistyped
+    keys (with a "did you mean")."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{src}: [{sec}] must be a table, got {type(raw).__name__} {raw!r}")
     hints = typing.get_type_hints(cls)
@@ -223,7 +278,7 @@ def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
     kwargs: dict[str, Any] = {}
     for key, value in raw.items():
         if key in known:
-            values[key] = _coerce(value, hints[key], f"{src}: {sec}.{key}")
+            values[key] = coerce_value(value, hints[key], f"{src}: {sec}.{key}")
         elif sec in _OPEN_SECTIONS:
             kwargs[key] = value
         else:
@@ -241,9 +296,13 @@ def _section(cls: type, raw: Any, sec: str, src: str) -> Any:
 def _check_choices(cfg: RunConfig, src: str) -> None:
     t = cfg.train
     for key, value, choices in (("optimizer", t.optimizer, OPTIMIZERS), ("readout", t.readout, READOUTS),
-                                ("scheduler", t.scheduler, SCHEDULERS), ("device", t.device, DEVICES)):
+                                ("scheduler", t.scheduler, SCHEDULERS), ("device", t.device, DEVICES),
+                                ("precision", t.precision, PRECISIONS),
+                                ("weight_decay_on", t.weight_decay_on, DECAY_ON),
+                                ("eval_checkpoint", t.eval_checkpoint, CHECKPOINTS)):
         if value not in choices:
             raise ConfigError(f"{src}: train.{key} = {value!r} is not one of {', '.join(choices)}")
+    _check_train_numbers(t, src)
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(t, key) < 1:
             raise ConfigError(f"{src}: train.{key} must be >= 1, got {getattr(t, key)}")
@@ -255,6 +314,8 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
         raise ConfigError(f"{src}: data.val_fraction must be in [0, 1), got {cfg.data.val_fraction}")
     if cfg.data.input_scale is not None and cfg.data.input_scale <= 0:
         raise ConfigError(f"{src}: data.input_scale must be > 0 or left out, got {cfg.data.input_scale}")
+    if cfg.data.pad_end < 0:
+        raise ConfigError(f"{src}: data.pad_end must be >= 0, got {cfg.data.pad_end}")
     for key in ("max_train", "max_test"):
         v = getattr(cfg.data, key)
         if v is not None and v < 1:
@@ -264,20 +325,104 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
             raise ConfigError(f"{src}: {key} must be >= 1, got {v}")
 
 
+def _check_numbers(cfg: RunConfig, src: str) -> None:
+    """Every numeric option finite and in its range, checked before a run directory exists (the message names the
+    option and says what is expected)."""
+    t = cfg.train
+
+    def need(key: str, value: float | None, ok: bool, expected: str) -> None:
+        if value is not None and not ok:
+            raise ConfigError(f"{src}: {key} must be {expected}, got {value}")
+
+    finite = lambda v: v is None or math.isfinite(v)  # noqa: E731
+    need("train.lr", t.lr, finite(t.lr) and t.lr > 0, "> 0 and finite (e.g. 1e-3)")
+    need("train.weight_decay", t.weight_decay, finite(t.weight_decay) and t.weight_decay >= 0,
+         ">= 0 and finite")
+    need("train.momentum", t.momentum, finite(t.momentum) and 0 <= t.momentum < 1, "in [0, 1)")
+    if t.grad_clip is not None:
+        need("train.grad_clip", t.grad_clip, finite(t.grad_clip) and t.grad_clip > 0,
+             "> 0 and finite, or left out")
+    if t.threads is not None:
+        need("train.threads", t.threads, t.threads >= 1, "an integer >= 1 or left out (torch's default)")
+    need("data.val_fraction", cfg.data.val_fraction, finite(cfg.data.val_fraction), "a number in [0, 1)")
+    if cfg.data.input_scale is not None:
+        need("data.input_scale", cfg.data.input_scale, finite(cfg.data.input_scale),
+             "> 0 and finite, or left out")
+    if cfg.export.dt is not None:
+        need("export.dt", cfg.export.dt, finite(cfg.export.dt) and cfg.export.dt > 0,
+             "> 0 and finite (seconds), or left out (the model's own dt)")
+    for sec, kwargs in (("model", cfg.model.kwargs), ("data", cfg.data.kwargs)):
+        _check_kwargs(kwargs, f"{sec}.", src)
+
+
+#: builder / loader keywords that are physical step sizes, time constants, thresholds or counts: they must be > 0
+_POSITIVE_KEYS = ("dt", "v_th", "window", "stride", "hidden", "n_in", "n_out", "n_bins", "duration")
+
+
+def _check_kwargs(kwargs: dict[str, Any], prefix: str, src: str) -> None:
+    for key, value in kwargs.items():
+        if isinstance(value, dict):
+            _check_kwargs(value, f"{prefix}{key}.", src)
+            continue
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if not math.isfinite(value):
+            raise ConfigError(f"{src}: {prefix}{key} must be a finite number, got {value}")
+        if (key in _POSITIVE_KEYS or key.startswith(("tau", "v_th"))) and value <= 0:
+            raise ConfigError(f"{src}: {prefix}{key} must be > 0, got {value}"
+                              + ("; time constants and dt are in seconds" if key == "dt" or key.startswith("tau")
+                                 else ""))
+
+
+def _check_train_numbers(t: TrainConfig, src: str) -> None:
+    """Ranges of the optimisation keys of ``[train]`` and the shape of ``[train.groups]``."""
+    if not 0.0 < t.pct_start < 1.0:
+        raise ConfigError(f"{src}: train.pct_start must be in (0, 1), got {t.pct_start}")
+    if t.gamma <= 0:
+        raise ConfigError(f"{src}: train.gamma must be > 0, got {t.gamma}")
+    for key in ("step_size", "accumulate", "nproc"):
+        if getattr(t, key) < 1:
+            raise ConfigError(f"{src}: train.{key} must be >= 1, got {getattr(t, key)}")
+    if t.weight_decay < 0:
+        raise ConfigError(f"{src}: train.weight_decay must be >= 0, got {t.weight_decay}")
+    if t.grad_clip is not None and t.grad_clip <= 0:
+        raise ConfigError(f"{src}: train.grad_clip must be > 0 or left out, got {t.grad_clip}")
+    if t.checkpoint_every is not None and t.checkpoint_every < 1:
+        raise ConfigError(f"{src}: train.checkpoint_every must be >= 1 or left out, got {t.checkpoint_every}")
+    group_keys = {"lr": float, "weight_decay": float, "scheduler": str}
+    for name, table in t.groups.items():
+        if not isinstance(table, dict):
+            raise ConfigError(f"{src}: train.groups.{name} must be a table such as {{lr = 0.1}}, got {table!r}")
+        for key, value in table.items():
+            if key not in group_keys:
+                raise ConfigError(f"{src}: unknown key train.groups.{name}.{key}{_suggest(key, list(group_keys))}")
+            table[key] = coerce_value(value, group_keys[key], f"{src}: train.groups.{name}.{key}")
+        if table.get("scheduler", "none") not in SCHEDULERS:
+            raise ConfigError(f"{src}: train.groups.{name}.scheduler = {table['scheduler']!r} is not one of "
+                              f"{', '.join(SCHEDULERS)}")
+        if table.get("lr", 1.0) <= 0 or table.get("weight_decay", 0.0) < 0:
+            raise ConfigError(f"{src}: train.groups.{name}: lr must be > 0 and weight_decay >= 0, got {table}")
+
+
 def from_dict(raw: dict[str, Any], src: str = "<config>") -> RunConfig:
     """Validate a TOML-shaped dict into a :class:`RunConfig`."""
     if not isinstance(raw, dict):
         raise ConfigError(f"{src}: the config must be a table of sections")
-    top_known = ["name", *_SECTIONS]
+    top_known = ["name", "task", *_SECTIONS]
     for key in raw:
         if key not in top_known:
             raise ConfigError(f"{src}: unknown section or key {key!r}{_suggest(key, top_known)}")
     for sec in ("model", "data"):
         if sec not in raw:
             raise ConfigError(f"{src}: missing section [{sec}] (it needs at least name = \"...\")")
-    parts = {sec: _section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
-    name = _coerce(raw.get("name", ""), str, f"{src}: name")
-    cfg = RunConfig(name=name, **parts)
+    parts = {sec: parse_section(cls, raw[sec], sec, src) for sec, cls in _SECTIONS.items() if sec in raw}
+    name = coerce_value(raw.get("name", ""), str, f"{src}: name")
+    task = raw.get("task")
+    if task is not None and not isinstance(task, str):
+        raise ConfigError(f"{src}: task must be a string such as \"classification\", got {type(task).__name__} "
+                          f"{task!r}")
+    cfg = RunConfig(name=name, task=task, **parts)
+    _check_numbers(cfg, src)
     _check_choices(cfg, src)
     return cfg
 
@@ -298,6 +443,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[str, Any]:
+    """A copy of the TOML data ``raw`` with each ``--set key=value`` applied; ``ConfigError`` for a malformed one."""
     raw = json.loads(json.dumps(raw))  # deep copy of plain TOML data
     for item in overrides or []:
         path, value = parse_override(item)
@@ -312,6 +458,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str] | None) -> dict[st
 
 
 def read_toml(path: str | Path) -> dict[str, Any]:
+    """The TOML file at ``path`` as a dict; ``ConfigError`` when it is missing, not UTF-8 or not valid TOML."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file not found: {path} (give the path of a TOML file, e.g. examples/*.toml)")

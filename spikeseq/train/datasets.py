@@ -8,7 +8,8 @@ Sources:
   with ``x`` batch-first ``[N, T, ...]`` (for your own data and for tests).
 
 Inputs are kept batch-first ``[N, T, ...]`` in memory and handed to models time-first ``[T, B, ...]``. The
-validation split is a seeded random ``val_fraction`` of the training split.
+validation split is a seeded random ``val_fraction`` of the training split. A ``[data]`` value written as the
+string ``"train.seed"`` is replaced by the run's seed (a generated task that follows ``--seed``).
 """
 
 from __future__ import annotations
@@ -23,10 +24,14 @@ from spikeseq.errors import ConfigError, DataError
 from spikeseq.progress import progress
 
 TENSOR_FILE = "tensor_file"
+#: a ``[data]`` value that stands for the run's seed
+SEED_REF = "train.seed"
 
 
 @dataclass
 class Split:
+    """One split in memory: inputs ``x [N, T, ...]`` float32 (batch-first) and labels ``y [N]`` int64."""
+
     x: torch.Tensor  # [N, T, ...] float32
     y: torch.Tensor  # [N] int64
 
@@ -34,6 +39,7 @@ class Split:
         return int(self.y.shape[0])
 
     def take(self, idx: torch.Tensor) -> Split:
+        """The samples at ``idx``."""
         return Split(self.x[idx], self.y[idx])
 
 
@@ -46,18 +52,23 @@ class Normalizer:
 
     @classmethod
     def fit(cls, x: torch.Tensor) -> Normalizer:
+        """Mean and std (clamped to >= 1e-8) over every axis but the last of the training inputs ``x``."""
         flat = x.reshape(-1, x.shape[-1]).double()
         return cls(flat.mean(0).float(), flat.std(0).clamp_min(1e-8).float())
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """``(x - mean) / std`` over the last axis."""
         return (x - self.mean) / self.std
 
     def state_dict(self) -> dict[str, torch.Tensor]:
+        """``{"mean", "std"}`` tensors for a checkpoint."""
         return {"mean": self.mean, "std": self.std}
 
 
 @dataclass
 class Prepared:
+    """The data of a run: train / val / test splits, classes, the fitted normaliser (if any), provenance ``info``."""
+
     train: Split
     val: Split
     test: Split
@@ -68,6 +79,7 @@ class Prepared:
 
 
 def known_datasets() -> list[str]:
+    """Names accepted as ``data.name``: ``"tensor_file"`` and every dataset of :mod:`spikeseq.data.registry`."""
     names = [TENSOR_FILE]
     try:
         from spikeseq.data import registry
@@ -161,7 +173,7 @@ def _check_kwargs(fn: Any, kwargs: dict[str, Any], what: str, section: str) -> N
 
 def prepare(data_cfg, seed: int) -> Prepared:
     """Load, split (train / val / test), optionally normalise, as configured."""
-    name, kwargs = data_cfg.name, dict(data_cfg.kwargs)
+    name, kwargs = data_cfg.name, {k: (int(seed) if v == SEED_REF else v) for k, v in data_cfg.kwargs.items()}
     if name == TENSOR_FILE:
         train, test, classes = _load_tensor_file(kwargs)
     else:
@@ -187,9 +199,17 @@ def prepare(data_cfg, seed: int) -> Prepared:
         train, val, test = (Split(norm(s.x), s.y) for s in (train, val, test))
     if data_cfg.input_scale is not None:
         train, val, test = (Split(torch.round(s.x * data_cfg.input_scale), s.y) for s in (train, val, test))
+    if data_cfg.pad_end:
+        train, val, test = (Split(pad_end(s.x, data_cfg.pad_end), s.y) for s in (train, val, test))
     info = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "sample_shape": list(train.x.shape[1:]),
             "n_classes": n_classes}
     return Prepared(train, val, test, n_classes, list(classes), norm, info)
+
+
+def pad_end(x: torch.Tensor, steps: int) -> torch.Tensor:
+    """Batch-first sequences ``[N, T, ...]`` with ``steps`` silent (zero) steps appended: ``[N, T + steps, ...]``
+    (e.g. so that a readout also sees inputs delayed past the end of the recording)."""
+    return torch.cat([x, x.new_zeros(x.shape[0], int(steps), *x.shape[2:])], dim=1)
 
 
 def time_first(x: torch.Tensor) -> torch.Tensor:

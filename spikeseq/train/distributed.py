@@ -22,24 +22,30 @@ from spikeseq.errors import ConfigError
 
 @dataclass
 class DistInfo:
+    """This process's place in data-parallel training: ``rank`` of ``world`` processes, GPU ``local_rank``."""
+
     rank: int = 0
     world: int = 1
     local_rank: int = 0
 
     @property
     def enabled(self) -> bool:
+        """Whether more than one process trains (DDP on)."""
         return self.world > 1
 
     @property
     def main(self) -> bool:
+        """Whether this is rank 0 (the process that writes files and prints)."""
         return self.rank == 0
 
 
 def env_world_size() -> int:
+    """``WORLD_SIZE`` set by torchrun (1 when not started by it)."""
     return int(os.environ.get("WORLD_SIZE", "1"))
 
 
 def pick_device(pref: str, local_rank: int = 0) -> torch.device:
+    """The device for ``train.device`` (``cpu``, ``cuda``, ``auto``); ``ConfigError``: ``cuda`` without a GPU."""
     if pref == "cpu":
         return torch.device("cpu")
     if pref == "cuda" and not torch.cuda.is_available():
@@ -76,14 +82,25 @@ def shutdown(synchronise: bool = False) -> None:
 
 
 def barrier(info: DistInfo) -> None:
+    """Wait for every rank (no-op in a single process)."""
     if info.enabled:
         dist.barrier()
 
 
 def all_reduce_sum(t: torch.Tensor, info: DistInfo) -> torch.Tensor:
+    """Sum ``t`` over the ranks in place and return it (unchanged in a single process)."""
     if info.enabled:
         dist.all_reduce(t, op=dist.ReduceOp.SUM)
     return t
+
+
+def gather_objects(obj: object, info: DistInfo) -> list[object]:
+    """``[obj of rank 0, obj of rank 1, ...]`` on every rank (``[obj]`` in a single process)."""
+    if not info.enabled:
+        return [obj]
+    out: list[object] = [None] * info.world
+    dist.all_gather_object(out, obj)
+    return out
 
 
 def any_flag(flag: bool, info: DistInfo) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 from typing import Any
 
 import torch
@@ -28,6 +27,8 @@ def logits_from(out: Any, readout: str) -> torch.Tensor:
         return y.sum(0)
     if readout == "max":
         return y.max(0).values
+    if readout == "softmax_sum":  # sum over time of per-step class probabilities (the DCLS delays paper's readout)
+        return torch.softmax(y, dim=-1).sum(0)
     return y[-1]
 
 
@@ -70,7 +71,7 @@ def spiking_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def _state_spikes(state: Any) -> dict[str, torch.Tensor]:
-    """Spike fields of a NamedTuple state: ``s_*`` (e.g. L2MU's ``s_h``, ``s_m``) and ``z`` tensors ``[B, ...]``."""
+    """Spike fields of a NamedTuple state: ``s_*`` (e.g. ``s_h``, ``s_m``) and ``z`` tensors ``[B, ...]``."""
     fields = getattr(state, "_fields", ())
     return {f: getattr(state, f) for f in fields
             if (f.startswith("s_") or f == "z") and isinstance(getattr(state, f), torch.Tensor)}
@@ -82,8 +83,8 @@ def spike_stats(model: nn.Module, x: torch.Tensor, device: torch.device, raster_
     """Per-layer firing rates over the batch-first inputs ``x`` and a spike raster of one sample.
 
     Firing rate = spikes / (neurons x time steps x samples). Spikes are recorded with forward hooks on the spiking
-    populations (LIF, CubaLIF, ...) that run as modules; a model whose ``forward`` takes ``stats`` (a dict filled
-    with ``{population: (spikes, neuron_steps)}``, as L2MU) reports its own populations, and spike fields of its
+    populations (LIF, CubaLIF, ...) that run as modules; a model with a ``forward_with_spike_counts(x)`` method
+    (returning ``y, state, {population: (spikes, neuron_steps)}``) reports its own populations, and spike fields of its
     state (``s_*``, ``z``) are recorded step by step for the raster. The raster lists ``[t, neuron]`` pairs of the
     first ``raster_neurons`` neurons of each layer for sample ``raster_sample``.
     """
@@ -98,11 +99,16 @@ def spike_stats(model: nn.Module, x: torch.Tensor, device: torch.device, raster_
         return fn
 
     xt = time_first(x).to(device)
-    takes_stats = "stats" in inspect.signature(model.forward).parameters
+    counted = getattr(model, "forward_with_spike_counts", None)
+    takes_stats = callable(counted)
     own: dict[str, tuple[float, int]] = {}
     handles = [m.register_forward_hook(hook(name)) for name, m in layers]
     try:
-        out = model(xt, stats=own) if takes_stats else model(xt)
+        if takes_stats:
+            y, st, own = counted(xt)
+            out = (y, st)
+        else:
+            out = model(xt)
     finally:
         for h in handles:
             h.remove()

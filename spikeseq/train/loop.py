@@ -10,12 +10,30 @@ broken by the lower loss. Order of writes at the end of an epoch: the metrics li
 then ``last.pt``. A resume drops metric lines of epochs that ``last.pt`` does not cover, so a kill between any
 two writes loses nothing.
 
+Gradient accumulation (``train.accumulate = A``): the micro-batches of an epoch are taken in windows of ``A``;
+the loss of each is ``sum / (samples in its window) * world_size``, so one optimizer step sees the gradient of the
+mean over the window, whatever the micro-batch and process counts. Checkpoints and stops happen only after an
+optimizer step, never inside a window. Under DDP a checkpoint holds the epoch's running sums reduced over all ranks
+(restored on rank 0 only) and the RNG states of every rank (each rank restores its own; after the identical
+initialisation each rank draws its own stream, seeded with :func:`rank_seed`); resuming needs the same number of
+processes.
+
+Model hooks (duck-typed, optional): ``model.train_epoch_start(epoch, epochs)`` before each epoch (e.g. an annealed
+kernel width) and ``model.train_step_end()`` after each optimizer step (e.g. clamping delays into range).
+
+Mixed precision (``train.precision = "bf16"``): the training forward pass runs under ``torch.autocast`` with
+bfloat16 (matmuls, linear layers and convolutions in bfloat16; element-wise neuron updates and the spike
+comparison ``v > v_th`` in the dtype those produce). The loss and the metrics are computed in float32 from
+float32 logits, parameters, gradients and optimizer state stay float32, and evaluation (validation, test,
+profiling) runs without autocast, in float32.
+
 Ctrl-C (SIGINT) or SIGTERM: the current step finishes, ``last.pt`` is saved at that position and the run exits
 with status "interrupted"; a second Ctrl-C aborts at once (the previous ``last.pt`` stays valid).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import signal
@@ -26,24 +44,23 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from spikeseq.errors import ConfigError
 from spikeseq.progress import progress
-from spikeseq.train import checkpoint, distributed
+from spikeseq.train import checkpoint, distributed, optim
 from spikeseq.train.config import ModelConfig, RunConfig
 from spikeseq.train.datasets import Prepared, prepare, time_first
-from spikeseq.train.evaluate import evaluate, logits_from
 from spikeseq.train.rundir import RunDir
+from spikeseq.train.tasks import task_for
 
 
 def build_model(model_cfg: ModelConfig) -> nn.Module:
+    """The model of a recipe's ``[model]`` section (``spikeseq.models.registry.build``); an unknown name or
+    bad keyword arguments raise a :class:`~spikeseq.errors.ConfigError` naming what exists."""
     from spikeseq.models import registry
 
-    known = registry.names()
-    if model_cfg.name not in known:
-        raise ConfigError(f"unknown model {model_cfg.name!r}; known models: {', '.join(known) or '(none)'}")
+    registry.family_of(model_cfg.name)  # unknown model: ConfigError listing the known ones
     try:
         return registry.build(model_cfg.name, **model_cfg.kwargs)
     except TypeError as e:
@@ -53,10 +70,12 @@ def build_model(model_cfg: ModelConfig) -> nn.Module:
 
 
 def preflight(cfg: RunConfig) -> None:
-    """Fail fast, before a run directory is touched: the model builds and the dataset name is known."""
+    """Fail fast, before a run directory is touched: the model builds, its family solves the task and the dataset
+    name is known."""
     from spikeseq.train.datasets import TENSOR_FILE, known_datasets
 
     build_model(cfg.model)
+    task_for(cfg)
     if cfg.data.name != TENSOR_FILE:
         known = known_datasets()
         if cfg.data.name not in known:
@@ -64,18 +83,9 @@ def preflight(cfg: RunConfig) -> None:
 
 
 def make_optimizer(params, cfg: RunConfig) -> torch.optim.Optimizer:
+    """The optimizer of ``cfg.train`` over plain ``params`` (one group; see :mod:`spikeseq.train.optim`)."""
     t = cfg.train
-    if t.optimizer == "adam":
-        return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay)
-    if t.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=t.lr, weight_decay=t.weight_decay)
-    return torch.optim.SGD(params, lr=t.lr, momentum=t.momentum, weight_decay=t.weight_decay)
-
-
-def make_scheduler(opt: torch.optim.Optimizer, cfg: RunConfig):
-    if cfg.train.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.train.epochs)
-    return None
+    return optim.make_optimizer([{"params": list(params), "lr": t.lr, "weight_decay": t.weight_decay}], t)
 
 
 def epoch_order(n: int, seed: int, epoch: int) -> torch.Tensor:
@@ -113,6 +123,44 @@ def _device_for(cfg: RunConfig) -> torch.device:
     return distributed.pick_device(cfg.train.device, int(os.environ.get("LOCAL_RANK", "0")))
 
 
+def rank_seed(seed: int, rank: int) -> int:
+    """The seed of rank ``rank``'s random stream during data-parallel training (after the model is built)."""
+    return (int(seed) * 1_000_003 + 7919 * (int(rank) + 1)) % (2**63)
+
+
+def _hook(model: nn.Module, name: str, *args: Any) -> None:
+    fn = getattr(model, name, None)
+    if callable(fn):
+        fn(*args)
+
+
+def _float32(out: Any) -> Any:
+    """A model output ``y`` or ``(y, state, ...)`` with ``y`` in float32."""
+    if isinstance(out, tuple):
+        return (out[0].float(), *out[1:])
+    return out.float()
+
+
+def _window_size(b: int, accumulate: int, bsz: int, n: int) -> int:
+    """Samples in the accumulation window that holds micro-batch ``b``."""
+    w0 = (b // accumulate) * accumulate
+    return min((w0 + accumulate) * bsz, n) - w0 * bsz
+
+
+def _restore(ck: dict[str, Any], info: distributed.DistInfo, path: Any) -> torch.Tensor:
+    """RNG states of this rank and the epoch's running sums (rank 0 holds the reduced sums, the others zeros)."""
+    saved_world = int(ck.get("world_size", 1))
+    if saved_world != info.world:
+        raise ConfigError(f"{path} was written by {saved_world} process(es); resume it with --nproc {saved_world} "
+                          f"(this run has {info.world}), or start a new run")
+    ranks = ck.get("rng_ranks")
+    checkpoint.set_rng_state(ranks[info.rank] if ranks is not None else ck["rng"])
+    accum = ck["accum"].clone()
+    if not info.main:
+        accum.zero_()
+    return accum
+
+
 def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | None = None,
         on_step: Callable[[int], None] | None = None, quiet: bool = False) -> dict[str, Any]:
     """Train ``cfg`` into ``run`` (a prepared run directory). Returns a summary dict.
@@ -128,41 +176,47 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     if data is None:
         data = prepare(cfg.data, t.seed)
     model = build_model(cfg.model).to(device)
-    opt = make_optimizer(model.parameters(), cfg)
-    sched = make_scheduler(opt, cfg)
+    if info.enabled:  # one random stream per rank after the (identical) initialisation: e.g. dropout masks
+        checkpoint.seed_everything(rank_seed(t.seed, info.rank))
+    task = task_for(cfg)
+    groups, specs = optim.param_groups(model, t)
+    opt = optim.make_optimizer(groups, t)
+    n, bsz, acc_n = len(data.train), t.batch_size, t.accumulate
+    n_batches = math.ceil(n / bsz)
+    if n_batches == 0:
+        raise ConfigError(f"dataset {cfg.data.name!r} has no training samples left after the validation split")
+    sched = optim.Schedule(opt, specs, t, math.ceil(n_batches / acc_n))
     pos = {"epoch": 0, "batch": 0, "step": 0}
     best = {"metric": -math.inf, "loss": math.inf, "epoch": None}
-    accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count of the current epoch
+    accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count of the current epoch (this rank)
     elapsed = 0.0
     if resume:
         ck = checkpoint.load(run.last, map_location=device)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
-        if sched is not None and ck.get("scheduler") is not None:
-            sched.load_state_dict(ck["scheduler"])
         pos = dict(ck["position"])
         best = dict(ck["best"])
-        accum = ck["accum"].clone()
         elapsed = float(ck.get("elapsed_s", 0.0))
-        checkpoint.set_rng_state(ck["rng"])
+        accum = _restore(ck, info, run.last)
         if info.main:
             run.truncate_metrics(pos["epoch"])
     net = model
     if info.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
-    n, bsz = len(data.train), t.batch_size
-    n_batches = math.ceil(n / bsz)
-    if n_batches == 0:
-        raise ConfigError(f"dataset {cfg.data.name!r} has no training samples left after the validation split")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=t.precision == "bf16")
 
-    def state(epoch: int, batch: int, step: int) -> dict[str, Any]:
-        return {"model": model.state_dict(), "optimizer": opt.state_dict(),
-                "scheduler": sched.state_dict() if sched is not None else None,
+    def save(path: Any, epoch: int, batch: int, step: int) -> None:
+        """Collective: every rank contributes its RNG state and running sums; rank 0 writes ``path``."""
+        rngs = distributed.gather_objects(checkpoint.rng_state(), info)
+        sums = distributed.all_reduce_sum(accum.clone(), info)
+        if info.main:
+            checkpoint.save(path, {
+                "model": model.state_dict(), "optimizer": opt.state_dict(), "scheduler": None,
                 "position": {"epoch": epoch, "batch": batch, "step": step}, "best": dict(best),
-                "accum": accum.clone(), "rng": checkpoint.rng_state(), "config": cfg.to_dict(),
+                "accum": sums, "rng": rngs[0], "rng_ranks": rngs, "config": cfg.to_dict(),
                 "classes": data.classes, "n_classes": data.n_classes, "data_info": data.info,
                 "normalizer": data.normalizer.state_dict() if data.normalizer is not None else None,
-                "world_size": info.world, "elapsed_s": time.time() - t0}
+                "world_size": info.world, "elapsed_s": time.time() - t0})
 
     step = pos["step"]
     status = "finished"
@@ -173,6 +227,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             start = pos["batch"] if epoch == pos["epoch"] else 0
             if start == 0:
                 accum.zero_()
+            _hook(model, "train_epoch_start", epoch, t.epochs)
             model.train()
             bar = progress(range(start, n_batches), total=n_batches - start, desc=f"epoch {epoch + 1}/{t.epochs}",
                            unit="batch")
@@ -183,19 +238,33 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 local = idx[info.rank::info.world]
                 x = time_first(data.train.x[local]).to(device)
                 y = data.train.y[local].to(device)
-                logits = logits_from(net(x), t.readout)
-                loss_sum = F.cross_entropy(logits, y, reduction="sum")
-                loss = loss_sum * (info.world / idx.numel())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
+                if b % acc_n == 0:
+                    opt.zero_grad(set_to_none=True)
+                    sched.apply(step)
+                last_of_window = (b + 1) % acc_n == 0 or b == n_batches - 1
+                sync = contextlib.nullcontext()
+                if info.enabled and not last_of_window:
+                    sync = net.no_sync()
+                with sync:
+                    with autocast:
+                        out = net(x)
+                    if t.precision != "float32":  # the loss and metrics in float32
+                        out = _float32(out)
+                    res = task.batch(out, y, cfg)
+                    loss_sum = res.loss_sum.float()
+                    loss = loss_sum * (info.world / _window_size(b, acc_n, bsz, n))
+                    loss.backward()
+                accum += torch.tensor([float(loss_sum.detach()), res.metric_sum, float(res.count)],
+                                      dtype=torch.float64)
+                if hasattr(bar, "set_postfix"):
+                    bar.set_postfix(loss=f"{float(loss_sum) / max(local.numel(), 1):.4f}")
+                if not last_of_window:
+                    continue
                 if t.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 opt.step()
+                _hook(model, "train_step_end")
                 step += 1
-                accum += torch.tensor([float(loss_sum.detach()), float((logits.argmax(1) == y).sum()),
-                                       float(local.numel())], dtype=torch.float64)
-                if hasattr(bar, "set_postfix"):
-                    bar.set_postfix(loss=f"{float(loss_sum) / max(local.numel(), 1):.4f}")
                 if on_step is not None:
                     on_step(step)
                 stop = stop_req.requested or (t.max_steps is not None and step >= t.max_steps)
@@ -203,22 +272,21 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 if stop:
                     stopped_at = b
                     break
+                if t.checkpoint_every is not None and step % t.checkpoint_every == 0 and b < n_batches - 1:
+                    save(run.last, epoch, b + 1, step)
             if stop and stopped_at is not None and stopped_at < n_batches - 1:
                 status = "interrupted" if stop_req.requested else "finished"
-                if info.main:
-                    checkpoint.save(run.last, state(epoch, stopped_at + 1, step))
+                save(run.last, epoch, stopped_at + 1, step)
                 distributed.barrier(info)
                 break
             # end of epoch -----------------------------------------------------------------------------------
             tot = distributed.all_reduce_sum(accum.clone(), info)
-            val = evaluate(model, data.val, t.eval_batch_size, t.readout, device, data.n_classes,
-                           desc="validating")
-            if sched is not None:
-                sched.step()
-            metric = val["acc"] if val["acc"] is not None else float(tot[1] / tot[2])
+            val = task.evaluate(model, data.val, cfg, device, data.n_classes, desc="validating")
+            metric = val[task.metric] if val[task.metric] is not None else float(tot[1] / tot[2])
             loss_now = val["loss"] if val["loss"] is not None else float(tot[0] / tot[2])
             record = {"epoch": epoch + 1, "step": step, "train_loss": float(tot[0] / tot[2]),
-                      "train_acc": float(tot[1] / tot[2]), "val_loss": val["loss"], "val_acc": val["acc"],
+                      f"train_{task.train_metric}": float(tot[1] / tot[2]), "val_loss": val["loss"],
+                      f"val_{task.metric}": val[task.metric],
                       "lr": opt.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
             # best: highest accuracy, ties broken by lower loss (small validation sets tie often)
             improved = (metric, -loss_now) > (best["metric"], -best.get("loss", math.inf))
@@ -227,12 +295,13 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             if info.main:
                 run.append_metrics(record)
                 if not quiet:
-                    va = "-" if val["acc"] is None else f"{val['acc']:.4f}"
+                    va = "-" if val[task.metric] is None else f"{val[task.metric]:.4f}"
                     print(f"epoch {epoch + 1}/{t.epochs}  step {step}  train_loss {record['train_loss']:.4f}  "
-                          f"train_acc {record['train_acc']:.4f}  val_acc {va}", file=sys.stderr)
-                if improved:
-                    checkpoint.save(run.best, state(epoch + 1, 0, step))
-                checkpoint.save(run.last, state(epoch + 1, 0, step))
+                          f"train_{task.train_metric} {tot[1] / tot[2]:.4f}  val_{task.metric} {va}  "
+                          f"({record['time_s']:.0f} s)", file=sys.stderr)
+            if improved:
+                save(run.best, epoch + 1, 0, step)
+            save(run.last, epoch + 1, 0, step)
             distributed.barrier(info)
             if stop:
                 status = "interrupted" if stop_req.requested else "finished"

@@ -14,13 +14,16 @@ from spikeseq.errors import ConfigError
 from spikeseq.train import checkpoint
 from spikeseq.train.config import RunConfig
 from spikeseq.train.datasets import Prepared, prepare, time_first
-from spikeseq.train.evaluate import evaluate, spike_stats
+from spikeseq.train.evaluate import spike_stats
 from spikeseq.train.loop import build_model
 from spikeseq.train.rundir import RunDir, write_json
+from spikeseq.train.tasks import task_for
 
 
 @dataclass
 class LoadedRun:
+    """A finished run read back: its directory, config, model with the ``which`` (best/last) checkpoint's weights."""
+
     run: RunDir
     cfg: RunConfig
     model: nn.Module
@@ -28,6 +31,7 @@ class LoadedRun:
     which: str
 
     def data(self) -> Prepared:
+        """The run's data splits, prepared as in training (same config and seed)."""
         return prepare(self.cfg.data, self.cfg.train.seed)
 
 
@@ -68,9 +72,8 @@ def evaluate_run(path: str | Path, which: str = "best", raster_samples: int = 64
     lr = load_run(path, which)
     data = lr.data()
     device = torch.device("cpu")
-    t = lr.cfg.train
     t0 = time.time()
-    test = evaluate(lr.model, data.test, t.eval_batch_size, t.readout, device, data.n_classes, desc="testing")
+    test = task_for(lr.cfg).evaluate(lr.model, data.test, lr.cfg, device, data.n_classes, desc="testing")
     spikes = spike_stats(lr.model, data.test.x[:raster_samples], device)
     result = {
         "checkpoint": which, "epoch": lr.ckpt["position"]["epoch"], "step": lr.ckpt["position"]["step"],

@@ -120,10 +120,11 @@ def test_overflow_marker_adds_2_13_to_later_events(tmp_path):
                                   ev["t"])
 
 
-def test_empty_file_gives_no_events_and_zero_frames(tmp_path):
+def test_empty_file_is_refused_and_no_events_give_zero_frames(tmp_path):
     (tmp_path / "e.bin").write_bytes(b"")
-    ev = nmnist.read_events(tmp_path / "e.bin")
-    assert len(ev) == 0
+    with pytest.raises(DataError, match=r"e\.bin: the recording is empty \(0 bytes\).*spikeseq data fetch nmnist"):
+        nmnist.read_events(tmp_path / "e.bin")
+    ev = np.empty(0, dtype=nmnist.EVENT_DTYPE)
     fr = nmnist.to_frames(ev, n_bins=4)
     assert tuple(fr.shape) == (4, 2, 34, 34) and float(fr.sum()) == 0.0
 

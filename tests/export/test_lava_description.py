@@ -14,8 +14,8 @@ from spikeseq.errors import DataError
 from spikeseq.export.lava import FORMAT, graph_from_description, read_lava, write_lava
 from spikeseq.export.loihi import is_chain, write_loihi
 from spikeseq.graph import ir, simulate
-from spikeseq.graph.verify import export_and_verify
 from spikeseq.models.registry import build
+from spikeseq.verify import export_and_verify
 
 POP_KEYS = {"name", "size", "shape", "model", "readout", "i_decay", "v_decay", "du", "dv", "vth", "bias_mant",
             "bias_exp", "scale"}

@@ -13,9 +13,9 @@ from spikeseq import nn as snn
 from spikeseq.errors import DataError, ExportError
 from spikeseq.export.loihi import map_cores, read_net, write_net
 from spikeseq.graph import ir, trace
-from spikeseq.graph.verify import export_and_verify
 from spikeseq.models.l2mu import L2MU
 from spikeseq.nn.recurrent import RLIF
+from spikeseq.verify import export_and_verify
 
 DT = 1e-3
 

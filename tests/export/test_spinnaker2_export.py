@@ -14,9 +14,9 @@ from spikeseq.errors import ExportError
 from spikeseq.export.spinnaker2 import map_pes, network_description, write_spinnaker2
 from spikeseq.graph import simulate, trace
 from spikeseq.graph.targets import spinnaker2 as s2_limits
-from spikeseq.graph.verify import export_and_verify
 from spikeseq.models.l2mu import L2MU
 from spikeseq.nn.recurrent import RLIF
+from spikeseq.verify import export_and_verify
 
 DT = 1e-3
 

@@ -160,8 +160,8 @@ def test_cycle_without_synapse_is_refused():
 
 @pytest.mark.parametrize("delays", ["fixed", "none"])
 def test_delay_snn_with_batchnorm_folds_and_matches(delays):
-    from spikeseq.graph.verify import export_and_verify
     from spikeseq.models.delay_snn import DelaySNN
+    from spikeseq.verify import export_and_verify
 
     torch.manual_seed(0)
     m = DelaySNN(n_inputs=20, n_outputs=5, n_hidden=32, n_layers=2, max_delay=4, delays=delays)

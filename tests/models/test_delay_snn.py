@@ -65,11 +65,11 @@ def test_integer_semantics_and_exported_tensors():
     m = _small().eval()
     x = (torch.rand(20, 2, 12) < 0.3).float()
     with pytest.raises(ParameterError, match="round_delays"):
-        m(x, integer=True)
+        m.forward_integer(x)
     with torch.no_grad():
         v_eval, _ = m(x)
         m.round_delays()
-        v_int, _ = m(x, integer=True)
+        v_int, _ = m.forward_integer(x)
     torch.testing.assert_close(v_int, v_eval, rtol=0, atol=0)
     layers = m.integer_weights_and_delays()
     assert [tuple(w.shape) for w, _ in layers] == [(16, 12), (16, 16), (3, 16)]
@@ -79,8 +79,10 @@ def test_integer_semantics_and_exported_tensors():
 def test_output_length_padding_and_loss():
     m = _small()
     x = (torch.rand(20, 2, 12) < 0.3).float()
-    v, state = m(x)
+    v, state = m(m.pad(x))
     assert v.shape == (20 + 3 * 3, 2, 3) and m.config.pad_end == 9
+    # the output length never depends on whether a state was passed
+    assert m(x)[0].shape == (20, 2, 3) and m(x, m.initial_state(2))[0].shape == (20, 2, 3)
     y = torch.tensor([0, 2])
     loss = sum_softmax_loss(v, y)
     s = torch.softmax(v, -1).sum(0)

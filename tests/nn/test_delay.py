@@ -34,13 +34,13 @@ def test_integer_semantics_require_round_delays():
     layer = DelayLinear(5, 4, 8)
     x = _spikes()
     with pytest.raises(ParameterError, match="round_delays"):
-        layer(x, integer=True)
+        layer.forward_integer(x)
     with pytest.raises(ParameterError, match="round_delays"):
         layer.integer_weights_and_delays()
     expected_eval, _ = layer.eval()(x)
     layer.round_delays()
     assert layer.delays_are_integer()
-    y, _ = layer(x, integer=True)
+    y, _ = layer.forward_integer(x)
     torch.testing.assert_close(y, expected_eval, rtol=0, atol=0)
     w, d = layer.integer_weights_and_delays()
     assert d.dtype == torch.int64 and w.shape == d.shape == (4, 5)

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeseq.errors import ParameterError
-from spikeseq.models.snn_mlp import SNNMLP
+from spikeseq.models.lifnet import SNNMLP
 from spikeseq.nn import SpikeLinear
 
 

@@ -18,9 +18,9 @@ import torch
 from spikeseq import nn as snn
 from spikeseq.export.lava import graph_from_description, read_lava, write_lava
 from spikeseq.graph import ir, quantize, simulate, trace
-from spikeseq.graph.verify import export_and_verify
 from spikeseq.models.registry import build
 from spikeseq.nn.recurrent import RLIF
+from spikeseq.verify import export_and_verify
 from tests.export.test_lava_description import _branching
 from tests.oracles.conftest import run_lava
 

@@ -228,9 +228,8 @@ def test_l2mu_populations_match_model_stats():
     model = L2MU(6, 4, hidden_size=12, memory_size=6)
     x = torch.randn(15, 3, 6)
     r = profile.count(model, x)
-    stats: dict = {}
     with torch.no_grad():
-        model.eval()(x, stats=stats)
+        _, _, stats = model.eval().forward_with_spike_counts(x)
     for pop, key in (("pop_u", "u"), ("pop_m", "m"), ("pop_h", "h")):
         lp = r.layer(f"L2MU.{pop}")
         assert lp.total("spikes_out") == stats[key][0]

@@ -1,4 +1,4 @@
-"""Every examples/*.toml validates and builds its model; the demo's HAPT recipe is examples/har_l2mu.toml."""
+"""Every examples/**/*.toml validates and builds its model; the demo's HAPT recipe is examples/har_l2mu.toml."""
 
 from __future__ import annotations
 
@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from spikeseq.train.cmd_demo import COMMON, DEMO_CONFIGS
+from spikeseq.train.cmd_demo import demo_recipes
 from spikeseq.train.config import from_dict, load_config
 from spikeseq.train.loop import build_model
 
-EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").glob("*.toml"))
+EXAMPLES = sorted((Path(__file__).resolve().parents[2] / "examples").rglob("*.toml"))
 
 
 def test_there_are_examples():
@@ -26,13 +26,13 @@ def test_example_validates_and_builds(path):
     assert cfg.name == path.stem
 
 
-@pytest.mark.parametrize("key", sorted(DEMO_CONFIGS))
-def test_demo_configs_validate(key):
-    cfg = from_dict({"name": "demo", **copy.deepcopy(DEMO_CONFIGS[key]), **copy.deepcopy(COMMON)})
+@pytest.mark.parametrize("recipe", demo_recipes(), ids=lambda r: r["name"])
+def test_demo_configs_validate(recipe):
+    cfg = from_dict(copy.deepcopy(recipe))
     build_model(cfg.model)
 
 
 def test_demo_recipe_is_the_example():
     example = load_config(Path(__file__).resolve().parents[2] / "examples" / "har_l2mu.toml")
-    demo = from_dict({"name": "har_l2mu", **copy.deepcopy(DEMO_CONFIGS[("l2mu", "hapt")]), **copy.deepcopy(COMMON)})
+    demo = from_dict({**copy.deepcopy(demo_recipes()[0]), "name": "har_l2mu"})
     assert demo == example

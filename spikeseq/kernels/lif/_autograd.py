@@ -25,8 +25,8 @@ from torch.autograd.function import once_differentiable
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_finite_result, check_sequence, check_unit_interval
 from spikeseq.functional import ALIFState, CubaLIFState, LIFState, LIState
-from spikeseq.functional._common import as_param, check_neuron_args, initial
 from spikeseq.functional.alif import check_alif_args
+from spikeseq.functional.neuron_args import as_param, check_neuron_args, initial
 from spikeseq.kernels.lif._common import RESET_CODES, expand_param, reduce_grad
 from spikeseq.types import ParamLike, ResetMode
 
@@ -202,8 +202,8 @@ def make_ops(launcher: object, what: str) -> SimpleNamespace:
         check_sequence(x)
         check_neuron_args(beta, v_th, reset)
         v0 = initial(None if state is None else state.v, x.shape[1:], x, "v")
-        z, v = _LIFScan.apply(x, v0, as_param(beta, x), as_param(v_th, x), reset, bool(detach_reset), surrogate,
-                              launcher)
+        b, th = as_param(beta, x, "beta"), as_param(v_th, x, "v_th")
+        z, v = _LIFScan.apply(x, v0, b, th, reset, bool(detach_reset), surrogate, launcher)
         check_finite_result(v, "the final LIF membrane")
         return z, LIFState(v)
 
@@ -223,8 +223,8 @@ def make_ops(launcher: object, what: str) -> SimpleNamespace:
         check_neuron_args(beta, v_th, reset)
         i0 = initial(None if state is None else state.i, x.shape[1:], x, "i")
         v0 = initial(None if state is None else state.v, x.shape[1:], x, "v")
-        z, i, v = _CubaScan.apply(x, i0, v0, as_param(alpha, x), as_param(beta, x), as_param(v_th, x), reset,
-                                  bool(detach_reset), surrogate, launcher)
+        a, b, th = as_param(alpha, x, "alpha"), as_param(beta, x, "beta"), as_param(v_th, x, "v_th")
+        z, i, v = _CubaScan.apply(x, i0, v0, a, b, th, reset, bool(detach_reset), surrogate, launcher)
         check_finite_result(v, "the final CuBa-LIF membrane")
         return z, CubaLIFState(i, v)
 
@@ -232,7 +232,7 @@ def make_ops(launcher: object, what: str) -> SimpleNamespace:
         check_sequence(x)
         check_unit_interval(beta, "beta")
         v0 = initial(None if state is None else state.v, x.shape[1:], x, "v")
-        y = _LIScan.apply(x, v0, as_param(beta, x), launcher)
+        y = _LIScan.apply(x, v0, as_param(beta, x, "beta"), launcher)
         check_finite_result(y[-1], "the final LI membrane")
         return y, LIState(y[-1])
 

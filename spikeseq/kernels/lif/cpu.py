@@ -24,6 +24,7 @@ _ELEMENTS_PER_THREAD = 8_000_000
 
 
 def available() -> tuple[bool, str]:
+    """``(True, "")`` when the C++ scan library is built and loaded, else ``(False, reason)``."""
     lib = _native.library()
     return (lib is not None), _native.unavailable_reason()
 
@@ -96,16 +97,20 @@ alif_scan = _ops.alif_scan
 
 
 def supports_lif(x, state=None, *, beta=None, v_th=1.0, **_: object) -> str | None:
+    """Why the C++ ``lif_scan`` cannot take this call (not CPU, not float32/float64, parameter shape), or ``None``."""
     return call_problem(x, state, {"beta": beta, "v_th": v_th}, ("cpu",), _DTYPES)
 
 
 def supports_cuba(x, state=None, *, alpha=None, beta=None, v_th=1.0, **_: object) -> str | None:
+    """Why the C++ ``cuba_lif_scan`` cannot take this call, or ``None`` (same checks as :func:`supports_lif`)."""
     return call_problem(x, state, {"alpha": alpha, "beta": beta, "v_th": v_th}, ("cpu",), _DTYPES)
 
 
 def supports_alif(x, state=None, *, beta=None, rho=None, v_th=1.0, adapt=1.8, **_: object) -> str | None:
+    """Why the C++ ``alif_scan`` cannot take this call, or ``None`` (same checks as :func:`supports_lif`)."""
     return call_problem(x, state, {"beta": beta, "rho": rho, "v_th": v_th, "adapt": adapt}, ("cpu",), _DTYPES)
 
 
 def supports_li(x, state=None, *, beta=None, **_: object) -> str | None:
+    """Why the C++ ``li_scan`` cannot take this call, or ``None`` (same checks as :func:`supports_lif`)."""
     return call_problem(x, state, {"beta": beta}, ("cpu",), _DTYPES)

@@ -1,0 +1,163 @@
+"""``spikeseq bench wkv``: the WKV forms, forward + backward, against the reference loop and the block's matmuls.
+
+At ``T x B x C`` (default 1024 x 8 x 512, float32, the paper's 46M width), times forward + backward (gradients of
+k, v, w, u) of
+
+- ``reference``: :func:`spikeseq.functional.wkv_scan`, the loop of single steps under autograd;
+- ``chunked``: :func:`spikeseq.functional.wkv_chunked`, the chunked parallel form in torch ops;
+- ``cpu``: the fused C++ loops (``kernels.wkv`` backend ``"cpu"``, the default on the CPU);
+- ``projections``: the dense-matmul bound of one RWKV block: its seven projections (time mix k, v, r, output:
+  4 C x C; channel mix key C -> 4C, value 4C -> C, receptance C x C; 12 C^2 MACs per token), forward + backward
+  of ``F.linear`` on ``[T B, C]``.
+
+Timed interleaved (medians; the reference fewer times: it is slow). Reported: reference / fast form (target >= 10),
+fast form / projections and (projections + fast form) / projections, the whole block's cost relative to its
+matmuls (target <= 1.5). Outputs and gradients of the fast forms are checked against the reference each run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from spikeseq.functional import wkv_chunked, wkv_scan
+from spikeseq.kernels import wkv as wkv_dispatch
+
+DEFAULT_JSON = Path("results/spikegpt/bench_wkv.json")
+
+
+def register(parser: argparse.ArgumentParser) -> None:
+    """Add the ``bench wkv`` options to ``parser``."""
+    parser.add_argument("--T", type=int, default=1024)
+    parser.add_argument("--B", type=int, default=8)
+    parser.add_argument("--C", type=int, default=512)
+    parser.add_argument("--chunk", type=int, default=32, help="chunk length of the chunked form")
+    parser.add_argument("--reps", type=int, default=5, help="repetitions of the fast forms (reference: 1 + reps//3)")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"JSON output (default {DEFAULT_JSON})")
+
+
+def _git_commit() -> str | None:
+    try:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
+                             cwd=Path(__file__).resolve().parent)
+        return out.stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    with os.fdopen(fd, "w") as f:
+        json.dump(payload, f, indent=2)
+    os.replace(tmp, path)
+
+
+def _inputs(T: int, B: int, C: int, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    k = (torch.randn(T, B, C, generator=g) * 2).requires_grad_()
+    v = torch.randn(T, B, C, generator=g).requires_grad_()
+    w = torch.exp(torch.randn(C, generator=g)).requires_grad_()
+    u = torch.randn(C, generator=g).requires_grad_()
+    return k, v, w, u, torch.randn(T, B, C, generator=g)
+
+
+def _fwd_bwd(fn, k, v, w, u, gy):
+    for t in (k, v, w, u):
+        t.grad = None
+    y, _ = fn(k, v, w=w, u=u)
+    y.backward(gy)
+    return y.detach(), [t.grad.clone() for t in (k, v, w, u)]
+
+
+def _projections(T: int, B: int, C: int, seed: int = 1):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(T * B, C, generator=g).requires_grad_()
+    shapes = [(C, C)] * 4 + [(4 * C, C), (C, 4 * C), (C, C)]
+    ws = [(torch.randn(*s, generator=g) / s[1] ** 0.5).requires_grad_() for s in shapes]
+    h = torch.randn(T * B, 4 * C, generator=g).requires_grad_()
+
+    def run() -> None:
+        out = sum(F.linear(h if w_.shape[1] == 4 * C else x, w_).sum() for w_ in ws)
+        out.backward()
+
+    return run
+
+
+def measure(T: int, B: int, C: int, chunk: int, reps: int) -> dict:
+    """Median fwd+bwd times (ms) of each form and the ratios described in the module docstring."""
+    k, v, w, u, gy = _inputs(T, B, C)
+    forms = {
+        "chunked": lambda k, v, w, u: wkv_chunked(k, v, w=w, u=u, chunk=chunk),
+        "cpu": lambda k, v, w, u: wkv_dispatch(k, v, w=w, u=u, backend="cpu"),
+    }
+    proj = _projections(T, B, C)
+    times: dict[str, list[float]] = {n: [] for n in ("reference", *forms, "projections")}
+    ref_out = None
+    ref_every = 3
+    for rep in range(reps + 1):  # the first round is a warm-up
+        if rep % ref_every == 0:
+            t0 = time.perf_counter()
+            out = _fwd_bwd(wkv_scan, k, v, w, u, gy)
+            if rep:
+                times["reference"].append(time.perf_counter() - t0)
+            ref_out = ref_out or out
+        for name, fn in forms.items():
+            t0 = time.perf_counter()
+            out = _fwd_bwd(fn, k, v, w, u, gy)
+            if rep:
+                times[name].append(time.perf_counter() - t0)
+            if rep == 0:
+                errs = [float((a - b).abs().max() / max(1.0, float(b.abs().max())))
+                        for a, b in zip([out[0], *out[1]], [ref_out[0], *ref_out[1]], strict=True)]
+                if max(errs) > 1e-4:
+                    raise RuntimeError(f"{name} disagrees with the reference (relative errors {errs})")
+        t0 = time.perf_counter()
+        proj()
+        if rep:
+            times["projections"].append(time.perf_counter() - t0)
+    ms = {n: 1e3 * statistics.median(ts) for n, ts in times.items()}
+    ratios = {
+        "reference_over_cpu": ms["reference"] / ms["cpu"],
+        "reference_over_chunked": ms["reference"] / ms["chunked"],
+        "cpu_over_projections": ms["cpu"] / ms["projections"],
+        "block_over_projections_cpu": (ms["projections"] + ms["cpu"]) / ms["projections"],
+        "block_over_projections_chunked": (ms["projections"] + ms["chunked"]) / ms["projections"],
+    }
+    return {"ms_fwd_bwd": ms, "ratios": ratios, "samples": {n: len(ts) for n, ts in times.items()}}
+
+
+def run(args: argparse.Namespace) -> int:
+    """Measure, print, write the JSON."""
+    torch.set_num_threads(args.threads)
+    t0 = time.time()
+    res = measure(args.T, args.B, args.C, args.chunk, args.reps)
+    for name, v in res["ms_fwd_bwd"].items():
+        print(f"{name:12s} {v:10.1f} ms fwd+bwd")
+    for name, v in res["ratios"].items():
+        print(f"{name:32s} {v:8.2f}")
+    payload = {
+        "command": "spikeseq bench wkv " + " ".join(sys.argv[3:]) if len(sys.argv) > 2 else "spikeseq bench wkv",
+        "commit": _git_commit(),
+        "config": {"T": args.T, "B": args.B, "C": args.C, "chunk": args.chunk, "reps": args.reps,
+                   "threads": args.threads, "dtype": "float32"},
+        "targets": {"reference_over_cpu": ">= 10", "block_over_projections_cpu": "<= 1.5"},
+        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__},
+        "wall_s": round(time.time() - t0, 1),
+        **res,
+    }
+    _write_json(args.json, payload)
+    print(f"wrote {args.json}")
+    return 0

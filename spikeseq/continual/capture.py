@@ -1,0 +1,156 @@
+"""Hooks that read the presynaptic input of protected layers during training and project their weight gradients.
+
+:class:`InputTap` registers
+
+* a forward pre-hook on the model (records ``T, B`` of the time-first input ``[T, B, ...]``),
+* a forward pre-hook on every target layer (stores its input, detached), and
+* a forward hook on the model that hands the inputs of the whole forward pass to a callback,
+
+all of which do nothing unless the model is in training mode with gradients enabled, so evaluation runs exactly
+the plain model. :func:`presynaptic` turns what was stored into the plasticity input: every time step (``"step"``)
+or the per-sample weighted firing rate ``r = sum_t lam^(T-1-t) x_t / sum_t lam^(T-1-t)`` (``"rate"``; ``lam = 1``
+is the plain rate, ``lam < 1`` the DSR weighted rate / presynaptic trace of HLOP, Meng et al. CVPR 2022).
+
+:class:`GradientProjector` registers a tensor hook on each target weight that replaces its gradient ``G`` by
+``G (I - Q^T Q)`` for the layer's current orthonormal basis ``Q`` (:func:`spikeseq.functional.plasticity.
+project_residual`), the same as using ``x - Q^T Q x`` in every outer product ``delta x^T``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from spikeseq.errors import ParameterError, ShapeError
+from spikeseq.functional.plasticity import project_residual
+
+from .layers import Target
+
+MODES = ("rate", "step")
+
+
+class InputTap:
+    """Collects the inputs of ``targets`` during each training forward pass of ``model``; see module docstring.
+
+    ``callback(inputs)`` receives ``{target name: [M, P, n] tensor}`` (rows of every call in call order) and the
+    ``(T, B)`` of the model input once per forward pass. ``always=True`` also records evaluation passes (GPM
+    reads a task's inputs once at its end).
+    """
+
+    def __init__(self, model: nn.Module, targets: list[Target],
+                 callback: Callable[[dict[str, torch.Tensor], tuple[int, int]], None], *, always: bool = False
+                 ) -> None:
+        self.model, self.targets, self.callback, self.always = model, targets, callback, always
+        self._buf: dict[str, list[torch.Tensor]] = {t.name: [] for t in targets}
+        self._tb: tuple[int, int] | None = None
+        self._handles: list = []
+
+    def _active(self) -> bool:
+        return self.always or (self.model.training and torch.is_grad_enabled())
+
+    def attach(self) -> InputTap:
+        """Register the forward hooks that record the targets' inputs during training (idempotent); returns self."""
+        if self._handles:
+            return self
+        self._handles.append(self.model.register_forward_pre_hook(self._start))
+        for t in self.targets:
+            self._handles.append(t.module.register_forward_pre_hook(self._store(t)))
+        self._handles.append(self.model.register_forward_hook(self._finish))
+        return self
+
+    def detach(self) -> None:
+        """Remove the hooks and drop any recorded inputs."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+        self._clear()
+
+    @property
+    def attached(self) -> bool:
+        """Whether the hooks are registered."""
+        return bool(self._handles)
+
+    def _clear(self) -> None:
+        for v in self._buf.values():
+            v.clear()
+        self._tb = None
+
+    def _start(self, _module, args) -> None:
+        self._clear()
+        if self._active() and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
+            self._tb = (int(args[0].shape[0]), int(args[0].shape[1]))
+
+    def _store(self, target: Target):
+        def hook(_module, args) -> None:
+            if self._tb is not None and self._active():
+                self._buf[target.name].append(target.rows(args[0].detach()))
+        return hook
+
+    def _finish(self, _module, _args, _out) -> None:
+        if self._tb is None:
+            return
+        inputs = {k: torch.cat(v) for k, v in self._buf.items() if v}
+        tb = self._tb
+        self._clear()
+        if inputs:
+            self.callback(inputs, tb)
+
+
+def presynaptic(rows: torch.Tensor, tb: tuple[int, int], mode: str = "rate", decay: float = 1.0,
+                max_samples: int | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+    """The plasticity input ``[N, n]`` from a layer's stored rows ``[M, P, n]`` (``M = T' * B``, time-major).
+
+    ``"rate"``: one weighted rate per sample and patch (``N = B * P``); ``"step"``: every row (``N = M * P``).
+    ``max_samples`` keeps a random subset of the rows (large conv layers).
+    """
+    if mode not in MODES:
+        raise ParameterError(f"presynaptic input mode must be one of {MODES}, got {mode!r}")
+    if not 0 < decay <= 1:
+        raise ParameterError(f"trace decay must lie in (0, 1], got {decay}")
+    m, p, n = rows.shape
+    _, b = tb
+    if mode == "rate":
+        if m % b:
+            raise ShapeError(f"{m} stored input rows are not a whole number of time steps of batch {b}")
+        steps = m // b
+        x = rows.reshape(steps, b, p, n)
+        w = decay ** torch.arange(steps - 1, -1, -1, dtype=rows.dtype, device=rows.device)
+        out = torch.einsum("t,tbpn->bpn", w / w.sum(), x).reshape(b * p, n)
+    else:
+        out = rows.reshape(m * p, n)
+    if max_samples is not None and out.shape[0] > max_samples:
+        idx = torch.randperm(out.shape[0], generator=generator)[:max_samples].to(out.device)
+        out = out[idx]
+    return out
+
+
+class GradientProjector:
+    """Replaces each target weight's gradient ``G`` by ``G (I - Q^T Q)`` (``Q`` from ``basis(name)``, ``[r, n]``
+    with orthonormal rows, or ``None`` / empty for no projection)."""
+
+    def __init__(self, targets: list[Target], basis: Callable[[str], torch.Tensor | None]) -> None:
+        self.targets, self.basis = targets, basis
+        self._handles: list = []
+
+    def attach(self) -> GradientProjector:
+        """Register the gradient hooks on every target weight (idempotent); returns self."""
+        if not self._handles:
+            for t in self.targets:
+                self._handles.append(t.weight.register_hook(self._hook(t)))
+        return self
+
+    def detach(self) -> None:
+        """Remove the gradient hooks: gradients are no longer projected."""
+        for h in self._handles:
+            h.remove()
+        self._handles.clear()
+
+    def _hook(self, target: Target):
+        def hook(g: torch.Tensor) -> torch.Tensor:
+            q = self.basis(target.name)
+            if q is None or q.shape[0] == 0:
+                return g
+            return project_residual(g.reshape(g.shape[0], -1), q.to(g)).reshape(g.shape)
+        return hook

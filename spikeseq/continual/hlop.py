@@ -1,0 +1,292 @@
+"""HLOP: Hebbian learning based orthogonal projection (Xiao, Meng, Zhang, He, Lin; ICLR 2024; arXiv 2402.11984).
+
+A plug-in, not a training loop: it attaches hooks to a model (``specs/models.md`` section 6)::
+
+    hlop = HLOP(model, HLOPConfig(layers=["1", "3"], k_init=20, k_inc=10))
+    for task in range(n_tasks):
+        hlop.begin_task(task)        # adds k new lateral neurons per layer (orthonormal, orthogonal to the old)
+        ...train on the task...      # every training forward: k-iteration Oja updates of the new neurons
+                                     # every backward: dW uses x - Q_old^T Q_old x (old tasks' subspace)
+        hlop.end_task()              # merges the new neurons into the old subspace; freezes 1-D params (biases)
+    hlop.detach()                    # plain model again (evaluation never runs a hook anyway)
+
+Per protected layer (:mod:`spikeseq.continual.layers`) the lateral circuit holds ``H [k, n]`` and the momentum
+of its updates; the equations are :mod:`spikeseq.functional.plasticity`. Choices, with their sources:
+
+* ``lr`` 0.01 hidden layers / 0.001 input layer, momentum 0.9, update clamp 10, 5 iterations per batch
+  (reference code ``pkuxmq/HLOP-SNN`` ``modules/hlop_module.py``, ``spiking_train_pmnist.py``);
+* presynaptic input ``"rate"`` with ``trace_decay`` (the DSR weighted firing rate the paper's Hebbian input is)
+  or ``"step"`` (every time step, for BPTT where the weight gradient sums ``delta_t x_t^T`` over steps);
+* ``spiking = (S, T_l)`` quantises ``y`` to spike counts (HLOP README: S = 20, T_l = 40);
+* ``projector = "orthonormal"`` (default) projects with the exact orthogonal projector of ``span(H_old)`` (an SVD
+  once per task), so the update is orthogonal to the old subspace to rounding error even before the Hebbian rows
+  are exactly orthonormal; ``"hebbian"`` uses ``H_old^T H_old`` as the reference code does.
+
+Data-parallel: each Hebbian delta is averaged over ranks (``torch.distributed`` all-reduce) so every rank keeps
+the same ``H``; the projection is linear, so projecting the averaged gradient equals averaging projected ones.
+Checkpoints: :meth:`HLOP.state_dict` / :meth:`HLOP.load_state_dict` (resume continues bit for bit).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikeseq.errors import ConfigError, ParameterError
+from spikeseq.functional import plasticity as fp
+
+from .capture import MODES, GradientProjector, InputTap, presynaptic
+from .layers import Target, resolve
+from .plugin import TaskData
+
+PROJECTORS = ("orthonormal", "hebbian")
+
+
+@dataclass
+class HLOPConfig:
+    """Settings of :class:`HLOP`; per-layer values are an int/float for all layers or a ``{layer: value}`` map."""
+
+    layers: list[str] | None = None          #: dotted module names; ``None``: every weighted layer
+    k_init: int | dict[str, int] = 20        #: lateral neurons added for the first task
+    k_inc: int | dict[str, int] = 10         #: lateral neurons added for every later task
+    lr: float | dict[str, float] = 0.01      #: Hebbian learning rate eta
+    momentum: float = fp.MOMENTUM
+    clamp: float = fp.DELTA_CLAMP
+    iterations: int = fp.ITERATIONS
+    spiking: tuple[float, float] | None = None  #: (S, T_l) of the spiking lateral circuit
+    input: str = "rate"                      #: "rate" (weighted firing rate) or "step"
+    trace_decay: float = 1.0                 #: lam of the weighted rate (1: plain rate)
+    projector: str = "orthonormal"
+    max_samples: int | None = 4096           #: rows per batch kept for the Hebbian update (conv patches)
+    freeze_1d: bool = True                   #: freeze 1-D parameters after the first task (the paper)
+    #: Hebbian-only passes over the task's training data at its end (forward only, no weight change): more
+    #: iterations of the rule where a task has few minibatches (small data sets); 0 = the paper (online only)
+    hebbian_passes: int = 0
+    hebbian_batch: int = 64
+    keep_trainable: list[str] = field(default_factory=list)  #: module prefixes never frozen (task heads)
+    seed: int = 0
+
+    def per_layer(self, key: str, layer: str) -> Any:
+        """The value of option ``key`` for layer ``layer`` (a per-layer dict or one value for all layers)."""
+        v = getattr(self, key)
+        if isinstance(v, dict):
+            if layer not in v:
+                raise ConfigError(f"HLOP {key} has no value for layer {layer!r} (given for {sorted(v)})")
+            return v[layer]
+        return v
+
+    def check(self) -> None:
+        """Raise :class:`~spikeseq.errors.ConfigError` naming the first option out of range."""
+        if self.input not in MODES:
+            raise ConfigError(f"HLOP input must be one of {MODES}, got {self.input!r}")
+        if self.projector not in PROJECTORS:
+            raise ConfigError(f"HLOP projector must be one of {PROJECTORS}, got {self.projector!r}")
+        if self.iterations < 1 or not 0 <= self.momentum < 1 or not self.clamp > 0:
+            raise ConfigError(f"HLOP needs iterations >= 1, 0 <= momentum < 1, clamp > 0; got {self.iterations}, "
+                              f"{self.momentum}, {self.clamp}")
+        if not 0 < self.trace_decay <= 1:
+            raise ConfigError(f"HLOP trace_decay must lie in (0, 1], got {self.trace_decay}")
+
+
+class Subspace:
+    """The lateral circuit of one layer: ``H [k, n]``, its momentum, and how many rows are old (fixed)."""
+
+    def __init__(self, n: int, dtype: torch.dtype = torch.float32) -> None:
+        self.n = n
+        self.h = torch.zeros(0, n, dtype=dtype)
+        self.m = torch.zeros(0, n, dtype=dtype)
+        self.n_old = 0
+        self.basis = torch.zeros(0, n, dtype=dtype)  #: orthonormal basis of the old rows (the projector)
+
+    @property
+    def k(self) -> int:
+        """Number of subspace neurons (rows of ``H``), old and new."""
+        return int(self.h.shape[0])
+
+    def add(self, k_new: int, generator: torch.Generator, name: str) -> None:
+        """Append ``k_new`` orthonormal rows, orthogonal to the existing ones."""
+        if k_new < 0:
+            raise ParameterError(f"layer {name!r}: cannot add {k_new} subspace neurons")
+        if self.k + k_new > self.n:
+            raise ParameterError(f"layer {name!r} has n = {self.n} input dimensions but would get {self.k + k_new} "
+                                 f"subspace neurons ({self.k} + {k_new}); a subspace has at most n dimensions: "
+                                 "lower k_init / k_inc for this layer")
+        if k_new == 0:
+            return
+        r = torch.randn(self.n, k_new, generator=generator, dtype=torch.float64)
+        if self.k:
+            q_old = fp.orthonormal_basis(self.h.double())
+            r = r - q_old.t() @ (q_old @ r)
+        q, _ = torch.linalg.qr(r)
+        dev = self.h.device
+        self.h = torch.cat([self.h, q.t().to(self.h.dtype).to(dev)])
+        self.m = torch.cat([self.m, torch.zeros(k_new, self.n, dtype=self.h.dtype, device=dev)])
+
+    def merge(self, projector: str) -> None:
+        """End of a task: every row becomes old (fixed); recompute the projection basis."""
+        self.n_old = self.k
+        self.basis = fp.orthonormal_basis(self.h) if projector == "orthonormal" else self.h.clone()
+
+    def state(self) -> dict[str, Any]:
+        """A copy of the subspace (``h``, momentum ``m``, ``n_old``, projection ``basis``) for a checkpoint."""
+        return {"h": self.h.clone(), "m": self.m.clone(), "n_old": self.n_old, "basis": self.basis.clone()}
+
+    def load(self, st: dict[str, Any], name: str) -> None:
+        """Restore :meth:`state` of layer ``name``; ConfigError when its input dimension differs."""
+        if st["h"].shape[1] != self.n:
+            raise ConfigError(f"checkpoint subspace of layer {name!r} has {st['h'].shape[1]} input dimensions, the "
+                              f"layer has {self.n}")
+        self.h, self.m, self.basis = st["h"].clone(), st["m"].clone(), st["basis"].clone()
+        self.n_old = int(st["n_old"])
+
+
+def _all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    dist = torch.distributed
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        t = t.clone()
+        dist.all_reduce(t)
+        t /= dist.get_world_size()
+    return t
+
+
+class HLOP:
+    """The HLOP plug-in (see module docstring). ``model`` is the plain module (not a DDP wrapper)."""
+
+    name = "hlop"
+
+    def __init__(self, model: nn.Module, config: HLOPConfig | None = None) -> None:
+        self.model = model
+        self.config = cfg = config or HLOPConfig()
+        cfg.check()
+        self.targets: list[Target] = resolve(model, cfg.layers)
+        for t in self.targets:
+            k0 = int(cfg.per_layer("k_init", t.name))
+            if not 1 <= k0 <= t.n:
+                raise ParameterError(f"layer {t.name!r} has n = {t.n} input dimensions; k_init = {k0} subspace "
+                                     f"neurons must lie in [1, {t.n}]")
+            cfg.per_layer("k_inc", t.name)
+            cfg.per_layer("lr", t.name)
+        self.spaces = {t.name: Subspace(t.n, t.weight.dtype) for t in self.targets}
+        self.task = -1
+        self.in_task = False
+        self.generator = torch.Generator().manual_seed(int(cfg.seed))
+        self.tap = InputTap(model, self.targets, self._hebbian)
+        self.projector = GradientProjector(self.targets, self._basis)
+        self.hebbian_enabled = True
+
+    # ---- task protocol (called by the training path) --------------------------------------------------------
+    def begin_task(self, task: int) -> None:
+        """Start task ``task`` (0, 1, ...): add new lateral neurons and attach the hooks."""
+        if task != self.task + 1 or self.in_task:
+            raise ConfigError(f"HLOP tasks must run in order 0, 1, ... with end_task() between them; got "
+                              f"begin_task({task}) after task {self.task} (in_task={self.in_task})")
+        key = "k_init" if task == 0 else "k_inc"
+        for t in self.targets:
+            sp = self.spaces[t.name]
+            sp.add(int(self.config.per_layer(key, t.name)), self.generator, t.name)
+            sp.h, sp.m, sp.basis = (v.to(t.weight.device) for v in (sp.h, sp.m, sp.basis))
+        self.task, self.in_task = task, True
+        self.attach()
+
+    def end_task(self, data: TaskData | None = None) -> None:
+        """Merge this task's neurons into the old subspace and (after the first task) freeze 1-D parameters.
+        ``data`` is needed only for ``hebbian_passes`` (the subspace is otherwise learned online, in training)."""
+        if not self.in_task:
+            raise ConfigError("HLOP.end_task() without begin_task()")
+        if self.config.hebbian_passes:
+            if data is None:
+                raise ConfigError("HLOP hebbian_passes > 0 needs the task's data at end_task(TaskData)")
+            self._hebbian_passes(data)
+        for sp in self.spaces.values():
+            sp.merge(self.config.projector)
+        if self.config.freeze_1d:
+            keep = tuple(self.config.keep_trainable)
+            for n, p in self.model.named_parameters():
+                if p.dim() <= 1 and not any(n == k or n.startswith(k + ".") for k in keep):
+                    p.requires_grad_(False)
+        self.in_task = False
+
+    def _hebbian_passes(self, data: TaskData) -> None:
+        was_training = self.model.training
+        self.tap.always = True
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                for _ in range(self.config.hebbian_passes):
+                    for x, _y in data.batches(self.config.hebbian_batch):
+                        self.model(x)
+        finally:
+            self.tap.always = False
+            self.model.train(was_training)
+
+    def attach(self) -> None:
+        """Register the input taps (Hebbian updates) and the gradient projection hooks."""
+        self.tap.attach()
+        self.projector.attach()
+
+    def detach(self) -> None:
+        """Remove every hook: the model is the plain model again."""
+        self.tap.detach()
+        self.projector.detach()
+
+    # ---- hooks ---------------------------------------------------------------------------------------------
+    def _basis(self, name: str) -> torch.Tensor:
+        return self.spaces[name].basis
+
+    def _hebbian(self, inputs: dict[str, torch.Tensor], tb: tuple[int, int]) -> None:
+        if not (self.hebbian_enabled and self.in_task):
+            return
+        cfg = self.config
+        for t in self.targets:
+            if t.name not in inputs:
+                continue
+            x = presynaptic(inputs[t.name], tb, cfg.input, cfg.trace_decay, cfg.max_samples, self.generator)
+            self.update(t.name, x)
+
+    def update(self, name: str, x: torch.Tensor) -> None:
+        """``iterations`` Oja steps of the new neurons of layer ``name`` on inputs ``x [N, n]``."""
+        cfg, sp = self.config, self.spaces[name]
+        if sp.k == sp.n_old:
+            return
+        sp.h, sp.m = fp.oja_subspace_step(
+            sp.h, sp.m, x.to(sp.h), lr=float(cfg.per_layer("lr", name)), plastic_from=sp.n_old,
+            momentum=cfg.momentum, clamp=cfg.clamp, iterations=cfg.iterations, spiking=cfg.spiking,
+            reduce=_all_reduce_mean)
+
+    def scale_lr(self, gamma: float) -> None:
+        """Multiply every layer's Hebbian learning rate by ``gamma`` (the reference code's ``adjust_lr``)."""
+        if not gamma > 0:
+            raise ParameterError(f"gamma must be > 0, got {gamma}")
+        lr = self.config.lr
+        self.config.lr = {k: v * gamma for k, v in lr.items()} if isinstance(lr, dict) else lr * gamma
+
+    # ---- checkpoints ---------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything HLOP needs to resume: task counters, generator, learning rates, subspaces, frozen names."""
+        return {"task": self.task, "in_task": self.in_task, "generator": self.generator.get_state(),
+                "lr": self.config.lr,
+                "spaces": {k: v.state() for k, v in self.spaces.items()},
+                "frozen": [n for n, p in self.model.named_parameters() if not p.requires_grad]}
+
+    def load_state_dict(self, st: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`; ConfigError when the checkpoint's layers differ from this model's."""
+        if set(st["spaces"]) != set(self.spaces):
+            raise ConfigError(f"checkpoint HLOP layers {sorted(st['spaces'])} differ from {sorted(self.spaces)}")
+        for k, v in st["spaces"].items():
+            self.spaces[k].load(v, k)
+        self.task, self.in_task = int(st["task"]), bool(st["in_task"])
+        self.config.lr = st.get("lr", self.config.lr)
+        self.generator.set_state(st["generator"])
+        frozen = set(st.get("frozen", []))
+        for n, p in self.model.named_parameters():
+            if n in frozen:
+                p.requires_grad_(False)
+        if self.in_task:
+            self.attach()
+
+    def memory(self) -> dict[str, int]:
+        """Stored basis vectors per layer (the "memory" compared with GPM)."""
+        return {k: v.k for k, v in self.spaces.items()}

@@ -1,0 +1,92 @@
+"""Which layers a continual-learning plug-in can protect, and how their presynaptic inputs become sample rows.
+
+A *target* is a weighted layer whose weight ``W`` is used as ``W [out, n] @ x [n]`` for input vectors ``x``:
+
+=================================  ==========================================================================
+module                             one input vector ``x`` (``n`` = columns of ``W.flatten(1)``)
+=================================  ==========================================================================
+``nn.Linear`` (``SpikeLinear``)    a row of the input, ``[..., in_features]`` (time folded or per step: the
+                                   recurrent ``rec`` Linear of :class:`spikeseq.nn.recurrent.RLIF` is called
+                                   once per time step)
+``nn.Conv1d`` / ``nn.Conv2d``      one unfolded patch ``[C_in * prod(kernel)]`` (``F.unfold``, as HLOP's conv
+                                   layers); zero padding, ``groups = 1``
+``DelayLinear``                    a row ``[in_features]`` of the undelayed input; the per-synapse delays make
+                                   the projection approximate (each synapse sees ``x`` at its own lag)
+=================================  ==========================================================================
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikeseq.errors import ConfigError, ShapeError
+from spikeseq.nn.delay import DelayLinear
+
+WEIGHTED: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, DelayLinear)
+
+
+@dataclass
+class Target:
+    """One protected layer: its dotted name, the module, its weight and the input dimension ``n``."""
+
+    name: str
+    module: nn.Module
+    weight: nn.Parameter
+    n: int
+
+    def rows(self, x: torch.Tensor) -> torch.Tensor:
+        """The layer's input as ``[M, P, n]``: ``M`` leading rows in call order (time-major when time is folded
+        into the batch), ``P`` patches per row (1 for dense layers)."""
+        m = self.module
+        if isinstance(m, nn.Conv2d | nn.Conv1d):
+            x4 = x if isinstance(m, nn.Conv2d) else x.unsqueeze(-2)
+            k = m.kernel_size if isinstance(m, nn.Conv2d) else (1, m.kernel_size[0])
+            d = m.dilation if isinstance(m, nn.Conv2d) else (1, m.dilation[0])
+            p = m.padding if isinstance(m, nn.Conv2d) else (0, m.padding[0])
+            s = m.stride if isinstance(m, nn.Conv2d) else (1, m.stride[0])
+            cols = F.unfold(x4, k, dilation=d, padding=p, stride=s)  # [M, n, P]
+            return cols.transpose(1, 2)
+        if x.shape[-1] != self.n:
+            raise ShapeError(f"{self.name}: input has {x.shape[-1]} features, the weight expects {self.n}")
+        return x.reshape(-1, 1, self.n)
+
+
+def weight_columns(module: nn.Module, name: str) -> tuple[nn.Parameter, int]:
+    """``(weight, n)`` of a weighted module; :class:`ConfigError` naming the layer otherwise."""
+    if not isinstance(module, WEIGHTED):
+        kinds = ", ".join(t.__name__ for t in WEIGHTED)
+        raise ConfigError(f"layer {name!r} is a {type(module).__name__}, not a weighted layer; HLOP / GPM / EWC "
+                          f"protect {kinds} (for a recurrent layer name its recurrent Linear, e.g. '0.rec')")
+    if isinstance(module, nn.Conv1d | nn.Conv2d):
+        if module.groups != 1:
+            raise ConfigError(f"layer {name!r}: grouped convolutions (groups={module.groups}) are not supported; "
+                              "protect a conv with groups=1")
+        if module.padding_mode != "zeros" or isinstance(module.padding, str):
+            raise ConfigError(f"layer {name!r}: only explicit zero padding is supported (got padding="
+                              f"{module.padding!r}, padding_mode={module.padding_mode!r})")
+    w = module.weight
+    return w, int(w[0].numel())
+
+
+def resolve(model: nn.Module, names: list[str] | tuple[str, ...] | None) -> list[Target]:
+    """Targets for the dotted module ``names`` of ``model`` (``None``: every weighted module, in order)."""
+    modules = dict(model.named_modules())
+    if names is None:
+        names = [n for n, m in modules.items() if isinstance(m, WEIGHTED) and n]
+        if not names:
+            raise ConfigError(f"{type(model).__name__} has no weighted layer (Linear, Conv1d, Conv2d, DelayLinear)")
+    out = []
+    for n in names:
+        if n not in modules:
+            weighted = [k for k, m in modules.items() if isinstance(m, WEIGHTED) and k]
+            raise ConfigError(f"no layer named {n!r} in {type(model).__name__}; its weighted layers: "
+                              f"{', '.join(weighted) or '(none)'}")
+        w, dim = weight_columns(modules[n], n)
+        out.append(Target(n, modules[n], w, dim))
+    if len({id(t.module) for t in out}) != len(out):
+        raise ConfigError(f"a layer is listed twice in {list(names)}")
+    return out

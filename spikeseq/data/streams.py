@@ -1,0 +1,298 @@
+"""Continual-learning task streams built from real data (pure data: tensors in, tensors out).
+
+A :class:`Stream` is an ordered list of :class:`Task` s that one model learns one after another, in one of two
+settings (van de Ven & Tolias 2019, "Three scenarios for continual learning"):
+
+* ``"task"`` (task-incremental, multi-head): each task owns a subset of the model's outputs (its *head*); the
+  task id is given at test time and only that head's outputs are compared (``Task.classes``, labels local
+  ``0..len(classes)-1``);
+* ``"domain"`` (domain-incremental, one shared head): every task uses all outputs with the same labels.
+
+Streams (``x`` is time-first per sample ``[N, T, ...]`` float32, as every spikeseq dataset):
+
+=========================  ======================================================================================
+``digits_split``           scikit-learn's bundled 8x8 digits (UCI optdigits test set, 1,797 images, no download),
+                           5 tasks of 2 classes, task-incremental; intensities / 16 as a constant input current
+                           for ``steps`` time steps
+``digits_permuted``        the same digits, each task a fixed pixel permutation (task 0 unpermuted), shared head
+``nmnist_split``           N-MNIST recordings (Orchard et al. 2015) binned to ``n_bins`` frames, 5 x 2 classes
+``nmnist_permuted``        N-MNIST with a fixed permutation of the pixel positions per task (both polarities move
+                           together), shared head (PMNIST's construction, Goodfellow et al. 2013, on events)
+``hapt_subjects``          HAPT windows (Reyes-Ortiz et al. 2016), subject-incremental: the 30 subjects in
+                           ``n_tasks`` groups, 6 activities, shared head
+``hapt_activities``        HAPT, activity-incremental: 3 tasks of 2 activities, task-incremental
+=========================  ======================================================================================
+
+Train / test: the digits are split per class (``test_fraction``, seeded). The N-MNIST subset in the shared data
+folder has only 100 test recordings (2-15 per class), so ``pool=True`` (default) pools train and test recordings
+and re-splits them per class; ``pool=False`` keeps the official split. HAPT: within every recording session and
+activity the last ``test_fraction`` of the windows (in time) are the test set, and the windows overlapping the
+boundary are dropped, so no test sample shares a raw sample with a training one.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+from spikeseq.errors import ContinualError, DataError, ParameterError
+
+SETTINGS = ("task", "domain")
+
+
+@dataclass
+class Task:
+    """One task: train / test tensors, and the model outputs (global class ids) it uses."""
+
+    name: str
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+    classes: list[int]
+
+
+@dataclass
+class Stream:
+    """An ordered list of tasks in a setting (``"task"`` or ``"domain"``) for a model with ``n_outputs`` outputs."""
+
+    name: str
+    setting: str
+    tasks: list[Task]
+    n_outputs: int
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_stream(self)
+
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        return tuple(self.tasks[0].train_x.shape[1:])
+
+    def __len__(self) -> int:
+        return len(self.tasks)
+
+
+def check_stream(stream: Stream) -> None:
+    """Raise :class:`ContinualError` for a stream one model cannot learn (see the messages)."""
+    if stream.setting not in SETTINGS:
+        raise ContinualError(f"stream {stream.name!r}: setting must be one of {SETTINGS}, got {stream.setting!r}")
+    if not stream.tasks:
+        raise ContinualError(f"stream {stream.name!r} has no task")
+    shape = tuple(stream.tasks[0].train_x.shape[1:])
+    for t in stream.tasks:
+        for what, x, y in (("train", t.train_x, t.train_y), ("test", t.test_x, t.test_y)):
+            if tuple(x.shape[1:]) != shape:
+                head = "a shared head" if stream.setting == "domain" else "one shared network"
+                raise ContinualError(
+                    f"stream {stream.name!r}: task {t.name!r} {what} samples have shape {tuple(x.shape[1:])} but "
+                    f"task {stream.tasks[0].name!r} has {shape}; the tasks feed {head}, so every task needs the "
+                    "same input shape (resample, crop or pad them to one shape)")
+            if x.shape[0] == 0 or x.shape[0] != y.shape[0]:
+                raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} split has {x.shape[0]} "
+                                     f"samples and {y.shape[0]} labels (need the same, > 0)")
+            if int(y.min()) < 0 or int(y.max()) >= len(t.classes):
+                raise ContinualError(f"stream {stream.name!r}: task {t.name!r} labels must lie in [0, "
+                                     f"{len(t.classes)}) (local to its classes), got [{int(y.min())}, {int(y.max())}]")
+        if any(not 0 <= c < stream.n_outputs for c in t.classes):
+            raise ContinualError(f"stream {stream.name!r}: task {t.name!r} uses outputs {t.classes} outside "
+                                 f"0..{stream.n_outputs - 1}")
+        if stream.setting == "domain" and list(t.classes) != list(range(stream.n_outputs)):
+            raise ContinualError(f"stream {stream.name!r}: a domain-incremental task uses every output of the "
+                                 f"shared head, but task {t.name!r} uses {t.classes}")
+
+
+def _split_per_class(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    if not 0 < test_fraction < 1:
+        raise ParameterError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    tr, te = [], []
+    for c in np.unique(y):
+        idx = rng.permutation(np.flatnonzero(y == c))
+        n_te = max(1, round(test_fraction * idx.size))
+        te.append(idx[:n_te])
+        tr.append(idx[n_te:])
+    return np.sort(np.concatenate(tr)), np.sort(np.concatenate(te))
+
+
+def _class_pairs(name: str, x: torch.Tensor, y: torch.Tensor, tr: np.ndarray, te: np.ndarray,
+                 groups: list[list[int]]) -> list[Task]:
+    tasks = []
+    for i, cls in enumerate(groups):
+        lut = torch.full((int(y.max()) + 1,), -1, dtype=torch.long)
+        lut[torch.tensor(cls)] = torch.arange(len(cls))
+        mtr = torch.from_numpy(np.isin(y.numpy()[tr], cls))
+        mte = torch.from_numpy(np.isin(y.numpy()[te], cls))
+        xtr, ytr = x[tr][mtr], lut[y[tr][mtr]]
+        xte, yte = x[te][mte], lut[y[te][mte]]
+        tasks.append(Task(f"{name}{i}:{'/'.join(map(str, cls))}", xtr, ytr, xte, yte, list(cls)))
+    return tasks
+
+
+def _permuted(name: str, x: torch.Tensor, y: torch.Tensor, tr: np.ndarray, te: np.ndarray, n_tasks: int,
+              positions: int, rng: np.random.Generator, n_out: int) -> list[Task]:
+    """Task i permutes the last ``positions`` axis of ``x [N, T, ..., positions]`` (task 0: identity)."""
+    tasks = []
+    for i in range(n_tasks):
+        perm = torch.arange(positions) if i == 0 else torch.from_numpy(rng.permutation(positions))
+        xp = x[..., perm]
+        tasks.append(Task(f"{name}{i}", xp[tr], y[tr], xp[te], y[te], list(range(n_out))))
+    return tasks
+
+
+def _check_tasks(n_tasks: int, most: int) -> None:
+    if not 1 <= n_tasks <= most:
+        raise ParameterError(f"n_tasks must lie in [1, {most}], got {n_tasks}")
+
+
+# ---------------------------------------------------------------------------------------------------- digits
+def _digits(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
+    try:
+        from sklearn.datasets import load_digits
+    except ImportError:
+        raise DataError("the digits streams read scikit-learn's bundled 8x8 digits: pip install scikit-learn "
+                        "(in spikeseq's dev extra)") from None
+    if steps < 1:
+        raise ParameterError(f"steps must be >= 1, got {steps}")
+    d = load_digits()
+    x = torch.from_numpy(d.data.astype(np.float32) / 16.0)  # intensities 0..16 -> [0, 1]
+    return x[:, None, :].expand(-1, steps, -1).contiguous(), torch.from_numpy(d.target.astype(np.int64))
+
+
+def digits_split(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 0.3, seed: int = 0) -> Stream:
+    """Split digits: classes {0,1}, {2,3}, ... as ``n_tasks`` task-incremental tasks; ``x [N, steps, 64]``."""
+    _check_tasks(n_tasks, 5)
+    x, y = _digits(steps)
+    tr, te = _split_per_class(y.numpy(), test_fraction, np.random.default_rng(seed))
+    groups = [[2 * i, 2 * i + 1] for i in range(n_tasks)]
+    return Stream("digits_split", "task", _class_pairs("split", x, y, tr, te, groups), 2 * n_tasks,
+                  {"source": "sklearn.datasets.load_digits", "steps": steps, "seed": seed})
+
+
+def digits_permuted(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 0.3, seed: int = 0) -> Stream:
+    """Permuted digits: ``n_tasks`` fixed pixel permutations (task 0 unpermuted), shared 10-class head."""
+    _check_tasks(n_tasks, 100)
+    x, y = _digits(steps)
+    rng = np.random.default_rng(seed)
+    tr, te = _split_per_class(y.numpy(), test_fraction, rng)
+    return Stream("digits_permuted", "domain", _permuted("perm", x, y, tr, te, n_tasks, 64, rng, 10), 10,
+                  {"source": "sklearn.datasets.load_digits", "steps": steps, "seed": seed})
+
+
+# ---------------------------------------------------------------------------------------------------- N-MNIST
+def _nmnist(root, n_bins: int, downsample: int, pool: bool, test_fraction: float, rng: np.random.Generator):
+    from spikeseq.data import nmnist
+
+    kw = dict(n_bins=n_bins, downsample=downsample, show_progress=False)
+    a, b = nmnist.load_frames(root, "train", **kw), nmnist.load_frames(root, "test", **kw)
+    x = torch.cat([a.x, b.x]).float().flatten(2)  # [N, T, 2 * H * W], polarity-major
+    y = torch.cat([a.y, b.y]).long()
+    if pool:
+        tr, te = _split_per_class(y.numpy(), test_fraction, rng)
+    else:
+        tr, te = np.arange(len(a.y)), np.arange(len(a.y), len(y))
+    return x, y, tr, te
+
+
+def nmnist_split(root: str | os.PathLike | None = None, *, n_bins: int = 10, downsample: int = 2,
+                 n_tasks: int = 5, pool: bool = True, test_fraction: float = 0.3, seed: int = 0) -> Stream:
+    """Split N-MNIST: 5 task-incremental tasks of 2 digits; ``x [N, n_bins, 2 * H * W]`` spike counts."""
+    _check_tasks(n_tasks, 5)
+    rng = np.random.default_rng(seed)
+    x, y, tr, te = _nmnist(root, n_bins, downsample, pool, test_fraction, rng)
+    groups = [[2 * i, 2 * i + 1] for i in range(n_tasks)]
+    return Stream("nmnist_split", "task", _class_pairs("split", x, y, tr, te, groups), 2 * n_tasks,
+                  {"source": "nmnist", "n_bins": n_bins, "downsample": downsample, "pool": pool, "seed": seed})
+
+
+def nmnist_permuted(root: str | os.PathLike | None = None, *, n_bins: int = 10, downsample: int = 2,
+                    n_tasks: int = 5, pool: bool = True, test_fraction: float = 0.3, seed: int = 0) -> Stream:
+    """Permuted N-MNIST: one fixed permutation of the pixel positions per task (task 0 unpermuted), shared head."""
+    _check_tasks(n_tasks, 100)
+    rng = np.random.default_rng(seed)
+    x, y, tr, te = _nmnist(root, n_bins, downsample, pool, test_fraction, rng)
+    n, t, c = x.shape
+    xp = x.reshape(n, t, 2, c // 2)  # permute positions, both polarities together
+    tasks = _permuted("perm", xp, y, tr, te, n_tasks, c // 2, rng, 10)
+    for k in tasks:
+        k.train_x, k.test_x = k.train_x.flatten(2), k.test_x.flatten(2)
+    return Stream("nmnist_permuted", "domain", tasks, 10,
+                  {"source": "nmnist", "n_bins": n_bins, "downsample": downsample, "pool": pool, "seed": seed})
+
+
+# ---------------------------------------------------------------------------------------------------- HAPT
+def _hapt(root, window: int, stride: int, test_fraction: float):
+    from spikeseq.data import hapt
+
+    if not 0 < test_fraction < 1:
+        raise ParameterError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    w = hapt.load_windows(root, "all", window=window, stride=stride)
+    exp = np.asarray(w.meta["experiment"])
+    start = np.asarray(w.meta["start"])
+    is_test = np.zeros(len(exp), bool)
+    keep = np.ones(len(exp), bool)
+    y = w.y.numpy()
+    for e, c in {(int(a), int(b)) for a, b in zip(exp, y)}:
+        idx = np.flatnonzero((exp == e) & (y == c))
+        cut = np.quantile(start[idx], 1 - test_fraction)
+        is_test[idx] = start[idx] >= cut
+        keep[idx] = (start[idx] >= cut) | (start[idx] + window <= cut)  # drop windows that straddle the cut
+    return w, is_test, keep
+
+
+def _standardise(tasks: list[Task]) -> dict[str, list[float]]:
+    """Per-channel standardisation with the first task's training statistics (later tasks are unseen)."""
+    flat = tasks[0].train_x.reshape(-1, tasks[0].train_x.shape[-1]).double()
+    mean, std = flat.mean(0).float(), flat.std(0).clamp_min(1e-8).float()
+    for t in tasks:
+        t.train_x, t.test_x = (t.train_x - mean) / std, (t.test_x - mean) / std
+    return {"mean": mean.tolist(), "std": std.tolist()}
+
+
+def hapt_subjects(root: str | os.PathLike | None = None, *, n_tasks: int = 5, window: int = 128, stride: int = 64,
+                  test_fraction: float = 0.2, seed: int = 0) -> Stream:
+    """Subject-incremental HAPT: subjects (sorted, shuffled with ``seed``) in ``n_tasks`` groups, shared 6-class
+    head; ``x [N, window, 6]`` standardised with task 0's training statistics."""
+    w, is_test, keep = _hapt(root, window, stride, test_fraction)
+    subjects = np.random.default_rng(seed).permutation(np.unique(w.subject.numpy()))
+    _check_tasks(n_tasks, len(subjects))
+    groups = np.array_split(subjects, n_tasks)
+    tasks = []
+    for i, g in enumerate(groups):
+        m = np.isin(w.subject.numpy(), g) & keep
+        tr, te = np.flatnonzero(m & ~is_test), np.flatnonzero(m & is_test)
+        tasks.append(Task(f"subjects{i}:{','.join(map(str, sorted(g.tolist())))}", w.x[tr], w.y[tr], w.x[te],
+                          w.y[te], list(range(len(w.classes)))))
+    stats = _standardise(tasks)
+    return Stream("hapt_subjects", "domain", tasks, len(w.classes),
+                  {"source": "hapt", "window": window, "stride": stride, "seed": seed, "standardise": stats})
+
+
+def hapt_activities(root: str | os.PathLike | None = None, *, window: int = 128, stride: int = 64,
+                    test_fraction: float = 0.2, seed: int = 0) -> Stream:
+    """Activity-incremental HAPT: activities {0,1}, {2,3}, {4,5} as 3 task-incremental tasks."""
+    w, is_test, keep = _hapt(root, window, stride, test_fraction)
+    tr, te = np.flatnonzero(keep & ~is_test), np.flatnonzero(keep & is_test)
+    tasks = _class_pairs("acts", w.x, w.y, tr, te, [[0, 1], [2, 3], [4, 5]])
+    stats = _standardise(tasks)
+    return Stream("hapt_activities", "task", tasks, 6,
+                  {"source": "hapt", "window": window, "stride": stride, "seed": seed, "standardise": stats})
+
+
+STREAMS = {"digits_split": digits_split, "digits_permuted": digits_permuted, "nmnist_split": nmnist_split,
+           "nmnist_permuted": nmnist_permuted, "hapt_subjects": hapt_subjects, "hapt_activities": hapt_activities}
+
+
+def build(name: str, **kwargs: Any) -> Stream:
+    """The stream ``name`` (one of :data:`STREAMS`) with its keyword options."""
+    if name not in STREAMS:
+        raise ContinualError(f"unknown task stream {name!r}; known streams: {', '.join(STREAMS)}")
+    try:
+        return STREAMS[name](**kwargs)
+    except TypeError as e:
+        if "unexpected keyword" in str(e):
+            raise ContinualError(f"stream {name!r}: {e}") from None
+        raise

@@ -1,0 +1,112 @@
+"""Language-modelling corpora: Tiny Shakespeare (characters) and PTB / WikiText-2 (words).
+
+Each corpus becomes token ids and is cut into non-overlapping windows of ``seq_len`` inputs with their next-token
+targets: ``x [N, seq_len]`` (ids as float32, the way every split is held in memory) and ``y [N, seq_len]`` (int64,
+``y[n, t] = x[n, t + 1]`` of the running text). ``classes`` is the vocabulary (``len(classes)`` tokens).
+
+- ``tinyshakespeare`` (Karpathy's char-rnn ``input.txt``, ``<root>/text/tinyshakespeare/input.txt``): the standard
+  split, the first 90% of the characters for training and the last 10% for testing; the vocabulary is the sorted
+  set of characters of the whole file (65 for the original file).
+- ``ptb`` / ``wikitext2`` (word level, the files of the AWD-LSTM / EGRU recipes: ``ptb.{train,valid,test}.txt`` or
+  ``wiki.{train,valid,test}.tokens``, under ``<root>/text/<name>/``): every line ends with ``<eos>``; the
+  vocabulary is built from the training split (words of the other splits that it lacks raise a DataError: both
+  corpora are pre-processed so that this never happens).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+
+from spikeseq.data.paths import data_root
+from spikeseq.errors import DataError
+
+WORD_FILES = {
+    "ptb": {"train": "ptb.train.txt", "valid": "ptb.valid.txt", "test": "ptb.test.txt"},
+    "wikitext2": {"train": "wiki.train.tokens", "valid": "wiki.valid.tokens", "test": "wiki.test.tokens"},
+}
+#: Fraction of Tiny Shakespeare used for training (the first characters; the rest is the test split).
+TRAIN_FRACTION = 0.9
+
+
+class TokenWindows(NamedTuple):
+    """Windows of a token stream: inputs ``x [N, T]`` (float ids), targets ``y [N, T]`` and the vocabulary."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    classes: list[str]
+
+
+def windows(ids: torch.Tensor, seq_len: int, vocab: list[str]) -> TokenWindows:
+    """Non-overlapping windows of ``seq_len`` inputs and their next-token targets (the tail that does not fill a
+    window is dropped)."""
+    if seq_len < 1:
+        raise DataError(f"seq_len must be >= 1, got {seq_len}")
+    n = (ids.numel() - 1) // seq_len
+    if n < 1:
+        raise DataError(f"a text of {ids.numel()} tokens is too short for one window of {seq_len} (+1) tokens")
+    x = ids[: n * seq_len].reshape(n, seq_len)
+    y = ids[1: n * seq_len + 1].reshape(n, seq_len)
+    return TokenWindows(x.float(), y.long(), vocab)
+
+
+def _text_dir(name: str, root: str | os.PathLike | None) -> Path:
+    return (Path(root) if root is not None else data_root()) / "text" / name
+
+
+def _read(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise DataError(f"file not found: {path} (set SPIKESEQ_DATA or root= to the folder holding text/)") from None
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text ({e})") from None
+
+
+def tinyshakespeare(root: str | os.PathLike | None, split: str, seq_len: int = 100,
+                    max_chars: int | None = None) -> TokenWindows:
+    """Character windows of Tiny Shakespeare: ``split="train"`` the first 90%, ``"test"`` the last 10%.
+
+    ``max_chars`` keeps only the first characters of each split (quick runs and tests).
+    """
+    text = _read(_text_dir("tinyshakespeare", root) / "input.txt")
+    if len(text) < 20:
+        raise DataError(f"Tiny Shakespeare input.txt has only {len(text)} characters; the file is truncated")
+    vocab = sorted(set(text))
+    table = {c: i for i, c in enumerate(vocab)}
+    ids = torch.tensor([table[c] for c in text], dtype=torch.int64)
+    cut = int(TRAIN_FRACTION * ids.numel())
+    part = ids[:cut] if split == "train" else ids[cut:]
+    if max_chars is not None:
+        part = part[:max_chars]
+    return windows(part, seq_len, vocab)
+
+
+def _words(path: Path) -> list[str]:
+    out: list[str] = []
+    for line in _read(path).splitlines():
+        words = line.split()
+        if words:
+            out.extend(words)
+            out.append("<eos>")
+    return out
+
+
+def word_corpus(name: str, root: str | os.PathLike | None, split: str, seq_len: int = 70) -> TokenWindows:
+    """Word windows of PTB or WikiText-2 (``split``: ``train``, ``valid`` or ``test``; vocabulary of the training
+    split)."""
+    if name not in WORD_FILES:
+        raise DataError(f"unknown word-level corpus {name!r}; known: {', '.join(WORD_FILES)}")
+    base = _text_dir(name, root)
+    train = _words(base / WORD_FILES[name]["train"])
+    vocab = sorted(set(train))
+    table = {w: i for i, w in enumerate(vocab)}
+    words = train if split == "train" else _words(base / WORD_FILES[name][split])
+    missing = sorted({w for w in words if w not in table})
+    if missing:
+        raise DataError(f"{name} {split}: {len(missing)} word(s) not in the training vocabulary, e.g. {missing[:5]}; "
+                        "use the pre-processed corpus (unknown words replaced by <unk>)")
+    return windows(torch.tensor([table[w] for w in words], dtype=torch.int64), seq_len, vocab)

@@ -1,0 +1,140 @@
+"""Hebbian subspace learning (Oja's subspace rule) and the orthogonal projection HLOP builds on it.
+
+The equations, written once (Oja 1989 subspace rule; used by HLOP, Xiao et al., ICLR 2024, ``specs/models.md``
+section 6, reference code ``pkuxmq/HLOP-SNN`` ``modules/hlop_module.py``). For presynaptic inputs ``x`` (rows of
+``X [N, n]``) and ``k`` subspace neurons with lateral weights ``H [k, n]``::
+
+    y      = H x                                  (subspace neuron activity, [k])
+    y_q    = round(clamp(y, -S, S) / S * T_l) * S / T_l     (optional spiking lateral circuit: spike counts of
+                                                  T_l steps at full scale S; HLOP README: S = 20, T_l = 40)
+    x_hat  = H^T y                                (reconstruction by the lateral feedback)
+    dH     = mean_over_batch( y (x - x_hat)^T )   (Hebbian y x^T minus anti-Hebbian y y^T H)
+    dH     = clamp(dH, -c, c)                     (c = 10 in the reference code)
+    M      = m M + (1 - m) dH                     (momentum m = 0.9, an exponential moving average)
+    H      = H + eta M                            (eta = 0.001 input layer, 0.01 hidden layers, PMNIST MLP)
+
+Only the *plastic* rows of ``H`` (the neurons added for the current task) change; the rows of earlier tasks are
+fixed but still take part in ``y`` and ``x_hat``, so the new neurons learn the part of the input the old ones do
+not explain. The fixed point of the rule is an orthonormal basis of the top-``k`` principal subspace of the
+(uncentred) input correlation ``E[x x^T]`` (Oja 1989); :func:`principal_subspace` is that closed form.
+
+Projection (HLOP's weight update): the gradient of a weight ``W [out, n]`` fed by ``x`` is ``sum delta x^T``;
+HLOP replaces ``x`` by its residual ``x - P x`` with ``P = H^T H`` (or the exact orthogonal projector of
+``span(H)``). Because ``P`` is symmetric this equals ``G (I - P)`` for the whole accumulated gradient ``G`` -- the
+same for BPTT (a sum over time steps), convolutions (``G`` flattened to ``[out, in * kh * kw]``, the unfolded
+patches) and data-parallel averaging.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+from spikeseq.errors import ParameterError, ShapeError
+
+#: Clamp of the Hebbian update and the momentum of the reference code (``hlop_module.py``: ``clamp(.., -10, 10)``,
+#: ``m = 0.9``).
+DELTA_CLAMP = 10.0
+MOMENTUM = 0.9
+#: Iterations of the rule per minibatch in the reference code (``forward_with_update(x, iteration=5)``).
+ITERATIONS = 5
+
+
+def _check_pair(h: torch.Tensor, x: torch.Tensor) -> None:
+    if h.dim() != 2:
+        raise ShapeError(f"lateral weights H must be [k, n], got shape {tuple(h.shape)}")
+    if x.dim() != 2 or x.shape[1] != h.shape[1]:
+        raise ShapeError(f"inputs must be [N, n] with n = {h.shape[1]} (the columns of H), got {tuple(x.shape)}")
+
+
+def spike_quantise(y: torch.Tensor, scale: float, steps: float) -> torch.Tensor:
+    """``round(clamp(y, -S, S) / S * T_l) * S / T_l``: the spike-count code of the spiking lateral circuit."""
+    if not scale > 0 or not steps > 0:
+        raise ParameterError(f"spiking lateral circuit needs scale > 0 and steps > 0, got {scale}, {steps}")
+    return torch.round(y.clamp(-scale, scale) / scale * steps) * (scale / steps)
+
+
+def oja_subspace_delta(h: torch.Tensor, x: torch.Tensor, *, spiking: tuple[float, float] | None = None
+                       ) -> torch.Tensor:
+    """``dH = mean_b y (x - H^T y)^T`` with ``y = H x`` (``y`` spike-quantised when ``spiking = (S, T_l)``).
+
+    ``h`` ``[k, n]``, ``x`` ``[N, n]``; returns ``[k, n]`` (unclamped).
+    """
+    _check_pair(h, x)
+    y = x @ h.t()
+    if spiking is not None:
+        y = spike_quantise(y, *spiking)
+    x_hat = y @ h
+    return y.t() @ (x - x_hat) / x.shape[0]
+
+
+def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tensor, *, lr: float,
+                      plastic_from: int = 0, momentum: float = MOMENTUM, clamp: float = DELTA_CLAMP,
+                      iterations: int = ITERATIONS, spiking: tuple[float, float] | None = None,
+                      reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor]:
+    """``iterations`` steps of the rule on one batch ``x`` ``[N, n]``; returns the new ``(H, M)``.
+
+    Rows ``< plastic_from`` of ``H`` (old tasks' neurons) and of the momentum ``M`` stay unchanged. ``reduce``
+    maps each batch-mean ``dH`` before it is applied (data-parallel training averages it over ranks).
+    """
+    _check_pair(h, x)
+    if momentum_buf.shape != h.shape:
+        raise ShapeError(f"momentum buffer {tuple(momentum_buf.shape)} must match H {tuple(h.shape)}")
+    if not 0 <= plastic_from <= h.shape[0]:
+        raise ParameterError(f"plastic_from must lie in [0, k={h.shape[0]}], got {plastic_from}")
+    if iterations < 1 or not lr > 0 or not 0 <= momentum < 1 or not clamp > 0:
+        raise ParameterError(f"need iterations >= 1, lr > 0, 0 <= momentum < 1, clamp > 0; got {iterations}, {lr}, "
+                             f"{momentum}, {clamp}")
+    h, m = h.clone(), momentum_buf.clone()
+    for _ in range(iterations):
+        d = oja_subspace_delta(h, x, spiking=spiking)
+        if reduce is not None:
+            d = reduce(d)
+        d = d[plastic_from:].clamp(-clamp, clamp)
+        m[plastic_from:] = momentum * m[plastic_from:] + (1 - momentum) * d
+        h[plastic_from:] += lr * m[plastic_from:]
+    return h, m
+
+
+def orthonormal_basis(h: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
+    """An orthonormal basis ``Q [r, n]`` of the row space of ``h`` (SVD; singular values below ``rtol * max``
+    dropped), so that ``Q^T Q`` is the exact orthogonal projector onto ``span(H)``."""
+    if h.dim() != 2:
+        raise ShapeError(f"expected a [k, n] matrix, got shape {tuple(h.shape)}")
+    if h.shape[0] == 0:
+        return h.new_zeros(0, h.shape[1])
+    _, s, vh = torch.linalg.svd(h.double(), full_matrices=False)
+    keep = s > rtol * s.max().clamp_min(torch.finfo(torch.float64).tiny)
+    return vh[keep].to(h.dtype)
+
+
+def project_residual(x: torch.Tensor, basis: torch.Tensor) -> torch.Tensor:
+    """``x - B^T B x`` along the last axis of ``x`` (``B [k, n]``): the part of ``x`` outside ``span(B)`` when
+    ``B`` has orthonormal rows (HLOP's ``x - H_old^T H_old x``). For a weight gradient ``G [out, n]`` this is
+    ``G (I - B^T B)``, the projected update."""
+    if basis.dim() != 2 or x.shape[-1] != basis.shape[1]:
+        raise ShapeError(f"x's last axis ({x.shape[-1]}) must equal the columns of the basis {tuple(basis.shape)}")
+    if basis.shape[0] == 0:
+        return x
+    return x - (x @ basis.t()) @ basis
+
+
+def principal_subspace(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Closed-form reference: the top-``k`` right singular vectors of ``X [N, n]`` (rows of the result, ``[k, n]``),
+    i.e. the principal subspace of the uncentred correlation ``X^T X / N`` that Oja's rule converges to."""
+    if x.dim() != 2:
+        raise ShapeError(f"expected inputs [N, n], got shape {tuple(x.shape)}")
+    if not 1 <= k <= min(x.shape):
+        raise ParameterError(f"k must lie in [1, min(N, n) = {min(x.shape)}], got {k}")
+    _, _, vh = torch.linalg.svd(x.double(), full_matrices=False)
+    return vh[:k].to(x.dtype)
+
+
+def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Principal angles (radians, ascending) between the row spaces of ``a [k1, n]`` and ``b [k2, n]``
+    (Björck & Golub 1973: ``arccos`` of the singular values of ``Q_a Q_b^T``)."""
+    qa, qb = orthonormal_basis(a).double(), orthonormal_basis(b).double()
+    s = torch.linalg.svdvals(qa @ qb.t()).clamp(-1.0, 1.0)
+    return torch.arccos(s)

@@ -1,0 +1,251 @@
+"""CPU backend ``"cpu"`` of ``egru_scan``: the activity-sparse fused C++ time loop (``egru.cpp``).
+
+Forward: the input projection ``A = W x + b_i`` for all steps at once (event-driven when ``x`` is a sparse event
+sequence, e.g. the previous layer's ``y``: :class:`EventLinear`), then one fused loop over time whose recurrent
+product sums only the rows of ``R^T`` of units that sent an event (compressed rows when ``R`` is pruned below
+:data:`CSR_DENSITY`). Backward: the hand-written sparse BPTT of ``egru.cpp`` (the gradient to ``y[t-1]`` only for
+units that fired or lie inside the pseudo-derivative's support), then ``dW`` / ``dx`` from the gate gradients.
+The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.functional.egru.prepare_egru_args`).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from spikeseq.functional.egru import (
+    DAMPENING,
+    EGRUOutput,
+    EGRUState,
+    compute_dtype,
+    prepare_egru_args,
+    zoneout_mask,
+)
+from spikeseq.kernels import _native
+
+_DTYPES = (torch.float32, torch.float64)
+_SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+#: Recurrent weights with fewer nonzeros than this fraction are held in compressed rows (CSR): below it, skipping
+#: zero weights saves more than the indexed (unvectorised) scatter costs.
+CSR_DENSITY = 0.35
+#: Inputs with at most this fraction of nonzeros take the event-driven input projection (row gather) instead of a
+#: dense GEMM. Measured with ``spikeseq bench egru`` on the 2-core dev machine: MKL's GEMM does about 6x more useful
+#: work per second than the gather, so the gather pays below roughly 1/6 density.
+INPUT_DENSITY_MAX = 0.15
+#: Statistics of the last backward call on this thread (units whose recurrent gradient was skipped).
+last_stats: dict[str, float] = {}
+
+
+def available() -> tuple[bool, str]:
+    """``(True, "")`` when the native library with the EGRU kernels is built, else ``(False, reason)``."""
+    lib = _native.library()
+    return (lib is not None), _native.unavailable_reason()
+
+
+def _fn(name: str, dtype: torch.dtype):
+    lib = _native.library()
+    if lib is None:  # pragma: no cover - dispatch checks available() first
+        raise RuntimeError(_native.unavailable_reason())
+    return getattr(lib, f"{name}_{_SUFFIX[dtype]}")
+
+
+def _p(t: torch.Tensor | None) -> int | None:
+    return None if t is None else t.data_ptr()
+
+
+def _threads(batch: int) -> int:
+    return max(1, min(torch.get_num_threads(), batch))
+
+
+def density(x: torch.Tensor) -> float:
+    """Fraction of nonzero entries."""
+    return float((x != 0).sum()) / max(1, x.numel())
+
+
+class _Recurrent:
+    """``R^T`` as the C ABI takes it: dense ``[H, 3H]`` or CSR ``(rowptr, col, val)``."""
+
+    def __init__(self, weight_hh: torch.Tensor, csr: bool) -> None:
+        rt = weight_hh.detach().t().contiguous()
+        self.rt: torch.Tensor | None = None if csr else rt
+        self.rowptr = self.col = self.val = None
+        if csr:
+            nz = rt != 0
+            self.rowptr = torch.zeros(rt.shape[0] + 1, dtype=torch.int64)
+            self.rowptr[1:] = nz.sum(1).cumsum(0)
+            self.col = nz.nonzero()[:, 1].to(torch.int32).contiguous()
+            self.val = rt[nz].contiguous()
+
+    def ptrs(self) -> list[int | None]:
+        return [_p(self.rt), _p(self.rowptr), _p(self.col), _p(self.val)]
+
+
+class EventLinear(torch.autograd.Function):
+    """``x @ W^T + b`` for ``x [R, K]``: sums only the rows of ``W^T`` of nonzero inputs (``egru_gather_mm``);
+    backward ``dW^T[j] = sum_r x[r, j] dout[r]`` over the nonzeros only, ``dx = dout W`` (dense GEMM)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
+        """Event-driven forward: bias plus the weight columns of the nonzero inputs."""
+        x = x.contiguous()
+        wt = weight.detach().t().contiguous()
+        out = x.new_empty(x.shape[0], weight.shape[0])
+        b = None if bias is None else bias.detach().contiguous()
+        _fn("egru_gather_mm", x.dtype)(x.shape[0], x.shape[1], out.shape[1], _p(x), _p(wt), _p(b), _p(out), 1)
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return out
+
+    @staticmethod
+    def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
+        """Gradients of input (dense), weight (nonzero inputs only) and bias."""
+        x, weight = ctx.saved_tensors
+        gout = gout.contiguous()
+        gx = gout @ weight if ctx.needs_input_grad[0] else None
+        gw = None
+        if ctx.needs_input_grad[1]:
+            gwt = x.new_empty(x.shape[1], gout.shape[1])
+            _fn("egru_gather_outer", x.dtype)(x.shape[0], x.shape[1], gout.shape[1], _p(x), _p(gout), _p(gwt),
+                                              _threads(x.shape[1]))
+            gw = gwt.t()
+        gb = gout.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
+class CSRLinear(torch.autograd.Function):
+    """``x @ W^T + b`` for a pruned ``W`` held in compressed rows: ``out^T[o] = sum_q W[o, col_q] x^T[col_q]``,
+    vectorised over the rows of ``x`` (``egru_csr_mm``); the backward is dense (``dx = dout W``,
+    ``dW = dout^T x``: the gradient of every entry, pruned or not, as the reference gives it)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
+        """Compressed rows of ``W``, then ``egru_csr_mm`` on ``x^T``."""
+        w = weight.detach()
+        nz = w != 0
+        rowptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
+        rowptr[1:] = nz.sum(1).cumsum(0)
+        col = nz.nonzero()[:, 1].to(torch.int32).contiguous()
+        val = w[nz].contiguous()
+        xt = x.detach().t().contiguous()
+        out_t = x.new_empty(w.shape[0], x.shape[0])
+        b = None if bias is None else bias.detach().contiguous()
+        _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xt), _p(rowptr), _p(col), _p(val), _p(b),
+                                    _p(out_t), _threads(w.shape[0]))
+        ctx.save_for_backward(x, weight)
+        ctx.has_bias = bias is not None
+        return out_t.t()
+
+    @staticmethod
+    def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
+        """Dense gradients of input, weight and bias."""
+        x, weight = ctx.saved_tensors
+        gx = gout @ weight if ctx.needs_input_grad[0] else None
+        gw = gout.t() @ x if ctx.needs_input_grad[1] else None
+        gb = gout.sum(0) if ctx.has_bias and ctx.needs_input_grad[2] else None
+        return gx, gw, gb
+
+
+def input_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """``W x + b`` over ``[T, B, I]``: compressed rows for a pruned ``W`` (density < :data:`CSR_DENSITY`),
+    event-driven for sparse inputs (density <= :data:`INPUT_DENSITY_MAX`), else a dense GEMM."""
+    t, b, i = x.shape
+    if density(weight) < CSR_DENSITY:
+        return CSRLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
+    if density(x) <= INPUT_DENSITY_MAX:
+        return EventLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
+    return F.linear(x, weight, bias)
+
+
+class _Scan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, c0, y0, weight_hh, bias_hh, theta, mask, width, damp):  # type: ignore[override]
+        t, b, g = a.shape
+        h = g // 3
+        a = a.contiguous()
+        rec = _Recurrent(weight_hh, density(weight_hh) < CSR_DENSITY)
+        bh = (torch.zeros(g, dtype=a.dtype) if bias_hh is None else bias_hh.detach()).contiguous()
+        th = theta.detach().expand(h).contiguous()
+        c0, y0 = c0.detach().contiguous(), y0.detach().contiguous()
+        m = None if mask is None else mask.contiguous()
+        y, e, r, z, n, hn, ct, cs = (a.new_empty(t, b, h) for _ in range(8))
+        _fn("egru_fwd", a.dtype)(t, b, h, _p(a), *rec.ptrs(), _p(bh), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(e),
+                                 _p(r), _p(z), _p(n), _p(hn), _p(ct), _p(cs), _threads(b))
+        ctx.save_for_backward(th, m, c0, y0, y, r, z, n, hn, ct, cs)
+        ctx.rec, ctx.width, ctx.damp = rec, width, damp
+        ctx.theta_shape, ctx.has_bias = theta.shape, bias_hh is not None
+        return y, e, cs[-1].clone(), y[-1].clone()
+
+    @staticmethod
+    def backward(ctx, gy, ge, gcT, gyT):  # type: ignore[override]
+        th, m, c0, y0, y, r, z, n, hn, ct, cs = ctx.saved_tensors
+        t, b, h = y.shape
+        nth = _threads(b)
+        ga = y.new_empty(t, b, 3 * h)
+        gc0, gy0 = torch.empty_like(c0), torch.empty_like(y0)
+        grt = y.new_zeros(nth, h, 3 * h)
+        gbh = y.new_zeros(nth, 3 * h)
+        gth = y.new_zeros(nth, h)
+        counts = torch.zeros(nth, dtype=torch.int64)
+
+        # contiguous copies held in locals: a temporary's pointer would dangle during the C call
+        gy, ge, gcT, gyT = (None if g is None else g.contiguous() for g in (gy, ge, gcT, gyT))
+        _fn("egru_bwd", y.dtype)(t, b, h, *ctx.rec.ptrs(), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(r), _p(z), _p(n),
+                                 _p(hn), _p(ct), _p(cs), _p(gy), _p(ge), _p(gcT), _p(gyT),
+                                 float(ctx.width), float(ctx.damp), _p(ga), _p(gc0), _p(gy0), _p(grt), _p(gbh),
+                                 _p(gth), _p(counts), nth)
+        last_stats["backward_skipped_fraction"] = float(counts.sum()) / max(1, (t - 1) * b * h)
+        gw = grt.sum(0).t()
+        gb = gbh.sum(0) if ctx.has_bias else None
+        g_theta = gth.sum(0)
+        g_theta = g_theta.sum() if len(ctx.theta_shape) == 0 else g_theta
+        return ga, gc0, gy0, gw, gb, g_theta, None, None, None
+
+
+def egru_scan(
+    x: torch.Tensor,
+    state: EGRUState | None = None,
+    *,
+    weight_ih: torch.Tensor,
+    weight_hh: torch.Tensor,
+    bias_ih: torch.Tensor | None = None,
+    bias_hh: torch.Tensor | None = None,
+    threshold: torch.Tensor,
+    eps: float = 1.0,
+    dampening: float = DAMPENING,
+    zoneout: float | torch.Tensor = 0.0,
+    dropconnect: float = 0.0,
+    training: bool = False,
+    generator: torch.Generator | None = None,
+) -> tuple[EGRUOutput, EGRUState]:
+    """:func:`spikeseq.functional.egru_scan` on the fused C++ loop (same arguments, same results)."""
+    from spikeseq.checks import check_sequence
+    from spikeseq.errors import ShapeError
+
+    check_sequence(x)
+    if x.dim() != 3:
+        raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
+    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
+                                                        threshold, eps, dampening, zoneout, dropconnect, training,
+                                                        generator)
+    m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
+    a = input_projection(x, weight_ih, bias_ih)
+    y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening)
+    if not bool(torch.isfinite(c.detach()).all()):
+        from spikeseq.errors import NonFiniteError
+
+        raise NonFiniteError("non-finite values reached the final EGRU state: check x, the state and the weights")
+    return EGRUOutput(y, e), EGRUState(c, y_last)
+
+
+def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, **_: object) -> str | None:
+    """Why this backend cannot run a valid call (device, dtype), or ``None``."""
+    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
+        return None
+    if x.device.type != "cpu":
+        return f"x is on {x.device.type}, this backend runs on cpu"
+    if x.dtype not in _DTYPES or compute_dtype(x.dtype) != x.dtype:
+        return f"dtype {x.dtype} not supported (only float32/float64)"
+    for w in (weight_ih, weight_hh, threshold, *(state or ())):
+        if isinstance(w, torch.Tensor) and (w.dtype != x.dtype or w.device != x.device):
+            return f"a weight/state is {w.device}/{w.dtype}, x is {x.device}/{x.dtype}"
+    return None

@@ -1,0 +1,537 @@
+// Activity-sparse EGRU on the CPU: the fused time loop (forward and sparse BPTT) and the event-driven products of
+// a stacked layer's input projection. Equations: spikeseq/functional/egru.py (gate order r, z, n as torch.nn.GRU).
+//
+// Built lazily together with the LIF scans by spikeseq/kernels/_native.py (plain C ABI, ctypes) and called from
+// spikeseq/kernels/egru/cpu.py, which holds the autograd function and the input projection W x (dense or
+// event-driven). Layouts (all contiguous): sequences [T, B, H], pre-activations A [T, B, 3H], the recurrent
+// weights transposed, RT = R^T [H, 3H] (row j = what unit j's event sends to the three gates), or the same matrix in
+// compressed rows (rowptr [H + 1] int64, col [nnz] int32, val [nnz]) when the weights are pruned.
+//
+// Where the sparsity is used:
+//   forward   h = b_h + R y[t-1] sums only the rows j of RT with y[t-1, j] != 0 (the units that sent an event),
+//             each a contiguous row of 3H numbers (or its CSR nonzeros): cost nnz(y) * 3H instead of H * 3H;
+//   backward  dL/dy[t-1, j] = RT[j, :] . gh is computed only for units that fired at t-1 or lie inside the
+//             pseudo-derivative's support (|c~ - theta| < width): for any other unit dy/dc~ = e + c~ * de/dc~ = 0,
+//             so the skipped value would be multiplied by zero (sparse BPTT, exact). dL/dR^T[j, :] += y[j] gh
+//             only for units with an event.
+// The batch rows are independent in time, so threads split the batch for the whole loop; each thread
+// accumulates its own dR, db_h and dtheta (summed by the caller). Sums run in a fixed order (ascending unit index),
+// independent of the thread count. -ffp-contract=off: no fused multiply-add (results round like torch's ops).
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <vector>
+
+#include "../parallel.h"
+
+namespace {
+
+#define RS __restrict__
+
+using spikeseq::parallel;
+
+#if defined(__AVX512F__)
+constexpr int kVecBytes = 64;
+#elif defined(__AVX__)
+constexpr int kVecBytes = 32;
+#else
+constexpr int kVecBytes = 16;
+#endif
+
+template <typename S>
+struct VecOf {
+  typedef S type __attribute__((vector_size(kVecBytes), aligned(alignof(S))));
+};
+template <typename S>
+using Vec = typename VecOf<S>::type;
+
+template <typename S>
+inline Vec<S> load(const S* p) {
+  return *reinterpret_cast<const Vec<S>*>(p);
+}
+template <typename S>
+inline void store(S* p, Vec<S> v) {
+  *reinterpret_cast<Vec<S>*>(p) = v;
+}
+template <typename S>
+inline Vec<S> splat(S s) {
+  return Vec<S>{} + s;
+}
+
+// dst[c0 : c0 + U*L] = init (or 0) + sum_p w[p] * src[list[p], c0 : ...]; U accumulators in registers.
+#define FMA_OK __attribute__((optimize("fp-contract=fast")))
+
+template <typename S, int U>
+FMA_OK inline void block_axpy(const S* RS src, int64_t O, const int32_t* RS list, const S* RS w, int64_t n, int64_t c0,
+                       const S* init, S* dst) {
+  constexpr int L = kVecBytes / sizeof(S);
+  Vec<S> acc[U];
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u) acc[u] = init ? load(init + c0 + u * L) : Vec<S>{};
+  for (int64_t p = 0; p < n; ++p) {
+    const S* RS row = src + int64_t(list[p]) * O + c0;
+    const Vec<S> s = splat(w[p]);
+#pragma GCC unroll 8
+    for (int u = 0; u < U; ++u) acc[u] += s * load(row + u * L);
+  }
+#pragma GCC unroll 8
+  for (int u = 0; u < U; ++u) store(dst + c0 + u * L, acc[u]);
+}
+
+// dst[:O] = init (or 0) + sum_p w[p] * src[list[p], :]
+template <typename S>
+void weighted_rows(const S* RS src, int64_t O, const int32_t* RS list, const S* RS w, int64_t n, const S* init,
+                   S* dst) {
+  constexpr int L = kVecBytes / sizeof(S);
+  int64_t c = 0;
+  for (; c + 8 * L <= O; c += 8 * L) block_axpy<S, 8>(src, O, list, w, n, c, init, dst);
+  for (; c + L <= O; c += L) block_axpy<S, 1>(src, O, list, w, n, c, init, dst);
+  for (; c < O; ++c) {
+    S s = init ? init[c] : S(0);
+    for (int64_t p = 0; p < n; ++p) s += w[p] * src[int64_t(list[p]) * O + c];
+    dst[c] = s;
+  }
+}
+
+// CSR form of weighted_rows: dst = init (or 0) + sum_p w[p] * row list[p] of the compressed matrix.
+template <typename S>
+void weighted_rows_csr(const int64_t* RS rowptr, const int32_t* RS col, const S* RS val, int64_t O,
+                       const int32_t* RS list, const S* RS w, int64_t n, const S* init, S* dst) {
+  for (int64_t c = 0; c < O; ++c) dst[c] = init ? init[c] : S(0);
+  for (int64_t p = 0; p < n; ++p) {
+    const int64_t j = list[p];
+    const S s = w[p];
+    for (int64_t q = rowptr[j]; q < rowptr[j + 1]; ++q) dst[col[q]] += s * val[q];
+  }
+}
+
+template <typename S>
+FMA_OK inline S dot(const S* RS a, const S* RS b, int64_t n) {
+  constexpr int L = kVecBytes / sizeof(S);
+  Vec<S> acc0{}, acc1{};
+  int64_t c = 0;
+  for (; c + 2 * L <= n; c += 2 * L) {
+    acc0 += load(a + c) * load(b + c);
+    acc1 += load(a + c + L) * load(b + c + L);
+  }
+  for (; c + L <= n; c += L) acc0 += load(a + c) * load(b + c);
+  acc0 += acc1;
+  S s = S(0);
+  for (int k = 0; k < L; ++k) s += acc0[k];
+  for (; c < n; ++c) s += a[c] * b[c];
+  return s;
+}
+
+// out[k] = a . b[k] for four vectors b[k] (one load of a serves four products)
+template <typename S>
+FMA_OK inline void dot4(const S* RS a, const S* const* b, int64_t n, S* out) {
+  constexpr int L = kVecBytes / sizeof(S);
+  Vec<S> acc[4] = {};
+  int64_t c = 0;
+  for (; c + L <= n; c += L) {
+    const Vec<S> av = load(a + c);
+#pragma GCC unroll 4
+    for (int k = 0; k < 4; ++k) acc[k] += av * load(b[k] + c);
+  }
+  for (int k = 0; k < 4; ++k) {
+    S s = S(0);
+    for (int u = 0; u < L; ++u) s += acc[k][u];
+    for (int64_t r = c; r < n; ++r) s += a[r] * b[k][r];
+    out[k] = s;
+  }
+}
+
+// dst[:O] += s * src[:O]
+template <typename S>
+FMA_OK inline void axpy(S s, const S* RS src, S* RS dst, int64_t O) {
+  for (int64_t c = 0; c < O; ++c) dst[c] += s * src[c];
+}
+
+// The nonzeros of row v[:n] as (index, value) lists; returns their number.
+template <typename S>
+inline int64_t nonzeros(const S* RS v, int64_t n, int32_t* RS idx, S* RS w) {
+  int64_t p = 0;
+  for (int64_t k = 0; k < n; ++k) {
+    if (v[k] != S(0)) {
+      idx[p] = int32_t(k);
+      w[p++] = v[k];
+    }
+  }
+  return p;
+}
+
+// exp on whole vectors (the scalar libm calls cost more than the rest of the loop): Cody-Waite reduction
+// x = n ln2 + r, |r| <= ln2/2, a Taylor polynomial of r (degree 11 for double: truncation < 1e-15 relative; degree 7
+// for float), times 2^n built in the exponent bits. Inputs are clamped to the finite range of the type.
+template <typename S>
+struct ExpConst;
+template <>
+struct ExpConst<double> {
+  using I = int64_t;
+  static constexpr double hi = 709.0, lo = -708.0, log2e = 1.4426950408889634, shifter = 6755399441055744.0;
+  static constexpr double ln2_hi = 6.93147180369123816490e-01, ln2_lo = 1.90821492927058770002e-10;
+  static constexpr int degree = 11, mant = 52;
+  static constexpr I bias = 1023;
+};
+template <>
+struct ExpConst<float> {
+  using I = int32_t;
+  static constexpr float hi = 88.0f, lo = -87.0f, log2e = 1.44269504f, shifter = 12582912.0f;
+  static constexpr float ln2_hi = 0.693359375f, ln2_lo = -2.12194440e-4f;
+  static constexpr int degree = 7, mant = 23;
+  static constexpr I bias = 127;
+};
+
+template <typename S>
+inline Vec<S> vexp(Vec<S> x) {
+  using C = ExpConst<S>;
+  using I = typename C::I;
+  typedef I IV __attribute__((vector_size(kVecBytes)));
+  x = x > C::hi ? splat<S>(C::hi) : x;
+  x = x < C::lo ? splat<S>(C::lo) : x;
+  const Vec<S> t = x * C::log2e + C::shifter;
+  const Vec<S> n = t - C::shifter;
+  const Vec<S> r = (x - n * C::ln2_hi) - n * C::ln2_lo;
+  S coef = S(1);
+  for (int k = 2; k <= C::degree; ++k) coef /= S(k);
+  Vec<S> p = splat<S>(coef);  // Horner from 1/degree! down to 1
+  S c = coef;
+  for (int k = C::degree; k >= 1; --k) {
+    c *= S(k);  // c = 1/(k-1)!
+    p = p * r + c;
+  }
+  const IV ni = (IV)t - (IV)splat<S>(C::shifter);
+  const IV bits = (ni + C::bias) << C::mant;
+  return p * (Vec<S>)bits;
+}
+
+template <typename S>
+inline Vec<S> vsigmoid(Vec<S> x) {
+  return S(1) / (S(1) + vexp<S>(-x));
+}
+
+template <typename S>
+inline Vec<S> vtanh(Vec<S> x) {
+  return S(1) - S(2) / (vexp<S>(x + x) + S(1));
+}
+
+// One vector of units through the step equations (functional/egru.py), writing what the backward needs.
+template <typename S>
+inline void gates(const S* ar, const S* az, const S* an, const S* hr, const S* hz, const S* hn, const S* cp,
+                  const S* th, const S* m, S* sr, S* sz, S* sn, S* shn, S* sct, S* cseq, S* e, S* y) {
+  const Vec<S> r = vsigmoid<S>(load(ar) + load(hr));
+  const Vec<S> z = vsigmoid<S>(load(az) + load(hz));
+  const Vec<S> hnv = load(hn);
+  const Vec<S> nn = vtanh<S>(load(an) + r * hnv);
+  const Vec<S> c0 = load(cp), thv = load(th);
+  const Vec<S> ct = z * c0 + (S(1) - z) * nn;
+  const Vec<S> ev = (ct - thv) > S(0) ? splat<S>(S(1)) : splat<S>(S(0));
+  Vec<S> c = ct - ev * thv;
+  if (m) {
+    const Vec<S> mv = load(m);
+    c = mv * c0 + (S(1) - mv) * c;
+  }
+  store(sr, r);
+  store(sz, z);
+  store(sn, nn);
+  store(shn, hnv);
+  store(sct, ct);
+  store(cseq, c);
+  store(e, ev);
+  store(y, ev * ct);
+}
+
+struct Weights {
+  const void* rt;         // dense R^T [H, 3H], or null when csr
+  const int64_t* rowptr;  // CSR of R^T (when rt is null)
+  const int32_t* col;
+  const void* val;
+};
+
+// dst[c_begin : c_end] = init + sum_p w[p] * src[list[p], c_begin : c_end] (blocks of 8 vectors, then 1, then scalars).
+template <typename S>
+void weighted_rows_range(const S* RS src, int64_t O, const int32_t* RS list, const S* RS w, int64_t n,
+                         int64_t c_begin, int64_t c_end, const S* init, S* dst) {
+  constexpr int L = kVecBytes / sizeof(S);
+  int64_t c = c_begin;
+  for (; c + 8 * L <= c_end; c += 8 * L) block_axpy<S, 8>(src, O, list, w, n, c, init, dst);
+  for (; c + L <= c_end; c += L) block_axpy<S, 1>(src, O, list, w, n, c, init, dst);
+  for (; c < c_end; ++c) {
+    S s = init ? init[c] : S(0);
+    for (int64_t p = 0; p < n; ++p) s += w[p] * src[int64_t(list[p]) * O + c];
+    dst[c] = s;
+  }
+}
+
+// Forward. Each thread owns a range of batch rows for the whole sequence; per step, the recurrent products of all
+// its rows run column block by column block, so that one block of R^T (H x 64 floats) stays in L2 while every
+// row sums its active units (R^T is read from memory once per step, not once per batch row).
+template <typename S>
+void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S* RS bh, const S* RS th,
+              const S* RS mask, const S* RS c0, const S* RS y0, S* RS y, S* RS e, S* RS sr, S* RS sz, S* RS sn,
+              S* RS shn, S* RS sct, S* RS cseq, int nth) {
+  const int64_t G = 3 * H;
+  constexpr int L = kVecBytes / sizeof(S);
+  parallel(B, nth, [&](int64_t b0, int64_t b1) {
+    const int64_t nb = b1 - b0;
+    std::vector<S> h(nb * G), wbuf(nb * H);
+    std::vector<int32_t> list(nb * H);
+    std::vector<int64_t> cnt(nb);
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t q = 0; q < nb; ++q) {
+        const int64_t b = b0 + q;
+        const S* yp = t ? y + ((t - 1) * B + b) * H : y0 + b * H;
+        cnt[q] = nonzeros(yp, H, list.data() + q * H, wbuf.data() + q * H);
+      }
+      if (W.rt) {
+        const S* RS rt = static_cast<const S*>(W.rt);
+        for (int64_t c = 0; c < G; c += 8 * L)
+          for (int64_t q = 0; q < nb; ++q)
+            weighted_rows_range(rt, G, list.data() + q * H, wbuf.data() + q * H, cnt[q], c, std::min(G, c + 8 * L),
+                                bh, h.data() + q * G);
+      } else {
+        for (int64_t q = 0; q < nb; ++q)
+          weighted_rows_csr(W.rowptr, W.col, static_cast<const S*>(W.val), G, list.data() + q * H,
+                            wbuf.data() + q * H, cnt[q], bh, h.data() + q * G);
+      }
+      for (int64_t q = 0; q < nb; ++q) {
+        const int64_t b = b0 + q;
+        const S* hb = h.data() + q * G;
+        const S* cp = t ? cseq + ((t - 1) * B + b) * H : c0 + b * H;
+        const int64_t o = (t * B + b) * H;
+        const S* a = A + (t * B + b) * G;
+        const S* m = mask ? mask + o : nullptr;
+        int64_t i = 0;
+        for (; i + L <= H; i += L)
+          gates<S>(a + i, a + H + i, a + 2 * H + i, hb + i, hb + H + i, hb + 2 * H + i, cp + i, th + i,
+                   m ? m + i : nullptr, sr + o + i, sz + o + i, sn + o + i, shn + o + i, sct + o + i, cseq + o + i,
+                   e + o + i, y + o + i);
+        if (i < H) {  // the tail through padded copies (one code path: the same rounding for every unit)
+          S in[9][L] = {}, out[8][L];
+          const S* src[9] = {a + i, a + H + i, a + 2 * H + i, hb + i, hb + H + i, hb + 2 * H + i, cp + i, th + i,
+                             m ? m + i : nullptr};
+          for (int k = 0; k < 9; ++k)
+            for (int64_t u = 0; u < H - i; ++u) in[k][u] = src[k] ? src[k][u] : S(0);
+          gates<S>(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], m ? in[8] : nullptr, out[0], out[1],
+                   out[2], out[3], out[4], out[5], out[6], out[7]);
+          S* dst[8] = {sr + o + i, sz + o + i, sn + o + i, shn + o + i, sct + o + i, cseq + o + i, e + o + i,
+                       y + o + i};
+          for (int k = 0; k < 8; ++k)
+            for (int64_t u = 0; u < H - i; ++u) dst[k][u] = out[k][u];
+        }
+      }
+    }
+  }, 1, 1);
+}
+
+// Backward (sparse BPTT). Per step: the element-wise gate gradients of every owned batch row, then, unit by unit,
+// dR^T[j, :] += y[t-1, b, j] gh[b] over the rows b where unit j sent an event and dL/dy[t-1, b, j] = R^T[j, :] .
+// gh[b] over the rows where unit j needs it (an event or inside the pseudo-derivative's support at t-1; every
+// unit for y0). Unit-outer order reads each row of R^T and of dR^T once per step.
+template <typename S>
+void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const S* RS mask, const S* RS c0,
+              const S* RS y0, const S* RS y, const S* RS sr, const S* RS sz, const S* RS sn, const S* RS shn,
+              const S* RS sct, const S* RS cseq, const S* RS gy_out, const S* RS ge_out, const S* RS gcT,
+              const S* RS gyT, S width, S damp, S* RS ga, S* RS gc0, S* RS gy0, S* RS grt, S* RS gbh, S* RS gth,
+              int64_t* RS counts, int nth) {
+  const int64_t G = 3 * H;
+  const int64_t chunk = (B + nth - 1) / nth;
+  parallel(B, nth, [&](int64_t b0, int64_t b1) {
+    const int k = int(b0 / chunk);  // this thread's slot of the per-thread accumulators
+    const int64_t nb = b1 - b0;
+    S* RS grt_k = grt + int64_t(k) * H * G;
+    S* RS gbh_k = gbh + int64_t(k) * G;
+    S* RS gth_k = gth + int64_t(k) * H;
+    int64_t skipped = 0;
+    std::vector<S> gh(nb * G), gyr(nb * H), gc(nb * H);
+    for (int64_t q = 0; q < nb; ++q)
+      for (int64_t i = 0; i < H; ++i) {
+        const int64_t b = b0 + q;
+        gyr[q * H + i] = gyT ? gyT[b * H + i] : S(0);
+        gc[q * H + i] = gcT ? gcT[b * H + i] : S(0);
+      }
+    for (int64_t t = T - 1; t >= 0; --t) {
+      for (int64_t q = 0; q < nb; ++q) {
+        const int64_t b = b0 + q;
+        const int64_t o = (t * B + b) * H;
+        const S* cp = t ? cseq + ((t - 1) * B + b) * H : c0 + b * H;
+        S* RS gat = ga + (t * B + b) * G;
+        S* RS ghb = gh.data() + q * G;
+        S* RS gyb = gyr.data() + q * H;
+        S* RS gcb = gc.data() + q * H;
+        for (int64_t i = 0; i < H; ++i) {
+          const S ct = sct[o + i], r = sr[o + i], z = sz[o + i], nn = sn[o + i];
+          const S x = ct - th[i];
+          const S ev = x > S(0) ? S(1) : S(0);
+          const S pd = std::fmax(std::fabs(x) / -width + S(1), S(0)) * damp;
+          const S gy = (gy_out ? gy_out[o + i] : S(0)) + gyb[i];
+          const S m = mask ? mask[o + i] : S(0);
+          const S gco = gcb[i];
+          const S gcn = (S(1) - m) * gco;
+          const S get = (ge_out ? ge_out[o + i] : S(0)) + gy * ct - gcn * th[i];
+          const S gct = gcn + gy * ev + get * pd;
+          gth_k[i] += -(ev * gcn) - get * pd;
+          const S gz = gct * (cp[i] - nn);
+          gcb[i] = gct * z + m * gco;
+          const S gpn = gct * (S(1) - z) * (S(1) - nn * nn);
+          const S gr = gpn * shn[o + i];
+          const S gpr = gr * r * (S(1) - r);
+          const S gpz = gz * z * (S(1) - z);
+          gat[i] = gpr;
+          gat[H + i] = gpz;
+          gat[2 * H + i] = gpn;
+          ghb[i] = gpr;
+          ghb[H + i] = gpz;
+          ghb[2 * H + i] = gpn * r;
+        }
+        for (int64_t c = 0; c < G; ++c) gbh_k[c] += ghb[c];
+      }
+      auto flush = [&](int64_t j, const int64_t* qs, int& nq) {
+        const S* rows[4];
+        S res[4];
+        for (int u = 0; u < 4; ++u) rows[u] = gh.data() + qs[u < nq ? u : 0] * G;
+        dot4(static_cast<const S*>(W.rt) + j * G, rows, G, res);
+        for (int u = 0; u < nq; ++u) gyr[qs[u] * H + j] = res[u];
+        nq = 0;
+      };
+      for (int64_t j = 0; j < H; ++j) {
+        S* RS grow = grt_k + j * G;
+        for (int64_t q = 0; q < nb; ++q) {
+          const int64_t b = b0 + q;
+          const S yj = t ? y[((t - 1) * B + b) * H + j] : y0[b * H + j];
+          if (yj != S(0)) axpy(yj, gh.data() + q * G, grow, G);
+        }
+        int nq = 0;  // dense rows: the products are gathered four batch rows at a time (dot4)
+        int64_t qs[4];
+        for (int64_t q = 0; q < nb; ++q) {
+          const int64_t b = b0 + q;
+          bool need = true;
+          if (t) {
+            const S xp = sct[((t - 1) * B + b) * H + j] - th[j];
+            need = xp > S(0) || std::fabs(xp) / width < S(1);
+          }
+          S* RS gyj = gyr.data() + q * H + j;
+          if (!need) {
+            *gyj = S(0);
+            ++skipped;
+          } else if (W.rt) {
+            qs[nq++] = q;
+            if (nq == 4) flush(j, qs, nq);
+          } else {
+            const S* RS val = static_cast<const S*>(W.val);
+            const S* RS ghq = gh.data() + q * G;
+            S acc = S(0);
+            for (int64_t p = W.rowptr[j]; p < W.rowptr[j + 1]; ++p) acc += val[p] * ghq[W.col[p]];
+            *gyj = acc;
+          }
+        }
+        if (nq) flush(j, qs, nq);
+      }
+    }
+    for (int64_t q = 0; q < nb; ++q)
+      for (int64_t i = 0; i < H; ++i) {
+        gy0[(b0 + q) * H + i] = gyr[q * H + i];
+        gc0[(b0 + q) * H + i] = gc[q * H + i];
+      }
+    counts[k] = skipped;
+  }, 1, 1);
+}
+
+// out[r, :] = bias (or 0) + sum_{j : X[r, j] != 0} X[r, j] * WT[j, :]   (X [R, K], WT [K, O])
+template <typename S>
+void gather_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS WT, const S* RS bias, S* RS out,
+               int nth) {
+  parallel(R, nth, [&](int64_t r0, int64_t r1) {
+    std::vector<S> wbuf(K);
+    std::vector<int32_t> list(K);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = nonzeros(X + r * K, K, list.data(), wbuf.data());
+      weighted_rows(WT, O, list.data(), wbuf.data(), n, bias, out + r * O);
+    }
+  }, 64, 1);
+}
+
+// out[j, :] = sum_{r : X[r, j] != 0} X[r, j] * G[r, :]   (the weight gradient of gather_mm; X [R, K], G [R, O])
+template <typename S>
+void gather_outer(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS Gr, S* RS out, int nth) {
+  parallel(K, nth, [&](int64_t k0, int64_t k1) {
+    for (int64_t j = k0; j < k1; ++j)
+      for (int64_t c = 0; c < O; ++c) out[j * O + c] = S(0);
+    for (int64_t r = 0; r < R; ++r) {
+      const S* xr = X + r * K;
+      for (int64_t j = k0; j < k1; ++j)
+        if (xr[j] != S(0)) axpy(xr[j], Gr + r * O, out + j * O, O);
+    }
+  }, 16, 1);
+}
+
+// outT[o, :] = bias[o] (or 0) + sum_{q in row o} val[q] * XT[col[q], :]   (W [O, K] in CSR, XT [K, R], outT [O, R])
+// The weight-sparse input projection: vectorised over the rows r, blocked so that XT[:, block] stays in cache.
+template <typename S>
+FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS XT, const int64_t* RS rowptr, const int32_t* RS col,
+                   const S* RS val, const S* RS bias, S* RS outT, int nth) {
+  constexpr int L = kVecBytes / sizeof(S);
+  constexpr int64_t CB = 32 * L;  // columns of XT per block
+  parallel(O, nth, [&](int64_t o0, int64_t o1) {
+    for (int64_t c0 = 0; c0 < R; c0 += CB) {
+      const int64_t c1 = std::min(R, c0 + CB);
+      for (int64_t o = o0; o < o1; ++o) {
+        S* RS dst = outT + o * R;
+        const S b = bias ? bias[o] : S(0);
+        int64_t c = c0;
+        for (; c + 4 * L <= c1; c += 4 * L) {
+          Vec<S> acc[4];
+          for (int u = 0; u < 4; ++u) acc[u] = splat<S>(b);
+          for (int64_t q = rowptr[o]; q < rowptr[o + 1]; ++q) {
+            const Vec<S> w = splat<S>(val[q]);
+            const S* RS src = XT + int64_t(col[q]) * R + c;
+#pragma GCC unroll 4
+            for (int u = 0; u < 4; ++u) acc[u] += w * load(src + u * L);
+          }
+          for (int u = 0; u < 4; ++u) store(dst + c + u * L, acc[u]);
+        }
+        for (; c < c1; ++c) {
+          S a = b;
+          for (int64_t q = rowptr[o]; q < rowptr[o + 1]; ++q) a += val[q] * XT[int64_t(col[q]) * R + c];
+          dst[c] = a;
+        }
+      }
+    }
+  }, 8, 1);
+}
+
+}  // namespace
+
+#define EGRU_API(S, suf)                                                                                            \
+  extern "C" void egru_fwd_##suf(int64_t T, int64_t B, int64_t H, const S* A, const S* rt, const int64_t* rowptr,   \
+                                 const int32_t* col, const S* val, const S* bh, const S* th, const S* mask,         \
+                                 const S* c0, const S* y0, S* y, S* e, S* sr, S* sz, S* sn, S* shn, S* sct, S* cseq, \
+                                 int nth) {                                                                         \
+    egru_fwd<S>(T, B, H, A, Weights{rt, rowptr, col, val}, bh, th, mask, c0, y0, y, e, sr, sz, sn, shn, sct, cseq,  \
+                nth);                                                                                               \
+  }                                                                                                                 \
+  extern "C" void egru_bwd_##suf(int64_t T, int64_t B, int64_t H, const S* rt, const int64_t* rowptr,                \
+                                 const int32_t* col, const S* val, const S* th, const S* mask, const S* c0,         \
+                                 const S* y0, const S* y, const S* sr, const S* sz, const S* sn, const S* shn,      \
+                                 const S* sct, const S* cseq, const S* gy_out, const S* ge_out, const S* gcT,       \
+                                 const S* gyT, double width, double damp, S* ga, S* gc0, S* gy0, S* grt, S* gbh,    \
+                                 S* gth, int64_t* counts, int nth) {                                                \
+    egru_bwd<S>(T, B, H, Weights{rt, rowptr, col, val}, th, mask, c0, y0, y, sr, sz, sn, shn, sct, cseq, gy_out,    \
+                ge_out, gcT, gyT, S(width), S(damp), ga, gc0, gy0, grt, gbh, gth, counts, nth);                     \
+  }                                                                                                                 \
+  extern "C" void egru_gather_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const S* WT, const S* bias,     \
+                                       S* out, int nth) {                                                           \
+    gather_mm<S>(R, K, O, X, WT, bias, out, nth);                                                                   \
+  }                                                                                                                 \
+  extern "C" void egru_gather_outer_##suf(int64_t R, int64_t K, int64_t O, const S* X, const S* G, S* out,          \
+                                          int nth) {                                                                \
+    gather_outer<S>(R, K, O, X, G, out, nth);                                                                       \
+  }                                                                                                                 \
+  extern "C" void egru_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* XT, const int64_t* rowptr,             \
+                                    const int32_t* col, const S* val, const S* bias, S* outT, int nth) {            \
+    csr_mm<S>(R, K, O, XT, rowptr, col, val, bias, outT, nth);                                                      \
+  }
+
+EGRU_API(float, f32)
+EGRU_API(double, f64)

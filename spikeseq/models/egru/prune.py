@@ -1,0 +1,106 @@
+"""Unstructured magnitude pruning during training, and the pruned weights in compressed rows (CSR).
+
+The SpiNNaker 2 EGRU prunes ~95% of the weights, unstructured, and stores them in CSR (Nazeer et al., arXiv
+2312.09084; specs/targets.md §3.4). The schedule here is the gradual one of Zhu & Gupta, "To prune, or not to
+prune", arXiv 1710.01878 (eq. 1):
+
+    s(k) = s_f * (1 - (1 - (k - k0) / (k1 - k0))^3)     for k0 <= k <= k1 (0 before, s_f after)
+
+applied every ``every`` optimizer steps: each pruned matrix keeps its ``(1 - s(k))`` fraction of largest-magnitude
+entries (a mask buffer, saved in checkpoints); after every optimizer step the masked entries are set back to zero.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from spikeseq.errors import ParameterError
+
+
+@dataclass(frozen=True)
+class PruneSchedule:
+    """Target sparsity ``sparsity`` in ``[0, 1)`` reached at step ``end`` from ``start`` (masks updated every
+    ``every`` steps)."""
+
+    sparsity: float
+    start: int = 0
+    end: int = 1000
+    every: int = 50
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.sparsity, int | float) and 0.0 <= self.sparsity < 1.0):
+            raise ParameterError(
+                f"pruning sparsity must lie in [0, 1), got {self.sparsity!r}: 1.0 would remove every weight (the "
+                "SpiNNaker 2 EGRU uses 0.95)")
+        if self.start < 0 or self.end <= self.start or self.every < 1:
+            raise ParameterError(f"pruning needs 0 <= start < end and every >= 1, got start={self.start}, "
+                                 f"end={self.end}, every={self.every}")
+
+    def at(self, step: int) -> float:
+        """The sparsity of the schedule after ``step`` optimizer steps."""
+        if step < self.start:
+            return 0.0
+        frac = min(1.0, (step - self.start) / (self.end - self.start))
+        return self.sparsity * (1.0 - (1.0 - frac) ** 3)
+
+
+def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
+    """A 0/1 mask keeping the ``1 - sparsity`` fraction of entries of largest magnitude (ties: lower index kept)."""
+    n = weight.numel()
+    drop = math.floor(sparsity * n + 1e-9)
+    mask = torch.ones(n, dtype=weight.dtype, device=weight.device)
+    if drop > 0:
+        order = torch.argsort(weight.detach().abs().flatten(), stable=True)
+        mask[order[:drop]] = 0
+    return mask.view_as(weight)
+
+
+class Pruner(nn.Module):
+    """Masks of the named weight matrices of ``owner`` following a :class:`PruneSchedule` (call :meth:`step` after
+    each optimizer step)."""
+
+    def __init__(self, owner: nn.Module, names: list[str], schedule: PruneSchedule) -> None:
+        super().__init__()
+        self.schedule = schedule
+        self.names = list(names)
+        self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
+        params = dict(owner.named_parameters())
+        for n in self.names:
+            self.register_buffer(self._key(n), torch.ones_like(params[n].detach()))
+
+    @staticmethod
+    def _key(name: str) -> str:
+        return "mask_" + name.replace(".", "_")
+
+    def mask(self, name: str) -> torch.Tensor:
+        """The current mask of weight ``name``."""
+        return getattr(self, self._key(name))
+
+    @torch.no_grad()
+    def step(self, owner: nn.Module) -> None:
+        """One optimizer step done: update the masks on schedule and zero the pruned weights."""
+        self.steps += 1
+        k = int(self.steps)
+        params = dict(owner.named_parameters())
+        update = k >= self.schedule.start and (k % self.schedule.every == 0 or k == self.schedule.end)
+        for n in self.names:
+            if update and k <= self.schedule.end:
+                self.mask(n).copy_(magnitude_mask(params[n] * self.mask(n), self.schedule.at(k)))
+            params[n].mul_(self.mask(n))
+
+
+def to_csr(weight: torch.Tensor) -> torch.Tensor:
+    """A (pruned) dense matrix as a ``torch.sparse_csr`` tensor (rows = output units)."""
+    with warnings.catch_warnings():  # torch marks CSR as beta; the conversion itself is exact
+        warnings.simplefilter("ignore", UserWarning)
+        return weight.detach().to_sparse_csr()
+
+
+def sparsity(weight: torch.Tensor) -> float:
+    """Fraction of exactly-zero entries."""
+    return float((weight == 0).sum()) / max(1, weight.numel())

@@ -1,0 +1,126 @@
+"""``nn.EGRU``: a stack of event-based GRU layers with ``torch.nn.GRU``'s arguments, parameter names and shapes.
+
+Equations: :mod:`spikeseq.functional.egru`. The time loop of each layer runs in the kernel chosen by ``backend``
+(``"auto"``: the activity-sparse C++ loop on the CPU, see :mod:`spikeseq.kernels.egru`). Layer ``k > 0`` reads the
+graded events ``y`` of layer ``k - 1`` (after dropout), so its input projection is event-driven too.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikeseq import kernels
+from spikeseq.checks import check_floating
+from spikeseq.errors import ParameterError, ShapeError
+from spikeseq.functional.egru import DAMPENING, EGRUState, beta_threshold_init, check_eps
+from spikeseq.nn.base import StatefulModule
+
+
+class EGRUStackOutput(NamedTuple):
+    """Outputs of :class:`EGRU`: ``y`` the last layer's graded events ``[T, B, H]`` (``[B, T, H]`` with
+    ``batch_first``), ``events`` every layer's binary events ``[num_layers, T, B, H]`` (``[num_layers, B, T, H]``),
+    differentiable through the pseudo-derivative (for activity regularisation and sparsity statistics)."""
+
+    y: torch.Tensor
+    events: torch.Tensor
+
+
+class EGRU(StatefulModule):
+    """``out, state = EGRU(input_size, hidden_size, num_layers)(x, state=None)``.
+
+    Arguments as ``torch.nn.GRU`` (``bias``, ``batch_first`` at the outer boundary only, ``dropout`` between
+    layers; ``bidirectional`` is refused: an event-based unit is causal), plus the EGRU options ``thr_mean``
+    (Beta init of the per-unit thresholds ``threshold_l{k}``), ``eps`` (pseudo-derivative support), ``zoneout``,
+    ``dropconnect`` (on ``weight_hh_l{k}``) and ``backend``. ``state`` is an
+    :class:`~spikeseq.functional.egru.EGRUState` of ``[num_layers, B, H]`` tensors (like GRU's ``h_n``).
+    Thresholds are clamped to ``[0, 0.999]`` when used (the valid range of the cell).
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False, *,
+                 thr_mean: float = 0.3, eps: float = 1.0, dampening: float = DAMPENING, zoneout: float = 0.0,
+                 dropconnect: float = 0.0, backend: str = "auto", seed: int | None = None) -> None:
+        super().__init__()
+        if bidirectional:
+            raise ParameterError("EGRU is causal (events are emitted in time order); bidirectional=True is not "
+                                 "supported: run two EGRUs on x and x.flip(0) instead")
+        if input_size < 1 or hidden_size < 1 or num_layers < 1:
+            raise ParameterError(f"input_size, hidden_size and num_layers must be >= 1, got {input_size}, "
+                                 f"{hidden_size}, {num_layers}")
+        for p, name in ((dropout, "dropout"), (zoneout, "zoneout"), (dropconnect, "dropconnect")):
+            if not (0.0 <= p < 1.0):
+                raise ParameterError(f"{name} must be a probability in [0, 1), got {p}")
+        check_eps(eps, dampening)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.thr_mean, self.eps, self.dampening = thr_mean, eps, dampening
+        self.zoneout, self.dropconnect, self.backend = zoneout, dropconnect, backend
+        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        k = 1.0 / math.sqrt(hidden_size)
+        for layer in range(num_layers):
+            fan_in = input_size if layer == 0 else hidden_size
+            for name, shape in (("weight_ih", (3 * hidden_size, fan_in)), ("weight_hh", (3 * hidden_size, hidden_size)),
+                                *((("bias_ih", (3 * hidden_size,)), ("bias_hh", (3 * hidden_size,))) if bias else ())):
+                w = torch.empty(shape).uniform_(-k, k, generator=gen)  # torch.nn.GRU's init
+                self.register_parameter(f"{name}_l{layer}", nn.Parameter(w))
+            self.register_parameter(f"threshold_l{layer}",
+                                    nn.Parameter(beta_threshold_init(hidden_size, thr_mean, generator=gen)))
+
+    def layer_params(self, layer: int) -> dict[str, torch.Tensor | None]:
+        """The weights of one layer as :func:`~spikeseq.functional.egru_scan` takes them."""
+        g = lambda n: getattr(self, f"{n}_l{layer}", None)  # noqa: E731
+        return dict(weight_ih=g("weight_ih"), weight_hh=g("weight_hh"), bias_ih=g("bias_ih"),
+                    bias_hh=g("bias_hh"), threshold=g("threshold").clamp(0.0, 0.999))
+
+    def _state(self, state: EGRUState | None, batch: int) -> list[EGRUState | None]:
+        if state is None:
+            return [None] * self.num_layers
+        want = (self.num_layers, batch, self.hidden_size)
+        if not isinstance(state, tuple) or len(state) != 2:
+            raise ShapeError("EGRU state must be an EGRUState(c, y) of [num_layers, B, H] tensors or None")
+        for s, name in zip(state, ("c", "y"), strict=True):
+            check_floating(s, f"state.{name}")
+            if tuple(s.shape) != want:
+                raise ShapeError(f"EGRU state.{name} has shape {tuple(s.shape)}, expected {want} "
+                                 "(num_layers, batch, hidden_size); pass state=None to start at rest")
+        return [EGRUState(state.c[k], state.y[k]) for k in range(self.num_layers)]
+
+    def forward(self, x: torch.Tensor, state: EGRUState | None = None) -> tuple[EGRUStackOutput, EGRUState]:
+        """Run the stack over ``x [T, B, input_size]`` (``[B, T, ...]`` with ``batch_first``); returns the last
+        layer's output ``y`` with every layer's events ``e`` and the final state of every layer."""
+        check_floating(x, "x")
+        if x.dim() != 3:
+            raise ShapeError(f"EGRU takes [T, B, {self.input_size}] (or [B, T, ...] with batch_first), got "
+                             f"{tuple(x.shape)}")
+        if self.batch_first:
+            x = x.transpose(0, 1)
+        if x.shape[0] == 0:
+            raise ShapeError(f"EGRU got a sequence of length 0 (shape {tuple(x.shape)}); T must be >= 1")
+        states = self._state(state, x.shape[1])
+        events, cs, ys = [], [], []
+        h = x
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
+                h = F.dropout(h, self.dropout, self.training)
+            out, st = kernels.egru_scan(h, states[layer], backend=self.backend, eps=self.eps,
+                                        dampening=self.dampening, zoneout=self.zoneout,
+                                        dropconnect=self.dropconnect, training=self.training,
+                                        **self.layer_params(layer))
+            h = out.y
+            events.append(out.e)
+            cs.append(st.c)
+            ys.append(st.y)
+        e = torch.stack(events)
+        if self.batch_first:
+            h, e = h.transpose(0, 1), e.transpose(1, 2)
+        return EGRUStackOutput(h, e), EGRUState(torch.stack(cs), torch.stack(ys))
+
+    def extra_repr(self) -> str:
+        """Sizes, pseudo-derivative width, threshold init and backend, for ``repr``."""
+        return (f"{self.input_size}, {self.hidden_size}, num_layers={self.num_layers}, eps={self.eps}, "
+                f"thr_mean={self.thr_mean}, backend={self.backend!r}")

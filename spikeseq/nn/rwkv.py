@@ -1,0 +1,243 @@
+"""RWKV-4 building blocks, spiking (SpikeGPT) or not: token shift, time mix (WKV), channel mix, the pre-LayerNorm
+residual block with an optional LIF on each branch output, the binary spiking embedding and L2Wrap.
+
+Equations (RWKV-4: Peng et al. 2023, §3-4; SpikeGPT: Zhu et al. TMLR 2024, §3, as read in ``src/model.py``, see
+``specs/models.md`` §1). Token shift ``xx[t] = x[t-1]`` (``x_prev`` for the first token), per-channel mixes
+``x_k = mu_k x + (1 - mu_k) xx`` (same for ``v``, ``r``):
+
+    time mix:     k = W_k x_k,  v = W_v x_v,  r = sigmoid(W_r x_r),  out = W_o (r * wkv(k, v; w = e^{time_decay},
+                  u = time_first))                               (wkv: :mod:`spikeseq.functional.wkv`)
+    channel mix:  out = sigmoid(W_r x_r) * W_v relu(W_k x_k)^2   (hidden width 4 C)
+    block:        x <- x + S1(TimeMix(LN1(x))),  x <- x + S2(ChannelMix(LN2(x)))     (LN0 on the input of block 0)
+
+``S1``, ``S2`` are LIF populations in SpikeGPT (SpikingJelly ``MultiStepLIFNode``: tau = 2 steps, input scaled by
+1/tau, v_th = 1, hard reset to 0, ATan(alpha = 2), reset not detached) and the identity in RWKV-4. SpikingJelly's
+update ``H = V + (X - V)/tau`` is spikeseq's LIF with ``beta = 1 - dt/tau`` (forward Euler) fed ``(1 - beta) X``.
+
+The state of a block (RNN mode carries it token to token) is :class:`RWKVBlockState`: the token-shift inputs of
+both mixes, the WKV state and the two LIF membranes (zeros, unused, when the block does not spike).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from spikeseq import kernels
+from spikeseq import surrogate as sg
+from spikeseq.functional.discretize import decay_from_tau
+from spikeseq.functional.lif import LIFState
+from spikeseq.functional.wkv import WKVState, initial_wkv_state
+from spikeseq.nn.base import StatefulModule
+from spikeseq.nn.neurons import LIF
+
+#: The surrogate of SpikeGPT's spiking embedding and LIF nodes (SpikingJelly ATan, alpha = 2; specs/models.md §1).
+SPIKEGPT_SURROGATE = sg.ATan(alpha=2.0)
+
+
+class RWKVBlockState(NamedTuple):
+    """RNN state of one block, every field ``[B, C]``: token-shift inputs (``att_x``, ``ffn_x``), WKV ``(a, b, p)``
+    and the LIF membranes after each branch (``v_att``, ``v_ffn``)."""
+
+    att_x: torch.Tensor
+    wkv_a: torch.Tensor
+    wkv_b: torch.Tensor
+    wkv_p: torch.Tensor
+    ffn_x: torch.Tensor
+    v_att: torch.Tensor
+    v_ffn: torch.Tensor
+
+
+def initial_block_state(batch: int, channels: int, *, dtype: torch.dtype = torch.float32,
+                        device: torch.device | str | None = None) -> RWKVBlockState:
+    """The state before the first token (zeros; WKV ``p = -1e38``)."""
+    z = torch.zeros(batch, channels, dtype=dtype, device=device)
+    w = initial_wkv_state(batch, channels, dtype=dtype, device=device)
+    return RWKVBlockState(z, w.a, w.b, w.p, z.clone(), z.clone(), z.clone())
+
+
+def token_shift(x: torch.Tensor, x_prev: torch.Tensor | None) -> torch.Tensor:
+    """``xx[t] = x[t-1]`` for ``x`` ``[T, B, C]``, with ``xx[0] = x_prev`` (zeros when ``None``)."""
+    first = torch.zeros_like(x[:1]) if x_prev is None else x_prev.unsqueeze(0).to(x.dtype)
+    return torch.cat((first, x[:-1]), dim=0)
+
+
+def _mix(x: torch.Tensor, xx: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
+    return x * mu + xx * (1 - mu)
+
+
+class RWKVTimeMix(nn.Module):
+    """RWKV-4 time mix ("SRWKV" in SpikeGPT): ``y, (x_last, wkv_state) = tm(x [T, B, C], x_prev, wkv_state)``.
+
+    Parameters named as in RWKV-4 checkpoints (``time_decay``, ``time_first``, ``time_mix_k/v/r``, ``key``,
+    ``value``, ``receptance``, ``output``). Initialisation: :meth:`reset_parameters`.
+    """
+
+    def __init__(self, channels: int, layer_id: int = 0, n_layer: int = 1, backend: str = "auto") -> None:
+        super().__init__()
+        self.channels, self.layer_id, self.n_layer, self.backend = channels, layer_id, n_layer, backend
+        self.time_decay = nn.Parameter(torch.empty(channels))
+        self.time_first = nn.Parameter(torch.empty(channels))
+        self.time_mix_k = nn.Parameter(torch.empty(channels))
+        self.time_mix_v = nn.Parameter(torch.empty(channels))
+        self.time_mix_r = nn.Parameter(torch.empty(channels))
+        self.key = nn.Linear(channels, channels, bias=False)
+        self.value = nn.Linear(channels, channels, bias=False)
+        self.receptance = nn.Linear(channels, channels, bias=False)
+        self.output = nn.Linear(channels, channels, bias=False)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """RWKV-4 initialisation (RWKV-LM v4 ``model.py``; specs/models.md §1): with ``h = c/(C-1)`` and layer
+        ratios ``r0 = l/(L-1)``, ``r1 = 1 - l/L``: ``time_decay = -5 + 8 h^(0.7 + 1.3 r0)``, ``time_first =
+        ln 0.3 + 0.5 ((c+1) mod 3 - 1)`` (the zig-zag), ``mu_k = (c/C)^r1``, ``mu_v = (c/C)^r1 + 0.3 r0``,
+        ``mu_r = (c/C)^(r1/2)``; ``value`` orthogonal, ``key``, ``receptance`` and ``output`` zero."""
+        C, l_, L = self.channels, self.layer_id, self.n_layer
+        r0 = l_ / (L - 1) if L > 1 else 0.0
+        r1 = 1.0 - l_ / L
+        h = torch.arange(C, dtype=torch.float64) / max(C - 1, 1)
+        self.time_decay.copy_(-5 + 8 * h ** (0.7 + 1.3 * r0))
+        zigzag = torch.tensor([((c + 1) % 3 - 1) * 0.5 for c in range(C)], dtype=torch.float64)
+        self.time_first.copy_(math.log(0.3) + zigzag)
+        x = torch.arange(C, dtype=torch.float64) / C
+        self.time_mix_k.copy_(x ** r1)
+        self.time_mix_v.copy_(x ** r1 + 0.3 * r0)
+        self.time_mix_r.copy_(x ** (0.5 * r1))
+        nn.init.orthogonal_(self.value.weight)
+        for lin in (self.key, self.receptance, self.output):
+            nn.init.zeros_(lin.weight)
+
+    def decay(self) -> torch.Tensor:
+        """The WKV decay rate ``w = exp(time_decay)`` (> 0)."""
+        return torch.exp(self.time_decay)
+
+    def forward(self, x: torch.Tensor, x_prev: torch.Tensor | None = None, state: WKVState | None = None):
+        """``x`` ``[T, B, C]`` -> output ``[T, B, C]`` and ``(x[-1], wkv state)`` for the next call."""
+        xx = token_shift(x, x_prev)
+        k = self.key(_mix(x, xx, self.time_mix_k))
+        v = self.value(_mix(x, xx, self.time_mix_v))
+        r = torch.sigmoid(self.receptance(_mix(x, xx, self.time_mix_r)))
+        wkv, st = kernels.wkv(k, v, state, w=self.decay(), u=self.time_first, backend=self.backend)
+        return self.output(r * wkv), (x[-1], st)
+
+
+class RWKVChannelMix(nn.Module):
+    """RWKV-4 channel mix ("SRFFN"): ``y, x_last = cm(x [T, B, C], x_prev)``; hidden width ``hidden`` (4 C)."""
+
+    def __init__(self, channels: int, hidden: int | None = None, layer_id: int = 0, n_layer: int = 1) -> None:
+        super().__init__()
+        self.channels, self.layer_id, self.n_layer = channels, layer_id, n_layer
+        self.hidden = 4 * channels if hidden is None else hidden
+        self.time_mix_k = nn.Parameter(torch.empty(channels))
+        self.time_mix_r = nn.Parameter(torch.empty(channels))
+        self.key = nn.Linear(channels, self.hidden, bias=False)
+        self.receptance = nn.Linear(channels, channels, bias=False)
+        self.value = nn.Linear(self.hidden, channels, bias=False)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """RWKV-4 initialisation: ``mu_k = mu_r = (c/C)^(1 - l/L)``; ``key`` orthogonal with gain
+        ``sqrt(hidden/C)``; ``receptance`` and ``value`` zero."""
+        r1 = 1.0 - self.layer_id / self.n_layer
+        x = torch.arange(self.channels, dtype=torch.float64) / self.channels
+        self.time_mix_k.copy_(x ** r1)
+        self.time_mix_r.copy_(x ** r1)
+        nn.init.orthogonal_(self.key.weight, gain=math.sqrt(max(1.0, self.hidden / self.channels)))
+        nn.init.zeros_(self.receptance.weight)
+        nn.init.zeros_(self.value.weight)
+
+    def forward(self, x: torch.Tensor, x_prev: torch.Tensor | None = None):
+        """``x`` ``[T, B, C]`` -> output ``[T, B, C]`` and ``x[-1]`` (the next call's token-shift input)."""
+        xx = token_shift(x, x_prev)
+        k = torch.square(torch.relu(self.key(_mix(x, xx, self.time_mix_k))))
+        r = torch.sigmoid(self.receptance(_mix(x, xx, self.time_mix_r)))
+        return r * self.value(k), x[-1]
+
+
+class RWKVBlock(StatefulModule):
+    """Pre-LayerNorm residual RWKV-4 block, spiking (SpikeGPT) when ``spiking``: ``y, state = blk(x [T, B, C],
+    state)``. LIF on each branch output: ``tau_mem`` and ``dt`` in seconds, forward-Euler decay (SpikingJelly's
+    discretisation: tau = 2 steps gives beta = 0.5), input scaled by ``1 - beta``, ``v_th``, hard reset."""
+
+    def __init__(self, channels: int, layer_id: int = 0, n_layer: int = 1, *, hidden: int | None = None,
+                 spiking: bool = True, tau_mem: float = 2e-3, dt: float = 1e-3, v_th: float = 1.0,
+                 surrogate: sg.Surrogate = SPIKEGPT_SURROGATE, backend: str = "auto") -> None:
+        super().__init__()
+        self.channels, self.layer_id, self.spiking = channels, layer_id, bool(spiking)
+        self.ln0 = nn.LayerNorm(channels) if layer_id == 0 else None
+        self.ln1 = nn.LayerNorm(channels)
+        self.ln2 = nn.LayerNorm(channels)
+        self.att = RWKVTimeMix(channels, layer_id, n_layer, backend=backend)
+        self.ffn = RWKVChannelMix(channels, hidden, layer_id, n_layer)
+        self.beta = float(decay_from_tau(tau_mem, dt, "euler"))
+        self.tau_mem, self.dt = float(tau_mem), float(dt)
+        if self.spiking:
+            self.lif_att = LIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
+            self.lif_ffn = LIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
+
+    def _branch(self, lif_name: str, y: torch.Tensor, v: torch.Tensor | None):
+        if not self.spiking:
+            return y, v
+        z, st = getattr(self, lif_name)(y * (1 - self.beta), None if v is None else LIFState(v))
+        return z, st.v
+
+    def forward(self, x: torch.Tensor, state: RWKVBlockState | None = None):
+        """The residual stream ``x`` ``[T, B, C]`` through the block; returns it and the block's new state."""
+        if self.ln0 is not None:
+            x = self.ln0(x)
+        s = state
+        wkv_in = None if s is None else WKVState(s.wkv_a, s.wkv_b, s.wkv_p)
+        y, (att_x, wkv) = self.att(self.ln1(x), None if s is None else s.att_x, wkv_in)
+        y, v_att = self._branch("lif_att", y, None if s is None else s.v_att)
+        x = x + y
+        y, ffn_x = self.ffn(self.ln2(x), None if s is None else s.ffn_x)
+        y, v_ffn = self._branch("lif_ffn", y, None if s is None else s.v_ffn)
+        x = x + y
+        zero = torch.zeros_like(att_x)
+        return x, RWKVBlockState(att_x, wkv.a, wkv.b, wkv.p, ffn_x, zero if v_att is None else v_att,
+                                 zero if v_ffn is None else v_ffn)
+
+
+class SpikingEmbedding(nn.Module):
+    """Token embedding followed by a Heaviside spike (``z = emb > 0``; ATan(alpha = 2) surrogate backward), the
+    binary input layer of SpikeGPT; ``spiking=False`` gives the plain embedding. Time-first ids ``[T, B]`` ->
+    ``[T, B, C]``.
+    Initialised uniform in +-1e-4 (RWKV-4's embedding scale, specs/models.md §1)."""
+
+    def __init__(self, vocab: int, channels: int, *, spiking: bool = True,
+                 surrogate: sg.Surrogate = SPIKEGPT_SURROGATE) -> None:
+        super().__init__()
+        self.vocab, self.spiking, self.surrogate = vocab, bool(spiking), surrogate
+        self.weight = nn.Parameter(torch.empty(vocab, channels))
+        nn.init.uniform_(self.weight, -1e-4, 1e-4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Token ids ``[T, B]`` -> binary spikes (or embeddings) ``[T, B, C]``."""
+        x = F.embedding(ids, self.weight)
+        return sg.spike(x, self.surrogate) if self.spiking else x
+
+
+class _L2Wrap(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, loss, logits):  # type: ignore[override]
+        ctx.save_for_backward(logits)
+        return loss
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        (logits,) = ctx.saved_tensors
+        factor = 1e-4 / (logits.numel() // logits.shape[-1])
+        mx, ids = logits.max(-1, keepdim=True)
+        return grad, torch.zeros_like(logits).scatter_(-1, ids, mx * factor)
+
+
+def l2wrap(loss: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
+    """RWKV's L2Wrap: returns ``loss`` unchanged and adds ``1e-4 / (tokens) * max_logit`` to the gradient of each
+    token's largest logit, which keeps the logits small (RWKV-LM ``model.py``; specs/models.md §1)."""
+    return _L2Wrap.apply(loss, logits)

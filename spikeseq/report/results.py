@@ -1,0 +1,259 @@
+"""README results tables generated from the artifacts under ``results/``.
+
+Every README number of a results table lives in a JSON artifact ``results/<family>/<recipe>-s<seed>.json``
+(written by ``spikeseq train`` for a recipe with a ``[results]`` section, see :mod:`spikeseq.train.results`; or
+converted from an older report with its provenance kept). Artifacts name the ``table`` they belong to and their
+row ``label``; the artifacts of one label and ``producer`` (different seeds) form one row, so numbers of a
+retired script and of ``spikeseq train`` are never averaged together. The README holds each table between
+markers::
+
+    <!-- results:lmu-har -->
+    | ... generated ... |
+    <!-- /results -->
+
+:func:`update_readme` rewrites the blocks from the artifacts, :func:`check_readme` lists the blocks that differ
+(``spikeseq results table --check``; a test runs it on the repository).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from spikeseq.errors import ConfigError
+
+BLOCK = re.compile(r"(<!-- results:(?P<table>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
+
+
+#: Benchmark records (``spikeseq bench ...`` results) are ``results/**/bench_*.json``; every other JSON file under
+#: ``results/`` is a training artifact.
+BENCH_GLOB = "bench_*.json"
+BENCH_KEYS = ("command", "machine")
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"{path}: corrupt JSON ({e}); restore it from git or re-run its command") from None
+
+
+def load_bench(root: str | Path) -> list[dict[str, Any]]:
+    """All benchmark records under ``root`` (sorted by path), each with its ``_path``; each must say the command
+    that wrote it and the machine it ran on."""
+    out = []
+    for path in sorted(Path(root).rglob(BENCH_GLOB)):
+        rec = _read(path)
+        for key in BENCH_KEYS:
+            if key not in rec:
+                raise ConfigError(f"{path}: a benchmark record needs {key!r}; re-run the spikeseq bench command")
+        rec["_path"] = str(path)
+        out.append(rec)
+    return out
+
+
+def load(root: str | Path) -> list[dict[str, Any]]:
+    """All training artifacts under ``root`` (sorted by path; benchmark records excluded), each with its
+    ``_path``."""
+    root = Path(root)
+    if not root.is_dir():
+        raise ConfigError(f"results folder not found: {root}")
+    out = []
+    for path in sorted(root.rglob("*.json")):
+        if path.match(BENCH_GLOB):
+            continue
+        try:
+            art = json.loads(path.read_text())
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"{path}: corrupt JSON ({e}); restore it from git or re-run its recipe") from None
+        for key in ("table", "label", "seed", "metrics"):
+            if key not in art:
+                raise ConfigError(f"{path}: not a result artifact (no {key!r}); see spikeseq.train.results")
+        art["_path"] = str(path)
+        out.append(art)
+    return out
+
+
+# --- formatting ---------------------------------------------------------------------------------------------------
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}"
+
+
+def _sig(v: float | None) -> str:
+    """Three significant digits, engineering-free: 1.45e6, 2826, 12.5."""
+    if v is None:
+        return "n/a"
+    if v == 0:
+        return "0"
+    if abs(v) >= 1e4:
+        mant, exp = f"{v:.2e}".split("e")
+        return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
+    if abs(v) >= 100:
+        return f"{v:.0f}"
+    return f"{v:.3g}"
+
+
+def _mean(rows: list[dict], key: str) -> float | None:
+    vals = [r["metrics"].get(key) for r in rows]
+    vals = [v for v in vals if v is not None]
+    return statistics.fmean(vals) if vals else None
+
+
+def _acc(rows: list[dict]) -> str:
+    accs = [r["metrics"]["test_acc"] for r in rows]
+    if len(accs) == 1:
+        return f"{_pct(accs[0])}%"
+    return f"{_pct(statistics.fmean(accs))}% ({', '.join(_pct(a) for a in accs)})"
+
+
+def _acc_std(rows: list[dict]) -> str:
+    accs = [r["metrics"]["test_acc"] for r in rows]
+    std = statistics.stdev(accs) if len(accs) > 1 else 0.0
+    return f"{_pct(statistics.fmean(accs))} ± {_pct(std)}%"
+
+
+def _sparsity(rows: list[dict]) -> str:
+    v = _mean(rows, "activation_sparsity")
+    spiking = any((r["metrics"].get("eff_acs") or 0) > 0 for r in rows)
+    return "n/a (non-spiking)" if not spiking or v is None else f"{v:.3f}"
+
+
+def _params(rows: list[dict]) -> str:
+    p = rows[0]["metrics"]["params"]
+    return f"{round(p / 1000)}k" if p >= 1000 else str(p)
+
+
+def _joules(pj: float) -> str:
+    """Energy in pJ written with a readable unit: 97.6 nJ, 6.88 µJ."""
+    for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
+        if abs(pj) >= scale:
+            return f"{pj / scale:.3g} {unit}"
+    return f"{pj:.3g} pJ"
+
+
+def _energy(table: str, both: bool = False) -> Callable[[list[dict]], str]:
+    """Mean energy per inference on a hardware table (``both``: memory terms on / off)."""
+
+    def fmt(rows: list[dict]) -> str:
+        vals = [r["metrics"].get("energy_pj", {}).get(table) for r in rows]
+        on = [v["memory_on"] for v in vals if v and v.get("memory_on") is not None]
+        off = [v["memory_off"] for v in vals if v and v.get("memory_off") is not None]
+        if not on:
+            return "n/a"
+        if not both:
+            return _joules(statistics.fmean(on))
+        return f"{_joules(statistics.fmean(on))} / {_joules(statistics.fmean(off))}"
+    return fmt
+
+
+@dataclass(frozen=True)
+class Table:
+    """A README table: the headers its labels fill (``label`` split at `` | ``) and the computed columns.
+
+    ``select``: which artifacts form the table; ``None``: those whose ``table`` names it."""
+
+    label_headers: tuple[str, ...]
+    columns: tuple[tuple[str, Callable[[list[dict]], str]], ...]
+    select: Callable[[dict], bool] | None = None
+
+
+def _has_energy(art: dict) -> bool:
+    return art.get("producer") == "spikeseq train" and bool(art["metrics"].get("energy_pj"))
+
+
+TABLES: dict[str, Table] = {
+    "lmu-har": Table(("model", "dataset"), (
+        ("seeds", lambda rs: str(len(rs))),
+        ("test acc (per seed)", _acc),
+        ("activation sparsity", _sparsity),
+        ("eff. AC / sample", lambda rs: _sig(_mean(rs, "eff_acs"))),
+        ("eff. MAC / sample", lambda rs: _sig(_mean(rs, "eff_macs"))),
+        ("params", _params),
+    )),
+    "delays-temporal": Table(("delays",), (
+        ("seeds", lambda rs: ", ".join(str(r["seed"]) for r in rs)),
+        ("test acc per seed", lambda rs: ", ".join(f"{_pct(r['metrics']['test_acc'])}%" for r in rs)),
+        ("mean ± std", _acc_std),
+        ("eff. AC / sample", lambda rs: _sig(_mean(rs, "eff_acs"))),
+        ("activation sparsity", _sparsity),
+    )),
+    "energy": Table(("row",), (
+        ("recipe", lambda rs: f"`{rs[0].get('family')}/{rs[0].get('recipe')}`"),
+        ("data", lambda rs: str(rs[0].get("config", {}).get("data", {}).get("name", "?"))),
+        ("seeds", lambda rs: str(len(rs))),
+        ("test acc", _acc),
+        ("dense MACs", lambda rs: _sig(_mean(rs, "dense_macs"))),
+        ("eff. ACs", lambda rs: _sig(_mean(rs, "eff_acs"))),
+        ("eff. MACs", lambda rs: _sig(_mean(rs, "eff_macs"))),
+        ("act. sparsity", _sparsity),
+        ("Horowitz 45 nm (mem on / off)", _energy("horowitz45nm", both=True)),
+        ("Loihi", _energy("loihi")),
+        ("SpiNNaker 2", _energy("spinnaker2")),
+        ("TrueNorth", _energy("truenorth")),
+    ), select=_has_energy),
+}
+
+
+def render(table: str, artifacts: list[dict[str, Any]]) -> str:
+    """The Markdown table ``table`` from the artifacts that name it (rows in order of first appearance)."""
+    if table not in TABLES:
+        raise ConfigError(f"unknown results table {table!r}; known tables: {', '.join(TABLES)}")
+    spec = TABLES[table]
+    rows: dict[tuple[str, str], list[dict]] = {}
+    for art in artifacts:
+        if spec.select(art) if spec.select is not None else art["table"] == table:
+            label = art["label"] if spec.select is None else " ".join(art["label"].split(" | "))
+            rows.setdefault((label, art.get("producer", "unknown")), []).append(art)
+    if not rows:
+        raise ConfigError(f"no artifact under results/ names the table {table!r}")
+    headers = [*spec.label_headers, *(h for h, _ in spec.columns), "produced by"]
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    for (label, producer), rs in sorted(rows.items(), key=lambda kv: (kv[0][1] != "spikeseq train", kv[0])):
+        rs = sorted(rs, key=lambda r: r["seed"])
+        cells = [c.strip() for c in label.split("|")] if spec.select is None else [label]
+        if len(cells) != len(spec.label_headers):
+            raise ConfigError(f"{rs[0]['_path']}: label {label!r} must have {len(spec.label_headers)} part(s) "
+                              f"separated by ' | ' ({', '.join(spec.label_headers)})")
+        lines.append("| " + " | ".join([*cells, *(fn(rs) for _, fn in spec.columns), f"`{producer}`"]) + " |")
+    n = sum(len(rs) for rs in rows.values())
+    lines.append("")
+    lines.append(f"<sub>Generated by `spikeseq results table` from {n} artifact(s) under `results/` (table "
+                 f"`{table}`); do not edit by hand.</sub>")
+    return "\n".join(lines) + "\n"
+
+
+def _replace(text: str, artifacts: list[dict[str, Any]]) -> tuple[str, list[str]]:
+    changed: list[str] = []
+
+    def sub(m: re.Match) -> str:
+        body = render(m.group("table"), artifacts)
+        if body != m.group("body"):
+            changed.append(m.group("table"))
+        return m.group(1) + body + m.group(4)
+
+    return BLOCK.sub(sub, text), changed
+
+
+def update_readme(readme: str | Path, root: str | Path) -> list[str]:
+    """Regenerate every results block of ``readme`` from ``root``; returns the tables that changed."""
+    from spikeseq.report.build import atomic_write
+
+    readme = Path(readme)
+    text, changed = _replace(readme.read_text(), load(root))
+    if changed:
+        atomic_write(readme, text.encode("utf-8"))
+    return changed
+
+
+def check_readme(readme: str | Path, root: str | Path) -> list[str]:
+    """The results blocks of ``readme`` that differ from what ``root`` generates (empty: in sync)."""
+    text = Path(readme).read_text()
+    if not BLOCK.search(text):
+        raise ConfigError(f"{readme} has no <!-- results:NAME --> ... <!-- /results --> block")
+    return _replace(text, load(root))[1]

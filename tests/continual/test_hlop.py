@@ -1,0 +1,192 @@
+"""HLOP plug-in: hooks on real spikeseq models, projection exactness, eval unchanged, resume, bad input."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import torch
+from torch import nn
+
+from spikeseq.continual import HLOP, HLOPConfig
+from spikeseq.errors import ConfigError, ParameterError
+from spikeseq.functional.plasticity import principal_angles
+from spikeseq.models.lifnet import RSNN, SNNMLP
+from spikeseq.nn import LIF, Sequential
+
+
+def _mlp() -> SNNMLP:
+    torch.manual_seed(0)
+    return SNNMLP(12, 4, hidden=[16], tau_mem=0.01, dt=1e-3, v_th=0.5)
+
+
+def _batch(t: int = 6, b: int = 8, n: int = 12, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.rand(t, b, n, generator=g) * 2, torch.randint(0, 4, (b,), generator=g)
+
+
+def _step(model, opt, x, y):
+    out, _ = model(x)
+    loss = nn.functional.cross_entropy(out.mean(0), y)
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+
+
+def test_projected_update_is_orthogonal_to_old_subspace():
+    model = _mlp()
+    hlop = HLOP(model, HLOPConfig(layers=["layers.1", "layers.3"], k_init=4, k_inc=3, iterations=2))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    hlop.begin_task(0)
+    for s in range(3):
+        _step(model, opt, *_batch(seed=s))
+    hlop.end_task()
+    hlop.begin_task(1)
+    opt = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.05, momentum=0.9)
+    w0 = {n: model.get_submodule(n).weight.detach().clone() for n in ("layers.1", "layers.3")}
+    for s in range(3):
+        _step(model, opt, *_batch(seed=10 + s))
+    for n in ("layers.1", "layers.3"):
+        dw = model.get_submodule(n).weight.detach() - w0[n]
+        q = hlop.spaces[n].basis
+        assert q.shape[0] == 4 and float(dw.norm()) > 1e-3  # it learned something
+        assert float((dw @ q.t()).abs().max() / dw.norm()) < 1e-5
+    assert hlop.spaces["layers.1"].k == 7 and hlop.spaces["layers.1"].n_old == 4
+    assert not model[1].bias.requires_grad  # 1-D parameters frozen after the first task (the paper)
+
+
+def test_input_gradients_and_outputs_unchanged():
+    model = _mlp()
+    plain = copy.deepcopy(model)
+    hlop = HLOP(model, HLOPConfig(layers=["layers.1", "layers.3"], k_init=4, k_inc=2, freeze_1d=False))
+    hlop.begin_task(0)
+    hlop.end_task()
+    hlop.begin_task(1)
+    x, y = _batch()
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    oa, _ = model(xa)
+    ob, _ = plain(xb)
+    assert torch.equal(oa, ob)
+    nn.functional.cross_entropy(oa.mean(0), y).backward()
+    nn.functional.cross_entropy(ob.mean(0), y).backward()
+    assert torch.equal(xa.grad, xb.grad)
+    g, gp = model[1].weight.grad, plain[1].weight.grad
+    q = hlop.spaces["layers.1"].basis
+    assert torch.allclose(g, gp - (gp @ q.t()) @ q, atol=1e-6)
+
+
+def test_eval_runs_no_hook_and_learns_nothing():
+    model = _mlp()
+    hlop = HLOP(model, HLOPConfig(layers=["layers.1"], k_init=4))
+    hlop.begin_task(0)
+    h0 = hlop.spaces["layers.1"].h.clone()
+    model.eval()
+    with torch.no_grad():
+        model(_batch()[0])
+    assert torch.equal(hlop.spaces["layers.1"].h, h0)
+    model.train()
+    model(_batch()[0])
+    assert not torch.equal(hlop.spaces["layers.1"].h, h0)
+
+
+def test_hebbian_rate_input_of_a_time_folded_layer():
+    """The first Linear sees [T*B, n] (time folded); the rate input is the per-sample mean over T."""
+    model = _mlp()
+    hlop = HLOP(model, HLOPConfig(layers=["layers.1"], k_init=3, input="rate"))
+    seen = []
+    hlop.update = lambda name, x: seen.append(x)
+    hlop.begin_task(0)
+    x, _ = _batch()
+    model(x)
+    assert len(seen) == 1 and torch.allclose(seen[0], x.mean(0))
+
+
+def test_recurrent_weights_and_conv_layers():
+    torch.manual_seed(0)
+    rsnn = RSNN(5, 3, hidden=10, tau_mem=0.05, dt=0.01, v_th=0.3)
+    hlop = HLOP(rsnn, HLOPConfig(layers=["layers.0.fc", "layers.0.rec"], k_init=3, input="step"))
+    seen = {}
+    hlop.update = lambda name, x: seen.__setitem__(name, x)
+    hlop.begin_task(0)
+    x = torch.rand(7, 4, 5) * 3
+    rsnn(x)
+    assert seen["layers.0.rec"].shape == (7 * 4, 10) and seen["layers.0.fc"].shape == (7 * 4, 5)
+    assert torch.equal(seen["layers.0.fc"], x.reshape(-1, 5))
+
+    conv = Sequential(nn.Conv2d(2, 3, 3, padding=1), LIF(tau_mem=0.01, dt=1e-3), nn.Flatten(),
+                      nn.Linear(3 * 6 * 6, 2))
+    hc = HLOP(conv, HLOPConfig(layers=["layers.0", "layers.3"], k_init=4, input="step", freeze_1d=False))
+    hc.begin_task(0)
+    conv(torch.rand(3, 2, 2, 6, 6))
+    hc.end_task()
+    hc.begin_task(1)
+    out, _ = conv(torch.rand(3, 2, 2, 6, 6))
+    out.sum().backward()
+    gw = conv[0].weight.grad.flatten(1)
+    q = hc.spaces["layers.0"].basis
+    assert q.shape == (4, 18) and float((gw @ q.t()).abs().max()) < 1e-6 * max(1.0, float(gw.norm()))
+
+
+def test_checkpoint_resume_continues_identically():
+    def run(split: bool):
+        model = _mlp()
+        hlop = HLOP(model, HLOPConfig(layers=["layers.1", "layers.3"], k_init=4, k_inc=2))
+        opt = torch.optim.SGD(model.parameters(), lr=0.2)
+        hlop.begin_task(0)
+        _step(model, opt, *_batch(seed=0))
+        hlop.end_task()
+        hlop.begin_task(1)
+        _step(model, opt, *_batch(seed=1))
+        if split:
+            st = copy.deepcopy((model.state_dict(), opt.state_dict(), hlop.state_dict()))
+            hlop.detach()
+            model = _mlp()
+            opt = torch.optim.SGD(model.parameters(), lr=0.2)
+            hlop = HLOP(model, HLOPConfig(layers=["layers.1", "layers.3"], k_init=4, k_inc=2))
+            model.load_state_dict(st[0])
+            opt.load_state_dict(st[1])
+            hlop.load_state_dict(st[2])
+        _step(model, opt, *_batch(seed=2))
+        return model.state_dict(), hlop.state_dict()
+
+    (ma, ha), (mb, hb) = run(False), run(True)
+    for k in ma:
+        assert torch.equal(ma[k], mb[k]), k
+    for k in ha["spaces"]:
+        assert torch.equal(ha["spaces"][k]["h"], hb["spaces"][k]["h"])
+    assert ha["frozen"] == hb["frozen"]
+
+
+def test_bad_input_errors():
+    model = _mlp()
+    with pytest.raises(ConfigError, match="not a weighted layer"):
+        HLOP(model, HLOPConfig(layers=["layers.2"]))  # a LIF population
+    with pytest.raises(ConfigError, match="no layer named"):
+        HLOP(model, HLOPConfig(layers=["layers.9"]))
+    with pytest.raises(ParameterError, match="n = 12 input dimensions"):
+        HLOP(model, HLOPConfig(layers=["layers.1"], k_init=13))
+    hlop = HLOP(model, HLOPConfig(layers=["layers.1"], k_init=10, k_inc=3))
+    hlop.begin_task(0)
+    hlop.end_task()
+    with pytest.raises(ParameterError, match=r"would get 13 subspace neurons"):
+        hlop.begin_task(1)
+    with pytest.raises(ConfigError, match="in order"):
+        HLOP(_mlp(), HLOPConfig(layers=["layers.1"], k_init=2)).begin_task(1)
+
+
+def test_hebbian_subspace_matches_pca_of_the_same_inputs():
+    """Rate inputs of the first layer of a spiking MLP, through the hooks: < 5 degrees from their PCA subspace."""
+    model = _mlp()
+    g = torch.Generator().manual_seed(5)
+    mix = torch.linalg.qr(torch.randn(12, 3, generator=g))[0].t()
+    xs = [torch.randn(2, 128, 3, generator=g) * torch.tensor([3.0, 2.5, 2.0]) @ mix
+          + 0.1 * torch.randn(2, 128, 12, generator=g) for _ in range(30)]
+    hlop = HLOP(model, HLOPConfig(layers=["layers.1"], k_init=3, lr=0.05, iterations=10))
+    hlop.begin_task(0)
+    for x in xs:
+        model(x)
+    ref = torch.cat([x.mean(0) for x in xs])
+    from spikeseq.functional.plasticity import principal_subspace
+
+    angles = torch.rad2deg(principal_angles(hlop.spaces["layers.1"].h, principal_subspace(ref, 3)))
+    assert float(angles.max()) < 5.0

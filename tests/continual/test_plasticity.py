@@ -1,0 +1,95 @@
+"""Oja subspace rule and projection helpers (spikeseq.functional.plasticity): known answers and convergence."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from spikeseq.errors import ParameterError, ShapeError
+from spikeseq.functional import plasticity as fp
+
+
+def test_delta_known_answer():
+    h = torch.tensor([[1.0, 0.0]], dtype=torch.float64)
+    x = torch.tensor([[2.0, 1.0], [0.0, 3.0]], dtype=torch.float64)
+    # sample 1: y = 2, x_hat = [2, 0], y (x - x_hat) = [0, 2]; sample 2: y = 0 -> 0; batch mean [0, 1]
+    assert torch.equal(fp.oja_subspace_delta(h, x), torch.tensor([[0.0, 1.0]], dtype=torch.float64))
+
+
+def test_spike_quantise_known_answer():
+    y = torch.tensor([5.3, -25.0, 0.2])
+    # S = 20, T_l = 40: 5.3/20*40 = 10.6 -> 11 -> 5.5; -25 clamps to -20; 0.2*2 = 0.4 -> 0
+    assert torch.equal(fp.spike_quantise(y, 20.0, 40.0), torch.tensor([5.5, -20.0, 0.0]))
+
+
+def test_step_momentum_clamp_and_fixed_rows():
+    h = torch.tensor([[1.0, 0.0], [0.0, 0.5]], dtype=torch.float64)
+    m = torch.zeros_like(h)
+    x = torch.tensor([[0.0, 100.0]], dtype=torch.float64)
+    h2, m2 = fp.oja_subspace_step(h, m, x, lr=0.1, plastic_from=1, iterations=1)
+    # row 1: y = 50, x_hat = [0, 25] (row 0 gives y = 0), delta = 50 * [0, 75] = 3750 -> clamp 10
+    assert torch.equal(h2[0], h[0]) and torch.equal(m2[0], m[0])
+    assert torch.allclose(m2[1], torch.tensor([0.0, 0.1 * 10.0], dtype=torch.float64))
+    assert torch.allclose(h2[1], torch.tensor([0.0, 0.5 + 0.1 * 1.0], dtype=torch.float64))
+
+
+def test_principal_angles_known_answer():
+    a = torch.tensor([[1.0, 0.0, 0.0]], dtype=torch.float64)
+    th = 0.3
+    b = torch.tensor([[math.cos(th), math.sin(th), 0.0]], dtype=torch.float64)
+    assert torch.allclose(fp.principal_angles(a, b), torch.tensor([th], dtype=torch.float64))
+    plane = torch.tensor([[1.0, 0, 0], [0, 1.0, 0]], dtype=torch.float64)
+    assert torch.allclose(fp.principal_angles(plane, 3 * plane.flip(0)), torch.zeros(2, dtype=torch.float64),
+                          atol=1e-7)
+
+
+def _synthetic(n_batches: int, n: int = 32, k: int = 4, batch: int = 64, seed: int = 0) -> torch.Tensor:
+    g = torch.Generator().manual_seed(seed)
+    basis = torch.linalg.qr(torch.randn(n, k, generator=g))[0].t()
+    z = torch.randn(n_batches * batch, k, generator=g) * torch.linspace(3.0, 1.5, k)
+    return z @ basis + 0.1 * torch.randn(n_batches * batch, n, generator=g)
+
+
+def test_oja_converges_to_pca_subspace_synthetic():
+    n, k, bs = 32, 4, 64
+    x = _synthetic(200, n, k, bs)
+    h = torch.linalg.qr(torch.randn(n, k, generator=torch.Generator().manual_seed(1)))[0].t().contiguous()
+    m = torch.zeros_like(h)
+    for i in range(200):
+        h, m = fp.oja_subspace_step(h, m, x[i * bs:(i + 1) * bs], lr=0.01)
+    angles = torch.rad2deg(fp.principal_angles(h, fp.principal_subspace(x, k)))
+    assert float(angles.max()) < 5.0
+    assert float((h @ h.t() - torch.eye(k)).abs().max()) < 1e-2  # fixed point: orthonormal rows
+
+
+def test_new_rows_learn_the_residual_subspace():
+    """Old rows fixed on the top-2 directions; 2 new rows converge to the next 2 principal directions."""
+    n, k, bs = 32, 4, 64
+    x = _synthetic(300, n, k, bs, seed=2)
+    ref = fp.principal_subspace(x, k)
+    h = torch.cat([ref[:2], torch.linalg.qr(torch.randn(n, 2, generator=torch.Generator().manual_seed(3)))[0].t()])
+    h, m = h.contiguous(), torch.zeros(k, n)
+    for i in range(300):
+        h, m = fp.oja_subspace_step(h, m, x[i * bs:(i + 1) * bs], lr=0.01, plastic_from=2)
+    assert torch.equal(h[:2], ref[:2])
+    assert float(torch.rad2deg(fp.principal_angles(h[2:], ref[2:])).max()) < 5.0
+
+
+def test_project_residual_is_orthogonal_to_basis():
+    g = torch.Generator().manual_seed(0)
+    q = fp.orthonormal_basis(torch.randn(5, 20, generator=g, dtype=torch.float64))
+    grad = torch.randn(7, 20, generator=g, dtype=torch.float64)
+    res = fp.project_residual(grad, q)
+    assert float((res @ q.t()).abs().max()) < 1e-12
+    assert torch.allclose(fp.project_residual(res, q), res)  # idempotent
+
+
+def test_bad_shapes_and_parameters():
+    with pytest.raises(ShapeError, match="columns of H"):
+        fp.oja_subspace_delta(torch.zeros(2, 3), torch.zeros(4, 5))
+    with pytest.raises(ParameterError, match="k must lie"):
+        fp.principal_subspace(torch.zeros(4, 3), 5)
+    with pytest.raises(ParameterError, match="plastic_from"):
+        fp.oja_subspace_step(torch.zeros(2, 3), torch.zeros(2, 3), torch.zeros(1, 3), lr=0.1, plastic_from=3)
