@@ -235,6 +235,11 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
                      "quantising, so input rounding is part of the measured disagreement")
     if target == "nir":
         notes.append("NIR file read back with from_nir and run with the float interpreter")
+        from spikeseq.export.nir import extension_message, extension_resets
+
+        ext = extension_resets(g)
+        if ext:
+            notes.append(extension_message(ext))
     return VerifyResult(
         target=target, artifact=str(artifact), extra_files=extra, dt=float(dt), steps=int(x.shape[0]),
         samples=int(x.shape[1]), layer_agreement=agree,
