@@ -14,7 +14,8 @@ For each scan (``lif_scan``, ``cuba_lif_scan``, ``alif_scan``, ``li_scan``) and 
 2. **time** forward and forward+backward (float32, median of ``--reps`` after warm-up, CUDA-synchronised) of the
    reference in eager mode, the reference under ``torch.compile`` and the Triton kernel, side by side in one run.
 
-Writes ``results/gpu/bench-gpu-<date>.json`` (``--out``): device, versions, sizes, every check (max errors, pass)
+Writes ``results/gpu/bench_gpu_<date>.json`` (``--out``; a benchmark record of :mod:`spikeseq.report.results`:
+``command``, ``machine``): device, versions, sizes, every check (max errors, pass)
 and every timing; exits 1 when a check fails. Without a CUDA device (or without triton) it refuses: a message on
 stderr, exit status 2, nothing written.
 """
@@ -186,7 +187,7 @@ def timing(op: str, t: int, b: int, n: int, reps: int, compile_: bool) -> dict:
 
 def _write(out_dir: Path, result: dict) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
-    path = out_dir / f"bench-gpu-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path = out_dir / f"bench_gpu_{time.strftime('%Y%m%d-%H%M%S')}.json"
     fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".tmp")
     with os.fdopen(fd, "w") as f:
         json.dump(result, f, indent=2)
@@ -223,7 +224,9 @@ def run(args: argparse.Namespace) -> int:
         r = timing(op, t, b, n, args.reps, not args.no_compile)
         times.append(r)
         print(f"time  {op:14s} " + "  ".join(f"{k} {v:.3f}" for k, v in r.items() if k.endswith("_ms")), flush=True)
-    result = {"command": ["spikeseq", "bench", "gpu", *sys.argv[3:]], "device": torch.cuda.get_device_name(0),
+    result = {"command": ["spikeseq", "bench", "gpu", *sys.argv[3:]],
+              "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
+              "device": torch.cuda.get_device_name(0),
               "capability": list(torch.cuda.get_device_capability(0)), "torch": torch.__version__,
               "triton": triton.__version__, "cuda": torch.version.cuda, "python": platform.python_version(),
               "sizes": {"T": t, "B": b, "N": n}, "checks": checks, "timings": times,

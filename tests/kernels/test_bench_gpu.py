@@ -32,4 +32,4 @@ def test_refusal_names_a_missing_triton(monkeypatch):
 def test_checks_pass_at_a_small_size_on_the_gpu(tmp_path):
     assert main(["bench", "gpu", "--T", "20", "--B", "4", "--N", "300", "--reps", "2", "--no-compile",
                  "--out", str(tmp_path)]) == 0
-    assert len(list(tmp_path.glob("bench-gpu-*.json"))) == 1
+    assert len(list(tmp_path.glob("bench_gpu_*.json"))) == 1
