@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -72,8 +73,11 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
         artifact = out_dir / ARTIFACTS[target]
         ensure_dir(artifact.parent)
         try:
-            res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout,
-                                    **getattr(lr.cfg.export, target))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout,
+                                        **getattr(lr.cfg.export, target))
+            _replay(caught, target)
         except SpikeseqError as e:
             results[target] = {"target": target, "error": str(e)}
             write_json(out_dir / f"{target}.json", results[target])
@@ -83,6 +87,21 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
         write_json(out_dir / f"{target}.json", results[target])
         write_text(out_dir / f"{target}.md", res.to_markdown())
     return results
+
+
+def _replay(caught: list, target: str) -> None:
+    """One plain line per distinct NIR extension warning (no source lines; the verification notes in the report
+    say the same); every other warning is re-issued as it was."""
+    from spikeseq.export.nir import NIRExtensionWarning
+
+    seen = set()
+    for w in caught:
+        if issubclass(w.category, NIRExtensionWarning):
+            if str(w.message) not in seen:
+                seen.add(str(w.message))
+                print(f"[export] {target}: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def run(args: argparse.Namespace) -> int:
