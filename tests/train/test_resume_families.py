@@ -35,6 +35,8 @@ TINY_LM: dict[str, dict] = {
     "egru_lm": {"vocab": 65, "embed": 8, "hidden": 8, "backend": "torch"},
     "gru_lm": {"vocab": 65, "embed": 8, "hidden": 8},
     "lstm_lm": {"vocab": 65, "embed": 8, "hidden": 8},
+    "spikegpt": {"size": "tiny", "vocab": 65, "n_embd": 8},
+    "rwkv4": {"size": "tiny", "vocab": 65, "n_embd": 8},
 }
 #: the delay model also names parameter groups and uses training hooks: exercise them in the resumed run
 TRAIN: dict[str, dict] = {
