@@ -16,13 +16,14 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
+
+from spikeseq.provenance import git_commit, git_dirty
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -42,13 +43,6 @@ def _rss_mb() -> float:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
 
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _rwkv_runner(model, tmpdir: str):
@@ -82,7 +76,8 @@ def run(args: argparse.Namespace) -> int:
             if p.dim() == 2:
                 p.normal_(0, 0.1)
     ours = model.step
-    result: dict = {"command": "spikeseq bench generation " + " ".join(sys.argv[3:]), "commit": _git_commit(),
+    result: dict = {"command": "spikeseq bench generation " + " ".join(sys.argv[3:]), "commit": git_commit(),
+                    "dirty": git_dirty(),
                     "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                                if k not in ("func",)},
                     "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__}}

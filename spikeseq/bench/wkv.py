@@ -31,7 +31,7 @@ import torch.nn.functional as F
 
 from spikeseq.functional import wkv_chunked, wkv_scan
 from spikeseq.kernels import wkv as wkv_dispatch
-from spikeseq.provenance import git_commit
+from spikeseq.provenance import git_commit, git_dirty
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -138,6 +138,7 @@ def run(args: argparse.Namespace) -> int:
     payload = {
         "command": "spikeseq bench wkv " + " ".join(sys.argv[3:]) if len(sys.argv) > 2 else "spikeseq bench wkv",
         "commit": git_commit(),
+        "dirty": git_dirty(),
         "config": {"T": args.T, "B": args.B, "C": args.C, "chunk": args.chunk, "reps": args.reps,
                    "threads": args.threads, "dtype": "float32"},
         "targets": {"reference_over_cpu": ">= 10", "block_over_projections_cpu": "<= 1.5"},

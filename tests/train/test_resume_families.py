@@ -33,9 +33,11 @@ TINY: dict[str, dict] = {
     "egru_lm": {"vocab": 10, "hidden": 8, "embed": 4},
     "gru_lm": {"vocab": 10, "hidden": 8, "embed": 4},
     "lstm_lm": {"vocab": 10, "hidden": 8, "embed": 4},
+    "spikegpt": {"size": "tiny", "vocab": 10, "n_embd": 8},
+    "rwkv4": {"size": "tiny", "vocab": 10, "n_embd": 8},
 }
 #: models of the language-modelling task train on token ids (the rest on the tiny classification data)
-LM = {"egru_lm", "gru_lm", "lstm_lm"}
+LM = {"egru_lm", "gru_lm", "lstm_lm", "spikegpt", "rwkv4"}
 #: the delay model also names parameter groups and uses training hooks: exercise them in the resumed run
 TRAIN: dict[str, dict] = {
     "delay_snn": {"scheduler": "onecycle", "groups": {"delays": {"lr": 0.1, "scheduler": "cosine"}},
