@@ -224,7 +224,7 @@ def run(args: argparse.Namespace) -> int:
         r = timing(op, t, b, n, args.reps, not args.no_compile)
         times.append(r)
         print(f"time  {op:14s} " + "  ".join(f"{k} {v:.3f}" for k, v in r.items() if k.endswith("_ms")), flush=True)
-    result = {"command": ["spikeseq", "bench", "gpu", *sys.argv[3:]],
+    result = {"command": " ".join(["spikeseq", "bench", "gpu", *sys.argv[3:]]),
               "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
               "device": torch.cuda.get_device_name(0),
               "capability": list(torch.cuda.get_device_capability(0)), "torch": torch.__version__,
