@@ -166,3 +166,25 @@ def test_read_net_rejects_foreign_files(tmp_path):
         f.create_group("node")
     with pytest.raises(DataError, match="no 'layer'"):
         read_net(tmp_path / "nir_like.h5")
+
+
+def test_net_file_declares_readouts_and_weight_scales(tmp_path):
+    """Each population layer carries its float-to-integer scale (slayer fixes 64; spikeseq picks one per
+    population) and whether it is a non-spiking readout; netx ignores HDF5 attributes, so the layout is unchanged."""
+    torch.manual_seed(0)
+    m = snn.Sequential(torch.nn.Linear(6, 8), snn.LIF(tau_mem=5e-3, dt=DT, reset="zero"), torch.nn.Linear(8, 3),
+                       snn.LI(tau_mem=1e-2, dt=DT))
+    e = write_net(trace(m, dt=DT), tmp_path / "m.net")
+    layers = read_net(e.path)
+    hidden, readout = layers[1]["attrs"], layers[2]["attrs"]
+    assert (hidden["spikeseq_population"], hidden["spikeseq_readout"]) == ("1_lif", False)
+    assert (readout["spikeseq_population"], readout["spikeseq_readout"]) == ("3_li", True)
+    for a in (hidden, readout):
+        assert a["spikeseq_weight_scale"] == e.graph.nodes[a["spikeseq_population"]].scale > 0
+    # float weights = integer weights / scale
+    w_int = layers[1]["weight"]
+    np.testing.assert_allclose(w_int / hidden["spikeseq_weight_scale"], m[0].weight.detach().numpy(),
+                               atol=1.0 / hidden["spikeseq_weight_scale"])
+    with h5py.File(e.path, "r") as f:
+        assert f.attrs["spikeseq_format"] == "netx" and "64" in f.attrs["spikeseq_semantics"]
+    assert check_netx_layout(e.path) == ["input", "dense", "dense"]
