@@ -44,6 +44,9 @@ class Backend:
     opt_in: str = ""     # environment variable that lets "auto" pick this backend ("" = always eligible)
 
 
+#: the environment variable that lets ``backend="auto"`` pick the (not yet GPU-validated) Triton backends
+TRITON_OPT_IN = "SPIKESEQ_TRITON"
+
 _REGISTRY: dict[str, dict[str, Backend]] = {}
 _WARNED: set[tuple[str, str]] = set()
 

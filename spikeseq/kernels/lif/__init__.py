@@ -13,7 +13,7 @@ from spikeseq.kernels import dispatch
 
 #: ``backend="auto"`` picks Triton only when this is 1 (or name ``backend="triton"``): the kernels are tested under
 #: ``TRITON_INTERPRET=1`` only, until ``spikeseq bench gpu`` has checked them on a GPU (results/gpu/).
-TRITON_OPT_IN = "SPIKESEQ_TRITON"
+TRITON_OPT_IN = dispatch.TRITON_OPT_IN
 
 
 def _register() -> None:
