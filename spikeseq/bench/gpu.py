@@ -4,15 +4,16 @@ Until this has run on a GPU (and its JSON is committed under ``results/gpu/``) t
 (``SPIKESEQ_TRITON=1`` or ``backend="triton"``; :mod:`spikeseq.kernels.lif`): the kernels are otherwise tested only
 under ``TRITON_INTERPRET=1`` on the CPU at small sizes.
 
-For each scan (``lif_scan``, ``cuba_lif_scan``, ``alif_scan``, ``li_scan``) and reset mode, at realistic sizes
-(default ``T=500, B=32, N=1024``) with per-neuron learnable parameters and a random initial state:
+For each scan (``lif_scan``, ``cuba_lif_scan``, ``alif_scan``, ``li_scan``) and reset mode, and for ``egru_scan``
+and ``wkv``, at realistic sizes (default ``T=500, B=32, N=1024``) with learnable parameters and a random initial
+state:
 
 1. **check** against the torch reference (:mod:`spikeseq.functional`) on the same GPU: outputs, final states and
    all gradients (input, initial state, every tensor parameter) of a random linear loss; float64 within
    ``--atol64`` (default 1e-9), float32 spikes identical and the rest within ``--atol32`` (default 1e-4; float32
    sums over 500 steps);
-2. **time** forward and forward+backward (float32, median of ``--reps`` after warm-up, CUDA-synchronised) of the
-   reference in eager mode, the reference under ``torch.compile`` and the Triton kernel, side by side in one run.
+2. **time** the LIF-family scans forward and forward+backward (float32, median of ``--reps`` after warm-up,
+   CUDA-synchronised): the reference in eager mode, under ``torch.compile`` and the Triton kernel, side by side.
 
 Writes ``results/gpu/bench_gpu_<date>.json`` (``--out``; a benchmark record of :mod:`spikeseq.report.results`:
 ``command``, ``machine``): device, versions, sizes, every check (max errors, pass)
@@ -86,48 +87,104 @@ def _state(op: str, b: int, n: int, dtype, dev, gen):
             "alif_scan": lambda: ALIFState(r(), r().abs()), "li_scan": lambda: LIState(r())}[op]()
 
 
-def _run(fn, x, state, params, seed=1):
-    """Outputs + final state and the gradients w.r.t. x, the state fields and the tensor params."""
-    leaf = lambda t: t.detach().clone().requires_grad_(True)  # noqa: E731
-    x = leaf(x)
-    st = type(state)(*(leaf(s) for s in state))
-    ps = {k: (leaf(v) if isinstance(v, torch.Tensor) else v) for k, v in params.items()}
-    y, new = fn(x, st, **ps)
-    gen = torch.Generator(device=x.device).manual_seed(seed)
-    loss = (y * torch.randn(y.shape, generator=gen, device=x.device, dtype=y.dtype)).sum()
-    for s in new:
-        loss = loss + (s * torch.randn(s.shape, generator=gen, device=x.device, dtype=s.dtype)).sum()
-    leaves = [x, *st, *[v for v in ps.values() if isinstance(v, torch.Tensor)]]
-    names = ["x", *[f"state.{f}" for f in state._fields], *[k for k, v in ps.items() if isinstance(v, torch.Tensor)]]
-    grads = torch.autograd.grad(loss, leaves, allow_unused=True)
-    outs = {"y": y, **{f"final.{f}": v for f, v in zip(new._fields, new)}}
-    return outs, dict(zip(names, grads))
-
-
-def check(op: str, reset: str, t: int, b: int, n: int, dtype, atol: float) -> dict:
-    """Triton vs the reference on the GPU: max |difference| of every output, final state and gradient."""
-    from spikeseq import kernels as K
-
-    dev = torch.device("cuda")
-    gen = torch.Generator().manual_seed(0)
-    x = (torch.randn(t, b, n, generator=gen, dtype=torch.float64) * 1.2 + 0.3).to(dev, dtype)
-    state = _state(op, b, n, dtype, dev, gen)
-    params = _params(op, reset, n, dtype, dev, gen)
-    ref = _run(lambda *a, **k: getattr(K, op)(*a, backend="torch", **k), x, state, params)
-    tri = _run(lambda *a, **k: getattr(K, op)(*a, backend="triton", **k), x, state, params)
+def compare(call, leaves: dict[str, torch.Tensor], atol: float, exact: tuple[str, ...] = ()) -> tuple[dict, bool]:
+    """``call(backend, leaves) -> {name: output tensor}`` on ``"torch"`` and ``"triton"`` with the same leaves: max
+    |difference| of every output and of the gradient of a random linear loss w.r.t. every leaf. Outputs named in
+    ``exact`` must be identical, the rest within ``atol``."""
+    got = {}
+    for backend in ("torch", "triton"):
+        ls = {k: v.detach().clone().requires_grad_(True) for k, v in leaves.items()}
+        outs = call(backend, ls)
+        dev = next(iter(ls.values())).device
+        gen = torch.Generator(device=dev).manual_seed(1)
+        loss = sum((o * torch.randn(o.shape, generator=gen, device=dev, dtype=o.dtype)).sum() for o in outs.values())
+        grads = torch.autograd.grad(loss, list(ls.values()), allow_unused=True)
+        got[backend] = ({k: o.detach() for k, o in outs.items()}, dict(zip((f"grad.{k}" for k in ls), grads)))
     errs, ok = {}, True
     for part in (0, 1):
-        for k, a in ref[part].items():
-            bb = tri[part][k]
+        for k, a in got["torch"][part].items():
+            bb = got["triton"][part][k]
             if (a is None) != (bb is None):
                 errs[k], ok = "missing on one side", False
                 continue
             if a is None:
                 continue
-            e = float((a - bb).abs().max())
+            e = float((a.double() - bb.double()).abs().max())
             errs[k] = e
-            exact = k == "y" and op != "li_scan" and dtype == torch.float32
-            ok &= (e == 0.0) if exact else (e <= atol)
+            ok &= (e == 0.0) if k in exact else (e <= atol)
+    return errs, bool(ok)
+
+
+def check_egru(t: int, b: int, n: int, dtype, atol: float, device: str = "cuda") -> dict:
+    """The Triton EGRU (forward kernel, PyTorch backward) against the reference: outputs, state, all gradients."""
+    from spikeseq import kernels as K
+    from spikeseq.functional.egru import EGRUState
+
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape, scale=1.0):
+        return (torch.randn(*shape, generator=g, dtype=torch.float64) * scale).to(device, dtype)
+
+    n_in = max(1, n // 4)
+    leaves = {"x": r(t, b, n_in), "c0": r(b, n, scale=0.3), "y0": r(b, n, scale=0.3).clamp(min=0),
+              "weight_ih": r(3 * n, n_in, scale=0.7 / n_in ** 0.5), "weight_hh": r(3 * n, n, scale=1 / n ** 0.5),
+              "bias_ih": r(3 * n, scale=0.1), "bias_hh": r(3 * n, scale=0.1),
+              "threshold": (torch.rand(n, generator=g, dtype=torch.float64) * 0.4).to(device, dtype)}
+
+    def call(backend, ls):
+        out, new = K.egru_scan(ls["x"], EGRUState(ls["c0"], ls["y0"]), backend=backend,
+                               **{k: v for k, v in ls.items() if k not in ("x", "c0", "y0")})
+        return {**{f"out.{i}": o for i, o in enumerate(out)}, "final.c": new.c, "final.y": new.y}
+
+    errs, ok = compare(call, leaves, atol)
+    return {"op": "egru_scan", "reset": "-", "dtype": str(dtype).replace("torch.", ""), "T": t, "B": b, "N": n,
+            "max_abs_error": errs, "atol": atol, "spikes_exact": False, "passed": ok}
+
+
+def check_wkv(t: int, b: int, n: int, dtype, atol: float, device: str = "cuda") -> dict:
+    """The Triton WKV against the reference ``wkv_scan``: output, final state, all gradients."""
+    from spikeseq import kernels as K
+    from spikeseq.functional import WKVState
+
+    g = torch.Generator().manual_seed(0)
+
+    def r(*shape):
+        return torch.randn(*shape, generator=g, dtype=torch.float64).to(device, dtype)
+
+    leaves = {"k": r(t, b, n), "v": r(t, b, n), "w": r(n).exp(), "u": r(n), "a0": r(b, n),
+              "b0": (torch.rand(b, n, generator=g, dtype=torch.float64) + 0.5).to(device, dtype), "p0": r(b, n)}
+
+    def call(backend, ls):
+        y, new = K.wkv(ls["k"], ls["v"], WKVState(ls["a0"], ls["b0"], ls["p0"]), w=ls["w"], u=ls["u"],
+                       backend=backend)
+        return {"y": y, **{f"final.{f}": v for f, v in zip(new._fields, new)}}
+
+    errs, ok = compare(call, leaves, atol)
+    return {"op": "wkv", "reset": "-", "dtype": str(dtype).replace("torch.", ""), "T": t, "B": b, "N": n,
+            "max_abs_error": errs, "atol": atol, "spikes_exact": False, "passed": ok}
+
+
+def check(op: str, reset: str, t: int, b: int, n: int, dtype, atol: float, device: str = "cuda") -> dict:
+    """Triton vs the reference on the GPU: max |difference| of every output, final state and gradient."""
+    from spikeseq import kernels as K
+
+    dev = torch.device(device)
+    gen = torch.Generator().manual_seed(0)
+    x = (torch.randn(t, b, n, generator=gen, dtype=torch.float64) * 1.2 + 0.3).to(dev, dtype)
+    state = _state(op, b, n, dtype, dev, gen)
+    params = _params(op, reset, n, dtype, dev, gen)
+    leaves = {"x": x, **{f"state.{f}": v for f, v in zip(state._fields, state)},
+              **{k: v for k, v in params.items() if isinstance(v, torch.Tensor)}}
+    opts = {k: v for k, v in params.items() if not isinstance(v, torch.Tensor)}
+
+    def call(backend, ls):
+        st = type(state)(*(ls[f"state.{f}"] for f in state._fields))
+        ps = {k: v for k, v in ls.items() if k != "x" and not k.startswith("state.")}
+        y, new = getattr(K, op)(ls["x"], st, backend=backend, **ps, **opts)
+        return {"y": y, **{f"final.{f}": v for f, v in zip(new._fields, new)}}
+
+    exact = ("y",) if op != "li_scan" and dtype == torch.float32 else ()
+    errs, ok = compare(call, leaves, atol, exact)
     return {"op": op, "reset": reset, "dtype": str(dtype).replace("torch.", ""), "T": t, "B": b, "N": n,
             "max_abs_error": errs, "atol": atol, "spikes_exact": dtype == torch.float32 and op != "li_scan",
             "passed": bool(ok)}
@@ -219,6 +276,12 @@ def run(args: argparse.Namespace) -> int:
                 print(f"check {op:14s} {reset:9s} {r['dtype']:8s} {'ok' if r['passed'] else 'FAILED'}  max err "
                       + ", ".join(f"{k} {v:.1e}" if isinstance(v, float) else f"{k} {v}"
                                   for k, v in r["max_abs_error"].items()), flush=True)
+    for name, fn in (("egru_scan", check_egru), ("wkv", check_wkv)):
+        for dtype, size, atol in ((torch.float64, (t, max(1, b // 4), n), args.atol64),
+                                  (torch.float32, (t, b, n), args.atol32)):
+            r = fn(*size, dtype, atol)
+            checks.append(r)
+            print(f"check {name:14s} {'-':9s} {r['dtype']:8s} {'ok' if r['passed'] else 'FAILED'}", flush=True)
     times = []
     for op in SCANS:
         r = timing(op, t, b, n, args.reps, not args.no_compile)
