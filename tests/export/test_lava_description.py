@@ -91,6 +91,7 @@ def test_description_fields_and_loihi_ranges(tmp_path):
     e = write_lava(g, tmp_path / "net.json")
     desc = json.loads(e.path.read_text())
     assert desc["format"] == FORMAT == "spikeseq-lava-process/1" and desc["dt"] == 1e-3
+    assert desc["run_extra_steps"] == 3     # input -> a -> b -> c: three hops (delays are the model's own timing)
     assert desc["inputs"] == [{"name": "input", "size": 3, "shape": [3], "payload": "spikes", "frac_bits": 0}]
     assert [p["name"] for p in desc["populations"]] == ["a", "b", "c"]
     assert {c["name"] for c in desc["connections"]} == {"w_in", "w_ab", "w_ba", "w_aa", "w_ac", "w_bc"}

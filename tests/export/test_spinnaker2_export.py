@@ -35,6 +35,9 @@ def test_description_and_script(tmp_path):
     e = write_spinnaker2(trace(m, dt=DT), tmp_path / "net.json")
     desc = json.loads(e.path.read_text())
     assert desc["format"] == "spikeseq-spinnaker2/1" and desc["dt"] == DT
+    # run length T + 2: input -> 0_fc -> 0_cubalif -> 1_affine -> 2_li is two projections deep (the recurrent
+    # projection does not lengthen it; the script used to run T + number of projections = T + 3)
+    assert desc["run_extra_steps"] == 2
     pops = {p["name"]: p for p in desc["populations"]}
     assert pops["input"]["neuron_model"] == "spike_list"
     cell = pops["0_cubalif"]
