@@ -22,8 +22,9 @@ reads; the code here knows no model or family::
     each = {stream = ["a", "b"]}              # optional: one row per combination, "{stream}" in label/files/paths
 
 Column keys: ``header``, ``path``, ``fmt`` (default ``"{}"``), ``scale`` (multiplies numbers), ``reduce``
-(``max`` / ``min`` / ``mean`` of a list value), ``agg`` and ``default`` (the cell text when the path is absent;
-without it an absent path is an error). ``mean_std`` is the mean and sample standard deviation over the files.
+(``max`` / ``min`` / ``mean`` of a list value), ``agg`` and ``default`` (the cell text when the path is absent
+or null; without it an absent path is an error and null is "n/a"). ``mean_std`` is the mean and sample standard
+deviation over the files.
 """
 
 from __future__ import annotations
@@ -116,7 +117,7 @@ def _value(rec: dict[str, Any], col: dict[str, Any], fill: dict[str, str], where
 def _fmt(col: dict[str, Any], v: Any) -> str:
     fmt = col.get("fmt", "{}")
     if v is None:
-        return "n/a"
+        return str(col.get("default", "n/a"))
     return NAMED_FORMATS[fmt](v) if fmt in NAMED_FORMATS else fmt.format(v)
 
 

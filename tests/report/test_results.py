@@ -111,7 +111,8 @@ def _spec_root(tmp: Path) -> Path:
             (area / "stream" / f"{method}_seed{seed}.json").write_text(json.dumps(
                 {"command": "c", "metrics": {"acc": acc, "times": [1.0, 3.0]}}))
     (area / "bench.json").write_text(json.dumps({"command": "spikeseq bench x", "machine": {}, "ratio": 2.345,
-                                                 "deg": [0.5, 4.25], "ok": True, "ops_ok": True}))
+                                                 "deg": [0.5, 4.25], "ok": True, "ops_ok": True,
+                                                 "target": None}))  # null: the column's default
     (area / "tables.toml").write_text('''
 [[table]]
 name = "area-acc"
