@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "results": ("spikeseq.report.cmd_results", "regenerate or check the README's results tables from results/"),
     "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile, wkv, egru"),
     "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
+    "generate": ("spikeseq.train.cmd_generate", "stream text from a language-model run in RNN mode"),
     "demo": ("spikeseq.train.cmd_demo", "the main job end to end on data available offline"),
 }
 

@@ -61,14 +61,15 @@ def nmnist(root: Path) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (see module docstring)."""
-    from spikeseq.train.rundir import _git_commit, write_json
+    from spikeseq.provenance import git_commit
+    from spikeseq.train.rundir import write_json
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("results/hlop/angles.json"))
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     root = Path(os.environ.get("SPIKESEQ_DATA", "")) / "nmnist" / "NMNIST"
-    res = {"commit": _git_commit(), "command": "python examples/hlop/angles.py", "synthetic_deg": synthetic()}
+    res = {"commit": git_commit(), "command": "python examples/hlop/angles.py", "synthetic_deg": synthetic()}
     if root.is_dir():
         res["nmnist_deg"] = nmnist(root)
     else:

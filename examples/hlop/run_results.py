@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from spikeseq.errors import ConfigError, NonFiniteError
-from spikeseq.train.rundir import _git_commit, read_json, versions, write_json, write_text
+from spikeseq.provenance import git_commit
+from spikeseq.train.rundir import read_json, versions, write_json, write_text
 from spikeseq.train.tasks import continual as C
 
 OUT = Path("results/hlop")
@@ -39,7 +40,7 @@ def run_one(recipe: str, method: str, seed: int, out: Path) -> Path:
         res = {"stream": cfg.stream.name, "acc": None, "bwt": None, "R": None, "train_time_s": None,
                "memory": None, "tasks": None, "setting": None, "error": f"diverged: {e}"}
     blob = {
-        "commit": _git_commit(), "command": f"spikeseq train {recipe} " + " ".join(f"--set {o}" for o in overrides),
+        "commit": git_commit(), "command": f"spikeseq train {recipe} " + " ".join(f"--set {o}" for o in overrides),
         "recipe": recipe, "config": conf,
         "config_hash": hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:16],
         "seed": seed, "versions": versions(), "wall_s": round(time.time() - t0, 1),

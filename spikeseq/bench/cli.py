@@ -12,9 +12,11 @@ BENCHES: dict[str, str] = {
     "delays": "DelayLinear vs the dcls package, integer inference path vs Gaussian training path",
     "interp": "event-driven interpreter cost vs number of events",
     "profile": "profiler overhead vs the plain forward pass",
+    "generation": "RNN-mode generation at batch 1: tokens/s (vs the rwkv package) and memory over a long stream",
     "wkv": "WKV forms (reference loop, chunked, fused C++) fwd+bwd vs each other and the block's matmul bound",
     "egru": "activity-sparse EGRU kernel vs the dense EGRU and torch.nn.GRU (fwd+bwd; pruned forward)",
     "hlop": "HLOP training-step overhead vs a plain step; inference outputs and op counts unchanged",
+    "gpu": "Triton kernels vs the reference on a real GPU (all gradients) and timings vs eager / torch.compile",
 }
 
 

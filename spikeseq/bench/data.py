@@ -168,6 +168,8 @@ def run(args: argparse.Namespace) -> int:
                   f"{r['model_s_per_batch']:>15.4f}{r['worker_cores_busy']:>19.2f}")
     torch.set_num_threads(threads)
     if args.json:
-        Path(args.json).write_text(json.dumps({"n_recordings": n_rec, "n_bins": args.n_bins, "times": rows,
-                                               "median": med, "speedup_vs_first": ratio, "feed": feed}, indent=2))
+        from spikeseq._atomic import write_text
+
+        write_text(args.json, json.dumps({"n_recordings": n_rec, "n_bins": args.n_bins, "times": rows,
+                                          "median": med, "speedup_vs_first": ratio, "feed": feed}, indent=2))
     return 0

@@ -35,18 +35,21 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Time plain vs HLOP training steps; check inference outputs and op counts are unchanged."""
+    from spikeseq import nn as snn
     from spikeseq import profile
     from spikeseq.continual import HLOP, HLOPConfig
-    from spikeseq.models.lifnet import SNNMLP
 
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(1)
     x = torch.poisson(torch.full((args.steps, args.batch, args.inputs), 0.3), generator=g)
     y = torch.randint(0, 10, (args.batch,), generator=g)
 
-    def make():
+    def make():  # a 2-hidden-layer LIF network of building blocks (layers.1/3/5 are its weighted layers)
         torch.manual_seed(0)
-        return SNNMLP(args.inputs, 10, hidden=[args.hidden, args.hidden], tau_mem=0.02, dt=1e-3)
+        return snn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(args.inputs, args.hidden), snn.LIF(tau_mem=0.02, dt=1e-3),
+            snn.SpikeLinear(args.hidden, args.hidden), snn.LIF(tau_mem=0.02, dt=1e-3),
+            snn.SpikeLinear(args.hidden, 10), snn.LI(tau_mem=0.02, dt=1e-3))
 
     plain, hl = make(), make()
     layers = ["layers.1", "layers.3", "layers.5"]
@@ -108,13 +111,24 @@ def run(args: argparse.Namespace) -> int:
     print(f"  inference with HLOP attached (eval): outputs identical: {same}; profiler op totals identical: "
           f"{same_ops}")
     if args.json:
-        from spikeseq.train.rundir import write_json
+        import json
+        import os
+        import platform
+        import sys
 
-        write_json(args.json, {"bench": "hlop", "shape": [args.steps, args.batch, args.inputs],
+        from spikeseq import _atomic
+        from spikeseq.provenance import git_commit
+
+        tail = sys.argv[sys.argv.index("hlop") + 1:] if "hlop" in sys.argv else []
+        machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+                   "threads": torch.get_num_threads()}
+        _atomic.write_text(args.json, json.dumps({"bench": "hlop", "command": " ".join(["spikeseq bench hlop", *tail]),
+                               "commit": git_commit(), "machine": machine,
+                               "shape": [args.steps, args.batch, args.inputs],
                                "hidden": args.hidden, "reps": args.reps, "threads": torch.get_num_threads(),
                                "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
                                "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
-                               "inference_ops_identical": same_ops, "ops": _totals(ca)})
+                               "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=2) + "\n")
     return 0
 
 

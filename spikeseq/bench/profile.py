@@ -93,7 +93,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"profile.count / forward (target < 2): wall {ratio:.2f}, CPU time {ratio_cpu:.2f} (CPU time is the "
           "fairer measure on a shared machine; wall time includes waiting for other processes)")
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as f:
-            json.dump({"median_wall_s": med, "median_cpu_s": med_cpu, "ratio_wall": ratio, "ratio_cpu": ratio_cpu,
-                       "reps": args.reps, "threads": torch.get_num_threads(), "shape": list(x.shape)}, f, indent=1)
+        from spikeseq._atomic import write_text
+
+        write_text(args.json, json.dumps({"median_wall_s": med, "median_cpu_s": med_cpu, "ratio_wall": ratio,
+                                          "ratio_cpu": ratio_cpu, "reps": args.reps,
+                                          "threads": torch.get_num_threads(), "shape": list(x.shape)}, indent=1))
     return 0

@@ -22,9 +22,7 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -33,8 +31,7 @@ import torch.nn.functional as F
 
 from spikeseq.functional import wkv_chunked, wkv_scan
 from spikeseq.kernels import wkv as wkv_dispatch
-
-DEFAULT_JSON = Path("results/spikegpt/bench_wkv.json")
+from spikeseq.provenance import git_commit, git_dirty
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -43,26 +40,16 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--B", type=int, default=8)
     parser.add_argument("--C", type=int, default=512)
     parser.add_argument("--chunk", type=int, default=32, help="chunk length of the chunked form")
-    parser.add_argument("--reps", type=int, default=5, help="repetitions of the fast forms (reference: 1 + reps//3)")
+    parser.add_argument("--reps", type=int, default=5,
+                        help="repetitions of the fast forms (reference: every third, from the first)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"JSON output (default {DEFAULT_JSON})")
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
+    parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
 
 
 def _write_json(path: Path, payload: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(payload, f, indent=2)
-    os.replace(tmp, path)
+    from spikeseq._atomic import write_text
+
+    write_text(path, json.dumps(payload, indent=2))
 
 
 def _inputs(T: int, B: int, C: int, seed: int = 0):
@@ -108,7 +95,7 @@ def measure(T: int, B: int, C: int, chunk: int, reps: int) -> dict:
     ref_out = None
     ref_every = 3
     for rep in range(reps + 1):  # the first round is a warm-up
-        if rep % ref_every == 0:
+        if rep == 0 or (rep - 1) % ref_every == 0:
             t0 = time.perf_counter()
             out = _fwd_bwd(wkv_scan, k, v, w, u, gy)
             if rep:
@@ -150,7 +137,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:32s} {v:8.2f}")
     payload = {
         "command": "spikeseq bench wkv " + " ".join(sys.argv[3:]) if len(sys.argv) > 2 else "spikeseq bench wkv",
-        "commit": _git_commit(),
+        "commit": git_commit(),
+        "dirty": git_dirty(),
         "config": {"T": args.T, "B": args.B, "C": args.C, "chunk": args.chunk, "reps": args.reps,
                    "threads": args.threads, "dtype": "float32"},
         "targets": {"reference_over_cpu": ">= 10", "block_over_projections_cpu": "<= 1.5"},
@@ -158,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
         "wall_s": round(time.time() - t0, 1),
         **res,
     }
-    _write_json(args.json, payload)
-    print(f"wrote {args.json}")
+    if args.json is not None:
+        _write_json(args.json, payload)
+        print(f"wrote {args.json}")
     return 0

@@ -13,10 +13,15 @@ atomically. Layout written (targets.md §2.1, from lava-dl ``netx/hdf5.py`` and 
         weight         float32 (out, in) / (Cout, Cin/groups, Kh, Kw) holding integers: even mantissas in
                        [-256, 254] times 2**weight_exp (netx's optimize_weight_bits recovers the exponent)
         weight_rec     float32 (out, out), same exponent as weight        (dense_rec)
-        bias           float32 (out,) holding integers: bias_mant (netx uses bias_exp = 6)       (optional)
+        bias           float32 holding integers: bias_mant (netx uses bias_exp = 6)              (optional)
+                       dense: (out,); conv: (Cout,) when uniform per channel, else (W, H, Cout) (netx's order)
         delay          float32 (out, in) holding integers in 0..62 (per-synapse delays)          (optional)
         neuron/        type="CUBA" (str), iDecay, vDecay (int64 in 0..4096), vThMant (int64 <= 131071),
                        refDelay=1 (int64), gradedSpike=False (bool)
+        attributes     spikeseq_population (name), spikeseq_readout (bool: a non-spiking readout of the model,
+                       read through v), spikeseq_weight_scale (float per population: float value = integer / scale;
+                       slayer fixes 64, lava-dl slayer/neuron/cuba.py ``scale=1 << 6``), spikeseq_weight_exp
+    file attributes    spikeseq_format="netx", spikeseq_semantics (a sentence; netx reads datasets only)
 
 netx is sequential (layer i feeds layer i+1): the graph must be a chain Input -> (synapse -> population)* with
 optional Flatten, where a population may also feed itself through one recurrent synapse (``dense_rec``).
@@ -42,6 +47,16 @@ from spikeseq.export.lava import write_lava
 from spikeseq.export.loihi_cores import DELAY_BITS, loihi_graph, map_cores
 from spikeseq.export.mapping import MappingReport, raise_if_unfit
 from spikeseq.graph import ir
+
+#: HDF5 attributes of the file (netx reads datasets only; attributes are spikeseq's metadata)
+FILE_ATTRS = {
+    "spikeseq_format": "netx",
+    "spikeseq_semantics": (
+        "Loihi CUBA (lava PyLifModelBitAcc, targets.md 4.2); weights are integer mantissas times 2**weight_exp; "
+        "float value = integer / spikeseq_weight_scale (per population; slayer's fixed convention is 64); a layer "
+        "with spikeseq_readout=True is a non-spiking readout of the model, read through v: netx runs it as a LIF "
+        "that spikes and resets only when v > vThMant << 6 (a saturated membrane), as spikeseq's interpreter does"),
+}
 
 __all__ = ["DELAY_BITS", "LoihiExport", "is_chain", "loihi_graph", "map_cores", "netx_layers", "read_net",
            "write_loihi", "write_net"]
@@ -119,7 +134,10 @@ def _neuron(pop: ir.LoihiCUBA) -> dict:
 
 
 def _layer(sname: str, syn: ir.Node, pname: str, pop: ir.LoihiCUBA, rec: str | None, g: ir.Graph) -> dict:
-    d: dict = {"name": pname, "synapse": sname, "shape": np.array(pop.out_shape, np.int64), "neuron": _neuron(pop)}
+    d: dict = {"name": pname, "synapse": sname, "shape": np.array(pop.out_shape, np.int64), "neuron": _neuron(pop),
+               "attrs": {"spikeseq_population": pname, "spikeseq_readout": bool(pop.readout),
+                         "spikeseq_weight_scale": float(pop.scale),
+                         "spikeseq_weight_exp": int(g.metadata.get("quant", {}).get(pname, {}).get("weight_exp", 0))}}
     if isinstance(syn, (ir.Linear, ir.DelayAffine)):
         d.update(type="dense_rec" if rec else "dense", inFeatures=np.int64(syn.weight.shape[1]),
                  outFeatures=np.int64(syn.weight.shape[0]), weight=syn.weight.astype(np.float32))
@@ -140,8 +158,19 @@ def _layer(sname: str, syn: ir.Node, pname: str, pop: ir.LoihiCUBA, rec: str | N
     else:
         raise ExportError(f"synapse {sname!r} of kind {syn.kind} has no netx layer type")
     if np.any(pop.bias):
-        d["bias"] = pop.bias.reshape(-1).astype(np.float32)
+        d["bias"] = _bias_dataset(pop.bias, d["type"])
     return d
+
+
+def _bias_dataset(bias: np.ndarray, layer_type: str) -> np.ndarray:
+    """netx's bias layouts (lava-dl ``netx/blocks/process.py`` ``AbstractBlock._neuron``): dense layers take one
+    value per neuron; conv layers take one value per channel, or the full neuron shape in Lava's (W, H, C) order."""
+    if layer_type != "conv":
+        return bias.reshape(-1).astype(np.float32)
+    chw = bias.reshape(bias.shape[0], -1)
+    if np.all(chw == chw[:, :1]):
+        return chw[:, 0].astype(np.float32)
+    return np.ascontiguousarray(bias.transpose(2, 1, 0)).astype(np.float32)
 
 
 def netx_layers(graph: ir.Graph, **quantize_kwargs) -> list[dict]:
@@ -174,12 +203,14 @@ def write_net(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool =
             sim = f.create_group("simulation")
             sim.create_dataset("Ts", data=np.int64(1))
             sim.create_dataset("tSample", data=np.int64(0))
+            f.attrs.update(FILE_ATTRS)
             root = f.create_group("layer")
             for i, layer in enumerate(layers):
                 h = root.create_group(str(i))
                 h.create_dataset("type", (1,), "S10", [layer["type"].encode("ascii")])
+                h.attrs.update(layer.get("attrs", {}))
                 for key, val in layer.items():
-                    if key in ("type", "name", "synapse"):
+                    if key in ("type", "name", "synapse", "attrs"):
                         continue
                     if key == "neuron":
                         ng = h.create_group("neuron")
@@ -214,6 +245,11 @@ def _check_written(path: Path, layers: list[dict]) -> None:
         for key, val in want.items():
             if key in ("name", "synapse"):
                 continue
+            if key == "attrs":
+                if got.get("attrs") != val:
+                    raise ExportError(f"netx file check: layer {i} attributes read back as {got.get('attrs')}, "
+                                      f"not {val}")
+                continue
             if key == "neuron":
                 for nk, nv in val.items():
                     g = got["neuron"][nk]
@@ -242,6 +278,8 @@ def read_net(path: str | os.PathLike) -> list[dict]:
                     else:
                         d[k] = v[()]
                 d["type"] = d["type"][0].decode()
+                if h.attrs:
+                    d["attrs"] = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
                 out.append(d)
             return out
     except OSError as e:

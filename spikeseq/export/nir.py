@@ -11,9 +11,10 @@ writes ``r = 1`` (the same continuous model, so every honest importer sees the s
 Graph ``metadata`` records ``dt`` (= nir_dt), ``spikeseq_dt``, ``discretization="euler"``, the update order
 (``current then voltage; the new current reaches v in the same step``), the threshold (``v > v_threshold``) and the
 timing (``feed-forward edges 0 steps, recurrent edges 1 step``); each neuron node's metadata records its reset
-mode (``zero`` = NIR's ``v <- v_reset``; ``subtract`` / ``none`` are spikeseq extensions other tools ignore, so a
-warning is issued). Recurrent loops stay explicit flat edges ``lif -> rec -> lif`` (snnTorch and Lava re-wrap such
-2-cycles; nirtorch reads the previous step on the closing edge). Nested graphs become nested ``NIRGraph`` nodes.
+mode (``zero`` = NIR's ``v <- v_reset``; ``subtract`` / ``none`` are spikeseq extensions other tools ignore, so one
+:class:`NIRExtensionWarning` per written graph names the nodes). Recurrent loops stay explicit flat edges
+``lif -> rec -> lif`` (snnTorch and Lava re-wrap such 2-cycles; nirtorch reads the previous step on the closing
+edge). Nested graphs become nested ``NIRGraph`` nodes.
 
 ``from_nir`` builds a graph with ``discretization="euler"`` and the ``dt`` you pass (required: NIR carries none;
 a ``dt`` found in the file's metadata is only used to check yours). Kinds with no NIR equivalent (graded spikes,
@@ -35,7 +36,12 @@ from spikeseq.errors import DataError, ExportError, ParameterError
 from spikeseq.export._io import atomic_path
 from spikeseq.graph import ir
 
-__all__ = ["from_nir", "read_nir", "to_nir", "write_nir"]
+__all__ = ["NIRExtensionWarning", "extension_resets", "from_nir", "read_nir", "to_nir", "write_nir"]
+
+class NIRExtensionWarning(UserWarning):
+    """The NIR file keeps a spikeseq semantic that NIR 1.0 cannot express (a reset mode) as node metadata: spikeseq's
+    reader honours it, other NIR importers do not."""
+
 
 UPDATE_ORDER = "current then voltage; the new current reaches v in the same step"
 TIMING = "feed-forward edges 0 steps, edges closing a cycle 1 step (previous output)"
@@ -115,9 +121,6 @@ def _node_to_nir(name: str, node: ir.Node, g: ir.Graph, nir_dt: float):
     meta = {}
     if hasattr(node, "reset"):
         meta["reset"] = node.reset
-        if node.reset != "zero":
-            warnings.warn(f"NIR node {name!r}: reset={node.reset!r} is a spikeseq extension recorded in metadata; "
-                          "other NIR importers reset to v_reset", stacklevel=3)
 
     def tau(t):
         return _f32(nir_dt / (1.0 - g.decay(t)))
@@ -206,7 +209,30 @@ def to_nir(graph: ir.Graph, *, nir_dt: float | None = None, convention: str = "s
         raise ParameterError(f"nir_dt must be > 0 seconds, got {nir_dt}")
     g = _expand_delays(graph) if delays == "expand" else graph
     g = _fold_r_into_weights(g.flat()) if convention == "norse" else g
+    ext = extension_resets(g)
+    if ext:   # one warning per file, not one per node
+        warnings.warn(extension_message(ext), NIRExtensionWarning, stacklevel=3)
     return _graph_to_nir(g, nir_dt, top=True)
+
+
+def extension_resets(graph: ir.Graph) -> dict[str, str]:
+    """Neuron nodes (nested graphs included, as ``outer.inner``) whose reset NIR 1.0 cannot express (anything but
+    ``"zero"``), with their reset mode."""
+    out: dict[str, str] = {}
+    for name, node in graph.nodes.items():
+        if isinstance(node, ir.Graph):
+            out.update({f"{name}.{k}": v for k, v in extension_resets(node).items()})
+        elif getattr(node, "reset", "zero") != "zero":
+            out[name] = node.reset
+    return out
+
+
+def extension_message(ext: dict[str, str]) -> str:
+    """What a reset extension means, in one sentence (the warning and the verification notes)."""
+    modes = sorted(set(ext.values()))
+    return (f"NIR 1.0 has no reset={'/'.join(modes)!s}: nodes {', '.join(ext)} keep it as a spikeseq extension in "
+            "their metadata; spikeseq's from_nir honours it, other NIR importers (snnTorch, Norse, ...) reset v to "
+            "v_reset instead and would run a different model")
 
 
 def write_nir(graph: ir.Graph, path: str | os.PathLike, **kwargs) -> Path:
@@ -285,7 +311,8 @@ def _node_from_nir(name: str, n, dt: float, nir_dt_in_file: float | None):
     if isinstance(n, nir.Conv2d):
         shape = n.input_type["input"]
         if shape is None or len(shape) != 3:
-            raise DataError(f"NIR node {name!r}: Conv2d without a known input shape (C, H, W)")
+            raise DataError(f"NIR node {name!r}: Conv2d without a known input shape (C, H, W); give the graph's "
+                            "Input node its input_type (e.g. [2, 34, 34]) so NIR can infer the shapes")
         return ir.Conv2d(tuple(int(s) for s in shape), n.weight, n.bias, tuple(n.stride), tuple(n.padding),
                          tuple(n.dilation), int(n.groups))
     if isinstance(n, nir.Conv1d):
@@ -295,7 +322,8 @@ def _node_from_nir(name: str, n, dt: float, nir_dt_in_file: float | None):
     if isinstance(n, (nir.SumPool2d, nir.AvgPool2d)):
         shape = n.input_type.get("input") if n.input_type else None
         if shape is None:
-            raise DataError(f"NIR node {name!r}: {type(n).__name__} without an inferred input shape")
+            raise DataError(f"NIR node {name!r}: {type(n).__name__} without an inferred input shape; give the "
+                            "graph's Input node its input_type so NIR can infer the shapes")
         cls = ir.AvgPool2d if isinstance(n, nir.AvgPool2d) else ir.SumPool2d
         return cls(tuple(int(s) for s in shape), tuple(n.kernel_size), tuple(n.stride), tuple(n.padding))
     if isinstance(n, nir.Flatten):
@@ -320,7 +348,9 @@ def _node_from_nir(name: str, n, dt: float, nir_dt_in_file: float | None):
         w_in = np.broadcast_to(_arr(n.w_in), np.shape(n.r))
         return ir.CubaLIF(n.tau_syn, n.tau_mem, n.r, n.v_threshold, w_in, n.v_leak, getattr(n, "v_reset", None),
                           reset=reset)
-    raise DataError(f"NIR node {name!r} of type {type(n).__name__} is not supported by spikeseq's reader")
+    raise DataError(f"NIR node {name!r} of type {type(n).__name__} is not supported by spikeseq's reader; supported "
+                    "are Input, Output, Affine, Linear, Scale, Conv1d, Conv2d, AvgPool2d, SumPool2d, Flatten, Delay, "
+                    "Threshold, I, IF, LI, LIF, CubaLI, CubaLIF and nested NIRGraphs")
 
 
 def _graph_from_nir(ng, dt: float, nir_dt_in_file, top: bool) -> ir.Graph:

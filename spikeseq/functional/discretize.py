@@ -5,31 +5,19 @@ Modules store time constants ``tau`` in seconds and take the step ``dt`` in seco
     exp:    beta = exp(-dt / tau)        (exact for a step-constant input; the default)
     euler:  beta = 1 - dt / tau          (forward Euler; snnTorch's NIR export/import and Norse's box cells)
 
-and their inverses. Exporters read ``tau`` and ``dt`` directly and use the same functions.
+and their inverses, with argument checks; the formulas themselves are :mod:`spikeseq.dynamics` (shared with the
+torch-free IR). Exporters read ``tau`` and ``dt`` directly and use the same functions.
 """
 
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import torch
 
 from spikeseq.checks import check_positive
+from spikeseq.dynamics import decay_factor, tau_of_decay
 from spikeseq.errors import ParameterError
 from spikeseq.types import DecayMethod, ParamLike
-
-
-def decay_factor(tau: ParamLike | np.ndarray, dt: float, method: DecayMethod = "exp"):
-    """The formula alone, for a float, a tensor (autograd flows) or a numpy array, without checks (hot paths whose
-    ``tau`` is known positive, e.g. a clamped learnable ``tau``): ``exp(-dt/tau)`` or ``1 - dt/tau``."""
-    if method == "exp":
-        if isinstance(tau, torch.Tensor):
-            return torch.exp(-dt / tau)
-        return np.exp(-dt / tau) if isinstance(tau, np.ndarray) else math.exp(-dt / tau)
-    if method == "euler":
-        return 1 - dt / tau
-    raise ParameterError(f"unknown discretisation {method!r}; expected 'exp' or 'euler'")
 
 
 def decay_from_tau(tau: ParamLike | np.ndarray, dt: float, method: DecayMethod = "exp"):
@@ -55,7 +43,5 @@ def tau_from_decay(beta: ParamLike | np.ndarray, dt: float, method: DecayMethod 
         raise ParameterError(
             f"a decay factor must lie in (0, 1) to correspond to a finite positive tau, got {beta}"
         )
-    tau = -dt / torch.log(b) if method == "exp" else dt / (1 - b)
-    if method not in ("exp", "euler"):
-        raise ParameterError(f"unknown discretisation {method!r}; expected 'exp' or 'euler'")
+    tau = tau_of_decay(b, dt, method)
     return tau if isinstance(beta, torch.Tensor) else float(tau)

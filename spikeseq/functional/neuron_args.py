@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from spikeseq.checks import check_finite_param, check_reset, check_state_shape, check_unit_interval
-from spikeseq.errors import ParameterError, ShapeError
+from spikeseq.dynamics import reset_membrane
+from spikeseq.errors import ShapeError
 from spikeseq.types import ParamLike
 
 
@@ -38,25 +39,6 @@ def initial(state_field: torch.Tensor | None, step_shape: torch.Size, like: torc
         return torch.zeros(step_shape, device=like.device, dtype=like.dtype)
     check_state_shape(state_field, step_shape, name)
     return state_field
-
-
-def reset_membrane(v_pre, z, v_th, reset: str, v_reset=0.0):
-    """The reset rule, written once for torch tensors and numpy arrays alike (``z`` holds 0/1 values, float)::
-
-        reset="subtract":  v = v_pre - z * v_th
-        reset="zero":      v = v_pre * (1 - z) + z * v_reset        (v_reset = 0 for spikeseq's neurons)
-        reset="none":      v = v_pre
-
-    Used by :mod:`spikeseq.functional` (the reference), the graph interpreter and the profiler's re-runs.
-    """
-    if reset == "subtract":
-        return v_pre - z * v_th
-    if reset == "zero":
-        kept = v_pre * (1 - z)
-        return kept if isinstance(v_reset, (int, float)) and v_reset == 0 else kept + z * v_reset
-    if reset == "none":
-        return v_pre
-    raise ParameterError(f"unknown reset mode {reset!r}; expected 'subtract', 'zero' or 'none'")
 
 
 def apply_reset(v_pre: torch.Tensor, z: torch.Tensor, v_th: torch.Tensor, reset: str,

@@ -40,8 +40,8 @@ from typing import ClassVar, Literal
 
 import numpy as np
 
+from spikeseq.dynamics import decay_factor
 from spikeseq.errors import ExportError, ParameterError, ShapeError
-from spikeseq.functional.discretize import decay_from_tau
 
 Payload = Literal["spikes", "graded", "dense"]
 PAYLOADS: tuple[str, ...] = ("spikes", "graded", "dense")
@@ -588,8 +588,18 @@ class LoihiCUBA(_Neuron):
         v = dec(v, v_decay) + u + (bias << bias_exp), saturated to +-(2^23 - 1)
         z = v > (vth << 6); v = 0 where z                             (u is never reset)
 
-    ``scale`` is the float-to-mantissa factor used when quantising (float value = mantissa / scale); a readout
-    that must not spike has ``vth = 2**17 - 1`` and ``spiking=False`` semantics via ``readout=True``."""
+    ``scale`` is the per-population float-to-mantissa factor chosen when quantising (float value = mantissa /
+    scale; weights, ``vth`` and ``bias`` share it). slayer fixes it to 64 for every population (lava-dl
+    ``slayer/neuron/cuba.py``: ``scale=1 << 6`` passed as ``w_scale``; ``slayer/neuron/base.py``:
+    ``quantize_8bit`` steps of ``2 / w_scale``, ``v_th_mant = threshold * w_scale``); spikeseq picks it per
+    population to use the 8-bit mantissa range, and writes it in the exported files (``.net`` layer attribute
+    ``spikeseq_weight_scale``; Lava description ``scale``).
+
+    ``readout=True`` marks a non-spiking readout of the model (LI/CubaLI: ``vth = 2**17 - 1``, the largest
+    mantissa). On Loihi it is still a CUBA compartment: netx builds it as Lava's ``LIF``, which spikes and resets
+    when ``v > vth << 6 = 2**23 - 64``, reachable only by a saturated membrane. The interpreter does the same (spike,
+    reset to 0) and reads the readout's value as ``v`` after the reset; the files declare the readout (``.net``
+    layer attribute ``spikeseq_readout``, Lava description ``readout``) so that tools probe ``v``, not spikes."""
 
     i_decay: np.ndarray
     v_decay: np.ndarray
@@ -727,8 +737,12 @@ class Graph(Node):
 
     def decay(self, tau: np.ndarray) -> np.ndarray:
         """Per-step decay factor of a time constant under this graph's ``discretization``."""
-        return decay_from_tau(np.asarray(tau, dtype=np.float64), self.dt,
-                              "exp" if self.discretization == "exp" else "euler")
+        tau = np.asarray(tau, dtype=np.float64)
+        if not np.isfinite(tau).all() or (tau <= 0).any():
+            raise ParameterError(f"time constants must be finite and > 0 s, got min {tau.min()}")
+        if self.discretization == "euler" and (tau < self.dt).any():
+            raise ParameterError(f"forward Euler needs tau >= dt={self.dt}, got min tau {tau.min()}")
+        return decay_factor(tau, self.dt, self.discretization)
 
     def flat(self) -> Graph:
         """The same graph with nested graphs inlined (names joined with ``"."``; inner Input/Output removed)."""

@@ -12,7 +12,9 @@ Numerics:
 - ``"loihi"``: the graph is quantised (:func:`~spikeseq.graph.quantize.quantize`) and run bit-exactly in integers as
   lava's ``PyLifModelBitAcc`` + ``PyDenseModelBitAcc`` (targets.md §4.2): ``u`` wraps at 24 bits, ``v`` saturates at
   +-(2^23-1), strict threshold ``v > vth << 6``, reset to 0, one step of latency per synapse hop (``d + 1`` with a
-  per-synapse delay ``d``). Inputs must be integers (0/1 spikes or integer graded payloads).
+  per-synapse delay ``d``). Inputs must be integers (0/1 spikes or integer graded payloads). A readout population
+  (``LoihiCUBA.readout``) is the same compartment: it spikes and resets as netx's LIF does (its ``vth`` is the
+  largest mantissa, so only a saturated membrane reaches it); its recorded value is ``v`` after that reset.
 - ``"spinnaker2"``: quantised to int8 weights, float32 state, one step per hop (targets.md §4.4, best effort).
 
 With ``align=True`` (default) the run is extended by the largest input-to-node latency and every recorded trace is
@@ -30,11 +32,11 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from spikeseq.dynamics import reset_membrane
 from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
-from spikeseq.functional.neuron_args import reset_membrane
 from spikeseq.graph import ir
 
-__all__ = ["SimResult", "simulate", "synapse_matrix"]
+__all__ = ["SimResult", "hop_latency", "simulate", "synapse_matrix"]
 
 MAX_UV = 2**23
 
@@ -291,11 +293,10 @@ class _Cell:
             u = np.where(u <= -MAX_UV, u + 2 * MAX_UV, u)
             v = np.clip(_dec(s["v"], p["dv"]) + u + p["bias"], -(MAX_UV - 1), MAX_UV - 1)
             s["u"] = u
-            if node.readout:
-                s["v"] = v
-                return v
             z = v > p["vth"]
             s["v"] = np.where(z, 0, v)
+            if node.readout:   # same compartment as netx/Lava: spikes and resets; the value read is v after reset
+                return s["v"]
             return z.astype(np.int64)
         if isinstance(node, ir.S2LIF):
             xi = x.astype(np.float32)
@@ -338,6 +339,15 @@ def _latencies(g: ir.Graph, order: list[str], delayed: set, latency: str) -> dic
         lat[k] = max((lat[a] + (1 if (latency == "hop" and g.nodes[a].role == "synapse") else 0) for a in preds),
                      default=0)
     return lat
+
+
+def hop_latency(graph: ir.Graph) -> int:
+    """The largest input-to-node latency in steps with one step per synapse hop (recurrent edges excluded): a
+    hardware run of an input of ``T`` steps needs ``T + hop_latency`` steps for every node to produce its response
+    to the last input step (the aligned interpreter runs exactly that many)."""
+    g = graph.flat()
+    order, delayed = g.schedule("hop")
+    return max(_latencies(g, order, delayed, "hop").values(), default=0)
 
 
 def data_payload(x: np.ndarray) -> str:

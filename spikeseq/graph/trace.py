@@ -5,7 +5,8 @@ Lowering is by module type (:func:`register_lowering`): this module lowers the `
 ``Conv1d``/``Conv2d``, ``AvgPool2d``, ``Flatten``, ``Dropout``/``Identity`` (dropped), eval-mode ``BatchNorm1d/2d``
 (folded into the synapse before it), ``spikeseq.nn.LIF`` / ``IF`` / ``CubaLIF`` / ``LI``,
 :class:`spikeseq.nn.recurrent.RLIF` (an explicit recurrent edge ``lif -> rec -> lif``) and
-:class:`spikeseq.nn.DelayLinear` (-> :class:`~spikeseq.graph.ir.DelayAffine`)); a model family registers a lowering
+:class:`spikeseq.nn.DelayLinear` (-> :class:`~spikeseq.graph.ir.DelayAffine`), :class:`spikeseq.nn.LMUMemory`
+(-> :class:`~spikeseq.graph.ir.LMUMemory`)); a model family registers a lowering
 only for wiring that no building block has (``spikeseq.models.registry.Family.lowerings``). Anything else raises
 :class:`~spikeseq.errors.ExportError` naming the module.
 
@@ -33,7 +34,7 @@ from torch import nn
 from spikeseq.errors import ExportError, ParameterError
 from spikeseq.functional.discretize import decay_from_tau
 from spikeseq.graph import ir
-from spikeseq.nn import IF, LI, LIF, CubaLIF, DelayLinear, Sequential
+from spikeseq.nn import IF, LI, LIF, CubaLIF, DelayLinear, LMUMemory, Sequential
 from spikeseq.nn.recurrent import RLIF
 
 __all__ = ["GraphBuilder", "Lowering", "affine_node", "fold_batchnorm", "linear_node", "lowering_for",
@@ -271,6 +272,20 @@ def _lower_delay_linear(m: DelayLinear, b: GraphBuilder, prev, shape, prefix):
     node = ir.DelayAffine(_np(torch.as_tensor(w), np.float32), _np(torch.as_tensor(d), np.int64),
                           None if bias is None else _np(bias, np.float32))
     return [b.add(f"{prefix}delayaffine", node, prev)], node.out_shape
+
+
+@_builtin(LMUMemory)
+def _lower_lmu_memory(m: LMUMemory, b: GraphBuilder, prev, shape, prefix):
+    """``m[t] = A_bar m[t-1] + B_bar u[t]`` per channel: one :class:`~spikeseq.graph.ir.LMUMemory` node over all
+    ``N`` channels with block-diagonal ``kron(I_N, A_bar)`` and ``kron(I_N, B_bar)``; it sends the memory flattened
+    channel-major (``[N * d]``, the module's ``[N, d]`` output reshaped)."""
+    if math.prod(shape) != shape[-1] or not shape:
+        raise ExportError(f"{prefix}lmu_memory: needs one vector of channels per step, got shape {shape}")
+    n = int(shape[-1])
+    eye = np.eye(n)
+    a, bb = (t.detach().double().cpu().numpy() for t in m.matrices())
+    node = ir.LMUMemory(np.kron(eye, a), np.kron(eye, bb.reshape(-1, 1)))
+    return [b.add(f"{prefix}lmu_memory", node, prev)], node.out_shape
 
 
 # ------------------------------------------------------------------------------------ helpers for lowerings

@@ -6,7 +6,10 @@ registered as backend ``"torch"`` and any number of fast backends. A backend dec
 - ``available()``: whether it can run in this process at all (package installed, GPU present), with a reason;
 - ``supports(*args, **kwargs)``: a per-call check of the inputs (device, dtype, options), ``None`` if fine.
 
-``backend="auto"`` takes the available backend with the highest priority that supports the call; when none does
+``backend="auto"`` takes the available backend with the highest priority that supports the call, except an
+**opt-in** backend (``opt_in`` names an environment variable), which ``"auto"`` takes only when that variable is
+``1``: the Triton kernels are opt-in (``SPIKESEQ_TRITON=1`` or ``backend="triton"``) until ``spikeseq bench gpu``
+has validated them on a real GPU (they are tested only under ``TRITON_INTERPRET=1``); when none does
 it falls back to ``"torch"`` and says so once per reason (a fast backend that runs silences the ones above it
 that could not, e.g. Triton on a machine without a GPU). A named backend that cannot run raises
 :class:`~spikeseq.errors.BackendUnavailableError`. Nothing is compiled here: backends build lazily on first call.
@@ -14,6 +17,7 @@ that could not, e.g. Triton on a machine without a GPU). A named backend that ca
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +41,7 @@ class Backend:
     available: Callable[[], tuple[bool, str]]
     supports: Callable[..., str | None]
     priority: int = 0
+    opt_in: str = ""     # environment variable that lets "auto" pick this backend ("" = always eligible)
 
 
 _REGISTRY: dict[str, dict[str, Backend]] = {}
@@ -59,9 +64,16 @@ def register(
     available: Callable[[], tuple[bool, str]] = _always,
     supports: Callable[..., str | None] = _anything,
     priority: int = 0,
+    opt_in: str = "",
 ) -> None:
-    """Register ``fn`` as backend ``name`` of ``op`` (same call signature as the reference)."""
-    _REGISTRY.setdefault(op, {})[name] = Backend(op, name, fn, available, supports, priority)
+    """Register ``fn`` as backend ``name`` of ``op`` (same call signature as the reference); with ``opt_in`` (an
+    environment variable name) ``backend="auto"`` uses it only when that variable is ``1``."""
+    _REGISTRY.setdefault(op, {})[name] = Backend(op, name, fn, available, supports, priority, opt_in)
+
+
+def opted_in(b: Backend) -> bool:
+    """Whether ``backend="auto"`` may pick ``b`` (always, unless it is opt-in and its variable is not ``1``)."""
+    return not b.opt_in or os.environ.get(b.opt_in, "") == "1"
 
 
 def backends(op: str) -> dict[str, Backend]:
@@ -83,6 +95,9 @@ def resolve(op: str, backend: str, *args: Any, **kwargs: Any) -> Backend:
             reason = None if ok else why
             if reason is None:
                 reason = b.supports(*args, **kwargs)
+            if reason is None and not opted_in(b):
+                reason = (f"opt-in until validated on a GPU by `spikeseq bench gpu`: pass backend={b.name!r} or set "
+                          f"{b.opt_in}=1")
             if reason is None:
                 return b  # a fast backend runs: nothing to say about the ones above it that could not
             skipped.append(f"{b.name!r} not used ({reason})")

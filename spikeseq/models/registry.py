@@ -46,6 +46,7 @@ IN_TREE: tuple[str, ...] = (
     "spikeseq.models.lmuformer",
     "spikeseq.models.baselines",
     "spikeseq.models.egru",
+    "spikeseq.models.spikegpt",
 )
 
 _EMPTY: Mapping[Any, Any] = MappingProxyType({})
@@ -171,7 +172,10 @@ def unregister_family(name: str) -> None:
         unregister_counter(cls)
 
 
-def _load_entry_point(ep: metadata.EntryPoint) -> None:
+def load_entry_point(ep: metadata.EntryPoint) -> None:
+    """Load one ``spikeseq.families`` entry point: import its module (which registers its families) or call its
+    callable and register the :class:`Family` (or list of them) it returns; :class:`~spikeseq.errors.PluginError`
+    naming the entry point when that fails."""
     try:
         obj = ep.load()
     except Exception as e:
@@ -207,7 +211,7 @@ def load_all() -> None:
             except Exception as e:
                 raise PluginError(f"in-tree family {mod} failed to import: {type(e).__name__}: {e}") from e
         for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-            _load_entry_point(ep)
+            load_entry_point(ep)
         _loaded = True
     finally:
         _loading = False
@@ -250,4 +254,4 @@ def build(name: str, **cfg: Any) -> nn.Module:
 
 
 __all__ = ["ENTRY_POINT_GROUP", "IN_TREE", "TASKS", "CounterSpec", "Family", "build", "families", "family_of",
-           "get_family", "load_all", "names", "register_family", "unregister_family"]
+           "get_family", "load_all", "load_entry_point", "names", "register_family", "unregister_family"]

@@ -8,8 +8,9 @@ import torch
 from torch import nn
 
 from spikeseq.checks import check_positive
+from spikeseq.dynamics import decay_factor
 from spikeseq.errors import ParameterError
-from spikeseq.functional.discretize import decay_factor, decay_from_tau, tau_from_decay
+from spikeseq.functional.discretize import decay_from_tau, tau_from_decay
 
 
 class StatefulModule(nn.Module):

@@ -60,6 +60,10 @@ class LMUMemory(StatefulModule):
         self._a64, self._b64 = a, b
         self._impulse: dict[tuple, torch.Tensor] = {}
 
+    def matrices(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The frozen ``(A_bar [d, d], B_bar [d])`` in float64 (what :meth:`forward` uses, cast to the input)."""
+        return self._a64, self._b64
+
     def impulse(self, steps: int, like: torch.Tensor) -> torch.Tensor:
         """Impulse response ``H[k] = A_bar^k B_bar``, ``k < steps``, in ``like``'s dtype/device (cached)."""
         key = (steps, like.dtype, like.device)

@@ -30,13 +30,13 @@ from torch import nn
 from spikeseq import kernels
 from spikeseq import surrogate as sg
 from spikeseq.functional.discretize import decay_from_tau
-from spikeseq.functional.lif import LIFState
-from spikeseq.functional.wkv import WKVState, initial_wkv_state
+from spikeseq.functional.lif import LIFState, lif_update
+from spikeseq.functional.wkv import WKVState, initial_wkv_state, wkv_update
 from spikeseq.nn.base import StatefulModule
 from spikeseq.nn.neurons import LIF
 
 #: The surrogate of SpikeGPT's spiking embedding and LIF nodes (SpikingJelly ATan, alpha = 2; specs/models.md §1).
-SPIKEGPT_SURROGATE = sg.ATan(alpha=2.0)
+RWKV_SPIKE_SURROGATE = sg.ATan(alpha=2.0)
 
 
 class RWKVBlockState(NamedTuple):
@@ -167,7 +167,7 @@ class RWKVBlock(StatefulModule):
 
     def __init__(self, channels: int, layer_id: int = 0, n_layer: int = 1, *, hidden: int | None = None,
                  spiking: bool = True, tau_mem: float = 2e-3, dt: float = 1e-3, v_th: float = 1.0,
-                 surrogate: sg.Surrogate = SPIKEGPT_SURROGATE, backend: str = "auto") -> None:
+                 surrogate: sg.Surrogate = RWKV_SPIKE_SURROGATE, backend: str = "auto") -> None:
         super().__init__()
         self.channels, self.layer_id, self.spiking = channels, layer_id, bool(spiking)
         self.ln0 = nn.LayerNorm(channels) if layer_id == 0 else None
@@ -204,6 +204,40 @@ class RWKVBlock(StatefulModule):
                                  zero if v_ffn is None else v_ffn)
 
 
+    @torch.no_grad()
+    def step(self, x: torch.Tensor, s: RWKVBlockState) -> tuple[torch.Tensor, RWKVBlockState]:
+        """One token (RNN mode, inference only): ``x`` ``[B, C]`` and the state -> ``x`` and the new state.
+
+        The same equations as :meth:`forward` written for one token with plain torch calls (no dispatch, no
+        autograd): :func:`spikeseq.functional.wkv.wkv_update` and :func:`spikeseq.functional.lif.lif_update`.
+        """
+        if self.ln0 is not None:
+            x = F.layer_norm(x, (self.channels,), self.ln0.weight, self.ln0.bias, self.ln0.eps)
+        att, ffn = self.att, self.ffn
+        h = F.layer_norm(x, (self.channels,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
+        k = F.linear(_mix(h, s.att_x, att.time_mix_k), att.key.weight)
+        v = F.linear(_mix(h, s.att_x, att.time_mix_v), att.value.weight)
+        r = torch.sigmoid(F.linear(_mix(h, s.att_x, att.time_mix_r), att.receptance.weight))
+        y, a, b, p = wkv_update(k, v, s.wkv_a, s.wkv_b, s.wkv_p, torch.exp(att.time_decay), att.time_first)
+        y = F.linear(r * y, att.output.weight)
+        v_att = s.v_att
+        if self.spiking:
+            y, v_att = self._lif_step(self.lif_att, y, v_att)
+        x = x + y
+        g = F.layer_norm(x, (self.channels,), self.ln2.weight, self.ln2.bias, self.ln2.eps)
+        kk = torch.square(torch.relu(F.linear(_mix(g, s.ffn_x, ffn.time_mix_k), ffn.key.weight)))
+        rr = torch.sigmoid(F.linear(_mix(g, s.ffn_x, ffn.time_mix_r), ffn.receptance.weight))
+        y = rr * F.linear(kk, ffn.value.weight)
+        v_ffn = s.v_ffn
+        if self.spiking:
+            y, v_ffn = self._lif_step(self.lif_ffn, y, v_ffn)
+        return x + y, RWKVBlockState(h, a, b, p, g, v_att, v_ffn)
+
+    def _lif_step(self, lif: LIF, y: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return lif_update(v, y * (1 - self.beta), lif.beta.to(y.dtype), lif.v_th.to(y.dtype), lif.reset,
+                          lif.detach_reset, lif.surrogate)
+
+
 class SpikingEmbedding(nn.Module):
     """Token embedding followed by a Heaviside spike (``z = emb > 0``; ATan(alpha = 2) surrogate backward), the
     binary input layer of SpikeGPT; ``spiking=False`` gives the plain embedding. Time-first ids ``[T, B]`` ->
@@ -211,7 +245,7 @@ class SpikingEmbedding(nn.Module):
     Initialised uniform in +-1e-4 (RWKV-4's embedding scale, specs/models.md §1)."""
 
     def __init__(self, vocab: int, channels: int, *, spiking: bool = True,
-                 surrogate: sg.Surrogate = SPIKEGPT_SURROGATE) -> None:
+                 surrogate: sg.Surrogate = RWKV_SPIKE_SURROGATE) -> None:
         super().__init__()
         self.vocab, self.spiking, self.surrogate = vocab, bool(spiking), surrogate
         self.weight = nn.Parameter(torch.empty(vocab, channels))
@@ -225,19 +259,21 @@ class SpikingEmbedding(nn.Module):
 
 class _L2Wrap(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, loss, logits):  # type: ignore[override]
+    def forward(ctx, logits):  # type: ignore[override]
         ctx.save_for_backward(logits)
-        return loss
+        return logits.view_as(logits)
 
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (logits,) = ctx.saved_tensors
         factor = 1e-4 / (logits.numel() // logits.shape[-1])
         mx, ids = logits.max(-1, keepdim=True)
-        return grad, torch.zeros_like(logits).scatter_(-1, ids, mx * factor)
+        return grad + torch.zeros_like(logits).scatter_(-1, ids, mx * factor)
 
 
-def l2wrap(loss: torch.Tensor, logits: torch.Tensor) -> torch.Tensor:
-    """RWKV's L2Wrap: returns ``loss`` unchanged and adds ``1e-4 / (tokens) * max_logit`` to the gradient of each
-    token's largest logit, which keeps the logits small (RWKV-LM ``model.py``; specs/models.md §1)."""
-    return _L2Wrap.apply(loss, logits)
+def l2wrap(logits: torch.Tensor) -> torch.Tensor:
+    """RWKV's L2Wrap (RWKV-LM ``model.py``; specs/models.md §1): the identity on ``logits`` ``[..., V]`` whose
+    backward adds ``1e-4 / tokens * max_logit`` to the gradient of each token's largest logit, pulling the logits
+    towards small values. RWKV's loss is a mean over the ``tokens`` positions; under a loss summed over tokens
+    (spikeseq's ``language_modelling`` task) the pull is relatively ``T`` times weaker."""
+    return _L2Wrap.apply(logits)

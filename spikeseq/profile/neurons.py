@@ -24,7 +24,7 @@ from __future__ import annotations
 import torch
 
 from spikeseq import nn as snn_
-from spikeseq.functional.neuron_args import reset_membrane
+from spikeseq.dynamics import reset_membrane
 from spikeseq.profile.context import CallContext
 from spikeseq.profile.counters import F64, full_steps, mask_float, rowsum_steps
 from spikeseq.profile.registry import register_counter

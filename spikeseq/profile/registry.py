@@ -45,6 +45,8 @@ COUNT_KEYS: tuple[str, ...] = (
     "state_adds",             # additions in state updates (integration, reset by subtraction, gates)
     "state_cmps",             # threshold comparisons (counted, not priced)
     "nonlin_ops",             # elementwise nonlinearities (ReLU, sigmoid, tanh; counted, not priced)
+    "exp_ops",                # exponentials of state updates (the WKV operator; counted, not priced)
+    "div_ops",                # divisions of state updates (the WKV operator; counted, not priced)
     "neuron_updates",         # neuron state updates (every neuron, every step)
     "neuron_updates_active",  # neurons that received non-zero input in that step
     "spikes_out",             # non-zero outputs of spiking neuron layers (events to route)

@@ -11,6 +11,14 @@
 * :class:`spikeseq.nn.RLIF`: ``fc`` and ``rec`` are hooked; the neuron update (functional ``lif_step`` /
   ``cuba_lif_step``) is counted here from the output spikes (every neuron counted active).
 
+* RWKV blocks (:mod:`spikeseq.nn.rwkv`): the projections are ``nn.Linear`` children (MACs, or ACs on spikes), the
+  LayerNorms and LIFs are hooked; counted here is what happens between them, per element of a ``[T, B, C]`` step:
+  token-shift mixes (2 mults + 1 add each: 3 in the time mix, 2 in the channel mix), the sigmoid receptances, the
+  gating products, the squared ReLU, the residual adds, the (1 - beta) LIF input scaling, and the stabilised WKV
+  step of :mod:`spikeseq.functional.wkv`: 4 exponentials, 1 division, 6 mults, 9 adds, 2 comparisons; memory: the
+  WKV state (a, b, p) read and written and the token-shift input read and written every step. The binary
+  embedding: one table row read per token and one comparison per element.
+
 Model families count their own module types (``spikeseq.models.registry.Family.counters``).
 """
 
@@ -21,6 +29,7 @@ import torch
 from spikeseq.nn import DelayLinear
 from spikeseq.nn.lmu import LMU, LMUMemory
 from spikeseq.nn.recurrent import RLIF
+from spikeseq.nn.rwkv import RWKVBlock, RWKVChannelMix, RWKVTimeMix, SpikingEmbedding
 from spikeseq.profile.context import CallContext
 from spikeseq.profile.counters import (
     F64,
@@ -98,8 +107,9 @@ def count_lmu_memory(m: LMUMemory, args, kwargs, out, ctx: CallContext) -> dict:
     t, order = u.shape[0], m.order
     m0 = torch.zeros_like(mem[0]) if state is None else state.m.to(mem)
     m_prev = torch.cat((m0.unsqueeze(0), mem[:-1]), 0).reshape(t, -1, order)
-    res = matmul_counts(m_prev, m._a64.to(mem), ctx, nb=False)
-    add_counts(res, matmul_counts(u.reshape(t, -1, 1), m._b64.to(mem).reshape(order, 1), ctx, nb=False))
+    a_bar, b_bar = (x.to(mem) for x in m.matrices())
+    res = matmul_counts(m_prev, a_bar, ctx, nb=False)
+    add_counts(res, matmul_counts(u.reshape(t, -1, 1), b_bar.reshape(order, 1), ctx, nb=False))
     cells = mem[0].numel()
     res.update(neuron_updates=full_steps(t, cells), mem_output_writes=full_steps(t, cells))
     return res
@@ -127,4 +137,47 @@ def count_rlif(m: RLIF, args, kwargs, out, ctx: CallContext) -> dict:
     ctx.mark_binary(zs)
     if ctx.neurobench:
         res["nb_act_nonzero"], res["nb_act_elements"] = res["out_nonzero"], res["out_elements"]
+    return res
+
+
+# ------------------------------------------------------------------------------------------------- RWKV blocks
+def _per_step(t: int, n: int, **per_element: float) -> dict:
+    return {k: full_steps(t, v * n) for k, v in per_element.items()}
+
+
+@register_counter(RWKVTimeMix, kind="composite", descend=True, time_first=True)
+def count_rwkv_time_mix(m: RWKVTimeMix, args, kwargs, out, ctx: CallContext) -> dict:
+    """Mixes, sigmoid, ``r * wkv`` and the WKV step (module docstring); the four projections are children."""
+    x = args[0]
+    n = x[0].numel()
+    return _per_step(x.shape[0], n, state_mults=3 * 2 + 1 + 6, state_adds=3 + 9, state_cmps=2, nonlin_ops=1,
+                     exp_ops=4, div_ops=1, mem_state_reads=3 + 1, mem_state_writes=3 + 1)
+
+
+@register_counter(RWKVChannelMix, kind="composite", descend=True, time_first=True)
+def count_rwkv_channel_mix(m: RWKVChannelMix, args, kwargs, out, ctx: CallContext) -> dict:
+    """Mixes, squared ReLU (hidden width), sigmoid and the gating product; the projections are children."""
+    x = args[0]
+    t, n = x.shape[0], x[0].numel()
+    nh = n // m.channels * m.hidden
+    res = _per_step(t, n, state_mults=2 * 2 + 1, state_adds=2, nonlin_ops=1, mem_state_reads=1, mem_state_writes=1)
+    return add_counts(res, {"state_mults": full_steps(t, nh), "nonlin_ops": full_steps(t, nh)})
+
+
+@register_counter(RWKVBlock, kind="composite", descend=True, time_first=True)
+def count_rwkv_block(m: RWKVBlock, args, kwargs, out, ctx: CallContext) -> dict:
+    """Two residual adds per element, and the (1 - beta) input scaling of each LIF when spiking."""
+    x = args[0]
+    return _per_step(x.shape[0], x[0].numel(), state_adds=2, state_mults=2 if m.spiking else 0)
+
+
+@register_counter(SpikingEmbedding, kind="activation", time_first=True)
+def count_spiking_embedding(m: SpikingEmbedding, args, kwargs, out, ctx: CallContext) -> dict:
+    """A table lookup: one weight read per output element; spiking: one comparison per element, spikes out."""
+    t = out.shape[0]
+    res = out_counts(out, t)
+    res["mem_weight_reads"] = full_steps(t, out[0].numel())
+    if m.spiking:
+        res["state_cmps"] = full_steps(t, out[0].numel())
+        res["spikes_out"] = res["out_nonzero"].clone()
     return res

@@ -174,6 +174,7 @@ EXPORT_ROWS = (
     ("prediction_agreement", "prediction agreement", "pct"), ("model_accuracy", "accuracy, torch model", "pct"),
     ("graph_accuracy", "accuracy, exported graph", "pct"), ("accuracy_drop", "accuracy drop (points)", "pts"),
     ("output_max_abs_diff", "output max abs difference", None), ("layer_agreement", "spike agreement per layer", None),
+    ("spike_metrics", "spike events per layer: precision / recall, firing rate model / graph", None),
     ("artifact", "file", None),
 )
 
@@ -184,6 +185,11 @@ def _export_cell(r: dict[str, Any], key: str, fmt: str | None, root: Path) -> st
     if key == "layer_agreement":
         la = r.get("layer_agreement") or {}
         return ", ".join(f"{k} {_pct(v)}" for k, v in la.items()) or "-"
+    if key == "spike_metrics":
+        sm = r.get("spike_metrics") or {}
+        pc = lambda v: "n/a" if v is None else _pct(v)  # noqa: E731
+        return ", ".join(f"{k} {pc(m['precision'])} / {pc(m['recall'])}, rate {m['rate_model']:.3f} / "
+                         f"{m['rate_graph']:.3f}" for k, m in sm.items()) or "-"
     v = r.get(key)
     if v is None:
         return "-"

@@ -36,7 +36,13 @@ def run(args: argparse.Namespace) -> int:
     test = result["test"]
     print(f"run        {args.run}")
     print(f"checkpoint {args.checkpoint} (epoch {result['epoch']}, step {result['step']})")
-    print(f"test acc   {test['acc']:.4f} on {test['n']} samples, loss {test['loss']:.4f}")
+    from spikeseq.train.rundir import RunDir
+    from spikeseq.train.tasks import task_for
+
+    order = task_for(RunDir.open(args.run).config()).report
+    keys = [k for k in order if k in test] + [k for k in test if k not in order]
+    shown = ", ".join(f"{k} {test[k]:.4f}" for k in keys if isinstance(test[k], float))
+    print(f"test {shown} on {test['n']} samples")
     for layer in result["spikes"]["layers"]:
         print(f"rate       {layer['name']}: {layer['rate']:.4f} ({layer['neurons']} neurons)")
     print(f"wrote      {Path(args.run) / 'eval.json'}")

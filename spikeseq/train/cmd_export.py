@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -32,14 +33,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
 
 
-def _verify_api():
-    try:
-        from spikeseq.verify import export_and_verify
-    except ImportError as e:
-        raise SpikeseqError(f"export is not available yet in this build (spikeseq.verify: {e})") from None
-    return export_and_verify
-
-
 def export_run(path: str | Path, targets: list[str] | None = None, samples: int | None = None,
                which: str = "best") -> dict[str, Any]:
     """Export and verify each target; returns ``{target: result dict or {"error": message}}``."""
@@ -47,12 +40,12 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     from spikeseq.progress import progress
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, model_dt, sample_inputs
+    from spikeseq.verify import export_and_verify
 
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
         raise ConfigError(f"--samples must be an integer >= 1 (test samples run through the export), got "
                           f"{samples!r}")
     lr = load_run(path, which)
-    export_and_verify = _verify_api()
     targets = targets or lr.cfg.export.targets
     bad = [t for t in targets if t not in TARGETS]
     if bad:
@@ -80,8 +73,11 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
         artifact = out_dir / ARTIFACTS[target]
         ensure_dir(artifact.parent)
         try:
-            res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout,
-                                    **getattr(lr.cfg.export, target))
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout,
+                                        **getattr(lr.cfg.export, target))
+            _replay(caught, target)
         except SpikeseqError as e:
             results[target] = {"target": target, "error": str(e)}
             write_json(out_dir / f"{target}.json", results[target])
@@ -91,6 +87,21 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
         write_json(out_dir / f"{target}.json", results[target])
         write_text(out_dir / f"{target}.md", res.to_markdown())
     return results
+
+
+def _replay(caught: list, target: str) -> None:
+    """One plain line per distinct NIR extension warning (no source lines; the verification notes in the report
+    say the same); every other warning is re-issued as it was."""
+    from spikeseq.export.nir import NIRExtensionWarning
+
+    seen = set()
+    for w in caught:
+        if issubclass(w.category, NIRExtensionWarning):
+            if str(w.message) not in seen:
+                seen.add(str(w.message))
+                print(f"[export] {target}: note: {w.message}", file=sys.stderr)
+        else:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
 
 def run(args: argparse.Namespace) -> int:

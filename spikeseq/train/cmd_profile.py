@@ -27,17 +27,16 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def _profile_api():
-    try:
-        from spikeseq import profile
-        from spikeseq.hardware import available
-    except ImportError as e:
-        raise SpikeseqError(f"profiling is not available yet in this build: {e}") from None
+    from spikeseq import profile
+    from spikeseq.hardware import available
+
     return profile, available
 
 
 def profile_run(path: str | Path, tables: list[str] | None = None, samples: int | None = None,
-                which: str = "best") -> dict[str, Any]:
-    """Profile the run's model on ``samples`` test samples, price it with ``tables``, write ``profile.*``.
+                which: str = "best", plot: bool = True) -> dict[str, Any]:
+    """Profile the run's model on ``samples`` test samples, price it with ``tables``, write ``profile.*``
+    (``profile.png`` only with ``plot``).
 
     Returns what ``profile.json`` holds; ``ConfigError`` for an unknown hardware table.
     """
@@ -74,7 +73,7 @@ def profile_run(path: str | Path, tables: list[str] | None = None, samples: int 
         from spikeseq.profile.plots import plot_profile
     except ImportError:
         plot_profile = None
-    if plot_profile is not None:
+    if plot and plot_profile is not None:
         plot_profile(report, run.path / "profile.png")
     return result
 

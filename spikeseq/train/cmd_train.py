@@ -146,6 +146,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
     from spikeseq.train.runs import evaluate_run
+    from spikeseq.train.tasks import task_for
 
     if status == "interrupted":
         print(f"spikeseq train: interrupted; resume with: spikeseq train --resume --out {run_dir.path}",
@@ -154,7 +155,10 @@ def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
     if not args.no_eval:
         which = run_dir.config().train.eval_checkpoint
         result = evaluate_run(run_dir.path, which=which)
-        print(f"test accuracy {result['test']['acc']:.4f} on {result['test']['n']} samples ({which} checkpoint, "
+        task = task_for(run_dir.config())
+        shown = ", ".join(f"{k} {result['test'][k]:.4f}" for k in task.report
+                          if isinstance(result["test"].get(k), float)) or "no metric"
+        print(f"test {shown} on {result['test']['n']} samples ({which} checkpoint, "
               f"epoch {result['epoch']}; best epoch {result['best_val']['epoch']})", file=sys.stderr)
         if run_dir.config().results.table and str(args.config).endswith(".toml"):
             from spikeseq.train.results import record

@@ -80,12 +80,9 @@ class Prepared:
 
 def known_datasets() -> list[str]:
     """Names accepted as ``data.name``: ``"tensor_file"`` and every dataset of :mod:`spikeseq.data.registry`."""
-    names = [TENSOR_FILE]
-    try:
-        from spikeseq.data import registry
-    except ImportError:
-        return names
-    return sorted({*names, *registry.names()})
+    from spikeseq.data import registry
+
+    return sorted({TENSOR_FILE, *registry.names()})
 
 
 def _to_split(obj: Any, what: str) -> tuple[Split, list[str] | None]:
@@ -115,6 +112,10 @@ def _to_split(obj: Any, what: str) -> tuple[Split, list[str] | None]:
     y = torch.as_tensor(y).long()
     if x.dim() < 2 or x.shape[0] != y.shape[0]:
         raise DataError(f"{what}: expected x [N, T, ...] and y [N], got {tuple(x.shape)} and {tuple(y.shape)}")
+    bad = ~torch.isfinite(x.reshape(x.shape[0], -1)).all(1)
+    if bool(bad.any()):
+        raise DataError(f"{what}: sample {int(bad.nonzero()[0])} holds NaN or Inf ({int(bad.sum())} samples); inputs "
+                        "must be finite: fix or drop those samples")
     return Split(x, y), classes
 
 
@@ -137,11 +138,8 @@ def _load_tensor_file(kwargs: dict[str, Any]) -> tuple[Split, Split, list[str] |
 
 
 def _load_registry(name: str, kwargs: dict[str, Any]) -> tuple[Split, Split, list[str] | None]:
-    try:
-        from spikeseq.data import registry
-    except ImportError as e:
-        raise ConfigError(f"dataset {name!r}: spikeseq.data.registry is not available yet ({e}); known datasets: "
-                          f"{TENSOR_FILE}") from None
+    from spikeseq.data import registry
+
     if name not in registry.names():
         raise ConfigError(f"unknown dataset {name!r}; known datasets: {', '.join(known_datasets())}")
     loader = getattr(registry, "get", None)

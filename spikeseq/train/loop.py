@@ -25,7 +25,10 @@ Mixed precision (``train.precision = "bf16"``): the training forward pass runs u
 bfloat16 (matmuls, linear layers and convolutions in bfloat16; element-wise neuron updates and the spike
 comparison ``v > v_th`` in the dtype those produce). The loss and the metrics are computed in float32 from
 float32 logits, parameters, gradients and optimizer state stay float32, and evaluation (validation, test,
-profiling) runs without autocast, in float32.
+profiling) runs without autocast, in float32. Fused kernels receive their inputs in float32 (the event-driven
+``spike_linear`` runs as ``F.linear`` under autocast; the EGRU scan takes its bf16 input projection back to
+float32); a model with an operator that has no bfloat16 kernel on the device (oneDNN's CPU LSTM) stops with a
+ConfigError naming ``train.precision``.
 
 Ctrl-C (SIGINT) or SIGTERM: the current step finishes, ``last.pt`` is saved at that position and the run exits
 with status "interrupted"; a second Ctrl-C aborts at once (the previous ``last.pt`` stays valid).
@@ -132,6 +135,17 @@ def _hook(model: nn.Module, name: str, *args: Any) -> None:
     fn = getattr(model, name, None)
     if callable(fn):
         fn(*args)
+
+
+def _forward(net: nn.Module, x: torch.Tensor, precision: str, device: torch.device) -> Any:
+    """``net(x)``; under low precision an operator that has no such kernel here becomes a ConfigError."""
+    if precision == "float32":
+        return net(x)
+    try:
+        return net(x)
+    except RuntimeError as e:
+        raise ConfigError(f"train.precision = {precision!r}: the model failed under {precision} autocast on "
+                          f"{device.type} ({str(e).splitlines()[0]}); use train.precision = \"float32\"") from e
 
 
 def _float32(out: Any) -> Any:
@@ -247,7 +261,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                     sync = net.no_sync()
                 with sync:
                     with autocast:
-                        out = net(x)
+                        out = _forward(net, x, t.precision, device)
                     if t.precision != "float32":  # the loss and metrics in float32
                         out = _float32(out)
                     res = task.batch(out, y, cfg)

@@ -10,6 +10,8 @@ same weights. Fields (``schema`` 1)::
     schema, table, label, recipe, family, seed, producer ("spikeseq train")
     git            {"commit": ..., "dirty": true/false}      the commit the run's code was at (run.json)
     command        the ``spikeseq train`` command line of the run (run.json)
+    recorded       the command and commit that wrote this file (``spikeseq train`` itself, or ``spikeseq eval
+                   --record`` for a finished run), and when
     config_hash    sha256 of the resolved config without ``train.seed`` (equal for every seed of a recipe)
     config         the resolved config
     versions       spikeseq, torch, numpy, python, platform
@@ -27,6 +29,7 @@ import hashlib
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from typing import Any
 import torch
 
 from spikeseq.errors import ConfigError
+from spikeseq.provenance import git_commit
 from spikeseq.train.rundir import RunDir, read_json, write_json
 
 SCHEMA = 1
@@ -100,7 +104,7 @@ def record(run_path: str | Path, recipe: str | Path | None = None, out_root: str
         evaluate_run(run.path, which=which)
     t_eval = time.time() - t0
     t0 = time.time()
-    prof = profile_run(run.path, tables=None, samples=cfg.results.profile_samples, which=which)
+    prof = profile_run(run.path, tables=None, samples=cfg.results.profile_samples, which=which, plot=False)
     t_prof = time.time() - t0
     tot = prof["report"]["totals_per_sample"]
     elements = tot.get("out_elements", 0.0)
@@ -125,6 +129,8 @@ def record(run_path: str | Path, recipe: str | Path | None = None, out_root: str
             "energy_pj": {t: {"memory_on": e["memory_on"]["total_pj"], "memory_off": e["memory_off"]["total_pj"]}
                           for t, e in prof["energy"].items()},
         },
+        "recorded": {"command": ["spikeseq", *sys.argv[1:]], "git": git_commit(),
+                     "at": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
         "source": f"spikeseq train run {run.path.name}; op counts: spikeseq.profile.count on "
                   f"{prof['samples']} seeded test samples of the same {which} checkpoint",
     }

@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import IO, Any
 
 from spikeseq import _atomic
 from spikeseq.errors import ConfigError
+from spikeseq.provenance import git_commit, git_dirty
 
 RUN_MARKER = "run.json"
 
@@ -72,27 +72,6 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: corrupt JSON ({e}); delete it and re-run the command that writes it") from None
-
-
-def _git_commit() -> str | None:
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _git_dirty() -> bool | None:
-    """Whether tracked files differ from the commit (``None``: not a git checkout)."""
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                             capture_output=True, text=True, timeout=10)
-        return bool(out.stdout.strip()) if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def versions() -> dict[str, str]:
@@ -240,12 +219,13 @@ class RunDir:
             pass
         meta = {
             "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": config.train.seed,
-            "world_size": world_size, "command": argv if argv is not None else sys.argv, "git": _git_commit(),
-            "git_dirty": _git_dirty(),
+            "world_size": world_size, "command": argv if argv is not None else sys.argv, "git": git_commit(),
+            "git_dirty": git_dirty(),
             "versions": versions(),
         }
-        parent = _atomic.ensure_dir(run.path.absolute().parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{run.path.name}.", suffix=".tmp", dir=parent))
+        target = run.path.resolve() if run.path.is_symlink() else run.path.absolute()  # a linked folder stays linked
+        parent = _atomic.ensure_dir(target.parent)
+        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
         try:
             os.chmod(staging, 0o777 & ~_umask())
             (staging / "checkpoints").mkdir()
@@ -253,9 +233,9 @@ class RunDir:
             if toml is not None:
                 write_text(staging / "config.toml", toml)
             write_json(staging / RUN_MARKER, meta)
-            if run.path.is_dir() and run.is_run():  # --force: the old run goes only now, after all checks
-                shutil.rmtree(run.path)
-            os.replace(staging, run.path)  # over a missing or empty directory
+            if target.is_dir() and run.is_run():  # --force: the old run goes only now, after all checks
+                shutil.rmtree(target)
+            os.replace(staging, target)  # over a missing or empty directory
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise

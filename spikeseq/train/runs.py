@@ -45,7 +45,11 @@ def load_run(path: str | Path, which: str = "best") -> LoadedRun:
         torch.set_num_threads(cfg.train.threads)
     ck = checkpoint.load(run.best if which == "best" else run.last)
     model = build_model(cfg.model)
-    model.load_state_dict(ck["model"])
+    try:
+        model.load_state_dict(ck["model"])
+    except RuntimeError as e:
+        raise ConfigError(f"{path}: checkpoint {which!r} does not fit model {cfg.model.name!r} as configured in the "
+                          f"run ({str(e).splitlines()[0]} ...); it was written for another config") from None
     model.eval()
     return LoadedRun(run, cfg, model, ck, which)
 

@@ -13,8 +13,9 @@ from spikeseq.verify.core import (
     fixed_point_input,
     output_transform,
     predictions,
+    spike_event_metrics,
 )
 from spikeseq.verify.error_budget import BudgetStep, loihi_error_budget, to_markdown, zero_reset
 
 __all__ = ["TARGETS", "BudgetStep", "VerifyResult", "export_and_verify", "fixed_point_input",
-           "loihi_error_budget", "output_transform", "predictions", "to_markdown", "zero_reset"]
+           "loihi_error_budget", "output_transform", "predictions", "spike_event_metrics", "to_markdown", "zero_reset"]

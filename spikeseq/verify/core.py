@@ -16,7 +16,12 @@
 - ``dt``: the model's step in seconds (required).
 
 The returned :class:`VerifyResult` holds, per neuron layer, the fraction of equal spikes (model vs interpreter,
-over all steps, samples and neurons; the hardware interpreters are aligned by their per-hop latency), the output
+over all steps, samples and neurons; the hardware interpreters are aligned by their per-hop latency; populations
+inside a module, with no module output to hook, are compared with the float interpreter of the traced graph and
+marked ``reference: "float interpreter"`` in their metrics), the spike
+event metrics of :func:`spike_event_metrics` (precision and recall of spike events, firing rates of both sides and
+a timing-offset histogram: the fraction of equal spikes counts matching silence, so a silent graph "agrees" with
+a sparse model; precision/recall and the rates do not), the output
 agreement (equal spikes, or max |difference| and prediction agreement for non-spiking readouts), the accuracies,
 the artifact path, the mapping report (Loihi cores / SpiNNaker2 PEs) and the interpreter's event counts.
 ``.to_dict()`` is JSON-able; ``.to_markdown()`` is a small report.
@@ -36,7 +41,8 @@ from spikeseq.graph import ir
 from spikeseq.graph.simulate import SimResult, data_payload, simulate
 from spikeseq.graph.trace import trace
 
-__all__ = ["TARGETS", "VerifyResult", "export_and_verify", "fixed_point_input", "output_transform", "predictions"]
+__all__ = ["TARGETS", "VerifyResult", "export_and_verify", "fixed_point_input", "output_transform", "predictions",
+           "spike_event_metrics"]
 
 TARGETS = ("nir", "loihi", "spinnaker2")
 
@@ -55,7 +61,7 @@ class VerifyResult:
     dt: float
     steps: int
     samples: int
-    layer_agreement: dict[str, float]       # neuron node -> fraction of equal spikes
+    layer_agreement: dict[str, float]       # neuron node -> fraction of equal spikes (counts matching silence)
     output_agreement: float                 # equal spikes (spiking output) or equal predictions (values)
     output_max_abs_diff: float | None       # non-spiking outputs only
     prediction_agreement: float
@@ -66,6 +72,7 @@ class VerifyResult:
     notes: list[str] = field(default_factory=list)
     _mapping_md: str = field(default="", repr=False)
     format: str = ""                        # artifact format: nir, netx, lava-process-json, spinnaker2-json
+    spike_metrics: dict[str, dict] = field(default_factory=dict)   # neuron node -> spike_event_metrics(...)
 
     @property
     def accuracy_drop(self) -> float | None:
@@ -87,8 +94,9 @@ class VerifyResult:
         fmt = f" ({self.format})" if self.format else ""
         lines = [f"### Export to {self.target}{fmt}: `{self.artifact}`", "",
                  f"{self.samples} samples x {self.steps} steps at dt = {self.dt:g} s", "",
-                 "| layer | spike agreement |", "|---|---|"]
-        lines += [f"| {k} | {pct(v)} |" for k, v in self.layer_agreement.items()]
+                 "| layer | spike agreement | precision | recall | rate model | rate graph | timing offsets |",
+                 "|---|---|---|---|---|---|---|"]
+        lines += [_metrics_row(k, v, self.spike_metrics.get(k)) for k, v in self.layer_agreement.items()]
         lines += ["", f"- output agreement: {pct(self.output_agreement)}"]
         if self.output_max_abs_diff is not None:
             lines.append(f"- output max |model - graph|: {self.output_max_abs_diff:.3g}")
@@ -182,6 +190,8 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
     out_path = Path(out_path)
     sim_graph, numerics, mapping, extra, fmt, artifact = _write(target, g, out_path, **export_kwargs)
     module_of = g.metadata.get("module_of", {})
+    unhooked = _unhooked_spiking(g, sim_graph, module_of) if numerics != "float" else []
+    float_ref: list[SimResult] = []
     y_model, layer_model, results = [], {}, []
     for lo in range(0, x.shape[1], batch_size):
         xb = x[:, lo:lo + batch_size]
@@ -193,16 +203,24 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         if frac_bits is not None:
             xs = np.round(xs * 2.0**frac_bits)
         results.append(simulate(sim_graph, xs, numerics=numerics))
+        if unhooked:
+            float_ref.append(simulate(g, xs, numerics="float", record=unhooked))
     y = np.concatenate(y_model, axis=1)
     layer_model = {k: np.concatenate(v, axis=1) for k, v in layer_model.items()}
     out_name = sim_graph.outputs()[0]
     y_graph = np.concatenate([r.outputs[out_name] for r in results], axis=1)
     y_graph = output_transform(y_graph, g.metadata.get("output_transform")).reshape(y.shape)
-    agree = {}
+    agree, spike_metrics = {}, {}
     for node, ym in layer_model.items():
         if node in results[0].traces and sim_graph.nodes[node].sends("spikes") == "spikes":
             yg = np.concatenate([r.traces[node] for r in results], axis=1).reshape(ym.shape)
             agree[node] = float(np.mean(yg == ym))
+            spike_metrics[node] = spike_event_metrics(ym, yg)
+    for node in unhooked:   # populations inside a module (e.g. L2MU's u, m, h): the float interpreter is the reference
+        ym = np.concatenate([r.traces[node] for r in float_ref], axis=1)
+        yg = np.concatenate([r.traces[node] for r in results], axis=1).reshape(ym.shape)
+        agree[node] = float(np.mean(yg == ym))
+        spike_metrics[node] = dict(spike_event_metrics(ym, yg), reference="float interpreter")
     spiking_out = np.isin(y, (0.0, 1.0)).all() and np.isin(y_graph, (0.0, 1.0)).all()
     p_model, p_graph = predictions(y, readout), predictions(y_graph, readout)
     pred_agree = float(np.mean(p_model == p_graph))
@@ -217,6 +235,11 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
                      "quantising, so input rounding is part of the measured disagreement")
     if target == "nir":
         notes.append("NIR file read back with from_nir and run with the float interpreter")
+        from spikeseq.export.nir import extension_message, extension_resets
+
+        ext = extension_resets(g)
+        if ext:
+            notes.append(extension_message(ext))
     return VerifyResult(
         target=target, artifact=str(artifact), extra_files=extra, dt=float(dt), steps=int(x.shape[0]),
         samples=int(x.shape[1]), layer_agreement=agree,
@@ -226,7 +249,15 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         model_accuracy=None if lab is None else float(np.mean(p_model == lab)),
         graph_accuracy=None if lab is None else float(np.mean(p_graph == lab)),
         mapping=None if mapping is None else mapping.to_dict(), counts=counts, notes=notes,
-        _mapping_md="" if mapping is None else mapping.to_markdown(), format=fmt)
+        _mapping_md="" if mapping is None else mapping.to_markdown(), format=fmt, spike_metrics=spike_metrics)
+
+
+def _unhooked_spiking(g: ir.Graph, sim_graph: ir.Graph, module_of: dict[str, str]) -> list[str]:
+    """Spiking populations of the exported graph with no module output to compare with (they live inside a
+    module, e.g. L2MU's populations): compared with the float interpreter of the traced graph instead, which runs
+    the model's own semantics (the NIR round trip checks that it equals the torch model)."""
+    return [k for k, n in sim_graph.nodes.items() if n.role == "neuron" and k not in module_of and k in g.nodes
+            and sim_graph.nodes[k].sends("spikes") == "spikes" and g.nodes[k].sends("spikes") == "spikes"]
 
 
 def fixed_point_input(g: ir.Graph, x: np.ndarray, bits: int) -> tuple[ir.Graph, int]:
@@ -273,3 +304,60 @@ def _sum_counts(results: list[SimResult]) -> dict[str, dict[str, int]]:
             for k, v in c.items():
                 t[k] += int(v)
     return total
+
+
+MAX_OFFSET = 3   # timing-offset histogram range: -MAX_OFFSET..+MAX_OFFSET steps
+
+
+def spike_event_metrics(model: np.ndarray, graph: np.ndarray, *, max_offset: int = MAX_OFFSET) -> dict:
+    """Spike events of the exported graph against the model's, for one neuron population.
+
+    ``model`` and ``graph`` are ``[T, B, ...]`` 0/1 arrays (time first). A spike of the graph at step ``t`` of neuron
+    ``n`` in sample ``b`` is a true positive when the model spiked at the same ``(t, b, n)``:
+
+    - ``precision = matched / graph spikes`` (``None`` when the graph never spikes),
+    - ``recall = matched / model spikes`` (``None`` when the model never spikes),
+    - ``rate_model``, ``rate_graph``: spikes per neuron per step (a silent side has rate 0),
+    - ``offsets``: for every graph spike, the signed step distance to the nearest model spike of the same neuron
+      and sample (``graph time - model time``, ties to the earlier model spike), counted per offset in
+      ``-max_offset..max_offset``; ``offsets_beyond`` counts the graph spikes with no model spike that close
+      (or none at all).
+    """
+    m = np.asarray(model).reshape(model.shape[0], -1) != 0
+    g = np.asarray(graph).reshape(graph.shape[0], -1) != 0
+    if m.shape != g.shape:
+        raise ShapeError(f"spike_event_metrics: model {m.shape} and graph {g.shape} spike arrays differ in shape")
+    n_model, n_graph, matched = int(m.sum()), int(g.sum()), int((m & g).sum())
+    hist = dict.fromkeys(range(-max_offset, max_offset + 1), 0)
+    beyond = 0
+    steps = m.shape[0]
+    for col in np.flatnonzero(g.any(axis=0)):
+        tg = np.flatnonzero(g[:, col])
+        tm = np.flatnonzero(m[:, col])
+        if tm.size == 0:
+            beyond += tg.size
+            continue
+        pos = np.clip(np.searchsorted(tm, tg), 1, tm.size) - 1          # model spike at or before, else the first
+        nxt = np.minimum(pos + 1, tm.size - 1)
+        d_prev, d_next = tg - tm[pos], tg - tm[nxt]
+        d = np.where(np.abs(d_next) < np.abs(d_prev), d_next, d_prev)
+        inside = np.abs(d) <= max_offset
+        beyond += int((~inside).sum())
+        for k, c in zip(*np.unique(d[inside], return_counts=True)):
+            hist[int(k)] += int(c)
+    cells = max(1, m.size)
+    return {"precision": matched / n_graph if n_graph else None, "recall": matched / n_model if n_model else None,
+            "model_spikes": n_model, "graph_spikes": n_graph, "matched": matched,
+            "rate_model": n_model / cells, "rate_graph": n_graph / cells, "steps": steps,
+            "offsets": {str(k): v for k, v in hist.items()}, "offsets_beyond": beyond}
+
+
+def _metrics_row(node: str, agreement: float, m: dict | None) -> str:
+    pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}%"  # noqa: E731
+    if m is None:
+        return f"| {node} | {pct(agreement)} | n/a | n/a | n/a | n/a | n/a |"
+    hist = " ".join(f"{k}:{v}" for k, v in m["offsets"].items() if v) or "-"
+    if m["offsets_beyond"]:
+        hist += f" beyond:{m['offsets_beyond']}"
+    return (f"| {node} | {pct(agreement)} | {pct(m['precision'])} | {pct(m['recall'])} | {m['rate_model']:.4f} | "
+            f"{m['rate_graph']:.4f} | {hist} |")

@@ -207,3 +207,24 @@ def test_spiking_lateral_circuit_uses_spike_counts():
     assert torch.allclose(hlop.spaces["layers.1"].h, h0 + 0.01 * (0.1 * d), atol=1e-7)
     plain = oja_subspace_step(h0, m0, x, lr=0.01, iterations=1)[0]
     assert not torch.allclose(plain, hlop.spaces["layers.1"].h)  # the quantisation changed the update
+
+
+def test_delay_linear_is_a_target():
+    """DelayLinear: its weight [out, in] is protected like a Linear's (inputs taken undelayed, see layers.py)."""
+    from spikeseq.nn import DelayLinear
+
+    torch.manual_seed(0)
+    net = Sequential(DelayLinear(6, 5, max_delay=3, learn_delay=False), LIF(tau_mem=0.01, dt=1e-3, v_th=0.3))
+    hlop = HLOP(net, HLOPConfig(layers=["layers.0"], k_init=2, k_inc=1, input="step", freeze_1d=False))
+    seen = {}
+    hlop.update = lambda name, x: seen.__setitem__(name, x)
+    hlop.begin_task(0)
+    x = torch.rand(4, 3, 6)
+    net(x)
+    assert torch.equal(seen["layers.0"], x.reshape(-1, 6))
+    hlop.end_task()
+    hlop.begin_task(1)
+    out, _ = net(torch.rand(4, 3, 6) * 3)
+    out.sum().backward()
+    q = hlop.spaces["layers.0"].basis
+    assert float((net[0].weight.grad @ q.t()).abs().max()) < 1e-6

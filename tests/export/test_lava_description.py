@@ -5,8 +5,6 @@ is valid Python, and export_and_verify on an untrained L2MU writing it atomicall
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 
 import numpy as np
 import pytest
@@ -53,6 +51,34 @@ def _branching() -> ir.Graph:
              ("c", "output")]
     quant = {"a": {"weight_exp": 1}, "b": {"weight_exp": 0}, "c": {"weight_exp": 0}}
     return ir.Graph(nodes, edges, dt=1e-3, metadata={"numerics": "loihi", "quant": quant})
+
+
+POPS = ("pop_x", "pop_u", "pop_m", "pop_h", "pop_out")
+
+
+def _driven_l2mu():
+    """A small L2MU whose every population fires (weights x3, low u and m thresholds): silent populations would
+    "agree" by matching zeros."""
+    torch.manual_seed(0)
+    m = build("l2mu", input_size=3, n_classes=4, order=2, hidden_size=6, memory_size=5, input_pop_size=4)
+    with torch.no_grad():
+        for n, p in m.named_parameters():
+            if n.endswith("weight"):
+                p.mul_(3)
+        m.pop_m.v_th.fill_(0.02)
+        m.pop_u.v_th.fill_(0.1)
+    return m
+
+
+def assert_spike_floors(r, rate: float, pr: float) -> None:
+    """Every L2MU population fires on both sides (rate >= ``rate`` per neuron and step) and the exported graph's
+    spike events have precision and recall >= ``pr`` against the reference (model, or the float interpreter for
+    the populations inside the module)."""
+    assert set(r.spike_metrics) == set(POPS)
+    for k in POPS:
+        m = r.spike_metrics[k]
+        assert m["rate_model"] >= rate and m["rate_graph"] >= rate, (k, m)
+        assert m["precision"] >= pr and m["recall"] >= pr, (k, m)
 
 
 def _spikes(t=30, b=4, n=3, seed=0):
@@ -146,8 +172,7 @@ def test_chain_still_writes_netx(tmp_path):
 
 
 def test_export_and_verify_l2mu_writes_lava_description(tmp_path):
-    torch.manual_seed(0)
-    m = build("l2mu", input_size=3, n_classes=4, order=2, hidden_size=6, memory_size=5, input_pop_size=4)
+    m = _driven_l2mu()
     x = (torch.rand(12, 5, 3) < 0.5).float()
     r = export_and_verify(m, "loihi", tmp_path / "m.net", x, dt=0.02, reset_policy="zero")
     assert r.format == "lava-process-json" and r.artifact == str(tmp_path / "m.lava.json")
@@ -159,71 +184,17 @@ def test_export_and_verify_l2mu_writes_lava_description(tmp_path):
     rec = {tuple(e) for e in desc["recurrent_edges"]}
     assert ("e_h", "pop_u") in rec and ("e_m", "pop_u") in rec      # L2MU's h->u and m->u feedback is explicit
     assert r.mapping["units_used"] == desc["core_mapping"]["cores_used"] == 5 and r.mapping["fits"]
-    assert 0.0 <= r.prediction_agreement <= 1.0 and set(r.layer_agreement) >= {"pop_x"}
+    # measured: 5/5 predictions agree; precision/recall 0.66-0.98 per population, rates 0.19-0.37
+    assert r.prediction_agreement >= 0.8
+    assert_spike_floors(r, rate=0.1, pr=0.6)
     assert "(lava-process-json)" in r.to_markdown()
 
 
-LAVA_PY = os.environ.get("SPIKESEQ_LAVA_PYTHON")
-
-#: loads the generated script, builds the network from the description and probes every population
-HARNESS = """
-import importlib.util, json, sys
-import numpy as np
-spec_ = importlib.util.spec_from_file_location("gen", sys.argv[1])
-gen = importlib.util.module_from_spec(spec_)
-spec_.loader.exec_module(gen)
-spec = json.loads(open(sys.argv[2]).read())
-data = np.load(sys.argv[3])
-procs, _ = gen.build(spec, data)
-mons = {}
-for p in spec["populations"]:
-    mon = gen.Monitor()
-    mon.probe(procs[p["name"]].s_out, data.shape[0])
-    mons[p["name"]] = mon
-first = procs[spec["populations"][0]["name"]]
-first.run(condition=gen.RunSteps(num_steps=data.shape[0]), run_cfg=gen.Loihi2SimCfg(select_tag="fixed_pt"))
-out = {k: np.asarray(m.get_data()[k]["s_out"]) for k, m in mons.items()}
-first.stop()
-np.savez(sys.argv[4], **out)
-"""
-
-
-@pytest.mark.skipif(not LAVA_PY, reason="set SPIKESEQ_LAVA_PYTHON to a Python with lava-nc 0.10 to run the oracle")
-@pytest.mark.parametrize("real_input", [False, True])
-def test_generated_script_matches_interpreter_in_lava(tmp_path, real_input):
-    """The generated script, run by Lava's fixed-point models, spikes exactly like the interpreter on a CuBa-LIF
-    L2MU (synaptic current decay in use; feedback h->u, m->u and the memory recurrence m->m all active), with spike
-    inputs and with real-valued inputs sent as signed 24-bit graded payloads."""
-    torch.manual_seed(2)
-    m = build("l2mu", input_size=3, n_classes=4, order=2, hidden_size=6, memory_size=5, input_pop_size=4,
-              neuron="cuba")
-    with torch.no_grad():
-        for n, p in m.named_parameters():
-            if n.endswith("weight"):
-                p.mul_(3)
-        m.pop_m.v_th.fill_(0.02)   # drive the memory population, silent at the default init
-        m.pop_u.v_th.fill_(0.1)
-    x = torch.randn(40, 1, 3) if real_input else (torch.rand(40, 1, 3) < 0.5).float()
-    r = export_and_verify(m, "loihi", tmp_path / "m.net", x, dt=0.02, reset_policy="zero")
-    desc = read_lava(r.artifact)
-    k = desc["inputs"][0]["frac_bits"]
-    assert (k > 0) == real_input and desc["connections"][0]["num_message_bits"] == (24 if real_input else 0)
-    xi = np.round(x.numpy() * 2.0**k)
-    sim = simulate(graph_from_description(desc), xi, numerics="loihi", align=False)
-    (tmp_path / "h.py").write_text(HARNESS)
-    np.save(tmp_path / "x.npy", xi[:, 0].astype(np.int64))
-    subprocess.run([LAVA_PY, str(tmp_path / "h.py"), r.extra_files[0], r.artifact, str(tmp_path / "x.npy"),
-                    str(tmp_path / "lava.npz")], check=True, timeout=600)
-    lava = np.load(tmp_path / "lava.npz")
-    for name in ("pop_x", "pop_u", "pop_m", "pop_h", "pop_out"):
-        ours = sim.traces[name][:, 0]
-        assert ours.sum() > 0, name
-        np.testing.assert_array_equal(lava[name].reshape(ours.shape[0], -1), ours, err_msg=name)
+# The generated script run by the real Lava: tests/oracles/test_lava_script_oracle.py (make oracle-test).
 
 
 def test_real_valued_inputs_become_graded_fixed_point(tmp_path):
-    torch.manual_seed(0)
-    m = build("l2mu", input_size=3, n_classes=4, order=2, hidden_size=6, memory_size=5, input_pop_size=4)
+    m = _driven_l2mu()
     x = torch.randn(12, 5, 3)
     r = export_and_verify(m, "loihi", tmp_path / "m.net", x, dt=0.02, reset_policy="zero")
     desc = read_lava(r.artifact)
@@ -233,4 +204,6 @@ def test_real_valued_inputs_become_graded_fixed_point(tmp_path):
     assert desc["inputs"][0]["payload"] == "graded"
     assert {c["num_message_bits"] for c in desc["connections"] if c["pre"] == "input"} == {24}
     assert any("2**" in n and "graded" in n for n in r.notes)
-    assert 0.0 <= r.prediction_agreement <= 1.0 and r.layer_agreement["pop_x"] > 0.5
+    # measured: 5/5 predictions agree; precision/recall 0.66-0.99 per population, rates 0.24-0.54
+    assert r.prediction_agreement >= 0.8
+    assert_spike_floors(r, rate=0.1, pr=0.6)

@@ -327,3 +327,26 @@ def test_snntorch_recurrent_export_to_spikeseq():
     assert 0.02 < y.mean() < 0.6
     out = simulate(from_nir(ng, dt=1e-4), x).output
     assert np.abs(out - y).max() <= 1e-5
+
+
+def test_reset_extension_is_one_warning_and_a_verification_note(tmp_path):
+    """A subtract-reset model warns once per written file (naming every node), not once per node; the
+    verification result says what it means (it reaches the report through the notes)."""
+    import warnings
+
+    from spikeseq.export.nir import NIRExtensionWarning, write_nir
+    from spikeseq.verify import export_and_verify
+
+    torch.manual_seed(0)
+    m = snn.Sequential(torch.nn.Linear(4, 6), snn.LIF(tau_mem=5e-3, dt=1e-3, reset="subtract"),
+                       torch.nn.Linear(6, 3), snn.LIF(tau_mem=5e-3, dt=1e-3, reset="subtract"))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        write_nir(trace(m, dt=1e-3), tmp_path / "m.nir")
+    ext = [w for w in caught if issubclass(w.category, NIRExtensionWarning)]
+    assert len(ext) == 1 and "1_lif, 3_lif" in str(ext[0].message) and "reset=subtract" in str(ext[0].message)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NIRExtensionWarning)
+        r = export_and_verify(m, "nir", tmp_path / "v.nir", (torch.rand(10, 2, 4) < 0.5).float(), dt=1e-3)
+    assert any("other NIR importers" in n and "1_lif, 3_lif" in n for n in r.notes)
+    assert "other NIR importers" in r.to_markdown()

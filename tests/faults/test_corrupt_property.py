@@ -10,6 +10,7 @@ well under a minute.
 from __future__ import annotations
 
 import itertools
+import re
 import shutil
 import warnings
 from collections.abc import Callable
@@ -69,9 +70,18 @@ def _apply(raw: bytes, how: tuple) -> bytes:
 
 
 def _text_damage(text: str, how: tuple, rng_pick: float) -> str:
-    """Insert a non-finite value, or swap two lines."""
+    """Insert a non-finite value, turn a value into another type (``7`` -> ``7.5``, ``0.25`` -> ``0.25x``), or
+    swap two lines."""
     lines = text.splitlines(keepends=True)
     i = min(int(rng_pick * len(lines)), len(lines) - 1)
+    if how[0] == "retype":
+        numeric = [m for m in re.finditer(r"-?\d+(\.\d+)?(e[-+]?\d+)?", lines[i])]
+        if not numeric:
+            return text
+        m = numeric[int((rng_pick * 7919) % 1 * len(numeric))]
+        new = m.group(0) + (".5" if how[1] == "float" and "." not in m.group(0) else "x")
+        lines[i] = lines[i][: m.start()] + new + lines[i][m.end():]
+        return "".join(lines)
     if how[0] == "nan":
         tokens = lines[i].replace(",", " , ").split(" ")
         numeric = [j for j, tok in enumerate(tokens) if _is_number(tok.strip().rstrip(";"))]
@@ -96,7 +106,8 @@ def _is_number(tok: str) -> bool:
 
 
 text_damage = st.one_of(st.tuples(st.just("nan"), st.sampled_from(["nan", "NaN", "inf", "-inf"])),
-                        st.tuples(st.just("swap"), st.floats(0.0, 1.0)))
+                        st.tuples(st.just("swap"), st.floats(0.0, 1.0)),
+                        st.tuples(st.just("retype"), st.sampled_from(["float", "text"])))
 
 
 # ----------------------------------------------------------------------------------------------------- N-MNIST
@@ -141,7 +152,7 @@ def test_hapt_raw_and_labels(hapt_root, tmp_path, which, how, pick):
     root = _fresh(tmp_path) / "HAPT Data Set"
     shutil.copytree(hapt_root, root)
     path = root / "RawData" / which
-    if how[0] in ("nan", "swap"):
+    if how[0] in ("nan", "swap", "retype"):
         path.write_text(_text_damage(path.read_text(), how, pick))
     else:
         path.write_bytes(_apply(path.read_bytes(), how))
@@ -167,7 +178,7 @@ def test_basicmotions_ts(data_root, tmp_path, how, pick):
     root = _fresh(tmp_path)
     shutil.copy(orig / "BasicMotions_TRAIN.ts", root / "BasicMotions_TRAIN.ts")
     path = root / "BasicMotions_TRAIN.ts"
-    if how[0] in ("nan", "swap"):
+    if how[0] in ("nan", "swap", "retype"):
         path.write_text(_text_damage(path.read_text(), how, pick))
     else:
         path.write_bytes(_apply(path.read_bytes(), how))
@@ -193,7 +204,7 @@ def test_banglejs_csv(data_root, tmp_path, how, pick):
     rec = src / "Raw Data" / "acc_exp01_user01.txt"
     text = "".join(rec.read_text().splitlines(keepends=True)[:2000])
     path = _fresh(tmp_path) / "acc.txt"
-    if how[0] in ("nan", "swap"):
+    if how[0] in ("nan", "swap", "retype"):
         bad = _text_damage(text, how, pick)
         path.write_text(bad)
     else:
@@ -291,7 +302,7 @@ def test_uci_har_fixture(tmp_path, which, how, pick):
     root = _fresh(tmp_path)
     shutil.copytree(orig / "UCI HAR Dataset", root / "UCI HAR Dataset")
     path = root / "UCI HAR Dataset" / "train" / which
-    if how[0] in ("nan", "swap"):
+    if how[0] in ("nan", "swap", "retype"):
         path.write_text(_text_damage(path.read_text(), how, pick))
     else:
         path.write_bytes(_apply(path.read_bytes(), how))
@@ -313,7 +324,7 @@ def test_wisdm_fixture(tmp_path, how, pick):
     good = wisdm.parse_records(orig)
     text = orig.read_text()
     path = _fresh(tmp_path) / "WISDM_ar_v1.1_raw.txt"
-    if how[0] in ("nan", "swap"):
+    if how[0] in ("nan", "swap", "retype"):
         bad = _text_damage(text, how, pick)
         path.write_text(bad)
     else:

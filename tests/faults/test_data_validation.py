@@ -127,3 +127,19 @@ def test_nmnist_timestamps_going_backwards_are_refused(data_root, tmp_path):
     path.write_bytes(bytes(raw))
     with pytest.raises(DataError, match=r"swapped\.bin: event 101 \(byte offset 505\) has timestamp .* earlier"):
         nmnist.read_events(path)
+
+
+def test_tensor_file_with_nan_is_refused_before_training(tmp_path, capsys, monkeypatch):
+    import torch
+
+    from spikeseq.cli import main
+    from tests.faults.conftest import write_tiny_config
+
+    monkeypatch.setenv("SPIKESEQ_PROGRESS", "0")
+    cfg = write_tiny_config(tmp_path)
+    blob = torch.load(tmp_path / "d.pt")
+    blob["train"]["x"][7, 2, 1] = float("nan")
+    torch.save(blob, tmp_path / "d.pt")
+    assert main(["train", str(cfg), "--out", str(tmp_path / "run")]) == 2
+    assert "train: sample 7 holds NaN or Inf" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

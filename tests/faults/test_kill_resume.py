@@ -39,15 +39,15 @@ def test_sigkill_at_random_points_resumes_bitwise_identically(tmp_path, monkeypa
     assert main(["train", str(cfg), "--out", str(full), "--no-eval"]) == 0  # uninterrupted, same thread count
 
     rng = random.Random(15)
-    b = rng.randint(1, 4)  # one of the checkpoint writes of epochs 1-2 (best.pt and last.pt per epoch)
-    c = rng.randint(10, 15)  # a step of epoch 3 or 4
+    b = rng.randint(3, 4)  # a checkpoint write after epoch 1 (epoch 2's best.pt or last.pt, or epoch 3's)
     # 1. killed in the middle of a checkpoint write: half a temporary file is left behind, the target intact
     assert _child("save", b, "train", str(cfg), "--out", str(run), "--no-eval") == -signal.SIGKILL
     leftovers = _temps(run)
     assert len(leftovers) == 1 and leftovers[0].stat().st_size > 0
-    # 2. resumed (the leftover is removed; with no last.pt yet the run starts over) and killed between steps
-    resume = ["--resume"] if (run / "checkpoints" / "last.pt").is_file() else [str(cfg), "--force"]
-    assert _child("step", c, "train", *resume, "--out", str(run), "--no-eval") == -signal.SIGKILL
+    done = checkpoint.load(run / "checkpoints" / "last.pt")["position"]["step"]
+    # 2. resumed (the leftover is removed) and killed between two later steps
+    c = rng.randint(done + 1, 15)
+    assert _child("step", c, "train", "--resume", "--out", str(run), "--no-eval") == -signal.SIGKILL
     assert not leftovers[0].exists()
     # 3. resumed to the end
     assert _child("none", 0, "train", "--resume", "--out", str(run), "--no-eval") == 0

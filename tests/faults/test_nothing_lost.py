@@ -122,3 +122,19 @@ def test_eval_json_is_replaced_only_after_a_successful_evaluation(workdir, capsy
     assert main(["eval", str(run)]) == 2
     assert tree_digest(workdir) == before
     assert json.loads((run / "eval.json").read_text())["test"]["n"] == 8
+
+
+def test_new_run_directory_appears_complete_and_keeps_a_symlinked_folder(tmp_path):
+    from spikeseq.train.config import load_config
+    from spikeseq.train.rundir import RunDir
+    from tests.faults.conftest import write_tiny_config
+
+    cfg = load_config(write_tiny_config(tmp_path))
+    (tmp_path / "disk").mkdir()
+    (tmp_path / "link").symlink_to(tmp_path / "disk")
+    run = RunDir.prepare(tmp_path / "link", cfg, argv=["test"])
+    assert (tmp_path / "link").is_symlink() and (tmp_path / "disk" / "run.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "disk").iterdir()) == ["checkpoints", "config.json", "config.toml",
+                                                                     "run.json"]
+    assert run.read_meta()["status"] == "running"
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging folder left behind

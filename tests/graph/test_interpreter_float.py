@@ -182,3 +182,18 @@ def test_delay_snn_with_batchnorm_folds_and_matches(delays):
         r = export_and_verify(m, "nir", f"{d}/m.nir", x, dt=m.config.dt)
     assert r.steps == 30 and r.layer_agreement["lif0_lif"] >= 0.999 and r.layer_agreement["lif1_lif"] >= 0.999
     assert r.output_max_abs_diff < 1e-4
+
+
+def test_lmu_memory_block_is_lowered_by_trace_and_interpreted():
+    """nn.LMUMemory (a building block) is lowered by trace itself: the float interpreter gives the module's memory."""
+    from spikeseq.nn import LMUMemory
+
+    torch.manual_seed(0)
+    mem = LMUMemory(4, 6.0)
+    g = trace(mem, dt=1e-3, input_shape=(3,))
+    node = g.nodes["lmu_memory"]
+    assert isinstance(node, ir.LMUMemory) and node.A.shape == (12, 12) and node.B.shape == (12, 3)
+    u = torch.randn(15, 2, 3, dtype=torch.float64)
+    m, _ = mem(u.float())
+    r = simulate(g, u.numpy(), numerics="float")
+    np.testing.assert_allclose(r.outputs["output"], m.double().flatten(2).numpy(), rtol=1e-4, atol=1e-4)

@@ -32,11 +32,24 @@ def test_known_answer_trajectory():
     # u = dec(u, 1024) + a<<6 ; v = dec(v, 512) + u ; dec(x, d) = sign(x) * (|x| * (4096 - d) >> 12)
     # spike at 100 -> u: 0, 6400, 4800, 3600, 2700, 2025, 1518 (floor of 1518.75)
     # v (threshold 200 << 6 = 12800): 0, 6400, 10400, 12700, 13812 -> spike (v reset to 0), 2025, 3289
+    # a readout is the same compartment as netx's LIF: it spikes and resets too, and reads v after the reset
     g = _one(100, i_decay=1024, v_decay=512, vth=200, readout=True)
     v = simulate(g, _pulse(), align=False, numerics=L).output
-    np.testing.assert_array_equal(v[:, 0, 0], [0, 6400, 10400, 12700, 13812, 14110, 13864])
+    np.testing.assert_array_equal(v[:, 0, 0], [0, 6400, 10400, 12700, 0, 2025, 3289])
     z = simulate(_one(100, i_decay=1024, v_decay=512, vth=200), _pulse(), align=False, numerics=L).output
     np.testing.assert_array_equal(z[:, 0, 0], [0, 0, 0, 0, 1, 0, 0])
+
+
+def test_saturated_readout_spikes_and_resets_as_netx():
+    """A readout (vth = 2**17 - 1, the largest mantissa) is reached only by a saturated membrane: v clips at
+    2**23 - 1 > 131071 << 6 = 2**23 - 64, so Loihi (netx builds the readout as Lava's LIF) spikes and resets it to 0;
+    the interpreter must read the same v. Input 2000 per step, u = 2000 << 6 = 128000 (iDecay 4096: no memory),
+    v non-leaky: 128000 * k until k = 66 gives 8448000 > 2**23 - 1 -> clipped to 8388607 > 8388544 -> reset to 0."""
+    g = _one(2000, i_decay=4096, v_decay=0, vth=2**17 - 1, readout=True)
+    x = np.ones((70, 1, 1))
+    v = simulate(g, x, align=False, numerics=L).output[:, 0, 0]
+    np.testing.assert_array_equal(v[:66], 128000 * np.arange(66))
+    assert v[66] == 0 and v[67] == 128000                       # spiked at step 66 (v clipped), reset, integrates again
 
 
 def test_negative_values_round_toward_zero():
@@ -58,10 +71,10 @@ def test_u_wraps_at_24_bits_and_v_saturates():
     g = _one(big, i_decay=4096, v_decay=4096, vth=1000, readout=True)
     v = simulate(g, _pulse(3), align=False, numerics=L).output
     assert v[1, 0, 0] == -(2**23) + 64
-    # u = 2^22 every step, v never decays: 2^22, then 2^23 saturates at 2^23 - 1
-    v = simulate(_one(2**16, i_decay=4096, v_decay=0, vth=1000, readout=True), _pulse(4, at=(0, 1, 2)), numerics=L,
-                 align=False).output
-    np.testing.assert_array_equal(v[:, 0, 0], [0, 2**22, 2**23 - 1, 2**23 - 1])
+    # u = -2^22 every step, v never decays: -2^22, then -2^23 saturates at -(2^23 - 1) (no reset below zero)
+    v = simulate(_one(-(2**16), i_decay=4096, v_decay=0, vth=1000, readout=True), _pulse(4, at=(0, 1, 2)),
+                 numerics=L, align=False).output
+    np.testing.assert_array_equal(v[:, 0, 0], [0, -(2**22), -(2**23 - 1), -(2**23 - 1)])
 
 
 def test_threshold_is_strict():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib
 import sys
+from dataclasses import replace
 
 import pytest
 import torch
@@ -112,8 +113,17 @@ def test_bad_input_raises_the_reference_errors(make, kw, err):
         K.lif_scan(torch.ones(4, 2, 3), LIFState(torch.zeros(3)), beta=0.9, backend="triton")
 
 
-def test_dispatch_prefers_triton_only_where_it_can_run(monkeypatch):
+def test_dispatch_prefers_triton_only_where_it_can_run_and_when_opted_in(monkeypatch):
     x = torch.randn(4, 2, 3)
+    monkeypatch.delenv("SPIKESEQ_TRITON", raising=False)
+    monkeypatch.setattr(dispatch, "_WARNED", set())
+    # not validated on a GPU yet: "auto" never picks Triton on its own (here it runs the C++ or torch backend)
+    assert dispatch.resolve("lif_scan", "auto", x, None, beta=0.9).name in ("cpu", "torch")
+    cpu_b = dispatch.backends("lif_scan")["cpu"]
+    monkeypatch.setitem(dispatch._REGISTRY["lif_scan"], "cpu", replace(cpu_b, available=lambda: (False, "no C++")))
+    with pytest.warns(UserWarning, match="'triton' not used .*opt-in.*SPIKESEQ_TRITON=1"):   # the reason, stated
+        assert dispatch.resolve("lif_scan", "auto", x, None, beta=0.9).name == "torch"
+    monkeypatch.setenv("SPIKESEQ_TRITON", "1")
     assert dispatch.resolve("lif_scan", "auto", x, None, beta=0.9).name == "triton"
     assert dispatch.resolve("cuba_lif_scan", "auto", x, None, alpha=0.5, beta=0.9).name == "triton"
     with pytest.raises(BackendUnavailableError, match="float16"):

@@ -21,7 +21,7 @@ from spikeseq.kernels import dispatch
 from spikeseq.kernels.wkv import cpu
 from tests.kernels._wkv_compare import assert_float32_within_1e5, assert_matches_reference, inputs
 
-needs_cpp = pytest.mark.skipif(not cpu.available()[0], reason="no C++ compiler")
+needs_cpp = pytest.mark.native
 
 
 @needs_cpp

@@ -121,8 +121,13 @@ def test_tasks_registry_and_recipe_task_key():
     base = {"model": {"name": "rsnn", "n_in": 2, "n_out": 2}, "data": {"name": "hapt"}}
     assert task_for(from_dict(base)).name == "classification"          # default: the family's first task
     assert task_for(from_dict({**base, "task": "classification"})).name == "classification"
-    with pytest.raises(ConfigError, match=r"task 'continual' is not solved by model 'rsnn' \(family 'lifnet'\); "
+    assert task_for(from_dict({**base, "task": "continual"})).name == "continual"  # lifnet also solves it
+    l2mu = {"model": {"name": "l2mu", "n_in": 2, "n_out": 2}, "data": {"name": "hapt"}}
+    with pytest.raises(ConfigError, match=r"task 'continual' is not solved by model 'l2mu' \(family 'l2mu'\); "
                                           r"the family's tasks: classification"):
-        task_for(from_dict({**base, "task": "continual"}))
+        task_for(from_dict({**l2mu, "task": "continual"}))
+    with pytest.raises(ConfigError, match=r"task 'language_modelling' is not solved by model 'rsnn' \(family "
+                                          r"'lifnet'\); the family's tasks: classification, continual"):
+        task_for(from_dict({**base, "task": "language_modelling"}))
     with pytest.raises(ConfigError, match=r"task must be a string"):
         from_dict({**base, "task": 3})

@@ -74,3 +74,58 @@ def test_graded_spikes_carry_the_membrane():
     v2 = beta * 0.7 + 0.7  # 1.333 > 1: the spike carries the membrane value
     np.testing.assert_allclose(r.traces["lif"][:, 0, 0], [0.0, v2, 0.0])
     assert r.synops["lin2"] == 1
+
+
+def test_spike_event_metrics_known_answer():
+    """Hand-counted: model spikes (t, n) = (2, 0), (7, 0); graph spikes (3, 0), (7, 0), (5, 1).
+    Matched: (7, 0). Offsets of graph spikes to the nearest model spike: (3, 0) -> +1 (after t = 2), (7, 0) -> 0,
+    (5, 1) -> none (neuron 1 never fires in the model)."""
+    from spikeseq.verify import spike_event_metrics
+
+    m = np.zeros((10, 1, 2))
+    g = np.zeros((10, 1, 2))
+    m[2, 0, 0] = m[7, 0, 0] = 1
+    g[3, 0, 0] = g[7, 0, 0] = g[5, 0, 1] = 1
+    r = spike_event_metrics(m, g)
+    assert (r["model_spikes"], r["graph_spikes"], r["matched"]) == (2, 3, 1)
+    assert r["precision"] == pytest.approx(1 / 3) and r["recall"] == pytest.approx(1 / 2)
+    assert r["rate_model"] == pytest.approx(2 / 20) and r["rate_graph"] == pytest.approx(3 / 20)
+    assert r["offsets"] == {"-3": 0, "-2": 0, "-1": 0, "0": 1, "1": 1, "2": 0, "3": 0} and r["offsets_beyond"] == 1
+    # a tie goes to the earlier model spike (positive offset); beyond max_offset is counted apart
+    m2, g2 = np.zeros((12, 1, 1)), np.zeros((12, 1, 1))
+    m2[[2, 6], 0, 0] = 1
+    g2[[4, 11], 0, 0] = 1
+    r2 = spike_event_metrics(m2, g2)
+    assert r2["offsets"]["2"] == 1 and r2["offsets_beyond"] == 1 and r2["matched"] == 0
+
+
+def test_a_silent_graph_cannot_pass_as_agreeing():
+    """Against a sparse model a silent graph has ~97% "spike agreement" (matching zeros) but recall 0, no precision
+    and firing rate 0; the metrics tell the two apart."""
+    from spikeseq.verify import spike_event_metrics
+
+    model = (np.random.default_rng(0).random((50, 4, 30)) < 0.03).astype(float)
+    silent = np.zeros_like(model)
+    assert np.mean(model == silent) > 0.95
+    r = spike_event_metrics(model, silent)
+    assert r["recall"] == 0.0 and r["precision"] is None and r["rate_graph"] == 0.0 and r["rate_model"] > 0.02
+    assert spike_event_metrics(model, model)["precision"] == spike_event_metrics(model, model)["recall"] == 1.0
+
+
+def test_verify_result_reports_event_metrics(tmp_path):
+    m = _model()
+    r = export_and_verify(m, "loihi", tmp_path / "m.net", _x(), dt=DT)
+    assert set(r.spike_metrics) == set(r.layer_agreement) == {"0_lif", "2_lif"}
+    hidden = r.spike_metrics["0_lif"]
+    assert hidden["rate_model"] > 0.05 and hidden["rate_graph"] > 0.05      # the comparison is not of silence
+    # measured: 97.7% "spike agreement" but precision 0.88 / recall 0.88 (hidden), 0.74 / 0.75 (output): the
+    # agreement counts matching silence, the event metrics do not
+    assert r.layer_agreement["0_lif"] > 0.95
+    assert hidden["precision"] > 0.85 and hidden["recall"] > 0.85
+    out = r.spike_metrics["2_lif"]
+    assert out["precision"] > 0.7 and out["recall"] > 0.7 and out["rate_graph"] > 0.05
+    assert sum(hidden["offsets"].values()) + hidden["offsets_beyond"] == hidden["graph_spikes"]
+    md = r.to_markdown()
+    assert "| layer | spike agreement | precision | recall |" in md and "| 0_lif |" in md
+    d = json.loads(json.dumps(r.to_dict()))
+    assert d["spike_metrics"]["0_lif"]["matched"] == hidden["matched"]

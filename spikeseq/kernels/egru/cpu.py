@@ -230,7 +230,8 @@ def egru_scan(
                                                         threshold, eps, dampening, zoneout, dropconnect, training,
                                                         generator)
     m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
-    a = input_projection(x, weight_ih, bias_ih)
+    # under torch.autocast the projection is a low-precision matmul; the fused recurrence runs in x's dtype
+    a = input_projection(x, weight_ih, bias_ih).to(x.dtype)
     keep = torch.is_grad_enabled() and any(
         isinstance(v, torch.Tensor) and v.requires_grad for v in (a, st.c, st.y, w_hh, bias_hh, th))
     y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening, keep)

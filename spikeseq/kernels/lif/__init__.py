@@ -2,13 +2,18 @@
 
 ``"cpu"``: fused C++ loops built lazily on first use (:mod:`.cpu`, :mod:`spikeseq.kernels._native`), priority 10.
 ``"triton"``: Triton GPU kernels (:mod:`.gpu`, :mod:`._triton_kernels`), priority 20, available with triton and a
-CUDA device (or ``TRITON_INTERPRET=1`` on CPU tensors, for tests).
+CUDA device (or ``TRITON_INTERPRET=1`` on CPU tensors, for tests); opt-in for ``backend="auto"``
+(``SPIKESEQ_TRITON=1``) until validated on a GPU, so CUDA tensors run the torch reference by default.
 Importing this package compiles nothing and imports neither triton nor a compiler.
 """
 
 from __future__ import annotations
 
 from spikeseq.kernels import dispatch
+
+#: ``backend="auto"`` picks Triton only when this is 1 (or name ``backend="triton"``): the kernels are tested under
+#: ``TRITON_INTERPRET=1`` only, until ``spikeseq bench gpu`` has checked them on a GPU (results/gpu/).
+TRITON_OPT_IN = "SPIKESEQ_TRITON"
 
 
 def _register() -> None:
@@ -27,7 +32,8 @@ def _register() -> None:
         ("li_scan", gpu.li_scan, gpu.supports_li),
         ("alif_scan", gpu.alif_scan, gpu.supports_alif),
     ):
-        dispatch.register(op, "triton", fn, available=gpu.available, supports=supports, priority=20)
+        dispatch.register(op, "triton", fn, available=gpu.available, supports=supports, priority=20,
+                          opt_in=TRITON_OPT_IN)
 
 
 _register()

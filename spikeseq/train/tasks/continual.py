@@ -408,12 +408,13 @@ def cli_run(args) -> int:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
     if args.force and out.exists():
         shutil.rmtree(out)
-    from spikeseq.train.rundir import _git_commit, versions, write_json
+    from spikeseq.provenance import git_commit
+    from spikeseq.train.rundir import versions, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     meta = {"status": "running", "task": "continual", "seed": cfg.train.seed, "world_size": 1,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
-            "git": _git_commit(), "command": ["spikeseq", *sys.argv[1:]]}
+            "git": git_commit(), "command": ["spikeseq", *sys.argv[1:]]}
     write_json(out / "run.json", meta)
     result = run(cfg, out, resume=args.resume, quiet=False)
     write_json(out / "run.json", {**meta, "status": "finished"})
