@@ -61,7 +61,8 @@ def nmnist(root: Path) -> list[float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Command line (see module docstring)."""
-    from spikeseq.train.rundir import git_commit, write_json
+    from spikeseq.provenance import git_commit
+    from spikeseq.train.rundir import write_json
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=Path("results/hlop/angles.json"))

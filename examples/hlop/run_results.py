@@ -21,7 +21,8 @@ import time
 from pathlib import Path
 
 from spikeseq.errors import ConfigError, NonFiniteError
-from spikeseq.train.rundir import git_commit, read_json, versions, write_json, write_text
+from spikeseq.provenance import git_commit
+from spikeseq.train.rundir import read_json, versions, write_json, write_text
 from spikeseq.train.tasks import continual as C
 
 OUT = Path("results/hlop")

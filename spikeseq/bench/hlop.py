@@ -18,7 +18,6 @@ import statistics
 import time
 
 import torch
-from torch import nn
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -36,20 +35,21 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Time plain vs HLOP training steps; check inference outputs and op counts are unchanged."""
+    from spikeseq import nn as snn
     from spikeseq import profile
     from spikeseq.continual import HLOP, HLOPConfig
-    from spikeseq.nn import LI, LIF, Sequential, SpikeLinear
 
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(1)
     x = torch.poisson(torch.full((args.steps, args.batch, args.inputs), 0.3), generator=g)
     y = torch.randint(0, 10, (args.batch,), generator=g)
 
-    def make():  # a feed-forward LIF classifier of nn building blocks: [Flatten, (Linear, LIF) x 2, Linear, LI]
+    def make():  # a 2-hidden-layer LIF network of building blocks (layers.1/3/5 are its weighted layers)
         torch.manual_seed(0)
-        n, h, lif = args.inputs, args.hidden, dict(tau_mem=0.02, dt=1e-3)
-        return Sequential(nn.Flatten(), nn.Linear(n, h), LIF(**lif), SpikeLinear(h, h), LIF(**lif),
-                          SpikeLinear(h, 10), LI(**lif))
+        return snn.Sequential(
+            torch.nn.Flatten(), torch.nn.Linear(args.inputs, args.hidden), snn.LIF(tau_mem=0.02, dt=1e-3),
+            snn.SpikeLinear(args.hidden, args.hidden), snn.LIF(tau_mem=0.02, dt=1e-3),
+            snn.SpikeLinear(args.hidden, 10), snn.LI(tau_mem=0.02, dt=1e-3))
 
     plain, hl = make(), make()
     layers = ["layers.1", "layers.3", "layers.5"]
@@ -113,13 +113,13 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         import json
 
-        from spikeseq._atomic import write_text
+        from spikeseq import _atomic
 
-        write_text(args.json, json.dumps({
-            "bench": "hlop", "shape": [args.steps, args.batch, args.inputs], "hidden": args.hidden,
-            "reps": args.reps, "threads": torch.get_num_threads(), "input_mode": args.input_mode, "median_s": med,
-            "median_cpu_s": med_cpu, "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
-            "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=2) + "\n")
+        _atomic.write_text(args.json, json.dumps({"bench": "hlop", "shape": [args.steps, args.batch, args.inputs],
+                               "hidden": args.hidden, "reps": args.reps, "threads": torch.get_num_threads(),
+                               "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
+                               "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
+                               "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=2) + "\n")
     return 0
 
 

@@ -22,7 +22,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ import torch.nn.functional as F
 
 from spikeseq.functional import wkv_chunked, wkv_scan
 from spikeseq.kernels import wkv as wkv_dispatch
+from spikeseq.provenance import git_commit
 
 DEFAULT_JSON = Path("results/spikegpt/bench_wkv.json")
 
@@ -46,15 +46,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reps", type=int, default=5, help="repetitions of the fast forms (reference: 1 + reps//3)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--json", type=Path, default=DEFAULT_JSON, help=f"JSON output (default {DEFAULT_JSON})")
-
-
-def _git_commit() -> str | None:
-    try:
-        out = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5,
-                             cwd=Path(__file__).resolve().parent)
-        return out.stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def _write_json(path: Path, payload: dict) -> None:
@@ -150,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"{name:32s} {v:8.2f}")
     payload = {
         "command": "spikeseq bench wkv " + " ".join(sys.argv[3:]) if len(sys.argv) > 2 else "spikeseq bench wkv",
-        "commit": _git_commit(),
+        "commit": git_commit(),
         "config": {"T": args.T, "B": args.B, "C": args.C, "chunk": args.chunk, "reps": args.reps,
                    "threads": args.threads, "dtype": "float32"},
         "targets": {"reference_over_cpu": ">= 10", "block_over_projections_cpu": "<= 1.5"},

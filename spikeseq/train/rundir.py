@@ -23,7 +23,6 @@ import json
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -33,6 +32,7 @@ from typing import IO, Any
 
 from spikeseq import _atomic
 from spikeseq.errors import ConfigError
+from spikeseq.provenance import git_commit, git_dirty
 
 RUN_MARKER = "run.json"
 
@@ -72,28 +72,6 @@ def read_json(path: str | Path) -> Any:
         return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise ConfigError(f"{path}: corrupt JSON ({e}); delete it and re-run the command that writes it") from None
-
-
-def git_commit() -> str | None:
-    """The repository's HEAD commit, or None outside a git checkout."""
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5)
-        return out.stdout.strip() or None if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
-def _git_dirty() -> bool | None:
-    """Whether tracked files differ from the commit (``None``: not a git checkout)."""
-    try:
-        root = Path(__file__).resolve().parents[2]
-        out = subprocess.run(["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-                             capture_output=True, text=True, timeout=10)
-        return bool(out.stdout.strip()) if out.returncode == 0 else None
-    except (OSError, subprocess.SubprocessError):
-        return None
 
 
 def versions() -> dict[str, str]:
@@ -242,7 +220,7 @@ class RunDir:
         meta = {
             "status": "running", "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "seed": config.train.seed,
             "world_size": world_size, "command": argv if argv is not None else sys.argv, "git": git_commit(),
-            "git_dirty": _git_dirty(),
+            "git_dirty": git_dirty(),
             "versions": versions(),
         }
         parent = _atomic.ensure_dir(run.path.absolute().parent)

@@ -112,7 +112,7 @@ def test_unpack_refuses_escaping_members(tmp_path):
 # ------------------------------------------------------------------------------------------- CLI / registry
 def test_registry_names_and_errors():
     assert registry.names() == ["nmnist", "shd", "ssc", "temporal", "hapt", "uci_har", "basicmotions", "wisdm",
-                                "wisdm2019", "banglejs", "temporal_task"]
+                                "wisdm2019", "banglejs", "temporal_task", "tinyshakespeare", "ptb", "wikitext2"]
     assert registry.GENERATED == ("temporal_task",)
     with pytest.raises(DataError, match="unknown dataset"):
         registry.load("mnist")

@@ -112,7 +112,7 @@ def test_graph_and_profile_refuse_second_registrations():
 
 def test_tasks_registry_and_recipe_task_key():
     assert "classification" in tasks() and get_task("classification").metric == "acc"
-    with pytest.raises(ConfigError, match=r"unknown task 'regression'; registered tasks: .*classification"):
+    with pytest.raises(ConfigError, match=r"unknown task 'regression'; registered tasks: classification"):
         get_task("regression")
     with pytest.raises(PluginError, match="already registered"):
         register_task(get_task("classification"))
@@ -121,30 +121,8 @@ def test_tasks_registry_and_recipe_task_key():
     base = {"model": {"name": "rsnn", "n_in": 2, "n_out": 2}, "data": {"name": "hapt"}}
     assert task_for(from_dict(base)).name == "classification"          # default: the family's first task
     assert task_for(from_dict({**base, "task": "classification"})).name == "classification"
-    with pytest.raises(ConfigError, match=r"task 'language_modelling' is not solved by model 'rsnn' "
-                                          r"\(family 'lifnet'\); the family's tasks: classification"):
+    with pytest.raises(ConfigError, match=r"task 'language_modelling' is not solved by model 'rsnn' \(family "
+                                          r"'lifnet'\); the family's tasks: classification, continual"):
         task_for(from_dict({**base, "task": "language_modelling"}))
     with pytest.raises(ConfigError, match=r"task must be a string"):
         from_dict({**base, "task": 3})
-
-
-def test_entry_points_load_or_fail_naming_themselves(tmp_path, monkeypatch):
-    from importlib.metadata import EntryPoint
-
-    pkg = tmp_path / "epfam_ok.py"
-    pkg.write_text("from spikeseq.models.registry import Family\nfrom torch import nn\n\n"
-                   "def family():\n    return Family(name='epfam', tasks=('classification',),\n"
-                   "                  builders={'ep_net': lambda: nn.Linear(2, 2)})\n")
-    (tmp_path / "epfam_broken.py").write_text("import not_a_module_that_exists\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    registry.load_entry_point(EntryPoint("epfam", "epfam_ok:family", registry.ENTRY_POINT_GROUP))
-    try:
-        assert family_of("ep_net").name == "epfam" and family_of("ep_net").module == "epfam_ok"
-    finally:
-        unregister_family("epfam")
-    with pytest.raises(PluginError, match=r"entry point 'broken' = 'epfam_broken' .* failed to import: "
-                                          r"ModuleNotFoundError"):
-        registry.load_entry_point(EntryPoint("broken", "epfam_broken", registry.ENTRY_POINT_GROUP))
-    (tmp_path / "epfam_bad.py").write_text("def family():\n    return 'not a family'\n")
-    with pytest.raises(PluginError, match=r"returned str, expected a spikeseq\.models\.registry\.Family"):
-        registry.load_entry_point(EntryPoint("bad", "epfam_bad:family", registry.ENTRY_POINT_GROUP))

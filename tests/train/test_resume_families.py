@@ -27,6 +27,14 @@ TINY: dict[str, dict] = {
     "spiking_lmuformer": {"input_size": 4, "n_classes": 3, "dim": 8, "order": 4, "theta": 8.0},
     "gru_baseline": {"input_size": 4, "n_classes": 3, "hidden_size": 8},
     "lmu_baseline": {"input_size": 4, "n_classes": 3, "hidden_size": 8, "order": 4, "theta": 8.0, "n_u": 1},
+    "egru_classifier": {"input_size": 4, "n_classes": 3, "hidden": 8, "backend": "torch"},
+    "rnn_classifier": {"input_size": 4, "n_classes": 3, "hidden": 8},
+}
+#: a tiny configuration of every registered language model (characters of Tiny Shakespeare: vocabulary 65)
+TINY_LM: dict[str, dict] = {
+    "egru_lm": {"vocab": 65, "embed": 8, "hidden": 8, "backend": "torch"},
+    "gru_lm": {"vocab": 65, "embed": 8, "hidden": 8},
+    "lstm_lm": {"vocab": 65, "embed": 8, "hidden": 8},
 }
 #: the delay model also names parameter groups and uses training hooks: exercise them in the resumed run
 TRAIN: dict[str, dict] = {
@@ -40,7 +48,7 @@ class Killed(Exception):
 
 
 def test_every_registered_model_has_a_tiny_config():
-    assert sorted(TINY) == registry.names()
+    assert sorted(TINY | TINY_LM) == registry.names()
 
 
 def _native_available() -> bool:
@@ -84,6 +92,21 @@ def test_bitwise_resume_of_every_model(tmp_path, tiny_data, tiny_raw, name):
     # from step 4 (epoch 0, batch 4); 2 epochs
     raw = tiny_raw(tiny_data, epochs=2, checkpoint_every=4, **TRAIN.get(name, {}))
     raw["model"] = {"name": name, **TINY[name]}
+    raw["task"] = "classification"  # families solving several tasks list another one first (egru)
+    _check_bitwise_resume(tmp_path, from_dict(raw), kill_at=5)
+
+
+@pytest.mark.parametrize("name", sorted(TINY_LM))
+def test_bitwise_resume_of_every_language_model(tmp_path, tiny_raw, name):
+    from spikeseq.data.paths import data_root
+    from tests.conftest import require_path
+
+    require_path(data_root() / "text" / "tinyshakespeare" / "input.txt")
+    raw = tiny_raw(tmp_path / "unused.pt", epochs=2, checkpoint_every=4)
+    raw["task"] = "language_modelling"
+    raw["model"] = {"name": name, **TINY_LM[name]}
+    raw["data"] = {"name": "tinyshakespeare", "seq_len": 8, "max_chars": 2000, "val_fraction": 0.2,
+                   "max_train": 120, "max_test": 16}
     _check_bitwise_resume(tmp_path, from_dict(raw), kill_at=5)
 
 

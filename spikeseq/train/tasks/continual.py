@@ -408,7 +408,8 @@ def cli_run(args) -> int:
         raise ConfigError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
     if args.force and out.exists():
         shutil.rmtree(out)
-    from spikeseq.train.rundir import git_commit, versions, write_json
+    from spikeseq.provenance import git_commit
+    from spikeseq.train.rundir import versions, write_json
 
     out.mkdir(parents=True, exist_ok=True)
     meta = {"status": "running", "task": "continual", "seed": cfg.train.seed, "world_size": 1,

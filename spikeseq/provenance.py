@@ -1,0 +1,36 @@
+"""Where a result came from: the git commit of the spikeseq checkout and whether it had local changes.
+
+Used by every command that writes a run or a result file (``spikeseq train``, ``spikeseq bench ...``), so that a
+number in ``results/`` names the code that produced it. Outside a git checkout (an installed wheel) both are
+``None``.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _git(*args: str, timeout: float) -> str | None:
+    try:
+        out = subprocess.run(["git", "-C", str(_ROOT), *args], capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout if out.returncode == 0 else None
+
+
+def git_commit() -> str | None:
+    """The commit hash of the checkout spikeseq runs from, or ``None`` outside a git checkout."""
+    out = _git("rev-parse", "HEAD", timeout=5)
+    return out.strip() or None if out is not None else None
+
+
+def git_dirty() -> bool | None:
+    """Whether tracked files differ from the commit (``None``: not a git checkout)."""
+    out = _git("status", "--porcelain", "--untracked-files=no", timeout=10)
+    return bool(out.strip()) if out is not None else None
+
+
+__all__ = ["git_commit", "git_dirty"]
