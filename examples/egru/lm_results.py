@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"schema": 1, "producer": "examples/egru/lm_results.py", "dataset": "tinyshakespeare (first 90% train, "
            "last 10% test)", "metric": "test bits per character", "metrics": metrics,
            "comparison_vs_gru": comparison,
-           "collect_command": "python examples/egru/lm_results.py " + " ".join(
+           "command": "python examples/egru/lm_results.py " + " ".join(
                f"--{k} {v}" for k, v in (("egru", args.egru), ("gru", args.gru), ("lstm", args.lstm),
                                          ("pruned", args.pruned), *(("variant", v) for v in args.variant))
                if v is not None)}

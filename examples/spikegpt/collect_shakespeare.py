@@ -50,7 +50,8 @@ def main(argv: list[str]) -> int:
         rec = collect(Path(r))
         recs[rec["model"]] = rec
         (out / f"shakespeare_{rec['model']}.json").write_text(json.dumps(rec, indent=2) + "\n")
-    summary = {"nanogpt_cpu_reference": NANOGPT_CPU,
+    summary = {"command": "python examples/spikegpt/collect_shakespeare.py " + " ".join(argv),
+               "nanogpt_cpu_reference": NANOGPT_CPU,
                "test_bpc": {m: r["test"]["bpc"] for m, r in recs.items()},
                "parameters": {m: r["parameters"] for m, r in recs.items()}}
     if {"spikegpt", "rwkv4"} <= recs.keys():

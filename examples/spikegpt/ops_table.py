@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
     out = Path("results/spikegpt")
     out.mkdir(parents=True, exist_ok=True)
     for r in argv:
-        res = table(Path(r))
+        res = {"command": "python examples/spikegpt/ops_table.py " + " ".join(argv), **table(Path(r))}
         (out / f"ops_{res['model']}.json").write_text(json.dumps(res, indent=2, default=str) + "\n")
         pt = res["per_token"]
         print(f"{res['model']}: per token dense {pt['dense_macs']:.0f}, MAC {pt['eff_macs']:.0f}, "

@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from spikeseq.report import results
 
     if args.action == "show":
-        print(results.render(args.table, results.load(args.results)), end="")
+        print(results.render_block(args.table, args.results), end="")
         return 0
     if args.check:
         stale = results.check_readme(args.readme, args.results)

@@ -12,7 +12,9 @@ markers::
     <!-- /results -->
 
 :func:`update_readme` rewrites the blocks from the artifacts, :func:`check_readme` lists the blocks that differ
-(``spikeseq results table --check``; a test runs it on the repository).
+(``spikeseq results table --check``; a test runs it on the repository). Blocks of records (benchmarks, analyses,
+per-seed runs of other tasks) are described by ``results/<area>/tables.toml`` specs instead of code
+(:mod:`spikeseq.report.record_tables`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 from spikeseq.errors import ConfigError
+from spikeseq.report.record_tables import find_specs, render_spec, sig
+from spikeseq.report.record_tables import joules as _joules
 
 BLOCK = re.compile(r"(<!-- results:(?P<table>[\w.-]+) -->\n)(?P<body>.*?)(<!-- /results -->)", re.S)
 
@@ -89,16 +93,7 @@ def _pct(v: float) -> str:
 
 def _sig(v: float | None) -> str:
     """Three significant digits, engineering-free: 1.45e6, 2826, 12.5."""
-    if v is None:
-        return "n/a"
-    if v == 0:
-        return "0"
-    if abs(v) >= 1e4:
-        mant, exp = f"{v:.2e}".split("e")
-        return f"{mant.rstrip('0').rstrip('.')}e{int(exp)}"
-    if abs(v) >= 100:
-        return f"{v:.0f}"
-    return f"{v:.3g}"
+    return "n/a" if v is None else sig(v)
 
 
 def _mean(rows: list[dict], key: str) -> float | None:
@@ -129,14 +124,6 @@ def _sparsity(rows: list[dict]) -> str:
 def _params(rows: list[dict]) -> str:
     p = rows[0]["metrics"]["params"]
     return f"{round(p / 1000)}k" if p >= 1000 else str(p)
-
-
-def _joules(pj: float) -> str:
-    """Energy in pJ written with a readable unit: 97.6 nJ, 6.88 µJ."""
-    for unit, scale in (("mJ", 1e9), ("µJ", 1e6), ("nJ", 1e3)):
-        if abs(pj) >= scale:
-            return f"{pj / scale:.3g} {unit}"
-    return f"{pj:.3g} pJ"
 
 
 def _energy(table: str, both: bool = False) -> Callable[[list[dict]], str]:
@@ -230,11 +217,24 @@ def render(table: str, artifacts: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _replace(text: str, artifacts: list[dict[str, Any]]) -> tuple[str, list[str]]:
+def render_block(name: str, root: str | Path, artifacts: list[dict[str, Any]] | None = None) -> str:
+    """The README block ``name``: a training table (:data:`TABLES`, from the artifacts) or a records table
+    described by a ``tables.toml`` under ``root`` (see :mod:`spikeseq.report.record_tables`)."""
+    if name in TABLES:
+        return render(name, load(root) if artifacts is None else artifacts)
+    specs = find_specs(root)
+    if name not in specs:
+        raise ConfigError(f"unknown results table {name!r}; known tables: {', '.join([*TABLES, *specs])} (training "
+                          "tables in spikeseq.report.results, record tables in results/*/tables.toml)")
+    return render_spec(name, *specs[name])
+
+
+def _replace(text: str, root: str | Path) -> tuple[str, list[str]]:
     changed: list[str] = []
+    artifacts = load(root)
 
     def sub(m: re.Match) -> str:
-        body = render(m.group("table"), artifacts)
+        body = render_block(m.group("table"), root, artifacts)
         if body != m.group("body"):
             changed.append(m.group("table"))
         return m.group(1) + body + m.group(4)
@@ -247,7 +247,7 @@ def update_readme(readme: str | Path, root: str | Path) -> list[str]:
     from spikeseq.report.build import atomic_write
 
     readme = Path(readme)
-    text, changed = _replace(readme.read_text(), load(root))
+    text, changed = _replace(readme.read_text(), root)
     if changed:
         atomic_write(readme, text.encode("utf-8"))
     return changed
@@ -258,4 +258,4 @@ def check_readme(readme: str | Path, root: str | Path) -> list[str]:
     text = Path(readme).read_text()
     if not BLOCK.search(text):
         raise ConfigError(f"{readme} has no <!-- results:NAME --> ... <!-- /results --> block")
-    return _replace(text, load(root))[1]
+    return _replace(text, root)[1]

@@ -113,27 +113,27 @@ class EventLinear(torch.autograd.Function):
 
 
 class CSRLinear(torch.autograd.Function):
-    """``x @ W^T + b`` for a pruned ``W`` held in compressed rows: ``out^T[o] = sum_q W[o, col_q] x^T[col_q]``,
-    vectorised over the rows of ``x`` (``egru_csr_mm``); the backward is dense (``dx = dout W``,
+    """``x @ W^T + b`` for a pruned ``W`` held in compressed rows: ``out[:, o] = sum_q W[o, col_q] x[:, col_q]``,
+    vectorised over blocks of rows of ``x`` (``egru_csr_mm``); the backward is dense (``dx = dout W``,
     ``dW = dout^T x``: the gradient of every entry, pruned or not, as the reference gives it)."""
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
-        """Compressed rows of ``W``, then ``egru_csr_mm`` on ``x^T``."""
+        """Compressed rows of ``W``, then ``egru_csr_mm`` (blocks of rows of ``x`` transposed in cache)."""
         w = weight.detach()
         nz = w != 0
         rowptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
         rowptr[1:] = nz.sum(1).cumsum(0)
         col = nz.nonzero()[:, 1].to(torch.int32).contiguous()
         val = w[nz].contiguous()
-        xt = x.detach().t().contiguous()
-        out_t = x.new_empty(w.shape[0], x.shape[0])
+        xc = x.detach().contiguous()
+        out = x.new_empty(x.shape[0], w.shape[0])
         b = None if bias is None else bias.detach().contiguous()
-        _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xt), _p(rowptr), _p(col), _p(val), _p(b),
-                                    _p(out_t), _threads(w.shape[0]))
+        _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col), _p(val), _p(b),
+                                    _p(out), _threads(x.shape[0] // 64))
         ctx.save_for_backward(x, weight)
         ctx.has_bias = bias is not None
-        return out_t.t()
+        return out
 
     @staticmethod
     def backward(ctx, gout: torch.Tensor):  # type: ignore[override]

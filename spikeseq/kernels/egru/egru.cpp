@@ -475,39 +475,36 @@ void gather_outer(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS Gr
   }, 16, 1);
 }
 
-// outT[o, :] = bias[o] (or 0) + sum_{q in row o} val[q] * XT[col[q], :]   (W [O, K] in CSR, XT [K, R], outT [O, R])
-// The weight-sparse input projection: vectorised over the rows r, blocked so that XT[:, block] stays in cache.
+// out[r, :] = bias (or 0) + W x[r] for W [O, K] in CSR and X [R, K], out [R, O], all row-major.
+// The weight-sparse input projection: blocks of RB rows of X are transposed into a small buffer (RB values per input
+// unit, contiguous), so that each nonzero weight is one vector multiply-add over the block's rows.
 template <typename S>
-FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS XT, const int64_t* RS rowptr, const int32_t* RS col,
-                   const S* RS val, const S* RS bias, S* RS outT, int nth) {
+FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t* RS rowptr, const int32_t* RS col,
+                   const S* RS val, const S* RS bias, S* RS out, int nth) {
   constexpr int L = kVecBytes / sizeof(S);
-  constexpr int64_t CB = 32 * L;  // columns of XT per block
-  parallel(O, nth, [&](int64_t o0, int64_t o1) {
-    for (int64_t c0 = 0; c0 < R; c0 += CB) {
-      const int64_t c1 = std::min(R, c0 + CB);
-      for (int64_t o = o0; o < o1; ++o) {
-        S* RS dst = outT + o * R;
+  constexpr int64_t RB = 4 * L;  // rows per block
+  const int64_t nblk = (R + RB - 1) / RB;
+  parallel(nblk, nth, [&](int64_t k0, int64_t k1) {
+    std::vector<S> xt(K * RB), ot(RB);
+    for (int64_t blk = k0; blk < k1; ++blk) {
+      const int64_t r0 = blk * RB, nr = std::min(RB, R - r0);
+      for (int64_t j = 0; j < RB; ++j)
+        for (int64_t k = 0; k < K; ++k) xt[k * RB + j] = j < nr ? X[(r0 + j) * K + k] : S(0);
+      for (int64_t o = 0; o < O; ++o) {
+        Vec<S> acc[4];
         const S b = bias ? bias[o] : S(0);
-        int64_t c = c0;
-        for (; c + 4 * L <= c1; c += 4 * L) {
-          Vec<S> acc[4];
-          for (int u = 0; u < 4; ++u) acc[u] = splat<S>(b);
-          for (int64_t q = rowptr[o]; q < rowptr[o + 1]; ++q) {
-            const Vec<S> w = splat<S>(val[q]);
-            const S* RS src = XT + int64_t(col[q]) * R + c;
+        for (int u = 0; u < 4; ++u) acc[u] = splat<S>(b);
+        for (int64_t q = rowptr[o]; q < rowptr[o + 1]; ++q) {
+          const Vec<S> w = splat<S>(val[q]);
+          const S* RS src = xt.data() + int64_t(col[q]) * RB;
 #pragma GCC unroll 4
-            for (int u = 0; u < 4; ++u) acc[u] += w * load(src + u * L);
-          }
-          for (int u = 0; u < 4; ++u) store(dst + c + u * L, acc[u]);
+          for (int u = 0; u < 4; ++u) acc[u] += w * load(src + u * L);
         }
-        for (; c < c1; ++c) {
-          S a = b;
-          for (int64_t q = rowptr[o]; q < rowptr[o + 1]; ++q) a += val[q] * XT[int64_t(col[q]) * R + c];
-          dst[c] = a;
-        }
+        for (int u = 0; u < 4; ++u) store(ot.data() + u * L, acc[u]);
+        for (int64_t j = 0; j < nr; ++j) out[(r0 + j) * O + o] = ot[j];
       }
     }
-  }, 8, 1);
+  }, 2, 1);
 }
 
 }  // namespace
@@ -537,9 +534,9 @@ FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS XT, const int64_
                                           int nth) {                                                                \
     gather_outer<S>(R, K, O, X, G, out, nth);                                                                       \
   }                                                                                                                 \
-  extern "C" void egru_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* XT, const int64_t* rowptr,             \
-                                    const int32_t* col, const S* val, const S* bias, S* outT, int nth) {            \
-    csr_mm<S>(R, K, O, XT, rowptr, col, val, bias, outT, nth);                                                      \
+  extern "C" void egru_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const int64_t* rowptr,              \
+                                    const int32_t* col, const S* val, const S* bias, S* out, int nth) {             \
+    csr_mm<S>(R, K, O, X, rowptr, col, val, bias, out, nth);                                                        \
   }
 
 EGRU_API(float, f32)
