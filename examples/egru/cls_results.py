@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 from pathlib import Path
 
 import torch
 
+from spikeseq import _atomic
 from spikeseq.models import registry
 from spikeseq.train import checkpoint
 from spikeseq.train.config import load_config
@@ -60,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
     egru, gru = summary(args.egru), summary(args.gru)
     egru["activity_sparsity"] = activity_sparsity(args.egru)
     gap = 100 * (gru["test_acc"] - egru["test_acc"])
-    out = {"schema": 1, "producer": "examples/egru/cls_results.py", "metrics": {"egru": egru, "gru": gru},
+    command = f"python examples/egru/cls_results.py --egru {args.egru} --gru {args.gru} --out {args.out}"
+    out = {"schema": 1, "producer": "examples/egru/cls_results.py", "command": command,
+           "metrics": {"egru": egru, "gru": gru},
            "comparison": {"gru_minus_egru_points": gap, "target_points": 1.5, "met": bool(gap <= 1.5)}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(out, indent=2, default=str))
-    os.replace(tmp, args.out)
+    _atomic.write_text(args.out, json.dumps(out, indent=2, default=str))
     print(f"egru acc {egru['test_acc']:.4f} (activity sparsity {egru['activity_sparsity']:.3f}), gru acc "
           f"{gru['test_acc']:.4f}: gap {gap:.2f} points; wrote {args.out}")
     return 0
