@@ -34,7 +34,7 @@ only the matrix products run in the low precision.
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -187,45 +187,60 @@ def egru_cell(a: torch.Tensor, y_prev: torch.Tensor, c_prev: torch.Tensor, weigh
     return y, e, c
 
 
-def prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold, eps, dampening, zoneout,
-                      dropconnect, training, generator):
-    """Checks and preparation shared by the reference scan and every kernel: ``(hidden, surrogate, state,
-    recurrent weight after DropConnect, threshold)``; raises on bad shapes or out-of-range options."""
+class EGRUCall(NamedTuple):
+    """One checked EGRU call as :func:`prepare_egru` returns it (shared by the reference and every kernel)."""
+
+    surrogate: sg.Surrogate
+    state: EGRUState                    # the initial state (zeros in the compute dtype when none was given)
+    weight_ih: torch.Tensor
+    weight_hh: torch.Tensor             # the recurrent weight after DropConnect
+    bias_ih: torch.Tensor | None
+    bias_hh: torch.Tensor | None
+    threshold: torch.Tensor             # in the compute dtype
+    mask: torch.Tensor | None           # zoneout mask ``[T, B, H]`` (``[B, H]`` for a step), or None
+
+
+def prepare_egru(x: torch.Tensor, state: EGRUState | None = None, *, weight_ih: torch.Tensor,
+                 weight_hh: torch.Tensor, bias_ih: torch.Tensor | None = None, bias_hh: torch.Tensor | None = None,
+                 threshold: torch.Tensor, eps: float = 1.0, dampening: float = DAMPENING,
+                 zoneout: float | torch.Tensor = 0.0, dropconnect: float = 0.0, training: bool = False,
+                 generator: torch.Generator | None = None, step: bool = False) -> EGRUCall:
+    """Checks and preparation of :func:`egru_scan` (``x [T, B, I]``) or, with ``step``, :func:`egru_step`
+    (``x [B, I]``), shared by the reference and every kernel; raises on bad shapes or out-of-range options."""
+    if step:
+        check_floating(x, "x")
+        if x.dim() != 2:
+            raise ShapeError(f"egru_step takes one step [B, I], got shape {tuple(x.shape)}; use egru_scan for "
+                             "[T, B, I]")
+    else:
+        check_sequence(x)
+        if x.dim() != 3:
+            raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
     hidden = check_weights(x, weight_ih, weight_hh, bias_ih, bias_hh)
     check_threshold(threshold, hidden)
     surrogate = pseudo_derivative(eps, dampening)
     st = initial_state(state, x.shape[-2], hidden, x)
     w_hh = drop_connect(weight_hh, dropconnect, training)
     th = threshold.to(compute_dtype(x.dtype))
-    return hidden, surrogate, st, w_hh, th
+    steps = 1 if step else x.shape[0]
+    m = zoneout_mask(zoneout, torch.Size((steps, x.shape[-2], hidden)), x, training, generator)
+    if step and m is not None:
+        m = m[0]
+    return EGRUCall(surrogate, st, weight_ih, w_hh, bias_ih, bias_hh, th, m)
 
 
-def egru_step(
-    x: torch.Tensor,
-    state: EGRUState | None = None,
-    *,
-    weight_ih: torch.Tensor,
-    weight_hh: torch.Tensor,
-    bias_ih: torch.Tensor | None = None,
-    bias_hh: torch.Tensor | None = None,
-    threshold: torch.Tensor,
-    eps: float = 1.0,
-    dampening: float = DAMPENING,
-    zoneout: float | torch.Tensor = 0.0,
-    dropconnect: float = 0.0,
-    training: bool = False,
-    generator: torch.Generator | None = None,
-) -> tuple[EGRUOutput, EGRUState]:
-    """One EGRU step on ``x`` ``[B, I]``; returns ``EGRUOutput(y, e)`` (``[B, H]``) and the new state."""
-    check_floating(x, "x")
-    if x.dim() != 2:
-        raise ShapeError(f"egru_step takes one step [B, I], got shape {tuple(x.shape)}; use egru_scan for [T, B, I]")
-    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
-                                                        threshold, eps, dampening, 0.0, dropconnect, training,
-                                                        generator)
-    m = zoneout_mask(zoneout, torch.Size((1, x.shape[0], hidden)), x, training, generator)
-    y, e, c = egru_cell(F.linear(x, weight_ih, bias_ih), st.y, st.c, w_hh, bias_hh, th,
-                        None if m is None else m[0], surrogate)
+def check_final_state(c: torch.Tensor) -> None:
+    """Raise :class:`~spikeseq.errors.NonFiniteError` when the final EGRU state ``c`` holds a NaN or an inf."""
+    if not bool(torch.isfinite(c.detach()).all()):
+        raise NonFiniteError("non-finite values reached the final EGRU state: check x, the state and the weights")
+
+
+def egru_step(x: torch.Tensor, state: EGRUState | None = None, **params: Any) -> tuple[EGRUOutput, EGRUState]:
+    """One EGRU step on ``x`` ``[B, I]`` with the keyword arguments of :func:`egru_scan` (the zoneout mask is
+    ``[B, H]``); returns ``EGRUOutput(y, e)`` (``[B, H]``) and the new state."""
+    p = prepare_egru(x, state, step=True, **params)
+    y, e, c = egru_cell(F.linear(x, p.weight_ih, p.bias_ih), p.state.y, p.state.c, p.weight_hh, p.bias_hh,
+                        p.threshold, p.mask, p.surrogate)
     return EGRUOutput(y, e), EGRUState(c, y)
 
 
@@ -251,22 +266,18 @@ def egru_scan(
     The reference every kernel is tested against: a plain loop of :func:`egru_cell` under autograd (dense
     products: the EvNN PyTorch fallback's way).
     """
-    check_sequence(x)
-    if x.dim() != 3:
-        raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
-    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
-                                                        threshold, eps, dampening, zoneout, dropconnect, training,
-                                                        generator)
-    m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
+    p = prepare_egru(x, state, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh,
+                     threshold=threshold, eps=eps, dampening=dampening, zoneout=zoneout, dropconnect=dropconnect,
+                     training=training, generator=generator)
     a = F.linear(x, weight_ih, bias_ih)
-    y, c = st.y, st.c
+    y, c = p.state.y, p.state.c
     ys, es = [], []
     for t, a_t in enumerate(a.unbind(0)):
-        y, e, c = egru_cell(a_t, y, c, w_hh, bias_hh, th, None if m is None else m[t], surrogate)
+        y, e, c = egru_cell(a_t, y, c, p.weight_hh, bias_hh, p.threshold, None if p.mask is None else p.mask[t],
+                            p.surrogate)
         ys.append(y)
         es.append(e)
-    if not bool(torch.isfinite(c.detach()).all()):
-        raise NonFiniteError("non-finite values reached the final EGRU state: check x, the state and the weights")
+    check_final_state(c)
     return EGRUOutput(torch.stack(ys), torch.stack(es)), EGRUState(c, y)
 
 

@@ -5,7 +5,7 @@ sequence, e.g. the previous layer's ``y``: :class:`EventLinear`), then one fused
 product sums only the rows of ``R^T`` of units that sent an event (compressed rows when ``R`` is pruned below
 :data:`CSR_DENSITY`). Backward: the hand-written sparse BPTT of ``egru.cpp`` (the gradient to ``y[t-1]`` only for
 units that fired or lie inside the pseudo-derivative's support), then ``dW`` / ``dx`` from the gate gradients.
-The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.functional.egru.prepare_egru_args`).
+The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.functional.egru.prepare_egru`).
 """
 
 from __future__ import annotations
@@ -13,17 +13,10 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from spikeseq.functional.egru import (
-    DAMPENING,
-    EGRUOutput,
-    EGRUState,
-    compute_dtype,
-    prepare_egru_args,
-    zoneout_mask,
-)
+from spikeseq.functional.egru import EGRUOutput, EGRUState, check_final_state, prepare_egru
 from spikeseq.kernels import _native
+from spikeseq.kernels.egru._common import call_problem
 
-_DTYPES = (torch.float32, torch.float64)
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 #: Recurrent weights with fewer nonzeros than this fraction are held in compressed rows (CSR): below it, skipping
 #: zero weights saves more than the indexed (unvectorised) scatter costs.
@@ -62,6 +55,21 @@ def density(x: torch.Tensor) -> float:
     return float((x != 0).sum()) / max(1, x.numel())
 
 
+def _csr(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Compressed rows ``(rowptr, col, val)`` of the nonzeros of ``w`` (int64 offsets, int32 columns)."""
+    nz = w != 0
+    rowptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
+    rowptr[1:] = nz.sum(1).cumsum(0)
+    return rowptr, nz.nonzero()[:, 1].to(torch.int32).contiguous(), w[nz].contiguous()
+
+
+def _saved(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+    """Save what the backward of a linear autograd function needs; returns ``out``."""
+    ctx.save_for_backward(x, weight)
+    ctx.has_bias = bias is not None
+    return out
+
+
 class _Recurrent:
     """``R^T`` as the C ABI takes it: dense ``[H, 3H]`` or CSR ``(rowptr, col, val)``."""
 
@@ -70,11 +78,7 @@ class _Recurrent:
         self.rt: torch.Tensor | None = None if csr else rt
         self.rowptr = self.col = self.val = None
         if csr:
-            nz = rt != 0
-            self.rowptr = torch.zeros(rt.shape[0] + 1, dtype=torch.int64)
-            self.rowptr[1:] = nz.sum(1).cumsum(0)
-            self.col = nz.nonzero()[:, 1].to(torch.int32).contiguous()
-            self.val = rt[nz].contiguous()
+            self.rowptr, self.col, self.val = _csr(rt)
 
     def ptrs(self) -> list[int | None]:
         return [_p(self.rt), _p(self.rowptr), _p(self.col), _p(self.val)]
@@ -92,9 +96,7 @@ class EventLinear(torch.autograd.Function):
         out = x.new_empty(x.shape[0], weight.shape[0])
         b = None if bias is None else bias.detach().contiguous()
         _fn("egru_gather_mm", x.dtype)(x.shape[0], x.shape[1], out.shape[1], _p(x), _p(wt), _p(b), _p(out), 1)
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return out
+        return _saved(ctx, x, weight, bias, out)
 
     @staticmethod
     def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
@@ -121,19 +123,13 @@ class CSRLinear(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
         """Compressed rows of ``W``, then ``egru_csr_mm`` (blocks of rows of ``x`` transposed in cache)."""
         w = weight.detach()
-        nz = w != 0
-        rowptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
-        rowptr[1:] = nz.sum(1).cumsum(0)
-        col = nz.nonzero()[:, 1].to(torch.int32).contiguous()
-        val = w[nz].contiguous()
+        rowptr, col, val = _csr(w)
         xc = x.detach().contiguous()
         out = x.new_empty(x.shape[0], w.shape[0])
         b = None if bias is None else bias.detach().contiguous()
         _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col), _p(val), _p(b),
                                     _p(out), _threads(x.shape[0] // 64))
-        ctx.save_for_backward(x, weight)
-        ctx.has_bias = bias is not None
-        return out
+        return _saved(ctx, x, weight, bias, out)
 
     @staticmethod
     def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
@@ -203,56 +199,20 @@ class _Scan(torch.autograd.Function):
         return ga, gc0, gy0, gw, gb, g_theta, None, None, None, None
 
 
-def egru_scan(
-    x: torch.Tensor,
-    state: EGRUState | None = None,
-    *,
-    weight_ih: torch.Tensor,
-    weight_hh: torch.Tensor,
-    bias_ih: torch.Tensor | None = None,
-    bias_hh: torch.Tensor | None = None,
-    threshold: torch.Tensor,
-    eps: float = 1.0,
-    dampening: float = DAMPENING,
-    zoneout: float | torch.Tensor = 0.0,
-    dropconnect: float = 0.0,
-    training: bool = False,
-    generator: torch.Generator | None = None,
-) -> tuple[EGRUOutput, EGRUState]:
+def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tuple[EGRUOutput, EGRUState]:
     """:func:`spikeseq.functional.egru_scan` on the fused C++ loop (same arguments, same results)."""
-    from spikeseq.checks import check_sequence
-    from spikeseq.errors import ShapeError
-
-    check_sequence(x)
-    if x.dim() != 3:
-        raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
-    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
-                                                        threshold, eps, dampening, zoneout, dropconnect, training,
-                                                        generator)
-    m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
+    p = prepare_egru(x, state, **params)
     # under torch.autocast the projection is a low-precision matmul; the fused recurrence runs in x's dtype
-    a = input_projection(x, weight_ih, bias_ih).to(x.dtype)
+    a = input_projection(x, p.weight_ih, p.bias_ih).to(x.dtype)
+    st, w_hh, bias_hh, th = p.state, p.weight_hh, p.bias_hh, p.threshold
     keep = torch.is_grad_enabled() and any(
         isinstance(v, torch.Tensor) and v.requires_grad for v in (a, st.c, st.y, w_hh, bias_hh, th))
-    y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening, keep)
-    if not bool(torch.isfinite(c.detach()).all()):
-        from spikeseq.errors import NonFiniteError
-
-        raise NonFiniteError("non-finite values reached the final EGRU state: check x, the state and the weights")
+    y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, p.mask, p.surrogate.width,
+                                  p.surrogate.dampening, keep)
+    check_final_state(c)
     return EGRUOutput(y, e), EGRUState(c, y_last)
 
 
 def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, **_: object) -> str | None:
     """Why this backend cannot run a valid call (device, dtype), or ``None``."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        return None
-    if x.device.type != "cpu":
-        return f"x is on {x.device.type}, this backend runs on cpu"
-    if torch.is_autocast_enabled("cpu"):
-        return "autocast is on (the C++ loop runs float32/float64 only; the reference keeps gates in float32)"
-    if x.dtype not in _DTYPES or compute_dtype(x.dtype) != x.dtype:
-        return f"dtype {x.dtype} not supported (only float32/float64)"
-    for w in (weight_ih, weight_hh, threshold, *(state or ())):
-        if isinstance(w, torch.Tensor) and (w.dtype != x.dtype or w.device != x.device):
-            return f"a weight/state is {w.device}/{w.dtype}, x is {x.device}/{x.dtype}"
-    return None
+    return call_problem(x, state, (weight_ih, weight_hh, threshold), ("cpu",), "the C++ loop")

@@ -16,11 +16,8 @@ import os
 import torch
 import torch.nn.functional as F
 
-from spikeseq.checks import check_sequence
-from spikeseq.errors import NonFiniteError, ShapeError
-from spikeseq.functional.egru import DAMPENING, EGRUOutput, EGRUState, compute_dtype, prepare_egru_args, zoneout_mask
-
-_DTYPES = (torch.float32, torch.float64)
+from spikeseq.functional.egru import EGRUOutput, EGRUState, check_final_state, prepare_egru
+from spikeseq.kernels.egru._common import call_problem
 
 
 def interpreting() -> bool:
@@ -100,35 +97,17 @@ class _Scan(torch.autograd.Function):
         return ga, gc0, gy0, grt.t(), gbh if ctx.has_bias else None, g_theta, None, None, None
 
 
-def egru_scan(x, state=None, *, weight_ih, weight_hh, bias_ih=None, bias_hh=None, threshold, eps=1.0,
-              dampening=DAMPENING, zoneout=0.0, dropconnect=0.0, training=False, generator=None):
+def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tuple[EGRUOutput, EGRUState]:
     """:func:`spikeseq.functional.egru_scan` with the Triton forward (same arguments, same results)."""
-    check_sequence(x)
-    if x.dim() != 3:
-        raise ShapeError(f"egru_scan takes [T, B, I], got shape {tuple(x.shape)}")
-    hidden, surrogate, st, w_hh, th = prepare_egru_args(x, state, weight_ih, weight_hh, bias_ih, bias_hh,
-                                                        threshold, eps, dampening, zoneout, dropconnect, training,
-                                                        generator)
-    m = zoneout_mask(zoneout, torch.Size((x.shape[0], x.shape[1], hidden)), x, training, generator)
-    a = F.linear(x, weight_ih, bias_ih)
-    y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, m, surrogate.width, surrogate.dampening)
-    if not bool(torch.isfinite(c.detach()).all()):
-        raise NonFiniteError("non-finite values reached the final EGRU state: check x, the state and the weights")
+    p = prepare_egru(x, state, **params)
+    a = F.linear(x, p.weight_ih, p.bias_ih)
+    y, e, c, y_last = _Scan.apply(a, p.state.c, p.state.y, p.weight_hh, p.bias_hh, p.threshold, p.mask,
+                                  p.surrogate.width, p.surrogate.dampening)
+    check_final_state(c)
     return EGRUOutput(y, e), EGRUState(c, y_last)
 
 
 def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, **_: object) -> str | None:
     """Why this backend cannot run a valid call (device, dtype), or ``None``."""
-    if not isinstance(x, torch.Tensor) or not x.is_floating_point():
-        return None
     devices = ("cuda", "cpu") if interpreting() else ("cuda",)
-    if x.device.type not in devices:
-        return f"x is on {x.device.type}, this backend runs on {'/'.join(devices)}"
-    if torch.is_autocast_enabled(x.device.type):
-        return "autocast is on (the Triton kernel runs float32/float64 only; the reference keeps gates in float32)"
-    if x.dtype not in _DTYPES or compute_dtype(x.dtype) != x.dtype:
-        return f"dtype {x.dtype} not supported (only float32/float64)"
-    for w in (weight_ih, weight_hh, threshold, *(state or ())):
-        if isinstance(w, torch.Tensor) and (w.dtype != x.dtype or w.device != x.device):
-            return f"a weight/state is {w.device}/{w.dtype}, x is {x.device}/{x.dtype}"
-    return None
+    return call_problem(x, state, (weight_ih, weight_hh, threshold), devices, "the Triton kernel")
