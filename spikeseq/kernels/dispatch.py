@@ -17,6 +17,7 @@ that could not, e.g. Triton on a machine without a GPU). A named backend that ca
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import warnings
 from collections.abc import Callable
@@ -72,6 +73,35 @@ def register(
     """Register ``fn`` as backend ``name`` of ``op`` (same call signature as the reference); with ``opt_in`` (an
     environment variable name) ``backend="auto"`` uses it only when that variable is ``1``."""
     _REGISTRY.setdefault(op, {})[name] = Backend(op, name, fn, available, supports, priority, opt_in)
+
+
+def triton_interpreting() -> bool:
+    """Whether Triton runs in interpreter mode (``TRITON_INTERPRET=1``), which lets its kernels take CPU tensors."""
+    return os.environ.get("TRITON_INTERPRET", "") == "1"
+
+
+def triton_available() -> tuple[bool, str]:
+    """``(True, "")`` when triton is installed and a CUDA device (or the interpreter) is present, else why not:
+    the ``available()`` of every Triton backend."""
+    if importlib.util.find_spec("triton") is None:
+        return False, "triton is not installed (pip install 'spikeseq[gpu]')"
+    import torch
+
+    if not (torch.cuda.is_available() or triton_interpreting()):
+        return False, "no CUDA device (and TRITON_INTERPRET is not 1)"
+    return True, ""
+
+
+def triton_devices() -> tuple[str, ...]:
+    """The device types a Triton backend takes: CUDA, plus CPU under the interpreter."""
+    return ("cuda", "cpu") if triton_interpreting() else ("cuda",)
+
+
+def register_triton(op: str, fn: Callable[..., Any], supports: Callable[..., str | None], *, priority: int,
+                    opt_in: str = TRITON_OPT_IN) -> None:
+    """Register ``fn`` as backend ``"triton"`` of ``op`` with :func:`triton_available`; opt-in for
+    ``backend="auto"`` through :data:`TRITON_OPT_IN` unless ``opt_in`` says otherwise (``""``: always eligible)."""
+    register(op, "triton", fn, available=triton_available, supports=supports, priority=priority, opt_in=opt_in)
 
 
 def opted_in(b: Backend) -> bool:

@@ -17,8 +17,7 @@ def _register() -> None:
     dispatch.register("egru_scan", "cpu", cpu.egru_scan, available=cpu.available, supports=cpu.supports,
                       priority=10)
     # opt-in for backend="auto" (SPIKESEQ_TRITON=1) until validated on a GPU, like the LIF-family kernels
-    dispatch.register("egru_scan", "triton", gpu.egru_scan, available=gpu.available, supports=gpu.supports,
-                      priority=20, opt_in=dispatch.TRITON_OPT_IN)
+    dispatch.register_triton("egru_scan", gpu.egru_scan, gpu.supports, priority=20)
 
 
 _register()

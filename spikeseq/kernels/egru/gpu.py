@@ -10,28 +10,15 @@ Available when triton is installed and either a CUDA device exists (CUDA tensors
 
 from __future__ import annotations
 
-import importlib.util
-import os
-
 import torch
 import torch.nn.functional as F
 
 from spikeseq.functional.egru import EGRUOutput, EGRUState, check_final_state, prepare_egru
+from spikeseq.kernels.dispatch import triton_available, triton_devices
 from spikeseq.kernels.egru._common import call_problem
 
-
-def interpreting() -> bool:
-    """Whether Triton runs in interpreter mode (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
-
-
-def available() -> tuple[bool, str]:
-    """``(True, "")`` when triton is installed and a CUDA device (or the interpreter) is present, else why not."""
-    if importlib.util.find_spec("triton") is None:
-        return False, "triton is not installed (pip install 'spikeseq[gpu]')"
-    if not (torch.cuda.is_available() or interpreting()):
-        return False, "no CUDA device (and TRITON_INTERPRET is not 1)"
-    return True, ""
+#: this backend's ``available()`` (the one :func:`~spikeseq.kernels.dispatch.register_triton` registers)
+available = triton_available
 
 
 def backward_steps(saved, rt, width, damp, gy_out, ge_out, gcT, gyT):
@@ -109,5 +96,5 @@ def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tupl
 
 def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, **_: object) -> str | None:
     """Why this backend cannot run a valid call (device, dtype), or ``None``."""
-    devices = ("cuda", "cpu") if interpreting() else ("cuda",)
+    devices = triton_devices()
     return call_problem(x, state, (weight_ih, weight_hh, threshold), devices, "the Triton kernel")

@@ -32,8 +32,7 @@ def _register() -> None:
         ("li_scan", gpu.li_scan, gpu.supports_li),
         ("alif_scan", gpu.alif_scan, gpu.supports_alif),
     ):
-        dispatch.register(op, "triton", fn, available=gpu.available, supports=supports, priority=20,
-                          opt_in=TRITON_OPT_IN)
+        dispatch.register_triton(op, fn, supports, priority=20)
 
 
 _register()

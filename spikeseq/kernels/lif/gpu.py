@@ -9,34 +9,18 @@ or compiled until the first call. Same checks, saved tensors and gradients as ev
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from types import SimpleNamespace
 
 import torch
 
+from spikeseq.kernels.dispatch import triton_available, triton_devices
 from spikeseq.kernels.lif._common import call_problem
+
+#: this backend's ``available()`` (the one :func:`~spikeseq.kernels.dispatch.register_triton` registers)
+available = triton_available
 
 _DTYPES = (torch.float32, torch.float64)
 _ops: SimpleNamespace | None = None
-
-
-def interpreting() -> bool:
-    """Whether Triton runs in interpreter mode (``TRITON_INTERPRET=1``), which lets the kernels run on CPU tensors."""
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
-
-
-def available() -> tuple[bool, str]:
-    """``(True, "")`` when triton is installed and a CUDA device (or the interpreter) is present, else why not."""
-    if importlib.util.find_spec("triton") is None:
-        return False, "triton is not installed (pip install 'spikeseq[gpu]')"
-    if not (torch.cuda.is_available() or interpreting()):
-        return False, "no CUDA device (and TRITON_INTERPRET is not 1)"
-    return True, ""
-
-
-def _devices() -> tuple[str, ...]:
-    return ("cuda", "cpu") if interpreting() else ("cuda",)
 
 
 def ops() -> SimpleNamespace:
@@ -72,19 +56,19 @@ def li_scan(x, state=None, **params):
 
 def supports_lif(x, state=None, *, beta=None, v_th=1.0, **_: object) -> str | None:
     """Why the Triton ``lif_scan`` cannot take this call (device, dtype, parameter shape), or ``None``."""
-    return call_problem(x, state, {"beta": beta, "v_th": v_th}, _devices(), _DTYPES)
+    return call_problem(x, state, {"beta": beta, "v_th": v_th}, triton_devices(), _DTYPES)
 
 
 def supports_cuba(x, state=None, *, alpha=None, beta=None, v_th=1.0, **_: object) -> str | None:
     """Why the Triton ``cuba_lif_scan`` cannot take this call, or ``None`` (same checks as :func:`supports_lif`)."""
-    return call_problem(x, state, {"alpha": alpha, "beta": beta, "v_th": v_th}, _devices(), _DTYPES)
+    return call_problem(x, state, {"alpha": alpha, "beta": beta, "v_th": v_th}, triton_devices(), _DTYPES)
 
 
 def supports_alif(x, state=None, *, beta=None, rho=None, v_th=1.0, adapt=1.8, **_: object) -> str | None:
     """Why the Triton ``alif_scan`` cannot take this call, or ``None`` (same checks as :func:`supports_lif`)."""
-    return call_problem(x, state, {"beta": beta, "rho": rho, "v_th": v_th, "adapt": adapt}, _devices(), _DTYPES)
+    return call_problem(x, state, {"beta": beta, "rho": rho, "v_th": v_th, "adapt": adapt}, triton_devices(), _DTYPES)
 
 
 def supports_li(x, state=None, *, beta=None, **_: object) -> str | None:
     """Why the Triton ``li_scan`` cannot take this call, or ``None`` (same checks as :func:`supports_lif`)."""
-    return call_problem(x, state, {"beta": beta}, _devices(), _DTYPES)
+    return call_problem(x, state, {"beta": beta}, triton_devices(), _DTYPES)

@@ -19,7 +19,7 @@ def _register() -> None:
 
     dispatch.register("wkv", "chunked", wkv_chunked, priority=5)
     dispatch.register("wkv", "cpu", cpu.wkv, available=cpu.available, supports=cpu.supports, priority=10)
-    dispatch.register("wkv", "triton", gpu.wkv, available=gpu.available, supports=gpu.supports, priority=1)
+    dispatch.register_triton("wkv", gpu.wkv, gpu.supports, priority=1, opt_in="")
 
 
 _register()

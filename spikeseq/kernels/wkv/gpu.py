@@ -8,28 +8,17 @@ through Triton's interpreter: slow, for tests only). Registered with a priority 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from collections.abc import Callable
 
 import torch
 
+from spikeseq.kernels.dispatch import triton_available, triton_devices
+
+#: this backend's ``available()`` (the one :func:`~spikeseq.kernels.dispatch.register_triton` registers)
+available = triton_available
+
 _DTYPES = (torch.float32, torch.float64)
 _fn: Callable | None = None
-
-
-def interpreting() -> bool:
-    """Whether Triton's interpreter is on (``TRITON_INTERPRET=1``)."""
-    return os.environ.get("TRITON_INTERPRET", "") == "1"
-
-
-def available() -> tuple[bool, str]:
-    """Whether triton is installed and a CUDA device (or the interpreter) is there, and why not."""
-    if importlib.util.find_spec("triton") is None:
-        return False, "triton is not installed (pip install 'spikeseq[gpu]')"
-    if not (torch.cuda.is_available() or interpreting()):
-        return False, "no CUDA device (and TRITON_INTERPRET is not 1)"
-    return True, ""
 
 
 def wkv(k, v, state=None, *, w, u):
@@ -45,7 +34,7 @@ def wkv(k, v, state=None, *, w, u):
 
 def supports(k, v=None, state=None, **_: object) -> str | None:
     """``None`` when the kernels can run this call, else the reason (device)."""
-    devices = ("cuda", "cpu") if interpreting() else ("cuda",)
+    devices = triton_devices()
     if isinstance(k, torch.Tensor) and k.device.type not in devices:
         return f"the Triton WKV kernels run {' or '.join(devices)} tensors, got {k.device}"
     return None
