@@ -34,7 +34,7 @@ only the matrix products run in the low precision.
 from __future__ import annotations
 
 import math
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -235,10 +235,16 @@ def check_final_state(c: torch.Tensor) -> None:
         raise NonFiniteError("non-finite values reached the final EGRU state: check x, the state and the weights")
 
 
-def egru_step(x: torch.Tensor, state: EGRUState | None = None, **params: Any) -> tuple[EGRUOutput, EGRUState]:
+def egru_step(x: torch.Tensor, state: EGRUState | None = None, *, weight_ih: torch.Tensor, weight_hh: torch.Tensor,
+              bias_ih: torch.Tensor | None = None, bias_hh: torch.Tensor | None = None, threshold: torch.Tensor,
+              eps: float = 1.0, dampening: float = DAMPENING, zoneout: float | torch.Tensor = 0.0,
+              dropconnect: float = 0.0, training: bool = False,
+              generator: torch.Generator | None = None) -> tuple[EGRUOutput, EGRUState]:
     """One EGRU step on ``x`` ``[B, I]`` with the keyword arguments of :func:`egru_scan` (the zoneout mask is
     ``[B, H]``); returns ``EGRUOutput(y, e)`` (``[B, H]``) and the new state."""
-    p = prepare_egru(x, state, step=True, **params)
+    p = prepare_egru(x, state, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh,
+                     threshold=threshold, eps=eps, dampening=dampening, zoneout=zoneout, dropconnect=dropconnect,
+                     training=training, generator=generator, step=True)
     y, e, c = egru_cell(F.linear(x, p.weight_ih, p.bias_ih), p.state.y, p.state.c, p.weight_hh, p.bias_hh,
                         p.threshold, p.mask, p.surrogate)
     return EGRUOutput(y, e), EGRUState(c, y)
