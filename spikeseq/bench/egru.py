@@ -25,12 +25,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from spikeseq.bench.timing import time_interleaved
 from spikeseq.errors import BackendUnavailableError, ParameterError
 from spikeseq.kernels.egru import cpu
 from spikeseq.nn.egru import EGRU
@@ -61,17 +60,6 @@ def default_activity_sparsity() -> tuple[float, str]:
         if isinstance(value, float):
             return value, str(RESULT)
     return 0.85, "default 0.85 (no trained model result found)"
-
-
-def _time_interleaved(fns: dict, reps: int, warmup: int = 1) -> dict[str, float]:
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for rep in range(reps + warmup):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            if rep >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
 def activity_sparsity(model: EGRU, x: torch.Tensor) -> float:
@@ -170,7 +158,7 @@ def run(args: argparse.Namespace) -> int:
         egru.backend = "torch"
         yd = egru(x)[0].y
     diff_train = float((ys - yd).abs().max())
-    t_train = _time_interleaved(fns, args.reps)
+    t_train = time_interleaved(fns, args.reps)
     print(f"fwd+bwd  sparse {t_train['sparse']:9.1f} ms | dense EGRU {t_train['dense']:9.1f} ms "
           f"({t_train['dense'] / t_train['sparse']:.2f}x) | nn.GRU {t_train['gru']:9.1f} ms "
           f"({t_train['gru'] / t_train['sparse']:.2f}x) | max|sparse-dense| {diff_train:.1e}", flush=True)
@@ -187,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     fwd = {"sparse": lambda: (set_backend("cpu")(), _forward(egru, x)()),
            "dense": lambda: (set_backend("torch")(), _forward(egru, x)()),
            "gru": _forward(gru, x)}
-    t_fwd = _time_interleaved(fwd, args.reps)
+    t_fwd = time_interleaved(fwd, args.reps)
     print(f"forward at {args.weight_sparsity:.2f} weight / {got_p:.3f} activity sparsity: sparse "
           f"{t_fwd['sparse']:8.1f} ms | dense EGRU {t_fwd['dense']:8.1f} ms ({t_fwd['dense'] / t_fwd['sparse']:.2f}x) "
           f"| nn.GRU {t_fwd['gru']:8.1f} ms ({t_fwd['gru'] / t_fwd['sparse']:.2f}x) | max|sparse-dense| "

@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
-import time
 from pathlib import Path
 
 import torch
 
+from spikeseq.bench.timing import time_interleaved
 from spikeseq.errors import BackendUnavailableError, ParameterError
 from spikeseq.kernels import spike_linear, spmm
 from spikeseq.kernels.spike_linear import sparse_max_density
@@ -33,17 +32,6 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reps", type=int, default=15)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON to this path")
-
-
-def _time_interleaved(fns: dict, reps: int, warmup: int = 3) -> dict[str, float]:
-    times: dict[str, list[float]] = {k: [] for k in fns}
-    for rep in range(reps + warmup):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            if rep >= warmup:
-                times[name].append(time.perf_counter() - t0)
-    return {k: 1e3 * statistics.median(v) for k, v in times.items()}
 
 
 def measure(rows: int, n_in: int, n_out: int, density: float, reps: int, seed: int = 0) -> dict:
@@ -65,7 +53,7 @@ def measure(rows: int, n_in: int, n_out: int, density: float, reps: int, seed: i
     diff = float((forward("sparse") - forward("dense")).abs().max())
     fns = {f"{kind} {mode}": (lambda m=mode, k=kind: forward(m) if k == "forward" else train_step(m))
            for kind in ("forward", "fwd+bwd") for mode in ("sparse", "dense")}
-    t = _time_interleaved(fns, reps)
+    t = time_interleaved(fns, reps, warmup=3)
     return {"density": density, **{k.replace(" ", "_").replace("+", "_") + "_ms": v for k, v in t.items()},
             "forward_dense_over_sparse": t["forward dense"] / t["forward sparse"],
             "fwd_bwd_dense_over_sparse": t["fwd+bwd dense"] / t["fwd+bwd sparse"], "max_abs_diff": diff}

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "parallel.h"
+#include "simd.h"
 
 #if defined(__AVX512F__)
 #include <immintrin.h>
@@ -27,30 +28,10 @@ namespace {
 #define RS __restrict__
 
 using spikeseq::parallel;
-
-#if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVecBytes = 32;
-#else
-constexpr int kVecBytes = 16;
-#endif
-
-template <typename S>
-struct VecOf {
-  typedef S type __attribute__((vector_size(kVecBytes), aligned(alignof(S))));  // unaligned loads allowed
-};
-template <typename S>
-using Vec = typename VecOf<S>::type;
-
-template <typename S>
-inline Vec<S> load(const S* p) {
-  return *reinterpret_cast<const Vec<S>*>(p);
-}
-template <typename S>
-inline void store(S* p, Vec<S> v) {
-  *reinterpret_cast<Vec<S>*>(p) = v;
-}
+using spikeseq::kVecBytes;
+using spikeseq::load;
+using spikeseq::store;
+using spikeseq::Vec;
 
 // dst[c0 : c0 + U*L] = init[c0 : ...] (or 0) + sum_p src[list[p], c0 : ...], U accumulators held in registers.
 template <typename S, int U>

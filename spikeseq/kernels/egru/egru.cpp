@@ -24,36 +24,18 @@
 #include <vector>
 
 #include "../parallel.h"
+#include "../simd.h"
 
 namespace {
 
 #define RS __restrict__
 
 using spikeseq::parallel;
+using spikeseq::kVecBytes;
+using spikeseq::load;
+using spikeseq::store;
+using spikeseq::Vec;
 
-#if defined(__AVX512F__)
-constexpr int kVecBytes = 64;
-#elif defined(__AVX__)
-constexpr int kVecBytes = 32;
-#else
-constexpr int kVecBytes = 16;
-#endif
-
-template <typename S>
-struct VecOf {
-  typedef S type __attribute__((vector_size(kVecBytes), aligned(alignof(S))));
-};
-template <typename S>
-using Vec = typename VecOf<S>::type;
-
-template <typename S>
-inline Vec<S> load(const S* p) {
-  return *reinterpret_cast<const Vec<S>*>(p);
-}
-template <typename S>
-inline void store(S* p, Vec<S> v) {
-  *reinterpret_cast<Vec<S>*>(p) = v;
-}
 template <typename S>
 inline Vec<S> splat(S s) {
   return Vec<S>{} + s;
