@@ -138,3 +138,23 @@ def test_bad_configuration_and_inputs():
     x[3, 1, 2] = float("nan")
     with pytest.raises(NonFiniteError, match="batch rows \\[1\\]"):
         model(x)
+
+
+def test_param_groups_split_synapses_from_thresholds_and_decays():
+    """``neurons`` holds exactly each population's threshold and decay (the l2mu_hapt recipe trains them at a tenth
+    of the lr); ``weights`` the rest; together every parameter once; a group lr reaches the optimizer."""
+    from types import SimpleNamespace
+
+    from spikeseq.train.optim import param_groups
+
+    m = _small()
+    groups = m.param_groups()
+    names = {id(p): n for n, p in m.named_parameters()}
+    assert sorted(names[id(p)] for p in groups["neurons"]) == sorted(
+        n for n, _ in m.named_parameters() if n.endswith(".v_th") or ".time." in n)
+    assert len(groups["neurons"]) == 2 * 5  # x, u, m, h and the spiking readout: a threshold and a decay each
+    assert sorted(map(id, groups["weights"] + groups["neurons"])) == sorted(map(id, m.parameters()))
+    t = SimpleNamespace(groups={"neurons": {"lr": 5e-4}}, scheduler="onecycle", lr=5e-3, weight_decay=0.0,
+                        weight_decay_on="weights")
+    out, _ = param_groups(m, t)
+    assert {g["name"]: g["lr"] for g in out} == {"weights": 5e-3, "neurons": 5e-4}
