@@ -110,6 +110,7 @@ class TargetMode(nn.Module):
         if self.dt is None:
             raise ConfigError("target mode needs the model's time step: the model has no module with a dt; pass dt=")
         self.surrogate = surrogate
+        self._checked = False
         _freeze_delays(model)
 
     def train(self, mode: bool = True) -> TargetMode:
@@ -121,6 +122,9 @@ class TargetMode(nn.Module):
     def run(self, x: torch.Tensor, *, record: bool = False) -> tuple[TargetResult, dict]:
         """The :class:`~spikeseq.graph.target_forward.TargetResult` of ``x`` and the traced graph's metadata."""
         self.model.eval()
+        if not self._checked:   # once, with the data's shape: a node the target cannot run is a ConfigError
+            check_target(self.model, self.settings, dt=self.dt, input_shape=tuple(x.shape[2:]))
+            self._checked = True
         xn = x.detach()
         payload = "spikes" if bool(((xn == 0) | (xn == 1)).all()) else "graded"
         g, bindings = trace_bound(self.model, dt=self.dt, input_shape=tuple(x.shape[2:]), input_payload=payload)
@@ -151,13 +155,14 @@ def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:
 
 def target_mode(model: nn.Module, target: str, *, dt: float | None = None, input_frac_bits: int | None = None,
                 input_bits: int = 8, weight_exp: int = 0, reset_policy: str = "strict",
-                surrogate: sg.Surrogate = sg.DEFAULT) -> TargetMode:
+                surrogate: sg.Surrogate = sg.DEFAULT, input_shape: tuple[int, ...] | None = None) -> TargetMode:
     """``model`` computing with ``target``'s numerics (:class:`TargetMode`); checks first that every node of the
-    model runs on the target (:func:`check_target`). For real-valued inputs on Loihi give ``input_frac_bits``
-    (e.g. ``spikeseq.graph.quantize.input_frac_bits(x_train.abs().max(), input_bits)``) and keep it for export."""
+    model runs on the target (:func:`check_target`; a model whose per-sample ``input_shape`` cannot be inferred
+    is checked on its first forward pass). For real-valued inputs on Loihi give ``input_frac_bits`` (e.g.
+    ``spikeseq.graph.quantize.input_frac_bits(x_train.abs().max(), input_bits)``) and keep it for export."""
     settings = TargetSettings(target, weight_exp=weight_exp, reset_policy=reset_policy, input_bits=input_bits,
                               input_frac_bits=input_frac_bits)
-    check_target(model, settings, dt=dt)
+    check_target(model, settings, dt=dt, input_shape=input_shape, need_shape=False)
     return TargetMode(model, settings, dt=dt, surrogate=surrogate)
 
 
