@@ -325,6 +325,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 record["mode"] = tset.target if in_target else "float"
             # best: highest accuracy, ties broken by lower loss (small validation sets tie often)
             improved = (metric, -loss_now) > (best["metric"], -best.get("loss", math.inf))
+            if tset is not None and not in_target:
+                improved = False    # a target run's best checkpoint is one of its target-mode epochs
             if improved:
                 best = {"metric": metric, "loss": loss_now, "epoch": epoch + 1}
             if info.main:
@@ -337,6 +339,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             if improved:
                 save(run.best, epoch + 1, 0, step)
             save(run.last, epoch + 1, 0, step)
+            if tset is not None and epoch + 1 == first_target:   # the float model, before the target epochs
+                save(run.ckpt_dir / "float.pt", epoch + 1, 0, step)
             distributed.barrier(info)
             if stop:
                 status = "interrupted" if stop_req.requested else "finished"

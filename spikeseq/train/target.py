@@ -217,17 +217,24 @@ def settings_from_config(cfg: Any, train_x: torch.Tensor | None = None,
     return TargetSettings(target, input_frac_bits=k, **kw)
 
 
-def target_agreement(tm: TargetMode, x: torch.Tensor) -> dict[str, Any]:
-    """Target mode against the bit-exact interpreter on the graph the exporter writes, for inputs ``x``
-    ``[T, B, ...]``: per neuron node the fraction of equal spikes (``1.0`` = identical), and the largest
-    difference of the readout values (``readout_max_abs_diff``, float units)."""
+def target_agreement(tm: TargetMode, x: torch.Tensor, labels: torch.Tensor | None = None,
+                     readout: str = "mean") -> dict[str, Any]:
+    """Target mode against the bit-exact interpreter on the graph the exporter writes (the same
+    :func:`~spikeseq.graph.quantize.quantize` of the traced model), for inputs ``x`` ``[T, B, ...]``: per neuron
+    node the fraction of equal spikes (``1.0`` = identical), the largest difference of the readout values
+    (``readout_max_abs_diff``, float units), the fraction of equal predictions, and with ``labels`` both
+    accuracies (``readout``: how ``[T, B, K]`` outputs become logits, as ``[train] readout``)."""
+    from spikeseq.train.evaluate import logits_from
+
     with torch.no_grad():
-        res, _ = tm.run(x, record=True)
+        res, meta = tm.run(x, record=True)
     s = tm.settings
     xs = x.detach().cpu().double().numpy()
     if s.target == "loihi" and s.input_frac_bits is not None:
         xs = quantize_input(xs, s.input_frac_bits, s.input_bits)
     sim = simulate(res.graph, xs, numerics=s.target)
+    if not res.traces:
+        raise ExportError("target_agreement: the graph has no neuron population to compare")
     spikes, diff = {}, 0.0
     for name, tr in res.traces.items():
         a, b = tr.numpy(), sim.traces[name]
@@ -235,7 +242,15 @@ def target_agreement(tm: TargetMode, x: torch.Tensor) -> dict[str, Any]:
             diff = max(diff, float(np.abs(a - b).max(initial=0.0)))
         else:
             spikes[name] = float(np.mean(a == b))
-    if not spikes and not res.traces:
-        raise ExportError("target_agreement: the graph has no neuron population to compare")
-    return {"spike_agreement": spikes, "readout_max_abs_diff": diff, "samples": int(x.shape[1]),
-            "steps": int(x.shape[0])}
+    kind = meta.get("output_transform")
+    y_t = output_transform(res.output, kind)
+    y_g = output_transform(torch.from_numpy(np.asarray(sim.output, np.float64)), kind)
+    p_t, p_g = logits_from(y_t, readout).argmax(1), logits_from(y_g, readout).argmax(1)
+    out: dict[str, Any] = {"spike_agreement": spikes, "readout_max_abs_diff": diff,
+                           "prediction_agreement": float((p_t == p_g).double().mean()),
+                           "samples": int(x.shape[1]), "steps": int(x.shape[0])}
+    if labels is not None:
+        lab = torch.as_tensor(labels).reshape(-1)
+        out["target_accuracy"] = float((p_t == lab).double().mean())
+        out["graph_accuracy"] = float((p_g == lab).double().mean())
+    return out

@@ -84,6 +84,17 @@ def test_tiny_target_run_exports_what_it_trained(tiny_raw, tiny_data, tmp_path, 
         assert 2.0 < amax < 3.97 and stored["input_frac_bits"] == 5   # 127 / 2**5 = 3.97 >= amax > 127 / 2**6
     else:
         assert stored["input_frac_bits"] is None
+    assert (run.ckpt_dir / "float.pt").is_file()          # the model after the float epoch, for the report
+    assert checkpoint.load(run.best)["position"]["epoch"] == 2   # best is a target-mode epoch
+    from spikeseq.train.runs import evaluate_run
+
+    ev = evaluate_run(run.path)
+    tgt = ev["target"]
+    assert tgt["target"] == target and ev["test"]["acc"] == tgt["target_acc"]
+    assert 0.0 <= tgt["float_before_acc"] <= 1.0 and 0.0 <= tgt["float_acc"] <= 1.0
+    assert tgt["export"]["samples"] == 8 and tgt["export"]["prediction_agreement"] == 1.0
+    assert tgt["export"]["graph_accuracy"] == tgt["export"]["target_accuracy"]
+    assert all(v == 1.0 for v in tgt["export"]["spike_agreement"].values())
     res = export_run(run.path, [target], samples=8)[target]
     assert "error" not in res, res
     tm = res["target_mode"]
