@@ -4,7 +4,8 @@ train-for-target results (issue #19).
     python examples/export_record.py runs/nmnist_mlp-s0 --out results/lifnet/export/nmnist_mlp-s0.json
 
 Runs :func:`spikeseq.train.cmd_export.export_run` (what ``spikeseq export RUN --checkpoint C`` runs; the run's
-``[export] targets`` and ``samples``, the checkpoint its ``train.eval_checkpoint`` names) and writes one record:
+``[export] targets`` and ``samples`` unless ``--target`` / ``--samples`` say otherwise, the checkpoint its
+``train.eval_checkpoint`` names) and writes one record:
 the run's provenance (its ``spikeseq train`` command, commit, seed, recipe), the float test accuracy of the run's
 evaluation (``eval.json``: the task's readout on the whole test split) and per target the model's and the
 exported graph's accuracy on the verified samples, their prediction agreement and the lowest per-layer spike
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("run", type=Path, help="a finished `spikeseq train` run directory")
     ap.add_argument("--out", type=Path, required=True, help="the record to write (JSON)")
+    ap.add_argument("--target", nargs="+", default=None, help="targets (default: the run's [export] targets)")
+    ap.add_argument("--samples", type=int, default=None, help="verified test samples (default: [export] samples)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     run = RunDir.open(args.run)
@@ -57,7 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{run.eval_json} evaluates the {ev.get('checkpoint')!r} checkpoint, the recipe reports "
                          f"{which!r}: run `spikeseq eval {args.run} --checkpoint {which}` first")
     t0 = time.time()
-    exported = export_run(args.run, which=which)
+    exported = export_run(args.run, args.target, args.samples, which=which)
     record = {
         "command": shlex.join(["python", "examples/export_record.py", *(sys.argv[1:] if argv is None else argv)]),
         "producer": "examples/export_record.py", "git": git_commit(),
