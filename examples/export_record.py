@@ -4,7 +4,8 @@ train-for-target results (issue #19).
     python examples/export_record.py runs/nmnist_mlp-s0 --out results/lifnet/export/nmnist_mlp-s0.json
 
 Runs :func:`spikeseq.train.cmd_export.export_run` (what ``spikeseq export RUN --checkpoint C`` runs; the run's
-``[export] targets`` and ``samples`` unless ``--target`` / ``--samples`` say otherwise, the checkpoint its
+``[export] targets``, ``samples`` and writer options unless ``--target`` / ``--samples`` / ``--option`` say
+otherwise, the checkpoint its
 ``train.eval_checkpoint`` names) and writes one record:
 the run's provenance (its ``spikeseq train`` command, commit, seed, recipe), the float test accuracy of the run's
 evaluation (``eval.json``: the task's readout on the whole test split) and per target the model's and the
@@ -49,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, required=True, help="the record to write (JSON)")
     ap.add_argument("--target", nargs="+", default=None, help="targets (default: the run's [export] targets)")
     ap.add_argument("--samples", type=int, default=None, help="verified test samples (default: [export] samples)")
+    ap.add_argument("--option", action="append", default=[], metavar="TARGET.KEY=VALUE",
+                    help="a writer option on top of [export.<target>], e.g. loihi.reset_policy=zero (the demo's)")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     run = RunDir.open(args.run)
@@ -60,7 +63,14 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"{run.eval_json} evaluates the {ev.get('checkpoint')!r} checkpoint, the recipe reports "
                          f"{which!r}: run `spikeseq eval {args.run} --checkpoint {which}` first")
     t0 = time.time()
-    exported = export_run(args.run, args.target, args.samples, which=which)
+    options: dict[str, dict[str, Any]] = {}
+    for opt in args.option:
+        key, _, value = opt.partition("=")
+        target, _, name = key.partition(".")
+        if not (target and name and value):
+            raise SystemExit(f"--option {opt!r}: expected TARGET.KEY=VALUE, e.g. loihi.reset_policy=zero")
+        options.setdefault(target, {})[name] = json.loads(value) if value[:1].isdigit() else value
+    exported = export_run(args.run, args.target, args.samples, which=which, options=options)
     record = {
         "command": shlex.join(["python", "examples/export_record.py", *(sys.argv[1:] if argv is None else argv)]),
         "producer": "examples/export_record.py", "git": git_commit(),

@@ -37,8 +37,9 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def export_run(path: str | Path, targets: list[str] | None = None, samples: int | None = None,
-               which: str = "best") -> dict[str, Any]:
-    """Export and verify each target; returns ``{target: result dict or {"error": message}}``."""
+               which: str = "best", options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """Export and verify each target; returns ``{target: result dict or {"error": message}}``. ``options``: writer
+    options per target on top of the run's ``[export.<target>]`` (e.g. ``{"loihi": {"reset_policy": "zero"}}``)."""
     from spikeseq._atomic import ensure_dir
     from spikeseq.progress import progress
     from spikeseq.train.rundir import write_json, write_text
@@ -80,7 +81,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                kwargs = dict(getattr(lr.cfg.export, target))
+                kwargs = {**getattr(lr.cfg.export, target), **(options or {}).get(target, {})}
                 if trained_for and trained_for.get("target") == target:
                     kwargs.update(TargetSettings(**trained_for).export_kwargs())
                 res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout, **kwargs)
