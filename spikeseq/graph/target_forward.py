@@ -20,15 +20,18 @@ and one step of latency per synapse hop (targets.md §4.1, §4.2, §4.4):
 Gradients: every quantised array (weights, biases) is the integer/float32 array ``quantize`` produced in the
 forward pass and ``factor * d(loss)/d(array)`` backward (straight-through estimator, the factors of
 :class:`~spikeseq.graph.quantize.QuantFactors`) into the bound torch tensors, hence into the model's parameters;
-``dec`` and the 24-bit wrap pass gradients straight through (``dec`` with its factor ``(4096 - d) / 4096``); a spike
-``v > th`` has the surrogate derivative ``surrogate.grad((v - th) / unit) / unit`` where ``unit`` is the population's
-float-to-state factor (``64 * scale`` on Loihi, ``w_scale`` on SpiNNaker2), so gradients have the float model's
-scale. The reset uses the detached spike. Decays and thresholds are constants of the quantised graph (not trained
-in target mode).
+``dec``, the 24-bit wrap and the saturation pass gradients straight through (``dec`` with its factor
+``(4096 - d) / 4096``); a spike ``v > th`` has the surrogate derivative ``surrogate.grad((v - th) / unit) / unit``
+where ``unit`` is the population's float-to-state factor (``64 * scale`` on Loihi, ``w_scale`` on SpiNNaker2), so
+gradients have the float model's scale. The reset uses the detached spike. Decays and thresholds are constants of
+the quantised graph (not trained in target mode).
 
 Speed: a population outside any cycle gets its synaptic input for the whole sequence at once (one matmul over
 ``[steps * B, n]``, shifted by the hop latency); only the populations of a strongly connected component (recurrent
-edges) are stepped together. Integer synaptic sums below ``2**24`` run as float32 matmuls (exact there).
+edges) are stepped together. Integer synaptic sums below ``2**24`` run as float32 matmuls (exact there). The
+neuron update is one autograd function per sequence (:class:`_ScanFn`) or per step (:class:`_StepFn`) with the
+backward written out (:meth:`_LoihiPop.back`, :meth:`_S2Pop.back`); tests compare it with autograd through the
+same forward.
 """
 
 from __future__ import annotations
@@ -77,30 +80,6 @@ def straight_through(exact: torch.Tensor, proxy: torch.Tensor | None) -> torch.T
     if proxy is None or not proxy.requires_grad:
         return exact
     return _Straight.apply(exact.detach(), proxy)
-
-
-class _Trunc(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return torch.trunc(x)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return grad
-
-
-class _Fire(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, v: torch.Tensor, th: torch.Tensor, unit: float, surrogate: sg.Surrogate):  # type: ignore[override]
-        ctx.save_for_backward(v, th)
-        ctx.unit, ctx.surrogate = unit, surrogate
-        return (v > th).to(v.dtype)
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        v, th = ctx.saved_tensors
-        x = (v.double() - th.double()) / ctx.unit
-        return (ctx.surrogate.grad(x) / ctx.unit * grad).to(v.dtype), None, None, None
 
 
 @dataclass
@@ -197,7 +176,36 @@ def _exact_f32(node: ir.Node, xmax: float) -> bool:
     return bool(rows * xmax < EXACT_F32)
 
 
-class _LoihiPop:
+class _Pop:
+    """A quantised population: parameters, the one-step update (:meth:`fwd`, no autograd) and its hand-written
+    backward (:meth:`back`), used step by step (:class:`_StepFn`, in recurrent components) or over a whole
+    sequence (:class:`_ScanFn`)."""
+
+    readout: bool
+    unit: float
+    surrogate: sg.Surrogate
+    th: torch.Tensor
+    bias: torch.Tensor
+
+    def sg(self, v_pre: torch.Tensor) -> torch.Tensor:
+        """Surrogate derivative of the spike ``v_pre > th`` with respect to ``v_pre`` (float units)."""
+        return self.surrogate.grad_((v_pre - self.th).double().div_(self.unit)).div_(self.unit).to(v_pre.dtype)
+
+    def step(self, a: torch.Tensor, st: tuple[torch.Tensor, torch.Tensor]):
+        """One step with autograd: ``(sent, new state)``."""
+        out, s1, s2 = _StepFn.apply(a, st[0], st[1], self.bias, self)
+        return out, (s1, s2)
+
+    def scan(self, a: torch.Tensor) -> torch.Tensor:
+        """A whole sequence ``a [S, B, n]`` from the zero state, with autograd: what the population sends."""
+        return _ScanFn.apply(a, self.bias, self)
+
+    def value(self, out: torch.Tensor) -> torch.Tensor:
+        """A recorded value in float units."""
+        return out / self.unit if self.readout else out
+
+
+class _LoihiPop(_Pop):
     """A :class:`~spikeseq.graph.ir.LoihiCUBA` population in exact float64 integers (module docstring)."""
 
     def __init__(self, node: ir.LoihiCUBA, bias_proxy: torch.Tensor | None, surrogate: sg.Surrogate):
@@ -205,34 +213,40 @@ class _LoihiPop:
         self.node = node
         self.cu = (4096.0 - f(node.i_decay)) / 4096.0
         self.cv = (4096.0 - f(node.v_decay)) / 4096.0
-        self.vth = f(node.vth) * 64.0
+        self.th = f(node.vth) * 64.0
         b = f(node.bias) * float(2**node.bias_exp)
         self.bias = straight_through(b, None if bias_proxy is None else bias_proxy * float(2**node.bias_exp))
         self.unit = 64.0 * float(node.scale)
         self.surrogate = surrogate
         self.readout = bool(node.readout)
+        self.dtype = torch.float64
 
-    def init(self, batch: int, n: int) -> list[torch.Tensor]:
-        """Zero state ``[u, v]``."""
+    def init(self, batch: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero state ``(u, v)``."""
         z = torch.zeros(batch, n, dtype=torch.float64)
-        return [z, z]
+        return z, z
 
-    def step(self, a: torch.Tensor, st: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One step on synaptic input ``a`` (integers); returns (what the population sends, new state)."""
-        u, v = st
-        u = _Trunc.apply(u * self.cu) + 64.0 * a
+    def fwd(self, a, u, v, bias):
+        """One step on synaptic input ``a`` (integers): ``(sent, u, v, v', z)``; ``dec`` is ``trunc`` of an exact
+        product, ``u`` wraps at 24 bits, ``v'`` saturates, spike iff ``v' > vth << 6``, reset to 0."""
+        u = torch.trunc(u * self.cu) + 64.0 * a
         u = u - (2 * MAX_UV) * (u > MAX_UV).to(u.dtype) + (2 * MAX_UV) * (u <= -MAX_UV).to(u.dtype)
-        v = (_Trunc.apply(v * self.cv) + u + self.bias).clamp(-(MAX_UV - 1), MAX_UV - 1)
-        z = _Fire.apply(v, self.vth.expand_as(v), self.unit, self.surrogate)
-        v = v * (1.0 - z.detach())
-        return (v if self.readout else z), [u, v]
+        v_pre = (torch.trunc(v * self.cv) + u + bias).clamp_(-(MAX_UV - 1), MAX_UV - 1)
+        z = (v_pre > self.th).to(v_pre.dtype)
+        v = v_pre * (1.0 - z)
+        return (v if self.readout else z), u, v, v_pre, z
 
-    def value(self, out: torch.Tensor) -> torch.Tensor:
-        """A recorded value in float units."""
-        return out / self.unit if self.readout else out
+    def back(self, g_out, gu, gv, v_pre, z):
+        """Gradients ``(d a, d u_prev, d v_prev, d bias)`` of one step from those of ``(sent, u, v)``: straight
+        through ``trunc`` (factor ``(4096 - d) / 4096``), the wrap and the saturation, the surrogate for the
+        spike, the reset with the spike detached."""
+        keep = 1.0 - z
+        gvp = (gv + g_out) * keep if self.readout else gv * keep + g_out * self.sg(v_pre)
+        gut = gu + gvp
+        return 64.0 * gut, gut * self.cu, gvp * self.cv, gvp
 
 
-class _S2Pop:
+class _S2Pop(_Pop):
     """A :class:`~spikeseq.graph.ir.S2LIF` population in float32, the interpreter's operation order."""
 
     def __init__(self, node: ir.S2LIF, bias_proxy: torch.Tensor | None, surrogate: sg.Surrogate):
@@ -240,34 +254,83 @@ class _S2Pop:
         self.node = node
         self.alpha, self.th, self.vr = f(node.alpha_decay), f(node.threshold), f(node.v_reset)
         self.exc = None if node.exc_decay is None else f(node.exc_decay)
-        self.off = straight_through(f(node.i_offset), None if bias_proxy is None else bias_proxy.float())
+        self.bias = straight_through(f(node.i_offset), None if bias_proxy is None else bias_proxy.float())
         self.unit = float(node.w_scale)
         self.surrogate = surrogate
         self.readout = bool(node.readout)
         self.reset = node.reset
+        self.dtype = torch.float32
 
-    def init(self, batch: int, n: int) -> list[torch.Tensor]:
-        """Zero state ``[i, v]``."""
+    def init(self, batch: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Zero state ``(i, v)``."""
         z = torch.zeros(batch, n, dtype=torch.float32)
-        return [z, z]
+        return z, z
 
-    def step(self, a: torch.Tensor, st: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One step on synaptic input ``a`` (float64 sums, cast to float32 as the interpreter does)."""
-        i, v = st
+    def fwd(self, a, i, v, off):
+        """One step on synaptic input ``a`` (float64 sums, cast to float32 as the interpreter):
+        ``(sent, i, v, v', z)``."""
         xi = a.float()
         if self.exc is not None:
             i = self.exc * i + xi
             xi = i
-        v_pre = self.alpha * v + xi + self.off
+        v_pre = self.alpha * v + xi + off
         if self.readout:
-            return v_pre, [i, v_pre]
-        z = _Fire.apply(v_pre, self.th.expand_as(v_pre), self.unit, self.surrogate)
-        v = reset_membrane(v_pre, z.detach(), self.th, self.reset, self.vr)
-        return z, [i, v]
+            return v_pre, i, v_pre, v_pre, v_pre
+        z = (v_pre > self.th).to(torch.float32)
+        return z, i, reset_membrane(v_pre, z, self.th, self.reset, self.vr), v_pre, z
 
-    def value(self, out: torch.Tensor) -> torch.Tensor:
-        """A recorded value in float units."""
-        return out / self.unit if self.readout else out
+    def back(self, g_out, gi, gv, v_pre, z):
+        """Gradients ``(d a, d i_prev, d v_prev, d i_offset)`` of one step (surrogate spike, detached reset)."""
+        if self.readout:
+            gvp = gv + g_out
+        else:
+            gvp = (gv * (1.0 - z) if self.reset == "zero" else gv) + g_out * self.sg(v_pre)
+        if self.exc is not None:
+            git = gi + gvp
+            return git.double(), git * self.exc, gvp * self.alpha, gvp
+        return gvp.double(), torch.zeros_like(gi), gvp * self.alpha, gvp
+
+
+class _StepFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, s1, s2, bias, pop: _Pop):  # type: ignore[override]
+        out, s1, s2, v_pre, z = pop.fwd(a, s1, s2, bias)
+        ctx.pop = pop
+        ctx.save_for_backward(v_pre, z)
+        return (out.clone() if out is s2 else out), s1, s2
+
+    @staticmethod
+    def backward(ctx, g_out, g1, g2):  # type: ignore[override]
+        v_pre, z = ctx.saved_tensors
+        ga, g1, g2, gb = ctx.pop.back(g_out, g1, g2, v_pre, z)
+        return ga, g1, g2, gb.sum(0), None
+
+
+class _ScanFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, a, bias, pop: _Pop):  # type: ignore[override]
+        s1, s2 = pop.init(a.shape[1], a.shape[2])
+        outs, vps, zs = [], [], []
+        for t in range(a.shape[0]):
+            out, s1, s2, v_pre, z = pop.fwd(a[t], s1, s2, bias)
+            outs.append(out)
+            vps.append(v_pre)
+            zs.append(z)
+        ctx.pop = pop
+        ctx.save_for_backward(torch.stack(vps), torch.stack(zs))
+        return torch.stack(outs)
+
+    @staticmethod
+    def backward(ctx, g_out):  # type: ignore[override]
+        v_pre, z = ctx.saved_tensors
+        pop = ctx.pop
+        g1 = g2 = torch.zeros_like(v_pre[0])
+        ga = torch.empty(v_pre.shape, dtype=torch.float64)
+        gb = torch.zeros_like(v_pre[0])
+        for t in range(v_pre.shape[0] - 1, -1, -1):
+            ga[t], g1, g2, gvp = pop.back(g_out[t], g1, g2, v_pre[t], z[t])
+            gb += gvp
+        return ga, gb.sum(0), None
 
 
 def _sccs(pops: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
@@ -341,22 +404,27 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     in_shape = g.nodes[ins[0]].out_shape
     if x.dim() != 2 + len(in_shape) or tuple(x.shape[2:]) != tuple(in_shape):
         raise ShapeError(f"input must be [T, B, {', '.join(map(str, in_shape))}], got {tuple(x.shape)}")
-    xd = x.detach().double().reshape(x.shape[0], x.shape[1], -1)
+    xd = x.detach().reshape(x.shape[0], x.shape[1], -1)
+    if not xd.is_floating_point():
+        xd = xd.float()
     in_div = {}
     if target == "loihi" and input_frac_bits is not None:
         k = int(input_frac_bits)
         g = scale_input_synapses(g, k)
         in_div = {s: 2.0**k for s in input_synapses(g)}
-        xd = quantize_input(xd, k, input_bits)
-    elif target == "loihi" and not torch.equal(xd, torch.round(xd)):
+        xd = quantize_input(xd.double(), k, input_bits).to(xd.dtype)   # integers below 2**23: exact in float32
+    elif target == "loihi" and bool(torch.frac(xd).any()):
         raise DTypeError("Loihi numerics needs integer inputs (0/1 spikes or integer graded values); pass "
                          "input_frac_bits to send real values as graded fixed-point payloads")
     q, factors = quantize_with_factors(g, target, weight_exp=weight_exp, reset_policy=reset_policy)
     lat = hop_latencies(q)
     t_in, batch = xd.shape[0], xd.shape[1]
     steps = t_in + max(lat.values(), default=0)
-    xin = torch.cat([xd, xd.new_zeros(steps - t_in, batch, xd.shape[2])]) if steps > t_in else xd
-    xmax = float(xd.abs().max()) if xd.numel() else 0.0
+    lo, hi = torch.aminmax(xd) if xd.numel() else (torch.zeros(()), torch.zeros(()))
+    xmax = max(-float(lo), float(hi))
+    if target != "loihi" and bool(torch.frac(xd).any()):
+        xmax = math.inf      # real values (SpiNNaker2): float64 sums, as the interpreter
+        xd = xd.double()
 
     pops = [k for k, n in q.nodes.items() if n.role == "neuron"]
     syn: dict[str, _Synapse] = {}
@@ -375,7 +443,7 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
         for _, src in feeds[p]:
             if src in cells:
                 edges.setdefault(src, set()).add(p)
-    sends: dict[str, torch.Tensor] = {ins[0]: xin}
+    sends: dict[str, torch.Tensor] = {ins[0]: xd}   # the input's T steps (silence after: _shift pads)
     for comp in _sccs(pops, edges):
         internal = {p: [(s, src) for s, src in feeds[p] if src in comp] for p in comp}
         ext = {}
@@ -384,16 +452,11 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
             for s, src in feeds[p]:
                 if src in comp:
                     continue
-                a = a + _shift(syn[s].apply_seq(sends[src]))
+                a = a + _shift(syn[s].apply_seq(sends[src]), steps)
             ext[p] = a
         if not any(internal.values()):
             (p,) = comp
-            st = cells[p].init(batch, ext[p].shape[2])
-            outs = []
-            for t in range(steps):
-                o, st = cells[p].step(ext[p][t], st)
-                outs.append(o)
-            sends[p] = torch.stack(outs)
+            sends[p] = cells[p].scan(ext[p])
             continue
         sts = {p: cells[p].init(batch, ext[p].shape[2]) for p in comp}
         hist: dict[str, list[torch.Tensor]] = {p: [] for p in comp}
@@ -428,9 +491,11 @@ def _send_max(node: ir.Node) -> float:
     return math.inf if getattr(node, "readout", False) else 1.0
 
 
-def _shift(y: torch.Tensor) -> torch.Tensor:
-    """One step of synaptic latency: ``out[t] = y[t - 1]``, silence at ``t = 0``."""
-    return torch.cat([y.new_zeros(1, *y.shape[1:]), y[:-1]])
+def _shift(y: torch.Tensor, steps: int) -> torch.Tensor:
+    """One step of synaptic latency over ``steps`` steps: ``out[t] = y[t - 1]``, silence at ``t = 0`` and after
+    ``y`` ends."""
+    n = min(y.shape[0], steps - 1)
+    return torch.cat([y.new_zeros(1, *y.shape[1:]), y[:n], y.new_zeros(steps - 1 - n, *y.shape[1:])])
 
 
 def _recurrent_input(s: _Synapse, hist: list[torch.Tensor], t: int) -> torch.Tensor:

@@ -125,9 +125,7 @@ class TargetMode(nn.Module):
         if not self._checked:   # once, with the data's shape: a node the target cannot run is a ConfigError
             check_target(self.model, self.settings, dt=self.dt, input_shape=tuple(x.shape[2:]))
             self._checked = True
-        xn = x.detach()
-        payload = "spikes" if bool(((xn == 0) | (xn == 1)).all()) else "graded"
-        g, bindings = trace_bound(self.model, dt=self.dt, input_shape=tuple(x.shape[2:]), input_payload=payload)
+        g, bindings = trace_bound(self.model, dt=self.dt, input_shape=tuple(x.shape[2:]), input_payload="graded")
         s = self.settings
         res = target_forward(g, bindings, x, s.target, input_frac_bits=s.input_frac_bits, input_bits=s.input_bits,
                              surrogate=self.surrogate, record=record, **s.quantize_kwargs())
