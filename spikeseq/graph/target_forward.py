@@ -176,7 +176,7 @@ def _exact_f32(node: ir.Node, xmax: float) -> bool:
     return bool(rows * xmax < EXACT_F32)
 
 
-class _Pop:
+class _Population:
     """A quantised population: parameters, the one-step update (:meth:`fwd`, no autograd) and its hand-written
     backward (:meth:`back`), used step by step (:class:`_StepFn`, in recurrent components) or over a whole
     sequence (:class:`_ScanFn`)."""
@@ -205,7 +205,7 @@ class _Pop:
         return out / self.unit if self.readout else out
 
 
-class _LoihiPop(_Pop):
+class _LoihiPop(_Population):
     """A :class:`~spikeseq.graph.ir.LoihiCUBA` population in exact float64 integers (module docstring)."""
 
     def __init__(self, node: ir.LoihiCUBA, bias_proxy: torch.Tensor | None, surrogate: sg.Surrogate):
@@ -246,7 +246,7 @@ class _LoihiPop(_Pop):
         return 64.0 * gut, gut * self.cu, gvp * self.cv, gvp
 
 
-class _S2Pop(_Pop):
+class _S2Pop(_Population):
     """A :class:`~spikeseq.graph.ir.S2LIF` population in float32, the interpreter's operation order."""
 
     def __init__(self, node: ir.S2LIF, bias_proxy: torch.Tensor | None, surrogate: sg.Surrogate):
@@ -293,7 +293,7 @@ class _S2Pop(_Pop):
 
 class _StepFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, s1, s2, bias, pop: _Pop):  # type: ignore[override]
+    def forward(ctx, a, s1, s2, bias, pop: _Population):  # type: ignore[override]
         out, s1, s2, v_pre, z = pop.fwd(a, s1, s2, bias)
         ctx.pop = pop
         ctx.save_for_backward(v_pre, z)
@@ -308,7 +308,7 @@ class _StepFn(torch.autograd.Function):
 
 class _ScanFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, a, bias, pop: _Pop):  # type: ignore[override]
+    def forward(ctx, a, bias, pop: _Population):  # type: ignore[override]
         s1, s2 = pop.init(a.shape[1], a.shape[2])
         outs, vps, zs = [], [], []
         for t in range(a.shape[0]):

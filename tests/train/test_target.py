@@ -39,7 +39,7 @@ def test_target_epochs_checks(tiny_raw, tiny_data):
 @pytest.mark.parametrize("target", ["loihi", "spinnaker2"])
 def test_node_the_target_cannot_run_is_named_before_training(target):
     model = Sequential(nn.Linear(4, 8), nn.LayerNorm(8), LIF(tau_mem=0.01, dt=1e-3))
-    with pytest.raises(ConfigError, match=f"train.target = '{target}'.*LayerNorm"):
+    with pytest.raises(ConfigError, match=f"target mode '{target}'.*LayerNorm"):
         check_target(model, TargetSettings(target))
 
 
@@ -56,7 +56,7 @@ def test_preflight_refuses_before_a_run_directory_exists(tiny_raw, tiny_data, tm
     raw = tiny_raw(tiny_data, target="loihi")
     raw["model"] = {"name": "l2mu", "input_size": 4, "n_classes": 3, "hidden_size": 8, "memory_size": 4,
                     "input_module": "direct", "readout": "membrane"}   # L2MU resets by subtraction by default
-    with pytest.raises(ConfigError, match=r"train.target = 'loihi'.*pop_u.*reset='subtract'"):
+    with pytest.raises(ConfigError, match=r"target mode 'loihi'.*pop_u.*reset='subtract'"):
         preflight(from_dict(raw))
     raw["export"] = {"loihi": {"reset_policy": "zero"}}
     preflight(from_dict(raw))
