@@ -36,6 +36,7 @@ same forward.
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import dataclass
 
@@ -458,6 +459,11 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
             (p,) = comp
             sends[p] = cells[p].scan(ext[p])
             continue
+        merged = _merge([cells[p] for p in comp])
+        if merged is not None and all(syn[s].delay is None and isinstance(syn[s].node, ir.Affine | ir.Linear)
+                                      for p in comp for s, _ in internal[p]):
+            sends.update(_recurrent_component(comp, internal, ext, syn, cells, merged))
+            continue
         sts = {p: cells[p].init(batch, ext[p].shape[2]) for p in comp}
         hist: dict[str, list[torch.Tensor]] = {p: [] for p in comp}
         for t in range(steps):
@@ -484,6 +490,83 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
         raise ExportError(f"target mode: the output is fed by {src!r}, not by a neuron population")
     y = cells[src].value(sends[src][lat[src]:lat[src] + t_in]).reshape(t_in, batch, *q.nodes[out_name].out_shape)
     return TargetResult(output=y, traces=traces, graph=q, steps=steps)
+
+
+def _merge(pops: list[_Population]) -> _Population | None:
+    """One population holding ``pops`` side by side (per-neuron parameters concatenated), or ``None`` when they
+    differ in kind, readout, reset or current model (then the component is stepped population by population)."""
+    first = pops[0]
+    if any(type(p) is not type(first) or p.readout != first.readout or p.surrogate != first.surrogate
+           for p in pops):
+        return None
+    if isinstance(first, _S2Pop) and any(p.reset != first.reset or (p.exc is None) != (first.exc is None)
+                                         for p in pops):
+        return None
+    m = copy.copy(first)
+    cat = lambda name: torch.cat([getattr(p, name) for p in pops])  # noqa: E731
+    names = ("cu", "cv", "th") if isinstance(first, _LoihiPop) else ("alpha", "th", "vr")
+    for name in names:
+        setattr(m, name, cat(name))
+    if isinstance(first, _S2Pop) and first.exc is not None:
+        m.exc = cat("exc")
+    m.bias = cat("bias")
+    m.unit = torch.cat([torch.full((p.th.numel(),), float(p.unit), dtype=torch.float64) for p in pops])
+    return m
+
+
+def _recurrent_component(comp, internal, ext, syn, cells, merged) -> dict[str, torch.Tensor]:
+    """A strongly connected component as one population with one block weight matrix of its internal synapses
+    (``a[t] = ext[t] + W sent[t - 1]``), run by :class:`_RecurrentScanFn`; returns what each population sends."""
+    sizes = [ext[p].shape[2] for p in comp]
+    offs = dict(zip(comp, np.cumsum([0, *sizes[:-1]]).tolist()))
+    rows = []
+    for p, n in zip(comp, sizes):
+        blocks = [torch.zeros(n, m, dtype=torch.float64) for m in sizes]
+        for s, src in internal[p]:
+            blocks[comp.index(src)] = blocks[comp.index(src)] + syn[s].w
+        rows.append(torch.cat(blocks, dim=1))
+    w = torch.cat(rows, dim=0)
+    rowsum = float(w.detach().abs().sum(1).max()) if w.numel() else 0.0
+    exact32 = not merged.readout and bool(torch.equal(w.detach(), torch.round(w.detach()))) and rowsum < EXACT_F32
+    out = _RecurrentScanFn.apply(torch.cat([ext[p] for p in comp], dim=2), w, merged.bias, merged, exact32)
+    return {p: out[:, :, offs[p]:offs[p] + n] for p, n in zip(comp, sizes)}
+
+
+class _RecurrentScanFn(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, ext, w, bias, pop: _Population, exact32: bool):  # type: ignore[override]
+        s1, s2 = pop.init(ext.shape[1], ext.shape[2])
+        wt = (w.float() if exact32 else w).t().contiguous()
+        outs, vps, zs = [], [], []
+        prev = None
+        for t in range(ext.shape[0]):
+            a = ext[t] if prev is None else ext[t] + (prev.to(wt.dtype) @ wt).double()
+            prev, s1, s2, v_pre, z = pop.fwd(a, s1, s2, bias)
+            outs.append(prev)
+            vps.append(v_pre)
+            zs.append(z)
+        sent = torch.stack(outs)
+        ctx.pop, ctx.exact32 = pop, exact32
+        ctx.save_for_backward(w, sent, torch.stack(vps), torch.stack(zs))
+        return sent
+
+    @staticmethod
+    def backward(ctx, g_out):  # type: ignore[override]
+        w, sent, v_pre, z = ctx.saved_tensors
+        pop = ctx.pop
+        wd = w.float() if ctx.exact32 else w
+        g1 = g2 = torch.zeros_like(v_pre[0])
+        ga = torch.empty(v_pre.shape, dtype=torch.float64)
+        gb = torch.zeros_like(v_pre[0])
+        g_next = None
+        for t in range(v_pre.shape[0] - 1, -1, -1):
+            g_sent = g_out[t] if g_next is None else g_out[t] + (g_next.to(wd.dtype) @ wd).to(g_out.dtype)
+            g_next, g1, g2, gvp = pop.back(g_sent, g1, g2, v_pre[t], z[t])
+            ga[t] = g_next
+            gb += gvp
+        n = w.shape[0]
+        gw = ga[1:].reshape(-1, n).t() @ sent[:-1].reshape(-1, n).double()
+        return ga, gw, gb.sum(0), None, None
 
 
 def _send_max(node: ir.Node) -> float:

@@ -173,10 +173,15 @@ def test_unknown_target():
         target_forward(g, b, torch.zeros(3, 1, 24), "truenorth")
 
 
+def syn_all(q):
+    """Synapse node names of a graph."""
+    return [k for k, n in q.nodes.items() if n.role == "synapse"]
+
+
 def _reference(m, x, target, surrogate):
     """The target dynamics written out with autograd (module docstring of target_forward, targets.md §4.2/4.4), for
-    ``Linear -> LIF -> Linear -> LI`` (optionally with a recurrent synapse of zero weight, which puts the first
-    population in a cycle): outputs aligned by the two hops."""
+    ``Linear -> LIF -> Linear -> LI``, the LIF optionally with a recurrent synapse (``a[t] += W_rec z[t - 1]``):
+    outputs aligned by the two hops."""
     from spikeseq.surrogate import spike
 
     g, b = trace_bound(m, dt=DT)
@@ -186,6 +191,9 @@ def _reference(m, x, target, surrogate):
            and q.successors(k)[0] in names and "rec" not in k]
     ws = [straight_through(torch.from_numpy(q.nodes[s].weight.astype(np.float64)),
                            b[s]["weight"].double() * torch.from_numpy(fac.weight[s])) for s in syn]
+    rec = [k for k in syn_all(q) if "rec" in k]
+    w_rec = [straight_through(torch.from_numpy(q.nodes[k].weight.astype(np.float64)),
+                              b[k]["weight"].double() * torch.from_numpy(fac.weight[k])) for k in rec]
     biases = []
     for s, p in zip(syn, names):
         node = q.nodes[p]
@@ -202,16 +210,19 @@ def _reference(m, x, target, surrogate):
         s1 = s2 = torch.zeros(x.shape[1], a.shape[2], dtype=torch.float64)
         seq = []
         for t in range(steps):
+            a_t = a[t]
+            if li == 0 and w_rec and t > 0:
+                a_t = a_t + seq[-1].double() @ w_rec[0].t()
             if target == "loihi":
                 cu = torch.from_numpy((4096.0 - node.i_decay.astype(np.float64)) / 4096)
                 cv = torch.from_numpy((4096.0 - node.v_decay.astype(np.float64)) / 4096)
                 trunc = lambda y: y + (torch.trunc(y) - y).detach()  # noqa: E731 - exact for these magnitudes
-                s1 = trunc(s1 * cu) + 64 * a[t]
+                s1 = trunc(s1 * cu) + 64 * a_t
                 v_pre = trunc(s2 * cv) + s1 + bias
                 unit = 64 * node.scale
                 th = torch.from_numpy(node.vth.astype(np.float64)) * 64
             else:
-                v_pre = (torch.from_numpy(node.alpha_decay.astype(np.float32)) * s2.float() + a[t].float()
+                v_pre = (torch.from_numpy(node.alpha_decay.astype(np.float32)) * s2.float() + a_t.float()
                          + bias.float())
                 unit = node.w_scale
                 th = torch.from_numpy(node.threshold.astype(np.float32))
@@ -240,13 +251,10 @@ def test_handwritten_backward_matches_autograd(target, recurrent):
     torch.manual_seed(19)
     kw = dict(dt=DT, tau_mem=5e-3, v_th=0.3, reset="zero")
     first = RLIF(10, 14, **kw) if recurrent else Sequential(nn.Linear(10, 14), LIF(**kw))
-    if recurrent:
-        with torch.no_grad():
-            first.rec.weight.zero_()
     m = Sequential(first, nn.Linear(14, 3), LI(tau_mem=1e-2, dt=DT))
     x = (torch.rand(15, 2, 10, generator=torch.Generator().manual_seed(20)) < 0.5).float()
     surrogate = sg.ATan(alpha=2.0)
-    params = [p for n, p in m.named_parameters() if "rec" not in n]
+    params = list(m.parameters())
     y_ref = _reference(m, x, target, surrogate)
     probe = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(21), dtype=torch.float64)
     ref = torch.autograd.grad((y_ref * probe).sum(), params)
