@@ -317,7 +317,8 @@ def _lower_rlif(m: RLIF, b: GraphBuilder, prev, shape, prefix):
 
 @_builtin(DelayLinear)
 def _lower_delay_linear(m: DelayLinear, b: GraphBuilder, prev, shape, prefix):
-    w, d = m.integer_weights_and_delays()
+    """The eval-mode layer: its delays clamped and rounded (``DelayLinear.eval_weights_and_delays``)."""
+    w, d = m.eval_weights_and_delays()
     bias = getattr(m, "bias", None)
     node = bind(ir.DelayAffine(_np(torch.as_tensor(w), np.float32), _np(torch.as_tensor(d), np.int64),
                                None if bias is None else _np(bias, np.float32)), weight=m.weight, bias=bias)

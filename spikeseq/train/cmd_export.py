@@ -70,7 +70,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     if lr.cfg.train.readout == "max":
         raise ConfigError("export verification compares predictions from the summed or last output; a model "
                           "trained with train.readout = 'max' cannot be checked that way")
-    readout = "last" if lr.cfg.train.readout == "last" else "sum"  # argmax of the mean = argmax of the sum
+    readout = lr.cfg.train.readout if lr.cfg.train.readout in ("last", "softmax_sum") else "sum"  # mean: as sum
     out_dir = ensure_dir(lr.run.export_dir)
     results: dict[str, Any] = {}
     trained_for = lr.ckpt.get("target")  # a target-mode run: its stored numerics (input bits k, ...) are reused

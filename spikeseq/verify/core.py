@@ -11,8 +11,9 @@
   py-spinnaker2 JSON description + build script and runs the int8/float32 interpreter).
 - ``out_path``: where the artifact goes (written atomically; nothing is left behind when export fails).
 - ``labels``: optional ``[B]`` class indices; accuracy of model and graph is then reported. A prediction is the
-  argmax over the last axis of the output summed over time (``readout="sum"``) or of the last step
-  (``readout="last"``).
+  argmax over the last axis of the output summed over time (``readout="sum"``), of the last step
+  (``readout="last"``) or of the per-step softmax summed over time (``readout="softmax_sum"``, the training
+  readout of the same name).
 - ``dt``: the model's step in seconds (required).
 
 The returned :class:`VerifyResult` holds, per neuron layer, the fraction of equal spikes (model vs interpreter,
@@ -117,7 +118,11 @@ def predictions(out: np.ndarray, readout: str = "sum") -> np.ndarray:
         return out.sum(axis=0).reshape(out.shape[1], -1).argmax(-1)
     if readout == "last":
         return out[-1].reshape(out.shape[1], -1).argmax(-1)
-    raise ParameterError(f"readout must be 'sum' or 'last', got {readout!r}")
+    if readout == "softmax_sum":
+        z = out.reshape(out.shape[0], out.shape[1], -1).astype(np.float64)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)).sum(axis=0).argmax(-1)
+    raise ParameterError(f"readout must be 'sum', 'last' or 'softmax_sum', got {readout!r}")
 
 
 def _model_traces(model: torch.nn.Module, x: torch.Tensor, module_of: dict[str, str]):
