@@ -244,7 +244,10 @@ class _LoihiPop(_Population):
     @property
     def no_current(self) -> bool:
         """``iDecay = 4096``: ``u`` is this step's input only."""
-        return bool((self.cu == 0).all())
+        nc = getattr(self, "_no_current", None)
+        if nc is None:
+            nc = self._no_current = bool((self.cu == 0).all())
+        return nc
 
     def prep(self, a: torch.Tensor) -> torch.Tensor:
         """``a << 6``."""
@@ -253,6 +256,7 @@ class _LoihiPop(_Population):
     def plan(self, amax: float) -> None:
         """The wrap of ``u`` is needed only if ``|u| <= amax / (1 - max cu)`` can pass ``2**23``, the saturation of
         ``v`` only if ``(max |u| + max |bias|) / (1 - max cv)`` can reach ``2**23 - 1``."""
+        self._no_current = None
         cu, cv = float(self.cu.max()), float(self.cv.max())
         umax = amax if cu == 0 else (amax / (1 - cu) if cu < 1 else math.inf)
         self.wrap = not umax < MAX_UV
@@ -394,10 +398,11 @@ class _ScanFn(torch.autograd.Function):
         pop.plan(float(ap.abs().max()) if ap.numel() else 0.0)
         s1, s2 = pop.init(a.shape[1], a.shape[2])
         outs, vps, zs = [], [], []
+        exact32 = isinstance(pop, _LoihiPop)   # Loihi's v' are integers below 2**23: float32 keeps them exactly
         for t in range(a.shape[0]):
             zb, s1, s2, v_pre = pop.fwd(ap[t], s1, s2, bias)
             outs.append(s2 if pop.readout else zb)
-            vps.append(v_pre)
+            vps.append(v_pre.float() if exact32 else v_pre)
             zs.append(zb)
         ctx.pop = pop
         zb_all = None if zs[0] is None else torch.stack(zs)
@@ -408,7 +413,8 @@ class _ScanFn(torch.autograd.Function):
     def backward(ctx, g_out):  # type: ignore[override]
         v_pre, zb = ctx.saved_tensors
         pop = ctx.pop
-        g_out = g_out.to(v_pre.dtype)
+        v_pre = v_pre.to(pop.dtype)
+        g_out = g_out.to(pop.dtype)
         gi, gb = _backward_loop(pop, lambda t, _g: g_out[t], v_pre, zb if zb.numel() else None)
         return pop.grad_input(gi), gb, None
 
@@ -607,7 +613,8 @@ def _recurrent_component(comp, internal, ext, syn, cells, merged) -> dict[str, t
     w = torch.cat(rows, dim=0)
     wd = w.detach()
     rowsum = float(wd.abs().sum(1).max()) if w.numel() else 0.0
-    exact32 = not merged.readout and bool(torch.equal(wd, torch.round(wd))) and rowsum < EXACT_F32
+    fac = 64.0 if isinstance(merged, _LoihiPop) else 1.0   # Loihi sums enter as 64 * a
+    exact32 = not merged.readout and bool(torch.equal(wd, torch.round(wd))) and rowsum * fac < EXACT_F32
     out = _RecurrentScanFn.apply(torch.cat([ext[p] for p in comp], dim=2), w, merged.bias, merged, exact32)
     return {p: out[:, :, offs[p]:offs[p] + n] for p, n in zip(comp, sizes)}
 
@@ -616,43 +623,49 @@ class _RecurrentScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, ext, w, bias, pop: _Population, exact32: bool):  # type: ignore[override]
         s1, s2 = pop.init(ext.shape[1], ext.shape[2])
-        wt = (w.float() if exact32 else w).t().contiguous()
-        if not pop.readout and isinstance(pop, _LoihiPop):   # bound |a| by the inputs and the weights' row sums
+        loihi = isinstance(pop, _LoihiPop)
+        fac = 64.0 if loihi else 1.0          # Loihi's prepared input 64 * (ext + W sent) is linear: fold it in
+        wp = w * fac
+        wpt = (wp.float() if exact32 else wp).t().contiguous()
+        if loihi and not pop.readout:         # bound |a| by the inputs and the weights' row sums (spikes are 0/1)
             pop.plan(64.0 * (float(ext.abs().max()) + float(w.detach().abs().sum(1).max())))
         else:
             pop.plan(math.inf)
+        extp = ext * fac if loihi else ext
         outs, vps, zs = [], [], []
         prev = None
         for t in range(ext.shape[0]):
-            a = ext[t] if prev is None else ext[t] + (prev.to(wt.dtype) @ wt).double()
-            zb, s1, s2, v_pre = pop.fwd(pop.prep(a), s1, s2, bias)
-            prev = pop.sent(zb, s2)
-            outs.append(prev)
-            vps.append(v_pre)
+            a = extp[t] if prev is None else extp[t] + (prev @ wpt).double()
+            zb, s1, s2, v_pre = pop.fwd(a if loihi else pop.prep(a), s1, s2, bias)
+            prev = (s2 if pop.readout else zb).to(wpt.dtype)
+            outs.append(s2 if pop.readout else zb)
+            vps.append(v_pre.float() if loihi else v_pre)   # Loihi's v' are integers below 2**23: exact
             zs.append(zb)
-        sent = torch.stack(outs)
-        ctx.pop, ctx.exact32 = pop, exact32
+        sent = torch.stack(outs).to(pop.dtype)
+        ctx.pop, ctx.exact32, ctx.fac = pop, exact32, fac
         zb_all = torch.zeros(0) if zs[0] is None else torch.stack(zs)
-        ctx.save_for_backward(w, sent, torch.stack(vps), zb_all)
+        ctx.save_for_backward(wp, sent, torch.stack(vps), zb_all)
         return sent
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        w, sent, v_pre, zb = ctx.saved_tensors
+        wp, sent, v_pre, zb = ctx.saved_tensors
         pop = ctx.pop
-        wd = w.float() if ctx.exact32 else w
-        g_out = g_out.to(v_pre.dtype)
+        wd = wp.float() if ctx.exact32 else wp
+        dtype = torch.float64 if isinstance(pop, _LoihiPop) else torch.float32
+        v_pre = v_pre.to(dtype)
+        g_out = g_out.to(dtype)
 
         def g_sent(t: int, gi_next):
             if gi_next is None:
                 return g_out[t]
-            ga_next = pop.grad_input(gi_next)
-            return g_out[t] + (ga_next.to(wd.dtype) @ wd).to(g_out.dtype)
+            return g_out[t] + (gi_next.to(wd.dtype) @ wd).to(dtype)
 
         gi, gb = _backward_loop(pop, g_sent, v_pre, zb if zb.numel() else None)
         ga = pop.grad_input(gi)
-        n = w.shape[0]
-        gw = ga[1:].reshape(-1, n).t() @ sent[:-1].reshape(-1, n).double()
+        n = wp.shape[0]
+        mm = torch.float32 if ctx.exact32 else torch.float64
+        gw = (ga[1:].reshape(-1, n).t().to(mm) @ sent[:-1].reshape(-1, n).to(mm)).double()
         return ga, gw, gb, None, None
 
 
