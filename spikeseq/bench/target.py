@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> int:
         for target, s in settings.items():
             m = copy.deepcopy(model)
             check_target(m, s, input_shape=tuple(x.shape[2:]))
-            tm = TargetMode(m, s)
+            tm = TargetMode(m, s, integer_inputs=not real)   # as the training loop: the data checked once
             fns[target] = _step_fn(train, tm, [p for p in m.parameters() if p.requires_grad], x, y)
         ms = time_interleaved(fns, reps=args.reps, warmup=1)
         rows[Path(recipe).stem] = {"recipe": str(recipe), "shape": list(x.shape), "median_ms": ms,

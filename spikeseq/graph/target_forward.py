@@ -113,16 +113,19 @@ class _Synapse:
     def __init__(self, name: str, node: ir.Node, factor: np.ndarray, bound: dict | None, in_div: float,
                  exact_f32: bool):
         self.name, self.node = name, node
-        w_int = torch.from_numpy(np.asarray(node.weight, np.float64))
+        self.exact32 = exact_f32       # integer sums below 2**24: the whole synapse in float32 (exact)
+        npd, dtype = (np.float32, torch.float32) if exact_f32 else (np.float64, torch.float64)
+        w_int = torch.from_numpy(np.asarray(node.weight, npd))
         proxy = None
         if bound is not None and bound.get("weight") is not None:
             bw = bound["weight"]
             if tuple(bw.shape) != tuple(w_int.shape):
                 raise ShapeError(f"target mode: binding of {name!r} has shape {tuple(bw.shape)}, the node's weight "
                                  f"{tuple(w_int.shape)}")
-            proxy = bw.double() * torch.from_numpy(factor) / in_div
+            proxy = bw.to(dtype) * torch.from_numpy(np.asarray(factor, npd))
+            if in_div != 1.0:
+                proxy = proxy / in_div
         self.w = straight_through(w_int, proxy)
-        self.w32 = self.w.float() if exact_f32 else None
         self.delay = torch.from_numpy(node.delay.astype(np.int64)) if isinstance(node, ir.DelayAffine) else None
         self.n_in = math.prod(node.in_shape)
         self.n_out = math.prod(node.out_shape)
@@ -143,8 +146,8 @@ class _Synapse:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Synaptic sums of ``x`` (no delays: :meth:`apply_seq` handles those), float64."""
-        if self.w32 is not None:
-            return self._mm(x.float(), self.w32).double()
+        if self.exact32:
+            return self._mm(x.float(), self.w).double()
         return self._mm(x.double(), self.w)
 
     def weight_for(self, d: int) -> torch.Tensor:
@@ -160,8 +163,7 @@ class _Synapse:
             if d >= x.shape[0]:
                 continue
             w = self.weight_for(int(d))
-            xs = x[: x.shape[0] - d].double()
-            y[d:] = y[d:] + (xs @ w.t() if self.w32 is None else (xs.float() @ w.float().t()).double())
+            y[d:] = y[d:] + (x[: x.shape[0] - d].to(w.dtype) @ w.t()).double()
         return y
 
 
@@ -469,16 +471,18 @@ def _sccs(pops: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
 # --------------------------------------------------------------------------------------------------- forward
 def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target: str, *, weight_exp: int = 0,
                    reset_policy: str = "strict", input_frac_bits: int | None = None, input_bits: int = 8,
-                   surrogate: sg.Surrogate = sg.DEFAULT, record: bool = False) -> TargetResult:
+                   surrogate: sg.Surrogate = sg.DEFAULT, record: bool = False,
+                   integer_inputs: bool | None = None) -> TargetResult:
     """Run the float IR ``graph`` (from :func:`~spikeseq.graph.trace.trace_bound`) quantised for ``target`` on
     ``x`` ``[T, B, *input_shape]`` with the target's arithmetic (module docstring); gradients reach the tensors of
     ``bindings``.
 
     ``weight_exp`` / ``reset_policy``: as :func:`~spikeseq.graph.quantize.quantize`. ``input_frac_bits``: Loihi
     only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)`` and the input synapses'
-    weights are divided by ``2**k`` (``None``: the inputs must be integers). ``record``: also return every neuron
-    node's aligned trace. The spikes equal ``simulate(graph_q, x_q, numerics=target)`` on every node, where
-    ``graph_q`` is :attr:`TargetResult.graph`."""
+    weights are divided by ``2**k`` (``None``: the inputs must be integers). ``integer_inputs``: whether ``x``
+    holds integers (``None``: checked here; callers that checked their data once say so and save a pass over it).
+    ``record``: also return every neuron node's aligned trace. The spikes equal
+    ``simulate(graph_q, x_q, numerics=target)`` on every node, where ``graph_q`` is :attr:`TargetResult.graph`."""
     if target not in TARGETS:
         raise ParameterError(f"unknown target {target!r}; target mode trains for one of {', '.join(TARGETS)}")
     if not isinstance(x, torch.Tensor):
@@ -499,7 +503,7 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
         g = scale_input_synapses(g, k)
         in_div = {s: 2.0**k for s in input_synapses(g)}
         xd = quantize_input(xd.double(), k, input_bits).to(xd.dtype)   # integers below 2**23: exact in float32
-    elif target == "loihi" and bool(torch.frac(xd).any()):
+    elif target == "loihi" and not _integers(xd, integer_inputs):
         raise DTypeError("Loihi numerics needs integer inputs (0/1 spikes or integer graded values); pass "
                          "input_frac_bits to send real values as graded fixed-point payloads")
     q, factors = quantize_with_factors(g, target, weight_exp=weight_exp, reset_policy=reset_policy)
@@ -508,7 +512,7 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     steps = t_in + max(lat.values(), default=0)
     lo, hi = torch.aminmax(xd) if xd.numel() else (torch.zeros(()), torch.zeros(()))
     xmax = max(-float(lo), float(hi))
-    if target != "loihi" and bool(torch.frac(xd).any()):
+    if target != "loihi" and not _integers(xd, integer_inputs):
         xmax = math.inf      # real values (SpiNNaker2): float64 sums, as the interpreter
         xd = xd.double()
 
@@ -669,6 +673,11 @@ class _RecurrentScanFn(torch.autograd.Function):
         return ga, gw, gb, None, None
 
 
+def _integers(x: torch.Tensor, known: bool | None) -> bool:
+    """Whether ``x`` holds integers: ``known`` when the caller knows, else checked."""
+    return bool(known) if known is not None else not bool(torch.frac(x).any())
+
+
 def _send_max(node: ir.Node) -> float:
     """The largest magnitude a population sends: 1 for spikes, unbounded for a readout's membrane."""
     return math.inf if getattr(node, "readout", False) else 1.0
@@ -691,7 +700,8 @@ def _recurrent_input(s: _Synapse, hist: list[torch.Tensor], t: int) -> torch.Ten
     total = torch.zeros(1, dtype=torch.float64)
     for d in torch.unique(s.delay).tolist():
         if t - 1 - d >= 0:
-            total = total + hist[t - 1 - d].double() @ s.weight_for(int(d)).t()
+            w = s.weight_for(int(d))
+            total = total + (hist[t - 1 - d].to(w.dtype) @ w.t()).double()
     return total
 
 
