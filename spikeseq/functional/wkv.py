@@ -152,6 +152,10 @@ def wkv_scan(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *,
 #: at the cap the state's terms outweigh the chunk's own (at most ``L + 1`` of them, each <= 1) by ``e^cap``, so
 #: what the cap drops is below rounding (``e^-30`` in float32, ``e^-60`` in float64).
 STATE_CAP = {torch.float32: 30.0, torch.float64: 60.0}
+#: Floor of that exponent: ``e^floor`` is the smallest normal number's order (float32 1.2e-38, float64 2.2e-308), so
+#: no exponential underflows into the (slow) subnormal range. What it adds, ``e^floor`` times the state, is below
+#: ``e^-27`` (float32) of the chunk's own terms, which are at least ``e^-SPREAD``.
+STATE_FLOOR = {torch.float32: -87.0, torch.float64: -700.0}
 
 
 def _max_grad(g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -212,9 +216,7 @@ class _ChunkedWKV(torch.autograd.Function):
             d0 = p - r
             torch.sub(d0, sw[:l_], out=g)
             capped = bool(d0.amax() > cap)
-            if capped:
-                g.clamp_max_(cap)
-            g.exp_()
+            g.clamp_(STATE_FLOOR[dt], cap).exp_()
             num = torch.addcmul(sn[t0:t1, 0], xv, eu).addcmul_(g, a)
             torch.addcmul(sn[t0:t1, 1], x, eu, out=den[t0:t1]).addcmul_(g, b)
             torch.div(num, den[t0:t1], out=y[t0:t1])
@@ -283,7 +285,7 @@ class _ChunkedWKV(torch.autograd.Function):
             torch.mul(g_b, -fr, out=hs[l_ - 1][1])
             for s in range(l_ - 2, -1, -1):
                 torch.addcmul(abc[:, s + 1], hs[s + 1], lam, out=hs[s])
-            glam += (hc * sn[t0:t1]).sum((0, 2))
+            glam += (hc * sn[t0:t1]).sum(0).sum(1)
             x, vc = xs[t0:t1], v[t0:t1]
             geu += torch.mul(al, vc).sub_(be).mul_(x).sum((0, 1))
             tv = torch.addcmul(hc[:, 0], al, eu)  # dL/d(x v)
