@@ -98,7 +98,8 @@ def test_recipes_run_on_the_fixture(tmp_path, mnist_root, cifar_root, recipe, me
     res = S.run(cfg, tmp_path / "run")
     assert res["status"] == "finished" and len(res["R"]) == 2 and 0.0 <= res["acc"] <= 1.0
     if method != "multitask":
-        assert res["memory"] == {"layers.1": 6, "layers.3": 6, "layers.5": 6}
+        n_in = 784 if recipe == "pmnist" else 3072  # stored lateral weights / bases: sum k n
+        assert res["memory"] == {"layers.1": 6, "layers.3": 6, "layers.5": 6, "floats": 6 * n_in + 6 * 16 + 6 * 16}
 
 
 def test_missing_and_damaged_files(tmp_path, mnist_root, cifar_root):
