@@ -82,11 +82,15 @@ def build_model(model_cfg: ModelConfig) -> nn.Module:
 
 
 def preflight(cfg: RunConfig) -> None:
-    """Fail fast, before a run directory is touched: the model builds, its family solves the task and the dataset
-    name is known."""
+    """Fail fast, before a run directory is touched: the model builds (and runs on ``train.target``, if set), its
+    family solves the task and the dataset name is known."""
     from spikeseq.train.datasets import TENSOR_FILE, known_datasets
 
-    build_model(cfg.model)
+    model = build_model(cfg.model)
+    if cfg.train.target is not None:  # a node the target cannot run: an error now, not mid-epoch
+        from spikeseq.train.target import check_target, settings_from_config
+
+        check_target(model, settings_from_config(cfg), need_shape=False)  # fit checks again with the data's shape
     task_for(cfg)
     if cfg.data.name != TENSOR_FILE:
         known = known_datasets()
@@ -246,7 +250,9 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     best = {"metric": -math.inf, "loss": math.inf, "epoch": None}
     accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count of the current epoch (this rank)
     elapsed = 0.0
+    stored_target = None
     if ck is not None:
+        stored_target = ck.get("target")
         opt.load_state_dict(ck["optimizer"])
         pos = dict(ck["position"])
         best = dict(ck["best"])
@@ -254,6 +260,13 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
         accum = _restore(ck, info, run.last)
         if info.main:
             run.truncate_metrics(pos["epoch"])
+    tset, tmode, first_target = None, None, t.epochs
+    if t.target is not None:  # train for a target: settings fixed once (and kept across resumes), checked now
+        from spikeseq.train.target import TargetMode, check_target, settings_from_config
+
+        tset = settings_from_config(cfg, data.train.x, stored=stored_target)
+        check_target(model, tset, input_shape=tuple(data.train.x.shape[2:]))
+        first_target = t.epochs - (t.target_epochs or t.epochs)
     net = model
     if info.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -270,7 +283,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 "accum": sums, "rng": rngs[0], "rng_ranks": rngs, "config": cfg.to_dict(),
                 "classes": data.classes, "n_classes": data.n_classes, "data_info": data.info,
                 "normalizer": data.normalizer.state_dict() if data.normalizer is not None else None,
-                "world_size": info.world, "elapsed_s": time.time() - t0, "hooks": hooks.state_dict()})
+                "world_size": info.world, "elapsed_s": time.time() - t0, "hooks": hooks.state_dict(),
+                "target": None if tset is None else tset.to_dict()})
 
     step = pos["step"]
     status = "finished"
@@ -283,6 +297,10 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 accum.zero_()
             _hook(model, "train_epoch_start", epoch, t.epochs)
             model.train()
+            in_target = tset is not None and epoch >= first_target
+            if in_target and tmode is None:
+                tmode = TargetMode(model, tset)
+            fwd = tmode if in_target else net
             bar = progress(range(start, n_batches), total=n_batches - start, desc=f"{desc}epoch {epoch + 1}/{t.epochs}",
                            unit="batch")
             stop = False
@@ -301,7 +319,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                     sync = net.no_sync()
                 with sync:
                     with autocast:
-                        out = _forward(net, x, t.precision, device)
+                        out = _forward(fwd, x, t.precision, device)
                     if t.precision != "float32":  # the loss and metrics in float32
                         out = _float32(out)
                     res = task.batch(out, y, cfg)
@@ -337,15 +355,20 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 break
             # end of epoch -----------------------------------------------------------------------------------
             tot = distributed.all_reduce_sum(accum.clone(), info)
-            val = task.evaluate(model, data.val, cfg, device, data.n_classes, desc="validating")
+            val = task.evaluate(tmode if in_target else model, data.val, cfg, device, data.n_classes,
+                                desc="validating")
             metric = val[task.metric] if val[task.metric] is not None else float(tot[1] / tot[2])
             loss_now = val["loss"] if val["loss"] is not None else float(tot[0] / tot[2])
             record = {"epoch": epoch + 1, "step": step, "train_loss": float(tot[0] / tot[2]),
                       f"train_{task.train_metric}": float(tot[1] / tot[2]), "val_loss": val["loss"],
                       f"val_{task.metric}": val[task.metric],
                       "lr": opt.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
+            if tset is not None:
+                record["mode"] = tset.target if in_target else "float"
             # best: highest accuracy, ties broken by lower loss (small validation sets tie often)
             improved = (metric, -loss_now) > (best["metric"], -best.get("loss", math.inf))
+            if tset is not None and not in_target:
+                improved = False    # a target run's best checkpoint is one of its target-mode epochs
             if improved:
                 best = {"metric": metric, "loss": loss_now, "epoch": epoch + 1}
             if info.main:
@@ -358,6 +381,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             if improved:
                 save(run.best, epoch + 1, 0, step)
             save(run.last, epoch + 1, 0, step)
+            if tset is not None and epoch + 1 == first_target:   # the float model, before the target epochs
+                save(run.ckpt_dir / "float.pt", epoch + 1, 0, step)
             distributed.barrier(info)
             if stop:
                 status = "interrupted" if stop_req.requested else "finished"
