@@ -15,6 +15,7 @@ import math
 import sys
 from pathlib import Path
 
+
 def nanogpt_parameters(n_layer: int = 4, d: int = 128, vocab: int = 65) -> int:
     """nanoGPT's parameter count at its CPU configuration, computed from its model definition (bias off as in its
     train.py, head tied to the token embedding, position embeddings left out as nanoGPT's own count does): per block
