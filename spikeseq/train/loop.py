@@ -21,6 +21,15 @@ processes.
 Model hooks (duck-typed, optional): ``model.train_epoch_start(epoch, epochs)`` before each epoch (e.g. an annealed
 kernel width) and ``model.train_step_end()`` after each optimizer step (e.g. clamping delays into range).
 
+Loop hooks (:class:`Hooks`, for methods that act around the optimizer step without owning a loop, e.g. the
+continual-learning plug-ins of :mod:`spikeseq.train.tasks.continual`): ``before_step`` once per optimizer step,
+after the window's last backward (gradients complete and, under DDP, averaged over ranks) and before clipping;
+``after_step`` after ``opt.step()``; ``state_dict`` is stored in every checkpoint and handed back to
+``load_state_dict`` on resume, before the optimizer is built (the hooks' state may decide which parameters
+train). A caller that trains a model it built itself (a stream of tasks, one ``fit`` per task) passes ``model``,
+``task`` (a :class:`~spikeseq.train.tasks.Task`, instead of the recipe's) and ``order`` (the sample order of each
+epoch, instead of :func:`epoch_order`).
+
 Mixed precision (``train.precision = "bf16"``): the training forward pass runs under ``torch.autocast`` with
 bfloat16 (matmuls, linear layers and convolutions in bfloat16; element-wise neuron updates and the spike
 comparison ``v > v_th`` in the dtype those produce). The loss and the metrics are computed in float32 from
@@ -55,7 +64,7 @@ from spikeseq.train import checkpoint, distributed, optim
 from spikeseq.train.config import ModelConfig, RunConfig
 from spikeseq.train.datasets import Prepared, prepare, time_first
 from spikeseq.train.rundir import RunDir
-from spikeseq.train.tasks import task_for
+from spikeseq.train.tasks import Task, task_for
 
 
 def build_model(model_cfg: ModelConfig) -> nn.Module:
@@ -135,6 +144,25 @@ def rank_seed(seed: int, rank: int) -> int:
     return (int(seed) * 1_000_003 + 7919 * (int(rank) + 1)) % (2**63)
 
 
+class Hooks:
+    """Callbacks of :func:`fit` around each optimizer step (see the module docstring); every method is a no-op
+    here, subclasses override what they need."""
+
+    def before_step(self, model: nn.Module) -> None:
+        """After the window's backward pass (gradients complete, reduced over ranks), before clipping and the
+        optimizer step."""
+
+    def after_step(self, model: nn.Module) -> None:
+        """After the optimizer step (and the model's own ``train_step_end``)."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """State saved in every checkpoint under ``"hooks"`` (``None``: nothing)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`state_dict` on resume (called before the optimizer is built)."""
+
+
 def _hook(model: nn.Module, name: str, *args: Any) -> None:
     fn = getattr(model, name, None)
     if callable(fn):
@@ -180,23 +208,37 @@ def _restore(ck: dict[str, Any], info: distributed.DistInfo, path: Any) -> torch
 
 
 def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | None = None,
-        on_step: Callable[[int], None] | None = None, quiet: bool = False) -> dict[str, Any]:
+        on_step: Callable[[int], None] | None = None, quiet: bool = False, model: nn.Module | None = None,
+        task: Task | None = None, hooks: Hooks | None = None,
+        order: Callable[[int, int], torch.Tensor] | None = None, desc: str = "") -> dict[str, Any]:
     """Train ``cfg`` into ``run`` (a prepared run directory). Returns a summary dict.
 
-    ``on_step(step)`` is called after every optimizer step (tests use it to simulate a kill).
+    ``on_step(step)`` is called after every optimizer step (tests use it to simulate a kill). Without ``model``
+    the run seeds everything with ``train.seed`` and builds the recipe's model; with ``model`` (already on its
+    device) it trains that model from the RNG state it finds (the caller seeded it). ``task`` replaces the
+    recipe's task, ``hooks`` adds :class:`Hooks`, ``order(epoch, n)`` replaces :func:`epoch_order`, ``desc``
+    prefixes the progress lines.
     """
     t = cfg.train
     device = _device_for(cfg)
     info = distributed.init(device)
     if t.threads is not None:
         torch.set_num_threads(t.threads)
-    checkpoint.seed_everything(t.seed)
+    if model is None:
+        checkpoint.seed_everything(t.seed)
     if data is None:
         data = prepare(cfg.data, t.seed)
-    model = build_model(cfg.model).to(device)
-    if info.enabled:  # one random stream per rank after the (identical) initialisation: e.g. dropout masks
-        checkpoint.seed_everything(rank_seed(t.seed, info.rank))
-    task = task_for(cfg)
+    if model is None:
+        model = build_model(cfg.model).to(device)
+        if info.enabled:  # one random stream per rank after the (identical) initialisation: e.g. dropout masks
+            checkpoint.seed_everything(rank_seed(t.seed, info.rank))
+    task = task if task is not None else task_for(cfg)
+    hooks = hooks if hooks is not None else Hooks()
+    order = order if order is not None else (lambda e, n_: epoch_order(n_, t.seed, e))
+    ck = checkpoint.load(run.last, map_location=device) if resume else None
+    if ck is not None:  # the model and the hooks' state first: they decide which parameters the optimizer gets
+        model.load_state_dict(ck["model"])
+        hooks.load_state_dict(ck.get("hooks"))
     groups, specs = optim.param_groups(model, t)
     opt = optim.make_optimizer(groups, t)
     n, bsz, acc_n = len(data.train), t.batch_size, t.accumulate
@@ -209,10 +251,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count of the current epoch (this rank)
     elapsed = 0.0
     stored_target = None
-    if resume:
-        ck = checkpoint.load(run.last, map_location=device)
+    if ck is not None:
         stored_target = ck.get("target")
-        model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["optimizer"])
         pos = dict(ck["position"])
         best = dict(ck["best"])
@@ -243,7 +283,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 "accum": sums, "rng": rngs[0], "rng_ranks": rngs, "config": cfg.to_dict(),
                 "classes": data.classes, "n_classes": data.n_classes, "data_info": data.info,
                 "normalizer": data.normalizer.state_dict() if data.normalizer is not None else None,
-                "world_size": info.world, "elapsed_s": time.time() - t0,
+                "world_size": info.world, "elapsed_s": time.time() - t0, "hooks": hooks.state_dict(),
                 "target": None if tset is None else tset.to_dict()})
 
     step = pos["step"]
@@ -251,22 +291,23 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     t0 = time.time() - elapsed  # time_s in metrics counts training time across resumes
     with StopRequest() as stop_req:
         for epoch in range(pos["epoch"], t.epochs):
-            order = epoch_order(n, t.seed, epoch)
+            perm = order(epoch, n)
             start = pos["batch"] if epoch == pos["epoch"] else 0
             if start == 0:
                 accum.zero_()
             _hook(model, "train_epoch_start", epoch, t.epochs)
             model.train()
             in_target = tset is not None and epoch >= first_target
-            if in_target and tmode is None:
-                tmode = TargetMode(model, tset)
+            if in_target and tmode is None:   # the data's kind is checked once here, not every batch
+                integer = all(bool(torch.equal(v, torch.round(v))) for v in (data.train.x.float(), data.val.x.float()))
+                tmode = TargetMode(model, tset, integer_inputs=integer)
             fwd = tmode if in_target else net
-            bar = progress(range(start, n_batches), total=n_batches - start, desc=f"epoch {epoch + 1}/{t.epochs}",
+            bar = progress(range(start, n_batches), total=n_batches - start, desc=f"{desc}epoch {epoch + 1}/{t.epochs}",
                            unit="batch")
             stop = False
             stopped_at = None
             for b in bar:
-                idx = order[b * bsz:(b + 1) * bsz]
+                idx = perm[b * bsz:(b + 1) * bsz]
                 local = idx[info.rank::info.world]
                 x = time_first(data.train.x[local]).to(device)
                 y = data.train.y[local].to(device)
@@ -284,7 +325,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                         out = _float32(out)
                     res = task.batch(out, y, cfg)
                     loss_sum = res.loss_sum.float()
-                    loss = loss_sum * (info.world / _window_size(b, acc_n, bsz, n))
+                    loss = loss_sum / _window_size(b, acc_n, bsz, n) * info.world
                     loss.backward()
                 accum += torch.tensor([float(loss_sum.detach()), res.metric_sum, float(res.count)],
                                       dtype=torch.float64)
@@ -292,10 +333,12 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                     bar.set_postfix(loss=f"{float(loss_sum) / max(local.numel(), 1):.4f}")
                 if not last_of_window:
                     continue
+                hooks.before_step(model)
                 if t.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 opt.step()
                 _hook(model, "train_step_end")
+                hooks.after_step(model)
                 step += 1
                 if on_step is not None:
                     on_step(step)
@@ -333,7 +376,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 run.append_metrics(record)
                 if not quiet:
                     va = "-" if val[task.metric] is None else f"{val[task.metric]:.4f}"
-                    print(f"epoch {epoch + 1}/{t.epochs}  step {step}  train_loss {record['train_loss']:.4f}  "
+                    print(f"{desc}epoch {epoch + 1}/{t.epochs}  step {step}  train_loss {record['train_loss']:.4f}  "
                           f"train_{task.train_metric} {tot[1] / tot[2]:.4f}  val_{task.metric} {va}  "
                           f"({record['time_s']:.0f} s)", file=sys.stderr)
             if improved:

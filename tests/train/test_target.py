@@ -39,7 +39,7 @@ def test_target_epochs_checks(tiny_raw, tiny_data):
 @pytest.mark.parametrize("target", ["loihi", "spinnaker2"])
 def test_node_the_target_cannot_run_is_named_before_training(target):
     model = Sequential(nn.Linear(4, 8), nn.LayerNorm(8), LIF(tau_mem=0.01, dt=1e-3))
-    with pytest.raises(ConfigError, match=f"train.target = '{target}'.*LayerNorm"):
+    with pytest.raises(ConfigError, match=f"target mode '{target}'.*LayerNorm"):
         check_target(model, TargetSettings(target))
 
 
@@ -56,7 +56,7 @@ def test_preflight_refuses_before_a_run_directory_exists(tiny_raw, tiny_data, tm
     raw = tiny_raw(tiny_data, target="loihi")
     raw["model"] = {"name": "l2mu", "input_size": 4, "n_classes": 3, "hidden_size": 8, "memory_size": 4,
                     "input_module": "direct", "readout": "membrane"}   # L2MU resets by subtraction by default
-    with pytest.raises(ConfigError, match=r"train.target = 'loihi'.*pop_u.*reset='subtract'"):
+    with pytest.raises(ConfigError, match=r"target mode 'loihi'.*pop_u.*reset='subtract'"):
         preflight(from_dict(raw))
     raw["export"] = {"loihi": {"reset_policy": "zero"}}
     preflight(from_dict(raw))
@@ -118,3 +118,32 @@ def test_python_api_trains_the_models_parameters():
     assert not torch.equal(before, model[0].weight)
     agree = target_agreement(tm, x)
     assert agree["spike_agreement"] == {"1_lif": 1.0}
+
+
+def test_target_run_resumes_bitwise_identically(tiny_raw, tiny_data, tmp_path):
+    """A run killed in its target epochs resumes with the stored settings and ends where an uninterrupted run
+    ends (weights, optimizer state, metrics)."""
+    raw = tiny_raw(tiny_data, target="loihi", target_epochs=2, epochs=3)
+    raw["model"]["reset"] = "zero"
+    cfg = from_dict(raw)
+    full = RunDir.prepare(tmp_path / "full", cfg, argv=["test"])
+    assert fit(cfg, full, quiet=True)["step"] == 18
+
+    class Killed(Exception):
+        pass
+
+    def kill_at(step):
+        if step == 15:   # in epoch 3 (target mode); last.pt is the end of epoch 2
+            raise Killed
+
+    part = RunDir.prepare(tmp_path / "part", cfg, argv=["test"])
+    with pytest.raises(Killed):
+        fit(cfg, part, on_step=kill_at, quiet=True)
+    fit(cfg, part, resume=True, quiet=True)
+    a, b = checkpoint.load(full.last), checkpoint.load(part.last)
+    assert a["target"] == b["target"] and a["target"]["input_frac_bits"] == 5
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time_s"} for r in rs]  # noqa: E731
+    assert strip(full.read_metrics()) == strip(part.read_metrics())
+    assert [r["mode"] for r in full.read_metrics()] == ["float", "loihi", "loihi"]
