@@ -36,7 +36,7 @@ from spikeseq.dynamics import reset_membrane
 from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
 from spikeseq.graph import ir
 
-__all__ = ["SimResult", "hop_latency", "simulate", "synapse_matrix"]
+__all__ = ["SimResult", "hop_latencies", "hop_latency", "simulate", "synapse_matrix"]
 
 MAX_UV = 2**23
 
@@ -339,6 +339,14 @@ def _latencies(g: ir.Graph, order: list[str], delayed: set, latency: str) -> dic
         lat[k] = max((lat[a] + (1 if (latency == "hop" and g.nodes[a].role == "synapse") else 0) for a in preds),
                      default=0)
     return lat
+
+
+def hop_latencies(graph: ir.Graph) -> dict[str, int]:
+    """Per node of the flattened graph, its input-to-node latency in steps with one step per synapse hop
+    (recurrent edges excluded): the shift by which ``simulate(..., align=True)`` aligns the node's trace."""
+    g = graph.flat()
+    order, delayed = g.schedule("hop")
+    return _latencies(g, order, delayed, "hop")
 
 
 def hop_latency(graph: ir.Graph) -> int:

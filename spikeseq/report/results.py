@@ -141,6 +141,37 @@ def _energy(table: str, both: bool = False) -> Callable[[list[dict]], str]:
     return fmt
 
 
+def _target(key: str, export: bool = False) -> Callable[[list[dict]], str]:
+    """Mean and per-seed values of ``metrics.target[key]`` (``export``: of ``metrics.target.export[key]``) of runs
+    trained for a target (:mod:`spikeseq.train.target`), as percentages; "n/a" where a run has none."""
+
+    def fmt(rows: list[dict]) -> str:
+        vals = []
+        for r in rows:
+            t = r["metrics"].get("target") or {}
+            vals.append((t.get("export") or {}).get(key) if export else t.get(key))
+        if any(v is None for v in vals):
+            return "n/a"
+        if len(vals) == 1:
+            return f"{_pct(vals[0])}%"
+        return f"{_pct(statistics.fmean(vals))}% ({', '.join(_pct(v) for v in vals)})"
+    return fmt
+
+
+def _spike_agreement(rows: list[dict]) -> str:
+    """The lowest per-node spike agreement of target mode vs the interpreter over the rows' runs (1 = identical)."""
+    vals = [v for r in rows for v in ((r["metrics"].get("target") or {}).get("export") or {})
+            .get("spike_agreement", {}).values()]
+    if not vals:
+        return "n/a"
+    return "identical" if min(vals) == 1.0 else f"{min(vals):.4f}"
+
+
+def _export_samples(rows: list[dict]) -> str:
+    n = {((r["metrics"].get("target") or {}).get("export") or {}).get("samples") for r in rows}
+    return "n/a" if None in n or len(n) != 1 else str(n.pop())
+
+
 @dataclass(frozen=True)
 class Table:
     """A README table: the headers its labels fill (``label`` split at `` | ``) and the computed columns.
@@ -153,7 +184,10 @@ class Table:
 
 
 def _has_energy(art: dict) -> bool:
-    return art.get("producer") == "spikeseq train" and bool(art["metrics"].get("energy_pj"))
+    """Float runs of ``spikeseq train`` with energy numbers (runs trained for a target are in the ``target`` table:
+    their op counts are those of the float forward of the weights, not of the target's computation)."""
+    return (art.get("producer") == "spikeseq train" and bool(art["metrics"].get("energy_pj"))
+            and not art["metrics"].get("target"))
 
 
 TABLES: dict[str, Table] = {
@@ -171,6 +205,15 @@ TABLES: dict[str, Table] = {
         ("mean ± std", _acc_std),
         ("eff. AC / sample", lambda rs: _sig(_mean(rs, "eff_acs"))),
         ("activation sparsity", _sparsity),
+    )),
+    "target": Table(("model", "dataset", "target"), (
+        ("seeds", lambda rs: str(len(rs))),
+        ("float, after the float epochs", _target("float_before_acc")),
+        ("target mode (test set)", _target("target_acc")),
+        ("exported graph, bit-exact interpreter", _target("graph_accuracy", export=True)),
+        ("target mode on the same samples", _target("target_accuracy", export=True)),
+        ("samples", _export_samples),
+        ("spike agreement (lowest node)", _spike_agreement),
     )),
     "energy": Table(("row",), (
         ("recipe", lambda rs: f"`{rs[0].get('family')}/{rs[0].get('recipe')}`"),

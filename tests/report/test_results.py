@@ -195,3 +195,21 @@ def test_record_spec_errors_name_the_problem(tmp_path):
     (root / "other" / "tables.toml").write_text('[[table]]\nname = "area-acc"\n')
     with pytest.raises(ConfigError, match="results table 'area-acc' is defined twice"):
         results.render_block("area-acc", root)
+
+
+def test_target_table_shows_float_target_mode_and_export_per_seed(tmp_path):
+    """Runs trained for a target: float after the float epochs, target mode, the interpreter's accuracy on the
+    verified samples and the lowest spike agreement; they stay out of the energy table."""
+    def target(before, acc, graph, spikes):
+        return {"target": "loihi", "float_before_acc": before, "target_acc": acc,
+                "export": {"graph_accuracy": graph, "target_accuracy": graph, "samples": 100,
+                           "spike_agreement": {"a": 1.0, "b": spikes}}}
+
+    _art(tmp_path, 0, 0.94, label="M | D | Loihi", table="target", target=target(0.90, 0.94, 0.94, 1.0),
+         energy_pj={"loihi": {"memory_on": 1.0, "memory_off": 1.0}})
+    _art(tmp_path, 1, 0.92, label="M | D | Loihi", table="target", target=target(0.91, 0.92, 0.92, 0.5))
+    rows = [line for line in results.render("target", results.load(tmp_path)).splitlines() if line.startswith("| M ")]
+    assert rows == ["| M | D | Loihi | 2 | 90.5% (90.0, 91.0) | 93.0% (94.0, 92.0) | 93.0% (94.0, 92.0) "
+                    "| 93.0% (94.0, 92.0) | 100 | 0.5000 | `spikeseq train` |"]
+    with pytest.raises(ConfigError, match="no artifact under results/ names the table 'energy'"):
+        results.render("energy", results.load(tmp_path))
