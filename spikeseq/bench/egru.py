@@ -2,8 +2,8 @@
 
 A stack of ``--layers`` EGRU layers of ``--hidden`` units (default 2 x 512, T 256, B 32, float32, input width =
 hidden), with each layer's per-unit thresholds set by bisection so that the layer's fraction of silent units
-(activity sparsity over steps, batch and units) is ``--activity-sparsity`` (default: the trained language model's, read from
-``results/egru/lm_tinyshakespeare.json`` when present, else 0.85). Timed interleaved, medians of ``--reps``:
+(activity sparsity over steps, batch and units) is ``--activity-sparsity`` (default: the trained language model's,
+read from ``results/egru/lm_tinyshakespeare.json`` when present, else 0.85). Timed interleaved, medians of ``--reps``:
 
 1. forward + backward (gradients of the input and of every parameter) of
    - ``sparse``: ``nn.EGRU(backend="cpu")``, the fused C++ loop that touches only active units' weights;

@@ -194,10 +194,10 @@ class _Scan(torch.autograd.Function):
 
         # contiguous copies held in locals: a temporary's pointer would dangle during the C call
         gy, ge, gcT, gyT = (None if g is None else g.contiguous() for g in (gy, ge, gcT, gyT))
-        _fn("egru_bwd", y.dtype)(t, b, h, _p(ctx.rec.r), *ctx.rec.ptrs(), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(r), _p(z), _p(n),
-                                 _p(hn), _p(ct), _p(cs), _p(gy), _p(ge), _p(gcT), _p(gyT),
-                                 float(ctx.width), float(ctx.damp), float(BWD_DENSE_MIN), _p(ga), _p(gc0), _p(gy0), _p(grt), _p(gbh),
-                                 _p(gth), _p(counts), nth)
+        _fn("egru_bwd", y.dtype)(t, b, h, _p(ctx.rec.r), *ctx.rec.ptrs(), _p(th), _p(m), _p(c0), _p(y0), _p(y),
+                                 _p(r), _p(z), _p(n), _p(hn), _p(ct), _p(cs), _p(gy), _p(ge), _p(gcT), _p(gyT),
+                                 float(ctx.width), float(ctx.damp), float(BWD_DENSE_MIN), _p(ga), _p(gc0), _p(gy0),
+                                 _p(grt), _p(gbh), _p(gth), _p(counts), nth)
         last_stats["backward_skipped_fraction"] = float(counts.sum()) / max(1, (t - 1) * b * h)
         gw = grt.sum(0).t()
         gb = gbh.sum(0) if ctx.has_bias else None
