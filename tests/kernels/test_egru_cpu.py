@@ -21,6 +21,7 @@ pytestmark = pytest.mark.native
     dict(input_density=0.1),           # event-driven input projection
     dict(T=1, B=1, H=1, I=1),
     dict(H=37, B=4, I=9, T=5),         # a width that is no multiple of the vector length
+    dict(H=40, B=2, I=70, T=3, input_density=0.2),  # packed 8-vector panels (3H = 120) plus a tail, both products
 ])
 def test_float64_matches_reference(case):
     x, st, p = make(**case)
