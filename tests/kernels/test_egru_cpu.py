@@ -95,6 +95,21 @@ def test_csr_input_projection_for_pruned_input_weights():
     assert torch.autograd.gradcheck(lambda a, b: cpu.CSRLinear.apply(a, b, None), (xs[:6], w))
 
 
+def test_csr_input_projection_of_sparse_inputs_takes_only_nonzero_pairs():
+    # events (10% density) through pruned weights: egru_gather_csr_mm, against the dense product and through a scan
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 30, dtype=torch.float64, generator=g) * (torch.rand(40, 30, generator=g,
+                                                                            dtype=torch.float64) < 0.1)
+    w = torch.randn(21, 30, dtype=torch.float64, generator=g) * (torch.rand(21, 30, generator=g,
+                                                                            dtype=torch.float64) < 0.1)
+    b = torch.randn(21, dtype=torch.float64, generator=g)
+    assert cpu.density(x) <= cpu.INPUT_DENSITY_MAX and cpu.density(w) < cpu.CSR_DENSITY
+    torch.testing.assert_close(cpu.CSRLinear.apply(x, w, b), torch.nn.functional.linear(x, w, b), atol=1e-12, rtol=0)
+    xs, st, p = make(seed=11, H=7, I=30, input_density=0.1)
+    p["weight_ih"] = p["weight_ih"] * (torch.rand(p["weight_ih"].shape, generator=g, dtype=torch.float64) < 0.1)
+    assert_same("cpu", xs, st, p, atol=1e-12)
+
+
 def test_inference_without_saved_gates_gives_the_same_outputs():
     x, st, p = make(seed=9, H=13)
     out, new = K.egru_scan(x, st, backend="cpu", **p)

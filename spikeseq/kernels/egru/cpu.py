@@ -129,14 +129,21 @@ class CSRLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
-        """Compressed rows of ``W``, then ``egru_csr_mm`` (blocks of rows of ``x`` transposed in cache)."""
+        """Compressed rows of ``W``, then ``egru_csr_mm`` (blocks of rows of ``x`` transposed in cache); for sparse
+        ``x`` (density <= :data:`INPUT_DENSITY_MAX`) compressed rows of ``W^T`` and ``egru_gather_csr_mm`` (only
+        the nonzero weights of the nonzero inputs)."""
         w = weight.detach()
-        rowptr, col, val = _csr(w)
         xc = x.detach().contiguous()
         out = x.new_empty(x.shape[0], w.shape[0])
         b = None if bias is None else bias.detach().contiguous()
-        _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col), _p(val), _p(b),
-                                    _p(out), _threads(x.shape[0] // 64))
+        if density(xc) <= INPUT_DENSITY_MAX:
+            rowptr, col, val = _csr(w.t())
+            _fn("egru_gather_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col),
+                                               _p(val), _p(b), _p(out), _threads(x.shape[0] // 64))
+        else:
+            rowptr, col, val = _csr(w)
+            _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col), _p(val),
+                                        _p(b), _p(out), _threads(x.shape[0] // 64))
         return _saved(ctx, x, weight, bias, out)
 
     @staticmethod

@@ -588,6 +588,21 @@ void gather_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS WT, c
   }, 2, 1);
 }
 
+// out[r, :] = bias (or 0) + sum_{j : X[r, j] != 0} X[r, j] * WT[j, :] with WT [K, O] in compressed rows: the input
+// projection when both the input (events) and the weights (pruned) are sparse, cost nnz(X) x nnz per row of WT.
+template <typename S>
+void gather_csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t* RS rowptr, const int32_t* RS col,
+                   const S* RS val, const S* RS bias, S* RS out, int nth) {
+  parallel(R, nth, [&](int64_t r0, int64_t r1) {
+    std::vector<S> wbuf(K);
+    std::vector<int32_t> list(K);
+    for (int64_t r = r0; r < r1; ++r) {
+      const int64_t n = nonzeros(X + r * K, K, list.data(), wbuf.data());
+      weighted_rows_csr(rowptr, col, val, O, list.data(), wbuf.data(), n, bias, out + r * O);
+    }
+  }, 64, 1);
+}
+
 // out[j, :] = sum_{r : X[r, j] != 0} X[r, j] * G[r, :]   (the weight gradient of gather_mm; X [R, K], G [R, O])
 template <typename S>
 void gather_outer(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS Gr, S* RS out, int nth) {
@@ -660,6 +675,10 @@ FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t
   extern "C" void egru_gather_outer_##suf(int64_t R, int64_t K, int64_t O, const S* X, const S* G, S* out,          \
                                           int nth) {                                                                \
     gather_outer<S>(R, K, O, X, G, out, nth);                                                                       \
+  }                                                                                                                 \
+  extern "C" void egru_gather_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const int64_t* rowptr,       \
+                                           const int32_t* col, const S* val, const S* bias, S* out, int nth) {      \
+    gather_csr_mm<S>(R, K, O, X, rowptr, col, val, bias, out, nth);                                                 \
   }                                                                                                                 \
   extern "C" void egru_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const int64_t* rowptr,              \
                                     const int32_t* col, const S* val, const S* bias, S* out, int nth) {             \
