@@ -12,7 +12,8 @@ JSON layout (``format = "spikeseq-spinnaker2/1"``)::
         neuron_model  "spike_list" (inputs), "lif_no_delay", "lif_curr_exp_no_delay" or "lif" (delayed inputs)
         params        threshold, alpha_decay, i_offset, v_reset, reset ("reset_by_subtraction" |
                       "reset_to_v_reset"), and exc_decay = inh_decay (lif_curr_exp), t_refrac = 0; a scalar when
-                      uniform over the population, else a list; readouts get threshold = 3.0e38 (never spikes)
+                      uniform over the population, else a list; readouts get threshold = 3.0e38 (never spikes);
+                      graded populations (spikes carry the membrane) get graded_payload = "v / w_scale"
     projections: [{name, pre, post, format: "list", connections: [[pre, post, weight, delay], ...]}]
                  or format "csr" with indptr / indices / weights / delays (rows = pre neurons) when large
     run_extra_steps  ticks to run beyond the input's T: the largest input-to-population hop latency
@@ -102,6 +103,8 @@ def network_description(graph: ir.Graph, *, mapping: MappingReport | None = None
         if node.exc_decay is not None:
             params.update(exc_decay=_scalar_or_list(node.exc_decay), inh_decay=_scalar_or_list(node.exc_decay),
                           t_refrac=0)
+        if node.graded:   # each spike carries v' / w_scale (float32), spikeseq's graded events
+            params.update(graded_payload="v / w_scale")
         pops.append({"name": name, "size": math.prod(node.out_shape), "neuron_model": model, "params": params,
                      "record": ["v"] if node.readout else ["spikes"], "max_atoms_per_core": per_unit.get(name, 1),
                      "w_scale": float(node.w_scale)})

@@ -16,7 +16,8 @@ listed under ``approximations``.
 
 SpiNNaker2 (targets.md §3.3, §4.4): per population ``ws = 127 / max|W|`` (15 for projections with delays, which use
 the ``lif`` model), int8 weights ``round(W*ws)``, float32 ``threshold = theta*ws``, ``alpha_decay = beta``,
-``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept.
+``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept; a graded
+population (spikes carry the membrane) stays graded, its payload in float units (Loihi: refused).
 """
 
 from __future__ import annotations
@@ -221,8 +222,10 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
         if node.role == "neuron":
             if isinstance(node, (ir.Threshold, ir.LMUMemory, ir.LoihiCUBA, ir.S2LIF)):
                 raise ExportError(f"node {name!r} of kind {node.kind} is not supported on {target}")
-            if getattr(node, "graded", False):
-                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet")
+            graded = bool(getattr(node, "graded", False))
+            if graded and target == "loihi":
+                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet "
+                                  "(spikeseq's Loihi CUBA export sends binary spikes; SpiNNaker2 takes graded ones)")
             reset = getattr(node, "reset", "zero")
             vres = getattr(node, "v_reset", None)
             k, alpha, beta, leak_bias, theta, mode = _gain(g, node)
@@ -310,7 +313,8 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
                 nodes[name] = ir.S2LIF(alpha_decay=beta, threshold=thr, i_offset=(bias * s).reshape(k.shape),
                                        exc_decay=alpha if np.any(alpha > 0) else None,
                                        v_reset=None if vres is None else vres * s,
-                                       reset=reset, w_scale=float(s), readout=(mode == "readout"))
+                                       reset=reset, w_scale=float(s), readout=(mode == "readout"),
+                                       graded=graded and mode != "readout")
                 info.update(scale=float(s), model=("lif" if has_delay else
                                                    ("lif_curr_exp_no_delay" if np.any(alpha > 0)
                                                     else "lif_no_delay")))

@@ -161,9 +161,9 @@ def test_lmu_memory_node_is_refused_by_name(target):
         check_target(model, TargetSettings(target))
 
 
-def test_graded_population_is_refused_by_name():
-    """Graded-spike populations (the spike carries the membrane) are not in the quantiser yet: named, before
-    training (the API itself takes graded payloads: see tests/graph/test_target_forward.py)."""
+def test_graded_population_is_refused_on_loihi_by_name(tmp_path):
+    """Graded-spike populations (the spike carries the membrane, EGRU-style value events): SpiNNaker2 keeps them
+    graded (payload ``v' / w_scale``), spikeseq's Loihi export sends binary spikes and refuses them by name."""
     from spikeseq.graph import ir
     from spikeseq.graph.quantize import quantize
 
@@ -171,6 +171,12 @@ def test_graded_population_is_refused_by_name():
                   "lif": ir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_threshold=np.ones(2), graded=True),
                   "output": ir.Output((2,))},
                  [("input", "w"), ("w", "lif"), ("lif", "output")], dt=1e-3)
-    for target in ("loihi", "spinnaker2"):
-        with pytest.raises(Exception, match=rf"'lif'.*graded.*{target}"):
-            quantize(g, target)
+    with pytest.raises(Exception, match=r"'lif'.*graded.*loihi"):
+        quantize(g, "loihi")
+    q = quantize(g, "spinnaker2")
+    assert q.nodes["lif"].graded and q.nodes["lif"].sends("spikes") == "graded"
+    from spikeseq.export.spinnaker2 import write_spinnaker2
+
+    e = write_spinnaker2(g, tmp_path / "net.json")
+    pops = {p["name"]: p for p in json.loads(e.path.read_text())["populations"]}
+    assert pops["lif"]["params"]["graded_payload"] == "v / w_scale"
