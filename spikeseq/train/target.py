@@ -49,10 +49,11 @@ def settings_from_config(cfg: Any, train_x: torch.Tensor | None = None,
         kw.pop("reset_policy", None)
         kw.pop("input_bits", None)
     k = None
-    if target == "loihi" and train_x is not None and train_x.numel():
-        xf = train_x.float()
-        if not torch.equal(xf, torch.round(xf)):
-            k = input_frac_bits(float(xf.abs().max()), int(kw.get("input_bits", 8)))
+    if target == "loihi" and train_x is not None and train_x.numel() and train_x.is_floating_point():
+        chunks = range(0, train_x.shape[0], 256)   # no full-size temporaries
+        if any(bool(torch.frac(train_x[i:i + 256]).any()) for i in chunks):
+            amax = max(float(train_x[i:i + 256].abs().max()) for i in chunks)
+            k = input_frac_bits(amax, int(kw.get("input_bits", 8)))
     return TargetSettings(target, input_frac_bits=k, **kw)
 
 
