@@ -180,3 +180,12 @@ def test_graded_population_is_refused_on_loihi_by_name(tmp_path):
     e = write_spinnaker2(g, tmp_path / "net.json")
     pops = {p["name"]: p for p in json.loads(e.path.read_text())["populations"]}
     assert pops["lif"]["params"]["graded_payload"] == "v / w_scale"
+
+
+def test_target_mode_uses_the_models_surrogate():
+    from spikeseq import surrogate as sg
+
+    model = Sequential(nn.Linear(4, 5), LIF(tau_mem=0.01, dt=1e-3, reset="zero", surrogate=sg.ATan(alpha=5.0)),
+                       nn.Linear(5, 2), LI(tau_mem=0.02, dt=1e-3))
+    assert target_mode(model, "spinnaker2").surrogate == sg.ATan(alpha=5.0)
+    assert target_mode(model, "loihi", surrogate=sg.Triangle()).surrogate == sg.Triangle()
