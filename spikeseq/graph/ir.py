@@ -630,7 +630,8 @@ class S2LIF(_Neuron):
 
     ``w_scale`` is the factor from float to int8 weights (float value = value / w_scale). ``graded=True``: a spike
     carries the membrane in float units, ``v' / w_scale`` (float32; the IR's graded LIF, e.g. EGRU-style value
-    events), instead of 1."""
+    events), instead of 1; with ``payload_frac_bits = f`` as an int8 fixed-point payload
+    ``clip(round(v' / w_scale * 2**f), -127, 127)``."""
 
     alpha_decay: np.ndarray
     threshold: np.ndarray
@@ -641,6 +642,7 @@ class S2LIF(_Neuron):
     w_scale: float = 1.0
     readout: bool = False
     graded: bool = False
+    payload_frac_bits: int | None = None
     kind: ClassVar[str] = "S2LIF"
 
     def __post_init__(self):

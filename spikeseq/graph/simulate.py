@@ -310,8 +310,11 @@ class _Cell:
                 return v_pre
             z = (v_pre > p["th"]).astype(np.float32)
             s["v"] = np.asarray(reset_membrane(v_pre, z, p["th"], node.reset, p["vr"]), np.float32)
-            if node.graded:   # the spike carries v' in float units
-                return np.where(z > 0, v_pre / p["ws"], np.float32(0)).astype(np.float32)
+            if node.graded:   # the spike carries v' in float units (float32, or int8 fixed point)
+                val = v_pre / p["ws"]
+                if node.payload_frac_bits is not None:
+                    val = np.clip(np.round(val * np.float32(2.0**node.payload_frac_bits)), -127, 127)
+                return np.where(z > 0, val, np.float32(0)).astype(np.float32)
             return z
         if isinstance(node, ir.Delay):
             ring = s["ring"]

@@ -317,6 +317,8 @@ class _S2Pop(_Population):
         self.readout = bool(node.readout)
         self.graded = bool(node.graded)
         self.ws32 = torch.tensor(np.float32(node.w_scale))
+        f = node.payload_frac_bits
+        self.payload_scale = None if f is None else torch.tensor(np.float32(2.0**f))
         self.reset = node.reset
         self.dtype = torch.float32
 
@@ -330,8 +332,12 @@ class _S2Pop(_Population):
         return a.float()
 
     def payload(self, zb: torch.Tensor, v_pre: torch.Tensor) -> torch.Tensor:
-        """``v' / w_scale`` (float32 division, as the interpreter) where it spikes, else 0."""
-        return torch.where(zb, v_pre / self.ws32, torch.zeros((), dtype=torch.float32))
+        """``v' / w_scale`` (float32 division, as the interpreter; int8 fixed point with ``payload_frac_bits``)
+        where it spikes, else 0."""
+        val = v_pre / self.ws32
+        if self.payload_scale is not None:
+            val = torch.round(val * self.payload_scale).clamp_(-127, 127)
+        return torch.where(zb, val, torch.zeros((), dtype=torch.float32))
 
     def fwd(self, xi, i, v, off):
         """One step on float32 input ``xi``: ``(spike mask, i, v, v')`` (``i = exc * i + xi``; ``v' = alpha * v +
@@ -373,8 +379,9 @@ def _spike_grads(pop: _Population, v_pre: torch.Tensor, zb: torch.Tensor | None)
     (``z / w + v' / w * surrogate``)."""
     if pop.readout:
         return None
-    if pop.graded:
-        return zb.to(v_pre.dtype) / pop.unit + v_pre / pop.unit * pop.sg(v_pre)
+    if pop.graded:   # fixed-point payloads: the rounding passes straight through, the 2**f factor does not
+        scale = 1.0 if getattr(pop, "payload_scale", None) is None else float(pop.payload_scale)
+        return (zb.to(v_pre.dtype) / pop.unit + v_pre / pop.unit * pop.sg(v_pre)) * scale
     return pop.sg(v_pre)
 
 
@@ -491,17 +498,19 @@ def _sccs(pops: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
 
 # --------------------------------------------------------------------------------------------------- forward
 def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target: str, *, weight_exp: int = 0,
-                   reset_policy: str = "strict", input_frac_bits: int | None = None, input_bits: int = 8,
+                   reset_policy: str = "strict", payload_frac_bits: int | None = None,
+                   input_frac_bits: int | None = None, input_bits: int = 8,
                    surrogate: sg.Surrogate = sg.DEFAULT, record: bool = False,
                    integer_inputs: bool | None = None) -> TargetResult:
     """Run the float IR ``graph`` (from :func:`~spikeseq.graph.trace.trace_bound`) quantised for ``target`` on
     ``x`` ``[T, B, *input_shape]`` with the target's arithmetic (module docstring); gradients reach the tensors of
     ``bindings``.
 
-    ``weight_exp`` / ``reset_policy``: as :func:`~spikeseq.graph.quantize.quantize`. ``input_frac_bits``: Loihi
-    only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)`` and the input synapses'
-    weights are divided by ``2**k`` (``None``: the inputs must be integers). ``integer_inputs``: whether ``x``
-    holds integers (``None``: checked here; callers that checked their data once say so and save a pass over it).
+    ``weight_exp`` / ``reset_policy`` / ``payload_frac_bits``: as :func:`~spikeseq.graph.quantize.quantize`.
+    ``input_frac_bits``: Loihi only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)``
+    and the input synapses' weights are divided by ``2**k`` (``None``: the inputs must be integers).
+    ``integer_inputs``: whether ``x`` holds integers (``None``: checked here; callers that checked their data once
+    say so and save a pass over it).
     ``record``: also return every neuron node's aligned trace. The spikes equal
     ``simulate(graph_q, x_q, numerics=target)`` on every node, where ``graph_q`` is :attr:`TargetResult.graph`."""
     if target not in TARGETS:
@@ -527,7 +536,8 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     elif target == "loihi" and not _integers(xd, integer_inputs):
         raise DTypeError("Loihi numerics needs integer inputs (0/1 spikes or integer graded values); pass "
                          "input_frac_bits to send real values as graded fixed-point payloads")
-    q, factors = quantize_with_factors(g, target, weight_exp=weight_exp, reset_policy=reset_policy)
+    q, factors = quantize_with_factors(g, target, weight_exp=weight_exp, reset_policy=reset_policy,
+                                       payload_frac_bits=payload_frac_bits)
     lat = hop_latencies(q)
     t_in, batch = xd.shape[0], xd.shape[1]
     steps = t_in + max(lat.values(), default=0)
@@ -704,8 +714,13 @@ def _integers(x: torch.Tensor, known: bool | None) -> bool:
 
 
 def _send_max(node: ir.Node) -> float:
-    """The largest magnitude a population sends: 1 for spikes, unbounded for a membrane or graded events."""
-    return math.inf if getattr(node, "readout", False) or getattr(node, "graded", False) else 1.0
+    """The largest magnitude a population sends: 1 for spikes, 127 for int8 graded payloads, unbounded for a
+    membrane or float graded events."""
+    if getattr(node, "readout", False):
+        return math.inf
+    if getattr(node, "graded", False):
+        return 127.0 if getattr(node, "payload_frac_bits", None) is not None else math.inf
+    return 1.0
 
 
 def _shift(y: torch.Tensor, steps: int) -> torch.Tensor:

@@ -37,20 +37,22 @@ __all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_tar
            "output_transform", "target_mode"]
 
 #: the keys of ``[export.<target>]`` that change the numerics target mode computes with
-NUMERIC_KEYS: tuple[str, ...] = ("weight_exp", "reset_policy", "input_bits")
+NUMERIC_KEYS: tuple[str, ...] = ("weight_exp", "reset_policy", "input_bits", "payload_frac_bits")
 
 
 @dataclass(frozen=True)
 class TargetSettings:
     """Everything that decides the target numerics: the ``target``, the Loihi weight exponent and reset policy
-    (as :func:`~spikeseq.graph.quantize.quantize`), and for real-valued inputs on Loihi the payload width
-    ``input_bits`` and fractional bits ``input_frac_bits`` (``None``: integer inputs, sent as they are)."""
+    (as :func:`~spikeseq.graph.quantize.quantize`), for real-valued inputs on Loihi the payload width
+    ``input_bits`` and fractional bits ``input_frac_bits`` (``None``: integer inputs, sent as they are), and on
+    SpiNNaker2 the fixed-point bits of graded populations' payloads ``payload_frac_bits`` (``None``: float32)."""
 
     target: str
     weight_exp: int = 0
     reset_policy: str = "strict"
     input_bits: int = 8
     input_frac_bits: int | None = None
+    payload_frac_bits: int | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -64,7 +66,7 @@ class TargetSettings:
         """The keyword arguments of :func:`~spikeseq.graph.quantize.quantize` for these settings."""
         if self.target == "loihi":
             return {"weight_exp": self.weight_exp, "reset_policy": self.reset_policy}
-        return {}
+        return {} if self.payload_frac_bits is None else {"payload_frac_bits": self.payload_frac_bits}
 
     def export_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`spikeseq.verify.export_and_verify` that reproduce these numerics."""

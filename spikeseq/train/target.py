@@ -2,7 +2,8 @@
 
 Recipes: ``[train] target = "loihi" | "spinnaker2"`` and ``target_epochs = N`` (the last N epochs run in target mode,
 :class:`spikeseq.graph.target_mode.TargetMode`; default all). The settings that change the numerics are read from
-the exporter's own section ``[export.<target>]`` (``weight_exp``, ``reset_policy``, ``input_bits``), and for
+the exporter's own section ``[export.<target>]`` (Loihi: ``weight_exp``, ``reset_policy``, ``input_bits``;
+SpiNNaker2: ``payload_frac_bits`` of graded populations), and for
 real-valued inputs on Loihi the fractional bits ``k`` of the input payloads are chosen once from the training data
 (:func:`spikeseq.graph.quantize.input_frac_bits`), stored in the checkpoint (``"target"``) and used again by
 ``spikeseq export``. Python users call :func:`target_mode` (re-exported here) directly.
@@ -48,6 +49,8 @@ def settings_from_config(cfg: Any, train_x: torch.Tensor | None = None,
         kw.pop("weight_exp", None)
         kw.pop("reset_policy", None)
         kw.pop("input_bits", None)
+    else:
+        kw.pop("payload_frac_bits", None)
     k = None
     if target == "loihi" and train_x is not None and train_x.numel() and train_x.is_floating_point():
         chunks = range(0, train_x.shape[0], 256)   # no full-size temporaries

@@ -302,10 +302,12 @@ def test_mixed_recurrent_component(target):
     assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in w.values())
 
 
-def test_graded_population_on_spinnaker2():
+@pytest.mark.parametrize("frac_bits", [None, 4])
+def test_graded_population_on_spinnaker2(frac_bits):
     """EGRU-style value events: a graded LIF population (each spike carries its membrane) into a synapse, in a
-    recurrent loop and feed-forward. On SpiNNaker2 the payload is ``v' / w_scale`` in float32: target mode sends
-    exactly the interpreter's payloads (every value equal), and the payload's value reaches the gradient."""
+    recurrent loop and feed-forward. On SpiNNaker2 the payload is ``v' / w_scale`` in float32, or int8 fixed point
+    ``round(v' / w_scale * 2**4)`` with ``payload_frac_bits=4``: target mode sends exactly the interpreter's payloads
+    (every value equal), and the payload's value reaches the gradient."""
     from spikeseq.graph import ir
 
     g_ = torch.Generator().manual_seed(23)
@@ -323,11 +325,17 @@ def test_graded_population_on_spinnaker2():
              ("out", "output")]
     g = ir.Graph(nodes, edges, dt=1e-3, metadata={"recurrent_edges": [("w_rec", "a")]})
     x = (torch.rand(30, 3, 8, generator=g_) < 0.4).float()
-    res = target_forward(g, {k: {"weight": v} for k, v in w.items()}, x, "spinnaker2", record=True)
+    res = target_forward(g, {k: {"weight": v} for k, v in w.items()}, x, "spinnaker2", record=True,
+                         payload_frac_bits=frac_bits)
     sim = simulate(res.graph, x.numpy(), numerics="spinnaker2")
     assert res.graph.nodes["a"].graded and res.graph.nodes["a"].sends("spikes") == "graded"
     a, b = res.traces["a"].detach().numpy(), sim.traces["a"]
     assert np.array_equal(a, b) and (b > 0.3).sum() > 10 and not np.isin(b, (0.0, 1.0)).all()
+    if frac_bits is not None:   # int8 payloads; the synapses they feed were divided by 2**4 before quantising
+        assert np.array_equal(b, np.round(b)) and np.abs(b).max() <= 127 and (b[b != 0] > 0.3 * 16 - 1).all()
+        q_float = target_forward(g, {}, x, "spinnaker2").graph   # W / 2**4, then the usual int8 scale: same
+        np.testing.assert_array_equal(res.graph.nodes["w_out"].weight, q_float.nodes["w_out"].weight)  # integers,
+        assert res.graph.nodes["out"].w_scale == pytest.approx(16 * q_float.nodes["out"].w_scale)    # 16x scale
     np.testing.assert_allclose(res.output.detach().numpy(), sim.output, rtol=0, atol=1e-5)
     res.output.sum().backward()
     assert all(v.grad is not None and v.grad.abs().sum() > 0 for v in w.values())

@@ -180,6 +180,13 @@ def test_graded_population_is_refused_on_loihi_by_name(tmp_path):
     e = write_spinnaker2(g, tmp_path / "net.json")
     pops = {p["name"]: p for p in json.loads(e.path.read_text())["populations"]}
     assert pops["lif"]["params"]["graded_payload"] == "v / w_scale"
+    e = write_spinnaker2(g, tmp_path / "net8.json", payload_frac_bits=3)
+    pops = {p["name"]: p for p in json.loads(e.path.read_text())["populations"]}
+    assert pops["lif"]["params"]["graded_payload"] == "int8 round(v / w_scale * 2**3)"
+    s2 = TargetSettings("spinnaker2", payload_frac_bits=3)
+    assert s2.quantize_kwargs() == s2.export_kwargs() == {"payload_frac_bits": 3}
+    with pytest.raises(Exception, match="SpiNNaker2 option"):
+        quantize(g, "loihi", payload_frac_bits=3)
 
 
 def test_target_mode_uses_the_models_surrogate():
