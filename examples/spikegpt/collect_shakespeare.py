@@ -4,17 +4,18 @@
 
 Each JSON holds the commit and command of the run, its config, seed, the test-split metrics (last 10 % of
 input.txt: nanoGPT's "val"), the wall time of training (run creation to the last checkpoint) and the parameter
-count. The summary compares both with nanoGPT's documented CPU configuration (README of karpathy/nanoGPT: 4 layers, 4 heads, 128 wide,
-block 64, 2,000 iterations, validation loss about 1.88 nats = 2.71 bits per character).
+count. The summary compares both with nanoGPT's documented CPU configuration (README of karpathy/nanoGPT: 4 layers,
+4 heads, 128 wide, block 64, 2,000 iterations, validation loss about 1.88 nats = 2.71 bits per character).
 """
 
 from __future__ import annotations
 
 import json
 import math
-from datetime import datetime
 import sys
+from datetime import datetime
 from pathlib import Path
+
 
 def nanogpt_parameters(n_layer: int = 4, d: int = 128, vocab: int = 65) -> int:
     """nanoGPT's parameter count at its CPU configuration, computed from its model definition (bias off as in its
