@@ -92,14 +92,16 @@ class TargetMode(nn.Module):
     """``y, None = tm(x [T, B, ...])``: ``model`` computed with the numerics of ``settings`` (module docstring).
 
     ``model``'s parameters are the ones trained (``tm.parameters()`` are the model's); ``dt`` defaults to the model's
-    own; ``surrogate`` is the spike surrogate of the backward pass (scaled to each population's float units).
-    Creating it rounds and freezes the model's learnable delays.
+    own; ``surrogate`` is the spike surrogate of the backward pass (scaled to each population's float units);
+    ``integer_inputs``: whether the data are integers (``None``: checked every batch; the training loop knows it from
+    checking the whole training split once). Creating it rounds and freezes the model's learnable delays.
     """
 
     def __init__(self, model: nn.Module, settings: TargetSettings, *, dt: float | None = None,
-                 surrogate: sg.Surrogate = sg.DEFAULT) -> None:
+                 surrogate: sg.Surrogate = sg.DEFAULT, integer_inputs: bool | None = None) -> None:
         super().__init__()
         self.model = model
+        self.integer_inputs = integer_inputs
         self.settings = settings
         self.dt = dt if dt is not None else _model_dt(model)
         if self.dt is None:
@@ -123,7 +125,8 @@ class TargetMode(nn.Module):
         g, bindings = trace_bound(self.model, dt=self.dt, input_shape=tuple(x.shape[2:]), input_payload="graded")
         s = self.settings
         res = target_forward(g, bindings, x, s.target, input_frac_bits=s.input_frac_bits, input_bits=s.input_bits,
-                             surrogate=self.surrogate, record=record, **s.quantize_kwargs())
+                             surrogate=self.surrogate, record=record, integer_inputs=self.integer_inputs,
+                             **s.quantize_kwargs())
         return res, g.metadata
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, None]:

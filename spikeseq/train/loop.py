@@ -298,8 +298,9 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             _hook(model, "train_epoch_start", epoch, t.epochs)
             model.train()
             in_target = tset is not None and epoch >= first_target
-            if in_target and tmode is None:
-                tmode = TargetMode(model, tset)
+            if in_target and tmode is None:   # the data's kind is checked once here, not every batch
+                integer = all(bool(torch.equal(v, torch.round(v))) for v in (data.train.x.float(), data.val.x.float()))
+                tmode = TargetMode(model, tset, integer_inputs=integer)
             fwd = tmode if in_target else net
             bar = progress(range(start, n_batches), total=n_batches - start, desc=f"{desc}epoch {epoch + 1}/{t.epochs}",
                            unit="batch")

@@ -97,6 +97,15 @@ def _plugin_hooks(plugin):
     return PluginHooks()
 
 
+def _cat_samples(xs: list[torch.Tensor]) -> torch.Tensor:
+    """``torch.cat`` along samples; inputs constant over time as stride-0 views (static images repeated for ``T``
+    steps) stay such a view, instead of being materialised ``T`` times."""
+    if all(x.dim() > 1 and x.stride(1) == 0 for x in xs):
+        base = torch.cat([x[:, :1] for x in xs])
+        return base.expand(base.shape[0], xs[0].shape[1], *base.shape[2:])
+    return torch.cat(xs)
+
+
 def _unit_config(cfg: ContinualConfig, stream, unit: str) -> RunConfig:
     """The :class:`~spikeseq.train.config.RunConfig` of one training unit (a task, or multitask's union)."""
     return RunConfig(model=cfg.model, data=DataConfig(name=f"stream {stream.name} {unit}", val_fraction=0.0),
@@ -145,7 +154,7 @@ def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = F
         units = ["multitask"] if multitask else [f"task{i}" for i in range(n_tasks)]
         splits = [task_split(stream, i, "train") for i in range(n_tasks)]
         if multitask:
-            splits = [Split(torch.cat([s.x for s in splits]), torch.cat([s.y for s in splits]))]
+            splits = [Split(_cat_samples([s.x for s in splits]), torch.cat([s.y for s in splits]))]
         order = StreamOrder(t.seed, [len(s) for s in splits], t.epochs)
         start = 0
         if resume:

@@ -76,6 +76,27 @@ def test_resume_mid_task_is_bitwise_identical(tmp_path):
     assert any(not torch.equal(v, ma[k]) for k, v in t0.items())
 
 
+def test_ctrl_c_mid_task_then_resume(tmp_path):
+    import os
+    import signal
+
+    cfg = C.from_dict(_recipe("ewc", epochs=1))
+    full = S.run(cfg, tmp_path / "full")
+
+    def ctrl_c(unit, step):
+        if unit == 1 and step == 2:
+            os.kill(os.getpid(), signal.SIGINT)
+
+    part = S.run(cfg, tmp_path / "part", on_step=ctrl_c)
+    assert part["status"] == "interrupted" and part["unit"] == "task1"
+    assert not (tmp_path / "part" / C.RESULT).exists()
+    assert checkpoint.load(tmp_path / "part" / "tasks" / "task1" / "checkpoints" / "last.pt")["position"]["step"] == 2
+    resumed = S.run(cfg, tmp_path / "part", resume=True)
+    assert resumed["R"] == full["R"]
+    (ma, _, _), (mb, _, _) = _final(tmp_path / "full"), _final(tmp_path / "part")
+    assert all(torch.equal(v, mb[k]) for k, v in ma.items())
+
+
 def test_accumulation_is_the_loops(tmp_path):
     # two micro-batches of 32 per step = one batch of 64 (mean over the window), up to float summation order
     a = S.run(C.from_dict(_recipe("finetune", epochs=1)), tmp_path / "a")

@@ -118,3 +118,32 @@ def test_python_api_trains_the_models_parameters():
     assert not torch.equal(before, model[0].weight)
     agree = target_agreement(tm, x)
     assert agree["spike_agreement"] == {"1_lif": 1.0}
+
+
+def test_target_run_resumes_bitwise_identically(tiny_raw, tiny_data, tmp_path):
+    """A run killed in its target epochs resumes with the stored settings and ends where an uninterrupted run
+    ends (weights, optimizer state, metrics)."""
+    raw = tiny_raw(tiny_data, target="loihi", target_epochs=2, epochs=3)
+    raw["model"]["reset"] = "zero"
+    cfg = from_dict(raw)
+    full = RunDir.prepare(tmp_path / "full", cfg, argv=["test"])
+    assert fit(cfg, full, quiet=True)["step"] == 18
+
+    class Killed(Exception):
+        pass
+
+    def kill_at(step):
+        if step == 15:   # in epoch 3 (target mode); last.pt is the end of epoch 2
+            raise Killed
+
+    part = RunDir.prepare(tmp_path / "part", cfg, argv=["test"])
+    with pytest.raises(Killed):
+        fit(cfg, part, on_step=kill_at, quiet=True)
+    fit(cfg, part, resume=True, quiet=True)
+    a, b = checkpoint.load(full.last), checkpoint.load(part.last)
+    assert a["target"] == b["target"] and a["target"]["input_frac_bits"] == 5
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
+    strip = lambda rs: [{k: v for k, v in r.items() if k != "time_s"} for r in rs]  # noqa: E731
+    assert strip(full.read_metrics()) == strip(part.read_metrics())
+    assert [r["mode"] for r in full.read_metrics()] == ["float", "loihi", "loihi"]
