@@ -155,8 +155,8 @@ STATE_CAP = {torch.float32: 30.0, torch.float64: 60.0}
 #: Floor of that exponent: ``e^floor`` is the smallest normal number's order (float32 1.2e-38, float64 2.2e-308), so
 #: no exponential underflows into the (slow) subnormal range. What it adds, at most ``e^floor`` times the state's
 #: ``(a, b)``, is at most ``e^-27 b`` (float32; ``e^-100 b`` float64) relative to the chunk's own terms, which are at
-#: least ``e^-SPREAD``: below float32 rounding while ``b < 3e4`` (``b <= 1 / (1 - e^-w)``: 150 at RWKV-4's
-#: smallest initial decay ``w = e^-5``).
+#: least ``e^-SPREAD``: below float32 rounding while ``b < 3e4`` (``b <= T``; about ``1 / (1 - e^-w)`` for keys of
+#: similar size, 150 at RWKV-4's smallest initial decay ``w = e^-5``).
 STATE_FLOOR = {torch.float32: -87.0, torch.float64: -700.0}
 
 
