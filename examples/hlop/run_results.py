@@ -22,6 +22,7 @@ from pathlib import Path
 
 from spikeseq.errors import ConfigError, NonFiniteError
 from spikeseq.provenance import git_commit
+from spikeseq.train import stream as S
 from spikeseq.train.rundir import read_json, versions, write_json, write_text
 from spikeseq.train.tasks import continual as C
 
@@ -35,7 +36,7 @@ def run_one(recipe: str, method: str, seed: int, out: Path) -> Path:
     t0 = time.time()
     conf = cfg.to_dict()
     try:
-        res = C.run(cfg)
+        res = S.run(cfg)
     except NonFiniteError as e:  # a diverged run is a result too (e.g. a too stiff EWC penalty with SGD)
         res = {"stream": cfg.stream.name, "acc": None, "bwt": None, "R": None, "train_time_s": None,
                "memory": None, "tasks": None, "setting": None, "error": f"diverged: {e}"}

@@ -16,6 +16,7 @@ BENCHES: dict[str, str] = {
     "wkv": "WKV forms (reference loop, chunked, fused C++) fwd+bwd vs each other and the block's matmul bound",
     "egru": "activity-sparse EGRU kernel vs the dense EGRU and torch.nn.GRU (fwd+bwd; pruned forward)",
     "hlop": "HLOP training-step overhead vs a plain step; inference outputs and op counts unchanged",
+    "target": "training for a target (Loihi / SpiNNaker2 numerics in the forward pass) vs float training, per step",
     "gpu": "Triton kernels vs the reference on a real GPU (all gradients) and timings vs eager / torch.compile",
 }
 

@@ -1,9 +1,11 @@
 """``spikeseq bench hlop``: training-step cost of HLOP relative to a plain training step, and inference unchanged.
 
 Network: the permuted-N-MNIST recipe's spiking MLP (``examples/hlop/nmnist_permuted.toml``): input ``[T=10, B=32,
-578]`` (2 x 17 x 17 event counts), Linear 200 -> LIF -> Linear 200 -> LIF -> Linear 10 -> LI. HLOP protects the
-three Linear layers in the state of a second task: an old subspace (the recipe's k_init) projects every weight
-gradient, and the recipe's k_inc new lateral neurons learn with 5 Oja iterations per batch ("rate" input). A step
+578]`` (2 x 17 x 17 event counts), Linear 100 -> LIF -> Linear 100 -> LIF -> Linear 10 -> LI. HLOP protects the
+three Linear layers in the state of a second task: an old subspace (the recipe's k_init: 80, 30, 30) projects every
+weight gradient, and the recipe's k_inc (60, 15, 15) new lateral neurons learn with 5 Oja iterations per batch
+("rate" input, Hebbian lr 0.001 / 0.01 / 0.01). ``--recipe FILE.toml`` reads the hidden sizes and the
+``[continual.hlop]`` settings (k_init, k_inc, lr, iterations, input) of another continual recipe of ``snn_mlp``. A step
 is forward + backward + SGD update on the same batch. Repetitions are interleaved (plain, HLOP, plain, ...) so
 background load hits both alike; the report gives medians of wall and CPU time and their ratios (target <= 1.5).
 
@@ -25,7 +27,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=int, default=10, help="time steps T (default 10)")
     parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
     parser.add_argument("--inputs", type=int, default=578, help="input features (default 578: N-MNIST 2x17x17)")
-    parser.add_argument("--hidden", type=int, default=200, help="hidden size (default 200)")
+    parser.add_argument("--hidden", type=int, default=100, help="hidden size (default 100)")
+    parser.add_argument("--recipe", default=None,
+                        help="continual recipe (TOML) whose [model] hidden and [continual.hlop] settings to use")
     parser.add_argument("--reps", type=int, default=20, help="interleaved repetitions (default 20)")
     parser.add_argument("--input-mode", default="rate", choices=("rate", "step"),
                         help="HLOP presynaptic input (default rate)")
@@ -37,12 +41,15 @@ def run(args: argparse.Namespace) -> int:
     """Time plain vs HLOP training steps; check inference outputs and op counts are unchanged."""
     from spikeseq import nn as snn
     from spikeseq import profile
-    from spikeseq.continual import HLOP, HLOPConfig
+    from spikeseq.continual import HLOP
 
     torch.set_num_threads(args.threads)
     g = torch.Generator().manual_seed(1)
     x = torch.poisson(torch.full((args.steps, args.batch, args.inputs), 0.3), generator=g)
     y = torch.randint(0, 10, (args.batch,), generator=g)
+
+    if args.recipe is not None:
+        args.hidden = _recipe_hidden(args.recipe)
 
     def make():  # a 2-hidden-layer LIF network of building blocks (layers.1/3/5 are its weighted layers)
         torch.manual_seed(0)
@@ -53,12 +60,7 @@ def run(args: argparse.Namespace) -> int:
 
     plain, hl = make(), make()
     layers = ["layers.1", "layers.3", "layers.5"]
-    n, h = args.inputs, args.hidden  # the recipe's k (80 / 60 of 578 / 200 inputs) or less for small sizes
-    cfg = HLOPConfig(layers=layers,
-                     k_init={"layers.1": min(80, n // 2), "layers.3": min(60, h // 3), "layers.5": min(60, h // 3)},
-                     k_inc={"layers.1": min(60, n // 4), "layers.3": min(30, h // 6), "layers.5": min(30, h // 6)},
-                     lr={"layers.1": 0.001, "layers.3": 0.01, "layers.5": 0.01}, input=args.input_mode,
-                     freeze_1d=False)
+    cfg = _hlop_config(args, layers)
     hlop = HLOP(hl, cfg)
     hlop.begin_task(0)
     hl(x)  # some Hebbian learning so the old subspace is not the initial one
@@ -125,11 +127,47 @@ def run(args: argparse.Namespace) -> int:
         _atomic.write_text(args.json, json.dumps({"bench": "hlop", "command": " ".join(["spikeseq bench hlop", *tail]),
                                "commit": git_commit(), "machine": machine,
                                "shape": [args.steps, args.batch, args.inputs],
-                               "hidden": args.hidden, "reps": args.reps, "threads": torch.get_num_threads(),
+                               "hidden": args.hidden, "reps": args.reps, "recipe": args.recipe,
+                               "k_init": cfg.k_init, "k_inc": cfg.k_inc, "threads": torch.get_num_threads(),
                                "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
                                "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
                                "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=2) + "\n")
     return 0
+
+
+def _recipe_hidden(path: str) -> int:
+    import tomllib
+
+    from spikeseq.errors import ConfigError
+
+    try:
+        raw = tomllib.loads(open(path).read())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"--recipe {path}: cannot read it as TOML ({e})") from None
+    hidden = raw.get("model", {}).get("hidden")
+    if not (isinstance(hidden, list) and len(hidden) == 2 and len(set(hidden)) == 1):
+        raise ConfigError(f"--recipe {path}: bench hlop times a 2-hidden-layer MLP of equal widths; [model] hidden "
+                          f"is {hidden!r}")
+    return int(hidden[0])
+
+
+def _hlop_config(args: argparse.Namespace, layers: list[str]):
+    """The HLOP settings timed: the recipe's ``[continual.hlop]`` (``--recipe``) or those of the permuted-N-MNIST
+    recipe (capped for small ``--inputs`` / ``--hidden``)."""
+    from spikeseq.continual import HLOPConfig
+
+    if args.recipe is not None:
+        import tomllib
+
+        hl = tomllib.loads(open(args.recipe).read()).get("continual", {}).get("hlop", {})
+        keep = {k: v for k, v in hl.items() if k in ("k_init", "k_inc", "lr", "iterations", "input")}
+        return HLOPConfig(layers=layers, freeze_1d=False, **{"input": args.input_mode, **keep})
+    n, h = args.inputs, args.hidden
+    return HLOPConfig(layers=layers,
+                      k_init={"layers.1": min(80, n // 2), "layers.3": min(30, h // 3), "layers.5": min(30, h // 3)},
+                      k_inc={"layers.1": min(60, n // 4), "layers.3": min(15, h // 6), "layers.5": min(15, h // 6)},
+                      lr={"layers.1": 0.001, "layers.3": 0.01, "layers.5": 0.01}, input=args.input_mode,
+                      freeze_1d=False)
 
 
 def _totals(counts) -> dict[str, float]:

@@ -18,6 +18,7 @@ project_residual`), the same as using ``x - Q^T Q x`` in every outer product ``d
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 
 import torch
@@ -91,11 +92,18 @@ class InputTap:
     def _finish(self, _module, _args, _out) -> None:
         if self._tb is None:
             return
-        inputs = {k: torch.cat(v) for k, v in self._buf.items() if v}
+        inputs = {k: v[0] if len(v) == 1 else torch.cat(v) for k, v in self._buf.items() if v}
         tb = self._tb
         self._clear()
         if inputs:
             self.callback(inputs, tb)
+
+
+@functools.lru_cache(maxsize=64)
+def _rate_weights(steps: int, decay: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``lam^(T-1-t) / sum_t lam^(T-1-t)`` for ``t = 0 .. T-1`` (the weighted rate's weights; cached)."""
+    w = decay ** torch.arange(steps - 1, -1, -1, dtype=torch.float64)
+    return (w / w.sum()).to(dtype=dtype, device=device)
 
 
 def presynaptic(rows: torch.Tensor, tb: tuple[int, int], mode: str = "rate", decay: float = 1.0,
@@ -115,9 +123,7 @@ def presynaptic(rows: torch.Tensor, tb: tuple[int, int], mode: str = "rate", dec
         if m % b:
             raise ShapeError(f"{m} stored input rows are not a whole number of time steps of batch {b}")
         steps = m // b
-        x = rows.reshape(steps, b, p, n)
-        w = decay ** torch.arange(steps - 1, -1, -1, dtype=rows.dtype, device=rows.device)
-        out = torch.einsum("t,tbpn->bpn", w / w.sum(), x).reshape(b * p, n)
+        out = (_rate_weights(steps, decay, rows.dtype, rows.device) @ rows.reshape(steps, b * p * n)).reshape(b * p, n)
     else:
         out = rows.reshape(m * p, n)
     if max_samples is not None and out.shape[0] > max_samples:

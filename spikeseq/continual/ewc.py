@@ -3,8 +3,10 @@
 After task ``t`` the diagonal Fisher information ``F_t`` of every trainable parameter is estimated from squared
 minibatch gradients of the task loss (the estimate Avalanche's ``EWCPlugin`` uses), and the parameters
 ``theta*_t`` are stored. Training later tasks adds ``lambda / 2 * sum_t sum_i F_t,i (theta_i - theta*_t,i)^2`` to
-the loss; here its gradient ``lambda * sum_t F_t (theta - theta*_t)`` is added to each parameter's gradient by a
-tensor hook, so the training path needs no change. ``mode="online"`` keeps one running Fisher ``F = gamma F +
+the loss; here its gradient ``lambda * sum_t F_t (theta - theta*_t)`` is added to each parameter's gradient by
+:meth:`EWC.before_step`, which the training loop calls once per optimizer step (after the backward passes of an
+accumulation window and the data-parallel gradient average, before clipping), so the penalty counts once per step
+whatever the accumulation and process counts. ``mode="online"`` keeps one running Fisher ``F = gamma F +
 F_t`` and the latest ``theta*`` (Schwarz et al., ICML 2018).
 
 Memory: two tensors per parameter per task (``separate``) or two per parameter (``online``).
@@ -51,35 +53,35 @@ class EWC:
         self.params = dict(model.named_parameters())
         self.anchors: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []  # (fisher, theta*)
         self.task, self.in_task = -1, False
-        self._handles: list = []
 
     def begin_task(self, task: int) -> None:
-        """Start task ``task`` (0, 1, ...): attach the penalty-gradient hooks."""
+        """Start task ``task`` (0, 1, ...): from now on :meth:`before_step` adds the penalty gradient."""
         if task != self.task + 1 or self.in_task:
             raise ConfigError(f"EWC tasks must run in order 0, 1, ...; got begin_task({task}) after task {self.task}")
         self.task, self.in_task = task, True
-        if not self._handles:
-            for n, p in self.params.items():
-                if p.requires_grad:
-                    self._handles.append(p.register_hook(self._hook(n, p)))
 
-    def _hook(self, name: str, p: nn.Parameter):
-        def hook(g: torch.Tensor) -> torch.Tensor:
-            if not self.anchors:
-                return g
-            extra = torch.zeros_like(g)
-            for fisher, theta in self.anchors:
-                if name in fisher:
-                    extra += fisher[name] * (p.detach() - theta[name])
-            return g + self.config.lam * extra
-        return hook
+    def before_step(self) -> None:
+        """Add ``lambda * sum_t F_t (theta - theta*_t)`` to the gradient of every anchored parameter that has one
+        (call it once per optimizer step, after the backward passes, before ``opt.step()``)."""
+        if not (self.in_task and self.anchors):
+            return
+        with torch.no_grad():
+            for name, p in self.params.items():
+                if p.grad is None or not p.requires_grad:
+                    continue
+                extra = None
+                for fisher, theta in self.anchors:
+                    if name in fisher:
+                        term = fisher[name] * (p - theta[name])
+                        extra = term if extra is None else extra + term
+                if extra is not None:
+                    p.grad = p.grad + self.config.lam * extra
 
     def end_task(self, data: TaskData | None = None) -> None:
         """Estimate this task's Fisher diagonal from ``data`` and anchor the current parameters."""
         if data is None:
             raise ConfigError("EWC.end_task needs the task's data (TaskData) to estimate the Fisher information")
         cfg = self.config
-        self.detach()  # the Fisher is of the task loss alone
         fisher = {n: torch.zeros_like(p) for n, p in self.params.items() if p.requires_grad}
         batches = 0
         was_training = self.model.training
@@ -109,10 +111,7 @@ class EWC:
         self.in_task = False
 
     def detach(self) -> None:
-        """Remove the gradient hooks."""
-        for h in self._handles:
-            h.remove()
-        self._handles.clear()
+        """EWC attaches no hook (the penalty is :meth:`before_step`); here for the plug-in protocol."""
 
     def memory(self) -> dict[str, int]:
         """Stored floats (Fisher diagonals and anchors), the memory compared with HLOP / GPM."""

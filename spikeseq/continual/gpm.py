@@ -140,8 +140,9 @@ class GPM:
         self.projector.detach()
 
     def memory(self) -> dict[str, int]:
-        """Stored basis vectors per layer."""
-        return {k: int(v.shape[0]) for k, v in self.bases.items()}
+        """Stored basis vectors per layer and ``"floats"``, their total size ``sum k n``."""
+        return {**{k: int(v.shape[0]) for k, v in self.bases.items()},
+                "floats": sum(int(v.numel()) for v in self.bases.values())}
 
     def state_dict(self) -> dict[str, Any]:
         """Bases, task position and frozen parameters (for checkpoints)."""

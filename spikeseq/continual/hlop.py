@@ -288,5 +288,6 @@ class HLOP:
             self.attach()
 
     def memory(self) -> dict[str, int]:
-        """Stored basis vectors per layer (the "memory" compared with GPM)."""
-        return {k: v.k for k, v in self.spaces.items()}
+        """Stored lateral neurons per layer and ``"floats"``, the stored lateral weights ``sum k n`` (the memory
+        compared with GPM's bases and EWC's Fisher diagonals and anchors)."""
+        return {**{k: v.k for k, v in self.spaces.items()}, "floats": sum(v.k * v.n for v in self.spaces.values())}

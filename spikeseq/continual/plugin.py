@@ -1,9 +1,11 @@
 """The protocol every continual-learning plug-in follows, and the task data handed to it at a task's end.
 
-The training path calls, per task ``t``: ``plugin.begin_task(t)``; trains (the plug-in acts only through hooks it
-attached: forward hooks read layer inputs, gradient hooks change weight gradients); ``plugin.end_task(data)``;
-and stores ``plugin.state_dict()`` in checkpoints (``load_state_dict`` on resume). ``detach()`` removes every
-hook.
+The training path (:mod:`spikeseq.train.tasks.continual` through :func:`spikeseq.train.loop.fit`) calls, per task
+``t``: ``plugin.begin_task(t)``; trains (the plug-in acts through hooks it attached: forward hooks read layer
+inputs, gradient hooks change weight gradients; and, when it has one, ``plugin.before_step()`` once per optimizer
+step, after the backward passes and before clipping: EWC's penalty gradient); ``plugin.end_task(data)``; and
+stores ``plugin.state_dict()`` in every checkpoint (``load_state_dict`` on resume, mid-task included).
+``detach()`` removes every hook.
 """
 
 from __future__ import annotations

@@ -14,7 +14,9 @@
   (``x [N, T]`` ids, ``y [N, T]`` next tokens; :mod:`spikeseq.data.text_lm`);
 - ``hapt``, ``uci_har``, ``basicmotions``, ``wisdm``, ``wisdm2019``, ``banglejs``:
   :class:`~spikeseq.data.har.HARWindows`;
-- ``enwik8`` (bytes): :class:`~spikeseq.data.charlm.CharWindows` (:mod:`spikeseq.data.charlm`).
+- ``enwik8`` (bytes): :class:`~spikeseq.data.charlm.CharWindows` (:mod:`spikeseq.data.charlm`);
+- ``mnist``, ``cifar100``: :class:`~spikeseq.data.images.ImageSet` (uint8 images as stored, ``[N, 28, 28]`` /
+  ``[N, 3, 32, 32]``; :mod:`spikeseq.data.images`), the sources of the permuted MNIST and split CIFAR-100 streams.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ SPLITS: dict[str, tuple[str, ...]] = {
     "basicmotions": ("train", "test"), "wisdm": ("train", "test"), "wisdm2019": ("train", "test"),
     "banglejs": ("train", "test"), "temporal_task": ("train", "test"),
     "tinyshakespeare": ("train", "test"), "ptb": ("train", "valid", "test"), "wikitext2": ("train", "valid", "test"),
-    "enwik8": ("train", "val", "test"),
+    "enwik8": ("train", "val", "test"), "mnist": ("train", "test"), "cifar100": ("train", "test"),
 }
 
 
@@ -110,19 +112,31 @@ def _enwik8(split: str, root, **kw):
     return load_windows("enwik8", split, root, **kw)
 
 
+def _mnist(split: str, root, **kw):
+    from spikeseq.data import images
+
+    return images.load_mnist(root, split, **kw)
+
+
+def _cifar100(split: str, root, **kw):
+    from spikeseq.data import images
+
+    return images.load_cifar100(root, split, **kw)
+
+
 LOADERS: dict[str, Callable[..., Any]] = {
     "tinyshakespeare": _tinyshakespeare, "ptb": _words("ptb"), "wikitext2": _words("wikitext2"),
     "temporal_task": _temporal_task,
     "nmnist": _nmnist, "shd": _h5("shd"), "ssc": _h5("ssc"), "temporal": _h5("temporal"),
     "hapt": _har("hapt_windows"), "uci_har": _har("uci_har"), "basicmotions": _har("basicmotions"),
     "wisdm": _har("wisdm"), "wisdm2019": _har("wisdm2019"), "banglejs": _har("banglejs"),
-    "enwik8": _enwik8,
+    "enwik8": _enwik8, "mnist": _mnist, "cifar100": _cifar100,
 }
 
 
 def get(name: str) -> Callable[..., Any]:
     """The function behind ``load(name, ...)``: its signature lists the keyword options (for config checks)."""
-    from spikeseq.data import banglejs, charlm, hapt, har, nmnist, shd, temporal_task, text_lm, uci_har, wisdm
+    from spikeseq.data import banglejs, charlm, hapt, har, images, nmnist, shd, temporal_task, text_lm, uci_har, wisdm
 
     if name not in LOADERS:
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
@@ -132,6 +146,7 @@ def get(name: str) -> Callable[..., Any]:
         "wisdm": wisdm.load_v11, "wisdm2019": wisdm.load_2019, "banglejs": banglejs.load_windows,
         "temporal_task": temporal_task.load_split, "tinyshakespeare": text_lm.tinyshakespeare,
         "ptb": text_lm.word_corpus, "wikitext2": text_lm.word_corpus, "enwik8": charlm.load_windows,
+        "mnist": images.load_mnist, "cifar100": images.load_cifar100,
     }[name]
 
 

@@ -21,7 +21,17 @@ Streams (``x`` is time-first per sample ``[N, T, ...]`` float32, as every spikes
 ``hapt_subjects``          HAPT windows (Reyes-Ortiz et al. 2016), subject-incremental: the 30 subjects in
                            ``n_tasks`` groups, 6 activities, shared head
 ``hapt_activities``        HAPT, activity-incremental: 3 tasks of 2 activities, task-incremental
+``pmnist``                 permuted MNIST (Goodfellow et al. 2013; HLOP's PMNIST): the official 60,000 / 10,000
+                           split, ``n_tasks`` (10) fixed pixel permutations (task 0 unpermuted), shared head; needs
+                           the MNIST files (:mod:`spikeseq.data.images`, ``spikeseq data fetch mnist``)
+``cifar100_split``         split CIFAR-100 (HLOP's, after GPM): the official split in ``n_tasks`` (10) tasks of
+                           10 consecutive fine classes, task-incremental; needs the CIFAR-100 binary files
 =========================  ======================================================================================
+
+Static images (digits, MNIST, CIFAR-100) enter as a constant input current: intensities / max for ``steps`` time
+steps (the reference HLOP code repeats each image over its time steps). For MNIST and CIFAR-100 the time axis is
+a stride-0 view (``expand``), so a stream holds each image once in float32 (permuted MNIST, 10 tasks: about 2.2 GB;
+``max_train`` / ``max_test`` keep the first samples of every task).
 
 Train / test: the digits are split per class (``test_fraction``, seeded). The N-MNIST subset in the shared data
 folder has only 100 test recordings (2-15 per class), so ``pool=True`` (default) pools train and test recordings
@@ -287,8 +297,65 @@ def hapt_activities(root: str | os.PathLike | None = None, *, window: int = 128,
                   {"source": "hapt", "window": window, "stride": stride, "seed": seed, "standardise": stats})
 
 
+# ------------------------------------------------------------------------------------------- MNIST, CIFAR-100
+def _static(images: torch.Tensor, steps: int, scale: float) -> torch.Tensor:
+    """``uint8 [N, ...] -> [N, steps, ...]`` float32 ``images / scale``, the time axis a stride-0 view."""
+    if steps < 1:
+        raise ParameterError(f"steps must be >= 1, got {steps}")
+    x = images.to(torch.float32) / scale
+    return x.unsqueeze(1).expand(x.shape[0], steps, *x.shape[1:])
+
+
+def _first(n: int | None, *ts: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    if n is not None and n < 1:
+        raise ParameterError(f"max_train / max_test must be >= 1, got {n}")
+    return tuple(t[:n] for t in ts) if n is not None else ts
+
+
+def pmnist(root: str | os.PathLike | None = None, *, steps: int = 20, n_tasks: int = 10, max_train: int | None = None,
+           max_test: int | None = None, seed: int = 0) -> Stream:
+    """Permuted MNIST: ``n_tasks`` fixed permutations of the 784 pixels (task 0 unpermuted), shared 10-class head;
+    ``x [N, steps, 784]`` intensities / 255 (see the module docstring for memory)."""
+    from spikeseq.data import images
+
+    _check_tasks(n_tasks, 100)
+    tr, te = images.load_mnist(root, "train"), images.load_mnist(root, "test")
+    xtr, ytr = _first(max_train, tr.x.flatten(1), tr.y)
+    xte, yte = _first(max_test, te.x.flatten(1), te.y)
+    rng = np.random.default_rng(seed)
+    tasks = []
+    for i in range(n_tasks):
+        perm = torch.arange(784) if i == 0 else torch.from_numpy(rng.permutation(784))
+        tasks.append(Task(f"pmnist{i}", _static(xtr[:, perm], steps, 255.0), ytr, _static(xte[:, perm], steps, 255.0),
+                          yte, list(range(10))))
+    return Stream("pmnist", "domain", tasks, 10, {"source": "mnist", "steps": steps, "seed": seed,
+                                                    "max_train": max_train, "max_test": max_test})
+
+
+def cifar100_split(root: str | os.PathLike | None = None, *, steps: int = 20, n_tasks: int = 10,
+                   max_train: int | None = None, max_test: int | None = None, seed: int = 0) -> Stream:
+    """Split CIFAR-100: task ``i`` holds fine classes ``10 i .. 10 i + 9`` (task-incremental, 10 outputs each);
+    ``x [N, steps, 3, 32, 32]`` intensities / 255; ``max_train`` / ``max_test`` keep the first samples per task."""
+    from spikeseq.data import images
+
+    _check_tasks(n_tasks, 10)
+    tr, te = images.load_cifar100(root, "train"), images.load_cifar100(root, "test")
+    tasks = []
+    for i in range(n_tasks):
+        cls = list(range(10 * i, 10 * i + 10))
+        parts = []
+        for d, n in ((tr, max_train), (te, max_test)):
+            m = (d.y >= cls[0]) & (d.y <= cls[-1])
+            parts.append(_first(n, _static(d.x[m], steps, 255.0), d.y[m] - cls[0]))
+        (xa, ya), (xb, yb) = parts
+        tasks.append(Task(f"cifar{i}:{cls[0]}-{cls[-1]}", xa, ya, xb, yb, cls))
+    return Stream("cifar100_split", "task", tasks, 10 * n_tasks,
+                  {"source": "cifar100", "steps": steps, "seed": seed, "max_train": max_train, "max_test": max_test})
+
+
 STREAMS = {"digits_split": digits_split, "digits_permuted": digits_permuted, "nmnist_split": nmnist_split,
-           "nmnist_permuted": nmnist_permuted, "hapt_subjects": hapt_subjects, "hapt_activities": hapt_activities}
+           "nmnist_permuted": nmnist_permuted, "hapt_subjects": hapt_subjects, "hapt_activities": hapt_activities,
+           "pmnist": pmnist, "cifar100_split": cifar100_split}
 
 
 def build(name: str, **kwargs: Any) -> Stream:

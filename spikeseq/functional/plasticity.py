@@ -92,20 +92,24 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
     h_old, h_new, m_new = h[:k0], h[k0:].clone(), momentum_buf[k0:].clone()
     if h_new.shape[0]:
         # the fixed rows' part of the reconstruction does not change over the iterations: r = x - H_old^T y_old,
-        # so each iteration costs O(N n k_new) instead of O(N n k): dH_new = mean y_new (r - H_new^T y_new)^T
+        # so each iteration costs O(N n k_new) instead of O(N n k): dH_new = mean y_new (r - H_new^T y_new)^T.
+        # Fused and in place (addmm for the residuals, the batch mean folded into the scaling of the product):
+        # the cost is the three [N, n, k_new] products per iteration and nothing else of size N x n.
         y_old = x @ h_old.t()
         if spiking is not None:
             y_old = spike_quantise(y_old, *spiking)
-        r = x - y_old @ h_old
+        r = torch.addmm(x, y_old, h_old, alpha=-1.0)
+        n_rows = x.shape[0]
         for _ in range(iterations):
             y = x @ h_new.t()
             if spiking is not None:
                 y = spike_quantise(y, *spiking)
-            d = y.t() @ (r - y @ h_new) / x.shape[0]
+            d = torch.mm(y.t(), torch.addmm(r, y, h_new, alpha=-1.0))  # N * dH: the mean is taken below
             if reduce is not None:
                 d = reduce(d)
-            m_new = momentum * m_new + (1 - momentum) * d.clamp(-clamp, clamp)
-            h_new = h_new + lr * m_new
+            # clamp(dH, -c, c) = clamp(N dH, -N c, N c) / N; the 1 / N goes into the momentum's weight
+            m_new.mul_(momentum).add_(d.clamp_(-clamp * n_rows, clamp * n_rows), alpha=(1.0 - momentum) / n_rows)
+            h_new.add_(m_new, alpha=lr)
     return torch.cat([h_old, h_new]), torch.cat([momentum_buf[:k0], m_new])
 
 

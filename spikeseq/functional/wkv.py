@@ -21,12 +21,14 @@ maximum ``max_i(k[i] - (t-i) w)``, the same in every form below, so final states
 Three forms, all agreeing on outputs, final states and every gradient:
 
 - :func:`wkv_step` / :func:`wkv_scan`: the step above and the reference loop over time (autograd through it);
-- :func:`wkv_chunked`: the parallel form for training on the CPU (chunks of ``L`` steps; inside a chunk one batched
-  matmul with a per-channel ``L x L`` decay matrix, between chunks a scan over ``T / L`` chunk states). It is exact
-  (to rounding) whenever, inside each chunk, the spread of ``k`` plus ``|u|`` stays below ``tau`` = 60 (fp32) or
-  600 (fp64): then each row's largest term is at least ``e^{-tau}`` of the chunk's reference and nothing that
-  matters underflows. Channels of a sequence with a wider chunk are computed by the reference loop instead, so the
-  result is exact for every input. No length limit (no ``T_MAX``).
+- :func:`wkv_chunked`: the parallel form for training on the CPU, with its own backward (chunks of ``L`` steps;
+  inside a chunk all exponentials, products and divisions are elementwise over the whole ``[L, B, C]`` block,
+  relative to one reference per chunk and series, and the decay-weighted sums over the chunk are a first-order
+  recurrence of fused multiply-adds, the rows of the per-channel ``L x L`` decay matrix; between chunks the
+  ``(a, b, p)`` state is carried). It is exact (to rounding) whenever, inside each chunk, the spread of ``k`` plus
+  ``|u|`` stays below ``tau`` = 60 (fp32) or 600 (fp64): then each row's largest term is at least ``e^{-tau}`` of
+  the chunk's reference and nothing that matters underflows. Channels of a sequence with a wider chunk are computed
+  by the reference loop instead, so the result is exact for every input. No length limit (no ``T_MAX``).
 
 Shapes are time-first: ``k, v`` ``[T, B, C]`` (the step form ``[B, C]``), ``w, u`` ``[C]``. Half-precision inputs
 are computed in float32 and the outputs cast back.
@@ -34,6 +36,7 @@ are computed in float32 and the outputs cast back.
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -145,61 +148,183 @@ def wkv_scan(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *,
     return torch.stack(ys).to(k.dtype), WKVState(a, b, p)
 
 
-def _decay_matrix(w: torch.Tensor, L: int) -> torch.Tensor:
-    """``D[c, s, i] = e^{-(s-1-i) w_c}`` for ``i < s`` (0 otherwise), ``s = 0..L``: row ``L`` is the chunk end."""
-    s = torch.arange(L + 1, device=w.device, dtype=w.dtype)[:, None]
-    i = torch.arange(L, device=w.device, dtype=w.dtype)[None, :]
-    lag = s - 1 - i
-    mask = lag >= 0
-    return torch.exp(-lag.clamp_min(0)[None] * w[:, None, None]) * mask
+#: Cap on the exponent of the incoming state's weight relative to a chunk's reference (see :class:`_ChunkedWKV`):
+#: at the cap the state's terms outweigh the chunk's own (at most ``L + 1`` of them, each <= 1) by ``e^cap``, so
+#: what the cap drops is below rounding (``e^-30`` in float32, ``e^-60`` in float64).
+STATE_CAP = {torch.float32: 30.0, torch.float64: 60.0}
+#: Floor of that exponent: ``e^floor`` is the smallest normal number's order (float32 1.2e-38, float64 2.2e-308), so
+#: no exponential underflows into the (slow) subnormal range. What it adds, at most ``e^floor`` times the state's
+#: ``(a, b)``, is at most ``e^-27 b`` (float32; ``e^-100 b`` float64) relative to the chunk's own terms, which are at
+#: least ``e^-SPREAD``: below float32 rounding while ``b < 3e4`` (``b <= T``; about ``1 / (1 - e^-w)`` for keys of
+#: similar size, 150 at RWKV-4's smallest initial decay ``w = e^-5``).
+STATE_FLOOR = {torch.float32: -87.0, torch.float64: -700.0}
 
 
-def _chunks(k, v, a, b, p, w, u):
-    """Full chunks ``k, v`` ``[n, L, B, C]`` from state ``(a, b, p)``; returns ``y`` and the state after them."""
-    n, L, B, C = k.shape
-    D = _decay_matrix(w, L)  # [C, L+1, L]
-    r = k.amax(dim=1, keepdim=True) + torch.relu(u)  # chunk reference, [n, 1, B, C]
-    x = torch.exp(k - r)
-    xs = torch.stack((x * v, x))  # [2, n, L, B, C]
-    rhs = xs.permute(4, 2, 0, 1, 3).reshape(C, L, 2 * n * B)
-    out = torch.bmm(D, rhs).reshape(C, L + 1, 2, n, B).permute(2, 3, 1, 4, 0)  # [2, n, L+1, B, C]
-    e = torch.exp(u + k - r)
-    num, den = out[0, :, :L] + e * v, out[1, :, :L] + e
-    # chunk-local end sums (zero initial state) relative to pe = max_i (k_i - (L-1-i) w), the reference's p
-    lag_end = torch.arange(L - 1, -1, -1, device=k.device, dtype=k.dtype)[:, None, None] * w  # [L, 1, C]
-    pe = (k - lag_end).amax(dim=1)  # [n, B, C]
-    scale = torch.exp(r[:, 0] - pe)
-    a_loc, b_loc = out[0, :, L] * scale, out[1, :, L] * scale
-    # scan over chunks for the state entering each chunk
-    Lw = L * w
-    a_in, b_in, p_in = [], [], []
-    for j in range(n):
-        a_in.append(a)
-        b_in.append(b)
-        p_in.append(p)
-        pd = p - Lw
-        q = torch.maximum(pd, pe[j])
-        f1, f2 = torch.exp(pd - q), torch.exp(pe[j] - q)
-        a, b, p = f1 * a + f2 * a_loc[j], f1 * b + f2 * b_loc[j], q
-    A, Bs, P = torch.stack(a_in)[:, None], torch.stack(b_in)[:, None], torch.stack(p_in)[:, None]  # [n, 1, B, C]
-    ps = P - torch.arange(L, device=k.device, dtype=k.dtype)[:, None, None] * w  # [n, L, B, C]
-    rho = torch.maximum(r, ps)
-    f_in, f_st = torch.exp(r - rho), torch.exp(ps - rho)
-    y = (f_in * num + f_st * A) / (f_in * den + f_st * Bs)
-    return y.reshape(n * L, B, C), a, b, p
+def _max_grad(g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The gradient of ``torch.maximum(a, b)`` split to ``a`` and ``b`` as autograd does (half each at ties)."""
+    share = (a > b).to(g.dtype) + 0.5 * (a == b).to(g.dtype)
+    return g * share, g * (1 - share)
+
+
+def _chunk_sums(x: torch.Tensor, v: torch.Tensor, lam: torch.Tensor, xc: torch.Tensor,
+                sn: torch.Tensor) -> torch.Tensor:
+    """Fill ``xc[:, :l] = (x v, x)`` and ``sn[:l]`` with the exclusive decayed prefix sums ``(S_{s-1}, Z_{s-1})`` of
+    one chunk (``x, v`` ``[l, B, C]``); returns the inclusive end ``(S_{l-1}, Z_{l-1})`` ``[2, B, C]``."""
+    n = x.shape[0]
+    torch.mul(x, v, out=xc[0, :n])
+    xc[1, :n].copy_(x)
+    ss = sn[:n].unbind(0)
+    ss[0].zero_()
+    for s in range(n - 1):
+        torch.addcmul(xc[:, s], ss[s], lam, out=ss[s + 1])
+    return torch.addcmul(xc[:, n - 1], ss[n - 1], lam)
+
+
+class _ChunkedWKV(torch.autograd.Function):
+    """The chunked form with its own backward; inputs already checked, in the compute dtype, contiguous.
+
+    Per chunk of ``l <= L`` steps with incoming state ``(a, b, p)`` and reference ``r = max_s k_s + relu(u)``
+    (per series; no output depends on it, so it carries no gradient): ``x_s = e^{k_s - r} <= 1``, the decayed
+    prefix sums ``S_s = e^{-w} S_{s-1} + x_s v_s`` and ``Z_s = e^{-w} Z_{s-1} + x_s`` (one fused multiply-add per
+    step on ``[2, B, C]``; no exponential, nothing above ``L``), the state's weight ``g_s = e^{clamp(p - r - s w,
+    floor, cap)}`` and
+
+        y_s = (S_{s-1} + e^u x_s v_s + g_s a) / (Z_{s-1} + e^u x_s + g_s b),
+
+    every other operation elementwise over the whole chunk. The end state is the reference's: ``p' = max(p - l w,
+    pe)`` with ``pe = max_s (k_s - (l-1-s) w)`` and ``(a', b') = e^{p - l w - p'} (a, b) + e^{r - p'} (S_{l-1},
+    Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's working set stays in cache.
+
+    Kept for the backward: ``x``, ``g`` and ``y`` (``[T, B, C]`` each) and the chunk states; the chunk sums and
+    denominators are recomputed there (they stay in cache). Backward, chunks in reverse: ``alpha = dL/dy / den``,
+    ``beta = -alpha y`` and the adjoint recurrences
+    ``H_s = e^{-w} H_{s+1} + (alpha, beta)_{s+1}``. The offsets ``p`` between chunks carry no gradient (the true
+    sums ``a e^p`` do not depend on them); the final ``p`` is the running maximum ``M`` of the reference, and
+    ``dL/dM = dL/dp - a dL/da - b dL/db`` (at the final state) is routed to the maximising step or the initial
+    ``p`` through the chunks' maxima, split like ``torch.maximum`` / ``amax`` at ties.
+    """
+
+    @staticmethod
+    def forward(ctx, k, v, w, u, a, b, p, L):  # type: ignore[override]
+        T, B, C = k.shape
+        dt = k.dtype
+        cap = STATE_CAP[dt]
+        lam, eu, ru = torch.exp(-w), torch.exp(u), torch.relu(u)
+        sw = torch.arange(L, dtype=dt, device=k.device)[:, None, None] * w  # [L, 1, C]: s w
+        lag = sw.flip(0)  # (L-1-s) w
+        xs, gs, y = torch.empty_like(k), torch.empty_like(k), torch.empty_like(k)  # x, g, y: kept for backward
+        xc = torch.empty(2, L, B, C, dtype=dt, device=k.device)  # (x v, x) of the current chunk
+        sn = torch.empty(L, 2, B, C, dtype=dt, device=k.device)  # (S_{s-1}, Z_{s-1}) of the current chunk
+        den = torch.empty(L, B, C, dtype=dt, device=k.device)
+        saved = []
+        for t0 in range(0, T, L):
+            t1 = min(t0 + L, T)
+            l_ = t1 - t0
+            kc = k[t0:t1]
+            r = kc.amax(0) + ru
+            x = torch.sub(kc, r, out=xs[t0:t1]).exp_()
+            send = _chunk_sums(x, v[t0:t1], lam, xc, sn)  # (S_{l-1}, Z_{l-1})
+            xv = xc[0, :l_]
+            g = gs[t0:t1]
+            d0 = p - r
+            torch.sub(d0, sw[:l_], out=g)
+            capped = bool(d0.amax() > cap)
+            g.clamp_(STATE_FLOOR[dt], cap).exp_()
+            num = torch.addcmul(sn[:l_, 0], xv, eu).addcmul_(g, a)
+            dc = torch.addcmul(sn[:l_, 1], x, eu, out=den[:l_]).addcmul_(g, b)
+            torch.div(num, dc, out=y[t0:t1])
+            pe = (kc - lag[L - l_:]).amax(0)
+            pd = p - l_ * w
+            q = torch.maximum(pd, pe)
+            f1, fr = torch.exp(pd - q), torch.exp(r - q)
+            saved.append((a, b, pe, pd, f1, fr, capped))
+            a, b, p = f1 * a + fr * send[0], f1 * b + fr * send[1], q
+        ctx.L = L
+        ctx.save_for_backward(k, v, w, u, xs, gs, y, a, b)
+        ctx.chunks = saved
+        return y, a, b, p
+
+    @staticmethod
+    def backward(ctx, gy, g_a, g_b, g_p):  # type: ignore[override]
+        k, v, w, u, xs, gs, y, a_T, b_T = ctx.saved_tensors
+        L = ctx.L
+        T, B, C = v.shape
+        dt = v.dtype
+        lam, eu = torch.exp(-w), torch.exp(u)
+        sidx = torch.arange(L, dtype=dt, device=v.device)
+        lag = (sidx[:, None, None] * w).flip(0)  # the forward's (L-1-s) w, bit for bit
+        weights = torch.stack((torch.ones_like(sidx), sidx))  # [2, L]: sums and s-weighted sums over a chunk
+        gk, gv = torch.empty_like(v), torch.empty_like(v)
+        ab = torch.empty(2, L, B, C, dtype=dt, device=v.device)  # (alpha, alpha y) of the current chunk
+        xc = torch.empty(2, L, B, C, dtype=dt, device=v.device)  # (x v, x), recomputed
+        sn = torch.empty(L, 2, B, C, dtype=dt, device=v.device)  # (S_{s-1}, Z_{s-1}), recomputed
+        den = torch.empty(L, B, C, dtype=dt, device=v.device)
+        hh = torch.empty(L, 2, B, C, dtype=dt, device=v.device)  # adjoints of (S, -Z) of the current chunk
+        glam = torch.zeros(2, C, dtype=dt, device=v.device)
+        geu = torch.zeros_like(w)
+        gw = torch.zeros_like(w)
+        gm = g_p - g_a * a_T - g_b * b_T  # dL/dM at fixed true sums
+        route = bool(gm.any())
+        for j in range(len(ctx.chunks) - 1, -1, -1):
+            t0 = j * L
+            t1 = min(t0 + L, T)
+            l_ = t1 - t0
+            a, b, pe, pd, f1, fr, capped = ctx.chunks[j]
+            # end state a' = f1 a + fr S_{l-1} (b' alike), f1 = e^{p - l w - p'}, fr = e^{r - p'}, p' fixed
+            t_1 = (g_a * a + g_b * b) * f1
+            ga_in, gb_in, gp_in = g_a * f1, g_b * f1, t_1
+            gw -= l_ * t_1.sum(0)
+            gpe = None
+            if route:  # the final p's maximum, through p' = max(p - l w, pe)
+                gm, gpe = _max_grad(gm, pd, pe)
+                gw -= l_ * gm.sum(0)
+            # outputs: alpha = gy / den and alpha y (= -beta)
+            # the chunk's sums and denominators again (cheaper than keeping them: they stay in cache)
+            x, vc, g = xs[t0:t1], v[t0:t1], gs[t0:t1]
+            _chunk_sums(x, vc, lam, xc, sn)
+            dc = torch.addcmul(sn[:l_, 1], x, eu, out=den[:l_]).addcmul_(g, b)
+            abc = ab[:, :l_]
+            al, be = abc[0], abc[1]
+            torch.div(gy[t0:t1], dc, out=al)
+            torch.mul(al, y[t0:t1], out=be)
+            abg = abc * g
+            red = torch.matmul(weights[:, :l_], abg.view(2, l_, B * C)).view(2, 2, B, C)  # [ab, sum / s-sum]
+            ga_in += red[0, 0]
+            gb_in -= red[1, 0]
+            if capped:  # capped weights: no gradient through the exponent
+                abg.mul_(g < math.exp(STATE_CAP[dt]))
+                red = torch.matmul(weights[:, :l_], abg.view(2, l_, B * C)).view(2, 2, B, C)
+            # g_s = e^{p - r - s w}: d/dp sum_s g_s (alpha_s a + beta_s b), d/dw -sum_s s (...)
+            gp_in += a * red[0, 0] - b * red[1, 0]
+            gw -= (a * red[0, 1] - b * red[1, 1]).sum(0)
+            # adjoint recurrences of (S, -Z), driven by (alpha, alpha y)
+            hc = hh[:l_]
+            hs = hc.unbind(0)
+            torch.mul(g_a, fr, out=hs[l_ - 1][0])
+            torch.mul(g_b, -fr, out=hs[l_ - 1][1])
+            for s in range(l_ - 2, -1, -1):
+                torch.addcmul(abc[:, s + 1], hs[s + 1], lam, out=hs[s])
+            glam += (hc * sn[:l_]).sum(0).sum(1)
+            geu += torch.mul(al, vc).sub_(be).mul_(x).sum((0, 1))
+            tv = torch.addcmul(hc[:, 0], al, eu)  # dL/d(x v)
+            gvc = torch.mul(tv, x, out=gv[t0:t1])
+            tz = torch.addcmul(hc[:, 1], be, eu)  # -dL/dx through Z and the bonus
+            gkc = torch.mul(gvc, vc, out=gk[t0:t1]).addcmul_(x, tz, value=-1)
+            if gpe is not None and bool(gpe.any()):
+                # pe = max_s (k_s - (l-1-s) w): to the maximising steps, split evenly at ties (as amax)
+                at = (k[t0:t1] - lag[L - l_:]) == pe
+                share = gpe / at.sum(0)
+                gkc.addcmul_(at, share)
+                gw -= ((at * sidx[:l_, None, None].flip(0)).sum(0) * share).sum(0)
+            g_a, g_b, g_p = ga_in, gb_in, gp_in
+        if route:
+            g_p = g_p + gm
+        gw -= lam * (glam[0] - glam[1])
+        return gk, gv, gw, geu * eu, g_a, g_b, g_p, None
 
 
 def _chunked(k, v, a, b, p, w, u, L):
-    T, B, C = k.shape
-    n, rest = divmod(T, L)
-    ys = []
-    if n:
-        y, a, b, p = _chunks(k[: n * L].reshape(n, L, B, C), v[: n * L].reshape(n, L, B, C), a, b, p, w, u)
-        ys.append(y)
-    if rest:
-        y, a, b, p = _chunks(k[n * L:].unsqueeze(0), v[n * L:].unsqueeze(0), a, b, p, w, u)
-        ys.append(y)
-    return torch.cat(ys) if len(ys) > 1 else ys[0], a, b, p
+    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L)
 
 
 def _wide(k: torch.Tensor, u: torch.Tensor, L: int) -> torch.Tensor:

@@ -16,19 +16,85 @@ listed under ``approximations``.
 
 SpiNNaker2 (targets.md §3.3, §4.4): per population ``ws = 127 / max|W|`` (15 for projections with delays, which use
 the ``lif`` model), int8 weights ``round(W*ws)``, float32 ``threshold = theta*ws``, ``alpha_decay = beta``,
-``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept.
+``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept; a graded
+population (spikes carry the membrane) stays graded, its payload in float units, float32 or with
+``payload_frac_bits = f`` int8 fixed point ``round(v' / ws * 2**f)`` into synapses whose float weights are divided
+by ``2**f`` (Loihi: refused).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from spikeseq.errors import ExportError, ParameterError
 from spikeseq.graph import ir, targets
 
-__all__ = ["incoming_synapses", "quantize"]
+__all__ = ["QuantFactors", "incoming_synapses", "input_frac_bits", "input_synapses", "quantize", "quantize_input",
+           "quantize_with_factors", "scale_input_synapses"]
+
+
+@dataclass
+class QuantFactors:
+    """What each quantised array was multiplied by before rounding (the derivative a straight-through estimator
+    uses): ``weight[synapse]`` broadcasts against the synapse's weight array (``[out, 1]``, ``[C_out, 1, ...]`` for a
+    conv: the population's scale times the neuron's input gain ``k``); ``bias[population][synapse]`` is the
+    per-neuron factor ``[n]`` of that synapse's (flattened, conv biases repeated over positions) bias in the
+    population's bias (``k * s``; CubaLIF: ``k * s / (1 - alpha)``)."""
+
+    weight: dict[str, np.ndarray] = field(default_factory=dict)
+    bias: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+
+
+def input_frac_bits(amax: float, bits: int) -> int:
+    """Fractional bits ``k`` of real-valued inputs sent to Loihi as graded payloads ``round(x * 2**k)``: the largest
+    ``k`` in 0..16 keeping ``amax * 2**k <= 2**(bits-1) - 1`` (``amax``: the largest ``|x|``)."""
+    if not 2 <= int(bits) <= 24:
+        raise ParameterError(f"input_bits must be in 2..24 (Lava graded payloads carry up to 24 bits), got {bits}")
+    lim = 2 ** (int(bits) - 1) - 1
+    amax = float(amax)
+    if not math.isfinite(amax):
+        raise ParameterError(f"inputs must be finite to choose their fixed-point format, got max |x| = {amax}")
+    return int(np.clip(np.floor(np.log2(lim / amax)), 0, 16)) if amax > 0 else 0
+
+
+def quantize_input(x, k: int, bits: int):
+    """The graded payloads ``clip(round(x * 2**k), -(2**(bits-1) - 1), 2**(bits-1) - 1)`` of real-valued inputs
+    (numpy array or torch tensor; values beyond the ``bits`` range saturate)."""
+    lim = 2 ** (int(bits) - 1) - 1
+    y = (x * 2.0 ** int(k)).round()
+    return y.clip(-lim, lim)
+
+
+def input_synapses(g: ir.Graph) -> list[str]:
+    """The nodes an input feeds, directly or through Flatten nodes (the synapses that receive the input payloads)."""
+    out, todo = [], [s for i in g.inputs() for s in g.successors(i)]
+    while todo:
+        n = todo.pop(0)
+        if isinstance(g.nodes[n], ir.Flatten):
+            todo += g.successors(n)
+        elif n not in out:
+            out.append(n)
+    return out
+
+
+def scale_input_synapses(g: ir.Graph, k: int) -> ir.Graph:
+    """``g`` with the float weights of the synapses fed by an input divided by ``2**k`` (biases unchanged) and the
+    inputs declared ``"graded"``: fed ``round(x * 2**k)`` it computes what it computed on ``x``."""
+    nodes = dict(g.nodes)
+    fed = input_synapses(g)
+    for s in fed:
+        node = nodes[s]
+        if node.role != "synapse" or not hasattr(node, "weight"):
+            raise ParameterError(f"real-valued inputs on Loihi need the input to feed weight synapses; {s!r} is a "
+                                 f"{node.kind}")
+        nodes[s] = replace(node, weight=node.weight / 2.0**k)
+    for i in g.inputs():
+        nodes[i] = replace(nodes[i], payload="graded")
+    meta = dict(g.metadata, input_frac_bits=k)
+    return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta)
 
 
 def incoming_synapses(g: ir.Graph, name: str) -> list[str]:
@@ -88,6 +154,28 @@ def _row_scale(node: ir.Node, k: np.ndarray) -> np.ndarray:
     return w * kc[:, 0].reshape(-1, *([1] * (w.ndim - 1)))
 
 
+def _graded_source(g: ir.Graph, syn: str) -> bool:
+    """Whether synapse ``syn`` is fed (through Flatten nodes) by a graded neuron population."""
+    todo = list(g.predecessors(syn))
+    while todo:
+        n = todo.pop()
+        node = g.nodes[n]
+        if isinstance(node, ir.Flatten):
+            todo += g.predecessors(n)
+        elif node.role == "neuron" and getattr(node, "graded", False):
+            return True
+    return False
+
+
+def _row_factor(node: ir.Node, k: np.ndarray) -> np.ndarray:
+    """The gains ``k`` :func:`_row_scale` multiplied the weight rows by, shaped to broadcast against the weight."""
+    w = node.weight
+    if isinstance(node, (ir.Affine, ir.Linear, ir.DelayAffine)):
+        return k.reshape(-1, 1).astype(np.float64)
+    kc = k.reshape(k.shape[0], -1)[:, 0]
+    return kc.reshape(-1, *([1] * (w.ndim - 1))).astype(np.float64)
+
+
 def _bias(node: ir.Node) -> np.ndarray | None:
     b = getattr(node, "bias", None)
     if b is None:
@@ -112,19 +200,40 @@ def _with_weight(node: ir.Node, w: np.ndarray) -> ir.Node:
     raise ExportError(f"synapse kind {node.kind} is not supported on hardware targets yet")
 
 
-def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict") -> ir.Graph:
-    """Quantise ``graph`` for ``target`` (``"loihi"`` or ``"spinnaker2"``); see the module docstring."""
+def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict",
+             payload_frac_bits: int | None = None) -> ir.Graph:
+    """Quantise ``graph`` for ``target`` (``"loihi"`` or ``"spinnaker2"``); see the module docstring.
+
+    ``payload_frac_bits`` (SpiNNaker2): graded populations send int8 fixed-point payloads
+    ``clip(round(v' / w_scale * 2**f), -127, 127)`` and the synapses they feed get their float weights divided by
+    ``2**f`` (``None``: float32 payloads ``v' / w_scale``)."""
+    return quantize_with_factors(graph, target, weight_exp=weight_exp, reset_policy=reset_policy,
+                                 payload_frac_bits=payload_frac_bits)[0]
+
+
+def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict",
+                          payload_frac_bits: int | None = None) -> tuple[ir.Graph, QuantFactors]:
+    """:func:`quantize` and the :class:`QuantFactors` of its rounding (the one computation both use)."""
+    factors = QuantFactors()
     if graph.metadata.get("numerics") == target:
-        return graph
+        return graph, factors
     if graph.metadata.get("numerics") not in (None, "float"):
         raise ParameterError(f"graph is already quantised for {graph.metadata['numerics']!r}, not {target!r}")
     if target not in ("loihi", "spinnaker2"):
         raise ParameterError(f"quantize target must be 'loihi' or 'spinnaker2', got {target!r}")
     if reset_policy not in ("strict", "zero"):
         raise ParameterError(f"reset_policy must be 'strict' or 'zero', got {reset_policy!r}")
+    if payload_frac_bits is not None and (target != "spinnaker2" or not 0 <= int(payload_frac_bits) <= 16):
+        raise ParameterError(f"payload_frac_bits is a SpiNNaker2 option in 0..16, got {payload_frac_bits!r} for "
+                             f"{target}")
     g = graph.flat()
     lim = targets.limits(target)
     nodes: dict[str, ir.Node] = dict(g.nodes)
+    div = {}   # synapse fed by a graded population with fixed-point payloads -> 2**f
+    if payload_frac_bits is not None:
+        for name, node in g.nodes.items():
+            if node.role == "synapse" and _graded_source(g, name):
+                div[name] = 2.0 ** int(payload_frac_bits)
     quant: dict[str, dict] = {}
     owner: dict[str, str] = {}
     for name, node in g.nodes.items():
@@ -142,24 +251,29 @@ def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy:
         if node.role == "neuron":
             if isinstance(node, (ir.Threshold, ir.LMUMemory, ir.LoihiCUBA, ir.S2LIF)):
                 raise ExportError(f"node {name!r} of kind {node.kind} is not supported on {target}")
-            if getattr(node, "graded", False):
-                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet")
+            graded = bool(getattr(node, "graded", False))
+            if graded and target == "loihi":
+                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet "
+                                  "(spikeseq's Loihi CUBA export sends binary spikes; SpiNNaker2 takes graded ones)")
             reset = getattr(node, "reset", "zero")
             vres = getattr(node, "v_reset", None)
             k, alpha, beta, leak_bias, theta, mode = _gain(g, node)
             syn = incoming_synapses(g, name)
             if not syn:
                 raise ExportError(f"neuron {name!r} has no incoming synapse")
-            ws = [_row_scale(g.nodes[s], k) for s in syn]
+            ws = [_row_scale(g.nodes[s], k) / div.get(s, 1.0) for s in syn]
             bias = leak_bias.reshape(-1).copy()
+            bias_gain = {}   # synapse -> d(population bias)/d(synapse bias), before the population scale
             for s in syn:
                 b = _bias(g.nodes[s])
                 if b is not None:
                     bias = bias + k.reshape(-1) * b
+                    bias_gain[s] = k.reshape(-1).astype(np.float64)
             approx = []
             if isinstance(node, (ir.CubaLIF, ir.CubaLI)) and np.any(bias != leak_bias.reshape(-1)):
                 a = alpha.reshape(-1)
                 bias = leak_bias.reshape(-1) + (bias - leak_bias.reshape(-1)) / (1 - a)
+                bias_gain = {sn: f / (1 - a) for sn, f in bias_gain.items()}
                 approx.append("synaptic bias moved from the current to the membrane as b/(1-alpha) "
                               "(exact in steady state only)")
             wmax = max(float(np.abs(w).max()) for w in ws)
@@ -193,6 +307,7 @@ def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy:
                         raise ExportError(f"synapse {sname!r}: weight mantissa range [{mant.min()}, {mant.max()}] "
                                           f"exceeds [{lim.weight_min}, {lim.weight_max}]")
                     nodes[sname] = _with_weight(g.nodes[sname], qw)
+                    factors.weight[sname] = _row_factor(g.nodes[sname], k) * s
                     d = getattr(g.nodes[sname], "delay", None)
                     if isinstance(g.nodes[sname], ir.DelayAffine) and d.max(initial=0) > lim.max_delay:
                         raise ExportError(f"synapse {sname!r}: delay {int(d.max())} steps exceeds the Loihi "
@@ -217,6 +332,7 @@ def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy:
                 s = wlim / wmax
                 for sname, w in zip(syn, ws):
                     nodes[sname] = _with_weight(g.nodes[sname], np.round(w * s))
+                    factors.weight[sname] = _row_factor(g.nodes[sname], k) * s / div.get(sname, 1.0)
                     d = getattr(g.nodes[sname], "delay", None)
                     if isinstance(g.nodes[sname], ir.DelayAffine) and d.max(initial=0) > lim.max_delay:
                         raise ExportError(f"synapse {sname!r}: delay {int(d.max())} steps exceeds the SpiNNaker2 "
@@ -226,11 +342,14 @@ def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy:
                 nodes[name] = ir.S2LIF(alpha_decay=beta, threshold=thr, i_offset=(bias * s).reshape(k.shape),
                                        exc_decay=alpha if np.any(alpha > 0) else None,
                                        v_reset=None if vres is None else vres * s,
-                                       reset=reset, w_scale=float(s), readout=(mode == "readout"))
+                                       reset=reset, w_scale=float(s), readout=(mode == "readout"),
+                                       graded=graded and mode != "readout",
+                                       payload_frac_bits=payload_frac_bits if graded else None)
                 info.update(scale=float(s), model=("lif" if has_delay else
                                                    ("lif_curr_exp_no_delay" if np.any(alpha > 0)
                                                     else "lif_no_delay")))
             quant[name] = info
+            factors.bias[name] = {sn: f * info["scale"] for sn, f in bias_gain.items()}
     for name, node in g.nodes.items():
         if node.role == "synapse" and name not in owner:
             raise ExportError(f"synapse node {name!r} feeds no neuron population; {target} cannot host it")
@@ -239,4 +358,4 @@ def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy:
                 continue
             raise ExportError(f"node {name!r} of kind {node.kind} is not supported on {target}")
     meta = dict(g.metadata, numerics=target, quant=quant)
-    return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta)
+    return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta), factors

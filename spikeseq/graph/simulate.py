@@ -15,7 +15,8 @@ Numerics:
   per-synapse delay ``d``). Inputs must be integers (0/1 spikes or integer graded payloads). A readout population
   (``LoihiCUBA.readout``) is the same compartment: it spikes and resets as netx's LIF does (its ``vth`` is the
   largest mantissa, so only a saturated membrane reaches it); its recorded value is ``v`` after that reset.
-- ``"spinnaker2"``: quantised to int8 weights, float32 state, one step per hop (targets.md §4.4, best effort).
+- ``"spinnaker2"``: quantised to int8 weights, float32 state, one step per hop (targets.md §4.4, best effort); a
+  graded population sends ``v' / w_scale`` (float32) with each spike.
 
 With ``align=True`` (default) the run is extended by the largest input-to-node latency and every recorded trace is
 shifted back by its node's latency, so traces index the same time steps as the torch model. The result carries
@@ -36,7 +37,7 @@ from spikeseq.dynamics import reset_membrane
 from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
 from spikeseq.graph import ir
 
-__all__ = ["SimResult", "hop_latency", "simulate", "synapse_matrix"]
+__all__ = ["SimResult", "hop_latencies", "hop_latency", "simulate", "synapse_matrix"]
 
 MAX_UV = 2**23
 
@@ -309,6 +310,11 @@ class _Cell:
                 return v_pre
             z = (v_pre > p["th"]).astype(np.float32)
             s["v"] = np.asarray(reset_membrane(v_pre, z, p["th"], node.reset, p["vr"]), np.float32)
+            if node.graded:   # the spike carries v' in float units (float32, or int8 fixed point)
+                val = v_pre / p["ws"]
+                if node.payload_frac_bits is not None:
+                    val = np.clip(np.round(val * np.float32(2.0**node.payload_frac_bits)), -127, 127)
+                return np.where(z > 0, val, np.float32(0)).astype(np.float32)
             return z
         if isinstance(node, ir.Delay):
             ring = s["ring"]
@@ -339,6 +345,14 @@ def _latencies(g: ir.Graph, order: list[str], delayed: set, latency: str) -> dic
         lat[k] = max((lat[a] + (1 if (latency == "hop" and g.nodes[a].role == "synapse") else 0) for a in preds),
                      default=0)
     return lat
+
+
+def hop_latencies(graph: ir.Graph) -> dict[str, int]:
+    """Per node of the flattened graph, its input-to-node latency in steps with one step per synapse hop
+    (recurrent edges excluded): the shift by which ``simulate(..., align=True)`` aligns the node's trace."""
+    g = graph.flat()
+    order, delayed = g.schedule("hop")
+    return _latencies(g, order, delayed, "hop")
 
 
 def hop_latency(graph: ir.Graph) -> int:

@@ -23,6 +23,7 @@ carries the module's ``tau`` (seconds) as stored, the graph uses ``discretizatio
 
 from __future__ import annotations
 
+import contextvars
 import math
 from collections.abc import Callable
 from typing import Any
@@ -37,8 +38,31 @@ from spikeseq.graph import ir
 from spikeseq.nn import IF, LI, LIF, CubaLIF, DelayLinear, LMUMemory, Sequential
 from spikeseq.nn.recurrent import RLIF
 
-__all__ = ["GraphBuilder", "Lowering", "affine_node", "fold_batchnorm", "linear_node", "lowering_for",
-           "neuron_node", "register_lowering", "trace", "unregister_lowering"]
+__all__ = ["Bindings", "GraphBuilder", "Lowering", "affine_node", "bind", "fold_batchnorm", "infer_input_shape",
+           "linear_node", "lowering_for", "neuron_node", "register_lowering", "trace", "trace_bound",
+           "unregister_lowering"]
+
+#: node name -> {"weight": tensor, "bias": tensor}: the live torch tensors a synapse node's arrays were computed from
+Bindings = dict[str, dict[str, torch.Tensor]]
+#: while :func:`trace_bound` runs: id(node) -> (node, {field: tensor}); ``None`` otherwise (plain trace)
+_RECORDER: contextvars.ContextVar[dict | None] = contextvars.ContextVar("spikeseq_trace_bindings", default=None)
+
+
+def bind(node: ir.Node, **tensors: torch.Tensor | None) -> ir.Node:
+    """Record that ``node``'s arrays (``weight=``, ``bias=``) are the values of these torch tensors (with their
+    autograd history), for :func:`trace_bound`; a no-op during a plain :func:`trace`. Returns ``node``.
+
+    The lowering helpers (:func:`affine_node`, :func:`linear_node`, the Conv and DelayLinear lowerings,
+    :func:`fold_batchnorm`) call it, so a family lowering built from them gets bindings without code of its own;
+    a lowering that builds a synapse node from numpy arrays itself leaves it unbound (a constant in target mode).
+    Keyed by the node object, never by matching values."""
+    rec = _RECORDER.get()
+    if rec is not None:
+        kept = {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
+        if kept:
+            rec[id(node)] = (node, kept)
+    return node
+
 
 #: ``fn(module, builder, prev, shape, prefix) -> (exit node names, per-sample output shape)``
 Lowering = Callable[..., tuple[list[str], tuple[int, ...]]]
@@ -154,7 +178,7 @@ def trace(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, 
         raise ParameterError("trace(model, dt=...) needs the time step dt in seconds (it is recorded in the graph)")
     if not (isinstance(dt, (int, float)) and dt > 0):
         raise ParameterError(f"dt must be a positive number of seconds, got {dt!r}")
-    shape = _infer_input_shape(model) if input_shape is None else ir.as_shape(input_shape)
+    shape = infer_input_shape(model) if input_shape is None else ir.as_shape(input_shape)
     b = GraphBuilder(float(dt))
     b.add("input", ir.Input(shape, payload=input_payload), [])
     exits, shape = b.lower(model, ["input"], shape, "")
@@ -166,7 +190,31 @@ def trace(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, 
     return g
 
 
-def _infer_input_shape(model: nn.Module) -> tuple[int, ...]:
+def trace_bound(model: nn.Module, *, dt: float | None = None, input_shape: tuple[int, ...] | int | None = None,
+                input_payload: ir.Payload = "spikes") -> tuple[ir.Graph, Bindings]:
+    """:func:`trace` plus the :data:`Bindings` of every synapse node whose arrays came from torch tensors: node
+    name -> ``{"weight": tensor, "bias": tensor}`` holding the values of the node's arrays (up to float rounding: the
+    arrays stay the reference), computed from the model's parameters with autograd history (BatchNorm folding
+    included, in torch). Target-mode training
+    (:mod:`spikeseq.graph.target_forward`) sends gradients through them to the model's parameters."""
+    rec: dict = {}
+    token = _RECORDER.set(rec)
+    try:
+        g = trace(model, dt=dt, input_shape=input_shape, input_payload=input_payload)
+    finally:
+        _RECORDER.reset(token)
+    by_id = {id(node): name for name, node in g.nodes.items()}
+    out: Bindings = {}
+    for key, (node, tensors) in rec.items():
+        name = by_id.get(key)
+        if name is not None and g.nodes[name] is node:
+            out[name] = tensors
+    return g, out
+
+
+def infer_input_shape(model: nn.Module) -> tuple[int, ...]:
+    """The per-sample input shape :func:`trace` infers for ``model`` (its own ``input_shape`` attribute or that of
+    its first member, or the width of a first ``Linear``/``RLIF``/``DelayLinear``); ParameterError otherwise."""
     first = model
     while isinstance(first, Sequential) and len(first):
         first = first[0]
@@ -218,7 +266,8 @@ def _lower_conv2d(m: nn.Conv2d, b: GraphBuilder, prev, shape, prefix):
     if m.padding_mode != "zeros" or isinstance(m.padding, str):
         raise ExportError(f"{prefix}conv2d: only numeric zero padding is supported, got {m.padding!r}")
     bias = _np(m.bias, np.float32) if m.bias is not None else np.zeros(m.out_channels, np.float32)
-    node = ir.Conv2d(shape, _np(m.weight, np.float32), bias, m.stride, m.padding, m.dilation, m.groups)
+    node = bind(ir.Conv2d(shape, _np(m.weight, np.float32), bias, m.stride, m.padding, m.dilation, m.groups),
+                weight=m.weight, bias=m.bias)
     return [b.add(f"{prefix}conv2d", node, prev)], node.out_shape
 
 
@@ -227,7 +276,8 @@ def _lower_conv1d(m: nn.Conv1d, b: GraphBuilder, prev, shape, prefix):
     if m.padding_mode != "zeros" or isinstance(m.padding, str):
         raise ExportError(f"{prefix}conv1d: only numeric zero padding is supported, got {m.padding!r}")
     bias = _np(m.bias, np.float32) if m.bias is not None else np.zeros(m.out_channels, np.float32)
-    node = ir.Conv1d(shape, _np(m.weight, np.float32), bias, m.stride[0], m.padding[0], m.dilation[0], m.groups)
+    node = bind(ir.Conv1d(shape, _np(m.weight, np.float32), bias, m.stride[0], m.padding[0], m.dilation[0],
+                          m.groups), weight=m.weight, bias=m.bias)
     return [b.add(f"{prefix}conv1d", node, prev)], node.out_shape
 
 
@@ -267,10 +317,11 @@ def _lower_rlif(m: RLIF, b: GraphBuilder, prev, shape, prefix):
 
 @_builtin(DelayLinear)
 def _lower_delay_linear(m: DelayLinear, b: GraphBuilder, prev, shape, prefix):
-    w, d = m.integer_weights_and_delays()
+    """The eval-mode layer: its delays clamped and rounded (``DelayLinear.eval_weights_and_delays``)."""
+    w, d = m.eval_weights_and_delays()
     bias = getattr(m, "bias", None)
-    node = ir.DelayAffine(_np(torch.as_tensor(w), np.float32), _np(torch.as_tensor(d), np.int64),
-                          None if bias is None else _np(bias, np.float32))
+    node = bind(ir.DelayAffine(_np(torch.as_tensor(w), np.float32), _np(torch.as_tensor(d), np.int64),
+                               None if bias is None else _np(bias, np.float32)), weight=m.weight, bias=bias)
     return [b.add(f"{prefix}delayaffine", node, prev)], node.out_shape
 
 
@@ -292,7 +343,8 @@ def _lower_lmu_memory(m: LMUMemory, b: GraphBuilder, prev, shape, prefix):
 def affine_node(lin: nn.Linear) -> ir.Node:
     """``Affine`` (or ``Linear`` without bias) node of a ``torch.nn.Linear``."""
     w = _np(lin.weight, np.float32)
-    return ir.Affine(w, _np(lin.bias, np.float32)) if lin.bias is not None else ir.Linear(w)
+    node = ir.Affine(w, _np(lin.bias, np.float32)) if lin.bias is not None else ir.Linear(w)
+    return bind(node, weight=lin.weight, bias=lin.bias)
 
 
 def _check_dt(m: nn.Module, dt: float, name: str) -> None:
@@ -336,7 +388,8 @@ def neuron_node(m: nn.Module, shape, dt: float, name: str) -> ir.Node:
 
 def linear_node(w: torch.Tensor | np.ndarray) -> ir.Linear:
     """A bias-free ``Linear`` node with weight ``w`` ``[out, in]``."""
-    return ir.Linear(_np(torch.as_tensor(w), np.float32))
+    node = ir.Linear(_np(torch.as_tensor(w), np.float32))
+    return bind(node, weight=w) if isinstance(w, torch.Tensor) else node
 
 
 def fold_batchnorm(m: nn.Module, b: GraphBuilder, prev: list[str], prefix: str) -> list[str]:
@@ -366,5 +419,14 @@ def fold_batchnorm(m: nn.Module, b: GraphBuilder, prev: list[str], prefix: str) 
         new = ir.Conv2d(node.input_shape, w, bias, node.stride, node.padding, node.dilation, node.groups)
     else:
         new = ir.Conv1d(node.input_shape, w, bias, node.stride, node.padding, node.dilation, node.groups)
+    rec = _RECORDER.get()
+    if rec is not None and id(node) in rec:  # the same fold in torch, so gradients reach the BatchNorm and weights
+        bound = rec.pop(id(node))[1]
+        ta = (m.weight if m.affine else torch.ones_like(m.running_var)) / torch.sqrt(m.running_var + m.eps)
+        tc = (m.bias if m.affine else torch.zeros_like(m.running_var)) - ta * m.running_mean
+        tw = bound.get("weight")
+        tb = bound.get("bias")
+        bind(new, weight=None if tw is None else tw * ta.reshape(-1, *([1] * (tw.dim() - 1))),
+             bias=tc if tb is None else ta * tb + tc)
     b.nodes[name] = new
     return prev

@@ -109,6 +109,17 @@ class DelayLinear(StatefulModule):
         d = fd.integer_delays(self.delay.detach(), self.max_delay)
         return self.weight.detach().clone(), d.clone()
 
+    def eval_delays(self) -> torch.Tensor:
+        """The delays the eval-mode forward shifts by: clamped into ``[0, max_delay]`` and rounded (a float copy;
+        the parameter is not changed)."""
+        return self.delay.detach().clamp(0, self.max_delay).round()
+
+    def eval_weights_and_delays(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(W [out, in] float, D [out, in] int64 steps)`` of the eval-mode forward (:meth:`eval_delays`), for
+        tracers: the same as :meth:`integer_weights_and_delays` after :meth:`round_delays`, without changing the
+        layer."""
+        return self.weight.detach().clone(), fd.integer_delays(self.eval_delays(), self.max_delay).clone()
+
     def initial_state(self, batch_size: int, *, device=None, dtype=None) -> fd.DelayState:
         """Silence before the sequence, for streaming (``step``) from the start."""
         return fd.DelayState(torch.zeros(self.max_delay, batch_size, self.in_features,
@@ -120,7 +131,7 @@ class DelayLinear(StatefulModule):
         if self.training and self.learn_delay:
             return fd.delay_gaussian(x, state, weight=self.weight, delay=self.delay, sigma=self.sigma,
                                      max_delay=self.max_delay, bias=self.bias, sigma_offset=self.sigma_offset)
-        return self._integer(x, state, self.delay.detach().clamp(0, self.max_delay).round())
+        return self._integer(x, state, self.eval_delays())
 
     def forward_integer(self, x: torch.Tensor, state: fd.DelayState | None = None):
         """Integer shifts by the delays as they are (they must be whole steps already: :meth:`round_delays`),

@@ -5,7 +5,10 @@ For each target, :func:`spikeseq.verify.export_and_verify` writes the exported f
 (quantised) graph with the torch model on ``[export] samples`` test samples (per-layer spike agreement, output
 agreement, accuracies, mapping report). The result goes to ``RUN/export/<target>.json`` and ``.md``. A target
 that fails is reported and the others still run; the exit code is 1 if any failed. Writer options per target come
-from ``[export.<target>]`` (e.g. ``[export.loihi] reset_policy = "zero"``).
+from ``[export.<target>]`` (e.g. ``[export.loihi] reset_policy = "zero"``). A run trained for a target
+(``[train] target``) is exported with the numerics it was trained with (the checkpoint's ``"target"`` settings, e.g.
+the input payloads' fractional bits), and its result also holds ``target_mode``: target mode against the bit-exact
+interpreter on the same samples (:func:`spikeseq.train.target.target_agreement`; spike agreement 1.0 per node).
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     from spikeseq.progress import progress
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, model_dt, sample_inputs
+    from spikeseq.train.target import TargetMode, TargetSettings, target_agreement
     from spikeseq.verify import export_and_verify
 
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -66,24 +70,31 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     if lr.cfg.train.readout == "max":
         raise ConfigError("export verification compares predictions from the summed or last output; a model "
                           "trained with train.readout = 'max' cannot be checked that way")
-    readout = "last" if lr.cfg.train.readout == "last" else "sum"  # argmax of the mean = argmax of the sum
+    readout = lr.cfg.train.readout if lr.cfg.train.readout in ("last", "softmax_sum") else "sum"  # mean: as sum
     out_dir = ensure_dir(lr.run.export_dir)
     results: dict[str, Any] = {}
+    trained_for = lr.ckpt.get("target")  # a target-mode run: its stored numerics (input bits k, ...) are reused
     for target in progress(targets, total=len(targets), desc="export + verify"):
         artifact = out_dir / ARTIFACTS[target]
         ensure_dir(artifact.parent)
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout,
-                                        **getattr(lr.cfg.export, target))
+                kwargs = dict(getattr(lr.cfg.export, target))
+                if trained_for and trained_for.get("target") == target:
+                    kwargs.update(TargetSettings(**trained_for).export_kwargs())
+                res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout, **kwargs)
+                extra = {}
+                if trained_for and trained_for.get("target") == target:
+                    tm = TargetMode(lr.model, TargetSettings(**trained_for), dt=dt)
+                    extra["target_mode"] = target_agreement(tm, x, y, lr.cfg.train.readout)
             _replay(caught, target)
         except SpikeseqError as e:
             results[target] = {"target": target, "error": str(e)}
             write_json(out_dir / f"{target}.json", results[target])
             write_text(out_dir / f"{target}.md", f"### Export to {target}: failed\n\n{e}\n")
             continue
-        results[target] = res.to_dict()
+        results[target] = {**res.to_dict(), **extra}
         write_json(out_dir / f"{target}.json", results[target])
         write_text(out_dir / f"{target}.md", res.to_markdown())
     return results

@@ -70,7 +70,9 @@ def run(args: argparse.Namespace) -> int:
         from spikeseq.train.tasks import continual
 
         if continual.is_continual(read_toml(args.config)):
-            return continual.cli_run(args)
+            from spikeseq.train import stream
+
+            return stream.cli_run(args)
     if args.config is None:
         if not (args.resume and args.out):
             raise ConfigError("give a CONFIG file (or --resume --out RUN to continue a run)")

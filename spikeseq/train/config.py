@@ -44,6 +44,8 @@ DEVICES = ("cpu", "cuda", "auto")
 PRECISIONS = ("float32", "bf16")
 DECAY_ON = ("weights", "all")
 CHECKPOINTS = ("best", "last")
+#: ``[train] target`` values (spikeseq.graph.target_forward.TARGETS; config stays import-light)
+TRAIN_TARGETS = ("loihi", "spinnaker2")
 
 
 @dataclass
@@ -118,6 +120,11 @@ class TrainConfig:
     #: per parameter group overrides (``lr``, ``weight_decay``, ``scheduler``) for groups a model names, e.g.
     #: ``[train.groups.delays] lr = 0.1`` (see :mod:`spikeseq.train.optim`)
     groups: dict[str, Any] = field(default_factory=dict)
+    #: train for a hardware target (:mod:`spikeseq.train.target`): ``"loihi"`` or ``"spinnaker2"``; the forward pass
+    #: then computes with the target's arithmetic (the exporter's quantisation, ``[export.<target>]`` settings)
+    target: str | None = None
+    #: with ``target``: the last N epochs run in target mode, after ``epochs - N`` float epochs (``None``: all)
+    target_epochs: int | None = None
 
 
 @dataclass
@@ -303,6 +310,7 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
         if value not in choices:
             raise ConfigError(f"{src}: train.{key} = {value!r} is not one of {', '.join(choices)}")
     _check_train_numbers(t, src)
+    _check_target(cfg, src)
     for key in ("epochs", "batch_size", "eval_batch_size"):
         if getattr(t, key) < 1:
             raise ConfigError(f"{src}: train.{key} must be >= 1, got {getattr(t, key)}")
@@ -323,6 +331,26 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
     for key, v in (("export.samples", cfg.export.samples), ("profile.samples", cfg.profile.samples)):
         if v < 1:
             raise ConfigError(f"{src}: {key} must be >= 1, got {v}")
+
+
+def _check_target(cfg: RunConfig, src: str) -> None:
+    """``train.target`` / ``train.target_epochs`` (spikeseq.train.target)."""
+    t = cfg.train
+    if t.target is not None and t.target not in TRAIN_TARGETS:
+        raise ConfigError(f"{src}: train.target = {t.target!r} is not a target; target mode trains for one of "
+                          f"{', '.join(TRAIN_TARGETS)} (leave it out for float training)")
+    if t.target_epochs is not None:
+        if t.target is None:
+            raise ConfigError(f"{src}: train.target_epochs = {t.target_epochs} needs train.target "
+                              f"({' or '.join(TRAIN_TARGETS)})")
+        if not 1 <= t.target_epochs <= t.epochs:
+            raise ConfigError(f"{src}: train.target_epochs must be in 1..train.epochs ({t.epochs}), got "
+                              f"{t.target_epochs}")
+    if t.target is not None and t.nproc > 1:
+        raise ConfigError(f"{src}: train.target runs in one process; set train.nproc = 1")
+    if t.target is not None and t.precision != "float32":
+        raise ConfigError(f"{src}: train.target computes the target's exact arithmetic; set train.precision = "
+                          "\"float32\" (bf16 autocast would round it)")
 
 
 def _check_numbers(cfg: RunConfig, src: str) -> None:

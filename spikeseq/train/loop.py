@@ -21,6 +21,15 @@ processes.
 Model hooks (duck-typed, optional): ``model.train_epoch_start(epoch, epochs)`` before each epoch (e.g. an annealed
 kernel width) and ``model.train_step_end()`` after each optimizer step (e.g. clamping delays into range).
 
+Loop hooks (:class:`Hooks`, for methods that act around the optimizer step without owning a loop, e.g. the
+continual-learning plug-ins of :mod:`spikeseq.train.tasks.continual`): ``before_step`` once per optimizer step,
+after the window's last backward (gradients complete and, under DDP, averaged over ranks) and before clipping;
+``after_step`` after ``opt.step()``; ``state_dict`` is stored in every checkpoint and handed back to
+``load_state_dict`` on resume, before the optimizer is built (the hooks' state may decide which parameters
+train). A caller that trains a model it built itself (a stream of tasks, one ``fit`` per task) passes ``model``,
+``task`` (a :class:`~spikeseq.train.tasks.Task`, instead of the recipe's) and ``order`` (the sample order of each
+epoch, instead of :func:`epoch_order`).
+
 Mixed precision (``train.precision = "bf16"``): the training forward pass runs under ``torch.autocast`` with
 bfloat16 (matmuls, linear layers and convolutions in bfloat16; element-wise neuron updates and the spike
 comparison ``v > v_th`` in the dtype those produce). The loss and the metrics are computed in float32 from
@@ -55,7 +64,7 @@ from spikeseq.train import checkpoint, distributed, optim
 from spikeseq.train.config import ModelConfig, RunConfig
 from spikeseq.train.datasets import Prepared, prepare, time_first
 from spikeseq.train.rundir import RunDir
-from spikeseq.train.tasks import task_for
+from spikeseq.train.tasks import Task, task_for
 
 
 def build_model(model_cfg: ModelConfig) -> nn.Module:
@@ -73,11 +82,15 @@ def build_model(model_cfg: ModelConfig) -> nn.Module:
 
 
 def preflight(cfg: RunConfig) -> None:
-    """Fail fast, before a run directory is touched: the model builds, its family solves the task and the dataset
-    name is known."""
+    """Fail fast, before a run directory is touched: the model builds (and runs on ``train.target``, if set), its
+    family solves the task and the dataset name is known."""
     from spikeseq.train.datasets import TENSOR_FILE, known_datasets
 
-    build_model(cfg.model)
+    model = build_model(cfg.model)
+    if cfg.train.target is not None:  # a node the target cannot run: an error now, not mid-epoch
+        from spikeseq.train.target import check_target, settings_from_config
+
+        check_target(model, settings_from_config(cfg), need_shape=False)  # fit checks again with the data's shape
     task_for(cfg)
     if cfg.data.name != TENSOR_FILE:
         known = known_datasets()
@@ -131,6 +144,25 @@ def rank_seed(seed: int, rank: int) -> int:
     return (int(seed) * 1_000_003 + 7919 * (int(rank) + 1)) % (2**63)
 
 
+class Hooks:
+    """Callbacks of :func:`fit` around each optimizer step (see the module docstring); every method is a no-op
+    here, subclasses override what they need."""
+
+    def before_step(self, model: nn.Module) -> None:
+        """After the window's backward pass (gradients complete, reduced over ranks), before clipping and the
+        optimizer step."""
+
+    def after_step(self, model: nn.Module) -> None:
+        """After the optimizer step (and the model's own ``train_step_end``)."""
+
+    def state_dict(self) -> dict[str, Any] | None:
+        """State saved in every checkpoint under ``"hooks"`` (``None``: nothing)."""
+        return None
+
+    def load_state_dict(self, state: dict[str, Any] | None) -> None:
+        """Restore :meth:`state_dict` on resume (called before the optimizer is built)."""
+
+
 def _hook(model: nn.Module, name: str, *args: Any) -> None:
     fn = getattr(model, name, None)
     if callable(fn):
@@ -155,6 +187,13 @@ def _float32(out: Any) -> Any:
     return out.float()
 
 
+def _integers(x: torch.Tensor, chunk: int = 256) -> bool:
+    """Whether every value of ``x`` is an integer (checked ``chunk`` samples at a time: no full-size temporary)."""
+    if not x.is_floating_point():
+        return True
+    return all(not bool(torch.frac(x[i:i + chunk]).any()) for i in range(0, x.shape[0], chunk))
+
+
 def _window_size(b: int, accumulate: int, bsz: int, n: int) -> int:
     """Samples in the accumulation window that holds micro-batch ``b``."""
     w0 = (b // accumulate) * accumulate
@@ -176,23 +215,37 @@ def _restore(ck: dict[str, Any], info: distributed.DistInfo, path: Any) -> torch
 
 
 def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | None = None,
-        on_step: Callable[[int], None] | None = None, quiet: bool = False) -> dict[str, Any]:
+        on_step: Callable[[int], None] | None = None, quiet: bool = False, model: nn.Module | None = None,
+        task: Task | None = None, hooks: Hooks | None = None,
+        order: Callable[[int, int], torch.Tensor] | None = None, desc: str = "") -> dict[str, Any]:
     """Train ``cfg`` into ``run`` (a prepared run directory). Returns a summary dict.
 
-    ``on_step(step)`` is called after every optimizer step (tests use it to simulate a kill).
+    ``on_step(step)`` is called after every optimizer step (tests use it to simulate a kill). Without ``model``
+    the run seeds everything with ``train.seed`` and builds the recipe's model; with ``model`` (already on its
+    device) it trains that model from the RNG state it finds (the caller seeded it). ``task`` replaces the
+    recipe's task, ``hooks`` adds :class:`Hooks`, ``order(epoch, n)`` replaces :func:`epoch_order`, ``desc``
+    prefixes the progress lines.
     """
     t = cfg.train
     device = _device_for(cfg)
     info = distributed.init(device)
     if t.threads is not None:
         torch.set_num_threads(t.threads)
-    checkpoint.seed_everything(t.seed)
+    if model is None:
+        checkpoint.seed_everything(t.seed)
     if data is None:
         data = prepare(cfg.data, t.seed)
-    model = build_model(cfg.model).to(device)
-    if info.enabled:  # one random stream per rank after the (identical) initialisation: e.g. dropout masks
-        checkpoint.seed_everything(rank_seed(t.seed, info.rank))
-    task = task_for(cfg)
+    if model is None:
+        model = build_model(cfg.model).to(device)
+        if info.enabled:  # one random stream per rank after the (identical) initialisation: e.g. dropout masks
+            checkpoint.seed_everything(rank_seed(t.seed, info.rank))
+    task = task if task is not None else task_for(cfg)
+    hooks = hooks if hooks is not None else Hooks()
+    order = order if order is not None else (lambda e, n_: epoch_order(n_, t.seed, e))
+    ck = checkpoint.load(run.last, map_location=device) if resume else None
+    if ck is not None:  # the model and the hooks' state first: they decide which parameters the optimizer gets
+        model.load_state_dict(ck["model"])
+        hooks.load_state_dict(ck.get("hooks"))
     groups, specs = optim.param_groups(model, t)
     opt = optim.make_optimizer(groups, t)
     n, bsz, acc_n = len(data.train), t.batch_size, t.accumulate
@@ -204,9 +257,9 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     best = {"metric": -math.inf, "loss": math.inf, "epoch": None}
     accum = torch.zeros(3, dtype=torch.float64)  # loss sum, correct, count of the current epoch (this rank)
     elapsed = 0.0
-    if resume:
-        ck = checkpoint.load(run.last, map_location=device)
-        model.load_state_dict(ck["model"])
+    stored_target = None
+    if ck is not None:
+        stored_target = ck.get("target")
         opt.load_state_dict(ck["optimizer"])
         pos = dict(ck["position"])
         best = dict(ck["best"])
@@ -214,6 +267,13 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
         accum = _restore(ck, info, run.last)
         if info.main:
             run.truncate_metrics(pos["epoch"])
+    tset, tmode, first_target = None, None, t.epochs
+    if t.target is not None:  # train for a target: settings fixed once (and kept across resumes), checked now
+        from spikeseq.train.target import TargetMode, check_target, settings_from_config
+
+        tset = settings_from_config(cfg, data.train.x, stored=stored_target)
+        check_target(model, tset, input_shape=tuple(data.train.x.shape[2:]))
+        first_target = t.epochs - (t.target_epochs or t.epochs)
     net = model
     if info.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
@@ -230,25 +290,31 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 "accum": sums, "rng": rngs[0], "rng_ranks": rngs, "config": cfg.to_dict(),
                 "classes": data.classes, "n_classes": data.n_classes, "data_info": data.info,
                 "normalizer": data.normalizer.state_dict() if data.normalizer is not None else None,
-                "world_size": info.world, "elapsed_s": time.time() - t0})
+                "world_size": info.world, "elapsed_s": time.time() - t0, "hooks": hooks.state_dict(),
+                "target": None if tset is None else tset.to_dict()})
 
     step = pos["step"]
     status = "finished"
     t0 = time.time() - elapsed  # time_s in metrics counts training time across resumes
     with StopRequest() as stop_req:
         for epoch in range(pos["epoch"], t.epochs):
-            order = epoch_order(n, t.seed, epoch)
+            perm = order(epoch, n)
             start = pos["batch"] if epoch == pos["epoch"] else 0
             if start == 0:
                 accum.zero_()
             _hook(model, "train_epoch_start", epoch, t.epochs)
             model.train()
-            bar = progress(range(start, n_batches), total=n_batches - start, desc=f"epoch {epoch + 1}/{t.epochs}",
+            in_target = tset is not None and epoch >= first_target
+            if in_target and tmode is None:   # the data's kind is checked once here, not every batch
+                integer = all(_integers(v) for v in (data.train.x, data.val.x))
+                tmode = TargetMode(model, tset, integer_inputs=integer)
+            fwd = tmode if in_target else net
+            bar = progress(range(start, n_batches), total=n_batches - start, desc=f"{desc}epoch {epoch + 1}/{t.epochs}",
                            unit="batch")
             stop = False
             stopped_at = None
             for b in bar:
-                idx = order[b * bsz:(b + 1) * bsz]
+                idx = perm[b * bsz:(b + 1) * bsz]
                 local = idx[info.rank::info.world]
                 x = time_first(data.train.x[local]).to(device)
                 y = data.train.y[local].to(device)
@@ -261,12 +327,12 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                     sync = net.no_sync()
                 with sync:
                     with autocast:
-                        out = _forward(net, x, t.precision, device)
+                        out = _forward(fwd, x, t.precision, device)
                     if t.precision != "float32":  # the loss and metrics in float32
                         out = _float32(out)
                     res = task.batch(out, y, cfg)
                     loss_sum = res.loss_sum.float()
-                    loss = loss_sum * (info.world / _window_size(b, acc_n, bsz, n))
+                    loss = loss_sum / _window_size(b, acc_n, bsz, n) * info.world
                     loss.backward()
                 accum += torch.tensor([float(loss_sum.detach()), res.metric_sum, float(res.count)],
                                       dtype=torch.float64)
@@ -274,10 +340,12 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                     bar.set_postfix(loss=f"{float(loss_sum) / max(local.numel(), 1):.4f}")
                 if not last_of_window:
                     continue
+                hooks.before_step(model)
                 if t.grad_clip is not None:
                     nn.utils.clip_grad_norm_(model.parameters(), t.grad_clip)
                 opt.step()
                 _hook(model, "train_step_end")
+                hooks.after_step(model)
                 step += 1
                 if on_step is not None:
                     on_step(step)
@@ -295,27 +363,34 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                 break
             # end of epoch -----------------------------------------------------------------------------------
             tot = distributed.all_reduce_sum(accum.clone(), info)
-            val = task.evaluate(model, data.val, cfg, device, data.n_classes, desc="validating")
+            val = task.evaluate(tmode if in_target else model, data.val, cfg, device, data.n_classes,
+                                desc="validating")
             metric = val[task.metric] if val[task.metric] is not None else float(tot[1] / tot[2])
             loss_now = val["loss"] if val["loss"] is not None else float(tot[0] / tot[2])
             record = {"epoch": epoch + 1, "step": step, "train_loss": float(tot[0] / tot[2]),
                       f"train_{task.train_metric}": float(tot[1] / tot[2]), "val_loss": val["loss"],
                       f"val_{task.metric}": val[task.metric],
                       "lr": opt.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
+            if tset is not None:
+                record["mode"] = tset.target if in_target else "float"
             # best: highest accuracy, ties broken by lower loss (small validation sets tie often)
             improved = (metric, -loss_now) > (best["metric"], -best.get("loss", math.inf))
+            if tset is not None and not in_target:
+                improved = False    # a target run's best checkpoint is one of its target-mode epochs
             if improved:
                 best = {"metric": metric, "loss": loss_now, "epoch": epoch + 1}
             if info.main:
                 run.append_metrics(record)
                 if not quiet:
                     va = "-" if val[task.metric] is None else f"{val[task.metric]:.4f}"
-                    print(f"epoch {epoch + 1}/{t.epochs}  step {step}  train_loss {record['train_loss']:.4f}  "
+                    print(f"{desc}epoch {epoch + 1}/{t.epochs}  step {step}  train_loss {record['train_loss']:.4f}  "
                           f"train_{task.train_metric} {tot[1] / tot[2]:.4f}  val_{task.metric} {va}  "
                           f"({record['time_s']:.0f} s)", file=sys.stderr)
             if improved:
                 save(run.best, epoch + 1, 0, step)
             save(run.last, epoch + 1, 0, step)
+            if tset is not None and epoch + 1 == first_target:   # the float model, before the target epochs
+                save(run.ckpt_dir / "float.pt", epoch + 1, 0, step)
             distributed.barrier(info)
             if stop:
                 status = "interrupted" if stop_req.requested else "finished"

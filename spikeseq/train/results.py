@@ -18,7 +18,11 @@ same weights. Fields (``schema`` 1)::
     machine        cpu model, logical cores, torch threads of the run
     time           train_s (all epochs incl. validation, across resumes), epoch_s (per epoch), eval_s, profile_s
     metrics        test_acc, test_n, checkpoint, epoch, params, activation_sparsity, dense_macs, eff_macs, eff_acs,
-                   spikes_out (per sample), profile_samples, not_counted, energy_pj {table: {memory_on, memory_off}}
+                   spikes_out (per sample), profile_samples, not_counted, energy_pj {table: {memory_on, memory_off}},
+                   and for a run trained for a target (``[train] target``; ``test_acc`` is then target mode's):
+                   target {target, settings, target_acc, float_acc (same weights in float), float_before_acc
+                   (after the float epochs, if any), export {spike_agreement per node, readout_max_abs_diff,
+                   prediction_agreement, target_accuracy, graph_accuracy on [export] samples test samples}}
 
 :mod:`spikeseq.report.results` turns these files into the README's tables.
 """
@@ -126,6 +130,7 @@ def record(run_path: str | Path, recipe: str | Path | None = None, out_root: str
             "activation_sparsity": (1.0 - tot.get("out_nonzero", 0.0) / elements) if elements else None,
             **{k: tot.get(k) for k in ("dense_macs", "eff_macs", "eff_acs", "spikes_out")},
             "profile_samples": prof["samples"], "not_counted": prof["report"].get("not_counted", []),
+            **({"target": ev["target"]} if ev.get("target") else {}),
             "energy_pj": {t: {"memory_on": e["memory_on"]["total_pj"], "memory_off": e["memory_off"]["total_pj"]}
                           for t, e in prof["energy"].items()},
         },

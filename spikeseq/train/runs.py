@@ -71,14 +71,44 @@ def sample_inputs(data: Prepared, n: int, seed: int = 0) -> tuple[torch.Tensor, 
     return time_first(data.test.x[idx]), data.test.y[idx]
 
 
+def _target_evaluation(lr: LoadedRun, data: Prepared, test_float: dict[str, Any], device) -> dict[str, Any]:
+    """A target-mode run's test numbers: ``test`` in target mode (the run's headline), ``float_acc`` of the same
+    weights in float, ``float_before_acc`` of ``checkpoints/float.pt`` (the model after the float epochs, when the
+    run had any), and ``export``: target mode against the bit-exact interpreter on ``[export] samples`` seeded test
+    samples (:func:`spikeseq.train.target.target_agreement`: spike agreement per node, accuracies)."""
+    from spikeseq.train.target import TargetMode, TargetSettings, target_agreement
+
+    settings = TargetSettings(**lr.ckpt["target"])
+    task = task_for(lr.cfg)
+    tm = TargetMode(lr.model, settings)
+    test = task.evaluate(tm, data.test, lr.cfg, device, data.n_classes, desc="testing (target mode)")
+    before = None
+    float_ck = lr.run.ckpt_dir / "float.pt"
+    if float_ck.is_file():
+        m = build_model(lr.cfg.model)
+        m.load_state_dict(checkpoint.load(float_ck)["model"])
+        before = task.evaluate(m.eval(), data.test, lr.cfg, device, data.n_classes, desc="testing (float)")["acc"]
+    x, y = sample_inputs(data, lr.cfg.export.samples, lr.cfg.train.seed)
+    agree = target_agreement(tm, x, y, lr.cfg.train.readout)
+    return {"test": test, "target": settings.target, "settings": settings.to_dict(), "target_acc": test.get("acc"),
+            "float_acc": test_float.get("acc"), "float_before_acc": before, "export": agree}
+
+
 def evaluate_run(path: str | Path, which: str = "best", raster_samples: int = 64) -> dict[str, Any]:
-    """Evaluate on the test split and write ``eval.json`` (accuracy, confusion, firing rates, raster)."""
+    """Evaluate on the test split and write ``eval.json`` (accuracy, confusion, firing rates, raster). A run
+    trained for a target (``[train] target``) reports target mode's test evaluation as ``test`` and the rest in
+    ``target`` (:func:`_target_evaluation`)."""
     lr = load_run(path, which)
     data = lr.data()
     device = torch.device("cpu")
     t0 = time.time()
-    test = task_for(lr.cfg).evaluate(lr.model, data.test, lr.cfg, device, data.n_classes, desc="testing")
+    task = task_for(lr.cfg)
+    test = task.evaluate(lr.model, data.test, lr.cfg, device, data.n_classes, desc="testing")
     spikes = spike_stats(lr.model, data.test.x[:raster_samples], device)
+    target = None
+    if lr.ckpt.get("target"):   # trained for a target: the test number is target mode's (what the export computes)
+        target = _target_evaluation(lr, data, test, device)
+        test = target.pop("test")
     result = {
         "checkpoint": which, "epoch": lr.ckpt["position"]["epoch"], "step": lr.ckpt["position"]["step"],
         "best_val": lr.ckpt["best"], "classes": data.classes, "data": data.info,
@@ -86,5 +116,7 @@ def evaluate_run(path: str | Path, which: str = "best", raster_samples: int = 64
                                                   "parameters": sum(p.numel() for p in lr.model.parameters())},
         "time_s": round(time.time() - t0, 3),
     }
+    if target is not None:
+        result["target"] = target
     write_json(lr.run.eval_json, result)
     return result

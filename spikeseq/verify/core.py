@@ -11,8 +11,9 @@
   py-spinnaker2 JSON description + build script and runs the int8/float32 interpreter).
 - ``out_path``: where the artifact goes (written atomically; nothing is left behind when export fails).
 - ``labels``: optional ``[B]`` class indices; accuracy of model and graph is then reported. A prediction is the
-  argmax over the last axis of the output summed over time (``readout="sum"``) or of the last step
-  (``readout="last"``).
+  argmax over the last axis of the output summed over time (``readout="sum"``), of the last step
+  (``readout="last"``) or of the per-step softmax summed over time (``readout="softmax_sum"``, the training
+  readout of the same name).
 - ``dt``: the model's step in seconds (required).
 
 The returned :class:`VerifyResult` holds, per neuron layer, the fraction of equal spikes (model vs interpreter,
@@ -30,7 +31,7 @@ the artifact path, the mapping report (Loihi cores / SpiNNaker2 PEs) and the int
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ import torch
 
 from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.graph import ir
+from spikeseq.graph.quantize import input_frac_bits, quantize_input, scale_input_synapses
 from spikeseq.graph.simulate import SimResult, data_payload, simulate
 from spikeseq.graph.trace import trace
 
@@ -116,7 +118,11 @@ def predictions(out: np.ndarray, readout: str = "sum") -> np.ndarray:
         return out.sum(axis=0).reshape(out.shape[1], -1).argmax(-1)
     if readout == "last":
         return out[-1].reshape(out.shape[1], -1).argmax(-1)
-    raise ParameterError(f"readout must be 'sum' or 'last', got {readout!r}")
+    if readout == "softmax_sum":
+        z = out.reshape(out.shape[0], out.shape[1], -1).astype(np.float64)
+        e = np.exp(z - z.max(axis=-1, keepdims=True))
+        return (e / e.sum(axis=-1, keepdims=True)).sum(axis=0).argmax(-1)
+    raise ParameterError(f"readout must be 'sum', 'last' or 'softmax_sum', got {readout!r}")
 
 
 def _model_traces(model: torch.nn.Module, x: torch.Tensor, module_of: dict[str, str]):
@@ -184,9 +190,10 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
     model = model.eval()
     g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=data_payload(xn))
     input_bits = export_kwargs.pop("input_bits", 8)
+    fixed_k = export_kwargs.pop("input_frac_bits", None)
     frac_bits = None
-    if target == "loihi" and not np.array_equal(xn, np.round(xn)):
-        g, frac_bits = fixed_point_input(g, xn, input_bits)
+    if target == "loihi" and (fixed_k is not None or not np.array_equal(xn, np.round(xn))):
+        g, frac_bits = fixed_point_input(g, xn, input_bits, fixed_k)
     out_path = Path(out_path)
     sim_graph, numerics, mapping, extra, fmt, artifact = _write(target, g, out_path, **export_kwargs)
     module_of = g.metadata.get("module_of", {})
@@ -201,7 +208,7 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
             layer_model.setdefault(k, []).append(v)
         xs = xb.numpy()
         if frac_bits is not None:
-            xs = np.round(xs * 2.0**frac_bits)
+            xs = quantize_input(xs, frac_bits, input_bits)
         results.append(simulate(sim_graph, xs, numerics=numerics))
         if unhooked:
             float_ref.append(simulate(g, xs, numerics="float", record=unhooked))
@@ -260,27 +267,14 @@ def _unhooked_spiking(g: ir.Graph, sim_graph: ir.Graph, module_of: dict[str, str
             and sim_graph.nodes[k].sends("spikes") == "spikes" and g.nodes[k].sends("spikes") == "spikes"]
 
 
-def fixed_point_input(g: ir.Graph, x: np.ndarray, bits: int) -> tuple[ir.Graph, int]:
+def fixed_point_input(g: ir.Graph, x: np.ndarray, bits: int, frac_bits: int | None = None) -> tuple[ir.Graph, int]:
     """Loihi receives integers only: real-valued inputs are sent as graded payloads ``round(x * 2**k)`` with ``k``
-    the largest number of fractional bits (0..16) keeping ``|x| * 2**k <= 2**(bits-1) - 1``; the synapses fed by an
-    input get their float weights divided by ``2**k`` (biases unchanged), so the float graph computes the same."""
-    if not 2 <= int(bits) <= 24:
-        raise ParameterError(f"input_bits must be in 2..24 (Lava graded payloads carry up to 24 bits), got {bits}")
-    amax = float(np.abs(x).max())
-    lim = 2 ** (int(bits) - 1) - 1
-    k = int(np.clip(np.floor(np.log2(lim / amax)), 0, 16)) if amax > 0 else 0
-    nodes = dict(g.nodes)
-    fed = [s for i in g.inputs() for s in g.successors(i)]
-    for s in fed:
-        node = nodes[s]
-        if node.role != "synapse" or not hasattr(node, "weight"):
-            raise ParameterError(f"real-valued inputs on Loihi need the input to feed weight synapses; {s!r} is a "
-                                 f"{node.kind}")
-        nodes[s] = replace(node, weight=node.weight / 2.0**k)
-    for i in g.inputs():
-        nodes[i] = replace(nodes[i], payload="graded")
-    meta = dict(g.metadata, input_frac_bits=k)
-    return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta), k
+    the largest number of fractional bits (0..16) keeping ``|x| * 2**k <= 2**(bits-1) - 1``
+    (:func:`spikeseq.graph.quantize.input_frac_bits`; ``frac_bits`` fixes ``k`` instead, e.g. the ``k`` a
+    target-mode run was trained with); the synapses fed by an input get their float weights divided by ``2**k``
+    (biases unchanged), so the float graph computes the same."""
+    k = input_frac_bits(float(np.abs(x).max()), bits) if frac_bits is None else int(frac_bits)
+    return scale_input_synapses(g, k), k
 
 
 def output_transform(y: np.ndarray, kind: str | None) -> np.ndarray:

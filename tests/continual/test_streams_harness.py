@@ -10,6 +10,7 @@ import torch
 
 from spikeseq.data import streams
 from spikeseq.errors import ConfigError, ContinualError
+from spikeseq.train import stream as S
 from spikeseq.train.tasks import continual as C
 from spikeseq.train.tasks import get_task
 
@@ -60,7 +61,7 @@ def test_continual_task_registered_and_masks():
                                        ("multitask", {})])
 def test_run_writes_accuracy_matrix(tmp_path, method, kw):
     cfg = C.from_dict(_recipe(method, **kw))
-    res = C.run(cfg, tmp_path / "run")
+    res = S.run(cfg, tmp_path / "run")
     saved = json.loads((tmp_path / "run" / C.RESULT).read_text())
     r = torch.tensor([[math.nan if v is None else v for v in row] for row in saved["R"]], dtype=torch.float64)
     assert r.shape == (2, 2) and saved["method"] == method
@@ -70,26 +71,26 @@ def test_run_writes_accuracy_matrix(tmp_path, method, kw):
     if method == "multitask":
         assert saved["bwt"] == 0.0
     if method in ("hlop", "gpm"):
-        assert res["memory"] == {"layers.1": 12, "layers.3": 12}
+        assert res["memory"] == {"layers.1": 12, "layers.3": 12, "floats": 12 * 64 + 12 * 32}  # sum k n
 
 
 def test_resume_after_a_task_gives_the_same_result(tmp_path):
     cfg = C.from_dict(_recipe("hlop", k_init=8, k_inc=4))
-    full = C.run(cfg, tmp_path / "a")
-    C.run(cfg, tmp_path / "b")
+    full = S.run(cfg, tmp_path / "a")
+    S.run(cfg, tmp_path / "b")
     ck = torch.load(tmp_path / "b" / "checkpoints" / "last.pt", weights_only=False)
     # rewind the checkpoint to "after task 0" by re-running task 0 only, then resume
     cfg0 = C.from_dict({**_recipe("hlop", k_init=8, k_inc=4)})
     stream = C.build_stream(cfg0)
     stream.tasks = stream.tasks[:1]
-    C.run(cfg0, tmp_path / "c", stream=stream)
+    S.run(cfg0, tmp_path / "c", stream=stream)
     ck0 = torch.load(tmp_path / "c" / "checkpoints" / "last.pt", weights_only=False)
     assert ck0["next_task"] == 1 and ck["next_task"] == 2
     r0 = torch.full((2, 2), math.nan, dtype=torch.float64)
     r0[0] = torch.tensor(full["R"][0], dtype=torch.float64)
     ck0["R"] = r0
     torch.save(ck0, tmp_path / "c" / "checkpoints" / "last.pt")
-    resumed = C.run(cfg, tmp_path / "c", resume=True)
+    resumed = S.run(cfg, tmp_path / "c", resume=True)
     assert resumed["R"] == full["R"]
 
 

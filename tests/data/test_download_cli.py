@@ -113,10 +113,10 @@ def test_unpack_refuses_escaping_members(tmp_path):
 def test_registry_names_and_errors():
     assert registry.names() == ["nmnist", "shd", "ssc", "temporal", "hapt", "uci_har", "basicmotions", "wisdm",
                                 "wisdm2019", "banglejs", "temporal_task", "tinyshakespeare", "ptb", "wikitext2",
-                                "enwik8"]
+                                "enwik8", "mnist", "cifar100"]
     assert registry.GENERATED == ("temporal_task",)
     with pytest.raises(DataError, match="unknown dataset"):
-        registry.load("mnist")
+        registry.load("imagenet")
     with pytest.raises(DataError, match="splits"):
         registry.load("shd", "valid")
 

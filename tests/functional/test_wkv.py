@@ -95,6 +95,17 @@ def test_chunked_wide_keys_fall_back_exactly():
     assert_matches_reference(lambda *a, **kw: wkv_chunked(*a, **kw, chunk=16), *args, atol=1e-10, rtol=1e-10)
 
 
+def test_chunked_capped_state_weight():
+    # keys drop by 45 from one chunk to the next (spread inside each chunk small): the incoming state outweighs the
+    # chunk's own terms by more than e^30, the fp32 cap of its weight; outputs and gradients still exact
+    k, v, w, u, st = inputs(T=24, B=2, C=3)
+    k = k * 0.5 - 45.0 * (torch.arange(24, dtype=D) // 8)[:, None, None]
+    w = w * 0.01
+    assert_matches_reference(lambda *a, **kw: wkv_chunked(*a, **kw, chunk=8), k, v, w, u, st, atol=1e-12)
+    assert_float32_within_1e5(lambda *a, **kw: wkv_chunked(*a, **kw, chunk=8), k.float(), v.float(), w.float(),
+                              u.float(), WKVState(*(s.float() for s in st)))
+
+
 def test_gradcheck_reference_and_chunked():
     k, v, w, u, st = inputs(T=6, B=2, C=2)
     leaves = [t.clone().requires_grad_() for t in (k, v, w, u, *st)]

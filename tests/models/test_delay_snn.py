@@ -7,7 +7,7 @@ import itertools
 import pytest
 import torch
 
-from spikeseq.errors import ConfigError, ParameterError
+from spikeseq.errors import ConfigError, ParameterError, ShapeError
 from spikeseq.models import registry
 from spikeseq.models.delay_snn import DelaySNN, DelaySNNConfig, predict, sum_softmax_loss
 from spikeseq.nn import DelayLinear
@@ -132,3 +132,24 @@ def test_streaming_in_chunks_equals_one_call():
             vp, s = m(x[a:b], s)
             parts.append(vp)
     torch.testing.assert_close(torch.cat(parts), v, rtol=1e-5, atol=1e-5)
+
+
+def test_frames_are_flattened_per_step_by_the_model_and_by_the_lowering(tmp_path):
+    """N-MNIST-style frames ``[T, B, 2, H, W]``: the model equals itself on the flattened input, and the traced
+    graph (a Flatten node first; learned delays not rounded in place: traced as the eval forward rounds them)
+    computes the same spikes in the interpreter."""
+    from spikeseq.graph import ir, trace
+    from spikeseq.verify import export_and_verify
+
+    torch.manual_seed(0)
+    m = _small(n_inputs=2 * 2 * 3, n_layers=1, delays="learned", dropout=0.0).eval()
+    assert not m.delay_layers()[0].delays_are_integer()
+    x = (torch.rand(15, 4, 2, 2, 3) < 0.4).float()
+    with torch.no_grad():
+        torch.testing.assert_close(m(x)[0], m(x.flatten(2))[0], rtol=0, atol=0)
+    g = trace(m, dt=m.config.dt, input_shape=(2, 2, 3))
+    assert isinstance(g.nodes["flatten"], ir.Flatten) and g.nodes["flatten"].out_shape == (12,)
+    r = export_and_verify(m, "nir", tmp_path / "m.nir", x, dt=m.config.dt)
+    assert r.layer_agreement["lif0_lif"] == 1.0 and r.output_max_abs_diff < 1e-4
+    with pytest.raises(ShapeError, match="12"):
+        m(torch.zeros(5, 2, 2, 2, 2))

@@ -129,3 +129,16 @@ def test_verify_result_reports_event_metrics(tmp_path):
     assert "| layer | spike agreement | precision | recall |" in md and "| 0_lif |" in md
     d = json.loads(json.dumps(r.to_dict()))
     assert d["spike_metrics"]["0_lif"]["matched"] == hidden["matched"]
+
+
+def test_predictions_softmax_sum_differs_from_sum_where_it_should():
+    """``softmax_sum`` (the delay recipes' training readout): argmax of sum_t softmax(out[t]). One large step for
+    class 0 wins the plain sum; three steps that favour class 1 win the summed probabilities."""
+    from spikeseq.verify.core import predictions
+
+    out = np.array([[[10.0, 0.0]], [[0.0, 1.0]], [[0.0, 1.0]], [[0.0, 1.0]]])  # [T=4, B=1, C=2]
+    assert predictions(out, "sum").tolist() == [0]
+    # probabilities: class 1 gets 4.5e-5 + 3 * 0.731 = 2.19 of 4
+    assert predictions(out, "softmax_sum").tolist() == [1]
+    with pytest.raises(ParameterError, match="softmax_sum"):
+        predictions(out, "max")

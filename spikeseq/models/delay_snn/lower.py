@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
+from torch import nn
+
 from spikeseq.graph import GraphBuilder, affine_node
 from spikeseq.models.delay_snn.modules import DelaySNN, DenseSynapse
 
 
 def lower_delay_snn(m: DelaySNN, b: GraphBuilder, prev: list[str], shape, prefix: str):
     """Eval mode: (synapse -> BatchNorm (folded) -> LIF) x n, synapse -> LI. The synapses (``DelayLinear`` or
-    :class:`DenseSynapse`), BatchNorms and neurons are lowered by their own lowerings; dropout is the identity."""
+    :class:`DenseSynapse`), BatchNorms and neurons are lowered by their own lowerings; dropout is the identity.
+    Frames (a per-step input shape of more than one dimension) are flattened first, as :meth:`DelaySNN.forward`
+    does."""
+    if len(shape) > 1:
+        prev, shape = b.lower(nn.Flatten(), prev, shape, prefix)
     for k, (syn, norm, lif) in enumerate(zip(m.synapses, m.norms, m.neurons)):
         prev, shape = b.lower(syn, prev, shape, f"{prefix}syn{k}_", path=b.child_path(f"synapses.{k}"))
         prev, shape = b.lower(norm, prev, shape, f"{prefix}norm{k}_", path=b.child_path(f"norms.{k}"))

@@ -235,7 +235,8 @@ class DelaySNN(StatefulModule):
         return F.pad(x, (0, 0) * (x.dim() - 1) + (0, self.config.pad_end))
 
     def forward(self, x: torch.Tensor, state: DelaySNNState | None = None):
-        """``v_out [T, B, n_outputs], state``: the eval/train path of each synapse (see :class:`DelayLinear`)."""
+        """``v_out [T, B, n_outputs], state`` from ``x [T, B, n_inputs]`` (or frames ``[T, B, ...]`` of ``n_inputs``
+        values, flattened per step): the eval/train path of each synapse (see :class:`DelayLinear`)."""
         return self._run(x, state, integer=False)
 
     def forward_integer(self, x: torch.Tensor, state: DelaySNNState | None = None):
@@ -245,8 +246,11 @@ class DelaySNN(StatefulModule):
 
     def _run(self, x: torch.Tensor, state: DelaySNNState | None, integer: bool):
         check_sequence(x, min_rank=3)
-        if x.dim() != 3 or x.shape[-1] != self.config.n_inputs:
-            raise ShapeError(f"expected x [T, B, {self.config.n_inputs}], got shape {tuple(x.shape)}")
+        if x.dim() > 3:  # frames [T, B, C, H, W] (N-MNIST): one flat vector per step, as the lowering's Flatten
+            x = x.flatten(2)
+        if x.shape[-1] != self.config.n_inputs:
+            raise ShapeError(f"expected x [T, B, {self.config.n_inputs}] (or frames of {self.config.n_inputs} "
+                             f"values per step), got shape {tuple(x.shape)}")
         if state is None:
             state = DelaySNNState((None,) * len(self.synapses), (None,) * len(self.neurons), None)
         syn_s, neu_s = list(state.synapses), list(state.neurons)

@@ -193,6 +193,20 @@ class L2MU(StatefulModule):
         for lin in (self.w_x, self.w_h, self.w_m, self.w_out):
             nn.init.xavier_normal_(lin.weight)
 
+    def param_groups(self) -> dict[str, list[nn.Parameter]]:
+        """Named groups for :mod:`spikeseq.train.optim`: ``weights`` (the synapses) and ``neurons`` (each
+        population's learnable threshold and decay, one scalar each by default).
+
+        A recipe can give ``neurons`` its own learning rate (``[train.groups.neurons] lr``): Adam moves every
+        parameter by about ``lr`` per step whatever its gradient's scale, so at a peak of 5e-3 a scalar threshold of
+        0.2 can be gone in 40 consistent steps; a population whose threshold reaches 0 with a decay clamped at 1
+        fires on every step (HAPT seed 0 of examples/l2mu/l2mu_hapt.toml at a single lr: ``v_th_m`` 0.2 -> -0.02).
+        """
+        neurons = [p for n, p in self.named_parameters() if n.startswith("pop_") and p.requires_grad]
+        ids = {id(p) for p in neurons}
+        return {"weights": [p for p in self.parameters() if p.requires_grad and id(p) not in ids],
+                "neurons": neurons}
+
     def fanout(self) -> dict[str, int]:
         """Synapses driven by one spike of each population (for synaptic-operation counts)."""
         m, h, k, d = self.memory_size, self.hidden_size, self.n_classes, self.order

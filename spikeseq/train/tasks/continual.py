@@ -16,12 +16,20 @@ Recipe (TOML; ``task = "continual"`` at the top level)::
     [train]                  # TrainConfig; epochs are per task, a new optimizer starts every task
     epochs = 3
 
-Per task ``t`` the plug-in's ``begin_task(t)`` runs, then ``epochs`` epochs of minibatch training (cross-entropy on
-the task's outputs: in the task-incremental setting the outputs of other tasks are masked out), then
-``end_task(TaskData)``, then every task's test split is evaluated with its own task id: row ``t`` of R.
-``multitask`` (the upper bound) trains once on the union of all tasks and fills every row with the final
-accuracies (BWT 0 by construction). Checkpoints after every task (model, optimizer-free: a new one per task,
-plug-in state, R so far) make ``--resume`` continue with the next task.
+Per task ``t`` the plug-in's ``begin_task(t)`` runs, then the task trains through
+:func:`spikeseq.train.loop.fit`, the one training loop, with the ``[train]`` settings (``epochs`` per task, a new
+optimizer and learning-rate schedule every task, clipping, accumulation, precision, ``--nproc`` data parallelism):
+the plug-in acts through the hooks it attached to the model (HLOP / GPM: gradient projection, HLOP: Hebbian
+updates in training forward passes) and through :class:`spikeseq.train.loop.Hooks` (``before_step``: EWC's penalty
+gradient; its state in every checkpoint). Then ``end_task(TaskData)`` (HLOP: merge the subspace; GPM: grow the
+bases; EWC: Fisher), then every task's test split is evaluated with its own task id: row ``t`` of R. The training
+target of a sample is its global label and its task's additive logit mask (:func:`targets`): in the
+task-incremental setting the outputs of other tasks are masked out. ``multitask`` (the upper bound) trains once on
+the union of all tasks and fills every row with the final accuracies (BWT 0 by construction).
+
+Run directory: ``tasks/<task>/`` is each task's loop run (``metrics.jsonl``, ``checkpoints/last.pt`` with the
+plug-in's state), ``checkpoints/last.pt`` the stream after each finished task (model, plug-in, R); ``--resume``
+continues where the run stopped, mid-task included, bit for bit.
 
 HLOP and GPM protect old tasks by projecting gradients; the update stays in the projected space only for plain
 SGD (momentum allowed: it sums projected gradients) without weight decay, so other optimizers are refused.
@@ -31,8 +39,6 @@ from __future__ import annotations
 
 import math
 import os
-import sys
-import time
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -42,9 +48,15 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeseq.errors import ConfigError, ContinualError
-from spikeseq.train import checkpoint
-from spikeseq.train.config import ModelConfig, TrainConfig, apply_overrides, coerce_value, parse_section, read_toml
-from spikeseq.train.datasets import time_first
+from spikeseq.train.config import (
+    ModelConfig,
+    TrainConfig,
+    apply_overrides,
+    coerce_value,
+    parse_section,
+    read_toml,
+)
+from spikeseq.train.datasets import Split, time_first
 from spikeseq.train.evaluate import logits_from
 from spikeseq.train.tasks import BatchResult, Task, register_task, task_name_for
 
@@ -208,56 +220,76 @@ def task_mask(stream, task: int, like: torch.Tensor | None = None) -> torch.Tens
     return m if like is None else m.to(like)
 
 
-def _global_labels(stream, task: int, y: torch.Tensor) -> torch.Tensor:
+def global_labels(stream, task: int, y: torch.Tensor) -> torch.Tensor:
+    """Task ``task``'s labels ``y`` (0 .. its class count - 1) as the stream's global output indices."""
     return torch.tensor(stream.tasks[task].classes)[y]
+
+
+def targets(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The training / evaluation target of the continual task, ``[N, 1 + K]`` float32: column 0 the global label
+    (exact in float32), columns 1.. the additive logit mask of each sample's task (:func:`task_mask`)."""
+    mask = mask.expand(y.shape[0], -1) if mask.dim() == 1 else mask
+    return torch.cat([y.to(torch.float32).unsqueeze(1), mask.to(torch.float32)], dim=1)
+
+
+def _split_target(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if target.dim() != 2 or target.shape[1] < 2:
+        raise ContinualError(f"a continual target is [N, 1 + n_outputs] (label, logit mask), got "
+                             f"{tuple(target.shape)}; build it with spikeseq.train.tasks.continual.targets")
+    return target[:, 0].long(), target[:, 1:]
+
+
+def task_split(stream, task: int, which: str = "test") -> Split:
+    """Task ``task``'s ``"train"`` or ``"test"`` split as a :class:`~spikeseq.train.datasets.Split` whose ``y`` is
+    the :func:`targets` encoding (global labels and the task's mask)."""
+    k = stream.tasks[task]
+    x, y = (k.train_x, k.train_y) if which == "train" else (k.test_x, k.test_y)
+    return Split(x, targets(global_labels(stream, task, y), task_mask(stream, task)))
 
 
 def evaluate_task(model: nn.Module, stream, task: int, cfg: Any) -> float:
     """Test accuracy on task ``task`` with its task id (its head / mask); :class:`ContinualError` for an id
     outside the stream."""
-    mask = task_mask(stream, task)
-    t = stream.tasks[task]
-    split = TaskSplit(t.test_x, _global_labels(stream, task, t.test_y), mask)
-    return continual_evaluate(model, split, cfg, torch.device("cpu"), stream.n_outputs)["acc"]
+    task_mask(stream, task)  # the range check
+    return continual_evaluate(model, task_split(stream, task), cfg, torch.device("cpu"), stream.n_outputs)["acc"]
 
 
-def _batches(x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, size: int, gen: torch.Generator | None):
-    order = torch.randperm(x.shape[0], generator=gen) if gen is not None else torch.arange(x.shape[0])
-    for i in range(0, x.shape[0], size):
-        idx = order[i:i + size]
-        yield time_first(x[idx]), y[idx], masks[idx]
+def task_batches(x: torch.Tensor, y: torch.Tensor, seed: int):
+    """``batches(size)`` of a finished task for :class:`~spikeseq.continual.plugin.TaskData`: time-first inputs
+    and global labels, shuffled, in the same order on every call."""
+    def batches(size: int):
+        order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(seed))
+        for i in range(0, x.shape[0], size):
+            idx = order[i:i + size]
+            yield time_first(x[idx]), y[idx]
+    return batches
 
 
-def continual_batch(output: Any, target: tuple[torch.Tensor, torch.Tensor], cfg: Any) -> BatchResult:
-    """Summed cross-entropy over each sample's own task outputs: ``target = (y global labels [B], mask [B, K])``
-    with the additive logit mask of :func:`task_mask` (the task-incremental heads; zeros for a shared head)."""
-    y, mask = target
+def continual_batch(output: Any, target: torch.Tensor, cfg: Any) -> BatchResult:
+    """Summed cross-entropy over each sample's own task outputs; ``target [B, 1 + K]`` is :func:`targets`' encoding
+    (global label, additive logit mask: the task-incremental heads; zeros for a shared head)."""
+    y, mask = _split_target(target)
     logits = logits_from(output, cfg.train.readout) + mask
     return BatchResult(F.cross_entropy(logits, y, reduction="sum"), float((logits.argmax(1) == y).sum()),
                        int(y.shape[0]))
 
 
-def continual_evaluate(model: nn.Module, split: Any, cfg: Any, device: torch.device, n_classes: int,
+def continual_evaluate(model: nn.Module, split: Split, cfg: Any, device: torch.device, n_classes: int,
                        desc: str = "") -> dict[str, Any]:
-    """Accuracy and loss of one task's split (``split`` has ``x``, ``y`` global labels and ``mask`` ``[K]``)."""
+    """Accuracy and loss of a split whose ``y`` is :func:`targets`' encoding (``None`` for an empty split)."""
+    if len(split) == 0:
+        return {"n": 0, "loss": None, "acc": None}
+    y, mask = _split_target(split.y)
     model.eval()
     logits = []
+    bs = cfg.train.eval_batch_size
     with torch.no_grad():
-        for i in range(0, split.x.shape[0], cfg.train.eval_batch_size):
-            xb = time_first(split.x[i:i + cfg.train.eval_batch_size]).to(device)
-            logits.append(logits_from(model(xb), cfg.train.readout).float().cpu() + split.mask)
+        for i in range(0, split.x.shape[0], bs):
+            xb = time_first(split.x[i:i + bs]).to(device)
+            logits.append(logits_from(model(xb), cfg.train.readout).float().cpu() + mask[i:i + bs])
     lg = torch.cat(logits)
-    return {"n": int(split.y.shape[0]), "loss": float(F.cross_entropy(lg, split.y)),
-            "acc": float((lg.argmax(1) == split.y).float().mean())}
-
-
-@dataclass
-class TaskSplit:
-    """One task's test split for :func:`continual_evaluate`."""
-
-    x: torch.Tensor
-    y: torch.Tensor
-    mask: torch.Tensor
+    return {"n": int(y.shape[0]), "loss": float(F.cross_entropy(lg, y)),
+            "acc": float((lg.argmax(1) == y).float().mean())}
 
 
 CONTINUAL = register_task(Task(
@@ -267,120 +299,10 @@ CONTINUAL = register_task(Task(
 ))
 
 
-def _loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, cfg: Any) -> torch.Tensor:
-    res = continual_batch(model(x), (y, mask.expand(y.shape[0], -1)), cfg)
+def task_loss(model: nn.Module, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor, cfg: Any) -> torch.Tensor:
+    """The mean loss of a time-first batch ``x`` with global labels ``y`` under one task's logit ``mask``."""
+    res = continual_batch(model(x), targets(y, mask), cfg)
     return res.loss_sum / res.count
-
-
-def train_epochs(model: nn.Module, x: torch.Tensor, y: torch.Tensor, masks: torch.Tensor, cfg: ContinualConfig,
-                 gen: torch.Generator, quiet: bool = True, what: str = "") -> float:
-    """``cfg.epochs`` epochs of SGD/Adam on ``(x [N, T, ...], y global labels, masks [N, n_out])``; a fresh
-    optimizer over the parameters that still require gradients. Returns the training time in seconds."""
-    from spikeseq.train import optim
-
-    t = cfg.train
-    groups, _ = optim.param_groups(model, t)  # the parameters that still require gradients
-    opt = optim.make_optimizer(groups, t)
-    params = [p for g in groups for p in g["params"]]
-    t0 = time.perf_counter()
-    for epoch in range(t.epochs):
-        model.train()
-        tot, n = 0.0, 0
-        for xb, yb, mb in _batches(x, y, masks, t.batch_size, gen):
-            res = continual_batch(model(xb), (yb, mb), cfg)
-            opt.zero_grad(set_to_none=True)
-            (res.loss_sum / res.count).backward()
-            if t.grad_clip is not None:
-                nn.utils.clip_grad_norm_(params, t.grad_clip)
-            opt.step()
-            tot += float(res.loss_sum.detach())
-            n += res.count
-        if not quiet:
-            print(f"{what} epoch {epoch + 1}/{t.epochs} loss {tot / max(n, 1):.4f}", file=sys.stderr)
-    return time.perf_counter() - t0
-
-
-def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = False, quiet: bool = True,
-        stream=None) -> dict[str, Any]:
-    """Run the recipe; writes ``<out>/continual.json`` (and a checkpoint per task) when ``out`` is given."""
-    from spikeseq.continual import metrics
-    from spikeseq.continual.plugin import TaskData
-    from spikeseq.train.rundir import write_json
-
-    t = cfg.train
-    if t.threads is not None:
-        torch.set_num_threads(t.threads)
-    checkpoint.seed_everything(t.seed)
-    stream = stream if stream is not None else build_stream(cfg)
-    model = build_model(cfg, stream)
-    n_tasks = len(stream.tasks)
-    r = torch.full((n_tasks, n_tasks), math.nan, dtype=torch.float64)
-    times: list[float] = []
-    gen = torch.Generator().manual_seed(int(t.seed))
-    out = Path(out) if out is not None else None
-    ck_path = out / "checkpoints" / "last.pt" if out is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        write_json(out / "config.json", cfg.to_dict())
-    if cfg.method == "multitask":
-        xs = torch.cat([k.train_x for k in stream.tasks])
-        ys = torch.cat([_global_labels(stream, i, k.train_y) for i, k in enumerate(stream.tasks)])
-        ms = torch.cat([task_mask(stream, i).expand(k.train_x.shape[0], -1) for i, k in enumerate(stream.tasks)])
-        times.append(train_epochs(model, xs, ys, ms, cfg, gen, quiet, "multitask"))
-        final = torch.tensor([evaluate_task(model, stream, i, cfg) for i in range(n_tasks)],
-                             dtype=torch.float64)
-        r = torch.tril(final.expand(n_tasks, -1).clone()) + torch.triu(torch.full_like(r, math.nan), 1)
-        plugin = None
-        start = n_tasks
-    else:
-        plugin = make_plugin(cfg.method, model, cfg.method_kwargs)
-        start = 0
-        if resume:
-            if ck_path is None or not ck_path.is_file():
-                raise ConfigError(f"--resume: no checkpoint at {ck_path}")
-            ck = checkpoint.load(ck_path)
-            model.load_state_dict(ck["model"])
-            if plugin is not None:
-                plugin.load_state_dict(ck["plugin"])
-            r, times, start = ck["R"], list(ck["times"]), int(ck["next_task"])
-            gen.set_state(ck["generator"])
-            checkpoint.set_rng_state(ck["rng"])
-    for task in range(start, n_tasks):
-        k = stream.tasks[task]
-        if plugin is not None:
-            plugin.begin_task(task)
-        yg = _global_labels(stream, task, k.train_y)
-        masks = task_mask(stream, task).expand(k.train_x.shape[0], -1)
-        times.append(train_epochs(model, k.train_x, yg, masks, cfg, gen, quiet, f"task {task}"))
-        if plugin is not None:
-            mask = task_mask(stream, task)
-
-            def batches(size: int, _k=k, _yg=yg, _m=masks, _seed=t.seed * 1000 + task):
-                order = torch.Generator().manual_seed(_seed)  # shuffled, the same order on every call
-                for xb, yb, _ in _batches(_k.train_x, _yg, _m, size, order):
-                    yield xb, yb
-
-            plugin.end_task(TaskData(task, batches, lambda x, y, _mask=mask: _loss(model, x, y, _mask, cfg)))
-        for i in range(n_tasks):
-            r[task, i] = evaluate_task(model, stream, i, cfg)
-        if not quiet:
-            print(f"after task {task}: " + " ".join(f"{float(v):.3f}" for v in r[task]), file=sys.stderr)
-        if ck_path is not None:
-            checkpoint.save(ck_path, {"model": model.state_dict(), "R": r.clone(), "times": list(times),
-                                      "plugin": plugin.state_dict() if plugin is not None else None,
-                                      "next_task": task + 1, "generator": gen.get_state(),
-                                      "rng": checkpoint.rng_state()})
-    if plugin is not None:
-        plugin.detach()
-    rows = [[None if math.isnan(float(v)) else float(v) for v in row] for row in r]
-    result = {"method": cfg.method, "stream": stream.name, "setting": stream.setting, "n_tasks": n_tasks,
-              "seed": t.seed, "R": rows, **metrics.summary(r),
-              "train_time_s": times, "tasks": [k.name for k in stream.tasks],
-              "memory": plugin.memory() if plugin is not None and hasattr(plugin, "memory") else None,
-              "stream_info": {k: v for k, v in stream.info.items() if k != "standardise"}}
-    if out is not None:
-        write_json(out / RESULT, result)
-    return result
 
 
 def format_matrix(result: dict[str, Any]) -> str:
@@ -392,32 +314,3 @@ def format_matrix(result: dict[str, Any]) -> str:
     lines.append(f"ACC {100 * result['acc']:.2f}  BWT {100 * result['bwt']:+.2f}  ({result['method']}, "
                  f"{result['stream']}, seed {result['seed']})")
     return "\n".join(lines)
-
-
-def cli_run(args) -> int:
-    """``spikeseq train RECIPE.toml`` for ``task = "continual"``: runs the stream into ``--out`` (default
-    ``runs/<recipe name>``), prints R, ACC and BWT, and the run directory."""
-    import shutil
-
-    if args.nproc not in (None, 1):
-        raise ConfigError("the continual task runs in one process (its plug-ins are data-parallel safe, the stream "
-                          "runner is not yet): drop --nproc")
-    cfg = load(args.config, args.overrides)
-    out = Path(args.out) if args.out is not None else Path("runs") / Path(args.config).stem
-    if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
-        raise ConfigError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
-    if args.force and out.exists():
-        shutil.rmtree(out)
-    from spikeseq.provenance import git_commit
-    from spikeseq.train.rundir import versions, write_json
-
-    out.mkdir(parents=True, exist_ok=True)
-    meta = {"status": "running", "task": "continual", "seed": cfg.train.seed, "world_size": 1,
-            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "versions": versions(),
-            "git": git_commit(), "command": ["spikeseq", *sys.argv[1:]]}
-    write_json(out / "run.json", meta)
-    result = run(cfg, out, resume=args.resume, quiet=False)
-    write_json(out / "run.json", {**meta, "status": "finished"})
-    print(format_matrix(result), file=sys.stderr)
-    print(out)
-    return 0

@@ -1,0 +1,201 @@
+"""Target mode of a model: it computes with the target's arithmetic, so its export computes what was trained.
+
+    tm = target_mode(model, "loihi", input_frac_bits=k)      # an nn.Module: y, _ = tm(x [T, B, ...])
+    loss(tm(x)[0]).backward()                                 # gradients reach model's own parameters
+
+:class:`TargetMode` traces the model every forward pass (:func:`spikeseq.graph.trace.trace_bound`: the IR plus the
+torch tensors of its synapse arrays), quantises it with the exporter's rules and runs the quantised graph with the
+target's arithmetic (:func:`spikeseq.graph.target_forward.target_forward`: straight-through estimators for the
+rounding, surrogate gradients for the spikes). In target mode BatchNorm uses its running statistics (folded into
+the synapse, as the export does), dropout is off, learnable delays are rounded to whole steps and frozen, decays
+and thresholds are held (the target's integer decays and thresholds are derived from them), and the output is the
+exported graph's readout, aligned to the input steps, with the model's readout transform
+(``metadata["output_transform"]``). The checkpoint stays a plain model checkpoint: ``spikeseq export`` of the run
+writes the graph target mode computed, spike for spike.
+
+Recipes use it through ``[train] target`` (:mod:`spikeseq.train.target`, which also picks the settings from the
+config and keeps them in the run for ``spikeseq export``).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from spikeseq import surrogate as sg
+from spikeseq.errors import ConfigError, ParameterError, SpikeseqError
+from spikeseq.graph.quantize import quantize, scale_input_synapses
+from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
+from spikeseq.graph.trace import infer_input_shape, trace, trace_bound
+from spikeseq.nn import DelayLinear
+
+__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "model_surrogate",
+           "output_transform", "target_mode"]
+
+#: the keys of ``[export.<target>]`` that change the numerics target mode computes with
+NUMERIC_KEYS: tuple[str, ...] = ("weight_exp", "reset_policy", "input_bits", "payload_frac_bits")
+
+
+@dataclass(frozen=True)
+class TargetSettings:
+    """Everything that decides the target numerics: the ``target``, the Loihi weight exponent and reset policy
+    (as :func:`~spikeseq.graph.quantize.quantize`), for real-valued inputs on Loihi the payload width
+    ``input_bits`` and fractional bits ``input_frac_bits`` (``None``: integer inputs, sent as they are), and on
+    SpiNNaker2 the fixed-point bits of graded populations' payloads ``payload_frac_bits`` (``None``: float32)."""
+
+    target: str
+    weight_exp: int = 0
+    reset_policy: str = "strict"
+    input_bits: int = 8
+    input_frac_bits: int | None = None
+    payload_frac_bits: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.target not in TARGETS:
+            raise ConfigError(f"unknown target {self.target!r}; target mode trains for one of {', '.join(TARGETS)}")
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready (stored in checkpoints and results)."""
+        return asdict(self)
+
+    def quantize_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`~spikeseq.graph.quantize.quantize` for these settings."""
+        if self.target == "loihi":
+            return {"weight_exp": self.weight_exp, "reset_policy": self.reset_policy}
+        return {} if self.payload_frac_bits is None else {"payload_frac_bits": self.payload_frac_bits}
+
+    def export_kwargs(self) -> dict[str, Any]:
+        """The keyword arguments of :func:`spikeseq.verify.export_and_verify` that reproduce these numerics."""
+        kw = self.quantize_kwargs()
+        if self.input_frac_bits is not None:
+            kw.update(input_bits=self.input_bits, input_frac_bits=self.input_frac_bits)
+        return kw
+
+
+def _model_dt(model: nn.Module) -> float | None:
+    for m in model.modules():
+        dt = getattr(m, "dt", None)
+        if isinstance(dt, float | int) and not isinstance(dt, bool) and dt > 0:
+            return float(dt)
+    return None
+
+
+def model_surrogate(model: nn.Module) -> sg.Surrogate:
+    """The surrogate of the first module of ``model`` that has one (its neurons'), else ``surrogate.DEFAULT``."""
+    for m in model.modules():
+        s = getattr(m, "surrogate", None)
+        if isinstance(s, sg.Surrogate):
+            return s
+    return sg.DEFAULT
+
+
+def _freeze_delays(model: nn.Module) -> None:
+    for m in model.modules():
+        if isinstance(m, DelayLinear):
+            m.freeze_delays()
+
+
+class TargetMode(nn.Module):
+    """``y, None = tm(x [T, B, ...])``: ``model`` computed with the numerics of ``settings`` (module docstring).
+
+    ``model``'s parameters are the ones trained (``tm.parameters()`` are the model's); ``dt`` defaults to the model's
+    own; ``surrogate`` is the spike surrogate of the backward pass (scaled to each population's float units;
+    default: the surrogate of the model's first spiking module, else ``spikeseq.surrogate.DEFAULT``);
+    ``integer_inputs``: whether the data are integers (``None``: checked every batch; the training loop knows it from
+    checking the whole training split once). Creating it rounds and freezes the model's learnable delays.
+    """
+
+    def __init__(self, model: nn.Module, settings: TargetSettings, *, dt: float | None = None,
+                 surrogate: sg.Surrogate | None = None, integer_inputs: bool | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.integer_inputs = integer_inputs
+        self.settings = settings
+        self.dt = dt if dt is not None else _model_dt(model)
+        if self.dt is None:
+            raise ConfigError("target mode needs the model's time step: the model has no module with a dt; pass dt=")
+        self.surrogate = surrogate if surrogate is not None else model_surrogate(model)
+        self._checked = False
+        _freeze_delays(model)
+
+    def train(self, mode: bool = True) -> TargetMode:
+        """Sets the wrapper's flag; the wrapped model stays in eval mode (frozen BatchNorm, no dropout)."""
+        super().train(mode)
+        self.model.eval()
+        return self
+
+    def run(self, x: torch.Tensor, *, record: bool = False) -> tuple[TargetResult, dict]:
+        """The :class:`~spikeseq.graph.target_forward.TargetResult` of ``x`` and the traced graph's metadata."""
+        self.model.eval()
+        if not self._checked:   # once, with the data's shape: a node the target cannot run is a ConfigError
+            check_target(self.model, self.settings, dt=self.dt, input_shape=tuple(x.shape[2:]))
+            self._checked = True
+        g, bindings = trace_bound(self.model, dt=self.dt, input_shape=tuple(x.shape[2:]), input_payload="graded")
+        s = self.settings
+        res = target_forward(g, bindings, x, s.target, input_frac_bits=s.input_frac_bits, input_bits=s.input_bits,
+                             surrogate=self.surrogate, record=record, integer_inputs=self.integer_inputs,
+                             **s.quantize_kwargs())
+        return res, g.metadata
+
+    def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, None]:
+        """The exported graph's readout ``[T, B, ...]`` in float units with the model's readout transform."""
+        if state is not None:
+            raise ParameterError("target mode runs whole sequences from silence; it takes no state")
+        res, meta = self.run(x)
+        return output_transform(res.output, meta.get("output_transform")).to(x.dtype), None
+
+
+def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:
+    """The model's readout over the graph output (``cumsum``: running count; ``cummean``: running mean)."""
+    if kind is None:
+        return y
+    c = torch.cumsum(y, dim=0)
+    if kind == "cumsum":
+        return c
+    if kind == "cummean":
+        return c / torch.arange(1, y.shape[0] + 1, dtype=y.dtype).reshape(-1, *([1] * (y.dim() - 1)))
+    raise ParameterError(f"unknown output transform {kind!r} in the graph metadata")
+
+
+def target_mode(model: nn.Module, target: str, *, dt: float | None = None, input_frac_bits: int | None = None,
+                input_bits: int = 8, weight_exp: int = 0, reset_policy: str = "strict",
+                surrogate: sg.Surrogate | None = None, input_shape: tuple[int, ...] | None = None) -> TargetMode:
+    """``model`` computing with ``target``'s numerics (:class:`TargetMode`); checks first that every node of the
+    model runs on the target (:func:`check_target`; a model whose per-sample ``input_shape`` cannot be inferred
+    is checked on its first forward pass). For real-valued inputs on Loihi give ``input_frac_bits`` (e.g.
+    ``spikeseq.graph.quantize.input_frac_bits(x_train.abs().max(), input_bits)``) and keep it for export."""
+    settings = TargetSettings(target, weight_exp=weight_exp, reset_policy=reset_policy, input_bits=input_bits,
+                              input_frac_bits=input_frac_bits)
+    check_target(model, settings, dt=dt, input_shape=input_shape, need_shape=False)
+    return TargetMode(model, settings, dt=dt, surrogate=surrogate)
+
+
+def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None = None,
+                 input_shape: tuple[int, ...] | None = None, need_shape: bool = True) -> None:
+    """Raise a :class:`~spikeseq.errors.ConfigError` naming the node and the target when ``model`` cannot run on
+    ``settings.target`` (a node the target has no mechanism for, a reset it does not do, a value out of range), so
+    that a target-mode run fails before training starts. The model is not changed (delays are rounded on a copy).
+    ``input_shape``: per sample (default: inferred from the model); with ``need_shape=False`` a model whose input
+    shape cannot be inferred is not checked (the training loop checks it again with the data's shape)."""
+    dt = dt if dt is not None else _model_dt(model)
+    if dt is None:
+        raise ConfigError("target mode needs the model's time step: the model has no module with a dt")
+    if input_shape is None and not need_shape:
+        try:
+            infer_input_shape(model)
+        except ParameterError:
+            return
+    m = copy.deepcopy(model).eval()
+    _freeze_delays(m)
+    try:
+        g = trace(m, dt=dt, input_shape=input_shape)
+        if settings.input_frac_bits is not None:
+            g = scale_input_synapses(g, settings.input_frac_bits)
+        quantize(g, settings.target, **settings.quantize_kwargs())
+    except SpikeseqError as e:
+        raise ConfigError(f"target mode {settings.target!r} (train.target / target_mode): model "
+                          f"{type(model).__name__} cannot run on {settings.target}: {e}") from None
