@@ -9,7 +9,8 @@ re-quantises the model every step, as in training; Loihi with ``reset_policy = "
 the input bits chosen from the batch). The steps run interleaved (float, loihi, spinnaker2, float, ...;
 :func:`spikeseq.bench.timing.time_interleaved`) so load on a shared machine hits all alike; the report gives the
 median step time of each and the ratios target / float (issue #19's goal: <= 1.5). With ``--json`` the
-measurements go to a record (``command``, ``machine``).
+measurements go to a record (``command``, ``machine``; per recipe, keyed by its file name without ``.toml``: the
+input shape, median step times in ms and the ratios).
 """
 
 from __future__ import annotations
@@ -129,11 +130,11 @@ def run(args: argparse.Namespace) -> int:
         for target, s in settings.items():
             m = copy.deepcopy(model)
             check_target(m, s, input_shape=tuple(x.shape[2:]))
-            tm = TargetMode(m, s)
+            tm = TargetMode(m, s, integer_inputs=not real)   # as the training loop: the data checked once
             fns[target] = _step_fn(train, tm, [p for p in m.parameters() if p.requires_grad], x, y)
         ms = time_interleaved(fns, reps=args.reps, warmup=1)
-        rows[str(recipe)] = {"shape": list(x.shape), "median_ms": ms,
-                             "ratio": {t: ms[t] / ms["float"] for t in settings}}
+        rows[Path(recipe).stem] = {"recipe": str(recipe), "shape": list(x.shape), "median_ms": ms,
+                                   "ratio": {t: ms[t] / ms["float"] for t in settings}}
         print(f"{recipe}: x {list(x.shape)} ({'real-valued' if real else 'integer'} inputs), "
               f"{args.reps} interleaved reps, {torch.get_num_threads()} torch threads")
         for name, v in ms.items():

@@ -153,8 +153,10 @@ def wkv_scan(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *,
 #: what the cap drops is below rounding (``e^-30`` in float32, ``e^-60`` in float64).
 STATE_CAP = {torch.float32: 30.0, torch.float64: 60.0}
 #: Floor of that exponent: ``e^floor`` is the smallest normal number's order (float32 1.2e-38, float64 2.2e-308), so
-#: no exponential underflows into the (slow) subnormal range. What it adds, ``e^floor`` times the state, is below
-#: ``e^-27`` (float32) of the chunk's own terms, which are at least ``e^-SPREAD``.
+#: no exponential underflows into the (slow) subnormal range. What it adds, at most ``e^floor`` times the state's
+#: ``(a, b)``, is at most ``e^-27 b`` (float32; ``e^-100 b`` float64) relative to the chunk's own terms, which are at
+#: least ``e^-SPREAD``: below float32 rounding while ``b < 3e4`` (``b <= T``; about ``1 / (1 - e^-w)`` for keys of
+#: similar size, 150 at RWKV-4's smallest initial decay ``w = e^-5``).
 STATE_FLOOR = {torch.float32: -87.0, torch.float64: -700.0}
 
 
@@ -164,14 +166,28 @@ def _max_grad(g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.
     return g * share, g * (1 - share)
 
 
+def _chunk_sums(x: torch.Tensor, v: torch.Tensor, lam: torch.Tensor, xc: torch.Tensor,
+                sn: torch.Tensor) -> torch.Tensor:
+    """Fill ``xc[:, :l] = (x v, x)`` and ``sn[:l]`` with the exclusive decayed prefix sums ``(S_{s-1}, Z_{s-1})`` of
+    one chunk (``x, v`` ``[l, B, C]``); returns the inclusive end ``(S_{l-1}, Z_{l-1})`` ``[2, B, C]``."""
+    n = x.shape[0]
+    torch.mul(x, v, out=xc[0, :n])
+    xc[1, :n].copy_(x)
+    ss = sn[:n].unbind(0)
+    ss[0].zero_()
+    for s in range(n - 1):
+        torch.addcmul(xc[:, s], ss[s], lam, out=ss[s + 1])
+    return torch.addcmul(xc[:, n - 1], ss[n - 1], lam)
+
+
 class _ChunkedWKV(torch.autograd.Function):
     """The chunked form with its own backward; inputs already checked, in the compute dtype, contiguous.
 
     Per chunk of ``l <= L`` steps with incoming state ``(a, b, p)`` and reference ``r = max_s k_s + relu(u)``
     (per series; no output depends on it, so it carries no gradient): ``x_s = e^{k_s - r} <= 1``, the decayed
     prefix sums ``S_s = e^{-w} S_{s-1} + x_s v_s`` and ``Z_s = e^{-w} Z_{s-1} + x_s`` (one fused multiply-add per
-    step on ``[2, B, C]``; no exponential, nothing above ``L``), the state's weight ``g_s = e^{min(p - r - s w,
-    cap)}`` and
+    step on ``[2, B, C]``; no exponential, nothing above ``L``), the state's weight ``g_s = e^{clamp(p - r - s w,
+    floor, cap)}`` and
 
         y_s = (S_{s-1} + e^u x_s v_s + g_s a) / (Z_{s-1} + e^u x_s + g_s b),
 
@@ -179,7 +195,9 @@ class _ChunkedWKV(torch.autograd.Function):
     pe)`` with ``pe = max_s (k_s - (l-1-s) w)`` and ``(a', b') = e^{p - l w - p'} (a, b) + e^{r - p'} (S_{l-1},
     Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's working set stays in cache.
 
-    Backward, chunks in reverse: ``alpha = dL/dy / den``, ``beta = -alpha y`` and the adjoint recurrences
+    Kept for the backward: ``x``, ``g`` and ``y`` (``[T, B, C]`` each) and the chunk states; the chunk sums and
+    denominators are recomputed there (they stay in cache). Backward, chunks in reverse: ``alpha = dL/dy / den``,
+    ``beta = -alpha y`` and the adjoint recurrences
     ``H_s = e^{-w} H_{s+1} + (alpha, beta)_{s+1}``. The offsets ``p`` between chunks carry no gradient (the true
     sums ``a e^p`` do not depend on them); the final ``p`` is the running maximum ``M`` of the reference, and
     ``dL/dM = dL/dp - a dL/da - b dL/db`` (at the final state) is routed to the maximising step or the initial
@@ -194,10 +212,10 @@ class _ChunkedWKV(torch.autograd.Function):
         lam, eu, ru = torch.exp(-w), torch.exp(u), torch.relu(u)
         sw = torch.arange(L, dtype=dt, device=k.device)[:, None, None] * w  # [L, 1, C]: s w
         lag = sw.flip(0)  # (L-1-s) w
-        xs = torch.empty_like(k)  # x
+        xs, gs, y = torch.empty_like(k), torch.empty_like(k), torch.empty_like(k)  # x, g, y: kept for backward
         xc = torch.empty(2, L, B, C, dtype=dt, device=k.device)  # (x v, x) of the current chunk
-        sn = torch.empty(T, 2, B, C, dtype=dt, device=k.device)  # (S_{s-1}, Z_{s-1})
-        gs, den, y = torch.empty_like(k), torch.empty_like(k), torch.empty_like(k)
+        sn = torch.empty(L, 2, B, C, dtype=dt, device=k.device)  # (S_{s-1}, Z_{s-1}) of the current chunk
+        den = torch.empty(L, B, C, dtype=dt, device=k.device)
         saved = []
         for t0 in range(0, T, L):
             t1 = min(t0 + L, T)
@@ -205,21 +223,16 @@ class _ChunkedWKV(torch.autograd.Function):
             kc = k[t0:t1]
             r = kc.amax(0) + ru
             x = torch.sub(kc, r, out=xs[t0:t1]).exp_()
-            xv = torch.mul(x, v[t0:t1], out=xc[0, :l_])
-            xc[1, :l_].copy_(x)
-            ss = sn[t0:t1].unbind(0)
-            ss[0].zero_()
-            for s in range(l_ - 1):
-                torch.addcmul(xc[:, s], ss[s], lam, out=ss[s + 1])
-            send = torch.addcmul(xc[:, l_ - 1], ss[l_ - 1], lam)  # (S_{l-1}, Z_{l-1})
+            send = _chunk_sums(x, v[t0:t1], lam, xc, sn)  # (S_{l-1}, Z_{l-1})
+            xv = xc[0, :l_]
             g = gs[t0:t1]
             d0 = p - r
             torch.sub(d0, sw[:l_], out=g)
             capped = bool(d0.amax() > cap)
             g.clamp_(STATE_FLOOR[dt], cap).exp_()
-            num = torch.addcmul(sn[t0:t1, 0], xv, eu).addcmul_(g, a)
-            torch.addcmul(sn[t0:t1, 1], x, eu, out=den[t0:t1]).addcmul_(g, b)
-            torch.div(num, den[t0:t1], out=y[t0:t1])
+            num = torch.addcmul(sn[:l_, 0], xv, eu).addcmul_(g, a)
+            dc = torch.addcmul(sn[:l_, 1], x, eu, out=den[:l_]).addcmul_(g, b)
+            torch.div(num, dc, out=y[t0:t1])
             pe = (kc - lag[L - l_:]).amax(0)
             pd = p - l_ * w
             q = torch.maximum(pd, pe)
@@ -227,13 +240,13 @@ class _ChunkedWKV(torch.autograd.Function):
             saved.append((a, b, pe, pd, f1, fr, capped))
             a, b, p = f1 * a + fr * send[0], f1 * b + fr * send[1], q
         ctx.L = L
-        ctx.save_for_backward(k, v, w, u, xs, sn, gs, den, y, a, b)
+        ctx.save_for_backward(k, v, w, u, xs, gs, y, a, b)
         ctx.chunks = saved
         return y, a, b, p
 
     @staticmethod
     def backward(ctx, gy, g_a, g_b, g_p):  # type: ignore[override]
-        k, v, w, u, xs, sn, gs, den, y, a_T, b_T = ctx.saved_tensors
+        k, v, w, u, xs, gs, y, a_T, b_T = ctx.saved_tensors
         L = ctx.L
         T, B, C = v.shape
         dt = v.dtype
@@ -243,6 +256,9 @@ class _ChunkedWKV(torch.autograd.Function):
         weights = torch.stack((torch.ones_like(sidx), sidx))  # [2, L]: sums and s-weighted sums over a chunk
         gk, gv = torch.empty_like(v), torch.empty_like(v)
         ab = torch.empty(2, L, B, C, dtype=dt, device=v.device)  # (alpha, alpha y) of the current chunk
+        xc = torch.empty(2, L, B, C, dtype=dt, device=v.device)  # (x v, x), recomputed
+        sn = torch.empty(L, 2, B, C, dtype=dt, device=v.device)  # (S_{s-1}, Z_{s-1}), recomputed
+        den = torch.empty(L, B, C, dtype=dt, device=v.device)
         hh = torch.empty(L, 2, B, C, dtype=dt, device=v.device)  # adjoints of (S, -Z) of the current chunk
         glam = torch.zeros(2, C, dtype=dt, device=v.device)
         geu = torch.zeros_like(w)
@@ -263,11 +279,14 @@ class _ChunkedWKV(torch.autograd.Function):
                 gm, gpe = _max_grad(gm, pd, pe)
                 gw -= l_ * gm.sum(0)
             # outputs: alpha = gy / den and alpha y (= -beta)
+            # the chunk's sums and denominators again (cheaper than keeping them: they stay in cache)
+            x, vc, g = xs[t0:t1], v[t0:t1], gs[t0:t1]
+            _chunk_sums(x, vc, lam, xc, sn)
+            dc = torch.addcmul(sn[:l_, 1], x, eu, out=den[:l_]).addcmul_(g, b)
             abc = ab[:, :l_]
             al, be = abc[0], abc[1]
-            torch.div(gy[t0:t1], den[t0:t1], out=al)
+            torch.div(gy[t0:t1], dc, out=al)
             torch.mul(al, y[t0:t1], out=be)
-            g = gs[t0:t1]
             abg = abc * g
             red = torch.matmul(weights[:, :l_], abg.view(2, l_, B * C)).view(2, 2, B, C)  # [ab, sum / s-sum]
             ga_in += red[0, 0]
@@ -285,8 +304,7 @@ class _ChunkedWKV(torch.autograd.Function):
             torch.mul(g_b, -fr, out=hs[l_ - 1][1])
             for s in range(l_ - 2, -1, -1):
                 torch.addcmul(abc[:, s + 1], hs[s + 1], lam, out=hs[s])
-            glam += (hc * sn[t0:t1]).sum(0).sum(1)
-            x, vc = xs[t0:t1], v[t0:t1]
+            glam += (hc * sn[:l_]).sum(0).sum(1)
             geu += torch.mul(al, vc).sub_(be).mul_(x).sum((0, 1))
             tv = torch.addcmul(hc[:, 0], al, eu)  # dL/d(x v)
             gvc = torch.mul(tv, x, out=gv[t0:t1])

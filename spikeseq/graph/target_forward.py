@@ -45,7 +45,6 @@ import torch
 import torch.nn.functional as F
 
 from spikeseq import surrogate as sg
-from spikeseq.dynamics import reset_membrane
 from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
 from spikeseq.graph import ir
 from spikeseq.graph.quantize import (
@@ -114,16 +113,19 @@ class _Synapse:
     def __init__(self, name: str, node: ir.Node, factor: np.ndarray, bound: dict | None, in_div: float,
                  exact_f32: bool):
         self.name, self.node = name, node
-        w_int = torch.from_numpy(np.asarray(node.weight, np.float64))
+        self.exact32 = exact_f32       # integer sums below 2**24: the whole synapse in float32 (exact)
+        npd, dtype = (np.float32, torch.float32) if exact_f32 else (np.float64, torch.float64)
+        w_int = torch.from_numpy(np.asarray(node.weight, npd))
         proxy = None
         if bound is not None and bound.get("weight") is not None:
             bw = bound["weight"]
             if tuple(bw.shape) != tuple(w_int.shape):
                 raise ShapeError(f"target mode: binding of {name!r} has shape {tuple(bw.shape)}, the node's weight "
                                  f"{tuple(w_int.shape)}")
-            proxy = bw.double() * torch.from_numpy(factor) / in_div
+            proxy = bw.to(dtype) * torch.from_numpy(np.asarray(factor, npd))
+            if in_div != 1.0:
+                proxy = proxy / in_div
         self.w = straight_through(w_int, proxy)
-        self.w32 = self.w.float() if exact_f32 else None
         self.delay = torch.from_numpy(node.delay.astype(np.int64)) if isinstance(node, ir.DelayAffine) else None
         self.n_in = math.prod(node.in_shape)
         self.n_out = math.prod(node.out_shape)
@@ -144,8 +146,8 @@ class _Synapse:
 
     def apply(self, x: torch.Tensor) -> torch.Tensor:
         """Synaptic sums of ``x`` (no delays: :meth:`apply_seq` handles those), float64."""
-        if self.w32 is not None:
-            return self._mm(x.float(), self.w32).double()
+        if self.exact32:
+            return self._mm(x.float(), self.w).double()
         return self._mm(x.double(), self.w)
 
     def weight_for(self, d: int) -> torch.Tensor:
@@ -161,8 +163,7 @@ class _Synapse:
             if d >= x.shape[0]:
                 continue
             w = self.weight_for(int(d))
-            xs = x[: x.shape[0] - d].double()
-            y[d:] = y[d:] + (xs @ w.t() if self.w32 is None else (xs.float() @ w.float().t()).double())
+            y[d:] = y[d:] + (x[: x.shape[0] - d].to(w.dtype) @ w.t()).double()
         return y
 
 
@@ -179,21 +180,43 @@ def _exact_f32(node: ir.Node, xmax: float) -> bool:
 
 class _Population:
     """A quantised population: parameters, the one-step update (:meth:`fwd`, no autograd) and its hand-written
-    backward (:meth:`back`), used step by step (:class:`_StepFn`, in recurrent components) or over a whole
-    sequence (:class:`_ScanFn`)."""
+    backward (:meth:`back`), run over a whole sequence (:class:`_ScanFn`), a recurrent component
+    (:class:`_RecurrentScanFn`) or step by step (:class:`_StepFn`, components of mixed kinds).
+
+    ``prep`` maps synaptic sums to what :meth:`fwd` adds (Loihi: ``64 * a``; SpiNNaker2: the float32 cast), so it
+    runs once per sequence; :meth:`plan` drops the 24-bit wrap and the saturation when the input's size proves they
+    cannot happen. :meth:`fwd` returns the spike mask; the surrogate derivative ``sg`` of every step is computed
+    over the whole sequence before the backward loop."""
 
     readout: bool
-    unit: float
+    unit: float | torch.Tensor
     surrogate: sg.Surrogate
     th: torch.Tensor
     bias: torch.Tensor
+    dtype: torch.dtype
 
     def sg(self, v_pre: torch.Tensor) -> torch.Tensor:
         """Surrogate derivative of the spike ``v_pre > th`` with respect to ``v_pre`` (float units)."""
         return self.surrogate.grad_((v_pre - self.th).double().div_(self.unit)).div_(self.unit).to(v_pre.dtype)
 
+    def plan(self, amax: float) -> None:
+        """Prepare for inputs (after :meth:`prep`) of magnitude at most ``amax`` (``inf``: unknown)."""
+
+    graded: bool = False
+
+    def payload(self, zb: torch.Tensor, v_pre: torch.Tensor) -> torch.Tensor:
+        """A graded population's events: ``v'`` in float units where it spikes, else 0."""
+        raise NotImplementedError
+
+    def sent(self, zb: torch.Tensor, v: torch.Tensor, v_pre: torch.Tensor) -> torch.Tensor:
+        """What the population sends: its membrane (readout), its graded events or its spikes."""
+        if self.readout:
+            return v
+        return self.payload(zb, v_pre) if self.graded else zb.to(self.dtype)
+
     def step(self, a: torch.Tensor, st: tuple[torch.Tensor, torch.Tensor]):
         """One step with autograd: ``(sent, new state)``."""
+        self.plan(math.inf)
         out, s1, s2 = _StepFn.apply(a, st[0], st[1], self.bias, self)
         return out, (s1, s2)
 
@@ -221,30 +244,63 @@ class _LoihiPop(_Population):
         self.surrogate = surrogate
         self.readout = bool(node.readout)
         self.dtype = torch.float64
+        self.wrap = self.sat = True
 
     def init(self, batch: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero state ``(u, v)``."""
         z = torch.zeros(batch, n, dtype=torch.float64)
         return z, z
 
-    def fwd(self, a, u, v, bias):
-        """One step on synaptic input ``a`` (integers): ``(sent, u, v, v', z)``; ``dec`` is ``trunc`` of an exact
-        product, ``u`` wraps at 24 bits, ``v'`` saturates, spike iff ``v' > vth << 6``, reset to 0."""
-        u = torch.trunc(u * self.cu) + 64.0 * a
-        u = u - (2 * MAX_UV) * (u > MAX_UV).to(u.dtype) + (2 * MAX_UV) * (u <= -MAX_UV).to(u.dtype)
-        v_pre = (torch.trunc(v * self.cv) + u + bias).clamp_(-(MAX_UV - 1), MAX_UV - 1)
-        z = (v_pre > self.th).to(v_pre.dtype)
-        v = v_pre * (1.0 - z)
-        return (v if self.readout else z), u, v, v_pre, z
+    @property
+    def no_current(self) -> bool:
+        """``iDecay = 4096``: ``u`` is this step's input only."""
+        nc = getattr(self, "_no_current", None)
+        if nc is None:
+            nc = self._no_current = bool((self.cu == 0).all())
+        return nc
 
-    def back(self, g_out, gu, gv, v_pre, z):
-        """Gradients ``(d a, d u_prev, d v_prev, d bias)`` of one step from those of ``(sent, u, v)``: straight
-        through ``trunc`` (factor ``(4096 - d) / 4096``), the wrap and the saturation, the surrogate for the
-        spike, the reset with the spike detached."""
-        keep = 1.0 - z
-        gvp = (gv + g_out) * keep if self.readout else gv * keep + g_out * self.sg(v_pre)
-        gut = gu + gvp
-        return 64.0 * gut, gut * self.cu, gvp * self.cv, gvp
+    def prep(self, a: torch.Tensor) -> torch.Tensor:
+        """``a << 6``."""
+        return a * 64.0
+
+    def plan(self, amax: float) -> None:
+        """The wrap of ``u`` is needed only if ``|u| <= amax / (1 - max cu)`` can pass ``2**23``, the saturation of
+        ``v`` only if ``(max |u| + max |bias|) / (1 - max cv)`` can reach ``2**23 - 1``."""
+        self._no_current = None
+        cu, cv = float(self.cu.max()), float(self.cv.max())
+        umax = amax if cu == 0 else (amax / (1 - cu) if cu < 1 else math.inf)
+        self.wrap = not umax < MAX_UV
+        vmax = (umax + float(self.bias.detach().abs().max())) / (1 - cv) if cv < 1 else math.inf
+        self.sat = not vmax < MAX_UV - 1
+
+    def fwd(self, a, u, v, bias):
+        """One step on prepared input ``a = 64 * sums``: ``(spike mask, u, v, v')``; ``dec`` is ``trunc`` of an
+        exact product, ``u`` wraps at 24 bits, ``v'`` saturates, spike iff ``v' > vth << 6``, reset to 0."""
+        u = a if self.no_current else torch.trunc(u * self.cu).add_(a)
+        if self.wrap:
+            u = u - (2 * MAX_UV) * (u > MAX_UV).to(u.dtype) + (2 * MAX_UV) * (u <= -MAX_UV).to(u.dtype)
+        v_pre = torch.trunc(v * self.cv).add_(u).add_(bias)
+        if self.sat:
+            v_pre.clamp_(-(MAX_UV - 1), MAX_UV - 1)
+        zb = v_pre > self.th
+        return zb, u, v_pre.masked_fill(zb, 0.0), v_pre
+
+    def back(self, g_sent, sg_t, gu, gv, zb):
+        """Gradients ``(d u, d u_prev, d v_prev, d bias)`` of one step from those of (sent, u, v), ``sg_t`` the
+        surrogate derivative of its spikes: straight through ``trunc`` (factor ``(4096 - d) / 4096``), the wrap and
+        the saturation, the reset with the spike detached (``d a = 64 d u``)."""
+        if self.readout:
+            gvp = (gv + g_sent).masked_fill_(zb, 0.0)
+        else:
+            gvp = gv.masked_fill(zb, 0.0).addcmul_(g_sent, sg_t)
+        if self.no_current:
+            return gvp, None, gvp * self.cv, gvp
+        gut = gvp + gu
+        return gut, gut * self.cu, gvp * self.cv, gvp
+
+    def grad_input(self, gu: torch.Tensor) -> torch.Tensor:
+        """``d a`` from ``d u``."""
+        return gu * 64.0
 
 
 class _S2Pop(_Population):
@@ -259,6 +315,10 @@ class _S2Pop(_Population):
         self.unit = float(node.w_scale)
         self.surrogate = surrogate
         self.readout = bool(node.readout)
+        self.graded = bool(node.graded)
+        self.ws32 = torch.tensor(np.float32(node.w_scale))
+        f = node.payload_frac_bits
+        self.payload_scale = None if f is None else torch.tensor(np.float32(2.0**f))
         self.reset = node.reset
         self.dtype = torch.float32
 
@@ -267,71 +327,126 @@ class _S2Pop(_Population):
         z = torch.zeros(batch, n, dtype=torch.float32)
         return z, z
 
-    def fwd(self, a, i, v, off):
-        """One step on synaptic input ``a`` (float64 sums, cast to float32 as the interpreter):
-        ``(sent, i, v, v', z)``."""
-        xi = a.float()
+    def prep(self, a: torch.Tensor) -> torch.Tensor:
+        """The float64 synaptic sums cast to float32, as the interpreter."""
+        return a.float()
+
+    def payload(self, zb: torch.Tensor, v_pre: torch.Tensor) -> torch.Tensor:
+        """``v' / w_scale`` (float32 division, as the interpreter; int8 fixed point with ``payload_frac_bits``)
+        where it spikes, else 0."""
+        val = v_pre / self.ws32
+        if self.payload_scale is not None:
+            val = torch.round(val * self.payload_scale).clamp_(-127, 127)
+        return torch.where(zb, val, torch.zeros((), dtype=torch.float32))
+
+    def fwd(self, xi, i, v, off):
+        """One step on float32 input ``xi``: ``(spike mask, i, v, v')`` (``i = exc * i + xi``; ``v' = alpha * v +
+        i + i_offset``; spike iff ``v' > threshold``; the population's reset with the values of
+        :func:`spikeseq.dynamics.reset_membrane`)."""
         if self.exc is not None:
             i = self.exc * i + xi
             xi = i
         v_pre = self.alpha * v + xi + off
         if self.readout:
-            return v_pre, i, v_pre, v_pre, v_pre
-        z = (v_pre > self.th).to(torch.float32)
-        return z, i, reset_membrane(v_pre, z, self.th, self.reset, self.vr), v_pre, z
-
-    def back(self, g_out, gi, gv, v_pre, z):
-        """Gradients ``(d a, d i_prev, d v_prev, d i_offset)`` of one step (surrogate spike, detached reset)."""
-        if self.readout:
-            gvp = gv + g_out
+            return None, i, v_pre, v_pre
+        zb = v_pre > self.th
+        if self.reset == "zero":
+            v = torch.where(zb, self.vr, v_pre)
+        elif self.reset == "subtract":
+            v = torch.where(zb, v_pre - self.th, v_pre)
         else:
-            gvp = (gv * (1.0 - z) if self.reset == "zero" else gv) + g_out * self.sg(v_pre)
+            v = v_pre
+        return zb, i, v, v_pre
+
+    def back(self, g_sent, sg_t, gi, gv, zb):
+        """Gradients ``(d i, d i_prev, d v_prev, d i_offset)`` of one step (surrogate spike, detached reset)."""
+        if self.readout:
+            gvp = gv + g_sent
+        else:
+            gvp = (gv.masked_fill(zb, 0.0) if self.reset == "zero" else gv) + g_sent * sg_t
         if self.exc is not None:
             git = gi + gvp
-            return git.double(), git * self.exc, gvp * self.alpha, gvp
-        return gvp.double(), torch.zeros_like(gi), gvp * self.alpha, gvp
+            return git, git * self.exc, gvp * self.alpha, gvp
+        return gvp, None, gvp * self.alpha, gvp
+
+    def grad_input(self, gi: torch.Tensor) -> torch.Tensor:
+        """``d a`` (float64 sums) from ``d xi``."""
+        return gi.double()
+
+
+def _spike_grads(pop: _Population, v_pre: torch.Tensor, zb: torch.Tensor | None) -> torch.Tensor | None:
+    """d(sent)/d(v'): the surrogate derivative of a spike; for graded events ``z * v' / w`` also the gate's value
+    (``z / w + v' / w * surrogate``)."""
+    if pop.readout:
+        return None
+    if pop.graded:   # fixed-point payloads: the rounding passes straight through, the 2**f factor does not
+        scale = 1.0 if getattr(pop, "payload_scale", None) is None else float(pop.payload_scale)
+        return (zb.to(v_pre.dtype) / pop.unit + v_pre / pop.unit * pop.sg(v_pre)) * scale
+    return pop.sg(v_pre)
 
 
 class _StepFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, s1, s2, bias, pop: _Population):  # type: ignore[override]
-        out, s1, s2, v_pre, z = pop.fwd(a, s1, s2, bias)
+        zb, s1, s2, v_pre = pop.fwd(pop.prep(a), s1, s2, bias)
         ctx.pop = pop
-        ctx.save_for_backward(v_pre, z)
+        ctx.save_for_backward(v_pre, torch.zeros(0) if zb is None else zb)
+        out = pop.sent(zb, s2, v_pre)
         return (out.clone() if out is s2 else out), s1, s2
 
     @staticmethod
     def backward(ctx, g_out, g1, g2):  # type: ignore[override]
-        v_pre, z = ctx.saved_tensors
-        ga, g1, g2, gb = ctx.pop.back(g_out, g1, g2, v_pre, z)
-        return ga, g1, g2, gb.sum(0), None
+        v_pre, zb = ctx.saved_tensors
+        pop = ctx.pop
+        zbn = zb if zb.numel() else None
+        gi, g1, g2, gb = pop.back(g_out, _spike_grads(pop, v_pre, zbn), g1, g2, zbn)
+        return pop.grad_input(gi), g1, g2, gb.sum(0), None
+
+
+def _backward_loop(pop: _Population, g_sent_of, v_pre: torch.Tensor, zb: torch.Tensor | None):
+    """The reverse loop shared by the sequence functions: ``g_sent_of(t, d_input_of_step_t_plus_1)`` gives the
+    gradient of what step ``t`` sent; returns ``(d prepared inputs [S, B, n], d bias [n])``."""
+    sgs = _spike_grads(pop, v_pre, zb)
+    g1 = g2 = torch.zeros_like(v_pre[0])
+    gi_all = torch.empty_like(v_pre)
+    gb = torch.zeros_like(v_pre[0])
+    gi = None
+    for t in range(v_pre.shape[0] - 1, -1, -1):
+        gi, g1, g2, gvp = pop.back(g_sent_of(t, gi), None if sgs is None else sgs[t], g1, g2,
+                                   None if zb is None else zb[t])
+        if g1 is None:
+            g1 = torch.zeros_like(gvp)
+        gi_all[t] = gi
+        gb += gvp
+    return gi_all, gb.sum(0)
 
 
 class _ScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, bias, pop: _Population):  # type: ignore[override]
+        ap = pop.prep(a)
+        pop.plan(float(ap.abs().max()) if ap.numel() else 0.0)
         s1, s2 = pop.init(a.shape[1], a.shape[2])
         outs, vps, zs = [], [], []
+        exact32 = isinstance(pop, _LoihiPop)   # Loihi's v' are integers below 2**23: float32 keeps them exactly
         for t in range(a.shape[0]):
-            out, s1, s2, v_pre, z = pop.fwd(a[t], s1, s2, bias)
-            outs.append(out)
-            vps.append(v_pre)
-            zs.append(z)
+            zb, s1, s2, v_pre = pop.fwd(ap[t], s1, s2, bias)
+            outs.append(pop.sent(zb, s2, v_pre) if pop.readout or pop.graded else zb)
+            vps.append(v_pre.float() if exact32 else v_pre)
+            zs.append(zb)
         ctx.pop = pop
-        ctx.save_for_backward(torch.stack(vps), torch.stack(zs))
-        return torch.stack(outs)
+        zb_all = None if zs[0] is None else torch.stack(zs)
+        ctx.save_for_backward(torch.stack(vps), torch.zeros(0) if zb_all is None else zb_all)
+        return torch.stack(outs) if pop.readout or pop.graded else zb_all.to(pop.dtype)
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        v_pre, z = ctx.saved_tensors
+        v_pre, zb = ctx.saved_tensors
         pop = ctx.pop
-        g1 = g2 = torch.zeros_like(v_pre[0])
-        ga = torch.empty(v_pre.shape, dtype=torch.float64)
-        gb = torch.zeros_like(v_pre[0])
-        for t in range(v_pre.shape[0] - 1, -1, -1):
-            ga[t], g1, g2, gvp = pop.back(g_out[t], g1, g2, v_pre[t], z[t])
-            gb += gvp
-        return ga, gb.sum(0), None
+        v_pre = v_pre.to(pop.dtype)
+        g_out = g_out.to(pop.dtype)
+        gi, gb = _backward_loop(pop, lambda t, _g: g_out[t], v_pre, zb if zb.numel() else None)
+        return pop.grad_input(gi), gb, None
 
 
 def _sccs(pops: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
@@ -383,17 +498,21 @@ def _sccs(pops: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
 
 # --------------------------------------------------------------------------------------------------- forward
 def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target: str, *, weight_exp: int = 0,
-                   reset_policy: str = "strict", input_frac_bits: int | None = None, input_bits: int = 8,
-                   surrogate: sg.Surrogate = sg.DEFAULT, record: bool = False) -> TargetResult:
+                   reset_policy: str = "strict", payload_frac_bits: int | None = None,
+                   input_frac_bits: int | None = None, input_bits: int = 8,
+                   surrogate: sg.Surrogate = sg.DEFAULT, record: bool = False,
+                   integer_inputs: bool | None = None) -> TargetResult:
     """Run the float IR ``graph`` (from :func:`~spikeseq.graph.trace.trace_bound`) quantised for ``target`` on
     ``x`` ``[T, B, *input_shape]`` with the target's arithmetic (module docstring); gradients reach the tensors of
     ``bindings``.
 
-    ``weight_exp`` / ``reset_policy``: as :func:`~spikeseq.graph.quantize.quantize`. ``input_frac_bits``: Loihi
-    only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)`` and the input synapses'
-    weights are divided by ``2**k`` (``None``: the inputs must be integers). ``record``: also return every neuron
-    node's aligned trace. The spikes equal ``simulate(graph_q, x_q, numerics=target)`` on every node, where
-    ``graph_q`` is :attr:`TargetResult.graph`."""
+    ``weight_exp`` / ``reset_policy`` / ``payload_frac_bits``: as :func:`~spikeseq.graph.quantize.quantize`.
+    ``input_frac_bits``: Loihi only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)``
+    and the input synapses' weights are divided by ``2**k`` (``None``: the inputs must be integers).
+    ``integer_inputs``: whether ``x`` holds integers (``None``: checked here; callers that checked their data once
+    say so and save a pass over it).
+    ``record``: also return every neuron node's aligned trace. The spikes equal
+    ``simulate(graph_q, x_q, numerics=target)`` on every node, where ``graph_q`` is :attr:`TargetResult.graph`."""
     if target not in TARGETS:
         raise ParameterError(f"unknown target {target!r}; target mode trains for one of {', '.join(TARGETS)}")
     if not isinstance(x, torch.Tensor):
@@ -414,16 +533,17 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
         g = scale_input_synapses(g, k)
         in_div = {s: 2.0**k for s in input_synapses(g)}
         xd = quantize_input(xd.double(), k, input_bits).to(xd.dtype)   # integers below 2**23: exact in float32
-    elif target == "loihi" and bool(torch.frac(xd).any()):
+    elif target == "loihi" and not _integers(xd, integer_inputs):
         raise DTypeError("Loihi numerics needs integer inputs (0/1 spikes or integer graded values); pass "
                          "input_frac_bits to send real values as graded fixed-point payloads")
-    q, factors = quantize_with_factors(g, target, weight_exp=weight_exp, reset_policy=reset_policy)
+    q, factors = quantize_with_factors(g, target, weight_exp=weight_exp, reset_policy=reset_policy,
+                                       payload_frac_bits=payload_frac_bits)
     lat = hop_latencies(q)
     t_in, batch = xd.shape[0], xd.shape[1]
     steps = t_in + max(lat.values(), default=0)
     lo, hi = torch.aminmax(xd) if xd.numel() else (torch.zeros(()), torch.zeros(()))
     xmax = max(-float(lo), float(hi))
-    if target != "loihi" and bool(torch.frac(xd).any()):
+    if target != "loihi" and not _integers(xd, integer_inputs):
         xmax = math.inf      # real values (SpiNNaker2): float64 sums, as the interpreter
         xd = xd.double()
 
@@ -496,11 +616,13 @@ def _merge(pops: list[_Population]) -> _Population | None:
     """One population holding ``pops`` side by side (per-neuron parameters concatenated), or ``None`` when they
     differ in kind, readout, reset or current model (then the component is stepped population by population)."""
     first = pops[0]
-    if any(type(p) is not type(first) or p.readout != first.readout or p.surrogate != first.surrogate
-           for p in pops):
+    if any(type(p) is not type(first) or p.readout != first.readout or p.graded != first.graded
+           or p.surrogate != first.surrogate for p in pops):
         return None
     if isinstance(first, _S2Pop) and any(p.reset != first.reset or (p.exc is None) != (first.exc is None)
                                          for p in pops):
+        return None
+    if first.graded and len(pops) > 1:     # each graded population divides by its own scale
         return None
     m = copy.copy(first)
     cat = lambda name: torch.cat([getattr(p, name) for p in pops])  # noqa: E731
@@ -526,8 +648,11 @@ def _recurrent_component(comp, internal, ext, syn, cells, merged) -> dict[str, t
             blocks[comp.index(src)] = blocks[comp.index(src)] + syn[s].w
         rows.append(torch.cat(blocks, dim=1))
     w = torch.cat(rows, dim=0)
-    rowsum = float(w.detach().abs().sum(1).max()) if w.numel() else 0.0
-    exact32 = not merged.readout and bool(torch.equal(w.detach(), torch.round(w.detach()))) and rowsum < EXACT_F32
+    wd = w.detach()
+    rowsum = float(wd.abs().sum(1).max()) if w.numel() else 0.0
+    fac = 64.0 if isinstance(merged, _LoihiPop) else 1.0   # Loihi sums enter as 64 * a
+    exact32 = (not merged.readout and not merged.graded and bool(torch.equal(wd, torch.round(wd)))
+               and rowsum * fac < EXACT_F32)
     out = _RecurrentScanFn.apply(torch.cat([ext[p] for p in comp], dim=2), w, merged.bias, merged, exact32)
     return {p: out[:, :, offs[p]:offs[p] + n] for p, n in zip(comp, sizes)}
 
@@ -536,42 +661,66 @@ class _RecurrentScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, ext, w, bias, pop: _Population, exact32: bool):  # type: ignore[override]
         s1, s2 = pop.init(ext.shape[1], ext.shape[2])
-        wt = (w.float() if exact32 else w).t().contiguous()
+        loihi = isinstance(pop, _LoihiPop)
+        fac = 64.0 if loihi else 1.0          # Loihi's prepared input 64 * (ext + W sent) is linear: fold it in
+        wp = w * fac
+        wpt = (wp.float() if exact32 else wp).t().contiguous()
+        if loihi and not pop.readout:         # bound |a| by the inputs and the weights' row sums (spikes are 0/1)
+            pop.plan(64.0 * (float(ext.abs().max()) + float(w.detach().abs().sum(1).max())))
+        else:
+            pop.plan(math.inf)
+        extp = ext * fac if loihi else ext
         outs, vps, zs = [], [], []
         prev = None
         for t in range(ext.shape[0]):
-            a = ext[t] if prev is None else ext[t] + (prev.to(wt.dtype) @ wt).double()
-            prev, s1, s2, v_pre, z = pop.fwd(a, s1, s2, bias)
-            outs.append(prev)
-            vps.append(v_pre)
-            zs.append(z)
-        sent = torch.stack(outs)
-        ctx.pop, ctx.exact32 = pop, exact32
-        ctx.save_for_backward(w, sent, torch.stack(vps), torch.stack(zs))
+            a = extp[t] if prev is None else extp[t] + (prev @ wpt).double()
+            zb, s1, s2, v_pre = pop.fwd(a if loihi else pop.prep(a), s1, s2, bias)
+            out = pop.sent(zb, s2, v_pre) if pop.readout or pop.graded else zb
+            prev = out.to(wpt.dtype)
+            outs.append(out)
+            vps.append(v_pre.float() if loihi else v_pre)   # Loihi's v' are integers below 2**23: exact
+            zs.append(zb)
+        sent = torch.stack(outs).to(pop.dtype)
+        ctx.pop, ctx.exact32, ctx.fac = pop, exact32, fac
+        zb_all = torch.zeros(0) if zs[0] is None else torch.stack(zs)
+        ctx.save_for_backward(wp, sent, torch.stack(vps), zb_all)
         return sent
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        w, sent, v_pre, z = ctx.saved_tensors
+        wp, sent, v_pre, zb = ctx.saved_tensors
         pop = ctx.pop
-        wd = w.float() if ctx.exact32 else w
-        g1 = g2 = torch.zeros_like(v_pre[0])
-        ga = torch.empty(v_pre.shape, dtype=torch.float64)
-        gb = torch.zeros_like(v_pre[0])
-        g_next = None
-        for t in range(v_pre.shape[0] - 1, -1, -1):
-            g_sent = g_out[t] if g_next is None else g_out[t] + (g_next.to(wd.dtype) @ wd).to(g_out.dtype)
-            g_next, g1, g2, gvp = pop.back(g_sent, g1, g2, v_pre[t], z[t])
-            ga[t] = g_next
-            gb += gvp
-        n = w.shape[0]
-        gw = ga[1:].reshape(-1, n).t() @ sent[:-1].reshape(-1, n).double()
-        return ga, gw, gb.sum(0), None, None
+        wd = wp.float() if ctx.exact32 else wp
+        dtype = torch.float64 if isinstance(pop, _LoihiPop) else torch.float32
+        v_pre = v_pre.to(dtype)
+        g_out = g_out.to(dtype)
+
+        def g_sent(t: int, gi_next):
+            if gi_next is None:
+                return g_out[t]
+            return g_out[t] + (gi_next.to(wd.dtype) @ wd).to(dtype)
+
+        gi, gb = _backward_loop(pop, g_sent, v_pre, zb if zb.numel() else None)
+        ga = pop.grad_input(gi)
+        n = wp.shape[0]
+        mm = torch.float32 if ctx.exact32 else torch.float64
+        gw = (ga[1:].reshape(-1, n).t().to(mm) @ sent[:-1].reshape(-1, n).to(mm)).double()
+        return ga, gw, gb, None, None
+
+
+def _integers(x: torch.Tensor, known: bool | None) -> bool:
+    """Whether ``x`` holds integers: ``known`` when the caller knows, else checked."""
+    return bool(known) if known is not None else not bool(torch.frac(x).any())
 
 
 def _send_max(node: ir.Node) -> float:
-    """The largest magnitude a population sends: 1 for spikes, unbounded for a readout's membrane."""
-    return math.inf if getattr(node, "readout", False) else 1.0
+    """The largest magnitude a population sends: 1 for spikes, 127 for int8 graded payloads, unbounded for a
+    membrane or float graded events."""
+    if getattr(node, "readout", False):
+        return math.inf
+    if getattr(node, "graded", False):
+        return 127.0 if getattr(node, "payload_frac_bits", None) is not None else math.inf
+    return 1.0
 
 
 def _shift(y: torch.Tensor, steps: int) -> torch.Tensor:
@@ -591,7 +740,8 @@ def _recurrent_input(s: _Synapse, hist: list[torch.Tensor], t: int) -> torch.Ten
     total = torch.zeros(1, dtype=torch.float64)
     for d in torch.unique(s.delay).tolist():
         if t - 1 - d >= 0:
-            total = total + hist[t - 1 - d].double() @ s.weight_for(int(d)).t()
+            w = s.weight_for(int(d))
+            total = total + (hist[t - 1 - d].to(w.dtype) @ w.t()).double()
     return total
 
 
