@@ -12,7 +12,8 @@ JSON layout (``format = "spikeseq-spinnaker2/1"``)::
         neuron_model  "spike_list" (inputs), "lif_no_delay", "lif_curr_exp_no_delay" or "lif" (delayed inputs)
         params        threshold, alpha_decay, i_offset, v_reset, reset ("reset_by_subtraction" |
                       "reset_to_v_reset"), and exc_decay = inh_decay (lif_curr_exp), t_refrac = 0; a scalar when
-                      uniform over the population, else a list; readouts get threshold = 3.0e38 (never spikes)
+                      uniform over the population, else a list; readouts get threshold = 3.0e38 (never spikes);
+                      graded populations (spikes carry the membrane) get graded_payload = "v / w_scale"
     projections: [{name, pre, post, format: "list", connections: [[pre, post, weight, delay], ...]}]
                  or format "csr" with indptr / indices / weights / delays (rows = pre neurons) when large
     run_extra_steps  ticks to run beyond the input's T: the largest input-to-population hop latency
@@ -63,10 +64,10 @@ class SpiNNaker2Export:
     mapping: MappingReport
 
 
-def _qgraph(graph: ir.Graph) -> ir.Graph:
+def _qgraph(graph: ir.Graph, **quantize_kwargs) -> ir.Graph:
     if graph.metadata.get("numerics") == "spinnaker2":
         return graph.flat()
-    return quantize(graph, "spinnaker2")
+    return quantize(graph, "spinnaker2", **quantize_kwargs)
 
 
 def _scalar_or_list(a) -> float | list:
@@ -102,6 +103,9 @@ def network_description(graph: ir.Graph, *, mapping: MappingReport | None = None
         if node.exc_decay is not None:
             params.update(exc_decay=_scalar_or_list(node.exc_decay), inh_decay=_scalar_or_list(node.exc_decay),
                           t_refrac=0)
+        if node.graded:   # each spike carries v' / w_scale (float32, or int8 fixed point), spikeseq's graded events
+            f = node.payload_frac_bits
+            params.update(graded_payload="v / w_scale" if f is None else f"int8 round(v / w_scale * 2**{f})")
         pops.append({"name": name, "size": math.prod(node.out_shape), "neuron_model": model, "params": params,
                      "record": ["v"] if node.readout else ["spikes"], "max_atoms_per_core": per_unit.get(name, 1),
                      "w_scale": float(node.w_scale)})
@@ -292,9 +296,11 @@ def _check_written(path: Path, g: ir.Graph) -> None:
                 raise ExportError(f"SpiNNaker2 description check: projection {name!r} delays do not read back")
 
 
-def write_spinnaker2(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool = True) -> SpiNNaker2Export:
-    """Quantise, map and write the JSON description at ``path`` plus the build script next to it (atomically)."""
-    g = _qgraph(graph)
+def write_spinnaker2(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool = True,
+                     payload_frac_bits: int | None = None) -> SpiNNaker2Export:
+    """Quantise (``payload_frac_bits``: as :func:`~spikeseq.graph.quantize.quantize`), map and write the JSON
+    description at ``path`` plus the build script next to it (atomically)."""
+    g = _qgraph(graph, payload_frac_bits=payload_frac_bits)
     report = map_pes(g)
     if check_mapping:
         raise_if_unfit(report)

@@ -628,7 +628,10 @@ class S2LIF(_Neuron):
         i = exc_decay*i + sum_j w_ij z_j          (lif_curr_exp; plain lif: i = sum_j w_ij z_j)
         v' = alpha_decay*v + i + i_offset ; z = v' > threshold ; reset_by_subtraction or reset_to_v_reset
 
-    ``w_scale`` is the factor from float to int8 weights (float value = value / w_scale)."""
+    ``w_scale`` is the factor from float to int8 weights (float value = value / w_scale). ``graded=True``: a spike
+    carries the membrane in float units, ``v' / w_scale`` (float32; the IR's graded LIF, e.g. EGRU-style value
+    events), instead of 1; with ``payload_frac_bits = f`` as an int8 fixed-point payload
+    ``clip(round(v' / w_scale * 2**f), -127, 127)``."""
 
     alpha_decay: np.ndarray
     threshold: np.ndarray
@@ -638,6 +641,8 @@ class S2LIF(_Neuron):
     reset: str = "zero"
     w_scale: float = 1.0
     readout: bool = False
+    graded: bool = False
+    payload_frac_bits: int | None = None
     kind: ClassVar[str] = "S2LIF"
 
     def __post_init__(self):
@@ -649,8 +654,9 @@ class S2LIF(_Neuron):
         self._check()
 
     def sends(self, received):
-        """``"dense"`` for a readout population (its membrane is read), else ``"spikes"``."""
-        return "dense" if self.readout else "spikes"
+        """``"dense"`` for a readout population (its membrane is read), ``"graded"`` for a graded one, else
+        ``"spikes"``."""
+        return "dense" if self.readout else ("graded" if self.graded else "spikes")
 
 
 def synapse_kinds() -> tuple[type, ...]:

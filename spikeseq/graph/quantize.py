@@ -16,7 +16,10 @@ listed under ``approximations``.
 
 SpiNNaker2 (targets.md §3.3, §4.4): per population ``ws = 127 / max|W|`` (15 for projections with delays, which use
 the ``lif`` model), int8 weights ``round(W*ws)``, float32 ``threshold = theta*ws``, ``alpha_decay = beta``,
-``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept.
+``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept; a graded
+population (spikes carry the membrane) stays graded, its payload in float units, float32 or with
+``payload_frac_bits = f`` int8 fixed point ``round(v' / ws * 2**f)`` into synapses whose float weights are divided
+by ``2**f`` (Loihi: refused).
 """
 
 from __future__ import annotations
@@ -151,6 +154,19 @@ def _row_scale(node: ir.Node, k: np.ndarray) -> np.ndarray:
     return w * kc[:, 0].reshape(-1, *([1] * (w.ndim - 1)))
 
 
+def _graded_source(g: ir.Graph, syn: str) -> bool:
+    """Whether synapse ``syn`` is fed (through Flatten nodes) by a graded neuron population."""
+    todo = list(g.predecessors(syn))
+    while todo:
+        n = todo.pop()
+        node = g.nodes[n]
+        if isinstance(node, ir.Flatten):
+            todo += g.predecessors(n)
+        elif node.role == "neuron" and getattr(node, "graded", False):
+            return True
+    return False
+
+
 def _row_factor(node: ir.Node, k: np.ndarray) -> np.ndarray:
     """The gains ``k`` :func:`_row_scale` multiplied the weight rows by, shaped to broadcast against the weight."""
     w = node.weight
@@ -184,13 +200,19 @@ def _with_weight(node: ir.Node, w: np.ndarray) -> ir.Node:
     raise ExportError(f"synapse kind {node.kind} is not supported on hardware targets yet")
 
 
-def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict") -> ir.Graph:
-    """Quantise ``graph`` for ``target`` (``"loihi"`` or ``"spinnaker2"``); see the module docstring."""
-    return quantize_with_factors(graph, target, weight_exp=weight_exp, reset_policy=reset_policy)[0]
+def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict",
+             payload_frac_bits: int | None = None) -> ir.Graph:
+    """Quantise ``graph`` for ``target`` (``"loihi"`` or ``"spinnaker2"``); see the module docstring.
+
+    ``payload_frac_bits`` (SpiNNaker2): graded populations send int8 fixed-point payloads
+    ``clip(round(v' / w_scale * 2**f), -127, 127)`` and the synapses they feed get their float weights divided by
+    ``2**f`` (``None``: float32 payloads ``v' / w_scale``)."""
+    return quantize_with_factors(graph, target, weight_exp=weight_exp, reset_policy=reset_policy,
+                                 payload_frac_bits=payload_frac_bits)[0]
 
 
-def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
-                          reset_policy: str = "strict") -> tuple[ir.Graph, QuantFactors]:
+def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict",
+                          payload_frac_bits: int | None = None) -> tuple[ir.Graph, QuantFactors]:
     """:func:`quantize` and the :class:`QuantFactors` of its rounding (the one computation both use)."""
     factors = QuantFactors()
     if graph.metadata.get("numerics") == target:
@@ -201,9 +223,17 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
         raise ParameterError(f"quantize target must be 'loihi' or 'spinnaker2', got {target!r}")
     if reset_policy not in ("strict", "zero"):
         raise ParameterError(f"reset_policy must be 'strict' or 'zero', got {reset_policy!r}")
+    if payload_frac_bits is not None and (target != "spinnaker2" or not 0 <= int(payload_frac_bits) <= 16):
+        raise ParameterError(f"payload_frac_bits is a SpiNNaker2 option in 0..16, got {payload_frac_bits!r} for "
+                             f"{target}")
     g = graph.flat()
     lim = targets.limits(target)
     nodes: dict[str, ir.Node] = dict(g.nodes)
+    div = {}   # synapse fed by a graded population with fixed-point payloads -> 2**f
+    if payload_frac_bits is not None:
+        for name, node in g.nodes.items():
+            if node.role == "synapse" and _graded_source(g, name):
+                div[name] = 2.0 ** int(payload_frac_bits)
     quant: dict[str, dict] = {}
     owner: dict[str, str] = {}
     for name, node in g.nodes.items():
@@ -221,15 +251,17 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
         if node.role == "neuron":
             if isinstance(node, (ir.Threshold, ir.LMUMemory, ir.LoihiCUBA, ir.S2LIF)):
                 raise ExportError(f"node {name!r} of kind {node.kind} is not supported on {target}")
-            if getattr(node, "graded", False):
-                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet")
+            graded = bool(getattr(node, "graded", False))
+            if graded and target == "loihi":
+                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet "
+                                  "(spikeseq's Loihi CUBA export sends binary spikes; SpiNNaker2 takes graded ones)")
             reset = getattr(node, "reset", "zero")
             vres = getattr(node, "v_reset", None)
             k, alpha, beta, leak_bias, theta, mode = _gain(g, node)
             syn = incoming_synapses(g, name)
             if not syn:
                 raise ExportError(f"neuron {name!r} has no incoming synapse")
-            ws = [_row_scale(g.nodes[s], k) for s in syn]
+            ws = [_row_scale(g.nodes[s], k) / div.get(s, 1.0) for s in syn]
             bias = leak_bias.reshape(-1).copy()
             bias_gain = {}   # synapse -> d(population bias)/d(synapse bias), before the population scale
             for s in syn:
@@ -300,7 +332,7 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
                 s = wlim / wmax
                 for sname, w in zip(syn, ws):
                     nodes[sname] = _with_weight(g.nodes[sname], np.round(w * s))
-                    factors.weight[sname] = _row_factor(g.nodes[sname], k) * s
+                    factors.weight[sname] = _row_factor(g.nodes[sname], k) * s / div.get(sname, 1.0)
                     d = getattr(g.nodes[sname], "delay", None)
                     if isinstance(g.nodes[sname], ir.DelayAffine) and d.max(initial=0) > lim.max_delay:
                         raise ExportError(f"synapse {sname!r}: delay {int(d.max())} steps exceeds the SpiNNaker2 "
@@ -310,7 +342,9 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
                 nodes[name] = ir.S2LIF(alpha_decay=beta, threshold=thr, i_offset=(bias * s).reshape(k.shape),
                                        exc_decay=alpha if np.any(alpha > 0) else None,
                                        v_reset=None if vres is None else vres * s,
-                                       reset=reset, w_scale=float(s), readout=(mode == "readout"))
+                                       reset=reset, w_scale=float(s), readout=(mode == "readout"),
+                                       graded=graded and mode != "readout",
+                                       payload_frac_bits=payload_frac_bits if graded else None)
                 info.update(scale=float(s), model=("lif" if has_delay else
                                                    ("lif_curr_exp_no_delay" if np.any(alpha > 0)
                                                     else "lif_no_delay")))

@@ -15,7 +15,8 @@ Numerics:
   per-synapse delay ``d``). Inputs must be integers (0/1 spikes or integer graded payloads). A readout population
   (``LoihiCUBA.readout``) is the same compartment: it spikes and resets as netx's LIF does (its ``vth`` is the
   largest mantissa, so only a saturated membrane reaches it); its recorded value is ``v`` after that reset.
-- ``"spinnaker2"``: quantised to int8 weights, float32 state, one step per hop (targets.md §4.4, best effort).
+- ``"spinnaker2"``: quantised to int8 weights, float32 state, one step per hop (targets.md §4.4, best effort); a
+  graded population sends ``v' / w_scale`` (float32) with each spike.
 
 With ``align=True`` (default) the run is extended by the largest input-to-node latency and every recorded trace is
 shifted back by its node's latency, so traces index the same time steps as the torch model. The result carries
@@ -309,6 +310,11 @@ class _Cell:
                 return v_pre
             z = (v_pre > p["th"]).astype(np.float32)
             s["v"] = np.asarray(reset_membrane(v_pre, z, p["th"], node.reset, p["vr"]), np.float32)
+            if node.graded:   # the spike carries v' in float units (float32, or int8 fixed point)
+                val = v_pre / p["ws"]
+                if node.payload_frac_bits is not None:
+                    val = np.clip(np.round(val * np.float32(2.0**node.payload_frac_bits)), -127, 127)
+                return np.where(z > 0, val, np.float32(0)).astype(np.float32)
             return z
         if isinstance(node, ir.Delay):
             ring = s["ring"]

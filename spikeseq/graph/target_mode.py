@@ -33,24 +33,26 @@ from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
 from spikeseq.graph.trace import infer_input_shape, trace, trace_bound
 from spikeseq.nn import DelayLinear
 
-__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "output_transform",
-           "target_mode"]
+__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "model_surrogate",
+           "output_transform", "target_mode"]
 
 #: the keys of ``[export.<target>]`` that change the numerics target mode computes with
-NUMERIC_KEYS: tuple[str, ...] = ("weight_exp", "reset_policy", "input_bits")
+NUMERIC_KEYS: tuple[str, ...] = ("weight_exp", "reset_policy", "input_bits", "payload_frac_bits")
 
 
 @dataclass(frozen=True)
 class TargetSettings:
     """Everything that decides the target numerics: the ``target``, the Loihi weight exponent and reset policy
-    (as :func:`~spikeseq.graph.quantize.quantize`), and for real-valued inputs on Loihi the payload width
-    ``input_bits`` and fractional bits ``input_frac_bits`` (``None``: integer inputs, sent as they are)."""
+    (as :func:`~spikeseq.graph.quantize.quantize`), for real-valued inputs on Loihi the payload width
+    ``input_bits`` and fractional bits ``input_frac_bits`` (``None``: integer inputs, sent as they are), and on
+    SpiNNaker2 the fixed-point bits of graded populations' payloads ``payload_frac_bits`` (``None``: float32)."""
 
     target: str
     weight_exp: int = 0
     reset_policy: str = "strict"
     input_bits: int = 8
     input_frac_bits: int | None = None
+    payload_frac_bits: int | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
@@ -64,7 +66,7 @@ class TargetSettings:
         """The keyword arguments of :func:`~spikeseq.graph.quantize.quantize` for these settings."""
         if self.target == "loihi":
             return {"weight_exp": self.weight_exp, "reset_policy": self.reset_policy}
-        return {}
+        return {} if self.payload_frac_bits is None else {"payload_frac_bits": self.payload_frac_bits}
 
     def export_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`spikeseq.verify.export_and_verify` that reproduce these numerics."""
@@ -82,6 +84,15 @@ def _model_dt(model: nn.Module) -> float | None:
     return None
 
 
+def model_surrogate(model: nn.Module) -> sg.Surrogate:
+    """The surrogate of the first module of ``model`` that has one (its neurons'), else ``surrogate.DEFAULT``."""
+    for m in model.modules():
+        s = getattr(m, "surrogate", None)
+        if isinstance(s, sg.Surrogate):
+            return s
+    return sg.DEFAULT
+
+
 def _freeze_delays(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, DelayLinear):
@@ -92,13 +103,14 @@ class TargetMode(nn.Module):
     """``y, None = tm(x [T, B, ...])``: ``model`` computed with the numerics of ``settings`` (module docstring).
 
     ``model``'s parameters are the ones trained (``tm.parameters()`` are the model's); ``dt`` defaults to the model's
-    own; ``surrogate`` is the spike surrogate of the backward pass (scaled to each population's float units);
+    own; ``surrogate`` is the spike surrogate of the backward pass (scaled to each population's float units;
+    default: the surrogate of the model's first spiking module, else ``spikeseq.surrogate.DEFAULT``);
     ``integer_inputs``: whether the data are integers (``None``: checked every batch; the training loop knows it from
     checking the whole training split once). Creating it rounds and freezes the model's learnable delays.
     """
 
     def __init__(self, model: nn.Module, settings: TargetSettings, *, dt: float | None = None,
-                 surrogate: sg.Surrogate = sg.DEFAULT, integer_inputs: bool | None = None) -> None:
+                 surrogate: sg.Surrogate | None = None, integer_inputs: bool | None = None) -> None:
         super().__init__()
         self.model = model
         self.integer_inputs = integer_inputs
@@ -106,7 +118,7 @@ class TargetMode(nn.Module):
         self.dt = dt if dt is not None else _model_dt(model)
         if self.dt is None:
             raise ConfigError("target mode needs the model's time step: the model has no module with a dt; pass dt=")
-        self.surrogate = surrogate
+        self.surrogate = surrogate if surrogate is not None else model_surrogate(model)
         self._checked = False
         _freeze_delays(model)
 
@@ -151,7 +163,7 @@ def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:
 
 def target_mode(model: nn.Module, target: str, *, dt: float | None = None, input_frac_bits: int | None = None,
                 input_bits: int = 8, weight_exp: int = 0, reset_policy: str = "strict",
-                surrogate: sg.Surrogate = sg.DEFAULT, input_shape: tuple[int, ...] | None = None) -> TargetMode:
+                surrogate: sg.Surrogate | None = None, input_shape: tuple[int, ...] | None = None) -> TargetMode:
     """``model`` computing with ``target``'s numerics (:class:`TargetMode`); checks first that every node of the
     model runs on the target (:func:`check_target`; a model whose per-sample ``input_shape`` cannot be inferred
     is checked on its first forward pass). For real-valued inputs on Loihi give ``input_frac_bits`` (e.g.

@@ -86,8 +86,8 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
                 res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout, **kwargs)
                 extra = {}
                 if trained_for and trained_for.get("target") == target:
-                    extra["target_mode"] = target_agreement(TargetMode(lr.model, TargetSettings(**trained_for),
-                                                                       dt=dt), x)
+                    tm = TargetMode(lr.model, TargetSettings(**trained_for), dt=dt)
+                    extra["target_mode"] = target_agreement(tm, x, y, lr.cfg.train.readout)
             _replay(caught, target)
         except SpikeseqError as e:
             results[target] = {"target": target, "error": str(e)}

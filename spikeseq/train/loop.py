@@ -187,6 +187,13 @@ def _float32(out: Any) -> Any:
     return out.float()
 
 
+def _integers(x: torch.Tensor, chunk: int = 256) -> bool:
+    """Whether every value of ``x`` is an integer (checked ``chunk`` samples at a time: no full-size temporary)."""
+    if not x.is_floating_point():
+        return True
+    return all(not bool(torch.frac(x[i:i + chunk]).any()) for i in range(0, x.shape[0], chunk))
+
+
 def _window_size(b: int, accumulate: int, bsz: int, n: int) -> int:
     """Samples in the accumulation window that holds micro-batch ``b``."""
     w0 = (b // accumulate) * accumulate
@@ -299,7 +306,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             model.train()
             in_target = tset is not None and epoch >= first_target
             if in_target and tmode is None:   # the data's kind is checked once here, not every batch
-                integer = all(bool(torch.equal(v, torch.round(v))) for v in (data.train.x.float(), data.val.x.float()))
+                integer = all(_integers(v) for v in (data.train.x, data.val.x))
                 tmode = TargetMode(model, tset, integer_inputs=integer)
             fwd = tmode if in_target else net
             bar = progress(range(start, n_batches), total=n_batches - start, desc=f"{desc}epoch {epoch + 1}/{t.epochs}",
