@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python examples/egru/spinnaker2_export.py " + " ".join(argv if argv is not None else sys.argv[1:]),
         "run": str(a.run), "checkpoint": a.checkpoint, "windows": n, "tokens": int(y.size),
         "model": {"bpc": bpc(ref, y), "dtype": "float32"},
-        "float_interpreter": {"bpc": bpc(flt, y), "max_abs_logit_diff": float(np.abs(flt - ref).max()),
+        "float_interpreter": {"bpc": bpc(flt, y), "bpc_change_vs_model": bpc(flt, y) - bpc(ref, y),
+                              "max_abs_logit_diff": float(np.abs(flt - ref).max()),
                               "tolerance_note": "float64 interpreter vs float32 torch: differences are float32 "
                                                 "rounding (about 1e-6 relative per op, accumulated over 100 steps)",
                               "next_char_agreement_vs_model": float((flt.argmax(-1) == ref.argmax(-1)).mean())},

@@ -103,3 +103,26 @@ def test_zoneout_refused_by_name():
     m = registry.build("egru_lm", vocab=5, embed=3, hidden=4, zoneout=0.1).eval()
     with pytest.raises(ExportError, match=r"zoneout=0\.1"):
         trace(m, dt=1e-3, input_shape=(5,))
+
+
+def test_export_and_verify_language_model_on_token_ids(tmp_path):
+    from spikeseq.verify import export_and_verify
+
+    m, _, tok = _lm(layers=1, dtype=torch.float32)
+    labels = torch.randint(0, 11, (3, 9))                 # [B, T] next tokens
+    res = export_and_verify(m, "spinnaker2", tmp_path / "net.json", tok.float(), labels, dt=1e-3,
+                            readout="per_step", payload_frac_bits=7)
+    with torch.no_grad():
+        pred = m(tok)[0].argmax(-1).T.numpy()
+    assert res.model_accuracy == pytest.approx(float((pred == labels.numpy()).mean()))
+    assert 0 < res.output_max_abs_diff < 0.05 and res.prediction_agreement >= 0.9
+    assert res.mapping["units_used"] == 3                 # one-hot source, the cell, the readout
+
+
+def test_recipe_exports_spinnaker2_with_int8_payloads():
+    from pathlib import Path
+
+    from spikeseq.train.config import load_config
+
+    cfg = load_config(Path(__file__).parents[3] / "examples/egru/lm_tinyshakespeare_pruned.toml")
+    assert cfg.export.dt == 1e-3 and cfg.export.spinnaker2 == {"payload_frac_bits": 7}
