@@ -83,7 +83,12 @@ def test_spinnaker2_quantisation_per_gate_int8():
     assert q.nodes["rnn_l1"].ih_scale[0] == pytest.approx(s1 * 128)
     assert q.nodes["rnn_l0"].hh_scale[0] == pytest.approx(128 * 127 / np.abs(g.nodes["rnn_l0"].weight_hh[:h]).max())
     r = simulate(g, one_hot(tok.numpy(), 11), numerics="spinnaker2", quantize_kwargs={"payload_frac_bits": 7},
-                 record=["rnn_l0", "output"])
+                 record=["rnn_l0", "rnn_l1", "output"])
+    from spikeseq.models.egru.energy import token_counts
+
+    rf = simulate(g, one_hot(tok.numpy(), 11))   # float timing: no extra hop steps, so counts cover T steps
+    c = token_counts(g, one_hot(tok.numpy(), 11), rf.traces)
+    assert rf.synops["rnn_l0"] + rf.synops["rnn_l1"] == round((c["input_synops"] + c["recurrent_synops"]) * tok.numel())
     raw = r.traces["rnn_l0"] * 128   # recorded in float units: payload / 2**7
     assert np.allclose(raw, np.round(raw)) and np.abs(raw).max() <= 127
     with torch.no_grad():
