@@ -131,3 +131,12 @@ def test_recipe_exports_spinnaker2_with_int8_payloads():
 
     cfg = load_config(Path(__file__).parents[3] / "examples/egru/lm_tinyshakespeare_pruned.toml")
     assert cfg.export.dt == 1e-3 and cfg.export.spinnaker2 == {"payload_frac_bits": 7}
+
+
+def test_target_mode_refuses_the_cell_by_name():
+    from spikeseq.errors import ConfigError
+    from spikeseq.graph.target_mode import TargetSettings, check_target
+
+    m, _, _ = _lm(layers=1, dtype=torch.float32)
+    with pytest.raises(ConfigError, match=r"gated-cell populations \['rnn_l0'\] \(EGRUCell\)"):
+        check_target(m, TargetSettings(target="spinnaker2"), dt=1e-3, input_shape=(11,))
