@@ -319,7 +319,9 @@ class _Cell:
                     val = np.clip(np.round(val * np.float32(2.0**node.payload_frac_bits)), -127, 127)
                 return np.where(z > 0, val, np.float32(0)).astype(np.float32)
             return z
-        if isinstance(node, ir.EGRUCell):
+        if isinstance(node, ir.EGRUCell):   # synaptic events: input events and own previous events x stored fan-out
+            self.synops = getattr(self, "synops", 0) + int((x != 0).sum(0) @ p["nnz_W"]
+                                                           + (s["y"] != 0).sum(0) @ p["nnz_R"])
             out, s["c"], s["y"] = egru_cell_step(p, x, s["c"], s["y"])
             return out
         if isinstance(node, ir.Delay):
@@ -353,7 +355,8 @@ def egru_params(node: ir.EGRUCell) -> dict:
     h = node.hidden
     p = dict(W_T=np.ascontiguousarray(node.weight_ih.T, dt), R_T=np.ascontiguousarray(node.weight_hh.T, dt),
              b_i=node.bias_ih.astype(dt), b_h=node.bias_hh.astype(dt), th=node.threshold.astype(dt), dtype=dt,
-             frac=node.payload_frac_bits)
+             frac=node.payload_frac_bits, nnz_W=np.count_nonzero(node.weight_ih, axis=0).astype(np.int64),
+             nnz_R=np.count_nonzero(node.weight_hh, axis=0).astype(np.int64))
     if fixed:
         p["ki"] = np.repeat(1.0 / node.ih_scale, h).astype(dt)
         p["kh"] = np.repeat(1.0 / node.hh_scale, h).astype(dt)
@@ -529,6 +532,9 @@ def simulate(graph: ir.Graph, inputs, *, numerics: str = "float", latency: str |
                     src = preds[k][0] if isinstance(node, ir.Output) and len(preds[k]) == 1 else k
                     traces[k][tt] = cells[src].value(y) if src in cells else y
         prev = cur
+    for k, c in cells.items():   # EGRUCell populations hold their synapses: their event-driven accumulates
+        if hasattr(c, "synops"):
+            counts["synops"][k] = c.synops
     shaped = {k: v.reshape(t_in, batch, *g.nodes[k].out_shape) for k, v in traces.items()}
     outputs = {k: shaped[k] for k in g.outputs() if k in shaped}
     return SimResult(outputs=outputs, traces=shaped, events=events, synops=counts["synops"],

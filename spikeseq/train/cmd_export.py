@@ -44,6 +44,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, model_dt, sample_inputs
     from spikeseq.train.target import TargetMode, TargetSettings, target_agreement
+    from spikeseq.train.tasks import task_for
     from spikeseq.verify import export_and_verify
 
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -71,6 +72,8 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
         raise ConfigError("export verification compares predictions from the summed or last output; a model "
                           "trained with train.readout = 'max' cannot be checked that way")
     readout = lr.cfg.train.readout if lr.cfg.train.readout in ("last", "softmax_sum") else "sum"  # mean: as sum
+    if task_for(lr.cfg).name == "language_modelling":   # next-token predictions at every step, labels [B, T]
+        readout = "per_step"
     out_dir = ensure_dir(lr.run.export_dir)
     results: dict[str, Any] = {}
     trained_for = lr.ckpt.get("target")  # a target-mode run: its stored numerics (input bits k, ...) are reused

@@ -122,6 +122,10 @@ class EGRULM(_EGRUMixin, StatefulModule):
         logits, state, _ = self.forward_events(x, state)
         return logits, state
 
+    def graph_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Token ids ``[T, B]`` as the event graph's input (:mod:`.lower`): one-hot events ``[T, B, vocab]``."""
+        return torch.nn.functional.one_hot(_token_ids(x, self.vocab), self.vocab).float()
+
 
 class RNNLMState(NamedTuple):
     """State of :class:`RNNLM`: hidden ``h`` and (LSTM) cell ``c``, each ``[layers, B, hidden]``."""

@@ -83,7 +83,12 @@ def test_spinnaker2_quantisation_per_gate_int8():
     assert q.nodes["rnn_l1"].ih_scale[0] == pytest.approx(s1 * 128)
     assert q.nodes["rnn_l0"].hh_scale[0] == pytest.approx(128 * 127 / np.abs(g.nodes["rnn_l0"].weight_hh[:h]).max())
     r = simulate(g, one_hot(tok.numpy(), 11), numerics="spinnaker2", quantize_kwargs={"payload_frac_bits": 7},
-                 record=["rnn_l0", "output"])
+                 record=["rnn_l0", "rnn_l1", "output"])
+    from spikeseq.models.egru.energy import token_counts
+
+    rf = simulate(g, one_hot(tok.numpy(), 11))   # float timing: no extra hop steps, so counts cover T steps
+    c = token_counts(g, one_hot(tok.numpy(), 11), rf.traces)
+    assert rf.synops["rnn_l0"] + rf.synops["rnn_l1"] == round((c["input_synops"] + c["recurrent_synops"]) * tok.numel())
     raw = r.traces["rnn_l0"] * 128   # recorded in float units: payload / 2**7
     assert np.allclose(raw, np.round(raw)) and np.abs(raw).max() <= 127
     with torch.no_grad():
@@ -103,3 +108,35 @@ def test_zoneout_refused_by_name():
     m = registry.build("egru_lm", vocab=5, embed=3, hidden=4, zoneout=0.1).eval()
     with pytest.raises(ExportError, match=r"zoneout=0\.1"):
         trace(m, dt=1e-3, input_shape=(5,))
+
+
+def test_export_and_verify_language_model_on_token_ids(tmp_path):
+    from spikeseq.verify import export_and_verify
+
+    m, _, tok = _lm(layers=1, dtype=torch.float32)
+    labels = torch.randint(0, 11, (3, 9))                 # [B, T] next tokens
+    res = export_and_verify(m, "spinnaker2", tmp_path / "net.json", tok.float(), labels, dt=1e-3,
+                            readout="per_step", payload_frac_bits=7)
+    with torch.no_grad():
+        pred = m(tok)[0].argmax(-1).T.numpy()
+    assert res.model_accuracy == pytest.approx(float((pred == labels.numpy()).mean()))
+    assert 0 < res.output_max_abs_diff < 0.05 and res.prediction_agreement >= 0.9
+    assert res.mapping["units_used"] == 3                 # one-hot source, the cell, the readout
+
+
+def test_recipe_exports_spinnaker2_with_int8_payloads():
+    from pathlib import Path
+
+    from spikeseq.train.config import load_config
+
+    cfg = load_config(Path(__file__).parents[3] / "examples/egru/lm_tinyshakespeare_pruned.toml")
+    assert cfg.export.dt == 1e-3 and cfg.export.spinnaker2 == {"payload_frac_bits": 7}
+
+
+def test_target_mode_refuses_the_cell_by_name():
+    from spikeseq.errors import ConfigError
+    from spikeseq.graph.target_mode import TargetSettings, check_target
+
+    m, _, _ = _lm(layers=1, dtype=torch.float32)
+    with pytest.raises(ConfigError, match=r"gated-cell populations \['rnn_l0'\] \(EGRUCell\)"):
+        check_target(m, TargetSettings(target="spinnaker2"), dt=1e-3, input_shape=(11,))
