@@ -524,9 +524,14 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     in_shape = g.nodes[ins[0]].out_shape
     if x.dim() != 2 + len(in_shape) or tuple(x.shape[2:]) != tuple(in_shape):
         raise ShapeError(f"input must be [T, B, {', '.join(map(str, in_shape))}], got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ShapeError(f"target mode needs at least one step and one sample, got input {tuple(x.shape)}")
     xd = x.detach().reshape(x.shape[0], x.shape[1], -1)
     if not xd.is_floating_point():
         xd = xd.float()
+    if not bool(torch.isfinite(xd).all()):
+        raise DTypeError(f"target mode: the input holds NaN or Inf ({target} sends finite values); clean the data "
+                         "or check its normalisation")
     in_div = {}
     if target == "loihi" and input_frac_bits is not None:
         k = int(input_frac_bits)

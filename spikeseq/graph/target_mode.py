@@ -57,6 +57,15 @@ class TargetSettings:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ConfigError(f"unknown target {self.target!r}; target mode trains for one of {', '.join(TARGETS)}")
+        if not 2 <= int(self.input_bits) <= 24:
+            raise ConfigError(f"target mode: input_bits must be in 2..24 (Lava graded payloads carry up to 24 "
+                              f"bits), got {self.input_bits}")
+        if self.input_frac_bits is not None and int(self.input_frac_bits) != self.input_frac_bits:
+            raise ConfigError(f"target mode: input_frac_bits must be a whole number of bits, got "
+                              f"{self.input_frac_bits!r}")
+        if self.input_frac_bits is not None and self.target != "loihi":
+            raise ConfigError(f"target mode: input_frac_bits is a Loihi setting (real-valued inputs as graded "
+                              f"fixed-point payloads); {self.target} takes real inputs as they are")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (stored in checkpoints and results)."""
