@@ -1,0 +1,51 @@
+"""``spikeseq train`` with ``[train] target`` on bad input: refused with a spikeseq error before the run directory is
+written (``--nproc`` on the command line, a node the target cannot run, NaN in the data)."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import tomli_w
+import torch
+
+
+def _train(tmp_path, raw, monkeypatch, *extra) -> int:
+    from spikeseq.cli import main
+
+    recipe = tmp_path / "recipe.toml"
+    recipe.write_text(tomli_w.dumps(raw))
+    monkeypatch.setenv("SPIKESEQ_PROGRESS", "0")
+    argv = ["train", str(recipe), "--out", str(tmp_path / "run"), *extra]
+    monkeypatch.setattr(sys, "argv", ["spikeseq", *argv])
+    return main(argv)
+
+
+@pytest.mark.parametrize("target", ["loihi", "spinnaker2"])
+def test_nproc_on_the_command_line_is_refused_for_a_target_run(tmp_path, tiny_raw, tiny_data, monkeypatch, capsys,
+                                                               target):
+    """Regression: ``--nproc 2`` overrode ``train.nproc`` after the config checks and started torchrun workers."""
+    assert _train(tmp_path, tiny_raw(tiny_data, target=target), monkeypatch, "--nproc", "2") == 2
+    assert f"train.target = '{target}' runs in one process; drop --nproc 2" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_node_the_target_cannot_run_leaves_no_run_directory(tmp_path, tiny_raw, tiny_data, monkeypatch, capsys):
+    raw = tiny_raw(tiny_data, target="loihi")
+    raw["model"] = {"name": "l2mu", "input_size": 4, "n_classes": 3, "hidden_size": 8, "memory_size": 4,
+                    "input_module": "direct", "readout": "membrane"}   # subtractive reset, no reset_policy
+    assert _train(tmp_path, raw, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "target mode 'loihi'" in err and "reset='subtract'" in err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("target", ["loihi", "spinnaker2"])
+def test_nan_in_the_training_data_is_refused(tmp_path, tiny_raw, tiny_data, monkeypatch, capsys, target):
+    blob = torch.load(tiny_data)
+    blob["train"]["x"][3, 2, 1] = float("nan")
+    torch.save(blob, tiny_data)
+    assert _train(tmp_path, tiny_raw(tiny_data, target=target), monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "sample 3 holds NaN or Inf" in err, err
+    assert not (tmp_path / "run").exists()
