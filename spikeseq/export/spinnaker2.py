@@ -19,6 +19,10 @@ JSON layout (``format = "spikeseq-spinnaker2/1"``)::
     run_extra_steps  ticks to run beyond the input's T: the largest input-to-population hop latency
                  (:func:`spikeseq.graph.simulate.hop_latency`; one tick per projection on a feed-forward path)
 
+Custom-program populations (:class:`~spikeseq.graph.ir.EGRUCell`, ``neuron_model = "custom_egru"``, and their
+int8 readouts, ``"custom_readout"``) are described, mapped and checked by :mod:`spikeseq.export.spinnaker2_cells`
+(CSR rows of the pruned int8 weights, payload format, PE mapping with its assumptions).
+
 Weights are int8 (``round(W * w_scale)``, ``|w| <= 127``; ``|w| <= 15`` and delay <= 7 for the ``lif`` model,
 whose hardware delay is delay + 1), targets.md §3.2-3.3.
 
@@ -43,6 +47,7 @@ from spikeseq.errors import ExportError
 from spikeseq.export._io import write_description_and_script
 from spikeseq.export._sources import spike_source
 from spikeseq.export.mapping import MappingReport, PlacedPopulation, best_split, column_slices, raise_if_unfit
+from spikeseq.export.spinnaker2_cells import cell_description, cell_mapping, check_cells
 from spikeseq.graph import ir, targets
 from spikeseq.graph.quantize import quantize
 from spikeseq.graph.simulate import hop_latency, synapse_matrix
@@ -89,6 +94,7 @@ def network_description(graph: ir.Graph, *, mapping: MappingReport | None = None
     g = _qgraph(graph)
     per_unit = {p.node: p.per_unit for p in (mapping or map_pes(g)).populations}
     pops, projs = [], []
+    cells = any(isinstance(n, ir.EGRUCell) for n in g.nodes.values())
     for name in g.inputs():
         pops.append({"name": name, "size": math.prod(g.nodes[name].shape), "neuron_model": "spike_list",
                      "params": {}, "record": [], "max_atoms_per_core": per_unit.get(name, 256), "w_scale": 1.0})
@@ -127,6 +133,9 @@ def network_description(graph: ir.Graph, *, mapping: MappingReport | None = None
             else:
                 proj.update(format="list", connections=np.stack([m.row, m.col, w, d], 1).tolist())
             projs.append(proj)
+    if cells:
+        cpops, cprojs = cell_description(g, per_unit)
+        pops, projs = pops + cpops, projs + cprojs
     return {"format": FORMAT, "dt": g.dt, "sys_tick_in_s": g.dt, "populations": pops, "projections": projs,
             "run_extra_steps": hop_latency(g),
             "notes": ["one step of latency per projection (SpiNNaker2 '*_no_delay': next tick; 'lif': delay + 1)",
@@ -156,6 +165,9 @@ HERE = Path(__file__).resolve().parent
 def build(spec, spikes):
     pops = {{}}
     for p in spec["populations"]:
+        if p["neuron_model"].startswith("custom_"):
+            raise SystemExit(p["name"] + ": neuron model " + p["neuron_model"] + " is a custom PE program that "
+                             "py-spinnaker2 does not ship; see the description's params and CSR projections")
         if p["neuron_model"] == "spike_list":
             t_idx, n_idx = np.nonzero(spikes)
             params = {{int(i): [int(t) for t in t_idx[n_idx == i]] for i in range(p["size"])}}
@@ -229,6 +241,11 @@ def map_pes(graph: ir.Graph) -> MappingReport:
         k = math.ceil(n / lim.max_atoms_per_pe)
         pops.append(PlacedPopulation(name, n, 0, 0, min(n, lim.max_atoms_per_pe), k, {}))
         used += k
+    if any(isinstance(n, ir.EGRUCell) for n in g.nodes.values()):
+        cpops, cprobs, cused, cassume = cell_mapping(g)
+        pops, problems, used = pops + cpops, problems + cprobs, used + cused
+    else:
+        cassume = []
     for name, node in g.nodes.items():
         if not isinstance(node, ir.S2LIF):
             continue
@@ -259,7 +276,7 @@ def map_pes(graph: ir.Graph) -> MappingReport:
         f"per PE {lim.reserved_bytes_per_pe} bytes reserved for code/stack/recording, {lim.neuron_state_bytes} bytes "
         f"per neuron, {lim.row_header_bytes} bytes per synapse row, {lim.synapse_word_bytes} bytes per synapse "
         "(assumed; not in hardware/spinnaker2.toml)", "input spike sources: one PE per "
-        f"{lim.max_atoms_per_pe} input neurons"])
+        f"{lim.max_atoms_per_pe} input neurons", *cassume])
 
 
 def _projection_matrix(q: dict, shape: tuple[int, int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -279,6 +296,9 @@ def _check_written(path: Path, g: ir.Graph) -> None:
     desc = json.loads(Path(path).read_text())
     projs = {q["name"]: q for q in desc["projections"]}
     pops = {p["name"]: p for p in desc["populations"]}
+    if any(isinstance(n, ir.EGRUCell) for n in g.nodes.values()):
+        check_cells(desc, g)
+        return
     for name, node in g.nodes.items():
         if isinstance(node, ir.S2LIF):
             th = np.broadcast_to(np.asarray(pops[name]["params"]["threshold"], np.float64), node.threshold.shape)

@@ -37,7 +37,7 @@ from spikeseq.dynamics import reset_membrane
 from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
 from spikeseq.graph import ir
 
-__all__ = ["SimResult", "hop_latencies", "hop_latency", "simulate", "synapse_matrix"]
+__all__ = ["SimResult", "egru_cell_step", "egru_params", "hop_latencies", "hop_latency", "simulate", "synapse_matrix"]
 
 MAX_UV = 2**23
 
@@ -247,6 +247,9 @@ class _Cell:
                           exc=None if node.exc_decay is None else f32(node.exc_decay), vr=f32(node.v_reset),
                           ws=np.float32(node.w_scale))
             self.state["i"], self.state["v"] = zeros(np.float32), zeros(np.float32)
+        elif isinstance(node, ir.EGRUCell):
+            self.p = egru_params(node)
+            self.state["c"], self.state["y"] = zeros(), zeros()
         elif isinstance(node, ir.Delay):
             steps = np.rint(f(node.delay) / g.dt).astype(np.int64)
             self.p = dict(steps=steps)
@@ -316,6 +319,9 @@ class _Cell:
                     val = np.clip(np.round(val * np.float32(2.0**node.payload_frac_bits)), -127, 127)
                 return np.where(z > 0, val, np.float32(0)).astype(np.float32)
             return z
+        if isinstance(node, ir.EGRUCell):
+            out, s["c"], s["y"] = egru_cell_step(p, x, s["c"], s["y"])
+            return out
         if isinstance(node, ir.Delay):
             ring = s["ring"]
             slots = (t + p["steps"]) % self.depth
@@ -333,7 +339,52 @@ class _Cell:
             return out / self.p["scale"]
         if isinstance(self.node, ir.S2LIF) and self.node.readout:
             return out / self.p["ws"]
+        if isinstance(self.node, ir.EGRUCell) and self.node.payload_frac_bits is not None:
+            return out / 2.0 ** self.node.payload_frac_bits
         return out
+
+
+# ------------------------------------------------------------------------------------------------ EGRU PE program
+def egru_params(node: ir.EGRUCell) -> dict:
+    """The arrays one :class:`~spikeseq.graph.ir.EGRUCell` step reads: transposed weights ``[in, 3H]`` (float64 in
+    float, float32 integers with per-gate column factors in fixed point), biases, threshold, payload format."""
+    fixed = node.ih_scale is not None
+    dt = np.float32 if fixed else np.float64
+    h = node.hidden
+    p = dict(W_T=np.ascontiguousarray(node.weight_ih.T, dt), R_T=np.ascontiguousarray(node.weight_hh.T, dt),
+             b_i=node.bias_ih.astype(dt), b_h=node.bias_hh.astype(dt), th=node.threshold.astype(dt), dtype=dt,
+             frac=node.payload_frac_bits)
+    if fixed:
+        p["ki"] = np.repeat(1.0 / node.ih_scale, h).astype(dt)
+        p["kh"] = np.repeat(1.0 / node.hh_scale, h).astype(dt)
+    return p
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def egru_cell_step(p: dict, x: np.ndarray, c: np.ndarray, y: np.ndarray):
+    """One step of an EGRUCell population: ``(payload, c, payload)`` from the input events ``x`` [B, I], the state
+    ``c`` and the previous payload ``y`` [B, H] (the recurrent input is the payload as received). The equations are
+    :func:`spikeseq.functional.egru.egru_step`'s (float64 here; float32 with int8 weights in fixed point)."""
+    dt = p["dtype"]
+    h = p["th"].shape[0]
+    gi = np.asarray(x, dt) @ p["W_T"]
+    gh = np.asarray(y, dt) @ p["R_T"]
+    if "ki" in p:
+        gi, gh = gi * p["ki"], gh * p["kh"]
+    gi, gh = gi + p["b_i"], gh + p["b_h"]
+    r = _sigmoid(gi[:, :h] + gh[:, :h])
+    z = _sigmoid(gi[:, h:2 * h] + gh[:, h:2 * h])
+    n = np.tanh(gi[:, 2 * h:] + r * gh[:, 2 * h:])
+    ct = z * c + (1 - z) * n
+    e = ct > p["th"]
+    out = np.where(e, ct, dt(0)).astype(dt)
+    c = (ct - e * p["th"]).astype(dt)
+    if p["frac"] is not None:
+        out = np.clip(np.round(out * dt(2.0 ** p["frac"])), -127, 127).astype(dt)
+    return out, c, out
 
 
 # ------------------------------------------------------------------------------------------------ driver

@@ -153,6 +153,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"egru_gather_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 4 + [i]
         getattr(lib, f"egru_gather_outer_{suf}").argtypes = [i64, i64, i64] + [p] * 3 + [i]
         getattr(lib, f"egru_csr_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 6 + [i]
+        getattr(lib, f"egru_gather_csr_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 6 + [i]
         getattr(lib, f"wkv_fwd_{suf}").argtypes = [i64, i64] + [p] * 14 + [i]
         getattr(lib, f"wkv_bwd_{suf}").argtypes = [i64, i64] + [p] * 22 + [i]
     lib.spike_rows_transpose.argtypes = [i64, i64, p, p, p, p]

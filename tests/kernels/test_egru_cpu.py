@@ -21,6 +21,7 @@ pytestmark = pytest.mark.native
     dict(input_density=0.1),           # event-driven input projection
     dict(T=1, B=1, H=1, I=1),
     dict(H=37, B=4, I=9, T=5),         # a width that is no multiple of the vector length
+    dict(H=40, B=2, I=70, T=3, input_density=0.2),  # packed 8-vector panels (3H = 120) plus a tail, both products
 ])
 def test_float64_matches_reference(case):
     x, st, p = make(**case)
@@ -92,6 +93,21 @@ def test_csr_input_projection_for_pruned_input_weights():
     w = p["weight_ih"].clone().requires_grad_()
     xs = x.reshape(-1, 20).clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda a, b: cpu.CSRLinear.apply(a, b, None), (xs[:6], w))
+
+
+def test_csr_input_projection_of_sparse_inputs_takes_only_nonzero_pairs():
+    # events (10% density) through pruned weights: egru_gather_csr_mm, against the dense product and through a scan
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 30, dtype=torch.float64, generator=g) * (torch.rand(40, 30, generator=g,
+                                                                            dtype=torch.float64) < 0.1)
+    w = torch.randn(21, 30, dtype=torch.float64, generator=g) * (torch.rand(21, 30, generator=g,
+                                                                            dtype=torch.float64) < 0.1)
+    b = torch.randn(21, dtype=torch.float64, generator=g)
+    assert cpu.density(x) <= cpu.INPUT_DENSITY_MAX and cpu.density(w) < cpu.CSR_DENSITY
+    torch.testing.assert_close(cpu.CSRLinear.apply(x, w, b), torch.nn.functional.linear(x, w, b), atol=1e-12, rtol=0)
+    xs, st, p = make(seed=11, H=7, I=30, input_density=0.1)
+    p["weight_ih"] = p["weight_ih"] * (torch.rand(p["weight_ih"].shape, generator=g, dtype=torch.float64) < 0.1)
+    assert_same("cpu", xs, st, p, atol=1e-12)
 
 
 def test_inference_without_saved_gates_gives_the_same_outputs():

@@ -330,6 +330,32 @@ void weighted_rows_range(const S* RS src, int64_t O, const int32_t* RS list, con
   }
 }
 
+// The full column panels of P = 8 vectors of src [K, O] (row-major), panel p = src[:, p P : (p + 1) P] as [K, P]
+// contiguous: a gathered row of a panel is 8 vectors in a row of 4 cache lines, and consecutive rows are adjacent
+// (rows O apart alias a few cache sets when O is a multiple of a power of two, e.g. 3H = 1536).
+template <typename S>
+std::vector<S> pack_gather_panels(const S* RS src, int64_t K, int64_t O) {
+  constexpr int64_t P = 8 * (kVecBytes / sizeof(S));
+  const int64_t np = O / P;
+  std::vector<S> out(np * K * P);
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < P; ++c) out[(p * K + k) * P + c] = src[k * O + p * P + c];
+  return out;
+}
+
+// Panel p (or, for p = O / P, the remaining columns from src itself) of
+// dst[:O] = init (or 0) + sum_q w[q] * src[list[q], :] with pan = pack_gather_panels(src).
+template <typename S>
+inline void gather_panel(const S* RS src, const S* RS pan, int64_t K, int64_t O, int64_t p, const int32_t* RS list,
+                         const S* RS w, int64_t n, const S* init, S* dst) {
+  constexpr int64_t P = 8 * (kVecBytes / sizeof(S));
+  if ((p + 1) * P <= O)
+    block_axpy<S, 8>(pan + p * K * P, P, list, w, n, 0, init ? init + p * P : nullptr, dst + p * P);
+  else
+    weighted_rows_range(src, O, list, w, n, p * P, O, init, dst);
+}
+
 // Forward. Each thread owns a range of batch rows for the whole sequence; per step, the recurrent products of all
 // its rows run column block by column block, so that one block of R^T (H x 64 floats) stays in L2 while every
 // row sums its active units (R^T is read from memory once per step, not once per batch row).
@@ -339,6 +365,7 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
               S* RS shn, S* RS sct, S* RS cseq, int nth) {
   const int64_t G = 3 * H;
   constexpr int L = kVecBytes / sizeof(S);
+  const std::vector<S> rpan = W.rt ? pack_gather_panels(static_cast<const S*>(W.rt), H, G) : std::vector<S>();
   parallel(B, nth, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     std::vector<S> h(nb * G), wbuf(nb * H);
@@ -355,10 +382,10 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
       }
       if (W.rt) {
         const S* RS rt = static_cast<const S*>(W.rt);
-        for (int64_t c = 0; c < G; c += 8 * L)
+        for (int64_t p = 0; p * 8 * L < G; ++p)
           for (int64_t q = 0; q < nb; ++q)
-            weighted_rows_range(rt, G, list.data() + q * H, wbuf.data() + q * H, cnt[q], c, std::min(G, c + 8 * L),
-                                bh, h.data() + q * G);
+            gather_panel(rt, rpan.data(), H, G, p, list.data() + q * H, wbuf.data() + q * H, cnt[q], bh,
+                         h.data() + q * G);
       } else {
         for (int64_t q = 0; q < nb; ++q)
           weighted_rows_csr(W.rowptr, W.col, static_cast<const S*>(W.val), G, list.data() + q * H,
@@ -538,15 +565,40 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
 }
 
 // out[r, :] = bias (or 0) + sum_{j : X[r, j] != 0} X[r, j] * WT[j, :]   (X [R, K], WT [K, O])
+// Rows in chunks of 32: the chunk's nonzero lists first, then panel by panel (one packed K x 8-vector panel of WT
+// in L2) every row of the chunk, so that WT is streamed once per chunk instead of once per row.
 template <typename S>
 void gather_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS WT, const S* RS bias, S* RS out,
                int nth) {
+  constexpr int64_t RC = 32, P = 8 * (kVecBytes / sizeof(S));
+  const std::vector<S> pan = pack_gather_panels(WT, K, O);
+  const int64_t nchunk = (R + RC - 1) / RC;
+  parallel(nchunk, nth, [&](int64_t k0, int64_t k1) {
+    std::vector<S> wbuf(RC * K);
+    std::vector<int32_t> list(RC * K);
+    int64_t cnt[RC];
+    for (int64_t ch = k0; ch < k1; ++ch) {
+      const int64_t r0 = ch * RC, nr = std::min(RC, R - r0);
+      for (int64_t u = 0; u < nr; ++u) cnt[u] = nonzeros(X + (r0 + u) * K, K, list.data() + u * K, wbuf.data() + u * K);
+      for (int64_t p = 0; p * P < O; ++p)
+        for (int64_t u = 0; u < nr; ++u)
+          gather_panel(WT, pan.data(), K, O, p, list.data() + u * K, wbuf.data() + u * K, cnt[u], bias,
+                       out + (r0 + u) * O);
+    }
+  }, 2, 1);
+}
+
+// out[r, :] = bias (or 0) + sum_{j : X[r, j] != 0} X[r, j] * WT[j, :] with WT [K, O] in compressed rows: the input
+// projection when both the input (events) and the weights (pruned) are sparse, cost nnz(X) x nnz per row of WT.
+template <typename S>
+void gather_csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t* RS rowptr, const int32_t* RS col,
+                   const S* RS val, const S* RS bias, S* RS out, int nth) {
   parallel(R, nth, [&](int64_t r0, int64_t r1) {
     std::vector<S> wbuf(K);
     std::vector<int32_t> list(K);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = nonzeros(X + r * K, K, list.data(), wbuf.data());
-      weighted_rows(WT, O, list.data(), wbuf.data(), n, bias, out + r * O);
+      weighted_rows_csr(rowptr, col, val, O, list.data(), wbuf.data(), n, bias, out + r * O);
     }
   }, 64, 1);
 }
@@ -623,6 +675,10 @@ FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t
   extern "C" void egru_gather_outer_##suf(int64_t R, int64_t K, int64_t O, const S* X, const S* G, S* out,          \
                                           int nth) {                                                                \
     gather_outer<S>(R, K, O, X, G, out, nth);                                                                       \
+  }                                                                                                                 \
+  extern "C" void egru_gather_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const int64_t* rowptr,       \
+                                           const int32_t* col, const S* val, const S* bias, S* out, int nth) {      \
+    gather_csr_mm<S>(R, K, O, X, rowptr, col, val, bias, out, nth);                                                 \
   }                                                                                                                 \
   extern "C" void egru_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const int64_t* rowptr,              \
                                     const int32_t* col, const S* val, const S* bias, S* out, int nth) {             \
