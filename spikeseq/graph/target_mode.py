@@ -151,11 +151,13 @@ class TargetMode(nn.Module):
         return res, g.metadata
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, None]:
-        """The exported graph's readout ``[T, B, ...]`` in float units with the model's readout transform."""
+        """The exported graph's readout ``[T, B, ...]`` in float units with the model's readout transform (in the
+        input's dtype; the default float dtype for integer inputs such as event counts or uint8 spikes)."""
         if state is not None:
             raise ParameterError("target mode runs whole sequences from silence; it takes no state")
         res, meta = self.run(x)
-        return output_transform(res.output, meta.get("output_transform")).to(x.dtype), None
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()   # integer data: a float readout
+        return output_transform(res.output, meta.get("output_transform")).to(dtype), None
 
 
 def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:

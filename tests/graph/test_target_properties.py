@@ -242,3 +242,20 @@ def test_out_of_range_input_settings(kw, match):
         target_mode(_mlp(), "loihi", **kw)
     with pytest.raises(ConfigError, match="input_frac_bits is a Loihi setting"):
         TargetSettings("spinnaker2", input_frac_bits=3)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int64, torch.float64])
+def test_integer_and_double_input_tensors(target, dtype):
+    """Regression: integer input tensors (uint8 spikes, int64 counts) gave an integer readout, truncated and cut off
+    from autograd; the readout is float (the input's dtype when that is float) with gradients."""
+    model = _mlp()
+    x = (torch.rand(8, 3, 4, generator=torch.Generator().manual_seed(1)) < 0.5).float() * 2
+    tm = target_mode(model, target)
+    ref, _ = tm(x)
+    y, _ = tm(x.to(dtype))
+    assert y.dtype == (torch.float64 if dtype == torch.float64 else torch.get_default_dtype())
+    assert torch.equal(y.to(ref.dtype), ref)
+    assert y.requires_grad and ref.abs().max() > 0 and torch.frac(ref).any()
+    y.sum().backward()
+    assert model.layers[0].weight.grad.abs().sum() > 0
