@@ -30,8 +30,8 @@ from spikeseq import surrogate as sg
 from spikeseq.errors import ConfigError, ParameterError, SpikeseqError
 from spikeseq.graph.quantize import quantize, scale_input_synapses
 from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
-from spikeseq.graph.trace import infer_input_shape, trace, trace_bound
-from spikeseq.nn import DelayLinear
+from spikeseq.graph.trace import infer_input_shape, lowering_for, trace, trace_bound
+from spikeseq.nn import DelayLinear, Sequential
 
 __all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "model_surrogate",
            "output_transform", "target_mode"]
@@ -185,6 +185,18 @@ def target_mode(model: nn.Module, target: str, *, dt: float | None = None, input
     return TargetMode(model, settings, dt=dt, surrogate=surrogate)
 
 
+def _without_lowering(model: nn.Module, path: str = "model") -> tuple[str, str] | None:
+    """The (qualified name, type name) of the first member of ``model`` (through nested ``Sequential``) that
+    :func:`~spikeseq.graph.trace.trace` has no lowering for, else ``None``."""
+    if isinstance(model, Sequential):
+        for i, layer in enumerate(model.layers):
+            bad = _without_lowering(layer, f"{path}.layers.{i}")
+            if bad is not None:
+                return bad
+        return None
+    return None if lowering_for(type(model)) is not None else (path, type(model).__name__)
+
+
 def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None = None,
                  input_shape: tuple[int, ...] | None = None, need_shape: bool = True) -> None:
     """Raise a :class:`~spikeseq.errors.ConfigError` naming the node and the target when ``model`` cannot run on
@@ -198,7 +210,12 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
     if input_shape is None and not need_shape:
         try:
             infer_input_shape(model)
-        except ParameterError:
+        except ParameterError:   # no shape to trace with yet: still name a member that has no lowering at all
+            bad = _without_lowering(model)
+            if bad is not None:
+                raise ConfigError(f"target mode {settings.target!r} (train.target / target_mode): model "
+                                  f"{type(model).__name__} cannot run on {settings.target}: member {bad[0]} of "
+                                  f"type {bad[1]} cannot be traced (no IR equivalent)") from None
             return
     m = copy.deepcopy(model).eval()
     _freeze_delays(m)

@@ -259,3 +259,23 @@ def test_integer_and_double_input_tensors(target, dtype):
     assert y.requires_grad and ref.abs().max() > 0 and torch.frac(ref).any()
     y.sum().backward()
     assert model.layers[0].weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("first", ["layernorm", "egru", "torch_sequential"])
+def test_untraceable_first_member_is_named_at_construction(target, first):
+    """Regression: with no input shape to infer (first member not a Linear/RLIF/DelayLinear), the check was skipped
+    and the error came only at the first forward pass (for ``spikeseq train``: after the run directory existed)."""
+    from spikeseq.nn import EGRU
+
+    tail = [nn.Linear(6, 2), LI(tau_mem=0.02, dt=DT)]
+    if first == "layernorm":
+        model, where = Sequential(nn.LayerNorm(4), nn.Linear(4, 6), LIF(tau_mem=0.01, dt=DT, reset="zero"), *tail), \
+            "model.layers.0 of type LayerNorm"
+    elif first == "egru":
+        model, where = Sequential(Sequential(EGRU(4, 6)), *tail), "model.layers.0.layers.0 of type EGRU"
+    else:
+        model, where = nn.Sequential(nn.Linear(4, 6), LIF(tau_mem=0.01, dt=DT, reset="zero"), *tail), \
+            "model of type Sequential"
+    with pytest.raises(ConfigError, match=f"target mode '{target}'.*cannot run on {target}: member {where}"):
+        target_mode(model, target)
