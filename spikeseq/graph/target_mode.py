@@ -205,17 +205,20 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
     ``input_shape``: per sample (default: inferred from the model); with ``need_shape=False`` a model whose input
     shape cannot be inferred is not checked (the training loop checks it again with the data's shape)."""
     dt = dt if dt is not None else _model_dt(model)
+    head = (f"target mode {settings.target!r} (train.target / target_mode): model {type(model).__name__} cannot run "
+            f"on {settings.target}")
+    bad = _without_lowering(model)
     if dt is None:
-        raise ConfigError("target mode needs the model's time step: the model has no module with a dt")
+        if bad is not None:   # a model with no time step is usually one with no event-graph form at all
+            raise ConfigError(f"{head}: member {bad[0]} of type {bad[1]} cannot be traced (no IR equivalent)")
+        raise ConfigError(f"{head}: it has no module with a time step dt (seconds); pass dt=")
     if input_shape is None and not need_shape:
         try:
             infer_input_shape(model)
         except ParameterError:   # no shape to trace with yet: still name a member that has no lowering at all
-            bad = _without_lowering(model)
             if bad is not None:
-                raise ConfigError(f"target mode {settings.target!r} (train.target / target_mode): model "
-                                  f"{type(model).__name__} cannot run on {settings.target}: member {bad[0]} of "
-                                  f"type {bad[1]} cannot be traced (no IR equivalent)") from None
+                raise ConfigError(f"{head}: member {bad[0]} of type {bad[1]} cannot be traced (no IR equivalent)"
+                                  ) from None
             return
     m = copy.deepcopy(model).eval()
     _freeze_delays(m)
@@ -225,5 +228,4 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
             g = scale_input_synapses(g, settings.input_frac_bits)
         quantize(g, settings.target, **settings.quantize_kwargs())
     except SpikeseqError as e:
-        raise ConfigError(f"target mode {settings.target!r} (train.target / target_mode): model "
-                          f"{type(model).__name__} cannot run on {settings.target}: {e}") from None
+        raise ConfigError(f"{head}: {e}") from None

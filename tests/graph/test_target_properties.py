@@ -279,3 +279,12 @@ def test_untraceable_first_member_is_named_at_construction(target, first):
             "model of type Sequential"
     with pytest.raises(ConfigError, match=f"target mode '{target}'.*cannot run on {target}: member {where}"):
         target_mode(model, target)
+
+
+@pytest.mark.parametrize("target", TARGETS)
+def test_model_without_time_step_names_its_member_and_the_target(target):
+    """A model with no dt (a GRU): the error names the member and the target, not only the missing dt."""
+    with pytest.raises(ConfigError, match=f"target mode '{target}'.*member model.layers.0 of type GRU"):
+        target_mode(Sequential(nn.GRU(4, 6), nn.Linear(6, 2)), target)
+    with pytest.raises(ConfigError, match=f"target mode '{target}'.*no module with a time step dt"):
+        target_mode(Sequential(nn.Linear(4, 6), nn.Linear(6, 2)), target)

@@ -49,3 +49,24 @@ def test_nan_in_the_training_data_is_refused(tmp_path, tiny_raw, tiny_data, monk
     err = capsys.readouterr().err
     assert "sample 3 holds NaN or Inf" in err, err
     assert not (tmp_path / "run").exists()
+
+
+def test_shape_dependent_refusal_comes_before_the_run_directory(tmp_path, tiny_raw, tiny_data, monkeypatch, capsys):
+    """Regression: a model whose input shape cannot be inferred (EGRU classifier) passed the preflight
+    and was refused on Loihi only inside fit, after the run directory was written; ``[export] dt`` is the time step
+    target mode uses (the model has none), as ``spikeseq export`` does."""
+    from spikeseq.train.config import from_dict
+    from spikeseq.train.datasets import prepare
+    from spikeseq.train.loop import preflight, preflight_target
+
+    raw = tiny_raw(tiny_data, target="loihi")
+    raw["model"] = {"name": "egru_classifier", "input_size": 4, "n_classes": 3, "hidden": 8}
+    raw["export"] = {"dt": 1e-3}
+    assert _train(tmp_path, raw, monkeypatch) == 2
+    err = capsys.readouterr().err
+    assert "target mode 'loihi'" in err and "cannot run on loihi" in err and "EGRUCell" in err, err
+    assert not (tmp_path / "run").exists()
+    raw["train"]["target"] = "spinnaker2"      # SpiNNaker2 takes graded events: accepted before training
+    cfg = from_dict(raw)
+    preflight(cfg)
+    preflight_target(cfg, prepare(cfg.data, cfg.train.seed))
