@@ -453,6 +453,7 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
     std::vector<S> gh(nb * G), gyr(nb * H), gc(nb * H), evals(nb);
     std::vector<int32_t> elist(nb);
     std::vector<char> need(nb * H);
+    const std::vector<S> zeros(H, S(0));
     for (int64_t q = 0; q < nb; ++q)
       for (int64_t i = 0; i < H; ++i) {
         const int64_t b = b0 + q;
@@ -468,16 +469,20 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
         S* RS ghb = gh.data() + q * G;
         S* RS gyb = gyr.data() + q * H;
         S* RS gcb = gc.data() + q * H;
+        // absent inputs read a row of zeros: no branch in the loop, so that it vectorises
+        const S* RS gyo = gy_out ? gy_out + o : zeros.data();
+        const S* RS geo = ge_out ? ge_out + o : zeros.data();
+        const S* RS mo = mask ? mask + o : zeros.data();
         for (int64_t i = 0; i < H; ++i) {
           const S ct = sct[o + i], r = sr[o + i], z = sz[o + i], nn = sn[o + i];
           const S x = ct - th[i];
           const S ev = x > S(0) ? S(1) : S(0);
           const S pd = std::fmax(std::fabs(x) / -width + S(1), S(0)) * damp;
-          const S gy = (gy_out ? gy_out[o + i] : S(0)) + gyb[i];
-          const S m = mask ? mask[o + i] : S(0);
+          const S gy = gyo[i] + gyb[i];
+          const S m = mo[i];
           const S gco = gcb[i];
           const S gcn = (S(1) - m) * gco;
-          const S get = (ge_out ? ge_out[o + i] : S(0)) + gy * ct - gcn * th[i];
+          const S get = geo[i] + gy * ct - gcn * th[i];
           const S gct = gcn + gy * ev + get * pd;
           gth_k[i] += -(ev * gcn) - get * pd;
           const S gz = gct * (cp[i] - nn);
