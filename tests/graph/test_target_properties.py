@@ -288,3 +288,37 @@ def test_model_without_time_step_names_its_member_and_the_target(target):
         target_mode(Sequential(nn.GRU(4, 6), nn.Linear(6, 2)), target)
     with pytest.raises(ConfigError, match=f"target mode '{target}'.*no module with a time step dt"):
         target_mode(Sequential(nn.Linear(4, 6), nn.Linear(6, 2)), target)
+
+
+def test_readout_weight_gradient_is_the_finite_difference_of_the_exported_graph():
+    """SpiNNaker2 (float32 readout, linear in its int8 weights given the spikes): the straight-through gradient of
+    every readout weight equals ``factor * (y(w_q + h) - y(w_q)) / h`` of the bit-exact interpreter on the exported
+    graph (``h = 64`` integer steps of that weight), ``factor`` the quantisation scale of the weight's row."""
+    import dataclasses
+
+    from spikeseq.graph import ir
+    from spikeseq.graph.quantize import quantize_with_factors
+
+    torch.manual_seed(0)
+    model = Sequential(nn.Linear(6, 8), LIF(tau_mem=5e-3, dt=DT, v_th=0.3, reset="zero"), nn.Linear(8, 3),
+                       LI(tau_mem=1e-2, dt=DT))
+    x = (torch.rand(12, 2, 6, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+    probe = torch.randn(12, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(2))
+    y, _ = target_mode(model, "spinnaker2")(x)
+    (y.double() * probe).sum().backward()
+    q, factors = quantize_with_factors(trace(model, dt=DT), "spinnaker2")
+    base = simulate(q, x.numpy(), numerics="spinnaker2").traces["3_li"]
+    w, fac = q.nodes["2_affine"].weight, np.asarray(factors.weight["2_affine"]).reshape(-1)
+    nonzero = 0
+    for i in range(w.shape[0]):
+        for j in range(w.shape[1]):
+            w2 = w.copy()
+            w2[i, j] += 64     # a large step: the readout is linear in it, float32 rounding stays small
+            nodes = dict(q.nodes, **{"2_affine": dataclasses.replace(q.nodes["2_affine"], weight=w2)})
+            q2 = ir.Graph(nodes, list(q.edges), dt=q.dt, discretization=q.discretization, metadata=q.metadata)
+            fd = float(((simulate(q2, x.numpy(), numerics="spinnaker2").traces["3_li"] - base)
+                        * probe.numpy()).sum()) * float(fac[i]) / 64
+            ste = float(model.layers[2].weight.grad[i, j])
+            assert ste == pytest.approx(fd, rel=1e-4, abs=1e-7), (i, j)   # float32 parameter gradient
+            nonzero += fd != 0
+    assert nonzero >= 12
