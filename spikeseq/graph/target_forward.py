@@ -553,6 +553,10 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
         xd = xd.double()
 
     pops = [k for k, n in q.nodes.items() if n.role == "neuron"]
+    other = [f"{k!r} ({q.nodes[k].kind})" for k in pops if not isinstance(q.nodes[k], ir.LoihiCUBA | ir.S2LIF)]
+    if other:   # the dynamics _cell knows
+        raise ExportError(f"target mode has no training forward for node {', '.join(other)} on {target} yet (the "
+                          "exporter runs it: train in float and export, or leave train.target unset)")
     syn: dict[str, _Synapse] = {}
     feeds: dict[str, list[tuple[str, str]]] = {}  # population -> [(synapse, source)]
     for p in pops:

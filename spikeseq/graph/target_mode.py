@@ -201,7 +201,9 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
                  input_shape: tuple[int, ...] | None = None, need_shape: bool = True) -> None:
     """Raise a :class:`~spikeseq.errors.ConfigError` naming the node and the target when ``model`` cannot run on
     ``settings.target`` (a node the target has no mechanism for, a reset it does not do, a value out of range), so
-    that a target-mode run fails before training starts. The model is not changed (delays are rounded on a copy).
+    that a target-mode run fails before training starts (the exporter's quantisation, then one silent step of target
+    mode's own forward: a node the exporter takes but target mode cannot train yet is named too). The model is not
+    changed (delays are rounded on a copy).
     ``input_shape``: per sample (default: inferred from the model); with ``need_shape=False`` a model whose input
     shape cannot be inferred is not checked (the training loop checks it again with the data's shape)."""
     dt = dt if dt is not None else _model_dt(model)
@@ -227,5 +229,11 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
         if settings.input_frac_bits is not None:
             g = scale_input_synapses(g, settings.input_frac_bits)
         quantize(g, settings.target, **settings.quantize_kwargs())
+        # the exporter takes it; one silent step of the training forward shows that target mode runs it too
+        gb, bindings = trace_bound(m, dt=dt, input_shape=input_shape, input_payload="graded")
+        with torch.no_grad():
+            target_forward(gb, bindings, torch.zeros(1, 1, *gb.nodes[gb.inputs()[0]].out_shape), settings.target,
+                           input_frac_bits=settings.input_frac_bits, input_bits=settings.input_bits,
+                           **settings.quantize_kwargs())
     except SpikeseqError as e:
         raise ConfigError(f"{head}: {e}") from None
