@@ -106,3 +106,12 @@ def test_every_model_the_check_accepts_runs_in_target_mode(name, target):
 
 def _has_dt(model) -> bool:
     return any(isinstance(getattr(m, "dt", None), float) for m in model.modules())
+
+
+def test_out_of_range_export_setting_is_refused_before_the_run_directory(tmp_path, tiny_raw, tiny_data, monkeypatch,
+                                                                         capsys):
+    raw = tiny_raw(tiny_data, target="loihi")
+    raw["export"] = {"loihi": {"input_bits": 40}}
+    assert _train(tmp_path, raw, monkeypatch) == 2
+    assert "input_bits must be in 2..24" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
