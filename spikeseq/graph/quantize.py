@@ -287,6 +287,11 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0, 
                 bias_gain = {sn: f / (1 - a) for sn, f in bias_gain.items()}
                 approx.append("synaptic bias moved from the current to the membrane as b/(1-alpha) "
                               "(exact in steady state only)")
+            bad = [s for s, w in zip(syn, ws) if not np.isfinite(w).all()]
+            if bad or not np.isfinite(bias).all():
+                what = f"the weights of {bad} hold" if bad else "its bias holds"
+                raise ExportError(f"node {name!r} ({node.kind}): {what} NaN or Inf; {target} needs finite "
+                                  "parameters (the float training diverged or a parameter was set to NaN/Inf)")
             wmax = max(float(np.abs(w).max()) for w in ws)
             if wmax == 0:
                 wmax = 1.0

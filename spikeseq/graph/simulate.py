@@ -150,12 +150,12 @@ class _Syn:
 
     def __call__(self, x: np.ndarray, payload: str, t: int, counts: dict) -> np.ndarray:
         b = x.shape[0]
-        if payload == "dense":
-            if self.delay is not None:
-                raise ExportError(f"{self.name}: per-synapse delays need event (spike/graded) inputs, not dense")
+        if payload == "dense" and self.delay is None:
             y = np.asarray(x @ self.m) if not self.sparse else np.asarray((self.m.T @ x.T).T)
             counts["dense_macs"][self.name] += b * (self.m.nnz if self.sparse else self.n_in * self.n_out)
         else:
+            # mostly-nonzero data into per-synapse delays: every nonzero value is a graded event (the delays act
+            # per event; a dense matrix product has none)
             bi, ji = np.nonzero(x)
             counts["synops"][self.name] += int(self.fanout[ji].sum())
             y = np.zeros((b, self.n_out), self.dtype)

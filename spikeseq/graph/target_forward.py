@@ -524,9 +524,14 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     in_shape = g.nodes[ins[0]].out_shape
     if x.dim() != 2 + len(in_shape) or tuple(x.shape[2:]) != tuple(in_shape):
         raise ShapeError(f"input must be [T, B, {', '.join(map(str, in_shape))}], got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ShapeError(f"target mode needs at least one step and one sample, got input {tuple(x.shape)}")
     xd = x.detach().reshape(x.shape[0], x.shape[1], -1)
     if not xd.is_floating_point():
         xd = xd.float()
+    if not bool(torch.isfinite(xd).all()):
+        raise DTypeError(f"target mode: the input holds NaN or Inf ({target} sends finite values); clean the data "
+                         "or check its normalisation")
     in_div = {}
     if target == "loihi" and input_frac_bits is not None:
         k = int(input_frac_bits)
@@ -548,6 +553,10 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
         xd = xd.double()
 
     pops = [k for k, n in q.nodes.items() if n.role == "neuron"]
+    other = [f"{k!r} ({q.nodes[k].kind})" for k in pops if not isinstance(q.nodes[k], ir.LoihiCUBA | ir.S2LIF)]
+    if other:   # the dynamics _cell knows
+        raise ExportError(f"target mode has no training forward for node {', '.join(other)} on {target} yet (the "
+                          "exporter runs it: train in float and export, or leave train.target unset)")
     syn: dict[str, _Synapse] = {}
     feeds: dict[str, list[tuple[str, str]]] = {}  # population -> [(synapse, source)]
     for p in pops:

@@ -31,8 +31,8 @@ from spikeseq.errors import ConfigError, ExportError, ParameterError, SpikeseqEr
 from spikeseq.graph import ir
 from spikeseq.graph.quantize import quantize, scale_input_synapses
 from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
-from spikeseq.graph.trace import infer_input_shape, trace, trace_bound
-from spikeseq.nn import DelayLinear
+from spikeseq.graph.trace import infer_input_shape, lowering_for, trace, trace_bound
+from spikeseq.nn import DelayLinear, Sequential
 
 __all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "model_surrogate",
            "output_transform", "target_mode"]
@@ -58,6 +58,15 @@ class TargetSettings:
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ConfigError(f"unknown target {self.target!r}; target mode trains for one of {', '.join(TARGETS)}")
+        if not 2 <= int(self.input_bits) <= 24:
+            raise ConfigError(f"target mode: input_bits must be in 2..24 (Lava graded payloads carry up to 24 "
+                              f"bits), got {self.input_bits}")
+        if self.input_frac_bits is not None and int(self.input_frac_bits) != self.input_frac_bits:
+            raise ConfigError(f"target mode: input_frac_bits must be a whole number of bits, got "
+                              f"{self.input_frac_bits!r}")
+        if self.input_frac_bits is not None and self.target != "loihi":
+            raise ConfigError(f"target mode: input_frac_bits is a Loihi setting (real-valued inputs as graded "
+                              f"fixed-point payloads); {self.target} takes real inputs as they are")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (stored in checkpoints and results)."""
@@ -143,11 +152,13 @@ class TargetMode(nn.Module):
         return res, g.metadata
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, None]:
-        """The exported graph's readout ``[T, B, ...]`` in float units with the model's readout transform."""
+        """The exported graph's readout ``[T, B, ...]`` in float units with the model's readout transform (in the
+        input's dtype; the default float dtype for integer inputs such as event counts or uint8 spikes)."""
         if state is not None:
             raise ParameterError("target mode runs whole sequences from silence; it takes no state")
         res, meta = self.run(x)
-        return output_transform(res.output, meta.get("output_transform")).to(x.dtype), None
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()   # integer data: a float readout
+        return output_transform(res.output, meta.get("output_transform")).to(dtype), None
 
 
 def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:
@@ -175,20 +186,42 @@ def target_mode(model: nn.Module, target: str, *, dt: float | None = None, input
     return TargetMode(model, settings, dt=dt, surrogate=surrogate)
 
 
+def _without_lowering(model: nn.Module, path: str = "model") -> tuple[str, str] | None:
+    """The (qualified name, type name) of the first member of ``model`` (through nested ``Sequential``) that
+    :func:`~spikeseq.graph.trace.trace` has no lowering for, else ``None``."""
+    if isinstance(model, Sequential):
+        for i, layer in enumerate(model.layers):
+            bad = _without_lowering(layer, f"{path}.layers.{i}")
+            if bad is not None:
+                return bad
+        return None
+    return None if lowering_for(type(model)) is not None else (path, type(model).__name__)
+
+
 def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None = None,
                  input_shape: tuple[int, ...] | None = None, need_shape: bool = True) -> None:
     """Raise a :class:`~spikeseq.errors.ConfigError` naming the node and the target when ``model`` cannot run on
     ``settings.target`` (a node the target has no mechanism for, a reset it does not do, a value out of range), so
-    that a target-mode run fails before training starts. The model is not changed (delays are rounded on a copy).
+    that a target-mode run fails before training starts (the exporter's quantisation, then one silent step of target
+    mode's own forward: a node the exporter takes but target mode cannot train yet is named too). The model is not
+    changed (delays are rounded on a copy).
     ``input_shape``: per sample (default: inferred from the model); with ``need_shape=False`` a model whose input
     shape cannot be inferred is not checked (the training loop checks it again with the data's shape)."""
     dt = dt if dt is not None else _model_dt(model)
+    head = (f"target mode {settings.target!r} (train.target / target_mode): model {type(model).__name__} cannot run "
+            f"on {settings.target}")
+    bad = _without_lowering(model)
     if dt is None:
-        raise ConfigError("target mode needs the model's time step: the model has no module with a dt")
+        if bad is not None:   # a model with no time step is usually one with no event-graph form at all
+            raise ConfigError(f"{head}: member {bad[0]} of type {bad[1]} cannot be traced (no IR equivalent)")
+        raise ConfigError(f"{head}: it has no module with a time step dt (seconds); pass dt=")
     if input_shape is None and not need_shape:
         try:
             infer_input_shape(model)
-        except ParameterError:
+        except ParameterError:   # no shape to trace with yet: still name a member that has no lowering at all
+            if bad is not None:
+                raise ConfigError(f"{head}: member {bad[0]} of type {bad[1]} cannot be traced (no IR equivalent)"
+                                  ) from None
             return
     m = copy.deepcopy(model).eval()
     _freeze_delays(m)
@@ -202,6 +235,11 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
         if settings.input_frac_bits is not None:
             g = scale_input_synapses(g, settings.input_frac_bits)
         quantize(g, settings.target, **settings.quantize_kwargs())
+        # the exporter takes it; one silent step of the training forward shows that target mode runs it too
+        gb, bindings = trace_bound(m, dt=dt, input_shape=input_shape, input_payload="graded")
+        with torch.no_grad():
+            target_forward(gb, bindings, torch.zeros(1, 1, *gb.nodes[gb.inputs()[0]].out_shape), settings.target,
+                           input_frac_bits=settings.input_frac_bits, input_bits=settings.input_bits,
+                           **settings.quantize_kwargs())
     except SpikeseqError as e:
-        raise ConfigError(f"target mode {settings.target!r} (train.target / target_mode): model "
-                          f"{type(model).__name__} cannot run on {settings.target}: {e}") from None
+        raise ConfigError(f"{head}: {e}") from None

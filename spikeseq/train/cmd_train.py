@@ -104,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
     if args.nproc is None:
         args.nproc = cfg.train.nproc
+    if cfg.train.target is not None and args.nproc > 1:   # --nproc overrides train.nproc after the config checks
+        raise ConfigError(f"train.target = {cfg.train.target!r} runs in one process; drop --nproc {args.nproc} "
+                          "(or set it to 1)")
     out = args.out or Path("runs") / (Path(args.config).stem + ("" if args.seed is None else f"-s{args.seed}"))
     data = None
     if not args.attach:  # fail on a bad model or dataset before the run directory is touched
@@ -111,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
         loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
+        loop.preflight_target(cfg, data)
     _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)
