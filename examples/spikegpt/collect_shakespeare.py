@@ -3,9 +3,9 @@
     python examples/spikegpt/collect_shakespeare.py runs/shakespeare_rwkv4 runs/shakespeare_spikegpt
 
 Each JSON holds the commit and command of the run, its config, seed, the test-split metrics (last 10 % of
-input.txt: nanoGPT's "val"), the wall time of training (metrics time_s) and the parameter count. The summary
-compares both with nanoGPT's documented CPU configuration (README of karpathy/nanoGPT: 4 layers, 4 heads, 128 wide,
-block 64, 2,000 iterations, validation loss about 1.88 nats = 2.71 bits per character).
+input.txt: nanoGPT's "val"), the wall time of training (run creation to the last checkpoint) and the parameter
+count. The summary compares both with nanoGPT's documented CPU configuration (README of karpathy/nanoGPT: 4 layers,
+4 heads, 128 wide, block 64, 2,000 iterations, validation loss about 1.88 nats = 2.71 bits per character).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import sys
+from datetime import datetime
 from pathlib import Path
 
 
@@ -43,6 +44,8 @@ def collect(run: Path) -> dict:
         "test": {k: ev["test"].get(k) for k in ("bpc", "loss", "ppl", "perplexity", "tokens")},
         "val_during_training": metrics,
         "train_wall_s_last_epoch_end": metrics[-1]["time_s"] if metrics else None,
+        "train_wall_s_to_last_checkpoint": round((run / "checkpoints" / "last.pt").stat().st_mtime - datetime.strptime(
+            meta["created"], "%Y-%m-%dT%H:%M:%S%z").timestamp(), 1),
         "note": ("wall times are from a 2-core machine shared by 8 agents (load average about 14 during these runs): "
                  "each run had a CPU share of about 13 %. Both runs: the same code (language_modelling task: "
                  "cross-entropy summed over a window's tokens), recipe and overrides, run side by side."),

@@ -1,9 +1,9 @@
 """``spikeseq bench egru``: the activity-sparse EGRU kernel against the dense EGRU and ``torch.nn.GRU``, one run.
 
 A stack of ``--layers`` EGRU layers of ``--hidden`` units (default 2 x 512, T 256, B 32, float32, input width =
-hidden), with all per-unit thresholds set by bisection so that the fraction of silent units (activity sparsity,
-averaged over layers and steps) is ``--activity-sparsity`` (default: the trained language model's, read from
-``results/egru/lm_tinyshakespeare.json`` when present, else 0.85). Timed interleaved, medians of ``--reps``:
+hidden), with each layer's per-unit thresholds set by bisection so that the layer's fraction of silent units
+(activity sparsity over steps, batch and units) is ``--activity-sparsity`` (default: the trained language model's,
+read from ``results/egru/lm_tinyshakespeare.json`` when present, else 0.85). Timed interleaved, medians of ``--reps``:
 
 1. forward + backward (gradients of the input and of every parameter) of
    - ``sparse``: ``nn.EGRU(backend="cpu")``, the fused C++ loop that touches only active units' weights;
@@ -62,32 +62,37 @@ def default_activity_sparsity() -> tuple[float, str]:
     return 0.85, "default 0.85 (no trained model result found)"
 
 
-def activity_sparsity(model: EGRU, x: torch.Tensor) -> float:
-    """Fraction of zero events over layers, steps, batch and units (forward on the C++ kernel)."""
+def activity_sparsity(model: EGRU, x: torch.Tensor, layer: int | None = None) -> float:
+    """Fraction of zero events over steps, batch and units of ``layer`` (all layers for ``None``), forward on the
+    C++ kernel."""
     model.backend = "cpu"
     with torch.no_grad():
         out, _ = model(x)
-    return 1.0 - float(out.events.mean())
+    e = out.events if layer is None else out.events[layer]
+    return 1.0 - float(e.mean())
 
 
 def calibrate(model: EGRU, x: torch.Tensor, target: float, iters: int = 12) -> float:
-    """Set every threshold to one value found by bisection so that the activity sparsity is ``target``."""
-    lo, hi = 0.0, 0.999
-    for _ in range(iters):
-        mid = 0.5 * (lo + hi)
-        set_thresholds(model, mid)
-        if activity_sparsity(model, x) < target:
-            lo = mid
-        else:
-            hi = mid
-    set_thresholds(model, hi)
+    """Layer by layer (first to last), set the layer's thresholds to one value found by bisection so that the
+    layer's activity sparsity is ``target`` (every layer at the trained model's sparsity, not only their mean);
+    returns the sparsity over all layers."""
+    for k in range(model.num_layers):
+        lo, hi = 0.0, 0.999
+        for _ in range(iters):
+            mid = 0.5 * (lo + hi)
+            set_thresholds(model, mid, k)
+            if activity_sparsity(model, x, k) < target:
+                lo = mid
+            else:
+                hi = mid
+        set_thresholds(model, hi, k)
     return activity_sparsity(model, x)
 
 
-def set_thresholds(model: EGRU, value: float) -> None:
-    """Set every per-unit threshold of ``model`` to ``value``."""
+def set_thresholds(model: EGRU, value: float, layer: int | None = None) -> None:
+    """Set every per-unit threshold of ``layer`` (of every layer for ``None``) of ``model`` to ``value``."""
     with torch.no_grad():
-        for k in range(model.num_layers):
+        for k in range(model.num_layers) if layer is None else (layer,):
             getattr(model, f"threshold_l{k}").fill_(value)
 
 

@@ -12,11 +12,16 @@ JSON layout (``format = "spikeseq-spinnaker2/1"``)::
         neuron_model  "spike_list" (inputs), "lif_no_delay", "lif_curr_exp_no_delay" or "lif" (delayed inputs)
         params        threshold, alpha_decay, i_offset, v_reset, reset ("reset_by_subtraction" |
                       "reset_to_v_reset"), and exc_decay = inh_decay (lif_curr_exp), t_refrac = 0; a scalar when
-                      uniform over the population, else a list; readouts get threshold = 3.0e38 (never spikes)
+                      uniform over the population, else a list; readouts get threshold = 3.0e38 (never spikes);
+                      graded populations (spikes carry the membrane) get graded_payload = "v / w_scale"
     projections: [{name, pre, post, format: "list", connections: [[pre, post, weight, delay], ...]}]
                  or format "csr" with indptr / indices / weights / delays (rows = pre neurons) when large
     run_extra_steps  ticks to run beyond the input's T: the largest input-to-population hop latency
                  (:func:`spikeseq.graph.simulate.hop_latency`; one tick per projection on a feed-forward path)
+
+Custom-program populations (:class:`~spikeseq.graph.ir.EGRUCell`, ``neuron_model = "custom_egru"``, and their
+int8 readouts, ``"custom_readout"``) are described, mapped and checked by :mod:`spikeseq.export.spinnaker2_cells`
+(CSR rows of the pruned int8 weights, payload format, PE mapping with its assumptions).
 
 Weights are int8 (``round(W * w_scale)``, ``|w| <= 127``; ``|w| <= 15`` and delay <= 7 for the ``lif`` model,
 whose hardware delay is delay + 1), targets.md §3.2-3.3.
@@ -42,6 +47,7 @@ from spikeseq.errors import ExportError
 from spikeseq.export._io import write_description_and_script
 from spikeseq.export._sources import spike_source
 from spikeseq.export.mapping import MappingReport, PlacedPopulation, best_split, column_slices, raise_if_unfit
+from spikeseq.export.spinnaker2_cells import cell_description, cell_mapping, check_cells
 from spikeseq.graph import ir, targets
 from spikeseq.graph.quantize import quantize
 from spikeseq.graph.simulate import hop_latency, synapse_matrix
@@ -63,10 +69,10 @@ class SpiNNaker2Export:
     mapping: MappingReport
 
 
-def _qgraph(graph: ir.Graph) -> ir.Graph:
+def _qgraph(graph: ir.Graph, **quantize_kwargs) -> ir.Graph:
     if graph.metadata.get("numerics") == "spinnaker2":
         return graph.flat()
-    return quantize(graph, "spinnaker2")
+    return quantize(graph, "spinnaker2", **quantize_kwargs)
 
 
 def _scalar_or_list(a) -> float | list:
@@ -88,6 +94,7 @@ def network_description(graph: ir.Graph, *, mapping: MappingReport | None = None
     g = _qgraph(graph)
     per_unit = {p.node: p.per_unit for p in (mapping or map_pes(g)).populations}
     pops, projs = [], []
+    cells = any(isinstance(n, ir.EGRUCell) for n in g.nodes.values())
     for name in g.inputs():
         pops.append({"name": name, "size": math.prod(g.nodes[name].shape), "neuron_model": "spike_list",
                      "params": {}, "record": [], "max_atoms_per_core": per_unit.get(name, 256), "w_scale": 1.0})
@@ -102,6 +109,9 @@ def network_description(graph: ir.Graph, *, mapping: MappingReport | None = None
         if node.exc_decay is not None:
             params.update(exc_decay=_scalar_or_list(node.exc_decay), inh_decay=_scalar_or_list(node.exc_decay),
                           t_refrac=0)
+        if node.graded:   # each spike carries v' / w_scale (float32, or int8 fixed point), spikeseq's graded events
+            f = node.payload_frac_bits
+            params.update(graded_payload="v / w_scale" if f is None else f"int8 round(v / w_scale * 2**{f})")
         pops.append({"name": name, "size": math.prod(node.out_shape), "neuron_model": model, "params": params,
                      "record": ["v"] if node.readout else ["spikes"], "max_atoms_per_core": per_unit.get(name, 1),
                      "w_scale": float(node.w_scale)})
@@ -123,6 +133,9 @@ def network_description(graph: ir.Graph, *, mapping: MappingReport | None = None
             else:
                 proj.update(format="list", connections=np.stack([m.row, m.col, w, d], 1).tolist())
             projs.append(proj)
+    if cells:
+        cpops, cprojs = cell_description(g, per_unit)
+        pops, projs = pops + cpops, projs + cprojs
     return {"format": FORMAT, "dt": g.dt, "sys_tick_in_s": g.dt, "populations": pops, "projections": projs,
             "run_extra_steps": hop_latency(g),
             "notes": ["one step of latency per projection (SpiNNaker2 '*_no_delay': next tick; 'lif': delay + 1)",
@@ -152,6 +165,9 @@ HERE = Path(__file__).resolve().parent
 def build(spec, spikes):
     pops = {{}}
     for p in spec["populations"]:
+        if p["neuron_model"].startswith("custom_"):
+            raise SystemExit(p["name"] + ": neuron model " + p["neuron_model"] + " is a custom PE program that "
+                             "py-spinnaker2 does not ship; see the description's params and CSR projections")
         if p["neuron_model"] == "spike_list":
             t_idx, n_idx = np.nonzero(spikes)
             params = {{int(i): [int(t) for t in t_idx[n_idx == i]] for i in range(p["size"])}}
@@ -225,6 +241,11 @@ def map_pes(graph: ir.Graph) -> MappingReport:
         k = math.ceil(n / lim.max_atoms_per_pe)
         pops.append(PlacedPopulation(name, n, 0, 0, min(n, lim.max_atoms_per_pe), k, {}))
         used += k
+    if any(isinstance(n, ir.EGRUCell) for n in g.nodes.values()):
+        cpops, cprobs, cused, cassume = cell_mapping(g)
+        pops, problems, used = pops + cpops, problems + cprobs, used + cused
+    else:
+        cassume = []
     for name, node in g.nodes.items():
         if not isinstance(node, ir.S2LIF):
             continue
@@ -255,7 +276,7 @@ def map_pes(graph: ir.Graph) -> MappingReport:
         f"per PE {lim.reserved_bytes_per_pe} bytes reserved for code/stack/recording, {lim.neuron_state_bytes} bytes "
         f"per neuron, {lim.row_header_bytes} bytes per synapse row, {lim.synapse_word_bytes} bytes per synapse "
         "(assumed; not in hardware/spinnaker2.toml)", "input spike sources: one PE per "
-        f"{lim.max_atoms_per_pe} input neurons"])
+        f"{lim.max_atoms_per_pe} input neurons", *cassume])
 
 
 def _projection_matrix(q: dict, shape: tuple[int, int]) -> tuple[sp.csr_matrix, sp.csr_matrix]:
@@ -275,6 +296,9 @@ def _check_written(path: Path, g: ir.Graph) -> None:
     desc = json.loads(Path(path).read_text())
     projs = {q["name"]: q for q in desc["projections"]}
     pops = {p["name"]: p for p in desc["populations"]}
+    if any(isinstance(n, ir.EGRUCell) for n in g.nodes.values()):
+        check_cells(desc, g)
+        return
     for name, node in g.nodes.items():
         if isinstance(node, ir.S2LIF):
             th = np.broadcast_to(np.asarray(pops[name]["params"]["threshold"], np.float64), node.threshold.shape)
@@ -292,9 +316,11 @@ def _check_written(path: Path, g: ir.Graph) -> None:
                 raise ExportError(f"SpiNNaker2 description check: projection {name!r} delays do not read back")
 
 
-def write_spinnaker2(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool = True) -> SpiNNaker2Export:
-    """Quantise, map and write the JSON description at ``path`` plus the build script next to it (atomically)."""
-    g = _qgraph(graph)
+def write_spinnaker2(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool = True,
+                     payload_frac_bits: int | None = None) -> SpiNNaker2Export:
+    """Quantise (``payload_frac_bits``: as :func:`~spikeseq.graph.quantize.quantize`), map and write the JSON
+    description at ``path`` plus the build script next to it (atomically)."""
+    g = _qgraph(graph, payload_frac_bits=payload_frac_bits)
     report = map_pes(g)
     if check_mapping:
         raise_if_unfit(report)

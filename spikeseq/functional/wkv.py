@@ -153,8 +153,10 @@ def wkv_scan(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *,
 #: what the cap drops is below rounding (``e^-30`` in float32, ``e^-60`` in float64).
 STATE_CAP = {torch.float32: 30.0, torch.float64: 60.0}
 #: Floor of that exponent: ``e^floor`` is the smallest normal number's order (float32 1.2e-38, float64 2.2e-308), so
-#: no exponential underflows into the (slow) subnormal range. What it adds, ``e^floor`` times the state, is below
-#: ``e^-27`` (float32) of the chunk's own terms, which are at least ``e^-SPREAD``.
+#: no exponential underflows into the (slow) subnormal range. What it adds, at most ``e^floor`` times the state's
+#: ``(a, b)``, is at most ``e^-27 b`` (float32; ``e^-100 b`` float64) relative to the chunk's own terms, which are at
+#: least ``e^-SPREAD``: below float32 rounding while ``b < 3e4`` (``b <= T``; about ``1 / (1 - e^-w)`` for keys of
+#: similar size, 150 at RWKV-4's smallest initial decay ``w = e^-5``).
 STATE_FLOOR = {torch.float32: -87.0, torch.float64: -700.0}
 
 
@@ -184,8 +186,8 @@ class _ChunkedWKV(torch.autograd.Function):
     Per chunk of ``l <= L`` steps with incoming state ``(a, b, p)`` and reference ``r = max_s k_s + relu(u)``
     (per series; no output depends on it, so it carries no gradient): ``x_s = e^{k_s - r} <= 1``, the decayed
     prefix sums ``S_s = e^{-w} S_{s-1} + x_s v_s`` and ``Z_s = e^{-w} Z_{s-1} + x_s`` (one fused multiply-add per
-    step on ``[2, B, C]``; no exponential, nothing above ``L``), the state's weight ``g_s = e^{min(p - r - s w,
-    cap)}`` and
+    step on ``[2, B, C]``; no exponential, nothing above ``L``), the state's weight ``g_s = e^{clamp(p - r - s w,
+    floor, cap)}`` and
 
         y_s = (S_{s-1} + e^u x_s v_s + g_s a) / (Z_{s-1} + e^u x_s + g_s b),
 
@@ -193,7 +195,9 @@ class _ChunkedWKV(torch.autograd.Function):
     pe)`` with ``pe = max_s (k_s - (l-1-s) w)`` and ``(a', b') = e^{p - l w - p'} (a, b) + e^{r - p'} (S_{l-1},
     Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's working set stays in cache.
 
-    Backward, chunks in reverse: ``alpha = dL/dy / den``, ``beta = -alpha y`` and the adjoint recurrences
+    Kept for the backward: ``x``, ``g`` and ``y`` (``[T, B, C]`` each) and the chunk states; the chunk sums and
+    denominators are recomputed there (they stay in cache). Backward, chunks in reverse: ``alpha = dL/dy / den``,
+    ``beta = -alpha y`` and the adjoint recurrences
     ``H_s = e^{-w} H_{s+1} + (alpha, beta)_{s+1}``. The offsets ``p`` between chunks carry no gradient (the true
     sums ``a e^p`` do not depend on them); the final ``p`` is the running maximum ``M`` of the reference, and
     ``dL/dM = dL/dp - a dL/da - b dL/db`` (at the final state) is routed to the maximising step or the initial

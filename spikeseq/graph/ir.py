@@ -28,7 +28,8 @@ the Loihi and SpiNNaker2 numerics of the interpreter add one step per synapse ho
 
 Kinds NIR lacks: :class:`DelayAffine` (per-synapse integer delays), ``graded=True`` spiking neurons (the spike
 carries the membrane value), :class:`LMUMemory` (``m = A m + B u``), and the fixed-point neuron kinds written by
-:mod:`spikeseq.graph.quantize` (:class:`LoihiCUBA`, :class:`S2LIF`).
+:mod:`spikeseq.graph.quantize` (:class:`LoihiCUBA`, :class:`S2LIF`), and :class:`EGRUCell`, a gated recurrent
+population that only a programmable processing element (a SpiNNaker2 PE running a custom program) can host.
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ RESETS: tuple[str, ...] = ("zero", "subtract", "none")
 __all__ = [
     "IF", "LI", "LIF", "PAYLOADS", "Affine", "AvgPool2d", "Conv1d", "Conv2d", "CubaLI", "CubaLIF", "Delay",
     "DelayAffine", "Flatten", "Graph", "I", "Input", "LMUMemory", "Linear", "LoihiCUBA", "Node", "Output",
-    "Payload", "S2LIF", "Scale", "SumPool2d", "Threshold", "neuron_kinds", "synapse_kinds",
+    "EGRUCell", "Payload", "S2LIF", "Scale", "SumPool2d", "Threshold", "neuron_kinds", "synapse_kinds",
 ]
 
 
@@ -628,7 +629,10 @@ class S2LIF(_Neuron):
         i = exc_decay*i + sum_j w_ij z_j          (lif_curr_exp; plain lif: i = sum_j w_ij z_j)
         v' = alpha_decay*v + i + i_offset ; z = v' > threshold ; reset_by_subtraction or reset_to_v_reset
 
-    ``w_scale`` is the factor from float to int8 weights (float value = value / w_scale)."""
+    ``w_scale`` is the factor from float to int8 weights (float value = value / w_scale). ``graded=True``: a spike
+    carries the membrane in float units, ``v' / w_scale`` (float32; the IR's graded LIF, e.g. EGRU-style value
+    events), instead of 1; with ``payload_frac_bits = f`` as an int8 fixed-point payload
+    ``clip(round(v' / w_scale * 2**f), -127, 127)``."""
 
     alpha_decay: np.ndarray
     threshold: np.ndarray
@@ -638,6 +642,8 @@ class S2LIF(_Neuron):
     reset: str = "zero"
     w_scale: float = 1.0
     readout: bool = False
+    graded: bool = False
+    payload_frac_bits: int | None = None
     kind: ClassVar[str] = "S2LIF"
 
     def __post_init__(self):
@@ -649,8 +655,79 @@ class S2LIF(_Neuron):
         self._check()
 
     def sends(self, received):
-        """``"dense"`` for a readout population (its membrane is read), else ``"spikes"``."""
-        return "dense" if self.readout else "spikes"
+        """``"dense"`` for a readout population (its membrane is read), ``"graded"`` for a graded one, else
+        ``"spikes"``."""
+        return "dense" if self.readout else ("graded" if self.graded else "spikes")
+
+
+@dataclass(eq=False, repr=False)
+class EGRUCell(_Neuron):
+    """Event-based GRU population run as a *custom program per processing element* (SpiNNaker2-style; Nazeer et
+    al., arXiv 2312.09084): it holds its own input weights ``weight_ih`` [3H, I] and recurrent weights
+    ``weight_hh`` [3H, H] (gates r, z, n; CSR rows when pruned), biases [3H] and the per-unit threshold
+    ``threshold`` [H], and sends graded events ``y = e * c~`` (value events, only where a unit fires).
+
+    Float semantics: exactly :func:`spikeseq.functional.egru.egru_step` (the equations are written there once;
+    no zoneout, no dropout: the cell in evaluation), with the recurrent input the cell's own previous ``y``. The
+    input ``x`` is the event vector of the node's predecessor (an :class:`Input`, usually one-hot tokens).
+
+    Fixed point (SpiNNaker2, written by :mod:`spikeseq.graph.quantize`): ``weight_ih``/``weight_hh`` hold int8
+    integers (per gate ``round(W_g * s_g)``) and ``ih_scale``/``hh_scale`` [3] the per-gate divisors of the integer
+    products (``s_g``, times ``2**f`` of the payload that product reads): the gate inputs are
+    ``(W_q x) / ih_scale[g] + b_i`` and ``(R_q y_q) / hh_scale[g] + b_h`` in float32 (the ARM Cortex-M4F's single
+    precision); ``payload_frac_bits = f`` sends ``y_q = clip(round(y * 2**f), -127, 127)`` as an int8 payload
+    (``None``: float32 payloads ``y``). The recurrent input is the cell's own payload, as received over the
+    network."""
+
+    weight_ih: np.ndarray
+    weight_hh: np.ndarray
+    bias_ih: np.ndarray
+    bias_hh: np.ndarray
+    threshold: np.ndarray
+    ih_scale: np.ndarray | None = None
+    hh_scale: np.ndarray | None = None
+    payload_frac_bits: int | None = None
+    kind: ClassVar[str] = "EGRUCell"
+    graded: ClassVar[bool] = True
+
+    def __post_init__(self):
+        self.weight_ih, self.weight_hh = _arr(self.weight_ih), _arr(self.weight_hh)
+        self.bias_ih, self.bias_hh, self.threshold = _arr(self.bias_ih), _arr(self.bias_hh), _arr(self.threshold)
+        h = self.threshold.shape[0] if self.threshold.ndim == 1 else -1
+        if (self.weight_ih.ndim != 2 or self.weight_hh.shape != (3 * h, h) or self.weight_ih.shape[0] != 3 * h
+                or self.bias_ih.shape != (3 * h,) or self.bias_hh.shape != (3 * h,)):
+            raise ShapeError(f"EGRUCell needs weight_ih [3H, I], weight_hh [3H, H], biases [3H] and threshold [H]; "
+                             f"got {self.weight_ih.shape}, {self.weight_hh.shape}, {self.bias_ih.shape}, "
+                             f"{self.bias_hh.shape}, {self.threshold.shape}")
+        if not np.isfinite(self.threshold).all() or (self.threshold < 0).any() or (self.threshold >= 1).any():
+            raise ParameterError("EGRUCell threshold must be finite and in [0, 1) (see functional.egru)")
+        for name in ("ih_scale", "hh_scale"):
+            v = getattr(self, name)
+            if v is not None:
+                setattr(self, name, _arr(v))
+                if getattr(self, name).shape != (3,) or not (getattr(self, name) > 0).all():
+                    raise ParameterError(f"EGRUCell {name} must hold 3 positive per-gate factors (r, z, n)")
+        if self.payload_frac_bits is not None and not 0 <= int(self.payload_frac_bits) <= 16:
+            raise ParameterError(f"EGRUCell payload_frac_bits must be in 0..16, got {self.payload_frac_bits}")
+
+    @property
+    def hidden(self) -> int:
+        """Number of units ``H``."""
+        return int(self.threshold.shape[0])
+
+    @property
+    def in_shape(self):
+        """``(I,)``, the width of ``weight_ih``."""
+        return (int(self.weight_ih.shape[1]),)
+
+    @property
+    def out_shape(self):
+        """``(H,)``."""
+        return (self.hidden,)
+
+    def sends(self, received):
+        """``"graded"``: value events ``y = e * c~``."""
+        return "graded"
 
 
 def synapse_kinds() -> tuple[type, ...]:
@@ -660,7 +737,7 @@ def synapse_kinds() -> tuple[type, ...]:
 
 def neuron_kinds() -> tuple[type, ...]:
     """The node classes that hold per-neuron state or thresholds (including the fixed-point target kinds)."""
-    return (Threshold, I, IF, LI, LIF, CubaLI, CubaLIF, LMUMemory, LoihiCUBA, S2LIF)
+    return (Threshold, I, IF, LI, LIF, CubaLI, CubaLIF, LMUMemory, LoihiCUBA, S2LIF, EGRUCell)
 
 
 # ----------------------------------------------------------------------------------------------------------- graph

@@ -16,7 +16,19 @@ listed under ``approximations``.
 
 SpiNNaker2 (targets.md §3.3, §4.4): per population ``ws = 127 / max|W|`` (15 for projections with delays, which use
 the ``lif`` model), int8 weights ``round(W*ws)``, float32 ``threshold = theta*ws``, ``alpha_decay = beta``,
-``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept.
+``exc_decay = alpha``, ``i_offset = b*ws`` (CubaLIF: ``b/(1-alpha)*ws``, approximate), reset kept; a graded
+population (spikes carry the membrane) stays graded, its payload in float units, float32 or with
+``payload_frac_bits = f`` int8 fixed point ``round(v' / ws * 2**f)`` into synapses whose float weights are divided
+by ``2**f`` (Loihi: refused).
+
+:class:`~spikeseq.graph.ir.EGRUCell` populations (a custom PE program, SpiNNaker2 only; :func:`quantize_cells`):
+int8 weights with one scale per gate and matrix, ``s_g = 127 / max|W_g|`` (``W_g`` the r, z or n rows of
+``weight_ih`` or ``weight_hh``), ``round(W_g * s_g)``; biases and thresholds stay float32 (the PE computes the
+gates in float32); payloads ``y`` float32 or, with ``payload_frac_bits = f``, int8 ``round(y * 2**f)`` (``y`` lies
+in ``(theta, 1)``: ``f = 7`` uses the full int8 range). The readout ``Affine`` fed by a cell is an int8 matrix
+``round(W * s)`` (``s = 127 / max|W|``) accumulated in int32 and divided once by ``s * 2**f`` (a readout PE):
+it is written as the float ``Affine`` with weight ``round(W * s) / (s * 2**f)``. Loihi refuses the cell
+(:data:`LOIHI_REFUSAL`).
 """
 
 from __future__ import annotations
@@ -29,8 +41,8 @@ import numpy as np
 from spikeseq.errors import ExportError, ParameterError
 from spikeseq.graph import ir, targets
 
-__all__ = ["QuantFactors", "incoming_synapses", "input_frac_bits", "input_synapses", "quantize", "quantize_input",
-           "quantize_with_factors", "scale_input_synapses"]
+__all__ = ["LOIHI_REFUSAL", "QuantFactors", "incoming_synapses", "input_frac_bits", "input_synapses", "quantize",
+           "quantize_cells", "quantize_input", "quantize_with_factors", "scale_input_synapses"]
 
 
 @dataclass
@@ -151,6 +163,19 @@ def _row_scale(node: ir.Node, k: np.ndarray) -> np.ndarray:
     return w * kc[:, 0].reshape(-1, *([1] * (w.ndim - 1)))
 
 
+def _graded_source(g: ir.Graph, syn: str) -> bool:
+    """Whether synapse ``syn`` is fed (through Flatten nodes) by a graded neuron population."""
+    todo = list(g.predecessors(syn))
+    while todo:
+        n = todo.pop()
+        node = g.nodes[n]
+        if isinstance(node, ir.Flatten):
+            todo += g.predecessors(n)
+        elif node.role == "neuron" and getattr(node, "graded", False):
+            return True
+    return False
+
+
 def _row_factor(node: ir.Node, k: np.ndarray) -> np.ndarray:
     """The gains ``k`` :func:`_row_scale` multiplied the weight rows by, shaped to broadcast against the weight."""
     w = node.weight
@@ -184,13 +209,19 @@ def _with_weight(node: ir.Node, w: np.ndarray) -> ir.Node:
     raise ExportError(f"synapse kind {node.kind} is not supported on hardware targets yet")
 
 
-def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict") -> ir.Graph:
-    """Quantise ``graph`` for ``target`` (``"loihi"`` or ``"spinnaker2"``); see the module docstring."""
-    return quantize_with_factors(graph, target, weight_exp=weight_exp, reset_policy=reset_policy)[0]
+def quantize(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict",
+             payload_frac_bits: int | None = None) -> ir.Graph:
+    """Quantise ``graph`` for ``target`` (``"loihi"`` or ``"spinnaker2"``); see the module docstring.
+
+    ``payload_frac_bits`` (SpiNNaker2): graded populations send int8 fixed-point payloads
+    ``clip(round(v' / w_scale * 2**f), -127, 127)`` and the synapses they feed get their float weights divided by
+    ``2**f`` (``None``: float32 payloads ``v' / w_scale``)."""
+    return quantize_with_factors(graph, target, weight_exp=weight_exp, reset_policy=reset_policy,
+                                 payload_frac_bits=payload_frac_bits)[0]
 
 
-def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
-                          reset_policy: str = "strict") -> tuple[ir.Graph, QuantFactors]:
+def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0, reset_policy: str = "strict",
+                          payload_frac_bits: int | None = None) -> tuple[ir.Graph, QuantFactors]:
     """:func:`quantize` and the :class:`QuantFactors` of its rounding (the one computation both use)."""
     factors = QuantFactors()
     if graph.metadata.get("numerics") == target:
@@ -201,9 +232,19 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
         raise ParameterError(f"quantize target must be 'loihi' or 'spinnaker2', got {target!r}")
     if reset_policy not in ("strict", "zero"):
         raise ParameterError(f"reset_policy must be 'strict' or 'zero', got {reset_policy!r}")
+    if payload_frac_bits is not None and (target != "spinnaker2" or not 0 <= int(payload_frac_bits) <= 16):
+        raise ParameterError(f"payload_frac_bits is a SpiNNaker2 option in 0..16, got {payload_frac_bits!r} for "
+                             f"{target}")
     g = graph.flat()
+    if any(isinstance(n, ir.EGRUCell) for n in g.nodes.values()):
+        return quantize_cells(g, target, payload_frac_bits=payload_frac_bits), factors
     lim = targets.limits(target)
     nodes: dict[str, ir.Node] = dict(g.nodes)
+    div = {}   # synapse fed by a graded population with fixed-point payloads -> 2**f
+    if payload_frac_bits is not None:
+        for name, node in g.nodes.items():
+            if node.role == "synapse" and _graded_source(g, name):
+                div[name] = 2.0 ** int(payload_frac_bits)
     quant: dict[str, dict] = {}
     owner: dict[str, str] = {}
     for name, node in g.nodes.items():
@@ -221,15 +262,17 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
         if node.role == "neuron":
             if isinstance(node, (ir.Threshold, ir.LMUMemory, ir.LoihiCUBA, ir.S2LIF)):
                 raise ExportError(f"node {name!r} of kind {node.kind} is not supported on {target}")
-            if getattr(node, "graded", False):
-                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet")
+            graded = bool(getattr(node, "graded", False))
+            if graded and target == "loihi":
+                raise ExportError(f"node {name!r}: graded spikes are not supported by the {target} quantiser yet "
+                                  "(spikeseq's Loihi CUBA export sends binary spikes; SpiNNaker2 takes graded ones)")
             reset = getattr(node, "reset", "zero")
             vres = getattr(node, "v_reset", None)
             k, alpha, beta, leak_bias, theta, mode = _gain(g, node)
             syn = incoming_synapses(g, name)
             if not syn:
                 raise ExportError(f"neuron {name!r} has no incoming synapse")
-            ws = [_row_scale(g.nodes[s], k) for s in syn]
+            ws = [_row_scale(g.nodes[s], k) / div.get(s, 1.0) for s in syn]
             bias = leak_bias.reshape(-1).copy()
             bias_gain = {}   # synapse -> d(population bias)/d(synapse bias), before the population scale
             for s in syn:
@@ -244,6 +287,11 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
                 bias_gain = {sn: f / (1 - a) for sn, f in bias_gain.items()}
                 approx.append("synaptic bias moved from the current to the membrane as b/(1-alpha) "
                               "(exact in steady state only)")
+            bad = [s for s, w in zip(syn, ws) if not np.isfinite(w).all()]
+            if bad or not np.isfinite(bias).all():
+                what = f"the weights of {bad} hold" if bad else "its bias holds"
+                raise ExportError(f"node {name!r} ({node.kind}): {what} NaN or Inf; {target} needs finite "
+                                  "parameters (the float training diverged or a parameter was set to NaN/Inf)")
             wmax = max(float(np.abs(w).max()) for w in ws)
             if wmax == 0:
                 wmax = 1.0
@@ -300,7 +348,7 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
                 s = wlim / wmax
                 for sname, w in zip(syn, ws):
                     nodes[sname] = _with_weight(g.nodes[sname], np.round(w * s))
-                    factors.weight[sname] = _row_factor(g.nodes[sname], k) * s
+                    factors.weight[sname] = _row_factor(g.nodes[sname], k) * s / div.get(sname, 1.0)
                     d = getattr(g.nodes[sname], "delay", None)
                     if isinstance(g.nodes[sname], ir.DelayAffine) and d.max(initial=0) > lim.max_delay:
                         raise ExportError(f"synapse {sname!r}: delay {int(d.max())} steps exceeds the SpiNNaker2 "
@@ -310,7 +358,9 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
                 nodes[name] = ir.S2LIF(alpha_decay=beta, threshold=thr, i_offset=(bias * s).reshape(k.shape),
                                        exc_decay=alpha if np.any(alpha > 0) else None,
                                        v_reset=None if vres is None else vres * s,
-                                       reset=reset, w_scale=float(s), readout=(mode == "readout"))
+                                       reset=reset, w_scale=float(s), readout=(mode == "readout"),
+                                       graded=graded and mode != "readout",
+                                       payload_frac_bits=payload_frac_bits if graded else None)
                 info.update(scale=float(s), model=("lif" if has_delay else
                                                    ("lif_curr_exp_no_delay" if np.any(alpha > 0)
                                                     else "lif_no_delay")))
@@ -325,3 +375,67 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0,
             raise ExportError(f"node {name!r} of kind {node.kind} is not supported on {target}")
     meta = dict(g.metadata, numerics=target, quant=quant)
     return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta), factors
+
+
+LOIHI_REFUSAL = (
+    "node {name!r} (EGRUCell) does not map to Loihi-style cores: gate n = tanh(W_n x + b_in + r * (R_n y[t-1] + "
+    "b_hn)) multiplies the reset gate r by the recurrent input (a product of two state-dependent values), and "
+    "c~ = z * c + (1 - z) * n decays the state by the update gate z (a state-dependent decay); the Loihi CUBA "
+    "neuron of lava-dl netx has a fixed decay and no multiplicative gate (Loihi 2 graded spikes could carry the "
+    "payload y = e * c~, the gates cannot run). Export it with target 'spinnaker2' (a custom PE program)"
+)
+
+
+def _gate_scales(w: np.ndarray, lim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-gate int8 weights ``round(W_g * s_g)`` and the scales ``s_g = lim / max|W_g|`` (1 for a zero gate)."""
+    h = w.shape[0] // 3
+    s = np.array([lim / m if (m := float(np.abs(w[k * h:(k + 1) * h]).max(initial=0))) > 0 else 1.0
+                  for k in range(3)])
+    return np.round(w * np.repeat(s, h)[:, None]), s
+
+
+def quantize_cells(g: ir.Graph, target: str, *, payload_frac_bits: int | None = None) -> ir.Graph:
+    """Quantise a graph of :class:`~spikeseq.graph.ir.EGRUCell` populations (fed by inputs or other cells) and
+    ``Affine``/``Linear`` readouts into outputs for SpiNNaker2 (see the module docstring); Loihi: refused with
+    :data:`LOIHI_REFUSAL`."""
+    for name, node in g.nodes.items():
+        if isinstance(node, ir.EGRUCell) and target == "loihi":
+            raise ExportError(LOIHI_REFUSAL.format(name=name))
+    lim = targets.limits(target).weight_max_int8
+    f = None if payload_frac_bits is None else int(payload_frac_bits)
+    pay = 1.0 if f is None else 2.0**f
+    nodes: dict[str, ir.Node] = dict(g.nodes)
+    quant: dict[str, dict] = {}
+    for name, node in g.nodes.items():
+        preds = g.predecessors(name)
+        if isinstance(node, ir.EGRUCell):
+            bad = [p for p in preds if not isinstance(g.nodes[p], (ir.Input, ir.Flatten, ir.EGRUCell))]
+            if bad:
+                raise ExportError(f"EGRUCell {name!r} receives from {bad}: a cell holds its own input weights, so it "
+                                  "must be fed by graph inputs or other cells directly (no synapse node before it)")
+            src = pay if any(isinstance(g.nodes[p], ir.EGRUCell) for p in preds) else 1.0
+            wi, si = _gate_scales(node.weight_ih, lim)
+            wh, sh = _gate_scales(node.weight_hh, lim)
+            nodes[name] = ir.EGRUCell(weight_ih=wi, weight_hh=wh, bias_ih=node.bias_ih, bias_hh=node.bias_hh,
+                                      threshold=node.threshold, ih_scale=si * src, hh_scale=sh * pay,
+                                      payload_frac_bits=f)
+            quant[name] = {"kind": node.kind, "model": "custom_egru", "ih_scale": si.tolist(),
+                           "hh_scale": sh.tolist(), "payload_frac_bits": f, "approximations": []}
+        elif node.role == "synapse":
+            if not isinstance(node, (ir.Affine, ir.Linear)) or not all(
+                    isinstance(g.nodes[p], ir.EGRUCell) for p in preds) or not all(
+                    isinstance(g.nodes[u], ir.Output) for u in g.successors(name)):
+                raise ExportError(f"synapse {name!r} ({node.kind}): in a graph of EGRUCell populations only an "
+                                  "Affine/Linear readout from cells into an output is supported on "
+                                  f"{target}")
+            w = node.weight.astype(np.float64)
+            s = lim / m if (m := float(np.abs(w).max(initial=0))) > 0 else 1.0
+            wq = (np.round(w * s) / (s * pay)).astype(np.float32)
+            nodes[name] = ir.Affine(wq, node.bias) if isinstance(node, ir.Affine) else ir.Linear(wq)
+            quant[name] = {"kind": node.kind, "model": "readout", "scale": s, "payload_frac_bits": f,
+                           "approximations": []}
+        elif node.role == "neuron":
+            raise ExportError(f"node {name!r} of kind {node.kind} next to EGRUCell populations is not supported "
+                              f"on {target} yet")
+    meta = dict(g.metadata, numerics=target, quant=quant)
+    return ir.Graph(nodes, list(g.edges), dt=g.dt, discretization=g.discretization, metadata=meta)

@@ -15,7 +15,8 @@ Numerics:
   per-synapse delay ``d``). Inputs must be integers (0/1 spikes or integer graded payloads). A readout population
   (``LoihiCUBA.readout``) is the same compartment: it spikes and resets as netx's LIF does (its ``vth`` is the
   largest mantissa, so only a saturated membrane reaches it); its recorded value is ``v`` after that reset.
-- ``"spinnaker2"``: quantised to int8 weights, float32 state, one step per hop (targets.md §4.4, best effort).
+- ``"spinnaker2"``: quantised to int8 weights, float32 state, one step per hop (targets.md §4.4, best effort); a
+  graded population sends ``v' / w_scale`` (float32) with each spike.
 
 With ``align=True`` (default) the run is extended by the largest input-to-node latency and every recorded trace is
 shifted back by its node's latency, so traces index the same time steps as the torch model. The result carries
@@ -36,7 +37,7 @@ from spikeseq.dynamics import reset_membrane
 from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
 from spikeseq.graph import ir
 
-__all__ = ["SimResult", "hop_latencies", "hop_latency", "simulate", "synapse_matrix"]
+__all__ = ["SimResult", "egru_cell_step", "egru_params", "hop_latencies", "hop_latency", "simulate", "synapse_matrix"]
 
 MAX_UV = 2**23
 
@@ -149,12 +150,12 @@ class _Syn:
 
     def __call__(self, x: np.ndarray, payload: str, t: int, counts: dict) -> np.ndarray:
         b = x.shape[0]
-        if payload == "dense":
-            if self.delay is not None:
-                raise ExportError(f"{self.name}: per-synapse delays need event (spike/graded) inputs, not dense")
+        if payload == "dense" and self.delay is None:
             y = np.asarray(x @ self.m) if not self.sparse else np.asarray((self.m.T @ x.T).T)
             counts["dense_macs"][self.name] += b * (self.m.nnz if self.sparse else self.n_in * self.n_out)
         else:
+            # mostly-nonzero data into per-synapse delays: every nonzero value is a graded event (the delays act
+            # per event; a dense matrix product has none)
             bi, ji = np.nonzero(x)
             counts["synops"][self.name] += int(self.fanout[ji].sum())
             y = np.zeros((b, self.n_out), self.dtype)
@@ -246,6 +247,9 @@ class _Cell:
                           exc=None if node.exc_decay is None else f32(node.exc_decay), vr=f32(node.v_reset),
                           ws=np.float32(node.w_scale))
             self.state["i"], self.state["v"] = zeros(np.float32), zeros(np.float32)
+        elif isinstance(node, ir.EGRUCell):
+            self.p = egru_params(node)
+            self.state["c"], self.state["y"] = zeros(), zeros()
         elif isinstance(node, ir.Delay):
             steps = np.rint(f(node.delay) / g.dt).astype(np.int64)
             self.p = dict(steps=steps)
@@ -309,7 +313,17 @@ class _Cell:
                 return v_pre
             z = (v_pre > p["th"]).astype(np.float32)
             s["v"] = np.asarray(reset_membrane(v_pre, z, p["th"], node.reset, p["vr"]), np.float32)
+            if node.graded:   # the spike carries v' in float units (float32, or int8 fixed point)
+                val = v_pre / p["ws"]
+                if node.payload_frac_bits is not None:
+                    val = np.clip(np.round(val * np.float32(2.0**node.payload_frac_bits)), -127, 127)
+                return np.where(z > 0, val, np.float32(0)).astype(np.float32)
             return z
+        if isinstance(node, ir.EGRUCell):   # synaptic events: input events and own previous events x stored fan-out
+            self.synops = getattr(self, "synops", 0) + int((x != 0).sum(0) @ p["nnz_W"]
+                                                           + (s["y"] != 0).sum(0) @ p["nnz_R"])
+            out, s["c"], s["y"] = egru_cell_step(p, x, s["c"], s["y"])
+            return out
         if isinstance(node, ir.Delay):
             ring = s["ring"]
             slots = (t + p["steps"]) % self.depth
@@ -327,7 +341,53 @@ class _Cell:
             return out / self.p["scale"]
         if isinstance(self.node, ir.S2LIF) and self.node.readout:
             return out / self.p["ws"]
+        if isinstance(self.node, ir.EGRUCell) and self.node.payload_frac_bits is not None:
+            return out / 2.0 ** self.node.payload_frac_bits
         return out
+
+
+# ------------------------------------------------------------------------------------------------ EGRU PE program
+def egru_params(node: ir.EGRUCell) -> dict:
+    """The arrays one :class:`~spikeseq.graph.ir.EGRUCell` step reads: transposed weights ``[in, 3H]`` (float64 in
+    float, float32 integers with per-gate column factors in fixed point), biases, threshold, payload format."""
+    fixed = node.ih_scale is not None
+    dt = np.float32 if fixed else np.float64
+    h = node.hidden
+    p = dict(W_T=np.ascontiguousarray(node.weight_ih.T, dt), R_T=np.ascontiguousarray(node.weight_hh.T, dt),
+             b_i=node.bias_ih.astype(dt), b_h=node.bias_hh.astype(dt), th=node.threshold.astype(dt), dtype=dt,
+             frac=node.payload_frac_bits, nnz_W=np.count_nonzero(node.weight_ih, axis=0).astype(np.int64),
+             nnz_R=np.count_nonzero(node.weight_hh, axis=0).astype(np.int64))
+    if fixed:
+        p["ki"] = np.repeat(1.0 / node.ih_scale, h).astype(dt)
+        p["kh"] = np.repeat(1.0 / node.hh_scale, h).astype(dt)
+    return p
+
+
+def _sigmoid(a: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-a))
+
+
+def egru_cell_step(p: dict, x: np.ndarray, c: np.ndarray, y: np.ndarray):
+    """One step of an EGRUCell population: ``(payload, c, payload)`` from the input events ``x`` [B, I], the state
+    ``c`` and the previous payload ``y`` [B, H] (the recurrent input is the payload as received). The equations are
+    :func:`spikeseq.functional.egru.egru_step`'s (float64 here; float32 with int8 weights in fixed point)."""
+    dt = p["dtype"]
+    h = p["th"].shape[0]
+    gi = np.asarray(x, dt) @ p["W_T"]
+    gh = np.asarray(y, dt) @ p["R_T"]
+    if "ki" in p:
+        gi, gh = gi * p["ki"], gh * p["kh"]
+    gi, gh = gi + p["b_i"], gh + p["b_h"]
+    r = _sigmoid(gi[:, :h] + gh[:, :h])
+    z = _sigmoid(gi[:, h:2 * h] + gh[:, h:2 * h])
+    n = np.tanh(gi[:, 2 * h:] + r * gh[:, 2 * h:])
+    ct = z * c + (1 - z) * n
+    e = ct > p["th"]
+    out = np.where(e, ct, dt(0)).astype(dt)
+    c = (ct - e * p["th"]).astype(dt)
+    if p["frac"] is not None:
+        out = np.clip(np.round(out * dt(2.0 ** p["frac"])), -127, 127).astype(dt)
+    return out, c, out
 
 
 # ------------------------------------------------------------------------------------------------ driver
@@ -472,6 +532,9 @@ def simulate(graph: ir.Graph, inputs, *, numerics: str = "float", latency: str |
                     src = preds[k][0] if isinstance(node, ir.Output) and len(preds[k]) == 1 else k
                     traces[k][tt] = cells[src].value(y) if src in cells else y
         prev = cur
+    for k, c in cells.items():   # EGRUCell populations hold their synapses: their event-driven accumulates
+        if hasattr(c, "synops"):
+            counts["synops"][k] = c.synops
     shaped = {k: v.reshape(t_in, batch, *g.nodes[k].out_shape) for k, v in traces.items()}
     outputs = {k: shaped[k] for k in g.outputs() if k in shaped}
     return SimResult(outputs=outputs, traces=shaped, events=events, synops=counts["synops"],

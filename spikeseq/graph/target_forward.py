@@ -202,9 +202,17 @@ class _Population:
     def plan(self, amax: float) -> None:
         """Prepare for inputs (after :meth:`prep`) of magnitude at most ``amax`` (``inf``: unknown)."""
 
-    def sent(self, zb: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """What the population sends: its membrane (readout) or its spikes."""
-        return v if self.readout else zb.to(self.dtype)
+    graded: bool = False
+
+    def payload(self, zb: torch.Tensor, v_pre: torch.Tensor) -> torch.Tensor:
+        """A graded population's events: ``v'`` in float units where it spikes, else 0."""
+        raise NotImplementedError
+
+    def sent(self, zb: torch.Tensor, v: torch.Tensor, v_pre: torch.Tensor) -> torch.Tensor:
+        """What the population sends: its membrane (readout), its graded events or its spikes."""
+        if self.readout:
+            return v
+        return self.payload(zb, v_pre) if self.graded else zb.to(self.dtype)
 
     def step(self, a: torch.Tensor, st: tuple[torch.Tensor, torch.Tensor]):
         """One step with autograd: ``(sent, new state)``."""
@@ -307,6 +315,10 @@ class _S2Pop(_Population):
         self.unit = float(node.w_scale)
         self.surrogate = surrogate
         self.readout = bool(node.readout)
+        self.graded = bool(node.graded)
+        self.ws32 = torch.tensor(np.float32(node.w_scale))
+        f = node.payload_frac_bits
+        self.payload_scale = None if f is None else torch.tensor(np.float32(2.0**f))
         self.reset = node.reset
         self.dtype = torch.float32
 
@@ -318,6 +330,14 @@ class _S2Pop(_Population):
     def prep(self, a: torch.Tensor) -> torch.Tensor:
         """The float64 synaptic sums cast to float32, as the interpreter."""
         return a.float()
+
+    def payload(self, zb: torch.Tensor, v_pre: torch.Tensor) -> torch.Tensor:
+        """``v' / w_scale`` (float32 division, as the interpreter; int8 fixed point with ``payload_frac_bits``)
+        where it spikes, else 0."""
+        val = v_pre / self.ws32
+        if self.payload_scale is not None:
+            val = torch.round(val * self.payload_scale).clamp_(-127, 127)
+        return torch.where(zb, val, torch.zeros((), dtype=torch.float32))
 
     def fwd(self, xi, i, v, off):
         """One step on float32 input ``xi``: ``(spike mask, i, v, v')`` (``i = exc * i + xi``; ``v' = alpha * v +
@@ -354,8 +374,15 @@ class _S2Pop(_Population):
         return gi.double()
 
 
-def _spike_grads(pop: _Population, v_pre: torch.Tensor) -> torch.Tensor | None:
-    return None if pop.readout else pop.sg(v_pre)
+def _spike_grads(pop: _Population, v_pre: torch.Tensor, zb: torch.Tensor | None) -> torch.Tensor | None:
+    """d(sent)/d(v'): the surrogate derivative of a spike; for graded events ``z * v' / w`` also the gate's value
+    (``z / w + v' / w * surrogate``)."""
+    if pop.readout:
+        return None
+    if pop.graded:   # fixed-point payloads: the rounding passes straight through, the 2**f factor does not
+        scale = 1.0 if getattr(pop, "payload_scale", None) is None else float(pop.payload_scale)
+        return (zb.to(v_pre.dtype) / pop.unit + v_pre / pop.unit * pop.sg(v_pre)) * scale
+    return pop.sg(v_pre)
 
 
 class _StepFn(torch.autograd.Function):
@@ -364,21 +391,22 @@ class _StepFn(torch.autograd.Function):
         zb, s1, s2, v_pre = pop.fwd(pop.prep(a), s1, s2, bias)
         ctx.pop = pop
         ctx.save_for_backward(v_pre, torch.zeros(0) if zb is None else zb)
-        out = pop.sent(zb, s2)
+        out = pop.sent(zb, s2, v_pre)
         return (out.clone() if out is s2 else out), s1, s2
 
     @staticmethod
     def backward(ctx, g_out, g1, g2):  # type: ignore[override]
         v_pre, zb = ctx.saved_tensors
         pop = ctx.pop
-        gi, g1, g2, gb = pop.back(g_out, _spike_grads(pop, v_pre), g1, g2, zb if zb.numel() else None)
+        zbn = zb if zb.numel() else None
+        gi, g1, g2, gb = pop.back(g_out, _spike_grads(pop, v_pre, zbn), g1, g2, zbn)
         return pop.grad_input(gi), g1, g2, gb.sum(0), None
 
 
 def _backward_loop(pop: _Population, g_sent_of, v_pre: torch.Tensor, zb: torch.Tensor | None):
     """The reverse loop shared by the sequence functions: ``g_sent_of(t, d_input_of_step_t_plus_1)`` gives the
     gradient of what step ``t`` sent; returns ``(d prepared inputs [S, B, n], d bias [n])``."""
-    sgs = _spike_grads(pop, v_pre)
+    sgs = _spike_grads(pop, v_pre, zb)
     g1 = g2 = torch.zeros_like(v_pre[0])
     gi_all = torch.empty_like(v_pre)
     gb = torch.zeros_like(v_pre[0])
@@ -403,13 +431,13 @@ class _ScanFn(torch.autograd.Function):
         exact32 = isinstance(pop, _LoihiPop)   # Loihi's v' are integers below 2**23: float32 keeps them exactly
         for t in range(a.shape[0]):
             zb, s1, s2, v_pre = pop.fwd(ap[t], s1, s2, bias)
-            outs.append(s2 if pop.readout else zb)
+            outs.append(pop.sent(zb, s2, v_pre) if pop.readout or pop.graded else zb)
             vps.append(v_pre.float() if exact32 else v_pre)
             zs.append(zb)
         ctx.pop = pop
         zb_all = None if zs[0] is None else torch.stack(zs)
         ctx.save_for_backward(torch.stack(vps), torch.zeros(0) if zb_all is None else zb_all)
-        return torch.stack(outs) if pop.readout else zb_all.to(pop.dtype)
+        return torch.stack(outs) if pop.readout or pop.graded else zb_all.to(pop.dtype)
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
@@ -470,17 +498,19 @@ def _sccs(pops: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
 
 # --------------------------------------------------------------------------------------------------- forward
 def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target: str, *, weight_exp: int = 0,
-                   reset_policy: str = "strict", input_frac_bits: int | None = None, input_bits: int = 8,
+                   reset_policy: str = "strict", payload_frac_bits: int | None = None,
+                   input_frac_bits: int | None = None, input_bits: int = 8,
                    surrogate: sg.Surrogate = sg.DEFAULT, record: bool = False,
                    integer_inputs: bool | None = None) -> TargetResult:
     """Run the float IR ``graph`` (from :func:`~spikeseq.graph.trace.trace_bound`) quantised for ``target`` on
     ``x`` ``[T, B, *input_shape]`` with the target's arithmetic (module docstring); gradients reach the tensors of
     ``bindings``.
 
-    ``weight_exp`` / ``reset_policy``: as :func:`~spikeseq.graph.quantize.quantize`. ``input_frac_bits``: Loihi
-    only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)`` and the input synapses'
-    weights are divided by ``2**k`` (``None``: the inputs must be integers). ``integer_inputs``: whether ``x``
-    holds integers (``None``: checked here; callers that checked their data once say so and save a pass over it).
+    ``weight_exp`` / ``reset_policy`` / ``payload_frac_bits``: as :func:`~spikeseq.graph.quantize.quantize`.
+    ``input_frac_bits``: Loihi only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)``
+    and the input synapses' weights are divided by ``2**k`` (``None``: the inputs must be integers).
+    ``integer_inputs``: whether ``x`` holds integers (``None``: checked here; callers that checked their data once
+    say so and save a pass over it).
     ``record``: also return every neuron node's aligned trace. The spikes equal
     ``simulate(graph_q, x_q, numerics=target)`` on every node, where ``graph_q`` is :attr:`TargetResult.graph`."""
     if target not in TARGETS:
@@ -494,9 +524,14 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     in_shape = g.nodes[ins[0]].out_shape
     if x.dim() != 2 + len(in_shape) or tuple(x.shape[2:]) != tuple(in_shape):
         raise ShapeError(f"input must be [T, B, {', '.join(map(str, in_shape))}], got {tuple(x.shape)}")
+    if x.shape[0] == 0 or x.shape[1] == 0:
+        raise ShapeError(f"target mode needs at least one step and one sample, got input {tuple(x.shape)}")
     xd = x.detach().reshape(x.shape[0], x.shape[1], -1)
     if not xd.is_floating_point():
         xd = xd.float()
+    if not bool(torch.isfinite(xd).all()):
+        raise DTypeError(f"target mode: the input holds NaN or Inf ({target} sends finite values); clean the data "
+                         "or check its normalisation")
     in_div = {}
     if target == "loihi" and input_frac_bits is not None:
         k = int(input_frac_bits)
@@ -506,7 +541,8 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     elif target == "loihi" and not _integers(xd, integer_inputs):
         raise DTypeError("Loihi numerics needs integer inputs (0/1 spikes or integer graded values); pass "
                          "input_frac_bits to send real values as graded fixed-point payloads")
-    q, factors = quantize_with_factors(g, target, weight_exp=weight_exp, reset_policy=reset_policy)
+    q, factors = quantize_with_factors(g, target, weight_exp=weight_exp, reset_policy=reset_policy,
+                                       payload_frac_bits=payload_frac_bits)
     lat = hop_latencies(q)
     t_in, batch = xd.shape[0], xd.shape[1]
     steps = t_in + max(lat.values(), default=0)
@@ -517,6 +553,10 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
         xd = xd.double()
 
     pops = [k for k, n in q.nodes.items() if n.role == "neuron"]
+    other = [f"{k!r} ({q.nodes[k].kind})" for k in pops if not isinstance(q.nodes[k], ir.LoihiCUBA | ir.S2LIF)]
+    if other:   # the dynamics _cell knows
+        raise ExportError(f"target mode has no training forward for node {', '.join(other)} on {target} yet (the "
+                          "exporter runs it: train in float and export, or leave train.target unset)")
     syn: dict[str, _Synapse] = {}
     feeds: dict[str, list[tuple[str, str]]] = {}  # population -> [(synapse, source)]
     for p in pops:
@@ -585,11 +625,13 @@ def _merge(pops: list[_Population]) -> _Population | None:
     """One population holding ``pops`` side by side (per-neuron parameters concatenated), or ``None`` when they
     differ in kind, readout, reset or current model (then the component is stepped population by population)."""
     first = pops[0]
-    if any(type(p) is not type(first) or p.readout != first.readout or p.surrogate != first.surrogate
-           for p in pops):
+    if any(type(p) is not type(first) or p.readout != first.readout or p.graded != first.graded
+           or p.surrogate != first.surrogate for p in pops):
         return None
     if isinstance(first, _S2Pop) and any(p.reset != first.reset or (p.exc is None) != (first.exc is None)
                                          for p in pops):
+        return None
+    if first.graded and len(pops) > 1:     # each graded population divides by its own scale
         return None
     m = copy.copy(first)
     cat = lambda name: torch.cat([getattr(p, name) for p in pops])  # noqa: E731
@@ -618,7 +660,8 @@ def _recurrent_component(comp, internal, ext, syn, cells, merged) -> dict[str, t
     wd = w.detach()
     rowsum = float(wd.abs().sum(1).max()) if w.numel() else 0.0
     fac = 64.0 if isinstance(merged, _LoihiPop) else 1.0   # Loihi sums enter as 64 * a
-    exact32 = not merged.readout and bool(torch.equal(wd, torch.round(wd))) and rowsum * fac < EXACT_F32
+    exact32 = (not merged.readout and not merged.graded and bool(torch.equal(wd, torch.round(wd)))
+               and rowsum * fac < EXACT_F32)
     out = _RecurrentScanFn.apply(torch.cat([ext[p] for p in comp], dim=2), w, merged.bias, merged, exact32)
     return {p: out[:, :, offs[p]:offs[p] + n] for p, n in zip(comp, sizes)}
 
@@ -641,8 +684,9 @@ class _RecurrentScanFn(torch.autograd.Function):
         for t in range(ext.shape[0]):
             a = extp[t] if prev is None else extp[t] + (prev @ wpt).double()
             zb, s1, s2, v_pre = pop.fwd(a if loihi else pop.prep(a), s1, s2, bias)
-            prev = (s2 if pop.readout else zb).to(wpt.dtype)
-            outs.append(s2 if pop.readout else zb)
+            out = pop.sent(zb, s2, v_pre) if pop.readout or pop.graded else zb
+            prev = out.to(wpt.dtype)
+            outs.append(out)
             vps.append(v_pre.float() if loihi else v_pre)   # Loihi's v' are integers below 2**23: exact
             zs.append(zb)
         sent = torch.stack(outs).to(pop.dtype)
@@ -679,8 +723,13 @@ def _integers(x: torch.Tensor, known: bool | None) -> bool:
 
 
 def _send_max(node: ir.Node) -> float:
-    """The largest magnitude a population sends: 1 for spikes, unbounded for a readout's membrane."""
-    return math.inf if getattr(node, "readout", False) else 1.0
+    """The largest magnitude a population sends: 1 for spikes, 127 for int8 graded payloads, unbounded for a
+    membrane or float graded events."""
+    if getattr(node, "readout", False):
+        return math.inf
+    if getattr(node, "graded", False):
+        return 127.0 if getattr(node, "payload_frac_bits", None) is not None else math.inf
+    return 1.0
 
 
 def _shift(y: torch.Tensor, steps: int) -> torch.Tensor:

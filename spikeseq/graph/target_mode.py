@@ -27,34 +27,46 @@ import torch
 from torch import nn
 
 from spikeseq import surrogate as sg
-from spikeseq.errors import ConfigError, ParameterError, SpikeseqError
+from spikeseq.errors import ConfigError, ExportError, ParameterError, SpikeseqError
+from spikeseq.graph import ir
 from spikeseq.graph.quantize import quantize, scale_input_synapses
 from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
-from spikeseq.graph.trace import infer_input_shape, trace, trace_bound
-from spikeseq.nn import DelayLinear
+from spikeseq.graph.trace import infer_input_shape, lowering_for, trace, trace_bound
+from spikeseq.nn import DelayLinear, Sequential
 
-__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "output_transform",
-           "target_mode"]
+__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "model_surrogate",
+           "output_transform", "target_mode"]
 
 #: the keys of ``[export.<target>]`` that change the numerics target mode computes with
-NUMERIC_KEYS: tuple[str, ...] = ("weight_exp", "reset_policy", "input_bits")
+NUMERIC_KEYS: tuple[str, ...] = ("weight_exp", "reset_policy", "input_bits", "payload_frac_bits")
 
 
 @dataclass(frozen=True)
 class TargetSettings:
     """Everything that decides the target numerics: the ``target``, the Loihi weight exponent and reset policy
-    (as :func:`~spikeseq.graph.quantize.quantize`), and for real-valued inputs on Loihi the payload width
-    ``input_bits`` and fractional bits ``input_frac_bits`` (``None``: integer inputs, sent as they are)."""
+    (as :func:`~spikeseq.graph.quantize.quantize`), for real-valued inputs on Loihi the payload width
+    ``input_bits`` and fractional bits ``input_frac_bits`` (``None``: integer inputs, sent as they are), and on
+    SpiNNaker2 the fixed-point bits of graded populations' payloads ``payload_frac_bits`` (``None``: float32)."""
 
     target: str
     weight_exp: int = 0
     reset_policy: str = "strict"
     input_bits: int = 8
     input_frac_bits: int | None = None
+    payload_frac_bits: int | None = None
 
     def __post_init__(self) -> None:
         if self.target not in TARGETS:
             raise ConfigError(f"unknown target {self.target!r}; target mode trains for one of {', '.join(TARGETS)}")
+        if not 2 <= int(self.input_bits) <= 24:
+            raise ConfigError(f"target mode: input_bits must be in 2..24 (Lava graded payloads carry up to 24 "
+                              f"bits), got {self.input_bits}")
+        if self.input_frac_bits is not None and int(self.input_frac_bits) != self.input_frac_bits:
+            raise ConfigError(f"target mode: input_frac_bits must be a whole number of bits, got "
+                              f"{self.input_frac_bits!r}")
+        if self.input_frac_bits is not None and self.target != "loihi":
+            raise ConfigError(f"target mode: input_frac_bits is a Loihi setting (real-valued inputs as graded "
+                              f"fixed-point payloads); {self.target} takes real inputs as they are")
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (stored in checkpoints and results)."""
@@ -64,7 +76,7 @@ class TargetSettings:
         """The keyword arguments of :func:`~spikeseq.graph.quantize.quantize` for these settings."""
         if self.target == "loihi":
             return {"weight_exp": self.weight_exp, "reset_policy": self.reset_policy}
-        return {}
+        return {} if self.payload_frac_bits is None else {"payload_frac_bits": self.payload_frac_bits}
 
     def export_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`spikeseq.verify.export_and_verify` that reproduce these numerics."""
@@ -82,6 +94,15 @@ def _model_dt(model: nn.Module) -> float | None:
     return None
 
 
+def model_surrogate(model: nn.Module) -> sg.Surrogate:
+    """The surrogate of the first module of ``model`` that has one (its neurons'), else ``surrogate.DEFAULT``."""
+    for m in model.modules():
+        s = getattr(m, "surrogate", None)
+        if isinstance(s, sg.Surrogate):
+            return s
+    return sg.DEFAULT
+
+
 def _freeze_delays(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, DelayLinear):
@@ -92,13 +113,14 @@ class TargetMode(nn.Module):
     """``y, None = tm(x [T, B, ...])``: ``model`` computed with the numerics of ``settings`` (module docstring).
 
     ``model``'s parameters are the ones trained (``tm.parameters()`` are the model's); ``dt`` defaults to the model's
-    own; ``surrogate`` is the spike surrogate of the backward pass (scaled to each population's float units);
+    own; ``surrogate`` is the spike surrogate of the backward pass (scaled to each population's float units;
+    default: the surrogate of the model's first spiking module, else ``spikeseq.surrogate.DEFAULT``);
     ``integer_inputs``: whether the data are integers (``None``: checked every batch; the training loop knows it from
     checking the whole training split once). Creating it rounds and freezes the model's learnable delays.
     """
 
     def __init__(self, model: nn.Module, settings: TargetSettings, *, dt: float | None = None,
-                 surrogate: sg.Surrogate = sg.DEFAULT, integer_inputs: bool | None = None) -> None:
+                 surrogate: sg.Surrogate | None = None, integer_inputs: bool | None = None) -> None:
         super().__init__()
         self.model = model
         self.integer_inputs = integer_inputs
@@ -106,7 +128,7 @@ class TargetMode(nn.Module):
         self.dt = dt if dt is not None else _model_dt(model)
         if self.dt is None:
             raise ConfigError("target mode needs the model's time step: the model has no module with a dt; pass dt=")
-        self.surrogate = surrogate
+        self.surrogate = surrogate if surrogate is not None else model_surrogate(model)
         self._checked = False
         _freeze_delays(model)
 
@@ -130,11 +152,13 @@ class TargetMode(nn.Module):
         return res, g.metadata
 
     def forward(self, x: torch.Tensor, state: Any = None) -> tuple[torch.Tensor, None]:
-        """The exported graph's readout ``[T, B, ...]`` in float units with the model's readout transform."""
+        """The exported graph's readout ``[T, B, ...]`` in float units with the model's readout transform (in the
+        input's dtype; the default float dtype for integer inputs such as event counts or uint8 spikes)."""
         if state is not None:
             raise ParameterError("target mode runs whole sequences from silence; it takes no state")
         res, meta = self.run(x)
-        return output_transform(res.output, meta.get("output_transform")).to(x.dtype), None
+        dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()   # integer data: a float readout
+        return output_transform(res.output, meta.get("output_transform")).to(dtype), None
 
 
 def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:
@@ -151,7 +175,7 @@ def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:
 
 def target_mode(model: nn.Module, target: str, *, dt: float | None = None, input_frac_bits: int | None = None,
                 input_bits: int = 8, weight_exp: int = 0, reset_policy: str = "strict",
-                surrogate: sg.Surrogate = sg.DEFAULT, input_shape: tuple[int, ...] | None = None) -> TargetMode:
+                surrogate: sg.Surrogate | None = None, input_shape: tuple[int, ...] | None = None) -> TargetMode:
     """``model`` computing with ``target``'s numerics (:class:`TargetMode`); checks first that every node of the
     model runs on the target (:func:`check_target`; a model whose per-sample ``input_shape`` cannot be inferred
     is checked on its first forward pass). For real-valued inputs on Loihi give ``input_frac_bits`` (e.g.
@@ -162,28 +186,60 @@ def target_mode(model: nn.Module, target: str, *, dt: float | None = None, input
     return TargetMode(model, settings, dt=dt, surrogate=surrogate)
 
 
+def _without_lowering(model: nn.Module, path: str = "model") -> tuple[str, str] | None:
+    """The (qualified name, type name) of the first member of ``model`` (through nested ``Sequential``) that
+    :func:`~spikeseq.graph.trace.trace` has no lowering for, else ``None``."""
+    if isinstance(model, Sequential):
+        for i, layer in enumerate(model.layers):
+            bad = _without_lowering(layer, f"{path}.layers.{i}")
+            if bad is not None:
+                return bad
+        return None
+    return None if lowering_for(type(model)) is not None else (path, type(model).__name__)
+
+
 def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None = None,
                  input_shape: tuple[int, ...] | None = None, need_shape: bool = True) -> None:
     """Raise a :class:`~spikeseq.errors.ConfigError` naming the node and the target when ``model`` cannot run on
     ``settings.target`` (a node the target has no mechanism for, a reset it does not do, a value out of range), so
-    that a target-mode run fails before training starts. The model is not changed (delays are rounded on a copy).
+    that a target-mode run fails before training starts (the exporter's quantisation, then one silent step of target
+    mode's own forward: a node the exporter takes but target mode cannot train yet is named too). The model is not
+    changed (delays are rounded on a copy).
     ``input_shape``: per sample (default: inferred from the model); with ``need_shape=False`` a model whose input
     shape cannot be inferred is not checked (the training loop checks it again with the data's shape)."""
     dt = dt if dt is not None else _model_dt(model)
+    head = (f"target mode {settings.target!r} (train.target / target_mode): model {type(model).__name__} cannot run "
+            f"on {settings.target}")
+    bad = _without_lowering(model)
     if dt is None:
-        raise ConfigError("target mode needs the model's time step: the model has no module with a dt")
+        if bad is not None:   # a model with no time step is usually one with no event-graph form at all
+            raise ConfigError(f"{head}: member {bad[0]} of type {bad[1]} cannot be traced (no IR equivalent)")
+        raise ConfigError(f"{head}: it has no module with a time step dt (seconds); pass dt=")
     if input_shape is None and not need_shape:
         try:
             infer_input_shape(model)
-        except ParameterError:
+        except ParameterError:   # no shape to trace with yet: still name a member that has no lowering at all
+            if bad is not None:
+                raise ConfigError(f"{head}: member {bad[0]} of type {bad[1]} cannot be traced (no IR equivalent)"
+                                  ) from None
             return
     m = copy.deepcopy(model).eval()
     _freeze_delays(m)
     try:
         g = trace(m, dt=dt, input_shape=input_shape)
+        cells = [k for k, n in g.flat().nodes.items() if isinstance(n, ir.EGRUCell)]
+        if cells:
+            raise ExportError(f"target-mode training has no forward pass for the gated-cell populations {cells} "
+                              "(EGRUCell); train in float and export: the SpiNNaker2 interpreter measures the "
+                              "fixed-point change")
         if settings.input_frac_bits is not None:
             g = scale_input_synapses(g, settings.input_frac_bits)
         quantize(g, settings.target, **settings.quantize_kwargs())
+        # the exporter takes it; one silent step of the training forward shows that target mode runs it too
+        gb, bindings = trace_bound(m, dt=dt, input_shape=input_shape, input_payload="graded")
+        with torch.no_grad():
+            target_forward(gb, bindings, torch.zeros(1, 1, *gb.nodes[gb.inputs()[0]].out_shape), settings.target,
+                           input_frac_bits=settings.input_frac_bits, input_bits=settings.input_bits,
+                           **settings.quantize_kwargs())
     except SpikeseqError as e:
-        raise ConfigError(f"target mode {settings.target!r} (train.target / target_mode): model "
-                          f"{type(model).__name__} cannot run on {settings.target}: {e}") from None
+        raise ConfigError(f"{head}: {e}") from None

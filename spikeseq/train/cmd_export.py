@@ -45,6 +45,7 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
     from spikeseq.train.rundir import write_json, write_text
     from spikeseq.train.runs import load_run, model_dt, sample_inputs
     from spikeseq.train.target import TargetMode, TargetSettings, target_agreement
+    from spikeseq.train.tasks import task_for
     from spikeseq.verify import export_and_verify
 
     if samples is not None and (isinstance(samples, bool) or not isinstance(samples, int) or samples < 1):
@@ -72,6 +73,8 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
         raise ConfigError("export verification compares predictions from the summed or last output; a model "
                           "trained with train.readout = 'max' cannot be checked that way")
     readout = lr.cfg.train.readout if lr.cfg.train.readout in ("last", "softmax_sum") else "sum"  # mean: as sum
+    if task_for(lr.cfg).name == "language_modelling":   # next-token predictions at every step, labels [B, T]
+        readout = "per_step"
     out_dir = ensure_dir(lr.run.export_dir)
     results: dict[str, Any] = {}
     trained_for = lr.ckpt.get("target")  # a target-mode run: its stored numerics (input bits k, ...) are reused
@@ -87,8 +90,8 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
                 res = export_and_verify(lr.model, target, artifact, x, y, dt=dt, readout=readout, **kwargs)
                 extra = {}
                 if trained_for and trained_for.get("target") == target:
-                    extra["target_mode"] = target_agreement(TargetMode(lr.model, TargetSettings(**trained_for),
-                                                                       dt=dt), x)
+                    tm = TargetMode(lr.model, TargetSettings(**trained_for), dt=dt)
+                    extra["target_mode"] = target_agreement(tm, x, y, lr.cfg.train.readout)
             _replay(caught, target)
         except SpikeseqError as e:
             results[target] = {"target": target, "error": str(e)}

@@ -37,6 +37,17 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--attach", action="store_true", help=argparse.SUPPRESS)  # set for torchrun workers
 
 
+def _is_stream(config: str | None) -> bool:
+    """Whether ``config`` (a TOML recipe or a run's saved ``config.json``) asks for the continual task."""
+    if config is None or not str(config).endswith((".toml", ".json")) or not Path(config).is_file():
+        return False
+    from spikeseq.train.config import read_toml
+    from spikeseq.train.rundir import read_json
+    from spikeseq.train.tasks import continual
+
+    return continual.is_continual(read_json(config) if str(config).endswith(".json") else read_toml(config))
+
+
 def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
     argv = ["train", str(args.config), "--out", str(out), "--attach"]
     for o in args.overrides:
@@ -65,14 +76,12 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"--nproc must be >= 1, got {args.nproc}")
     if args.seed is not None:
         args.overrides = [*args.overrides, f"train.seed={args.seed}"]
-    if args.config is not None and str(args.config).endswith(".toml"):
-        from spikeseq.train.config import read_toml
-        from spikeseq.train.tasks import continual
+    if args.config is None and args.resume and args.out and (Path(args.out) / "config.json").is_file():
+        args.config = str(Path(args.out) / "config.json")  # resume with the run's saved config
+    if _is_stream(args.config):  # the continual task: a stream of tasks, one training-loop run per task
+        from spikeseq.train import stream
 
-        if continual.is_continual(read_toml(args.config)):
-            from spikeseq.train import stream
-
-            return stream.cli_run(args)
+        return stream.cli_run(args)
     if args.config is None:
         if not (args.resume and args.out):
             raise ConfigError("give a CONFIG file (or --resume --out RUN to continue a run)")
@@ -95,6 +104,9 @@ def run(args: argparse.Namespace) -> int:
         cfg = load_config(args.config, args.overrides)
     if args.nproc is None:
         args.nproc = cfg.train.nproc
+    if cfg.train.target is not None and args.nproc > 1:   # --nproc overrides train.nproc after the config checks
+        raise ConfigError(f"train.target = {cfg.train.target!r} runs in one process; drop --nproc {args.nproc} "
+                          "(or set it to 1)")
     out = args.out or Path("runs") / (Path(args.config).stem + ("" if args.seed is None else f"-s{args.seed}"))
     data = None
     if not args.attach:  # fail on a bad model or dataset before the run directory is touched
@@ -102,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
 
         loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
+        loop.preflight_target(cfg, data)
     _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)

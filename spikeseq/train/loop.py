@@ -90,12 +90,25 @@ def preflight(cfg: RunConfig) -> None:
     if cfg.train.target is not None:  # a node the target cannot run: an error now, not mid-epoch
         from spikeseq.train.target import check_target, settings_from_config
 
-        check_target(model, settings_from_config(cfg), need_shape=False)  # fit checks again with the data's shape
+        check_target(model, settings_from_config(cfg), dt=cfg.export.dt,   # None: the model's dt, as the export
+                     need_shape=False)  # fit checks again with the data's shape
     task_for(cfg)
     if cfg.data.name != TENSOR_FILE:
         known = known_datasets()
         if cfg.data.name not in known:
             raise ConfigError(f"unknown dataset {cfg.data.name!r}; known datasets: {', '.join(known)}")
+
+
+def preflight_target(cfg: RunConfig, data: Any) -> None:
+    """With ``train.target``: the model checked on the target with the prepared data's input shape and settings
+    (``data``: :class:`~spikeseq.train.datasets.Prepared`), before a run directory is touched; a model whose input
+    shape :func:`preflight` could not infer is checked here."""
+    if cfg.train.target is None:
+        return
+    from spikeseq.train.target import check_target, settings_from_config
+
+    check_target(build_model(cfg.model), settings_from_config(cfg, data.train.x), dt=cfg.export.dt,
+                 input_shape=tuple(data.train.x.shape[2:]))
 
 
 def make_optimizer(params, cfg: RunConfig) -> torch.optim.Optimizer:
@@ -187,6 +200,13 @@ def _float32(out: Any) -> Any:
     return out.float()
 
 
+def _integers(x: torch.Tensor, chunk: int = 256) -> bool:
+    """Whether every value of ``x`` is an integer (checked ``chunk`` samples at a time: no full-size temporary)."""
+    if not x.is_floating_point():
+        return True
+    return all(not bool(torch.frac(x[i:i + chunk]).any()) for i in range(0, x.shape[0], chunk))
+
+
 def _window_size(b: int, accumulate: int, bsz: int, n: int) -> int:
     """Samples in the accumulation window that holds micro-batch ``b``."""
     w0 = (b // accumulate) * accumulate
@@ -265,7 +285,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
         from spikeseq.train.target import TargetMode, check_target, settings_from_config
 
         tset = settings_from_config(cfg, data.train.x, stored=stored_target)
-        check_target(model, tset, input_shape=tuple(data.train.x.shape[2:]))
+        check_target(model, tset, dt=cfg.export.dt, input_shape=tuple(data.train.x.shape[2:]))
         first_target = t.epochs - (t.target_epochs or t.epochs)
     net = model
     if info.enabled:
@@ -299,8 +319,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             model.train()
             in_target = tset is not None and epoch >= first_target
             if in_target and tmode is None:   # the data's kind is checked once here, not every batch
-                integer = all(bool(torch.equal(v, torch.round(v))) for v in (data.train.x.float(), data.val.x.float()))
-                tmode = TargetMode(model, tset, integer_inputs=integer)
+                integer = all(_integers(v) for v in (data.train.x, data.val.x))
+                tmode = TargetMode(model, tset, dt=cfg.export.dt, integer_inputs=integer)   # the export's dt
             fwd = tmode if in_target else net
             bar = progress(range(start, n_batches), total=n_batches - start, desc=f"{desc}epoch {epoch + 1}/{t.epochs}",
                            unit="batch")

@@ -80,7 +80,7 @@ def _target_evaluation(lr: LoadedRun, data: Prepared, test_float: dict[str, Any]
 
     settings = TargetSettings(**lr.ckpt["target"])
     task = task_for(lr.cfg)
-    tm = TargetMode(lr.model, settings)
+    tm = TargetMode(lr.model, settings, dt=lr.cfg.export.dt)   # the dt training and export use
     test = task.evaluate(tm, data.test, lr.cfg, device, data.n_classes, desc="testing (target mode)")
     before = None
     float_ck = lr.run.ckpt_dir / "float.pt"

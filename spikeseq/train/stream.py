@@ -238,6 +238,10 @@ def cli_run(args) -> int:
         Path("runs") / (Path(args.config).stem + ("" if seed is None else f"-s{seed}"))
     attach = bool(getattr(args, "attach", False))
     if not attach:
+        saved = out / "config.json"
+        if args.resume and saved.is_file() and load(saved).to_dict() != cfg.to_dict():
+            raise ConfigError(f"--resume: the recipe differs from the one saved in {saved}; resume with the saved "
+                              f"one (spikeseq train --resume --out {out}) or start a new run")
         if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
             raise ConfigError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
         if args.force and out.exists():

@@ -2,7 +2,8 @@
 
 Recipes: ``[train] target = "loihi" | "spinnaker2"`` and ``target_epochs = N`` (the last N epochs run in target mode,
 :class:`spikeseq.graph.target_mode.TargetMode`; default all). The settings that change the numerics are read from
-the exporter's own section ``[export.<target>]`` (``weight_exp``, ``reset_policy``, ``input_bits``), and for
+the exporter's own section ``[export.<target>]`` (Loihi: ``weight_exp``, ``reset_policy``, ``input_bits``;
+SpiNNaker2: ``payload_frac_bits`` of graded populations), and for
 real-valued inputs on Loihi the fractional bits ``k`` of the input payloads are chosen once from the training data
 (:func:`spikeseq.graph.quantize.input_frac_bits`), stored in the checkpoint (``"target"``) and used again by
 ``spikeseq export``. Python users call :func:`target_mode` (re-exported here) directly.
@@ -48,11 +49,14 @@ def settings_from_config(cfg: Any, train_x: torch.Tensor | None = None,
         kw.pop("weight_exp", None)
         kw.pop("reset_policy", None)
         kw.pop("input_bits", None)
+    else:
+        kw.pop("payload_frac_bits", None)
     k = None
-    if target == "loihi" and train_x is not None and train_x.numel():
-        xf = train_x.float()
-        if not torch.equal(xf, torch.round(xf)):
-            k = input_frac_bits(float(xf.abs().max()), int(kw.get("input_bits", 8)))
+    if target == "loihi" and train_x is not None and train_x.numel() and train_x.is_floating_point():
+        chunks = range(0, train_x.shape[0], 256)   # no full-size temporaries
+        if any(bool(torch.frac(train_x[i:i + 256]).any()) for i in chunks):
+            amax = max(float(train_x[i:i + 256].abs().max()) for i in chunks)
+            k = input_frac_bits(amax, int(kw.get("input_bits", 8)))
     return TargetSettings(target, input_frac_bits=k, **kw)
 
 

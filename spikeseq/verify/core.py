@@ -13,7 +13,8 @@
 - ``labels``: optional ``[B]`` class indices; accuracy of model and graph is then reported. A prediction is the
   argmax over the last axis of the output summed over time (``readout="sum"``), of the last step
   (``readout="last"``) or of the per-step softmax summed over time (``readout="softmax_sum"``, the training
-  readout of the same name).
+  readout of the same name), or one prediction per step against labels ``[B, T]`` (``readout="per_step"``, language
+  models). A model whose inputs are not the graph's (token ids) provides ``graph_inputs(x)`` (e.g. one-hot events).
 - ``dt``: the model's step in seconds (required).
 
 The returned :class:`VerifyResult` holds, per neuron layer, the fraction of equal spikes (model vs interpreter,
@@ -113,7 +114,10 @@ class VerifyResult:
 
 
 def predictions(out: np.ndarray, readout: str = "sum") -> np.ndarray:
-    """Class predictions from a ``[T, B, ..., C]`` output trace."""
+    """Class predictions from a ``[T, B, ..., C]`` output trace (``readout="per_step"``: one prediction per step,
+    ``[B, T]``, e.g. a language model's next token)."""
+    if readout == "per_step":
+        return out.reshape(out.shape[0], out.shape[1], -1).argmax(-1).T
     if readout == "sum":
         return out.sum(axis=0).reshape(out.shape[1], -1).argmax(-1)
     if readout == "last":
@@ -122,7 +126,7 @@ def predictions(out: np.ndarray, readout: str = "sum") -> np.ndarray:
         z = out.reshape(out.shape[0], out.shape[1], -1).astype(np.float64)
         e = np.exp(z - z.max(axis=-1, keepdims=True))
         return (e / e.sum(axis=-1, keepdims=True)).sum(axis=0).argmax(-1)
-    raise ParameterError(f"readout must be 'sum', 'last' or 'softmax_sum', got {readout!r}")
+    raise ParameterError(f"readout must be 'sum', 'last', 'softmax_sum' or 'per_step', got {readout!r}")
 
 
 def _model_traces(model: torch.nn.Module, x: torch.Tensor, module_of: dict[str, str]):
@@ -184,11 +188,13 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         raise ParameterError("export_and_verify needs dt (seconds), the step the model was trained with")
     x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs))
     x = x.float()
-    if x.dim() < 3:
-        raise ShapeError(f"inputs must be time-first [T, B, ...], got shape {tuple(x.shape)}")
-    xn = x.cpu().numpy()
     model = model.eval()
-    g = trace(model, dt=dt, input_shape=tuple(x.shape[2:]), input_payload=data_payload(xn))
+    to_graph = getattr(model, "graph_inputs", None)   # e.g. token ids [T, B] -> one-hot events [T, B, vocab]
+    xg = torch.as_tensor(to_graph(x)).float() if callable(to_graph) else x
+    if xg.dim() < 3:
+        raise ShapeError(f"inputs must be time-first [T, B, ...], got shape {tuple(x.shape)}")
+    xn = xg.cpu().numpy()
+    g = trace(model, dt=dt, input_shape=tuple(xg.shape[2:]), input_payload=data_payload(xn))
     input_bits = export_kwargs.pop("input_bits", 8)
     fixed_k = export_kwargs.pop("input_frac_bits", None)
     frac_bits = None
@@ -206,7 +212,7 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         y_model.append(yb)
         for k, v in lb.items():
             layer_model.setdefault(k, []).append(v)
-        xs = xb.numpy()
+        xs = xg[:, lo:lo + batch_size].numpy()
         if frac_bits is not None:
             xs = quantize_input(xs, frac_bits, input_bits)
         results.append(simulate(sim_graph, xs, numerics=numerics))

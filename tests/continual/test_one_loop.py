@@ -148,3 +148,20 @@ def test_two_processes_match_one(tmp_path):
     assert torch.allclose(ra, rb, atol=0.01, equal_nan=True) and one["status"] == "finished"
     ck = checkpoint.load(tmp_path / "two" / "tasks" / "task1" / "checkpoints" / "last.pt")
     assert ck["world_size"] == 2
+
+
+def test_cli_resume_with_the_saved_recipe(tmp_path, monkeypatch, capsys):
+    import tomli_w
+
+    from spikeseq.cli import main
+
+    monkeypatch.setenv("SPIKESEQ_PROGRESS", "0")
+    path = tmp_path / "r.toml"
+    path.write_text(tomli_w.dumps(_recipe("finetune", epochs=1)))
+    out = tmp_path / "run"
+    assert main(["train", str(path), "--out", str(out)]) == 0
+    first = checkpoint.load(out / "checkpoints" / "last.pt")
+    assert main(["train", "--resume", "--out", str(out)]) == 0  # no recipe: the run's config.json
+    assert torch.equal(checkpoint.load(out / "checkpoints" / "last.pt")["R"], first["R"])
+    assert main(["train", str(path), "--resume", "--out", str(out), "--set", "train.lr=0.2"]) != 0
+    assert "the recipe differs from the one saved" in capsys.readouterr().err

@@ -21,6 +21,7 @@ pytestmark = pytest.mark.native
     dict(input_density=0.1),           # event-driven input projection
     dict(T=1, B=1, H=1, I=1),
     dict(H=37, B=4, I=9, T=5),         # a width that is no multiple of the vector length
+    dict(H=40, B=2, I=70, T=3, input_density=0.2),  # packed 8-vector panels (3H = 120) plus a tail, both products
 ])
 def test_float64_matches_reference(case):
     x, st, p = make(**case)
@@ -94,6 +95,21 @@ def test_csr_input_projection_for_pruned_input_weights():
     assert torch.autograd.gradcheck(lambda a, b: cpu.CSRLinear.apply(a, b, None), (xs[:6], w))
 
 
+def test_csr_input_projection_of_sparse_inputs_takes_only_nonzero_pairs():
+    # events (10% density) through pruned weights: egru_gather_csr_mm, against the dense product and through a scan
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(40, 30, dtype=torch.float64, generator=g) * (torch.rand(40, 30, generator=g,
+                                                                            dtype=torch.float64) < 0.1)
+    w = torch.randn(21, 30, dtype=torch.float64, generator=g) * (torch.rand(21, 30, generator=g,
+                                                                            dtype=torch.float64) < 0.1)
+    b = torch.randn(21, dtype=torch.float64, generator=g)
+    assert cpu.density(x) <= cpu.INPUT_DENSITY_MAX and cpu.density(w) < cpu.CSR_DENSITY
+    torch.testing.assert_close(cpu.CSRLinear.apply(x, w, b), torch.nn.functional.linear(x, w, b), atol=1e-12, rtol=0)
+    xs, st, p = make(seed=11, H=7, I=30, input_density=0.1)
+    p["weight_ih"] = p["weight_ih"] * (torch.rand(p["weight_ih"].shape, generator=g, dtype=torch.float64) < 0.1)
+    assert_same("cpu", xs, st, p, atol=1e-12)
+
+
 def test_inference_without_saved_gates_gives_the_same_outputs():
     x, st, p = make(seed=9, H=13)
     out, new = K.egru_scan(x, st, backend="cpu", **p)
@@ -101,3 +117,14 @@ def test_inference_without_saved_gates_gives_the_same_outputs():
         out2, new2 = K.egru_scan(x, st, backend="cpu", **p)
     torch.testing.assert_close(out2.y, out.y.detach(), rtol=0, atol=0)
     torch.testing.assert_close(new2.c, new.c.detach(), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("dense_min", [0.0, 2.0])
+def test_backward_dense_product_and_per_unit_paths_match_reference(dense_min, monkeypatch):
+    # 0.0: dL/dy = gh R through the packed register-blocked product at every step; 2.0: never (per-unit dot
+    # products of the needed units only). H = 37 and B = 11 leave partial panels and row tails of the product.
+    monkeypatch.setattr(cpu, "BWD_DENSE_MIN", dense_min)
+    x, st, p = make(T=6, B=11, H=37, I=9, seed=8)
+    assert_same("cpu", x, st, p, atol=1e-12, eps=3.6)
+    x, st, p = make(dtype=torch.float32, T=5, B=7, H=21, I=8, seed=9)
+    assert_same("cpu", x, st, p, atol=2e-5)

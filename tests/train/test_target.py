@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -100,6 +101,7 @@ def test_tiny_target_run_exports_what_it_trained(tiny_raw, tiny_data, tmp_path, 
     tm = res["target_mode"]
     assert tm["spike_agreement"] and all(v == 1.0 for v in tm["spike_agreement"].values())
     assert tm["readout_max_abs_diff"] < 1e-9
+    assert tm["graph_accuracy"] == tm["target_accuracy"] and tm["prediction_agreement"] == 1.0
 
 
 def test_python_api_trains_the_models_parameters():
@@ -147,3 +149,51 @@ def test_target_run_resumes_bitwise_identically(tiny_raw, tiny_data, tmp_path):
     strip = lambda rs: [{k: v for k, v in r.items() if k != "time_s"} for r in rs]  # noqa: E731
     assert strip(full.read_metrics()) == strip(part.read_metrics())
     assert [r["mode"] for r in full.read_metrics()] == ["float", "loihi", "loihi"]
+
+
+@pytest.mark.parametrize("target", ["loihi", "spinnaker2"])
+def test_lmu_memory_node_is_refused_by_name(target):
+    """A node kind neither target has (the frozen LMU memory ``m = A m + B u``): ConfigError naming node and target."""
+    from spikeseq.nn import LMUMemory
+
+    model = Sequential(nn.Linear(4, 3), LIF(tau_mem=0.01, dt=1e-3, reset="zero"), LMUMemory(order=2, theta=4.0),
+                       nn.Linear(6, 2), LI(tau_mem=0.02, dt=1e-3))
+    with pytest.raises(ConfigError, match=rf"target mode '{target}'.*lmu_memory.*LMUMemory.*{target}"):
+        check_target(model, TargetSettings(target))
+
+
+def test_graded_population_is_refused_on_loihi_by_name(tmp_path):
+    """Graded-spike populations (the spike carries the membrane, EGRU-style value events): SpiNNaker2 keeps them
+    graded (payload ``v' / w_scale``), spikeseq's Loihi export sends binary spikes and refuses them by name."""
+    from spikeseq.graph import ir
+    from spikeseq.graph.quantize import quantize
+
+    g = ir.Graph({"input": ir.Input((3,)), "w": ir.Linear(np.ones((2, 3))),
+                  "lif": ir.LIF(tau=np.full(2, 0.01), r=np.full(2, 10.0), v_threshold=np.ones(2), graded=True),
+                  "output": ir.Output((2,))},
+                 [("input", "w"), ("w", "lif"), ("lif", "output")], dt=1e-3)
+    with pytest.raises(Exception, match=r"'lif'.*graded.*loihi"):
+        quantize(g, "loihi")
+    q = quantize(g, "spinnaker2")
+    assert q.nodes["lif"].graded and q.nodes["lif"].sends("spikes") == "graded"
+    from spikeseq.export.spinnaker2 import write_spinnaker2
+
+    e = write_spinnaker2(g, tmp_path / "net.json")
+    pops = {p["name"]: p for p in json.loads(e.path.read_text())["populations"]}
+    assert pops["lif"]["params"]["graded_payload"] == "v / w_scale"
+    e = write_spinnaker2(g, tmp_path / "net8.json", payload_frac_bits=3)
+    pops = {p["name"]: p for p in json.loads(e.path.read_text())["populations"]}
+    assert pops["lif"]["params"]["graded_payload"] == "int8 round(v / w_scale * 2**3)"
+    s2 = TargetSettings("spinnaker2", payload_frac_bits=3)
+    assert s2.quantize_kwargs() == s2.export_kwargs() == {"payload_frac_bits": 3}
+    with pytest.raises(Exception, match="SpiNNaker2 option"):
+        quantize(g, "loihi", payload_frac_bits=3)
+
+
+def test_target_mode_uses_the_models_surrogate():
+    from spikeseq import surrogate as sg
+
+    model = Sequential(nn.Linear(4, 5), LIF(tau_mem=0.01, dt=1e-3, reset="zero", surrogate=sg.ATan(alpha=5.0)),
+                       nn.Linear(5, 2), LI(tau_mem=0.02, dt=1e-3))
+    assert target_mode(model, "spinnaker2").surrogate == sg.ATan(alpha=5.0)
+    assert target_mode(model, "loihi", surrogate=sg.Triangle()).surrogate == sg.Triangle()

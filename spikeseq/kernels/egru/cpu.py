@@ -21,10 +21,16 @@ _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
 #: Recurrent weights with fewer nonzeros than this fraction are held in compressed rows (CSR): below it, skipping
 #: zero weights saves more than the indexed (unvectorised) scatter costs.
 CSR_DENSITY = 0.35
-#: Inputs with at most this fraction of nonzeros take the event-driven input projection (row gather) instead of a
-#: dense GEMM. Measured with ``spikeseq bench egru`` on the 2-core dev machine: MKL's GEMM does about 6x more useful
-#: work per second than the gather, so the gather pays below roughly 1/6 density.
-INPUT_DENSITY_MAX = 0.15
+#: Inputs with at most this fraction of nonzeros take the event-driven input projection (row gather over packed
+#: column panels of ``W^T``) instead of a dense GEMM. Measured on the 2-core dev machine (AVX2, one thread; 512 ->
+#: 1536 on 8192 rows): at 17% density the gather took 132 ms against MKL's 182 ms, i.e. MKL does about 4x more
+#: useful work per second, so the gather pays below roughly 1/4 density.
+INPUT_DENSITY_MAX = 0.25
+#: The backward computes ``dL/dy[t-1] = gh R`` as one register-blocked dense product when more than this fraction of
+#: (batch row, unit) pairs need it (fired, or inside the pseudo-derivative's support), else unit by unit for the
+#: needed pairs only. Measured with ``spikeseq bench egru`` on the 2-core dev machine: the blocked product runs about
+#: 4x faster per multiply-add than the per-unit dot products.
+BWD_DENSE_MIN = 0.25
 #: Statistics of the last backward call on this thread (units whose recurrent gradient was skipped).
 last_stats: dict[str, float] = {}
 
@@ -71,11 +77,13 @@ def _saved(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
 
 class _Recurrent:
-    """``R^T`` as the C ABI takes it: dense ``[H, 3H]`` or CSR ``(rowptr, col, val)``."""
+    """``R^T`` as the C ABI takes it: dense ``[H, 3H]`` (plus ``R`` itself ``[3H, H]`` for the backward's dense
+    product) or CSR ``(rowptr, col, val)``."""
 
     def __init__(self, weight_hh: torch.Tensor, csr: bool) -> None:
         rt = weight_hh.detach().t().contiguous()
         self.rt: torch.Tensor | None = None if csr else rt
+        self.r: torch.Tensor | None = None if csr else weight_hh.detach().contiguous()
         self.rowptr = self.col = self.val = None
         if csr:
             self.rowptr, self.col, self.val = _csr(rt)
@@ -121,14 +129,21 @@ class CSRLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
-        """Compressed rows of ``W``, then ``egru_csr_mm`` (blocks of rows of ``x`` transposed in cache)."""
+        """Compressed rows of ``W``, then ``egru_csr_mm`` (blocks of rows of ``x`` transposed in cache); for sparse
+        ``x`` (density <= :data:`INPUT_DENSITY_MAX`) compressed rows of ``W^T`` and ``egru_gather_csr_mm`` (only
+        the nonzero weights of the nonzero inputs)."""
         w = weight.detach()
-        rowptr, col, val = _csr(w)
         xc = x.detach().contiguous()
         out = x.new_empty(x.shape[0], w.shape[0])
         b = None if bias is None else bias.detach().contiguous()
-        _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col), _p(val), _p(b),
-                                    _p(out), _threads(x.shape[0] // 64))
+        if density(xc) <= INPUT_DENSITY_MAX:
+            rowptr, col, val = _csr(w.t())
+            _fn("egru_gather_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col),
+                                               _p(val), _p(b), _p(out), _threads(x.shape[0] // 64))
+        else:
+            rowptr, col, val = _csr(w)
+            _fn("egru_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col), _p(val),
+                                        _p(b), _p(out), _threads(x.shape[0] // 64))
         return _saved(ctx, x, weight, bias, out)
 
     @staticmethod
@@ -187,10 +202,10 @@ class _Scan(torch.autograd.Function):
 
         # contiguous copies held in locals: a temporary's pointer would dangle during the C call
         gy, ge, gcT, gyT = (None if g is None else g.contiguous() for g in (gy, ge, gcT, gyT))
-        _fn("egru_bwd", y.dtype)(t, b, h, *ctx.rec.ptrs(), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(r), _p(z), _p(n),
-                                 _p(hn), _p(ct), _p(cs), _p(gy), _p(ge), _p(gcT), _p(gyT),
-                                 float(ctx.width), float(ctx.damp), _p(ga), _p(gc0), _p(gy0), _p(grt), _p(gbh),
-                                 _p(gth), _p(counts), nth)
+        _fn("egru_bwd", y.dtype)(t, b, h, _p(ctx.rec.r), *ctx.rec.ptrs(), _p(th), _p(m), _p(c0), _p(y0), _p(y),
+                                 _p(r), _p(z), _p(n), _p(hn), _p(ct), _p(cs), _p(gy), _p(ge), _p(gcT), _p(gyT),
+                                 float(ctx.width), float(ctx.damp), float(BWD_DENSE_MIN), _p(ga), _p(gc0), _p(gy0),
+                                 _p(grt), _p(gbh), _p(gth), _p(counts), nth)
         last_stats["backward_skipped_fraction"] = float(counts.sum()) / max(1, (t - 1) * b * h)
         gw = grt.sum(0).t()
         gb = gbh.sum(0) if ctx.has_bias else None

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <type_traits>
 #include <vector>
 
 #include "../parallel.h"
@@ -37,8 +38,12 @@ using spikeseq::store;
 using spikeseq::Vec;
 
 template <typename S>
-inline Vec<S> splat(S s) {
-  return Vec<S>{} + s;
+inline Vec<S> splat(S s) {  // one broadcast instruction (``Vec{} + s`` would cost an add: 0 + s is not s for -0)
+  using I = std::conditional_t<sizeof(S) == 8, int64_t, int32_t>;
+  typedef I IV __attribute__((vector_size(kVecBytes)));
+  Vec<S> v{};
+  v[0] = s;
+  return __builtin_shuffle(v, IV{});
 }
 
 // dst[c0 : c0 + U*L] = init (or 0) + sum_p w[p] * src[list[p], c0 : ...]; U accumulators in registers.
@@ -198,6 +203,84 @@ inline Vec<S> vtanh(Vec<S> x) {
   return S(1) - S(2) / (vexp<S>(x + x) + S(1));
 }
 
+// dst[q, j] = sum_k a[q, k] * b[k, j] for a [M, K] (rows lda apart), b [K, N] row-major, dst [M, N]: a register-blocked
+// product (QB rows x JV vectors of accumulators, one broadcast of a[q, k] per vector of b) for the dense part of the
+// backward (dL/dy[t-1] = gh R when most units need it). Sums run over k in ascending order for every entry.
+template <typename S, int QB, int JV>
+FMA_OK inline void mm_block(const S* RS a, int64_t lda, const S* RS b, int64_t K, int64_t N, int64_t j0, S* RS dst,
+                            int64_t ldd) {
+  constexpr int L = kVecBytes / sizeof(S);
+  Vec<S> acc[QB][JV];
+#pragma GCC unroll 8
+  for (int u = 0; u < QB; ++u)
+#pragma GCC unroll 8
+    for (int v = 0; v < JV; ++v) acc[u][v] = Vec<S>{};
+  for (int64_t k = 0; k < K; ++k) {
+    Vec<S> bv[JV];
+#pragma GCC unroll 8
+    for (int v = 0; v < JV; ++v) bv[v] = load(b + k * N + j0 + v * L);
+#pragma GCC unroll 8
+    for (int u = 0; u < QB; ++u) {
+      const Vec<S> s = splat(a[u * lda + k]);
+#pragma GCC unroll 8
+      for (int v = 0; v < JV; ++v) acc[u][v] += s * bv[v];
+    }
+  }
+#pragma GCC unroll 8
+  for (int u = 0; u < QB; ++u)
+#pragma GCC unroll 8
+    for (int v = 0; v < JV; ++v) store(dst + u * ldd + j0 + v * L, acc[u][v]);
+}
+
+// Accumulator tile of the product: 6 rows x kMmVecs vectors (12 of the 16 AVX2 registers, 24 of the 32 AVX-512 ones).
+constexpr int kMmVecs = kVecBytes == 64 ? 4 : 2;
+
+// b [K, N] row-major packed into column panels of P = kMmVecs vectors, panel p = b[:, p P : (p + 1) P] as [K, P]
+// contiguous (zero-padded): the product then streams each panel linearly instead of reading one cache line per row
+// at a stride of N (a power of two for the usual widths, which maps a whole panel onto a few cache sets).
+template <typename S>
+std::vector<S> pack_panels(const S* RS b, int64_t K, int64_t N) {
+  constexpr int64_t P = kMmVecs * (kVecBytes / sizeof(S));
+  const int64_t np = (N + P - 1) / P;
+  std::vector<S> out(np * K * P, S(0));
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < P && p * P + c < N; ++c) out[(p * K + k) * P + c] = b[k * N + p * P + c];
+  return out;
+}
+
+template <typename S, int QB>
+void mm_panels(const S* RS a, int64_t lda, const S* RS bp, int64_t K, int64_t N, S* RS dst, int64_t ldd) {
+  constexpr int64_t P = kMmVecs * (kVecBytes / sizeof(S));
+  for (int64_t p = 0; p * P < N; ++p) {
+    const S* RS panel = bp + p * K * P;
+    if ((p + 1) * P <= N) {
+      mm_block<S, QB, kMmVecs>(a, lda, panel, K, P, 0, dst + p * P, ldd);
+    } else {  // the last, partial panel through a buffer
+      S tmp[QB * P];
+      mm_block<S, QB, kMmVecs>(a, lda, panel, K, P, 0, tmp, P);
+      for (int u = 0; u < QB; ++u)
+        for (int64_t c = 0; p * P + c < N; ++c) dst[u * ldd + p * P + c] = tmp[u * P + c];
+    }
+  }
+}
+
+// dst [M, N] = a [M, K] (rows lda apart) x b [K, N], b given as pack_panels(b).
+template <typename S>
+void small_mm(const S* RS a, int64_t lda, const S* RS bp, int64_t M, int64_t K, int64_t N, S* RS dst, int64_t ldd) {
+  int64_t q = 0;
+  for (; q + 6 <= M; q += 6) mm_panels<S, 6>(a + q * lda, lda, bp, K, N, dst + q * ldd, ldd);
+  if (q + 4 <= M) {
+    mm_panels<S, 4>(a + q * lda, lda, bp, K, N, dst + q * ldd, ldd);
+    q += 4;
+  }
+  if (q + 2 <= M) {
+    mm_panels<S, 2>(a + q * lda, lda, bp, K, N, dst + q * ldd, ldd);
+    q += 2;
+  }
+  for (; q < M; ++q) mm_panels<S, 1>(a + q * lda, lda, bp, K, N, dst + q * ldd, ldd);
+}
+
 // One vector of units through the step equations (functional/egru.py), writing what the backward needs.
 template <typename S>
 inline void gates(const S* ar, const S* az, const S* an, const S* hr, const S* hz, const S* hn, const S* cp,
@@ -225,6 +308,7 @@ inline void gates(const S* ar, const S* az, const S* an, const S* hr, const S* h
 }
 
 struct Weights {
+  const void* r;          // dense R [3H, H] (weight_hh itself; the backward's dense product), or null when csr
   const void* rt;         // dense R^T [H, 3H], or null when csr
   const int64_t* rowptr;  // CSR of R^T (when rt is null)
   const int32_t* col;
@@ -246,6 +330,32 @@ void weighted_rows_range(const S* RS src, int64_t O, const int32_t* RS list, con
   }
 }
 
+// The full column panels of P = 8 vectors of src [K, O] (row-major), panel p = src[:, p P : (p + 1) P] as [K, P]
+// contiguous: a gathered row of a panel is 8 vectors in a row of 4 cache lines, and consecutive rows are adjacent
+// (rows O apart alias a few cache sets when O is a multiple of a power of two, e.g. 3H = 1536).
+template <typename S>
+std::vector<S> pack_gather_panels(const S* RS src, int64_t K, int64_t O) {
+  constexpr int64_t P = 8 * (kVecBytes / sizeof(S));
+  const int64_t np = O / P;
+  std::vector<S> out(np * K * P);
+  for (int64_t p = 0; p < np; ++p)
+    for (int64_t k = 0; k < K; ++k)
+      for (int64_t c = 0; c < P; ++c) out[(p * K + k) * P + c] = src[k * O + p * P + c];
+  return out;
+}
+
+// Panel p (or, for p = O / P, the remaining columns from src itself) of
+// dst[:O] = init (or 0) + sum_q w[q] * src[list[q], :] with pan = pack_gather_panels(src).
+template <typename S>
+inline void gather_panel(const S* RS src, const S* RS pan, int64_t K, int64_t O, int64_t p, const int32_t* RS list,
+                         const S* RS w, int64_t n, const S* init, S* dst) {
+  constexpr int64_t P = 8 * (kVecBytes / sizeof(S));
+  if ((p + 1) * P <= O)
+    block_axpy<S, 8>(pan + p * K * P, P, list, w, n, 0, init ? init + p * P : nullptr, dst + p * P);
+  else
+    weighted_rows_range(src, O, list, w, n, p * P, O, init, dst);
+}
+
 // Forward. Each thread owns a range of batch rows for the whole sequence; per step, the recurrent products of all
 // its rows run column block by column block, so that one block of R^T (H x 64 floats) stays in L2 while every
 // row sums its active units (R^T is read from memory once per step, not once per batch row).
@@ -255,6 +365,7 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
               S* RS shn, S* RS sct, S* RS cseq, int nth) {
   const int64_t G = 3 * H;
   constexpr int L = kVecBytes / sizeof(S);
+  const std::vector<S> rpan = W.rt ? pack_gather_panels(static_cast<const S*>(W.rt), H, G) : std::vector<S>();
   parallel(B, nth, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
     std::vector<S> h(nb * G), wbuf(nb * H);
@@ -271,10 +382,10 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
       }
       if (W.rt) {
         const S* RS rt = static_cast<const S*>(W.rt);
-        for (int64_t c = 0; c < G; c += 8 * L)
+        for (int64_t p = 0; p * 8 * L < G; ++p)
           for (int64_t q = 0; q < nb; ++q)
-            weighted_rows_range(rt, G, list.data() + q * H, wbuf.data() + q * H, cnt[q], c, std::min(G, c + 8 * L),
-                                bh, h.data() + q * G);
+            gather_panel(rt, rpan.data(), H, G, p, list.data() + q * H, wbuf.data() + q * H, cnt[q], bh,
+                         h.data() + q * G);
       } else {
         for (int64_t q = 0; q < nb; ++q)
           weighted_rows_csr(W.rowptr, W.col, static_cast<const S*>(W.val), G, list.data() + q * H,
@@ -319,15 +430,19 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
 // Backward (sparse BPTT). Per step: the element-wise gate gradients of every owned batch row, then, unit by unit,
 // dR^T[j, :] += y[t-1, b, j] gh[b] over the rows b where unit j sent an event and dL/dy[t-1, b, j] = R^T[j, :] .
 // gh[b] over the rows where unit j needs it (an event or inside the pseudo-derivative's support at t-1; every
-// unit for y0). Unit-outer order reads each row of R^T and of dR^T once per step.
+// unit for y0). Unit-outer order reads each row of R^T and of dR^T once per step. When more than dense_min of the
+// (row, unit) pairs need dL/dy (a wide pseudo-derivative), one register-blocked product gh R computes them all
+// (then the others are zeroed): a dense product at near-GEMM speed beats the per-unit dot products there.
 template <typename S>
 void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const S* RS mask, const S* RS c0,
               const S* RS y0, const S* RS y, const S* RS sr, const S* RS sz, const S* RS sn, const S* RS shn,
               const S* RS sct, const S* RS cseq, const S* RS gy_out, const S* RS ge_out, const S* RS gcT,
-              const S* RS gyT, S width, S damp, S* RS ga, S* RS gc0, S* RS gy0, S* RS grt, S* RS gbh, S* RS gth,
-              int64_t* RS counts, int nth) {
+              const S* RS gyT, S width, S damp, double dense_min, S* RS ga, S* RS gc0, S* RS gy0, S* RS grt,
+              S* RS gbh, S* RS gth, int64_t* RS counts, int nth) {
   const int64_t G = 3 * H;
   const int64_t chunk = (B + nth - 1) / nth;
+  // R [3H, H] in column panels for the dense product (built once per call, shared by the threads)
+  const std::vector<S> rpan = W.r ? pack_panels(static_cast<const S*>(W.r), G, H) : std::vector<S>();
   parallel(B, nth, [&](int64_t b0, int64_t b1) {
     const int k = int(b0 / chunk);  // this thread's slot of the per-thread accumulators
     const int64_t nb = b1 - b0;
@@ -335,7 +450,10 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
     S* RS gbh_k = gbh + int64_t(k) * G;
     S* RS gth_k = gth + int64_t(k) * H;
     int64_t skipped = 0;
-    std::vector<S> gh(nb * G), gyr(nb * H), gc(nb * H);
+    std::vector<S> gh(nb * G), gyr(nb * H), gc(nb * H), evals(nb);
+    std::vector<int32_t> elist(nb);
+    std::vector<char> need(nb * H);
+    const std::vector<S> zeros(H, S(0));
     for (int64_t q = 0; q < nb; ++q)
       for (int64_t i = 0; i < H; ++i) {
         const int64_t b = b0 + q;
@@ -351,16 +469,20 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
         S* RS ghb = gh.data() + q * G;
         S* RS gyb = gyr.data() + q * H;
         S* RS gcb = gc.data() + q * H;
+        // absent inputs read a row of zeros: no branch in the loop, so that it vectorises
+        const S* RS gyo = gy_out ? gy_out + o : zeros.data();
+        const S* RS geo = ge_out ? ge_out + o : zeros.data();
+        const S* RS mo = mask ? mask + o : zeros.data();
         for (int64_t i = 0; i < H; ++i) {
           const S ct = sct[o + i], r = sr[o + i], z = sz[o + i], nn = sn[o + i];
           const S x = ct - th[i];
           const S ev = x > S(0) ? S(1) : S(0);
           const S pd = std::fmax(std::fabs(x) / -width + S(1), S(0)) * damp;
-          const S gy = (gy_out ? gy_out[o + i] : S(0)) + gyb[i];
-          const S m = mask ? mask[o + i] : S(0);
+          const S gy = gyo[i] + gyb[i];
+          const S m = mo[i];
           const S gco = gcb[i];
           const S gcn = (S(1) - m) * gco;
-          const S get = (ge_out ? ge_out[o + i] : S(0)) + gy * ct - gcn * th[i];
+          const S get = geo[i] + gy * ct - gcn * th[i];
           const S gct = gcn + gy * ev + get * pd;
           gth_k[i] += -(ev * gcn) - get * pd;
           const S gz = gct * (cp[i] - nn);
@@ -378,6 +500,25 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
         }
         for (int64_t c = 0; c < G; ++c) gbh_k[c] += ghb[c];
       }
+      // which (row, unit) pairs need dL/dy[t-1]: an event or inside the pseudo-derivative's support at t-1 (all at t = 0)
+      int64_t needed = 0;
+      for (int64_t q = 0; q < nb; ++q)
+        for (int64_t j = 0; j < H; ++j) {
+          bool nd = true;
+          if (t) {
+            const S xp = sct[((t - 1) * B + b0 + q) * H + j] - th[j];
+            nd = xp > S(0) || std::fabs(xp) / width < S(1);
+          }
+          need[q * H + j] = nd;
+          needed += nd;
+        }
+      skipped += nb * H - needed;
+      const bool dense_dy = W.r && double(needed) > dense_min * double(nb * H);
+      if (dense_dy) {  // most units need it: one register-blocked product gh [nb, 3H] x R [3H, H], then the mask
+        small_mm(gh.data(), G, rpan.data(), nb, G, H, gyr.data(), H);
+        for (int64_t p = 0; p < nb * H; ++p)
+          if (!need[p]) gyr[p] = S(0);
+      }
       auto flush = [&](int64_t j, const int64_t* qs, int& nq) {
         const S* rows[4];
         S res[4];
@@ -387,25 +528,24 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
         nq = 0;
       };
       for (int64_t j = 0; j < H; ++j) {
-        S* RS grow = grt_k + j * G;
+        // dR^T[j, :] += sum over the rows where unit j sent an event of y[t-1, b, j] gh[b] (accumulated in registers)
+        int64_t ne = 0;
         for (int64_t q = 0; q < nb; ++q) {
           const int64_t b = b0 + q;
           const S yj = t ? y[((t - 1) * B + b) * H + j] : y0[b * H + j];
-          if (yj != S(0)) axpy(yj, gh.data() + q * G, grow, G);
+          if (yj != S(0)) {
+            elist[ne] = int32_t(q);
+            evals[ne++] = yj;
+          }
         }
-        int nq = 0;  // dense rows: the products are gathered four batch rows at a time (dot4)
+        if (ne) weighted_rows(gh.data(), G, elist.data(), evals.data(), ne, grt_k + j * G, grt_k + j * G);
+        if (dense_dy) continue;
+        int nq = 0;  // sparse: only the needed products, gathered four batch rows at a time (dot4)
         int64_t qs[4];
         for (int64_t q = 0; q < nb; ++q) {
-          const int64_t b = b0 + q;
-          bool need = true;
-          if (t) {
-            const S xp = sct[((t - 1) * B + b) * H + j] - th[j];
-            need = xp > S(0) || std::fabs(xp) / width < S(1);
-          }
           S* RS gyj = gyr.data() + q * H + j;
-          if (!need) {
+          if (!need[q * H + j]) {
             *gyj = S(0);
-            ++skipped;
           } else if (W.rt) {
             qs[nq++] = q;
             if (nq == 4) flush(j, qs, nq);
@@ -430,15 +570,40 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
 }
 
 // out[r, :] = bias (or 0) + sum_{j : X[r, j] != 0} X[r, j] * WT[j, :]   (X [R, K], WT [K, O])
+// Rows in chunks of 32: the chunk's nonzero lists first, then panel by panel (one packed K x 8-vector panel of WT
+// in L2) every row of the chunk, so that WT is streamed once per chunk instead of once per row.
 template <typename S>
 void gather_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS WT, const S* RS bias, S* RS out,
                int nth) {
+  constexpr int64_t RC = 32, P = 8 * (kVecBytes / sizeof(S));
+  const std::vector<S> pan = pack_gather_panels(WT, K, O);
+  const int64_t nchunk = (R + RC - 1) / RC;
+  parallel(nchunk, nth, [&](int64_t k0, int64_t k1) {
+    std::vector<S> wbuf(RC * K);
+    std::vector<int32_t> list(RC * K);
+    int64_t cnt[RC];
+    for (int64_t ch = k0; ch < k1; ++ch) {
+      const int64_t r0 = ch * RC, nr = std::min(RC, R - r0);
+      for (int64_t u = 0; u < nr; ++u) cnt[u] = nonzeros(X + (r0 + u) * K, K, list.data() + u * K, wbuf.data() + u * K);
+      for (int64_t p = 0; p * P < O; ++p)
+        for (int64_t u = 0; u < nr; ++u)
+          gather_panel(WT, pan.data(), K, O, p, list.data() + u * K, wbuf.data() + u * K, cnt[u], bias,
+                       out + (r0 + u) * O);
+    }
+  }, 2, 1);
+}
+
+// out[r, :] = bias (or 0) + sum_{j : X[r, j] != 0} X[r, j] * WT[j, :] with WT [K, O] in compressed rows: the input
+// projection when both the input (events) and the weights (pruned) are sparse, cost nnz(X) x nnz per row of WT.
+template <typename S>
+void gather_csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t* RS rowptr, const int32_t* RS col,
+                   const S* RS val, const S* RS bias, S* RS out, int nth) {
   parallel(R, nth, [&](int64_t r0, int64_t r1) {
     std::vector<S> wbuf(K);
     std::vector<int32_t> list(K);
     for (int64_t r = r0; r < r1; ++r) {
       const int64_t n = nonzeros(X + r * K, K, list.data(), wbuf.data());
-      weighted_rows(WT, O, list.data(), wbuf.data(), n, bias, out + r * O);
+      weighted_rows_csr(rowptr, col, val, O, list.data(), wbuf.data(), n, bias, out + r * O);
     }
   }, 64, 1);
 }
@@ -496,17 +661,17 @@ FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t
                                  const int32_t* col, const S* val, const S* bh, const S* th, const S* mask,         \
                                  const S* c0, const S* y0, S* y, S* e, S* sr, S* sz, S* sn, S* shn, S* sct, S* cseq, \
                                  int nth) {                                                                         \
-    egru_fwd<S>(T, B, H, A, Weights{rt, rowptr, col, val}, bh, th, mask, c0, y0, y, e, sr, sz, sn, shn, sct, cseq,  \
+    egru_fwd<S>(T, B, H, A, Weights{nullptr, rt, rowptr, col, val}, bh, th, mask, c0, y0, y, e, sr, sz, sn, shn, sct, cseq,  \
                 nth);                                                                                               \
   }                                                                                                                 \
-  extern "C" void egru_bwd_##suf(int64_t T, int64_t B, int64_t H, const S* rt, const int64_t* rowptr,                \
+  extern "C" void egru_bwd_##suf(int64_t T, int64_t B, int64_t H, const S* r, const S* rt, const int64_t* rowptr,    \
                                  const int32_t* col, const S* val, const S* th, const S* mask, const S* c0,         \
                                  const S* y0, const S* y, const S* sr, const S* sz, const S* sn, const S* shn,      \
                                  const S* sct, const S* cseq, const S* gy_out, const S* ge_out, const S* gcT,       \
-                                 const S* gyT, double width, double damp, S* ga, S* gc0, S* gy0, S* grt, S* gbh,    \
-                                 S* gth, int64_t* counts, int nth) {                                                \
-    egru_bwd<S>(T, B, H, Weights{rt, rowptr, col, val}, th, mask, c0, y0, y, sr, sz, sn, shn, sct, cseq, gy_out,    \
-                ge_out, gcT, gyT, S(width), S(damp), ga, gc0, gy0, grt, gbh, gth, counts, nth);                     \
+                                 const S* gyT, double width, double damp, double dense_min, S* ga, S* gc0, S* gy0,  \
+                                 S* grt, S* gbh, S* gth, int64_t* counts, int nth) {                                \
+    egru_bwd<S>(T, B, H, Weights{r, rt, rowptr, col, val}, th, mask, c0, y0, y, sr, sz, sn, shn, sct, cseq, gy_out, \
+                ge_out, gcT, gyT, S(width), S(damp), dense_min, ga, gc0, gy0, grt, gbh, gth, counts, nth);          \
   }                                                                                                                 \
   extern "C" void egru_gather_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const S* WT, const S* bias,     \
                                        S* out, int nth) {                                                           \
@@ -515,6 +680,10 @@ FMA_OK void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t
   extern "C" void egru_gather_outer_##suf(int64_t R, int64_t K, int64_t O, const S* X, const S* G, S* out,          \
                                           int nth) {                                                                \
     gather_outer<S>(R, K, O, X, G, out, nth);                                                                       \
+  }                                                                                                                 \
+  extern "C" void egru_gather_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const int64_t* rowptr,       \
+                                           const int32_t* col, const S* val, const S* bias, S* out, int nth) {      \
+    gather_csr_mm<S>(R, K, O, X, rowptr, col, val, bias, out, nth);                                                 \
   }                                                                                                                 \
   extern "C" void egru_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const int64_t* rowptr,              \
                                     const int32_t* col, const S* val, const S* bias, S* out, int nth) {             \

@@ -3,7 +3,10 @@ GRU / LSTM baselines trained the same way and magnitude pruning to the SpiNNaker
 
 Models: ``egru_lm``, ``gru_lm``, ``lstm_lm`` (task ``language_modelling``), ``egru_classifier``,
 ``rnn_classifier`` (task ``classification``); modules in :mod:`.modules`, pruning in :mod:`.prune`.
-The cell itself is a building block: :mod:`spikeseq.functional.egru`, :class:`spikeseq.nn.EGRU`.
+The cell itself is a building block: :mod:`spikeseq.functional.egru`, :class:`spikeseq.nn.EGRU`. Export:
+:mod:`.lower` writes each layer as an :class:`~spikeseq.graph.ir.EGRUCell` (a SpiNNaker2 custom PE program; Loihi
+refuses the gates), :mod:`.energy` the energy per token on SpiNNaker2 against a GPU, and
+``examples/egru/spinnaker2_export.py`` the verified export record.
 """
 
 from spikeseq.models.egru.count import COUNTERS

@@ -8,7 +8,8 @@ with a linear readout at every step (the recipe's ``readout`` picks the step or 
 
 EGRU hyper-parameters and their sources (specs/models.md §4): ``thr_mean`` (Beta init mean, EvNN default 0.3;
 its LMs 0.01), ``eps`` (pseudo-derivative support, EvNN default 1.0; its LMs 3.6), ``zoneout``, ``dropconnect``
-(PTB 0.7), ``activity`` (activity regularisation, DVS recipe 0.01). ``prune`` (a table ``{sparsity, start, end,
+(PTB 0.7), ``activity`` (activity regularisation, DVS recipe 0.01) and ``activity_rate`` (the event-rate
+budget below which the regulariser stops pushing; 0 = always on). ``prune`` (a table ``{sparsity, start, end,
 every}``) prunes every EGRU weight matrix by magnitude during training (:mod:`.prune`).
 """
 
@@ -27,17 +28,21 @@ from spikeseq.nn import EGRU, StatefulModule
 
 class _ActivityPenalty(torch.autograd.Function):
     """Identity on ``out``; the backward adds ``strength * d mean(e) / d e`` to the events' gradient, i.e. the
-    activity regulariser ``strength * mean(e)`` joins whatever loss the task computes from ``out``."""
+    activity regulariser ``strength * max(0, mean(e) - rate)`` joins whatever loss the task computes from ``out``
+    (``rate = 0``: the plain regulariser ``strength * mean(e)``; ``rate > 0``: an event-rate budget that stops
+    pushing once the batch's mean event rate is at most ``rate``)."""
 
     @staticmethod
-    def forward(ctx, out: torch.Tensor, e: torch.Tensor, strength: float):  # type: ignore[override]
-        ctx.shape, ctx.n, ctx.strength = e.shape, e.numel(), strength
+    def forward(ctx, out: torch.Tensor, e: torch.Tensor, strength: float,  # type: ignore[override]
+                rate: float = 0.0):
+        ctx.shape, ctx.n = e.shape, e.numel()
+        ctx.strength = strength if rate <= 0 or float(e.detach().mean()) > rate else 0.0
         ctx.dtype = e.dtype
         return out.view_as(out)
 
     @staticmethod
     def backward(ctx, g: torch.Tensor):  # type: ignore[override]
-        return g, torch.full(ctx.shape, ctx.strength / ctx.n, dtype=ctx.dtype, device=g.device), None
+        return g, torch.full(ctx.shape, ctx.strength / ctx.n, dtype=ctx.dtype, device=g.device), None, None
 
 
 def _positive_int(**sizes: int) -> None:
@@ -61,10 +66,13 @@ class _EGRUMixin:
     rnn: EGRU
     pruner: Pruner | None
 
-    def _setup_egru(self, prune: dict | None, activity: float) -> None:
+    def _setup_egru(self, prune: dict | None, activity: float, activity_rate: float = 0.0) -> None:
         if not (activity >= 0):
             raise ParameterError(f"activity (regularisation strength) must be >= 0, got {activity}")
-        self.activity = float(activity)
+        if not (0.0 <= activity_rate < 1.0):
+            raise ParameterError(f"activity_rate (event-rate budget of the regulariser) must lie in [0, 1), got "
+                                 f"{activity_rate}")
+        self.activity, self.activity_rate = float(activity), float(activity_rate)
         self.pruner = None
         if prune:
             names = [f"rnn.{n}" for n, _ in self.rnn.named_parameters() if n.startswith("weight")]
@@ -77,7 +85,7 @@ class _EGRUMixin:
 
     def _penalise(self, out: torch.Tensor, events: torch.Tensor) -> torch.Tensor:
         if self.activity > 0 and torch.is_grad_enabled() and self.training:  # type: ignore[attr-defined]
-            return _ActivityPenalty.apply(out, events, self.activity)
+            return _ActivityPenalty.apply(out, events, self.activity, self.activity_rate)
         return out
 
     def weight_sparsity(self) -> dict[str, float]:
@@ -90,7 +98,8 @@ class EGRULM(_EGRUMixin, StatefulModule):
 
     def __init__(self, vocab: int, *, embed: int = 64, hidden: int = 256, layers: int = 1, dropout: float = 0.0,
                  thr_mean: float = 0.3, eps: float = 1.0, zoneout: float = 0.0, dropconnect: float = 0.0,
-                 activity: float = 0.0, prune: dict | None = None, backend: str = "auto", seed: int | None = None):
+                 activity: float = 0.0, activity_rate: float = 0.0, prune: dict | None = None, backend: str = "auto",
+                 seed: int | None = None):
         super().__init__()
         _positive_int(vocab=vocab, embed=embed, hidden=hidden, layers=layers)
         self.vocab = vocab
@@ -99,7 +108,7 @@ class EGRULM(_EGRUMixin, StatefulModule):
                         zoneout=zoneout, dropconnect=dropconnect, backend=backend, seed=seed)
         self.drop = nn.Dropout(dropout)
         self.decoder = nn.Linear(hidden, vocab)
-        self._setup_egru(prune, activity)
+        self._setup_egru(prune, activity, activity_rate)
 
     def forward_events(self, x: torch.Tensor, state: EGRUState | None = None):
         """``(logits, state, events [layers, T, B, H])``."""
@@ -112,6 +121,10 @@ class EGRULM(_EGRUMixin, StatefulModule):
         """``logits [T, B, V], state``."""
         logits, state, _ = self.forward_events(x, state)
         return logits, state
+
+    def graph_inputs(self, x: torch.Tensor) -> torch.Tensor:
+        """Token ids ``[T, B]`` as the event graph's input (:mod:`.lower`): one-hot events ``[T, B, vocab]``."""
+        return torch.nn.functional.one_hot(_token_ids(x, self.vocab), self.vocab).float()
 
 
 class RNNLMState(NamedTuple):
@@ -154,15 +167,15 @@ class EGRUClassifier(_EGRUMixin, StatefulModule):
 
     def __init__(self, input_size: int, n_classes: int, *, hidden: int = 128, layers: int = 1,
                  dropout: float = 0.0, thr_mean: float = 0.3, eps: float = 1.0, zoneout: float = 0.0,
-                 dropconnect: float = 0.0, activity: float = 0.0, prune: dict | None = None,
-                 backend: str = "auto", seed: int | None = None):
+                 dropconnect: float = 0.0, activity: float = 0.0, activity_rate: float = 0.0,
+                 prune: dict | None = None, backend: str = "auto", seed: int | None = None):
         super().__init__()
         _positive_int(input_size=input_size, n_classes=n_classes, hidden=hidden, layers=layers)
         self.input_size = input_size
         self.rnn = EGRU(input_size, hidden, num_layers=layers, dropout=dropout, thr_mean=thr_mean, eps=eps,
                         zoneout=zoneout, dropconnect=dropconnect, backend=backend, seed=seed)
         self.out = nn.Linear(hidden, n_classes)
-        self._setup_egru(prune, activity)
+        self._setup_egru(prune, activity, activity_rate)
 
     def forward(self, x: torch.Tensor, state: EGRUState | None = None):
         """``y [T, B, classes], state``."""

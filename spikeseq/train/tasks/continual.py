@@ -161,8 +161,16 @@ def _method_config(method: str, kwargs: dict[str, Any], src: str = "<config>") -
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> ContinualConfig:
-    """Read, override (``--set``) and validate a continual recipe."""
-    return from_dict(apply_overrides(read_toml(path), overrides), str(path))
+    """Read, override (``--set``) and validate a continual recipe (TOML, or the ``config.json`` a run saved)."""
+    if str(path).endswith(".json"):
+        from spikeseq.train.rundir import read_json
+
+        if not Path(path).is_file():
+            raise ConfigError(f"config file not found: {path}")
+        raw = read_json(path)
+    else:
+        raw = read_toml(path)
+    return from_dict(apply_overrides(raw, overrides), str(path))
 
 
 # ------------------------------------------------------------------------------------------------ the run

@@ -51,8 +51,10 @@ def test_classifier_counts_stacked_layers():
 
 def test_export_refuses_naming_the_gate():
     from spikeseq.errors import ExportError
-    from spikeseq.graph import trace
+    from spikeseq.graph import quantize, trace
 
     m = EGRULM(7, embed=3, hidden=4, seed=0)
-    with pytest.raises(ExportError, match=r"gate n = tanh\(W_n x \+ b_in \+ r \* \(R_n y"):
+    with pytest.raises(ExportError, match=r"one-hot tokens"):
         trace(m, dt=1e-3, input_shape=())
+    with pytest.raises(ExportError, match=r"gate n = tanh\(W_n x \+ b_in \+ r \* \(R_n y"):
+        quantize(trace(m, dt=1e-3, input_shape=(7,)), "loihi")

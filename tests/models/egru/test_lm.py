@@ -88,6 +88,30 @@ def test_activity_penalty_adds_the_gradient_of_strength_times_mean_events():
         torch.testing.assert_close(a, b)
 
 
+def test_activity_rate_budget_switches_the_penalty_on_above_the_rate_only():
+    # activity_rate r: the gradient of strength * mean(e) while the batch's event rate exceeds r, none below it
+    x = torch.randint(0, 9, (6, 2), generator=torch.Generator().manual_seed(1)).float()
+
+    def grads(**kw):
+        torch.manual_seed(0)
+        m = EGRULM(9, embed=4, hidden=5, seed=3, backend="torch", thr_mean=0.05, **kw)
+        logits, _, ev = m.forward_events(x)
+        logits.sum().backward()
+        return float(ev.mean()), [p.grad.clone() for p in m.parameters()]
+
+    rate, plain = grads()
+    assert 0.0 < rate < 1.0
+    _, below = grads(activity=2.0, activity_rate=min(0.999, rate + 0.01))   # rate under the budget: no penalty
+    _, above = grads(activity=2.0, activity_rate=rate / 2)                  # over the budget: the full penalty
+    _, full = grads(activity=2.0)
+    for a, b, c, d in zip(plain, below, above, full, strict=True):
+        torch.testing.assert_close(b, a)
+        torch.testing.assert_close(c, d)
+    assert any(not torch.allclose(a, d) for a, d in zip(plain, full, strict=True))
+    with pytest.raises(ParameterError, match="activity_rate"):
+        EGRULM(9, activity=1.0, activity_rate=1.0)
+
+
 def test_classifier_shapes():
     m = EGRUClassifier(12, 4, hidden=6, seed=0)
     y, _ = m(torch.rand(5, 3, 3, 4))
