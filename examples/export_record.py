@@ -5,13 +5,11 @@ train-for-target results (issue #19).
 
 Runs :func:`spikeseq.train.cmd_export.export_run` (what ``spikeseq export RUN --checkpoint C`` runs; the run's
 ``[export] targets``, ``samples`` and writer options unless ``--target`` / ``--samples`` / ``--option`` say
-otherwise, the checkpoint its
-``train.eval_checkpoint`` names) and writes one record:
-the run's provenance (its ``spikeseq train`` command, commit, seed, recipe), the float test accuracy of the run's
-evaluation (``eval.json``: the task's readout on the whole test split) and per target the model's and the
-exported graph's accuracy on the verified samples, their prediction agreement and the lowest per-layer spike
-agreement (or the export's error message). ``spikeseq results table`` renders these records through
-``results/target/tables.toml``.
+otherwise, the checkpoint its ``train.eval_checkpoint`` names) and writes one record: the run's provenance (its
+``spikeseq train`` command, commit, seed, recipe), the float test accuracy of the run's evaluation (``eval.json``:
+the task's readout on the whole test split) and per target the model's and the exported graph's accuracy on the
+verified samples, their prediction agreement and the lowest per-layer spike agreement (or the export's error
+message). ``spikeseq results table`` renders these records through ``results/target/tables.toml``.
 """
 
 from __future__ import annotations
