@@ -1,4 +1,4 @@
-"""Where a result came from: the git commit of the spikeseq checkout and whether it had local changes.
+"""Where a result came from: the git commit of the spikeseq checkout, whether it had local changes, and the CPU.
 
 Used by every command that writes a run or a result file (``spikeseq train``, ``spikeseq bench ...``), so that a
 number in ``results/`` names the code that produced it. Outside a git checkout (an installed wheel) both are
@@ -7,8 +7,11 @@ number in ``results/`` names the code that produced it. Outside a git checkout (
 
 from __future__ import annotations
 
+import platform
 import subprocess
 from pathlib import Path
+
+__all__ = ["cpu_model", "git_commit", "git_dirty"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,4 +36,12 @@ def git_dirty() -> bool | None:
     return bool(out.strip()) if out is not None else None
 
 
-__all__ = ["git_commit", "git_dirty"]
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"

@@ -19,7 +19,6 @@ import argparse
 import copy
 import json
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -27,16 +26,6 @@ import torch
 
 #: the overhead issue #19 asks for: a target-mode step at most this many times a float step
 GOAL = 1.5
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -142,10 +131,10 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:11s} training step median {v:9.1f} ms{extra}")
     if args.json:
         from spikeseq import _atomic
-        from spikeseq.provenance import git_commit
+        from spikeseq.provenance import cpu_model, git_commit
 
         tail = sys.argv[sys.argv.index("target") + 1:] if "target" in sys.argv else []
-        machine = {"cpu": _cpu(), "cores": os.cpu_count(), "threads": torch.get_num_threads()}
+        machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads()}
         worst = max(r for row in rows.values() for r in row["ratio"].values())
         _atomic.write_text(args.json, json.dumps({
             "bench": "target", "command": " ".join(["spikeseq bench target", *tail]), "commit": git_commit(),

@@ -32,7 +32,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -41,7 +40,7 @@ from typing import Any
 import torch
 
 from spikeseq.errors import ConfigError
-from spikeseq.provenance import git_commit
+from spikeseq.provenance import cpu_model, git_commit
 from spikeseq.train.rundir import RunDir, read_json, write_json
 
 SCHEMA = 1
@@ -54,17 +53,6 @@ def config_hash(config: dict[str, Any]) -> str:
     cfg = json.loads(json.dumps(config))
     cfg.get("train", {}).pop("seed", None)
     return hashlib.sha256(json.dumps(cfg, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-
-
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def machine(threads: int | None) -> dict[str, Any]:
