@@ -31,4 +31,5 @@ def test_check_fails_when_stale_and_table_regenerates(tmp_path, capsys):
 def test_unknown_table_is_a_clear_error(tmp_path, capsys):
     _, res = _results(tmp_path)
     assert main(["results", "show", "nope", "--results", str(res)]) == 2
-    assert "unknown results table 'nope'; known tables: lmu-har, delays-temporal, target, energy" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "unknown results table 'nope'; known tables: lmu-har, delays-temporal, target, energy" in err
