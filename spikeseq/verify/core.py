@@ -42,6 +42,7 @@ from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.graph import ir
 from spikeseq.graph.quantize import input_frac_bits, quantize_input, scale_input_synapses
 from spikeseq.graph.simulate import SimResult, data_payload, simulate
+from spikeseq.graph.target_mode import output_transform as readout_transform
 from spikeseq.graph.trace import trace
 
 __all__ = ["TARGETS", "VerifyResult", "export_and_verify", "fixed_point_input", "output_transform", "predictions",
@@ -284,16 +285,9 @@ def fixed_point_input(g: ir.Graph, x: np.ndarray, bits: int, frac_bits: int | No
 
 
 def output_transform(y: np.ndarray, kind: str | None) -> np.ndarray:
-    """The model's readout applied to the graph output (``cumsum``: running spike count; ``cummean``: running
-    mean), as recorded by the tracer."""
-    if kind is None:
-        return y
-    c = np.cumsum(y, axis=0)
-    if kind == "cumsum":
-        return c
-    if kind == "cummean":
-        return c / np.arange(1, y.shape[0] + 1).reshape(-1, *([1] * (y.ndim - 1)))
-    raise ParameterError(f"unknown output transform {kind!r} in the graph metadata")
+    """The model's readout applied to the graph output, as recorded by the tracer: the numpy face of
+    :func:`spikeseq.graph.target_mode.output_transform` (the one definition)."""
+    return readout_transform(torch.from_numpy(np.asarray(y)), kind).numpy()
 
 
 def _sum_counts(results: list[SimResult]) -> dict[str, dict[str, int]]:
