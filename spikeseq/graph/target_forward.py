@@ -23,8 +23,13 @@ forward pass and ``factor * d(loss)/d(array)`` backward (straight-through estima
 ``dec``, the 24-bit wrap and the saturation pass gradients straight through (``dec`` with its factor
 ``(4096 - d) / 4096``); a spike ``v > th`` has the surrogate derivative ``surrogate.grad((v - th) / unit) / unit``
 where ``unit`` is the population's float-to-state factor (``64 * scale`` on Loihi, ``w_scale`` on SpiNNaker2), so
-gradients have the float model's scale. The reset uses the detached spike. Decays and thresholds are constants of
-the quantised graph (not trained in target mode).
+gradients have the float model's scale. Each population differentiates its spikes as the module it came from does
+in float training (:func:`~spikeseq.graph.trace.bind_spiking`): that module's surrogate, and its reset with the
+spike's gradient unless the module has ``detach_reset`` (``dv/dv' = 1 - th * sg`` for a subtractive reset,
+``(1 - z) - (v' - v_reset) * sg`` for a reset to ``v_reset``, both unit-free; detached: ``1`` and ``1 - z``), so
+the gradient that target-mode epochs follow is the one the float epochs followed. Populations with no recorded
+module (a lowering that builds its neuron nodes itself) use ``surrogate`` and the detached reset. Decays and
+thresholds are constants of the quantised graph (not trained in target mode).
 
 Speed: a population outside any cycle gets its synaptic input for the whole sequence at once (one matmul over
 ``[steps * B, n]``, shifted by the hop latency); only the populations of a strongly connected component (recurrent
@@ -191,9 +196,16 @@ class _Population:
     readout: bool
     unit: float | torch.Tensor
     surrogate: sg.Surrogate
+    detach_reset: bool = True
     th: torch.Tensor
     bias: torch.Tensor
     dtype: torch.dtype
+
+    def reset_keep(self, v_pre: torch.Tensor, zb: torch.Tensor | None, sg_v: torch.Tensor) -> torch.Tensor | None:
+        """``dv/dv'`` of the reset with the spike's gradient (``sg_v``, :meth:`sg` of ``v_pre``), per element; ``None``
+        when the spike's gradient does not pass through the reset (detached, readout, no reset): :meth:`back` then
+        applies the detached rule."""
+        return None
 
     def sg(self, v_pre: torch.Tensor) -> torch.Tensor:
         """Surrogate derivative of the spike ``v_pre > th`` with respect to ``v_pre`` (float units)."""
@@ -232,7 +244,8 @@ class _Population:
 class _LoihiPop(_Population):
     """A :class:`~spikeseq.graph.ir.LoihiCUBA` population in exact float64 integers (module docstring)."""
 
-    def __init__(self, node: ir.LoihiCUBA, bias_proxy: torch.Tensor | None, surrogate: sg.Surrogate):
+    def __init__(self, node: ir.LoihiCUBA, bias_proxy: torch.Tensor | None, surrogate: sg.Surrogate,
+                 detach_reset: bool = True):
         f = lambda a: torch.from_numpy(np.asarray(a, np.float64).reshape(-1))  # noqa: E731
         self.node = node
         self.cu = (4096.0 - f(node.i_decay)) / 4096.0
@@ -242,9 +255,16 @@ class _LoihiPop(_Population):
         self.bias = straight_through(b, None if bias_proxy is None else bias_proxy * float(2**node.bias_exp))
         self.unit = 64.0 * float(node.scale)
         self.surrogate = surrogate
+        self.detach_reset = detach_reset
         self.readout = bool(node.readout)
         self.dtype = torch.float64
         self.wrap = self.sat = True
+
+    def reset_keep(self, v_pre, zb, sg_v):
+        """Reset to 0: ``(1 - z) - v' * sg``."""
+        if self.readout or self.detach_reset or zb is None:
+            return None
+        return (~zb).to(v_pre.dtype) - v_pre * sg_v
 
     def init(self, batch: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero state ``(u, v)``."""
@@ -285,14 +305,15 @@ class _LoihiPop(_Population):
         zb = v_pre > self.th
         return zb, u, v_pre.masked_fill(zb, 0.0), v_pre
 
-    def back(self, g_sent, sg_t, gu, gv, zb):
+    def back(self, g_sent, sg_t, gu, gv, zb, keep=None):
         """Gradients ``(d u, d u_prev, d v_prev, d bias)`` of one step from those of (sent, u, v), ``sg_t`` the
         surrogate derivative of its spikes: straight through ``trunc`` (factor ``(4096 - d) / 4096``), the wrap and
-        the saturation, the reset with the spike detached (``d a = 64 d u``)."""
+        the saturation, the reset's ``dv/dv'`` ``keep`` (:meth:`reset_keep`; ``None``: the spike detached)
+        (``d a = 64 d u``)."""
         if self.readout:
             gvp = (gv + g_sent).masked_fill_(zb, 0.0)
         else:
-            gvp = gv.masked_fill(zb, 0.0).addcmul_(g_sent, sg_t)
+            gvp = (gv.masked_fill(zb, 0.0) if keep is None else gv * keep).addcmul_(g_sent, sg_t)
         if self.no_current:
             return gvp, None, gvp * self.cv, gvp
         gut = gvp + gu
@@ -306,7 +327,8 @@ class _LoihiPop(_Population):
 class _S2Pop(_Population):
     """A :class:`~spikeseq.graph.ir.S2LIF` population in float32, the interpreter's operation order."""
 
-    def __init__(self, node: ir.S2LIF, bias_proxy: torch.Tensor | None, surrogate: sg.Surrogate):
+    def __init__(self, node: ir.S2LIF, bias_proxy: torch.Tensor | None, surrogate: sg.Surrogate,
+                 detach_reset: bool = True):
         f = lambda a: torch.from_numpy(np.asarray(a, np.float32).reshape(-1))  # noqa: E731
         self.node = node
         self.alpha, self.th, self.vr = f(node.alpha_decay), f(node.threshold), f(node.v_reset)
@@ -314,6 +336,7 @@ class _S2Pop(_Population):
         self.bias = straight_through(f(node.i_offset), None if bias_proxy is None else bias_proxy.float())
         self.unit = float(node.w_scale)
         self.surrogate = surrogate
+        self.detach_reset = detach_reset
         self.readout = bool(node.readout)
         self.graded = bool(node.graded)
         self.ws32 = torch.tensor(np.float32(node.w_scale))
@@ -358,12 +381,25 @@ class _S2Pop(_Population):
             v = v_pre
         return zb, i, v, v_pre
 
-    def back(self, g_sent, sg_t, gi, gv, zb):
-        """Gradients ``(d i, d i_prev, d v_prev, d i_offset)`` of one step (surrogate spike, detached reset)."""
+    def reset_keep(self, v_pre, zb, sg_v):
+        """Subtractive reset: ``1 - th * sg``; reset to ``v_reset``: ``(1 - z) - (v' - v_reset) * sg``."""
+        if self.readout or self.detach_reset or zb is None or self.reset not in ("zero", "subtract"):
+            return None
+        if self.reset == "subtract":
+            return 1.0 - self.th * sg_v
+        return (~zb).to(v_pre.dtype) - (v_pre - self.vr) * sg_v
+
+    def back(self, g_sent, sg_t, gi, gv, zb, keep=None):
+        """Gradients ``(d i, d i_prev, d v_prev, d i_offset)`` of one step (surrogate spike; the reset's ``dv/dv'``
+        ``keep``, :meth:`reset_keep`, ``None``: the spike detached)."""
         if self.readout:
             gvp = gv + g_sent
         else:
-            gvp = (gv.masked_fill(zb, 0.0) if self.reset == "zero" else gv) + g_sent * sg_t
+            if keep is not None:
+                gv = gv * keep
+            elif self.reset == "zero":
+                gv = gv.masked_fill(zb, 0.0)
+            gvp = gv + g_sent * sg_t
         if self.exc is not None:
             git = gi + gvp
             return git, git * self.exc, gvp * self.alpha, gvp
@@ -385,6 +421,15 @@ def _spike_grads(pop: _Population, v_pre: torch.Tensor, zb: torch.Tensor | None)
     return pop.sg(v_pre)
 
 
+def _reset_keep(pop: _Population, v_pre: torch.Tensor, zb: torch.Tensor | None,
+                spike_grads: torch.Tensor | None) -> torch.Tensor | None:
+    """The population's reset ``dv/dv'`` (:meth:`_Population.reset_keep`) from the plain surrogate derivative
+    (``spike_grads`` already is it for binary spikes; graded events carry more)."""
+    if pop.readout or pop.detach_reset or zb is None:
+        return None
+    return pop.reset_keep(v_pre, zb, pop.sg(v_pre) if pop.graded else spike_grads)
+
+
 class _StepFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, s1, s2, bias, pop: _Population):  # type: ignore[override]
@@ -399,7 +444,9 @@ class _StepFn(torch.autograd.Function):
         v_pre, zb = ctx.saved_tensors
         pop = ctx.pop
         zbn = zb if zb.numel() else None
-        gi, g1, g2, gb = pop.back(g_out, _spike_grads(pop, v_pre, zbn), g1, g2, zbn)
+        sgs = _spike_grads(pop, v_pre, zbn)
+        keep = _reset_keep(pop, v_pre, zbn, sgs)
+        gi, g1, g2, gb = pop.back(g_out, sgs, g1, g2, zbn, keep)
         return pop.grad_input(gi), g1, g2, gb.sum(0), None
 
 
@@ -407,13 +454,14 @@ def _backward_loop(pop: _Population, g_sent_of, v_pre: torch.Tensor, zb: torch.T
     """The reverse loop shared by the sequence functions: ``g_sent_of(t, d_input_of_step_t_plus_1)`` gives the
     gradient of what step ``t`` sent; returns ``(d prepared inputs [S, B, n], d bias [n])``."""
     sgs = _spike_grads(pop, v_pre, zb)
+    keeps = _reset_keep(pop, v_pre, zb, sgs)
     g1 = g2 = torch.zeros_like(v_pre[0])
     gi_all = torch.empty_like(v_pre)
     gb = torch.zeros_like(v_pre[0])
     gi = None
     for t in range(v_pre.shape[0] - 1, -1, -1):
         gi, g1, g2, gvp = pop.back(g_sent_of(t, gi), None if sgs is None else sgs[t], g1, g2,
-                                   None if zb is None else zb[t])
+                                   None if zb is None else zb[t], None if keeps is None else keeps[t])
         if g1 is None:
             g1 = torch.zeros_like(gvp)
         gi_all[t] = gi
@@ -500,13 +548,15 @@ def _sccs(pops: list[str], edges: dict[str, set[str]]) -> list[list[str]]:
 def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target: str, *, weight_exp: int = 0,
                    reset_policy: str = "strict", payload_frac_bits: int | None = None,
                    input_frac_bits: int | None = None, input_bits: int = 8,
-                   surrogate: sg.Surrogate = sg.DEFAULT, record: bool = False,
+                   surrogate: sg.Surrogate | None = None, record: bool = False,
                    integer_inputs: bool | None = None) -> TargetResult:
     """Run the float IR ``graph`` (from :func:`~spikeseq.graph.trace.trace_bound`) quantised for ``target`` on
     ``x`` ``[T, B, *input_shape]`` with the target's arithmetic (module docstring); gradients reach the tensors of
     ``bindings``.
 
     ``weight_exp`` / ``reset_policy`` / ``payload_frac_bits``: as :func:`~spikeseq.graph.quantize.quantize`.
+    ``surrogate``: every population's spike surrogate (``None``: the one of the module each population came from,
+    recorded in ``bindings``, else :data:`spikeseq.surrogate.DEFAULT`).
     ``input_frac_bits``: Loihi only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)``
     and the input synapses' weights are divided by ``2**k`` (``None``: the inputs must be integers).
     ``integer_inputs``: whether ``x`` holds integers (``None``: checked here; callers that checked their data once
@@ -626,7 +676,7 @@ def _merge(pops: list[_Population]) -> _Population | None:
     differ in kind, readout, reset or current model (then the component is stepped population by population)."""
     first = pops[0]
     if any(type(p) is not type(first) or p.readout != first.readout or p.graded != first.graded
-           or p.surrogate != first.surrogate for p in pops):
+           or p.surrogate != first.surrogate or p.detach_reset != first.detach_reset for p in pops):
         return None
     if isinstance(first, _S2Pop) and any(p.reset != first.reset or (p.exc is None) != (first.exc is None)
                                          for p in pops):
@@ -755,8 +805,11 @@ def _recurrent_input(s: _Synapse, hist: list[torch.Tensor], t: int) -> torch.Ten
 
 
 def _cell(q: ir.Graph, p: str, feeds: list[tuple[str, str]], factors, bindings: Bindings,
-          syn: dict[str, _Synapse], surrogate: sg.Surrogate):
+          syn: dict[str, _Synapse], surrogate: sg.Surrogate | None):
     node = q.nodes[p]
+    trained = bindings.get(p) or {}     # the module's own spike gradient (trace.bind_spiking)
+    kw = {"surrogate": surrogate if surrogate is not None else trained.get("surrogate", sg.DEFAULT),
+          "detach_reset": bool(trained.get("detach_reset", True))}
     n = math.prod(node.out_shape)
     proxy = None
     for s, _ in feeds:
@@ -769,7 +822,7 @@ def _cell(q: ir.Graph, p: str, feeds: list[tuple[str, str]], factors, bindings: 
         term = bb * torch.from_numpy(np.asarray(f, np.float64).reshape(-1))
         proxy = term if proxy is None else proxy + term
     if isinstance(node, ir.LoihiCUBA):
-        return _LoihiPop(node, proxy, surrogate)
+        return _LoihiPop(node, proxy, **kw)
     if isinstance(node, ir.S2LIF):
-        return _S2Pop(node, proxy, surrogate)
+        return _S2Pop(node, proxy, **kw)
     raise ExportError(f"target mode: node {p!r} of kind {node.kind} has no target dynamics")

@@ -34,7 +34,7 @@ from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
 from spikeseq.graph.trace import infer_input_shape, lowering_for, trace, trace_bound
 from spikeseq.nn import DelayLinear, Sequential
 
-__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "model_surrogate",
+__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target",
            "output_transform", "target_mode"]
 
 #: the keys of ``[export.<target>]`` that change the numerics target mode computes with
@@ -94,15 +94,6 @@ def _model_dt(model: nn.Module) -> float | None:
     return None
 
 
-def model_surrogate(model: nn.Module) -> sg.Surrogate:
-    """The surrogate of the first module of ``model`` that has one (its neurons'), else ``surrogate.DEFAULT``."""
-    for m in model.modules():
-        s = getattr(m, "surrogate", None)
-        if isinstance(s, sg.Surrogate):
-            return s
-    return sg.DEFAULT
-
-
 def _freeze_delays(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, DelayLinear):
@@ -113,8 +104,9 @@ class TargetMode(nn.Module):
     """``y, None = tm(x [T, B, ...])``: ``model`` computed with the numerics of ``settings`` (module docstring).
 
     ``model``'s parameters are the ones trained (``tm.parameters()`` are the model's); ``dt`` defaults to the model's
-    own; ``surrogate`` is the spike surrogate of the backward pass (scaled to each population's float units;
-    default: the surrogate of the model's first spiking module, else ``spikeseq.surrogate.DEFAULT``);
+    own; ``surrogate`` overrides every population's spike surrogate in the backward pass (scaled to each
+    population's float units; default: each population differentiates its spikes as its own neuron module does in
+    float training, surrogate and ``detach_reset`` alike, :mod:`spikeseq.graph.target_forward`);
     ``integer_inputs``: whether the data are integers (``None``: checked every batch; the training loop knows it from
     checking the whole training split once). Creating it rounds and freezes the model's learnable delays.
     """
@@ -128,7 +120,7 @@ class TargetMode(nn.Module):
         self.dt = dt if dt is not None else _model_dt(model)
         if self.dt is None:
             raise ConfigError("target mode needs the model's time step: the model has no module with a dt; pass dt=")
-        self.surrogate = surrogate if surrogate is not None else model_surrogate(model)
+        self.surrogate = surrogate
         self._checked = False
         _freeze_delays(model)
 

@@ -38,12 +38,14 @@ from spikeseq.graph import ir
 from spikeseq.nn import IF, LI, LIF, CubaLIF, DelayLinear, LMUMemory, Sequential
 from spikeseq.nn.recurrent import RLIF
 
-__all__ = ["Bindings", "GraphBuilder", "Lowering", "affine_node", "bind", "fold_batchnorm", "infer_input_shape",
-           "linear_node", "lowering_for", "neuron_node", "register_lowering", "trace", "trace_bound",
-           "unregister_lowering"]
+__all__ = ["Bindings", "GraphBuilder", "Lowering", "affine_node", "bind", "bind_spiking", "fold_batchnorm",
+           "infer_input_shape", "linear_node", "lowering_for", "neuron_node", "register_lowering", "trace",
+           "trace_bound", "unregister_lowering"]
 
-#: node name -> {"weight": tensor, "bias": tensor}: the live torch tensors a synapse node's arrays were computed from
-Bindings = dict[str, dict[str, torch.Tensor]]
+#: node name -> what target mode needs of the module the node came from: for a synapse node ``{"weight": tensor,
+#: "bias": tensor}``, the live torch tensors its arrays were computed from; for a spiking neuron node
+#: ``{"surrogate": Surrogate, "detach_reset": bool}``, the spike's surrogate and reset-gradient rule of training
+Bindings = dict[str, dict[str, Any]]
 #: while :func:`trace_bound` runs: id(node) -> (node, {field: tensor}); ``None`` otherwise (plain trace)
 _RECORDER: contextvars.ContextVar[dict | None] = contextvars.ContextVar("spikeseq_trace_bindings", default=None)
 
@@ -56,12 +58,24 @@ def bind(node: ir.Node, **tensors: torch.Tensor | None) -> ir.Node:
     :func:`fold_batchnorm`) call it, so a family lowering built from them gets bindings without code of its own;
     a lowering that builds a synapse node from numpy arrays itself leaves it unbound (a constant in target mode).
     Keyed by the node object, never by matching values."""
-    rec = _RECORDER.get()
-    if rec is not None:
-        kept = {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)}
-        if kept:
-            rec[id(node)] = (node, kept)
+    _record(node, {k: v for k, v in tensors.items() if isinstance(v, torch.Tensor)})
     return node
+
+
+def bind_spiking(node: ir.Node, module: nn.Module) -> ir.Node:
+    """Record, for :func:`trace_bound`, how ``module`` (a spikeseq neuron) differentiates its spikes in training:
+    its ``surrogate`` and ``detach_reset``, so target mode's backward pass is the float model's (a no-op during a
+    plain :func:`trace`, and for modules without a surrogate, such as ``LI``). :func:`neuron_node` calls it."""
+    surrogate = getattr(module, "surrogate", None)
+    if surrogate is not None:
+        _record(node, {"surrogate": surrogate, "detach_reset": bool(getattr(module, "detach_reset", False))})
+    return node
+
+
+def _record(node: ir.Node, values: dict[str, Any]) -> None:
+    rec = _RECORDER.get()
+    if rec is not None and values:
+        rec[id(node)] = (node, {**rec.get(id(node), (node, {}))[1], **values})
 
 
 #: ``fn(module, builder, prev, shape, prefix) -> (exit node names, per-sample output shape)``
@@ -375,14 +389,15 @@ def neuron_node(m: nn.Module, shape, dt: float, name: str) -> ir.Node:
         return ir.LI(tau=tau, r=r)
     v_th = np.broadcast_to(_np(m.v_th), shape)
     if isinstance(m, IF):
-        return ir.IF(r=np.full(shape, 1.0 / dt), v_threshold=v_th, reset=m.reset)
+        return bind_spiking(ir.IF(r=np.full(shape, 1.0 / dt), v_threshold=v_th, reset=m.reset), m)
     if isinstance(m, CubaLIF):
         tau_syn, w_in = _tau_gain(m, "syn", shape, dt, name)
         tau_mem, r = _tau_gain(m, "mem", shape, dt, name)
-        return ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_threshold=v_th, w_in=w_in, reset=m.reset)
+        return bind_spiking(ir.CubaLIF(tau_syn=tau_syn, tau_mem=tau_mem, r=r, v_threshold=v_th, w_in=w_in,
+                                       reset=m.reset), m)
     if isinstance(m, LIF):
         tau, r = _tau_gain(m, "mem", shape, dt, name)
-        return ir.LIF(tau=tau, r=r, v_threshold=v_th, reset=m.reset)
+        return bind_spiking(ir.LIF(tau=tau, r=r, v_threshold=v_th, reset=m.reset), m)
     raise ExportError(f"{name}: {type(m).__name__} has no IR neuron kind")
 
 

@@ -66,6 +66,18 @@ class TimeConstants(nn.Module):
                 self.register_buffer(f"tau_{name}", t)
         self._kinds[name] = learn
 
+    @torch.no_grad()
+    def project_(self) -> None:
+        """Clamp every trainable raw decay ``beta_<name>`` into [0, 1] in place (trainable ``tau_<name>`` to
+        >= 1e-12 s). The forward pass clamps anyway, but a raw value outside the range gets no gradient through the
+        clamp and stays there (a decay stuck at 1 makes an integrator); called after an optimizer step it is
+        projected gradient descent."""
+        for name, kind in self._kinds.items():
+            if kind == "beta":
+                getattr(self, f"beta_{name}").clamp_(0.0, 1.0)
+            elif kind == "tau":
+                getattr(self, f"tau_{name}").clamp_(min=1e-12)
+
     def decay(self, name: str) -> torch.Tensor:
         """Decay factor per step of ``name``: ``exp(-dt / tau)``, or the stored ``beta`` clamped to [0, 1]."""
         if self._kinds[name] == "beta":

@@ -38,6 +38,15 @@ class _Spiking(StatefulModule):
     def dt(self) -> float:
         return self.time.dt
 
+    @torch.no_grad()
+    def project_(self) -> None:
+        """After an optimizer step: decays back into [0, 1] (:meth:`TimeConstants.project_`) and a trainable
+        threshold back to >= 0. A threshold below 0 fires from rest on every step, and neither Loihi (an unsigned
+        ``vth`` mantissa) nor the exporters represent it."""
+        self.time.project_()
+        if isinstance(self.v_th, nn.Parameter):
+            self.v_th.clamp_(min=0.0)
+
     def _common(self) -> dict:
         return dict(v_th=self.v_th, reset=self.reset, detach_reset=self.detach_reset, surrogate=self.surrogate)
 
@@ -197,6 +206,11 @@ class LI(StatefulModule):
     def dt(self) -> float:
         """Simulation time step in seconds."""
         return self.time.dt
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        """After an optimizer step: the decay back into [0, 1] (:meth:`TimeConstants.project_`)."""
+        self.time.project_()
 
     @property
     def beta(self) -> torch.Tensor:

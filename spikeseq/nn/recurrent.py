@@ -35,23 +35,25 @@ class RLIF(StatefulModule):
     """``y, state = RLIF(in_features, hidden, neuron="lif"|"cuba", ...)(x [T, B, in_features])``.
 
     ``fc`` is the input Linear, ``rec`` the recurrent Linear (``rec_bias`` adds its bias), ``neuron`` the
-    :class:`~spikeseq.nn.LIF` / :class:`~spikeseq.nn.CubaLIF` holding the time constants and threshold.
+    :class:`~spikeseq.nn.LIF` / :class:`~spikeseq.nn.CubaLIF` holding the time constants and threshold (and the
+    reset's gradient rule, ``detach_reset``).
     """
 
     def __init__(self, in_features: int, hidden: int, *, neuron: str = "lif", dt: float = 1e-3,
                  tau_mem: float | None = None, beta: float | None = None, tau_syn: float | None = None,
                  alpha: float | None = None, v_th: float = 1.0, reset: ResetMode = "subtract",
                  bias: bool = True, rec_bias: bool = False, surrogate: sg.Surrogate = sg.DEFAULT,
-                 learn: str = "none") -> None:
+                 detach_reset: bool = False, learn: str = "none") -> None:
         super().__init__()
         self.fc = nn.Linear(in_features, hidden, bias=bias)
         self.rec = nn.Linear(hidden, hidden, bias=rec_bias)
         if neuron == "lif":
             self.neuron = LIF(hidden, tau_mem=tau_mem, beta=beta, dt=dt, v_th=v_th, reset=reset,
-                              surrogate=surrogate, learn=learn)
+                              detach_reset=detach_reset, surrogate=surrogate, learn=learn)
         elif neuron == "cuba":
             self.neuron = CubaLIF(hidden, tau_syn=tau_syn, tau_mem=tau_mem, alpha=alpha, beta=beta, dt=dt,
-                                  v_th=v_th, reset=reset, surrogate=surrogate, learn=learn)
+                                  v_th=v_th, reset=reset, detach_reset=detach_reset, surrogate=surrogate,
+                                  learn=learn)
         else:
             raise ParameterError(f"neuron must be 'lif' or 'cuba', got {neuron!r}")
         self.kind = neuron

@@ -166,6 +166,49 @@ def test_gradients_have_the_float_models_scale(target):
     assert m.layers[0].weight.grad.abs().sum() > 0    # the surrogate reaches the first layer
 
 
+@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize("detach_reset", [True, False])
+def test_hidden_gradients_follow_the_float_model(target, detach_reset):
+    """Every layer's gradient in target mode points where the float model's does, with about its size, whichever
+    reset rule the neurons train with: target mode differentiates each population's spikes as its module does
+    (trace.bind_spiking). Subtractive reset on SpiNNaker2 (the float model's), reset to zero on Loihi."""
+    reset = "zero" if target == "loihi" else "subtract"
+    m = _mlp(23, reset=reset)
+    for mod in m.modules():
+        if isinstance(mod, LIF):
+            mod.detach_reset = detach_reset
+    x = (torch.rand(60, 8, 24, generator=torch.Generator().manual_seed(24)) < 0.3).float()
+    probe = torch.randn(5, generator=torch.Generator().manual_seed(25))
+    (m(x)[0] * probe).sum().backward()
+    weights = [m.layers[i].weight for i in (0, 2, 4)]
+    g_float = [w.grad.clone() for w in weights]
+    m.zero_grad()
+    g, b = trace_bound(m, dt=DT)
+    (target_forward(g, b, x, target).output * probe).sum().backward()
+    for i, (gf, w) in enumerate(zip(g_float, weights)):
+        gt = w.grad
+        cos = float((gf * gt).sum() / (gf.norm() * gt.norm()))
+        assert cos > 0.9, (i, cos)
+        assert 0.7 < float(gt.norm() / gf.norm()) < 1.4, (i, float(gt.norm() / gf.norm()))
+
+
+def test_trace_bound_records_each_neurons_spike_gradient():
+    """Bindings of spiking neuron nodes carry their module's surrogate and detach_reset; the LI readout has none."""
+    from spikeseq import surrogate as sg
+
+    m = _mlp(26)
+    m.layers[1].surrogate = sg.ATan(alpha=3.0)
+    m.layers[3].detach_reset = True
+    g, b = trace_bound(m, dt=DT)
+    spiking = {k: b[k] for k, n in g.nodes.items() if n.role == "neuron" and k in b}
+    assert len(spiking) == 2
+    (first, second) = spiking.values()
+    assert first == {"surrogate": sg.ATan(alpha=3.0), "detach_reset": False}
+    assert second == {"surrogate": m.layers[3].surrogate, "detach_reset": True}
+    readout = [k for k, n in g.nodes.items() if n.role == "neuron" and k not in spiking]
+    assert len(readout) == 1 and readout[0] not in b
+
+
 def test_unknown_target():
     m = _mlp(18)
     g, b = trace_bound(m, dt=DT)
@@ -178,10 +221,10 @@ def syn_all(q):
     return [k for k, n in q.nodes.items() if n.role == "synapse"]
 
 
-def _reference(m, x, target, surrogate):
+def _reference(m, x, target, surrogate, detach_reset=True):
     """The target dynamics written out with autograd (module docstring of target_forward, targets.md §4.2/4.4), for
     ``Linear -> LIF -> Linear -> LI``, the LIF optionally with a recurrent synapse (``a[t] += W_rec z[t - 1]``):
-    outputs aligned by the two hops."""
+    outputs aligned by the two hops; the reset with the spike's gradient unless ``detach_reset``."""
     from spikeseq.surrogate import spike
 
     g, b = trace_bound(m, dt=DT)
@@ -231,7 +274,8 @@ def _reference(m, x, target, surrogate):
                 seq.append(v_pre / unit)
                 continue
             z = spike((v_pre - th) / unit, surrogate)
-            s2 = v_pre * (1 - z.detach())
+            zr = z.detach() if detach_reset else z
+            s2 = v_pre - zr * th if target != "loihi" and node.reset == "subtract" else v_pre * (1 - zr)
             seq.append(z)
         out = torch.stack(seq)
         if li + 1 < len(names):
@@ -241,25 +285,28 @@ def _reference(m, x, target, surrogate):
     return outs[-1][2:].double()
 
 
-@pytest.mark.parametrize("target", TARGETS)
+@pytest.mark.parametrize(("target", "reset"), [("loihi", "zero"), ("spinnaker2", "zero"),
+                                               ("spinnaker2", "subtract")])
 @pytest.mark.parametrize("recurrent", [False, True])
-def test_handwritten_backward_matches_autograd(target, recurrent):
+@pytest.mark.parametrize("detach_reset", [True, False])
+def test_handwritten_backward_matches_autograd(target, reset, recurrent, detach_reset):
     """The scan (feed-forward) and step (recurrent component) functions' backward equal autograd through the
-    written-out target dynamics: same outputs, same gradients of every weight and bias (to float32 rounding)."""
+    written-out target dynamics: same outputs, same gradients of every weight and bias (to float32 rounding), with
+    the spike's surrogate and reset gradient of the neuron module (its own ``surrogate`` and ``detach_reset``)."""
     from spikeseq import surrogate as sg
 
     torch.manual_seed(19)
-    kw = dict(dt=DT, tau_mem=5e-3, v_th=0.3, reset="zero")
+    surrogate = sg.ATan(alpha=2.0)
+    kw = dict(dt=DT, tau_mem=5e-3, v_th=0.3, reset=reset, detach_reset=detach_reset, surrogate=surrogate)
     first = RLIF(10, 14, **kw) if recurrent else Sequential(nn.Linear(10, 14), LIF(**kw))
     m = Sequential(first, nn.Linear(14, 3), LI(tau_mem=1e-2, dt=DT))
     x = (torch.rand(15, 2, 10, generator=torch.Generator().manual_seed(20)) < 0.5).float()
-    surrogate = sg.ATan(alpha=2.0)
     params = list(m.parameters())
-    y_ref = _reference(m, x, target, surrogate)
+    y_ref = _reference(m, x, target, surrogate, detach_reset)
     probe = torch.randn(y_ref.shape, generator=torch.Generator().manual_seed(21), dtype=torch.float64)
     ref = torch.autograd.grad((y_ref * probe).sum(), params)
     g, b = trace_bound(m, dt=DT)
-    y = target_forward(g, b, x, target, surrogate=surrogate).output
+    y = target_forward(g, b, x, target).output      # each population's own surrogate and reset rule
     assert torch.equal(y.detach().double(), y_ref.detach()) if target == "loihi" else \
         torch.allclose(y.detach().double(), y_ref.detach(), rtol=0, atol=1e-6)
     got = torch.autograd.grad((y.double() * probe).sum(), params)

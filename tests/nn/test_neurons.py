@@ -136,3 +136,45 @@ def test_bad_input_and_bad_configuration():
         snn.CubaLIF(tau_mem=0.01)  # no synaptic time constant
     with pytest.raises(BackendUnavailableError):
         snn.LIF(beta=0.9, backend="fpga")(torch.ones(2, 1, 3))
+
+
+def test_project_puts_decays_and_thresholds_back_in_range():
+    """project_ (the training loop's step-end projection): raw decays into [0, 1], trainable tau >= 1e-12 s,
+    trainable thresholds >= 0; values in range are left alone, buffers are not touched."""
+    from spikeseq.nn import LI, LIF, CubaLIF
+
+    lif = LIF(3, beta=0.5, v_th=0.4, learn="beta", learn_threshold=True)
+    with torch.no_grad():
+        lif.time.beta_mem.copy_(torch.tensor([1.3, -0.2, 0.7]))
+        lif.v_th.fill_(-0.05)
+    lif.project_()
+    assert torch.equal(lif.time.beta_mem, torch.tensor([1.0, 0.0, 0.7]))
+    assert torch.equal(lif.v_th, torch.zeros(3))
+    cuba = CubaLIF(2, tau_syn=5e-3, tau_mem=1e-2, dt=1e-3, v_th=0.3, learn="tau")
+    with torch.no_grad():
+        cuba.time.tau_syn.fill_(-1.0)
+    cuba.project_()
+    assert torch.equal(cuba.time.tau_syn, torch.full((2,), 1e-12))
+    assert torch.equal(cuba.time.tau_mem, torch.full((2,), 1e-2))
+    assert torch.allclose(cuba.v_th, torch.tensor(0.3))   # a buffer (learn_threshold False): untouched
+    li = LI(beta=0.9, learn="beta")
+    with torch.no_grad():
+        li.time.beta_mem.fill_(1.01)
+    li.project_()
+    assert float(li.time.beta_mem) == 1.0
+
+
+def test_l2mu_step_end_projects_its_populations():
+    """L2MU.train_step_end projects every population (a decay pushed past 1 gets its gradient back)."""
+    from spikeseq.models import registry
+
+    m = registry.build("l2mu", input_size=3, n_classes=2, order=2, theta=4.0, hidden_size=5, memory_size=3,
+                       neuron="lif", input_module="lif")
+    with torch.no_grad():
+        m.pop_m.time.beta_mem.fill_(1.02)
+        m.pop_m.v_th.fill_(-0.02)
+        m.pop_x.v_th.fill_(-1.0)
+        m.pop_out.time.beta_mem.fill_(-0.5)
+    m.train_step_end()
+    assert float(m.pop_m.time.beta_mem) == 1.0 and float(m.pop_m.v_th) == 0.0
+    assert float(m.pop_x.v_th) == 0.0 and float(m.pop_out.time.beta_mem) == 0.0

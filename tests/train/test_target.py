@@ -191,9 +191,24 @@ def test_graded_population_is_refused_on_loihi_by_name(tmp_path):
 
 
 def test_target_mode_uses_the_models_surrogate():
+    """Without an override each population differentiates its spikes with its own module's surrogate: the
+    gradients equal those of an explicit override with that surrogate, and differ from another surrogate's."""
     from spikeseq import surrogate as sg
 
-    model = Sequential(nn.Linear(4, 5), LIF(tau_mem=0.01, dt=1e-3, reset="zero", surrogate=sg.ATan(alpha=5.0)),
+    torch.manual_seed(3)
+    model = Sequential(nn.Linear(4, 5), LIF(tau_mem=0.01, dt=1e-3, v_th=0.3, reset="zero",
+                                            surrogate=sg.ATan(alpha=5.0)),
                        nn.Linear(5, 2), LI(tau_mem=0.02, dt=1e-3))
-    assert target_mode(model, "spinnaker2").surrogate == sg.ATan(alpha=5.0)
+    x = torch.rand(20, 3, 4, generator=torch.Generator().manual_seed(4))
+
+    def grad(surrogate):
+        model.zero_grad()
+        target_mode(model, "spinnaker2", surrogate=surrogate)(x)[0].sum().backward()
+        return model[0].weight.grad.clone()
+
+    own = grad(None)
+    assert target_mode(model, "spinnaker2").surrogate is None
+    assert own.abs().sum() > 0
+    assert torch.equal(own, grad(sg.ATan(alpha=5.0)))
+    assert not torch.allclose(own, grad(sg.Triangle()))
     assert target_mode(model, "loihi", surrogate=sg.Triangle()).surrogate == sg.Triangle()

@@ -207,6 +207,15 @@ class L2MU(StatefulModule):
         return {"weights": [p for p in self.parameters() if p.requires_grad and id(p) not in ids],
                 "neurons": neurons}
 
+    def train_step_end(self) -> None:
+        """Training-loop hook after each optimizer step: every population's decay back into [0, 1] and threshold to
+        >= 0 (``project_`` of the neuron modules; projected gradient descent, so a decay pushed past 1 can come back
+        instead of sitting under the forward pass's clamp with no gradient)."""
+        for name in ("pop_x", "pop_u", "pop_m", "pop_h", "pop_out"):
+            pop = getattr(self, name, None)     # pop_x only with the spiking input module
+            if pop is not None:
+                pop.project_()
+
     def fanout(self) -> dict[str, int]:
         """Synapses driven by one spike of each population (for synaptic-operation counts)."""
         m, h, k, d = self.memory_size, self.hidden_size, self.n_classes, self.order
