@@ -212,3 +212,34 @@ def test_target_mode_uses_the_models_surrogate():
     assert torch.equal(own, grad(sg.ATan(alpha=5.0)))
     assert not torch.allclose(own, grad(sg.Triangle()))
     assert target_mode(model, "loihi", surrogate=sg.Triangle()).surrogate == sg.Triangle()
+
+
+def test_l2mu_target_mode_gradients_follow_the_float_model():
+    """On the L2MU (three populations in one recurrent component, subtractive reset, learnable decays and
+    thresholds) SpiNNaker2 target mode runs nearly the float model's numerics (int8 weights), so the weights'
+    gradients must have about the float model's size, and those into the hidden population and the readout its
+    direction. Before target mode followed the neurons' own reset gradient (``detach_reset`` False) they had 2-6x the
+    size here, and on the trained HAPT model cosine ~0.1 and 10-70x the size."""
+    from spikeseq.models import registry
+
+    torch.manual_seed(7)
+    m = registry.build("l2mu", input_size=6, n_classes=4, order=2, theta=8.0, hidden_size=24, memory_size=8,
+                       neuron="lif", input_module="direct", readout="membrane", dt=0.02, beta_u=0.8, v_th_u=0.5,
+                       beta_m=0.35, v_th_m=0.2, beta_h=0.8, v_th_h=0.5)
+    x = torch.randn(40, 16, 6, generator=torch.Generator().manual_seed(8))
+    y = torch.arange(16) % 4
+
+    def grads(module):
+        m.zero_grad()
+        nn.functional.cross_entropy(module(x)[0][-1], y).backward()
+        return {k: p.grad.clone() for k, p in m.named_parameters() if p.grad is not None and p.dim() == 2}
+
+    g_float = grads(m)
+    g_target = grads(target_mode(m, "spinnaker2"))
+    assert set(g_target) == set(g_float)
+    for k, gf in g_float.items():   # the detached rule gave 2-6x here
+        gt = g_target[k]
+        assert 0.6 < float(gt.norm() / gf.norm()) < 1.6, (k, float(gt.norm() / gf.norm()))
+        if k.startswith("w_"):        # into the hidden population and the readout (the detached rule: cos 0.58-0.64
+            cos = float((gf * gt).sum() / (gf.norm() * gt.norm()))   # for w_x, w_h, w_m)
+            assert cos > 0.8, (k, cos)
