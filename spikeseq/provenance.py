@@ -31,8 +31,10 @@ def git_commit() -> str | None:
 
 
 def git_dirty() -> bool | None:
-    """Whether tracked files differ from the commit (``None``: not a git checkout)."""
-    out = _git("status", "--porcelain", "--untracked-files=no", timeout=10)
+    """Whether tracked files differ from the commit (``None``: not a git checkout), the ``results/`` folder aside:
+    it holds the artifacts that runs write, so a run started while another run's artifact is being updated in the
+    same checkout still ran the committed code."""
+    out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", timeout=10)
     return bool(out.strip()) if out is not None else None
 
 
