@@ -166,18 +166,136 @@ def _max_grad(g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.
     return g * share, g * (1 - share)
 
 
-def _chunk_sums(x: torch.Tensor, v: torch.Tensor, lam: torch.Tensor, xc: torch.Tensor,
-                sn: torch.Tensor) -> torch.Tensor:
-    """Fill ``xc[:, :l] = (x v, x)`` and ``sn[:l]`` with the exclusive decayed prefix sums ``(S_{s-1}, Z_{s-1})`` of
-    one chunk (``x, v`` ``[l, B, C]``); returns the inclusive end ``(S_{l-1}, Z_{l-1})`` ``[2, B, C]``."""
-    n = x.shape[0]
-    torch.mul(x, v, out=xc[0, :n])
-    xc[1, :n].copy_(x)
-    ss = sn[:n].unbind(0)
-    ss[0].zero_()
-    for s in range(n - 1):
-        torch.addcmul(xc[:, s], ss[s], lam, out=ss[s + 1])
-    return torch.addcmul(xc[:, n - 1], ss[n - 1], lam)
+def _prefix_sums(xc: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The exclusive decayed prefix sums of ``xc`` ``[2, l, B, C]`` (``(x v, x)`` of one chunk) along its steps,
+    ``[2, l, B, C]`` (``(S_{s-1}, Z_{s-1})``, zero at ``s = 0``), and the inclusive end ``(S_{l-1}, Z_{l-1})``
+    ``[2, B, C]``: one fused multiply-add per step."""
+    return _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), reverse=False)
+
+
+def _recurrence(drive: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor, reverse: bool) -> tuple[torch.Tensor,
+                                                                                                   torch.Tensor]:
+    """``h_s = lam h_{s-1} + drive_{s-1}`` from ``h_0 = h0`` over the steps of ``drive`` ``[2, l, B, C]`` (with
+    ``reverse``: ``h_s = lam h_{s+1} + drive_{s+1}`` from ``h_{l-1} = h0``); returns every ``h`` ``[2, l, B, C]`` and
+    the step past the end (``lam h_{l-1} + drive_{l-1}``; unused with ``reverse``). Eager: written in place, step by
+    step, into one buffer; compiled: a list of steps stacked (inductor writes them in place itself)."""
+    n = drive.shape[1]
+    order = range(n - 1, -1, -1) if reverse else range(n)
+    if torch.compiler.is_compiling():
+        h, out = h0, []
+        for i in order:
+            out.append(h)
+            h = torch.addcmul(drive[:, i], h, lam)
+        return torch.stack(out[::-1] if reverse else out, 1), h
+    buf = torch.empty((n,) + h0.shape, dtype=h0.dtype, device=h0.device)  # [l, 2, B, C]: each step contiguous
+    hs = buf.unbind(0)
+    order = list(order)
+    hs[order[0]].copy_(h0)
+    for prev, i in zip(order[:-1], order[1:], strict=True):
+        torch.addcmul(drive[:, prev], hs[prev], lam, out=hs[i])
+    end = None if reverse else torch.addcmul(drive[:, n - 1], hs[n - 1], lam)
+    return buf.transpose(0, 1), end
+
+
+def _x_pair(kc: torch.Tensor, r: torch.Tensor, vc: torch.Tensor) -> torch.Tensor:
+    """``(x v, x)`` ``[2, l, B, C]`` with ``x = e^{k - r}``: eager, computed into the halves of one buffer (a stack
+    would copy both); compiled, stacked (inductor writes them in place itself)."""
+    if torch.compiler.is_compiling():
+        x = torch.exp(kc - r)
+        return torch.stack((x * vc, x))
+    xc = torch.empty((2,) + kc.shape, dtype=kc.dtype, device=kc.device)
+    torch.mul(torch.sub(kc, r, out=xc[1]).exp_(), vc, out=xc[0])
+    return xc
+
+
+def _alpha_pair(gy: torch.Tensor, den: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``(alpha, alpha y)`` ``[2, l, B, C]`` with ``alpha = dL/dy / den``, like :func:`_x_pair`."""
+    if torch.compiler.is_compiling():
+        al = gy / den
+        return torch.stack((al, al * y))
+    abc = torch.empty((2,) + gy.shape, dtype=gy.dtype, device=gy.device)
+    torch.mul(torch.div(gy, den, out=abc[0]), y, out=abc[1])
+    return abc
+
+
+def _step_sums(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``[2, 2, B, C]``: the sums of ``x`` ``[2, l, B, C]`` over its steps weighted by the rows of ``weights``
+    ``[2, l]`` (``1`` and ``s``): one matmul in eager mode, two reductions that fuse with their producers when
+    compiled."""
+    if torch.compiler.is_compiling():
+        return torch.stack([(x * wr[:, None, None]).sum(1) for wr in weights], 1)
+    n, B, C = x.shape[1:]
+    return torch.matmul(weights, x.view(2, n, B * C)).view(2, 2, B, C)
+
+
+def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: float, y_out):
+    """The forward of one chunk of :class:`_ChunkedWKV` (``kc, vc`` ``[l, B, C]``, incoming state ``a, b, p``;
+    ``sw`` and ``lag`` ``[l, 1, C]`` are ``s w`` and ``(l-1-s) w``): writes ``y`` into ``y_out`` ``[l, B, C]`` and
+    returns the end state ``a', b', p'``, the chunk's reference ``r``, what the backward needs of the end state
+    (``pe, pd, f1, fr``), ``max(p - r)`` (compared with the cap outside) and the spread of ``k`` over the chunk
+    ``[B, C]``. Nothing else is written, so that it can be handed to ``torch.compile`` as it is."""
+    n = kc.shape[0]
+    kmax = kc.amax(0)
+    r = kmax + ru
+    xc = _x_pair(kc, r, vc)  # (x v, x)
+    x = xc[1]
+    sn, send = _prefix_sums(xc, lam)
+    d0 = p - r
+    g = torch.sub(d0, sw).clamp_(floor, cap).exp_()
+    num = torch.addcmul(sn[0], xc[0], eu).addcmul_(g, a)
+    den = torch.addcmul(sn[1], x, eu).addcmul_(g, b)
+    y_out.copy_(num / den)
+    pe = (kc - lag).amax(0)
+    pd = p - n * w
+    q = torch.maximum(pd, pe)
+    f1, fr = torch.exp(pd - q), torch.exp(r - q)
+    a1, b1 = torch.addcmul(f1 * a, fr, send[0]), torch.addcmul(f1 * b, fr, send[1])
+    return a1, b1, q, r, pe, pd, f1, fr, d0.amax(), kmax - kc.amin(0)
+
+
+def chunk_backward(gy, kc, vc, y, a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw, weights, floor: float, cap: float,
+                   capped: bool, gk_out, gv_out):
+    """The backward of one chunk of :class:`_ChunkedWKV` (everything but the routing of the final ``p``'s maximum,
+    which stays outside: it needs a data-dependent test). ``g_a, g_b`` are the gradients of the chunk's end state,
+    ``weights`` ``[2, l]`` the rows ``1`` and ``s``. Writes ``dL/dk`` (without the routed maximum) and ``dL/dv``
+    into ``gk_out, gv_out`` ``[l, B, C]``; returns the gradients of the incoming state ``(a, b, p)`` and the chunk's
+    contributions to ``dL/dw`` (direct), to ``dL/d lam`` ``[2, C]`` (through ``S`` and ``Z``) and to ``dL/d e^u``.
+    Like :func:`chunk_forward`, nothing else is written."""
+    n, B, C = kc.shape
+    # x and g again, the chunk's sums and denominators again (cheaper than keeping them)
+    xc = _x_pair(kc, r, vc)
+    x = xc[1]
+    g = torch.sub(p - r, sw).clamp_(floor, cap).exp_()
+    sn, _ = _prefix_sums(xc, lam)
+    dc = torch.addcmul(sn[1], x, eu).addcmul_(g, b)
+    # end state a' = f1 a + fr S_{l-1} (b' alike), f1 = e^{p - l w - p'}, fr = e^{r - p'}, p' fixed
+    t_1 = (g_a * a + g_b * b) * f1
+    ga_in, gb_in = g_a * f1, g_b * f1
+    gw = t_1.sum(0) * -n
+    abc = _alpha_pair(gy, dc, y)  # (alpha, alpha y) = (alpha, -beta)
+    al = abc[0]
+    abg = abc * g
+    red = _step_sums(abg, weights)  # [ab, sum / s-sum]
+    ga_in = ga_in + red[0, 0]
+    gb_in = gb_in - red[1, 0]
+    if capped:  # capped weights: no gradient through the exponent
+        red = _step_sums(abg * (g < math.exp(cap)), weights)
+    # g_s = e^{p - r - s w}: d/dp sum_s g_s (alpha_s a + beta_s b), d/dw -sum_s s (...)
+    gp_in = t_1 + a * red[0, 0] - b * red[1, 0]
+    gw = gw - (a * red[0, 1] - b * red[1, 1]).sum(0)
+    # adjoint recurrences of (S, -Z), driven by (alpha, alpha y): H_s = e^{-w} H_{s+1} + (alpha, alpha y)_{s+1}
+    hc, _ = _recurrence(abc, lam, torch.stack((g_a * fr, g_b * -fr)), reverse=True)
+    glam = (hc * sn).sum((1, 2))
+    geu = ((al * vc - abc[1]) * x).sum((0, 1))
+    gv = torch.addcmul(hc[0], al, eu) * x  # dL/d(x v) x
+    tz = torch.addcmul(hc[1], abc[1], eu)  # -dL/dx through Z and the bonus
+    gk_out.copy_((gv * vc).addcmul_(x, tz, value=-1))
+    gv_out.copy_(gv)
+    return ga_in, gb_in, gp_in, gw, glam, geu
+
+
+#: The eager chunk bodies; :mod:`spikeseq.kernels.wkv.compiled` hands compiled ones to :func:`chunked_wkv`.
+EAGER_BODIES = (chunk_forward, chunk_backward)
 
 
 class _ChunkedWKV(torch.autograd.Function):
@@ -191,170 +309,123 @@ class _ChunkedWKV(torch.autograd.Function):
 
         y_s = (S_{s-1} + e^u x_s v_s + g_s a) / (Z_{s-1} + e^u x_s + g_s b),
 
-    every other operation elementwise over the whole chunk. The end state is the reference's: ``p' = max(p - l w,
-    pe)`` with ``pe = max_s (k_s - (l-1-s) w)`` and ``(a', b') = e^{p - l w - p'} (a, b) + e^{r - p'} (S_{l-1},
-    Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's working set stays in cache.
+    every other operation elementwise over the whole chunk (:func:`chunk_forward`). The end state is the
+    reference's: ``p' = max(p - l w, pe)`` with ``pe = max_s (k_s - (l-1-s) w)`` and ``(a', b') = e^{p - l w - p'}
+    (a, b) + e^{r - p'} (S_{l-1}, Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's
+    working set stays in cache.
 
     Kept for the backward: ``x``, ``g`` and ``y`` (``[T, B, C]`` each) and the chunk states; the chunk sums and
-    denominators are recomputed there (they stay in cache). Backward, chunks in reverse: ``alpha = dL/dy / den``,
-    ``beta = -alpha y`` and the adjoint recurrences
+    denominators are recomputed there (:func:`chunk_backward`). Backward, chunks in reverse: ``alpha = dL/dy /
+    den``, ``beta = -alpha y`` and the adjoint recurrences
     ``H_s = e^{-w} H_{s+1} + (alpha, beta)_{s+1}``. The offsets ``p`` between chunks carry no gradient (the true
     sums ``a e^p`` do not depend on them); the final ``p`` is the running maximum ``M`` of the reference, and
     ``dL/dM = dL/dp - a dL/da - b dL/db`` (at the final state) is routed to the maximising step or the initial
     ``p`` through the chunks' maxima, split like ``torch.maximum`` / ``amax`` at ties.
+
+    ``bodies`` is the pair (forward, backward) of chunk functions used for full chunks (``l = L``): the eager
+    :data:`EAGER_BODIES` or compiled versions of them; a shorter last chunk always runs the eager ones.
     """
 
     @staticmethod
-    def forward(ctx, k, v, w, u, a, b, p, L):  # type: ignore[override]
+    def forward(ctx, k, v, w, u, a, b, p, L, bodies):  # type: ignore[override]
         T, B, C = k.shape
         dt = k.dtype
-        cap = STATE_CAP[dt]
+        cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
         lam, eu, ru = torch.exp(-w), torch.exp(u), torch.relu(u)
         sw = torch.arange(L, dtype=dt, device=k.device)[:, None, None] * w  # [L, 1, C]: s w
         lag = sw.flip(0)  # (L-1-s) w
-        xs, gs, y = torch.empty_like(k), torch.empty_like(k), torch.empty_like(k)  # x, g, y: kept for backward
-        xc = torch.empty(2, L, B, C, dtype=dt, device=k.device)  # (x v, x) of the current chunk
-        sn = torch.empty(L, 2, B, C, dtype=dt, device=k.device)  # (S_{s-1}, Z_{s-1}) of the current chunk
-        den = torch.empty(L, B, C, dtype=dt, device=k.device)
-        saved = []
+        y = torch.empty_like(k)
+        saved, spreads = [], []
         for t0 in range(0, T, L):
             t1 = min(t0 + L, T)
-            l_ = t1 - t0
-            kc = k[t0:t1]
-            r = kc.amax(0) + ru
-            x = torch.sub(kc, r, out=xs[t0:t1]).exp_()
-            send = _chunk_sums(x, v[t0:t1], lam, xc, sn)  # (S_{l-1}, Z_{l-1})
-            xv = xc[0, :l_]
-            g = gs[t0:t1]
-            d0 = p - r
-            torch.sub(d0, sw[:l_], out=g)
-            capped = bool(d0.amax() > cap)
-            g.clamp_(STATE_FLOOR[dt], cap).exp_()
-            num = torch.addcmul(sn[:l_, 0], xv, eu).addcmul_(g, a)
-            dc = torch.addcmul(sn[:l_, 1], x, eu, out=den[:l_]).addcmul_(g, b)
-            torch.div(num, dc, out=y[t0:t1])
-            pe = (kc - lag[L - l_:]).amax(0)
-            pd = p - l_ * w
-            q = torch.maximum(pd, pe)
-            f1, fr = torch.exp(pd - q), torch.exp(r - q)
-            saved.append((a, b, pe, pd, f1, fr, capped))
-            a, b, p = f1 * a + fr * send[0], f1 * b + fr * send[1], q
-        ctx.L = L
-        ctx.save_for_backward(k, v, w, u, xs, gs, y, a, b)
+            n = t1 - t0
+            fwd = bodies[0] if n == L else chunk_forward
+            a1, b1, q, r, pe, pd, f1, fr, dmax, sp = fwd(k[t0:t1], v[t0:t1], a, b, p, w, lam, eu, ru, sw[:n],
+                                                         lag[L - n:], floor, cap, y[t0:t1])
+            saved.append((a, b, p, r, pe, pd, f1, fr, dmax))
+            spreads.append(sp)
+            a, b, p = a1, b1, q
+        ctx.L, ctx.bodies = L, bodies
+        ctx.save_for_backward(k, v, w, u, y, a, b)
         ctx.chunks = saved
-        return y, a, b, p
+        spread = torch.stack(spreads).amax(0)
+        ctx.mark_non_differentiable(spread)
+        return y, a, b, p, spread
 
     @staticmethod
-    def backward(ctx, gy, g_a, g_b, g_p):  # type: ignore[override]
-        k, v, w, u, xs, gs, y, a_T, b_T = ctx.saved_tensors
+    def backward(ctx, gy, g_a, g_b, g_p, _):  # type: ignore[override]
+        k, v, w, u, y, a_T, b_T = ctx.saved_tensors
         L = ctx.L
         T, B, C = v.shape
         dt = v.dtype
+        cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
         lam, eu = torch.exp(-w), torch.exp(u)
         sidx = torch.arange(L, dtype=dt, device=v.device)
-        lag = (sidx[:, None, None] * w).flip(0)  # the forward's (L-1-s) w, bit for bit
+        sw = sidx[:, None, None] * w  # the forward's s w and (l-1-s) w, bit for bit
+        lag = sw.flip(0)
         weights = torch.stack((torch.ones_like(sidx), sidx))  # [2, L]: sums and s-weighted sums over a chunk
-        gk, gv = torch.empty_like(v), torch.empty_like(v)
-        ab = torch.empty(2, L, B, C, dtype=dt, device=v.device)  # (alpha, alpha y) of the current chunk
-        xc = torch.empty(2, L, B, C, dtype=dt, device=v.device)  # (x v, x), recomputed
-        sn = torch.empty(L, 2, B, C, dtype=dt, device=v.device)  # (S_{s-1}, Z_{s-1}), recomputed
-        den = torch.empty(L, B, C, dtype=dt, device=v.device)
-        hh = torch.empty(L, 2, B, C, dtype=dt, device=v.device)  # adjoints of (S, -Z) of the current chunk
+        gk, gv = torch.empty_like(k), torch.empty_like(v)
         glam = torch.zeros(2, C, dtype=dt, device=v.device)
         geu = torch.zeros_like(w)
         gw = torch.zeros_like(w)
         gm = g_p - g_a * a_T - g_b * b_T  # dL/dM at fixed true sums
         route = bool(gm.any())
+        gy = gy.contiguous()
         for j in range(len(ctx.chunks) - 1, -1, -1):
             t0 = j * L
             t1 = min(t0 + L, T)
-            l_ = t1 - t0
-            a, b, pe, pd, f1, fr, capped = ctx.chunks[j]
-            # end state a' = f1 a + fr S_{l-1} (b' alike), f1 = e^{p - l w - p'}, fr = e^{r - p'}, p' fixed
-            t_1 = (g_a * a + g_b * b) * f1
-            ga_in, gb_in, gp_in = g_a * f1, g_b * f1, t_1
-            gw -= l_ * t_1.sum(0)
-            gpe = None
+            n = t1 - t0
+            a, b, p, r, pe, pd, f1, fr, dmax = ctx.chunks[j]
+            bwd = ctx.bodies[1] if n == L else chunk_backward
+            ga_in, gb_in, gp_in, gw_c, glam_c, geu_c = bwd(
+                gy[t0:t1], k[t0:t1], v[t0:t1], y[t0:t1], a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw[:n],
+                weights[:, :n], floor, cap, bool(dmax > cap), gk[t0:t1], gv[t0:t1])
+            gw += gw_c
+            glam += glam_c
+            geu += geu_c
             if route:  # the final p's maximum, through p' = max(p - l w, pe)
                 gm, gpe = _max_grad(gm, pd, pe)
-                gw -= l_ * gm.sum(0)
-            # outputs: alpha = gy / den and alpha y (= -beta)
-            # the chunk's sums and denominators again (cheaper than keeping them: they stay in cache)
-            x, vc, g = xs[t0:t1], v[t0:t1], gs[t0:t1]
-            _chunk_sums(x, vc, lam, xc, sn)
-            dc = torch.addcmul(sn[:l_, 1], x, eu, out=den[:l_]).addcmul_(g, b)
-            abc = ab[:, :l_]
-            al, be = abc[0], abc[1]
-            torch.div(gy[t0:t1], dc, out=al)
-            torch.mul(al, y[t0:t1], out=be)
-            abg = abc * g
-            red = torch.matmul(weights[:, :l_], abg.view(2, l_, B * C)).view(2, 2, B, C)  # [ab, sum / s-sum]
-            ga_in += red[0, 0]
-            gb_in -= red[1, 0]
-            if capped:  # capped weights: no gradient through the exponent
-                abg.mul_(g < math.exp(STATE_CAP[dt]))
-                red = torch.matmul(weights[:, :l_], abg.view(2, l_, B * C)).view(2, 2, B, C)
-            # g_s = e^{p - r - s w}: d/dp sum_s g_s (alpha_s a + beta_s b), d/dw -sum_s s (...)
-            gp_in += a * red[0, 0] - b * red[1, 0]
-            gw -= (a * red[0, 1] - b * red[1, 1]).sum(0)
-            # adjoint recurrences of (S, -Z), driven by (alpha, alpha y)
-            hc = hh[:l_]
-            hs = hc.unbind(0)
-            torch.mul(g_a, fr, out=hs[l_ - 1][0])
-            torch.mul(g_b, -fr, out=hs[l_ - 1][1])
-            for s in range(l_ - 2, -1, -1):
-                torch.addcmul(abc[:, s + 1], hs[s + 1], lam, out=hs[s])
-            glam += (hc * sn[:l_]).sum(0).sum(1)
-            geu += torch.mul(al, vc).sub_(be).mul_(x).sum((0, 1))
-            tv = torch.addcmul(hc[:, 0], al, eu)  # dL/d(x v)
-            gvc = torch.mul(tv, x, out=gv[t0:t1])
-            tz = torch.addcmul(hc[:, 1], be, eu)  # -dL/dx through Z and the bonus
-            gkc = torch.mul(gvc, vc, out=gk[t0:t1]).addcmul_(x, tz, value=-1)
-            if gpe is not None and bool(gpe.any()):
-                # pe = max_s (k_s - (l-1-s) w): to the maximising steps, split evenly at ties (as amax)
-                at = (k[t0:t1] - lag[L - l_:]) == pe
-                share = gpe / at.sum(0)
-                gkc.addcmul_(at, share)
-                gw -= ((at * sidx[:l_, None, None].flip(0)).sum(0) * share).sum(0)
+                gw -= n * gm.sum(0)
+                if bool(gpe.any()):
+                    # pe = max_s (k_s - (l-1-s) w): to the maximising steps, split evenly at ties (as amax)
+                    at = (k[t0:t1] - lag[L - n:]) == pe
+                    share = gpe / at.sum(0)
+                    gk[t0:t1].addcmul_(at, share)
+                    gw -= ((at * sidx[:n, None, None].flip(0)).sum(0) * share).sum(0)
             g_a, g_b, g_p = ga_in, gb_in, gp_in
         if route:
             g_p = g_p + gm
         gw -= lam * (glam[0] - glam[1])
-        return gk, gv, gw, geu * eu, g_a, g_b, g_p, None
+        return gk, gv, gw, geu * eu, g_a, g_b, g_p, None, None
 
 
-def _chunked(k, v, a, b, p, w, u, L):
-    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L)
-
-
-def _wide(k: torch.Tensor, u: torch.Tensor, L: int) -> torch.Tensor:
-    """``[B, C]`` mask of the series with a chunk whose ``k`` spread plus ``|u|`` exceeds :data:`SPREAD`."""
-    T, B, C = k.shape
-    n = -(-T // L)
-    pad = n * L - T
-    kd = k.detach()
-    if pad:
-        kd = torch.cat((kd, kd[-1:].expand(pad, B, C)))
-    kc = kd.reshape(n, L, B, C)
-    spread = (kc.amax(1) - kc.amin(1)).amax(0) + u.detach().abs()
-    return spread > SPREAD[k.dtype]
+def _chunked(k, v, a, b, p, w, u, L, bodies):
+    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L, bodies)
 
 
 def wkv_chunked(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor,
                 u: torch.Tensor, chunk: int = 32) -> tuple[torch.Tensor, WKVState]:
     """The chunked parallel form of :func:`wkv_scan` (same signature plus the chunk length; see module docstring)."""
+    return chunked_wkv(k, v, state, w=w, u=u, chunk=chunk, bodies=EAGER_BODIES)
+
+
+def chunked_wkv(k: torch.Tensor, v: torch.Tensor, state: WKVState | None, *, w: torch.Tensor, u: torch.Tensor,
+                chunk: int, bodies) -> tuple[torch.Tensor, WKVState]:
+    """:func:`wkv_chunked` with the chunk bodies ``(forward, backward)`` given: :data:`EAGER_BODIES` or compiled
+    versions of them (same signatures and results; :mod:`spikeseq.kernels.wkv.compiled`)."""
     check_wkv_args(k, v, w, u, state, step=False)
     if not isinstance(chunk, int) or chunk < 1:
         raise ParameterError(f"chunk must be a positive int, got {chunk!r}")
     dt = wkv_compute_dtype(k)
     st = wkv_start_state(k, state, dt)
     kd, vd, wd, ud = k.to(dt), v.to(dt), w.to(dt), u.to(dt)
-    wide = _wide(kd, ud, chunk)
+    y, a, b, p, spread = _chunked(kd, vd, *st, wd, ud, chunk, bodies)
+    wide = spread + ud.abs() > SPREAD[dt]  # series with a chunk whose k spread plus |u| exceeds SPREAD
     if not bool(wide.any()):
-        y, a, b, p = _chunked(kd, vd, *st, wd, ud, chunk)
         return y.to(k.dtype), WKVState(a, b, p)
-    # series with a too-wide chunk: the reference loop; the rest: the chunked form on harmless keys
-    y, a, b, p = _chunked(torch.where(wide, 0.0, kd), vd, *st, wd, ud, chunk)
+    # those series (their results above are dropped): the reference loop; the rest: the chunked form again, with
+    # harmless keys in their place
+    y, a, b, p, _ = _chunked(torch.where(wide, 0.0, kd), vd, *st, wd, ud, chunk, bodies)
     B, C = wide.shape
     wb, ub = wd.expand(B, C)[wide], ud.expand(B, C)[wide]
     ref_state = WKVState(*(s[wide][None] for s in st))
