@@ -21,7 +21,9 @@ maximum ``max_i(k[i] - (t-i) w)``, the same in every form below, so final states
 Three forms, all agreeing on outputs, final states and every gradient:
 
 - :func:`wkv_step` / :func:`wkv_scan`: the step above and the reference loop over time (autograd through it);
-- :func:`wkv_chunked`: the parallel form for training on the CPU, with its own backward (chunks of ``L`` steps;
+- :func:`wkv_chunked`: the parallel form for training on the CPU, with its own backward (chunks of ``L`` steps,
+  each a call of the pure :func:`chunk_forward` / :func:`chunk_backward`, which
+  :mod:`spikeseq.kernels.wkv.compiled` hands to ``torch.compile``;
   inside a chunk all exponentials, products and divisions are elementwise over the whole ``[L, B, C]`` block,
   relative to one reference per chunk and series, and the decay-weighted sums over the chunk are a first-order
   recurrence of fused multiply-adds, the rows of the per-channel ``L x L`` decay matrix; between chunks the
@@ -36,6 +38,7 @@ are computed in float32 and the outputs cast back.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -187,11 +190,11 @@ def _recurrence(drive: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor, revers
             out.append(h)
             h = torch.addcmul(drive[:, i], h, lam)
         return torch.stack(out[::-1] if reverse else out, 1), h
-    buf = torch.empty((n,) + h0.shape, dtype=h0.dtype, device=h0.device)  # [l, 2, B, C]: each step contiguous
+    buf = torch.empty((n, *h0.shape), dtype=h0.dtype, device=h0.device)  # [l, 2, B, C]: each step contiguous
     hs = buf.unbind(0)
     order = list(order)
     hs[order[0]].copy_(h0)
-    for prev, i in zip(order[:-1], order[1:], strict=True):
+    for prev, i in itertools.pairwise(order):
         torch.addcmul(drive[:, prev], hs[prev], lam, out=hs[i])
     end = None if reverse else torch.addcmul(drive[:, n - 1], hs[n - 1], lam)
     return buf.transpose(0, 1), end
@@ -203,7 +206,7 @@ def _x_pair(kc: torch.Tensor, r: torch.Tensor, vc: torch.Tensor) -> torch.Tensor
     if torch.compiler.is_compiling():
         x = torch.exp(kc - r)
         return torch.stack((x * vc, x))
-    xc = torch.empty((2,) + kc.shape, dtype=kc.dtype, device=kc.device)
+    xc = torch.empty((2, *kc.shape), dtype=kc.dtype, device=kc.device)
     torch.mul(torch.sub(kc, r, out=xc[1]).exp_(), vc, out=xc[0])
     return xc
 
@@ -213,7 +216,7 @@ def _alpha_pair(gy: torch.Tensor, den: torch.Tensor, y: torch.Tensor) -> torch.T
     if torch.compiler.is_compiling():
         al = gy / den
         return torch.stack((al, al * y))
-    abc = torch.empty((2,) + gy.shape, dtype=gy.dtype, device=gy.device)
+    abc = torch.empty((2, *gy.shape), dtype=gy.dtype, device=gy.device)
     torch.mul(torch.div(gy, den, out=abc[0]), y, out=abc[1])
     return abc
 
@@ -261,7 +264,7 @@ def chunk_backward(gy, kc, vc, y, a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw, 
     into ``gk_out, gv_out`` ``[l, B, C]``; returns the gradients of the incoming state ``(a, b, p)`` and the chunk's
     contributions to ``dL/dw`` (direct), to ``dL/d lam`` ``[2, C]`` (through ``S`` and ``Z``) and to ``dL/d e^u``.
     Like :func:`chunk_forward`, nothing else is written."""
-    n, B, C = kc.shape
+    n = kc.shape[0]
     # x and g again, the chunk's sums and denominators again (cheaper than keeping them)
     xc = _x_pair(kc, r, vc)
     x = xc[1]
@@ -314,8 +317,9 @@ class _ChunkedWKV(torch.autograd.Function):
     (a, b) + e^{r - p'} (S_{l-1}, Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's
     working set stays in cache.
 
-    Kept for the backward: ``x``, ``g`` and ``y`` (``[T, B, C]`` each) and the chunk states; the chunk sums and
-    denominators are recomputed there (:func:`chunk_backward`). Backward, chunks in reverse: ``alpha = dL/dy /
+    Kept for the backward: ``y`` and, per chunk, the states and references ``r`` (``[B, C]``); ``x``, ``g``, the
+    chunk sums and the denominators are recomputed there (:func:`chunk_backward`; cheaper than storing and reading
+    back three more ``[T, B, C]`` tensors). Backward, chunks in reverse: ``alpha = dL/dy /
     den``, ``beta = -alpha y`` and the adjoint recurrences
     ``H_s = e^{-w} H_{s+1} + (alpha, beta)_{s+1}``. The offsets ``p`` between chunks carry no gradient (the true
     sums ``a e^p`` do not depend on them); the final ``p`` is the running maximum ``M`` of the reference, and
@@ -328,7 +332,7 @@ class _ChunkedWKV(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, k, v, w, u, a, b, p, L, bodies):  # type: ignore[override]
-        T, B, C = k.shape
+        T = k.shape[0]
         dt = k.dtype
         cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
         lam, eu, ru = torch.exp(-w), torch.exp(u), torch.relu(u)
@@ -356,7 +360,7 @@ class _ChunkedWKV(torch.autograd.Function):
     def backward(ctx, gy, g_a, g_b, g_p, _):  # type: ignore[override]
         k, v, w, u, y, a_T, b_T = ctx.saved_tensors
         L = ctx.L
-        T, B, C = v.shape
+        T, C = v.shape[0], v.shape[2]
         dt = v.dtype
         cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
         lam, eu = torch.exp(-w), torch.exp(u)

@@ -20,7 +20,9 @@ import torch
 
 from spikeseq.functional.wkv import EAGER_BODIES, WKVState, chunked_wkv
 
-_state: dict[str, Any] = {"bodies": None, "failed": None}
+__all__ = ["EAGER_BODIES", "chunked_wkv", "status", "supports", "wkv"]
+
+_state: dict[str, Any] = {"bodies": None, "failed": None, "ran": False}
 _OPTIONS: dict[str, Any] = {}
 
 
@@ -37,8 +39,10 @@ class _Fallback:
     def __call__(self, *args: Any) -> Any:
         if _state["failed"] is None:
             try:
-                return self.compiled(*args)
-            except Exception as e:  # noqa: BLE001 - any compile failure means: run eager
+                out = self.compiled(*args)
+                _state["ran"] = True
+                return out
+            except Exception as e:  # any compile failure means: run eager
                 _state["failed"] = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
                 warnings.warn(f"torch.compile of the WKV chunk bodies failed ({_state['failed']}); running them "
                               "eagerly", RuntimeWarning, stacklevel=2)
@@ -49,7 +53,7 @@ def _bodies() -> tuple[Callable, Callable]:
     if _state["bodies"] is None:
         try:
             compiled = [_compile(fn) for fn in EAGER_BODIES]
-        except Exception as e:  # noqa: BLE001 - torch.compile itself unavailable
+        except Exception as e:  # torch.compile itself unavailable
             _state["failed"] = f"{type(e).__name__}: {e}"
             compiled = list(EAGER_BODIES)
         _state["bodies"] = tuple(_Fallback(c, e) for c, e in zip(compiled, EAGER_BODIES, strict=True))
@@ -57,10 +61,11 @@ def _bodies() -> tuple[Callable, Callable]:
 
 
 def status() -> str:
-    """``"compiled"``, ``"not yet called"`` or ``"eager fallback: <why>"``."""
+    """``"compiled"`` (a compiled body has run), ``"not compiled yet"`` (no full chunk has run: shorter last
+    chunks always run eagerly) or ``"eager fallback: <why>"``."""
     if _state["failed"] is not None:
         return f"eager fallback: {_state['failed']}"
-    return "not yet called" if _state["bodies"] is None else "compiled"
+    return "compiled" if _state["ran"] else "not compiled yet"
 
 
 def wkv(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor, u: torch.Tensor,
