@@ -22,8 +22,8 @@ Three forms, all agreeing on outputs, final states and every gradient:
 
 - :func:`wkv_step` / :func:`wkv_scan`: the step above and the reference loop over time (autograd through it);
 - :func:`wkv_chunked`: the parallel form for training on the CPU, with its own backward (chunks of ``L`` steps,
-  each a call of the pure :func:`chunk_forward` / :func:`chunk_backward`, which
-  :mod:`spikeseq.kernels.wkv.compiled` hands to ``torch.compile``;
+  each a call of :func:`chunk_forward` / :func:`chunk_backward`, in whose place
+  :mod:`spikeseq.kernels.wkv.compiled` puts compiled step-by-step versions;
   inside a chunk all exponentials, products and divisions are elementwise over the whole ``[L, B, C]`` block,
   relative to one reference per chunk and series, and the decay-weighted sums over the chunk are a first-order
   recurrence of fused multiply-adds, the rows of the per-channel ``L x L`` decay matrix; between chunks the
@@ -173,23 +173,17 @@ def _prefix_sums(xc: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, tor
     """The exclusive decayed prefix sums of ``xc`` ``[2, l, B, C]`` (``(x v, x)`` of one chunk) along its steps,
     ``[2, l, B, C]`` (``(S_{s-1}, Z_{s-1})``, zero at ``s = 0``), and the inclusive end ``(S_{l-1}, Z_{l-1})``
     ``[2, B, C]``: one fused multiply-add per step."""
-    return _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), reverse=False)
+    return _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), reverse=False)  # type: ignore[return-value]
 
 
-def _recurrence(drive: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor, reverse: bool) -> tuple[torch.Tensor,
-                                                                                                   torch.Tensor]:
+def _recurrence(drive: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor,
+                reverse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``h_s = lam h_{s-1} + drive_{s-1}`` from ``h_0 = h0`` over the steps of ``drive`` ``[2, l, B, C]`` (with
-    ``reverse``: ``h_s = lam h_{s+1} + drive_{s+1}`` from ``h_{l-1} = h0``); returns every ``h`` ``[2, l, B, C]`` and
-    the step past the end (``lam h_{l-1} + drive_{l-1}``; unused with ``reverse``). Eager: written in place, step by
-    step, into one buffer; compiled: a list of steps stacked (inductor writes them in place itself)."""
+    ``reverse``: ``h_s = lam h_{s+1} + drive_{s+1}`` from ``h_{l-1} = h0``); returns every ``h`` ``[2, l, B, C]``
+    (written step by step into one buffer) and the step past the end (``lam h_{l-1} + drive_{l-1}``; ``None`` with
+    ``reverse``)."""
     n = drive.shape[1]
     order = range(n - 1, -1, -1) if reverse else range(n)
-    if torch.compiler.is_compiling():
-        h, out = h0, []
-        for i in order:
-            out.append(h)
-            h = torch.addcmul(drive[:, i], h, lam)
-        return torch.stack(out[::-1] if reverse else out, 1), h
     buf = torch.empty((n, *h0.shape), dtype=h0.dtype, device=h0.device)  # [l, 2, B, C]: each step contiguous
     hs = buf.unbind(0)
     order = list(order)
@@ -201,11 +195,8 @@ def _recurrence(drive: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor, revers
 
 
 def _x_pair(kc: torch.Tensor, r: torch.Tensor, vc: torch.Tensor) -> torch.Tensor:
-    """``(x v, x)`` ``[2, l, B, C]`` with ``x = e^{k - r}``: eager, computed into the halves of one buffer (a stack
-    would copy both); compiled, stacked (inductor writes them in place itself)."""
-    if torch.compiler.is_compiling():
-        x = torch.exp(kc - r)
-        return torch.stack((x * vc, x))
+    """``(x v, x)`` ``[2, l, B, C]`` with ``x = e^{k - r}``, computed into the halves of one buffer (a stack would
+    copy both)."""
     xc = torch.empty((2, *kc.shape), dtype=kc.dtype, device=kc.device)
     torch.mul(torch.sub(kc, r, out=xc[1]).exp_(), vc, out=xc[0])
     return xc
@@ -213,9 +204,6 @@ def _x_pair(kc: torch.Tensor, r: torch.Tensor, vc: torch.Tensor) -> torch.Tensor
 
 def _alpha_pair(gy: torch.Tensor, den: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """``(alpha, alpha y)`` ``[2, l, B, C]`` with ``alpha = dL/dy / den``, like :func:`_x_pair`."""
-    if torch.compiler.is_compiling():
-        al = gy / den
-        return torch.stack((al, al * y))
     abc = torch.empty((2, *gy.shape), dtype=gy.dtype, device=gy.device)
     torch.mul(torch.div(gy, den, out=abc[0]), y, out=abc[1])
     return abc
@@ -223,10 +211,7 @@ def _alpha_pair(gy: torch.Tensor, den: torch.Tensor, y: torch.Tensor) -> torch.T
 
 def _step_sums(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     """``[2, 2, B, C]``: the sums of ``x`` ``[2, l, B, C]`` over its steps weighted by the rows of ``weights``
-    ``[2, l]`` (``1`` and ``s``): one matmul in eager mode, two reductions that fuse with their producers when
-    compiled."""
-    if torch.compiler.is_compiling():
-        return torch.stack([(x * wr[:, None, None]).sum(1) for wr in weights], 1)
+    ``[2, l]`` (``1`` and ``s``): one matmul."""
     n, B, C = x.shape[1:]
     return torch.matmul(weights, x.view(2, n, B * C)).view(2, 2, B, C)
 
@@ -236,7 +221,8 @@ def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: f
     ``sw`` and ``lag`` ``[l, 1, C]`` are ``s w`` and ``(l-1-s) w``): writes ``y`` into ``y_out`` ``[l, B, C]`` and
     returns the end state ``a', b', p'``, the chunk's reference ``r``, what the backward needs of the end state
     (``pe, pd, f1, fr``), ``max(p - r)`` (compared with the cap outside) and the spread of ``k`` over the chunk
-    ``[B, C]``. Nothing else is written, so that it can be handed to ``torch.compile`` as it is."""
+    ``[B, C]``. Nothing else is written (a compiled body with the same arguments and results can take its place:
+    :mod:`spikeseq.kernels.wkv.compiled`)."""
     n = kc.shape[0]
     kmax = kc.amax(0)
     r = kmax + ru
