@@ -325,19 +325,21 @@ class _ChunkedWKV(torch.autograd.Function):
         sw = torch.arange(L, dtype=dt, device=k.device)[:, None, None] * w  # [L, 1, C]: s w
         lag = sw.flip(0)  # (L-1-s) w
         y = torch.empty_like(k)
-        saved, spreads = [], []
+        saved, dmaxes, spreads = [], [], []
         for t0 in range(0, T, L):
             t1 = min(t0 + L, T)
             n = t1 - t0
             fwd = bodies[0] if n == L else chunk_forward
             a1, b1, q, r, pe, pd, f1, fr, dmax, sp = fwd(k[t0:t1], v[t0:t1], a, b, p, w, lam, eu, ru, sw[:n],
                                                          lag[L - n:], floor, cap, y[t0:t1])
-            saved.append((a, b, p, r, pe, pd, f1, fr, dmax))
+            saved.append((a, b, p, r, pe, pd, f1, fr))
+            dmaxes.append(dmax)
             spreads.append(sp)
             a, b, p = a1, b1, q
         ctx.L, ctx.bodies = L, bodies
         ctx.save_for_backward(k, v, w, u, y, a, b)
         ctx.chunks = saved
+        ctx.capped = (torch.stack(dmaxes) > cap).tolist()  # per chunk: is a state weight capped
         spread = torch.stack(spreads).amax(0)
         ctx.mark_non_differentiable(spread)
         return y, a, b, p, spread
@@ -346,7 +348,7 @@ class _ChunkedWKV(torch.autograd.Function):
     def backward(ctx, gy, g_a, g_b, g_p, _):  # type: ignore[override]
         k, v, w, u, y, a_T, b_T = ctx.saved_tensors
         L = ctx.L
-        T, C = v.shape[0], v.shape[2]
+        T = v.shape[0]
         dt = v.dtype
         cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
         lam, eu = torch.exp(-w), torch.exp(u)
@@ -355,8 +357,7 @@ class _ChunkedWKV(torch.autograd.Function):
         lag = sw.flip(0)
         weights = torch.stack((torch.ones_like(sidx), sidx))  # [2, L]: sums and s-weighted sums over a chunk
         gk, gv = torch.empty_like(k), torch.empty_like(v)
-        glam = torch.zeros(2, C, dtype=dt, device=v.device)
-        geu = torch.zeros_like(w)
+        gws, glams, geus = [], [], []  # the chunks' contributions, summed at the end
         gw = torch.zeros_like(w)
         gm = g_p - g_a * a_T - g_b * b_T  # dL/dM at fixed true sums
         route = bool(gm.any())
@@ -365,14 +366,14 @@ class _ChunkedWKV(torch.autograd.Function):
             t0 = j * L
             t1 = min(t0 + L, T)
             n = t1 - t0
-            a, b, p, r, pe, pd, f1, fr, dmax = ctx.chunks[j]
+            a, b, p, r, pe, pd, f1, fr = ctx.chunks[j]
             bwd = ctx.bodies[1] if n == L else chunk_backward
             ga_in, gb_in, gp_in, gw_c, glam_c, geu_c = bwd(
                 gy[t0:t1], k[t0:t1], v[t0:t1], y[t0:t1], a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw[:n],
-                weights[:, :n], floor, cap, bool(dmax > cap), gk[t0:t1], gv[t0:t1])
-            gw += gw_c
-            glam += glam_c
-            geu += geu_c
+                weights[:, :n], floor, cap, ctx.capped[j], gk[t0:t1], gv[t0:t1])
+            gws.append(gw_c)
+            glams.append(glam_c)
+            geus.append(geu_c)
             if route:  # the final p's maximum, through p' = max(p - l w, pe)
                 gm, gpe = _max_grad(gm, pd, pe)
                 gw -= n * gm.sum(0)
@@ -385,8 +386,9 @@ class _ChunkedWKV(torch.autograd.Function):
             g_a, g_b, g_p = ga_in, gb_in, gp_in
         if route:
             g_p = g_p + gm
-        gw -= lam * (glam[0] - glam[1])
-        return gk, gv, gw, geu * eu, g_a, g_b, g_p, None, None
+        glam = torch.stack(glams).sum(0)
+        gw += torch.stack(gws).sum(0) - lam * (glam[0] - glam[1])
+        return gk, gv, gw, torch.stack(geus).sum(0) * eu, g_a, g_b, g_p, None, None
 
 
 def _chunked(k, v, a, b, p, w, u, L, bodies):
