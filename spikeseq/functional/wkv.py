@@ -169,44 +169,30 @@ def _max_grad(g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.
     return g * share, g * (1 - share)
 
 
-def _prefix_sums(xc: torch.Tensor, lam: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """The exclusive decayed prefix sums of ``xc`` ``[2, l, B, C]`` (``(x v, x)`` of one chunk) along its steps,
-    ``[2, l, B, C]`` (``(S_{s-1}, Z_{s-1})``, zero at ``s = 0``), and the inclusive end ``(S_{l-1}, Z_{l-1})``
-    ``[2, B, C]``: one fused multiply-add per step."""
-    return _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), reverse=False)  # type: ignore[return-value]
+def _scratch(ws: dict | None, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised buffer: ``ws[name]`` when the workspace ``ws`` holds one of that shape (reused from chunk
+    to chunk: it stays in cache and costs no allocation), else a new one (kept in ``ws``)."""
+    t = None if ws is None else ws.get(name)
+    if t is None or tuple(t.shape) != tuple(shape):
+        t = torch.empty(shape, dtype=like.dtype, device=like.device)
+        if ws is not None:
+            ws[name] = t
+    return t
 
 
-def _recurrence(drive: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor,
-                reverse: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``h_s = lam h_{s-1} + drive_{s-1}`` from ``h_0 = h0`` over the steps of ``drive`` ``[2, l, B, C]`` (with
-    ``reverse``: ``h_s = lam h_{s+1} + drive_{s+1}`` from ``h_{l-1} = h0``); returns every ``h`` ``[2, l, B, C]``
-    (written step by step into one buffer) and the step past the end (``lam h_{l-1} + drive_{l-1}``; ``None`` with
-    ``reverse``)."""
+def _recurrence(drive: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor, reverse: bool,
+                buf: torch.Tensor) -> torch.Tensor | None:
+    """``h_s = lam h_{s-1} + drive_{s-1}`` from ``h_0 = h0`` over the steps of ``drive`` ``[2, l, B, C]``, written
+    into ``buf`` ``[l, 2, B, C]`` (each step contiguous; with ``reverse``: ``h_s = lam h_{s+1} + drive_{s+1}`` from
+    ``h_{l-1} = h0``), one fused multiply-add per step; returns the step past the end (``lam h_{l-1} +
+    drive_{l-1}``; ``None`` with ``reverse``)."""
     n = drive.shape[1]
-    order = range(n - 1, -1, -1) if reverse else range(n)
-    buf = torch.empty((n, *h0.shape), dtype=h0.dtype, device=h0.device)  # [l, 2, B, C]: each step contiguous
+    order = list(range(n - 1, -1, -1) if reverse else range(n))
     hs = buf.unbind(0)
-    order = list(order)
     hs[order[0]].copy_(h0)
     for prev, i in itertools.pairwise(order):
         torch.addcmul(drive[:, prev], hs[prev], lam, out=hs[i])
-    end = None if reverse else torch.addcmul(drive[:, n - 1], hs[n - 1], lam)
-    return buf.transpose(0, 1), end
-
-
-def _x_pair(kc: torch.Tensor, r: torch.Tensor, vc: torch.Tensor) -> torch.Tensor:
-    """``(x v, x)`` ``[2, l, B, C]`` with ``x = e^{k - r}``, computed into the halves of one buffer (a stack would
-    copy both)."""
-    xc = torch.empty((2, *kc.shape), dtype=kc.dtype, device=kc.device)
-    torch.mul(torch.sub(kc, r, out=xc[1]).exp_(), vc, out=xc[0])
-    return xc
-
-
-def _alpha_pair(gy: torch.Tensor, den: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``(alpha, alpha y)`` ``[2, l, B, C]`` with ``alpha = dL/dy / den``, like :func:`_x_pair`."""
-    abc = torch.empty((2, *gy.shape), dtype=gy.dtype, device=gy.device)
-    torch.mul(torch.div(gy, den, out=abc[0]), y, out=abc[1])
-    return abc
+    return None if reverse else torch.addcmul(drive[:, n - 1], hs[n - 1], lam)
 
 
 def _step_sums(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
@@ -216,25 +202,35 @@ def _step_sums(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.matmul(weights, x.view(2, n, B * C)).view(2, 2, B, C)
 
 
-def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: float, y_out):
+def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: float, y_out, xg_out=None,
+                  ws=None):
     """The forward of one chunk of :class:`_ChunkedWKV` (``kc, vc`` ``[l, B, C]``, incoming state ``a, b, p``;
     ``sw`` and ``lag`` ``[l, 1, C]`` are ``s w`` and ``(l-1-s) w``): writes ``y`` into ``y_out`` ``[l, B, C]`` and
     returns the end state ``a', b', p'``, the chunk's reference ``r``, what the backward needs of the end state
     (``pe, pd, f1, fr``), ``max(p - r)`` (compared with the cap outside) and the spread of ``k`` over the chunk
-    ``[B, C]``. Nothing else is written (a compiled body with the same arguments and results can take its place:
-    :mod:`spikeseq.kernels.wkv.compiled`)."""
-    n = kc.shape[0]
+    ``[B, C]``. With ``xg_out`` (``[2, l, B, C]``), ``x`` and ``g`` are kept there for the backward; ``ws``: a dict
+    of scratch buffers reused from chunk to chunk (or ``None``). A compiled body with the same arguments and results
+    can take its place (:mod:`spikeseq.kernels.wkv.compiled`)."""
+    n, B, C = kc.shape
     kmax = kc.amax(0)
     r = kmax + ru
-    xc = _x_pair(kc, r, vc)  # (x v, x)
-    x = xc[1]
-    sn, send = _prefix_sums(xc, lam)
+    xc = _scratch(ws, "xc", (2, n, B, C), kc)  # (x v, x)
+    x = torch.sub(kc, r, out=xc[1]).exp_()
+    torch.mul(x, vc, out=xc[0])
+    sbuf = _scratch(ws, "sn", (n, 2, B, C), kc)
+    send = _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), False, sbuf)  # (S_{l-1}, Z_{l-1})
+    sn = sbuf.transpose(0, 1)  # (S_{s-1}, Z_{s-1})
     d0 = p - r
-    g = torch.sub(d0, sw).clamp_(floor, cap).exp_()
-    num = torch.addcmul(sn[0], xc[0], eu).addcmul_(g, a)
-    den = torch.addcmul(sn[1], x, eu).addcmul_(g, b)
-    y_out.copy_(num / den)
-    pe = (kc - lag).amax(0)
+    if xg_out is None:
+        g = torch.sub(d0, sw, out=_scratch(ws, "g", (n, B, C), kc))
+    else:
+        xg_out[0].copy_(x)
+        g = torch.sub(d0, sw, out=xg_out[1])
+    g.clamp_(floor, cap).exp_()
+    num = torch.addcmul(sn[0], xc[0], eu, out=_scratch(ws, "num", (n, B, C), kc)).addcmul_(g, a)
+    den = torch.addcmul(sn[1], x, eu, out=_scratch(ws, "den", (n, B, C), kc)).addcmul_(g, b)
+    torch.div(num, den, out=y_out)
+    pe = torch.sub(kc, lag, out=num).amax(0)
     pd = p - n * w
     q = torch.maximum(pd, pe)
     f1, fr = torch.exp(pd - q), torch.exp(r - q)
@@ -243,43 +239,52 @@ def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: f
 
 
 def chunk_backward(gy, kc, vc, y, a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw, weights, floor: float, cap: float,
-                   capped: bool, gk_out, gv_out):
+                   capped: bool, gk_out, gv_out, xg=None, ws=None):
     """The backward of one chunk of :class:`_ChunkedWKV` (everything but the routing of the final ``p``'s maximum,
     which stays outside: it needs a data-dependent test). ``g_a, g_b`` are the gradients of the chunk's end state,
     ``weights`` ``[2, l]`` the rows ``1`` and ``s``. Writes ``dL/dk`` (without the routed maximum) and ``dL/dv``
     into ``gk_out, gv_out`` ``[l, B, C]``; returns the gradients of the incoming state ``(a, b, p)`` and the chunk's
     contributions to ``dL/dw`` (direct), to ``dL/d lam`` ``[2, C]`` (through ``S`` and ``Z``) and to ``dL/d e^u``.
-    Like :func:`chunk_forward`, nothing else is written."""
-    n = kc.shape[0]
-    # x and g again, the chunk's sums and denominators again (cheaper than keeping them)
-    xc = _x_pair(kc, r, vc)
-    x = xc[1]
-    g = torch.sub(p - r, sw).clamp_(floor, cap).exp_()
-    sn, _ = _prefix_sums(xc, lam)
-    dc = torch.addcmul(sn[1], x, eu).addcmul_(g, b)
+    ``xg``: ``x`` and ``g`` kept by the forward, or ``None`` (then they are computed again); ``ws`` as in
+    :func:`chunk_forward`."""
+    n, B, C = kc.shape
+    xc = _scratch(ws, "xc", (2, n, B, C), kc)
+    if xg is None:
+        x = torch.sub(kc, r, out=xc[1]).exp_()
+        g = torch.sub(p - r, sw, out=_scratch(ws, "g", (n, B, C), kc)).clamp_(floor, cap).exp_()
+    else:
+        x, g = xg[0], xg[1]
+        xc[1].copy_(x)
+    torch.mul(x, vc, out=xc[0])
+    # the chunk's sums and denominators again (cheaper than keeping them: they stay in cache)
+    sbuf = _scratch(ws, "sn", (n, 2, B, C), kc)
+    _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), False, sbuf)
+    dc = torch.addcmul(sbuf[:, 1], x, eu, out=_scratch(ws, "den", (n, B, C), kc)).addcmul_(g, b)
     # end state a' = f1 a + fr S_{l-1} (b' alike), f1 = e^{p - l w - p'}, fr = e^{r - p'}, p' fixed
     t_1 = (g_a * a + g_b * b) * f1
     ga_in, gb_in = g_a * f1, g_b * f1
     gw = t_1.sum(0) * -n
-    abc = _alpha_pair(gy, dc, y)  # (alpha, alpha y) = (alpha, -beta)
-    al = abc[0]
-    abg = abc * g
+    abc = _scratch(ws, "abc", (2, n, B, C), kc)  # (alpha, alpha y) = (alpha, -beta), alpha = dL/dy / den
+    al, be = torch.div(gy, dc, out=abc[0]), abc[1]
+    torch.mul(al, y, out=be)
+    abg = torch.mul(abc, g, out=_scratch(ws, "abg", (2, n, B, C), kc))
     red = _step_sums(abg, weights)  # [ab, sum / s-sum]
     ga_in = ga_in + red[0, 0]
     gb_in = gb_in - red[1, 0]
     if capped:  # capped weights: no gradient through the exponent
-        red = _step_sums(abg * (g < math.exp(cap)), weights)
+        red = _step_sums(abg.mul_(g < math.exp(cap)), weights)
     # g_s = e^{p - r - s w}: d/dp sum_s g_s (alpha_s a + beta_s b), d/dw -sum_s s (...)
     gp_in = t_1 + a * red[0, 0] - b * red[1, 0]
     gw = gw - (a * red[0, 1] - b * red[1, 1]).sum(0)
     # adjoint recurrences of (S, -Z), driven by (alpha, alpha y): H_s = e^{-w} H_{s+1} + (alpha, alpha y)_{s+1}
-    hc, _ = _recurrence(abc, lam, torch.stack((g_a * fr, g_b * -fr)), reverse=True)
-    glam = (hc * sn).sum((1, 2))
-    geu = ((al * vc - abc[1]) * x).sum((0, 1))
-    gv = torch.addcmul(hc[0], al, eu) * x  # dL/d(x v) x
-    tz = torch.addcmul(hc[1], abc[1], eu)  # -dL/dx through Z and the bonus
-    gk_out.copy_((gv * vc).addcmul_(x, tz, value=-1))
-    gv_out.copy_(gv)
+    hbuf = _scratch(ws, "hh", (n, 2, B, C), kc)
+    _recurrence(abc, lam, torch.stack((g_a * fr, g_b * -fr)), True, hbuf)
+    glam = torch.mul(hbuf, sbuf, out=_scratch(ws, "hs", (n, 2, B, C), kc)).sum(0).sum(1)
+    tmp = _scratch(ws, "num", (n, B, C), kc)
+    geu = torch.mul(al, vc, out=tmp).sub_(be).mul_(x).sum((0, 1))
+    gv = torch.mul(torch.addcmul(hbuf[:, 0], al, eu, out=tmp), x, out=gv_out)  # dL/d(x v) x
+    tz = torch.addcmul(hbuf[:, 1], be, eu, out=tmp)  # -dL/dx through Z and the bonus
+    torch.mul(gv, vc, out=gk_out).addcmul_(x, tz, value=-1)
     return ga_in, gb_in, gp_in, gw, glam, geu
 
 
@@ -303,10 +308,10 @@ class _ChunkedWKV(torch.autograd.Function):
     (a, b) + e^{r - p'} (S_{l-1}, Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's
     working set stays in cache.
 
-    Kept for the backward: ``y`` and, per chunk, the states and references ``r`` (``[B, C]``); ``x``, ``g``, the
-    chunk sums and the denominators are recomputed there (:func:`chunk_backward`; cheaper than storing and reading
-    back three more ``[T, B, C]`` tensors). Backward, chunks in reverse: ``alpha = dL/dy /
-    den``, ``beta = -alpha y`` and the adjoint recurrences
+    Kept for the backward: ``y``, ``x`` and ``g`` and, per chunk, the states and references ``r`` (``[B, C]``);
+    the chunk sums and denominators are recomputed there (:func:`chunk_backward`). Compiled bodies recompute ``x``
+    and ``g`` as well (in a fused loop that is cheaper than reading them back). Backward, chunks in reverse:
+    ``alpha = dL/dy / den``, ``beta = -alpha y`` and the adjoint recurrences
     ``H_s = e^{-w} H_{s+1} + (alpha, beta)_{s+1}``. The offsets ``p`` between chunks carry no gradient (the true
     sums ``a e^p`` do not depend on them); the final ``p`` is the running maximum ``M`` of the reference, and
     ``dL/dM = dL/dp - a dL/da - b dL/db`` (at the final state) is routed to the maximising step or the initial
@@ -325,19 +330,23 @@ class _ChunkedWKV(torch.autograd.Function):
         sw = torch.arange(L, dtype=dt, device=k.device)[:, None, None] * w  # [L, 1, C]: s w
         lag = sw.flip(0)  # (L-1-s) w
         y = torch.empty_like(k)
+        # x and g kept for the backward by the eager bodies (the compiled ones recompute them: cheaper there)
+        xg = torch.empty((2, *k.shape), dtype=dt, device=k.device) if bodies is EAGER_BODIES else None
         saved, dmaxes, spreads = [], [], []
+        ws: dict = {}  # scratch buffers of the eager bodies, reused from chunk to chunk
         for t0 in range(0, T, L):
             t1 = min(t0 + L, T)
             n = t1 - t0
             fwd = bodies[0] if n == L else chunk_forward
+            extra = (None if xg is None else xg[:, t0:t1], ws) if fwd is chunk_forward else ()
             a1, b1, q, r, pe, pd, f1, fr, dmax, sp = fwd(k[t0:t1], v[t0:t1], a, b, p, w, lam, eu, ru, sw[:n],
-                                                         lag[L - n:], floor, cap, y[t0:t1])
+                                                         lag[L - n:], floor, cap, y[t0:t1], *extra)
             saved.append((a, b, p, r, pe, pd, f1, fr))
             dmaxes.append(dmax)
             spreads.append(sp)
             a, b, p = a1, b1, q
         ctx.L, ctx.bodies = L, bodies
-        ctx.save_for_backward(k, v, w, u, y, a, b)
+        ctx.save_for_backward(k, v, w, u, y, a, b, xg)
         ctx.chunks = saved
         ctx.capped = (torch.stack(dmaxes) > cap).tolist()  # per chunk: is a state weight capped
         spread = torch.stack(spreads).amax(0)
@@ -346,7 +355,7 @@ class _ChunkedWKV(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gy, g_a, g_b, g_p, _):  # type: ignore[override]
-        k, v, w, u, y, a_T, b_T = ctx.saved_tensors
+        k, v, w, u, y, a_T, b_T, xg = ctx.saved_tensors
         L = ctx.L
         T = v.shape[0]
         dt = v.dtype
@@ -362,15 +371,17 @@ class _ChunkedWKV(torch.autograd.Function):
         gm = g_p - g_a * a_T - g_b * b_T  # dL/dM at fixed true sums
         route = bool(gm.any())
         gy = gy.contiguous()
+        ws: dict = {}
         for j in range(len(ctx.chunks) - 1, -1, -1):
             t0 = j * L
             t1 = min(t0 + L, T)
             n = t1 - t0
             a, b, p, r, pe, pd, f1, fr = ctx.chunks[j]
             bwd = ctx.bodies[1] if n == L else chunk_backward
+            extra = (None if xg is None else xg[:, t0:t1], ws) if bwd is chunk_backward else ()
             ga_in, gb_in, gp_in, gw_c, glam_c, geu_c = bwd(
                 gy[t0:t1], k[t0:t1], v[t0:t1], y[t0:t1], a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw[:n],
-                weights[:, :n], floor, cap, ctx.capped[j], gk[t0:t1], gv[t0:t1])
+                weights[:, :n], floor, cap, ctx.capped[j], gk[t0:t1], gv[t0:t1], *extra)
             gws.append(gw_c)
             glams.append(glam_c)
             geus.append(geu_c)

@@ -41,13 +41,14 @@ def _flat(B: int, C: int, *ts: torch.Tensor) -> list[torch.Tensor]:
     return [t.expand(B, C).reshape(B * C) for t in ts]
 
 
-def chunk_forward_steps(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: float, y_out):
+def chunk_forward_steps(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: float, y_out, xg_out=None):
     """:func:`~spikeseq.functional.wkv.chunk_forward` (same arguments, same results to rounding) written step by
     step over the chunk on flat ``[B C]`` tensors, for ``torch.compile``: inductor fuses the chunk into a loop over
     ``(B, C)`` whose body runs the ``l`` steps, so nothing ``[l, B, C]`` but the output is written. The maths is
     the chunked form's (reference ``r`` per chunk, sums relative to it, capped state weights; ``sw`` and ``lag``
     are recomputed as ``s w`` and ``(l-1-s) w``, bit for bit); only the order of the loops differs. Eagerly it
-    would be a slow loop of small ops: it is only ever compiled."""
+    would be a slow loop of small ops: it is only ever compiled. ``xg_out`` is always ``None`` here (nothing is
+    kept: the backward recomputes ``x`` and ``g``)."""
     n, B, C = kc.shape
     shape = kc.shape[1:]
     kc, vc = kc.reshape(n, B * C), vc.reshape(n, B * C)
@@ -79,11 +80,12 @@ def chunk_forward_steps(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, 
 
 
 def chunk_backward_steps(gy, kc, vc, y, a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw, weights, floor: float,
-                         cap: float, capped: bool, gk_out, gv_out):
+                         cap: float, capped: bool, gk_out, gv_out, xg=None):
     """:func:`~spikeseq.functional.wkv.chunk_backward` step by step, like :func:`chunk_forward_steps`: a forward
     sweep over the chunk (``x``, ``g``, the sums, ``alpha`` and ``alpha y`` again, and the sums over the steps that
     the state's gradients need), then the reverse sweep of the adjoint recurrences writing ``dL/dk`` and ``dL/dv``.
-    ``sw`` and ``weights`` are not used (``s w`` is recomputed bit for bit; the step weights are the loop index)."""
+    ``sw`` and ``weights`` are not used (``s w`` is recomputed bit for bit; the step weights are the loop index),
+    nor ``xg`` (always ``None`` here)."""
     n, B, C = kc.shape
     shape = kc.shape[1:]
     gy, kc, vc, y = (t.reshape(n, B * C) for t in (gy, kc, vc, y))
