@@ -5,15 +5,21 @@ k, v, w, u) of
 
 - ``reference``: :func:`spikeseq.functional.wkv_scan`, the loop of single steps under autograd;
 - ``chunked``: :func:`spikeseq.functional.wkv_chunked`, the chunked parallel form in torch ops;
+- ``chunked_compiled``: the same form with its per-chunk bodies compiled by ``torch.compile``
+  (:mod:`spikeseq.kernels.wkv.compiled`; where compiling fails it runs eagerly, and ``compiled_status`` says so);
 - ``cpu``: the fused C++ loops (``kernels.wkv`` backend ``"cpu"``, the default on the CPU);
 - ``projections``: the dense-matmul bound of one RWKV block: its seven projections (time mix k, v, r, output:
   4 C x C; channel mix key C -> 4C, value 4C -> C, receptance C x C; 12 C^2 MACs per token), forward + backward
   of ``F.linear`` on ``[T B, C]``.
 
-Timed interleaved (medians; the reference fewer times: it is slow), as wall time and as the process's CPU time
+Timed interleaved after one untimed round (medians; the reference fewer times: it is slow), as wall time and as the
+process's CPU time
 (``time.process_time``: with one thread, what the run costs whatever else the shared machine is doing; the load
-averages before and after are recorded). Reported: reference / fast form (target >= 10), fast form / projections
-and (projections + fast form) / projections, the whole block's cost relative to its matmuls (target <= 1.5).
+averages before and after are recorded). The untimed first round's times are recorded apart (``first_call_ms``):
+for ``chunked_compiled`` it includes compiling (in a fresh temporary inductor cache unless
+``TORCHINDUCTOR_CACHE_DIR`` is set), which is not part of any ratio. Reported: reference / fast form (target
+>= 10), fast form / projections and (projections + fast form) / projections, the whole block's cost relative to
+its matmuls (target <= 1.5).
 Outputs and gradients of the fast forms are checked against the reference each run.
 """
 
@@ -25,6 +31,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -33,6 +40,7 @@ import torch.nn.functional as F
 
 from spikeseq.functional import wkv_chunked, wkv_scan
 from spikeseq.kernels import wkv as wkv_dispatch
+from spikeseq.kernels.wkv import compiled
 from spikeseq.provenance import git_commit, git_dirty
 
 
@@ -100,12 +108,14 @@ def measure(T: int, B: int, C: int, chunk: int, reps: int) -> dict:
     k, v, w, u, gy = _inputs(T, B, C)
     forms = {
         "chunked": lambda k, v, w, u: wkv_chunked(k, v, w=w, u=u, chunk=chunk),
+        "chunked_compiled": lambda k, v, w, u: compiled.wkv(k, v, w=w, u=u, chunk=chunk),
         "cpu": lambda k, v, w, u: wkv_dispatch(k, v, w=w, u=u, backend="cpu"),
     }
     proj = _projections(T, B, C)
     names = ("reference", *forms, "projections")
     times: dict[str, list[float]] = {n: [] for n in names}
     cpu: dict[str, list[float]] = {n: [] for n in names}
+    first: dict[str, float] = {}
     ref_out = None
     ref_every = 3
 
@@ -115,6 +125,8 @@ def measure(T: int, B: int, C: int, chunk: int, reps: int) -> dict:
         if rep:
             times[name].append(time.perf_counter() - t0)
             cpu[name].append(time.process_time() - c0)
+        else:
+            first[name] = 1e3 * (time.perf_counter() - t0)
         return out
 
     for rep in range(reps + 1):  # the first round is a warm-up
@@ -134,34 +146,50 @@ def measure(T: int, B: int, C: int, chunk: int, reps: int) -> dict:
     ratios = {
         "reference_over_cpu": ms["reference"] / ms["cpu"],
         "reference_over_chunked": ms["reference"] / ms["chunked"],
+        "reference_over_chunked_compiled": ms["reference"] / ms["chunked_compiled"],
         "cpu_over_projections": ms["cpu"] / ms["projections"],
         "chunked_over_projections": ms["chunked"] / ms["projections"],
         "block_over_projections_cpu": (ms["projections"] + ms["cpu"]) / ms["projections"],
         "block_over_projections_chunked": (ms["projections"] + ms["chunked"]) / ms["projections"],
+        "block_over_projections_chunked_compiled": (ms["projections"] + ms["chunked_compiled"]) / ms["projections"],
         "process_time_reference_over_chunked": cpu_ms["reference"] / cpu_ms["chunked"],
+        "process_time_reference_over_chunked_compiled": cpu_ms["reference"] / cpu_ms["chunked_compiled"],
         "process_time_reference_over_cpu": cpu_ms["reference"] / cpu_ms["cpu"],
     }
     return {"ms_fwd_bwd": ms, "process_ms_fwd_bwd": cpu_ms, "ratios": ratios,
+            "first_call_ms": first, "compiled_status": compiled.status(),
             "samples": {n: len(ts) for n, ts in times.items()}}
 
 
 def run(args: argparse.Namespace) -> int:
     """Measure, print, write the JSON."""
     torch.set_num_threads(args.threads)
+    given_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     load_before = _load_average()
     t0 = time.time()
-    res = measure(args.T, args.B, args.C, args.chunk, args.reps)
+    with tempfile.TemporaryDirectory(prefix="spikeseq-inductor-") as tmp:
+        if given_cache is None:  # compile from scratch: the first call's time is the whole compile
+            os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
+        try:
+            res = measure(args.T, args.B, args.C, args.chunk, args.reps)
+        finally:
+            if given_cache is None:
+                os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
     for name, v in res["ms_fwd_bwd"].items():
-        print(f"{name:12s} {v:10.1f} ms fwd+bwd")
+        print(f"{name:18s} {v:10.1f} ms fwd+bwd")
     for name, v in res["ratios"].items():
-        print(f"{name:32s} {v:8.2f}")
+        print(f"{name:44s} {v:8.2f}")
+    print(f"first call (untimed round) of chunked_compiled: {res['first_call_ms']['chunked_compiled'] / 1e3:.1f} s "
+          f"({res['compiled_status']})")
     payload = {
         "command": "spikeseq bench wkv " + " ".join(sys.argv[3:]) if len(sys.argv) > 2 else "spikeseq bench wkv",
         "commit": git_commit(),
         "dirty": git_dirty(),
         "config": {"T": args.T, "B": args.B, "C": args.C, "chunk": args.chunk, "reps": args.reps,
                    "threads": args.threads, "dtype": "float32"},
+        "inductor_cache": given_cache or "fresh temporary directory",
         "targets": {"reference_over_chunked": ">= 10", "block_over_projections_chunked": "<= 1.5",
+                    "reference_over_chunked_compiled": ">= 10", "block_over_projections_chunked_compiled": "<= 1.5",
                     "reference_over_cpu": ">= 10", "block_over_projections_cpu": "<= 1.5"},
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
                     "threads": torch.get_num_threads(), "load_average_before": load_before,

@@ -21,7 +21,9 @@ maximum ``max_i(k[i] - (t-i) w)``, the same in every form below, so final states
 Three forms, all agreeing on outputs, final states and every gradient:
 
 - :func:`wkv_step` / :func:`wkv_scan`: the step above and the reference loop over time (autograd through it);
-- :func:`wkv_chunked`: the parallel form for training on the CPU, with its own backward (chunks of ``L`` steps;
+- :func:`wkv_chunked`: the parallel form for training on the CPU, with its own backward (chunks of ``L`` steps,
+  each a call of :func:`chunk_forward` / :func:`chunk_backward`, in whose place
+  :mod:`spikeseq.kernels.wkv.compiled` puts compiled step-by-step versions;
   inside a chunk all exponentials, products and divisions are elementwise over the whole ``[L, B, C]`` block,
   relative to one reference per chunk and series, and the decay-weighted sums over the chunk are a first-order
   recurrence of fused multiply-adds, the rows of the per-channel ``L x L`` decay matrix; between chunks the
@@ -36,6 +38,7 @@ are computed in float32 and the outputs cast back.
 
 from __future__ import annotations
 
+import itertools
 import math
 from typing import NamedTuple
 
@@ -166,18 +169,127 @@ def _max_grad(g: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.
     return g * share, g * (1 - share)
 
 
-def _chunk_sums(x: torch.Tensor, v: torch.Tensor, lam: torch.Tensor, xc: torch.Tensor,
-                sn: torch.Tensor) -> torch.Tensor:
-    """Fill ``xc[:, :l] = (x v, x)`` and ``sn[:l]`` with the exclusive decayed prefix sums ``(S_{s-1}, Z_{s-1})`` of
-    one chunk (``x, v`` ``[l, B, C]``); returns the inclusive end ``(S_{l-1}, Z_{l-1})`` ``[2, B, C]``."""
-    n = x.shape[0]
-    torch.mul(x, v, out=xc[0, :n])
-    xc[1, :n].copy_(x)
-    ss = sn[:n].unbind(0)
-    ss[0].zero_()
-    for s in range(n - 1):
-        torch.addcmul(xc[:, s], ss[s], lam, out=ss[s + 1])
-    return torch.addcmul(xc[:, n - 1], ss[n - 1], lam)
+def _scratch(ws: dict | None, name: str, shape: tuple[int, ...], like: torch.Tensor) -> torch.Tensor:
+    """An uninitialised buffer: ``ws[name]`` when the workspace ``ws`` holds one of that shape (reused from chunk
+    to chunk: it stays in cache and costs no allocation), else a new one (kept in ``ws``)."""
+    t = None if ws is None else ws.get(name)
+    if t is None or tuple(t.shape) != tuple(shape):
+        t = torch.empty(shape, dtype=like.dtype, device=like.device)
+        if ws is not None:
+            ws[name] = t
+    return t
+
+
+def _recurrence(drive: torch.Tensor, lam: torch.Tensor, h0: torch.Tensor, reverse: bool,
+                buf: torch.Tensor) -> torch.Tensor | None:
+    """``h_s = lam h_{s-1} + drive_{s-1}`` from ``h_0 = h0`` over the steps of ``drive`` ``[2, l, B, C]``, written
+    into ``buf`` ``[l, 2, B, C]`` (each step contiguous; with ``reverse``: ``h_s = lam h_{s+1} + drive_{s+1}`` from
+    ``h_{l-1} = h0``), one fused multiply-add per step; returns the step past the end (``lam h_{l-1} +
+    drive_{l-1}``; ``None`` with ``reverse``)."""
+    n = drive.shape[1]
+    order = list(range(n - 1, -1, -1) if reverse else range(n))
+    hs = buf.unbind(0)
+    hs[order[0]].copy_(h0)
+    for prev, i in itertools.pairwise(order):
+        torch.addcmul(drive[:, prev], hs[prev], lam, out=hs[i])
+    return None if reverse else torch.addcmul(drive[:, n - 1], hs[n - 1], lam)
+
+
+def _step_sums(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    """``[2, 2, B, C]``: the sums of ``x`` ``[2, l, B, C]`` over its steps weighted by the rows of ``weights``
+    ``[2, l]`` (``1`` and ``s``): one matmul."""
+    n, B, C = x.shape[1:]
+    return torch.matmul(weights, x.view(2, n, B * C)).view(2, 2, B, C)
+
+
+def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: float, y_out, xg_out=None,
+                  ws=None):
+    """The forward of one chunk of :class:`_ChunkedWKV` (``kc, vc`` ``[l, B, C]``, incoming state ``a, b, p``;
+    ``sw`` and ``lag`` ``[l, 1, C]`` are ``s w`` and ``(l-1-s) w``): writes ``y`` into ``y_out`` ``[l, B, C]`` and
+    returns the end state ``a', b', p'``, the chunk's reference ``r``, what the backward needs of the end state
+    (``pe, pd, f1, fr``), ``max(p - r)`` (compared with the cap outside) and the spread of ``k`` over the chunk
+    ``[B, C]``. With ``xg_out`` (``[2, l, B, C]``), ``x`` and ``g`` are kept there for the backward; ``ws``: a dict
+    of scratch buffers reused from chunk to chunk (or ``None``). A compiled body with the same arguments and results
+    can take its place (:mod:`spikeseq.kernels.wkv.compiled`)."""
+    n, B, C = kc.shape
+    kmax = kc.amax(0)
+    r = kmax + ru
+    xc = _scratch(ws, "xc", (2, n, B, C), kc)  # (x v, x)
+    x = torch.sub(kc, r, out=xc[1]).exp_()
+    torch.mul(x, vc, out=xc[0])
+    sbuf = _scratch(ws, "sn", (n, 2, B, C), kc)
+    send = _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), False, sbuf)  # (S_{l-1}, Z_{l-1})
+    sn = sbuf.transpose(0, 1)  # (S_{s-1}, Z_{s-1})
+    d0 = p - r
+    if xg_out is None:
+        g = torch.sub(d0, sw, out=_scratch(ws, "g", (n, B, C), kc))
+    else:
+        xg_out[0].copy_(x)
+        g = torch.sub(d0, sw, out=xg_out[1])
+    g.clamp_(floor, cap).exp_()
+    num = torch.addcmul(sn[0], xc[0], eu, out=_scratch(ws, "num", (n, B, C), kc)).addcmul_(g, a)
+    den = torch.addcmul(sn[1], x, eu, out=_scratch(ws, "den", (n, B, C), kc)).addcmul_(g, b)
+    torch.div(num, den, out=y_out)
+    pe = torch.sub(kc, lag, out=num).amax(0)
+    pd = p - n * w
+    q = torch.maximum(pd, pe)
+    f1, fr = torch.exp(pd - q), torch.exp(r - q)
+    a1, b1 = torch.addcmul(f1 * a, fr, send[0]), torch.addcmul(f1 * b, fr, send[1])
+    return a1, b1, q, r, pe, pd, f1, fr, d0.amax(), kmax - kc.amin(0)
+
+
+def chunk_backward(gy, kc, vc, y, a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw, weights, floor: float, cap: float,
+                   capped: bool, gk_out, gv_out, xg=None, ws=None):
+    """The backward of one chunk of :class:`_ChunkedWKV` (everything but the routing of the final ``p``'s maximum,
+    which stays outside: it needs a data-dependent test). ``g_a, g_b`` are the gradients of the chunk's end state,
+    ``weights`` ``[2, l]`` the rows ``1`` and ``s``. Writes ``dL/dk`` (without the routed maximum) and ``dL/dv``
+    into ``gk_out, gv_out`` ``[l, B, C]``; returns the gradients of the incoming state ``(a, b, p)`` and the chunk's
+    contributions to ``dL/dw`` (direct), to ``dL/d lam`` ``[2, C]`` (through ``S`` and ``Z``) and to ``dL/d e^u``.
+    ``xg``: ``x`` and ``g`` kept by the forward, or ``None`` (then they are computed again); ``ws`` as in
+    :func:`chunk_forward`."""
+    n, B, C = kc.shape
+    xc = _scratch(ws, "xc", (2, n, B, C), kc)
+    if xg is None:
+        x = torch.sub(kc, r, out=xc[1]).exp_()
+        g = torch.sub(p - r, sw, out=_scratch(ws, "g", (n, B, C), kc)).clamp_(floor, cap).exp_()
+    else:
+        x, g = xg[0], xg[1]
+        xc[1].copy_(x)
+    torch.mul(x, vc, out=xc[0])
+    # the chunk's sums and denominators again (cheaper than keeping them: they stay in cache)
+    sbuf = _scratch(ws, "sn", (n, 2, B, C), kc)
+    _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), False, sbuf)
+    dc = torch.addcmul(sbuf[:, 1], x, eu, out=_scratch(ws, "den", (n, B, C), kc)).addcmul_(g, b)
+    # end state a' = f1 a + fr S_{l-1} (b' alike), f1 = e^{p - l w - p'}, fr = e^{r - p'}, p' fixed
+    t_1 = (g_a * a + g_b * b) * f1
+    ga_in, gb_in = g_a * f1, g_b * f1
+    gw = t_1.sum(0) * -n
+    abc = _scratch(ws, "abc", (2, n, B, C), kc)  # (alpha, alpha y) = (alpha, -beta), alpha = dL/dy / den
+    al, be = torch.div(gy, dc, out=abc[0]), abc[1]
+    torch.mul(al, y, out=be)
+    abg = torch.mul(abc, g, out=_scratch(ws, "abg", (2, n, B, C), kc))
+    red = _step_sums(abg, weights)  # [ab, sum / s-sum]
+    ga_in = ga_in + red[0, 0]
+    gb_in = gb_in - red[1, 0]
+    if capped:  # capped weights: no gradient through the exponent
+        red = _step_sums(abg.mul_(g < math.exp(cap)), weights)
+    # g_s = e^{p - r - s w}: d/dp sum_s g_s (alpha_s a + beta_s b), d/dw -sum_s s (...)
+    gp_in = t_1 + a * red[0, 0] - b * red[1, 0]
+    gw = gw - (a * red[0, 1] - b * red[1, 1]).sum(0)
+    # adjoint recurrences of (S, -Z), driven by (alpha, alpha y): H_s = e^{-w} H_{s+1} + (alpha, alpha y)_{s+1}
+    hbuf = _scratch(ws, "hh", (n, 2, B, C), kc)
+    _recurrence(abc, lam, torch.stack((g_a * fr, g_b * -fr)), True, hbuf)
+    glam = torch.mul(hbuf, sbuf, out=_scratch(ws, "hs", (n, 2, B, C), kc)).sum(0).sum(1)
+    tmp = _scratch(ws, "num", (n, B, C), kc)
+    geu = torch.mul(al, vc, out=tmp).sub_(be).mul_(x).sum((0, 1))
+    gv = torch.mul(torch.addcmul(hbuf[:, 0], al, eu, out=tmp), x, out=gv_out)  # dL/d(x v) x
+    tz = torch.addcmul(hbuf[:, 1], be, eu, out=tmp)  # -dL/dx through Z and the bonus
+    torch.mul(gv, vc, out=gk_out).addcmul_(x, tz, value=-1)
+    return ga_in, gb_in, gp_in, gw, glam, geu
+
+
+#: The eager chunk bodies; :mod:`spikeseq.kernels.wkv.compiled` hands compiled ones to :func:`chunked_wkv`.
+EAGER_BODIES = (chunk_forward, chunk_backward)
 
 
 class _ChunkedWKV(torch.autograd.Function):
@@ -191,170 +303,132 @@ class _ChunkedWKV(torch.autograd.Function):
 
         y_s = (S_{s-1} + e^u x_s v_s + g_s a) / (Z_{s-1} + e^u x_s + g_s b),
 
-    every other operation elementwise over the whole chunk. The end state is the reference's: ``p' = max(p - l w,
-    pe)`` with ``pe = max_s (k_s - (l-1-s) w)`` and ``(a', b') = e^{p - l w - p'} (a, b) + e^{r - p'} (S_{l-1},
-    Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's working set stays in cache.
+    every other operation elementwise over the whole chunk (:func:`chunk_forward`). The end state is the
+    reference's: ``p' = max(p - l w, pe)`` with ``pe = max_s (k_s - (l-1-s) w)`` and ``(a', b') = e^{p - l w - p'}
+    (a, b) + e^{r - p'} (S_{l-1}, Z_{l-1})``. Data stay in the ``[T, B, C]`` layout (no transposes); a chunk's
+    working set stays in cache.
 
-    Kept for the backward: ``x``, ``g`` and ``y`` (``[T, B, C]`` each) and the chunk states; the chunk sums and
-    denominators are recomputed there (they stay in cache). Backward, chunks in reverse: ``alpha = dL/dy / den``,
-    ``beta = -alpha y`` and the adjoint recurrences
+    Kept for the backward: ``y``, ``x`` and ``g`` and, per chunk, the states and references ``r`` (``[B, C]``);
+    the chunk sums and denominators are recomputed there (:func:`chunk_backward`). Compiled bodies recompute ``x``
+    and ``g`` as well (in a fused loop that is cheaper than reading them back). Backward, chunks in reverse:
+    ``alpha = dL/dy / den``, ``beta = -alpha y`` and the adjoint recurrences
     ``H_s = e^{-w} H_{s+1} + (alpha, beta)_{s+1}``. The offsets ``p`` between chunks carry no gradient (the true
     sums ``a e^p`` do not depend on them); the final ``p`` is the running maximum ``M`` of the reference, and
     ``dL/dM = dL/dp - a dL/da - b dL/db`` (at the final state) is routed to the maximising step or the initial
     ``p`` through the chunks' maxima, split like ``torch.maximum`` / ``amax`` at ties.
+
+    ``bodies`` is the pair (forward, backward) of chunk functions used for full chunks (``l = L``): the eager
+    :data:`EAGER_BODIES` or compiled versions of them; a shorter last chunk always runs the eager ones.
     """
 
     @staticmethod
-    def forward(ctx, k, v, w, u, a, b, p, L):  # type: ignore[override]
-        T, B, C = k.shape
+    def forward(ctx, k, v, w, u, a, b, p, L, bodies):  # type: ignore[override]
+        T = k.shape[0]
         dt = k.dtype
-        cap = STATE_CAP[dt]
+        cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
         lam, eu, ru = torch.exp(-w), torch.exp(u), torch.relu(u)
         sw = torch.arange(L, dtype=dt, device=k.device)[:, None, None] * w  # [L, 1, C]: s w
         lag = sw.flip(0)  # (L-1-s) w
-        xs, gs, y = torch.empty_like(k), torch.empty_like(k), torch.empty_like(k)  # x, g, y: kept for backward
-        xc = torch.empty(2, L, B, C, dtype=dt, device=k.device)  # (x v, x) of the current chunk
-        sn = torch.empty(L, 2, B, C, dtype=dt, device=k.device)  # (S_{s-1}, Z_{s-1}) of the current chunk
-        den = torch.empty(L, B, C, dtype=dt, device=k.device)
-        saved = []
+        y = torch.empty_like(k)
+        # x and g kept for the backward by the eager bodies (the compiled ones recompute them: cheaper there)
+        xg = torch.empty((2, *k.shape), dtype=dt, device=k.device) if bodies is EAGER_BODIES else None
+        saved, dmaxes, spreads = [], [], []
+        ws: dict = {}  # scratch buffers of the eager bodies, reused from chunk to chunk
         for t0 in range(0, T, L):
             t1 = min(t0 + L, T)
-            l_ = t1 - t0
-            kc = k[t0:t1]
-            r = kc.amax(0) + ru
-            x = torch.sub(kc, r, out=xs[t0:t1]).exp_()
-            send = _chunk_sums(x, v[t0:t1], lam, xc, sn)  # (S_{l-1}, Z_{l-1})
-            xv = xc[0, :l_]
-            g = gs[t0:t1]
-            d0 = p - r
-            torch.sub(d0, sw[:l_], out=g)
-            capped = bool(d0.amax() > cap)
-            g.clamp_(STATE_FLOOR[dt], cap).exp_()
-            num = torch.addcmul(sn[:l_, 0], xv, eu).addcmul_(g, a)
-            dc = torch.addcmul(sn[:l_, 1], x, eu, out=den[:l_]).addcmul_(g, b)
-            torch.div(num, dc, out=y[t0:t1])
-            pe = (kc - lag[L - l_:]).amax(0)
-            pd = p - l_ * w
-            q = torch.maximum(pd, pe)
-            f1, fr = torch.exp(pd - q), torch.exp(r - q)
-            saved.append((a, b, pe, pd, f1, fr, capped))
-            a, b, p = f1 * a + fr * send[0], f1 * b + fr * send[1], q
-        ctx.L = L
-        ctx.save_for_backward(k, v, w, u, xs, gs, y, a, b)
+            n = t1 - t0
+            fwd = bodies[0] if n == L else chunk_forward
+            extra = (None if xg is None else xg[:, t0:t1], ws) if fwd is chunk_forward else ()
+            a1, b1, q, r, pe, pd, f1, fr, dmax, sp = fwd(k[t0:t1], v[t0:t1], a, b, p, w, lam, eu, ru, sw[:n],
+                                                         lag[L - n:], floor, cap, y[t0:t1], *extra)
+            saved.append((a, b, p, r, pe, pd, f1, fr))
+            dmaxes.append(dmax)
+            spreads.append(sp)
+            a, b, p = a1, b1, q
+        ctx.L, ctx.bodies = L, bodies
+        ctx.save_for_backward(k, v, w, u, y, a, b, xg)
         ctx.chunks = saved
-        return y, a, b, p
+        ctx.capped = (torch.stack(dmaxes) > cap).tolist()  # per chunk: is a state weight capped
+        spread = torch.stack(spreads).amax(0)
+        ctx.mark_non_differentiable(spread)
+        return y, a, b, p, spread
 
     @staticmethod
-    def backward(ctx, gy, g_a, g_b, g_p):  # type: ignore[override]
-        k, v, w, u, xs, gs, y, a_T, b_T = ctx.saved_tensors
+    def backward(ctx, gy, g_a, g_b, g_p, _):  # type: ignore[override]
+        k, v, w, u, y, a_T, b_T, xg = ctx.saved_tensors
         L = ctx.L
-        T, B, C = v.shape
+        T = v.shape[0]
         dt = v.dtype
+        cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
         lam, eu = torch.exp(-w), torch.exp(u)
         sidx = torch.arange(L, dtype=dt, device=v.device)
-        lag = (sidx[:, None, None] * w).flip(0)  # the forward's (L-1-s) w, bit for bit
+        sw = sidx[:, None, None] * w  # the forward's s w and (l-1-s) w, bit for bit
+        lag = sw.flip(0)
         weights = torch.stack((torch.ones_like(sidx), sidx))  # [2, L]: sums and s-weighted sums over a chunk
-        gk, gv = torch.empty_like(v), torch.empty_like(v)
-        ab = torch.empty(2, L, B, C, dtype=dt, device=v.device)  # (alpha, alpha y) of the current chunk
-        xc = torch.empty(2, L, B, C, dtype=dt, device=v.device)  # (x v, x), recomputed
-        sn = torch.empty(L, 2, B, C, dtype=dt, device=v.device)  # (S_{s-1}, Z_{s-1}), recomputed
-        den = torch.empty(L, B, C, dtype=dt, device=v.device)
-        hh = torch.empty(L, 2, B, C, dtype=dt, device=v.device)  # adjoints of (S, -Z) of the current chunk
-        glam = torch.zeros(2, C, dtype=dt, device=v.device)
-        geu = torch.zeros_like(w)
+        gk, gv = torch.empty_like(k), torch.empty_like(v)
+        gws, glams, geus = [], [], []  # the chunks' contributions, summed at the end
         gw = torch.zeros_like(w)
         gm = g_p - g_a * a_T - g_b * b_T  # dL/dM at fixed true sums
         route = bool(gm.any())
+        gy = gy.contiguous()
+        ws: dict = {}
         for j in range(len(ctx.chunks) - 1, -1, -1):
             t0 = j * L
             t1 = min(t0 + L, T)
-            l_ = t1 - t0
-            a, b, pe, pd, f1, fr, capped = ctx.chunks[j]
-            # end state a' = f1 a + fr S_{l-1} (b' alike), f1 = e^{p - l w - p'}, fr = e^{r - p'}, p' fixed
-            t_1 = (g_a * a + g_b * b) * f1
-            ga_in, gb_in, gp_in = g_a * f1, g_b * f1, t_1
-            gw -= l_ * t_1.sum(0)
-            gpe = None
+            n = t1 - t0
+            a, b, p, r, pe, pd, f1, fr = ctx.chunks[j]
+            bwd = ctx.bodies[1] if n == L else chunk_backward
+            extra = (None if xg is None else xg[:, t0:t1], ws) if bwd is chunk_backward else ()
+            ga_in, gb_in, gp_in, gw_c, glam_c, geu_c = bwd(
+                gy[t0:t1], k[t0:t1], v[t0:t1], y[t0:t1], a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw[:n],
+                weights[:, :n], floor, cap, ctx.capped[j], gk[t0:t1], gv[t0:t1], *extra)
+            gws.append(gw_c)
+            glams.append(glam_c)
+            geus.append(geu_c)
             if route:  # the final p's maximum, through p' = max(p - l w, pe)
                 gm, gpe = _max_grad(gm, pd, pe)
-                gw -= l_ * gm.sum(0)
-            # outputs: alpha = gy / den and alpha y (= -beta)
-            # the chunk's sums and denominators again (cheaper than keeping them: they stay in cache)
-            x, vc, g = xs[t0:t1], v[t0:t1], gs[t0:t1]
-            _chunk_sums(x, vc, lam, xc, sn)
-            dc = torch.addcmul(sn[:l_, 1], x, eu, out=den[:l_]).addcmul_(g, b)
-            abc = ab[:, :l_]
-            al, be = abc[0], abc[1]
-            torch.div(gy[t0:t1], dc, out=al)
-            torch.mul(al, y[t0:t1], out=be)
-            abg = abc * g
-            red = torch.matmul(weights[:, :l_], abg.view(2, l_, B * C)).view(2, 2, B, C)  # [ab, sum / s-sum]
-            ga_in += red[0, 0]
-            gb_in -= red[1, 0]
-            if capped:  # capped weights: no gradient through the exponent
-                abg.mul_(g < math.exp(STATE_CAP[dt]))
-                red = torch.matmul(weights[:, :l_], abg.view(2, l_, B * C)).view(2, 2, B, C)
-            # g_s = e^{p - r - s w}: d/dp sum_s g_s (alpha_s a + beta_s b), d/dw -sum_s s (...)
-            gp_in += a * red[0, 0] - b * red[1, 0]
-            gw -= (a * red[0, 1] - b * red[1, 1]).sum(0)
-            # adjoint recurrences of (S, -Z), driven by (alpha, alpha y)
-            hc = hh[:l_]
-            hs = hc.unbind(0)
-            torch.mul(g_a, fr, out=hs[l_ - 1][0])
-            torch.mul(g_b, -fr, out=hs[l_ - 1][1])
-            for s in range(l_ - 2, -1, -1):
-                torch.addcmul(abc[:, s + 1], hs[s + 1], lam, out=hs[s])
-            glam += (hc * sn[:l_]).sum(0).sum(1)
-            geu += torch.mul(al, vc).sub_(be).mul_(x).sum((0, 1))
-            tv = torch.addcmul(hc[:, 0], al, eu)  # dL/d(x v)
-            gvc = torch.mul(tv, x, out=gv[t0:t1])
-            tz = torch.addcmul(hc[:, 1], be, eu)  # -dL/dx through Z and the bonus
-            gkc = torch.mul(gvc, vc, out=gk[t0:t1]).addcmul_(x, tz, value=-1)
-            if gpe is not None and bool(gpe.any()):
-                # pe = max_s (k_s - (l-1-s) w): to the maximising steps, split evenly at ties (as amax)
-                at = (k[t0:t1] - lag[L - l_:]) == pe
-                share = gpe / at.sum(0)
-                gkc.addcmul_(at, share)
-                gw -= ((at * sidx[:l_, None, None].flip(0)).sum(0) * share).sum(0)
+                gw -= n * gm.sum(0)
+                if bool(gpe.any()):
+                    # pe = max_s (k_s - (l-1-s) w): to the maximising steps, split evenly at ties (as amax)
+                    at = (k[t0:t1] - lag[L - n:]) == pe
+                    share = gpe / at.sum(0)
+                    gk[t0:t1].addcmul_(at, share)
+                    gw -= ((at * sidx[:n, None, None].flip(0)).sum(0) * share).sum(0)
             g_a, g_b, g_p = ga_in, gb_in, gp_in
         if route:
             g_p = g_p + gm
-        gw -= lam * (glam[0] - glam[1])
-        return gk, gv, gw, geu * eu, g_a, g_b, g_p, None
+        glam = torch.stack(glams).sum(0)
+        gw += torch.stack(gws).sum(0) - lam * (glam[0] - glam[1])
+        return gk, gv, gw, torch.stack(geus).sum(0) * eu, g_a, g_b, g_p, None, None
 
 
-def _chunked(k, v, a, b, p, w, u, L):
-    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L)
-
-
-def _wide(k: torch.Tensor, u: torch.Tensor, L: int) -> torch.Tensor:
-    """``[B, C]`` mask of the series with a chunk whose ``k`` spread plus ``|u|`` exceeds :data:`SPREAD`."""
-    T, B, C = k.shape
-    n = -(-T // L)
-    pad = n * L - T
-    kd = k.detach()
-    if pad:
-        kd = torch.cat((kd, kd[-1:].expand(pad, B, C)))
-    kc = kd.reshape(n, L, B, C)
-    spread = (kc.amax(1) - kc.amin(1)).amax(0) + u.detach().abs()
-    return spread > SPREAD[k.dtype]
+def _chunked(k, v, a, b, p, w, u, L, bodies):
+    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L, bodies)
 
 
 def wkv_chunked(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor,
                 u: torch.Tensor, chunk: int = 32) -> tuple[torch.Tensor, WKVState]:
     """The chunked parallel form of :func:`wkv_scan` (same signature plus the chunk length; see module docstring)."""
+    return chunked_wkv(k, v, state, w=w, u=u, chunk=chunk, bodies=EAGER_BODIES)
+
+
+def chunked_wkv(k: torch.Tensor, v: torch.Tensor, state: WKVState | None, *, w: torch.Tensor, u: torch.Tensor,
+                chunk: int, bodies) -> tuple[torch.Tensor, WKVState]:
+    """:func:`wkv_chunked` with the chunk bodies ``(forward, backward)`` given: :data:`EAGER_BODIES` or compiled
+    versions of them (same signatures and results; :mod:`spikeseq.kernels.wkv.compiled`)."""
     check_wkv_args(k, v, w, u, state, step=False)
     if not isinstance(chunk, int) or chunk < 1:
         raise ParameterError(f"chunk must be a positive int, got {chunk!r}")
     dt = wkv_compute_dtype(k)
     st = wkv_start_state(k, state, dt)
     kd, vd, wd, ud = k.to(dt), v.to(dt), w.to(dt), u.to(dt)
-    wide = _wide(kd, ud, chunk)
+    y, a, b, p, spread = _chunked(kd, vd, *st, wd, ud, chunk, bodies)
+    wide = spread + ud.abs() > SPREAD[dt]  # series with a chunk whose k spread plus |u| exceeds SPREAD
     if not bool(wide.any()):
-        y, a, b, p = _chunked(kd, vd, *st, wd, ud, chunk)
         return y.to(k.dtype), WKVState(a, b, p)
-    # series with a too-wide chunk: the reference loop; the rest: the chunked form on harmless keys
-    y, a, b, p = _chunked(torch.where(wide, 0.0, kd), vd, *st, wd, ud, chunk)
+    # those series (their results above are dropped): the reference loop; the rest: the chunked form again, with
+    # harmless keys in their place
+    y, a, b, p, _ = _chunked(torch.where(wide, 0.0, kd), vd, *st, wd, ud, chunk, bodies)
     B, C = wide.shape
     wb, ub = wd.expand(B, C)[wide], ud.expand(B, C)[wide]
     ref_state = WKVState(*(s[wide][None] for s in st))

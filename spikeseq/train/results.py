@@ -17,7 +17,9 @@ same weights. Fields (``schema`` 1)::
     versions       spikeseq, torch, numpy, python, platform
     machine        cpu model, logical cores, torch threads of the run
     time           train_s (all epochs incl. validation, across resumes), epoch_s (per epoch), eval_s, profile_s
-    metrics        test_acc, test_n, checkpoint, epoch, params, activation_sparsity, dense_macs, eff_macs, eff_acs,
+    metrics        test_acc, test_n, the task's own test metrics (``Task.record``; language modelling: test_bpc,
+                   test_loss_nats (mean cross-entropy per token in nats), test_perplexity, test_tokens),
+                   checkpoint, epoch, params, activation_sparsity, dense_macs, eff_macs, eff_acs,
                    spikes_out (per sample), profile_samples, not_counted, energy_pj {table: {memory_on, memory_off}},
                    and for a run trained for a target (``[train] target``; ``test_acc`` is then target mode's):
                    target {target, settings, target_acc, float_acc (same weights in float), float_before_acc
@@ -77,6 +79,7 @@ def record(run_path: str | Path, recipe: str | Path | None = None, out_root: str
     from spikeseq.models.registry import family_of
     from spikeseq.train.cmd_profile import profile_run
     from spikeseq.train.runs import evaluate_run
+    from spikeseq.train.tasks import task_for
 
     run = RunDir.open(run_path)
     cfg = run.config()
@@ -113,7 +116,9 @@ def record(run_path: str | Path, recipe: str | Path | None = None, out_root: str
         "time": {"train_s": times[-1] if times else None, "epoch_s": epoch_s, "eval_s": round(t_eval, 3),
                  "profile_s": round(t_prof, 3)},
         "metrics": {
-            "test_acc": ev["test"]["acc"], "test_n": ev["test"]["n"], "checkpoint": which, "epoch": ev["epoch"],
+            "test_acc": ev["test"]["acc"], "test_n": ev["test"]["n"],
+            **{name: ev["test"].get(key) for key, name in task_for(cfg).record},
+            "checkpoint": which, "epoch": ev["epoch"],
             "params": ev["model"]["parameters"],
             "activation_sparsity": (1.0 - tot.get("out_nonzero", 0.0) / elements) if elements else None,
             **{k: tot.get(k) for k in ("dense_macs", "eff_macs", "eff_acs", "spikes_out")},

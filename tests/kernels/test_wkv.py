@@ -60,7 +60,7 @@ def test_dispatch_defaults():
     k, v, w, u, _ = inputs(T=4, dtype=torch.float32, state=False)
     chosen = dispatch.resolve("wkv", "auto", k, v, None, w=w, u=u).name
     assert chosen == ("cpu" if cpu.available()[0] else "chunked")
-    assert set(dispatch.backends("wkv")) == {"torch", "chunked", "cpu", "triton"}
+    assert set(dispatch.backends("wkv")) == {"torch", "chunked", "chunked_compiled", "cpu", "triton"}
     assert dispatch.backends("wkv")["triton"].priority < dispatch.backends("wkv")["chunked"].priority
     y, _ = K.wkv(k, v, w=w, u=u, backend="chunked")
     torch.testing.assert_close(y, wkv_scan(k, v, w=w, u=u)[0], atol=1e-6, rtol=1e-6)

@@ -48,6 +48,9 @@ class Task:
     - ``metric``: the key of ``evaluate``'s result that picks the best checkpoint (higher is better);
       ``train_metric``: the name the training-batch metric is reported under.
     - ``report``: the keys of ``evaluate``'s result that reports show.
+    - ``record``: pairs ``(key of evaluate's result, metric name)`` that a result artifact
+      (:func:`spikeseq.train.results.record`) adds to its ``metrics`` from the test evaluation, beside
+      ``test_acc`` and ``test_n`` (e.g. ``("bpc", "test_bpc")``).
     """
 
     name: str
@@ -56,6 +59,7 @@ class Task:
     metric: str = "acc"
     train_metric: str = "acc"
     report: tuple[str, ...] = ("acc", "loss")
+    record: tuple[tuple[str, str], ...] = ()
     description: str = ""
 
 

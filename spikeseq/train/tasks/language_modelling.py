@@ -63,6 +63,8 @@ def lm_evaluate(model: nn.Module, split: Split, cfg: Any, device: torch.device, 
 LANGUAGE_MODELLING = register_task(Task(
     name="language_modelling", batch=lm_batch, evaluate=lm_evaluate, metric="neg_bpc", train_metric="acc",
     report=("bpc", "perplexity", "acc", "loss"),
+    record=(("bpc", "test_bpc"), ("loss", "test_loss_nats"), ("perplexity", "test_perplexity"),
+            ("tokens", "test_tokens")),
     description="next-token prediction: cross-entropy, bits per character, perplexity",
 ))
 

@@ -15,7 +15,7 @@ def test_bench_wkv_tiny(tmp_path, capsys):
     out = tmp_path / "wkv.json"
     assert main(["bench", "wkv", "--T", "24", "--B", "2", "--C", "8", "--reps", "1", "--json", str(out)]) == 0
     res = json.loads(out.read_text())
-    assert set(res["ms_fwd_bwd"]) == {"reference", "chunked", "cpu", "projections"}
+    assert set(res["ms_fwd_bwd"]) == {"reference", "chunked", "chunked_compiled", "cpu", "projections"}
     r = res["ratios"]
     assert r["block_over_projections_cpu"] == (res["ms_fwd_bwd"]["projections"] + res["ms_fwd_bwd"]["cpu"]) / \
         res["ms_fwd_bwd"]["projections"]

@@ -90,3 +90,61 @@ eval_batch_size = 32
 
     with pytest.raises(ConfigError, match="does not fit model"):
         load_run(out, "last")
+
+
+def test_train_records_bpc_and_nats_in_the_artifact(corpus_root, tmp_path, monkeypatch):
+    """``spikeseq train`` of an LM recipe with ``[results]``: the artifact's metrics carry the test BPC and the mean
+    cross-entropy in nats, checked against a log-softmax over the whole test split computed here."""
+    import json
+    import sys
+
+    import torch
+
+    from spikeseq.cli import main
+    from spikeseq.train.runs import load_run
+
+    monkeypatch.setenv("SPIKESEQ_DATA", str(corpus_root))
+    monkeypatch.setenv("SPIKESEQ_PROGRESS", "0")
+    recipe = tmp_path / "examples" / "spikegpt" / "tiny_lm.toml"
+    recipe.parent.mkdir(parents=True)
+    recipe.write_text(f"""name = "tiny_lm"
+task = "language_modelling"
+[model]
+name = "spikegpt"
+size = "tiny"
+vocab = {len(set(TEXT))}
+ctx_len = 16
+[data]
+name = "tinyshakespeare"
+seq_len = 16
+val_fraction = 0.1
+[train]
+epochs = 1
+batch_size = 8
+lr = 3e-3
+seed = 0
+threads = 1
+eval_batch_size = 5
+eval_checkpoint = "last"
+[results]
+table = "spikegpt-lm"
+label = "tiny | tiny"
+profile_samples = 2
+""")
+    argv = ["train", str(recipe), "--out", str(tmp_path / "run"), "--results-dir", str(tmp_path / "results")]
+    monkeypatch.setattr(sys, "argv", ["spikeseq", *argv])
+    assert main(argv) == 0
+    m = json.loads((tmp_path / "results" / "spikegpt" / "tiny_lm-s0.json").read_text())["metrics"]
+    # independently: every test window in one batch, the target's log-probability picked out of a log-softmax
+    lr = load_run(tmp_path / "run", "last")
+    test = lr.data().test
+    with torch.no_grad():
+        out = lr.model(test.x.t())
+        logits = out[0] if isinstance(out, tuple) else out  # [T, N, V]
+        logp = torch.log_softmax(logits.double(), -1).gather(-1, test.y.t()[..., None].long())
+    nats = float(-logp.mean())
+    assert m["test_tokens"] == test.y.numel() == logp.numel()
+    assert m["test_loss_nats"] == pytest.approx(nats, rel=1e-5)
+    assert m["test_bpc"] == pytest.approx(nats / math.log(2), rel=1e-5)
+    assert m["test_bpc"] == pytest.approx(m["test_loss_nats"] / math.log(2), rel=1e-12)
+    assert m["test_perplexity"] == pytest.approx(math.exp(nats), rel=1e-5)
