@@ -201,11 +201,10 @@ class _Population:
     bias: torch.Tensor
     dtype: torch.dtype
 
-    def reset_keep(self, v_pre: torch.Tensor, zb: torch.Tensor | None, sg_v: torch.Tensor) -> torch.Tensor | None:
-        """``dv/dv'`` of the reset with the spike's gradient (``sg_v``, :meth:`sg` of ``v_pre``), per element; ``None``
-        when the spike's gradient does not pass through the reset (detached, readout, no reset): :meth:`back` then
-        applies the detached rule."""
-        return None
+    def resets_with_gradient(self) -> bool:
+        """Whether the reset carries the spike's gradient (the module trained without ``detach_reset``); :meth:`back`
+        then gets each step's ``v'`` and plain surrogate derivative."""
+        return not (self.readout or self.detach_reset)
 
     def sg(self, v_pre: torch.Tensor) -> torch.Tensor:
         """Surrogate derivative of the spike ``v_pre > th`` with respect to ``v_pre`` (float units)."""
@@ -260,12 +259,6 @@ class _LoihiPop(_Population):
         self.dtype = torch.float64
         self.wrap = self.sat = True
 
-    def reset_keep(self, v_pre, zb, sg_v):
-        """Reset to 0: ``(1 - z) - v' * sg``."""
-        if self.readout or self.detach_reset or zb is None:
-            return None
-        return (~zb).to(v_pre.dtype) - v_pre * sg_v
-
     def init(self, batch: int, n: int) -> tuple[torch.Tensor, torch.Tensor]:
         """Zero state ``(u, v)``."""
         z = torch.zeros(batch, n, dtype=torch.float64)
@@ -305,15 +298,18 @@ class _LoihiPop(_Population):
         zb = v_pre > self.th
         return zb, u, v_pre.masked_fill(zb, 0.0), v_pre
 
-    def back(self, g_sent, sg_t, gu, gv, zb, keep=None):
+    def back(self, g_sent, sg_t, gu, gv, zb, v_t=None, r_t=None):
         """Gradients ``(d u, d u_prev, d v_prev, d bias)`` of one step from those of (sent, u, v), ``sg_t`` the
         surrogate derivative of its spikes: straight through ``trunc`` (factor ``(4096 - d) / 4096``), the wrap and
-        the saturation, the reset's ``dv/dv'`` ``keep`` (:meth:`reset_keep`; ``None``: the spike detached)
-        (``d a = 64 d u``)."""
+        the saturation, the reset to 0 (``dv/dv' = 1 - z``, and ``- v' * sg`` with the step's ``v_t`` and plain
+        surrogate derivative ``r_t`` when the reset carries the spike's gradient) (``d a = 64 d u``)."""
         if self.readout:
             gvp = (gv + g_sent).masked_fill_(zb, 0.0)
         else:
-            gvp = (gv.masked_fill(zb, 0.0) if keep is None else gv * keep).addcmul_(g_sent, sg_t)
+            gvp = gv.masked_fill(zb, 0.0)
+            if r_t is not None:
+                gvp.addcmul_(gv * v_t, r_t, value=-1.0)
+            gvp.addcmul_(g_sent, sg_t)
         if self.no_current:
             return gvp, None, gvp * self.cv, gvp
         gut = gvp + gu
@@ -381,25 +377,24 @@ class _S2Pop(_Population):
             v = v_pre
         return zb, i, v, v_pre
 
-    def reset_keep(self, v_pre, zb, sg_v):
-        """Subtractive reset: ``1 - th * sg``; reset to ``v_reset``: ``(1 - z) - (v' - v_reset) * sg``."""
-        if self.readout or self.detach_reset or zb is None or self.reset not in ("zero", "subtract"):
-            return None
-        if self.reset == "subtract":
-            return 1.0 - self.th * sg_v
-        return (~zb).to(v_pre.dtype) - (v_pre - self.vr) * sg_v
+    def resets_with_gradient(self) -> bool:
+        """As the base class; a population without reset has none to differentiate."""
+        return super().resets_with_gradient() and self.reset in ("zero", "subtract")
 
-    def back(self, g_sent, sg_t, gi, gv, zb, keep=None):
-        """Gradients ``(d i, d i_prev, d v_prev, d i_offset)`` of one step (surrogate spike; the reset's ``dv/dv'``
-        ``keep``, :meth:`reset_keep`, ``None``: the spike detached)."""
+    def back(self, g_sent, sg_t, gi, gv, zb, v_t=None, r_t=None):
+        """Gradients ``(d i, d i_prev, d v_prev, d i_offset)`` of one step (surrogate spike; the reset's ``dv/dv'``:
+        subtractive ``1``, to ``v_reset`` ``1 - z``, and ``- th * sg`` / ``- (v' - v_reset) * sg`` with the step's
+        ``v_t`` and plain surrogate derivative ``r_t`` when the reset carries the spike's gradient)."""
         if self.readout:
             gvp = gv + g_sent
         else:
-            if keep is not None:
-                gv = gv * keep
-            elif self.reset == "zero":
-                gv = gv.masked_fill(zb, 0.0)
-            gvp = gv + g_sent * sg_t
+            if self.reset == "zero":
+                gvp = gv.masked_fill(zb, 0.0)
+                if r_t is not None:
+                    gvp.addcmul_(gv * (v_t - self.vr), r_t, value=-1.0)
+            else:
+                gvp = gv if r_t is None else gv.addcmul(gv * self.th, r_t, value=-1.0)
+            gvp = gvp + g_sent * sg_t
         if self.exc is not None:
             git = gi + gvp
             return git, git * self.exc, gvp * self.alpha, gvp
@@ -421,13 +416,13 @@ def _spike_grads(pop: _Population, v_pre: torch.Tensor, zb: torch.Tensor | None)
     return pop.sg(v_pre)
 
 
-def _reset_keep(pop: _Population, v_pre: torch.Tensor, zb: torch.Tensor | None,
-                spike_grads: torch.Tensor | None) -> torch.Tensor | None:
-    """The population's reset ``dv/dv'`` (:meth:`_Population.reset_keep`) from the plain surrogate derivative
-    (``spike_grads`` already is it for binary spikes; graded events carry more)."""
-    if pop.readout or pop.detach_reset or zb is None:
+def _reset_sg(pop: _Population, v_pre: torch.Tensor, zb: torch.Tensor | None,
+              spike_grads: torch.Tensor | None) -> torch.Tensor | None:
+    """The plain surrogate derivative of the spikes where the reset carries it (:meth:`_Population.
+    resets_with_gradient`), else ``None``: ``spike_grads`` itself for binary spikes (graded events carry more)."""
+    if zb is None or not pop.resets_with_gradient():
         return None
-    return pop.reset_keep(v_pre, zb, pop.sg(v_pre) if pop.graded else spike_grads)
+    return pop.sg(v_pre) if pop.graded else spike_grads
 
 
 class _StepFn(torch.autograd.Function):
@@ -445,8 +440,8 @@ class _StepFn(torch.autograd.Function):
         pop = ctx.pop
         zbn = zb if zb.numel() else None
         sgs = _spike_grads(pop, v_pre, zbn)
-        keep = _reset_keep(pop, v_pre, zbn, sgs)
-        gi, g1, g2, gb = pop.back(g_out, sgs, g1, g2, zbn, keep)
+        rsg = _reset_sg(pop, v_pre, zbn, sgs)
+        gi, g1, g2, gb = pop.back(g_out, sgs, g1, g2, zbn, None if rsg is None else v_pre, rsg)
         return pop.grad_input(gi), g1, g2, gb.sum(0), None
 
 
@@ -454,14 +449,15 @@ def _backward_loop(pop: _Population, g_sent_of, v_pre: torch.Tensor, zb: torch.T
     """The reverse loop shared by the sequence functions: ``g_sent_of(t, d_input_of_step_t_plus_1)`` gives the
     gradient of what step ``t`` sent; returns ``(d prepared inputs [S, B, n], d bias [n])``."""
     sgs = _spike_grads(pop, v_pre, zb)
-    keeps = _reset_keep(pop, v_pre, zb, sgs)
+    rsg = _reset_sg(pop, v_pre, zb, sgs)
     g1 = g2 = torch.zeros_like(v_pre[0])
     gi_all = torch.empty_like(v_pre)
     gb = torch.zeros_like(v_pre[0])
     gi = None
     for t in range(v_pre.shape[0] - 1, -1, -1):
         gi, g1, g2, gvp = pop.back(g_sent_of(t, gi), None if sgs is None else sgs[t], g1, g2,
-                                   None if zb is None else zb[t], None if keeps is None else keeps[t])
+                                   None if zb is None else zb[t], None if rsg is None else v_pre[t],
+                                   None if rsg is None else rsg[t])
         if g1 is None:
             g1 = torch.zeros_like(gvp)
         gi_all[t] = gi
@@ -560,7 +556,7 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     ``input_frac_bits``: Loihi only, real-valued inputs become graded payloads ``quantize_input(x, k, input_bits)``
     and the input synapses' weights are divided by ``2**k`` (``None``: the inputs must be integers).
     ``integer_inputs``: whether ``x`` holds integers (``None``: checked here; callers that checked their data once
-    say so and save a pass over it).
+    say so and save a pass over it; ``True`` also vouches that they are finite, so the NaN/Inf check is skipped).
     ``record``: also return every neuron node's aligned trace. The spikes equal
     ``simulate(graph_q, x_q, numerics=target)`` on every node, where ``graph_q`` is :attr:`TargetResult.graph`."""
     if target not in TARGETS:
@@ -579,7 +575,7 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     xd = x.detach().reshape(x.shape[0], x.shape[1], -1)
     if not xd.is_floating_point():
         xd = xd.float()
-    if not bool(torch.isfinite(xd).all()):
+    if integer_inputs is not True and not bool(torch.isfinite(xd).all()):   # known integers are finite
         raise DTypeError(f"target mode: the input holds NaN or Inf ({target} sends finite values); clean the data "
                          "or check its normalisation")
     in_div = {}
