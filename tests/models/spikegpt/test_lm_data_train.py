@@ -43,31 +43,36 @@ def test_characters_outside_the_vocabulary(corpus_root):
         charlm.load_windows("enwik8", "train", corpus_root / "nowhere")
 
 
-def test_train_generate_and_bad_checkpoint(corpus_root, tmp_path, monkeypatch, capsys):
-    from spikeseq.cli import main
-
-    monkeypatch.setenv("SPIKESEQ_DATA", str(corpus_root))
-    vocab = len(set(TEXT))
-    recipe = tmp_path / "lm.toml"
-    recipe.write_text(f"""name = "tiny_lm"
+def _tiny_recipe(*, epochs: int, eval_batch_size: int) -> str:
+    """A tiny SpikeGPT language-model recipe on the test corpus; ends inside its [train] section."""
+    return f"""name = "tiny_lm"
 task = "language_modelling"
 [model]
 name = "spikegpt"
 size = "tiny"
-vocab = {vocab}
+vocab = {len(set(TEXT))}
 ctx_len = 16
 [data]
 name = "tinyshakespeare"
 seq_len = 16
 val_fraction = 0.1
 [train]
-epochs = 3
+epochs = {epochs}
 batch_size = 8
 lr = 3e-3
 seed = 0
 threads = 1
-eval_batch_size = 32
-""")
+eval_batch_size = {eval_batch_size}
+"""
+
+
+def test_train_generate_and_bad_checkpoint(corpus_root, tmp_path, monkeypatch, capsys):
+    from spikeseq.cli import main
+
+    monkeypatch.setenv("SPIKESEQ_DATA", str(corpus_root))
+    vocab = len(set(TEXT))
+    recipe = tmp_path / "lm.toml"
+    recipe.write_text(_tiny_recipe(epochs=3, eval_batch_size=32))
     out = tmp_path / "run"
     assert main(["train", str(recipe), "--out", str(out)]) == 0
     import json
@@ -107,25 +112,7 @@ def test_train_records_bpc_and_nats_in_the_artifact(corpus_root, tmp_path, monke
     monkeypatch.setenv("SPIKESEQ_PROGRESS", "0")
     recipe = tmp_path / "examples" / "spikegpt" / "tiny_lm.toml"
     recipe.parent.mkdir(parents=True)
-    recipe.write_text(f"""name = "tiny_lm"
-task = "language_modelling"
-[model]
-name = "spikegpt"
-size = "tiny"
-vocab = {len(set(TEXT))}
-ctx_len = 16
-[data]
-name = "tinyshakespeare"
-seq_len = 16
-val_fraction = 0.1
-[train]
-epochs = 1
-batch_size = 8
-lr = 3e-3
-seed = 0
-threads = 1
-eval_batch_size = 5
-eval_checkpoint = "last"
+    recipe.write_text(_tiny_recipe(epochs=1, eval_batch_size=5) + """eval_checkpoint = "last"
 [results]
 table = "spikegpt-lm"
 label = "tiny | tiny"
