@@ -46,7 +46,7 @@ __all__ = ["Bindings", "GraphBuilder", "Lowering", "affine_node", "bind", "bind_
 #: "bias": tensor}``, the live torch tensors its arrays were computed from; for a spiking neuron node
 #: ``{"surrogate": Surrogate, "detach_reset": bool}``, the spike's surrogate and reset-gradient rule of training
 Bindings = dict[str, dict[str, Any]]
-#: while :func:`trace_bound` runs: id(node) -> (node, {field: tensor}); ``None`` otherwise (plain trace)
+#: while :func:`trace_bound` runs: id(node) -> (node, {field: value}); ``None`` otherwise (plain trace)
 _RECORDER: contextvars.ContextVar[dict | None] = contextvars.ContextVar("spikeseq_trace_bindings", default=None)
 
 
