@@ -16,9 +16,7 @@ def spike_source(g: ir.Graph, name: str, *, target: str, readout_kind: type[ir.N
     if len(preds) != 1:
         raise ExportError(f"synapse {name!r} has {len(preds)} inputs {preds}; a {target} connection reads one "
                           "population")
-    p = preds[0]
-    while isinstance(g.nodes[p], ir.Flatten):
-        p = g.predecessors(p)[0]
+    p = g.behind_flatten(preds[0])
     if g.nodes[p].role not in ("neuron", "io"):
         raise ExportError(f"synapse {name!r} reads from {p!r} ({g.nodes[p].kind}); a {target} connection reads the "
                           "spikes of a population or an input")

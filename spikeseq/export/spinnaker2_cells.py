@@ -73,10 +73,7 @@ def _pre(g: ir.Graph, name: str) -> str:
     p = g.predecessors(name)
     if len(p) != 1:
         raise ExportError(f"{name!r} has {len(p)} inputs {p}; a SpiNNaker2 custom population reads one source")
-    p0 = p[0]
-    while isinstance(g.nodes[p0], ir.Flatten):
-        p0 = g.predecessors(p0)[0]
-    return p0
+    return g.behind_flatten(p[0])
 
 
 def cell_description(g: ir.Graph, per_unit: dict[str, int]) -> tuple[list[dict], list[dict]]:

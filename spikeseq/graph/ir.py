@@ -808,6 +808,13 @@ class Graph(Node):
         """Names of the nodes ``name`` has an edge to."""
         return [b for a, b in self.edges if a == name]
 
+    def behind_flatten(self, name: str) -> str:
+        """``name``, or, when it is a :class:`Flatten` node, the first node before it that is not one (a Flatten
+        reshapes what one node sends; hardware writers and target mode look through it to the sender)."""
+        while isinstance(self.nodes[name], Flatten):
+            (name,) = self.predecessors(name)
+        return name
+
     def items(self) -> Iterator[tuple[str, Node]]:
         """``(name, node)`` pairs in insertion order."""
         return iter(self.nodes.items())

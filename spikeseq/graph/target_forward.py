@@ -106,10 +106,7 @@ def _source(g: ir.Graph, name: str) -> str:
     preds = g.predecessors(name)
     if len(preds) != 1:
         raise ExportError(f"target mode: synapse {name!r} has {len(preds)} inputs {preds}; it needs exactly one")
-    src = preds[0]
-    while isinstance(g.nodes[src], ir.Flatten):
-        (src,) = g.predecessors(src)
-    return src
+    return g.behind_flatten(preds[0])
 
 
 class _Synapse:
@@ -659,8 +656,7 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
                   for p in pops}
     out_name = q.outputs()[0]
     (src,) = q.predecessors(out_name)
-    while isinstance(q.nodes[src], ir.Flatten):
-        (src,) = q.predecessors(src)
+    src = q.behind_flatten(src)
     if src not in cells:
         raise ExportError(f"target mode: the output is fed by {src!r}, not by a neuron population")
     y = cells[src].value(sends[src][lat[src]:lat[src] + t_in]).reshape(t_in, batch, *q.nodes[out_name].out_shape)

@@ -197,3 +197,16 @@ def test_lmu_memory_block_is_lowered_by_trace_and_interpreted():
     m, _ = mem(u.float())
     r = simulate(g, u.numpy(), numerics="float")
     np.testing.assert_allclose(r.outputs["output"], m.double().flatten(2).numpy(), rtol=1e-4, atol=1e-4)
+
+
+def test_behind_flatten_finds_the_sender():
+    """Graph.behind_flatten looks through chained Flatten nodes to the node that sends; others are returned as they
+    are."""
+    m = snn.Sequential(torch.nn.Conv2d(1, 2, 3), snn.LIF(tau_mem=5e-3, dt=1e-3), torch.nn.Flatten(),
+                       torch.nn.Linear(2 * 4 * 4, 3))
+    g = trace(m, dt=1e-3, input_shape=(1, 6, 6)).flat()
+    (flat,) = [k for k, n in g.nodes.items() if isinstance(n, ir.Flatten)]
+    (lin,) = g.successors(flat)
+    sender = g.behind_flatten(flat)
+    assert g.nodes[sender].role == "neuron" and g.successors(sender) == [flat]
+    assert g.behind_flatten(lin) == lin and g.behind_flatten(sender) == sender
