@@ -113,3 +113,26 @@ def best_split(n: int, cap: int, ok) -> int:
         else:
             hi = mid - 1
     return lo
+
+
+def place_on_pes(name: str, m: sp.csc_matrix, n: int, lim, *, state_bytes: int, group: int = 1,
+                 what: str = "neuron") -> tuple[PlacedPopulation, str | None]:
+    """SpiNNaker2 placement of population ``name``: ``n`` neurons (``what``) of ``state_bytes`` each, whose synapses
+    are the ``group`` consecutive columns per neuron of ``m`` (``[pre, n * group]``, CSR rows stored on the PE of their
+    columns), split into equal slices that fit a PE's SRAM (``lim``: :func:`spikeseq.graph.targets.spinnaker2`) and
+    atom limit. Returns the placement and the problem (``None`` when it fits)."""
+    budget = lim.sram_bytes_per_pe - lim.reserved_bytes_per_pe
+
+    def bytes_of(size: int) -> int:
+        return max(size * state_bytes + rows * lim.row_header_bytes + nnz * lim.synapse_word_bytes
+                   for rows, nnz, _ in column_slices(m, size * group))
+
+    size = best_split(n, lim.max_atoms_per_pe, lambda s: bytes_of(s) <= budget)
+    fan_in = int(np.diff(m.indptr).max(initial=0))
+    if size == 0:
+        return PlacedPopulation(name, n, fan_in, int(m.nnz), 0, 0, {}), (
+            f"population {name!r}: one {what} with fan-in {fan_in} needs {bytes_of(1)} bytes, above the {budget} "
+            f"bytes left of a PE's {lim.sram_bytes_per_pe} bytes SRAM")
+    return PlacedPopulation(name, n, fan_in, int(m.nnz), size, math.ceil(n / size), {
+        "sram_bytes": (bytes_of(size) + lim.reserved_bytes_per_pe, lim.sram_bytes_per_pe),
+        "atoms": (size, lim.max_atoms_per_pe)}), None

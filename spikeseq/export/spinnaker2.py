@@ -46,7 +46,7 @@ import scipy.sparse as sp
 from spikeseq.errors import ExportError
 from spikeseq.export._io import write_description_and_script
 from spikeseq.export._sources import spike_source
-from spikeseq.export.mapping import MappingReport, PlacedPopulation, best_split, column_slices, raise_if_unfit
+from spikeseq.export.mapping import MappingReport, PlacedPopulation, place_on_pes, raise_if_unfit
 from spikeseq.export.spinnaker2_cells import cell_description, cell_mapping, check_cells
 from spikeseq.graph import ir, targets
 from spikeseq.graph.quantize import quantize
@@ -234,7 +234,6 @@ def map_pes(graph: ir.Graph) -> MappingReport:
     """Place every population on PEs against the 128 kB SRAM budget; see the module docstring."""
     g = _qgraph(graph)
     lim = targets.spinnaker2()
-    budget = lim.sram_bytes_per_pe - lim.reserved_bytes_per_pe
     pops, problems, used = [], [], 0
     for name in g.inputs():
         n = math.prod(g.nodes[name].shape)
@@ -251,25 +250,11 @@ def map_pes(graph: ir.Graph) -> MappingReport:
             continue
         mats = [synapse_matrix(g.nodes[s]) for s in g.predecessors(name)]
         m = sp.vstack([sp.csr_matrix(x) if not sp.issparse(x) else x for x in mats]).tocsc()
-        n = m.shape[1]
-
-        def bytes_of(size, m=m):
-            return max(size * lim.neuron_state_bytes + rows * lim.row_header_bytes + nnz * lim.synapse_word_bytes
-                       for rows, nnz, _ in column_slices(m, size))
-
-        size = best_split(n, lim.max_atoms_per_pe, lambda s, b=bytes_of: b(s) <= budget)
-        fan_in = int(np.diff(m.indptr).max(initial=0))
-        if size == 0:
-            problems.append(f"population {name!r}: one neuron with fan-in {fan_in} needs {bytes_of(1)} bytes, above "
-                            f"the {budget} bytes left of a PE's {lim.sram_bytes_per_pe} bytes SRAM")
-            pops.append(PlacedPopulation(name, n, fan_in, int(m.nnz), 0, 0, {}))
-            continue
-        k = math.ceil(n / size)
-        used += k
-        pops.append(PlacedPopulation(name, n, fan_in, int(m.nnz), size, k,
-                                     {"sram_bytes": (bytes_of(size) + lim.reserved_bytes_per_pe,
-                                                     lim.sram_bytes_per_pe),
-                                      "atoms": (size, lim.max_atoms_per_pe)}))
+        placed, problem = place_on_pes(name, m, m.shape[1], lim, state_bytes=lim.neuron_state_bytes)
+        pops.append(placed)
+        used += placed.units
+        if problem is not None:
+            problems.append(problem)
     if used > lim.pes_per_chip:
         problems.append(f"{used} PEs needed, a SpiNNaker2 chip has {lim.pes_per_chip} (multi-chip not modelled)")
     return MappingReport("spinnaker2", "PE", pops, used, lim.pes_per_chip, problems, assumptions=[

@@ -23,13 +23,11 @@ other constants of :class:`~spikeseq.graph.targets.SpiNNaker2Limits`; a readout 
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import scipy.sparse as sp
 
 from spikeseq.errors import ExportError
-from spikeseq.export.mapping import PlacedPopulation, best_split, column_slices
+from spikeseq.export.mapping import PlacedPopulation, place_on_pes
 from spikeseq.graph import ir, targets
 
 __all__ = ["CELL_STATE_BYTES", "cell_description", "cell_mapping", "check_cells", "csr_of", "matrix_of",
@@ -103,7 +101,6 @@ def cell_description(g: ir.Graph, per_unit: dict[str, int]) -> tuple[list[dict],
 def cell_mapping(g: ir.Graph) -> tuple[list[PlacedPopulation], list[str], int, list[str]]:
     """(placed populations, problems, PEs used, assumptions) of the cells and readouts of ``g``."""
     lim = targets.spinnaker2()
-    budget = lim.sram_bytes_per_pe - lim.reserved_bytes_per_pe
     placed, problems, used = [], [], 0
     for name, node in g.nodes.items():
         if isinstance(node, ir.EGRUCell):
@@ -117,23 +114,11 @@ def cell_mapping(g: ir.Graph) -> tuple[list[PlacedPopulation], list[str], int, l
         else:
             continue
         m.eliminate_zeros()
-
-        def bytes_of(size, m=m, state=state, group=group):
-            return max(size * state + rows * lim.row_header_bytes + nnz * lim.synapse_word_bytes
-                       for rows, nnz, _ in column_slices(m, size * group))
-
-        size = best_split(n, lim.max_atoms_per_pe, lambda s, b=bytes_of: b(s) <= budget)
-        fan_in = int(np.diff(m.indptr).max(initial=0))
-        if size == 0:
-            problems.append(f"population {name!r}: one unit needs {bytes_of(1)} bytes, above the {budget} bytes "
-                            f"left of a PE's {lim.sram_bytes_per_pe} bytes SRAM")
-            placed.append(PlacedPopulation(name, n, fan_in, int(m.nnz), 0, 0, {}))
-            continue
-        k = math.ceil(n / size)
-        used += k
-        placed.append(PlacedPopulation(name, n, fan_in, int(m.nnz), size, k, {
-            "sram_bytes": (bytes_of(size) + lim.reserved_bytes_per_pe, lim.sram_bytes_per_pe),
-            "atoms": (size, lim.max_atoms_per_pe)}))
+        pop, problem = place_on_pes(name, m, n, lim, state_bytes=state, group=group, what="unit")
+        placed.append(pop)
+        used += pop.units
+        if problem is not None:
+            problems.append(problem)
     assumptions = [f"custom EGRU program: {CELL_STATE_BYTES} bytes per unit (15 float32 words: c, y, theta, 6 biases, "
                    "6 gate accumulators), a unit's 3 gate columns (r, z, n) on one PE, input and recurrent CSR rows "
                    "stored on the PE of their columns (assumed; not in hardware/spinnaker2.toml)",
