@@ -203,9 +203,17 @@ class _Population:
         then gets each step's ``v'`` and plain surrogate derivative."""
         return not (self.readout or self.detach_reset)
 
+    #: the dtype :meth:`sg` computes in
+    sg_dtype: torch.dtype = torch.float64
+
     def sg(self, v_pre: torch.Tensor) -> torch.Tensor:
         """Surrogate derivative of the spike ``v_pre > th`` with respect to ``v_pre`` (float units)."""
-        return self.surrogate.grad_((v_pre - self.th).double().div_(self.unit)).div_(self.unit).to(v_pre.dtype)
+        x = (v_pre - self.th).to(self.sg_dtype).div_(self.unit)
+        return self.surrogate.grad_(x).div_(self.unit).to(v_pre.dtype)
+
+    def for_grad(self) -> _Population:
+        """The population whose :meth:`back` runs the backward pass (:class:`_LoihiPop`: a float32 copy)."""
+        return self
 
     def plan(self, amax: float) -> None:
         """Prepare for inputs (after :meth:`prep`) of magnitude at most ``amax`` (``inf``: unknown)."""
@@ -315,6 +323,16 @@ class _LoihiPop(_Population):
     def grad_input(self, gu: torch.Tensor) -> torch.Tensor:
         """``d a`` from ``d u``."""
         return gu * 64.0
+
+    def for_grad(self) -> _LoihiPop:
+        """This population with its constants in float32 for the backward pass: gradients need no exact integers,
+        and the forward's ``v'`` (integers below ``2**23``) are exact in float32, so the backward moves half the
+        bytes of float64."""
+        g = copy.copy(self)
+        g.cu, g.cv, g.th, g.bias = self.cu.float(), self.cv.float(), self.th.float(), self.bias.detach().float()
+        g.unit = self.unit.float() if isinstance(self.unit, torch.Tensor) else self.unit
+        g.dtype = g.sg_dtype = torch.float32
+        return g
 
 
 class _S2Pop(_Population):
@@ -466,7 +484,7 @@ class _ScanFn(torch.autograd.Function):
     @staticmethod
     def forward(ctx, a, bias, pop: _Population):  # type: ignore[override]
         ap = pop.prep(a)
-        pop.plan(float(ap.abs().max()) if ap.numel() else 0.0)
+        pop.plan(_absmax(ap))
         s1, s2 = pop.init(a.shape[1], a.shape[2])
         outs, vps, zs = [], [], []
         exact32 = isinstance(pop, _LoihiPop)   # Loihi's v' are integers below 2**23: float32 keeps them exactly
@@ -483,7 +501,7 @@ class _ScanFn(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
         v_pre, zb = ctx.saved_tensors
-        pop = ctx.pop
+        pop = ctx.pop.for_grad()
         v_pre = v_pre.to(pop.dtype)
         g_out = g_out.to(pop.dtype)
         gi, gb = _backward_loop(pop, lambda t, _g: g_out[t], v_pre, zb if zb.numel() else None)
@@ -689,7 +707,8 @@ def _merge(pops: list[_Population]) -> _Population | None:
 
 def _recurrent_component(comp, internal, ext, syn, cells, merged) -> dict[str, torch.Tensor]:
     """A strongly connected component as one population with one block weight matrix of its internal synapses
-    (``a[t] = ext[t] + W sent[t - 1]``), run by :class:`_RecurrentScanFn`; returns what each population sends."""
+    (``a[t] = ext[t] + W sent[t - 1]``), run by :class:`_RecurrentScanFn`; returns what each population sends.
+    Only the blocks that hold synapses are multiplied (:func:`_block_spans`)."""
     sizes = [ext[p].shape[2] for p in comp]
     offs = dict(zip(comp, np.cumsum([0, *sizes[:-1]]).tolist()))
     rows = []
@@ -704,59 +723,137 @@ def _recurrent_component(comp, internal, ext, syn, cells, merged) -> dict[str, t
     fac = 64.0 if isinstance(merged, _LoihiPop) else 1.0   # Loihi sums enter as 64 * a
     exact32 = (not merged.readout and not merged.graded and bool(torch.equal(wd, torch.round(wd)))
                and rowsum * fac < EXACT_F32)
-    out = _RecurrentScanFn.apply(torch.cat([ext[p] for p in comp], dim=2), w, merged.bias, merged, exact32)
+    spans = _block_spans(comp, internal, sizes, offs)
+    out = _RecurrentScanFn.apply(torch.cat([ext[p] for p in comp], dim=2), w, merged.bias, merged, exact32, spans)
     return {p: out[:, :, offs[p]:offs[p] + n] for p, n in zip(comp, sizes)}
+
+
+#: ``(rows, [(cols, ...)])``: a destination population's neurons and the source neuron ranges it reads
+Spans = tuple[tuple[tuple[int, int], tuple[tuple[int, int], ...]], ...]
+
+
+def _block_spans(comp: list[str], internal: dict, sizes: list[int], offs: dict[str, int]) -> Spans:
+    """Per population of ``comp`` (in order, so the rows tile ``0..n``): its neuron range and the column ranges of
+    the component's populations it has synapses from, adjacent sources merged into one range (an L2MU's
+    ``u <- m, h``; ``m <- u, m``; ``h <- m, h`` is 3 products of 76 % of the dense block's size)."""
+    out = []
+    for p, n in zip(comp, sizes):
+        idx = sorted({comp.index(src) for _, src in internal[p]})
+        runs: list[list[int]] = []
+        for i in idx:
+            if runs and runs[-1][1] == i:
+                runs[-1][1] = i + 1
+            else:
+                runs.append([i, i + 1])
+        cols = tuple((offs[comp[a]], offs[comp[b - 1]] + sizes[b - 1]) for a, b in runs)
+        out.append(((offs[p], offs[p] + n), cols))
+    return tuple(out)
+
+
+class _BlockMatmul:
+    """``x @ W.T`` and ``g @ (back_scale * W)`` for a block weight matrix ``W [n, n]``, multiplying only its blocks
+    that hold synapses (:data:`Spans`)."""
+
+    def __init__(self, w: torch.Tensor, spans: Spans, back_scale: float = 1.0):
+        n = w.shape[0]
+        self.n = n
+        self.dense = len(spans) == 1 and spans[0][1] == ((0, n),)
+        wb = w * back_scale if back_scale != 1.0 else w
+        self.wt = w.t().contiguous() if self.dense else None
+        self.w = wb if self.dense else None
+        self.rows = [(r, [(c, w[r[0]:r[1], c[0]:c[1]].t().contiguous(), wb[r[0]:r[1], c[0]:c[1]].contiguous())
+                          for c in cols]) for r, cols in spans]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x [B, n] @ W.T``."""
+        if self.dense:
+            return x @ self.wt
+        parts = []
+        for _, cols in self.rows:
+            acc = None
+            for (c0, c1), wt, _ in cols:
+                y = x[:, c0:c1] @ wt
+                acc = y if acc is None else acc.add_(y)
+            parts.append(acc)
+        return torch.cat(parts, dim=1)
+
+    def backward(self, g: torch.Tensor) -> torch.Tensor:
+        """``g [B, n] @ W``."""
+        if self.dense:
+            return g @ self.w
+        out = g.new_zeros(g.shape[0], self.n)
+        for (r0, r1), cols in self.rows:
+            for (c0, c1), _, wb in cols:
+                out[:, c0:c1].addmm_(g[:, r0:r1], wb)
+        return out
+
+    def weight_grad(self, ga: torch.Tensor, sent: torch.Tensor) -> torch.Tensor:
+        """``ga.T @ sent`` (``[M, n]`` each) on the blocks that hold synapses, zero elsewhere."""
+        if self.dense:
+            return ga.t() @ sent
+        gw = ga.new_zeros(self.n, self.n)
+        for (r0, r1), cols in self.rows:
+            for (c0, c1), _, _ in cols:
+                gw[r0:r1, c0:c1] = ga[:, r0:r1].t() @ sent[:, c0:c1]
+        return gw
 
 
 class _RecurrentScanFn(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, ext, w, bias, pop: _Population, exact32: bool):  # type: ignore[override]
-        s1, s2 = pop.init(ext.shape[1], ext.shape[2])
+    def forward(ctx, ext, w, bias, pop: _Population, exact32: bool, spans: Spans):  # type: ignore[override]
+        steps, batch, n = ext.shape
+        s1, s2 = pop.init(batch, n)
         loihi = isinstance(pop, _LoihiPop)
-        fac = 64.0 if loihi else 1.0          # Loihi's prepared input 64 * (ext + W sent) is linear: fold it in
-        wp = w * fac
-        wpt = (wp.float() if exact32 else wp).t().contiguous()
+        # Loihi's prepared input is 64 * (ext + W sent): d sent = W.T (64 d u)
+        mm = _BlockMatmul(w.float() if exact32 else w, spans, back_scale=64.0 if loihi else 1.0)
         if loihi and not pop.readout:         # bound |a| by the inputs and the weights' row sums (spikes are 0/1)
-            pop.plan(64.0 * (float(ext.abs().max()) + float(w.detach().abs().sum(1).max())))
+            pop.plan(64.0 * (_absmax(ext) + float(w.detach().abs().sum(1).max())))
         else:
             pop.plan(math.inf)
-        extp = ext * fac if loihi else ext
-        outs, vps, zs = [], [], []
-        prev = None
-        for t in range(ext.shape[0]):
-            a = extp[t] if prev is None else extp[t] + (prev @ wpt).double()
-            zb, s1, s2, v_pre = pop.fwd(a if loihi else pop.prep(a), s1, s2, bias)
-            out = pop.sent(zb, s2, v_pre) if pop.readout or pop.graded else zb
-            prev = out.to(wpt.dtype)
-            outs.append(out)
-            vps.append(v_pre.float() if loihi else v_pre)   # Loihi's v' are integers below 2**23: exact
-            zs.append(zb)
-        sent = torch.stack(outs).to(pop.dtype)
-        ctx.pop, ctx.exact32, ctx.fac = pop, exact32, fac
-        zb_all = torch.zeros(0) if zs[0] is None else torch.stack(zs)
-        ctx.save_for_backward(wp, sent, torch.stack(vps), zb_all)
+        spikes = not (pop.readout or pop.graded)
+        mdt = torch.float32 if exact32 else torch.float64
+        sent_m = torch.empty(steps, batch, n, dtype=mdt)          # what is sent, in the matmul's dtype
+        vps = torch.empty(steps, batch, n, dtype=torch.float32 if loihi else pop.dtype)  # Loihi's v': exact
+        zs = None if pop.readout else torch.empty(steps, batch, n, dtype=torch.bool)
+        for t in range(steps):
+            a = ext[t] if t == 0 else ext[t] + mm.forward(sent_m[t - 1])   # float32 sums promote exactly
+            zb, s1, s2, v_pre = pop.fwd(pop.prep(a), s1, s2, bias)
+            if zs is not None:
+                zs[t] = zb
+            sent_m[t] = zb if spikes else pop.sent(zb, s2, v_pre)
+            vps[t] = v_pre
+        sent = sent_m if spikes else sent_m.to(pop.dtype)   # spikes 0/1: exact in the matmul's dtype
+        ctx.pop, ctx.mm = pop, mm
+        ctx.save_for_backward(sent_m, vps, torch.zeros(0) if zs is None else zs)
         return sent
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        wp, sent, v_pre, zb = ctx.saved_tensors
-        pop = ctx.pop
-        wd = wp.float() if ctx.exact32 else wp
-        dtype = torch.float64 if isinstance(pop, _LoihiPop) else torch.float32
+        sent_m, v_pre, zb = ctx.saved_tensors
+        pop, mm = ctx.pop.for_grad(), ctx.mm
+        dtype = pop.dtype
         v_pre = v_pre.to(dtype)
         g_out = g_out.to(dtype)
+        mdt = sent_m.dtype
 
-        def g_sent(t: int, gi_next):
+        def g_sent(t: int, gi_next):    # d sent[t] = g_out[t] + W.T d a[t + 1]  (d a = fac * d prepared input)
             if gi_next is None:
                 return g_out[t]
-            return g_out[t] + (gi_next.to(wd.dtype) @ wd).to(dtype)
+            return g_out[t] + mm.backward(gi_next.to(mdt))
 
         gi, gb = _backward_loop(pop, g_sent, v_pre, zb if zb.numel() else None)
         ga = pop.grad_input(gi)
-        n = wp.shape[0]
-        mm = torch.float32 if ctx.exact32 else torch.float64
-        gw = (ga[1:].reshape(-1, n).t().to(mm) @ sent[:-1].reshape(-1, n).to(mm)).double()
-        return ga, gw, gb, None, None
+        n = sent_m.shape[2]
+        gw = mm.weight_grad(ga[1:].reshape(-1, n).to(mdt), sent_m[:-1].reshape(-1, n)).double()
+        return ga, gw, gb, None, None, None
+
+
+def _absmax(x: torch.Tensor) -> float:
+    """``max |x|`` (0 for an empty tensor) without a temporary ``|x|``."""
+    if not x.numel():
+        return 0.0
+    lo, hi = torch.aminmax(x)
+    return max(-float(lo), float(hi))
 
 
 def _integers(x: torch.Tensor, known: bool | None) -> bool:
