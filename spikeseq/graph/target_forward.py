@@ -33,10 +33,12 @@ thresholds are constants of the quantised graph (not trained in target mode).
 
 Speed: a population outside any cycle gets its synaptic input for the whole sequence at once (one matmul over
 ``[steps * B, n]``, shifted by the hop latency); only the populations of a strongly connected component (recurrent
-edges) are stepped together. Integer synaptic sums below ``2**24`` run as float32 matmuls (exact there). The
-neuron update is one autograd function per sequence (:class:`_ScanFn`) or per step (:class:`_StepFn`) with the
-backward written out (:meth:`_LoihiPop.back`, :meth:`_S2Pop.back`); tests compare it with autograd through the
-same forward.
+edges) are stepped together, as one population whose block weight matrix is multiplied only where it holds
+synapses (:class:`_RecurrentScanFn`). Integer synaptic sums below ``2**24`` run as float32 matmuls (exact there),
+and binary spikes leave a recurrent component in float32 (exact). The neuron update is one autograd function per
+sequence (:class:`_ScanFn`, :class:`_RecurrentScanFn`) or per step (:class:`_StepFn`) with the backward written
+out (:meth:`_LoihiPop.back`, :meth:`_S2Pop.back`); the Loihi sequence backward runs in float32
+(:meth:`_LoihiPop.for_grad`). Tests compare it with autograd through the same forward.
 """
 
 from __future__ import annotations
