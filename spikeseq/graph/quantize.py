@@ -51,10 +51,13 @@ class QuantFactors:
     uses): ``weight[synapse]`` broadcasts against the synapse's weight array (``[out, 1]``, ``[C_out, 1, ...]`` for a
     conv: the population's scale times the neuron's input gain ``k``); ``bias[population][synapse]`` is the
     per-neuron factor ``[n]`` of that synapse's (flattened, conv biases repeated over positions) bias in the
-    population's bias (``k * s``; CubaLIF: ``k * s / (1 - alpha)``)."""
+    population's bias (``k * s``; CubaLIF: ``k * s / (1 - alpha)``); ``cell[population]``: an
+    :class:`~spikeseq.graph.ir.EGRUCell`'s per-row factors ``[3H, 1]`` of its ``weight_ih`` and ``weight_hh``
+    (the per-gate ``s_g``; its biases are kept in float32, factor 1)."""
 
     weight: dict[str, np.ndarray] = field(default_factory=dict)
     bias: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    cell: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
 
 
 def input_frac_bits(amax: float, bits: int) -> int:
@@ -237,7 +240,7 @@ def quantize_with_factors(graph: ir.Graph, target: str, *, weight_exp: int = 0, 
                              f"{target}")
     g = graph.flat()
     if any(isinstance(n, ir.EGRUCell) for n in g.nodes.values()):
-        return quantize_cells(g, target, payload_frac_bits=payload_frac_bits), factors
+        return quantize_cells(g, target, payload_frac_bits=payload_frac_bits, factors=factors), factors
     lim = targets.limits(target)
     nodes: dict[str, ir.Node] = dict(g.nodes)
     div = {}   # synapse fed by a graded population with fixed-point payloads -> 2**f
@@ -394,10 +397,12 @@ def _gate_scales(w: np.ndarray, lim: int) -> tuple[np.ndarray, np.ndarray]:
     return np.round(w * np.repeat(s, h)[:, None]), s
 
 
-def quantize_cells(g: ir.Graph, target: str, *, payload_frac_bits: int | None = None) -> ir.Graph:
+def quantize_cells(g: ir.Graph, target: str, *, payload_frac_bits: int | None = None,
+                   factors: QuantFactors | None = None) -> ir.Graph:
     """Quantise a graph of :class:`~spikeseq.graph.ir.EGRUCell` populations (fed by inputs or other cells) and
     ``Affine``/``Linear`` readouts into outputs for SpiNNaker2 (see the module docstring); Loihi: refused with
-    :data:`LOIHI_REFUSAL`."""
+    :data:`LOIHI_REFUSAL`. ``factors``: filled with the rounding factors (:class:`QuantFactors`)."""
+    factors = factors if factors is not None else QuantFactors()
     for name, node in g.nodes.items():
         if isinstance(node, ir.EGRUCell) and target == "loihi":
             raise ExportError(LOIHI_REFUSAL.format(name=name))
@@ -419,6 +424,8 @@ def quantize_cells(g: ir.Graph, target: str, *, payload_frac_bits: int | None = 
             nodes[name] = ir.EGRUCell(weight_ih=wi, weight_hh=wh, bias_ih=node.bias_ih, bias_hh=node.bias_hh,
                                       threshold=node.threshold, ih_scale=si * src, hh_scale=sh * pay,
                                       payload_frac_bits=f)
+            factors.cell[name] = {"weight_ih": np.repeat(si, node.hidden)[:, None],
+                                  "weight_hh": np.repeat(sh, node.hidden)[:, None]}
             quant[name] = {"kind": node.kind, "model": "custom_egru", "ih_scale": si.tolist(),
                            "hh_scale": sh.tolist(), "payload_frac_bits": f, "approximations": []}
         elif node.role == "synapse":
@@ -431,6 +438,7 @@ def quantize_cells(g: ir.Graph, target: str, *, payload_frac_bits: int | None = 
             w = node.weight.astype(np.float64)
             s = lim / m if (m := float(np.abs(w).max(initial=0))) > 0 else 1.0
             wq = (np.round(w * s) / (s * pay)).astype(np.float32)
+            factors.weight[name] = np.full((w.shape[0], 1), 1.0 / pay)     # wq = round(W s) / (s 2**f) ~ W / 2**f
             nodes[name] = ir.Affine(wq, node.bias) if isinstance(node, ir.Affine) else ir.Linear(wq)
             quant[name] = {"kind": node.kind, "model": "readout", "scale": s, "payload_frac_bits": f,
                            "approximations": []}

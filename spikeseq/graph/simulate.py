@@ -348,12 +348,13 @@ class _Cell:
 
 # ------------------------------------------------------------------------------------------------ EGRU PE program
 def egru_params(node: ir.EGRUCell) -> dict:
-    """The arrays one :class:`~spikeseq.graph.ir.EGRUCell` step reads: transposed weights ``[in, 3H]`` (float64 in
-    float, float32 integers with per-gate column factors in fixed point), biases, threshold, payload format."""
+    """The arrays one :class:`~spikeseq.graph.ir.EGRUCell` step reads: transposed weights ``[in, 3H]`` (float64;
+    integers with per-gate column factors in fixed point), biases, threshold, payload format."""
     fixed = node.ih_scale is not None
     dt = np.float32 if fixed else np.float64
     h = node.hidden
-    p = dict(W_T=np.ascontiguousarray(node.weight_ih.T, dt), R_T=np.ascontiguousarray(node.weight_hh.T, dt),
+    p = dict(W_T=np.ascontiguousarray(node.weight_ih.T, np.float64),
+             R_T=np.ascontiguousarray(node.weight_hh.T, np.float64),
              b_i=node.bias_ih.astype(dt), b_h=node.bias_hh.astype(dt), th=node.threshold.astype(dt), dtype=dt,
              frac=node.payload_frac_bits, nnz_W=np.count_nonzero(node.weight_ih, axis=0).astype(np.int64),
              nnz_R=np.count_nonzero(node.weight_hh, axis=0).astype(np.int64))
@@ -364,23 +365,34 @@ def egru_params(node: ir.EGRUCell) -> dict:
 
 
 def _sigmoid(a: np.ndarray) -> np.ndarray:
-    return 1.0 / (1.0 + np.exp(-a))
+    """``1 / (1 + exp(-a))`` in float64, rounded once to ``a``'s dtype."""
+    return (1.0 / (1.0 + np.exp(-a.astype(np.float64)))).astype(a.dtype)
+
+
+def _tanh(a: np.ndarray) -> np.ndarray:
+    """``tanh(a)`` in float64, rounded once to ``a``'s dtype."""
+    return np.tanh(a.astype(np.float64)).astype(a.dtype)
 
 
 def egru_cell_step(p: dict, x: np.ndarray, c: np.ndarray, y: np.ndarray):
     """One step of an EGRUCell population: ``(payload, c, payload)`` from the input events ``x`` [B, I], the state
     ``c`` and the previous payload ``y`` [B, H] (the recurrent input is the payload as received). The equations are
-    :func:`spikeseq.functional.egru.egru_step`'s (float64 here; float32 with int8 weights in fixed point)."""
+    :func:`spikeseq.functional.egru.egru_step`'s, in float64, or in fixed point: the products of the float32 events
+    with the int8 weights summed in float64 and rounded once to float32 (exact for integer events; independent of
+    summation order and batch size otherwise), then the gates in float32 with ``sigmoid`` / ``tanh`` evaluated in
+    float64 and rounded once (a correctly rounded single-precision libm). Target mode
+    (:mod:`spikeseq.graph.target_cells`) computes the same operations in torch."""
     dt = p["dtype"]
     h = p["th"].shape[0]
-    gi = np.asarray(x, dt) @ p["W_T"]
-    gh = np.asarray(y, dt) @ p["R_T"]
+    gi = np.asarray(x, dt).astype(np.float64) @ p["W_T"]
+    gh = np.asarray(y, dt).astype(np.float64) @ p["R_T"]
+    gi, gh = gi.astype(dt), gh.astype(dt)
     if "ki" in p:
         gi, gh = gi * p["ki"], gh * p["kh"]
     gi, gh = gi + p["b_i"], gh + p["b_h"]
     r = _sigmoid(gi[:, :h] + gh[:, :h])
     z = _sigmoid(gi[:, h:2 * h] + gh[:, h:2 * h])
-    n = np.tanh(gi[:, 2 * h:] + r * gh[:, 2 * h:])
+    n = _tanh(gi[:, 2 * h:] + r * gh[:, 2 * h:])
     ct = z * c + (1 - z) * n
     e = ct > p["th"]
     out = np.where(e, ct, dt(0)).astype(dt)

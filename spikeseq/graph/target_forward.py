@@ -62,6 +62,8 @@ from spikeseq.graph.quantize import (
     scale_input_synapses,
 )
 from spikeseq.graph.simulate import hop_latencies
+from spikeseq.graph.ste import straight_through
+from spikeseq.graph.target_cells import egru_graph_forward
 from spikeseq.graph.trace import Bindings
 
 __all__ = ["TARGETS", "TargetResult", "straight_through", "target_forward"]
@@ -70,23 +72,6 @@ __all__ = ["TARGETS", "TargetResult", "straight_through", "target_forward"]
 TARGETS: tuple[str, ...] = ("loihi", "spinnaker2")
 MAX_UV = 2.0**23
 EXACT_F32 = 2.0**24
-
-
-class _Straight(torch.autograd.Function):
-    @staticmethod
-    def forward(ctx, exact: torch.Tensor, proxy: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        return exact.clone()
-
-    @staticmethod
-    def backward(ctx, grad: torch.Tensor):  # type: ignore[override]
-        return None, grad
-
-
-def straight_through(exact: torch.Tensor, proxy: torch.Tensor | None) -> torch.Tensor:
-    """``exact`` in the forward pass, the gradient of ``proxy`` (same shape) in the backward pass."""
-    if proxy is None or not proxy.requires_grad:
-        return exact
-    return _Straight.apply(exact.detach(), proxy)
 
 
 @dataclass
@@ -609,6 +594,9 @@ def target_forward(graph: ir.Graph, bindings: Bindings, x: torch.Tensor, target:
     lat = hop_latencies(q)
     t_in, batch = xd.shape[0], xd.shape[1]
     steps = t_in + max(lat.values(), default=0)
+    if any(isinstance(n, ir.EGRUCell) for n in q.nodes.values()):   # gated cells: a PE program of their own
+        y, traces = egru_graph_forward(q, factors, bindings, xd, surrogate=surrogate, record=record)
+        return TargetResult(output=y, traces=traces, graph=q, steps=steps)
     lo, hi = torch.aminmax(xd) if xd.numel() else (torch.zeros(()), torch.zeros(()))
     xmax = max(-float(lo), float(hi))
     if target != "loihi" and not _integers(xd, integer_inputs):

@@ -27,8 +27,7 @@ import torch
 from torch import nn
 
 from spikeseq import surrogate as sg
-from spikeseq.errors import ConfigError, ExportError, ParameterError, SpikeseqError
-from spikeseq.graph import ir
+from spikeseq.errors import ConfigError, ParameterError, SpikeseqError
 from spikeseq.graph.quantize import quantize, scale_input_synapses
 from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
 from spikeseq.graph.trace import infer_input_shape, lowering_for, trace, trace_bound
@@ -219,11 +218,6 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
     _freeze_delays(m)
     try:
         g = trace(m, dt=dt, input_shape=input_shape)
-        cells = [k for k, n in g.flat().nodes.items() if isinstance(n, ir.EGRUCell)]
-        if cells:
-            raise ExportError(f"target-mode training has no forward pass for the gated-cell populations {cells} "
-                              "(EGRUCell); train in float and export: the SpiNNaker2 interpreter measures the "
-                              "fixed-point change")
         if settings.input_frac_bits is not None:
             g = scale_input_synapses(g, settings.input_frac_bits)
         quantize(g, settings.target, **settings.quantize_kwargs())

@@ -15,9 +15,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from spikeseq import kernels
+from spikeseq import surrogate as sg
 from spikeseq.checks import check_floating
 from spikeseq.errors import ParameterError, ShapeError
-from spikeseq.functional.egru import DAMPENING, EGRUState, beta_threshold_init, check_eps
+from spikeseq.functional.egru import DAMPENING, EGRUState, beta_threshold_init, check_eps, pseudo_derivative
 from spikeseq.nn.base import StatefulModule
 
 
@@ -70,6 +71,11 @@ class EGRU(StatefulModule):
                 self.register_parameter(f"{name}_l{layer}", nn.Parameter(w))
             self.register_parameter(f"threshold_l{layer}",
                                     nn.Parameter(beta_threshold_init(hidden_size, thr_mean, generator=gen)))
+
+    @property
+    def surrogate(self) -> sg.Surrogate:
+        """The events' pseudo-derivative (EvNN's Triangle: ``dampening * max(0, 1 - eps |c~ - theta|)``)."""
+        return pseudo_derivative(self.eps, self.dampening)
 
     def layer_params(self, layer: int) -> dict[str, torch.Tensor | None]:
         """The weights of one layer as :func:`~spikeseq.functional.egru_scan` takes them."""

@@ -31,7 +31,7 @@ import torch
 
 from spikeseq.errors import ExportError
 from spikeseq.graph import GraphBuilder, ir
-from spikeseq.graph.trace import affine_node
+from spikeseq.graph.trace import affine_node, bind, bind_spiking
 from spikeseq.models.egru.modules import EGRULM, EGRUClassifier
 
 
@@ -40,7 +40,7 @@ def _np64(t: torch.Tensor | None, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _cells(m: EGRULM | EGRUClassifier, b: GraphBuilder, prev: list[str], prefix: str,
-           embed: np.ndarray | None) -> list[str]:
+           embed: torch.Tensor | None) -> list[str]:
     rnn = m.rnn
     if float(rnn.zoneout) > 0:
         raise ExportError(f"{prefix or type(m).__name__}: zoneout={rnn.zoneout} mixes the state in evaluation "
@@ -48,12 +48,14 @@ def _cells(m: EGRULM | EGRUClassifier, b: GraphBuilder, prev: list[str], prefix:
     h = rnn.hidden_size
     for layer in range(rnn.num_layers):
         p = rnn.layer_params(layer)
-        w = _np64(p["weight_ih"], ())
-        if layer == 0 and embed is not None:
-            w = w @ embed.T
-        node = ir.EGRUCell(weight_ih=w, weight_hh=_np64(p["weight_hh"], ()),
+        w_t = p["weight_ih"]
+        if layer == 0 and embed is not None:   # the embedding folded into the input weights (a token picks a column)
+            w_t = w_t @ embed.t()
+        node = ir.EGRUCell(weight_ih=_np64(w_t, ()), weight_hh=_np64(p["weight_hh"], ()),
                            bias_ih=_np64(p["bias_ih"], (3 * h,)), bias_hh=_np64(p["bias_hh"], (3 * h,)),
                            threshold=_np64(p["threshold"], ()))
+        bind(node, weight_ih=w_t, weight_hh=p["weight_hh"], bias_ih=p["bias_ih"], bias_hh=p["bias_hh"])
+        bind_spiking(node, rnn)   # the events' pseudo-derivative, for target mode
         prev = [b.add(f"{prefix}rnn_l{layer}", node, prev)]   # graded: compared through the logits, not hooked
     return prev
 
@@ -65,7 +67,7 @@ def lower_egru(m: EGRULM | EGRUClassifier, b: GraphBuilder, prev: list[str], sha
         if tuple(shape) != (m.vocab,):
             raise ExportError(f"an EGRU language model is traced on one-hot tokens: input_shape=({m.vocab},), got "
                               f"{tuple(shape)}")
-        prev = _cells(m, b, prev, prefix, _np64(m.embed.weight, ()))
+        prev = _cells(m, b, prev, prefix, m.embed.weight)
         out = b.add(f"{prefix}decoder", affine_node(m.decoder), prev)
         return [out], (m.vocab,)
     if int(np.prod(shape)) != m.input_size:

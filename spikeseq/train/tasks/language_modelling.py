@@ -26,6 +26,10 @@ from spikeseq.train.tasks import BatchResult, Task, register_task
 def token_logits(output: Any, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Logits ``[T * B, V]`` and targets ``[T * B]`` (time-first) from a model output and batch-first ``y [B, T]``."""
     logits = output[0] if isinstance(output, tuple) else output
+    if y.dim() != 2:
+        raise ShapeError(f"language modelling needs next-token targets [B, T]; got targets of shape {tuple(y.shape)} "
+                         "(class labels?): a classification recipe needs task = \"classification\" (a family's "
+                         "first task is its default)")
     if logits.dim() != 3 or logits.shape[:2] != (y.shape[1], y.shape[0]):
         raise ShapeError(f"a language model must return logits [T, B, V] = [{y.shape[1]}, {y.shape[0]}, V], got "
                          f"{tuple(logits.shape)}")

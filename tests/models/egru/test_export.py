@@ -133,10 +133,11 @@ def test_recipe_exports_spinnaker2_with_int8_payloads():
     assert cfg.export.dt == 1e-3 and cfg.export.spinnaker2 == {"payload_frac_bits": 7}
 
 
-def test_target_mode_refuses_the_cell_by_name():
+def test_target_mode_runs_the_cell_on_spinnaker2_and_refuses_it_on_loihi_by_name():
     from spikeseq.errors import ConfigError
     from spikeseq.graph.target_mode import TargetSettings, check_target
 
     m, _, _ = _lm(layers=1, dtype=torch.float32)
-    with pytest.raises(ConfigError, match=r"gated-cell populations \['rnn_l0'\] \(EGRUCell\)"):
-        check_target(m, TargetSettings(target="spinnaker2"), dt=1e-3, input_shape=(11,))
+    check_target(m, TargetSettings(target="spinnaker2", payload_frac_bits=7), dt=1e-3, input_shape=(11,))
+    with pytest.raises(ConfigError, match=r"'rnn_l0' \(EGRUCell\) does not map to Loihi-style cores.*update gate"):
+        check_target(m, TargetSettings(target="loihi"), dt=1e-3, input_shape=(11,))

@@ -1,0 +1,73 @@
+"""Target mode for EGRU cells on SpiNNaker2 (spikeseq.graph.target_cells): the events of every cell equal the
+bit-exact interpreter's on the exported graph, readouts agree, and the gradients follow the float model's."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from spikeseq.errors import ConfigError
+from spikeseq.graph.simulate import simulate
+from spikeseq.graph.target_forward import target_forward
+from spikeseq.graph.target_mode import TargetMode, TargetSettings, check_target
+from spikeseq.graph.trace import trace_bound
+from spikeseq.models import registry
+from spikeseq.models.egru.lower import one_hot
+
+
+def _model_and_input(kind: str, layers: int):
+    torch.manual_seed(3)
+    if kind == "classifier":    # real-valued inputs: products summed in float64, rounded once
+        m = registry.build("egru_classifier", input_size=12, n_classes=4, hidden=16, layers=layers, seed=1)
+        return m.eval(), torch.randn(30, 3, 12) * 2, (12,)
+    m = registry.build("egru_lm", vocab=11, embed=8, hidden=16, layers=layers, seed=1)
+    tokens = np.random.default_rng(2).integers(0, 11, (30, 3))
+    return m.eval(), torch.from_numpy(one_hot(tokens, 11)).float(), (11,)
+
+
+@pytest.mark.parametrize("payload_frac_bits", [None, 7])
+@pytest.mark.parametrize(("kind", "layers"), [("classifier", 1), ("classifier", 2), ("lm", 2)])
+def test_cell_events_equal_the_interpreters(kind, layers, payload_frac_bits):
+    m, x, shape = _model_and_input(kind, layers)
+    g, b = trace_bound(m, dt=1e-3, input_shape=shape, input_payload="graded")
+    res = target_forward(g, b, x, "spinnaker2", payload_frac_bits=payload_frac_bits, record=True)
+    sim = simulate(res.graph, x.double().numpy(), numerics="spinnaker2")
+    assert set(res.traces) == {f"rnn_l{k}" for k in range(layers)}
+    for name, tr in res.traces.items():
+        ours = tr.detach().numpy()
+        assert 0.02 < float((ours != 0).mean()) < 0.6, name          # cells fire, sparsely
+        assert np.array_equal(ours, sim.traces[name]), name          # every event, every payload
+    out = res.output.detach().numpy()
+    assert out.shape == sim.outputs[res.graph.outputs()[0]].shape
+    assert float(np.abs(out - sim.outputs[res.graph.outputs()[0]]).max()) <= 1e-9
+
+
+@pytest.mark.parametrize("payload_frac_bits", [None, 7])
+def test_gradients_follow_the_float_model(payload_frac_bits):
+    """Weights and biases get the float model's gradient direction and size (int8 weights straight through with
+    their per-gate factors, the cell's own pseudo-derivative); thresholds are constants in target mode."""
+    m = registry.build("egru_classifier", input_size=6, n_classes=6, hidden=64, seed=0)
+    g_ = torch.Generator().manual_seed(4)
+    x, y = torch.randn(64, 16, 6, generator=g_), torch.randint(0, 6, (16,), generator=g_)
+    fm, tmm = copy.deepcopy(m), copy.deepcopy(m)
+    F.cross_entropy(fm(x)[0].mean(0), y).backward()
+    tm = TargetMode(tmm, TargetSettings("spinnaker2", payload_frac_bits=payload_frac_bits), dt=1e-3,
+                    integer_inputs=False)
+    F.cross_entropy(tm(x)[0].mean(0), y).backward()
+    for (name, p), (_, q) in zip(fm.named_parameters(), tmm.named_parameters(), strict=True):
+        if "threshold" in name:
+            assert q.grad is None
+            continue
+        cos = float(F.cosine_similarity(p.grad.flatten(), q.grad.flatten(), dim=0))
+        ratio = float(q.grad.norm() / p.grad.norm())
+        assert cos > 0.99 and 0.95 < ratio < 1.05, (name, cos, ratio)
+
+
+def test_loihi_refuses_the_cell_before_training():
+    m, _, shape = _model_and_input("lm", 1)
+    with pytest.raises(ConfigError, match=r"'rnn_l0' \(EGRUCell\) does not map to Loihi-style cores"):
+        check_target(m, TargetSettings("loihi"), dt=1e-3, input_shape=shape)
