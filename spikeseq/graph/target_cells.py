@@ -58,6 +58,19 @@ def _bound(exact: np.ndarray, bound: dict, key: str, factor: np.ndarray | float,
     return straight_through(t, src.to(dtype) * f)
 
 
+def _exact_mm(x: torch.Tensor, w: torch.Tensor, exact32: bool | None = None) -> torch.Tensor:
+    """``x @ w.T`` rounded once to float32 (``x`` float32 events, ``w`` float64 integer weights): in float32 when
+    every partial sum is an integer below ``2**24`` (``exact32``; ``None``: checked here from ``x``), else in
+    float64 (products of a float32 and an int8 value are exact there) and rounded."""
+    if exact32 is None:
+        xd = x.detach()
+        exact32 = bool(torch.equal(xd, torch.round(xd))) and (
+            float(xd.abs().max()) * float(w.detach().abs().sum(1).max()) < 2**24 if xd.numel() else True)
+    if exact32:
+        return x @ w.float().t()
+    return (x.double() @ w.t()).float()
+
+
 class _Cell:
     """One quantised EGRU population with its straight-through parameters."""
 
@@ -68,6 +81,8 @@ class _Cell:
         h = node.hidden
         fac = factors.cell.get(name, {})
         self.name, self.h, self.frac = name, h, node.payload_frac_bits
+        # int8 payloads times int8 weights: every partial sum an integer below 2**24, exact in float32
+        self.int8_payloads = self.frac is not None and h * 127 * 127 < 2**24
         self.w_ih = _bound(node.weight_ih.astype(np.float64), bound, "weight_ih", fac.get("weight_ih", 1.0),
                            torch.float64, name)
         self.w_hh = _bound(node.weight_hh.astype(np.float64), bound, "weight_hh", fac.get("weight_hh", 1.0),
@@ -81,31 +96,128 @@ class _Cell:
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """The payloads ``[T, B, H]`` (float32) of the cell on the events ``x [T, B, I]``, from rest."""
-        steps, batch = x.shape[0], x.shape[1]
+        gi_all = _InputFn.apply(x.float(), self.w_ih, self.b_ih, self.ki)   # no state in it: all steps at once
+        return _CellScanFn.apply(gi_all, self.w_hh, self.b_hh, self)
+
+    def step(self, gi: torch.Tensor, y: torch.Tensor, c: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor):
+        """One step on the input pre-activation ``gi [B, 3H]``, the previous payload ``y`` and state ``c`` (no
+        autograd): ``(payload, c, (r, z, n, gh_n, c~, e))``, the interpreter's operations in its order."""
         h = self.h
-        gi_all = (x.float().double() @ self.w_ih.t()).float() * self.ki + self.b_ih   # no state in it: all steps
-        c = torch.zeros(batch, h, dtype=torch.float32)
-        y = torch.zeros(batch, h, dtype=torch.float32)
-        outs = []
-        for t in range(steps):
-            gi = gi_all[t]
-            gh = (y.double() @ self.w_hh.t()).float() * self.kh + self.b_hh
-            r = _sigmoid(gi[:, :h] + gh[:, :h])
-            z = _sigmoid(gi[:, h:2 * h] + gh[:, h:2 * h])
-            n = _tanh(gi[:, 2 * h:] + r * gh[:, 2 * h:])
-            ct = z * c + (1 - z) * n
-            e = sg.spike(ct - self.th, self.surrogate)      # ct - th > 0 exactly when ct > th (IEEE subtraction)
-            y = e * ct
-            c = ct - e * self.th
-            if self.frac is not None:
-                scaled = y * float(2.0**self.frac)
-                y = straight_through(torch.round(scaled.detach()).clamp_(-127, 127), scaled)
-            outs.append(y)
-        return torch.stack(outs)
+        gh = _exact_mm(y, w_hh, self.int8_payloads) * self.kh + b_hh
+        rz = _sigmoid(gi[:, :2 * h] + gh[:, :2 * h])    # r and z: elementwise, one call
+        r, z = rz[:, :h], rz[:, h:]
+        gh_n = gh[:, 2 * h:]
+        n = _tanh(gi[:, 2 * h:] + r * gh_n)
+        ct = z * c + (1 - z) * n
+        e = ct > self.th
+        y = torch.where(e, ct, torch.zeros((), dtype=ct.dtype))
+        c_new = ct - e * self.th
+        if self.frac is not None:
+            y = torch.round(y * float(2.0**self.frac)).clamp_(-127, 127)
+        return y, c_new, (r, z, n, gh_n, ct, e)
 
     def value(self, payload: torch.Tensor) -> torch.Tensor:
         """Payloads in float units (``y``)."""
         return payload if self.frac is None else payload / float(2.0**self.frac)
+
+
+class _InputFn(torch.autograd.Function):
+    """``gi = (x W^T) k_i + b_i`` over all steps: the product exact (:func:`_exact_mm`) forward, float32 backward."""
+
+    @staticmethod
+    def forward(ctx, x, w, b, k):  # type: ignore[override]
+        ctx.save_for_backward(x, w, k)
+        return _exact_mm(x, w.detach()) * k + b.detach()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        x, w, k = ctx.saved_tensors
+        gk = g * k
+        n_out, n_in = w.shape
+        g_x = gk @ w.float() if ctx.needs_input_grad[0] else None
+        g_w = (x.reshape(-1, n_in).t() @ gk.reshape(-1, n_out)).t().double() if ctx.needs_input_grad[1] else None
+        g_b = g.sum((0, 1)) if ctx.needs_input_grad[2] else None
+        return g_x, g_w, g_b, None
+
+
+class _ReadoutFn(torch.autograd.Function):
+    """``y W^T + b`` of the payloads in float64 (as the interpreter sums them), float32 backward."""
+
+    @staticmethod
+    def forward(ctx, y, w, b):  # type: ignore[override]
+        ctx.save_for_backward(y, w)
+        return y.double() @ w.detach().t() + b.detach()
+
+    @staticmethod
+    def backward(ctx, g):  # type: ignore[override]
+        y, w = ctx.saved_tensors
+        g32 = g.float()
+        n_out, n_in = w.shape
+        g_y = (g32 @ w.float()).to(y.dtype) if ctx.needs_input_grad[0] else None
+        g_w = (g32.reshape(-1, n_out).t() @ y.reshape(-1, n_in).float()).double() if ctx.needs_input_grad[1] else None
+        g_b = g.sum(tuple(range(g.dim() - 1))) if ctx.needs_input_grad[2] else None
+        return g_y, g_w, g_b
+
+
+class _CellScanFn(torch.autograd.Function):
+    """A cell over a whole sequence with its backward written out (module docstring): the forward is
+    :meth:`_Cell.step` per step; the backward runs the adjoint recurrence of
+    ``gh = W y[t-1] k_h + b_h``, ``r, z = sigmoid``, ``n = tanh(a_n + r gh_n)``, ``c~ = z c + (1 - z) n``,
+    ``e = H(c~ - theta)`` (the cell's pseudo-derivative), ``y = e c~`` (payload rounding straight through, times
+    ``2**f``), ``c = c~ - e theta``."""
+
+    @staticmethod
+    def forward(ctx, gi_all, w_hh, b_hh, cell: _Cell):  # type: ignore[override]
+        steps, batch = gi_all.shape[0], gi_all.shape[1]
+        h = cell.h
+        wd, bd = w_hh.detach(), b_hh.detach()
+        y = torch.zeros(batch, h, dtype=torch.float32)
+        c = torch.zeros(batch, h, dtype=torch.float32)
+        outs, saved = [], []
+        for t in range(steps):
+            c_prev = c
+            y, c, (r, z, n, gh_n, ct, e) = cell.step(gi_all[t], y, c, wd, bd)
+            outs.append(y)
+            saved.append((r, z, n, gh_n, ct, e, c_prev))
+        payloads = torch.stack(outs)
+        ctx.cell = cell
+        ctx.save_for_backward(wd, payloads, *(torch.stack(v) for v in zip(*saved)))
+        return payloads
+
+    @staticmethod
+    def backward(ctx, g_out):  # type: ignore[override]
+        wd, payloads, r, z, n, gh_n, ct, e, c_prev = ctx.saved_tensors
+        cell = ctx.cell
+        h = cell.h
+        scale = 1.0 if cell.frac is None else float(2.0**cell.frac)
+        w32 = wd.float()
+        kh, th = cell.kh, cell.th
+        ef = e.float()
+        sgs = cell.surrogate.grad_((ct - th).double()).float()   # d e / d c~ (unit-free: the cell's own units)
+        # the state-independent factors of the adjoint, over the whole sequence at once
+        d_an = (1 - z) * (1 - n * n)                  # d c~ / d a_n
+        d_az = (c_prev - n) * z * (1 - z)             # d c~ / d a_z
+        d_ar = gh_n * r * (1 - r)                     # d a_n / d a_r
+        k_gh = torch.cat([kh[:h].expand_as(r), kh[h:2 * h].expand_as(r), kh[2 * h:] * r], dim=2)  # d gh / d(W y)
+        g_gi = torch.empty(ct.shape[0], ct.shape[1], 3 * h, dtype=torch.float32)
+        g_rec = torch.zeros_like(ct[0])     # d loss / d payload[t] through step t + 1
+        g_c = torch.zeros_like(ct[0])       # d loss / d c[t] through step t + 1
+        for t in range(ct.shape[0] - 1, -1, -1):
+            gy = (g_out[t] + g_rec).mul_(scale)
+            de = (gy * ct[t]).sub_(g_c * th)
+            gct = (gy * ef[t]).add_(g_c).add_(de.mul_(sgs[t]))
+            gt = g_gi[t]
+            torch.mul(gct, d_az[t], out=gt[:, h:2 * h])
+            torch.mul(gct, d_an[t], out=gt[:, 2 * h:])
+            torch.mul(gt[:, 2 * h:], d_ar[t], out=gt[:, :h])
+            g_c = gct.mul_(z[t])
+            g_rec = (gt * k_gh[t]) @ w32
+        g_gh_all = g_gi.clone()              # d loss / d gh: the input pre-activations' with r on the n gate
+        g_gh_all[:, :, 2 * h:] *= r
+        g_b = g_gh_all.sum((0, 1))
+        prev = torch.cat([torch.zeros_like(payloads[:1]), payloads[:-1]])   # what each step's W multiplied
+        g_w = ((g_gh_all * kh).reshape(-1, 3 * h).t() @ prev.reshape(-1, h)).double()
+        return g_gi, g_w, g_b, None
 
 
 def egru_graph_forward(q: ir.Graph, factors: QuantFactors, bindings: dict, x: torch.Tensor, *,
@@ -134,11 +246,10 @@ def egru_graph_forward(q: ir.Graph, factors: QuantFactors, bindings: dict, x: to
             rec = bindings.get(k) or {}
             w = _bound(np.asarray(node.weight, np.float64), rec, "weight",
                        factors.weight.get(k, np.ones((node.weight.shape[0], 1))), torch.float64, k)
-            y = sends[preds[0]].double() @ w.t()
             bias = getattr(node, "bias", None)
-            if bias is not None and np.any(bias):
-                y = y + _bound(np.asarray(bias, np.float64), rec, "bias", 1.0, torch.float64, k)
-            sends[k] = y
+            b = _bound(np.asarray(bias if bias is not None else np.zeros(w.shape[0]), np.float64), rec, "bias", 1.0,
+                       torch.float64, k)
+            sends[k] = _ReadoutFn.apply(sends[preds[0]], w, b)
         elif isinstance(node, ir.Output):
             outputs[k] = sends[preds[0]]
         else:

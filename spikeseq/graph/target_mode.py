@@ -27,8 +27,9 @@ import torch
 from torch import nn
 
 from spikeseq import surrogate as sg
-from spikeseq.errors import ConfigError, ParameterError, SpikeseqError
-from spikeseq.graph.quantize import quantize, scale_input_synapses
+from spikeseq.errors import ConfigError, ExportError, ParameterError, SpikeseqError
+from spikeseq.graph import ir
+from spikeseq.graph.quantize import LOIHI_REFUSAL, quantize, scale_input_synapses
 from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
 from spikeseq.graph.trace import infer_input_shape, lowering_for, trace, trace_bound
 from spikeseq.nn import DelayLinear, Sequential
@@ -218,6 +219,9 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
     _freeze_delays(m)
     try:
         g = trace(m, dt=dt, input_shape=input_shape)
+        cells = [k for k, n in g.flat().nodes.items() if isinstance(n, ir.EGRUCell)]
+        if cells and settings.target == "loihi":   # the gates, named before any input-format message
+            raise ExportError(LOIHI_REFUSAL.format(name=cells[0]))
         if settings.input_frac_bits is not None:
             g = scale_input_synapses(g, settings.input_frac_bits)
         quantize(g, settings.target, **settings.quantize_kwargs())

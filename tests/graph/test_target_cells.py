@@ -71,3 +71,58 @@ def test_loihi_refuses_the_cell_before_training():
     m, _, shape = _model_and_input("lm", 1)
     with pytest.raises(ConfigError, match=r"'rnn_l0' \(EGRUCell\) does not map to Loihi-style cores"):
         check_target(m, TargetSettings("loihi"), dt=1e-3, input_shape=shape)
+
+
+def _autograd_cell(cell, gi_all: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+    """The cell's step written with autograd (the module docstring's equations in the interpreter's operations;
+    events through the cell's surrogate, payload rounding straight through)."""
+    from spikeseq import surrogate as sg
+    from spikeseq.graph.ste import straight_through
+    from spikeseq.graph.target_cells import _exact_mm, _sigmoid, _tanh
+
+    h = cell.h
+    y = torch.zeros(gi_all.shape[1], h)
+    c = torch.zeros(gi_all.shape[1], h)
+    outs = []
+    for gi in gi_all.unbind(0):
+        gh = _exact_mm(y, w_hh, cell.int8_payloads) * cell.kh + b_hh
+        r = _sigmoid(gi[:, :h] + gh[:, :h])
+        z = _sigmoid(gi[:, h:2 * h] + gh[:, h:2 * h])
+        n = _tanh(gi[:, 2 * h:] + r * gh[:, 2 * h:])
+        ct = z * c + (1 - z) * n
+        e = sg.spike(ct - cell.th, cell.surrogate)
+        y, c = e * ct, ct - e * cell.th
+        if cell.frac is not None:
+            scaled = y * float(2.0**cell.frac)
+            y = straight_through(torch.round(scaled.detach()).clamp(-127, 127), scaled)
+        outs.append(y)
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("payload_frac_bits", [None, 7])
+def test_handwritten_cell_backward_matches_autograd(payload_frac_bits):
+    """The sequence function's written-out backward equals autograd through the same step: same payloads, same
+    gradients of the input pre-activations, the recurrent weights and biases (to float32 rounding)."""
+    from spikeseq.graph.quantize import quantize_with_factors
+    from spikeseq.graph.target_cells import _Cell, _CellScanFn
+
+    m, x, shape = _model_and_input("classifier", 1)
+    g, b = trace_bound(m, dt=1e-3, input_shape=shape, input_payload="graded")
+    q, fac = quantize_with_factors(g, "spinnaker2", payload_frac_bits=payload_frac_bits)
+    cell = _Cell("rnn_l0", q.nodes["rnn_l0"], fac, {}, m.rnn.surrogate)
+    gen = torch.Generator().manual_seed(5)
+    gi0 = (torch.randn(30, 3, 48, generator=gen) * 1.5)
+    probe = torch.randn(30, 3, 16, generator=gen)
+    grads = []
+    for fn in (lambda gi, w, bb: _CellScanFn.apply(gi, w, bb, cell), lambda gi, w, bb: _autograd_cell(cell, gi, w, bb)):
+        gi = gi0.clone().requires_grad_(True)
+        w = cell.w_hh.detach().clone().requires_grad_(True)
+        bb = cell.b_hh.detach().clone().requires_grad_(True)
+        out = fn(gi, w, bb)
+        (out * probe).sum().backward()
+        grads.append((out.detach(), gi.grad, w.grad, bb.grad))
+    (o1, *g1), (o2, *g2) = grads
+    assert torch.equal(o1, o2) and 0 < float((o1 != 0).float().mean()) < 0.8
+    for a, ref in zip(g1, g2, strict=True):
+        assert ref.abs().sum() > 0
+        torch.testing.assert_close(a.double(), ref.double(), rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
