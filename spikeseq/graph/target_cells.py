@@ -12,12 +12,13 @@ iff ``c~ > theta``; ``y = e * c~``; ``c = c~ - e * theta``; with ``payload_frac_
 reads the payloads in float64. Events therefore equal the interpreter's on every unit and step, and readouts agree
 to float64 rounding.
 
-Gradients (autograd through the step): the int8 weights pass ``s_g * d(loss)/d(W_int)`` to the bound float weights
-(straight-through, :class:`~spikeseq.graph.quantize.QuantFactors` ``.cell``), the readout's weights
-``d/d(W) / 2**f``; an event has the cell's own pseudo-derivative (its ``surrogate``, recorded by the lowering), the
-reset ``c~ - e * theta`` carries it as the float cell does (:func:`spikeseq.functional.egru.egru_cell`), and the
-payload rounding passes gradients straight through. Thresholds are constants (target mode trains weights and
-biases only).
+Gradients (written out, float32: :class:`_CellScanFn` for the recurrence, :class:`_InputFn` and :class:`_ReadoutFn`
+for the products over the whole sequence; a test compares them with autograd through the same step): the int8
+weights pass ``s_g * d(loss)/d(W_int)`` to the bound float weights (straight-through,
+:class:`~spikeseq.graph.quantize.QuantFactors` ``.cell``), the readout's weights ``d/d(W) / 2**f``; an event has the
+cell's own pseudo-derivative (its ``surrogate``, recorded by the lowering), the reset ``c~ - e * theta`` carries it
+as the float cell does (:func:`spikeseq.functional.egru.egru_cell`), and the payload rounding passes gradients
+straight through. Thresholds are constants (target mode trains weights and biases only).
 """
 
 from __future__ import annotations
