@@ -12,8 +12,8 @@ iff ``c~ > theta``; ``y = e * c~``; ``c = c~ - e * theta``; with ``payload_frac_
 reads the payloads in float64. Events therefore equal the interpreter's on every unit and step, and readouts agree
 to float64 rounding.
 
-Gradients (written out, float32: :class:`_CellScanFn` for the recurrence, :class:`_InputFn` and :class:`_ReadoutFn`
-for the products over the whole sequence; a test compares them with autograd through the same step): the int8
+Gradients (written out, float32: :class:`_CellScanFn` for a cell, :class:`_ReadoutFn` for the readout; a test
+compares them with autograd through the same step): the int8
 weights pass ``s_g * d(loss)/d(W_int)`` to the bound float weights (straight-through,
 :class:`~spikeseq.graph.quantize.QuantFactors` ``.cell``), the readout's weights ``d/d(W) / 2**f``; an event has the
 cell's own pseudo-derivative (its ``surrogate``, recorded by the lowering), the reset ``c~ - e * theta`` carries it
@@ -36,8 +36,9 @@ __all__ = ["egru_graph_forward"]
 
 
 def _sigmoid(a: torch.Tensor) -> torch.Tensor:
-    """``1 / (1 + exp(-a))`` in float64, rounded once to float32 (the interpreter's)."""
-    return (1.0 / (1.0 + torch.exp(-a.double()))).float()
+    """The logistic function in float64, rounded once to float32 (as the interpreter: float64 results that differ
+    in their last bit round to the same float32 but for values within ``2**-29`` of a rounding boundary)."""
+    return torch.sigmoid(a.double()).float()
 
 
 def _tanh(a: torch.Tensor) -> torch.Tensor:
@@ -59,17 +60,22 @@ def _bound(exact: np.ndarray, bound: dict, key: str, factor: np.ndarray | float,
     return straight_through(t, src.to(dtype) * f)
 
 
-def _exact_mm(x: torch.Tensor, w: torch.Tensor, exact32: bool | None = None) -> torch.Tensor:
-    """``x @ w.T`` rounded once to float32 (``x`` float32 events, ``w`` float64 integer weights): in float32 when
-    every partial sum is an integer below ``2**24`` (``exact32``; ``None``: checked here from ``x``), else in
-    float64 (products of a float32 and an int8 value are exact there) and rounded."""
-    if exact32 is None:
-        xd = x.detach()
-        exact32 = bool(torch.equal(xd, torch.round(xd))) and (
-            float(xd.abs().max()) * float(w.detach().abs().sum(1).max()) < 2**24 if xd.numel() else True)
-    if exact32:
-        return x @ w.float().t()
-    return (x.double() @ w.t()).float()
+def _mm32(x: torch.Tensor, w_t: torch.Tensor) -> torch.Tensor:
+    """``x @ w_t`` rounded once to float32: float32 weights (every partial sum an exact integer, :func:`_exact32`)
+    multiply directly, float64 ones in float64 (the products of float32 events and int8 weights are exact there),
+    so the result does not depend on the summation order."""
+    if w_t.dtype == torch.float32:
+        return x @ w_t
+    return (x.double() @ w_t).float()
+
+
+def _exact32(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether every partial sum of ``x @ w.T`` is an integer below ``2**24`` (then float32 sums exactly)."""
+    xd = x.detach()
+    if not xd.numel():
+        return True
+    return bool(torch.equal(xd, torch.round(xd))) and (
+        float(xd.abs().max()) * float(w.detach().abs().sum(1).max()) < 2**24)
 
 
 class _Cell:
@@ -97,14 +103,17 @@ class _Cell:
 
     def run(self, x: torch.Tensor) -> torch.Tensor:
         """The payloads ``[T, B, H]`` (float32) of the cell on the events ``x [T, B, I]``, from rest."""
-        gi_all = _InputFn.apply(x.float(), self.w_ih, self.b_ih, self.ki)   # no state in it: all steps at once
-        return _CellScanFn.apply(gi_all, self.w_hh, self.b_hh, self)
+        return _CellScanFn.apply(x.float(), self.w_ih, self.b_ih, self.w_hh, self.b_hh, self)
 
-    def step(self, gi: torch.Tensor, y: torch.Tensor, c: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor):
-        """One step on the input pre-activation ``gi [B, 3H]``, the previous payload ``y`` and state ``c`` (no
-        autograd): ``(payload, c, (r, z, n, gh_n, c~, e))``, the interpreter's operations in its order."""
+    def step(self, x: torch.Tensor, y: torch.Tensor, c: torch.Tensor, b_ih: torch.Tensor, w_hh_t: torch.Tensor,
+             b_hh: torch.Tensor):
+        """One step on the input product ``x = W_i x[t]`` ``[B, 3H]`` (rounded to float32), the previous payload
+        ``y`` and state ``c`` (no autograd; the transposed recurrent weights in float32 where the sums are exact
+        there, else float64, :func:`_mm32`): ``(payload, c, (r, z, n, gh_n, c~, e))``, the interpreter's operations
+        in its order."""
         h = self.h
-        gh = _exact_mm(y, w_hh, self.int8_payloads) * self.kh + b_hh
+        gi = x * self.ki + b_ih
+        gh = _mm32(y, w_hh_t) * self.kh + b_hh
         rz = _sigmoid(gi[:, :2 * h] + gh[:, :2 * h])    # r and z: elementwise, one call
         r, z = rz[:, :h], rz[:, h:]
         gh_n = gh[:, 2 * h:]
@@ -120,25 +129,6 @@ class _Cell:
     def value(self, payload: torch.Tensor) -> torch.Tensor:
         """Payloads in float units (``y``)."""
         return payload if self.frac is None else payload / float(2.0**self.frac)
-
-
-class _InputFn(torch.autograd.Function):
-    """``gi = (x W^T) k_i + b_i`` over all steps: the product exact (:func:`_exact_mm`) forward, float32 backward."""
-
-    @staticmethod
-    def forward(ctx, x, w, b, k):  # type: ignore[override]
-        ctx.save_for_backward(x, w, k)
-        return _exact_mm(x, w.detach()) * k + b.detach()
-
-    @staticmethod
-    def backward(ctx, g):  # type: ignore[override]
-        x, w, k = ctx.saved_tensors
-        gk = g * k
-        n_out, n_in = w.shape
-        g_x = gk @ w.float() if ctx.needs_input_grad[0] else None
-        g_w = (x.reshape(-1, n_in).t() @ gk.reshape(-1, n_out)).t().double() if ctx.needs_input_grad[1] else None
-        g_b = g.sum((0, 1)) if ctx.needs_input_grad[2] else None
-        return g_x, g_w, g_b, None
 
 
 class _ReadoutFn(torch.autograd.Function):
@@ -162,63 +152,71 @@ class _ReadoutFn(torch.autograd.Function):
 
 class _CellScanFn(torch.autograd.Function):
     """A cell over a whole sequence with its backward written out (module docstring): the forward is
-    :meth:`_Cell.step` per step; the backward runs the adjoint recurrence of
-    ``gh = W y[t-1] k_h + b_h``, ``r, z = sigmoid``, ``n = tanh(a_n + r gh_n)``, ``c~ = z c + (1 - z) n``,
+    :meth:`_Cell.step` per step; the backward runs the adjoint recurrence of ``gi = W_i x k_i + b_i``,
+    ``gh = W_h y[t-1] k_h + b_h``, ``r, z = sigmoid``, ``n = tanh(a_n + r gh_n)``, ``c~ = z c + (1 - z) n``,
     ``e = H(c~ - theta)`` (the cell's pseudo-derivative), ``y = e c~`` (payload rounding straight through, times
-    ``2**f``), ``c = c~ - e theta``."""
+    ``2**f``), ``c = c~ - e theta``, in float32."""
 
     @staticmethod
-    def forward(ctx, gi_all, w_hh, b_hh, cell: _Cell):  # type: ignore[override]
-        steps, batch = gi_all.shape[0], gi_all.shape[1]
+    def forward(ctx, x, w_ih, b_ih, w_hh, b_hh, cell: _Cell):  # type: ignore[override]
+        steps, batch = x.shape[0], x.shape[1]
         h = cell.h
-        wd, bd = w_hh.detach(), b_hh.detach()
+        wi, wh = w_ih.detach(), w_hh.detach()
+        wi_t = (wi.float() if _exact32(x, wi) else wi).t()
+        xw = _mm32(x.reshape(-1, x.shape[2]), wi_t).reshape(steps, batch, 3 * h)   # no state in it: all steps
+        wh_t = (wh.float() if cell.int8_payloads else wh).t().contiguous()
+        bi, bh = b_ih.detach(), b_hh.detach()
         y = torch.zeros(batch, h, dtype=torch.float32)
         c = torch.zeros(batch, h, dtype=torch.float32)
-        outs, saved = [], []
+        seq = lambda dtype=torch.float32: torch.empty(steps, batch, h, dtype=dtype)  # noqa: E731
+        payloads, c_prev = seq(), seq()
+        keep = [seq(), seq(), seq(), seq(), seq(), seq(torch.bool)]   # r, z, n, gh_n, c~, e of every step
         for t in range(steps):
-            c_prev = c
-            y, c, (r, z, n, gh_n, ct, e) = cell.step(gi_all[t], y, c, wd, bd)
-            outs.append(y)
-            saved.append((r, z, n, gh_n, ct, e, c_prev))
-        payloads = torch.stack(outs)
+            c_prev[t] = c
+            y, c, vals = cell.step(xw[t], y, c, bi, wh_t, bh)
+            payloads[t] = y
+            for dst, v in zip(keep, vals):
+                dst[t] = v
         ctx.cell = cell
-        ctx.save_for_backward(wd, payloads, *(torch.stack(v) for v in zip(*saved)))
+        ctx.save_for_backward(x, wi, wh, payloads, *keep, c_prev)
         return payloads
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        wd, payloads, r, z, n, gh_n, ct, e, c_prev = ctx.saved_tensors
+        x, wi, wd, payloads, r, z, n, gh_n, ct, e, c_prev = ctx.saved_tensors
         cell = ctx.cell
         h = cell.h
         scale = 1.0 if cell.frac is None else float(2.0**cell.frac)
-        w32 = wd.float()
-        kh, th = cell.kh, cell.th
-        ef = e.float()
-        sgs = cell.surrogate.grad_((ct - th).double()).float()   # d e / d c~ (unit-free: the cell's own units)
-        # the state-independent factors of the adjoint, over the whole sequence at once
-        d_an = (1 - z) * (1 - n * n)                  # d c~ / d a_n
-        d_az = (c_prev - n) * z * (1 - z)             # d c~ / d a_z
-        d_ar = gh_n * r * (1 - r)                     # d a_n / d a_r
-        k_gh = torch.cat([kh[:h].expand_as(r), kh[h:2 * h].expand_as(r), kh[2 * h:] * r], dim=2)  # d gh / d(W y)
-        g_gi = torch.empty(ct.shape[0], ct.shape[1], 3 * h, dtype=torch.float32)
-        g_rec = torch.zeros_like(ct[0])     # d loss / d payload[t] through step t + 1
-        g_c = torch.zeros_like(ct[0])       # d loss / d c[t] through step t + 1
-        for t in range(ct.shape[0] - 1, -1, -1):
+        wk = wd.float() * cell.kh[:, None]            # d gh / d y[t-1], the per-gate factors folded in
+        th = cell.th
+        sgs = cell.surrogate.grad_(ct - th)           # d e / d c~ (unit-free: the cell's own units)
+        # the state-independent factors of the adjoint over the whole sequence, in place (few [T, B, H] buffers)
+        omz = 1 - z
+        d_an = n.square().neg_().add_(1).mul_(omz)    # d c~ / d a_n
+        d_az = (c_prev - n).mul_(z).mul_(omz)         # d c~ / d a_z
+        d_ar = (1 - r).mul_(r).mul_(gh_n)             # d a_n / d a_r
+        steps, batch = ct.shape[0], ct.shape[1]
+        g_gi = torch.empty(steps, batch, 3 * h, dtype=torch.float32)    # d loss / d gi
+        g_gh = torch.empty(steps, batch, 3 * h, dtype=torch.float32)    # d loss / d gh (r on the n gate)
+        g_rec = torch.zeros(batch, h, dtype=torch.float32)   # d loss / d payload[t] through step t + 1
+        g_c = torch.zeros(batch, h, dtype=torch.float32)     # d loss / d c[t] through step t + 1
+        for t in range(steps - 1, -1, -1):
             gy = (g_out[t] + g_rec).mul_(scale)
             de = (gy * ct[t]).sub_(g_c * th)
-            gct = (gy * ef[t]).add_(g_c).add_(de.mul_(sgs[t]))
-            gt = g_gi[t]
-            torch.mul(gct, d_az[t], out=gt[:, h:2 * h])
-            torch.mul(gct, d_an[t], out=gt[:, 2 * h:])
-            torch.mul(gt[:, 2 * h:], d_ar[t], out=gt[:, :h])
+            gct = (gy * e[t]).add_(g_c).add_(de.mul_(sgs[t]))
+            gi, gh = g_gi[t], g_gh[t]
+            torch.mul(gct, d_az[t], out=gi[:, h:2 * h])
+            torch.mul(gct, d_an[t], out=gi[:, 2 * h:])
+            torch.mul(gi[:, 2 * h:], d_ar[t], out=gi[:, :h])
+            gh[:, :2 * h] = gi[:, :2 * h]
+            torch.mul(gi[:, 2 * h:], r[t], out=gh[:, 2 * h:])
             g_c = gct.mul_(z[t])
-            g_rec = (gt * k_gh[t]) @ w32
-        g_gh_all = g_gi.clone()              # d loss / d gh: the input pre-activations' with r on the n gate
-        g_gh_all[:, :, 2 * h:] *= r
-        g_b = g_gh_all.sum((0, 1))
-        prev = torch.cat([torch.zeros_like(payloads[:1]), payloads[:-1]])   # what each step's W multiplied
-        g_w = ((g_gh_all * kh).reshape(-1, 3 * h).t() @ prev.reshape(-1, h)).double()
-        return g_gi, g_w, g_b, None
+            g_rec = gh @ wk
+        g_wh = (g_gh[1:].reshape(-1, 3 * h).t() @ payloads[:-1].reshape(-1, h)) * cell.kh[:, None]
+        g_gi2 = g_gi.reshape(-1, 3 * h)
+        g_x = (g_gi2 @ (wi.float() * cell.ki[:, None])).reshape(x.shape) if ctx.needs_input_grad[0] else None
+        g_wi = (g_gi2.t() @ x.reshape(-1, x.shape[2])) * cell.ki[:, None]
+        return g_x, g_wi.double(), g_gi.sum((0, 1)), g_wh.double(), g_gh.sum((0, 1)), None
 
 
 def egru_graph_forward(q: ir.Graph, factors: QuantFactors, bindings: dict, x: torch.Tensor, *,

@@ -73,19 +73,23 @@ def test_loihi_refuses_the_cell_before_training():
         check_target(m, TargetSettings("loihi"), dt=1e-3, input_shape=shape)
 
 
-def _autograd_cell(cell, gi_all: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.Tensor) -> torch.Tensor:
+def _autograd_cell(cell, x, w_ih, b_ih, w_hh, b_hh) -> torch.Tensor:
     """The cell's step written with autograd (the module docstring's equations in the interpreter's operations;
     events through the cell's surrogate, payload rounding straight through)."""
     from spikeseq import surrogate as sg
     from spikeseq.graph.ste import straight_through
-    from spikeseq.graph.target_cells import _exact_mm, _sigmoid, _tanh
+    from spikeseq.graph.target_cells import _exact32, _sigmoid, _tanh
+
+    def mm(a, w, exact):
+        return a @ w.float().t() if exact else (a.double() @ w.t()).float()
 
     h = cell.h
-    y = torch.zeros(gi_all.shape[1], h)
-    c = torch.zeros(gi_all.shape[1], h)
+    gi_all = mm(x, w_ih, _exact32(x, w_ih)) * cell.ki + b_ih
+    y = torch.zeros(x.shape[1], h)
+    c = torch.zeros(x.shape[1], h)
     outs = []
     for gi in gi_all.unbind(0):
-        gh = _exact_mm(y, w_hh, cell.int8_payloads) * cell.kh + b_hh
+        gh = mm(y, w_hh, cell.int8_payloads) * cell.kh + b_hh
         r = _sigmoid(gi[:, :h] + gh[:, :h])
         z = _sigmoid(gi[:, h:2 * h] + gh[:, h:2 * h])
         n = _tanh(gi[:, 2 * h:] + r * gh[:, 2 * h:])
@@ -99,28 +103,27 @@ def _autograd_cell(cell, gi_all: torch.Tensor, w_hh: torch.Tensor, b_hh: torch.T
     return torch.stack(outs)
 
 
+@pytest.mark.parametrize("integer_events", [False, True])
 @pytest.mark.parametrize("payload_frac_bits", [None, 7])
-def test_handwritten_cell_backward_matches_autograd(payload_frac_bits):
+def test_handwritten_cell_backward_matches_autograd(payload_frac_bits, integer_events):
     """The sequence function's written-out backward equals autograd through the same step: same payloads, same
-    gradients of the input pre-activations, the recurrent weights and biases (to float32 rounding)."""
+    gradients of the input events, both weight matrices and both biases (to float32 rounding)."""
     from spikeseq.graph.quantize import quantize_with_factors
     from spikeseq.graph.target_cells import _Cell, _CellScanFn
 
-    m, x, shape = _model_and_input("classifier", 1)
+    m, x0, shape = _model_and_input("classifier", 1)
+    if integer_events:      # event counts: the input products run as exact float32 sums
+        x0 = torch.round(x0.abs() * 2)
     g, b = trace_bound(m, dt=1e-3, input_shape=shape, input_payload="graded")
     q, fac = quantize_with_factors(g, "spinnaker2", payload_frac_bits=payload_frac_bits)
     cell = _Cell("rnn_l0", q.nodes["rnn_l0"], fac, {}, m.rnn.surrogate)
-    gen = torch.Generator().manual_seed(5)
-    gi0 = (torch.randn(30, 3, 48, generator=gen) * 1.5)
-    probe = torch.randn(30, 3, 16, generator=gen)
+    probe = torch.randn(30, 3, 16, generator=torch.Generator().manual_seed(5))
     grads = []
-    for fn in (lambda gi, w, bb: _CellScanFn.apply(gi, w, bb, cell), lambda gi, w, bb: _autograd_cell(cell, gi, w, bb)):
-        gi = gi0.clone().requires_grad_(True)
-        w = cell.w_hh.detach().clone().requires_grad_(True)
-        bb = cell.b_hh.detach().clone().requires_grad_(True)
-        out = fn(gi, w, bb)
+    for fn in (lambda *a: _CellScanFn.apply(*a, cell), lambda *a: _autograd_cell(cell, *a)):
+        args = [v.detach().clone().requires_grad_(True) for v in (x0, cell.w_ih, cell.b_ih, cell.w_hh, cell.b_hh)]
+        out = fn(*args)
         (out * probe).sum().backward()
-        grads.append((out.detach(), gi.grad, w.grad, bb.grad))
+        grads.append((out.detach(), *(a.grad for a in args)))
     (o1, *g1), (o2, *g2) = grads
     assert torch.equal(o1, o2) and 0 < float((o1 != 0).float().mean()) < 0.8
     for a, ref in zip(g1, g2, strict=True):
