@@ -31,6 +31,7 @@ from spikeseq.errors import ExportError, ShapeError
 from spikeseq.graph import ir
 from spikeseq.graph.quantize import QuantFactors
 from spikeseq.graph.ste import straight_through
+from spikeseq.kernels.egru import fixed
 
 __all__ = ["egru_graph_forward"]
 
@@ -150,6 +151,39 @@ class _ReadoutFn(torch.autograd.Function):
         return g_y, g_w, g_b
 
 
+def _native_steps() -> bool:
+    """Whether the C++ step (:mod:`spikeseq.kernels.egru.fixed`) runs the cell (else the same operations in torch)."""
+    return fixed.available()
+
+
+def _adjoint_torch(g_out: torch.Tensor, scale: float, saved: tuple[torch.Tensor, ...], c_prev: torch.Tensor,
+                   th: torch.Tensor, sgs: torch.Tensor, wk: torch.Tensor, g_gi: torch.Tensor, g_gh: torch.Tensor
+                   ) -> None:
+    """The adjoint recurrence of :class:`_CellScanFn` in torch ops (where the C++ step is not available): fills
+    ``g_gi`` and ``g_gh`` ``[T, B, 3H]`` from ``g_out`` and ``saved = (r, z, n, gh_n, c~, e)`` ``[T, B, H]``."""
+    r, z, n, gh_n, ct, e = saved
+    h = r.shape[2]
+    # the state-independent factors over the whole sequence, in place (few [T, B, H] buffers)
+    omz = 1 - z
+    d_an = n.square().neg_().add_(1).mul_(omz)    # d c~ / d a_n
+    d_az = (c_prev - n).mul_(z).mul_(omz)         # d c~ / d a_z
+    d_ar = (1 - r).mul_(r).mul_(gh_n)             # d a_n / d a_r
+    g_rec = torch.zeros_like(r[0])                # d loss / d payload[t] through step t + 1
+    g_c = torch.zeros_like(r[0])                  # d loss / d c[t] through step t + 1
+    for t in range(r.shape[0] - 1, -1, -1):
+        gy = (g_out[t] + g_rec).mul_(scale)
+        de = (gy * ct[t]).sub_(g_c * th)
+        gct = (gy * e[t]).add_(g_c).add_(de.mul_(sgs[t]))
+        gi, gh = g_gi[t], g_gh[t]
+        torch.mul(gct, d_az[t], out=gi[:, h:2 * h])
+        torch.mul(gct, d_an[t], out=gi[:, 2 * h:])
+        torch.mul(gi[:, 2 * h:], d_ar[t], out=gi[:, :h])
+        gh[:, :2 * h] = gi[:, :2 * h]
+        torch.mul(gi[:, 2 * h:], r[t], out=gh[:, 2 * h:])
+        g_c = gct.mul_(z[t])
+        g_rec = gh @ wk
+
+
 class _CellScanFn(torch.autograd.Function):
     """A cell over a whole sequence with its backward written out (module docstring): the forward is
     :meth:`_Cell.step` per step; the backward runs the adjoint recurrence of ``gi = W_i x k_i + b_i``,
@@ -164,58 +198,68 @@ class _CellScanFn(torch.autograd.Function):
         wi, wh = w_ih.detach(), w_hh.detach()
         wi_t = (wi.float() if _exact32(x, wi) else wi).t()
         xw = _mm32(x.reshape(-1, x.shape[2]), wi_t).reshape(steps, batch, 3 * h)   # no state in it: all steps
+        native = _native_steps()
         wh_t = (wh.float() if cell.int8_payloads else wh).t().contiguous()
         bi, bh = b_ih.detach(), b_hh.detach()
-        y = torch.zeros(batch, h, dtype=torch.float32)
-        c = torch.zeros(batch, h, dtype=torch.float32)
         seq = lambda dtype=torch.float32: torch.empty(steps, batch, h, dtype=dtype)  # noqa: E731
-        payloads, c_prev = seq(), seq()
+        payloads = seq()
+        c_seq = torch.empty(steps + 1, batch, h, dtype=torch.float32)   # c_seq[t]: the state before step t
+        c_seq[0] = 0.0
         keep = [seq(), seq(), seq(), seq(), seq(), seq(torch.bool)]   # r, z, n, gh_n, c~, e of every step
-        for t in range(steps):
-            c_prev[t] = c
-            y, c, vals = cell.step(xw[t], y, c, bi, wh_t, bh)
+        y = torch.zeros(batch, h, dtype=torch.float32)
+        if native:   # the same operations, one C++ loop over (B, H) per step
+            xw = xw.contiguous()
+            at = fixed.Steps(xw, c_seq, payloads, *keep).at
+            consts = (cell.ki, bi.contiguous(), cell.kh, bh.contiguous(), cell.th)
+            exact = wh_t.dtype == torch.float32     # int8 payloads: exact float32 sums, into one reused buffer
+            ghm = torch.empty(batch, 3 * h, dtype=torch.float32)
+            step_c = c_seq[0].numel() * c_seq.element_size()
+            for t in range(steps):
+                if exact:
+                    fixed.event_products(y, wh_t, ghm)
+                else:
+                    ghm = _mm32(y, wh_t)
+                p_xw, p_c, p_y, *p_keep = at(t)
+                fixed.step_forward(batch, h, p_xw, ghm, consts, p_c, cell.frac, [p_y, p_c + step_c, *p_keep])
+                y = payloads[t]
+        for t in range(0 if not native else steps, steps):
+            y, c, vals = cell.step(xw[t], y, c_seq[t], bi, wh_t, bh)
             payloads[t] = y
+            c_seq[t + 1] = c
             for dst, v in zip(keep, vals):
                 dst[t] = v
-        ctx.cell = cell
-        ctx.save_for_backward(x, wi, wh, payloads, *keep, c_prev)
+        ctx.cell, ctx.native = cell, native
+        ctx.save_for_backward(x, wi, wh, payloads, *keep, c_seq)
         return payloads
 
     @staticmethod
     def backward(ctx, g_out):  # type: ignore[override]
-        x, wi, wd, payloads, r, z, n, gh_n, ct, e, c_prev = ctx.saved_tensors
+        x, wi, wd, payloads, r, z, n, gh_n, ct, e, c_seq = ctx.saved_tensors
         cell = ctx.cell
         h = cell.h
         scale = 1.0 if cell.frac is None else float(2.0**cell.frac)
         wk = wd.float() * cell.kh[:, None]            # d gh / d y[t-1], the per-gate factors folded in
         th = cell.th
         sgs = cell.surrogate.grad_(ct - th)           # d e / d c~ (unit-free: the cell's own units)
-        # the state-independent factors of the adjoint over the whole sequence, in place (few [T, B, H] buffers)
-        omz = 1 - z
-        d_an = n.square().neg_().add_(1).mul_(omz)    # d c~ / d a_n
-        d_az = (c_prev - n).mul_(z).mul_(omz)         # d c~ / d a_z
-        d_ar = (1 - r).mul_(r).mul_(gh_n)             # d a_n / d a_r
+        g_out = g_out.float().contiguous()
         steps, batch = ct.shape[0], ct.shape[1]
         g_gi = torch.empty(steps, batch, 3 * h, dtype=torch.float32)    # d loss / d gi
         g_gh = torch.empty(steps, batch, 3 * h, dtype=torch.float32)    # d loss / d gh (r on the n gate)
         g_rec = torch.zeros(batch, h, dtype=torch.float32)   # d loss / d payload[t] through step t + 1
         g_c = torch.zeros(batch, h, dtype=torch.float32)     # d loss / d c[t] through step t + 1
-        for t in range(steps - 1, -1, -1):
-            gy = (g_out[t] + g_rec).mul_(scale)
-            de = (gy * ct[t]).sub_(g_c * th)
-            gct = (gy * e[t]).add_(g_c).add_(de.mul_(sgs[t]))
-            gi, gh = g_gi[t], g_gh[t]
-            torch.mul(gct, d_az[t], out=gi[:, h:2 * h])
-            torch.mul(gct, d_an[t], out=gi[:, 2 * h:])
-            torch.mul(gi[:, 2 * h:], d_ar[t], out=gi[:, :h])
-            gh[:, :2 * h] = gi[:, :2 * h]
-            torch.mul(gi[:, 2 * h:], r[t], out=gh[:, 2 * h:])
-            g_c = gct.mul_(z[t])
-            g_rec = gh @ wk
+        if ctx.native:
+            sgs = sgs.contiguous()
+            at = fixed.Steps(g_out, r, z, n, gh_n, ct, e, c_seq, sgs, g_gi, g_gh).at
+            for t in range(steps - 1, -1, -1):
+                p_g, *p_saved, p_c, p_sg, p_gi, p_gh = at(t)
+                fixed.step_backward(batch, h, p_g, g_rec, scale, p_saved, p_c, th, p_sg, g_c, p_gi, p_gh)
+                torch.mm(g_gh[t], wk, out=g_rec)
+        else:
+            _adjoint_torch(g_out, scale, (r, z, n, gh_n, ct, e), c_seq[:-1], th, sgs, wk, g_gi, g_gh)
         g_wh = (g_gh[1:].reshape(-1, 3 * h).t() @ payloads[:-1].reshape(-1, h)) * cell.kh[:, None]
         g_gi2 = g_gi.reshape(-1, 3 * h)
         g_x = (g_gi2 @ (wi.float() * cell.ki[:, None])).reshape(x.shape) if ctx.needs_input_grad[0] else None
-        g_wi = (g_gi2.t() @ x.reshape(-1, x.shape[2])) * cell.ki[:, None]
+        g_wi = (x.reshape(-1, x.shape[2]).t() @ g_gi2).t() * cell.ki[:, None]   # [I, R] @ [R, 3H]: the fast shape
         return g_x, g_wi.double(), g_gi.sum((0, 1)), g_wh.double(), g_gh.sum((0, 1)), None
 
 

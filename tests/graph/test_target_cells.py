@@ -129,3 +129,38 @@ def test_handwritten_cell_backward_matches_autograd(payload_frac_bits, integer_e
     for a, ref in zip(g1, g2, strict=True):
         assert ref.abs().sum() > 0
         torch.testing.assert_close(a.double(), ref.double(), rtol=1e-4, atol=1e-5 * float(ref.abs().max()))
+
+
+@pytest.mark.native
+@pytest.mark.parametrize("payload_frac_bits", [None, 7])
+def test_the_cpp_step_equals_the_torch_step(payload_frac_bits, monkeypatch):
+    """The C++ step (``kernels/egru/egru_fixed.cpp``, event-driven recurrent products) and the same operations in
+    torch give identical payloads and states, and gradients equal to float32 rounding."""
+    from spikeseq.graph import target_cells
+
+    m, x, shape = _model_and_input("classifier", 2)
+    runs = []
+    for native in (True, False):
+        monkeypatch.setattr(target_cells, "_native_steps", lambda native=native: native)
+        mm = copy.deepcopy(m)
+        g, b = trace_bound(mm, dt=1e-3, input_shape=shape, input_payload="graded")
+        res = target_forward(g, b, x, "spinnaker2", payload_frac_bits=payload_frac_bits, record=True)
+        (res.output * torch.linspace(-1, 1, res.output.numel()).reshape(res.output.shape)).sum().backward()
+        runs.append((res, {k: p.grad for k, p in mm.named_parameters() if p.grad is not None}))
+    (r1, g1), (r2, g2) = runs
+    assert all(torch.equal(r1.traces[k], r2.traces[k]) for k in r1.traces) and torch.equal(r1.output, r2.output)
+    assert set(g1) == set(g2) and len(g1) == 10
+    for k in g1:
+        torch.testing.assert_close(g1[k], g2[k], rtol=1e-4, atol=1e-5 * float(g2[k].abs().max()))
+
+
+@pytest.mark.native
+def test_event_products_equal_the_dense_product():
+    from spikeseq.kernels.egru import fixed
+
+    g = torch.Generator().manual_seed(6)
+    y = torch.randint(-127, 128, (5, 40), generator=g).float() * (torch.rand(5, 40, generator=g) < 0.4)
+    w = torch.randint(-127, 128, (40, 96), generator=g).float()
+    out = torch.empty(5, 96)
+    fixed.event_products(y, w, out)
+    assert torch.equal(out, y @ w)
