@@ -256,7 +256,10 @@ class _CellScanFn(torch.autograd.Function):
                 torch.mm(g_gh[t], wk, out=g_rec)
         else:
             _adjoint_torch(g_out, scale, (r, z, n, gh_n, ct, e), c_seq[:-1], th, sgs, wk, g_gi, g_gh)
-        g_wh = (g_gh[1:].reshape(-1, 3 * h).t() @ payloads[:-1].reshape(-1, h)) * cell.kh[:, None]
+        if ctx.native:   # the rows of the steps where a unit sent an event
+            g_wh = fixed.event_outer(payloads[:-1].reshape(-1, h), g_gh[1:].reshape(-1, 3 * h)).t() * cell.kh[:, None]
+        else:
+            g_wh = (g_gh[1:].reshape(-1, 3 * h).t() @ payloads[:-1].reshape(-1, h)) * cell.kh[:, None]
         g_gi2 = g_gi.reshape(-1, 3 * h)
         g_x = (g_gi2 @ (wi.float() * cell.ki[:, None])).reshape(x.shape) if ctx.needs_input_grad[0] else None
         g_wi = (x.reshape(-1, x.shape[2]).t() @ g_gi2).t() * cell.ki[:, None]   # [I, R] @ [R, 3H]: the fast shape

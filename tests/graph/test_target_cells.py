@@ -156,6 +156,7 @@ def test_the_cpp_step_equals_the_torch_step(payload_frac_bits, monkeypatch):
 
 @pytest.mark.native
 def test_event_products_equal_the_dense_product():
+    """The event-driven product equals the dense one exactly on int8 values; its weight gradient to rounding."""
     from spikeseq.kernels.egru import fixed
 
     g = torch.Generator().manual_seed(6)
@@ -164,3 +165,5 @@ def test_event_products_equal_the_dense_product():
     out = torch.empty(5, 96)
     fixed.event_products(y, w, out)
     assert torch.equal(out, y @ w)
+    grad = torch.randn(5, 96, generator=g)
+    torch.testing.assert_close(fixed.event_outer(y, grad), y.t() @ grad, rtol=1e-5, atol=1e-3)

@@ -9,7 +9,7 @@ import torch
 
 from spikeseq.kernels import _native
 
-__all__ = ["Steps", "available", "event_products", "step_backward", "step_forward"]
+__all__ = ["Steps", "available", "event_outer", "event_products", "step_backward", "step_forward"]
 
 
 def available() -> bool:
@@ -63,3 +63,12 @@ def event_products(y: torch.Tensor, w_t: torch.Tensor, out: torch.Tensor) -> Non
     (``egru.cpp``'s gather product, in ascending unit order): for int8 payloads and weights every partial sum is an
     exact integer, so this equals the dense product."""
     _native.library().egru_gather_mm_f32(y.shape[0], y.shape[1], w_t.shape[1], _p(y), _p(w_t), None, _p(out), 1)
+
+
+def event_outer(x: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
+    """``x.T @ g`` (float32 ``[R, K]``, ``[R, O]`` -> ``[K, O]``) over the nonzero entries of ``x`` only (the
+    weight gradient of :func:`event_products`: a unit's row gathers the gradients of the steps it sent an event)."""
+    x, g = x.contiguous(), g.contiguous()
+    out = torch.empty(x.shape[1], g.shape[1], dtype=torch.float32)
+    _native.library().egru_gather_outer_f32(x.shape[0], x.shape[1], g.shape[1], _p(x), _p(g), _p(out), 1)
+    return out
