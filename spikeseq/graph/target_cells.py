@@ -12,6 +12,11 @@ iff ``c~ > theta``; ``y = e * c~``; ``c = c~ - e * theta``; with ``payload_frac_
 reads the payloads in float64. Events therefore equal the interpreter's on every unit and step, and readouts agree
 to float64 rounding.
 
+Speed: each step runs in C++ where the kernels build (:mod:`spikeseq.kernels.egru.fixed`: the gate arithmetic
+above in one loop, the transcendentals as double vector polynomials rounded once, the recurrent products and their
+weight gradient over the units that sent an event), else as the same torch operations (:meth:`_Cell.step`,
+:func:`_adjoint_torch`); a test checks that both give the same payloads.
+
 Gradients (written out, float32: :class:`_CellScanFn` for a cell, :class:`_ReadoutFn` for the readout; a test
 compares them with autograd through the same step): the int8
 weights pass ``s_g * d(loss)/d(W_int)`` to the bound float weights (straight-through,
