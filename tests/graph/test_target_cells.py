@@ -167,3 +167,23 @@ def test_event_products_equal_the_dense_product():
     assert torch.equal(out, y @ w)
     grad = torch.randn(5, 96, generator=g)
     torch.testing.assert_close(fixed.event_outer(y, grad), y.t() @ grad, rtol=1e-5, atol=1e-3)
+
+
+@pytest.mark.native
+def test_an_odd_width_and_one_sample_run_the_same_on_both_paths(monkeypatch):
+    """13 units (no whole number of vectors) and a batch of one: the C++ step equals the interpreter and the torch
+    step."""
+    from spikeseq.graph import target_cells
+
+    m = registry.build("egru_classifier", input_size=5, n_classes=3, hidden=13, seed=2).eval()
+    x = torch.randn(40, 1, 5, generator=torch.Generator().manual_seed(8)) * 2
+    g, b = trace_bound(m, dt=1e-3, input_shape=(5,), input_payload="graded")
+    outs = []
+    for native in (True, False):
+        monkeypatch.setattr(target_cells, "_native_steps", lambda native=native: native)
+        outs.append(target_forward(g, b, x, "spinnaker2", payload_frac_bits=7, record=True))
+    sim = simulate(outs[0].graph, x.double().numpy(), numerics="spinnaker2")
+    ours = outs[0].traces["rnn_l0"].detach().numpy()
+    assert 0 < float((ours != 0).mean()) < 1
+    assert np.array_equal(ours, sim.traces["rnn_l0"]) and torch.equal(outs[0].traces["rnn_l0"],
+                                                                        outs[1].traces["rnn_l0"])
