@@ -227,12 +227,13 @@ class _CellScanFn(torch.autograd.Function):
                 p_xw, p_c, p_y, *p_keep = at(t)
                 fixed.step_forward(batch, h, p_xw, ghm, consts, p_c, cell.frac, [p_y, p_c + step_c, *p_keep])
                 y = payloads[t]
-        for t in range(0 if not native else steps, steps):
-            y, c, vals = cell.step(xw[t], y, c_seq[t], bi, wh_t, bh)
-            payloads[t] = y
-            c_seq[t + 1] = c
-            for dst, v in zip(keep, vals):
-                dst[t] = v
+        else:
+            for t in range(steps):
+                y, c, vals = cell.step(xw[t], y, c_seq[t], bi, wh_t, bh)
+                payloads[t] = y
+                c_seq[t + 1] = c
+                for dst, v in zip(keep, vals):
+                    dst[t] = v
         ctx.cell, ctx.native = cell, native
         ctx.save_for_backward(x, wi, wh, payloads, *keep, c_seq)
         return payloads
@@ -250,8 +251,8 @@ class _CellScanFn(torch.autograd.Function):
         steps, batch = ct.shape[0], ct.shape[1]
         g_gi = torch.empty(steps, batch, 3 * h, dtype=torch.float32)    # d loss / d gi
         g_gh = torch.empty(steps, batch, 3 * h, dtype=torch.float32)    # d loss / d gh (r on the n gate)
-        g_rec = torch.zeros(batch, h, dtype=torch.float32)   # d loss / d payload[t] through step t + 1
-        g_c = torch.zeros(batch, h, dtype=torch.float32)     # d loss / d c[t] through step t + 1
+        g_rec = torch.zeros(batch, h, dtype=torch.float32)   # d loss / d payload[t] through step t + 1 (C++ path)
+        g_c = torch.zeros(batch, h, dtype=torch.float32)     # d loss / d c[t] through step t + 1 (C++ path)
         if ctx.native:
             sgs = sgs.contiguous()
             at = fixed.Steps(g_out, r, z, n, gh_n, ct, e, c_seq, sgs, g_gi, g_gh).at
@@ -259,12 +260,12 @@ class _CellScanFn(torch.autograd.Function):
                 p_g, *p_saved, p_c, p_sg, p_gi, p_gh = at(t)
                 fixed.step_backward(batch, h, p_g, g_rec, scale, p_saved, p_c, th, p_sg, g_c, p_gi, p_gh)
                 torch.mm(g_gh[t], wk, out=g_rec)
+            # the recurrent weights' gradient over the steps where a unit sent an event
+            g_wh_t = fixed.event_outer(payloads[:-1].reshape(-1, h), g_gh[1:].reshape(-1, 3 * h))
         else:
             _adjoint_torch(g_out, scale, (r, z, n, gh_n, ct, e), c_seq[:-1], th, sgs, wk, g_gi, g_gh)
-        if ctx.native:   # the rows of the steps where a unit sent an event
-            g_wh = fixed.event_outer(payloads[:-1].reshape(-1, h), g_gh[1:].reshape(-1, 3 * h)).t() * cell.kh[:, None]
-        else:
-            g_wh = (g_gh[1:].reshape(-1, 3 * h).t() @ payloads[:-1].reshape(-1, h)) * cell.kh[:, None]
+            g_wh_t = payloads[:-1].reshape(-1, h).t() @ g_gh[1:].reshape(-1, 3 * h)
+        g_wh = g_wh_t.t() * cell.kh[:, None]
         g_gi2 = g_gi.reshape(-1, 3 * h)
         g_x = (g_gi2 @ (wi.float() * cell.ki[:, None])).reshape(x.shape) if ctx.needs_input_grad[0] else None
         g_wi = (x.reshape(-1, x.shape[2]).t() @ g_gi2).t() * cell.ki[:, None]   # [I, R] @ [R, 3H]: the fast shape
@@ -277,7 +278,7 @@ def egru_graph_forward(q: ir.Graph, factors: QuantFactors, bindings: dict, x: to
     """Run the quantised cell graph ``q`` on ``x [T, B, n_in]`` (module docstring): ``(output [T, B, n_out]`` in
     float64, aligned to the input steps as the interpreter aligns it, ``traces)`` (per cell its payloads in float
     units when ``record``). ``surrogate`` overrides every cell's own pseudo-derivative."""
-    order = [k for k in q._toposort([e for e in q.edges if e not in q.recurrent_edges()])]
+    order, _ = q.schedule("nir")        # dependency order (latencies are the interpreter's alignment, not ours)
     sends: dict[str, torch.Tensor] = {q.inputs()[0]: x}
     cells: dict[str, _Cell] = {}
     outputs: dict[str, torch.Tensor] = {}
