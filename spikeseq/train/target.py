@@ -64,9 +64,10 @@ def target_agreement(tm: TargetMode, x: torch.Tensor, labels: torch.Tensor | Non
                      readout: str = "mean") -> dict[str, Any]:
     """Target mode against the bit-exact interpreter on the graph the exporter writes (the same
     :func:`~spikeseq.graph.quantize.quantize` of the traced model), for inputs ``x`` ``[T, B, ...]``: per neuron
-    node the fraction of equal spikes (``1.0`` = identical), the largest difference of the readout values
-    (``readout_max_abs_diff``, float units), the fraction of equal predictions, and with ``labels`` both
-    accuracies (``readout``: how ``[T, B, K]`` outputs become logits, as ``[train] readout``)."""
+    node the fraction of equal spikes (``1.0`` = identical), the largest difference of the values of the readout
+    populations (``readout_max_abs_diff``, float units; 0 where the output is a synapse, as an EGRU's), of the graph
+    outputs (``output_max_abs_diff``), the fraction of equal predictions, and with ``labels`` both accuracies
+    (``readout``: how ``[T, B, K]`` outputs become logits, as ``[train] readout``)."""
     from spikeseq.train.evaluate import logits_from
 
     with torch.no_grad():
@@ -90,6 +91,7 @@ def target_agreement(tm: TargetMode, x: torch.Tensor, labels: torch.Tensor | Non
     y_g = output_transform(torch.from_numpy(np.asarray(sim.output, np.float64)), kind)
     p_t, p_g = logits_from(y_t, readout).argmax(1), logits_from(y_g, readout).argmax(1)
     out: dict[str, Any] = {"spike_agreement": spikes, "readout_max_abs_diff": diff,
+                           "output_max_abs_diff": float((y_t.double() - y_g).abs().max()) if y_t.numel() else 0.0,
                            "prediction_agreement": float((p_t == p_g).double().mean()),
                            "samples": int(x.shape[1]), "steps": int(x.shape[0])}
     if labels is not None:

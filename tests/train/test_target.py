@@ -100,7 +100,7 @@ def test_tiny_target_run_exports_what_it_trained(tiny_raw, tiny_data, tmp_path, 
     assert "error" not in res, res
     tm = res["target_mode"]
     assert tm["spike_agreement"] and all(v == 1.0 for v in tm["spike_agreement"].values())
-    assert tm["readout_max_abs_diff"] < 1e-9
+    assert tm["readout_max_abs_diff"] < 1e-9 and tm["output_max_abs_diff"] < 1e-9
     assert tm["graph_accuracy"] == tm["target_accuracy"] and tm["prediction_agreement"] == 1.0
 
 
