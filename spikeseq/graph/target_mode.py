@@ -34,7 +34,7 @@ from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
 from spikeseq.graph.trace import infer_input_shape, lowering_for, trace, trace_bound
 from spikeseq.nn import DelayLinear, Sequential
 
-__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target",
+__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "graph_inputs",
            "output_transform", "target_mode"]
 
 #: the keys of ``[export.<target>]`` that change the numerics target mode computes with
@@ -131,11 +131,13 @@ class TargetMode(nn.Module):
         return self
 
     def run(self, x: torch.Tensor, *, record: bool = False) -> tuple[TargetResult, dict]:
-        """The :class:`~spikeseq.graph.target_forward.TargetResult` of ``x`` and the traced graph's metadata."""
+        """The :class:`~spikeseq.graph.target_forward.TargetResult` of ``x`` (the model's input, e.g. token ids:
+        :func:`graph_inputs` makes it the graph's events) and the traced graph's metadata."""
         self.model.eval()
         if not self._checked:   # once, with the data's shape: a node the target cannot run is a ConfigError
             check_target(self.model, self.settings, dt=self.dt, input_shape=tuple(x.shape[2:]))
             self._checked = True
+        x = graph_inputs(self.model, x)
         g, bindings = trace_bound(self.model, dt=self.dt, input_shape=tuple(x.shape[2:]), input_payload="graded")
         s = self.settings
         res = target_forward(g, bindings, x, s.target, input_frac_bits=s.input_frac_bits, input_bits=s.input_bits,
@@ -151,6 +153,13 @@ class TargetMode(nn.Module):
         res, meta = self.run(x)
         dtype = x.dtype if x.is_floating_point() else torch.get_default_dtype()   # integer data: a float readout
         return output_transform(res.output, meta.get("output_transform")).to(dtype), None
+
+
+def graph_inputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x`` as the traced graph's input: the model's ``graph_inputs(x)`` where it has one (token ids -> one-hot
+    events, as :mod:`spikeseq.verify` feeds the interpreter), else ``x`` itself."""
+    to_graph = getattr(model, "graph_inputs", None)
+    return to_graph(x) if to_graph is not None else x
 
 
 def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:
@@ -197,8 +206,9 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
     that a target-mode run fails before training starts (the exporter's quantisation, then one silent step of target
     mode's own forward: a node the exporter takes but target mode cannot train yet is named too). The model is not
     changed (delays are rounded on a copy).
-    ``input_shape``: per sample (default: inferred from the model); with ``need_shape=False`` a model whose input
-    shape cannot be inferred is not checked (the training loop checks it again with the data's shape)."""
+    ``input_shape``: per sample, the data's (default: inferred from the model; token ids: ``()``, made the graph's
+    one-hot events by the model's ``graph_inputs``, :func:`graph_inputs`); with ``need_shape=False`` a model whose
+    input shape cannot be inferred is not checked (the training loop checks it again with the data's shape)."""
     dt = dt if dt is not None else _model_dt(model)
     head = (f"target mode {settings.target!r} (train.target / target_mode): model {type(model).__name__} cannot run "
             f"on {settings.target}")
@@ -217,6 +227,8 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
             return
     m = copy.deepcopy(model).eval()
     _freeze_delays(m)
+    if input_shape is not None and getattr(m, "graph_inputs", None) is not None:   # e.g. token ids -> one-hot
+        input_shape = tuple(graph_inputs(m, torch.zeros(1, 1, *input_shape, dtype=torch.long)).shape[2:])
     try:
         g = trace(m, dt=dt, input_shape=input_shape)
         cells = [k for k, n in g.flat().nodes.items() if isinstance(n, ir.EGRUCell)]

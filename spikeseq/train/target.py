@@ -25,6 +25,7 @@ from spikeseq.graph.target_mode import (
     TargetMode,
     TargetSettings,
     check_target,
+    graph_inputs,
     output_transform,
     target_mode,
 )
@@ -67,13 +68,15 @@ def target_agreement(tm: TargetMode, x: torch.Tensor, labels: torch.Tensor | Non
     node the fraction of equal spikes (``1.0`` = identical), the largest difference of the values of the readout
     populations (``readout_max_abs_diff``, float units; 0 where the output is a synapse, as an EGRU's), of the graph
     outputs (``output_max_abs_diff``), the fraction of equal predictions, and with ``labels`` both accuracies
-    (``readout``: how ``[T, B, K]`` outputs become logits, as ``[train] readout``)."""
+    (``readout``: how ``[T, B, K]`` outputs become logits, as ``[train] readout``; labels ``[B, T]``, such as next
+    tokens, are compared with the output of every step). ``x`` is the model's input (token ids become the graph's
+    one-hot events through the model's ``graph_inputs``)."""
     from spikeseq.train.evaluate import logits_from
 
     with torch.no_grad():
         res, meta = tm.run(x, record=True)
     s = tm.settings
-    xs = x.detach().cpu().double().numpy()
+    xs = graph_inputs(tm.model, x).detach().cpu().double().numpy()   # the events the graph takes
     if s.target == "loihi" and s.input_frac_bits is not None:
         xs = quantize_input(xs, s.input_frac_bits, s.input_bits)
     sim = simulate(res.graph, xs, numerics=s.target)
@@ -89,13 +92,18 @@ def target_agreement(tm: TargetMode, x: torch.Tensor, labels: torch.Tensor | Non
     kind = meta.get("output_transform")
     y_t = output_transform(res.output, kind)
     y_g = output_transform(torch.from_numpy(np.asarray(sim.output, np.float64)), kind)
-    p_t, p_g = logits_from(y_t, readout).argmax(1), logits_from(y_g, readout).argmax(1)
+    per_step = labels is not None and torch.as_tensor(labels).dim() == 2   # next-token labels [B, T]
+    if per_step:   # one prediction per step and sample, time-first as the outputs
+        p_t, p_g = y_t.argmax(-1), y_g.argmax(-1)
+        labels = torch.as_tensor(labels).t()
+    else:
+        p_t, p_g = logits_from(y_t, readout).argmax(1), logits_from(y_g, readout).argmax(1)
     out: dict[str, Any] = {"spike_agreement": spikes, "readout_max_abs_diff": diff,
                            "output_max_abs_diff": float((y_t.double() - y_g).abs().max()) if y_t.numel() else 0.0,
                            "prediction_agreement": float((p_t == p_g).double().mean()),
                            "samples": int(x.shape[1]), "steps": int(x.shape[0])}
     if labels is not None:
         lab = torch.as_tensor(labels).reshape(-1)
-        out["target_accuracy"] = float((p_t == lab).double().mean())
-        out["graph_accuracy"] = float((p_g == lab).double().mean())
+        out["target_accuracy"] = float((p_t.reshape(-1) == lab).double().mean())
+        out["graph_accuracy"] = float((p_g.reshape(-1) == lab).double().mean())
     return out

@@ -70,7 +70,7 @@ def test_gradients_follow_the_float_model(payload_frac_bits):
 def test_loihi_refuses_the_cell_before_training():
     m, _, shape = _model_and_input("lm", 1)
     with pytest.raises(ConfigError, match=r"'rnn_l0' \(EGRUCell\) does not map to Loihi-style cores"):
-        check_target(m, TargetSettings("loihi"), dt=1e-3, input_shape=shape)
+        check_target(m, TargetSettings("loihi"), dt=1e-3, input_shape=())   # the data: token ids
 
 
 def _autograd_cell(cell, x, w_ih, b_ih, w_hh, b_hh) -> torch.Tensor:
@@ -187,3 +187,23 @@ def test_an_odd_width_and_one_sample_run_the_same_on_both_paths(monkeypatch):
     assert 0 < float((ours != 0).mean()) < 1
     assert np.array_equal(ours, sim.traces["rnn_l0"]) and torch.equal(outs[0].traces["rnn_l0"],
                                                                         outs[1].traces["rnn_l0"])
+
+
+def test_a_language_model_trains_on_token_ids_for_spinnaker2():
+    """Token ids ``[T, B]`` become the graph's one-hot events through the model's ``graph_inputs`` (as the
+    verifier feeds the interpreter): the check takes the data's shape, target mode returns ``[T, B, vocab]``
+    logits whose per-token predictions equal the interpreter's, and the embedding gets gradients."""
+    from spikeseq.train.target import target_agreement
+
+    m = registry.build("egru_lm", vocab=11, embed=8, hidden=16, seed=1)
+    tokens = torch.from_numpy(np.random.default_rng(3).integers(0, 11, (25, 4)))
+    settings = TargetSettings("spinnaker2", payload_frac_bits=7)
+    check_target(m, settings, dt=1e-3, input_shape=())
+    tm = TargetMode(m, settings, dt=1e-3)
+    logits, _ = tm(tokens)
+    assert logits.shape == (25, 4, 11)
+    F.cross_entropy(logits.reshape(-1, 11), torch.roll(tokens, -1, 0).reshape(-1)).backward()
+    assert m.embed.weight.grad is not None and m.embed.weight.grad.abs().sum() > 0
+    agree = target_agreement(tm, tokens, torch.roll(tokens, -1, 0).t())   # next-token labels [B, T]
+    assert agree["spike_agreement"] == {"rnn_l0": 1.0} and agree["output_max_abs_diff"] == 0.0
+    assert agree["prediction_agreement"] == 1.0 and agree["target_accuracy"] == agree["graph_accuracy"]
