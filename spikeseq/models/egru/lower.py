@@ -48,10 +48,10 @@ def _cells(m: EGRULM | EGRUClassifier, b: GraphBuilder, prev: list[str], prefix:
     h = rnn.hidden_size
     for layer in range(rnn.num_layers):
         p = rnn.layer_params(layer)
-        w_t = p["weight_ih"]
+        w_t, w = p["weight_ih"], _np64(p["weight_ih"], ())
         if layer == 0 and embed is not None:   # the embedding folded into the input weights (a token picks a column)
-            w_t = w_t @ embed.t()
-        node = ir.EGRUCell(weight_ih=_np64(w_t, ()), weight_hh=_np64(p["weight_hh"], ()),
+            w_t, w = w_t @ embed.t(), w @ _np64(embed, ()).T     # the array in float64, the binding in torch
+        node = ir.EGRUCell(weight_ih=w, weight_hh=_np64(p["weight_hh"], ()),
                            bias_ih=_np64(p["bias_ih"], (3 * h,)), bias_hh=_np64(p["bias_hh"], (3 * h,)),
                            threshold=_np64(p["threshold"], ()))
         bind(node, weight_ih=w_t, weight_hh=p["weight_hh"], bias_ih=p["bias_ih"], bias_hh=p["bias_hh"])
