@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import torch
 
+from spikeseq.errors import ShapeError
 from spikeseq.kernels import _native
 
 __all__ = ["Steps", "available", "event_outer", "event_products", "step_backward", "step_forward"]
@@ -28,7 +29,7 @@ class Steps:
     def __init__(self, *seqs: torch.Tensor):
         for s in seqs:
             if not s.is_contiguous():
-                raise ValueError("sequence buffers must be contiguous")
+                raise ShapeError("the C++ EGRU step needs contiguous sequence buffers; pass tensor.contiguous()")
         self.base = [s.data_ptr() for s in seqs]
         self.stride = [s[0].numel() * s.element_size() for s in seqs]
 
