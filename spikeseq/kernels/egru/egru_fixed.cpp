@@ -2,7 +2,8 @@
 // its adjoint, the elementwise part: the products W_i x[t] and W_h y[t-1] come in already summed and rounded to
 // float32 (the caller's matmuls), so what is here is the gate arithmetic of spikeseq/graph/simulate.py
 // egru_cell_step, operation for operation in float32 (-ffp-contract=off: every product and sum rounded on its own,
-// as numpy and torch round them), with sigmoid and tanh evaluated in double and rounded once to float.
+// as numpy and torch round them), with sigmoid and tanh evaluated in double (vector polynomials accurate to about
+// 1 ulp) and rounded once to float.
 //
 // Layouts (contiguous): per-step [B, 3H] products (gates r, z, n), [B, H] states; per-unit [3H] factors and biases,
 // [H] thresholds. Called through ctypes by spikeseq/kernels/egru/fixed.py (target mode: spikeseq/graph/target_cells).
@@ -144,7 +145,6 @@ extern "C" void egru_fixed_bwd(int64_t B, int64_t H, const float* RS g_out, cons
                                const float* RS r, const float* RS z, const float* RS n, const float* RS ghn,
                                const float* RS ct, const uint8_t* RS e, const float* RS c_in, const float* RS th,
                                const float* RS sg, float* RS g_c, float* RS g_gi, float* RS g_gh) {
-
   for (int64_t b = 0; b < B; ++b) {
     float* RS gi = g_gi + b * 3 * H;
     float* RS gh = g_gh + b * 3 * H;
