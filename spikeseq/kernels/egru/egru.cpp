@@ -26,6 +26,7 @@
 
 #include "../parallel.h"
 #include "../simd.h"
+#include "gates.h"
 
 namespace {
 
@@ -485,18 +486,8 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
           const S get = geo[i] + gy * ct - gcn * th[i];
           const S gct = gcn + gy * ev + get * pd;
           gth_k[i] += -(ev * gcn) - get * pd;
-          const S gz = gct * (cp[i] - nn);
+          spikeseq::gate_adjoint(gct, r, z, nn, shn[o + i], cp[i], H, gat + i, ghb + i);
           gcb[i] = gct * z + m * gco;
-          const S gpn = gct * (S(1) - z) * (S(1) - nn * nn);
-          const S gr = gpn * shn[o + i];
-          const S gpr = gr * r * (S(1) - r);
-          const S gpz = gz * z * (S(1) - z);
-          gat[i] = gpr;
-          gat[H + i] = gpz;
-          gat[2 * H + i] = gpn;
-          ghb[i] = gpr;
-          ghb[H + i] = gpz;
-          ghb[2 * H + i] = gpn * r;
         }
         for (int64_t c = 0; c < G; ++c) gbh_k[c] += ghb[c];
       }

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "../simd.h"
+#include "gates.h"
 
 #define RS __restrict__
 
@@ -153,17 +154,8 @@ extern "C" void egru_fixed_bwd(int64_t B, int64_t H, const float* RS g_out, cons
       const float gy = (g_out[i] + g_rec[i]) * scale;
       const float de = gy * ct[i] - g_c[i] * th[u];
       const float gct = (e[i] ? gy : 0.0f) + g_c[i] + de * sg[i];
-      const float zz = z[i], nn = n[i], rr = r[i];
-      const float gaz = gct * (c_in[i] - nn) * zz * (1.0f - zz);
-      const float gan = gct * (1.0f - zz) * (1.0f - nn * nn);
-      const float gar = gan * ghn[i] * rr * (1.0f - rr);
-      gi[u] = gar;
-      gi[H + u] = gaz;
-      gi[2 * H + u] = gan;
-      gh[u] = gar;
-      gh[H + u] = gaz;
-      gh[2 * H + u] = gan * rr;
-      g_c[i] = gct * zz;
+      spikeseq::gate_adjoint(gct, r[i], z[i], n[i], ghn[i], c_in[i], H, gi + u, gh + u);
+      g_c[i] = gct * z[i];
     }
   }
 }
