@@ -68,6 +68,8 @@ class Family:
     counters: Mapping[type, CounterSpec] = field(default_factory=lambda: _EMPTY)
     module: str = ""
     description: str = ""
+    #: per model name, the tasks that model solves where not all of the family's (the first is its default)
+    model_tasks: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: _EMPTY)
 
 
 _FAMILIES: dict[str, Family] = {}
@@ -113,6 +115,13 @@ def _check(family: Family) -> None:
         if model in _MODEL_OWNER:
             raise PluginError(f"family {family.name!r}: model name {model!r} is already registered by family "
                               f"{_MODEL_OWNER[model]!r}; registered models: {', '.join(sorted(_MODEL_OWNER))}")
+    for model, tasks in family.model_tasks.items():
+        if model not in family.builders:
+            raise PluginError(f"family {family.name!r}: model_tasks names {model!r}, which it does not build; its "
+                              f"models: {', '.join(sorted(family.builders))}")
+        if not tasks or isinstance(tasks, str) or any(t not in family.tasks for t in tasks):
+            raise PluginError(f"family {family.name!r}: the tasks of model {model!r} must be a non-empty tuple of the "
+                              f"family's tasks ({', '.join(family.tasks)}), got {tasks!r}")
     for what, table in (("lowering", family.lowerings), ("counter", family.counters)):
         for cls in table:
             if not isinstance(cls, type):
@@ -239,6 +248,13 @@ def family_of(model: str) -> Family:
     return _FAMILIES[_MODEL_OWNER[model]]
 
 
+def tasks_of(model: str) -> tuple[str, ...]:
+    """The tasks model ``model`` solves (its family's ``model_tasks`` entry, else all of the family's tasks; the first
+    is a recipe's default)."""
+    fam = family_of(model)
+    return tuple(fam.model_tasks.get(model, fam.tasks))
+
+
 def get_family(name: str) -> Family:
     """The family called ``name``; :class:`~spikeseq.errors.ConfigError` listing the registered ones otherwise."""
     load_all()
@@ -254,4 +270,4 @@ def build(name: str, **cfg: Any) -> nn.Module:
 
 
 __all__ = ["ENTRY_POINT_GROUP", "IN_TREE", "TASKS", "CounterSpec", "Family", "build", "families", "family_of",
-           "get_family", "load_all", "load_entry_point", "names", "register_family", "unregister_family"]
+           "get_family", "load_all", "load_entry_point", "names", "register_family", "tasks_of", "unregister_family"]

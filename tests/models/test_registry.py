@@ -93,6 +93,12 @@ def test_unknown_task_and_bad_family_shapes_are_errors():
         register_family(Family(name="t3", tasks=("regression",), builders={"t3_net": TinyNet}))
     with pytest.raises(PluginError, match="registers no builders"):
         register_family(Family(name="t3", tasks=("classification",), builders={}))
+    with pytest.raises(PluginError, match=r"model_tasks names 'other_net', which it does not build"):
+        register_family(Family(name="t3", tasks=("classification",), builders={"t3_net": TinyNet},
+                               model_tasks={"other_net": ("classification",)}))
+    with pytest.raises(PluginError, match=r"the tasks of model 't3_net' must be a non-empty tuple of the family's"):
+        register_family(Family(name="t3", tasks=("classification",), builders={"t3_net": TinyNet},
+                               model_tasks={"t3_net": ("language_modelling",)}))
     with pytest.raises(PluginError, match="must be an identifier"):
         register_family(Family(name="bad name", tasks=("classification",), builders={"x": TinyNet}))
     with pytest.raises(PluginError, match=r"expects a spikeseq\.models\.registry\.Family"):
@@ -124,10 +130,16 @@ def test_tasks_registry_and_recipe_task_key():
     assert task_for(from_dict({**base, "task": "continual"})).name == "continual"  # lifnet also solves it
     l2mu = {"model": {"name": "l2mu", "n_in": 2, "n_out": 2}, "data": {"name": "hapt"}}
     with pytest.raises(ConfigError, match=r"task 'continual' is not solved by model 'l2mu' \(family 'l2mu'\); "
-                                          r"the family's tasks: classification"):
+                                          r"the model's tasks: classification"):
         task_for(from_dict({**l2mu, "task": "continual"}))
     with pytest.raises(ConfigError, match=r"task 'language_modelling' is not solved by model 'rsnn' \(family "
-                                          r"'lifnet'\); the family's tasks: classification, continual"):
+                                          r"'lifnet'\); the model's tasks: classification, continual"):
         task_for(from_dict({**base, "task": "language_modelling"}))
+    # a family of several tasks whose models each solve one (EGRU: language models and classifiers)
+    egru = {"model": {"name": "egru_classifier", "input_size": 2, "n_classes": 2}, "data": {"name": "hapt"}}
+    assert task_for(from_dict(egru)).name == "classification"          # the model's default, not the family's
+    with pytest.raises(ConfigError, match=r"task 'language_modelling' is not solved by model 'egru_classifier' "
+                                          r"\(family 'egru'\); the model's tasks: classification"):
+        task_for(from_dict({**egru, "task": "language_modelling"}))
     with pytest.raises(ConfigError, match=r"task must be a string"):
         from_dict({**base, "task": 3})

@@ -64,7 +64,6 @@ def test_shape_dependent_refusal_comes_before_the_run_directory(tmp_path, tiny_r
 
     raw = tiny_raw(tiny_data, target="loihi")
     raw["model"] = {"name": "egru_classifier", "input_size": 4, "n_classes": 3, "hidden": 8}
-    raw["task"] = "classification"      # the EGRU family's default task is language modelling
     raw["export"] = {"dt": 1e-3}
     assert _train(tmp_path, raw, monkeypatch) == 2
     err = capsys.readouterr().err
@@ -115,7 +114,7 @@ def test_out_of_range_export_setting_is_refused_before_the_run_directory(tmp_pat
 
 
 def test_classification_data_under_the_language_modelling_task_is_named():
-    """A classifier recipe that leaves ``task`` to the family's default (EGRU: language modelling) gets an error
+    """Class labels under the language-modelling task (a model that solves both, given the wrong data) get an error
     that says so, not an IndexError from the loss."""
     from spikeseq.errors import ShapeError
     from spikeseq.train.tasks.language_modelling import token_logits

@@ -32,6 +32,9 @@ FAMILY = register_family(Family(
               "egru_classifier": build_egru_classifier, "rnn_classifier": build_rnn_classifier},
     lowerings=LOWERINGS,
     counters=COUNTERS,
+    model_tasks={"egru_lm": ("language_modelling",), "gru_lm": ("language_modelling",),
+                 "lstm_lm": ("language_modelling",), "egru_classifier": ("classification",),
+                 "rnn_classifier": ("classification",)},
     description="event-based GRU (EGRU): activity-sparse recurrent language models and classifiers",
 ))
 

@@ -1,8 +1,9 @@
 """Tasks: what a model is trained and evaluated for (loss, metrics, evaluation, what reports show).
 
 ``spikeseq.train`` dispatches on the task of a run, never on a model's name. The task of a recipe is its top-level
-``task = "..."`` key, by default the first task of the model's family (``spikeseq.models.registry.Family.tasks``);
-a task the family does not solve is a :class:`~spikeseq.errors.ConfigError` listing the family's tasks.
+``task = "..."`` key, by default the model's first task (its family's ``model_tasks`` entry, else the family's
+``tasks``: ``spikeseq.models.registry.tasks_of``); a task the model does not solve is a
+:class:`~spikeseq.errors.ConfigError` listing the model's tasks.
 
 A task module registers itself with :func:`register_task`; the in-tree task modules are listed once in
 :data:`TASK_MODULES` and imported on first use. Adding a task: write ``spikeseq/train/tasks/<name>.py`` that calls
@@ -20,7 +21,7 @@ from typing import Any
 import torch
 
 from spikeseq.errors import ConfigError, PluginError
-from spikeseq.models.registry import TASKS, family_of
+from spikeseq.models.registry import TASKS, family_of, tasks_of
 
 #: In-tree task modules (each calls :func:`register_task` on import).
 TASK_MODULES: tuple[str, ...] = ("spikeseq.train.tasks.classification", "spikeseq.train.tasks.language_modelling",
@@ -103,19 +104,21 @@ def get_task(name: str) -> Task:
 
 
 def task_name_for(model: str, requested: str | None) -> str:
-    """The task of a recipe for model ``model``: ``requested`` (a recipe's ``task``) or the family's first task;
-    :class:`~spikeseq.errors.ConfigError` when the family does not solve ``requested``."""
+    """The task of a recipe for model ``model``: ``requested`` (a recipe's ``task``) or the model's first task
+    (:func:`spikeseq.models.registry.tasks_of`); :class:`~spikeseq.errors.ConfigError` when the model does not solve
+    ``requested``."""
     fam = family_of(model)
+    solved = tasks_of(model)
     if requested is None:
-        return fam.tasks[0]
-    if requested not in fam.tasks:
-        raise ConfigError(f"task {requested!r} is not solved by model {model!r} (family {fam.name!r}); the family's "
-                          f"tasks: {', '.join(fam.tasks)}")
+        return solved[0]
+    if requested not in solved:
+        raise ConfigError(f"task {requested!r} is not solved by model {model!r} (family {fam.name!r}); the model's "
+                          f"tasks: {', '.join(solved)}")
     return requested
 
 
 def task_for(cfg: Any) -> Task:
-    """The :class:`Task` of a run config (its ``task`` key, or its model family's first task)."""
+    """The :class:`Task` of a run config (its ``task`` key, or its model's first task)."""
     return get_task(task_name_for(cfg.model.name, cfg.task))
 
 
