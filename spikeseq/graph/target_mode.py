@@ -31,10 +31,10 @@ from spikeseq.errors import ConfigError, ExportError, ParameterError, SpikeseqEr
 from spikeseq.graph import ir
 from spikeseq.graph.quantize import LOIHI_REFUSAL, quantize, scale_input_synapses
 from spikeseq.graph.target_forward import TARGETS, TargetResult, target_forward
-from spikeseq.graph.trace import infer_input_shape, lowering_for, trace, trace_bound
+from spikeseq.graph.trace import graph_inputs, infer_input_shape, lowering_for, trace, trace_bound
 from spikeseq.nn import DelayLinear, Sequential
 
-__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target", "graph_inputs",
+__all__ = ["NUMERIC_KEYS", "TARGETS", "TargetMode", "TargetSettings", "check_target",
            "output_transform", "target_mode"]
 
 #: the keys of ``[export.<target>]`` that change the numerics target mode computes with
@@ -155,13 +155,6 @@ class TargetMode(nn.Module):
         return output_transform(res.output, meta.get("output_transform")).to(dtype), None
 
 
-def graph_inputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    """``x`` as the traced graph's input: the model's ``graph_inputs(x)`` where it has one (token ids -> one-hot
-    events, as :mod:`spikeseq.verify` feeds the interpreter), else ``x`` itself."""
-    to_graph = getattr(model, "graph_inputs", None)
-    return to_graph(x) if to_graph is not None else x
-
-
 def output_transform(y: torch.Tensor, kind: str | None) -> torch.Tensor:
     """The model's readout over the graph output (``cumsum``: running count; ``cummean``: running mean)."""
     if kind is None:
@@ -227,7 +220,7 @@ def check_target(model: nn.Module, settings: TargetSettings, *, dt: float | None
             return
     m = copy.deepcopy(model).eval()
     _freeze_delays(m)
-    if input_shape is not None and getattr(m, "graph_inputs", None) is not None:   # e.g. token ids -> one-hot
+    if input_shape is not None and callable(getattr(m, "graph_inputs", None)):   # e.g. token ids -> one-hot
         input_shape = tuple(graph_inputs(m, torch.zeros(1, 1, *input_shape, dtype=torch.long)).shape[2:])
     try:
         g = trace(m, dt=dt, input_shape=input_shape)

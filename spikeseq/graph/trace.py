@@ -39,8 +39,8 @@ from spikeseq.nn import IF, LI, LIF, CubaLIF, DelayLinear, LMUMemory, Sequential
 from spikeseq.nn.recurrent import RLIF
 
 __all__ = ["Bindings", "GraphBuilder", "Lowering", "affine_node", "bind", "bind_spiking", "fold_batchnorm",
-           "infer_input_shape", "linear_node", "lowering_for", "neuron_node", "register_lowering", "trace",
-           "trace_bound", "unregister_lowering"]
+           "graph_inputs", "infer_input_shape", "linear_node", "lowering_for", "neuron_node", "register_lowering",
+           "trace", "trace_bound", "unregister_lowering"]
 
 #: node name -> what target mode needs of the module the node came from: for a synapse node ``{"weight": tensor,
 #: "bias": tensor}``, the live torch tensors its arrays were computed from; for a spiking neuron node
@@ -224,6 +224,14 @@ def trace_bound(model: nn.Module, *, dt: float | None = None, input_shape: tuple
         if name is not None and g.nodes[name] is node:
             out[name] = tensors
     return g, out
+
+
+def graph_inputs(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """``x``, the model's input, as the traced graph's input: the model's ``graph_inputs(x)`` where it has one
+    (token ids ``[T, B]`` -> one-hot events ``[T, B, vocab]``), else ``x`` itself. The verifier, the interpreter's
+    callers and target mode all feed the graph through it."""
+    to_graph = getattr(model, "graph_inputs", None)
+    return to_graph(x) if callable(to_graph) else x
 
 
 def infer_input_shape(model: nn.Module) -> tuple[int, ...]:

@@ -25,10 +25,10 @@ from spikeseq.graph.target_mode import (
     TargetMode,
     TargetSettings,
     check_target,
-    graph_inputs,
     output_transform,
     target_mode,
 )
+from spikeseq.graph.trace import graph_inputs
 
 __all__ = ["TARGETS", "TargetMode", "TargetSettings", "check_target", "settings_from_config", "target_agreement",
            "target_mode"]

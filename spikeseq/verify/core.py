@@ -43,7 +43,7 @@ from spikeseq.graph import ir
 from spikeseq.graph.quantize import input_frac_bits, quantize_input, scale_input_synapses
 from spikeseq.graph.simulate import SimResult, data_payload, simulate
 from spikeseq.graph.target_mode import output_transform as readout_transform
-from spikeseq.graph.trace import trace
+from spikeseq.graph.trace import graph_inputs, trace
 
 __all__ = ["TARGETS", "VerifyResult", "export_and_verify", "fixed_point_input", "output_transform", "predictions",
            "spike_event_metrics"]
@@ -190,8 +190,7 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
     x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs))
     x = x.float()
     model = model.eval()
-    to_graph = getattr(model, "graph_inputs", None)   # e.g. token ids [T, B] -> one-hot events [T, B, vocab]
-    xg = torch.as_tensor(to_graph(x)).float() if callable(to_graph) else x
+    xg = torch.as_tensor(graph_inputs(model, x)).float()   # e.g. token ids [T, B] -> one-hot events [T, B, vocab]
     if xg.dim() < 3:
         raise ShapeError(f"inputs must be time-first [T, B, ...], got shape {tuple(x.shape)}")
     xn = xg.cpu().numpy()
