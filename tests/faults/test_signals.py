@@ -3,6 +3,7 @@ traceback); temporary files of a checkpoint write that was killed are removed on
 
 from __future__ import annotations
 
+import importlib
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from spikeseq import _signals
 from spikeseq.cli import main
 from tests.faults.conftest import write_tiny_config
 
@@ -41,6 +43,32 @@ def test_ctrl_c_swallowed_by_an_extension_during_start_up_still_exits_130(tmp_pa
     assert "interrupted" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()  # stopped before the run directory was created
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # main restored the handler
+
+
+def test_ctrl_c_inside_an_import_is_held_until_the_import_has_finished(tmp_path, monkeypatch):
+    """A KeyboardInterrupt raised inside torch's import aborted the process once (pybind11 ->
+    std::terminate, SIGABRT); the interrupt now waits for the import to end and is raised after it."""
+    (tmp_path / "spikeseq_slow_module.py").write_text(
+        "import os, signal, time\n"
+        "os.kill(os.getpid(), signal.SIGINT)\n"
+        "for _ in range(5000):\n    time.sleep(0)\n"
+        "FINISHED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "spikeseq_slow_module", raising=False)
+    previous = _signals.install()
+    imported = False
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            module = importlib.import_module("spikeseq_slow_module")
+            imported = module.FINISHED
+            assert _signals.interrupted()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:  # the held interrupt is delivered here
+                time.sleep(0.001)
+    finally:
+        _signals.restore(previous)
+    assert imported  # the import ran to its end, untouched by the Ctrl-C
+    assert signal.getsignal(signal.SIGINT) is previous
 
 
 @pytest.mark.parametrize("delay", [0.4, 0.9, 1.5, 2.5])
