@@ -13,9 +13,12 @@ Streams (``x`` is time-first per sample ``[N, T, ...]`` float32, as every spikes
 =========================  ======================================================================================
 ``digits_split``           scikit-learn's bundled 8x8 digits (UCI optdigits test set, 1,797 images, no download),
                            5 tasks of 2 classes, task-incremental; intensities / 16 as a constant input current
-                           for ``steps`` time steps
+                           for ``steps`` time steps; ``setting="domain"``: one shared 2-output head ("first or
+                           second digit of the pair", van de Ven & Tolias' domain-incremental split MNIST), the
+                           stream is then named ``digits_split_domain``
 ``digits_permuted``        the same digits, each task a fixed pixel permutation (task 0 unpermuted), shared head
-``nmnist_split``           N-MNIST recordings (Orchard et al. 2015) binned to ``n_bins`` frames, 5 x 2 classes
+``nmnist_split``           N-MNIST recordings (Orchard et al. 2015) binned to ``n_bins`` frames, 5 x 2 classes;
+                           ``setting="domain"`` as for the digits (``nmnist_split_domain``)
 ``nmnist_permuted``        N-MNIST with a fixed permutation of the pixel positions per task (both polarities move
                            together), shared head (PMNIST's construction, Goodfellow et al. 2013, on events)
 ``hapt_subjects``          HAPT windows (Reyes-Ortiz et al. 2016), subject-incremental: the 30 subjects in
@@ -129,6 +132,21 @@ def _split_per_class(y: np.ndarray, test_fraction: float, rng: np.random.Generat
     return np.sort(np.concatenate(tr)), np.sort(np.concatenate(te))
 
 
+def _split_stream(name: str, setting: str, x: torch.Tensor, y: torch.Tensor, tr: np.ndarray, te: np.ndarray,
+                  n_tasks: int, info: dict[str, Any]) -> Stream:
+    """Classes {0,1}, {2,3}, ... as ``n_tasks`` tasks: task-incremental (a head of 2 outputs per task) or
+    domain-incremental (one shared 2-output head: the label says which digit of the pair it is)."""
+    if setting not in SETTINGS:
+        raise ParameterError(f"{name}: setting must be one of {SETTINGS}, got {setting!r}")
+    groups = [[2 * i, 2 * i + 1] for i in range(n_tasks)]
+    tasks = _class_pairs("split", x, y, tr, te, groups)
+    if setting == "task":
+        return Stream(name, "task", tasks, 2 * n_tasks, info)
+    for t in tasks:
+        t.classes = [0, 1]
+    return Stream(f"{name}_domain", "domain", tasks, 2, {**info, "setting": setting})
+
+
 def _class_pairs(name: str, x: torch.Tensor, y: torch.Tensor, tr: np.ndarray, te: np.ndarray,
                  groups: list[list[int]]) -> list[Task]:
     tasks = []
@@ -173,14 +191,15 @@ def _digits(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x[:, None, :].expand(-1, steps, -1).contiguous(), torch.from_numpy(d.target.astype(np.int64))
 
 
-def digits_split(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 0.3, seed: int = 0) -> Stream:
-    """Split digits: classes {0,1}, {2,3}, ... as ``n_tasks`` task-incremental tasks; ``x [N, steps, 64]``."""
+def digits_split(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 0.3, setting: str = "task",
+                 seed: int = 0) -> Stream:
+    """Split digits: classes {0,1}, {2,3}, ... as ``n_tasks`` tasks in ``setting`` (task-incremental: a head per
+    task; domain-incremental: one shared 2-output head); ``x [N, steps, 64]``."""
     _check_tasks(n_tasks, 5)
     x, y = _digits(steps)
     tr, te = _split_per_class(y.numpy(), test_fraction, np.random.default_rng(seed))
-    groups = [[2 * i, 2 * i + 1] for i in range(n_tasks)]
-    return Stream("digits_split", "task", _class_pairs("split", x, y, tr, te, groups), 2 * n_tasks,
-                  {"source": "sklearn.datasets.load_digits", "steps": steps, "seed": seed})
+    return _split_stream("digits_split", setting, x, y, tr, te, n_tasks,
+                         {"source": "sklearn.datasets.load_digits", "steps": steps, "seed": seed})
 
 
 def digits_permuted(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 0.3, seed: int = 0) -> Stream:
@@ -209,14 +228,15 @@ def _nmnist(root, n_bins: int, downsample: int, pool: bool, test_fraction: float
 
 
 def nmnist_split(root: str | os.PathLike | None = None, *, n_bins: int = 10, downsample: int = 2,
-                 n_tasks: int = 5, pool: bool = True, test_fraction: float = 0.3, seed: int = 0) -> Stream:
-    """Split N-MNIST: 5 task-incremental tasks of 2 digits; ``x [N, n_bins, 2 * H * W]`` spike counts."""
+                 n_tasks: int = 5, pool: bool = True, test_fraction: float = 0.3, setting: str = "task",
+                 seed: int = 0) -> Stream:
+    """Split N-MNIST: 5 tasks of 2 digits in ``setting`` (as :func:`digits_split`); ``x [N, n_bins, 2 * H * W]``
+    spike counts."""
     _check_tasks(n_tasks, 5)
     rng = np.random.default_rng(seed)
     x, y, tr, te = _nmnist(root, n_bins, downsample, pool, test_fraction, rng)
-    groups = [[2 * i, 2 * i + 1] for i in range(n_tasks)]
-    return Stream("nmnist_split", "task", _class_pairs("split", x, y, tr, te, groups), 2 * n_tasks,
-                  {"source": "nmnist", "n_bins": n_bins, "downsample": downsample, "pool": pool, "seed": seed})
+    return _split_stream("nmnist_split", setting, x, y, tr, te, n_tasks,
+                         {"source": "nmnist", "n_bins": n_bins, "downsample": downsample, "pool": pool, "seed": seed})
 
 
 def nmnist_permuted(root: str | os.PathLike | None = None, *, n_bins: int = 10, downsample: int = 2,
@@ -353,7 +373,18 @@ def cifar100_split(root: str | os.PathLike | None = None, *, steps: int = 20, n_
                   {"source": "cifar100", "steps": steps, "seed": seed, "max_train": max_train, "max_test": max_test})
 
 
-STREAMS = {"digits_split": digits_split, "digits_permuted": digits_permuted, "nmnist_split": nmnist_split,
+def digits_split_domain(**kwargs: Any) -> Stream:
+    """:func:`digits_split` in the domain-incremental setting (one shared 2-output head)."""
+    return digits_split(**kwargs, setting="domain")
+
+
+def nmnist_split_domain(root: str | os.PathLike | None = None, **kwargs: Any) -> Stream:
+    """:func:`nmnist_split` in the domain-incremental setting (one shared 2-output head)."""
+    return nmnist_split(root, **kwargs, setting="domain")
+
+
+STREAMS = {"digits_split": digits_split, "digits_split_domain": digits_split_domain,
+           "digits_permuted": digits_permuted, "nmnist_split": nmnist_split, "nmnist_split_domain": nmnist_split_domain,
            "nmnist_permuted": nmnist_permuted, "hapt_subjects": hapt_subjects, "hapt_activities": hapt_activities,
            "pmnist": pmnist, "cifar100_split": cifar100_split}
 

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from spikeseq.data import streams
-from spikeseq.errors import ConfigError, ContinualError
+from spikeseq.errors import ConfigError, ContinualError, ParameterError
 from spikeseq.train import stream as S
 from spikeseq.train.tasks import continual as C
 from spikeseq.train.tasks import get_task
@@ -35,6 +35,18 @@ def test_digits_streams_shapes_and_labels():
     assert p.setting == "domain" and p.tasks[0].classes == list(range(10))
     x0, x1 = p.tasks[0].train_x, p.tasks[1].train_x
     assert torch.equal(x0.sum(-1), x1.sum(-1)) and not torch.equal(x0, x1)  # same pixels, permuted
+
+
+def test_split_digits_domain_incremental_shares_one_two_output_head():
+    task, dom = streams.digits_split(steps=2), streams.build("digits_split_domain", steps=2)
+    assert dom.name == "digits_split_domain" and dom.setting == "domain" and dom.n_outputs == 2
+    assert [t.classes for t in dom.tasks] == [[0, 1]] * 5
+    for a, b in zip(task.tasks, dom.tasks):  # the same samples and local labels, only the head differs
+        assert torch.equal(a.train_x, b.train_x) and torch.equal(a.train_y, b.train_y)
+        assert torch.equal(a.test_y, b.test_y) and set(b.train_y.tolist()) == {0, 1}
+    assert torch.equal(C.task_mask(dom, 3), torch.zeros(2))  # nothing masked: one shared head
+    with pytest.raises(ParameterError, match="setting must be one of"):
+        streams.digits_split(steps=1, setting="class")
 
 
 def test_stream_bad_input():
