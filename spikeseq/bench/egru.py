@@ -31,8 +31,10 @@ import torch
 
 from spikeseq.bench.timing import time_interleaved
 from spikeseq.errors import BackendUnavailableError, ParameterError
+from spikeseq.kernels import spmm
 from spikeseq.kernels.egru import cpu
 from spikeseq.nn.egru import EGRU
+from spikeseq.provenance import cpu_model, git_commit, git_dirty
 
 RESULT = Path("results/egru/lm_tinyshakespeare.json")
 
@@ -191,8 +193,9 @@ def run(args: argparse.Namespace) -> int:
                                                               "threads")),
         "config": {"hidden": H, "layers": L, "steps": T, "batch": B, "dtype": "float32", "threads": args.threads,
                    "eps": 3.6, "activity_sparsity_source": source},
-        "machine": {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
-                    "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg())},
+        "commit": git_commit(), "dirty": git_dirty(),
+        "machine": {"platform": platform.platform(), "cpu": cpu_model(), "vector_bytes": spmm.vector_bytes(),
+                    "torch": torch.__version__, "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg())},
         "fwd_bwd": {"activity_sparsity": got, "ms": t_train,
                     "dense_over_sparse": t_train["dense"] / t_train["sparse"],
                     "gru_over_sparse": t_train["gru"] / t_train["sparse"], "max_abs_diff": diff_train},

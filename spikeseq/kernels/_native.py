@@ -42,7 +42,7 @@ FLAGS = [
 #: Tried first; dropped when the compiler rejects it. ``$SPIKESEQ_TARGET_FLAGS`` replaces them (for a cache shared
 #: by different machines: e.g. ``-march=x86-64-v3``, or an empty string for the compiler's portable default).
 DEFAULT_TARGET_FLAGS = ["-march=native"]
-ABI_VERSION = 8
+ABI_VERSION = 9
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -155,6 +155,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"egru_gather_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 4 + [i]
         getattr(lib, f"egru_gather_outer_{suf}").argtypes = [i64, i64, i64] + [p] * 3 + [i]
         getattr(lib, f"egru_csr_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 6 + [i]
+        getattr(lib, f"egru_csr_fill_{suf}").argtypes = [i64, i64, p, i64, i64, p, p, p]
         getattr(lib, f"egru_gather_csr_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 6 + [i]
         getattr(lib, f"wkv_fwd_{suf}").argtypes = [i64, i64] + [p] * 14 + [i]
         getattr(lib, f"wkv_bwd_{suf}").argtypes = [i64, i64] + [p] * 22 + [i]

@@ -22,6 +22,7 @@ pytestmark = pytest.mark.native
     dict(T=1, B=1, H=1, I=1),
     dict(H=37, B=4, I=9, T=5),         # a width that is no multiple of the vector length
     dict(H=40, B=2, I=70, T=3, input_density=0.2),  # packed 8-vector panels (3H = 120) plus a tail, both products
+    dict(H=60, B=3, T=4, weight_density=0.3),  # CSR rows of ~54 nonzeros: whole scatter vectors plus a masked rest
 ])
 def test_float64_matches_reference(case):
     x, st, p = make(**case)
@@ -42,6 +43,8 @@ def test_float32_matches_reference():
     # is within rounding of theta, see specs/models.md §4 on EvNN's numerical tests).
     x, st, p = make(dtype=torch.float32, seed=5, H=16, I=8)
     assert_same("cpu", x, st, p, atol=2e-5)
+    x, st, p = make(dtype=torch.float32, seed=6, H=60, I=8, weight_density=0.3)  # CSR recurrent weights, float32
+    assert_same("cpu", x, st, p, atol=2e-5)
 
 
 def test_sparse_backward_skips_units_and_uses_fewer_products():
@@ -51,9 +54,11 @@ def test_sparse_backward_skips_units_and_uses_fewer_products():
     assert cpu.last_stats["backward_skipped_fraction"] > 0.05
 
 
-def test_event_linear_gradients():
+@pytest.mark.parametrize("density", [0.05, 0.2])  # weight gradient by gather_outer / by the dense product
+def test_event_linear_gradients(density):
     g = torch.Generator().manual_seed(0)
-    x = torch.randn(10, 7, dtype=torch.float64, generator=g) * (torch.rand(10, 7, generator=g) < 0.2)
+    x = torch.randn(40, 7, dtype=torch.float64, generator=g) * (torch.rand(40, 7, generator=g) < density)
+    assert (cpu.input_density(x) <= cpu.OUTER_DENSITY_MAX) == (density < cpu.OUTER_DENSITY_MAX)
     w = torch.randn(4, 7, dtype=torch.float64, requires_grad=True)
     b = torch.randn(4, dtype=torch.float64, requires_grad=True)
     xr = x.clone().requires_grad_()
@@ -108,6 +113,38 @@ def test_csr_input_projection_of_sparse_inputs_takes_only_nonzero_pairs():
     xs, st, p = make(seed=11, H=7, I=30, input_density=0.1)
     p["weight_ih"] = p["weight_ih"] * (torch.rand(p["weight_ih"].shape, generator=g, dtype=torch.float64) < 0.1)
     assert_same("cpu", xs, st, p, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("rows", [1, 33, 70])
+@pytest.mark.parametrize("path", ["blocked", "gather"])
+def test_pruned_input_projection_both_paths_match_the_dense_product(dtype, rows, path, monkeypatch):
+    # egru_csr_mm (blocks of rows, a tiled write-back) and egru_gather_csr_mm (scatter per nonzero input), whichever
+    # the input density picks: row counts that are not whole blocks, outputs that are not whole tiles, 0-weight rows
+    monkeypatch.setattr(cpu, "GATHER_NONZEROS_PER_LANE", 0.0 if path == "blocked" else 1e9)
+    g = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 37, dtype=dtype, generator=g) * (torch.rand(rows, 37, generator=g) < 0.3)
+    w = torch.randn(45, 37, dtype=dtype, generator=g) * (torch.rand(45, 37, generator=g) < 0.1)
+    w[3] = 0  # an output with no weight
+    b = torch.randn(45, dtype=dtype, generator=g)
+    tol = 1e-5 if dtype == torch.float32 else 1e-12
+    torch.testing.assert_close(cpu.CSRLinear.apply(x, w, b), torch.nn.functional.linear(x, w, b), atol=tol, rtol=0)
+    torch.testing.assert_close(cpu.CSRLinear.apply(x, torch.zeros_like(w), None), torch.zeros(rows, 45, dtype=dtype))
+
+
+def test_compressed_rows_of_a_transposed_view_are_its_nonzeros_in_row_order():
+    w = torch.tensor([[0.0, 2.0, 0.0], [1.0, 0.0, 0.0], [0.0, 3.0, 4.0], [0.0, 0.0, 0.0]])
+    rowptr, col, val = cpu._csr(w.t())  # read in place through the view's strides
+    assert rowptr.tolist() == [0, 1, 3, 4] and col.tolist() == [1, 0, 2, 2] and val.tolist() == [1.0, 2.0, 3.0, 4.0]
+    rowptr, col, val = cpu._csr(torch.zeros(2, 5))
+    assert rowptr.tolist() == [0, 0, 0] and col.numel() == 0 and val.numel() == 0
+
+
+def test_input_density_of_a_large_input_is_estimated_from_a_sample():
+    x = torch.zeros(cpu.DENSITY_SAMPLES * 4)
+    x[::5] = 1.0
+    assert abs(cpu.input_density(x) - 0.2) < 0.01 and cpu.density(x) == pytest.approx(0.2, abs=1e-6)
+    assert cpu.gather_pays(0.0, torch.float32) and not cpu.gather_pays(1.0, torch.float64)
 
 
 def test_inference_without_saved_gates_gives_the_same_outputs():

@@ -26,6 +26,20 @@ CSR_DENSITY = 0.35
 #: 1536 on 8192 rows): at 17% density the gather took 132 ms against MKL's 182 ms, i.e. MKL does about 4x more
 #: useful work per second, so the gather pays below roughly 1/4 density.
 INPUT_DENSITY_MAX = 0.25
+#: The weight gradient of the event-driven projection (``dW^T[j] = sum_r x[r, j] dout[r]`` over the nonzero inputs,
+#: ``egru_gather_outer``) pays against the dense ``dout^T x`` below this input density. Measured on a 2-core Sapphire
+#: Rapids (AVX-512, one thread; [8192, 512] inputs, 1536 outputs): 14.6 / 30.5 / 57.6 / 98.6 ms at density 0.02 /
+#: 0.05 / 0.10 / 0.17 against 58.5 ms for MKL's dense product (the forward gather still wins up to about 0.23).
+OUTER_DENSITY_MAX = 0.1
+#: With a pruned ``W`` (compressed rows), the per-input scatter of ``egru_gather_csr_mm`` (scalar, one add per
+#: nonzero input and nonzero weight) pays against the blocked ``egru_csr_mm`` (one vector multiply-add per nonzero
+#: weight and vector of rows, whatever the input) below about one nonzero input per vector lane: measured on a
+#: 2-core Sapphire Rapids (AVX-512, 16 float lanes; [8192, 512] x [1536, 512] at 5 % weights) the two cross at
+#: input density 0.065 (gather 6 / 15 / 26 / 36 ms at density 0.01 / 0.05 / 0.10 / 0.15, blocked 17.6 ms at all).
+GATHER_NONZEROS_PER_LANE = 1.0
+#: Inputs larger than this are not counted in full to choose a path: their density is estimated from this many
+#: evenly spaced entries (counting all of a [8192, 512] input took 11 ms, a third of the product it chose).
+DENSITY_SAMPLES = 1 << 16
 #: The backward computes ``dL/dy[t-1] = gh R`` as one register-blocked dense product when more than this fraction of
 #: (batch row, unit) pairs need it (fired, or inside the pseudo-derivative's support), else unit by unit for the
 #: needed pairs only. Measured with ``spikeseq bench egru`` on the 2-core dev machine: the blocked product runs about
@@ -58,15 +72,38 @@ def _threads(batch: int) -> int:
 
 def density(x: torch.Tensor) -> float:
     """Fraction of nonzero entries."""
-    return float((x != 0).sum()) / max(1, x.numel())
+    return int(torch.count_nonzero(x)) / max(1, x.numel())
+
+
+def input_density(x: torch.Tensor) -> float:
+    """Fraction of nonzero entries of an input, from :data:`DENSITY_SAMPLES` evenly spaced entries when larger (it
+    only chooses between two paths that compute the same product)."""
+    n = x.numel()
+    if n <= DENSITY_SAMPLES:
+        return density(x)
+    flat = x.reshape(-1)
+    return density(flat[:: n // DENSITY_SAMPLES])
+
+
+def gather_pays(x_density: float, dtype: torch.dtype) -> bool:
+    """Whether the scattered gather beats the blocked product of a pruned ``W`` at this input density
+    (:data:`GATHER_NONZEROS_PER_LANE`)."""
+    lanes = 8 * _native.library().spike_vector_bytes() // torch.finfo(dtype).bits
+    return x_density * lanes < GATHER_NONZEROS_PER_LANE
 
 
 def _csr(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Compressed rows ``(rowptr, col, val)`` of the nonzeros of ``w`` (int64 offsets, int32 columns)."""
-    nz = w != 0
+    """Compressed rows ``(rowptr, col, val)`` of the nonzeros of ``w`` (int64 offsets, int32 columns); ``w`` may
+    be a strided view (e.g. a transpose): it is read in place."""
+    w = w.detach()
     rowptr = torch.zeros(w.shape[0] + 1, dtype=torch.int64)
-    rowptr[1:] = nz.sum(1).cumsum(0)
-    return rowptr, nz.nonzero()[:, 1].to(torch.int32).contiguous(), w[nz].contiguous()
+    torch.cumsum(torch.count_nonzero(w, dim=1), 0, out=rowptr[1:])
+    nnz = int(rowptr[-1])
+    col = torch.empty(max(nnz, 1), dtype=torch.int32)
+    val = w.new_empty(max(nnz, 1))
+    _fn("egru_csr_fill", w.dtype)(w.shape[0], w.shape[1], _p(w), w.stride(0), w.stride(1), _p(rowptr), _p(col),
+                                  _p(val))
+    return rowptr, col[:nnz], val[:nnz]
 
 
 def _saved(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
@@ -108,12 +145,15 @@ class EventLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, gout: torch.Tensor):  # type: ignore[override]
-        """Gradients of input (dense), weight (nonzero inputs only) and bias."""
+        """Gradients of input (dense), weight (nonzero inputs only, or dense above :data:`OUTER_DENSITY_MAX`) and
+        bias."""
         x, weight = ctx.saved_tensors
         gout = gout.contiguous()
         gx = gout @ weight if ctx.needs_input_grad[0] else None
         gw = None
-        if ctx.needs_input_grad[1]:
+        if ctx.needs_input_grad[1] and input_density(x) > OUTER_DENSITY_MAX:
+            gw = gout.t() @ x
+        elif ctx.needs_input_grad[1]:
             gwt = x.new_empty(x.shape[1], gout.shape[1])
             _fn("egru_gather_outer", x.dtype)(x.shape[0], x.shape[1], gout.shape[1], _p(x), _p(gout), _p(gwt),
                                               _threads(x.shape[1]))
@@ -129,14 +169,14 @@ class CSRLinear(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None):  # type: ignore[override]
-        """Compressed rows of ``W``, then ``egru_csr_mm`` (blocks of rows of ``x`` transposed in cache); for sparse
-        ``x`` (density <= :data:`INPUT_DENSITY_MAX`) compressed rows of ``W^T`` and ``egru_gather_csr_mm`` (only
-        the nonzero weights of the nonzero inputs)."""
+        """Compressed rows of ``W``, then ``egru_csr_mm`` (blocks of rows of ``x`` transposed in cache); for very
+        sparse ``x`` (:func:`gather_pays`) compressed rows of ``W^T`` and ``egru_gather_csr_mm`` (only the nonzero
+        weights of the nonzero inputs)."""
         w = weight.detach()
         xc = x.detach().contiguous()
         out = x.new_empty(x.shape[0], w.shape[0])
         b = None if bias is None else bias.detach().contiguous()
-        if density(xc) <= INPUT_DENSITY_MAX:
+        if gather_pays(input_density(xc), xc.dtype):
             rowptr, col, val = _csr(w.t())
             _fn("egru_gather_csr_mm", x.dtype)(x.shape[0], x.shape[1], w.shape[0], _p(xc), _p(rowptr), _p(col),
                                                _p(val), _p(b), _p(out), _threads(x.shape[0] // 64))
@@ -162,7 +202,7 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     t, b, i = x.shape
     if density(weight) < CSR_DENSITY:
         return CSRLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
-    if density(x) <= INPUT_DENSITY_MAX:
+    if input_density(x) <= INPUT_DENSITY_MAX:
         return EventLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
     return F.linear(x, weight, bias)
 
