@@ -369,13 +369,16 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                     break
                 if t.checkpoint_every is not None and step % t.checkpoint_every == 0 and b < n_batches - 1:
                     save(run.last, epoch, b + 1, step)
-            if stop and stopped_at is not None and stopped_at < n_batches - 1:
-                status = "interrupted" if stop_req.requested else "finished"
+            partial = stop and stopped_at is not None and stopped_at < n_batches - 1
+            if partial and stop_req.requested:  # Ctrl-C / SIGTERM: save where it stopped, validate nothing
+                status = "interrupted"
                 save(run.last, epoch, stopped_at + 1, step)
                 distributed.barrier(info)
                 break
-            # end of epoch -----------------------------------------------------------------------------------
+            # end of epoch, or of the run at max_steps inside an epoch (validated like an epoch's end, so that the
+            # model the run ends with is recorded and can be the best) -----------------------------------------
             tot = distributed.all_reduce_sum(accum.clone(), info)
+            rng_at_stop = checkpoint.rng_state() if partial else None
             val = task.evaluate(tmode if in_target else model, data.val, cfg, device, data.n_classes,
                                 desc="validating")
             metric = val[task.metric] if val[task.metric] is not None else float(tot[1] / tot[2])
@@ -386,6 +389,8 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                       "lr": opt.param_groups[0]["lr"], "time_s": round(time.time() - t0, 3)}
             if tset is not None:
                 record["mode"] = tset.target if in_target else "float"
+            if partial:
+                record["partial_epoch_batches"] = stopped_at + 1   # max_steps ended the run inside this epoch
             # best: highest accuracy, ties broken by lower loss (small validation sets tie often)
             improved = (metric, -loss_now) > (best["metric"], -best.get("loss", math.inf))
             if tset is not None and not in_target:
@@ -399,10 +404,13 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
                     print(f"{desc}epoch {epoch + 1}/{t.epochs}  step {step}  train_loss {record['train_loss']:.4f}  "
                           f"train_{task.train_metric} {tot[1] / tot[2]:.4f}  val_{task.metric} {va}  "
                           f"({record['time_s']:.0f} s)", file=sys.stderr)
+            if rng_at_stop is not None:  # a resumed run continues the epoch as if it had not been validated here
+                checkpoint.set_rng_state(rng_at_stop)
+            resume_at = (epoch, stopped_at + 1) if partial else (epoch + 1, 0)
             if improved:
-                save(run.best, epoch + 1, 0, step)
-            save(run.last, epoch + 1, 0, step)
-            if tset is not None and epoch + 1 == first_target:   # the float model, before the target epochs
+                save(run.best, *resume_at, step)
+            save(run.last, *resume_at, step)
+            if tset is not None and epoch + 1 == first_target and not partial:   # the float model, before the target epochs
                 save(run.ckpt_dir / "float.pt", epoch + 1, 0, step)
             distributed.barrier(info)
             if stop:

@@ -78,11 +78,26 @@ def test_ctrl_c_saves_mid_epoch_and_resumes_identically(tmp_path, tiny_data, tin
     _assert_same_run(full, part)
 
 
-def test_max_steps_stops_and_keeps_best(tmp_path, tiny_data, tiny_raw):
+def test_max_steps_inside_an_epoch_validates_the_model_the_run_ends_with(tmp_path, tiny_data, tiny_raw):
+    # 6 steps per epoch: max_steps 8 stops after 2 batches of epoch 2, which is validated like an epoch's end (a
+    # run whose last steps were never validated could not pick them as its best), saved where it stopped
     cfg = from_dict(tiny_raw(tiny_data, epochs=5, max_steps=8))
     run = _run(tmp_path, "r", cfg)
     summary = fit(cfg, run, quiet=True)
     assert summary["step"] == 8 and summary["status"] == "finished"
-    assert checkpoint.load(run.last)["position"] == {"epoch": 1, "batch": 2, "step": 8}
-    assert checkpoint.load(run.best)["position"]["epoch"] == 1
-    assert [r["epoch"] for r in run.read_metrics()] == [1]
+    last = checkpoint.load(run.last)
+    assert last["position"] == {"epoch": 1, "batch": 2, "step": 8}
+    metrics = run.read_metrics()
+    assert [(r["epoch"], r["step"], r.get("partial_epoch_batches")) for r in metrics] == [(1, 6, None), (2, 8, 2)]
+    best = checkpoint.load(run.best)
+    assert best["position"]["step"] == (8 if best["best"]["epoch"] == 2 else 6)
+    # the validation at the stop leaves the random streams as they were: resuming with a larger budget gives the
+    # run that never stopped
+    longer = from_dict(tiny_raw(tiny_data, epochs=2))
+    full = _run(tmp_path, "full", longer)
+    fit(longer, full, quiet=True)
+    fit(longer, run, resume=True, quiet=True)
+    a, b = checkpoint.load(full.last), checkpoint.load(run.last)
+    assert a["position"] == b["position"] == {"epoch": 2, "batch": 0, "step": 12}
+    for k, v in a["model"].items():
+        assert torch.equal(v, b["model"][k]), k
