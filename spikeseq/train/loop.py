@@ -410,7 +410,7 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
             if improved:
                 save(run.best, *resume_at, step)
             save(run.last, *resume_at, step)
-            if tset is not None and epoch + 1 == first_target and not partial:   # the float model, before the target epochs
+            if tset is not None and epoch + 1 == first_target and not partial:   # the float model before target mode
                 save(run.ckpt_dir / "float.pt", epoch + 1, 0, step)
             distributed.barrier(info)
             if stop:
