@@ -44,6 +44,7 @@ def _deliver_after_import() -> None:
         if frame is None:  # the main thread has finished
             return
         if not _in_import(frame):
+            _held.clear()  # should the handler find the main thread in another import by then, it holds it again
             _thread.interrupt_main(signal.SIGINT)
             return
         time.sleep(_WATCH_PERIOD)
