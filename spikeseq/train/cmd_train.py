@@ -173,8 +173,10 @@ def _finish(run_dir, args: argparse.Namespace, status: str) -> int:
         task = task_for(run_dir.config())
         shown = ", ".join(f"{k} {result['test'][k]:.4f}" for k in task.report
                           if isinstance(result["test"].get(k), float)) or "no metric"
-        print(f"test {shown} on {result['test']['n']} samples ({which} checkpoint, "
-              f"epoch {result['epoch']}; best epoch {result['best_val']['epoch']})", file=sys.stderr)
+        into = result.get("batches_into_epoch", 0)
+        at = f"epoch {result['epoch']}" + (f" + {into} batches" if into else "")
+        print(f"test {shown} on {result['test']['n']} samples ({which} checkpoint, {at}, step {result['step']}; "
+              f"best epoch {result['best_val']['epoch']})", file=sys.stderr)
         if run_dir.config().results.table and str(args.config).endswith(".toml"):
             from spikeseq.train.results import record
 

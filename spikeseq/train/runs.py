@@ -111,6 +111,7 @@ def evaluate_run(path: str | Path, which: str = "best", raster_samples: int = 64
         test = target.pop("test")
     result = {
         "checkpoint": which, "epoch": lr.ckpt["position"]["epoch"], "step": lr.ckpt["position"]["step"],
+        "batches_into_epoch": lr.ckpt["position"].get("batch", 0),   # > 0: max_steps ended the run inside an epoch
         "best_val": lr.ckpt["best"], "classes": data.classes, "data": data.info,
         "test": test, "spikes": spikes, "model": {"name": lr.cfg.model.name,
                                                   "parameters": sum(p.numel() for p in lr.model.parameters())},
