@@ -373,14 +373,23 @@ def cifar100_split(root: str | os.PathLike | None = None, *, steps: int = 20, n_
                   {"source": "cifar100", "steps": steps, "seed": seed, "max_train": max_train, "max_test": max_test})
 
 
-def digits_split_domain(**kwargs: Any) -> Stream:
+def _domain_only(name: str, setting: str) -> None:
+    if setting != "domain":
+        raise ParameterError(f"{name} is the domain-incremental stream (setting 'domain'), got setting={setting!r}; "
+                             f"for the task-incremental one use {name.removesuffix('_domain')}")
+
+
+def digits_split_domain(*, setting: str = "domain", **kwargs: Any) -> Stream:
     """:func:`digits_split` in the domain-incremental setting (one shared 2-output head)."""
-    return digits_split(**kwargs, setting="domain")
+    _domain_only("digits_split_domain", setting)
+    return digits_split(**kwargs, setting=setting)
 
 
-def nmnist_split_domain(root: str | os.PathLike | None = None, **kwargs: Any) -> Stream:
+def nmnist_split_domain(root: str | os.PathLike | None = None, *, setting: str = "domain",
+                        **kwargs: Any) -> Stream:
     """:func:`nmnist_split` in the domain-incremental setting (one shared 2-output head)."""
-    return nmnist_split(root, **kwargs, setting="domain")
+    _domain_only("nmnist_split_domain", setting)
+    return nmnist_split(root, **kwargs, setting=setting)
 
 
 STREAMS = {"digits_split": digits_split, "digits_split_domain": digits_split_domain,

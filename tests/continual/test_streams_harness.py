@@ -47,6 +47,8 @@ def test_split_digits_domain_incremental_shares_one_two_output_head():
     assert torch.equal(C.task_mask(dom, 3), torch.zeros(2))  # nothing masked: one shared head
     with pytest.raises(ParameterError, match="setting must be one of"):
         streams.digits_split(steps=1, setting="class")
+    with pytest.raises(ParameterError, match="for the task-incremental one use digits_split"):
+        streams.build("digits_split_domain", steps=1, setting="task")
 
 
 def test_stream_bad_input():

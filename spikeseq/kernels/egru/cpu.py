@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeseq.functional.egru import EGRUOutput, EGRUState, check_final_state, prepare_egru
-from spikeseq.kernels import _native
+from spikeseq.kernels import _native, spmm
 from spikeseq.kernels.egru._common import call_problem
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
@@ -88,7 +88,7 @@ def input_density(x: torch.Tensor) -> float:
 def gather_pays(x_density: float, dtype: torch.dtype) -> bool:
     """Whether the scattered gather beats the blocked product of a pruned ``W`` at this input density
     (:data:`GATHER_NONZEROS_PER_LANE`)."""
-    lanes = 8 * _native.library().spike_vector_bytes() // torch.finfo(dtype).bits
+    lanes = 8 * spmm.vector_bytes() // torch.finfo(dtype).bits
     return x_density * lanes < GATHER_NONZEROS_PER_LANE
 
 
