@@ -20,6 +20,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+from spikeseq import _atomic
+
 
 def nanogpt_parameters(n_layer: int = 4, d: int = 128, vocab: int = 65) -> int:
     """nanoGPT's parameter count at its CPU configuration, computed from its model definition (bias off as in its
@@ -36,6 +38,12 @@ NANOGPT_CPU = {"val_loss_nats": 1.88, "val_bpc": round(1.88 / math.log(2), 3), "
 
 def collect(run: Path) -> dict:
     """The result record of one run directory."""
+    missing = [n for n in ("run.json", "eval.json", "config.json", "metrics.jsonl", "checkpoints/last.pt")
+               if not (run / n).is_file()]
+    if missing:
+        raise SystemExit(f"collect_shakespeare: {run} is not a finished, evaluated `spikeseq train` run (missing "
+                         f"{', '.join(missing)}); train it with its recipe (without --no-eval) or run `spikeseq eval "
+                         f"{run}` first")
     meta = json.loads((run / "run.json").read_text())
     ev = json.loads((run / "eval.json").read_text())
     cfg = json.loads((run / "config.json").read_text())
@@ -64,7 +72,7 @@ def main(argv: list[str]) -> int:
     for r in argv:
         rec = collect(Path(r))
         recs.setdefault(rec["model"], {})[rec["seed"]] = rec
-        (out / f"shakespeare_{rec['model']}-s{rec['seed']}.json").write_text(json.dumps(rec, indent=2) + "\n")
+        _atomic.write_text(out / f"shakespeare_{rec['model']}-s{rec['seed']}.json", json.dumps(rec, indent=2) + "\n")
     summary = {"command": "python examples/spikegpt/collect_shakespeare.py " + " ".join(argv),
                "nanogpt_cpu_reference": NANOGPT_CPU,
                "test_bpc": {m: {str(s): r["test"]["bpc"] for s, r in sorted(by.items())} for m, by in recs.items()},
@@ -77,7 +85,7 @@ def main(argv: list[str]) -> int:
         summary["within_0.15"] = max(gaps) <= 0.15
         summary["both_beat_nanogpt_2.71"] = all(r["test"]["bpc"] < NANOGPT_CPU["val_bpc"]
                                                 for by in recs.values() for r in by.values())
-    (out / "shakespeare_summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    _atomic.write_text(out / "shakespeare_summary.json", json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0
 
