@@ -5,8 +5,9 @@ k, v, w, u) of
 
 - ``reference``: :func:`spikeseq.functional.wkv_scan`, the loop of single steps under autograd;
 - ``chunked``: :func:`spikeseq.functional.wkv_chunked`, the chunked parallel form in torch ops;
-- ``chunked_compiled``: the same form with its per-chunk bodies compiled by ``torch.compile``
-  (:mod:`spikeseq.kernels.wkv.compiled`; where compiling fails it runs eagerly, and ``compiled_status`` says so);
+- ``chunked_compiled``: the same maths in phases that run every chunk at once (:mod:`spikeseq.kernels.wkv.phases`),
+  compiled by ``torch.compile`` (:mod:`spikeseq.kernels.wkv.compiled`, at its own chunk length ``--compiled-chunk``,
+  default 8; where compiling fails it runs eagerly, and ``compiled_status`` says so);
 - ``cpu``: the fused C++ loops (``kernels.wkv`` backend ``"cpu"``, the default on the CPU);
 - ``projections``: the dense-matmul bound of one RWKV block: its seven projections (time mix k, v, r, output:
   4 C x C; channel mix key C -> 4C, value 4C -> C, receptance C x C; 12 C^2 MACs per token), forward + backward
@@ -50,6 +51,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--B", type=int, default=8)
     parser.add_argument("--C", type=int, default=512)
     parser.add_argument("--chunk", type=int, default=32, help="chunk length of the chunked form")
+    parser.add_argument("--compiled-chunk", type=int, default=compiled.DEFAULT_CHUNK,
+                        help="chunk length of the compiled chunked form")
     parser.add_argument("--reps", type=int, default=5,
                         help="repetitions of the fast forms (reference: every third, from the first)")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
@@ -103,12 +106,12 @@ def _projections(T: int, B: int, C: int, seed: int = 1):
     return run
 
 
-def measure(T: int, B: int, C: int, chunk: int, reps: int) -> dict:
+def measure(T: int, B: int, C: int, chunk: int, reps: int, compiled_chunk: int = compiled.DEFAULT_CHUNK) -> dict:
     """Median fwd+bwd times (ms) of each form and the ratios described in the module docstring."""
     k, v, w, u, gy = _inputs(T, B, C)
     forms = {
         "chunked": lambda k, v, w, u: wkv_chunked(k, v, w=w, u=u, chunk=chunk),
-        "chunked_compiled": lambda k, v, w, u: compiled.wkv(k, v, w=w, u=u, chunk=chunk),
+        "chunked_compiled": lambda k, v, w, u: compiled.wkv(k, v, w=w, u=u, chunk=compiled_chunk),
         "cpu": lambda k, v, w, u: wkv_dispatch(k, v, w=w, u=u, backend="cpu"),
     }
     proj = _projections(T, B, C)
@@ -171,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
         if given_cache is None:  # compile from scratch: the first call's time is the whole compile
             os.environ["TORCHINDUCTOR_CACHE_DIR"] = tmp
         try:
-            res = measure(args.T, args.B, args.C, args.chunk, args.reps)
+            res = measure(args.T, args.B, args.C, args.chunk, args.reps, args.compiled_chunk)
         finally:
             if given_cache is None:
                 os.environ.pop("TORCHINDUCTOR_CACHE_DIR", None)
@@ -185,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
         "command": "spikeseq bench wkv " + " ".join(sys.argv[3:]) if len(sys.argv) > 2 else "spikeseq bench wkv",
         "commit": git_commit(),
         "dirty": git_dirty(),
-        "config": {"T": args.T, "B": args.B, "C": args.C, "chunk": args.chunk, "reps": args.reps,
+        "config": {"T": args.T, "B": args.B, "C": args.C, "chunk": args.chunk,
+                   "compiled_chunk": args.compiled_chunk, "reps": args.reps,
                    "threads": args.threads, "dtype": "float32"},
         "inductor_cache": given_cache or "fresh temporary directory",
         "targets": {"reference_over_chunked": ">= 10", "block_over_projections_chunked": "<= 1.5",

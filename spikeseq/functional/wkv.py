@@ -22,15 +22,15 @@ Three forms, all agreeing on outputs, final states and every gradient:
 
 - :func:`wkv_step` / :func:`wkv_scan`: the step above and the reference loop over time (autograd through it);
 - :func:`wkv_chunked`: the parallel form for training on the CPU, with its own backward (chunks of ``L`` steps,
-  each a call of :func:`chunk_forward` / :func:`chunk_backward`, in whose place
-  :mod:`spikeseq.kernels.wkv.compiled` puts compiled step-by-step versions;
-  inside a chunk all exponentials, products and divisions are elementwise over the whole ``[L, B, C]`` block,
-  relative to one reference per chunk and series, and the decay-weighted sums over the chunk are a first-order
-  recurrence of fused multiply-adds, the rows of the per-channel ``L x L`` decay matrix; between chunks the
-  ``(a, b, p)`` state is carried). It is exact (to rounding) whenever, inside each chunk, the spread of ``k`` plus
-  ``|u|`` stays below ``tau`` = 60 (fp32) or 600 (fp64): then each row's largest term is at least ``e^{-tau}`` of
-  the chunk's reference and nothing that matters underflows. Channels of a sequence with a wider chunk are computed
-  by the reference loop instead, so the result is exact for every input. No length limit (no ``T_MAX``).
+  each a call of :func:`chunk_forward` / :func:`chunk_backward` (:mod:`spikeseq.kernels.wkv.phases` computes the
+  same maths with every chunk at once, for ``torch.compile``); inside a chunk all exponentials, products and
+  divisions are elementwise over the whole ``[L, B, C]`` block, relative to one reference per chunk and series,
+  and the decay-weighted sums over the chunk are a first-order recurrence of fused multiply-adds, the rows of the
+  per-channel ``L x L`` decay matrix; between chunks the ``(a, b, p)`` state is carried). It is exact (to
+  rounding) whenever, inside each chunk, the spread of ``k`` plus ``|u|`` stays below ``tau`` = 60 (fp32) or 600
+  (fp64): then each row's largest term is at least ``e^{-tau}`` of the chunk's reference and nothing that matters
+  underflows. Channels of a sequence with a wider chunk are computed by the reference loop instead, so the result
+  is exact for every input. No length limit (no ``T_MAX``).
 
 Shapes are time-first: ``k, v`` ``[T, B, C]`` (the step form ``[B, C]``), ``w, u`` ``[C]``. Half-precision inputs
 are computed in float32 and the outputs cast back.
@@ -202,15 +202,13 @@ def _step_sums(x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
     return torch.matmul(weights, x.view(2, n, B * C)).view(2, 2, B, C)
 
 
-def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: float, y_out, xg_out=None,
-                  ws=None):
+def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: float, y_out, xg_out, ws=None):
     """The forward of one chunk of :class:`_ChunkedWKV` (``kc, vc`` ``[l, B, C]``, incoming state ``a, b, p``;
     ``sw`` and ``lag`` ``[l, 1, C]`` are ``s w`` and ``(l-1-s) w``): writes ``y`` into ``y_out`` ``[l, B, C]`` and
     returns the end state ``a', b', p'``, the chunk's reference ``r``, what the backward needs of the end state
     (``pe, pd, f1, fr``), ``max(p - r)`` (compared with the cap outside) and the spread of ``k`` over the chunk
-    ``[B, C]``. With ``xg_out`` (``[2, l, B, C]``), ``x`` and ``g`` are kept there for the backward; ``ws``: a dict
-    of scratch buffers reused from chunk to chunk (or ``None``). A compiled body with the same arguments and results
-    can take its place (:mod:`spikeseq.kernels.wkv.compiled`)."""
+    ``[B, C]``. ``x`` and ``g`` are kept in ``xg_out`` (``[2, l, B, C]``) for the backward; ``ws``: a dict of
+    scratch buffers reused from chunk to chunk (or ``None``)."""
     n, B, C = kc.shape
     kmax = kc.amax(0)
     r = kmax + ru
@@ -221,11 +219,8 @@ def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: f
     send = _recurrence(xc, lam, torch.zeros_like(xc[:, 0]), False, sbuf)  # (S_{l-1}, Z_{l-1})
     sn = sbuf.transpose(0, 1)  # (S_{s-1}, Z_{s-1})
     d0 = p - r
-    if xg_out is None:
-        g = torch.sub(d0, sw, out=_scratch(ws, "g", (n, B, C), kc))
-    else:
-        xg_out[0].copy_(x)
-        g = torch.sub(d0, sw, out=xg_out[1])
+    xg_out[0].copy_(x)
+    g = torch.sub(d0, sw, out=xg_out[1])
     g.clamp_(floor, cap).exp_()
     num = torch.addcmul(sn[0], xc[0], eu, out=_scratch(ws, "num", (n, B, C), kc)).addcmul_(g, a)
     den = torch.addcmul(sn[1], x, eu, out=_scratch(ws, "den", (n, B, C), kc)).addcmul_(g, b)
@@ -239,22 +234,17 @@ def chunk_forward(kc, vc, a, b, p, w, lam, eu, ru, sw, lag, floor: float, cap: f
 
 
 def chunk_backward(gy, kc, vc, y, a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw, weights, floor: float, cap: float,
-                   capped: bool, gk_out, gv_out, xg=None, ws=None):
+                   capped: bool, gk_out, gv_out, xg, ws=None):
     """The backward of one chunk of :class:`_ChunkedWKV` (everything but the routing of the final ``p``'s maximum,
     which stays outside: it needs a data-dependent test). ``g_a, g_b`` are the gradients of the chunk's end state,
     ``weights`` ``[2, l]`` the rows ``1`` and ``s``. Writes ``dL/dk`` (without the routed maximum) and ``dL/dv``
     into ``gk_out, gv_out`` ``[l, B, C]``; returns the gradients of the incoming state ``(a, b, p)`` and the chunk's
     contributions to ``dL/dw`` (direct), to ``dL/d lam`` ``[2, C]`` (through ``S`` and ``Z``) and to ``dL/d e^u``.
-    ``xg``: ``x`` and ``g`` kept by the forward, or ``None`` (then they are computed again); ``ws`` as in
-    :func:`chunk_forward`."""
+    ``xg``: ``x`` and ``g`` kept by the forward; ``ws`` as in :func:`chunk_forward`."""
     n, B, C = kc.shape
     xc = _scratch(ws, "xc", (2, n, B, C), kc)
-    if xg is None:
-        x = torch.sub(kc, r, out=xc[1]).exp_()
-        g = torch.sub(p - r, sw, out=_scratch(ws, "g", (n, B, C), kc)).clamp_(floor, cap).exp_()
-    else:
-        x, g = xg[0], xg[1]
-        xc[1].copy_(x)
+    x, g = xg[0], xg[1]
+    xc[1].copy_(x)
     torch.mul(x, vc, out=xc[0])
     # the chunk's sums and denominators again (cheaper than keeping them: they stay in cache)
     sbuf = _scratch(ws, "sn", (n, 2, B, C), kc)
@@ -288,8 +278,29 @@ def chunk_backward(gy, kc, vc, y, a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw, 
     return ga_in, gb_in, gp_in, gw, glam, geu
 
 
-#: The eager chunk bodies; :mod:`spikeseq.kernels.wkv.compiled` hands compiled ones to :func:`chunked_wkv`.
-EAGER_BODIES = (chunk_forward, chunk_backward)
+def route_final_max(gm: torch.Tensor, k: torch.Tensor, w: torch.Tensor, pd, pe, L: int,
+                    gk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Route ``gm = dL/dM`` ``[B, C]``, the gradient of the final ``p`` (the running maximum ``M``) at fixed true
+    sums, back through the chunks' maxima ``p' = max(p - l w, pe)``: ``pd[j] = p - l w`` and
+    ``pe[j] = max_s (k_s - (l-1-s) w)`` ``[B, C]`` of chunk ``j`` (chunks of ``L`` steps of ``k`` ``[T, B, C]``, the
+    last one possibly shorter), split like ``torch.maximum`` / ``amax`` at ties. Adds the maximising keys' share to
+    ``gk`` in place; returns the initial ``p``'s share and the ``w`` gradient of the routing ``[C]``."""
+    T = k.shape[0]
+    gw = torch.zeros_like(w)
+    for j in range(len(pd) - 1, -1, -1):
+        t0 = j * L
+        t1 = min(t0 + L, T)
+        n = t1 - t0
+        gm, gpe = _max_grad(gm, pd[j], pe[j])
+        gw -= n * gm.sum(0)
+        if bool(gpe.any()):
+            # to the maximising steps, split evenly at ties (as amax); (l-1-s) w bit for bit as the forward's
+            back = torch.arange(n - 1, -1, -1, dtype=k.dtype, device=k.device)[:, None, None]
+            at = (k[t0:t1] - back * w) == pe[j]
+            share = gpe / at.sum(0)
+            gk[t0:t1].addcmul_(at, share)
+            gw -= ((at * back).sum(0) * share).sum(0)
+    return gm, gw
 
 
 class _ChunkedWKV(torch.autograd.Function):
@@ -309,20 +320,16 @@ class _ChunkedWKV(torch.autograd.Function):
     working set stays in cache.
 
     Kept for the backward: ``y``, ``x`` and ``g`` and, per chunk, the states and references ``r`` (``[B, C]``);
-    the chunk sums and denominators are recomputed there (:func:`chunk_backward`). Compiled bodies recompute ``x``
-    and ``g`` as well (in a fused loop that is cheaper than reading them back). Backward, chunks in reverse:
+    the chunk sums and denominators are recomputed there (:func:`chunk_backward`). Backward, chunks in reverse:
     ``alpha = dL/dy / den``, ``beta = -alpha y`` and the adjoint recurrences
     ``H_s = e^{-w} H_{s+1} + (alpha, beta)_{s+1}``. The offsets ``p`` between chunks carry no gradient (the true
     sums ``a e^p`` do not depend on them); the final ``p`` is the running maximum ``M`` of the reference, and
     ``dL/dM = dL/dp - a dL/da - b dL/db`` (at the final state) is routed to the maximising step or the initial
     ``p`` through the chunks' maxima, split like ``torch.maximum`` / ``amax`` at ties.
-
-    ``bodies`` is the pair (forward, backward) of chunk functions used for full chunks (``l = L``): the eager
-    :data:`EAGER_BODIES` or compiled versions of them; a shorter last chunk always runs the eager ones.
     """
 
     @staticmethod
-    def forward(ctx, k, v, w, u, a, b, p, L, bodies):  # type: ignore[override]
+    def forward(ctx, k, v, w, u, a, b, p, L):  # type: ignore[override]
         T = k.shape[0]
         dt = k.dtype
         cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
@@ -330,22 +337,20 @@ class _ChunkedWKV(torch.autograd.Function):
         sw = torch.arange(L, dtype=dt, device=k.device)[:, None, None] * w  # [L, 1, C]: s w
         lag = sw.flip(0)  # (L-1-s) w
         y = torch.empty_like(k)
-        # x and g kept for the backward by the eager bodies (the compiled ones recompute them: cheaper there)
-        xg = torch.empty((2, *k.shape), dtype=dt, device=k.device) if bodies is EAGER_BODIES else None
+        xg = torch.empty((2, *k.shape), dtype=dt, device=k.device)  # x and g, kept for the backward
         saved, dmaxes, spreads = [], [], []
-        ws: dict = {}  # scratch buffers of the eager bodies, reused from chunk to chunk
+        ws: dict = {}  # scratch buffers, reused from chunk to chunk
         for t0 in range(0, T, L):
             t1 = min(t0 + L, T)
             n = t1 - t0
-            fwd = bodies[0] if n == L else chunk_forward
-            extra = (None if xg is None else xg[:, t0:t1], ws) if fwd is chunk_forward else ()
-            a1, b1, q, r, pe, pd, f1, fr, dmax, sp = fwd(k[t0:t1], v[t0:t1], a, b, p, w, lam, eu, ru, sw[:n],
-                                                         lag[L - n:], floor, cap, y[t0:t1], *extra)
+            a1, b1, q, r, pe, pd, f1, fr, dmax, sp = chunk_forward(
+                k[t0:t1], v[t0:t1], a, b, p, w, lam, eu, ru, sw[:n], lag[L - n:], floor, cap, y[t0:t1], xg[:, t0:t1],
+                ws)
             saved.append((a, b, p, r, pe, pd, f1, fr))
             dmaxes.append(dmax)
             spreads.append(sp)
             a, b, p = a1, b1, q
-        ctx.L, ctx.bodies = L, bodies
+        ctx.L = L
         ctx.save_for_backward(k, v, w, u, y, a, b, xg)
         ctx.chunks = saved
         ctx.capped = (torch.stack(dmaxes) > cap).tolist()  # per chunk: is a state weight capped
@@ -362,73 +367,68 @@ class _ChunkedWKV(torch.autograd.Function):
         cap, floor = STATE_CAP[dt], STATE_FLOOR[dt]
         lam, eu = torch.exp(-w), torch.exp(u)
         sidx = torch.arange(L, dtype=dt, device=v.device)
-        sw = sidx[:, None, None] * w  # the forward's s w and (l-1-s) w, bit for bit
-        lag = sw.flip(0)
+        sw = sidx[:, None, None] * w  # the forward's s w, bit for bit
         weights = torch.stack((torch.ones_like(sidx), sidx))  # [2, L]: sums and s-weighted sums over a chunk
         gk, gv = torch.empty_like(k), torch.empty_like(v)
         gws, glams, geus = [], [], []  # the chunks' contributions, summed at the end
         gw = torch.zeros_like(w)
         gm = g_p - g_a * a_T - g_b * b_T  # dL/dM at fixed true sums
-        route = bool(gm.any())
         gy = gy.contiguous()
         ws: dict = {}
         for j in range(len(ctx.chunks) - 1, -1, -1):
             t0 = j * L
             t1 = min(t0 + L, T)
             n = t1 - t0
-            a, b, p, r, pe, pd, f1, fr = ctx.chunks[j]
-            bwd = ctx.bodies[1] if n == L else chunk_backward
-            extra = (None if xg is None else xg[:, t0:t1], ws) if bwd is chunk_backward else ()
-            ga_in, gb_in, gp_in, gw_c, glam_c, geu_c = bwd(
+            a, b, p, r, _, _, f1, fr = ctx.chunks[j]
+            ga_in, gb_in, gp_in, gw_c, glam_c, geu_c = chunk_backward(
                 gy[t0:t1], k[t0:t1], v[t0:t1], y[t0:t1], a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw[:n],
-                weights[:, :n], floor, cap, ctx.capped[j], gk[t0:t1], gv[t0:t1], *extra)
+                weights[:, :n], floor, cap, ctx.capped[j], gk[t0:t1], gv[t0:t1], xg[:, t0:t1], ws)
             gws.append(gw_c)
             glams.append(glam_c)
             geus.append(geu_c)
-            if route:  # the final p's maximum, through p' = max(p - l w, pe)
-                gm, gpe = _max_grad(gm, pd, pe)
-                gw -= n * gm.sum(0)
-                if bool(gpe.any()):
-                    # pe = max_s (k_s - (l-1-s) w): to the maximising steps, split evenly at ties (as amax)
-                    at = (k[t0:t1] - lag[L - n:]) == pe
-                    share = gpe / at.sum(0)
-                    gk[t0:t1].addcmul_(at, share)
-                    gw -= ((at * sidx[:n, None, None].flip(0)).sum(0) * share).sum(0)
             g_a, g_b, g_p = ga_in, gb_in, gp_in
-        if route:
+        if bool(gm.any()):
+            gm, gw = route_final_max(gm, k, w, [ch[5] for ch in ctx.chunks], [ch[4] for ch in ctx.chunks], L, gk)
             g_p = g_p + gm
         glam = torch.stack(glams).sum(0)
         gw += torch.stack(gws).sum(0) - lam * (glam[0] - glam[1])
         return gk, gv, gw, torch.stack(geus).sum(0) * eu, g_a, g_b, g_p, None, None
 
 
-def _chunked(k, v, a, b, p, w, u, L, bodies):
-    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L, bodies)
+def _chunked(k, v, a, b, p, w, u, L):
+    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L)
+
+
+def eager_chunked(k, v, a, b, p, w, u, L):
+    """The chunked form on checked inputs in the compute dtype: ``y, a, b, p`` and the spread of ``k`` ``[B, C]``
+    (the chunks' largest), the chunk bodies run eagerly (:class:`_ChunkedWKV`)."""
+    return _chunked(k, v, a, b, p, w, u, L)
 
 
 def wkv_chunked(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor,
                 u: torch.Tensor, chunk: int = 32) -> tuple[torch.Tensor, WKVState]:
     """The chunked parallel form of :func:`wkv_scan` (same signature plus the chunk length; see module docstring)."""
-    return chunked_wkv(k, v, state, w=w, u=u, chunk=chunk, bodies=EAGER_BODIES)
+    return chunked_wkv(k, v, state, w=w, u=u, chunk=chunk)
 
 
 def chunked_wkv(k: torch.Tensor, v: torch.Tensor, state: WKVState | None, *, w: torch.Tensor, u: torch.Tensor,
-                chunk: int, bodies) -> tuple[torch.Tensor, WKVState]:
-    """:func:`wkv_chunked` with the chunk bodies ``(forward, backward)`` given: :data:`EAGER_BODIES` or compiled
-    versions of them (same signatures and results; :mod:`spikeseq.kernels.wkv.compiled`)."""
+                chunk: int, core=eager_chunked) -> tuple[torch.Tensor, WKVState]:
+    """:func:`wkv_chunked` with its core given: a function with :func:`eager_chunked`'s arguments and results
+    (:mod:`spikeseq.kernels.wkv.compiled` gives one that runs compiled phases). Checks the arguments, and computes
+    the series whose keys spread too widely inside a chunk with the reference loop."""
     check_wkv_args(k, v, w, u, state, step=False)
     if not isinstance(chunk, int) or chunk < 1:
         raise ParameterError(f"chunk must be a positive int, got {chunk!r}")
     dt = wkv_compute_dtype(k)
     st = wkv_start_state(k, state, dt)
-    kd, vd, wd, ud = k.to(dt), v.to(dt), w.to(dt), u.to(dt)
-    y, a, b, p, spread = _chunked(kd, vd, *st, wd, ud, chunk, bodies)
+    kd, vd, wd, ud = k.to(dt).contiguous(), v.to(dt).contiguous(), w.to(dt), u.to(dt)
+    y, a, b, p, spread = core(kd, vd, *st, wd, ud, chunk)
     wide = spread + ud.abs() > SPREAD[dt]  # series with a chunk whose k spread plus |u| exceeds SPREAD
     if not bool(wide.any()):
         return y.to(k.dtype), WKVState(a, b, p)
     # those series (their results above are dropped): the reference loop; the rest: the chunked form again, with
     # harmless keys in their place
-    y, a, b, p, _ = _chunked(torch.where(wide, 0.0, kd), vd, *st, wd, ud, chunk, bodies)
+    y, a, b, p, _ = core(torch.where(wide, 0.0, kd), vd, *st, wd, ud, chunk)
     B, C = wide.shape
     wb, ub = wd.expand(B, C)[wide], ud.expand(B, C)[wide]
     ref_state = WKVState(*(s[wide][None] for s in st))

@@ -3,8 +3,9 @@
 - ``"torch"``: :func:`spikeseq.functional.wkv_scan`, the reference loop (priority -1);
 - ``"chunked"``: :func:`spikeseq.functional.wkv_chunked`, the chunked parallel form in torch ops, any device
   (priority 5: the default on GPUs, where it runs as batched matmuls);
-- ``"chunked_compiled"``: the same chunked form with its per-chunk bodies compiled by ``torch.compile``
-  (:mod:`.compiled`; CPU tensors; compiles on first use, falls back to the eager bodies where compiling fails),
+- ``"chunked_compiled"``: the same chunked maths in phases that run every chunk at once (:mod:`.phases`), compiled
+  by ``torch.compile`` (:mod:`.compiled`; CPU tensors; compiles on first use, runs the phases eagerly where
+  compiling fails),
   priority 4: never chosen by ``"auto"`` while ``"chunked"`` is there (the first call compiles); name it to use it;
 - ``"cpu"``: fused C++ loops with a hand-written backward (:mod:`.cpu`), priority 10: the default on the CPU;
 - ``"triton"``: the same loops as Triton kernels (:mod:`.gpu`), priority 1: never chosen by ``"auto"`` until it
