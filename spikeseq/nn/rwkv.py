@@ -32,6 +32,7 @@ from spikeseq import surrogate as sg
 from spikeseq.functional.discretize import decay_from_tau
 from spikeseq.functional.lif import LIFState, lif_update
 from spikeseq.functional.wkv import WKVState, initial_wkv_state, wkv_update
+from spikeseq.kernels.wkv import cpu as wkv_cpu
 from spikeseq.nn.base import StatefulModule
 from spikeseq.nn.neurons import LIF
 
@@ -68,6 +69,26 @@ def token_shift(x: torch.Tensor, x_prev: torch.Tensor | None) -> torch.Tensor:
 
 def _mix(x: torch.Tensor, xx: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     return x * mu + xx * (1 - mu)
+
+
+class StepWeights(NamedTuple):
+    """A block's weights as :meth:`RWKVBlock.step` uses them, transposed to ``[in, out]`` (a row vector times a
+    contiguous ``[in, out]`` matrix takes about half the time of ``F.linear`` at these sizes): the time mix's ``k,
+    v, r`` projections stacked (``kvr``, ``[3, C, C]``, one batched product) with their mixes (``mu_kvr``,
+    ``[3, C]``), its ``output``, the channel mix's ``key``, ``receptance`` and ``value`` with their mixes
+    (``mu_kr``, ``[2, C]``), and ``w = e^{time_decay}``; ``versions`` says which parameter values they were made
+    from. (Folding each mix into its projection would save the mixes but double the matrices' bytes, and one token's
+    step is bound by reading them.)"""
+
+    versions: tuple
+    kvr: torch.Tensor
+    mu_kvr: torch.Tensor
+    out: torch.Tensor
+    key: torch.Tensor
+    receptance: torch.Tensor
+    value: torch.Tensor
+    mu_kr: torch.Tensor
+    w: torch.Tensor
 
 
 class RWKVTimeMix(nn.Module):
@@ -181,6 +202,37 @@ class RWKVBlock(StatefulModule):
             self.lif_att = LIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
             self.lif_ffn = LIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
 
+    def _step_params(self) -> tuple[torch.Tensor, ...]:
+        """The parameters :meth:`step_weights` is made from (looked up in the modules' dicts: this runs per
+        token)."""
+        att, ffn = self._modules["att"], self._modules["ffn"]
+        ap, fp = att._parameters, ffn._parameters
+        am, fm = att._modules, ffn._modules
+        return (*(am[n]._parameters["weight"] for n in ("key", "value", "receptance", "output")),
+                ap["time_mix_k"], ap["time_mix_v"], ap["time_mix_r"], ap["time_decay"],
+                *(fm[n]._parameters["weight"] for n in ("key", "receptance", "value")),
+                fp["time_mix_k"], fp["time_mix_r"])
+
+    @torch.no_grad()
+    def step_weights(self) -> StepWeights:
+        """The folded weights of :meth:`step`, made again whenever a parameter changed (in place, as an optimiser
+        does, or replaced)."""
+        params = self._step_params()
+        versions = tuple((t.data_ptr(), t._version, t.dtype) for t in params)
+        cached = self.__dict__.get("_step_weights")
+        if cached is not None and cached.versions == versions:
+            return cached
+        att, ffn = self.att, self.ffn
+        weights = StepWeights(
+            versions,
+            torch.stack([m.weight.t() for m in (att.key, att.value, att.receptance)]).contiguous(),
+            torch.stack((att.time_mix_k, att.time_mix_v, att.time_mix_r)),
+            *(m.weight.t().contiguous() for m in (att.output, ffn.key, ffn.receptance, ffn.value)),
+            torch.stack((ffn.time_mix_k, ffn.time_mix_r)),
+            torch.exp(att.time_decay))
+        self.__dict__["_step_weights"] = weights
+        return weights
+
     def _branch(self, lif_name: str, y: torch.Tensor, v: torch.Tensor | None):
         if not self.spiking:
             return y, v
@@ -208,26 +260,29 @@ class RWKVBlock(StatefulModule):
     def step(self, x: torch.Tensor, s: RWKVBlockState) -> tuple[torch.Tensor, RWKVBlockState]:
         """One token (RNN mode, inference only): ``x`` ``[B, C]`` and the state -> ``x`` and the new state.
 
-        The same equations as :meth:`forward` written for one token with plain torch calls (no dispatch, no
-        autograd): :func:`spikeseq.functional.wkv.wkv_update` and :func:`spikeseq.functional.lif.lif_update`.
+        The same equations as :meth:`forward` written for one token with few calls (no dispatch, no autograd): the
+        mixes of ``k, v, r`` as one ``lerp`` and their projections as one batched product (:meth:`step_weights`), the
+        WKV step in the C++ loops of the ``"cpu"`` backend where they run (:func:`spikeseq.kernels.wkv.cpu.step`;
+        else :func:`spikeseq.functional.wkv.wkv_update`) and :func:`spikeseq.functional.lif.lif_update`.
         """
         if self.ln0 is not None:
             x = F.layer_norm(x, (self.channels,), self.ln0.weight, self.ln0.bias, self.ln0.eps)
-        att, ffn = self.att, self.ffn
-        h = F.layer_norm(x, (self.channels,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
-        k = F.linear(_mix(h, s.att_x, att.time_mix_k), att.key.weight)
-        v = F.linear(_mix(h, s.att_x, att.time_mix_v), att.value.weight)
-        r = torch.sigmoid(F.linear(_mix(h, s.att_x, att.time_mix_r), att.receptance.weight))
-        y, a, b, p = wkv_update(k, v, s.wkv_a, s.wkv_b, s.wkv_p, torch.exp(att.time_decay), att.time_first)
-        y = F.linear(r * y, att.output.weight)
+        att, C = self.att, self.channels
+        fw = self.step_weights()
+        h = F.layer_norm(x, (C,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
+        # mu h + (1 - mu) x_prev for mu_k, mu_v, mu_r at once, then the three projections
+        k, v, r = torch.bmm(torch.lerp(s.att_x, h, fw.mu_kvr[:, None]), fw.kvr)
+        out = wkv_cpu.step(k, v, s.wkv_a, s.wkv_b, s.wkv_p, fw.w, att.time_first)
+        y, a, b, p = wkv_update(k, v, s.wkv_a, s.wkv_b, s.wkv_p, fw.w, att.time_first) if out is None else out
+        y = torch.matmul(torch.sigmoid(r) * y, fw.out)
         v_att = s.v_att
         if self.spiking:
             y, v_att = self._lif_step(self.lif_att, y, v_att)
         x = x + y
-        g = F.layer_norm(x, (self.channels,), self.ln2.weight, self.ln2.bias, self.ln2.eps)
-        kk = torch.square(torch.relu(F.linear(_mix(g, s.ffn_x, ffn.time_mix_k), ffn.key.weight)))
-        rr = torch.sigmoid(F.linear(_mix(g, s.ffn_x, ffn.time_mix_r), ffn.receptance.weight))
-        y = rr * F.linear(kk, ffn.value.weight)
+        g = F.layer_norm(x, (C,), self.ln2.weight, self.ln2.bias, self.ln2.eps)
+        xk, xr = torch.lerp(s.ffn_x, g, fw.mu_kr[:, None])
+        kk = torch.square(torch.relu(torch.matmul(xk, fw.key)))
+        y = torch.sigmoid(torch.matmul(xr, fw.receptance)) * torch.matmul(kk, fw.value)
         v_ffn = s.v_ffn
         if self.spiking:
             y, v_ffn = self._lif_step(self.lif_ffn, y, v_ffn)

@@ -50,3 +50,25 @@ def supports(k, v=None, state=None, **_: object) -> str | None:
     if isinstance(k, torch.Tensor) and k.device.type != "cpu":
         return f"the C++ WKV loops run CPU tensors, got {k.device}"
     return None
+
+
+def step(k: torch.Tensor, v: torch.Tensor, a: torch.Tensor, b: torch.Tensor, p: torch.Tensor, w: torch.Tensor,
+         u: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None:
+    """One WKV step (:func:`spikeseq.functional.wkv.wkv_update`'s equations) in the C++ loops, for generation: no
+    checks and no autograd. ``k, v`` and the state ``a, b, p`` ``[B, C]``, ``w = e^{time_decay}`` and ``u`` ``[C]``,
+    all CPU tensors of one dtype. Returns ``y`` and the new state, or ``None`` where the loops cannot run it (no
+    library here, or a dtype they do not take): the caller then runs ``wkv_update``."""
+    lib = _native.library()
+    suffix = _SUFFIX.get(k.dtype)
+    if lib is None or suffix is None or k.device.type != "cpu" or w.dtype != k.dtype or u.dtype != k.dtype:
+        return None
+    B, C = k.shape
+    if B > 1:  # the loops take w and u per element
+        w, u = w.expand(B, C).contiguous(), u.expand(B, C).contiguous()
+    k, v, a, b, p = k.contiguous(), v.contiguous(), a.contiguous(), b.contiguous(), p.contiguous()
+    out = torch.empty((4, B, C), dtype=k.dtype)  # y, a', b', p'
+    y, a1, b1, p1 = out.unbind(0)
+    getattr(lib, f"wkv_fwd_{suffix}")(1, B * C, k.data_ptr(), v.data_ptr(), w.data_ptr(), u.data_ptr(),
+                                      a.data_ptr(), b.data_ptr(), p.data_ptr(), y.data_ptr(), a1.data_ptr(),
+                                      b1.data_ptr(), p1.data_ptr(), None, None, None, 1)
+    return y, a1, b1, p1

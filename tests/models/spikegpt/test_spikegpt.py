@@ -42,6 +42,26 @@ def test_parallel_equals_rnn_mode_over_1000_tokens(name):
         assert 0.05 < float(x.mean()) < 0.95
 
 
+def test_rnn_step_sees_parameters_changed_after_its_first_call():
+    # RNN mode keeps its weights rearranged (RWKVBlock.step_weights); changed in place (as an optimiser does) or
+    # replaced, the next step must use the new values
+    m = _random_model("rwkv4")
+    ids = torch.randint(0, 40, (6, 2), generator=torch.Generator().manual_seed(3))
+    with torch.no_grad():
+        m.step(ids[0], None)
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+        blk = m.blocks[1]
+        blk.ffn.key.weight = torch.nn.Parameter(torch.randn_like(blk.ffn.key.weight) * 0.3)
+        blk.att.time_mix_v = torch.nn.Parameter(torch.rand_like(blk.att.time_mix_v))
+        logits, _ = m(ids)
+        s, steps = None, []
+        for t in range(6):
+            out, s = m.step(ids[t], s)
+            steps.append(out)
+    torch.testing.assert_close(torch.stack(steps), logits, atol=1e-4, rtol=0)
+
+
 def test_state_carries_across_parallel_calls():
     m = _random_model("spikegpt", ctx_len=32)
     ids = torch.randint(0, 40, (48, 3), generator=torch.Generator().manual_seed(2))
