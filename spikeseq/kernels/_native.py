@@ -1,7 +1,7 @@
 """Lazy build of the C++ kernels (``lif/scan.cpp``: fused LIF-family scans; ``spmm.cpp``: event-driven spike
 products; ``egru/egru.cpp``: the activity-sparse EGRU; ``egru/egru_fixed.cpp``: the fixed-point EGRU cell step of
-target mode; ``wkv/wkv.cpp``: the RWKV-4 WKV loops) into one shared
-library loaded with :mod:`ctypes`.
+target mode; ``wkv/wkv.cpp``: the RWKV-4 WKV loops; ``wkv/block_step.cpp``: one token through an RWKV-4 block) into
+one shared library loaded with :mod:`ctypes`.
 
 Nothing happens at import. The first call of :func:`library` compiles the sources with the system C++ compiler
 (``$CXX`` or ``c++``/``g++``/``clang++``; a few seconds: they use no torch headers) into a per-user cache,
@@ -32,7 +32,7 @@ from pathlib import Path
 
 _HERE = Path(__file__).parent
 SOURCES = (_HERE / "lif" / "scan.cpp", _HERE / "spmm.cpp", _HERE / "egru" / "egru.cpp",
-           _HERE / "egru" / "egru_fixed.cpp", _HERE / "wkv" / "wkv.cpp")
+           _HERE / "egru" / "egru_fixed.cpp", _HERE / "wkv" / "wkv.cpp", _HERE / "wkv" / "block_step.cpp")
 HEADERS = (_HERE / "parallel.h", _HERE / "simd.h", _HERE / "egru" / "gates.h")
 #: -ffp-contract=off: no fused multiply-add, so results round exactly like torch's separate ops.
 FLAGS = [
@@ -42,7 +42,7 @@ FLAGS = [
 #: Tried first; dropped when the compiler rejects it. ``$SPIKESEQ_TARGET_FLAGS`` replaces them (for a cache shared
 #: by different machines: e.g. ``-march=x86-64-v3``, or an empty string for the compiler's portable default).
 DEFAULT_TARGET_FLAGS = ["-march=native"]
-ABI_VERSION = 9
+ABI_VERSION = 10
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -159,6 +159,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"egru_gather_csr_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 6 + [i]
         getattr(lib, f"wkv_fwd_{suf}").argtypes = [i64, i64] + [p] * 14 + [i]
         getattr(lib, f"wkv_bwd_{suf}").argtypes = [i64, i64] + [p] * 22 + [i]
+        getattr(lib, f"rwkv_block_step_{suf}").argtypes = [i64, i64, i64, p, p, i, p, p, p]
     lib.egru_fixed_fwd.argtypes = [i64, i64] + [p] * 8 + [i] + [p] * 8
     lib.egru_fixed_bwd.argtypes = [i64, i64, p, p, ctypes.c_float] + [p] * 12
     lib.spike_rows_transpose.argtypes = [i64, i64, p, p, p, p]

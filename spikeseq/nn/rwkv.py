@@ -32,6 +32,7 @@ from spikeseq import surrogate as sg
 from spikeseq.functional.discretize import decay_from_tau
 from spikeseq.functional.lif import LIFState, lif_update
 from spikeseq.functional.wkv import WKVState, initial_wkv_state, wkv_update
+from spikeseq.kernels.wkv import block_step
 from spikeseq.kernels.wkv import cpu as wkv_cpu
 from spikeseq.nn.base import StatefulModule
 from spikeseq.nn.neurons import LIF
@@ -76,9 +77,10 @@ class StepWeights(NamedTuple):
     contiguous ``[in, out]`` matrix takes about half the time of ``F.linear`` at these sizes): the time mix's ``k,
     v, r`` projections stacked (``kvr``, ``[3, C, C]``, one batched product) with their mixes (``mu_kvr``,
     ``[3, C]``), its ``output``, the channel mix's ``key``, ``receptance`` and ``value`` with their mixes
-    (``mu_kr``, ``[2, C]``), and ``w = e^{time_decay}``; ``versions`` says which parameter values they were made
-    from. (Folding each mix into its projection would save the mixes but double the matrices' bytes, and one token's
-    step is bound by reading them.)"""
+    (``mu_kr``, ``[2, C]``), and ``w = e^{time_decay}``; ``packed``: all of the block's weights as the C++ step
+    takes them (:mod:`spikeseq.kernels.wkv.block_step`; ``None`` where it cannot run); ``versions`` says which
+    parameter values they were made from. (Folding each mix into its projection would save the mixes but double the
+    matrices' bytes, and one token's step is bound by reading them.)"""
 
     versions: tuple
     kvr: torch.Tensor
@@ -89,6 +91,42 @@ class StepWeights(NamedTuple):
     value: torch.Tensor
     mu_kr: torch.Tensor
     w: torch.Tensor
+    packed: object = None
+
+
+def _slots(module: nn.Module) -> list[tuple[dict, str]]:
+    """``(dict, key)`` of every parameter, buffer and submodule under ``module``, from the modules' own dicts."""
+    out: list[tuple[dict, str]] = []
+    for d in (module._parameters, module._buffers, module._modules):
+        for k, v in d.items():
+            if v is not None:
+                out.append((d, k))
+                if isinstance(v, nn.Module):
+                    out += _slots(v)
+    return out
+
+
+class _Made(NamedTuple):
+    """What a block's :class:`StepWeights` were made from: the slots of its parameters, buffers and submodules,
+    the objects in them, and ``(data_ptr, version)`` of each tensor (a replaced, moved or in-place changed tensor
+    changes one of them)."""
+
+    slots: list
+    objects: list
+    tensors: list
+    versions: list
+
+    @classmethod
+    def of(cls, module: nn.Module) -> _Made:
+        slots = _slots(module)
+        objects = [d[k] for d, k in slots]
+        tensors = [o for o in objects if isinstance(o, torch.Tensor)]
+        return cls(slots, objects, tensors, [(t.data_ptr(), t._version) for t in tensors])
+
+    def still(self) -> bool:
+        """Whether every slot holds the same object, and every tensor the same values, as when this was made."""
+        return all(d[k] is o for (d, k), o in zip(self.slots, self.objects, strict=True)) and \
+            [(t.data_ptr(), t._version) for t in self.tensors] == self.versions
 
 
 class RWKVTimeMix(nn.Module):
@@ -202,34 +240,20 @@ class RWKVBlock(StatefulModule):
             self.lif_att = LIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
             self.lif_ffn = LIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
 
-    def _step_params(self) -> tuple[torch.Tensor, ...]:
-        """The parameters :meth:`step_weights` is made from (looked up in the modules' dicts: this runs per
-        token)."""
-        att, ffn = self._modules["att"], self._modules["ffn"]
-        ap, fp = att._parameters, ffn._parameters
-        am, fm = att._modules, ffn._modules
-        return (*(am[n]._parameters["weight"] for n in ("key", "value", "receptance", "output")),
-                ap["time_mix_k"], ap["time_mix_v"], ap["time_mix_r"], ap["time_decay"],
-                *(fm[n]._parameters["weight"] for n in ("key", "receptance", "value")),
-                fp["time_mix_k"], fp["time_mix_r"])
-
     @torch.no_grad()
     def step_weights(self) -> StepWeights:
-        """The folded weights of :meth:`step`, made again whenever a parameter changed (in place, as an optimiser
-        does, or replaced)."""
-        params = self._step_params()
-        versions = tuple((t.data_ptr(), t._version, t.dtype) for t in params)
+        """The weights of :meth:`step` rearranged (:class:`StepWeights`), made again whenever a parameter or buffer
+        of the block changed (in place, as an optimiser does, moved, or replaced)."""
         cached = self.__dict__.get("_step_weights")
-        if cached is not None and cached.versions == versions:
+        if cached is not None and cached.versions.still():
             return cached
         att, ffn = self.att, self.ffn
-        weights = StepWeights(
-            versions,
-            torch.stack([m.weight.t() for m in (att.key, att.value, att.receptance)]).contiguous(),
-            torch.stack((att.time_mix_k, att.time_mix_v, att.time_mix_r)),
-            *(m.weight.t().contiguous() for m in (att.output, ffn.key, ffn.receptance, ffn.value)),
-            torch.stack((ffn.time_mix_k, ffn.time_mix_r)),
-            torch.exp(att.time_decay))
+        fields = (torch.stack([m.weight.t() for m in (att.key, att.value, att.receptance)]).contiguous(),
+                  torch.stack((att.time_mix_k, att.time_mix_v, att.time_mix_r)),
+                  *(m.weight.t().contiguous() for m in (att.output, ffn.key, ffn.receptance, ffn.value)),
+                  torch.stack((ffn.time_mix_k, ffn.time_mix_r)),
+                  torch.exp(att.time_decay))
+        weights = StepWeights(_Made.of(self), *fields, self._fused_pack(fields))
         self.__dict__["_step_weights"] = weights
         return weights
 
@@ -265,10 +289,13 @@ class RWKVBlock(StatefulModule):
         WKV step in the C++ loops of the ``"cpu"`` backend where they run (:func:`spikeseq.kernels.wkv.cpu.step`;
         else :func:`spikeseq.functional.wkv.wkv_update`) and :func:`spikeseq.functional.lif.lif_update`.
         """
+        fw = self.step_weights()
+        fused = None if fw.packed is None else block_step.run(fw.packed, x, s)
+        if fused is not None:
+            return fused[0], RWKVBlockState(*fused[1])
         if self.ln0 is not None:
             x = F.layer_norm(x, (self.channels,), self.ln0.weight, self.ln0.bias, self.ln0.eps)
         att, C = self.att, self.channels
-        fw = self.step_weights()
         h = F.layer_norm(x, (C,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
         # mu h + (1 - mu) x_prev for mu_k, mu_v, mu_r at once, then the three projections
         k, v, r = torch.bmm(torch.lerp(s.att_x, h, fw.mu_kvr[:, None]), fw.kvr)
@@ -287,6 +314,22 @@ class RWKVBlock(StatefulModule):
         if self.spiking:
             y, v_ffn = self._lif_step(self.lif_ffn, y, v_ffn)
         return x + y, RWKVBlockState(h, a, b, p, g, v_att, v_ffn)
+
+    def _fused_pack(self, fw_fields: tuple):
+        """The block's weights packed for the C++ step (:func:`spikeseq.kernels.wkv.block_step.pack`), or
+        ``None`` where it cannot run them. ``fw_fields``: the :class:`StepWeights` fields but ``versions`` and
+        ``packed``."""
+        kvr, mu_kvr, out, key, receptance, value, mu_kr, w = fw_fields
+        lns = [None if ln is None else (ln.weight, ln.bias, ln.eps) for ln in (self.ln0, self.ln1, self.ln2)]
+        lif = None
+        if self.spiking:
+            la, lf = self.lif_att, self.lif_ffn
+            if not (torch.equal(la.beta, lf.beta) and torch.equal(la.v_th, lf.v_th)) or la.reset != "zero" \
+                    or lf.reset != "zero":
+                return None
+            lif = (1 - self.beta, la.beta.detach(), la.v_th.detach())
+        return block_step.pack(*lns, kvr, mu_kvr, w, self.att.time_first.detach(), out, mu_kr, key, receptance,
+                               value, lif)
 
     def _lif_step(self, lif: LIF, y: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return lif_update(v, y * (1 - self.beta), lif.beta.to(y.dtype), lif.v_th.to(y.dtype), lif.reset,

@@ -6,9 +6,15 @@ import pytest
 import torch
 
 from spikeseq.errors import ConfigError, ShapeError
+from spikeseq.kernels.wkv import block_step
+from spikeseq.kernels.wkv import cpu as wkv_cpu
 from spikeseq.models.registry import build, family_of
 from spikeseq.models.spikegpt import SpikeGPT, SpikeGPTConfig
 from spikeseq.nn.rwkv import RWKVBlock, l2wrap
+
+
+def cpp_available() -> bool:
+    return wkv_cpu.available()[0]
 
 
 def _random_model(name: str, seed: int = 0, **kw) -> SpikeGPT:
@@ -22,9 +28,14 @@ def _random_model(name: str, seed: int = 0, **kw) -> SpikeGPT:
     return m
 
 
+@pytest.mark.parametrize("path", ["c++ block step", "torch calls"])
 @pytest.mark.parametrize("name", ["spikegpt", "rwkv4"])
-def test_parallel_equals_rnn_mode_over_1000_tokens(name):
+def test_parallel_equals_rnn_mode_over_1000_tokens(name, path, monkeypatch):
+    if path == "torch calls":  # where the C++ loops do not run (no compiler, another dtype): the torch calls
+        monkeypatch.setattr(block_step, "pack", lambda *a, **k: None)
+        monkeypatch.setattr(wkv_cpu, "step", lambda *a, **k: None)
     m = _random_model(name, ctx_len=1000)
+    assert (m.blocks[0].step_weights().packed is not None) == (path == "c++ block step" and cpp_available())
     ids = torch.randint(0, 40, (1000, 2), generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         logits, final = m(ids)
