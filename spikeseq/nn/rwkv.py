@@ -21,6 +21,7 @@ both mixes, the WKV state and the two LIF membranes (zeros, unused, when the blo
 from __future__ import annotations
 
 import math
+import weakref
 from typing import NamedTuple
 
 import torch
@@ -104,6 +105,11 @@ def _slots(module: nn.Module) -> list[tuple[dict, str]]:
                 if isinstance(v, nn.Module):
                     out += _slots(v)
     return out
+
+
+#: Each block's :class:`StepWeights`, kept beside the module rather than in it (so that copying or pickling a
+#: module never sees the C pointers of the packed weights).
+_STEP_WEIGHTS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class _Made(NamedTuple):
@@ -244,7 +250,7 @@ class RWKVBlock(StatefulModule):
     def step_weights(self) -> StepWeights:
         """The weights of :meth:`step` rearranged (:class:`StepWeights`), made again whenever a parameter or buffer
         of the block changed (in place, as an optimiser does, moved, or replaced)."""
-        cached = self.__dict__.get("_step_weights")
+        cached = _STEP_WEIGHTS.get(self)
         if cached is not None and cached.versions.still():
             return cached
         att, ffn = self.att, self.ffn
@@ -254,7 +260,7 @@ class RWKVBlock(StatefulModule):
                   torch.stack((ffn.time_mix_k, ffn.time_mix_r)),
                   torch.exp(att.time_decay))
         weights = StepWeights(_Made.of(self), *fields, self._fused_pack(fields))
-        self.__dict__["_step_weights"] = weights
+        _STEP_WEIGHTS[self] = weights
         return weights
 
     def _branch(self, lif_name: str, y: torch.Tensor, v: torch.Tensor | None):
@@ -285,7 +291,7 @@ class RWKVBlock(StatefulModule):
         """One token (RNN mode, inference only): ``x`` ``[B, C]`` and the state -> ``x`` and the new state.
 
         The same equations as :meth:`forward` written for one token with few calls (no dispatch, no autograd): the
-        mixes of ``k, v, r`` as one ``lerp`` and their projections as one batched product (:meth:`step_weights`), the
+        mixes of ``k, v, r`` at once and their projections as one batched product (:meth:`step_weights`), the
         WKV step in the C++ loops of the ``"cpu"`` backend where they run (:func:`spikeseq.kernels.wkv.cpu.step`;
         else :func:`spikeseq.functional.wkv.wkv_update`) and :func:`spikeseq.functional.lif.lif_update`.
         """
@@ -298,7 +304,7 @@ class RWKVBlock(StatefulModule):
         att, C = self.att, self.channels
         h = F.layer_norm(x, (C,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
         # mu h + (1 - mu) x_prev for mu_k, mu_v, mu_r at once, then the three projections
-        k, v, r = torch.bmm(torch.lerp(s.att_x, h, fw.mu_kvr[:, None]), fw.kvr)
+        k, v, r = torch.bmm(_mix(h, s.att_x, fw.mu_kvr[:, None]), fw.kvr)
         out = wkv_cpu.step(k, v, s.wkv_a, s.wkv_b, s.wkv_p, fw.w, att.time_first)
         y, a, b, p = wkv_update(k, v, s.wkv_a, s.wkv_b, s.wkv_p, fw.w, att.time_first) if out is None else out
         y = torch.matmul(torch.sigmoid(r) * y, fw.out)
@@ -307,7 +313,7 @@ class RWKVBlock(StatefulModule):
             y, v_att = self._lif_step(self.lif_att, y, v_att)
         x = x + y
         g = F.layer_norm(x, (C,), self.ln2.weight, self.ln2.bias, self.ln2.eps)
-        xk, xr = torch.lerp(s.ffn_x, g, fw.mu_kr[:, None])
+        xk, xr = _mix(g, s.ffn_x, fw.mu_kr[:, None])
         kk = torch.square(torch.relu(torch.matmul(xk, fw.key)))
         y = torch.sigmoid(torch.matmul(xr, fw.receptance)) * torch.matmul(kk, fw.value)
         v_ffn = s.v_ffn

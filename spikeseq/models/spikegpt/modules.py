@@ -94,9 +94,11 @@ class SpikeGPT(nn.Module):
         self.head = nn.Linear(c.n_embd, c.vocab, bias=False)
         nn.init.orthogonal_(self.head.weight, gain=0.5 * (c.vocab / c.n_embd) ** 0.5 if c.vocab > c.n_embd else 0.5)
 
-    def initial_state(self, batch: int, *, device: torch.device | str | None = None) -> SpikeGPTState:
-        """The state before the first token."""
-        return SpikeGPTState(tuple(initial_block_state(batch, self.config.n_embd, device=device)
+    def initial_state(self, batch: int, *, device: torch.device | str | None = None,
+                      dtype: torch.dtype | None = None) -> SpikeGPTState:
+        """The state before the first token (in the model's dtype unless ``dtype`` is given)."""
+        dtype = self.emb.weight.dtype if dtype is None else dtype
+        return SpikeGPTState(tuple(initial_block_state(batch, self.config.n_embd, dtype=dtype, device=device)
                                    for _ in self.blocks))
 
     def check_ids(self, ids: torch.Tensor) -> torch.Tensor:

@@ -73,6 +73,25 @@ def test_rnn_step_sees_parameters_changed_after_its_first_call():
     torch.testing.assert_close(torch.stack(steps), logits, atol=1e-4, rtol=0)
 
 
+def test_rnn_step_float64_and_a_stepped_model_copies_and_pickles():
+    import copy
+    import io
+
+    m = _random_model("spikegpt")
+    ids = torch.randint(0, 40, (12, 2), generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        m.step(ids[0], None)  # packs the C++ step's weights (kept beside the module, not in it)
+        torch.save(copy.deepcopy(m), io.BytesIO())
+        m = m.double()  # the step follows the model's dtype, its initial state too
+        logits, _ = m(ids)
+        s, steps = None, []
+        for t in range(12):
+            out, s = m.step(ids[t], s)
+            steps.append(out)
+    assert steps[0].dtype == torch.float64
+    torch.testing.assert_close(torch.stack(steps), logits, atol=1e-10, rtol=0)
+
+
 def test_state_carries_across_parallel_calls():
     m = _random_model("spikegpt", ctx_len=32)
     ids = torch.randint(0, 40, (48, 3), generator=torch.Generator().manual_seed(2))
