@@ -278,25 +278,28 @@ def chunk_backward(gy, kc, vc, y, a, b, p, r, f1, fr, g_a, g_b, w, lam, eu, sw, 
     return ga_in, gb_in, gp_in, gw, glam, geu
 
 
-def route_final_max(gm: torch.Tensor, k: torch.Tensor, w: torch.Tensor, pd, pe, L: int,
+def route_final_max(gm: torch.Tensor, k: torch.Tensor, w: torch.Tensor, pd, L: int,
                     gk: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Route ``gm = dL/dM`` ``[B, C]``, the gradient of the final ``p`` (the running maximum ``M``) at fixed true
-    sums, back through the chunks' maxima ``p' = max(p - l w, pe)``: ``pd[j] = p - l w`` and
-    ``pe[j] = max_s (k_s - (l-1-s) w)`` ``[B, C]`` of chunk ``j`` (chunks of ``L`` steps of ``k`` ``[T, B, C]``, the
-    last one possibly shorter), split like ``torch.maximum`` / ``amax`` at ties. Adds the maximising keys' share to
-    ``gk`` in place; returns the initial ``p``'s share and the ``w`` gradient of the routing ``[C]``."""
+    sums, back through the chunks' maxima ``p' = max(p - l w, pe)``: ``pd[j] = p - l w`` ``[B, C]`` of chunk ``j``
+    (chunks of ``L`` steps of ``k`` ``[T, B, C]``, the last one possibly shorter) and
+    ``pe = max_s (k_s - (l-1-s) w)``, computed here again (so that the maximising keys are found in the same
+    rounding whatever computed the forward), split like ``torch.maximum`` / ``amax`` at ties. Adds the maximising
+    keys' share to ``gk`` in place; returns the initial ``p``'s share and the ``w`` gradient of the routing
+    ``[C]``."""
     T = k.shape[0]
     gw = torch.zeros_like(w)
     for j in range(len(pd) - 1, -1, -1):
         t0 = j * L
         t1 = min(t0 + L, T)
         n = t1 - t0
-        gm, gpe = _max_grad(gm, pd[j], pe[j])
+        back = torch.arange(n - 1, -1, -1, dtype=k.dtype, device=k.device)[:, None, None]  # l-1-s
+        cand = k[t0:t1] - back * w
+        pe = cand.amax(0)
+        gm, gpe = _max_grad(gm, pd[j], pe)
         gw -= n * gm.sum(0)
-        if bool(gpe.any()):
-            # to the maximising steps, split evenly at ties (as amax); (l-1-s) w bit for bit as the forward's
-            back = torch.arange(n - 1, -1, -1, dtype=k.dtype, device=k.device)[:, None, None]
-            at = (k[t0:t1] - back * w) == pe[j]
+        if bool(gpe.any()):  # to the maximising steps, split evenly at ties (as amax)
+            at = cand == pe
             share = gpe / at.sum(0)
             gk[t0:t1].addcmul_(at, share)
             gw -= ((at * back).sum(0) * share).sum(0)
@@ -388,7 +391,7 @@ class _ChunkedWKV(torch.autograd.Function):
             geus.append(geu_c)
             g_a, g_b, g_p = ga_in, gb_in, gp_in
         if bool(gm.any()):
-            gm, gw = route_final_max(gm, k, w, [ch[5] for ch in ctx.chunks], [ch[4] for ch in ctx.chunks], L, gk)
+            gm, gw = route_final_max(gm, k, w, [ch[5] for ch in ctx.chunks], L, gk)
             g_p = g_p + gm
         glam = torch.stack(glams).sum(0)
         gw += torch.stack(gws).sum(0) - lam * (glam[0] - glam[1])

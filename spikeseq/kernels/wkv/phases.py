@@ -10,24 +10,26 @@ each output, ``g_s a`` and ``g_s b`` with ``g_s = e^{clamp(p - r - s w, floor, c
 1. :func:`chunk_summaries`, every chunk at once: ``r``, the end sums ``(S_{l-1}, Z_{l-1})``, the end-state
    candidate ``pe = max_s (k_s - (l-1-s) w)`` and the spread of ``k``;
 2. :func:`carry_states`, a scan over the chunks on ``[B C]`` tensors (a few multiply-adds per chunk): each chunk's
-   incoming state, and the factors ``f1 = e^{p - l w - p'}``, ``fr = e^{r - p'}`` of the end state
-   ``p' = max(p - l w, pe)``, ``(a', b') = f1 (a, b) + fr (S_{l-1}, Z_{l-1})`` (the reference's, as in the chunked
-   form);
+   incoming state, through the end state ``p' = max(p - l w, pe)``,
+   ``(a', b') = f1 (a, b) + fr (S_{l-1}, Z_{l-1})`` with ``f1 = e^{p - l w - p'}``, ``fr = e^{r - p'}``
+   (:func:`end_factors`; the reference's end state, as in the chunked form);
 3. :func:`chunk_outputs`, every chunk at once:
    ``y_s = (S_{s-1} + e^u x_s v_s + g_s a) / (Z_{s-1} + e^u x_s + g_s b)``.
 
 The backward splits the same way. Within a chunk the adjoints of ``(S, -Z)`` run backwards,
 ``H_s = e^{-w} H_{s+1} + (alpha, alpha y)_{s+1}`` with ``alpha = dL/dy / den``, from ``H_{l-1} = (G_a, -G_b) fr``,
-where ``(G_a, G_b)`` is the gradient of the chunk's end state, which comes from the later chunks. The recurrence
-is linear, so ``H_s = H_s^local + e^{-(l-1-s) w} (G_a, -G_b) fr``:
+where ``(G_a, G_b)`` is the gradient of the chunk's end state. It comes from the later chunks through
+``(dL/da, dL/db) = f1 (G_a, G_b) + (u0, -u1)`` of the incoming state, with ``u0 = sum_s alpha_s g_s`` and
+``u1 = sum_s alpha_s y_s g_s``: sums that need only the forward and ``dL/dy``. So:
 
-1. :func:`local_gradients`, every chunk at once, as if ``G = 0``: ``dL/dk``, ``dL/dv`` and the chunk's sums
-   (of ``alpha g``, ``alpha y g``, the same masked where ``g`` is capped and weighted by ``s``, of the adjoints
-   times ``S`` and ``Z``, of ``dL/d e^u``, and ``P_S = sum_s e^{-(l-1-s) w} S_{s-1}``, ``P_Z`` alike);
-2. :func:`carry_gradients`, the chunks in reverse on ``[B C]`` tensors: ``G`` of each chunk and the gradients of
-   ``w`` and of the incoming state that involve it;
-3. :func:`add_carried`, every chunk at once: ``dL/dv_s += e^{-(l-1-s) w} G_a fr x_s`` and
-   ``dL/dk_s += e^{-(l-1-s) w} fr x_s (G_a v_s + G_b)``.
+1. :func:`state_gradient_sums`, every chunk at once: ``u0``, ``u1``;
+2. :func:`carry_gradients`, the chunks in reverse on ``[B C]`` tensors: each chunk's ``(G_a, G_b)``;
+3. :func:`chunk_gradients`, every chunk at once, from its ``(G_a, G_b)``: ``dL/dk``, ``dL/dv`` and the chunk's
+   terms of the gradients of ``w``, ``u`` and the incoming ``p``.
+
+(The other order, gradients computed as if ``G = 0`` and the end state's share ``e^{-(l-1-s) w} (G_a, -G_b) fr``
+added in a further pass over ``dL/dk`` and ``dL/dv``, profiled at 6-10 ms for that pass at T 1024, B 8, C 512,
+chunk 8; the sums' pass, which reads the same four arrays and writes nothing, at about 4 ms.)
 
 Each phase is one call whatever the number of chunks (the scans: one per :data:`CARRY_BLOCK` chunks), written step
 by step over the chunk's ``l`` steps on ``[chunks, B C]`` tensors, so that inductor fuses a phase into one loop over
@@ -35,8 +37,9 @@ by step over the chunk's ``l`` steps on ``[chunks, B C]`` tensors, so that induc
 chunk (their Python wrappers cost as much as a third of the work at T 1024), this calls six per sequence.
 
 Everything else is the chunked form's: capped state weights carry no gradient through their exponent (here: where
-``p - r - s w > cap``), the offsets ``p`` between chunks carry none, and the final ``p``'s maximum is routed to
-the maximising key or the initial ``p`` by :func:`spikeseq.functional.wkv.route_final_max`.
+``p - r - s w > cap``), the offsets ``p`` between chunks carry none (only the first chunk's ``p`` gradient is
+returned), and the final ``p``'s maximum is routed to the maximising key or the initial ``p`` by
+:func:`spikeseq.functional.wkv.route_final_max`.
 """
 
 from __future__ import annotations
@@ -266,7 +269,7 @@ class PhasedWKV(torch.autograd.Function):
         g_p0 = gp[0].view(B, C)  # the offsets p between chunks carry no gradient: only the first chunk's
         gm = g_p - g_a * a_T.view(B, C) - g_b * b_T.view(B, C)  # dL/dM at fixed true sums
         if bool(gm.any()):
-            pd = cp.view(n, B, C) - L * w  # bit for bit the phases' p - L w
-            gm, gw_max = route_final_max(gm, k, w, pd, pe.view(n, B, C), L, gk)
+            pd = cp.view(n, B, C) - L * w  # each chunk's p - L w, as end_factors computes it
+            gm, gw_max = route_final_max(gm, k, w, pd, L, gk)
             g_p0, gw = g_p0 + gm, gw + gw_max
         return gk, gv, gw, geu * eu, G_a.view(B, C), G_b.view(B, C), g_p0, None, None
