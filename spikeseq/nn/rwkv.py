@@ -79,11 +79,11 @@ class StepWeights(NamedTuple):
     v, r`` projections stacked (``kvr``, ``[3, C, C]``, one batched product) with their mixes (``mu_kvr``,
     ``[3, C]``), its ``output``, the channel mix's ``key``, ``receptance`` and ``value`` with their mixes
     (``mu_kr``, ``[2, C]``), and ``w = e^{time_decay}``; ``packed``: all of the block's weights as the C++ step
-    takes them (:mod:`spikeseq.kernels.wkv.block_step`; ``None`` where it cannot run); ``versions`` says which
-    parameter values they were made from. (Folding each mix into its projection would save the mixes but double the
+    takes them (:mod:`spikeseq.kernels.wkv.block_step`; ``None`` where it cannot run); ``made``: what they were
+    made from (:class:`_Made`). (Folding each mix into its projection would save the mixes but double the
     matrices' bytes, and one token's step is bound by reading them.)"""
 
-    versions: tuple
+    made: _Made
     kvr: torch.Tensor
     mu_kvr: torch.Tensor
     out: torch.Tensor
@@ -251,7 +251,7 @@ class RWKVBlock(StatefulModule):
         """The weights of :meth:`step` rearranged (:class:`StepWeights`), made again whenever a parameter or buffer
         of the block changed (in place, as an optimiser does, moved, or replaced)."""
         cached = _STEP_WEIGHTS.get(self)
-        if cached is not None and cached.versions.still():
+        if cached is not None and cached.made.still():
             return cached
         att, ffn = self.att, self.ffn
         fields = (torch.stack([m.weight.t() for m in (att.key, att.value, att.receptance)]).contiguous(),
@@ -290,10 +290,11 @@ class RWKVBlock(StatefulModule):
     def step(self, x: torch.Tensor, s: RWKVBlockState) -> tuple[torch.Tensor, RWKVBlockState]:
         """One token (RNN mode, inference only): ``x`` ``[B, C]`` and the state -> ``x`` and the new state.
 
-        The same equations as :meth:`forward` written for one token with few calls (no dispatch, no autograd): the
-        mixes of ``k, v, r`` at once and their projections as one batched product (:meth:`step_weights`), the
-        WKV step in the C++ loops of the ``"cpu"`` backend where they run (:func:`spikeseq.kernels.wkv.cpu.step`;
-        else :func:`spikeseq.functional.wkv.wkv_update`) and :func:`spikeseq.functional.lif.lif_update`.
+        The same equations as :meth:`forward` written for one token (no dispatch, no autograd): one C++ call where
+        the loops run (:mod:`spikeseq.kernels.wkv.block_step`, with the weights :meth:`step_weights` packed), else
+        a few torch calls: the mixes of ``k, v, r`` at once and their projections as one batched product, the WKV
+        step in the C++ loops of the ``"cpu"`` backend where they run (:func:`spikeseq.kernels.wkv.cpu.step`; else
+        :func:`spikeseq.functional.wkv.wkv_update`) and :func:`spikeseq.functional.lif.lif_update`.
         """
         fw = self.step_weights()
         fused = None if fw.packed is None else block_step.run(fw.packed, x, s)

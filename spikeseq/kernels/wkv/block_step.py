@@ -45,6 +45,9 @@ def pack(ln0, ln1, ln2, kvr, mu_kvr, w, u, out_w, mu_kr, key_w, rec_w, val_w, li
     suffix = _SUFFIX.get(dt)
     if lib is None or suffix is None:
         return None
+    if any(ln is not None and (ln[0] is None or ln[1] is None) for ln in (ln0, ln1, ln2)) or ln1 is None \
+            or ln2 is None:  # the loops take LayerNorms with a gain and a bias
+        return None
     lns = [(None, None, 0.0) if ln is None else ln for ln in (ln0, ln1, ln2)]
     weights = [t for ln in lns for t in ln[:2]] + [mu_kvr, kvr, w, u, out_w, mu_kr, key_w, rec_w, val_w]
     present = [t for t in weights if t is not None]
