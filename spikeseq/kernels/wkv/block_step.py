@@ -22,12 +22,14 @@ STATE_FIELDS = 7
 
 class Packed(NamedTuple):
     """A block's weights as the C entry point takes them: the function, the weights' pointers and the scalars (as
-    C arrays), the tensors they point into (kept alive), the dtype, the hidden width and the channels."""
+    C arrays), the tensors they point into (kept alive), whether the branches spike, the dtype, the hidden width
+    and the channels."""
 
     fn: object
     pointers: ctypes.Array
     scalars: ctypes.Array
     tensors: tuple
+    spiking: bool
     dtype: torch.dtype
     hidden: int
     channels: int
@@ -60,7 +62,7 @@ def pack(ln0, ln1, ln2, kvr, mu_kvr, w, u, out_w, mu_kr, key_w, rec_w, val_w, li
         scalars[3:] = [float(lif[0]), float(lif[1]), float(lif[2])]
     pointers = (ctypes.c_void_p * len(weights))(*(None if t is None else t.data_ptr() for t in weights))
     return Packed(getattr(lib, f"rwkv_block_step_{suffix}"), pointers, (ctypes.c_double * 6)(*scalars),
-                  (tuple(present), lif is not None), dt, int(key_w.shape[1]), int(kvr.shape[-1]))
+                  tuple(present), lif is not None, dt, int(key_w.shape[1]), int(kvr.shape[-1]))
 
 
 def run(packed: Packed, x: torch.Tensor, state) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None:
@@ -78,7 +80,7 @@ def run(packed: Packed, x: torch.Tensor, state) -> tuple[torch.Tensor, tuple[tor
     B, C = shape
     out = torch.empty((1 + STATE_FIELDS, B, C), dtype=dt)
     fields = (ctypes.c_void_p * STATE_FIELDS)(*ptrs[1:])
-    packed.fn(B, C, packed.hidden, packed.pointers, packed.scalars, int(packed.tensors[1]), ptrs[0], fields,
+    packed.fn(B, C, packed.hidden, packed.pointers, packed.scalars, int(packed.spiking), ptrs[0], fields,
               out.data_ptr())
     y, *new = out.unbind(0)
     return y, tuple(new)

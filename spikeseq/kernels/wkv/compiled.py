@@ -29,9 +29,10 @@ from spikeseq.kernels.wkv.phases import PhasedWKV, Phases
 __all__ = ["chunked_wkv", "status", "supports", "wkv"]
 
 _state: dict[str, Any] = {"phases": None, "failed": None, "ran": False}
-#: The chunk length of this form by default. Measured by ``spikeseq bench wkv`` at T 1024, B 8, C 512, float32,
-#: one thread (Xeon, AVX-512): fwd+bwd 33 ms at 4, 27-31 ms at 8, 41 ms at 16. A phase's loop reads each of its
-#: ``[T, B, C]`` tensors at ``L`` rows 16 KB apart, and past 8 those streams cost more than the work they carry.
+#: The chunk length of this form by default. Measured (fwd+bwd timed as ``spikeseq bench wkv`` times it) at T 1024,
+#: B 8, C 512, float32, one thread (Xeon, AVX-512): 33 ms at 4, 27-31 ms at 8, 41 ms at 16. A phase's loop reads
+#: each of its ``[T, B, C]`` tensors at ``L`` rows 16 KB apart, and past 8 those streams cost more than the work they
+#: carry.
 DEFAULT_CHUNK = 8
 #: Inductor's cap on the nodes of one fused loop (default 64) raised so that a phase's steps fuse into one loop.
 _OPTIONS: dict[str, Any] = {"max_fusion_size": 4096}
