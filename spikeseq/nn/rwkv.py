@@ -297,7 +297,7 @@ class RWKVBlock(StatefulModule):
         :func:`spikeseq.functional.wkv.wkv_update`) and :func:`spikeseq.functional.lif.lif_update`.
         """
         fw = self.step_weights()
-        fused = None if fw.packed is None else block_step.run(fw.packed, x, s)
+        fused = None if fw.packed is None or not block_step.pays(fw.packed) else block_step.run(fw.packed, x, s)
         if fused is not None:
             return fused[0], RWKVBlockState(*fused[1])
         if self.ln0 is not None:

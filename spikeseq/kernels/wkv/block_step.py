@@ -16,6 +16,12 @@ import torch
 from spikeseq.kernels import _native
 
 _SUFFIX = {torch.float32: "f32", torch.float64: "f64"}
+#: Weights per block (floats) above which, with more than one torch thread, the torch calls take over: the C++
+#: step is one thread, and a large block's step is bound by reading its weights, which torch's matrix-vector
+#: products split between the threads. Measured at batch 1, 2 threads, against the ``rwkv`` package in the same
+#: run (``spikeseq bench generation``, session 8): RWKV-4 4 x 128 (213 k floats per block) 3,256 tokens/s here
+#: against its 1,720; 12 x 512 (3.4 M per block) 128 against its 178, where the torch calls ran 189 standalone.
+THREADED_MIN_FLOATS = 1 << 20
 #: Fields of the block state, in the order of the C entry point (spikeseq.nn.rwkv.RWKVBlockState's order).
 STATE_FIELDS = 7
 
@@ -63,6 +69,12 @@ def pack(ln0, ln1, ln2, kvr, mu_kvr, w, u, out_w, mu_kr, key_w, rec_w, val_w, li
     pointers = (ctypes.c_void_p * len(weights))(*(None if t is None else t.data_ptr() for t in weights))
     return Packed(getattr(lib, f"rwkv_block_step_{suffix}"), pointers, (ctypes.c_double * 6)(*scalars),
                   tuple(present), lif is not None, dt, int(key_w.shape[1]), int(kvr.shape[-1]))
+
+
+def pays(packed: Packed) -> bool:
+    """Whether the C++ step is the faster way for this block now (see :data:`THREADED_MIN_FLOATS`)."""
+    C, H = packed.channels, packed.hidden
+    return torch.get_num_threads() == 1 or 5 * C * C + 2 * C * H < THREADED_MIN_FLOATS
 
 
 def run(packed: Packed, x: torch.Tensor, state) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]] | None:
