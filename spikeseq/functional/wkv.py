@@ -395,17 +395,13 @@ class _ChunkedWKV(torch.autograd.Function):
             g_p = g_p + gm
         glam = torch.stack(glams).sum(0)
         gw += torch.stack(gws).sum(0) - lam * (glam[0] - glam[1])
-        return gk, gv, gw, torch.stack(geus).sum(0) * eu, g_a, g_b, g_p, None, None
-
-
-def _chunked(k, v, a, b, p, w, u, L):
-    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L)
+        return gk, gv, gw, torch.stack(geus).sum(0) * eu, g_a, g_b, g_p, None
 
 
 def eager_chunked(k, v, a, b, p, w, u, L):
     """The chunked form on checked inputs in the compute dtype: ``y, a, b, p`` and the spread of ``k`` ``[B, C]``
     (the chunks' largest), the chunk bodies run eagerly (:class:`_ChunkedWKV`)."""
-    return _chunked(k, v, a, b, p, w, u, L)
+    return _ChunkedWKV.apply(k.contiguous(), v.contiguous(), w, u, a, b, p, L)
 
 
 def wkv_chunked(k: torch.Tensor, v: torch.Tensor, state: WKVState | None = None, *, w: torch.Tensor,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import copy
+import io
+
 import pytest
 import torch
 
@@ -74,9 +77,6 @@ def test_rnn_step_sees_parameters_changed_after_its_first_call():
 
 
 def test_rnn_step_float64_and_a_stepped_model_copies_and_pickles():
-    import copy
-    import io
-
     m = _random_model("spikegpt")
     ids = torch.randint(0, 40, (12, 2), generator=torch.Generator().manual_seed(4))
     with torch.no_grad():
