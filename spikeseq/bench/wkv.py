@@ -39,6 +39,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from spikeseq.errors import ParameterError
 from spikeseq.functional import wkv_chunked, wkv_scan
 from spikeseq.kernels import wkv as wkv_dispatch
 from spikeseq.kernels.wkv import compiled
@@ -166,6 +167,9 @@ def measure(T: int, B: int, C: int, chunk: int, reps: int, compiled_chunk: int =
 
 def run(args: argparse.Namespace) -> int:
     """Measure, print, write the JSON."""
+    for name in ("T", "B", "C", "chunk", "compiled_chunk", "reps", "threads"):
+        if getattr(args, name) < 1:
+            raise ParameterError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(args, name)}")
     torch.set_num_threads(args.threads)
     given_cache = os.environ.get("TORCHINDUCTOR_CACHE_DIR")
     load_before = _load_average()

@@ -22,6 +22,14 @@ def test_bench_wkv_tiny(tmp_path, capsys):
     assert res["config"]["T"] == 24
 
 
+def test_bench_wkv_refuses_a_size_below_one_naming_the_option(tmp_path, capsys):
+    for opt in ("--reps", "--threads", "--compiled-chunk", "--T"):
+        out = tmp_path / "wkv.json"
+        assert main(["bench", "wkv", "--T", "8", "--B", "1", "--C", "8", opt, "0", "--json", str(out)]) == 2
+        assert f"{opt} must be at least 1, got 0" in capsys.readouterr().err
+        assert not out.exists()
+
+
 def test_bench_generation_tiny(tmp_path):
     out = tmp_path / "gen.json"
     assert main(["bench", "generation", "--model", "rwkv4", "--size", "tiny", "--vocab", "20", "--tokens", "30",
