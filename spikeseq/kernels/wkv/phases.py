@@ -34,7 +34,9 @@ chunk 8; the sums' pass, which reads the same four arrays and writes nothing, at
 Each phase is one call whatever the number of chunks (the scans: one per :data:`CARRY_BLOCK` chunks), written step
 by step over the chunk's ``l`` steps on ``[chunks, B C]`` tensors, so that inductor fuses a phase into one loop over
 ``(chunk, B C)`` that keeps the steps in registers. Where the chunk-by-chunk form calls two compiled bodies per
-chunk (their Python wrappers cost as much as a third of the work at T 1024), this calls six per sequence.
+chunk (their Python wrappers cost as much as a third of the work at T 1024), this calls six per sequence. Run
+eagerly they are the slower form (fwd+bwd 164-173 ms at T 1024, B 8, C 512, chunks of 16-64, against 97 ms for the
+chunk-by-chunk torch ops), which is why :func:`spikeseq.functional.wkv_chunked` keeps its own bodies.
 
 Everything else is the chunked form's: capped state weights carry no gradient through their exponent (here: where
 ``p - r - s w > cap``), the offsets ``p`` between chunks carry none (only the first chunk's ``p`` gradient is
