@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
+from typing import NoReturn
 
 from spikeseq import _signals
 from spikeseq.errors import SpikeseqError
@@ -77,5 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         _signals.restore(previous)
 
 
+def leave(code: int) -> NoReturn:
+    """Exit with ``code``. A torchrun worker (``WORLD_SIZE`` > 1, as :func:`spikeseq.train.distributed.env_world_size`
+    reads it; read here without importing torch) leaves without the interpreter's teardown, once its output is
+    flushed: after a finished run (every file written and renamed, the process group left at a barrier) gloo's
+    threads racing C++ static destructors at exit aborted a rank ("terminate called without an active exception",
+    SIGABRT), and torchrun then reported the whole run as failed."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    leave(main())

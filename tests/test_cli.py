@@ -10,6 +10,7 @@ import pytest
 import tomli_w
 import torch
 
+from spikeseq import cli
 from spikeseq.cli import COMMANDS, main
 from spikeseq.errors import ConfigError
 
@@ -151,3 +152,26 @@ def test_ctrl_c_exits_130_and_resume_finishes(tmp_path, capsys, monkeypatch):
     meta = json.loads((out / "run.json").read_text())
     assert meta["status"] == "finished" and meta["resumed"] == 1 and meta["step"] == 10
     assert (out / "eval.json").is_file()
+
+
+def test_a_torchrun_worker_leaves_without_the_interpreter_teardown(monkeypatch):
+    # under torchrun (WORLD_SIZE > 1) the worker exits through os._exit: gloo's threads racing static destructors
+    # at interpreter exit aborted a finished rank; a plain process exits as usual
+    exits = []
+
+    class Left(Exception):
+        pass
+
+    def fake_exit(code):  # os._exit does not return
+        exits.append(code)
+        raise Left
+
+    monkeypatch.setattr(cli.os, "_exit", fake_exit)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(Left):
+        cli.leave(3)
+    assert exits == [3]
+    monkeypatch.delenv("WORLD_SIZE")
+    with pytest.raises(SystemExit) as e:
+        cli.leave(4)
+    assert e.value.code == 4 and exits == [3]
