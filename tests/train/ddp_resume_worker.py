@@ -9,12 +9,12 @@ at optimizer step ``KILL_AT`` (every rank raises at once, as a kill would), then
 from __future__ import annotations
 
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 
+from spikeseq.cli import leave
 from spikeseq.train import distributed
 from spikeseq.train.config import from_dict
 from spikeseq.train.loop import fit
@@ -55,9 +55,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    code = main()
-    # leave without the interpreter's teardown: gloo's threads racing C++ static destructors at exit aborted a
-    # rank once under load ("terminate called without an active exception") after every check had passed
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    leave(main())  # as spikeseq's own torchrun workers leave (spikeseq.cli.leave)
