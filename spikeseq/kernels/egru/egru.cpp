@@ -487,6 +487,88 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
   }, 1, 1);
 }
 
+// Loads, stores and lane-wise selection for code written once for a scalar (V = S) and a vector (V = Vec<S>).
+template <typename V, typename S>
+inline V ld(const S* p) {
+  if constexpr (std::is_same_v<V, S>) return *p; else return load(p);
+}
+template <typename V, typename S>
+inline void st(S* p, V v) {
+  if constexpr (std::is_same_v<V, S>) *p = v; else store(p, v);
+}
+template <typename V>
+inline V pick(V lhs, V rhs, V a, V b) {  // lhs > rhs ? a : b, lane by lane
+  return lhs > rhs ? a : b;
+}
+// One step of the backward's element-wise part for one unit (V = S) or one vector of units (V = Vec<S>): from
+// dL/dy (the output's and the next step's recurrent share), dL/de, the zoneout mask and the next state's gradient
+// gc, it writes the gate gradients (spikeseq::gate_adjoint), adds the threshold's gradient and replaces gc by the
+// gradient of the previous state. Pseudo-derivative: damp * max(0, 1 - |c~ - theta| / width). The vector form
+// does the scalar form's operations lane by lane (the same rounding); with -O2 GCC did not vectorise the scalar
+// loop (its 9 input and 4 output streams), so the vector form is written out.
+template <typename V, typename S>
+inline void unit_adjoint(const S* RS sct, const S* RS sr, const S* RS sz, const S* RS sn, const S* RS shn,
+                         const S* RS cp, const S* RS th, const S* RS gyo, const S* RS gyb, const S* RS geo,
+                         const S* RS mo, S* RS gcb, S width, S damp, int64_t H, S* RS gth, S* RS gat, S* RS ghb) {
+  const V one = V{} + S(1), zero = V{};
+  const V ct = ld<V>(sct), r = ld<V>(sr), z = ld<V>(sz), nn = ld<V>(sn), thv = ld<V>(th);
+  const V x = ct - thv;
+  const V ev = pick<V>(x, zero, one, zero);
+  const V ax = pick<V>(zero, x, zero - x, x);
+  const V lin = ax / (zero - width) + one;
+  const V pd = pick<V>(lin, zero, lin, zero) * damp;
+  const V gy = ld<V>(gyo) + ld<V>(gyb);
+  const V m = ld<V>(mo);
+  const V gco = ld<V>(gcb);
+  const V gcn = (one - m) * gco;
+  const V get = ld<V>(geo) + gy * ct - gcn * thv;
+  const V gct = gcn + gy * ev + get * pd;
+  st(gth, ld<V>(gth) + (-(ev * gcn) - get * pd));
+  const spikeseq::GateAdjoint<V> g = spikeseq::gate_adjoint(gct, r, z, nn, ld<V>(shn), ld<V>(cp));
+  st(gat, g.a_r);
+  st(gat + H, g.a_z);
+  st(gat + 2 * H, g.a_n);
+  st(ghb, g.a_r);
+  st(ghb + H, g.a_z);
+  st(ghb + 2 * H, g.rh_n);
+  st(gcb, gct * z + m * gco);
+}
+
+// Integers of the width of S (a vector compare's lane mask: 0 or -1).
+template <typename S>
+using MaskInt = std::conditional_t<sizeof(S) == 8, int64_t, int32_t>;
+
+// need[j] = nonzero iff unit j fired or lies inside the pseudo-derivative's support, x = c~[j] - theta[j] > 0 or
+// |x| / width < 1 (the units whose dL/dy the backward must compute); returns how many do.
+template <typename S>
+int64_t support_mask(const S* RS ct, const S* RS th, S width, int64_t H, MaskInt<S>* RS need) {
+  using I = MaskInt<S>;
+  typedef I IV __attribute__((vector_size(kVecBytes)));
+  constexpr int L = kVecBytes / sizeof(S);
+  const Vec<S> zero{}, one = zero + S(1);
+  IV count{};
+  int64_t j = 0;
+  for (; j + L <= H; j += L) {
+    const Vec<S> x = load(ct + j) - load(th + j);
+    const Vec<S> ax = zero > x ? zero - x : x;
+    const IV m = (x > zero) | (ax / width < one);
+    __builtin_memcpy(need + j, &m, sizeof(m));
+    count -= m;
+  }
+  int64_t n = 0;
+  for (int u = 0; u < L; ++u) n += count[u];
+  for (; j < H; ++j) {
+    const S x = ct[j] - th[j];
+    need[j] = x > S(0) || std::fabs(x) / width < S(1);
+    n += need[j] != 0;
+  }
+  return n;
+}
+
+// Steps whose dR^T contributions the backward sums in one pass over dR^T (a [H, 3H] matrix that does not stay in L2
+// between steps at H = 512: once per step, its reads and writes bounded the pass).
+constexpr int kDrBlock = 4;
+
 // Backward (sparse BPTT). Per step: the element-wise gate gradients of every owned batch row, then, unit by unit,
 // dR^T[j, :] += y[t-1, b, j] gh[b] over the rows b where unit j sent an event and dL/dy[t-1, b, j] = R^T[j, :] .
 // gh[b] over the rows where unit j needs it (an event or inside the pseudo-derivative's support at t-1; every
@@ -500,6 +582,7 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
               const S* RS gyT, S width, S damp, double dense_min, S* RS ga, S* RS gc0, S* RS gy0, S* RS grt,
               S* RS gbh, S* RS gth, int64_t* RS counts, int nth) {
   const int64_t G = 3 * H;
+  constexpr int L = kVecBytes / sizeof(S);
   const int64_t chunk = (B + nth - 1) / nth;
   // R [3H, H] in column panels for the dense product (built once per call, shared by the threads)
   const std::vector<S> rpan = W.r ? pack_panels(static_cast<const S*>(W.r), G, H) : std::vector<S>();
@@ -510,9 +593,32 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
     S* RS gbh_k = gbh + int64_t(k) * G;
     S* RS gth_k = gth + int64_t(k) * H;
     int64_t skipped = 0;
-    std::vector<S> gh(nb * G), gyr(nb * H), gc(nb * H), evals(nb);
-    std::vector<int32_t> elist(nb);
-    std::vector<char> need(nb * H);
+    // gh of the last kDrBlock steps, one after the other: dR^T is accumulated once per block of steps
+    std::vector<S> ghs(kDrBlock * nb * G), gyr(nb * H), gc(nb * H), evals(kDrBlock * nb);
+    std::vector<int32_t> elist(kDrBlock * nb);
+    int64_t block_t[kDrBlock];
+    int nblock = 0;
+    // dR^T[j, :] += y[t-1, b, j] gh[t, b] over the block's steps (newest first) and rows where unit j sent an event,
+    // summed in registers in that order (the order of a step-by-step accumulation: the same rounding)
+    auto accumulate_dr = [&]() {
+      for (int64_t j = 0; j < H; ++j) {
+        int64_t ne = 0;
+        for (int u = 0; u < nblock; ++u) {
+          const int64_t ts = block_t[u];
+          for (int64_t q = 0; q < nb; ++q) {
+            const int64_t b = b0 + q;
+            const S yj = ts ? y[((ts - 1) * B + b) * H + j] : y0[b * H + j];
+            if (yj != S(0)) {
+              elist[ne] = int32_t(u * nb + q);
+              evals[ne++] = yj;
+            }
+          }
+        }
+        if (ne) weighted_rows(ghs.data(), G, elist.data(), evals.data(), ne, grt_k + j * G, grt_k + j * G);
+      }
+      nblock = 0;
+    };
+    std::vector<MaskInt<S>> need(nb * H);
     const std::vector<S> zeros(H, S(0));
     for (int64_t q = 0; q < nb; ++q)
       for (int64_t i = 0; i < H; ++i) {
@@ -521,75 +627,54 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
         gc[q * H + i] = gcT ? gcT[b * H + i] : S(0);
       }
     for (int64_t t = T - 1; t >= 0; --t) {
+      S* RS gh = ghs.data() + nblock * nb * G;
       for (int64_t q = 0; q < nb; ++q) {
         const int64_t b = b0 + q;
         const int64_t o = (t * B + b) * H;
         const S* cp = t ? cseq + ((t - 1) * B + b) * H : c0 + b * H;
         S* RS gat = ga + (t * B + b) * G;
-        S* RS ghb = gh.data() + q * G;
+        S* RS ghb = gh + q * G;
         S* RS gyb = gyr.data() + q * H;
         S* RS gcb = gc.data() + q * H;
         // absent inputs read a row of zeros: no branch in the loop, so that it vectorises
         const S* RS gyo = gy_out ? gy_out + o : zeros.data();
         const S* RS geo = ge_out ? ge_out + o : zeros.data();
         const S* RS mo = mask ? mask + o : zeros.data();
-        for (int64_t i = 0; i < H; ++i) {
-          const S ct = sct[o + i], r = sr[o + i], z = sz[o + i], nn = sn[o + i];
-          const S x = ct - th[i];
-          const S ev = x > S(0) ? S(1) : S(0);
-          const S pd = std::fmax(std::fabs(x) / -width + S(1), S(0)) * damp;
-          const S gy = gyo[i] + gyb[i];
-          const S m = mo[i];
-          const S gco = gcb[i];
-          const S gcn = (S(1) - m) * gco;
-          const S get = geo[i] + gy * ct - gcn * th[i];
-          const S gct = gcn + gy * ev + get * pd;
-          gth_k[i] += -(ev * gcn) - get * pd;
-          spikeseq::gate_adjoint(gct, r, z, nn, shn[o + i], cp[i], H, gat + i, ghb + i);
-          gcb[i] = gct * z + m * gco;
-        }
+        int64_t i = 0;
+        for (; i + L <= H; i += L)
+          unit_adjoint<Vec<S>, S>(sct + o + i, sr + o + i, sz + o + i, sn + o + i, shn + o + i, cp + i, th + i,
+                                  gyo + i, gyb + i, geo + i, mo + i, gcb + i, width, damp, H, gth_k + i, gat + i,
+                                  ghb + i);
+        for (; i < H; ++i)
+          unit_adjoint<S, S>(sct + o + i, sr + o + i, sz + o + i, sn + o + i, shn + o + i, cp + i, th + i, gyo + i,
+                             gyb + i, geo + i, mo + i, gcb + i, width, damp, H, gth_k + i, gat + i, ghb + i);
         for (int64_t c = 0; c < G; ++c) gbh_k[c] += ghb[c];
       }
       // which (row, unit) pairs need dL/dy[t-1]: an event or inside the pseudo-derivative's support at t-1 (all at t = 0)
       int64_t needed = 0;
-      for (int64_t q = 0; q < nb; ++q)
-        for (int64_t j = 0; j < H; ++j) {
-          bool nd = true;
-          if (t) {
-            const S xp = sct[((t - 1) * B + b0 + q) * H + j] - th[j];
-            nd = xp > S(0) || std::fabs(xp) / width < S(1);
-          }
-          need[q * H + j] = nd;
-          needed += nd;
-        }
+      if (t) {
+        for (int64_t q = 0; q < nb; ++q)
+          needed += support_mask(sct + ((t - 1) * B + b0 + q) * H, th, width, H, need.data() + q * H);
+      } else {
+        std::fill(need.begin(), need.end(), MaskInt<S>(1));
+        needed = nb * H;
+      }
       skipped += nb * H - needed;
       const bool dense_dy = W.r && double(needed) > dense_min * double(nb * H);
       if (dense_dy) {  // most units need it: one register-blocked product gh [nb, 3H] x R [3H, H], then the mask
-        small_mm(gh.data(), G, rpan.data(), nb, G, H, gyr.data(), H);
+        small_mm(gh, G, rpan.data(), nb, G, H, gyr.data(), H);
         for (int64_t p = 0; p < nb * H; ++p)
           if (!need[p]) gyr[p] = S(0);
       }
       auto flush = [&](int64_t j, const int64_t* qs, int& nq) {
         const S* rows[4];
         S res[4];
-        for (int u = 0; u < 4; ++u) rows[u] = gh.data() + qs[u < nq ? u : 0] * G;
+        for (int u = 0; u < 4; ++u) rows[u] = gh + qs[u < nq ? u : 0] * G;
         dot4(static_cast<const S*>(W.rt) + j * G, rows, G, res);
         for (int u = 0; u < nq; ++u) gyr[qs[u] * H + j] = res[u];
         nq = 0;
       };
-      for (int64_t j = 0; j < H; ++j) {
-        // dR^T[j, :] += sum over the rows where unit j sent an event of y[t-1, b, j] gh[b] (accumulated in registers)
-        int64_t ne = 0;
-        for (int64_t q = 0; q < nb; ++q) {
-          const int64_t b = b0 + q;
-          const S yj = t ? y[((t - 1) * B + b) * H + j] : y0[b * H + j];
-          if (yj != S(0)) {
-            elist[ne] = int32_t(q);
-            evals[ne++] = yj;
-          }
-        }
-        if (ne) weighted_rows(gh.data(), G, elist.data(), evals.data(), ne, grt_k + j * G, grt_k + j * G);
-        if (dense_dy) continue;
+      for (int64_t j = 0; j < H && !dense_dy; ++j) {
         int nq = 0;  // sparse: only the needed products, gathered four batch rows at a time (dot4)
         int64_t qs[4];
         for (int64_t q = 0; q < nb; ++q) {
@@ -601,7 +686,7 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
             if (nq == 4) flush(j, qs, nq);
           } else {
             const S* RS val = static_cast<const S*>(W.val);
-            const S* RS ghq = gh.data() + q * G;
+            const S* RS ghq = gh + q * G;
             S acc = S(0);
             for (int64_t p = W.rowptr[j]; p < W.rowptr[j + 1]; ++p) acc += val[p] * ghq[W.col[p]];
             *gyj = acc;
@@ -609,6 +694,8 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
         }
         if (nq) flush(j, qs, nq);
       }
+      block_t[nblock++] = t;
+      if (nblock == kDrBlock || t == 0) accumulate_dr();
     }
     for (int64_t q = 0; q < nb; ++q)
       for (int64_t i = 0; i < H; ++i) {
