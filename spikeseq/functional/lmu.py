@@ -177,9 +177,13 @@ def lmu_memory_fft(
     elif impulse.shape[0] < t_len or impulse.shape[1] != d:
         raise ShapeError(f"impulse response must be [>= {t_len}, {d}], got {tuple(impulse.shape)}")
     n = 2 * t_len
-    fu = torch.fft.rfft(u, n=n, dim=0)  # [n/2+1, B, N]
-    fh = torch.fft.rfft(impulse[:t_len].to(u), n=n, dim=0)  # [n/2+1, d]
-    m = torch.fft.irfft(fu.unsqueeze(-1) * fh.view(fh.shape[0], *([1] * (u.dim() - 1)), d), n=n, dim=0)[:t_len]
+    if u[0].numel() == 0:  # an empty batch (or no units): MKL's FFT refuses zero-size transforms
+        m = u.unsqueeze(-1).expand(*u.shape, d) * impulse[0].to(u)
+    else:
+        fu = torch.fft.rfft(u, n=n, dim=0)  # [n/2+1, B, N]
+        fh = torch.fft.rfft(impulse[:t_len].to(u), n=n, dim=0)  # [n/2+1, d]
+        m = torch.fft.irfft(fu.unsqueeze(-1) * fh.view(fh.shape[0], *([1] * (u.dim() - 1)), d), n=n,
+                            dim=0)[:t_len]
     if state is not None:
         check_state_shape(state.m, torch.Size((*u.shape[1:], d)), "m")
         # free response A_bar^(t+1) m[-1]: d x d steps, independent of u (only used when continuing a stream)

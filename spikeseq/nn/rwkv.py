@@ -371,6 +371,8 @@ class _L2Wrap(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):  # type: ignore[override]
         (logits,) = ctx.saved_tensors
+        if logits.numel() == 0:  # no tokens (an empty batch): nothing to pull
+            return grad
         factor = 1e-4 / (logits.numel() // logits.shape[-1])
         mx, ids = logits.max(-1, keepdim=True)
         return grad + torch.zeros_like(logits).scatter_(-1, ids, mx * factor)

@@ -85,6 +85,18 @@ def test_parallel_equals_recurrent(dtype, tol):
     torch.testing.assert_close(g_fft, g_rec, rtol=0, atol=10 * tol)
 
 
+def test_parallel_and_recurrent_forms_accept_an_empty_batch():
+    # torch.nn.GRU returns empty outputs for a batch of 0; MKL's FFT refuses zero-size transforms, so the parallel
+    # form must not call it (it raised "DFTI ERROR: Inconsistent configuration parameters")
+    a, b = lmu_matrices(4, 10.0, dtype=torch.float64)
+    u = torch.randn(6, 0, 3, dtype=torch.float64, requires_grad=True)
+    for form in (lmu_memory_fft, lmu_memory_scan):
+        m, st = form(u, a_bar=a, b_bar=b)
+        assert m.shape == (6, 0, 3, 4) and st.m.shape == (0, 3, 4)
+        (g,) = torch.autograd.grad(m.sum(), u, allow_unused=True, materialize_grads=True)
+        assert g.shape == u.shape
+
+
 def test_parallel_with_initial_state_continues_the_stream():
     torch.manual_seed(1)
     a, b = lmu_matrices(8, 20.0, dtype=torch.float64)

@@ -165,3 +165,21 @@ def test_backward_dense_product_and_per_unit_paths_match_reference(dense_min, mo
     assert_same("cpu", x, st, p, atol=1e-12, eps=3.6)
     x, st, p = make(dtype=torch.float32, T=5, B=7, H=21, I=8, seed=9)
     assert_same("cpu", x, st, p, atol=2e-5)
+
+
+@pytest.mark.parametrize("pruned", [False, True])
+def test_an_empty_batch_gives_empty_outputs_and_zero_gradients_like_the_reference(pruned):
+    # torch.nn.GRU accepts a batch of 0; the C++ loop reshaped to [T, 0, -1] (ambiguous) and its backward divided
+    # by a zero per-thread share (SIGFPE)
+    from spikeseq.nn.egru import EGRU
+    for backend in ("torch", "cpu"):
+        m = EGRU(4, 8, num_layers=2, backend=backend, seed=0)
+        if pruned:
+            with torch.no_grad():
+                m.weight_hh_l0.mul_(torch.rand(24, 8, generator=torch.Generator().manual_seed(0)) < 0.1)
+        x = torch.randn(5, 0, 4, requires_grad=True)
+        out, st = m(x)
+        assert out.y.shape == (5, 0, 8) and st.c.shape == (2, 0, 8)
+        (out.y.sum() + st.c.sum()).backward()
+        assert x.grad.shape == x.shape
+        assert float(m.weight_hh_l0.grad.abs().sum()) == 0.0 and float(m.threshold_l0.grad.abs().sum()) == 0.0

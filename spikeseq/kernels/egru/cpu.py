@@ -201,9 +201,9 @@ def input_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor |
     event-driven for sparse inputs (density <= :data:`INPUT_DENSITY_MAX`), else a dense GEMM."""
     t, b, i = x.shape
     if density(weight) < CSR_DENSITY:
-        return CSRLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
+        return CSRLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, weight.shape[0])
     if input_density(x) <= INPUT_DENSITY_MAX:
-        return EventLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, -1)
+        return EventLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, weight.shape[0])
     return F.linear(x, weight, bias)
 
 

@@ -581,6 +581,7 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
               const S* RS sct, const S* RS cseq, const S* RS gy_out, const S* RS ge_out, const S* RS gcT,
               const S* RS gyT, S width, S damp, double dense_min, S* RS ga, S* RS gc0, S* RS gy0, S* RS grt,
               S* RS gbh, S* RS gth, int64_t* RS counts, int nth) {
+  if (B <= 0) return;  // an empty batch: nothing to propagate (the accumulators stay zero)
   const int64_t G = 3 * H;
   constexpr int L = kVecBytes / sizeof(S);
   const int64_t chunk = (B + nth - 1) / nth;

@@ -15,6 +15,7 @@ every}``) prunes every EGRU weight matrix by magnitude during training (:mod:`.p
 
 from __future__ import annotations
 
+import math
 from typing import Any, NamedTuple
 
 import torch
@@ -179,10 +180,10 @@ class EGRUClassifier(_EGRUMixin, StatefulModule):
 
     def forward(self, x: torch.Tensor, state: EGRUState | None = None):
         """``y [T, B, classes], state``."""
-        if x.dim() < 3 or x[0, 0].numel() != self.input_size:
+        if x.dim() < 3 or math.prod(x.shape[2:]) != self.input_size:
             raise ShapeError(f"EGRUClassifier takes [T, B, ...] with {self.input_size} features per step, got "
                              f"{tuple(x.shape)}")
-        out, state = self.rnn(x.reshape(x.shape[0], x.shape[1], -1), state)
+        out, state = self.rnn(x.reshape(x.shape[0], x.shape[1], self.input_size), state)
         return self._penalise(self.out(out.y), out.events), state
 
 
@@ -200,10 +201,10 @@ class RNNClassifier(StatefulModule):
 
     def forward(self, x: torch.Tensor, state: Any = None):
         """``y [T, B, classes], state``."""
-        if x.dim() < 3 or x[0, 0].numel() != self.input_size:
+        if x.dim() < 3 or math.prod(x.shape[2:]) != self.input_size:
             raise ShapeError(f"RNNClassifier takes [T, B, ...] with {self.input_size} features per step, got "
                              f"{tuple(x.shape)}")
-        y, s = self.rnn(x.reshape(x.shape[0], x.shape[1], -1), state)
+        y, s = self.rnn(x.reshape(x.shape[0], x.shape[1], self.input_size), state)
         return self.out(y), s
 
 

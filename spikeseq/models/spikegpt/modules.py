@@ -106,6 +106,9 @@ class SpikeGPT(nn.Module):
         if not isinstance(ids, torch.Tensor) or ids.dim() != 2:
             raise ShapeError(f"SpikeGPT takes time-first token ids [T, B], got "
                              f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}")
+        if ids.shape[0] == 0:
+            raise ShapeError(f"SpikeGPT got no tokens (ids of shape {tuple(ids.shape)}, time-first [T, B]); T must "
+                             "be >= 1")
         if ids.is_floating_point():
             if not bool((ids == ids.round()).all()):
                 raise ShapeError("SpikeGPT takes integer token ids; got non-integer values")

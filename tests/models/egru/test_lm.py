@@ -118,6 +118,10 @@ def test_classifier_shapes():
     assert y.shape == (5, 3, 4)
     with pytest.raises(ShapeError, match="12 features"):
         m(torch.rand(5, 3, 5))
+    # an empty batch (as torch.nn.GRU allows): empty logits, for the EGRU and its GRU baseline alike
+    for model in (m, registry.build("rnn_classifier", input_size=12, n_classes=4, hidden=6)):
+        y, _ = model(torch.rand(5, 0, 3, 4))
+        assert y.shape == (5, 0, 4)
 
 
 def test_text_readers_on_fixtures(tmp_path):

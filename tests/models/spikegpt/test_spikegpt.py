@@ -147,6 +147,15 @@ def test_presets_and_parameter_count():
     assert family_of("spikegpt").name == family_of("rwkv4").name == "spikegpt"
 
 
+def test_an_empty_batch_trains_to_empty_logits():
+    # [T, 0] ids: empty logits and a backward through L2Wrap (which divided by the token count: ZeroDivisionError)
+    m = build("spikegpt", size="tiny", vocab=40).train()
+    logits, _ = m(torch.zeros(3, 0, dtype=torch.long))
+    assert logits.shape == (3, 0, 40)
+    logits.sum().backward()
+    assert all(p.grad is None or float(p.grad.abs().sum()) == 0.0 for p in m.parameters())
+
+
 def test_bad_input():
     m = build("spikegpt", size="tiny", vocab=40)
     with pytest.raises(ConfigError, match="outside the vocabulary"):
@@ -155,6 +164,8 @@ def test_bad_input():
         m(torch.zeros(33, 1, dtype=torch.long))
     with pytest.raises(ShapeError, match="time-first"):
         m(torch.zeros(4, dtype=torch.long))
+    with pytest.raises(ShapeError, match="no tokens"):
+        m(torch.zeros(0, 3, dtype=torch.long))
     other = build("spikegpt", n_layer=3, n_embd=32, vocab=40, ctx_len=32)
     _, st = other(torch.zeros(2, 1, dtype=torch.long))
     with pytest.raises(ShapeError, match="3 blocks"):
