@@ -56,6 +56,9 @@ class HLOPConfig:
     momentum: float = fp.MOMENTUM
     clamp: float = fp.DELTA_CLAMP
     iterations: int = fp.ITERATIONS
+    #: the normalised step ``dH / mean |r|^2`` (:func:`spikeseq.functional.plasticity.oja_subspace_step`): the same
+    #: convergence rate in every layer and task, whatever the power of the residual input; False: the paper's rule
+    normalize: bool = False
     spiking: tuple[float, float] | None = None  #: (S, T_l) of the spiking lateral circuit
     input: str = "rate"                      #: "rate" (weighted firing rate) or "step"
     trace_decay: float = 1.0                 #: lam of the weighted rate (1: plain rate)
@@ -65,6 +68,9 @@ class HLOPConfig:
     #: Hebbian-only passes over the task's training data at its end (forward only, no weight change): more
     #: iterations of the rule where a task has few minibatches (small data sets); 0 = the paper (online only)
     hebbian_passes: int = 0
+    #: at the end of every task, one forward-only pass over its data measures each layer's new subspace against the
+    #: best subspace of the same dimension for the task's residual inputs (:meth:`HLOP.diagnostics`)
+    measure_subspace: bool = True
     hebbian_batch: int = 64
     keep_trainable: list[str] = field(default_factory=list)  #: module prefixes never frozen (task heads)
     seed: int = 0
@@ -174,6 +180,9 @@ class HLOP:
         self.in_task = False
         self.generator = torch.Generator().manual_seed(int(cfg.seed))
         self.tap = InputTap(model, self.targets, self._hebbian)
+        #: per finished task, per layer: :func:`~spikeseq.functional.plasticity.subspace_quality` of its new rows
+        self.quality: list[dict[str, dict[str, float]]] = []
+        self._corr: dict[str, torch.Tensor] | None = None  # residual correlations while measuring
         self.projector = GradientProjector(self.targets, self._basis)
         self.hebbian_enabled = True
 
@@ -200,6 +209,8 @@ class HLOP:
             if data is None:
                 raise ConfigError("HLOP hebbian_passes > 0 needs the task's data at end_task(TaskData)")
             self._hebbian_passes(data)
+        if self.config.measure_subspace and data is not None:
+            self.quality.append(self._measure(data))
         for sp in self.spaces.values():
             sp.merge(self.config.projector)
         if self.config.freeze_1d:
@@ -210,17 +221,46 @@ class HLOP:
         self.in_task = False
 
     def _hebbian_passes(self, data: TaskData) -> None:
+        self._forward_passes(data, self.config.hebbian_passes)
+
+    def _forward_passes(self, data: TaskData, passes: int) -> None:
+        """Forward-only passes over the task's data in evaluation mode with the input taps on."""
         was_training = self.model.training
         self.tap.always = True
         self.model.eval()
         try:
             with torch.no_grad():
-                for _ in range(self.config.hebbian_passes):
+                for _ in range(passes):
                     for x, _y in data.batches(self.config.hebbian_batch):
                         self.model(x)
         finally:
             self.tap.always = False
             self.model.train(was_training)
+
+    def _measure(self, data: TaskData) -> dict[str, dict[str, float]]:
+        """One forward pass: each layer's residual inputs (outside the old subspace) summed into ``C = sum r r^T``,
+        then the new rows' :func:`~spikeseq.functional.plasticity.subspace_quality` against ``C``."""
+        self._corr = {t.name: torch.zeros(t.n, t.n, dtype=torch.float64, device=t.weight.device)
+                      for t in self.targets}
+        try:
+            self._forward_passes(data, 1)
+            corr = {k: _all_reduce_mean(v) for k, v in self._corr.items()}
+        finally:
+            self._corr = None
+        out = {}
+        for name, sp in self.spaces.items():
+            new = sp.h[sp.n_old:].double()
+            if sp.basis.shape[0]:
+                b = sp.basis.double()
+                new = new - (new @ b.t()) @ b
+            out[name] = fp.subspace_quality(corr[name], new)
+        return out
+
+    def diagnostics(self) -> dict[str, Any]:
+        """``{"subspace_quality": [per task {layer: {k, captured, best, ratio}}]}``: the share of each task's
+        residual input energy its new lateral neurons capture (``captured``), the most ``k`` directions could
+        (``best``, PCA) and their ratio (1: converged to the principal subspace)."""
+        return {"subspace_quality": self.quality}
 
     def attach(self) -> None:
         """Register the input taps (Hebbian updates) and the gradient projection hooks."""
@@ -243,6 +283,12 @@ class HLOP:
         for t in self.targets:
             if t.name not in inputs:
                 continue
+            if self._corr is not None:  # measuring: every row (no subsample, no draw from the generator)
+                x = presynaptic(inputs[t.name], tb, cfg.input, cfg.trace_decay).double()
+                b = self.spaces[t.name].basis.double()
+                r = x - (x @ b.t()) @ b if b.shape[0] else x
+                self._corr[t.name].addmm_(r.t(), r)
+                continue
             x = presynaptic(inputs[t.name], tb, cfg.input, cfg.trace_decay, cfg.max_samples, self.generator)
             self.update(t.name, x)
 
@@ -254,7 +300,7 @@ class HLOP:
         sp.h, sp.m = fp.oja_subspace_step(
             sp.h, sp.m, x.to(sp.h), lr=float(cfg.per_layer("lr", name)), plastic_from=sp.n_old,
             momentum=cfg.momentum, clamp=cfg.clamp, iterations=cfg.iterations, spiking=cfg.spiking,
-            reduce=_all_reduce_mean)
+            reduce=_all_reduce_mean, normalize=cfg.normalize)
 
     def scale_lr(self, gamma: float) -> None:
         """Multiply every layer's Hebbian learning rate by ``gamma`` (the reference code's ``adjust_lr``)."""
@@ -268,7 +314,7 @@ class HLOP:
         """Everything HLOP needs to resume: task counters, generator, learning rates, subspaces, frozen names."""
         return {"task": self.task, "in_task": self.in_task, "generator": self.generator.get_state(),
                 "lr": self.config.lr,
-                "spaces": {k: v.state() for k, v in self.spaces.items()},
+                "spaces": {k: v.state() for k, v in self.spaces.items()}, "quality": list(self.quality),
                 "frozen": [n for n, p in self.model.named_parameters() if not p.requires_grad]}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
@@ -278,6 +324,7 @@ class HLOP:
         for k, v in st["spaces"].items():
             self.spaces[k].load(v, k)
         self.task, self.in_task = int(st["task"]), bool(st["in_task"])
+        self.quality = list(st.get("quality", []))
         self.config.lr = st.get("lr", self.config.lr)
         self.generator.set_state(st["generator"])
         frozen = set(st.get("frozen", []))

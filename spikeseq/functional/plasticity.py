@@ -9,14 +9,21 @@ section 6, reference code ``pkuxmq/HLOP-SNN`` ``modules/hlop_module.py``). For p
                                                   T_l steps at full scale S; HLOP README: S = 20, T_l = 40)
     x_hat  = H^T y                                (reconstruction by the lateral feedback)
     dH     = mean_over_batch( y (x - x_hat)^T )   (Hebbian y x^T minus anti-Hebbian y y^T H)
+    dH     = dH / mean_over_batch( |r|^2 )        (optional normalised step; r = x - H_old^T H_old x, the part of
+                                                  the input the old rows leave to the new ones)
     dH     = clamp(dH, -c, c)                     (c = 10 in the reference code)
     M      = m M + (1 - m) dH                     (momentum m = 0.9, an exponential moving average)
     H      = H + eta M                            (eta = 0.001 input layer, 0.01 hidden layers, PMNIST MLP)
 
 Only the *plastic* rows of ``H`` (the neurons added for the current task) change; the rows of earlier tasks are
 fixed but still take part in ``y`` and ``x_hat``, so the new neurons learn the part of the input the old ones do
-not explain. The fixed point of the rule is an orthonormal basis of the top-``k`` principal subspace of the
-(uncentred) input correlation ``E[x x^T]`` (Oja 1989); :func:`principal_subspace` is that closed form.
+not explain. The rule converges at a rate ``eta * lambda`` (``lambda`` the eigenvalues of ``E[r r^T]``), so with a
+fixed ``eta`` a layer whose residual ``r`` carries little power (a deep layer, or any layer after a few tasks have
+taken most of its input's energy) stays unconverged; the normalised step divides ``dH`` by the residual's mean
+power, which makes the rate independent of the input's scale (as normalised LMS does for the LMS rule). The fixed
+point of the rule is an orthonormal basis of the top-``k`` principal subspace of the (uncentred) input correlation
+``E[x x^T]`` (Oja 1989); :func:`principal_subspace` is that closed form, :func:`subspace_quality` how near a
+subspace is to it.
 
 Projection (HLOP's weight update): the gradient of a weight ``W [out, n]`` fed by ``x`` is ``sum delta x^T``;
 HLOP replaces ``x`` by its residual ``x - P x`` with ``P = H^T H`` (or the exact orthogonal projector of
@@ -72,13 +79,14 @@ def oja_subspace_delta(h: torch.Tensor, x: torch.Tensor, *, spiking: tuple[float
 def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tensor, *, lr: float,
                       plastic_from: int = 0, momentum: float = MOMENTUM, clamp: float = DELTA_CLAMP,
                       iterations: int = ITERATIONS, spiking: tuple[float, float] | None = None,
-                      reduce: Callable[[torch.Tensor], torch.Tensor] | None = None
+                      reduce: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize: bool = False
                       ) -> tuple[torch.Tensor, torch.Tensor]:
     """``iterations`` steps of the rule on one batch ``x`` ``[N, n]``; returns the new ``(H, M)``.
 
     Rows ``< plastic_from`` of ``H`` (old tasks' neurons) and of the momentum ``M`` stay unchanged; the other rows
     follow :func:`oja_subspace_delta` exactly (computed without the old rows' delta). ``reduce`` maps each
-    batch-mean ``dH`` of the plastic rows before it is applied (data-parallel training averages it over ranks).
+    batch-mean ``dH`` of the plastic rows before it is applied (data-parallel training averages it over ranks),
+    and the residual's power of the normalised step (``normalize``: ``dH / mean |r|^2``) likewise.
     """
     _check_pair(h, x)
     if momentum_buf.shape != h.shape:
@@ -100,6 +108,12 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
             y_old = spike_quantise(y_old, *spiking)
         r = torch.addmm(x, y_old, h_old, alpha=-1.0)
         n_rows = x.shape[0]
+        inv_power = 1.0  # normalised step: dH / mean |r|^2, before the clamp (which then is scale-free too)
+        if normalize:
+            power = (r * r).sum().reshape(1) / max(n_rows, 1)
+            if reduce is not None:
+                power = reduce(power)
+            inv_power = 1.0 / max(float(power), torch.finfo(torch.float64).tiny)
         for _ in range(iterations):
             y = x @ h_new.t()
             if spiking is not None:
@@ -107,6 +121,8 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
             d = torch.mm(y.t(), torch.addmm(r, y, h_new, alpha=-1.0))  # N * dH: the mean is taken below
             if reduce is not None:
                 d = reduce(d)
+            if normalize:
+                d.mul_(inv_power)
             # clamp(dH, -c, c) = clamp(N dH, -N c, N c) / N; the 1 / N goes into the momentum's weight
             m_new.mul_(momentum).add_(d.clamp_(-clamp * n_rows, clamp * n_rows), alpha=(1.0 - momentum) / n_rows)
             h_new.add_(m_new, alpha=lr)
@@ -155,3 +171,26 @@ def principal_angles(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     qa, qb = orthonormal_basis(a).double(), orthonormal_basis(b).double()
     s = torch.linalg.svdvals(qa @ qb.t()).clamp(-1.0, 1.0)
     return torch.arccos(s)
+
+
+def subspace_quality(corr: torch.Tensor, rows: torch.Tensor) -> dict[str, float]:
+    """How much of the input energy the subspace ``span(rows)`` (``[k, n]``) captures, against the best ``k``-dim
+    subspace, for inputs with (uncentred, summed) correlation ``corr = sum_i r_i r_i^T`` (``[n, n]``)::
+
+        captured = tr(Q C Q^T) / tr(C)        (Q: orthonormal basis of the rows)
+        best     = sum of the k largest eigenvalues of C / tr(C)      (PCA, Eckart-Young)
+        ratio    = captured / best            (1: the rows span a principal subspace)
+
+    The rule's fixed point (:func:`oja_subspace_step`) has ``ratio = 1``; an unconverged subspace less.
+    """
+    if corr.dim() != 2 or corr.shape[0] != corr.shape[1] or rows.dim() != 2 or rows.shape[1] != corr.shape[0]:
+        raise ShapeError(f"need corr [n, n] and rows [k, n], got {tuple(corr.shape)} and {tuple(rows.shape)}")
+    c = corr.double()
+    q = orthonormal_basis(rows).double()
+    total = float(torch.trace(c))
+    if q.shape[0] == 0 or not total > 0:
+        return {"k": int(q.shape[0]), "captured": 0.0, "best": 0.0, "ratio": 1.0 if q.shape[0] == 0 else 0.0}
+    captured = float(torch.einsum("kn,nm,km->", q, c, q)) / total
+    best = float(torch.linalg.eigvalsh(c)[-q.shape[0]:].sum()) / total
+    return {"k": int(q.shape[0]), "captured": captured, "best": best, "ratio": captured / best if best > 0 else 1.0}
+

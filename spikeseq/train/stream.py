@@ -213,6 +213,7 @@ def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = F
               "n_tasks": n_tasks, "seed": t.seed, "R": rows, **metrics.summary(r),
               "train_time_s": times, "tasks": [k.name for k in stream.tasks],
               "memory": plugin.memory() if plugin is not None and hasattr(plugin, "memory") else None,
+              "diagnostics": plugin.diagnostics() if plugin is not None and hasattr(plugin, "diagnostics") else None,
               "stream_info": {k: v for k, v in stream.info.items() if k != "standardise"}}
     if out is not None and main:
         write_json(Path(out) / RESULT, result)

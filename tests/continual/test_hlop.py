@@ -157,6 +157,49 @@ def test_checkpoint_resume_continues_identically():
     assert ha["frozen"] == hb["frozen"]
 
 
+def test_end_of_task_measurement_reports_the_subspace_quality_and_changes_nothing():
+    from spikeseq.continual.plugin import TaskData
+    from spikeseq.functional import plasticity as fp
+
+    data = [_batch(seed=s) for s in range(3)]
+
+    def run(measure: bool):
+        model = _mlp()
+        hlop = HLOP(model, HLOPConfig(layers=["layers.1", "layers.3"], k_init=4, k_inc=2, hebbian_passes=2,
+                                      measure_subspace=measure))
+        opt = torch.optim.SGD(model.parameters(), lr=0.2)
+        for task in range(2):
+            hlop.begin_task(task)
+            for x, y in data:
+                _step(model, opt, x, y)
+            hlop.end_task(TaskData(task, lambda size: iter(data), lambda x, y: torch.zeros(())))
+        return model, hlop
+
+    model_a, hlop_a = run(True)
+    model_b, hlop_b = run(False)
+    for k, v in model_a.state_dict().items():
+        assert torch.equal(v, model_b.state_dict()[k]), k
+    for k in hlop_a.spaces:
+        assert torch.equal(hlop_a.spaces[k].h, hlop_b.spaces[k].h)
+    assert hlop_b.quality == [] and len(hlop_a.quality) == 2
+    for task, per_layer in enumerate(hlop_a.quality):
+        assert set(per_layer) == {"layers.1", "layers.3"}
+        for q in per_layer.values():
+            assert q["k"] == (4 if task == 0 else 2)
+            assert 0.0 < q["captured"] <= q["best"] + 1e-12 <= 1.0 + 1e-12 and 0.0 < q["ratio"] <= 1.0 + 1e-12
+    # the first layer's presynaptic input is the rate of the model input: the task-1 measurement by hand
+    h = hlop_a.spaces["layers.1"].h.double()
+    old = fp.orthonormal_basis(h[:4])
+    rates = torch.cat([x.mean(0) for x, _ in data]).double()
+    r = rates - (rates @ old.t()) @ old
+    new = h[4:] - (h[4:] @ old.t()) @ old
+    ref = fp.subspace_quality(r.t() @ r, new)
+    for key in ("captured", "best", "ratio"):
+        assert hlop_a.quality[1]["layers.1"][key] == pytest.approx(ref[key], rel=1e-6)
+    assert hlop_a.diagnostics() == {"subspace_quality": hlop_a.quality}
+    assert hlop_a.state_dict()["quality"] == hlop_a.quality
+
+
 def test_bad_input_errors():
     model = _mlp()
     with pytest.raises(ConfigError, match="not a weighted layer"):

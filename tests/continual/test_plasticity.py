@@ -77,6 +77,43 @@ def test_new_rows_learn_the_residual_subspace():
     assert float(torch.rad2deg(fp.principal_angles(h[2:], ref[2:])).max()) < 5.0
 
 
+def test_subspace_quality_known_answer():
+    c = torch.diag(torch.tensor([4.0, 3.0, 2.0, 1.0], dtype=torch.float64))
+    e = torch.eye(4, dtype=torch.float64)
+    q = fp.subspace_quality(c, e[:2])
+    assert q["k"] == 2 and q["captured"] == pytest.approx(0.7) and q["best"] == pytest.approx(0.7)
+    assert q["ratio"] == pytest.approx(1.0)
+    q = fp.subspace_quality(c, 3.0 * e[2:])           # any spanning rows: the subspace, not their scale, counts
+    assert q["captured"] == pytest.approx(0.3) and q["ratio"] == pytest.approx(3.0 / 7.0)
+    q = fp.subspace_quality(c, (e[0] + e[3]).unsqueeze(0))   # the direction (1, 0, 0, 1) / sqrt 2: (4 + 1) / 2
+    assert q["captured"] == pytest.approx(0.25) and q["best"] == pytest.approx(0.4)
+    with pytest.raises(ShapeError):
+        fp.subspace_quality(c, e[:2, :3])
+
+
+def test_normalised_step_is_scale_free_and_converges_on_a_weak_residual():
+    """The normalised step takes the same path for x and 100 x; the plain step's rate scales with the input
+    power, so on inputs of power ~1e-2 it is still far from the principal subspace where the normalised one is
+    there (the deep-layer case of HLOP: little residual energy left for the new rows)."""
+    n, k, bs = 32, 4, 64
+    x = _synthetic(200, n, k, bs, seed=5) * 0.03
+    h0 = torch.linalg.qr(torch.randn(n, k, generator=torch.Generator().manual_seed(1), dtype=torch.float64))[0]
+    h0 = h0.t().contiguous()
+    x = x.double()
+    corr = x.t() @ x
+
+    def run(scale: float, normalize: bool, lr: float):
+        h, m = h0.clone(), torch.zeros_like(h0)
+        for i in range(200):
+            h, m = fp.oja_subspace_step(h, m, scale * x[i * bs:(i + 1) * bs], lr=lr, normalize=normalize)
+        return h
+
+    a, b = run(1.0, True, 0.5), run(100.0, True, 0.5)
+    torch.testing.assert_close(a, b, rtol=1e-9, atol=1e-9)
+    assert fp.subspace_quality(corr, a)["ratio"] > 0.999
+    assert fp.subspace_quality(corr, run(1.0, False, 0.01))["ratio"] < 0.9
+
+
 def test_project_residual_is_orthogonal_to_basis():
     g = torch.Generator().manual_seed(0)
     q = fp.orthonormal_basis(torch.randn(5, 20, generator=g, dtype=torch.float64))
