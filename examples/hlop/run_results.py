@@ -5,7 +5,8 @@
     python examples/hlop/run_results.py --summary          # results/hlop/summary.json + summary.md
 
 Each run JSON holds the commit, the equivalent ``spikeseq train`` command, the resolved config and its hash, the
-seed, package versions and the metrics (R, ACC, BWT, training time per task, memory). Every run is what
+seed, package versions and the metrics (R, ACC, BWT, training time per task, memory; HLOP's subspace quality per
+task and layer under ``diagnostics``). Every run is what
 ``spikeseq train RECIPE --set continual.method=M --set train.seed=S`` computes.
 """
 
@@ -39,15 +40,19 @@ def run_one(recipe: str, method: str, seed: int, out: Path) -> Path:
         res = S.run(cfg)
     except NonFiniteError as e:  # a diverged run is a result too (e.g. a too stiff EWC penalty with SGD)
         res = {"stream": cfg.stream.name, "acc": None, "bwt": None, "R": None, "train_time_s": None,
-               "memory": None, "tasks": None, "setting": None, "error": f"diverged: {e}"}
+               "memory": None, "tasks": None, "setting": None, "diagnostics": None, "error": f"diverged: {e}"}
     blob = {
         "commit": git_commit(), "command": f"spikeseq train {recipe} " + " ".join(f"--set {o}" for o in overrides),
         "recipe": recipe, "config": conf,
         "config_hash": hashlib.sha256(json.dumps(conf, sort_keys=True).encode()).hexdigest()[:16],
         "seed": seed, "versions": versions(), "wall_s": round(time.time() - t0, 1),
-        "metrics": {k: res[k] for k in ("acc", "bwt", "R", "train_time_s", "memory", "tasks", "setting")},
+        "metrics": {k: res.get(k) for k in ("acc", "bwt", "R", "train_time_s", "memory", "tasks", "setting",
+                                            "diagnostics")},
         "method": method, "stream": res["stream"], **({"error": res["error"]} if "error" in res else {}),
     }
+    quality = (res.get("diagnostics") or {}).get("subspace_quality")
+    if quality:  # the least converged layer and task: captured / best residual energy (1 = principal subspace)
+        blob["metrics"]["subspace_ratio_min"] = min(q["ratio"] for task in quality for q in task.values())
     path = out / res["stream"] / f"{method}_seed{seed}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, blob)
