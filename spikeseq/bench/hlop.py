@@ -5,9 +5,10 @@ Network: the permuted-N-MNIST recipe's spiking MLP (``examples/hlop/nmnist_permu
 three Linear layers in the state of a second task: an old subspace (the recipe's k_init: 80, 30, 30) projects every
 weight gradient, and the recipe's k_inc (60, 15, 15) new lateral neurons learn with 5 Oja iterations per batch
 ("rate" input, Hebbian lr 0.001 / 0.01 / 0.01). ``--recipe FILE.toml`` reads the hidden sizes and the
-``[continual.hlop]`` settings (k_init, k_inc, lr, iterations, input) of another continual recipe of ``snn_mlp``. A step
-is forward + backward + SGD update on the same batch. Repetitions are interleaved (plain, HLOP, plain, ...) so
-background load hits both alike; the report gives medians of wall and CPU time and their ratios (target <= 1.5).
+``[continual.hlop]`` settings (k_init, k_inc, lr, iterations, input, normalize) of another continual recipe of
+``snn_mlp``. A step is forward + backward + SGD update on the same batch. Repetitions are interleaved (plain,
+HLOP, plain, ...) so background load hits both alike; the report gives medians of wall and CPU time and their ratios
+(target <= 1.5).
 
 Inference: with HLOP attached and the model in eval mode, the forward pass runs no hook; the bench checks that
 the outputs are bit-identical and that :func:`spikeseq.profile.count` gives the same operation totals.
@@ -128,7 +129,8 @@ def run(args: argparse.Namespace) -> int:
                                "commit": git_commit(), "machine": machine,
                                "shape": [args.steps, args.batch, args.inputs],
                                "hidden": args.hidden, "reps": args.reps, "recipe": args.recipe,
-                               "k_init": cfg.k_init, "k_inc": cfg.k_inc, "threads": torch.get_num_threads(),
+                               "k_init": cfg.k_init, "k_inc": cfg.k_inc, "normalize": cfg.normalize,
+                               "threads": torch.get_num_threads(),
                                "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
                                "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
                                "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=2) + "\n")
@@ -160,7 +162,7 @@ def _hlop_config(args: argparse.Namespace, layers: list[str]):
         import tomllib
 
         hl = tomllib.loads(open(args.recipe).read()).get("continual", {}).get("hlop", {})
-        keep = {k: v for k, v in hl.items() if k in ("k_init", "k_inc", "lr", "iterations", "input")}
+        keep = {k: v for k, v in hl.items() if k in ("k_init", "k_inc", "lr", "iterations", "input", "normalize")}
         return HLOPConfig(layers=layers, freeze_1d=False, **{"input": args.input_mode, **keep})
     n, h = args.inputs, args.hidden
     return HLOPConfig(layers=layers,
