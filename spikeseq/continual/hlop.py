@@ -300,7 +300,7 @@ class HLOP:
         sp.h, sp.m = fp.oja_subspace_step(
             sp.h, sp.m, x.to(sp.h), lr=float(cfg.per_layer("lr", name)), plastic_from=sp.n_old,
             momentum=cfg.momentum, clamp=cfg.clamp, iterations=cfg.iterations, spiking=cfg.spiking,
-            reduce=_all_reduce_mean, normalize=cfg.normalize)
+            reduce=_all_reduce_mean, normalize=cfg.normalize, inplace=True)
 
     def scale_lr(self, gamma: float) -> None:
         """Multiply every layer's Hebbian learning rate by ``gamma`` (the reference code's ``adjust_lr``)."""

@@ -79,9 +79,10 @@ def oja_subspace_delta(h: torch.Tensor, x: torch.Tensor, *, spiking: tuple[float
 def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tensor, *, lr: float,
                       plastic_from: int = 0, momentum: float = MOMENTUM, clamp: float = DELTA_CLAMP,
                       iterations: int = ITERATIONS, spiking: tuple[float, float] | None = None,
-                      reduce: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize: bool = False
-                      ) -> tuple[torch.Tensor, torch.Tensor]:
-    """``iterations`` steps of the rule on one batch ``x`` ``[N, n]``; returns the new ``(H, M)``.
+                      reduce: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize: bool = False,
+                      inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """``iterations`` steps of the rule on one batch ``x`` ``[N, n]``; returns the new ``(H, M)`` (``inplace``:
+    ``h`` and ``momentum_buf`` themselves, updated in place, instead of new tensors).
 
     Rows ``< plastic_from`` of ``H`` (old tasks' neurons) and of the momentum ``M`` stay unchanged; the other rows
     follow :func:`oja_subspace_delta` exactly (computed without the old rows' delta). ``reduce`` maps each
@@ -97,7 +98,8 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
         raise ParameterError(f"need iterations >= 1, lr > 0, 0 <= momentum < 1, clamp > 0; got {iterations}, {lr}, "
                              f"{momentum}, {clamp}")
     k0 = plastic_from
-    h_old, h_new, m_new = h[:k0], h[k0:].clone(), momentum_buf[k0:].clone()
+    h_old = h[:k0]
+    h_new, m_new = (h[k0:], momentum_buf[k0:]) if inplace else (h[k0:].clone(), momentum_buf[k0:].clone())
     if h_new.shape[0]:
         # the fixed rows' part of the reconstruction does not change over the iterations: r = x - H_old^T y_old,
         # so each iteration costs O(N n k_new) instead of O(N n k): dH_new = mean y_new (r - H_new^T y_new)^T.
@@ -110,10 +112,13 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
         n_rows = x.shape[0]
         inv_power = 1.0  # normalised step: dH / mean |r|^2, before the clamp (which then is scale-free too)
         if normalize:
-            power = (r * r).sum().reshape(1) / max(n_rows, 1)
+            flat = r.reshape(-1)
+            power = (torch.dot(flat, flat) / max(n_rows, 1)).reshape(1)
             if reduce is not None:
                 power = reduce(power)
             inv_power = 1.0 / max(float(power), torch.finfo(torch.float64).tiny)
+        # clamp(N dH / p, -N c, N c) = clamp(N dH, -N c p, N c p) / p: the 1 / (N p) goes into the momentum's weight
+        bound = clamp * n_rows / inv_power
         for _ in range(iterations):
             y = x @ h_new.t()
             if spiking is not None:
@@ -121,11 +126,10 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
             d = torch.mm(y.t(), torch.addmm(r, y, h_new, alpha=-1.0))  # N * dH: the mean is taken below
             if reduce is not None:
                 d = reduce(d)
-            if normalize:
-                d.mul_(inv_power)
-            # clamp(dH, -c, c) = clamp(N dH, -N c, N c) / N; the 1 / N goes into the momentum's weight
-            m_new.mul_(momentum).add_(d.clamp_(-clamp * n_rows, clamp * n_rows), alpha=(1.0 - momentum) / n_rows)
+            m_new.mul_(momentum).add_(d.clamp_(-bound, bound), alpha=(1.0 - momentum) * inv_power / n_rows)
             h_new.add_(m_new, alpha=lr)
+    if inplace:
+        return h, momentum_buf
     return torch.cat([h_old, h_new]), torch.cat([momentum_buf[:k0], m_new])
 
 
