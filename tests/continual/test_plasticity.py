@@ -114,6 +114,19 @@ def test_normalised_step_is_scale_free_and_converges_on_a_weak_residual():
     assert fp.subspace_quality(corr, run(1.0, False, 0.01))["ratio"] < 0.9
 
 
+def test_in_place_step_equals_the_functional_step():
+    x = _synthetic(2, 16, 3, 32, seed=7)
+    h = torch.linalg.qr(torch.randn(16, 5, generator=torch.Generator().manual_seed(2)))[0].t().contiguous()
+    m = torch.randn(5, 16, generator=torch.Generator().manual_seed(3)) * 0.01
+    for normalize in (False, True):
+        h_ref, m_ref = fp.oja_subspace_step(h, m, x, lr=0.1, plastic_from=2, normalize=normalize)
+        h_in, m_in = h.clone(), m.clone()
+        out_h, out_m = fp.oja_subspace_step(h_in, m_in, x, lr=0.1, plastic_from=2, normalize=normalize, inplace=True)
+        assert out_h is h_in and out_m is m_in
+        assert torch.equal(h_in, h_ref) and torch.equal(m_in, m_ref)
+        assert torch.equal(h_in[:2], h[:2]) and not torch.equal(h_in[2:], h[2:])
+
+
 def test_project_residual_is_orthogonal_to_basis():
     g = torch.Generator().manual_seed(0)
     q = fp.orthonormal_basis(torch.randn(5, 20, generator=g, dtype=torch.float64))
