@@ -42,7 +42,7 @@ FLAGS = [
 #: Tried first; dropped when the compiler rejects it. ``$SPIKESEQ_TARGET_FLAGS`` replaces them (for a cache shared
 #: by different machines: e.g. ``-march=x86-64-v3``, or an empty string for the compiler's portable default).
 DEFAULT_TARGET_FLAGS = ["-march=native"]
-ABI_VERSION = 10
+ABI_VERSION = 11
 
 _lock = threading.Lock()
 _state: dict[str, object] = {}
@@ -151,6 +151,7 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"spike_gather_{suf}").argtypes = [i64, i64, p, p, p, p, p, i]
         getattr(lib, f"spike_weight_grad_{suf}").argtypes = [i64, i64, i64, p, p, p, p, i64, i]
         getattr(lib, f"egru_fwd_{suf}").argtypes = [i64, i64, i64] + [p] * 18 + [i]
+        getattr(lib, f"egru_fwd_infer_{suf}").argtypes = [i64, i64, i64, i64] + [p] * 17 + [i]
         getattr(lib, f"egru_bwd_{suf}").argtypes = [i64, i64, i64] + [p] * 20 + [d, d, d] + [p] * 7 + [i]
         getattr(lib, f"egru_gather_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 4 + [i]
         getattr(lib, f"egru_gather_outer_{suf}").argtypes = [i64, i64, i64] + [p] * 3 + [i]

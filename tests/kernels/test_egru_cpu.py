@@ -183,3 +183,45 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_gradients_like_the_referenc
         (out.y.sum() + st.c.sum()).backward()
         assert x.grad.shape == x.shape
         assert float(m.weight_hh_l0.grad.abs().sum()) == 0.0 and float(m.threshold_l0.grad.abs().sum()) == 0.0
+
+
+@pytest.mark.parametrize("case", [
+    dict(T=7, B=5, H=37, I=11, weight_density=0.2),        # CSR recurrent weights, partial vectors
+    dict(T=9, B=3, H=64, I=20),                            # dense recurrent weights
+    dict(T=1, B=1, H=16, I=8, state=False),
+])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_inference_with_the_input_projection_fused_into_the_loop(case, dtype, threads, monkeypatch):
+    # no gradient asked and a pruned W_ih: each step's W x[t] is computed inside the time loop (egru_fwd_infer);
+    # the same numbers as the unfused loop bit for bit (the same per-row sums), and the reference's within rounding
+    monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
+    x, st, p = make(dtype=dtype, seed=11, **case)
+    g = torch.Generator().manual_seed(3)
+    p["weight_ih"] = p["weight_ih"] * (torch.rand(p["weight_ih"].shape, generator=g, dtype=dtype) < 0.1)
+    mask = torch.rand(x.shape[0], x.shape[1], p["weight_hh"].shape[1], generator=g, dtype=dtype)  # zoneout mask
+    calls = []
+    fused = cpu._inference
+    monkeypatch.setattr(cpu, "_inference", lambda *a: calls.append(1) or fused(*a))
+    with torch.no_grad():
+        out, new = K.egru_scan(x, st, backend="cpu", zoneout=mask, **p)
+        assert calls == [1]
+        monkeypatch.setattr(cpu, "fused_input", lambda *a: False)
+        out2, new2 = K.egru_scan(x, st, backend="cpu", zoneout=mask, **p)
+        ref, ref_new = K.egru_scan(x, st, backend="torch", zoneout=mask, **p)
+    for a, b in zip((*out, *new), (*out2, *new2)):
+        assert torch.equal(a, b)
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    for a, b in zip((*out, *new), (*ref, *ref_new)):
+        torch.testing.assert_close(a, b, rtol=0, atol=tol)
+
+
+def test_a_gradient_or_a_dense_input_weight_keeps_the_unfused_loop():
+    x, st, p = make(T=5, B=2, H=8, I=6)
+    assert not cpu.fused_input(x, p["weight_ih"])                           # dense W_ih
+    pruned = p["weight_ih"] * (torch.arange(p["weight_ih"].numel()).reshape(p["weight_ih"].shape) % 10 == 0)
+    assert cpu.fused_input(x, pruned)
+    assert not cpu.fused_input(x * (torch.rand(x.shape) < 0.01), pruned)    # events sparse enough to gather
+    p["weight_ih"] = pruned.requires_grad_()
+    out, _ = K.egru_scan(x, st, backend="cpu", **p)                          # a gradient is wanted: autograd path
+    assert out.y.requires_grad

@@ -254,9 +254,45 @@ class _Scan(torch.autograd.Function):
         return ga, gc0, gy0, gw, gb, g_theta, None, None, None, None
 
 
+def fused_input(x: torch.Tensor, weight_ih: torch.Tensor) -> bool:
+    """Whether an inference call computes each step's input projection inside the time loop: a pruned ``W_ih``
+    (compressed rows) whose input is not sparse enough for the scattered gather (:func:`gather_pays`), in x's own
+    dtype (not under autocast, whose projection runs in low precision)."""
+    return (density(weight_ih) < CSR_DENSITY and not gather_pays(input_density(x), x.dtype)
+            and not torch.is_autocast_enabled("cpu") and weight_ih.dtype == x.dtype)
+
+
+def _inference(x: torch.Tensor, p) -> tuple[EGRUOutput, EGRUState]:
+    """The fused inference forward (``egru_fwd_infer``): per step, the pruned input projection of x[t] for the
+    thread's rows, then the recurrent product and the gates; only y and e are kept over time (the state in two
+    alternating slots), so no [T, B, 3H] projection and no [T, B, H] state sequence is allocated."""
+    t, b, i = x.shape
+    st, h = p.state, p.weight_hh.shape[1]
+    xc = x.detach().contiguous()
+    in_rowptr, in_col, in_val = _csr(p.weight_ih)
+    b_ih = None if p.bias_ih is None else p.bias_ih.detach().contiguous()
+    rec = _Recurrent(p.weight_hh, density(p.weight_hh) < CSR_DENSITY)
+    bh = (torch.zeros(3 * h, dtype=x.dtype) if p.bias_hh is None else p.bias_hh.detach()).contiguous()
+    th = p.threshold.detach().expand(h).contiguous()
+    c0, y0 = st.c.detach().contiguous(), st.y.detach().contiguous()
+    m = None if p.mask is None else p.mask.contiguous()
+    y, e = x.new_empty(t, b, h), x.new_empty(t, b, h)
+    cs = x.new_empty(2, b, h)
+    _fn("egru_fwd_infer", x.dtype)(t, b, h, i, _p(xc), _p(in_rowptr), _p(in_col), _p(in_val), _p(b_ih), *rec.ptrs(),
+                                   _p(bh), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(e), _p(cs), _threads(b))
+    c = cs[(t - 1) % 2].clone()
+    check_final_state(c)
+    return EGRUOutput(y, e), EGRUState(c, y[-1].clone())
+
+
 def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tuple[EGRUOutput, EGRUState]:
     """:func:`spikeseq.functional.egru_scan` on the fused C++ loop (same arguments, same results)."""
     p = prepare_egru(x, state, **params)
+    grad = torch.is_grad_enabled() and any(
+        isinstance(v, torch.Tensor) and v.requires_grad
+        for v in (x, p.weight_ih, p.bias_ih, p.state.c, p.state.y, p.weight_hh, p.bias_hh, p.threshold))
+    if not grad and fused_input(x, p.weight_ih):
+        return _inference(x, p)
     # under torch.autocast the projection is a low-precision matmul; the fused recurrence runs in x's dtype
     a = input_projection(x, p.weight_ih, p.bias_ih).to(x.dtype)
     st, w_hh, bias_hh, th = p.state, p.weight_hh, p.bias_hh, p.threshold

@@ -449,13 +449,30 @@ inline void gather_panel(const S* RS src, const S* RS pan, int64_t K, int64_t O,
     weighted_rows_range(src, O, list, w, n, p * P, O, init, dst);
 }
 
+template <typename S>
+void csr_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const int64_t* RS rowptr, const int32_t* RS col,
+            const S* RS val, const S* RS bias, S* RS out, int nth);
+
+// The input of a fused inference forward: x [T, B, I] and the pruned W_ih [3H, I] in compressed rows (plus b_ih):
+// each step's projection W x[t] + b_ih is computed for the thread's rows into a [rows, 3H] buffer right before the
+// step's gates, instead of a [T, B, 3H] array written by one product and read back by the loop.
+template <typename S>
+struct StepInput {
+  const S* x;
+  int64_t I;
+  const int64_t* rowptr;
+  const int32_t* col;
+  const S* val;
+  const S* bias;
+};
+
 // Forward. Each thread owns a range of batch rows for the whole sequence; per step, the recurrent products of all
 // its rows run column block by column block, so that one block of R^T (H x 64 floats) stays in L2 while every
 // row sums its active units (R^T is read from memory once per step, not once per batch row).
 template <typename S>
 void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S* RS bh, const S* RS th,
               const S* RS mask, const S* RS c0, const S* RS y0, S* RS y, S* RS e, S* RS sr, S* RS sz, S* RS sn,
-              S* RS shn, S* RS sct, S* RS cseq, int nth) {
+              S* RS shn, S* RS sct, S* RS cseq, int nth, const StepInput<S>* in = nullptr, bool cs_ring = false) {
   const int64_t G = 3 * H;
   constexpr int L = kVecBytes / sizeof(S);
   const std::vector<S> rpan = W.rt ? pack_gather_panels(static_cast<const S*>(W.rt), H, G) : std::vector<S>();
@@ -467,7 +484,13 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
     // inference (sr == nullptr): r, z, n, h_n, c~ go to one scratch row instead of [T, B, H] arrays
     const bool save = sr != nullptr;
     std::vector<S> scratch(save ? 0 : 5 * H);
+    std::vector<S> astep(in ? nb * G : 0);  // this step's input projection of the owned rows (fused input)
+    // the state sequence: [T, B, H], or two alternating [B, H] slots when only the last state is wanted (cs_ring)
+    auto c_at = [&](int64_t tt, int64_t b) { return ((cs_ring ? tt % 2 : tt) * B + b) * H; };
     for (int64_t t = 0; t < T; ++t) {
+      if (in)
+        csr_mm<S>(nb, in->I, G, in->x + (t * B + b0) * in->I, in->rowptr, in->col, in->val, in->bias, astep.data(),
+                  1);
       for (int64_t q = 0; q < nb; ++q) {
         const int64_t b = b0 + q;
         const S* yp = t ? y + ((t - 1) * B + b) * H : y0 + b * H;
@@ -487,9 +510,9 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
       for (int64_t q = 0; q < nb; ++q) {
         const int64_t b = b0 + q;
         const S* hb = h.data() + q * G;
-        const S* cp = t ? cseq + ((t - 1) * B + b) * H : c0 + b * H;
-        const int64_t o = (t * B + b) * H;
-        const S* a = A + (t * B + b) * G;
+        const S* cp = t ? cseq + c_at(t - 1, b) : c0 + b * H;
+        const int64_t o = (t * B + b) * H, oc = c_at(t, b);
+        const S* a = in ? astep.data() + q * G : A + (t * B + b) * G;
         const S* m = mask ? mask + o : nullptr;
         const int64_t os = save ? o : 0;
         S* RS xr = save ? sr : scratch.data();
@@ -501,7 +524,7 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
         for (; i + L <= H; i += L)
           gates<S>(a + i, a + H + i, a + 2 * H + i, hb + i, hb + H + i, hb + 2 * H + i, cp + i, th + i,
                    m ? m + i : nullptr, xr + os + i, xz + os + i, xn + os + i, xhn + os + i, xct + os + i,
-                   cseq + o + i, e + o + i, y + o + i);
+                   cseq + oc + i, e + o + i, y + o + i);
         if (i < H) {  // the tail through padded copies (one code path: the same rounding for every unit)
           S in[9][L] = {}, out[8][L];
           const S* src[9] = {a + i, a + H + i, a + 2 * H + i, hb + i, hb + H + i, hb + 2 * H + i, cp + i, th + i,
@@ -510,7 +533,7 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
             for (int64_t u = 0; u < H - i; ++u) in[k][u] = src[k] ? src[k][u] : S(0);
           gates<S>(in[0], in[1], in[2], in[3], in[4], in[5], in[6], in[7], m ? in[8] : nullptr, out[0], out[1],
                    out[2], out[3], out[4], out[5], out[6], out[7]);
-          S* dst[8] = {xr + os + i, xz + os + i, xn + os + i, xhn + os + i, xct + os + i, cseq + o + i, e + o + i,
+          S* dst[8] = {xr + os + i, xz + os + i, xn + os + i, xhn + os + i, xct + os + i, cseq + oc + i, e + o + i,
                        y + o + i};
           for (int k = 0; k < 8; ++k)
             for (int64_t u = 0; u < H - i; ++u) dst[k][u] = out[k][u];
@@ -861,6 +884,15 @@ void csr_fill(int64_t rows, int64_t cols, const S* RS w, int64_t s_row, int64_t 
                                  int nth) {                                                                         \
     egru_fwd<S>(T, B, H, A, Weights{nullptr, rt, rowptr, col, val}, bh, th, mask, c0, y0, y, e, sr, sz, sn, shn, sct, cseq,  \
                 nth);                                                                                               \
+  }                                                                                                                 \
+  extern "C" void egru_fwd_infer_##suf(int64_t T, int64_t B, int64_t H, int64_t I, const S* x,                     \
+                                       const int64_t* in_rowptr, const int32_t* in_col, const S* in_val,            \
+                                       const S* b_ih, const S* rt, const int64_t* rowptr, const int32_t* col,       \
+                                       const S* val, const S* bh, const S* th, const S* mask, const S* c0,          \
+                                       const S* y0, S* y, S* e, S* cs2, int nth) {                                  \
+    const StepInput<S> in{x, I, in_rowptr, in_col, in_val, b_ih};                                                   \
+    egru_fwd<S>(T, B, H, nullptr, Weights{nullptr, rt, rowptr, col, val}, bh, th, mask, c0, y0, y, e, nullptr,     \
+                nullptr, nullptr, nullptr, nullptr, cs2, nth, &in, true);                                           \
   }                                                                                                                 \
   extern "C" void egru_bwd_##suf(int64_t T, int64_t B, int64_t H, const S* r, const S* rt, const int64_t* rowptr,    \
                                  const int32_t* col, const S* val, const S* th, const S* mask, const S* c0,         \

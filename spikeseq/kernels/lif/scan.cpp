@@ -351,4 +351,4 @@ void alif_bwd(int64_t a, int64_t b, int64_t T, int64_t N, const S* RS gz, const 
 SPIKESEQ_EXPORT(float, f32)
 SPIKESEQ_EXPORT(double, f64)
 
-extern "C" int spikeseq_abi_version() { return 10; }
+extern "C" int spikeseq_abi_version() { return 11; }
