@@ -93,7 +93,21 @@ def _continual(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
                 [[c["method"], c["stream"], c.get("setting", "?"), _pct(c["acc"]), f"{100 * c['bwt']:+.2f} %"]]))
     out.append(("note", "ACC = mean of R[T-1, i]; BWT = mean over i < T-1 of R[T-1, i] - R[i, i] (the HLOP paper, "
                         "GEM and Avalanche); tasks: " + ", ".join(c.get("tasks", []))))
+    quality = (c.get("diagnostics") or {}).get("subspace_quality")
+    if quality:
+        layers = sorted({name for task in quality for name in task})
+        rows = [[f"task {j}", *[_subspace_cell(task.get(name)) for name in layers]] for j, task in enumerate(quality)]
+        out.append(("table", ["Hebbian subspace", *layers], rows))
+        out.append(("note", "per task and layer: new lateral neurons k, the share of the task's residual input energy "
+                            "they capture / the most k directions can (PCA); 1.00 = the principal subspace"))
     return out
+
+
+def _subspace_cell(q: dict | None) -> str:
+    """``k: captured / best`` of one layer and task (``-`` when the layer has no entry)."""
+    if not q:
+        return "-"
+    return f"k {q['k']}: {q['captured']:.3f} / {q['best']:.3f}"
 
 
 def _evaluation(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:

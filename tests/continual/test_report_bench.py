@@ -17,15 +17,19 @@ def test_report_shows_accuracy_matrix(tmp_path):
     (run / "run.json").write_text(json.dumps({"status": "finished", "task": "continual"}))
     (run / "config.json").write_text(json.dumps({"name": "x", "model": {"name": "snn_mlp"}}))
     r = [[0.9, 0.1], [0.8, 0.95]]
+    quality = [{"l1": {"k": 4, "captured": 0.9, "best": 0.95, "ratio": 0.9 / 0.95}},
+               {"l1": {"k": 2, "captured": 0.5, "best": 0.8, "ratio": 0.625}}]
     (run / "continual.json").write_text(json.dumps({"R": r, "acc": 0.875, "bwt": -0.1, "method": "hlop",
                                                     "stream": "digits_split", "setting": "task",
-                                                    "tasks": ["a", "b"]}))
+                                                    "tasks": ["a", "b"],
+                                                    "diagnostics": {"subspace_quality": quality}}))
     paths = write_report(run)
     md = paths["markdown"].read_text()
     png = (run / "report" / "accuracy_matrix.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     assert "accuracy_matrix.png" in md and "87.50%" in md and "-10.00 %" in md
     assert "| after task 1 | 80.00% | 95.00% |" in md
+    assert "| Hebbian subspace | l1 |" in md and "| task 1 | k 2: 0.500 / 0.800 |" in md
 
 
 def test_bench_hlop_inference_unchanged(tmp_path, capsys):
