@@ -183,6 +183,7 @@ class HLOP:
         #: per finished task, per layer: :func:`~spikeseq.functional.plasticity.subspace_quality` of its new rows
         self.quality: list[dict[str, dict[str, float]]] = []
         self._corr: dict[str, torch.Tensor] | None = None  # residual correlations while measuring
+        self._measure_gen = torch.Generator()
         self.projector = GradientProjector(self.targets, self._basis)
         self.hebbian_enabled = True
 
@@ -242,6 +243,8 @@ class HLOP:
         then the new rows' :func:`~spikeseq.functional.plasticity.subspace_quality` against ``C``."""
         self._corr = {t.name: torch.zeros(t.n, t.n, dtype=torch.float64, device=t.weight.device)
                       for t in self.targets}
+        # its own generator: measuring never changes the training's random stream (conv layers subsample patches)
+        self._measure_gen = torch.Generator().manual_seed(int(self.config.seed) + 1 + self.task)
         try:
             self._forward_passes(data, 1)
             corr = {k: _all_reduce_mean(v) for k, v in self._corr.items()}
@@ -283,8 +286,9 @@ class HLOP:
         for t in self.targets:
             if t.name not in inputs:
                 continue
-            if self._corr is not None:  # measuring: every row (no subsample, no draw from the generator)
-                x = presynaptic(inputs[t.name], tb, cfg.input, cfg.trace_decay).double()
+            if self._corr is not None:  # measuring: rows subsampled as in training, from the measurement's generator
+                x = presynaptic(inputs[t.name], tb, cfg.input, cfg.trace_decay, cfg.max_samples,
+                                self._measure_gen).double()
                 b = self.spaces[t.name].basis.double()
                 r = x - (x @ b.t()) @ b if b.shape[0] else x
                 self._corr[t.name].addmm_(r.t(), r)
