@@ -29,6 +29,7 @@ Checkpoints: :meth:`HLOP.state_dict` / :meth:`HLOP.load_state_dict` (resume cont
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,6 +96,23 @@ class HLOPConfig:
                               f"{self.momentum}, {self.clamp}")
         if not 0 < self.trace_decay <= 1:
             raise ConfigError(f"HLOP trace_decay must lie in (0, 1], got {self.trace_decay}")
+        for name in ("normalize", "measure_subspace", "freeze_1d"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"HLOP {name} must be true or false, got {getattr(self, name)!r}")
+        lrs = self.lr.items() if isinstance(self.lr, dict) else [("every layer", self.lr)]
+        for layer, lr in lrs:
+            if isinstance(lr, bool) or not isinstance(lr, int | float) or not (math.isfinite(lr) and lr > 0):
+                raise ConfigError(f"HLOP lr must be a finite number > 0 (the Hebbian rate), got {lr!r} for {layer}")
+        for name in ("k_init", "k_inc"):
+            v = getattr(self, name)
+            for layer, k in (v.items() if isinstance(v, dict) else [("every layer", v)]):
+                if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                    raise ConfigError(f"HLOP {name} must be a whole number >= 0 of subspace neurons, got {k!r} for "
+                                      f"{layer}")
+        for name, low in (("hebbian_passes", 0), ("hebbian_batch", 1)):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+                raise ConfigError(f"HLOP {name} must be a whole number >= {low}, got {v!r}")
 
 
 class Subspace:

@@ -215,6 +215,15 @@ def test_bad_input_errors():
         hlop.begin_task(1)
     with pytest.raises(ConfigError, match="in order"):
         HLOP(_mlp(), HLOPConfig(layers=["layers.1"], k_init=2)).begin_task(1)
+    for bad, match in ((dict(normalize="maybe"), "normalize must be true or false"),
+                       (dict(measure_subspace=2), "measure_subspace must be true or false"),
+                       (dict(lr={"layers.1": -0.1}), "lr must be a finite number > 0.*layers.1"),
+                       (dict(lr=float("nan")), "lr must be a finite number > 0"),
+                       (dict(k_inc=1.5), "k_inc must be a whole number"),
+                       (dict(hebbian_passes=-1), "hebbian_passes must be a whole number >= 0"),
+                       (dict(hebbian_batch=0), "hebbian_batch must be a whole number >= 1")):
+        with pytest.raises(ConfigError, match=match):
+            HLOP(_mlp(), HLOPConfig(layers=["layers.1"], k_init=2, **bad))
 
 
 def test_hebbian_subspace_matches_pca_of_the_same_inputs():
