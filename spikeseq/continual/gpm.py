@@ -43,6 +43,25 @@ class GPMConfig:
     keep_trainable: list[str] | None = None
     seed: int = 0
 
+    def check(self) -> None:
+        """Raise :class:`~spikeseq.errors.ConfigError` naming the first option of the wrong type or out of range."""
+        if self.input not in MODES:
+            raise ConfigError(f"GPM input must be one of {MODES}, got {self.input!r}")
+        if not isinstance(self.freeze_1d, bool):
+            raise ConfigError(f"GPM freeze_1d must be true or false, got {self.freeze_1d!r}")
+        for name in ("k_init", "k_inc"):
+            v = getattr(self, name)
+            for layer, k in ([] if v is None else v.items() if isinstance(v, dict) else [("every layer", v)]):
+                if isinstance(k, bool) or not isinstance(k, int) or k < 0:
+                    raise ConfigError(f"GPM {name} must be a whole number >= 0 of basis vectors, got {k!r} for "
+                                      f"{layer}")
+        for name in ("samples", "max_rows"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"GPM {name} must be a whole number >= 1, got {v!r}")
+        if not 0 < self.trace_decay <= 1:
+            raise ConfigError(f"GPM trace_decay must lie in (0, 1], got {self.trace_decay}")
+
 
 class GPM:
     """The GPM plug-in (see module docstring)."""
@@ -52,8 +71,7 @@ class GPM:
     def __init__(self, model: nn.Module, config: GPMConfig | None = None) -> None:
         self.model = model
         self.config = cfg = config or GPMConfig()
-        if cfg.input not in MODES:
-            raise ConfigError(f"GPM input must be one of {MODES}, got {cfg.input!r}")
+        cfg.check()
         if (cfg.threshold is None) == (cfg.k_init is None or cfg.k_inc is None):
             raise ConfigError("GPM: give either k_init and k_inc (fixed basis growth) or threshold (energy), "
                               "not both")

@@ -133,3 +133,19 @@ def test_real_data_streams(data_root):
     assert h.setting == "domain" and h.sample_shape == (64, 6) and [len(t.train_y) for t in h.tasks] == [100] * 3
     subj = [set(t.name.split(":")[1].split(",")) for t in h.tasks]
     assert not (subj[0] & subj[1]) and sum(len(x) for x in subj) == 30  # disjoint subject groups, all 30
+
+
+def test_gpm_settings_of_the_wrong_type_or_range_are_refused_by_name():
+    from spikeseq.continual.gpm import GPM, GPMConfig
+    from spikeseq.errors import ConfigError
+    from spikeseq.models.lifnet import SNNMLP
+
+    model = SNNMLP(12, 4, hidden=[16], tau_mem=0.01, dt=1e-3)
+    for bad, match in ((dict(freeze_1d="maybe"), "freeze_1d must be true or false"),
+                       (dict(k_inc=-1), "k_inc must be a whole number >= 0"),
+                       (dict(k_init={"layers.1": 2.5}), "k_init must be a whole number.*layers.1"),
+                       (dict(samples=0), "samples must be a whole number >= 1"),
+                       (dict(max_rows=True), "max_rows must be a whole number >= 1"),
+                       (dict(input="spikes"), "input must be one of")):
+        with pytest.raises(ConfigError, match=match):
+            GPM(model, GPMConfig(layers=["layers.1"], **{"k_init": 2, **bad}))
