@@ -20,7 +20,12 @@ of its updates; the equations are :mod:`spikeseq.functional.plasticity`. Choices
 * ``spiking = (S, T_l)`` quantises ``y`` to spike counts (HLOP README: S = 20, T_l = 40);
 * ``projector = "orthonormal"`` (default) projects with the exact orthogonal projector of ``span(H_old)`` (an SVD
   once per task), so the update is orthogonal to the old subspace to rounding error even before the Hebbian rows
-  are exactly orthonormal; ``"hebbian"`` uses ``H_old^T H_old`` as the reference code does.
+  are exactly orthonormal; ``"hebbian"`` uses ``H_old^T H_old`` as the reference code does;
+* ``normalize = True`` divides each Hebbian update by the residual input's mean power (spikeseq's addition, not the
+  paper's): the rule then converges at the same rate whatever that power, which shrinks task after task;
+* ``measure_subspace`` (default on): at the end of every task one forward pass measures, per layer, how much of
+  the task's residual input energy the new neurons capture against the best subspace of their dimension
+  (:meth:`HLOP.diagnostics`; the paper's fixed point captures all of it).
 
 Data-parallel: each Hebbian delta is averaged over ranks (``torch.distributed`` all-reduce) so every rank keeps
 the same ``H``; the projection is linear, so projecting the averaged gradient equals averaging projected ones.
