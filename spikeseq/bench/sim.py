@@ -379,6 +379,9 @@ class SettingResult:
     agreement: dict[str, dict] = field(default_factory=dict)
     targets: dict[str, dict] = field(default_factory=dict)
     load: float = 0.0  # 1-minute load average when the timing finished
+    #: the targets' ratios under plain keys (for the README table spec): ``<row>_over_<row>`` of fwd+bwd times,
+    #: ``saved_vs_snntorch`` / ``neuron_saved_vs_snntorch`` of saved bytes
+    ratios: dict[str, float] = field(default_factory=dict)
 
 
 def run_setting(name: str, reps: int, check: bool, with_reference: bool = False) -> SettingResult:
@@ -400,6 +403,14 @@ def run_setting(name: str, reps: int, check: bool, with_reference: bool = False)
             r[key.replace("_ms", "_vs_fastest_peer")] = r[key] / fastest
             r[key.replace("_ms", "_vs_bound")] = r[key] / bound[key]
     fb = "forward_backward_ms"
+    res.ratios["spikeseq_over_bound"] = ours[fb] / bound[fb]
+    if "spikeseq dense mm" in res.rows:
+        res.ratios["dense_mm_over_bound"] = res.rows["spikeseq dense mm"][fb] / bound[fb]
+    for p in peers:
+        res.ratios[f"{p}_over_spikeseq"] = res.rows[p][fb] / ours[fb]
+    if "snntorch" in res.rows:
+        for key, name in (("saved_bytes", "saved_vs_snntorch"), ("neuron_saved_bytes", "neuron_saved_vs_snntorch")):
+            res.ratios[name] = ours[key] / res.rows["snntorch"][key]
     res.targets["spikeseq fwd+bwd <= 1.3 x bound"] = _target(ours[fb] / bound[fb], TARGETS["bound_ratio"], "<=")
     if "snntorch" in res.rows:
         res.targets["snntorch / spikeseq fwd+bwd >= 4"] = _target(
@@ -476,9 +487,14 @@ def run(args: argparse.Namespace) -> int:
         print()
         results.append(res)
     if args.json:
+        from spikeseq.provenance import cpu_model, git_commit, git_dirty
+
+        tail = sys.argv[sys.argv.index("sim") + 1:] if "sim" in sys.argv else []
         _write_json(args.json, {
-            "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                        "threads": torch.get_num_threads()},
+            "command": " ".join(["spikeseq", "bench", "sim", *tail]),
+            "commit": git_commit(), "dirty": git_dirty(),
+            "machine": {"platform": platform.platform(), "cpu": cpu_model(), "cpus": os.cpu_count(),
+                        "torch": torch.__version__, "threads": torch.get_num_threads()},
             "targets": TARGETS, "settings": [asdict(r) for r in results]})
         print(f"wrote {args.json}")
     bad = [f"{r.setting}/{n}" for r in results for n, a in r.agreement.items() if isinstance(a, dict) and not a["ok"]]

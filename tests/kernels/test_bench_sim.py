@@ -24,3 +24,11 @@ def test_bench_sim_quick_writes_table_and_rows_agree(tmp_path, capsys):
         assert a["ok"], (name, a)
         assert a["readout_max_abs_diff"] <= 1e-9
     assert "fwd+bwd ms" in capsys.readouterr().out
+    # the plain-key ratios of the README table equal the rows' times, and the record names its command and commit
+    fb = "forward_backward_ms"
+    ratios = setting["ratios"]
+    assert ratios["spikeseq_over_bound"] == rows["spikeseq"][fb] / rows["dense bound"][fb]
+    for peer in ("snntorch", "norse", "spikingjelly"):
+        if peer in rows:
+            assert ratios[f"{peer}_over_spikeseq"] == rows[peer][fb] / rows["spikeseq"][fb]
+    assert data["command"].startswith("spikeseq bench sim") and "commit" in data
