@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 from collections.abc import Callable
 
@@ -176,9 +177,14 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from pathlib import Path
 
+        from spikeseq.provenance import cpu_model, git_commit, git_dirty
+
         out = Path(args.json)
         tmp = out.with_name(out.name + ".tmp")
+        tail = sys.argv[sys.argv.index("delays") + 1:] if "delays" in sys.argv else []
         tmp.write_text(json.dumps({
+            "command": " ".join(["spikeseq", "bench", "delays", *tail]), "commit": git_commit(), "dirty": git_dirty(),
+            "cpu": cpu_model(),
             "shape": dict(n_in=n_in, n_out=n_out, taps=k, steps=t, batch=b, density=args.density, sigma=sigma,
                           input_grad=args.input_grad),
             "threads": torch.get_num_threads(), "reps": args.reps, "median_s": med,
