@@ -176,7 +176,8 @@ def run(args: argparse.Namespace) -> int:
         clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in feed]  # NaN
         write_text(args.json, json.dumps({
             "command": " ".join(["spikeseq", "bench", "data", *tail]), "commit": git_commit(), "dirty": git_dirty(),
-            "cpu": cpu_model(), "cpus": os.cpu_count(), "n_recordings": n_rec, "n_bins": args.n_bins, "times": rows,
+            "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__},
+            "n_recordings": n_rec, "n_bins": args.n_bins, "times": rows,
             "median": med, "speedup_vs_first": ratio,
             "speedup_vs_no_cache": ratio_nc,
             "feed": clean}, indent=2, allow_nan=False))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -184,7 +185,7 @@ def run(args: argparse.Namespace) -> int:
         tail = sys.argv[sys.argv.index("delays") + 1:] if "delays" in sys.argv else []
         tmp.write_text(json.dumps({
             "command": " ".join(["spikeseq", "bench", "delays", *tail]), "commit": git_commit(), "dirty": git_dirty(),
-            "cpu": cpu_model(),
+            "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__},
             "shape": dict(n_in=n_in, n_out=n_out, taps=k, steps=t, batch=b, density=args.density, sigma=sigma,
                           input_grad=args.input_grad),
             "threads": torch.get_num_threads(), "reps": args.reps, "median_s": med,
