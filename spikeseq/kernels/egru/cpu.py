@@ -10,6 +10,8 @@ The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.funct
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn.functional as F
 
@@ -196,15 +198,37 @@ class CSRLinear(torch.autograd.Function):
         return gx, gw, gb
 
 
-def input_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+def input_projection(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                     weight_density: float | None = None) -> torch.Tensor:
     """``W x + b`` over ``[T, B, I]``: compressed rows for a pruned ``W`` (density < :data:`CSR_DENSITY`),
-    event-driven for sparse inputs (density <= :data:`INPUT_DENSITY_MAX`), else a dense GEMM."""
+    event-driven for sparse inputs (density <= :data:`INPUT_DENSITY_MAX`), else a dense GEMM. ``weight_density``:
+    ``density(weight)`` when the caller has it."""
     t, b, i = x.shape
-    if density(weight) < CSR_DENSITY:
+    if (density(weight) if weight_density is None else weight_density) < CSR_DENSITY:
         return CSRLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, weight.shape[0])
     if input_density(x) <= INPUT_DENSITY_MAX:
         return EventLinear.apply(x.reshape(t * b, i), weight, bias).reshape(t, b, weight.shape[0])
     return F.linear(x, weight, bias)
+
+
+class _StepArgs(NamedTuple):
+    """The recurrent side of a C call, as the C ABI takes it (detached, contiguous)."""
+
+    rec: _Recurrent
+    bh: torch.Tensor            #: b_hh [3H] (zeros without a bias)
+    th: torch.Tensor            #: per-unit threshold [H]
+    c0: torch.Tensor
+    y0: torch.Tensor
+    mask: torch.Tensor | None   #: zoneout mask [T, B, H]
+
+
+def _step_args(weight_hh, bias_hh, theta, c0, y0, mask, dtype: torch.dtype) -> _StepArgs:
+    """Recurrent weights (compressed rows below :data:`CSR_DENSITY`), biases, thresholds, initial state and mask."""
+    h = weight_hh.shape[1]
+    return _StepArgs(_Recurrent(weight_hh, density(weight_hh) < CSR_DENSITY),
+                     (torch.zeros(3 * h, dtype=dtype) if bias_hh is None else bias_hh.detach()).contiguous(),
+                     theta.detach().expand(h).contiguous(), c0.detach().contiguous(), y0.detach().contiguous(),
+                     None if mask is None else mask.contiguous())
 
 
 class _Scan(torch.autograd.Function):
@@ -213,11 +237,7 @@ class _Scan(torch.autograd.Function):
         t, b, g = a.shape
         h = g // 3
         a = a.contiguous()
-        rec = _Recurrent(weight_hh, density(weight_hh) < CSR_DENSITY)
-        bh = (torch.zeros(g, dtype=a.dtype) if bias_hh is None else bias_hh.detach()).contiguous()
-        th = theta.detach().expand(h).contiguous()
-        c0, y0 = c0.detach().contiguous(), y0.detach().contiguous()
-        m = None if mask is None else mask.contiguous()
+        rec, bh, th, c0, y0, m = _step_args(weight_hh, bias_hh, theta, c0, y0, mask, a.dtype)
         y, e, cs = (a.new_empty(t, b, h) for _ in range(3))
         # gate values are kept only when a gradient will be asked for (inference writes them to scratch)
         r, z, n, hn, ct = (a.new_empty(t, b, h) if keep else None for _ in range(5))
@@ -254,11 +274,13 @@ class _Scan(torch.autograd.Function):
         return ga, gc0, gy0, gw, gb, g_theta, None, None, None, None
 
 
-def fused_input(x: torch.Tensor, weight_ih: torch.Tensor) -> bool:
+def fused_input(x: torch.Tensor, weight_ih: torch.Tensor, weight_density: float | None = None) -> bool:
     """Whether an inference call computes each step's input projection inside the time loop: a pruned ``W_ih``
     (compressed rows) whose input is not sparse enough for the scattered gather (:func:`gather_pays`), in x's own
-    dtype (not under autocast, whose projection runs in low precision)."""
-    return (density(weight_ih) < CSR_DENSITY and not gather_pays(input_density(x), x.dtype)
+    dtype (not under autocast, whose projection runs in low precision). ``weight_density``: ``density(weight_ih)``
+    when the caller has it."""
+    wd = density(weight_ih) if weight_density is None else weight_density
+    return (wd < CSR_DENSITY and not gather_pays(input_density(x), x.dtype)
             and not torch.is_autocast_enabled("cpu") and weight_ih.dtype == x.dtype)
 
 
@@ -267,15 +289,11 @@ def _inference(x: torch.Tensor, p) -> tuple[EGRUOutput, EGRUState]:
     thread's rows, then the recurrent product and the gates; only y and e are kept over time (the state in two
     alternating slots), so no [T, B, 3H] projection and no [T, B, H] state sequence is allocated."""
     t, b, i = x.shape
-    st, h = p.state, p.weight_hh.shape[1]
+    h = p.weight_hh.shape[1]
     xc = x.detach().contiguous()
     in_rowptr, in_col, in_val = _csr(p.weight_ih)
     b_ih = None if p.bias_ih is None else p.bias_ih.detach().contiguous()
-    rec = _Recurrent(p.weight_hh, density(p.weight_hh) < CSR_DENSITY)
-    bh = (torch.zeros(3 * h, dtype=x.dtype) if p.bias_hh is None else p.bias_hh.detach()).contiguous()
-    th = p.threshold.detach().expand(h).contiguous()
-    c0, y0 = st.c.detach().contiguous(), st.y.detach().contiguous()
-    m = None if p.mask is None else p.mask.contiguous()
+    rec, bh, th, c0, y0, m = _step_args(p.weight_hh, p.bias_hh, p.threshold, p.state.c, p.state.y, p.mask, x.dtype)
     y, e = x.new_empty(t, b, h), x.new_empty(t, b, h)
     cs = x.new_empty(2, b, h)
     _fn("egru_fwd_infer", x.dtype)(t, b, h, i, _p(xc), _p(in_rowptr), _p(in_col), _p(in_val), _p(b_ih), *rec.ptrs(),
@@ -288,17 +306,17 @@ def _inference(x: torch.Tensor, p) -> tuple[EGRUOutput, EGRUState]:
 def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tuple[EGRUOutput, EGRUState]:
     """:func:`spikeseq.functional.egru_scan` on the fused C++ loop (same arguments, same results)."""
     p = prepare_egru(x, state, **params)
-    grad = torch.is_grad_enabled() and any(
+    # a gradient will be asked for: the gate values are kept for the backward (else the fused inference path)
+    keep = torch.is_grad_enabled() and any(
         isinstance(v, torch.Tensor) and v.requires_grad
         for v in (x, p.weight_ih, p.bias_ih, p.state.c, p.state.y, p.weight_hh, p.bias_hh, p.threshold))
-    if not grad and fused_input(x, p.weight_ih):
+    wd = density(p.weight_ih)
+    if not keep and fused_input(x, p.weight_ih, wd):
         return _inference(x, p)
     # under torch.autocast the projection is a low-precision matmul; the fused recurrence runs in x's dtype
-    a = input_projection(x, p.weight_ih, p.bias_ih).to(x.dtype)
-    st, w_hh, bias_hh, th = p.state, p.weight_hh, p.bias_hh, p.threshold
-    keep = torch.is_grad_enabled() and any(
-        isinstance(v, torch.Tensor) and v.requires_grad for v in (a, st.c, st.y, w_hh, bias_hh, th))
-    y, e, c, y_last = _Scan.apply(a, st.c, st.y, w_hh, bias_hh, th, p.mask, p.surrogate.width,
+    a = input_projection(x, p.weight_ih, p.bias_ih, wd).to(x.dtype)
+    st = p.state
+    y, e, c, y_last = _Scan.apply(a, st.c, st.y, p.weight_hh, p.bias_hh, p.threshold, p.mask, p.surrogate.width,
                                   p.surrogate.dampening, keep)
     check_final_state(c)
     return EGRUOutput(y, e), EGRUState(c, y_last)
