@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import platform
 import subprocess
+import sys
 from pathlib import Path
 
-__all__ = ["cpu_model", "git_commit", "git_dirty"]
+__all__ = ["bench_command", "cpu_model", "git_commit", "git_dirty"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,6 +37,13 @@ def git_dirty() -> bool | None:
     same checkout still ran the committed code."""
     out = _git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)results", timeout=10)
     return bool(out.strip()) if out is not None else None
+
+
+def bench_command(name: str) -> str:
+    """``spikeseq bench NAME`` and the arguments that follow ``NAME`` on this process's command line (just
+    ``spikeseq bench NAME`` when the bench was called some other way, e.g. through ``spikeseq.cli.main`` in a test)."""
+    argv = sys.argv
+    return " ".join(["spikeseq", "bench", name, *(argv[argv.index(name) + 1:] if name in argv else [])])
 
 
 def cpu_model() -> str:

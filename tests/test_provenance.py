@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+import sys
 
 import pytest
 
@@ -28,3 +29,12 @@ def test_results_artifacts_do_not_make_a_checkout_dirty(tmp_path, monkeypatch):
     assert provenance.git_dirty() is False
     (tmp_path / "code.py").write_text("x = 2\n")
     assert provenance.git_dirty() is True
+
+
+def test_bench_command_is_the_bench_and_its_arguments(monkeypatch):
+    from spikeseq.provenance import bench_command
+
+    monkeypatch.setattr(sys, "argv", ["/x/spikeseq", "bench", "wkv", "--reps", "6", "--json", "a.json"])
+    assert bench_command("wkv") == "spikeseq bench wkv --reps 6 --json a.json"
+    monkeypatch.setattr(sys, "argv", ["pytest", "-q", "tests"])   # called through spikeseq.cli.main in a test
+    assert bench_command("sim") == "spikeseq bench sim"

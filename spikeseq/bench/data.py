@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -170,12 +169,11 @@ def run(args: argparse.Namespace) -> int:
     torch.set_num_threads(threads)
     if args.json:
         from spikeseq._atomic import write_text
-        from spikeseq.provenance import cpu_model, git_commit, git_dirty
+        from spikeseq.provenance import bench_command, cpu_model, git_commit, git_dirty
 
-        tail = sys.argv[sys.argv.index("data") + 1:] if "data" in sys.argv else []
         clean = [{k: (None if isinstance(v, float) and v != v else v) for k, v in r.items()} for r in feed]  # NaN
         write_text(args.json, json.dumps({
-            "command": " ".join(["spikeseq", "bench", "data", *tail]), "commit": git_commit(), "dirty": git_dirty(),
+            "command": bench_command("data"), "commit": git_commit(), "dirty": git_dirty(),
             "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__},
             "n_recordings": n_rec, "n_bins": args.n_bins, "times": rows,
             "median": med, "speedup_vs_first": ratio,

@@ -18,7 +18,6 @@ import argparse
 import json
 import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 
@@ -178,13 +177,12 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from pathlib import Path
 
-        from spikeseq.provenance import cpu_model, git_commit, git_dirty
+        from spikeseq.provenance import bench_command, cpu_model, git_commit, git_dirty
 
         out = Path(args.json)
         tmp = out.with_name(out.name + ".tmp")
-        tail = sys.argv[sys.argv.index("delays") + 1:] if "delays" in sys.argv else []
         tmp.write_text(json.dumps({
-            "command": " ".join(["spikeseq", "bench", "delays", *tail]), "commit": git_commit(), "dirty": git_dirty(),
+            "command": bench_command("delays"), "commit": git_commit(), "dirty": git_dirty(),
             "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__},
             "shape": dict(n_in=n_in, n_out=n_out, taps=k, steps=t, batch=b, density=args.density, sigma=sigma,
                           input_grad=args.input_grad),

@@ -16,14 +16,13 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import torch
 
-from spikeseq.provenance import git_commit, git_dirty
+from spikeseq.provenance import bench_command, git_commit, git_dirty
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
             if p.dim() == 2:
                 p.normal_(0, 0.1)
     ours = model.step
-    result: dict = {"command": "spikeseq bench generation " + " ".join(sys.argv[3:]), "commit": git_commit(),
+    result: dict = {"command": bench_command("generation"), "commit": git_commit(),
                     "dirty": git_dirty(),
                     "config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
                                if k not in ("func",)},

@@ -35,6 +35,8 @@ from pathlib import Path
 
 import torch
 
+from spikeseq.provenance import bench_command
+
 SCANS = ("lif_scan", "cuba_lif_scan", "alif_scan", "li_scan")
 RESETS = ("subtract", "zero", "none")
 
@@ -287,7 +289,7 @@ def run(args: argparse.Namespace) -> int:
         r = timing(op, t, b, n, args.reps, not args.no_compile)
         times.append(r)
         print(f"time  {op:14s} " + "  ".join(f"{k} {v:.3f}" for k, v in r.items() if k.endswith("_ms")), flush=True)
-    result = {"command": " ".join(["spikeseq", "bench", "gpu", *sys.argv[3:]]),
+    result = {"command": bench_command("gpu"),
               "machine": f"{platform.node()} ({platform.machine()}, {os.cpu_count()} CPUs)",
               "device": torch.cuda.get_device_name(0),
               "capability": list(torch.cuda.get_device_capability(0)), "torch": torch.__version__,

@@ -117,15 +117,13 @@ def run(args: argparse.Namespace) -> int:
         import json
         import os
         import platform
-        import sys
 
         from spikeseq import _atomic
-        from spikeseq.provenance import git_commit
+        from spikeseq.provenance import bench_command, git_commit
 
-        tail = sys.argv[sys.argv.index("hlop") + 1:] if "hlop" in sys.argv else []
         machine = {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
                    "threads": torch.get_num_threads()}
-        _atomic.write_text(args.json, json.dumps({"bench": "hlop", "command": " ".join(["spikeseq bench hlop", *tail]),
+        _atomic.write_text(args.json, json.dumps({"bench": "hlop", "command": bench_command("hlop"),
                                "commit": git_commit(), "machine": machine,
                                "shape": [args.steps, args.batch, args.inputs],
                                "hidden": args.hidden, "reps": args.reps, "recipe": args.recipe,

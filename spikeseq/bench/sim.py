@@ -487,11 +487,10 @@ def run(args: argparse.Namespace) -> int:
         print()
         results.append(res)
     if args.json:
-        from spikeseq.provenance import cpu_model, git_commit, git_dirty
+        from spikeseq.provenance import bench_command, cpu_model, git_commit, git_dirty
 
-        tail = sys.argv[sys.argv.index("sim") + 1:] if "sim" in sys.argv else []
         _write_json(args.json, {
-            "command": " ".join(["spikeseq", "bench", "sim", *tail]),
+            "command": bench_command("sim"),
             "commit": git_commit(), "dirty": git_dirty(),
             "machine": {"platform": platform.platform(), "cpu": cpu_model(), "cpus": os.cpu_count(),
                         "torch": torch.__version__, "threads": torch.get_num_threads()},

@@ -21,7 +21,6 @@ import argparse
 import copy
 import json
 import os
-import sys
 from pathlib import Path
 
 import torch
@@ -148,13 +147,12 @@ def run(args: argparse.Namespace) -> int:
             print(f"  {name:11s} refused: {why}")
     if args.json:
         from spikeseq import _atomic
-        from spikeseq.provenance import cpu_model, git_commit
+        from spikeseq.provenance import bench_command, cpu_model, git_commit
 
-        tail = sys.argv[sys.argv.index("target") + 1:] if "target" in sys.argv else []
         machine = {"cpu": cpu_model(), "cores": os.cpu_count(), "threads": torch.get_num_threads()}
         worst = max((r for row in rows.values() for r in row["ratio"].values()), default=float("nan"))
         _atomic.write_text(args.json, json.dumps({
-            "bench": "target", "command": " ".join(["spikeseq bench target", *tail]), "commit": git_commit(),
+            "bench": "target", "command": bench_command("target"), "commit": git_commit(),
             "machine": machine, "reps": args.reps, "goal_ratio": GOAL, "worst_ratio": worst,
             "meets_goal": worst <= GOAL, "recipes": rows}, indent=2) + "\n")
     return 0

@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import statistics
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -43,7 +42,7 @@ from spikeseq.errors import ParameterError
 from spikeseq.functional import wkv_chunked, wkv_scan
 from spikeseq.kernels import wkv as wkv_dispatch
 from spikeseq.kernels.wkv import compiled
-from spikeseq.provenance import git_commit, git_dirty
+from spikeseq.provenance import bench_command, git_commit, git_dirty
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -189,7 +188,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"first call (untimed round) of chunked_compiled: {res['first_call_ms']['chunked_compiled'] / 1e3:.1f} s "
           f"({res['compiled_status']})")
     payload = {
-        "command": "spikeseq bench wkv " + " ".join(sys.argv[3:]) if len(sys.argv) > 2 else "spikeseq bench wkv",
+        "command": bench_command("wkv"),
         "commit": git_commit(),
         "dirty": git_dirty(),
         "config": {"T": args.T, "B": args.B, "C": args.C, "chunk": args.chunk,
