@@ -1,4 +1,5 @@
-"""spikeseq.provenance.git_dirty: code that differs from the commit is dirty; artifacts under results/ are not."""
+"""spikeseq.provenance: code that differs from the commit is dirty, artifacts under results/ are not; a bench
+record names its command."""
 
 from __future__ import annotations
 
