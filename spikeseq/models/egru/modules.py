@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from spikeseq.errors import ParameterError, ShapeError
-from spikeseq.functional.egru import EGRUState
+from spikeseq.functional.egru import DAMPENING, EGRUState
 from spikeseq.models.egru.prune import Pruner, PruneSchedule, sparsity
 from spikeseq.nn import EGRU, StatefulModule
 
@@ -98,15 +98,15 @@ class EGRULM(_EGRUMixin, StatefulModule):
     """Embedding -> :class:`spikeseq.nn.EGRU` -> dropout -> linear decoder (see the module docstring)."""
 
     def __init__(self, vocab: int, *, embed: int = 64, hidden: int = 256, layers: int = 1, dropout: float = 0.0,
-                 thr_mean: float = 0.3, eps: float = 1.0, zoneout: float = 0.0, dropconnect: float = 0.0,
-                 activity: float = 0.0, activity_rate: float = 0.0, prune: dict | None = None, backend: str = "auto",
-                 seed: int | None = None):
+                 thr_mean: float = 0.3, eps: float = 1.0, dampening: float = DAMPENING, zoneout: float = 0.0,
+                 dropconnect: float = 0.0, activity: float = 0.0, activity_rate: float = 0.0,
+                 prune: dict | None = None, backend: str = "auto", seed: int | None = None):
         super().__init__()
         _positive_int(vocab=vocab, embed=embed, hidden=hidden, layers=layers)
         self.vocab = vocab
         self.embed = nn.Embedding(vocab, embed)
         self.rnn = EGRU(embed, hidden, num_layers=layers, dropout=dropout, thr_mean=thr_mean, eps=eps,
-                        zoneout=zoneout, dropconnect=dropconnect, backend=backend, seed=seed)
+                        dampening=dampening, zoneout=zoneout, dropconnect=dropconnect, backend=backend, seed=seed)
         self.drop = nn.Dropout(dropout)
         self.decoder = nn.Linear(hidden, vocab)
         self._setup_egru(prune, activity, activity_rate)
@@ -167,14 +167,14 @@ class EGRUClassifier(_EGRUMixin, StatefulModule):
     """:class:`spikeseq.nn.EGRU` over flattened inputs ``x [T, B, ...]`` plus a linear readout at every step."""
 
     def __init__(self, input_size: int, n_classes: int, *, hidden: int = 128, layers: int = 1,
-                 dropout: float = 0.0, thr_mean: float = 0.3, eps: float = 1.0, zoneout: float = 0.0,
-                 dropconnect: float = 0.0, activity: float = 0.0, activity_rate: float = 0.0,
+                 dropout: float = 0.0, thr_mean: float = 0.3, eps: float = 1.0, dampening: float = DAMPENING,
+                 zoneout: float = 0.0, dropconnect: float = 0.0, activity: float = 0.0, activity_rate: float = 0.0,
                  prune: dict | None = None, backend: str = "auto", seed: int | None = None):
         super().__init__()
         _positive_int(input_size=input_size, n_classes=n_classes, hidden=hidden, layers=layers)
         self.input_size = input_size
         self.rnn = EGRU(input_size, hidden, num_layers=layers, dropout=dropout, thr_mean=thr_mean, eps=eps,
-                        zoneout=zoneout, dropconnect=dropconnect, backend=backend, seed=seed)
+                        dampening=dampening, zoneout=zoneout, dropconnect=dropconnect, backend=backend, seed=seed)
         self.out = nn.Linear(hidden, n_classes)
         self._setup_egru(prune, activity, activity_rate)
 
