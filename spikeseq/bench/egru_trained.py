@@ -1,0 +1,151 @@
+"""``spikeseq bench egru --from-run RUN``: the EGRU of a trained run, on the inputs it sees, against dense and GRU.
+
+The synthetic comparison of :mod:`spikeseq.bench.egru` sets thresholds on random weights; this one takes a finished
+``spikeseq train`` run of an EGRU model (``egru_lm`` or ``egru_classifier``: any model whose ``rnn`` is a
+:class:`spikeseq.nn.EGRU`), loads the checkpoint its ``eval.json`` names, and captures what the recurrent stack
+receives on the first ``--batch`` windows of the run's test split (the embedding output of a language model, the
+flattened input of a classifier). Timed interleaved, medians of ``--reps``, one thread by default:
+
+- forward + backward (gradients of that input and of every EGRU parameter) of the trained stack on the C++ kernel
+  (``sparse``), of the same stack on the reference loop of dense products (``dense``), and of ``torch.nn.GRU`` of
+  the same sizes (``gru``, untrained: its speed does not depend on its weights);
+- forward alone (``torch.no_grad``) of the three.
+
+The activity sparsity is the trained model's own on those windows, and any subnormal numbers its trained weights
+produce are part of the cost, as in training (the C++ kernel flushes them to zero, see ``kernels/parallel.h``;
+``--flush-denormal`` makes PyTorch do the same for the dense and GRU candidates). The record goes to ``--json`` (default
+``results/egru/bench_trained.json``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from spikeseq.bench.timing import time_interleaved
+from spikeseq.errors import ConfigError, ParameterError
+from spikeseq.models import registry
+from spikeseq.nn.egru import EGRU
+from spikeseq.provenance import bench_command, cpu_model, git_commit, git_dirty
+from spikeseq.train import checkpoint
+from spikeseq.train.config import load_config
+from spikeseq.train.datasets import prepare, time_first
+
+DEFAULT_JSON = Path("results/egru/bench_trained.json")
+
+
+def trained_stack(run: Path, batch: int) -> tuple[EGRU, torch.Tensor, dict[str, Any]]:
+    """The run's EGRU stack (evaluated checkpoint) and its input ``[T, B, I]`` on the first ``batch`` test windows."""
+    for name in ("config.toml", "eval.json"):
+        if not (run / name).exists():
+            raise ConfigError(f"{run} is not a finished spikeseq train run (no {name}); train one first, e.g. "
+                              "spikeseq train examples/egru/lm_tinyshakespeare.toml --out RUN")
+    cfg = load_config(run / "config.toml")
+    ckpt_name = json.loads((run / "eval.json").read_text())["checkpoint"]
+    model = registry.build(cfg.model.name, **cfg.model.kwargs)
+    rnn = getattr(model, "rnn", None)
+    if not isinstance(rnn, EGRU):
+        raise ConfigError(f"{run}: model {cfg.model.name!r} has no EGRU stack (model.rnn); --from-run takes an "
+                          "egru_lm or egru_classifier run")
+    model.load_state_dict(checkpoint.load(run / "checkpoints" / f"{ckpt_name}.pt", map_location="cpu")["model"])
+    test = prepare(cfg.data, cfg.train.seed).test
+    if len(test) == 0:
+        raise ConfigError(f"{run}: the run's test split is empty")
+    captured: list[torch.Tensor] = []
+    hook = rnn.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().clone()))
+    model.eval()
+    with torch.no_grad():
+        model(time_first(test.x[:batch]))
+    hook.remove()
+    x = captured[0]
+    if rnn.batch_first:
+        x = x.transpose(0, 1).contiguous()
+        rnn.batch_first = False
+    info = {"run": str(run), "model": cfg.model.name, "checkpoint": ckpt_name, "recipe_model": cfg.model.kwargs,
+            "input_shape": list(x.shape)}
+    return rnn, x, info
+
+
+def _step(module: torch.nn.Module, x: torch.Tensor, backend: str | None):
+    def step() -> None:
+        if backend is not None:
+            module.backend = backend  # type: ignore[assignment]
+        out = module(x)[0]
+        (out.y if hasattr(out, "y") else out).sum().backward()
+        module.zero_grad(set_to_none=True)
+        x.grad = None
+    return step
+
+
+def _forward(module: torch.nn.Module, x: torch.Tensor, backend: str | None):
+    def fwd() -> None:
+        if backend is not None:
+            module.backend = backend  # type: ignore[assignment]
+        with torch.no_grad():
+            module(x)
+    return fwd
+
+
+def run_trained(args: Any) -> int:
+    """Time the trained stack (see the module docstring), print the ratios and write the record."""
+    flush = bool(getattr(args, "flush_denormal", False))
+    try:
+        return _run(args, flush and torch.set_flush_denormal(True))
+    finally:
+        if flush:
+            torch.set_flush_denormal(False)  # PyTorch's default, for whatever runs next in this process
+
+
+def _run(args: Any, flushed: bool) -> int:
+    if args.batch < 1 or args.reps < 1 or args.threads < 1:
+        raise ParameterError(f"--batch, --reps and --threads must be at least 1, got {args.batch}, {args.reps}, "
+                             f"{args.threads}")
+    torch.set_num_threads(args.threads)
+    rnn, x, info = trained_stack(Path(args.from_run), args.batch)
+    rnn.train()
+    gru = torch.nn.GRU(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers)
+    with torch.no_grad():
+        rnn.backend = "cpu"
+        out = rnn(x)[0]
+        ys, events = out.y, out.events
+        rnn.backend = "torch"
+        yd = rnn(x)[0].y
+    act = 1.0 - float(events.mean())
+    diff = float((ys - yd).abs().max())
+    T, B, I = x.shape
+    if flushed:
+        print("torch.set_flush_denormal(True): subnormals flushed in the PyTorch candidates too")
+    print(f"trained EGRU {rnn.num_layers} x {rnn.hidden_size} (input {I}) from {info['run']}, T {T}, B {B}, "
+          f"{torch.get_num_threads()} thread(s); activity sparsity {act:.3f}; max|sparse-dense| {diff:.1e}")
+    x = x.requires_grad_()
+    t_train = time_interleaved({"sparse": _step(rnn, x, "cpu"), "dense": _step(rnn, x, "torch"),
+                                "gru": _step(gru, x, None)}, args.reps)
+    rnn.eval()
+    t_fwd = time_interleaved({"sparse": _forward(rnn, x, "cpu"), "dense": _forward(rnn, x, "torch"),
+                              "gru": _forward(gru, x, None)}, args.reps)
+    for label, t in (("fwd+bwd", t_train), ("forward", t_fwd)):
+        print(f"{label:8s} sparse {t['sparse']:8.1f} ms | dense EGRU {t['dense']:8.1f} ms "
+              f"({t['dense'] / t['sparse']:.2f}x) | nn.GRU {t['gru']:8.1f} ms ({t['gru'] / t['sparse']:.2f}x)")
+    record = {
+        "command": bench_command("egru"), "commit": git_commit(), "dirty": git_dirty(),
+        "machine": {"platform": platform.platform(), "cpu": cpu_model(), "torch": torch.__version__,
+                    "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg())},
+        "trained": {**info, "activity_sparsity": act, "max_abs_diff": diff, "threads": args.threads,
+                    "torch_flush_denormal": flushed},
+        "fwd_bwd": {"ms": t_train, "dense_over_sparse": t_train["dense"] / t_train["sparse"],
+                    "gru_over_sparse": t_train["gru"] / t_train["sparse"]},
+        "forward": {"ms": t_fwd, "dense_over_sparse": t_fwd["dense"] / t_fwd["sparse"],
+                    "gru_over_sparse": t_fwd["gru"] / t_fwd["sparse"]},
+    }
+    out_path = Path(args.json or DEFAULT_JSON)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
+    tmp.write_text(json.dumps(record, indent=2))
+    tmp.replace(out_path)
+    print(f"wrote {out_path}")
+    return 0
