@@ -27,6 +27,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "report": ("spikeseq.report.cmd_report", "write the HTML + Markdown report of a run"),
     "results": ("spikeseq.report.cmd_results", "regenerate or check the README's results tables from results/"),
     "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile, wkv, egru"),
+    "bench-run": ("spikeseq.train.cmd_bench_run", "time a trained EGRU run's stack on its test windows vs dense and "
+                  "torch.nn.GRU"),
     "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
     "generate": ("spikeseq.train.cmd_generate", "stream text from a language-model run in RNN mode"),
     "demo": ("spikeseq.train.cmd_demo", "the main job end to end on data available offline"),

@@ -6,11 +6,13 @@
         [--out results/egru/lm_sweep.json]
 
 Each ``--variant NAME RECIPE [KEY=VALUE ...]`` runs ``spikeseq train RECIPE --seed S --set train.epochs=E --set
-KEY=VALUE ...`` (``--jobs`` at a time, one thread each). Per variant the record holds its command, the best
-validation bits per character (the checkpoint ``eval_checkpoint = "best"`` picks; the validation split is the
-seeded ``val_fraction`` of the training windows) and, for EGRU models, the activity sparsity of that checkpoint on
-the validation split. Test numbers are deliberately left out: a setting chosen here is then run by the recipe and
-reported on the test split by ``lm_results.py``, so the choice never sees the test text.
+KEY=VALUE ...`` (``--jobs`` at a time, one thread each). Per variant the record holds what the run itself recorded
+(its command, commit and resolved model / train settings, from ``run.json`` and ``config.json``), the best
+validation bits per character (the checkpoint ``eval_checkpoint = "best"`` picks; the validation split is the seeded
+``val_fraction`` of the training windows) and, for EGRU models, the activity sparsity of that checkpoint on the
+validation split. ``--reuse`` measures runs already in ``--runs/NAME`` instead of training them again. Test numbers
+are deliberately left out: a setting chosen here is then run by the recipe and reported on the test split by
+``lm_results.py``, so the choice never sees the test text.
 """
 
 from __future__ import annotations
@@ -39,6 +41,12 @@ def train_command(recipe: str, sets: list[str], seed: int, epochs: int, out: Pat
     for s in sets:
         cmd += ["--set", s]
     return [*cmd, "--out", str(out), "--force"]
+
+
+def recipe_and_overrides(command: list[str]) -> dict:
+    """The recipe and the ``--set`` overrides of a ``spikeseq train`` command line (as the run recorded it)."""
+    sets = [command[i + 1] for i, a in enumerate(command[:-1]) if a == "--set"]
+    return {"recipe": command[2], "overrides": sets}
 
 
 def best_validation(run: Path) -> dict:
@@ -78,22 +86,6 @@ def _write(record: dict, out: Path) -> None:
     print(f"wrote {out}")
 
 
-def merge(paths: list[Path], out: Path) -> int:
-    """One record holding the variants of several sweep records (each variant keeps its command and commit)."""
-    rows: dict[str, dict] = {}
-    for path in paths:
-        rec = json.loads(path.read_text())
-        for name, row in rec["variants"].items():
-            if name in rows:
-                raise SystemExit(f"variant {name!r} appears in two sweep records ({path}); rename one")
-            rows[name] = {**row, "settings": " ".join(row["overrides"]) or "(the recipe as it was)",
-                          "model": "GRU" if "gru.toml" in row["recipe"] else "EGRU", "git": rec.get("git"),
-                          "git_dirty": rec.get("git_dirty")}
-    _write({"schema": 1, "producer": "examples/egru/lm_sweep.py", "metric": "validation bits per character",
-            "variants": rows, "command": " ".join(["python", *sys.argv]), "machine": provenance.cpu_model()}, out)
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variant", nargs="+", action="append", default=[], metavar="NAME RECIPE [KEY=VALUE]",
@@ -104,13 +96,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=Path, default=Path("runs/lm_sweep"))
     ap.add_argument("--out", type=Path, default=Path("results/egru/lm_sweep.json"))
     ap.add_argument("--reuse", action="store_true", help="measure runs that already finished instead of rerunning")
-    ap.add_argument("--merge", type=Path, nargs="+", metavar="SWEEP_JSON",
-                    help="instead of training: combine the variants of earlier sweep records into --out")
     args = ap.parse_args(argv)
-    if args.merge:
-        return merge(args.merge, args.out)
     if not args.variant:
-        ap.error("give at least one --variant (or --merge)")
+        ap.error("give at least one --variant")
     torch.set_num_threads(1)
     variants = {}
     for v in args.variant:
@@ -120,28 +108,34 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"variant name {v[0]!r} given twice")
         variants[v[0]] = (v[1], v[2:])
 
-    def run(name: str) -> tuple[str, list[str], int]:
+    def run(name: str) -> tuple[str, int]:
         recipe, sets = variants[name]
         out = args.runs / name
         cmd = train_command(recipe, sets, args.seed, args.epochs, out)
         if args.reuse and (out / "eval.json").exists():
-            return name, cmd, 0
+            return name, 0
         out.parent.mkdir(parents=True, exist_ok=True)
         with open(args.runs / f"{name}.log", "w") as log:
             rc = subprocess.call([sys.executable, "-m", "spikeseq.cli", *cmd[1:]], stdout=log, stderr=subprocess.STDOUT)
         print(f"{time.strftime('%H:%M:%S')} {name}: exit {rc}", flush=True)
-        return name, cmd, rc
+        return name, rc
 
     with ThreadPoolExecutor(args.jobs) as pool:
         finished = list(pool.map(run, variants))
     rows = {}
-    for name, cmd, rc in finished:
+    for name, rc in finished:
         if rc != 0:
             print(f"{name}: training failed (exit {rc}, log {args.runs / name}.log); left out", file=sys.stderr)
             continue
         run_dir = args.runs / name
-        row = {"recipe": variants[name][0], "overrides": variants[name][1], "command": " ".join(cmd), "seed": args.seed,
+        info = json.loads((run_dir / "run.json").read_text())
+        resolved = json.loads((run_dir / "config.json").read_text())
+        row = {**recipe_and_overrides(info["command"]), "command": " ".join(info["command"]),
+               "seed": info["seed"], "git": info.get("git"), "git_dirty": info.get("git_dirty"),
+               "config": {"model": resolved["model"], "train": resolved["train"]},
                **best_validation(run_dir), "val_activity_sparsity": validation_activity(run_dir)}
+        row["settings"] = " ".join(s for s in row["overrides"] if not s.startswith("train.epochs=")) or "(none)"
+        row["model"] = resolved["model"]["name"]
         rows[name] = row
         sp = row["val_activity_sparsity"]
         print(f"{name:16s} val bpc {row['val_bpc']:.4f} (epoch {row['best_epoch']})"

@@ -17,7 +17,8 @@ read from ``results/egru/lm_tinyshakespeare.json`` when present, else 0.85). Tim
 
 Outputs of sparse and dense are compared each time (max |diff| printed). ``--json`` writes the table (default
 ``results/egru/bench.json``). Speed claims come from this command, never from tests.
-``--from-run RUN`` times a trained run's own EGRU on its test windows instead (:mod:`spikeseq.bench.egru_trained`).
+``spikeseq bench-run RUN`` times a trained run's own EGRU on its test windows instead
+(:mod:`spikeseq.train.cmd_bench_run`).
 """
 
 from __future__ import annotations
@@ -30,13 +31,12 @@ from pathlib import Path
 
 import torch
 
-from spikeseq.bench.egru_trained import run_trained
-from spikeseq.bench.timing import time_interleaved
 from spikeseq.errors import BackendUnavailableError, ParameterError
 from spikeseq.kernels import spmm
 from spikeseq.kernels.egru import cpu
 from spikeseq.nn.egru import EGRU
 from spikeseq.provenance import cpu_model, git_commit, git_dirty
+from spikeseq.timing import time_interleaved
 
 RESULT = Path("results/egru/lm_tinyshakespeare.json")
 
@@ -53,15 +53,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--pruned-activity-sparsity", type=float, default=0.85)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--json", type=Path, default=None,
-                        help="where the record goes (default results/egru/bench.json; with --from-run "
-                             "results/egru/bench_trained.json)")
-    parser.add_argument("--from-run", type=Path, default=None, metavar="RUN",
-                        help="time the EGRU of this finished egru_lm / egru_classifier run on its own test windows "
-                             "instead of a synthetic stack (spikeseq.bench.egru_trained)")
-    parser.add_argument("--flush-denormal", action="store_true",
-                        help="with --from-run: torch.set_flush_denormal(True) for the PyTorch candidates too (the "
-                             "C++ kernel always flushes subnormals)")
+    parser.add_argument("--json", type=Path, default=Path("results/egru/bench.json"))
 
 
 def default_activity_sparsity() -> tuple[float, str]:
@@ -141,9 +133,6 @@ def run(args: argparse.Namespace) -> int:
     ok, why = cpu.available()
     if not ok:
         raise BackendUnavailableError(f"bench egru needs the C++ library: {why}")
-    if args.from_run is not None:
-        return run_trained(args)
-    args.json = args.json or Path("results/egru/bench.json")
     for name in ("hidden", "layers", "steps", "batch", "reps", "threads"):
         if getattr(args, name) < 1:
             raise ParameterError(f"--{name} must be at least 1, got {getattr(args, name)}")

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import torch
 
-from spikeseq.bench.timing import time_interleaved
 from spikeseq.errors import BackendUnavailableError, ParameterError
 from spikeseq.kernels import spike_linear, spmm
 from spikeseq.kernels.spike_linear import sparse_max_density
+from spikeseq.timing import time_interleaved
 
 DENSITIES = (0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5)
 

@@ -9,7 +9,7 @@ re-quantises the model every step, as in training; Loihi with ``reset_policy = "
 the input bits chosen from the batch; SpiNNaker2 with the recipe's ``[export.spinnaker2] payload_frac_bits``; both
 with the recipe's ``[export] dt`` for models without a time step). A target the model cannot run (EGRU cells on
 Loihi) is named in the report with the check's message (``refused``), not timed. The steps run interleaved (float,
-loihi, spinnaker2, float, ...; :func:`spikeseq.bench.timing.time_interleaved`) so load on a shared machine hits all
+loihi, spinnaker2, float, ...; :func:`spikeseq.timing.time_interleaved`) so load on a shared machine hits all
 alike; the report gives the median step time of each and the ratios target / float (issue #19's goal: <= 1.5).
 With ``--json`` the measurements go to a record (``command``, ``machine``; per recipe, keyed by its file name
 without ``.toml``: the input shape, median step times in ms, the ratios and the refused targets).
@@ -107,10 +107,10 @@ def _step_fn(train: dict, module: torch.nn.Module, params, x, y):
 
 def run(args: argparse.Namespace) -> int:
     """Time float and target-mode training steps side by side for every recipe; print and optionally record."""
-    from spikeseq.bench.timing import time_interleaved
     from spikeseq.errors import ConfigError
     from spikeseq.graph.quantize import input_frac_bits
     from spikeseq.graph.target_mode import TargetMode, TargetSettings, check_target
+    from spikeseq.timing import time_interleaved
 
     torch.set_num_threads(args.threads)
     rows: dict[str, dict] = {}

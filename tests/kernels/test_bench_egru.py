@@ -37,7 +37,7 @@ TEXT = "to be or not to be that is the question\n" * 40
 
 
 @pytest.mark.native
-def test_bench_egru_from_a_trained_run(tmp_path, capsys):
+def test_bench_run_times_a_trained_egru_run(tmp_path, capsys):
     base = tmp_path / "text" / "tinyshakespeare"
     base.mkdir(parents=True)
     (base / "input.txt").write_text(TEXT)
@@ -64,20 +64,19 @@ threads = 1
     run = tmp_path / "run"
     assert main(["train", str(recipe), "--out", str(run)]) == 0
     out = tmp_path / "bench.json"
-    rc = main(["bench", "egru", "--from-run", str(run), "--batch", "4", "--reps", "1", "--flush-denormal",
-               "--json", str(out)])
+    rc = main(["bench-run", str(run), "--batch", "4", "--reps", "1", "--flush-denormal", "--json", str(out)])
     assert rc == 0
     res = json.loads(out.read_text())
     assert res["trained"]["input_shape"] == [20, 4, 8]  # T = seq_len, B = --batch, the embedding width
     assert res["trained"]["max_abs_diff"] < 1e-5 and 0.0 <= res["trained"]["activity_sparsity"] <= 1.0
     assert res["trained"]["torch_flush_denormal"] is True
     assert set(res["fwd_bwd"]["ms"]) == set(res["forward"]["ms"]) == {"sparse", "dense", "gru"}
-    assert res["command"].startswith("spikeseq bench egru")
+    assert res["command"].startswith("spikeseq bench-run")
     assert float(torch.tensor([1e-39])[0] * 1.0) > 0.0  # PyTorch's default restored after the bench
 
 
 @pytest.mark.native
-def test_bench_egru_from_run_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
-    rc = main(["bench", "egru", "--from-run", str(tmp_path), "--json", str(tmp_path / "x.json")])
+def test_bench_run_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
+    rc = main(["bench-run", str(tmp_path), "--json", str(tmp_path / "x.json")])
     assert rc == 2 and "not a finished spikeseq train run" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()

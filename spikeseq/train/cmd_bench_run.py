@@ -1,6 +1,7 @@
-"""``spikeseq bench egru --from-run RUN``: the EGRU of a trained run, on the inputs it sees, against dense and GRU.
+"""``spikeseq bench-run RUN``: the EGRU of a trained run, on the inputs it sees, against the dense loop and GRU.
 
-The synthetic comparison of :mod:`spikeseq.bench.egru` sets thresholds on random weights; this one takes a finished
+The synthetic comparison of ``spikeseq bench egru`` (:mod:`spikeseq.bench.egru`) sets thresholds on random weights;
+this one (a command of the training layer: it reads runs) takes a finished
 ``spikeseq train`` run of an EGRU model (``egru_lm`` or ``egru_classifier``: any model whose ``rnn`` is a
 :class:`spikeseq.nn.EGRU`), loads the checkpoint its ``eval.json`` names, and captures what the recurrent stack
 receives on the first ``--batch`` windows of the run's test split (the embedding output of a language model, the
@@ -13,25 +14,30 @@ flattened input of a classifier). Timed interleaved, medians of ``--reps``, one 
 
 The activity sparsity is the trained model's own on those windows, and any subnormal numbers its trained weights
 produce are part of the cost, as in training (the C++ kernel flushes them to zero, see ``kernels/parallel.h``;
-``--flush-denormal`` makes PyTorch do the same for the dense and GRU candidates). The record goes to ``--json`` (default
-``results/egru/bench_trained.json``).
+``--flush-denormal`` makes PyTorch do the same for the dense and GRU candidates). The record goes to ``--json``
+(default ``results/egru/bench_trained.json``)::
+
+    spikeseq bench-run RUN [--batch 32] [--reps 7] [--threads 1] [--flush-denormal] [--json FILE]
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
+import sys
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from spikeseq.bench.timing import time_interleaved
-from spikeseq.errors import ConfigError, ParameterError
+from spikeseq.errors import BackendUnavailableError, ConfigError, ParameterError
+from spikeseq.kernels.egru import cpu
 from spikeseq.models import registry
 from spikeseq.nn.egru import EGRU
-from spikeseq.provenance import bench_command, cpu_model, git_commit, git_dirty
+from spikeseq.provenance import cpu_model, git_commit, git_dirty
+from spikeseq.timing import time_interleaved
 from spikeseq.train import checkpoint
 from spikeseq.train.config import load_config
 from spikeseq.train.datasets import prepare, time_first
@@ -91,8 +97,23 @@ def _forward(module: torch.nn.Module, x: torch.Tensor, backend: str | None):
     return fwd
 
 
-def run_trained(args: Any) -> int:
+def register(parser: argparse.ArgumentParser) -> None:
+    """The options of ``spikeseq bench-run``."""
+    parser.add_argument("run", type=Path, help="a finished egru_lm / egru_classifier run directory")
+    parser.add_argument("--batch", type=int, default=32, help="test windows timed at once (default 32)")
+    parser.add_argument("--reps", type=int, default=7)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--flush-denormal", action="store_true",
+                        help="torch.set_flush_denormal(True) for the PyTorch candidates too (the C++ kernel always "
+                             "flushes subnormals)")
+    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+
+
+def run(args: argparse.Namespace) -> int:
     """Time the trained stack (see the module docstring), print the ratios and write the record."""
+    ok, why = cpu.available()
+    if not ok:
+        raise BackendUnavailableError(f"bench-run needs the C++ EGRU library: {why}")
     flush = bool(getattr(args, "flush_denormal", False))
     try:
         return _run(args, flush and torch.set_flush_denormal(True))
@@ -101,12 +122,12 @@ def run_trained(args: Any) -> int:
             torch.set_flush_denormal(False)  # PyTorch's default, for whatever runs next in this process
 
 
-def _run(args: Any, flushed: bool) -> int:
+def _run(args: argparse.Namespace, flushed: bool) -> int:
     if args.batch < 1 or args.reps < 1 or args.threads < 1:
         raise ParameterError(f"--batch, --reps and --threads must be at least 1, got {args.batch}, {args.reps}, "
                              f"{args.threads}")
     torch.set_num_threads(args.threads)
-    rnn, x, info = trained_stack(Path(args.from_run), args.batch)
+    rnn, x, info = trained_stack(Path(args.run), args.batch)
     rnn.train()
     gru = torch.nn.GRU(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers)
     with torch.no_grad():
@@ -132,7 +153,8 @@ def _run(args: Any, flushed: bool) -> int:
         print(f"{label:8s} sparse {t['sparse']:8.1f} ms | dense EGRU {t['dense']:8.1f} ms "
               f"({t['dense'] / t['sparse']:.2f}x) | nn.GRU {t['gru']:8.1f} ms ({t['gru'] / t['sparse']:.2f}x)")
     record = {
-        "command": bench_command("egru"), "commit": git_commit(), "dirty": git_dirty(),
+        "command": " ".join(["spikeseq", "bench-run", *sys.argv[sys.argv.index("bench-run") + 1:]])
+        if "bench-run" in sys.argv else "spikeseq bench-run", "commit": git_commit(), "dirty": git_dirty(),
         "machine": {"platform": platform.platform(), "cpu": cpu_model(), "torch": torch.__version__,
                     "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg())},
         "trained": {**info, "activity_sparsity": act, "max_abs_diff": diff, "threads": args.threads,
@@ -142,7 +164,7 @@ def _run(args: Any, flushed: bool) -> int:
         "forward": {"ms": t_fwd, "dense_over_sparse": t_fwd["dense"] / t_fwd["sparse"],
                     "gru_over_sparse": t_fwd["gru"] / t_fwd["sparse"]},
     }
-    out_path = Path(args.json or DEFAULT_JSON)
+    out_path = Path(args.json)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     tmp = out_path.with_suffix(out_path.suffix + ".tmp")
     tmp.write_text(json.dumps(record, indent=2))
