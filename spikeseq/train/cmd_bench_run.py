@@ -56,7 +56,7 @@ def trained_stack(run: Path, batch: int) -> tuple[EGRU, torch.Tensor, dict[str, 
     model = registry.build(cfg.model.name, **cfg.model.kwargs)
     rnn = getattr(model, "rnn", None)
     if not isinstance(rnn, EGRU):
-        raise ConfigError(f"{run}: model {cfg.model.name!r} has no EGRU stack (model.rnn); --from-run takes an "
+        raise ConfigError(f"{run}: model {cfg.model.name!r} has no EGRU stack (model.rnn); bench-run takes an "
                           "egru_lm or egru_classifier run")
     model.load_state_dict(checkpoint.load(run / "checkpoints" / f"{ckpt_name}.pt", map_location="cpu")["model"])
     test = prepare(cfg.data, cfg.train.seed).test
