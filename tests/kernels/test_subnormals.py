@@ -1,7 +1,7 @@
 """The C++ kernels flush subnormal floats to zero inside their threads (kernels/parallel.h), and only there.
 
 An operation on a subnormal costs a microcode assist on x86; trained recurrent networks make them in bulk, and the
-EGRU backward of a trained language model ran about 8x slower for it. The kernels therefore differ from the
+EGRU backward of a trained language model ran about 6x slower for it. The kernels therefore differ from the
 reference exactly where a value would fall below the smallest normal float (1.2e-38 in float32), and the caller's
 thread keeps IEEE arithmetic.
 """

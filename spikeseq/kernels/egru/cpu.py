@@ -6,6 +6,9 @@ product sums only the rows of ``R^T`` of units that sent an event (compressed ro
 :data:`CSR_DENSITY`). Backward: the hand-written sparse BPTT of ``egru.cpp`` (the gradient to ``y[t-1]`` only for
 units that fired or lie inside the pseudo-derivative's support), then ``dW`` / ``dx`` from the gate gradients.
 The same checks, zoneout and DropConnect as the reference (:func:`spikeseq.functional.egru.prepare_egru`).
+The loop runs with subnormal floats flushed to zero (``kernels/parallel.h``): it differs from the reference only
+where a value falls below 1.2e-38 (float32), e.g. a subnormal ``c~`` against a threshold of exactly 0 fires in the
+reference and not here.
 """
 
 from __future__ import annotations
