@@ -4,7 +4,8 @@
 // Every share runs with subnormal floats flushed to zero (x86 MXCSR FTZ and DAZ, restored afterwards), as
 // TensorFlow's CPU thread pools run by default: an operation on a subnormal (|x| < 1.2e-38 in float32) takes a
 // microcode assist of about a hundred cycles, and trained recurrent networks can make them in bulk (gates
-// saturated near 0, gradients decaying through them): the EGRU backward of a trained language model ran 6x slower. Results differ from IEEE arithmetic only where a subnormal occurs, by less than 1.2e-38.
+// saturated near 0, gradients decaying through them): the EGRU backward of a trained language model ran 6x
+// slower. Results differ from IEEE arithmetic only where a subnormal occurs, by less than 1.2e-38.
 #pragma once
 
 #include <algorithm>
