@@ -56,8 +56,8 @@ def trained_stack(run: Path, batch: int) -> tuple[EGRU, torch.Tensor, dict[str, 
     model = registry.build(cfg.model.name, **cfg.model.kwargs)
     rnn = getattr(model, "rnn", None)
     if not isinstance(rnn, EGRU):
-        raise ConfigError(f"{run}: model {cfg.model.name!r} has no EGRU stack (model.rnn); bench-run takes an "
-                          "egru_lm or egru_classifier run")
+        raise ConfigError(f"{run}: model {cfg.model.name!r} has no EGRU stack (model.rnn); bench-run takes a run "
+                          "of a model whose .rnn is a spikeseq.nn.EGRU")
     model.load_state_dict(checkpoint.load(run / "checkpoints" / f"{ckpt_name}.pt", map_location="cpu")["model"])
     test = prepare(cfg.data, cfg.train.seed).test
     if len(test) == 0:
@@ -99,7 +99,7 @@ def _forward(module: torch.nn.Module, x: torch.Tensor, backend: str | None):
 
 def register(parser: argparse.ArgumentParser) -> None:
     """The options of ``spikeseq bench-run``."""
-    parser.add_argument("run", type=Path, help="a finished egru_lm / egru_classifier run directory")
+    parser.add_argument("run", type=Path, help="a finished run of a model whose .rnn is a spikeseq.nn.EGRU stack")
     parser.add_argument("--batch", type=int, default=32, help="test windows timed at once (default 32)")
     parser.add_argument("--reps", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
