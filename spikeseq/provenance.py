@@ -12,7 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["bench_command", "cpu_model", "git_commit", "git_dirty"]
+__all__ = ["bench_command", "command_line", "cpu_model", "git_commit", "git_dirty"]
 
 _ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,11 +39,16 @@ def git_dirty() -> bool | None:
     return bool(out.strip()) if out is not None else None
 
 
+def command_line(*words: str) -> str:
+    """``spikeseq WORDS...`` and the arguments that follow the last word on this process's command line (just
+    ``spikeseq WORDS...`` when the command was called some other way, e.g. through ``spikeseq.cli.main`` in a test)."""
+    argv, last = sys.argv, words[-1]
+    return " ".join(["spikeseq", *words, *(argv[argv.index(last) + 1:] if last in argv else [])])
+
+
 def bench_command(name: str) -> str:
-    """``spikeseq bench NAME`` and the arguments that follow ``NAME`` on this process's command line (just
-    ``spikeseq bench NAME`` when the bench was called some other way, e.g. through ``spikeseq.cli.main`` in a test)."""
-    argv = sys.argv
-    return " ".join(["spikeseq", "bench", name, *(argv[argv.index(name) + 1:] if name in argv else [])])
+    """``spikeseq bench NAME`` and its arguments (:func:`command_line`)."""
+    return command_line("bench", name)
 
 
 def cpu_model() -> str:

@@ -23,10 +23,8 @@ produce are part of the cost, as in training (the C++ kernel flushes them to zer
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -34,45 +32,39 @@ import torch
 
 from spikeseq.errors import BackendUnavailableError, ConfigError, ParameterError
 from spikeseq.kernels.egru import cpu
-from spikeseq.models import registry
 from spikeseq.nn.egru import EGRU
-from spikeseq.provenance import cpu_model, git_commit, git_dirty
+from spikeseq.provenance import command_line, cpu_model, git_commit, git_dirty
 from spikeseq.timing import time_interleaved
-from spikeseq.train import checkpoint
-from spikeseq.train.config import load_config
-from spikeseq.train.datasets import prepare, time_first
+from spikeseq.train.datasets import time_first
+from spikeseq.train.rundir import read_json, write_json
+from spikeseq.train.runs import load_run
 
 DEFAULT_JSON = Path("results/egru/bench_trained.json")
 
 
 def trained_stack(run: Path, batch: int) -> tuple[EGRU, torch.Tensor, dict[str, Any]]:
     """The run's EGRU stack (evaluated checkpoint) and its input ``[T, B, I]`` on the first ``batch`` test windows."""
-    for name in ("config.toml", "eval.json"):
-        if not (run / name).exists():
-            raise ConfigError(f"{run} is not a finished spikeseq train run (no {name}); train one first, e.g. "
-                              "spikeseq train examples/egru/lm_tinyshakespeare.toml --out RUN")
-    cfg = load_config(run / "config.toml")
-    ckpt_name = json.loads((run / "eval.json").read_text())["checkpoint"]
-    model = registry.build(cfg.model.name, **cfg.model.kwargs)
-    rnn = getattr(model, "rnn", None)
+    if not (run / "eval.json").exists():
+        raise ConfigError(f"{run} is not a finished spikeseq train run (no eval.json); train one first, e.g. "
+                          "spikeseq train examples/egru/lm_tinyshakespeare.toml --out RUN")
+    lr = load_run(run, read_json(run / "eval.json")["checkpoint"])
+    rnn = getattr(lr.model, "rnn", None)
     if not isinstance(rnn, EGRU):
-        raise ConfigError(f"{run}: model {cfg.model.name!r} has no EGRU stack (model.rnn); bench-run takes a run "
+        raise ConfigError(f"{run}: model {lr.cfg.model.name!r} has no EGRU stack (model.rnn); bench-run takes a run "
                           "of a model whose .rnn is a spikeseq.nn.EGRU")
-    model.load_state_dict(checkpoint.load(run / "checkpoints" / f"{ckpt_name}.pt", map_location="cpu")["model"])
-    test = prepare(cfg.data, cfg.train.seed).test
+    test = lr.data().test
     if len(test) == 0:
         raise ConfigError(f"{run}: the run's test split is empty")
     captured: list[torch.Tensor] = []
     hook = rnn.register_forward_pre_hook(lambda _m, args: captured.append(args[0].detach().clone()))
-    model.eval()
     with torch.no_grad():
-        model(time_first(test.x[:batch]))
+        lr.model(time_first(test.x[:batch]))
     hook.remove()
     x = captured[0]
     if rnn.batch_first:
         x = x.transpose(0, 1).contiguous()
         rnn.batch_first = False
-    info = {"run": str(run), "model": cfg.model.name, "checkpoint": ckpt_name, "recipe_model": cfg.model.kwargs,
+    info = {"run": str(run), "model": lr.cfg.model.name, "checkpoint": lr.which, "recipe_model": lr.cfg.model.kwargs,
             "input_shape": list(x.shape)}
     return rnn, x, info
 
@@ -126,8 +118,8 @@ def _run(args: argparse.Namespace, flushed: bool) -> int:
     if args.batch < 1 or args.reps < 1 or args.threads < 1:
         raise ParameterError(f"--batch, --reps and --threads must be at least 1, got {args.batch}, {args.reps}, "
                              f"{args.threads}")
-    torch.set_num_threads(args.threads)
     rnn, x, info = trained_stack(Path(args.run), args.batch)
+    torch.set_num_threads(args.threads)  # after load_run, which applies the run's own train.threads
     rnn.train()
     gru = torch.nn.GRU(rnn.input_size, rnn.hidden_size, num_layers=rnn.num_layers)
     with torch.no_grad():
@@ -153,8 +145,7 @@ def _run(args: argparse.Namespace, flushed: bool) -> int:
         print(f"{label:8s} sparse {t['sparse']:8.1f} ms | dense EGRU {t['dense']:8.1f} ms "
               f"({t['dense'] / t['sparse']:.2f}x) | nn.GRU {t['gru']:8.1f} ms ({t['gru'] / t['sparse']:.2f}x)")
     record = {
-        "command": " ".join(["spikeseq", "bench-run", *sys.argv[sys.argv.index("bench-run") + 1:]])
-        if "bench-run" in sys.argv else "spikeseq bench-run", "commit": git_commit(), "dirty": git_dirty(),
+        "command": command_line("bench-run"), "commit": git_commit(), "dirty": git_dirty(),
         "machine": {"platform": platform.platform(), "cpu": cpu_model(), "torch": torch.__version__,
                     "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg())},
         "trained": {**info, "activity_sparsity": act, "max_abs_diff": diff, "threads": args.threads,
@@ -164,10 +155,6 @@ def _run(args: argparse.Namespace, flushed: bool) -> int:
         "forward": {"ms": t_fwd, "dense_over_sparse": t_fwd["dense"] / t_fwd["sparse"],
                     "gru_over_sparse": t_fwd["gru"] / t_fwd["sparse"]},
     }
-    out_path = Path(args.json)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_suffix(out_path.suffix + ".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    tmp.replace(out_path)
-    print(f"wrote {out_path}")
+    write_json(args.json, record)
+    print(f"wrote {args.json}")
     return 0

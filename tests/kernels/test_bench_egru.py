@@ -80,3 +80,10 @@ def test_bench_run_refuses_a_folder_that_is_not_a_run(tmp_path, capsys):
     rc = main(["bench-run", str(tmp_path), "--json", str(tmp_path / "x.json")])
     assert rc == 2 and "not a finished spikeseq train run" in capsys.readouterr().err
     assert not (tmp_path / "x.json").exists()
+
+
+@pytest.mark.native
+def test_bench_run_refuses_a_batch_of_zero_before_reading_the_run(tmp_path, capsys):
+    rc = main(["bench-run", str(tmp_path), "--batch", "0", "--json", str(tmp_path / "x.json")])
+    assert rc == 2 and "--batch, --reps and --threads must be at least 1" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
