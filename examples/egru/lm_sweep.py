@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import time
@@ -29,10 +28,9 @@ from pathlib import Path
 import torch
 
 from spikeseq import provenance
-from spikeseq.models import registry
-from spikeseq.train import checkpoint
-from spikeseq.train.config import load_config
-from spikeseq.train.datasets import prepare, time_first
+from spikeseq.train.datasets import time_first
+from spikeseq.train.rundir import write_json
+from spikeseq.train.runs import load_run
 
 
 def train_command(recipe: str, sets: list[str], seed: int, epochs: int, out: Path) -> list[str]:
@@ -63,27 +61,16 @@ def best_validation(run: Path) -> dict:
 @torch.no_grad()
 def validation_activity(run: Path) -> float | None:
     """Fraction of zero events of the best checkpoint on the validation split (``None`` for a non-EGRU model)."""
-    cfg = load_config(run / "config.toml")
-    model = registry.build(cfg.model.name, **cfg.model.kwargs)
-    if not hasattr(model, "forward_events"):
+    lr = load_run(run, "best")
+    if not hasattr(lr.model, "forward_events"):
         return None
-    model.load_state_dict(checkpoint.load(run / "checkpoints" / "best.pt", map_location="cpu")["model"])
-    model.eval()
-    val = prepare(cfg.data, cfg.train.seed).val
+    val = lr.data().val
     zeros = total = 0
     for i in range(0, len(val), 256):
-        _, _, events = model.forward_events(time_first(val.x[i:i + 256]))
+        _, _, events = lr.model.forward_events(time_first(val.x[i:i + 256]))
         zeros += int((events == 0).sum())
         total += events.numel()
     return zeros / total
-
-
-def _write(record: dict, out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(record, indent=2))
-    os.replace(tmp, out)
-    print(f"wrote {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
               "seed": args.seed, "epochs": args.epochs, "variants": rows,
               "command": " ".join(["python", *sys.argv]), "git": provenance.git_commit(),
               "git_dirty": provenance.git_dirty(), "machine": provenance.cpu_model()}
-    _write(record, args.out)
+    write_json(args.out, record)
+    print(f"wrote {args.out}")
     return 0
 
 
