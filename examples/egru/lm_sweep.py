@@ -47,21 +47,24 @@ def recipe_and_overrides(command: list[str]) -> dict:
     return {"recipe": command[2], "overrides": sets}
 
 
-def best_validation(run: Path) -> dict:
-    """The epoch with the best validation BPC (what ``eval_checkpoint = "best"`` keeps) and the training time."""
+def chosen_validation(run: Path, checkpoint: str) -> dict:
+    """The validation BPC of the checkpoint the recipe evaluates (``eval_checkpoint``: ``"best"``, the epoch with the
+    best validation BPC, or ``"last"``, the final one, e.g. a pruned model's fully pruned state) and the training
+    time."""
     lines = [json.loads(ln) for ln in (run / "metrics.jsonl").read_text().splitlines() if ln.strip()]
     scored = [ln for ln in lines if ln.get("val_neg_bpc") is not None]
     if not scored:
         raise SystemExit(f"{run}: no validation BPC in metrics.jsonl (val_fraction = 0?)")
-    best = max(scored, key=lambda ln: ln["val_neg_bpc"])
-    return {"val_bpc": -best["val_neg_bpc"], "best_epoch": best["epoch"], "epochs": lines[-1]["epoch"],
+    best = scored[-1] if checkpoint == "last" else max(scored, key=lambda ln: ln["val_neg_bpc"])
+    return {"val_bpc": -best["val_neg_bpc"], "checkpoint": checkpoint, "best_epoch": best["epoch"],
+            "epochs": lines[-1]["epoch"],
             "val_bpc_per_epoch": [-ln["val_neg_bpc"] for ln in scored], "train_time_s": lines[-1].get("time_s")}
 
 
 @torch.no_grad()
-def validation_activity(run: Path) -> float | None:
-    """Fraction of zero events of the best checkpoint on the validation split (``None`` for a non-EGRU model)."""
-    lr = load_run(run, "best")
+def validation_activity(run: Path, checkpoint: str) -> float | None:
+    """Fraction of zero events of ``checkpoint`` on the validation split (``None`` for a non-EGRU model)."""
+    lr = load_run(run, checkpoint)
     if not hasattr(lr.model, "forward_events"):
         return None
     val = lr.data().val
@@ -117,10 +120,12 @@ def main(argv: list[str] | None = None) -> int:
         run_dir = args.runs / name
         info = json.loads((run_dir / "run.json").read_text())
         resolved = json.loads((run_dir / "config.json").read_text())
+        checkpoint = resolved["train"].get("eval_checkpoint") or "best"
         row = {**recipe_and_overrides(info["command"]), "command": " ".join(info["command"]),
                "seed": info["seed"], "git": info.get("git"), "git_dirty": info.get("git_dirty"),
                "config": {"model": resolved["model"], "train": resolved["train"]},
-               **best_validation(run_dir), "val_activity_sparsity": validation_activity(run_dir)}
+               **chosen_validation(run_dir, checkpoint),
+               "val_activity_sparsity": validation_activity(run_dir, checkpoint)}
         row["settings"] = " ".join(s for s in row["overrides"] if not s.startswith("train.epochs=")) or "(none)"
         row["model"] = resolved["model"]["name"]
         rows[name] = row

@@ -13,6 +13,7 @@ from spikeseq.errors import DataError, ParameterError, ShapeError
 from spikeseq.models import registry
 from spikeseq.models.egru import EGRULM, RNNLM, Pruner, PruneSchedule, magnitude_mask, to_csr
 from spikeseq.models.egru.modules import EGRUClassifier
+from spikeseq.models.egru.prune import global_magnitude_masks
 from spikeseq.train.tasks.language_modelling import lm_batch
 
 
@@ -72,6 +73,34 @@ def test_pruner_reaches_the_target_and_keeps_weights_zero():
     m2.load_state_dict(m.state_dict())
     assert torch.equal(m2.pruner.mask("rnn.weight_hh_l0"), m.pruner.mask("rnn.weight_hh_l0"))
     assert isinstance(m.pruner, Pruner)
+
+
+def test_global_masks_rank_all_matrices_together():
+    a = torch.tensor([[0.1, -3.0], [2.0, 0.05]])
+    b = torch.tensor([0.5, -0.2, 4.0, 0.3])
+    ma, mb = global_magnitude_masks([a, b], 0.5)      # 4 of 8 dropped: 0.05, 0.1, -0.2, 0.3
+    assert ma.tolist() == [[0.0, 1.0], [1.0, 0.0]] and mb.tolist() == [1.0, 0.0, 1.0, 0.0]
+    with pytest.raises(ParameterError, match="scope must be one of"):
+        PruneSchedule(0.5, scope="layer")
+
+
+def test_global_pruner_reaches_the_total_sparsity_with_matrices_at_their_own_level():
+    m = EGRULM(9, embed=4, hidden=8, seed=0, prune=dict(sparsity=0.9, start=0, end=4, every=1, scope="global"))
+    with torch.no_grad():
+        m.rnn.weight_ih_l0.mul_(10.0)            # the input matrix dominates the pooled ranking
+    opt = torch.optim.SGD(m.parameters(), lr=0.01)
+    for _ in range(6):
+        logits, _ = m(torch.randint(0, 9, (5, 2)).float())
+        opt.zero_grad()
+        logits.square().mean().backward()
+        opt.step()
+        m.train_step_end()
+    weights = [w for n, w in m.rnn.named_parameters() if n.startswith("weight")]
+    total = sum(w.numel() for w in weights)
+    zeros = sum(int((w == 0).sum()) for w in weights)
+    assert zeros == math.floor(0.9 * total + 1e-9)
+    sp = m.weight_sparsity()
+    assert sp["weight_ih_l0"] < 0.9 < sp["weight_hh_l0"]
 
 
 def test_activity_penalty_adds_the_gradient_of_strength_times_mean_events():
