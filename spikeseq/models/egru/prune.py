@@ -13,7 +13,12 @@ entries (a mask buffer, saved in checkpoints); after every optimizer step the ma
 the same sparsity ``s(k)``. ``"global"`` ranks the entries of all pruned matrices together and drops the smallest
 ``s(k)`` fraction of the pooled total. Each matrix then ends at its own sparsity and the total at ``s(k)``. Global
 magnitude pruning is the variant Blalock et al., "What is the state of neural network pruning?", MLSys 2020
-(arXiv 2003.03033), found at least as accurate as layer-wise at equal total sparsity.
+(arXiv 2003.03033), found at least as accurate as layer-wise at equal total sparsity. ``"erdos_renyi"`` gives each
+``[rows, cols]`` matrix a density proportional to ``(rows + cols) / (rows * cols)`` (capped at 1), scaled so that the
+total is ``s(k)``, and prunes each matrix by magnitude to its own level: the Erdős–Rényi allocation of Mocanu et al.,
+Nature Communications 9, 2383 (2018), as used by Evci et al., "Rigging the lottery", ICML 2020 (arXiv 1911.11134). A
+matrix with a small fan-in (an EGRU's input weights from a 64-wide embedding) keeps more of its entries than a large
+one.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from torch import nn
 
 from spikeseq.errors import ParameterError
 
-PRUNE_SCOPES = ("matrix", "global")
+PRUNE_SCOPES = ("matrix", "global", "erdos_renyi")
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,8 @@ class PruneSchedule:
                                  f"end={self.end}, every={self.every}")
         if self.scope not in PRUNE_SCOPES:
             raise ParameterError(f"pruning scope must be one of {PRUNE_SCOPES}, got {self.scope!r}: 'matrix' prunes "
-                                 "every matrix to the same sparsity, 'global' ranks all pruned matrices together")
+                                 "every matrix to the same sparsity, 'global' ranks all pruned matrices together, "
+                                 "'erdos_renyi' gives small matrices more density")
 
     def at(self, step: int) -> float:
         """The sparsity of the schedule after ``step`` optimizer steps."""
@@ -70,6 +76,23 @@ def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
         order = torch.argsort(weight.detach().abs().flatten(), stable=True)
         mask[order[:drop]] = 0
     return mask.view_as(weight)
+
+
+def erdos_renyi_sparsities(shapes: list[tuple[int, ...]], sparsity: float) -> list[float]:
+    """Per-matrix sparsities whose total over ``shapes`` is ``sparsity``, with densities proportional to
+    ``(rows + cols) / (rows * cols)`` (capped at 1: a capped matrix stays dense and the others share the rest)."""
+    sizes = [math.prod(sh) for sh in shapes]
+    raw = [(sh[0] + math.prod(sh[1:])) / n for sh, n in zip(shapes, sizes, strict=True)]
+    budget = (1.0 - sparsity) * sum(sizes)
+    dense: set[int] = set()
+    while True:
+        free = [i for i in range(len(shapes)) if i not in dense]
+        scale = (budget - sum(sizes[i] for i in dense)) / max(1e-30, sum(raw[i] * sizes[i] for i in free))
+        over = [i for i in free if raw[i] * scale > 1.0]
+        if not over:
+            break
+        dense.update(over)
+    return [0.0 if i in dense else max(0.0, 1.0 - raw[i] * scale) for i in range(len(shapes))]
 
 
 def global_magnitude_masks(weights: list[torch.Tensor], sparsity: float) -> list[torch.Tensor]:
@@ -112,6 +135,9 @@ class Pruner(nn.Module):
             level = self.schedule.at(k)
             if self.schedule.scope == "global":
                 masks = global_magnitude_masks(current, level)
+            elif self.schedule.scope == "erdos_renyi":
+                levels = erdos_renyi_sparsities([tuple(w.shape) for w in current], level)
+                masks = [magnitude_mask(w, lv) for w, lv in zip(current, levels, strict=True)]
             else:
                 masks = [magnitude_mask(w, level) for w in current]
             for n, m in zip(self.names, masks, strict=True):

@@ -13,7 +13,7 @@ from spikeseq.errors import DataError, ParameterError, ShapeError
 from spikeseq.models import registry
 from spikeseq.models.egru import EGRULM, RNNLM, Pruner, PruneSchedule, magnitude_mask, to_csr
 from spikeseq.models.egru.modules import EGRUClassifier
-from spikeseq.models.egru.prune import global_magnitude_masks
+from spikeseq.models.egru.prune import erdos_renyi_sparsities, global_magnitude_masks
 from spikeseq.train.tasks.language_modelling import lm_batch
 
 
@@ -191,3 +191,19 @@ def test_lm_batch_uniform_logits_give_log2_vocab_bits():
     res = lm_batch(out, y, None)
     assert res.count == t * b
     assert float(res.loss_sum) / res.count / math.log(2) == pytest.approx(3.0)   # log2(8) bits per token
+
+
+def test_erdos_renyi_densities_scale_with_fan_in_plus_fan_out_and_sum_to_the_target():
+    # by hand: densities c (768 + 64) / (768 * 64) and c (768 + 256) / (768 * 256), total 5 % of 245,760
+    s_ih, s_hh = erdos_renyi_sparsities([(768, 64), (768, 256)], 0.95)
+    assert (1 - s_ih) / (1 - s_hh) == pytest.approx((832 / 49152) / (1024 / 196608))
+    assert (1 - s_ih) * 49152 + (1 - s_hh) * 196608 == pytest.approx(0.05 * 245760)
+    # a matrix whose share would exceed density 1 stays dense and the other takes the rest
+    assert erdos_renyi_sparsities([(10, 2), (100, 100)], 0.5) == pytest.approx([0.0, 0.501])
+    m = EGRULM(9, embed=4, hidden=8, seed=0, prune=dict(sparsity=0.8, start=0, end=2, every=1, scope="erdos_renyi"))
+    for _ in range(3):
+        m.train_step_end()
+    want = erdos_renyi_sparsities([(24, 4), (24, 8)], 0.8)
+    got = m.weight_sparsity()
+    assert [got["weight_ih_l0"], got["weight_hh_l0"]] == pytest.approx(
+        [math.floor(s * n + 1e-9) / n for s, n in zip(want, (96, 192), strict=True)])
