@@ -2,7 +2,8 @@
 
 :class:`InputTap` registers
 
-* a forward pre-hook on the model (records ``T, B`` of the time-first input ``[T, B, ...]``),
+* a forward pre-hook on the model (records ``T, B`` of the time-first input ``[T, B, ...]``, given by position
+  or by the name of ``forward``'s first parameter, e.g. ``model(x=...)``),
 * a forward pre-hook on every target layer (stores its input, detached), and
 * a forward hook on the model that hands the inputs of the whole forward pass to a callback,
 
@@ -19,6 +20,7 @@ project_residual`), the same as using ``x - Q^T Q x`` in every outer product ``d
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -47,6 +49,7 @@ class InputTap:
         self._buf: dict[str, list[torch.Tensor]] = {t.name: [] for t in targets}
         self._tb: tuple[int, int] | None = None
         self._handles: list = []
+        self._input_name: str | None = None
 
     def _active(self) -> bool:
         return self.always or (self.model.training and torch.is_grad_enabled())
@@ -55,7 +58,8 @@ class InputTap:
         """Register the forward hooks that record the targets' inputs during training (idempotent); returns self."""
         if self._handles:
             return self
-        self._handles.append(self.model.register_forward_pre_hook(self._start))
+        self._input_name = _first_parameter(self.model)
+        self._handles.append(self.model.register_forward_pre_hook(self._start, with_kwargs=True))
         for t in self.targets:
             self._handles.append(t.module.register_forward_pre_hook(self._store(t)))
         self._handles.append(self.model.register_forward_hook(self._finish))
@@ -78,10 +82,11 @@ class InputTap:
             v.clear()
         self._tb = None
 
-    def _start(self, _module, args) -> None:
+    def _start(self, _module, args, kwargs) -> None:
         self._clear()
-        if self._active() and args and isinstance(args[0], torch.Tensor) and args[0].dim() >= 2:
-            self._tb = (int(args[0].shape[0]), int(args[0].shape[1]))
+        x = args[0] if args else kwargs.get(self._input_name) if self._input_name else None
+        if self._active() and isinstance(x, torch.Tensor) and x.dim() >= 2:
+            self._tb = (int(x.shape[0]), int(x.shape[1]))
 
     def _store(self, target: Target):
         def hook(_module, args) -> None:
@@ -99,6 +104,16 @@ class InputTap:
             self.callback(inputs, tb)
 
 
+def _first_parameter(model: nn.Module) -> str | None:
+    """The name of the first parameter of ``model.forward`` (the input when it is passed by keyword)."""
+    try:
+        params = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return None
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return next((p.name for p in params if p.kind in kinds), None)
+
+
 @functools.lru_cache(maxsize=64)
 def _rate_weights(steps: int, decay: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``lam^(T-1-t) / sum_t lam^(T-1-t)`` for ``t = 0 .. T-1`` (the weighted rate's weights; cached)."""
@@ -111,17 +126,23 @@ def presynaptic(rows: torch.Tensor, tb: tuple[int, int], mode: str = "rate", dec
     """The plasticity input ``[N, n]`` from a layer's stored rows ``[M, P, n]`` (``M = T' * B``, time-major).
 
     ``"rate"``: one weighted rate per sample and patch (``N = B * P``); ``"step"``: every row (``N = M * P``).
-    ``max_samples`` keeps a random subset of the rows (large conv layers).
+    ``max_samples`` keeps a random subset of the rows (large conv layers). An empty batch (``B = 0``) gives no
+    rows (``[0, n]``).
     """
     if mode not in MODES:
         raise ParameterError(f"presynaptic input mode must be one of {MODES}, got {mode!r}")
     if not 0 < decay <= 1:
         raise ParameterError(f"trace decay must lie in (0, 1], got {decay}")
     m, p, n = rows.shape
-    _, b = tb
+    t, b = tb
+    if b == 0 or m == 0:
+        return rows.new_zeros(0, n)
     if mode == "rate":
         if m % b:
-            raise ShapeError(f"{m} stored input rows are not a whole number of time steps of batch {b}")
+            raise ShapeError(f"a protected layer saw {m} input rows, not a whole number of time steps of batch {b}: "
+                             f"the model input must be time-first [T, B, ...] (read as T = {t}, B = {b}); a [B, n] "
+                             "input without a time axis is read as T = B, B = n: add the time axis, x[None] for "
+                             "one step")
         steps = m // b
         out = (_rate_weights(steps, decay, rows.dtype, rows.device) @ rows.reshape(steps, b * p * n)).reshape(b * p, n)
     else:

@@ -14,17 +14,19 @@ Memory: two tensors per parameter per task (``separate``) or two per parameter (
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
-from spikeseq.errors import ConfigError
+from spikeseq.errors import ConfigError, ContinualError
 
 from .plugin import TaskData
 
 EWC_MODES = ("separate", "online")
+STATE_KEYS = ("task", "in_task", "anchors")  #: what :meth:`EWC.load_state_dict` needs
 
 
 @dataclass
@@ -37,6 +39,25 @@ class EWCConfig:
     samples: int = 512        #: training samples of a task used for the Fisher estimate
     batch_size: int = 32
 
+    def check(self) -> None:
+        """Raise :class:`~spikeseq.errors.ConfigError` naming the first option of the wrong type or out of range."""
+        if self.mode not in EWC_MODES:
+            raise ConfigError(f"EWC mode must be one of {EWC_MODES}, got {self.mode!r}")
+        if not _real(self.lam) or not (math.isfinite(self.lam) and self.lam >= 0):
+            raise ConfigError(f"EWC lam must be a finite number >= 0 (the penalty strength), got {self.lam!r}")
+        if not _real(self.gamma) or not 0 <= self.gamma <= 1:
+            raise ConfigError(f"EWC gamma must be a number in [0, 1] (the decay of the online Fisher), got "
+                              f"{self.gamma!r}")
+        for name in ("samples", "batch_size"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"EWC {name} must be a whole number >= 1, got {v!r}")
+
+
+def _real(v: Any) -> bool:
+    """Whether ``v`` is a real number (int or float, not bool)."""
+    return not isinstance(v, bool) and isinstance(v, int | float)
+
 
 class EWC:
     """The EWC plug-in (see module docstring)."""
@@ -46,10 +67,7 @@ class EWC:
     def __init__(self, model: nn.Module, config: EWCConfig | None = None) -> None:
         self.model = model
         self.config = cfg = config or EWCConfig()
-        if cfg.mode not in EWC_MODES:
-            raise ConfigError(f"EWC mode must be one of {EWC_MODES}, got {cfg.mode!r}")
-        if not cfg.lam >= 0:
-            raise ConfigError(f"EWC lam must be >= 0, got {cfg.lam}")
+        cfg.check()
         self.params = dict(model.named_parameters())
         self.anchors: list[tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]] = []  # (fisher, theta*)
         self.task, self.in_task = -1, False
@@ -100,7 +118,11 @@ class EWC:
                 break
         self.model.zero_grad(set_to_none=True)
         self.model.train(was_training)
-        fisher = {n: f / max(batches, 1) for n, f in fisher.items()}
+        if batches == 0:
+            raise ContinualError(f"EWC.end_task: task {self.task}'s data gave no batches, so there is no Fisher "
+                                 "information to estimate; pass the task's training data (TaskData.batches must "
+                                 "yield at least one batch)")
+        fisher = {n: f / batches for n, f in fisher.items()}
         theta = {n: self.params[n].detach().clone() for n in fisher}
         if cfg.mode == "online" and self.anchors:
             old, _ = self.anchors[0]
@@ -124,10 +146,40 @@ class EWC:
                             for f, t in self.anchors]}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` (resume)."""
+        """Restore :meth:`state_dict` (resume); ConfigError, before anything changes, when the state is not an EWC
+        state or its parameters do not fit this model (names, shapes)."""
+        missing = [k for k in STATE_KEYS if k not in st] if isinstance(st, dict) else list(STATE_KEYS)
+        if missing:
+            got = sorted(st) if isinstance(st, dict) else type(st).__name__
+            raise ConfigError(f"not an EWC state: missing {missing} (got {got}); load the state_dict() of an EWC "
+                              "plug-in, not that of HLOP / GPM or of the model")
+        for anchor in st["anchors"]:
+            self._check_anchor(anchor)
         self.anchors = [(dict(f), dict(t)) for f, t in st["anchors"]]
         self.task, self.in_task = int(st["task"]), bool(st["in_task"])
         if self.in_task:
             self.in_task = False
             self.task -= 1
             self.begin_task(self.task + 1)
+
+    def _check_anchor(self, anchor: Any) -> None:
+        """:class:`ConfigError` naming the parameter and both shapes unless ``anchor`` is a ``(fisher, theta)`` pair
+        of this model's parameters."""
+        if not (isinstance(anchor, tuple | list) and len(anchor) == 2 and all(isinstance(d, dict) for d in anchor)):
+            raise ConfigError("checkpoint EWC anchors must be (fisher, theta) pairs of {parameter name: tensor}")
+        fisher, theta = anchor
+        if set(fisher) != set(theta):
+            raise ConfigError(f"checkpoint EWC anchor: Fisher and theta name different parameters "
+                              f"({sorted(set(fisher) ^ set(theta))})")
+        for name, f in fisher.items():
+            p = self.params.get(name)
+            if p is None:
+                names = list(self.params)
+                shown = ", ".join(names[:8]) + (", ..." if len(names) > 8 else "")
+                raise ConfigError(f"checkpoint EWC anchor names parameter {name!r}, which this model does not have "
+                                  f"(its parameters: {shown})")
+            for what, v in (("Fisher", f), ("theta", theta[name])):
+                if not isinstance(v, torch.Tensor) or v.shape != p.shape:
+                    shape = tuple(v.shape) if isinstance(v, torch.Tensor) else type(v).__name__
+                    raise ConfigError(f"checkpoint EWC {what} of parameter {name!r} has shape {shape}, the model's "
+                                      f"parameter has {tuple(p.shape)}: a checkpoint of another model")

@@ -20,10 +20,10 @@ from typing import Any
 import torch
 from torch import nn
 
-from spikeseq.errors import ConfigError, ParameterError
+from spikeseq.errors import ConfigError, ContinualError, ParameterError
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
-from .layers import Target, resolve
+from .layers import Target, check_names, keep_prefixes, resolve
 from .plugin import TaskData
 
 
@@ -61,6 +61,10 @@ class GPMConfig:
                 raise ConfigError(f"GPM {name} must be a whole number >= 1, got {v!r}")
         if not 0 < self.trace_decay <= 1:
             raise ConfigError(f"GPM trace_decay must lie in (0, 1], got {self.trace_decay}")
+        if self.layers is not None:
+            check_names(self.layers, "GPM layers")
+        if self.keep_trainable is not None:
+            check_names(self.keep_trainable, "GPM keep_trainable")
 
 
 class GPM:
@@ -78,6 +82,7 @@ class GPM:
         if cfg.threshold is not None and not 0 < cfg.threshold < 1:
             raise ConfigError(f"GPM threshold must lie in (0, 1), got {cfg.threshold}")
         self.targets: list[Target] = resolve(model, cfg.layers)
+        self.keep = keep_prefixes(model, cfg.keep_trainable)
         self.bases = {t.name: torch.zeros(0, t.n, dtype=t.weight.dtype, device=t.weight.device)
                       for t in self.targets}
         for t in self.targets:
@@ -122,13 +127,21 @@ class GPM:
         finally:
             tap.detach()
             self.model.train(was_training)
+        if not any(r.shape[0] for v in rows.values() for r in v):
+            raise ContinualError(f"GPM.end_task: task {self.task}'s data gave no batches (or only empty ones), so it "
+                                 "has no inputs to build a basis from; pass the task's training data (TaskData."
+                                 "batches must yield at least one non-empty batch)")
+        for t in self.targets:
+            if not any(r.shape[0] for r in rows[t.name]):
+                raise ContinualError(f"GPM.end_task: layer {t.name!r} received no input on task {self.task}'s "
+                                     "data; protect only layers the model's forward pass uses")
         for t in self.targets:
             r = torch.cat(rows[t.name]).double()
             if r.shape[0] > cfg.max_rows:
                 r = r[torch.randperm(r.shape[0], generator=self.generator)[:cfg.max_rows]]
             self.bases[t.name] = self._grow(t, r).to(t.weight.dtype)
         if cfg.freeze_1d:
-            keep_ = tuple(cfg.keep_trainable or ())
+            keep_ = self.keep
             for n, p in self.model.named_parameters():
                 if p.dim() <= 1 and not any(n == k or n.startswith(k + ".") for k in keep_):
                     p.requires_grad_(False)
@@ -169,9 +182,18 @@ class GPM:
                 "frozen": [n for n, p in self.model.named_parameters() if not p.requires_grad]}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict` (resume)."""
-        if set(st["bases"]) != set(self.bases):
-            raise ConfigError(f"checkpoint GPM layers {sorted(st['bases'])} differ from {sorted(self.bases)}")
+        """Restore :meth:`state_dict` (resume); ConfigError, before anything changes, when the state is not a GPM
+        state or does not fit this model (other layers, other sizes)."""
+        missing = [k for k in STATE_KEYS if k not in st] if isinstance(st, dict) else list(STATE_KEYS)
+        if missing:
+            got = sorted(st) if isinstance(st, dict) else type(st).__name__
+            raise ConfigError(f"not a GPM state: missing {missing} (got {got}); load the state_dict() of a GPM "
+                              "plug-in, not that of HLOP / EWC or of the model")
+        if not isinstance(st["bases"], dict) or set(st["bases"]) != set(self.bases):
+            got = sorted(st["bases"]) if isinstance(st["bases"], dict) else st["bases"]
+            raise ConfigError(f"checkpoint GPM layers {got} differ from {sorted(self.bases)}")
+        for t in self.targets:
+            _check_basis(st["bases"][t.name], t)
         self.bases = {k: v.clone() for k, v in st["bases"].items()}
         self.task, self.in_task = int(st["task"]), bool(st["in_task"])
         self.generator.set_state(st["generator"])
@@ -181,6 +203,19 @@ class GPM:
                 p.requires_grad_(False)
         if self.in_task:
             self.projector.attach()
+
+
+STATE_KEYS = ("task", "in_task", "bases", "generator")  #: what :meth:`GPM.load_state_dict` needs
+
+
+def _check_basis(q: Any, t: Target) -> None:
+    """:class:`ConfigError` naming the layer and both shapes unless ``q`` is a basis ``[r <= n, n]`` of ``t``."""
+    if not isinstance(q, torch.Tensor) or q.dim() != 2 or q.shape[1] != t.n or q.shape[0] > t.n:
+        shape = tuple(q.shape) if isinstance(q, torch.Tensor) else type(q).__name__
+        raise ConfigError(f"checkpoint GPM basis of layer {t.name!r} has shape {shape}, the layer takes [r <= {t.n}, "
+                          f"{t.n}] (n = {t.n} input dimensions): a checkpoint of another model")
+    if not bool(torch.isfinite(q).all()):
+        raise ConfigError(f"checkpoint GPM basis of layer {t.name!r} holds NaN/Inf values")
 
 
 def _per_layer(v: Any, layer: str) -> int:

@@ -41,14 +41,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from spikeseq.errors import ConfigError, ParameterError
+from spikeseq.errors import ConfigError, NonFiniteError, ParameterError
 from spikeseq.functional import plasticity as fp
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
-from .layers import Target, resolve
+from .layers import Target, check_names, keep_prefixes, resolve
 from .plugin import TaskData
 
 PROJECTORS = ("orthonormal", "hebbian")
+STATE_KEYS = ("task", "in_task", "generator", "spaces")  #: what :meth:`HLOP.load_state_dict` needs
 
 
 @dataclass
@@ -96,10 +97,15 @@ class HLOPConfig:
             raise ConfigError(f"HLOP input must be one of {MODES}, got {self.input!r}")
         if self.projector not in PROJECTORS:
             raise ConfigError(f"HLOP projector must be one of {PROJECTORS}, got {self.projector!r}")
-        if self.iterations < 1 or not 0 <= self.momentum < 1 or not self.clamp > 0:
-            raise ConfigError(f"HLOP needs iterations >= 1, 0 <= momentum < 1, clamp > 0; got {self.iterations}, "
-                              f"{self.momentum}, {self.clamp}")
-        if not 0 < self.trace_decay <= 1:
+        if not _whole(self.iterations, 1):
+            raise ConfigError(f"HLOP iterations must be a whole number >= 1 of Oja steps per batch, got "
+                              f"{self.iterations!r}")
+        if not _number(self.momentum) or not 0 <= self.momentum < 1:
+            raise ConfigError(f"HLOP momentum must be a number in [0, 1), got {self.momentum!r}")
+        if not _number(self.clamp) or not (math.isfinite(self.clamp) and self.clamp > 0):
+            raise ConfigError(f"HLOP clamp must be a finite number > 0 (the bound of each Hebbian update; the "
+                              f"paper's is {fp.DELTA_CLAMP}), got {self.clamp!r}")
+        if not _number(self.trace_decay) or not 0 < self.trace_decay <= 1:
             raise ConfigError(f"HLOP trace_decay must lie in (0, 1], got {self.trace_decay}")
         for name in ("normalize", "measure_subspace", "freeze_1d"):
             if not isinstance(getattr(self, name), bool):
@@ -116,8 +122,36 @@ class HLOPConfig:
                                       f"{layer}")
         for name, low in (("hebbian_passes", 0), ("hebbian_batch", 1)):
             v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            if not _whole(v, low):
                 raise ConfigError(f"HLOP {name} must be a whole number >= {low}, got {v!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
+            raise ConfigError(f"HLOP seed must be a whole number, got {self.seed!r}")
+        if self.max_samples is not None and not _whole(self.max_samples, 1):
+            raise ConfigError(f"HLOP max_samples must be a whole number >= 1 of input rows per batch (or None: all "
+                              f"rows), got {self.max_samples!r}")
+        self._check_spiking()
+        if self.layers is not None:
+            check_names(self.layers, "HLOP layers")
+        check_names(self.keep_trainable, "HLOP keep_trainable")
+
+    def _check_spiking(self) -> None:
+        s = self.spiking
+        if s is None:
+            return
+        if (isinstance(s, str) or not isinstance(s, tuple | list) or len(s) != 2
+                or not all(_number(v) and math.isfinite(v) and v > 0 for v in s)):
+            raise ConfigError(f"HLOP spiking must be None or (S, T_l), two finite numbers > 0 (the spike-count "
+                              f"code's range and steps, e.g. (20, 40)), got {s!r}")
+
+
+def _number(v: Any) -> bool:
+    """Whether ``v`` is a real number (int or float, not bool)."""
+    return not isinstance(v, bool) and isinstance(v, int | float)
+
+
+def _whole(v: Any, low: int) -> bool:
+    """Whether ``v`` is an int (not bool) >= ``low``."""
+    return not isinstance(v, bool) and isinstance(v, int) and v >= low
 
 
 class Subspace:
@@ -135,14 +169,18 @@ class Subspace:
         """Number of subspace neurons (rows of ``H``), old and new."""
         return int(self.h.shape[0])
 
-    def add(self, k_new: int, generator: torch.Generator, name: str) -> None:
-        """Append ``k_new`` orthonormal rows, orthogonal to the existing ones."""
+    def check_add(self, k_new: int, name: str) -> None:
+        """:class:`ParameterError` when ``k_new`` more rows cannot be added (negative, or more than ``n`` in all)."""
         if k_new < 0:
             raise ParameterError(f"layer {name!r}: cannot add {k_new} subspace neurons")
         if self.k + k_new > self.n:
             raise ParameterError(f"layer {name!r} has n = {self.n} input dimensions but would get {self.k + k_new} "
                                  f"subspace neurons ({self.k} + {k_new}); a subspace has at most n dimensions: "
                                  "lower k_init / k_inc for this layer")
+
+    def add(self, k_new: int, generator: torch.Generator, name: str) -> None:
+        """Append ``k_new`` orthonormal rows, orthogonal to the existing ones."""
+        self.check_add(k_new, name)
         if k_new == 0:
             return
         r = torch.randn(self.n, k_new, generator=generator, dtype=torch.float64)
@@ -163,11 +201,35 @@ class Subspace:
         """A copy of the subspace (``h``, momentum ``m``, ``n_old``, projection ``basis``) for a checkpoint."""
         return {"h": self.h.clone(), "m": self.m.clone(), "n_old": self.n_old, "basis": self.basis.clone()}
 
+    def check_state(self, st: Any, name: str) -> None:
+        """:class:`ConfigError` naming layer ``name`` when ``st`` is not a consistent :meth:`state` of it."""
+        keys = ("h", "m", "n_old", "basis")
+        if not isinstance(st, dict) or any(k not in st for k in keys):
+            raise ConfigError(f"checkpoint subspace of layer {name!r} must hold {keys}, got "
+                              f"{sorted(st) if isinstance(st, dict) else type(st).__name__}")
+        h, m, basis = st["h"], st["m"], st["basis"]
+        if not all(isinstance(v, torch.Tensor) and v.dim() == 2 for v in (h, m, basis)):
+            raise ConfigError(f"checkpoint subspace of layer {name!r}: h, m and basis must be 2-D tensors")
+        if h.shape[1] != self.n or h.shape[0] > self.n:
+            raise ConfigError(f"checkpoint subspace of layer {name!r} has shape {tuple(h.shape)}, the layer takes "
+                              f"[k <= {self.n}, {self.n}] (n = {self.n} input dimensions): a checkpoint of another "
+                              "model")
+        if m.shape != h.shape:
+            raise ConfigError(f"checkpoint subspace of layer {name!r}: momentum {tuple(m.shape)} differs from H "
+                              f"{tuple(h.shape)}")
+        n_old = st["n_old"]
+        if isinstance(n_old, bool) or not isinstance(n_old, int) or not 0 <= n_old <= h.shape[0]:
+            raise ConfigError(f"checkpoint subspace of layer {name!r}: n_old = {n_old!r} old rows must be a whole "
+                              f"number in [0, k = {h.shape[0]}]")
+        if basis.shape[1] != self.n or basis.shape[0] > n_old:
+            raise ConfigError(f"checkpoint subspace of layer {name!r}: projection basis {tuple(basis.shape)} must "
+                              f"be [r <= n_old = {n_old}, {self.n}]")
+        if not all(bool(torch.isfinite(v).all()) for v in (h, m, basis)):
+            raise ConfigError(f"checkpoint subspace of layer {name!r} holds NaN/Inf values")
+
     def load(self, st: dict[str, Any], name: str) -> None:
-        """Restore :meth:`state` of layer ``name``; ConfigError when its input dimension differs."""
-        if st["h"].shape[1] != self.n:
-            raise ConfigError(f"checkpoint subspace of layer {name!r} has {st['h'].shape[1]} input dimensions, the "
-                              f"layer has {self.n}")
+        """Restore :meth:`state` of layer ``name``; ConfigError when it does not fit the layer."""
+        self.check_state(st, name)
         self.h, self.m, self.basis = st["h"].clone(), st["m"].clone(), st["basis"].clone()
         self.n_old = int(st["n_old"])
 
@@ -191,6 +253,7 @@ class HLOP:
         self.config = cfg = config or HLOPConfig()
         cfg.check()
         self.targets: list[Target] = resolve(model, cfg.layers)
+        self.keep = keep_prefixes(model, cfg.keep_trainable)
         for t in self.targets:
             k0 = int(cfg.per_layer("k_init", t.name))
             if not 1 <= k0 <= t.n:
@@ -217,9 +280,12 @@ class HLOP:
             raise ConfigError(f"HLOP tasks must run in order 0, 1, ... with end_task() between them; got "
                               f"begin_task({task}) after task {self.task} (in_task={self.in_task})")
         key = "k_init" if task == 0 else "k_inc"
+        k_new = {t.name: int(self.config.per_layer(key, t.name)) for t in self.targets}
+        for t in self.targets:  # every layer is checked before any grows: a refusal changes nothing
+            self.spaces[t.name].check_add(k_new[t.name], t.name)
         for t in self.targets:
             sp = self.spaces[t.name]
-            sp.add(int(self.config.per_layer(key, t.name)), self.generator, t.name)
+            sp.add(k_new[t.name], self.generator, t.name)
             sp.h, sp.m, sp.basis = (v.to(t.weight.device) for v in (sp.h, sp.m, sp.basis))
         self.task, self.in_task = task, True
         self.attach()
@@ -238,7 +304,7 @@ class HLOP:
         for sp in self.spaces.values():
             sp.merge(self.config.projector)
         if self.config.freeze_1d:
-            keep = tuple(self.config.keep_trainable)
+            keep = self.keep
             for n, p in self.model.named_parameters():
                 if p.dim() <= 1 and not any(n == k or n.startswith(k + ".") for k in keep):
                     p.requires_grad_(False)
@@ -303,7 +369,7 @@ class HLOP:
         return self.spaces[name].basis
 
     def _hebbian(self, inputs: dict[str, torch.Tensor], tb: tuple[int, int]) -> None:
-        if not (self.hebbian_enabled and self.in_task):
+        if not (self.hebbian_enabled and self.in_task) or tb[1] == 0:  # an empty batch: nothing to learn
             return
         cfg = self.config
         for t in self.targets:
@@ -312,6 +378,7 @@ class HLOP:
             if self._corr is not None:  # measuring: rows subsampled as in training, from the measurement's generator
                 x = presynaptic(inputs[t.name], tb, cfg.input, cfg.trace_decay, cfg.max_samples,
                                 self._measure_gen).double()
+                _check_finite(t.name, x)
                 b = self.spaces[t.name].basis.double()
                 r = x - (x @ b.t()) @ b if b.shape[0] else x
                 self._corr[t.name].addmm_(r.t(), r)
@@ -320,14 +387,41 @@ class HLOP:
             self.update(t.name, x)
 
     def update(self, name: str, x: torch.Tensor) -> None:
-        """``iterations`` Oja steps of the new neurons of layer ``name`` on inputs ``x [N, n]``."""
+        """``iterations`` Oja steps of the new neurons of layer ``name`` on inputs ``x [N, n]``.
+
+        No step for ``N = 0`` (an empty batch) or, with ``normalize``, a residual of zero power (a silent layer:
+        nothing to learn). :class:`NonFiniteError` for NaN/Inf inputs, or when the step would make ``H``
+        non-finite; ``H`` and its momentum are then restored to what they were before the step."""
         cfg, sp = self.config, self.spaces[name]
-        if sp.k == sp.n_old:
+        if sp.k == sp.n_old or x.shape[0] == 0:
             return
+        x = x.to(sp.h)
+        if cfg.normalize and self._residual_power(sp, x) < torch.finfo(sp.h.dtype).tiny:
+            return  # (a NaN/Inf input has a NaN/Inf power: it goes on to the check below)
+        lr = float(cfg.per_layer("lr", name))
+        h0, m0 = sp.h.clone(), sp.m.clone()
+        x_finite = torch.isfinite(x).all()
         sp.h, sp.m = fp.oja_subspace_step(
-            sp.h, sp.m, x.to(sp.h), lr=float(cfg.per_layer("lr", name)), plastic_from=sp.n_old,
+            sp.h, sp.m, x, lr=lr, plastic_from=sp.n_old,
             momentum=cfg.momentum, clamp=cfg.clamp, iterations=cfg.iterations, spiking=cfg.spiking,
             reduce=_all_reduce_mean, normalize=cfg.normalize, inplace=True)
+        x_ok, h_ok = torch.stack([x_finite, torch.isfinite(sp.h).all()]).tolist()  # one device sync for both
+        if not (x_ok and h_ok):
+            sp.h, sp.m = h0, m0
+            _check_finite(name, x)
+            raise NonFiniteError(f"HLOP layer {name!r}: a Hebbian update made the subspace H non-finite (NaN/Inf) "
+                                 f"with lr = {lr}, clamp = {cfg.clamp}, momentum = {cfg.momentum}; lower lr or "
+                                 "clamp for this layer (H is left as it was before the update)")
+
+    def _residual_power(self, sp: Subspace, x: torch.Tensor) -> float:
+        """The mean power ``mean |r|^2`` of the inputs' residual outside the old rows, averaged over ranks (the
+        quantity the normalised step divides by, computed the same way)."""
+        h_old = sp.h[:sp.n_old]
+        y_old = x @ h_old.t()
+        if self.config.spiking is not None:
+            y_old = fp.spike_quantise(y_old, *self.config.spiking)
+        flat = torch.addmm(x, y_old, h_old, alpha=-1.0).reshape(-1)
+        return float(_all_reduce_mean((torch.dot(flat, flat) / x.shape[0]).reshape(1)))
 
     def scale_lr(self, gamma: float) -> None:
         """Multiply every layer's Hebbian learning rate by ``gamma`` (the reference code's ``adjust_lr``)."""
@@ -345,9 +439,18 @@ class HLOP:
                 "frozen": [n for n, p in self.model.named_parameters() if not p.requires_grad]}
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
-        """Restore :meth:`state_dict`; ConfigError when the checkpoint's layers differ from this model's."""
-        if set(st["spaces"]) != set(self.spaces):
-            raise ConfigError(f"checkpoint HLOP layers {sorted(st['spaces'])} differ from {sorted(self.spaces)}")
+        """Restore :meth:`state_dict`; ConfigError, before anything changes, when the state is not an HLOP state or
+        does not fit this model (other layers, other sizes, inconsistent subspaces)."""
+        missing = [k for k in STATE_KEYS if k not in st] if isinstance(st, dict) else list(STATE_KEYS)
+        if missing:
+            got = sorted(st) if isinstance(st, dict) else type(st).__name__
+            raise ConfigError(f"not an HLOP state: missing {missing} (got {got}); load the state_dict() of an HLOP "
+                              "plug-in, not that of GPM / EWC or of the model")
+        if not isinstance(st["spaces"], dict) or set(st["spaces"]) != set(self.spaces):
+            got = sorted(st["spaces"]) if isinstance(st["spaces"], dict) else st["spaces"]
+            raise ConfigError(f"checkpoint HLOP layers {got} differ from {sorted(self.spaces)}")
+        for k, v in st["spaces"].items():
+            self.spaces[k].check_state(v, k)
         for k, v in st["spaces"].items():
             self.spaces[k].load(v, k)
         self.task, self.in_task = int(st["task"]), bool(st["in_task"])
@@ -365,3 +468,11 @@ class HLOP:
         """Stored lateral neurons per layer and ``"floats"``, the stored lateral weights ``sum k n`` (the memory
         compared with GPM's bases and EWC's Fisher diagonals and anchors)."""
         return {**{k: v.k for k, v in self.spaces.items()}, "floats": sum(v.k * v.n for v in self.spaces.values())}
+
+
+def _check_finite(name: str, x: torch.Tensor) -> None:
+    """:class:`NonFiniteError` naming layer ``name`` when its Hebbian input ``x`` holds NaN/Inf."""
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteError(f"HLOP layer {name!r}: its input holds NaN/Inf values, which would poison the subspace H "
+                             "(end_task's SVD then fails); find where they come from (the model input or an earlier "
+                             "layer) and keep them out of training")

@@ -75,6 +75,11 @@ def weight_columns(module: nn.Module, name: str) -> tuple[nn.Parameter, int]:
 def resolve(model: nn.Module, names: list[str] | tuple[str, ...] | None) -> list[Target]:
     """Targets for the dotted module ``names`` of ``model`` (``None``: every weighted module, in order)."""
     modules = dict(model.named_modules())
+    if names is not None:
+        check_names(names, "layers")
+        if not names:
+            raise ConfigError(f"no layers to protect: layers = [] lists none; name the weighted layers (e.g. "
+                              f"{_weighted(modules)[:3]}) or leave layers unset (None) for every weighted layer")
     if names is None:
         names = [n for n, m in modules.items() if isinstance(m, WEIGHTED) and n]
         if not names:
@@ -82,11 +87,39 @@ def resolve(model: nn.Module, names: list[str] | tuple[str, ...] | None) -> list
     out = []
     for n in names:
         if n not in modules:
-            weighted = [k for k, m in modules.items() if isinstance(m, WEIGHTED) and k]
             raise ConfigError(f"no layer named {n!r} in {type(model).__name__}; its weighted layers: "
-                              f"{', '.join(weighted) or '(none)'}")
+                              f"{', '.join(_weighted(modules)) or '(none)'}")
         w, dim = weight_columns(modules[n], n)
         out.append(Target(n, modules[n], w, dim))
     if len({id(t.module) for t in out}) != len(out):
         raise ConfigError(f"a layer is listed twice in {list(names)}")
     return out
+
+
+def _weighted(modules: dict[str, nn.Module]) -> list[str]:
+    return [k for k, m in modules.items() if isinstance(m, WEIGHTED) and k]
+
+
+def check_names(names: object, what: str) -> None:
+    """:class:`ConfigError` unless ``names`` is a list or tuple of strings (a bare string would be read character
+    by character)."""
+    if isinstance(names, str) or not isinstance(names, list | tuple):
+        raise ConfigError(f"{what} must be a list of names, got {names!r}; write [{names!r}] for one name")
+    bad = [n for n in names if not isinstance(n, str)]
+    if bad:
+        raise ConfigError(f"{what} must hold names (strings), got {bad[0]!r} in {list(names)!r}")
+
+
+def keep_prefixes(model: nn.Module, keep: list[str] | tuple[str, ...] | None) -> tuple[str, ...]:
+    """The ``keep_trainable`` module prefixes as a tuple; :class:`ConfigError` for a bare string or a prefix that
+    matches no parameter of ``model`` (it would keep nothing trainable)."""
+    if keep is None:
+        return ()
+    check_names(keep, "keep_trainable")
+    params = [n for n, _ in model.named_parameters()]
+    for k in keep:
+        if not any(n == k or n.startswith(k + ".") for n in params):
+            shown = ", ".join(params[:8]) + (", ..." if len(params) > 8 else "")
+            raise ConfigError(f"keep_trainable prefix {k!r} matches no parameter of {type(model).__name__}; "
+                              f"its parameters: {shown}")
+    return tuple(keep)

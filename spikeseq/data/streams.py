@@ -109,6 +109,12 @@ def check_stream(stream: Stream) -> None:
             if x.shape[0] == 0 or x.shape[0] != y.shape[0]:
                 raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} split has {x.shape[0]} "
                                      f"samples and {y.shape[0]} labels (need the same, > 0)")
+            if (y.is_floating_point() and not bool((y == y.round()).all())) or y.dtype == torch.bool:
+                raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} labels must be whole class "
+                                     f"indices, got dtype {y.dtype} with non-integer values")
+            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+                raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} inputs contain NaN or Inf; "
+                                     "clean or drop those samples")
             if int(y.min()) < 0 or int(y.max()) >= len(t.classes):
                 raise ContinualError(f"stream {stream.name!r}: task {t.name!r} labels must lie in [0, "
                                      f"{len(t.classes)}) (local to its classes), got [{int(y.min())}, {int(y.max())}]")

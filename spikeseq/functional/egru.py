@@ -41,7 +41,7 @@ import torch.nn.functional as F
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_floating, check_sequence, check_state_shape
-from spikeseq.errors import NonFiniteError, ParameterError, ShapeError
+from spikeseq.errors import DTypeError, NonFiniteError, ParameterError, ShapeError
 
 #: EvNN's dampening factor gamma of the pseudo-derivative (fixed in the reference code; specs/models.md §4).
 DAMPENING = 0.7
@@ -125,6 +125,37 @@ def check_weights(x: torch.Tensor, weight_ih, weight_hh, bias_ih, bias_hh) -> in
     return three_h // 3
 
 
+def check_consistent(x: torch.Tensor, weight_ih: torch.Tensor, weight_hh: torch.Tensor, bias_ih, bias_hh,
+                     threshold: torch.Tensor, state: EGRUState | None) -> None:
+    """Every parameter and the state on ``x``'s device; weights and biases in one floating dtype, which is ``x``'s
+    unless autocast is on; a given state in the compute dtype of ``x`` (:func:`compute_dtype`). A fast kernel reads
+    raw memory, so a bias of another dtype would be read wrongly rather than converted."""
+    wdt = weight_ih.dtype
+    named = [("weight_hh", weight_hh), ("bias_ih", bias_ih), ("bias_hh", bias_hh)]
+    for name, t in named:
+        if t is None:
+            continue
+        if not isinstance(t, torch.Tensor) or not t.is_floating_point():
+            raise DTypeError(f"EGRU {name} must be a floating tensor, got "
+                             f"{t.dtype if isinstance(t, torch.Tensor) else type(t).__name__}")
+        if t.dtype != wdt:
+            raise DTypeError(f"EGRU {name} is {t.dtype} but weight_ih is {wdt}: keep every parameter of a layer in "
+                             "one dtype (module.to(dtype))")
+    given = [] if state is None else [("state.c", state.c), ("state.y", state.y)]
+    for name, t in [("weight_ih", weight_ih), *named, ("threshold", threshold), *given]:
+        if isinstance(t, torch.Tensor) and t.device != x.device:
+            raise DTypeError(f"EGRU {name} is on {t.device} but x is on {x.device}: move the module and the state "
+                             f"to one device (module.to({str(x.device)!r}))")
+    if x.dtype != wdt and not torch.is_autocast_enabled(x.device.type):
+        raise DTypeError(f"EGRU input x is {x.dtype} but the weights are {wdt}: convert the input (x.to({wdt})) or "
+                         f"the module (module.to({x.dtype})), or run under torch.autocast")
+    cdt = compute_dtype(x.dtype)
+    for name, t in given:
+        if t.dtype != cdt:
+            raise DTypeError(f"EGRU {name} is {t.dtype}, expected {cdt} for {x.dtype} input (the state is kept in "
+                             "float32 for half-precision inputs); convert it, or pass state=None to start at rest")
+
+
 def initial_state(state: EGRUState | None, batch: int, hidden: int, like: torch.Tensor) -> EGRUState:
     """``state`` checked against ``[B, H]``, or zeros in the compute dtype."""
     dt = compute_dtype(like.dtype)
@@ -145,9 +176,13 @@ def zoneout_mask(zoneout: float | torch.Tensor, shape: torch.Size, like: torch.T
     if isinstance(zoneout, torch.Tensor):
         if tuple(zoneout.shape) != tuple(shape):
             raise ShapeError(f"a zoneout mask must have shape {tuple(shape)}, got {tuple(zoneout.shape)}")
+        m = zoneout.detach()
+        if not bool(torch.isfinite(m).all()) or bool(((m < 0) | (m > 1)).any()):
+            raise ParameterError("a zoneout mask holds the share of the previous state each unit keeps: its values "
+                                 "must lie in [0, 1]")
         return zoneout.to(compute_dtype(like.dtype))
-    if not (0.0 <= zoneout < 1.0):
-        raise ParameterError(f"zoneout must be a probability in [0, 1), got {zoneout}")
+    if isinstance(zoneout, bool) or not isinstance(zoneout, int | float) or not (0.0 <= zoneout < 1.0):
+        raise ParameterError(f"zoneout must be a probability in [0, 1) (or a mask tensor), got {zoneout!r}")
     if zoneout == 0.0:
         return None
     dt = compute_dtype(like.dtype)
@@ -220,13 +255,27 @@ def prepare_egru(x: torch.Tensor, state: EGRUState | None = None, *, weight_ih: 
     check_threshold(threshold, hidden)
     surrogate = pseudo_derivative(eps, dampening)
     st = initial_state(state, x.shape[-2], hidden, x)
+    check_consistent(x, weight_ih, weight_hh, bias_ih, bias_hh, threshold, state)
+    check_finite_inputs(x, state)
     w_hh = drop_connect(weight_hh, dropconnect, training)
     th = threshold.to(compute_dtype(x.dtype))
     steps = 1 if step else x.shape[0]
+    if step and isinstance(zoneout, torch.Tensor) and zoneout.dim() == 2:
+        zoneout = zoneout.unsqueeze(0)  # a step's mask [B, H]
     m = zoneout_mask(zoneout, torch.Size((steps, x.shape[-2], hidden)), x, training, generator)
     if step and m is not None:
         m = m[0]
     return EGRUCall(surrogate, st, weight_ih, w_hh, bias_ih, bias_hh, th, m)
+
+
+def check_finite_inputs(x: torch.Tensor, state: EGRUState | None) -> None:
+    """Raise :class:`~spikeseq.errors.NonFiniteError` when ``x`` or a given state holds a NaN or an inf. Checked up
+    front, not only through the final state: a saturating gate (tanh of +inf) or a pruned input column would hide
+    it from the output, and the backends would then disagree."""
+    for t, name in ((x, "x"), *(() if state is None else ((state.c, "state.c"), (state.y, "state.y")))):
+        if not bool(torch.isfinite(t.detach()).all()):
+            raise NonFiniteError(f"EGRU {name} contains NaN or Inf; clean the input (e.g. torch.nan_to_num) or find "
+                                 "where it became non-finite")
 
 
 def check_final_state(c: torch.Tensor) -> None:

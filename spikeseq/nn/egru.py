@@ -19,7 +19,18 @@ from spikeseq import surrogate as sg
 from spikeseq.checks import check_floating
 from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.functional.egru import DAMPENING, EGRUState, beta_threshold_init, check_eps, pseudo_derivative
+from spikeseq.kernels import dispatch
 from spikeseq.nn.base import StatefulModule
+
+#: The largest threshold the module uses (the cell's valid range is [0, 1): a unit at threshold >= 1 never fires).
+THRESHOLD_CEILING = 0.999
+
+
+def threshold_ceiling(dtype: torch.dtype) -> float:
+    """:data:`THRESHOLD_CEILING`, or the largest number below 1 of ``dtype`` where 0.999 rounds to 1 (bfloat16)."""
+    one = torch.ones((), dtype=dtype)
+    ceiling = torch.tensor(THRESHOLD_CEILING, dtype=dtype)
+    return float(ceiling if ceiling < one else torch.nextafter(one, torch.zeros((), dtype=dtype)))
 
 
 class EGRUStackOutput(NamedTuple):
@@ -50,12 +61,15 @@ class EGRU(StatefulModule):
         if bidirectional:
             raise ParameterError("EGRU is causal (events are emitted in time order); bidirectional=True is not "
                                  "supported: run two EGRUs on x and x.flip(0) instead")
-        if input_size < 1 or hidden_size < 1 or num_layers < 1:
-            raise ParameterError(f"input_size, hidden_size and num_layers must be >= 1, got {input_size}, "
-                                 f"{hidden_size}, {num_layers}")
+        for n, name in ((input_size, "input_size"), (hidden_size, "hidden_size"), (num_layers, "num_layers")):
+            if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+                raise ParameterError(f"{name} must be an integer >= 1, got {n!r}")
         for p, name in ((dropout, "dropout"), (zoneout, "zoneout"), (dropconnect, "dropconnect")):
-            if not (0.0 <= p < 1.0):
-                raise ParameterError(f"{name} must be a probability in [0, 1), got {p}")
+            if isinstance(p, bool) or not isinstance(p, int | float) or not (0.0 <= p < 1.0):
+                raise ParameterError(f"{name} must be a probability in [0, 1), got {p!r}")
+        known = ("auto", *sorted(dispatch.backends("egru_scan")))
+        if backend not in known:
+            raise ParameterError(f"unknown EGRU backend {backend!r}; known: {', '.join(known)}")
         check_eps(eps, dampening)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
@@ -80,8 +94,9 @@ class EGRU(StatefulModule):
     def layer_params(self, layer: int) -> dict[str, torch.Tensor | None]:
         """The weights of one layer as :func:`~spikeseq.functional.egru_scan` takes them."""
         g = lambda n: getattr(self, f"{n}_l{layer}", None)  # noqa: E731
+        th = g("threshold")
         return dict(weight_ih=g("weight_ih"), weight_hh=g("weight_hh"), bias_ih=g("bias_ih"),
-                    bias_hh=g("bias_hh"), threshold=g("threshold").clamp(0.0, 0.999))
+                    bias_hh=g("bias_hh"), threshold=th.clamp(0.0, threshold_ceiling(th.dtype)))
 
     def _state(self, state: EGRUState | None, batch: int) -> list[EGRUState | None]:
         if state is None:
@@ -118,6 +133,8 @@ class EGRU(StatefulModule):
                                         dropconnect=self.dropconnect, training=self.training,
                                         **self.layer_params(layer))
             h = out.y
+            if layer + 1 < self.num_layers:  # half-precision layers: the float32 events feed the next layer's dtype
+                h = h.to(getattr(self, f"weight_ih_l{layer + 1}").dtype)
             events.append(out.e)
             cs.append(st.c)
             ys.append(st.y)

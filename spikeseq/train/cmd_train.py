@@ -115,6 +115,7 @@ def run(args: argparse.Namespace) -> int:
         loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
         loop.preflight_target(cfg, data)
+        loop.preflight_data(cfg, data)
     _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)

@@ -111,6 +111,60 @@ def preflight_target(cfg: RunConfig, data: Any) -> None:
                  input_shape=tuple(data.train.x.shape[2:]))
 
 
+def preflight_data(cfg: RunConfig, data: Prepared) -> None:
+    """With the prepared data, before a run directory is touched: the model takes two training samples and the task's
+    loss takes its output (evaluation mode, no gradient), so that a model that does not fit the data (input width,
+    vocabulary, number of classes, backend) fails now with the reason; a classifier with fewer outputs than the
+    data's classes is refused, one with more is warned about. A model may also say that the run's budget of optimizer
+    steps does not suit its settings (``training_budget_warning(steps)``, e.g. a pruning schedule never reached)."""
+    import warnings
+
+    if len(data.train) == 0 or cfg.train.device != "cpu":
+        return
+    model = build_model(cfg.model)
+    model.eval()
+
+    top = None
+    hint = "check the [model] sizes against the dataset"
+    if cfg.task == "language_modelling":
+        top = max(int(split.x.max()) for split in (data.train, data.val, data.test) if len(split))
+        hint = f"the data's token ids reach {top}: the model's vocabulary needs at least {top + 1} tokens"
+
+    def fits(what: Callable[[], Any]) -> Any:
+        try:
+            with torch.no_grad():
+                return what()
+        except (ConfigError, KeyboardInterrupt):
+            raise
+        except Exception as e:  # any failure here is the config's: say so before anything is written
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            raise ConfigError(f"the model ({cfg.model.name}) does not fit the data ({cfg.data.name}, input "
+                              f"{tuple(data.train.x.shape[1:])}): {first}; {hint}") from e
+
+    out = fits(lambda: _forward(model, time_first(data.train.x[:2]), "float32", torch.device("cpu")))
+    outputs = int((out[0] if isinstance(out, tuple) else out).shape[-1])
+    if cfg.task == "classification":
+        if outputs < data.n_classes:
+            raise ConfigError(f"the model has {outputs} outputs but {cfg.data.name} has {data.n_classes} classes "
+                              f"(labels 0..{data.n_classes - 1}); set model.n_classes = {data.n_classes}")
+        if outputs > data.n_classes:
+            warnings.warn(f"the model has {outputs} outputs but {cfg.data.name} has {data.n_classes} classes: the "
+                          f"extra outputs are never a target (model.n_classes = {data.n_classes}?)", stacklevel=2)
+    if top is not None and outputs <= top:
+        raise ConfigError(f"the model predicts {outputs} tokens but {cfg.data.name} has token ids up to {top}; "
+                          f"set model.vocab = {top + 1}")
+    fits(lambda: task_for(cfg).batch(out, data.train.y[:2], cfg))
+    check_budget = getattr(model, "training_budget_warning", None)
+    if callable(check_budget):
+        per_epoch = math.ceil(math.ceil(len(data.train) / cfg.train.batch_size) / cfg.train.accumulate)
+        steps = per_epoch * cfg.train.epochs
+        if cfg.train.max_steps is not None:
+            steps = min(steps, cfg.train.max_steps)
+        message = check_budget(steps)
+        if message:
+            warnings.warn(message, stacklevel=2)
+
+
 def make_optimizer(params, cfg: RunConfig) -> torch.optim.Optimizer:
     """The optimizer of ``cfg.train`` over plain ``params`` (one group; see :mod:`spikeseq.train.optim`)."""
     t = cfg.train

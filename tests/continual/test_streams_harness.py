@@ -57,6 +57,14 @@ def test_stream_bad_input():
     t.train_x = t.train_x[:, :1]  # other time length: cannot share the head
     with pytest.raises(ContinualError, match="same input shape"):
         streams.check_stream(s)
+    s = streams.digits_permuted(steps=2, n_tasks=2)
+    s.tasks[1].train_y = s.tasks[1].train_y.float() + 0.5
+    with pytest.raises(ContinualError, match="whole class indices"):
+        streams.check_stream(s)
+    s = streams.digits_permuted(steps=2, n_tasks=2)
+    s.tasks[0].test_x[3, 0, 0] = float("nan")
+    with pytest.raises(ContinualError, match="test inputs contain NaN or Inf"):
+        streams.check_stream(s)
     with pytest.raises(ContinualError, match="unknown task stream"):
         streams.build("cifar1000")
     with pytest.raises(ContinualError, match="out of range"):

@@ -325,6 +325,7 @@ def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tupl
     return EGRUOutput(y, e), EGRUState(c, y_last)
 
 
-def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, **_: object) -> str | None:
+def supports(x, state=None, *, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None, threshold=None,
+             **_: object) -> str | None:
     """Why this backend cannot run a valid call (device, dtype), or ``None``."""
-    return call_problem(x, state, (weight_ih, weight_hh, threshold), ("cpu",), "the C++ loop")
+    return call_problem(x, state, (weight_ih, weight_hh, bias_ih, bias_hh, threshold), ("cpu",), "the C++ loop")

@@ -94,7 +94,8 @@ def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tupl
     return EGRUOutput(y, e), EGRUState(c, y_last)
 
 
-def supports(x, state=None, *, weight_ih=None, weight_hh=None, threshold=None, **_: object) -> str | None:
+def supports(x, state=None, *, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None, threshold=None,
+             **_: object) -> str | None:
     """Why this backend cannot run a valid call (device, dtype), or ``None``."""
     devices = triton_devices()
-    return call_problem(x, state, (weight_ih, weight_hh, threshold), devices, "the Triton kernel")
+    return call_problem(x, state, (weight_ih, weight_hh, bias_ih, bias_hh, threshold), devices, "the Triton kernel")

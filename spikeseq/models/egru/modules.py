@@ -46,6 +46,18 @@ class _ActivityPenalty(torch.autograd.Function):
         return g, torch.full(ctx.shape, ctx.strength / ctx.n, dtype=ctx.dtype, device=g.device), None, None
 
 
+def prune_schedule(prune: Any) -> PruneSchedule:
+    """The :class:`PruneSchedule` of a model's ``prune`` table (``{sparsity, start, end, every, scope}``)."""
+    if not isinstance(prune, dict):
+        raise ParameterError(f"prune must be a table such as {{sparsity = 0.95, start = 0, end = 1000, every = 50}}, "
+                             f"got {prune!r}")
+    fields = set(PruneSchedule.__dataclass_fields__)
+    unknown = sorted(set(prune) - fields)
+    if unknown:
+        raise ParameterError(f"unknown prune key(s) {unknown}; known: {sorted(fields)}")
+    return PruneSchedule(**prune)
+
+
 def _positive_int(**sizes: int) -> None:
     for name, v in sizes.items():
         if not isinstance(v, int) or isinstance(v, bool) or v < 1:
@@ -55,6 +67,14 @@ def _positive_int(**sizes: int) -> None:
 def _token_ids(x: torch.Tensor, vocab: int) -> torch.Tensor:
     if x.dim() != 2:
         raise ShapeError(f"a language model takes token ids [T, B], got shape {tuple(x.shape)}")
+    if x.is_floating_point() and x.numel():
+        if not bool(torch.isfinite(x).all()):
+            raise ShapeError("token ids contain NaN or Inf; a language model takes whole-number ids in [0, vocab)")
+        if not bool((x == x.round()).all()):
+            bad = x[x != x.round()].flatten()[0].item()
+            raise ShapeError(f"token ids must be whole numbers (float ids are accepted only when integral), got {bad}")
+    elif not x.is_floating_point() and x.dtype == torch.bool:
+        raise ShapeError("token ids must be integers, got a bool tensor")
     ids = x.long()
     if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= vocab):
         raise ShapeError(f"token ids must lie in [0, {vocab}), got [{int(ids.min())}, {int(ids.max())}]")
@@ -68,8 +88,8 @@ class _EGRUMixin:
     pruner: Pruner | None
 
     def _setup_egru(self, prune: dict | None, activity: float, activity_rate: float = 0.0) -> None:
-        if not (activity >= 0):
-            raise ParameterError(f"activity (regularisation strength) must be >= 0, got {activity}")
+        if isinstance(activity, bool) or not isinstance(activity, int | float) or not (0 <= activity < math.inf):
+            raise ParameterError(f"activity (regularisation strength) must be a finite number >= 0, got {activity!r}")
         if not (0.0 <= activity_rate < 1.0):
             raise ParameterError(f"activity_rate (event-rate budget of the regulariser) must lie in [0, 1), got "
                                  f"{activity_rate}")
@@ -77,7 +97,17 @@ class _EGRUMixin:
         self.pruner = None
         if prune:
             names = [f"rnn.{n}" for n, _ in self.rnn.named_parameters() if n.startswith("weight")]
-            self.pruner = Pruner(self, names, PruneSchedule(**prune))  # type: ignore[arg-type]
+            self.pruner = Pruner(self, names, prune_schedule(prune))
+
+    def training_budget_warning(self, steps: int) -> str | None:
+        """A message when a run of ``steps`` optimizer steps ends before the pruning schedule reaches its level."""
+        if self.pruner is None:
+            return None
+        sched = self.pruner.schedule
+        if steps >= sched.end:
+            return None
+        return (f"the pruning schedule reaches sparsity {sched.sparsity} at optimizer step {sched.end}, but the run "
+                f"has {steps} steps: it ends at {sched.at(steps):.3f} (lower model.prune.end, or train longer)")
 
     def train_step_end(self) -> None:
         """Training-loop hook after each optimizer step: the pruning schedule."""

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from spikeseq.errors import ParameterError
+from spikeseq.errors import ParameterError, ShapeError
 
 PRUNE_SCOPES = ("matrix", "global", "erdos_renyi")
 
@@ -51,6 +51,10 @@ class PruneSchedule:
             raise ParameterError(
                 f"pruning sparsity must lie in [0, 1), got {self.sparsity!r}: 1.0 would remove every weight (the "
                 "SpiNNaker 2 EGRU uses 0.95)")
+        for name in ("start", "end", "every"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int):
+                raise ParameterError(f"pruning {name} must be a whole number of optimizer steps, got {v!r}")
         if self.start < 0 or self.end <= self.start or self.every < 1:
             raise ParameterError(f"pruning needs 0 <= start < end and every >= 1, got start={self.start}, "
                                  f"end={self.end}, every={self.every}")
@@ -69,6 +73,8 @@ class PruneSchedule:
 
 def magnitude_mask(weight: torch.Tensor, sparsity: float) -> torch.Tensor:
     """A 0/1 mask keeping the ``1 - sparsity`` fraction of entries of largest magnitude (ties: lower index kept)."""
+    if not (0.0 <= sparsity <= 1.0):
+        raise ParameterError(f"sparsity must lie in [0, 1], got {sparsity!r}")
     n = weight.numel()
     drop = math.floor(sparsity * n + 1e-9)
     mask = torch.ones(n, dtype=weight.dtype, device=weight.device)
@@ -108,10 +114,16 @@ class Pruner(nn.Module):
 
     def __init__(self, owner: nn.Module, names: list[str], schedule: PruneSchedule) -> None:
         super().__init__()
+        params = dict(owner.named_parameters())
+        if not names:
+            raise ParameterError("Pruner needs at least one weight name to prune")
+        missing = [n for n in names if n not in params]
+        if missing:
+            raise ParameterError(f"no parameter named {missing} to prune; weight matrices of this module: "
+                                 f"{[n for n, p in params.items() if p.dim() == 2]}")
         self.schedule = schedule
         self.names = list(names)
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
-        params = dict(owner.named_parameters())
         for n in self.names:
             self.register_buffer(self._key(n), torch.ones_like(params[n].detach()))
 
@@ -148,6 +160,8 @@ class Pruner(nn.Module):
 
 def to_csr(weight: torch.Tensor) -> torch.Tensor:
     """A (pruned) dense matrix as a ``torch.sparse_csr`` tensor (rows = output units)."""
+    if weight.dim() != 2:
+        raise ShapeError(f"to_csr takes a 2-D weight matrix [out, in], got shape {tuple(weight.shape)}")
     with warnings.catch_warnings():  # torch marks CSR as beta; the conversion itself is exact
         warnings.simplefilter("ignore", UserWarning)
         return weight.detach().to_sparse_csr()

@@ -38,6 +38,7 @@ SGD (momentum allowed: it sums projected gradients) without weight decay, so oth
 from __future__ import annotations
 
 import math
+import operator
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -155,9 +156,14 @@ def _method_config(method: str, kwargs: dict[str, Any], src: str = "<config>") -
         if k not in names:
             raise ConfigError(f"{src}: continual.{method}.{k} is not a setting of {method}; known: {', '.join(names)}")
     kw = dict(kwargs)
-    if "spiking" in kw and kw["spiking"] is not None:
+    if isinstance(kw.get("spiking"), list):
         kw["spiking"] = tuple(kw["spiking"])
-    return cls(**kw)
+    conf = cls(**kw)
+    try:
+        conf.check()
+    except ConfigError as e:
+        raise ConfigError(f"{src}: continual.{method}: {e}") from None
+    return conf
 
 
 def load(path: str | Path, overrides: list[str] | None = None) -> ContinualConfig:
@@ -218,9 +224,7 @@ def make_plugin(method: str, model: nn.Module, kwargs: dict[str, Any]):
 def task_mask(stream, task: int, like: torch.Tensor | None = None) -> torch.Tensor:
     """Additive logit mask ``[n_outputs]`` of task ``task``: 0 on its outputs, -inf elsewhere (task-incremental);
     all 0 for a shared head. Raises :class:`ContinualError` for a task id outside the stream."""
-    if not isinstance(task, int) or not 0 <= task < len(stream.tasks):
-        raise ContinualError(f"task id {task!r} is out of range: stream {stream.name!r} has tasks 0..."
-                             f"{len(stream.tasks) - 1}")
+    task = task_id(stream, task)
     m = torch.zeros(stream.n_outputs)
     if stream.setting == "task":
         m.fill_(-math.inf)
@@ -228,9 +232,50 @@ def task_mask(stream, task: int, like: torch.Tensor | None = None) -> torch.Tens
     return m if like is None else m.to(like)
 
 
+def task_id(stream, task: Any) -> int:
+    """``task`` as an int (Python, numpy or 0-d torch integer; not a bool); :class:`ContinualError` when it is not
+    an integer or lies outside the stream's tasks."""
+    n = len(stream.tasks)
+    try:
+        i = None if isinstance(task, bool) else operator.index(task)
+    except TypeError:
+        i = None
+    if i is None:
+        raise ContinualError(f"task id {task!r} is not an integer task index: stream {stream.name!r} has tasks "
+                             f"0...{n - 1}")
+    if not 0 <= i < n:
+        raise ContinualError(f"task id {task!r} is out of range: stream {stream.name!r} has tasks 0...{n - 1}")
+    return i
+
+
 def global_labels(stream, task: int, y: torch.Tensor) -> torch.Tensor:
-    """Task ``task``'s labels ``y`` (0 .. its class count - 1) as the stream's global output indices."""
-    return torch.tensor(stream.tasks[task].classes)[y]
+    """Task ``task``'s labels ``y`` (0 .. its class count - 1) as the stream's global output indices;
+    :class:`ContinualError` for an unknown task or labels that are not whole numbers in that range."""
+    task = task_id(stream, task)
+    k = stream.tasks[task]
+    _check_labels(stream, k, y, "given")
+    return torch.tensor(k.classes, device=y.device)[y]
+
+
+def _check_labels(stream, k: Any, y: torch.Tensor, what: str) -> None:
+    """:class:`ContinualError` naming task ``k`` unless ``y`` holds integer labels in ``[0, len(k.classes))``."""
+    if not isinstance(y, torch.Tensor) or y.dtype.is_floating_point or y.dtype.is_complex or y.dtype == torch.bool:
+        dtype = y.dtype if isinstance(y, torch.Tensor) else type(y).__name__
+        raise ContinualError(f"stream {stream.name!r}: task {k.name!r} {what} labels must be an integer tensor "
+                             f"(class indices), got {dtype}; use .long() on whole-number labels")
+    if y.numel() and (int(y.min()) < 0 or int(y.max()) >= len(k.classes)):
+        raise ContinualError(f"stream {stream.name!r}: task {k.name!r} {what} labels must lie in [0, "
+                             f"{len(k.classes)}) (local to its {len(k.classes)} classes), got [{int(y.min())}, "
+                             f"{int(y.max())}]")
+
+
+def _check_inputs(stream, k: Any, x: torch.Tensor, what: str, chunk: int = 1024) -> None:
+    """:class:`ContinualError` naming task ``k`` when its inputs ``x`` hold NaN/Inf (checked ``chunk`` samples at a
+    time, so a large stream needs little extra memory)."""
+    for i in range(0, x.shape[0], chunk):
+        if not bool(torch.isfinite(x[i:i + chunk]).all()):
+            raise ContinualError(f"stream {stream.name!r}: task {k.name!r} {what} inputs hold NaN/Inf values (first "
+                                 f"in samples {i}..{min(i + chunk, x.shape[0]) - 1}); clean or drop those samples")
 
 
 def targets(y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -249,9 +294,15 @@ def _split_target(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def task_split(stream, task: int, which: str = "test") -> Split:
     """Task ``task``'s ``"train"`` or ``"test"`` split as a :class:`~spikeseq.train.datasets.Split` whose ``y`` is
-    the :func:`targets` encoding (global labels and the task's mask)."""
+    the :func:`targets` encoding (global labels and the task's mask); :class:`ContinualError` for an unknown task,
+    non-integer labels or non-finite inputs."""
+    if which not in ("train", "test"):
+        raise ContinualError(f"a task split is 'train' or 'test', got {which!r}")
+    task = task_id(stream, task)
     k = stream.tasks[task]
     x, y = (k.train_x, k.train_y) if which == "train" else (k.test_x, k.test_y)
+    _check_labels(stream, k, y, which)
+    _check_inputs(stream, k, x, which)
     return Split(x, targets(global_labels(stream, task, y), task_mask(stream, task)))
 
 
