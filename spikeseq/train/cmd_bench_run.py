@@ -130,11 +130,14 @@ def _run(args: argparse.Namespace, flushed: bool) -> int:
         yd = rnn(x)[0].y
     act = 1.0 - float(events.mean())
     diff = float((ys - yd).abs().max())
+    weights = [p.detach() for n, p in rnn.named_parameters() if n.startswith("weight")]
+    w_sp = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
     T, B, I = x.shape
     if flushed:
         print("torch.set_flush_denormal(True): subnormals flushed in the PyTorch candidates too")
     print(f"trained EGRU {rnn.num_layers} x {rnn.hidden_size} (input {I}) from {info['run']}, T {T}, B {B}, "
-          f"{torch.get_num_threads()} thread(s); activity sparsity {act:.3f}; max|sparse-dense| {diff:.1e}")
+          f"{torch.get_num_threads()} thread(s); activity sparsity {act:.3f}, weight sparsity {w_sp:.3f}; "
+          f"max|sparse-dense| {diff:.1e}")
     x = x.requires_grad_()
     t_train = time_interleaved({"sparse": _step(rnn, x, "cpu"), "dense": _step(rnn, x, "torch"),
                                 "gru": _step(gru, x, None)}, args.reps)
@@ -148,7 +151,8 @@ def _run(args: argparse.Namespace, flushed: bool) -> int:
         "command": command_line("bench-run"), "commit": git_commit(), "dirty": git_dirty(),
         "machine": {"platform": platform.platform(), "cpu": cpu_model(), "torch": torch.__version__,
                     "cpus": os.cpu_count(), "load_average_1_5_15": list(os.getloadavg())},
-        "trained": {**info, "activity_sparsity": act, "max_abs_diff": diff, "threads": args.threads,
+        "trained": {**info, "activity_sparsity": act, "weight_sparsity": w_sp, "max_abs_diff": diff,
+                    "threads": args.threads,
                     "torch_flush_denormal": flushed},
         "fwd_bwd": {"ms": t_train, "dense_over_sparse": t_train["dense"] / t_train["sparse"],
                     "gru_over_sparse": t_train["gru"] / t_train["sparse"]},

@@ -70,6 +70,7 @@ threads = 1
     assert res["trained"]["input_shape"] == [20, 4, 8]  # T = seq_len, B = --batch, the embedding width
     assert res["trained"]["max_abs_diff"] < 1e-5 and 0.0 <= res["trained"]["activity_sparsity"] <= 1.0
     assert res["trained"]["torch_flush_denormal"] is True
+    assert res["trained"]["weight_sparsity"] == 0.0   # an unpruned run: no weight is exactly zero
     assert set(res["fwd_bwd"]["ms"]) == set(res["forward"]["ms"]) == {"sparse", "dense", "gru"}
     assert res["command"].startswith("spikeseq bench-run")
     assert float(torch.tensor([1e-39])[0] * 1.0) > 0.0  # PyTorch's default restored after the bench
