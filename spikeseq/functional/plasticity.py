@@ -38,7 +38,7 @@ from collections.abc import Callable
 
 import torch
 
-from spikeseq.errors import ParameterError, ShapeError
+from spikeseq.errors import NonFiniteError, ParameterError, ShapeError
 
 #: Clamp of the Hebbian update and the momentum of the reference code (``hlop_module.py``: ``clamp(.., -10, 10)``,
 #: ``m = 0.9``).
@@ -116,7 +116,11 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
             power = (torch.dot(flat, flat) / max(n_rows, 1)).reshape(1)
             if reduce is not None:
                 power = reduce(power)
-            inv_power = 1.0 / max(float(power), torch.finfo(torch.float64).tiny)
+            if not float(power) >= torch.finfo(h.dtype).tiny:  # no residual (a silent input): nothing to learn
+                if not torch.isfinite(power).all():
+                    raise NonFiniteError("oja_subspace_step: the inputs' residual power is NaN/Inf (non-finite x)")
+                iterations = 0
+            inv_power = 1.0 / max(float(power), torch.finfo(h.dtype).tiny)
         # clamp(N dH / p, -N c, N c) = clamp(N dH, -N c p, N c p) / p: the 1 / (N p) goes into the momentum's weight
         bound = clamp * n_rows / inv_power
         for _ in range(iterations):
