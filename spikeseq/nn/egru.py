@@ -7,6 +7,7 @@ graded events ``y`` of layer ``k - 1`` (after dropout), so its input projection 
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import NamedTuple
 
@@ -26,6 +27,7 @@ from spikeseq.nn.base import StatefulModule
 THRESHOLD_CEILING = 0.999
 
 
+@functools.lru_cache(maxsize=8)
 def threshold_ceiling(dtype: torch.dtype) -> float:
     """:data:`THRESHOLD_CEILING`, or the largest number below 1 of ``dtype`` where 0.999 rounds to 1 (bfloat16)."""
     one = torch.ones((), dtype=dtype)
