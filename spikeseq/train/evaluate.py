@@ -47,13 +47,15 @@ def predict(model: nn.Module, x: torch.Tensor, batch_size: int, readout: str, de
 
 def evaluate(model: nn.Module, split: Split, batch_size: int, readout: str, device: torch.device,
              n_classes: int, desc: str = "") -> dict[str, Any]:
-    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted)."""
+    """Loss, accuracy and confusion matrix (rows: true class, columns: predicted; as many as the model has outputs
+    when that exceeds ``n_classes``)."""
     if len(split) == 0:
         return {"n": 0, "loss": None, "acc": None, "confusion": []}
     logits = predict(model, split.x, batch_size, readout, device, desc)
     loss = float(F.cross_entropy(logits, split.y))
     pred = logits.argmax(1)
-    cm = torch.zeros(n_classes, n_classes, dtype=torch.long)
+    size = max(n_classes, int(logits.shape[1]))  # a model with extra outputs can predict a class no label has
+    cm = torch.zeros(size, size, dtype=torch.long)
     cm.index_put_((split.y, pred), torch.ones_like(pred), accumulate=True)
     return {"n": len(split), "loss": loss, "acc": float((pred == split.y).float().mean()),
             "confusion": cm.tolist()}

@@ -64,7 +64,7 @@ from spikeseq.train import checkpoint, distributed, optim
 from spikeseq.train.config import ModelConfig, RunConfig
 from spikeseq.train.datasets import Prepared, prepare, time_first
 from spikeseq.train.rundir import RunDir
-from spikeseq.train.tasks import Task, task_for
+from spikeseq.train.tasks import Task, task_for, task_name_for
 
 
 def build_model(model_cfg: ModelConfig) -> nn.Module:
@@ -123,10 +123,10 @@ def preflight_data(cfg: RunConfig, data: Prepared) -> None:
         return
     model = build_model(cfg.model)
     model.eval()
-
+    task = task_name_for(cfg.model.name, cfg.task)
     top = None
     hint = "check the [model] sizes against the dataset"
-    if cfg.task == "language_modelling":
+    if task == "language_modelling":
         top = max(int(split.x.max()) for split in (data.train, data.val, data.test) if len(split))
         hint = f"the data's token ids reach {top}: the model's vocabulary needs at least {top + 1} tokens"
 
@@ -143,7 +143,7 @@ def preflight_data(cfg: RunConfig, data: Prepared) -> None:
 
     out = fits(lambda: _forward(model, time_first(data.train.x[:2]), "float32", torch.device("cpu")))
     outputs = int((out[0] if isinstance(out, tuple) else out).shape[-1])
-    if cfg.task == "classification":
+    if task == "classification":
         if outputs < data.n_classes:
             raise ConfigError(f"the model has {outputs} outputs but {cfg.data.name} has {data.n_classes} classes "
                               f"(labels 0..{data.n_classes - 1}); set model.n_classes = {data.n_classes}")
