@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeseq.data._text import read_table
+from spikeseq.data._text import read_class_names, read_table_lines
 from spikeseq.data.har_common import HARWindows, check_split, dataset_root, sliding_windows
+from spikeseq.data.manifest import missing_files_error
 from spikeseq.errors import DataError
 
 
@@ -34,6 +35,9 @@ def read_recording(path: Path) -> np.ndarray:
     except FileNotFoundError:
         raise DataError(f"file not found: {path}; the Bangle.js set has Raw Data/acc_expXX_userYY.txt for "
                         "every session in labels.csv: restore the file or drop its rows from labels.csv") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a recording; the Bangle.js set has Raw Data/acc_expXX_userYY.txt "
+                        "files: restore the file or drop its rows from labels.csv") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not a UTF-8 text file (byte {e.start}); expected the header "
                         "'time,acc_x,acc_y,acc_z' and rows 'HH:MM:SS.fff,x,y,z;'") from None
@@ -57,6 +61,27 @@ def read_recording(path: Path) -> np.ndarray:
     return np.array(rows, np.float32).reshape(-1, 3)
 
 
+def read_labels(path: Path) -> tuple[np.ndarray, list[int]]:
+    """``labels.csv`` as int64 ``[rows, 5]`` (exp, user, class, start, end; 1-based inclusive) and the file line of
+    each row; :class:`DataError` naming the line of a row with start < 1 or end < start. (The real file ends
+    without a final newline, so none is required.)"""
+    lab, lines = read_table_lines(path, 5, dtype=np.int64, final_newline=False)
+    bad = np.flatnonzero((lab[:, 3] < 1) | (lab[:, 4] < lab[:, 3]))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{path}: line {lines[i]} is not a valid 'exp user class start end' row: {lab[i].tolist()}; "
+                        "start must be >= 1 and end >= start (1-based, inclusive sample indices): fix that row or "
+                        "restore the file")
+    return lab, lines
+
+
+def read_classes(path: Path) -> list[str]:
+    """``classnames.csv`` (``id name`` rows, ids 0..n-1) as names ordered by id."""
+    if not path.exists() and not path.is_symlink():
+        raise missing_files_error("banglejs", [path])
+    return read_class_names(path)
+
+
 def load_windows(root: str | os.PathLike | None = None, split: str = "train", *, window: int = 128,
                  stride: int = 64, test_users: frozenset[int] | None = None) -> HARWindows:
     """Windows ``x [N, window, 3]`` (g, 50 Hz) of one split (``"train"``, ``"test"``, ``"all"``), split by user.
@@ -66,9 +91,8 @@ def load_windows(root: str | os.PathLike | None = None, split: str = "train", *,
     """
     check_split(split, ("train", "test", "all"))
     folder = resolve_root(root)
-    lab = read_table(folder / "labels.csv", 5, dtype=np.int64)
-    classes = [ln.split(maxsplit=1)[1].strip() for ln in (folder / "classnames.csv").read_text().splitlines()
-               if ln.strip()]
+    lab, lines = read_labels(folder / "labels.csv")
+    classes = read_classes(folder / "classnames.csv")
     users = sorted({int(u) for u in lab[:, 1]})
     test = set(test_users) if test_users is not None else {users[-1]}
     xs, ys, ss = [], [], []
@@ -76,10 +100,12 @@ def load_windows(root: str | os.PathLike | None = None, split: str = "train", *,
         if split != "all" and (user in test) != (split == "test"):
             continue
         sig = read_recording(folder / "Raw Data" / f"acc_exp{exp:02d}_user{user:02d}.txt")
-        for _, _, cls, start, end in lab[(lab[:, 0] == exp) & (lab[:, 1] == user)]:
+        for r in np.flatnonzero((lab[:, 0] == exp) & (lab[:, 1] == user)):
+            _, _, cls, start, end = lab[r]
             if end > sig.shape[0] or not 0 <= cls < len(classes):
-                raise DataError(f"{folder / 'labels.csv'}: segment {exp} {user} {cls} {start} {end} does not fit "
-                                f"the recording ({sig.shape[0]} rows) or the {len(classes)} classes; each row must be "
+                raise DataError(f"{folder / 'labels.csv'}: line {lines[r]}, segment {exp} {user} {cls} {start} {end} "
+                                f"does not fit the recording ({sig.shape[0]} rows) or the {len(classes)} classes; "
+                                "each row must be "
                                 "'exp user class start end' with 1-based inclusive sample indices inside the "
                                 "recording and a class id listed in classnames.csv")
             st = sliding_windows(int(end - start + 1), window, stride, int(start - 1))

@@ -4,8 +4,9 @@ The file name carries a hash of ``params`` (which include the source fingerprint
 in the file's attributes (``params`` JSON) and compared on every read, so a cache written by other parameters is
 never used: an explicit ``cache=<path>`` written with other parameters raises :class:`DataError`. A cache is written
 atomically and only after every source file decoded without error, so nothing corrupt is ever cached. An
-unreadable automatic cache (e.g. truncated by a crash of another tool) is rebuilt with a
-:class:`~spikeseq.data.repair.DataRepairWarning`.
+unreadable automatic cache (e.g. truncated by a crash of another tool, or lacking one of its datasets) is rebuilt
+with a :class:`~spikeseq.data.repair.DataRepairWarning`. A cache that cannot be written (read-only folder, ...) is
+skipped with the same warning: the data read from the source files is returned.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from spikeseq.data._atomic import atomic_path
-from spikeseq.data.paths import cache_dir
+from spikeseq.data.paths import ENV_CACHE, cache_dir
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError
 
@@ -41,14 +43,33 @@ def params_json(params: dict[str, Any]) -> str:
 
 
 def fingerprint_files(paths: Iterable[str | os.PathLike]) -> str:
-    """Cheap fingerprint of source files: count, names, sizes and modification times."""
+    """Cheap fingerprint of source files: count, names, sizes, modification and status-change times, inodes.
+
+    ``st_ctime_ns`` (which ``os.utime``, ``cp -p``, ``rsync -t`` and ``tar`` cannot set back) and the inode catch a
+    same-size rewrite whose modification time was restored. A missing file (or dangling link) or a folder where a
+    file is expected raises :class:`DataError` naming it.
+    """
     h = hashlib.sha256()
     n = 0
     for p in paths:
-        st = os.stat(p)
-        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        st = _stat_file(Path(p))
+        h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\n".encode())
         n += 1
     return f"{n}:{h.hexdigest()[:16]}"
+
+
+def _stat_file(path: Path) -> os.stat_result:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        what = "a link to a missing file" if path.is_symlink() else "missing"
+        raise DataError(f"{path} is {what}; restore the data file (`spikeseq data check` lists what is missing)"
+                        ) from None
+    except OSError as e:
+        raise DataError(f"cannot read {path} ({e.strerror or e}); check the file and its permissions") from None
+    if stat.S_ISDIR(st.st_mode):
+        raise DataError(f"{path} is a folder, not a data file; put the original file there (or move the folder away)")
+    return st
 
 
 def cache_path(dataset: str, split: str, params: dict[str, Any], directory: Path | None = None) -> Path:
@@ -70,11 +91,16 @@ def _mapped(path: Path, dset) -> np.ndarray | None:
     return np.memmap(path, dtype=dset.dtype, mode="c", offset=offset, shape=dset.shape)
 
 
+class DamagedCache(Exception):
+    """A cache file that is valid HDF5 with the right parameters but lacks datasets it was written with."""
+
+
 def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict[str, np.ndarray]:
     """Read every dataset of a cache file after checking its parameters; :class:`DataError` on mismatch.
 
     With ``mmap`` large contiguous datasets are memory-mapped copy-on-write instead of read: the pages come from
-    the OS page cache on first use, and DataLoader workers share them.
+    the OS page cache on first use, and DataLoader workers share them. A cache that lacks one of the datasets it
+    was written with raises :class:`DamagedCache`.
     """
     h5py = _h5py()
     want = params_json(params)
@@ -86,6 +112,10 @@ def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict
                 f"cache {path} was written by other transform parameters:\n  file:      {have}\n  requested: {want}\n"
                 "delete the file or pass another cache path"
             )
+        listed = f.attrs.get("datasets", "[]")
+        lost = sorted(set(json.loads(listed.decode() if isinstance(listed, bytes) else str(listed))) - set(f.keys()))
+        if lost:
+            raise DamagedCache(f"it lacks the dataset(s) {', '.join(lost)}")
         out = {}
         for k in f.keys():
             d = f[k]
@@ -95,11 +125,13 @@ def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict
 
 
 def write_cache(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:
-    """Write ``arrays`` and the ``params`` attribute to the HDF5 file ``path`` atomically (temp file + rename)."""
+    """Write ``arrays``, the ``params`` attribute and the list of dataset names to the HDF5 file ``path`` atomically
+    (temp file + rename)."""
     h5py = _h5py()
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["params"] = params_json(params)
+            f.attrs["datasets"] = json.dumps(sorted(arrays))
             for k, v in arrays.items():
                 f.create_dataset(k, data=v)
 
@@ -129,5 +161,9 @@ def cached(
                 raise DataError(f"cache {path} is unreadable ({e}); delete it to rebuild") from e
             warn_repair(f"cache {path} is unreadable ({e}); rebuilding it")
     arrays = build()
-    write_cache(path, arrays, params)
+    try:
+        write_cache(path, arrays, params)
+    except OSError as e:  # OutputError (read-only folder, a file where the folder should be), disk full, ...
+        warn_repair(f"cannot write the cache {path} ({e}); the data was read from the source files and is used "
+                    f"without a cache (set {ENV_CACHE} to a writable folder to cache it)")
     return arrays, False

@@ -42,7 +42,11 @@ def corpus_path(name: str, root: str | os.PathLike | None = None) -> Path:
     """Where corpus ``name`` is expected (``root`` defaults to the data root, ``$SPIKESEQ_DATA``)."""
     if name not in FILES:
         raise DataError(f"unknown text corpus {name!r}; known: {', '.join(FILES)}")
-    return (Path(root) if root is not None else data_root()).joinpath(*FILES[name])
+    base = Path(root) if root is not None else data_root()
+    nested = base.joinpath(*FILES[name])
+    if root is not None and not nested.exists() and (base / FILES[name][-1]).is_file():
+        return base / FILES[name][-1]  # root is the corpus folder itself (`spikeseq data check --root`)
+    return nested
 
 
 def read_corpus(name: str, root: str | os.PathLike | None = None) -> str:

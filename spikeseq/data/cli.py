@@ -84,10 +84,58 @@ def _info(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check(args: argparse.Namespace) -> int:
+def _expected_digests(man) -> dict[str, list[tuple[str, str, int]]]:
+    """Per file path under the dataset folder: the ``(algorithm, digest, size)`` the manifest expects, from its
+    ``[[files]]`` and ``[[check]]`` entries together (a file listed in both is hashed and reported once)."""
+    out: dict[str, list[tuple[str, str, int]]] = {}
+    for f in man.files:
+        algo, want = ("sha256", f.sha256) if f.sha256 else (("md5", f.md5) if f.md5 else ("", ""))
+        out.setdefault(f.name, []).append((algo, want.lower(), 0))  # a download's size is not checked here
+    for c in man.check:
+        out.setdefault(c.path, []).append(("sha256" if c.sha256 else "", c.sha256.lower(), c.size))
+    return out
+
+
+def _check_file(p: Path, expected: list[tuple[str, str, int]], listed_in_check: bool) -> tuple[str, bool]:
+    """One report line for file ``p`` against every expected digest and size, and whether it matched."""
     from spikeseq.data.download import file_digest
-    from spikeseq.data.manifest import load_manifest
+
+    digests: dict[str, str] = {}
+    problems = []
+    for algo, want, size in expected:
+        if algo:
+            got = digests.setdefault(algo, file_digest(p, algo))
+            if got != want:
+                problems.append(f"expected {algo} {want}")
+        if size and p.stat().st_size != size:
+            problems.append(f"expected {size} bytes, found {p.stat().st_size}")
+    algo = "sha256" if "sha256" in digests or not digests else next(iter(digests))
+    got = digests.get(algo) or file_digest(p, algo)
+    if not any(a for a, _, _ in expected) and not listed_in_check:
+        return f"UNKNOWN  {p} sha256 {got} (no checksum in the manifest)", True
+    if problems:
+        return f"MISMATCH {p} {algo} {got} ({'; '.join(dict.fromkeys(problems))})", False
+    return f"OK       {p} {algo} {got}", True
+
+
+def _print_summary(name: str, root: Path | None) -> int:
+    """Load every split, print one ``LOAD`` line each; the number of splits that failed."""
     from spikeseq.data.registry import summary
+
+    bad = 0
+    for split, s in summary(name, root).items():
+        if "error" in s:
+            print(f"LOAD     {split}: error: {s['error']}")
+            bad += 1
+        elif "per_class" in s:
+            print(f"LOAD     {split}: {s['n']} samples, per class {s['per_class']}")
+        else:
+            print(f"LOAD     {split}: {s['n']} windows of {s['seq_len']} tokens, vocabulary {s['vocab']}")
+    return bad
+
+
+def _check(args: argparse.Namespace) -> int:
+    from spikeseq.data.manifest import load_manifest
 
     man = load_manifest(args.name)
     folder = _folder(args.name, args.root)
@@ -96,35 +144,22 @@ def _check(args: argparse.Namespace) -> int:
     for e in missing:
         print(f"MISSING  {folder / e}")
         bad += 1
-    for f in man.files:
-        p = folder / f.name
+    checked = {c.path for c in man.check}
+    for rel, expected in _expected_digests(man).items():
+        p = folder / rel
         if not p.exists():
+            if rel in checked and rel not in man.expect:
+                print(f"MISSING  {p}")
+                bad += 1
             continue
-        if f.sha256 or f.md5:
-            algo, want = ("sha256", f.sha256) if f.sha256 else ("md5", f.md5)
-            got = file_digest(p, algo)
-            ok = got == want.lower()
-            bad += not ok
-            print(f"{'OK' if ok else 'MISMATCH':<8} {p} {algo} {got}" + ("" if ok else f" (expected {want})"))
-        else:
-            print(f"UNKNOWN  {p} sha256 {file_digest(p)} (no checksum in the manifest)")
-    for c in man.check:
-        p = folder / c.path
-        if not p.exists():
-            print(f"MISSING  {p}")
+        if not p.is_file():
+            print(f"MISMATCH {p} is not a file (a folder or something else is in its place); restore the file")
             bad += 1
             continue
-        got = file_digest(p)
-        ok = (not c.sha256 or got == c.sha256) and (not c.size or p.stat().st_size == c.size)
+        line, ok = _check_file(p, expected, rel in checked)
+        print(line)
         bad += not ok
-        print(f"{'OK' if ok else 'MISMATCH':<8} {p} sha256 {got}" + ("" if ok else f" (expected {c.sha256}, "
-                                                                      f"{c.size} bytes)"))
-    for split, s in summary(args.name, Path(args.root) / man.subdir if args.root else None).items():
-        if "error" in s:
-            print(f"LOAD     {split}: error: {s['error']}")
-            bad += 1
-        else:
-            print(f"LOAD     {split}: {s['n']} samples, per class {s['per_class']}")
+    bad += _print_summary(args.name, Path(args.root) / man.subdir if args.root else None)
     print("check: " + ("all good" if not bad else f"{bad} problem(s)"))
     return 0 if not bad else 1
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from spikeseq.data._progress import progress
-from spikeseq.data._text import read_table
+from spikeseq.data._text import read_table, read_table_lines
 from spikeseq.data.har_common import ACTIVITIES, HAPT_CHANNELS, UCI_TEST_SUBJECTS, HARWindows, check_split, dataset_root
 from spikeseq.data.har_common import sliding_windows as _sliding
 from spikeseq.errors import DataError
@@ -37,14 +37,36 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def read_labels(path: str | os.PathLike) -> np.ndarray:
-    """``labels.txt`` as int64 ``[rows, 5]``: exp, user, activity, start, end (1-based inclusive)."""
-    lab = read_table(path, 5, dtype=np.int64)
+    """``labels.txt`` as int64 ``[rows, 5]``: exp, user, activity, start, end (1-based inclusive).
+
+    :class:`DataError` naming the line of an invalid row (activity outside 1..12, start < 1, end < start) or of a
+    row repeated (the same segment twice would double its windows).
+    """
+    lab, lines = read_table_lines(path, 5, dtype=np.int64)
+    if lab.shape[0] == 0:
+        raise DataError(f"{path} holds no 'exp user activity start end' row (empty file); restore it from the "
+                        "original HAPT archive")
     bad = np.flatnonzero((lab[:, 3] < 1) | (lab[:, 4] < lab[:, 3]) | (lab[:, 2] < 1) | (lab[:, 2] > 12))
     if bad.size:
-        raise DataError(f"{path}: line {bad[0] + 1} is not a valid 'exp user activity start end' row: "
+        raise DataError(f"{path}: line {lines[bad[0]]} is not a valid 'exp user activity start end' row: "
                         f"{lab[bad[0]].tolist()}; activity must be 1..12, start >= 1 and end >= start (1-based, "
                         "inclusive)")
+    _check_unique_rows(path, lab, lines)
     return lab
+
+
+def _check_unique_rows(path: str | os.PathLike, lab: np.ndarray, lines: list[int]) -> None:
+    """:class:`DataError` naming both lines of the first row that appears twice."""
+    counts = np.unique(lab, axis=0, return_counts=True)[1]
+    if (counts == 1).all():
+        return
+    seen: dict[tuple[int, ...], int] = {}
+    for r, row in enumerate(map(tuple, lab.tolist())):
+        if row in seen:
+            raise DataError(f"{path}: line {lines[r]} repeats line {lines[seen[row]]} ({' '.join(map(str, row))}; "
+                            f"{int((counts - 1).sum())} repeated rows in all); each labelled segment must appear "
+                            "once (twice would double its windows): delete the repeated rows or restore the file")
+        seen[row] = r
 
 
 def read_session(folder: Path, exp: int, user: int) -> np.ndarray:

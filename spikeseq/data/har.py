@@ -11,6 +11,7 @@ Every loader returns :class:`HARWindows` (``x`` float32 ``[N, T, C]``, 0-based i
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -29,6 +30,7 @@ from spikeseq.data.har_common import (
     sliding_windows,
 )
 from spikeseq.data.manifest import missing_files_error
+from spikeseq.errors import DataError
 
 
 # ------------------------------------------------------------------------------------------- HAPT
@@ -53,11 +55,25 @@ def basicmotions(root: str | os.PathLike | None = None, split: str = "train") ->
     if not path.is_file():
         raise missing_files_error("basicmotions", [path])
     ts = read_ts(path, allow_missing=False)  # BasicMotions has no gaps: a '?' would reach training as NaN
+    _check_same_classes(path, ts.classes, folder / f"BasicMotions_{'TEST' if split == 'train' else 'TRAIN'}.ts")
     x = torch.from_numpy(np.ascontiguousarray(ts.x.transpose(0, 2, 1), dtype=np.float32))
     # Channel order of the UEA release: 3-axis accelerometer, then 3-axis gyroscope (UEA archive description).
     channels = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
     return HARWindows(x, torch.from_numpy(ts.y), torch.full((len(ts.y),), -1, dtype=torch.int64), ts.classes,
                       channels, {"dataset": "basicmotions", "split": split, "path": str(path), "rate_hz": 10})
+
+
+def _check_same_classes(path: Path, classes: list[str], other: Path) -> None:
+    """:class:`DataError` when the other split's file numbers the classes differently (each ``.ts`` file takes
+    its ids from its own ``@classLabel`` line, or from its sorted labels when the line is missing), so label 0
+    would mean different classes in train and test. A missing or unreadable other file is left to its own load."""
+    from spikeseq.data.ucr_ts import class_list
+
+    theirs = class_list(other) if other.is_file() else None
+    if theirs is not None and theirs != classes:
+        raise DataError(f"{path} numbers its classes {classes} but {other} numbers them {theirs}; both splits must "
+                        "list the same classes in the same order (the @classLabel line of the original release: "
+                        "Standing Running Walking Badminton): restore the files from the original archive")
 
 
 # ------------------------------------------------------------------------------------------- others

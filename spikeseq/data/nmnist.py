@@ -3,7 +3,8 @@
 File format (``specs/data-formats.md`` §1.1, checked against tonic 1.7 ``io.read_mnist_file`` and Orchard's
 ``eventvision.py``): a flat stream of 5-byte records ``[x, y, p<<7 | t[22:16], t[15:8], t[7:0]]``, ``t`` in µs.
 A record with ``y == 240`` is a timestamp-overflow marker: it is dropped and ``2**13`` is added to every later
-timestamp (the increment of the reference readers, kept for compatibility; the real files contain no marker).
+timestamp (the increment of the reference readers, kept for compatibility; the real files contain no marker,
+so each one is announced with a :class:`~spikeseq.data.repair.DataRepairWarning` naming the file and offset).
 
 Layout: ``<root>/{Train,Test}/<digit>/<NNNNN>.bin`` (NNNNN = 1-based MNIST index, label = the digit folder), or the
 official archives ``<root>/train.zip`` / ``test.zip`` holding the same tree. ``root`` defaults to
@@ -19,6 +20,7 @@ import math
 import os
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -72,6 +74,7 @@ def decode_arrays(
     x = rec[:, 0].astype(np.int64)
     p = b2 >> 7
     if marker.any():
+        _warn_markers(source, np.flatnonzero(marker))
         t = t + np.cumsum(marker) * OVERFLOW_INCREMENT_US
         keep = ~marker
         x, y, t, p = x[keep], y[keep], t[keep], p[keep]
@@ -96,6 +99,16 @@ def decode_arrays(
             "corrupt: re-download it with `spikeseq data fetch nmnist`"
         )
     return x, y, t, p
+
+
+def _warn_markers(source: str, where: np.ndarray) -> None:
+    """Announce the overflow markers found: real recordings hold none (``specs/data-formats.md`` §1.1), so a
+    marker is more likely a corrupt byte than a real overflow."""
+    shown = ", ".join(str(5 * int(i) + 1) for i in where[:5]) + (" ..." if where.size > 5 else "")
+    warn_repair(f"{source}: {where.size} record(s) with y=240 (byte offset(s) {shown}) read as timestamp-overflow "
+                f"markers: dropped, and {OVERFLOW_INCREMENT_US} us added to every later timestamp (tonic's rule); "
+                "real N-MNIST recordings contain no such marker, so the file may be corrupt: re-download it with "
+                "`spikeseq data fetch nmnist` unless you wrote the markers yourself", stacklevel=4)
 
 
 def to_structured(x: np.ndarray, y: np.ndarray, t: np.ndarray, p: np.ndarray) -> np.ndarray:
@@ -164,7 +177,7 @@ class Recording:
         return f"{self.file}:{self.member}" if self.member else self.file
 
 
-_NAME = re.compile(r"(?:^|/)(Train|Test)/(\d)/(\d+)\.bin$")
+_NAME = re.compile(r"(?:^|/)(Train|Test)/(\d)/(\d+)\.[bB][iI][nN]$")
 
 
 def resolve_root(root: str | os.PathLike | None) -> Path:
@@ -186,17 +199,8 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
     folder = base / SPLIT_DIRS[split]
     recs: list[Recording] = []
     if folder.is_dir():
-        with os.scandir(folder) as it:
-            dirs = sorted((e.name, e.path) for e in it if e.is_dir())
-        for name, dpath in dirs:
-            if not re.fullmatch(r"\d", name):
-                raise DataError(f"{dpath}: unexpected folder in an N-MNIST split (expected digit folders 0..9)")
-            label = int(name)
-            with os.scandir(dpath) as it:
-                for e in it:
-                    if e.name.endswith(".bin"):
-                        stem = e.name[:-4]
-                        recs.append(Recording(e.path, label, int(stem) if stem.isdigit() else -1))
+        for label, dpath in _digit_folders(folder):
+            recs.extend(_folder_recordings(dpath, label))
     else:
         archive = base / f"{split}.zip"
         if not archive.is_file():
@@ -215,6 +219,47 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
                         f"{SPLIT_DIRS.get(split, split)}/<digit>/<NNNNN>.bin files: `spikeseq data fetch nmnist` "
                         "downloads them")
     recs.sort(key=lambda r: (r.index, r.label, r.member or r.file))
+    return recs
+
+
+def _digit_folders(folder: Path) -> list[tuple[int, str]]:
+    """``(digit, path)`` of the class folders of a split folder; hidden entries and stray files are ignored, a
+    file named like a class folder or another folder raise :class:`DataError`."""
+    out = []
+    with os.scandir(folder) as it:
+        entries = sorted((e for e in it if not e.name.startswith(".")), key=lambda e: e.name)
+    for e in entries:
+        digit = re.fullmatch(r"\d", e.name) is not None
+        if e.is_dir():
+            if not digit:
+                raise DataError(f"{e.path}: unexpected folder in an N-MNIST split (expected digit folders 0..9); "
+                                "move it elsewhere")
+            out.append((int(e.name), e.path))
+        elif digit:
+            raise DataError(f"{e.path} is a file, but an N-MNIST split holds a folder of recordings per digit "
+                            f"({SPLIT_DIRS.get(folder.name.lower(), folder.name)}/<digit>/<NNNNN>.bin): remove it "
+                            "and restore the folder (`spikeseq data fetch nmnist`)")
+    return out
+
+
+def _folder_recordings(dpath: str, label: int) -> list[Recording]:
+    """The ``<NNNNN>.bin`` recordings of one digit folder (the extension in any case). A name whose stem is not
+    a number is skipped with a :class:`~spikeseq.data.repair.DataRepairWarning`; a folder or a dangling link
+    named like a recording raises :class:`DataError`."""
+    recs = []
+    with os.scandir(dpath) as it:
+        entries = sorted((e for e in it if e.name.lower().endswith(".bin")), key=lambda e: e.name)
+    for e in entries:
+        if not e.is_file():
+            what = "a folder" if e.is_dir() else "not a readable file (a dangling link?)"
+            raise DataError(f"{e.path} is {what}, but N-MNIST recordings are 5-byte event files: restore it "
+                            "(`spikeseq data fetch nmnist`) or remove it")
+        stem = e.name[:-4]
+        if not stem.isdigit():
+            warn_repair(f"{e.path}: skipped, the name is not <NNNNN>.bin (the 1-based MNIST index); rename it if "
+                        "it is a recording", stacklevel=4)
+            continue
+        recs.append(Recording(e.path, label, int(stem)))
     return recs
 
 
@@ -240,9 +285,19 @@ class _ZipCache:
 def read_bytes(rec: Recording, zips: _ZipCache | None = None) -> bytes:
     """The raw bytes of recording ``rec``, from its file or its zip member (``zips`` caches open archives)."""
     if rec.member is None:
-        with open(rec.file, "rb") as f:
-            return f.read()
-    return (zips or _ZipCache()).read(rec)
+        try:
+            with open(rec.file, "rb") as f:
+                return f.read()
+        except FileNotFoundError:
+            raise DataError(f"N-MNIST file not found: {rec.file}; it was listed but is gone: restore it or run "
+                            "`spikeseq data fetch nmnist`") from None
+        except IsADirectoryError:
+            raise DataError(f"{rec.file} is a folder, not an N-MNIST recording; restore the file") from None
+    try:
+        return (zips or _ZipCache()).read(rec)
+    except (zipfile.BadZipFile, zlib.error, EOFError, KeyError, OSError) as e:
+        raise DataError(f"{rec.file}: the member {rec.member} cannot be read ({type(e).__name__}: {e}); the archive "
+                        "is corrupt: delete it and fetch it again with `spikeseq data fetch nmnist --force`") from e
 
 
 # ----------------------------------------------------------------------------------------------- frames

@@ -165,14 +165,24 @@ def _labels(ds: Any) -> np.ndarray:
     return np.asarray(ds.y)
 
 
+def _describe(ds: Any) -> dict[str, Any]:
+    """``n`` and ``per_class`` for a labelled split; for token windows (``y [N, T]`` next tokens) ``n``, the window
+    length ``seq_len`` and the vocabulary size ``vocab`` instead (per-class counts do not apply)."""
+    y = _labels(ds)
+    if y.ndim == 1:
+        return {"n": len(ds), "per_class": np.bincount(y).tolist() if y.size else []}
+    return {"n": int(y.shape[0]), "seq_len": int(y.shape[-1]), "vocab": len(getattr(ds, "classes", []))}
+
+
 def summary(name: str, root: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
-    """Per split: number of samples and per-class counts, or the error that loading gave."""
+    """Per split: number of samples and per-class counts (token windows: window length and vocabulary size), or
+    the error that loading gave (any exception: a :class:`DataError`'s message, else its type and message)."""
     out: dict[str, dict[str, Any]] = {}
     for split in SPLITS[name]:
         try:
-            ds = load(name, split, root)
-            y = _labels(ds)
-            out[split] = {"n": len(ds), "per_class": np.bincount(y).tolist() if y.size else []}
+            out[split] = _describe(load(name, split, root))
         except DataError as e:
             out[split] = {"error": str(e)}
+        except Exception as e:  # `data check` reports every failure as a problem and goes on
+            out[split] = {"error": f"{type(e).__name__}: {e}"}
     return out

@@ -35,6 +35,10 @@ from spikeseq.errors import DataError, ParameterError
 N_CHANNELS = 700  # SHD / SSC cochlea model channels (Cramer et al. 2020)
 META_ATTR = "spikeseq_meta"
 REQUIRED = ("spikes/times", "spikes/units", "labels")
+#: Latest plausible spike time (s) when reading. SHD samples last at most about 1.4 s and SSC clips 1 s (Cramer et
+#: al. 2020; ``specs/data-formats.md`` §1.2): 10 s is a generous bound that still refuses corrupt times (a float16
+#: 60000 s would ask for 6 million 10 ms bins per sample).
+MAX_TIME_S = 10.0
 
 
 def _h5py():
@@ -114,9 +118,11 @@ def _open_checked(f, path: Path) -> None:
                         "sample: the file is damaged, re-download it or rewrite it with write_shd")
 
 
-def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str, n_channels: int | None) -> None:
-    """One sample's spike times (finite, >= 0, sorted: ``specs/data-formats.md`` §1.2) and units (integers, in
-    range, as many as times); :class:`DataError` naming the file, the sample and what to do otherwise."""
+def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str, n_channels: int | None,
+                  max_time: float | None = None) -> None:
+    """One sample's spike times (finite, >= 0, sorted: ``specs/data-formats.md`` §1.2; at most ``max_time``
+    seconds when given) and units (integers, >= 0, in range, as many as times); :class:`DataError` naming the file,
+    the sample and what to do otherwise."""
     if not isinstance(times, np.ndarray) or times.ndim != 1 or times.dtype.kind not in "fiu":
         raise DataError(f"{path}: sample {i} of spikes/times is {_describe(times)}; expected a 1-D array of spike "
                         "times in seconds (vlen float16 in SHD/SSC files)")
@@ -128,7 +134,11 @@ def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str
             f"{path}: sample {i} has {times.shape[0]} spike times but {units.shape[0]} units; "
             "spikes/times and spikes/units must have the same length per sample"
         )
-    if n_channels is not None and units.size and (units.min() < 0 or units.max() >= n_channels):
+    if units.size and units.min() < 0:
+        raise DataError(f"{path}: sample {i} has a negative unit id ({units.min()}); unit ids are channel numbers "
+                        ">= 0 (vlen uint16 in SHD/SSC files): the file is damaged, restore it from the original "
+                        "archive")
+    if n_channels is not None and units.size and units.max() >= n_channels:
         raise DataError(f"{path}: sample {i} has unit ids in [{units.min()}, {units.max()}], outside "
                         f"[0, {n_channels}); pass the data set's n_channels (SHD/SSC: 700) or fix the file")
     if times.size == 0:
@@ -139,12 +149,27 @@ def _check_sample(times: np.ndarray, units: np.ndarray, i: int, path: Path | str
         raise DataError(f"{path}: sample {i}, spike {int(bad[0])} has time {t[bad[0]]} ({bad.size} such spikes); "
                         "spike times must be finite and >= 0 seconds: the file is damaged, restore it from the "
                         "original archive")
+    if max_time is not None and t.max() > max_time:
+        j = int(np.argmax(t > max_time))
+        raise DataError(f"{path}: sample {i}, spike {j} has time {t[j]} s, beyond the plausible {max_time} s "
+                        f"(SHD samples last about 1.4 s, SSC 1 s; spikeseq.data.shd.MAX_TIME_S): the file is "
+                        "damaged, restore it from the original archive")
     back = np.flatnonzero(np.diff(t) < 0)
     if back.size:
         j = int(back[0]) + 1
         raise DataError(f"{path}: sample {i}, spike {j} at {t[j]} s comes after a spike at {t[j - 1]} s; spike "
                         "times must be sorted within a sample (as in the SHD/SSC release): sort each sample's "
                         "times and units together, e.g. order = np.argsort(times, kind='stable')")
+
+
+def _check_labels(labels: np.ndarray, keys: list[str], path: Path) -> None:
+    """:class:`DataError` naming the first sample whose label is negative or has no class name in ``keys``."""
+    bad = np.flatnonzero((labels < 0) | (labels >= len(keys)))
+    if bad.size:
+        i = int(bad[0])
+        raise DataError(f"{path}: sample {i} has label {labels[i]} ({bad.size} such samples), outside [0, "
+                        f"{len(keys)}) of the {len(keys)} class names in extra/keys; the file is damaged: restore it "
+                        "from the original archive")
 
 
 def _describe(a: object) -> str:
@@ -196,8 +221,9 @@ def read_shd(path: str | os.PathLike, *, n_channels: int | None = None, raw: boo
                         f"sample), got shapes {np.shape(raw_t)}, {np.shape(raw_u)}, {labels.shape}, "
                         f"{None if speakers is None else speakers.shape}; rewrite the file with write_shd")
     times, units = [], []
+    _check_labels(labels, keys, path)
     for i, (t, u) in enumerate(zip(raw_t, raw_u)):
-        _check_sample(t, u, i, path, n_channels)
+        _check_sample(t, u, i, path, n_channels, MAX_TIME_S)
         times.append(np.asarray(t) if raw else np.asarray(t).astype(np.float64))
         units.append(np.asarray(u) if raw else np.asarray(u).astype(np.int64))
     return SHDData(times, units, labels, keys, speakers, meta, meta_info, path, extra)
@@ -252,6 +278,15 @@ def write_shd(
     return path
 
 
+def _meta_channels(meta: dict[str, Any], path: str | os.PathLike) -> int:
+    """The file's ``n_channels`` metadata (700 when absent); :class:`DataError` unless it is an integer >= 1."""
+    v = meta.get("n_channels", N_CHANNELS)
+    if isinstance(v, bool) or not isinstance(v, int | np.integer) or v < 1:
+        raise DataError(f"{path}: the n_channels attribute is {v!r}; it must be an integer >= 1 (the number of "
+                        "input channels, 700 for SHD/SSC): fix or delete the attribute, or pass n_channels=")
+    return int(v)
+
+
 class SHDDataset(torch.utils.data.Dataset):
     """SHD/SSC samples binned into time-first ``[T, C]`` float tensors, with int labels.
 
@@ -271,7 +306,7 @@ class SHDDataset(torch.utils.data.Dataset):
             raise ParameterError(f"downsample must be a positive integer, got {downsample}")
         self.data = read_shd(path, raw=True)
         if n_channels is None:
-            n_channels = int(self.data.meta.get("n_channels", N_CHANNELS))
+            n_channels = _meta_channels(self.data.meta, path)
         for i, u in enumerate(self.data.units):
             if u.size and u.max() >= n_channels:
                 raise DataError(f"{path}: sample {i} has unit {u.max()} >= n_channels={n_channels}; pass the "

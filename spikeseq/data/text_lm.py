@@ -7,6 +7,9 @@ targets: ``x [N, seq_len]`` (ids as float32, the way every split is held in memo
 - ``tinyshakespeare`` (Karpathy's char-rnn ``input.txt``, ``<root>/text/tinyshakespeare/input.txt``): the standard
   split, the first 90% of the characters for training and the last 10% for testing; the vocabulary is the sorted
   set of characters of the whole file (65 for the original file).
+  A UTF-8 byte-order mark is stripped and a size or sha256 other than the manifest's is announced (both with
+  a :class:`~spikeseq.data.repair.DataRepairWarning`: the vocabulary and the split follow the file); NUL bytes
+  raise :class:`~spikeseq.errors.DataError`.
 - ``ptb`` / ``wikitext2`` (word level, the files of the AWD-LSTM / EGRU recipes: ``ptb.{train,valid,test}.txt`` or
   ``wiki.{train,valid,test}.tokens``, under ``<root>/text/<name>/``): every line ends with ``<eos>``; the
   vocabulary is built from the training split (words of the other splits that it lacks raise a DataError: both
@@ -15,13 +18,17 @@ targets: ``x [N, seq_len]`` (ids as float32, the way every split is held in memo
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
 
+from spikeseq.data._text import read_bytes
 from spikeseq.data.paths import data_root
+from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError
 
 WORD_FILES = {
@@ -53,8 +60,18 @@ def windows(ids: torch.Tensor, seq_len: int, vocab: list[str]) -> TokenWindows:
     return TokenWindows(x.float(), y.long(), vocab)
 
 
+#: The files of each corpus (how :func:`_text_dir` recognises a corpus folder given as ``root``).
+CORPUS_FILES = {"tinyshakespeare": ("input.txt",), **{k: tuple(v.values()) for k, v in WORD_FILES.items()}}
+
+
 def _text_dir(name: str, root: str | os.PathLike | None) -> Path:
-    return (Path(root) if root is not None else data_root()) / "text" / name
+    """``<root>/text/<name>``; ``root`` may also be the corpus folder itself (as ``spikeseq data check --root``
+    passes it), recognised by holding one of the corpus's files and no ``text/<name>`` below it."""
+    base = Path(root) if root is not None else data_root()
+    nested = base / "text" / name
+    if root is not None and not nested.exists() and any((base / f).exists() for f in CORPUS_FILES.get(name, ())):
+        return base
+    return nested
 
 
 def _read(path: Path) -> str:
@@ -62,8 +79,52 @@ def _read(path: Path) -> str:
         return path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise DataError(f"file not found: {path} (set SPIKESEQ_DATA or root= to the folder holding text/)") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a text file; put the corpus file there") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path} is not UTF-8 text ({e})") from None
+
+
+def _read_checked(name: str, path: Path) -> str:
+    """The text of ``path``: a UTF-8 byte-order mark is stripped and NUL bytes are refused (:class:`DataError`);
+    a size or sha256 other than the manifest's gets a :class:`~spikeseq.data.repair.DataRepairWarning` (the
+    vocabulary and the split point are computed from the file, so they change with it)."""
+    data = read_bytes(path)
+    if data.startswith(codecs.BOM_UTF8):
+        warn_repair(f"{path} starts with a UTF-8 byte-order mark (not part of the original corpus); stripped it")
+        data = data[len(codecs.BOM_UTF8):]
+    nul = data.find(b"\0")
+    if nul >= 0:
+        raise DataError(f"{path}: NUL byte at offset {nul} ({data.count(0)} in all); a text corpus holds none, the "
+                        f"file is damaged: download it again (`spikeseq data fetch {name} --force`)")
+    _compare_with_manifest(name, path, data)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path} is not UTF-8 text ({e})") from None
+
+
+def _compare_with_manifest(name: str, path: Path, data: bytes) -> None:
+    """Warn when ``data`` differs in size or sha256 from what the manifest recorded for ``path``'s file."""
+    from spikeseq.data.manifest import load_manifest
+
+    try:
+        man = load_manifest(name)
+    except DataError:
+        return
+    rec = [(c.size, c.sha256) for c in man.check if c.path == path.name]
+    rec += [(f.size, f.sha256) for f in man.files if f.name == path.name]
+    size = next((sz for sz, _ in rec if sz), 0)
+    digest = next((h for _, h in rec if h), "")
+    if size and len(data) != size:
+        warn_repair(f"{path} has {len(data):,} bytes, the manifest records {size:,} for {name}: the file is not the "
+                    "original (truncated or edited?), and the vocabulary and the train/test split point are computed "
+                    f"from it, so they differ from the standard ones; download it again (`spikeseq data fetch {name} "
+                    "--force`) unless you meant to change it")
+    elif digest and hashlib.sha256(data).hexdigest() != digest.lower():
+        warn_repair(f"{path} has the original size but not the original sha256 ({digest[:12]}...): the file was "
+                    "edited or damaged, and the vocabulary and the split are computed from it; download it again "
+                    f"(`spikeseq data fetch {name} --force`) unless you meant to change it")
 
 
 def tinyshakespeare(root: str | os.PathLike | None, split: str, seq_len: int = 100,
@@ -72,7 +133,7 @@ def tinyshakespeare(root: str | os.PathLike | None, split: str, seq_len: int = 1
 
     ``max_chars`` keeps only the first characters of each split (quick runs and tests).
     """
-    text = _read(_text_dir("tinyshakespeare", root) / "input.txt")
+    text = _read_checked("tinyshakespeare", _text_dir("tinyshakespeare", root) / "input.txt")
     if len(text) < 20:
         raise DataError(f"Tiny Shakespeare input.txt has only {len(text)} characters; the file is truncated")
     vocab = sorted(set(text))

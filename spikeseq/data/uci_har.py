@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from spikeseq.data._atomic import atomic_path
-from spikeseq.data._text import read_table
+from spikeseq.data._text import read_bytes, read_class_names, read_table
 from spikeseq.data.har_common import ACTIVITIES, HARWindows, check_split, dataset_root
 from spikeseq.errors import DataError
 
@@ -46,6 +46,9 @@ def _labels_subjects(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
     if y.shape != s.shape:
         raise DataError(f"{folder / split}: y_{split}.txt has {y.size} rows but subject_{split}.txt {s.size}; both "
                         "hold one row per window: restore the missing rows from the original archive")
+    if y.size == 0:
+        raise DataError(f"{folder / split / f'y_{split}.txt'} holds no label (empty file): the {split} split has no "
+                        "windows; restore the split's files from the original UCI HAR archive")
     bad = np.flatnonzero((y < 1) | (y > 6))
     if bad.size:
         raise DataError(f"{folder / split / f'y_{split}.txt'}: line {bad[0] + 1} has label {y[bad[0]]}, "
@@ -54,10 +57,11 @@ def _labels_subjects(folder: Path, split: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _classes(folder: Path) -> list[str]:
+    """Names of labels 0-5 from ``activity_labels.txt`` (ids 1-6, mapped by id; UCI HAR's names if it is absent)."""
     p = folder / "activity_labels.txt"
-    if not p.is_file():
+    if not p.exists() and not p.is_symlink():
         return list(ACTIVITIES)
-    return [ln.split(maxsplit=1)[1].strip() for ln in p.read_text().splitlines() if ln.strip()]
+    return read_class_names(p, range(1, len(ACTIVITIES) + 1))
 
 
 def load_windows(root: str | os.PathLike | None = None, split: str = "train", *,
@@ -101,6 +105,16 @@ def _feature_name(line: str) -> str:
     return parts[1].strip() if len(parts) == 2 and parts[0].isdigit() else line.strip()
 
 
+def _feature_names(path: Path) -> list[str]:
+    """The names in ``features.txt``; :class:`DataError` when it is not UTF-8 text or a folder."""
+    try:
+        text = read_bytes(path).decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise DataError(f"{path}: not a UTF-8 text file (byte {e.start}); expected {N_FEATURES} lines "
+                        "'1 tBodyAcc-mean()-X': restore it from the original archive") from None
+    return [_feature_name(ln) for ln in text.splitlines() if ln.strip()]
+
+
 def load_features(root: str | os.PathLike | None = None, split: str = "train") -> UCIFeatures:
     """The authors' 561 features of ``split`` as :class:`UCIFeatures`; ``DataError`` when the files disagree in rows."""
     check_split(split)
@@ -111,8 +125,7 @@ def load_features(root: str | os.PathLike | None = None, split: str = "train") -
         raise DataError(f"{folder / split / f'X_{split}.txt'} has {x.shape[0]} rows but y_{split}.txt {y.size}; "
                         "both hold one row per window: restore the missing rows from the original archive")
     feat = folder / "features.txt"
-    names = [_feature_name(ln) for ln in feat.read_text().splitlines() if ln.strip()] if feat.is_file() \
-        else [f"f{i}" for i in range(N_FEATURES)]
+    names = _feature_names(feat) if feat.exists() else [f"f{i}" for i in range(N_FEATURES)]
     return UCIFeatures(torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y), torch.from_numpy(subj), names,
                        _classes(folder))
 

@@ -83,6 +83,10 @@ def read_ts(path: str | os.PathLike, *, allow_missing: bool = True) -> TSData:
                     raise DataError(f"{path}: line {ln_no}: only classification files (@classLabel true ...) "
                                     "are supported; the line must read '@classLabel true <label> <label> ...'")
                 classes = parts[1:]
+                twice = sorted({c for c in classes if classes.count(c) > 1})
+                if twice:
+                    raise DataError(f"{path}: line {ln_no}: @classLabel lists {twice} more than once; each class "
+                                    "name must appear once (its position is the label id)")
             else:
                 header[key] = value.strip()
             continue
@@ -119,3 +123,26 @@ def read_ts(path: str | os.PathLike, *, allow_missing: bool = True) -> TSData:
     x = np.array(rows, dtype=np.float64)
     y = np.array([classes.index(lab) for lab in labels], dtype=np.int64)
     return TSData(x, y, classes, header)
+
+
+def class_list(path: str | os.PathLike) -> list[str] | None:
+    """The class list :func:`read_ts` would give ``path`` (its ``@classLabel`` names, else the sorted labels of
+    its cases), from a quick scan; ``None`` when the file cannot be read (its own :func:`read_ts` says why)."""
+    try:
+        lines = Path(path).read_bytes().decode("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    labels: set[str] = set()
+    in_data = False
+    for line in lines:
+        s = line.strip()
+        if not s or s.startswith("#"):
+            continue
+        if not in_data:
+            key, _, value = s[1:].partition(" ")
+            if key.lower() == "classlabel" and value.split()[:1] == ["true"]:
+                return value.split()[1:]
+            in_data = key.lower() == "data"
+            continue
+        labels.add(s.rsplit(":", 1)[-1].strip())
+    return sorted(labels)

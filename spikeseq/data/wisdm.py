@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,7 @@ ACTIVITY_KEY_2019 = {
 #: Hand-oriented activities, as used with the smartwatch data by the L2MU / NeHAR papers (specs/models.md).
 HAND_ORIENTED = ("F", "G", "H", "I", "J", "K", "L", "O", "P", "Q", "R", "S")
 TEST_SUBJECTS_2019 = frozenset(range(1641, 1651))  # last 10 of 1600..1650 (spikeseq's choice)
+_I64 = np.iinfo(np.int64)
 
 
 @dataclass
@@ -70,6 +72,8 @@ def parse_records(path: str | os.PathLike, *, strict: bool = False, activities: 
     except FileNotFoundError:
         raise DataError(f"file not found: {path}; check the path (or --root / SPIKESEQ_DATA), or "
                         "download the data set with `spikeseq data fetch wisdm`") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a data file; put the original file there") from None
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not a UTF-8 text file ({e}); expected rows 'user,activity,timestamp,x,y,z;': "
                         "re-download the file") from e
@@ -101,6 +105,10 @@ def parse_records(path: str | os.PathLike, *, strict: bool = False, activities: 
             except ValueError as e:
                 raise DataError(f"{path}: line {ln_no} is not numeric where it should be ({e}): {rec[:100]!r}") \
                     from e
+            if not (_I64.min <= s <= _I64.max and _I64.min <= t <= _I64.max):
+                raise DataError(f"{path}: line {ln_no} has a subject or timestamp that does not fit a 64-bit "
+                                f"integer: {rec[:100]!r}; the file is damaged: restore it from the original archive "
+                                "or delete that record")
             if not (math.isfinite(x) and math.isfinite(y) and math.isfinite(z)):
                 raise DataError(f"{path}: line {ln_no} holds NaN or Inf ({rec[:100]!r}); x, y, z must be finite "
                                 "numbers: restore the file from the original archive or delete that record")
@@ -215,6 +223,30 @@ def raw_2019_path(folder: Path, subject: int, sensor: str, device: str = "watch"
     return folder / "raw" / device / sensor / f"data_{subject}_{sensor}_{device}.txt"
 
 
+def subjects_2019(folder: Path, sensors: Sequence[str], device: str = "watch") -> list[int]:
+    """The subjects with a ``data_<subject>_<sensor>_<device>.txt`` file of ``sensors[0]``, sorted. A file whose
+    subject is not a number is skipped with a :class:`~spikeseq.data.repair.DataRepairWarning`; a subject that
+    lacks the file of another sensor raises the missing-files :class:`DataError`."""
+    from spikeseq.data.manifest import missing_files_error
+
+    sensor_dir = folder / "raw" / device / sensors[0]
+    subjects = []
+    for f in sorted(sensor_dir.glob(f"data_*_{sensors[0]}_{device}.txt")):
+        m = re.fullmatch(rf"data_(\d+)_{re.escape(sensors[0])}_{re.escape(device)}\.txt", f.name)
+        if m is None:
+            warn_repair(f"{f}: skipped, the name is not data_<subject>_{sensors[0]}_{device}.txt with a numeric "
+                        "subject id; rename or move it", stacklevel=4)
+            continue
+        subjects.append(int(m.group(1)))
+    if not subjects:
+        raise missing_files_error("wisdm2019", [sensor_dir / f"data_<subject>_{sensors[0]}_{device}.txt"])
+    missing = [raw_2019_path(folder, subj, s, device) for subj in subjects for s in sensors[1:]
+               if not raw_2019_path(folder, subj, s, device).exists()]
+    if missing:
+        raise missing_files_error("wisdm2019", missing)
+    return sorted(subjects)
+
+
 def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, device: str = "watch",
               sensors: Sequence[str] = ("accel", "gyro"), activities: Sequence[str] = HAND_ORIENTED,
               window: int = 40, stride: int = 20, max_gap: float = 1.0, strict: bool = False,
@@ -235,18 +267,12 @@ def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, de
     if bad:
         raise DataError(f"unknown WISDM 2019 activity codes {bad}; known: {sorted(ACTIVITY_KEY_2019)}")
     folder = root_2019(root)
-    sensor_dir = folder / "raw" / device / sensors[0]
-    files = sorted(sensor_dir.glob(f"data_*_{sensors[0]}_{device}.txt"))
-    if not files:
-        from spikeseq.data.manifest import missing_files_error
-
-        raise missing_files_error("wisdm2019", [sensor_dir / f"data_<subject>_{sensors[0]}_{device}.txt"])
+    subjects = subjects_2019(folder, sensors, device)
     want = set(test_subjects)
 
     def build() -> dict[str, np.ndarray]:
         xs, ys, ss = [], [], []
-        for f in progress(files, desc="WISDM 2019: reading subjects", total=len(files)):
-            subject = int(f.name.split("_")[1])
+        for subject in progress(subjects, desc="WISDM 2019: reading subjects", total=len(subjects)):
             streams = [parse_records(raw_2019_path(folder, subject, s, device), strict=strict,
                                      activities=ACTIVITY_KEY_2019) for s in sensors]
             for code_i, code in enumerate(activities):
@@ -267,8 +293,8 @@ def load_2019(root: str | os.PathLike | None = None, split: str = "train", *, de
 
     params = {"dataset": "wisdm2019", "device": device, "sensors": list(sensors), "activities": list(activities),
               "window": window, "stride": stride, "max_gap": max_gap, "strict": strict,
-              "source": fingerprint_files(raw_2019_path(folder, int(f.name.split("_")[1]), s, device)
-                                          for f in files for s in sensors)}
+              "source": fingerprint_files(raw_2019_path(folder, subject, s, device)
+                                          for subject in subjects for s in sensors)}
     arr, _ = cached("wisdm2019", "all", params, build, cache)
     sel = _select(arr["x"], arr["y"], arr["subject"], split, want)
     if sel.size == 0:
