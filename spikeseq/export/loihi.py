@@ -228,6 +228,8 @@ def write_loihi(graph: ir.Graph, path: str | os.PathLike, *, check_mapping: bool
     chain (:func:`write_net`), else a Lava process-network description at ``path.with_suffix(".lava.json")``
     plus its build script ``.lava.py`` (:func:`spikeseq.export.lava.write_lava`; branching and cross-population
     feedback). ``format`` in the result names the choice ("netx" or "lava-process-json")."""
+    graph.check_shapes()
+    graph.check_finite()
     g = loihi_graph(graph, **quantize_kwargs)
     if is_chain(g):
         return write_net(g, path, check_mapping=check_mapping)

@@ -238,6 +238,8 @@ def extension_message(ext: dict[str, str]) -> str:
 def write_nir(graph: ir.Graph, path: str | os.PathLike, **kwargs) -> Path:
     """Write ``to_nir(graph, **kwargs)`` to ``path`` atomically (nothing is left behind on error)."""
     nir = _nir()
+    graph.check_shapes()
+    graph.check_finite()
     ng = to_nir(graph, **kwargs)
     with atomic_path(path, suffix=".nir.tmp") as tmp:
         nir.write(tmp, ng)

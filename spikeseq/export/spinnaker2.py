@@ -305,6 +305,8 @@ def write_spinnaker2(graph: ir.Graph, path: str | os.PathLike, *, check_mapping:
                      payload_frac_bits: int | None = None) -> SpiNNaker2Export:
     """Quantise (``payload_frac_bits``: as :func:`~spikeseq.graph.quantize.quantize`), map and write the JSON
     description at ``path`` plus the build script next to it (atomically)."""
+    graph.check_shapes()
+    graph.check_finite()
     g = _qgraph(graph, payload_frac_bits=payload_frac_bits)
     report = map_pes(g)
     if check_mapping:

@@ -35,6 +35,7 @@ population that only a programmable processing element (a SpiNNaker2 PE running 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from typing import ClassVar, Literal
@@ -42,7 +43,7 @@ from typing import ClassVar, Literal
 import numpy as np
 
 from spikeseq.dynamics import decay_factor
-from spikeseq.errors import ExportError, ParameterError, ShapeError
+from spikeseq.errors import ExportError, NonFiniteError, ParameterError, ShapeError
 
 Payload = Literal["spikes", "graded", "dense"]
 PAYLOADS: tuple[str, ...] = ("spikes", "graded", "dense")
@@ -53,6 +54,10 @@ __all__ = [
     "DelayAffine", "Flatten", "Graph", "I", "Input", "LMUMemory", "Linear", "LoihiCUBA", "Node", "Output",
     "EGRUCell", "Payload", "S2LIF", "Scale", "SumPool2d", "Threshold", "neuron_kinds", "synapse_kinds",
 ]
+
+#: Parameter fields that must be finite (weights, biases, matrices, input scales); thresholds and time constants may
+#: be +Inf ("never fires", "no leak").
+_FINITE_ONLY = re.compile(r"^(weight.*|bias.*|w_in|A|B|scale|i_offset|delay)$")
 
 
 def _arr(x, dtype=np.float64) -> np.ndarray:
@@ -956,6 +961,28 @@ class Graph(Node):
             received: Payload = max(recv, key=rank.__getitem__) if recv else "dense"
             out[k] = node.sends(received)
         return out
+
+    def check_finite(self) -> None:
+        """:class:`~spikeseq.errors.NonFiniteError` naming the node and field when a parameter holds NaN, or when a
+        weight, bias or matrix field holds +-Inf (an infinite threshold or time constant is a valid "never fires" /
+        "no leak"). The interpreter would otherwise run a NaN weight as a silent neuron (``v > NaN`` is false)."""
+        for name, node in self.nodes.items():
+            for f in fields(node):
+                value = getattr(node, f.name)
+                if isinstance(value, Graph):
+                    value.check_finite()
+                    continue
+                if not isinstance(value, np.ndarray | float) or isinstance(value, bool):
+                    continue
+                arr = np.asarray(value)
+                if not np.issubdtype(arr.dtype, np.floating):
+                    continue
+                if np.isnan(arr).any():
+                    raise NonFiniteError(f"node {name!r} ({node.kind}): {f.name} holds NaN; the model's parameters "
+                                         "must be finite (retrain or fix the checkpoint)")
+                if _FINITE_ONLY.search(f.name) and np.isinf(arr).any():
+                    raise NonFiniteError(f"node {name!r} ({node.kind}): {f.name} holds Inf; weights and biases "
+                                         "must be finite")
 
     def check_shapes(self) -> None:
         """Every edge joins equal sizes (NIR requires equal shapes; spikeseq allows a reshape between equal

@@ -34,7 +34,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from spikeseq.dynamics import reset_membrane
-from spikeseq.errors import DTypeError, ExportError, ParameterError, ShapeError
+from spikeseq.errors import DTypeError, ExportError, NonFiniteError, ParameterError, ShapeError
 from spikeseq.graph import ir
 
 __all__ = ["SimResult", "egru_cell_step", "egru_params", "hop_latencies", "hop_latency", "simulate", "synapse_matrix"]
@@ -480,7 +480,16 @@ def simulate(graph: ir.Graph, inputs, *, numerics: str = "float", latency: str |
     elif g.metadata.get("numerics") not in (None, "float"):
         raise ParameterError(f"graph is quantised for {g.metadata['numerics']!r}; simulate it with that numerics")
     latency = latency or "nir"
+    g.check_shapes()
+    g.check_finite()
+    for k, a in (inputs.items() if isinstance(inputs, dict) else [("input", inputs)]):
+        shape = tuple(np.shape(a))
+        if len(shape) < 2 or shape[0] == 0:
+            raise ShapeError(f"input {k!r} must be [T, B, ...] with T >= 1 steps, got shape {shape}")
     xs = _as_inputs(g, inputs)
+    for k, a in xs.items():
+        if np.issubdtype(np.asarray(a).dtype, np.floating) and not np.isfinite(a).all():
+            raise NonFiniteError(f"input {k!r} holds NaN or Inf; the interpreter needs finite inputs")
     order, delayed = g.schedule(latency)
     payload = g.payloads(latency, inputs={k: data_payload(a) for k, a in xs.items()})
     lat = _latencies(g, order, delayed, latency) if align else {k: 0 for k in g.nodes}

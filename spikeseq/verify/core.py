@@ -38,7 +38,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeseq.errors import ParameterError, ShapeError
+from spikeseq.errors import NonFiniteError, ParameterError, ShapeError
 from spikeseq.graph import ir
 from spikeseq.graph.quantize import input_frac_bits, quantize_input, scale_input_synapses
 from spikeseq.graph.simulate import SimResult, data_payload, simulate
@@ -114,6 +114,9 @@ class VerifyResult:
         return "\n".join(lines)
 
 
+READOUTS = ("sum", "last", "softmax_sum", "per_step")
+
+
 def predictions(out: np.ndarray, readout: str = "sum") -> np.ndarray:
     """Class predictions from a ``[T, B, ..., C]`` output trace (``readout="per_step"``: one prediction per step,
     ``[B, T]``, e.g. a language model's next token)."""
@@ -187,8 +190,18 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         raise ParameterError(f"target must be one of {TARGETS}, got {target!r}")
     if dt is None:
         raise ParameterError("export_and_verify needs dt (seconds), the step the model was trained with")
+    if readout not in READOUTS:
+        raise ParameterError(f"readout must be one of {READOUTS}, got {readout!r}")
     x = inputs if isinstance(inputs, torch.Tensor) else torch.as_tensor(np.asarray(inputs))
     x = x.float()
+    # checked before anything is written: a failure after the writer would leave a fresh file behind
+    if x.dim() < 2 or x.shape[1] == 0:
+        raise ShapeError(f"export_and_verify needs inputs [T, B, ...] with at least one sample, got shape "
+                         f"{tuple(x.shape)}")
+    if not bool(torch.isfinite(x).all()):
+        raise NonFiniteError("export_and_verify inputs hold NaN or Inf; verify on finite samples")
+    if labels is not None and len(labels) != x.shape[1]:
+        raise ShapeError(f"{len(labels)} labels for {x.shape[1]} samples; give one label per sample (or none)")
     model = model.eval()
     xg = torch.as_tensor(graph_inputs(model, x)).float()   # e.g. token ids [T, B] -> one-hot events [T, B, vocab]
     if xg.dim() < 3:
