@@ -24,11 +24,143 @@ def _read_json(path: Path) -> Any:
         return None
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         value = e
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a directory, not a JSON file; remove or rename it, or re-run the command that "
+                          "writes it") from None
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read ({e.strerror or e})") from None
     if not isinstance(value, dict):
         why = value if isinstance(value, Exception) else f"a JSON {type(value).__name__}"
         raise ConfigError(f"{path} is corrupt (expected a JSON object, got {why}); nothing was changed. Re-run the "
                           "command that writes it (run.json: restore it from a backup)")
     return value
+
+
+NUM = (int, float)
+
+#: The keys of each artefact that the report reads: key -> (type(s), required) or a nested schema (a required
+#: object). Checked when a file is read, so a damaged file is one error naming the file and key, not a traceback.
+Schema = dict[str, Any]
+RUN_SCHEMA: Schema = {"status": (str, False), "seed": (int, False), "world_size": (int, False),
+                      "created": (str, False), "versions": (dict, False), "git": (str, False),
+                      "command": (list, False)}
+CONFIG_SCHEMA: Schema = {"name": (str, False), "model": (dict, False), "data": (dict, False)}
+EVAL_SCHEMA: Schema = {
+    "checkpoint": (str, True), "epoch": (int, True), "best_val": (dict, True), "classes": (list, True),
+    "data": {"n_train": (int, True), "n_val": (int, True), "n_test": (int, True)},
+    "test": {"n": (int, True), "loss": (NUM, True), "acc": (NUM, False), "confusion": (list, False),
+             "bpc": (NUM, False), "perplexity": (NUM, False), "tokens": (int, False)},
+    "spikes": {"samples": (int, True), "layers": (list, True), "raster": (dict, True)},
+    "model": {"parameters": (int, True)},
+}
+SPIKE_LAYER_SCHEMA: Schema = {"name": (str, True), "neurons": (int, True), "steps": (int, True),
+                              "rate": (NUM, True), "spikes_per_sample": (NUM, True)}
+RASTER_SCHEMA: Schema = {"neurons": (int, True), "steps": (int, True), "events": (list, True)}
+METRICS_SCHEMA: Schema = {"epoch": (int, True), "step": (int, True), "train_loss": (NUM, True),
+                          "train_acc": (NUM, True), "val_loss": (NUM, False), "val_acc": (NUM, False),
+                          "lr": (NUM, False), "time_s": (NUM, False)}
+PROFILE_SCHEMA: Schema = {"samples": (int, True), "energy": (dict, True),
+                          "report": {"time_steps": (int, True), "layers": (list, True),
+                                     "totals_per_sample": (dict, True)}}
+PROFILE_LAYER_SCHEMA: Schema = {"name": (str, True), "totals_per_sample": (dict, True)}
+ENERGY_SCHEMA: Schema = {"memory_on": {"total_pj": (NUM, False), "notes": (list, False),
+                                       "per_layer_pj": (dict, False)},
+                         "memory_off": {"total_pj": (NUM, False)}}
+EXPORT_SCHEMA: Schema = {"error": (str, False), "samples": (int, False), "steps": (int, False),
+                         "output_agreement": (NUM, False), "prediction_agreement": (NUM, False),
+                         "model_accuracy": (NUM, False), "graph_accuracy": (NUM, False),
+                         "accuracy_drop": (NUM, False), "output_max_abs_diff": (NUM, False),
+                         "layer_agreement": (dict, False), "spike_metrics": (dict, False),
+                         "artifact": (str, False)}
+SPIKE_METRIC_SCHEMA: Schema = {"precision": (NUM, False), "recall": (NUM, False), "rate_model": (NUM, True),
+                               "rate_graph": (NUM, True)}
+CONTINUAL_SCHEMA: Schema = {"R": (list, True), "acc": (NUM, True), "bwt": (NUM, True), "method": (str, True),
+                            "stream": (str, True), "setting": (str, False), "tasks": (list, False),
+                            "diagnostics": (dict, False)}
+
+
+def _type_name(types: Any) -> str:
+    types = types if isinstance(types, tuple) else (types,)
+    names = {int: "an integer", float: "a number", str: "a string", list: "a list", dict: "an object"}
+    return "a number" if set(types) == {int, float} else " or ".join(names.get(t, t.__name__) for t in types)
+
+
+def check(path: Path | str, obj: Any, schema: Schema, where: str = "") -> Any:
+    """``obj`` (a JSON value read from ``path``) checked against ``schema``; :class:`ConfigError` naming the file
+    and the key that is missing or of the wrong type. Returns ``obj``."""
+    if not isinstance(obj, dict):
+        raise ConfigError(f"{path}: {where.rstrip('.') or 'the file'} must be a JSON object, not "
+                          f"{type(obj).__name__} {json.dumps(obj)[:60]}; re-run the command that writes it")
+    for key, spec in schema.items():
+        name = f"{where}{key}"
+        if isinstance(spec, dict):
+            if key not in obj:
+                raise ConfigError(f"{path}: no {name!r}; re-run the command that writes it")
+            check(path, obj[key], spec, f"{name}.")
+            continue
+        types, required = spec
+        v = obj.get(key)
+        if v is None:
+            if required:
+                raise ConfigError(f"{path}: no {name!r}; re-run the command that writes it")
+            continue
+        tt = types if isinstance(types, tuple) else (types,)
+        if not isinstance(v, tt) or (isinstance(v, bool) and bool not in tt):
+            raise ConfigError(f"{path}: {name!r} must be {_type_name(types)}, not {type(v).__name__} "
+                              f"{json.dumps(v)[:60]}; re-run the command that writes it")
+    return obj
+
+
+def _check_items(path: Path, items: Any, schema: Schema, where: str) -> None:
+    """Each value of the list or object ``items`` checked against ``schema``."""
+    pairs = items.items() if isinstance(items, dict) else enumerate(items)
+    for k, item in pairs:
+        check(path, item, schema, f"{where}[{k!r}].")
+
+
+def _check_eval(path: Path, ev: dict[str, Any]) -> dict[str, Any]:
+    check(path, ev, EVAL_SCHEMA)
+    _check_items(path, ev["spikes"]["layers"], SPIKE_LAYER_SCHEMA, "spikes.layers")
+    _check_items(path, ev["spikes"]["raster"], RASTER_SCHEMA, "spikes.raster")
+    if not isinstance(ev["best_val"].get("metric"), (*NUM, type(None))):
+        raise ConfigError(f"{path}: 'best_val.metric' must be a number; re-run `spikeseq eval`")
+    cm = ev["test"].get("confusion")
+    if cm is not None and not all(isinstance(r, list) and all(isinstance(c, int) for c in r) for r in cm):
+        raise ConfigError(f"{path}: 'test.confusion' must be a list of lists of counts; re-run `spikeseq eval`")
+    return ev
+
+
+def _check_profile(path: Path, prof: dict[str, Any]) -> dict[str, Any]:
+    check(path, prof, PROFILE_SCHEMA)
+    _check_items(path, prof["report"]["layers"], PROFILE_LAYER_SCHEMA, "report.layers")
+    _check_items(path, prof["energy"], ENERGY_SCHEMA, "energy")
+    return prof
+
+
+def _check_export(path: Path, r: dict[str, Any]) -> dict[str, Any]:
+    check(path, r, EXPORT_SCHEMA)
+    for k, v in (r.get("layer_agreement") or {}).items():
+        if not isinstance(v, NUM) or isinstance(v, bool):
+            raise ConfigError(f"{path}: 'layer_agreement[{k!r}]' must be a number; re-run `spikeseq export`")
+    _check_items(path, r.get("spike_metrics") or {}, SPIKE_METRIC_SCHEMA, "spike_metrics")
+    return r
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    """The records of metrics.jsonl; a line cut off by an interrupted write is skipped, a record without the keys
+    the report reads is a :class:`ConfigError` naming the line."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text ({e}); re-run `spikeseq train`") from None
+    out = []
+    for i, line in enumerate(lines, 1):
+        try:
+            rec = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        out.append(check(f"{path}:{i}", rec, METRICS_SCHEMA))
+    return out
 
 
 @dataclass
@@ -67,25 +199,24 @@ def load(path: str | Path) -> RunArtefacts:
     if meta is None:
         raise ConfigError(f"{path} is not a spikeseq run directory (no run.json); give the --out directory of a "
                           "`spikeseq train` run")
-    config = _read_json(path / "config.json") or {}
-    metrics = []
-    if (path / "metrics.jsonl").is_file():
-        for line in (path / "metrics.jsonl").read_text().splitlines():
-            try:
-                metrics.append(json.loads(line))
-            except json.JSONDecodeError:
-                continue
+    check(path / "run.json", meta, RUN_SCHEMA)
+    config = check(path / "config.json", _read_json(path / "config.json") or {}, CONFIG_SCHEMA)
+    metrics = _read_metrics(path / "metrics.jsonl") if (path / "metrics.jsonl").is_file() else []
     exports, export_md = {}, {}
     export_dir = path / "export"
     for target in EXPORT_TARGETS:
         d = _read_json(export_dir / f"{target}.json")
         if d is not None:
-            exports[target] = d
+            exports[target] = _check_export(export_dir / f"{target}.json", d)
             md = export_dir / f"{target}.md"
             if md.is_file():
                 export_md[target] = md.read_text()
     png = path / "profile.png"
     md = path / "profile.md"
-    return RunArtefacts(path, meta, config, metrics, _read_json(path / "eval.json"), _read_json(path / "profile.json"),
+    ev = _read_json(path / "eval.json")
+    prof = _read_json(path / "profile.json")
+    cont = _read_json(path / "continual.json")
+    return RunArtefacts(path, meta, config, metrics, ev if ev is None else _check_eval(path / "eval.json", ev),
+                        prof if prof is None else _check_profile(path / "profile.json", prof),
                         md.read_text() if md.is_file() else None, png if png.is_file() else None, exports, export_md,
-                        _read_json(path / "continual.json"))
+                        cont if cont is None else check(path / "continual.json", cont, CONTINUAL_SCHEMA))

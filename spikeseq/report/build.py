@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from spikeseq.errors import ConfigError, OutputError, SpikeseqError
 from spikeseq.report import plots
 from spikeseq.report.artefacts import EXPORT_TARGETS, RunArtefacts, load
 from spikeseq.report.document import Block, to_html, to_markdown
@@ -50,7 +51,11 @@ def _summary(run: RunArtefacts) -> list[Block]:
         rows += [["parameters", ev["model"]["parameters"]],
                  ["samples train / val / test", f"{ev['data']['n_train']} / {ev['data']['n_val']} / "
                                                 f"{ev['data']['n_test']}"],
-                 ["test accuracy", f"{_pct(ev['test']['acc'])} ({ev['checkpoint']} checkpoint, epoch {ev['epoch']})"]]
+                 ["test accuracy", f"{_pct(ev['test'].get('acc'))} ({ev['checkpoint']} checkpoint, epoch "
+                                   f"{ev['epoch']})"]]
+        if ev["test"].get("bpc") is not None:
+            rows.append(["test bits per character / perplexity",
+                         f"{_f(ev['test']['bpc'])} / {_f(ev['test'].get('perplexity'))}"])
     if run.metrics:
         rows.append(["epochs / steps", f"{run.metrics[-1]['epoch']} / {run.metrics[-1]['step']}"])
         rows.append(["training time", f"{run.metrics[-1].get('time_s', 0):.1f} s"])
@@ -116,17 +121,28 @@ def _evaluation(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     if not ev:
         return [*out, _missing("eval", run)]
     test = ev["test"]
-    out.append(("p", f"Test accuracy **{_pct(test['acc'])}** on {test['n']} samples (loss {_f(test['loss'])}), "
+    metric = ev["best_val"].get("metric")
+    # a language model selects on the negative bits per character, not on an accuracy
+    best = f"metric {_f(metric)}" if test.get("bpc") is not None else _pct(metric)
+    out.append(("p", f"Test accuracy **{_pct(test.get('acc'))}** on {test['n']} samples (loss {_f(test['loss'])}), "
                      f"{ev['checkpoint']} checkpoint from epoch {ev['epoch']} (best validation "
-                     f"{_pct(ev['best_val'].get('metric'))})."))
+                     f"{best})."))
+    lm = [(label, test[k]) for k, label in (("bpc", "bits per character"), ("perplexity", "perplexity"),
+                                             ("tokens", "tokens")) if test.get(k) is not None]
+    if lm:  # a language model: per-token metrics, no confusion matrix over the vocabulary
+        out.append(("table", ["test metric", "value"], [[label, _f(v)] for label, v in lm]))
+    cm = test.get("confusion")
+    if cm is None:
+        if not lm:
+            out.append(("note", "eval.json has no confusion matrix for this task."))
+        return out
     classes = ev["classes"]
-    cm = test["confusion"]
     images["confusion.png"] = plots.confusion(cm, classes)
     out.append(("img", "confusion.png", images["confusion.png"], "confusion matrix"))
     rows = []
     for i, c in enumerate(classes):
         n = sum(cm[i]) if i < len(cm) else 0
-        rows.append([c, n, _pct(cm[i][i] / n) if n else "-"])
+        rows.append([c, n, _pct(cm[i][i] / n) if n and i < len(cm[i]) else "-"])
     out.append(("table", ["class", "test samples", "recall"], rows))
     return out
 
@@ -244,13 +260,34 @@ def _config(run: RunArtefacts) -> list[Block]:
     return [("h", 2, "Configuration"), ("pre", json.dumps(run.config, indent=2))]
 
 
+#: the files each section reads, named when a section cannot be built from them
+SECTION_FILES = {"_summary": "run.json, config.json, eval.json, metrics.jsonl, profile.json, export/*.json",
+                 "_training": "metrics.jsonl", "_evaluation": "eval.json", "_spikes": "eval.json",
+                 "_energy": "profile.json", "_exports": "export/*.json", "_continual": "continual.json",
+                 "_config": "config.json"}
+
+
+def _section(fn: Any, run: RunArtefacts, *args: Any) -> list[Block]:
+    """``fn(run, *args)``; a file whose content the load-time checks let through but the section cannot use is a
+    :class:`ConfigError` naming the section's files instead of a traceback."""
+    try:
+        return fn(run, *args)
+    except SpikeseqError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as e:
+        raise ConfigError(f"{run.path}: the report section {fn.__name__.strip('_')!r} cannot be built from "
+                          f"{SECTION_FILES.get(fn.__name__, 'its files')} ({type(e).__name__}: {e}); re-run the "
+                          "command that writes the file. Nothing was written") from None
+
+
 def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:
     """The report's blocks (sections of the module docstring) and the PNG images they reference, by file name."""
     images: dict[str, bytes] = {}
     if run.continual is not None:
-        return [*_summary(run), *_continual(run, images), *_config(run)], images
-    blocks = [*_summary(run), *_training(run, images), *_evaluation(run, images), *_spikes(run, images),
-              *_energy(run, images), *_exports(run), *_config(run)]
+        return [*_section(_summary, run), *_section(_continual, run, images), *_section(_config, run)], images
+    blocks = [*_section(_summary, run), *_section(_training, run, images), *_section(_evaluation, run, images),
+              *_section(_spikes, run, images), *_section(_energy, run, images), *_section(_exports, run),
+              *_section(_config, run)]
     return blocks, images
 
 
@@ -270,6 +307,10 @@ def write_report(run_dir: str | Path, out_dir: str | Path | None = None) -> dict
     out = Path(out_dir) if out_dir is not None else run.path / "report"
     blocks, images = build_blocks(run)  # everything is built before the first file is written
     ensure_dir(out)
+    for name in [*images, "report.md", "index.html"]:  # every output path checked before the first write
+        if (out / name).exists() and not (out / name).is_file():
+            raise OutputError(f"{out / name} exists and is not a file; remove or rename it, or choose another "
+                              "--out folder. Nothing was written")
     title = f"spikeseq run report: {run.name}"
     for name, data in images.items():
         atomic_write(out / name, data)

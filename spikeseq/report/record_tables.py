@@ -74,11 +74,17 @@ def find_specs(root: str | Path) -> dict[str, tuple[Path, dict[str, Any]]]:
     out: dict[str, tuple[Path, dict[str, Any]]] = {}
     for path in sorted(Path(root).rglob(SPEC_NAME)):
         try:
-            spec = tomllib.loads(path.read_text())
-        except tomllib.TOMLDecodeError as e:
+            spec = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: invalid TOML ({e}); fix the table spec") from None
-        for table in spec.get("table", []):
+        tables = spec.get("table", [])
+        if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+            raise ConfigError(f"{path}: 'table' must be an array of tables: write [[table]] (two brackets) before "
+                              "each table, not [table]")
+        for table in tables:
             name = table.get("name")
+            if name is not None and not isinstance(name, str):
+                raise ConfigError(f"{path}: a table name must be a string, not {name!r}")
             if not name:
                 raise ConfigError(f"{path}: a [[table]] without a 'name'; name it after its README block")
             if name in out:
@@ -102,7 +108,7 @@ def _get(rec: Any, path: str, where: str) -> Any:
 
 def _value(rec: dict[str, Any], col: dict[str, Any], fill: dict[str, str], where: str) -> Any:
     paths = col["path"] if isinstance(col["path"], list) else [col["path"]]
-    vals = [_get(rec, p.format(**fill), where) for p in paths]
+    vals = [_get(rec, _fill(p, fill, "path"), where) for p in paths]
     if col.get("reduce"):
         vals = [REDUCERS[col["reduce"]](v) if isinstance(v, list) else v for v in vals]
     if len(vals) == 1:
@@ -118,7 +124,25 @@ def _fmt(col: dict[str, Any], v: Any) -> str:
     fmt = col.get("fmt", "{}")
     if v is None:
         return str(col.get("default", "n/a"))
-    return NAMED_FORMATS[fmt](v) if fmt in NAMED_FORMATS else fmt.format(v)
+    if fmt in NAMED_FORMATS:
+        return NAMED_FORMATS[fmt](v)
+    try:
+        return fmt.format(v)
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise ConfigError(f"fmt {fmt!r} cannot format the value {v!r} ({type(e).__name__}: {e}); use a format such "
+                          f"as \"{{:.3f}}\" with one positional field, or one of {', '.join(NAMED_FORMATS)}") from None
+
+
+def _fill(template: str, fill: Mapping[str, Any], what: str) -> str:
+    """``template.format(**fill)``; :class:`ConfigError` naming ``what`` for an unknown ``{var}`` or a bad brace."""
+    try:
+        return template.format(**fill)
+    except KeyError as e:
+        raise ConfigError(f"{what} {template!r} uses {{{e.args[0]}}}, which the row does not define (row vars / "
+                          f"each: {', '.join(fill) or 'none'})") from None
+    except (ValueError, IndexError) as e:
+        raise ConfigError(f"{what} {template!r} is not a valid template ({e}); write literal braces as {{{{ }}}}") \
+            from None
 
 
 def _cell(recs: list[tuple[str, dict[str, Any]]], col: dict[str, Any], fill: dict[str, str]) -> str:
@@ -167,16 +191,82 @@ def _load(spec: Path, pattern: str) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for p in paths:
         try:
-            out.append((str(Path(p).relative_to(base.parent.parent)), json.loads(Path(p).read_text())))
-        except json.JSONDecodeError as e:
+            out.append((str(Path(p).relative_to(base.parent.parent)), json.loads(Path(p).read_text(encoding="utf-8"))))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{p}: corrupt JSON ({e}); restore it from git or re-run its command") from None
+        except OSError as e:
+            raise ConfigError(f"{p}: cannot be read ({e.strerror or e}); the spec {spec} matches it") from None
     return out
+
+
+def _check_column(col: dict[str, Any], where: str) -> None:
+    """The types of a column's keys (a wrong type is a :class:`ConfigError`, not a traceback later)."""
+    header = col.get("header")
+    if header is not None and not isinstance(header, str):
+        raise ConfigError(f"{where}: a column 'header' must be a string, not {header!r}")
+    cwhere = f"{where}, column {header!r}"
+    path = col.get("path")
+    if path is not None and not (isinstance(path, str) or (isinstance(path, list) and path
+                                                            and all(isinstance(p, str) for p in path))):
+        raise ConfigError(f"{cwhere}: 'path' must be a dotted path string or a list of them, not {path!r}")
+    if "fmt" in col and not isinstance(col["fmt"], str):
+        raise ConfigError(f"{cwhere}: 'fmt' must be a format string such as \"{{:.3f}}\" or one of "
+                          f"{', '.join(NAMED_FORMATS)}, not {col['fmt']!r}")
+    if "scale" in col and (not isinstance(col["scale"], (int, float)) or isinstance(col["scale"], bool)):
+        raise ConfigError(f"{cwhere}: 'scale' must be a number, not {col['scale']!r}")
+    for key in ("agg", "reduce"):
+        if key in col and not isinstance(col[key], str):
+            raise ConfigError(f"{cwhere}: {key!r} must be a string, not {col[key]!r}")
+
+
+def _check_row(row: dict[str, Any], where: str, spec: Path) -> None:
+    """The keys and types of a row."""
+    label = row.get("label")
+    if not isinstance(label, str):
+        raise ConfigError(f"{where}: every [[table.row]] needs a 'label' string (got {label!r})")
+    rwhere = f"{where}, row {label!r}"
+    if not isinstance(row.get("files"), str):
+        raise ConfigError(f"{rwhere}: needs 'files', a file name or glob pattern relative to the spec's folder "
+                          f"(got {row.get('files')!r})")
+    if not isinstance(row.get("vars", {}), dict):
+        raise ConfigError(f"{rwhere}: 'vars' must be a table, e.g. vars = {{key = \"egru\"}}")
+    each = row.get("each", {})
+    if not isinstance(each, dict) or not all(isinstance(v, list) for v in each.values()):
+        raise ConfigError(f"{rwhere}: 'each' must map names to lists, e.g. each = {{stream = [\"a\", \"b\"]}}")
+    cells = row.get("cells", {})
+    if not isinstance(cells, dict) or not all(isinstance(v, dict) for v in cells.values()):
+        raise ConfigError(f"{rwhere}: 'cells' must map column headers to tables of column keys")
+    for header, over in cells.items():
+        _check_keys(over, COLUMN_KEYS, "cells", spec)
+        _check_column({"header": header, **over}, rwhere)
+
+
+def _safe_cell(recs: list[tuple[str, dict[str, Any]]], col: dict[str, Any], fill: dict[str, str], where: str) -> str:
+    """:func:`_cell`, with any failure a :class:`ConfigError` naming the spec, table, row, column and files."""
+    cwhere = f"{where}, column {col['header']!r}"
+    try:
+        return _cell(recs, col, fill)
+    except ConfigError as e:
+        raise ConfigError(f"{cwhere}: {e}") from None
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, statistics.StatisticsError) as e:
+        raise ConfigError(f"{cwhere}: cannot compute the cell from {', '.join(p for p, _ in recs)} "
+                          f"({type(e).__name__}: {e}); check the path, fmt, reduce and agg against the files") \
+            from None
 
 
 def render_spec(name: str, spec: Path, table: dict[str, Any]) -> str:
     """The Markdown table ``name`` described by ``table`` (from the spec file ``spec``), with its footer."""
     columns = table.get("column", [])
     label_headers = table.get("label", ["row"])
+    where = f"{spec}: table {name!r}"
+    if not isinstance(columns, list) or not all(isinstance(c, dict) for c in columns):
+        raise ConfigError(f"{where}: columns must be written [[table.column]] (an array of tables)")
+    if not isinstance(table.get("row", []), list) or not all(isinstance(r, dict) for r in table.get("row", [])):
+        raise ConfigError(f"{where}: rows must be written [[table.row]] (an array of tables)")
+    if not isinstance(label_headers, list) or not all(isinstance(h, str) for h in label_headers):
+        raise ConfigError(f"{where}: 'label' must be a list of header strings, e.g. label = [\"model\"]")
+    for col in columns:
+        _check_column(col, where)
     for col in columns:
         _check_keys(col, COLUMN_KEYS, "column", spec)
         if "header" not in col or ("path" not in col and col.get("agg") != "count"):
@@ -189,18 +279,20 @@ def render_spec(name: str, spec: Path, table: dict[str, Any]) -> str:
     files: set[str] = set()
     for row in table.get("row", []):
         _check_keys(row, ROW_KEYS, "row", spec)
+        _check_row(row, where, spec)
         cells_over = row.get("cells", {})
         unknown = set(cells_over) - {c["header"] for c in columns}
         if unknown:
             raise ConfigError(f"{spec}: row {row.get('label')!r} overrides unknown column(s) {sorted(unknown)}")
         for fill in _expand(row):
-            recs = _load(spec, row["files"].format(**fill))
+            rwhere = f"{where}, row {row['label']!r}"
+            recs = _load(spec, _fill(row["files"], fill, f"{rwhere}: files"))
             files.update(p for p, _ in recs)
-            label = [c.strip() for c in row["label"].format(**fill).split(" | ")]
+            label = [c.strip() for c in _fill(row["label"], fill, f"{rwhere}: label").split(" | ")]
             if len(label) != len(label_headers):
                 raise ConfigError(f"{spec}: label {row['label']!r} must have {len(label_headers)} part(s) separated "
                                   f"by ' | ' ({', '.join(label_headers)})")
-            cells = [_cell(recs, {**c, **cells_over.get(c["header"], {})}, fill) for c in columns]
+            cells = [_safe_cell(recs, {**c, **cells_over.get(c["header"], {})}, fill, rwhere) for c in columns]
             lines.append("| " + " | ".join([*label, *cells]) + " |")
     if len(lines) == 2:
         raise ConfigError(f"{spec}: table {name!r} has no [[table.row]]")

@@ -12,7 +12,8 @@ from pathlib import Path
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``spikeseq eval`` arguments (``RUN``, ``--checkpoint``, ``--json``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best", help="which checkpoint (best)")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.add_argument("--record", action="store_true",
                         help="write the result artifact of the run (train.eval_checkpoint; profiled on the same "
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     test = result["test"]
     print(f"run        {args.run}")
-    print(f"checkpoint {args.checkpoint} (epoch {result['epoch']}, step {result['step']})")
+    print(f"checkpoint {result['checkpoint']} (epoch {result['epoch']}, step {result['step']})")
     from spikeseq.train.rundir import RunDir
     from spikeseq.train.tasks import task_for
 

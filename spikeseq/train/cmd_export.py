@@ -33,11 +33,12 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", nargs="+", default=None, choices=TARGETS, metavar="TARGET",
                         help=f"one or more of {', '.join(TARGETS)} (default: [export] targets)")
     parser.add_argument("--samples", type=positive_int, default=None, help="test samples for verification")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json)")
 
 
 def export_run(path: str | Path, targets: list[str] | None = None, samples: int | None = None,
-               which: str = "best", options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+               which: str | None = "best", options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
     """Export and verify each target; returns ``{target: result dict or {"error": message}}``. ``options``: writer
     options per target on top of the run's ``[export.<target>]`` (e.g. ``{"loihi": {"reset_policy": "zero"}}``)."""
     from spikeseq._atomic import ensure_dir

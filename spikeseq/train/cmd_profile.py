@@ -23,7 +23,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help="hardware tables (default: [profile] tables, or all of spikeseq.hardware.available())")
     parser.add_argument("--samples", type=positive_int, default=None,
                         help="test samples to profile ([profile] samples)")
-    parser.add_argument("--checkpoint", choices=("best", "last"), default="best")
+    parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
+                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json)")
 
 
 def _profile_api():
@@ -34,7 +35,7 @@ def _profile_api():
 
 
 def profile_run(path: str | Path, tables: list[str] | None = None, samples: int | None = None,
-                which: str = "best", plot: bool = True) -> dict[str, Any]:
+                which: str | None = "best", plot: bool = True) -> dict[str, Any]:
     """Profile the run's model on ``samples`` test samples, price it with ``tables``, write ``profile.*``
     (``profile.png`` only with ``plot``).
 
@@ -64,7 +65,7 @@ def profile_run(path: str | Path, tables: list[str] | None = None, samples: int 
             except SpikeseqError as e:  # a table without energy figures (e.g. no published numbers)
                 est[key] = {"table": t, "total_pj": None, "per_layer_pj": {}, "terms_pj": {}, "notes": [str(e)]}
         energy[t] = est
-    result = {"checkpoint": which, "samples": int(x.shape[1]), "tables": tables,
+    result = {"checkpoint": lr.which, "samples": int(x.shape[1]), "tables": tables,
               "report": report.to_dict(tables), "energy": energy}
     run = lr.run
     write_json(run.path / "profile.json", result)

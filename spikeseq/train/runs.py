@@ -35,12 +35,14 @@ class LoadedRun:
         return prepare(self.cfg.data, self.cfg.train.seed)
 
 
-def load_run(path: str | Path, which: str = "best") -> LoadedRun:
-    """The run's model with the weights of ``checkpoints/<which>.pt`` (``best`` or ``last``), in eval mode."""
-    if which not in ("best", "last"):
+def load_run(path: str | Path, which: str | None = "best") -> LoadedRun:
+    """The run's model with the weights of ``checkpoints/<which>.pt`` (``best`` or ``last``; ``None``: the one the run
+    evaluates, its ``train.eval_checkpoint``), in eval mode."""
+    if which not in ("best", "last", None):
         raise ConfigError(f"checkpoint must be 'best' or 'last', got {which!r}")
     run = RunDir.open(path)
     cfg = run.config()
+    which = which or cfg.train.eval_checkpoint
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
     ck = checkpoint.load(run.best if which == "best" else run.last)
@@ -94,7 +96,7 @@ def _target_evaluation(lr: LoadedRun, data: Prepared, test_float: dict[str, Any]
             "float_acc": test_float.get("acc"), "float_before_acc": before, "export": agree}
 
 
-def evaluate_run(path: str | Path, which: str = "best", raster_samples: int = 64) -> dict[str, Any]:
+def evaluate_run(path: str | Path, which: str | None = "best", raster_samples: int = 64) -> dict[str, Any]:
     """Evaluate on the test split and write ``eval.json`` (accuracy, confusion, firing rates, raster). A run
     trained for a target (``[train] target``) reports target mode's test evaluation as ``test`` and the rest in
     ``target`` (:func:`_target_evaluation`)."""
@@ -110,7 +112,7 @@ def evaluate_run(path: str | Path, which: str = "best", raster_samples: int = 64
         target = _target_evaluation(lr, data, test, device)
         test = target.pop("test")
     result = {
-        "checkpoint": which, "epoch": lr.ckpt["position"]["epoch"], "step": lr.ckpt["position"]["step"],
+        "checkpoint": lr.which, "epoch": lr.ckpt["position"]["epoch"], "step": lr.ckpt["position"]["step"],
         "batches_into_epoch": lr.ckpt["position"].get("batch", 0),   # > 0: max_steps ended the run inside an epoch
         "best_val": lr.ckpt["best"], "classes": data.classes, "data": data.info,
         "test": test, "spikes": spikes, "model": {"name": lr.cfg.model.name,

@@ -68,3 +68,18 @@ def test_a_pruning_schedule_the_run_never_reaches_is_a_warning(tmp_path):
     raw = _lm(tmp_path, prune={"sparsity": 0.9, "start": 0, "end": 100, "every": 1})
     with pytest.warns(UserWarning, match=r"reaches sparsity 0.9 at optimizer step 100, but the run has 2 steps"):
         assert main(["train", str(_write(tmp_path, raw)), "--out", str(tmp_path / "run"), "--no-eval"]) == 0
+
+
+def test_eval_and_profile_default_to_the_checkpoint_the_run_evaluates(tmp_path, tiny_data, tiny_raw):
+    import json
+
+    raw = tiny_raw(tiny_data, epochs=1, eval_checkpoint="last")
+    run = tmp_path / "run"
+    assert main(["train", str(_write(tmp_path, raw)), "--out", str(run)]) == 0
+    assert json.loads((run / "eval.json").read_text())["checkpoint"] == "last"
+    assert main(["eval", str(run)]) == 0               # rewrites eval.json with the same checkpoint
+    assert json.loads((run / "eval.json").read_text())["checkpoint"] == "last"
+    assert main(["profile", str(run), "--samples", "2"]) == 0
+    assert json.loads((run / "profile.json").read_text())["checkpoint"] == "last"
+    assert main(["profile", str(run), "--samples", "2", "--checkpoint", "best"]) == 0
+    assert json.loads((run / "profile.json").read_text())["checkpoint"] == "best"
