@@ -323,12 +323,14 @@ def egru_scan(
     dropconnect: float = 0.0,
     training: bool = False,
     generator: torch.Generator | None = None,
+    events_out: torch.Tensor | None = None,
 ) -> tuple[EGRUOutput, EGRUState]:
     """EGRU over a time-first sequence ``x`` ``[T, B, I]``; returns ``EGRUOutput(y, e)`` ``[T, B, H]`` and the final
     ``EGRUState(c, y)``.
 
     The reference every kernel is tested against: a plain loop of :func:`egru_cell` under autograd (dense
-    products: the EvNN PyTorch fallback's way).
+    products: the EvNN PyTorch fallback's way). ``events_out`` (inference only, no gradient): a ``[T, B, H]``
+    tensor that receives ``e`` and is returned as it (a stack assembles its layers' events without a copy).
     """
     p = prepare_egru(x, state, weight_ih=weight_ih, weight_hh=weight_hh, bias_ih=bias_ih, bias_hh=bias_hh,
                      threshold=threshold, eps=eps, dampening=dampening, zoneout=zoneout, dropconnect=dropconnect,
@@ -342,7 +344,28 @@ def egru_scan(
         ys.append(y)
         es.append(e)
     check_final_state(c)
-    return EGRUOutput(torch.stack(ys), torch.stack(es)), EGRUState(c, y)
+    return EGRUOutput(torch.stack(ys), into_events_out(torch.stack(es), events_out)), EGRUState(c, y)
+
+
+def check_events_out(events_out: torch.Tensor, shape: tuple[int, ...], dtype: torch.dtype, device) -> None:
+    """``events_out`` of :func:`egru_scan` must be a contiguous ``shape`` tensor of ``dtype`` on ``device``, and only
+    given when no gradient is recorded."""
+    if torch.is_grad_enabled():
+        raise ParameterError("events_out is for inference: call egru_scan under torch.no_grad() (the events of a "
+                             "training pass carry the pseudo-derivative)")
+    if not isinstance(events_out, torch.Tensor) or tuple(events_out.shape) != tuple(shape) or \
+            events_out.dtype != dtype or events_out.device != torch.device(device) or not events_out.is_contiguous():
+        got = (tuple(events_out.shape), events_out.dtype, events_out.device) if isinstance(events_out, torch.Tensor) \
+            else type(events_out).__name__
+        raise ShapeError(f"events_out must be a contiguous {tuple(shape)} {dtype} tensor on {device}, got {got}")
+
+
+def into_events_out(e: torch.Tensor, events_out: torch.Tensor | None) -> torch.Tensor:
+    """``e``, or ``events_out`` (checked by :func:`check_events_out`) holding a copy of it."""
+    if events_out is None:
+        return e
+    check_events_out(events_out, tuple(e.shape), e.dtype, e.device)
+    return events_out.copy_(e)
 
 
 def egru_trace(y: torch.Tensor, tr: torch.Tensor | None = None, decay: float = TRACE_DECAY) -> tuple[

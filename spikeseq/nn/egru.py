@@ -19,7 +19,14 @@ from spikeseq import kernels
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_floating
 from spikeseq.errors import ParameterError, ShapeError
-from spikeseq.functional.egru import DAMPENING, EGRUState, beta_threshold_init, check_eps, pseudo_derivative
+from spikeseq.functional.egru import (
+    DAMPENING,
+    EGRUState,
+    beta_threshold_init,
+    check_eps,
+    compute_dtype,
+    pseudo_derivative,
+)
 from spikeseq.kernels import dispatch
 from spikeseq.nn.base import StatefulModule
 
@@ -126,21 +133,26 @@ class EGRU(StatefulModule):
             raise ShapeError(f"EGRU got a sequence of length 0 (shape {tuple(x.shape)}); T must be >= 1")
         states = self._state(state, x.shape[1])
         events, cs, ys = [], [], []
+        # inference: every layer writes its events into one [L, T, B, H] tensor (no stacking copy: 12 % of a pruned
+        # 2 x 512 forward); in training the events carry the pseudo-derivative and are stacked
+        stacked = None if torch.is_grad_enabled() else torch.empty(
+            (self.num_layers, *x.shape[:2], self.hidden_size), dtype=compute_dtype(x.dtype), device=x.device)
         h = x
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
                 h = F.dropout(h, self.dropout, self.training)
+            extra = {} if stacked is None else {"events_out": stacked[layer]}
             out, st = kernels.egru_scan(h, states[layer], backend=self.backend, eps=self.eps,
                                         dampening=self.dampening, zoneout=self.zoneout,
                                         dropconnect=self.dropconnect, training=self.training,
-                                        **self.layer_params(layer))
+                                        **extra, **self.layer_params(layer))
             h = out.y
             if layer + 1 < self.num_layers:  # half-precision layers: the float32 events feed the next layer's dtype
                 h = h.to(getattr(self, f"weight_ih_l{layer + 1}").dtype)
             events.append(out.e)
             cs.append(st.c)
             ys.append(st.y)
-        e = torch.stack(events)
+        e = torch.stack(events) if stacked is None else stacked
         if self.batch_first:
             h, e = h.transpose(0, 1), e.transpose(1, 2)
         return EGRUStackOutput(h, e), EGRUState(torch.stack(cs), torch.stack(ys))

@@ -129,3 +129,29 @@ def test_pruning_arguments_get_specific_errors():
         to_csr(torch.ones(4))
     with pytest.raises(ParameterError, match=r"sparsity must lie in \[0, 1\]"):
         magnitude_mask(torch.ones(4), float("nan"))
+
+
+@pytest.mark.parametrize("backend", ["torch", pytest.param("cpu", marks=needs_cpu_kernel)])
+@pytest.mark.parametrize("pruned", [False, True])
+def test_inference_writes_the_stacked_events_in_place_with_the_same_values(backend, pruned):
+    m = EGRU(6, 19, num_layers=3, seed=0, backend=backend)
+    if pruned:                                       # the fused inference path of the C++ loop
+        with torch.no_grad():
+            for name, w in m.named_parameters():
+                if name.startswith("weight"):
+                    w.mul_((torch.rand(w.shape, generator=torch.Generator().manual_seed(1)) > 0.9).float())
+    x = _x(7, 4)
+    out, st = m(x)                                   # gradient mode: the layers' events are stacked
+    with torch.no_grad():
+        out2, st2 = m(x)
+    assert torch.equal(out.y.detach(), out2.y) and torch.equal(out.events.detach(), out2.events)
+    assert torch.equal(st.c.detach(), st2.c) and out2.events.shape == (3, 7, 4, 19)
+
+
+def test_events_out_is_checked():
+    m = EGRU(6, 19, seed=0, backend="torch")
+    p = m.layer_params(0)
+    with pytest.raises(ParameterError, match="events_out is for inference"):
+        egru_scan(_x(), events_out=torch.empty(5, 3, 19), **p)
+    with torch.no_grad(), pytest.raises(ShapeError, match=r"events_out must be a contiguous \(5, 3, 19\)"):
+        egru_scan(_x(), events_out=torch.empty(5, 3, 18), **p)

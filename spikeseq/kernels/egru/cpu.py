@@ -18,7 +18,14 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from spikeseq.functional.egru import EGRUOutput, EGRUState, check_final_state, prepare_egru
+from spikeseq.functional.egru import (
+    EGRUOutput,
+    EGRUState,
+    check_events_out,
+    check_final_state,
+    into_events_out,
+    prepare_egru,
+)
 from spikeseq.kernels import _native, spmm
 from spikeseq.kernels.egru._common import call_problem
 
@@ -287,7 +294,7 @@ def fused_input(x: torch.Tensor, weight_ih: torch.Tensor, weight_density: float 
             and not torch.is_autocast_enabled("cpu") and weight_ih.dtype == x.dtype)
 
 
-def _inference(x: torch.Tensor, p) -> tuple[EGRUOutput, EGRUState]:
+def _inference(x: torch.Tensor, p, events_out: torch.Tensor | None = None) -> tuple[EGRUOutput, EGRUState]:
     """The fused inference forward (``egru_fwd_infer``): per step, the pruned input projection of x[t] for the
     thread's rows, then the recurrent product and the gates; only y and e are kept over time (the state in two
     alternating slots), so no [T, B, 3H] projection and no [T, B, H] state sequence is allocated."""
@@ -297,7 +304,10 @@ def _inference(x: torch.Tensor, p) -> tuple[EGRUOutput, EGRUState]:
     in_rowptr, in_col, in_val = _csr(p.weight_ih)
     b_ih = None if p.bias_ih is None else p.bias_ih.detach().contiguous()
     rec, bh, th, c0, y0, m = _step_args(p.weight_hh, p.bias_hh, p.threshold, p.state.c, p.state.y, p.mask, x.dtype)
-    y, e = x.new_empty(t, b, h), x.new_empty(t, b, h)
+    y = x.new_empty(t, b, h)
+    if events_out is not None:
+        check_events_out(events_out, (t, b, h), x.dtype, x.device)
+    e = x.new_empty(t, b, h) if events_out is None else events_out   # the kernel writes the events in place
     cs = x.new_empty(2, b, h)
     _fn("egru_fwd_infer", x.dtype)(t, b, h, i, _p(xc), _p(in_rowptr), _p(in_col), _p(in_val), _p(b_ih), *rec.ptrs(),
                                    _p(bh), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(e), _p(cs), _threads(b))
@@ -308,6 +318,7 @@ def _inference(x: torch.Tensor, p) -> tuple[EGRUOutput, EGRUState]:
 
 def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tuple[EGRUOutput, EGRUState]:
     """:func:`spikeseq.functional.egru_scan` on the fused C++ loop (same arguments, same results)."""
+    events_out = params.pop("events_out", None)
     p = prepare_egru(x, state, **params)
     # a gradient will be asked for: the gate values are kept for the backward (else the fused inference path)
     keep = torch.is_grad_enabled() and any(
@@ -315,14 +326,14 @@ def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tupl
         for v in (x, p.weight_ih, p.bias_ih, p.state.c, p.state.y, p.weight_hh, p.bias_hh, p.threshold))
     wd = density(p.weight_ih)
     if not keep and fused_input(x, p.weight_ih, wd):
-        return _inference(x, p)
+        return _inference(x, p, events_out)
     # under torch.autocast the projection is a low-precision matmul; the fused recurrence runs in x's dtype
     a = input_projection(x, p.weight_ih, p.bias_ih, wd).to(x.dtype)
     st = p.state
     y, e, c, y_last = _Scan.apply(a, st.c, st.y, p.weight_hh, p.bias_hh, p.threshold, p.mask, p.surrogate.width,
                                   p.surrogate.dampening, keep)
     check_final_state(c)
-    return EGRUOutput(y, e), EGRUState(c, y_last)
+    return EGRUOutput(y, into_events_out(e, events_out)), EGRUState(c, y_last)
 
 
 def supports(x, state=None, *, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None, threshold=None,

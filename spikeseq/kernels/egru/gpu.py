@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from spikeseq.functional.egru import EGRUOutput, EGRUState, check_final_state, prepare_egru
+from spikeseq.functional.egru import EGRUOutput, EGRUState, check_final_state, into_events_out, prepare_egru
 from spikeseq.kernels.dispatch import triton_available, triton_devices
 from spikeseq.kernels.egru._common import call_problem
 
@@ -86,12 +86,13 @@ class _Scan(torch.autograd.Function):
 
 def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tuple[EGRUOutput, EGRUState]:
     """:func:`spikeseq.functional.egru_scan` with the Triton forward (same arguments, same results)."""
+    events_out = params.pop("events_out", None)
     p = prepare_egru(x, state, **params)
     a = F.linear(x, p.weight_ih, p.bias_ih)
     y, e, c, y_last = _Scan.apply(a, p.state.c, p.state.y, p.weight_hh, p.bias_hh, p.threshold, p.mask,
                                   p.surrogate.width, p.surrogate.dampening)
     check_final_state(c)
-    return EGRUOutput(y, e), EGRUState(c, y_last)
+    return EGRUOutput(y, into_events_out(e, events_out)), EGRUState(c, y_last)
 
 
 def supports(x, state=None, *, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None, threshold=None,
