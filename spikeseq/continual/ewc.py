@@ -23,7 +23,7 @@ from torch import nn
 
 from spikeseq.errors import ConfigError, ContinualError
 
-from .plugin import TaskData
+from .plugin import TaskData, check_state_keys
 
 EWC_MODES = ("separate", "online")
 STATE_KEYS = ("task", "in_task", "anchors")  #: what :meth:`EWC.load_state_dict` needs
@@ -148,11 +148,7 @@ class EWC:
     def load_state_dict(self, st: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (resume); ConfigError, before anything changes, when the state is not an EWC
         state or its parameters do not fit this model (names, shapes)."""
-        missing = [k for k in STATE_KEYS if k not in st] if isinstance(st, dict) else list(STATE_KEYS)
-        if missing:
-            got = sorted(st) if isinstance(st, dict) else type(st).__name__
-            raise ConfigError(f"not an EWC state: missing {missing} (got {got}); load the state_dict() of an EWC "
-                              "plug-in, not that of HLOP / GPM or of the model")
+        check_state_keys(st, STATE_KEYS, "an EWC")
         for anchor in st["anchors"]:
             self._check_anchor(anchor)
         self.anchors = [(dict(f), dict(t)) for f, t in st["anchors"]]

@@ -24,7 +24,7 @@ from spikeseq.errors import ConfigError, ContinualError, ParameterError
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
 from .layers import Target, check_names, keep_prefixes, resolve
-from .plugin import TaskData
+from .plugin import TaskData, check_state_keys
 
 
 @dataclass
@@ -184,11 +184,7 @@ class GPM:
     def load_state_dict(self, st: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (resume); ConfigError, before anything changes, when the state is not a GPM
         state or does not fit this model (other layers, other sizes)."""
-        missing = [k for k in STATE_KEYS if k not in st] if isinstance(st, dict) else list(STATE_KEYS)
-        if missing:
-            got = sorted(st) if isinstance(st, dict) else type(st).__name__
-            raise ConfigError(f"not a GPM state: missing {missing} (got {got}); load the state_dict() of a GPM "
-                              "plug-in, not that of HLOP / EWC or of the model")
+        check_state_keys(st, STATE_KEYS, "a GPM")
         if not isinstance(st["bases"], dict) or set(st["bases"]) != set(self.bases):
             got = sorted(st["bases"]) if isinstance(st["bases"], dict) else st["bases"]
             raise ConfigError(f"checkpoint GPM layers {got} differ from {sorted(self.bases)}")

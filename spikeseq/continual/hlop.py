@@ -46,7 +46,7 @@ from spikeseq.functional import plasticity as fp
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
 from .layers import Target, check_names, keep_prefixes, resolve
-from .plugin import TaskData
+from .plugin import TaskData, check_state_keys
 
 PROJECTORS = ("orthonormal", "hebbian")
 STATE_KEYS = ("task", "in_task", "generator", "spaces")  #: what :meth:`HLOP.load_state_dict` needs
@@ -439,11 +439,7 @@ class HLOP:
     def load_state_dict(self, st: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; ConfigError, before anything changes, when the state is not an HLOP state or
         does not fit this model (other layers, other sizes, inconsistent subspaces)."""
-        missing = [k for k in STATE_KEYS if k not in st] if isinstance(st, dict) else list(STATE_KEYS)
-        if missing:
-            got = sorted(st) if isinstance(st, dict) else type(st).__name__
-            raise ConfigError(f"not an HLOP state: missing {missing} (got {got}); load the state_dict() of an HLOP "
-                              "plug-in, not that of GPM / EWC or of the model")
+        check_state_keys(st, STATE_KEYS, "an HLOP")
         if not isinstance(st["spaces"], dict) or set(st["spaces"]) != set(self.spaces):
             got = sorted(st["spaces"]) if isinstance(st["spaces"], dict) else st["spaces"]
             raise ConfigError(f"checkpoint HLOP layers {got} differ from {sorted(self.spaces)}")

@@ -16,6 +16,8 @@ from typing import Any, Protocol
 
 import torch
 
+from spikeseq.errors import ConfigError
+
 
 @dataclass
 class TaskData:
@@ -49,3 +51,13 @@ class ContinualPlugin(Protocol):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (resume)."""
+
+
+def check_state_keys(st: Any, keys: tuple[str, ...], method: str) -> None:
+    """:class:`ConfigError` unless ``st`` is a dict holding ``keys``: the ``state_dict()`` of the ``method`` plug-in
+    (``"an HLOP"``, ``"a GPM"``, ``"an EWC"``), not that of another plug-in or of the model."""
+    missing = [k for k in keys if k not in st] if isinstance(st, dict) else list(keys)
+    if missing:
+        got = sorted(st) if isinstance(st, dict) else type(st).__name__
+        raise ConfigError(f"not {method} state: missing {missing} (got {got}); load the state_dict() of {method} "
+                          "plug-in, not that of another plug-in or of the model")

@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from spikeseq import surrogate as sg
-from spikeseq.checks import check_floating, check_sequence, check_state_shape
+from spikeseq.checks import all_finite, check_floating, check_sequence, check_state_shape
 from spikeseq.errors import DTypeError, NonFiniteError, ParameterError, ShapeError
 
 #: EvNN's dampening factor gamma of the pseudo-derivative (fixed in the reference code; specs/models.md §4).
@@ -266,15 +266,6 @@ def prepare_egru(x: torch.Tensor, state: EGRUState | None = None, *, weight_ih: 
     if step and m is not None:
         m = m[0]
     return EGRUCall(surrogate, st, weight_ih, w_hh, bias_ih, bias_hh, th, m)
-
-
-def all_finite(t: torch.Tensor) -> bool:
-    """Whether every entry of a floating tensor is finite, in one reduction pass: ``aminmax`` propagates NaN and
-    +-inf (``isfinite(t).all()`` writes a boolean copy first: 10 ms against 1 ms on a [256, 32, 512] input)."""
-    if t.numel() == 0:
-        return True
-    lo, hi = torch.aminmax(t.detach())
-    return math.isfinite(float(lo)) and math.isfinite(float(hi))
 
 
 def check_finite_inputs(x: torch.Tensor, state: EGRUState | None) -> None:

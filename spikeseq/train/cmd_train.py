@@ -112,10 +112,10 @@ def run(args: argparse.Namespace) -> int:
     if not args.attach:  # fail on a bad model or dataset before the run directory is touched
         from spikeseq.train.datasets import prepare
 
-        loop.preflight(cfg)
+        model = loop.preflight(cfg)
         data = prepare(cfg.data, cfg.train.seed)
         loop.preflight_target(cfg, data)
-        loop.preflight_data(cfg, data)
+        loop.preflight_data(cfg, data, model)
     _signals.check()
     if args.attach:  # a torchrun worker: the launcher prepared the run directory
         run_dir = RunDir.open(out)

@@ -81,9 +81,9 @@ def build_model(model_cfg: ModelConfig) -> nn.Module:
         raise
 
 
-def preflight(cfg: RunConfig) -> None:
+def preflight(cfg: RunConfig) -> nn.Module:
     """Fail fast, before a run directory is touched: the model builds (and runs on ``train.target``, if set), its
-    family solves the task and the dataset name is known."""
+    family solves the task and the dataset name is known; returns the built model (for :func:`preflight_data`)."""
     from spikeseq.train.datasets import TENSOR_FILE, known_datasets
 
     model = build_model(cfg.model)
@@ -97,6 +97,7 @@ def preflight(cfg: RunConfig) -> None:
         known = known_datasets()
         if cfg.data.name not in known:
             raise ConfigError(f"unknown dataset {cfg.data.name!r}; known datasets: {', '.join(known)}")
+    return model
 
 
 def preflight_target(cfg: RunConfig, data: Any) -> None:
@@ -111,7 +112,7 @@ def preflight_target(cfg: RunConfig, data: Any) -> None:
                  input_shape=tuple(data.train.x.shape[2:]))
 
 
-def preflight_data(cfg: RunConfig, data: Prepared) -> None:
+def preflight_data(cfg: RunConfig, data: Prepared, model: nn.Module | None = None) -> None:
     """With the prepared data, before a run directory is touched: the model takes two training samples and the task's
     loss takes its output (evaluation mode, no gradient), so that a model that does not fit the data (input width,
     vocabulary, number of classes, backend) fails now with the reason; a classifier with fewer outputs than the
@@ -121,8 +122,7 @@ def preflight_data(cfg: RunConfig, data: Prepared) -> None:
 
     if len(data.train) == 0 or cfg.train.device != "cpu":
         return
-    model = build_model(cfg.model)
-    model.eval()
+    model = (model if model is not None else build_model(cfg.model)).eval()
     task = task_name_for(cfg.model.name, cfg.task)
     top = None
     hint = "check the [model] sizes against the dataset"
