@@ -150,8 +150,8 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"spike_rows_compress_{suf}").restype = i64
         getattr(lib, f"spike_gather_{suf}").argtypes = [i64, i64, p, p, p, p, p, i]
         getattr(lib, f"spike_weight_grad_{suf}").argtypes = [i64, i64, i64, p, p, p, p, i64, i]
-        getattr(lib, f"egru_fwd_{suf}").argtypes = [i64, i64, i64] + [p] * 18 + [i]
-        getattr(lib, f"egru_fwd_infer_{suf}").argtypes = [i64, i64, i64, i64] + [p] * 17 + [i]
+        getattr(lib, f"egru_fwd_{suf}").argtypes = [i64, i64, i64] + [p] * 21 + [i]
+        getattr(lib, f"egru_fwd_infer_{suf}").argtypes = [i64, i64, i64, i64] + [p] * 20 + [i]
         getattr(lib, f"egru_bwd_{suf}").argtypes = [i64, i64, i64] + [p] * 20 + [d, d, d] + [p] * 7 + [i]
         getattr(lib, f"egru_gather_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 4 + [i]
         getattr(lib, f"egru_gather_outer_{suf}").argtypes = [i64, i64, i64] + [p] * 3 + [i]

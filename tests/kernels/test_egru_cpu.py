@@ -225,3 +225,36 @@ def test_a_gradient_or_a_dense_input_weight_keeps_the_unfused_loop():
     p["weight_ih"] = pruned.requires_grad_()
     out, _ = K.egru_scan(x, st, backend="cpu", **p)                          # a gradient is wanted: autograd path
     assert out.y.requires_grad
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("threshold", [0.0, 0.97])
+@pytest.mark.parametrize("grad", [False, True])
+def test_pruned_recurrent_products_give_the_dense_products_bits(dtype, threshold, grad, monkeypatch):
+    # R at 10 % density in compressed rows: at about half the units active each step takes the batched product (every
+    # nonzero of R once per vector of rows), at a threshold of 0.97 almost nothing fires and it scatters the active
+    # units' rows of R^T (egru.cpp, scattered_pays). Both sum each gate input over its units in ascending order with
+    # fused multiply-adds, as the dense rows of R^T do: the same numbers bit for bit, the reference's up to rounding.
+    x, st, p = make(T=6, B=20, H=48, I=7, dtype=dtype, seed=5, weight_density=0.1)
+    p["threshold"] = torch.full((48,), threshold, dtype=dtype)
+    assert cpu.density(p["weight_hh"]) < cpu.CSR_DENSITY
+    leaves = [v.requires_grad_(grad) for v in p.values()]
+
+    def scan():
+        with torch.set_grad_enabled(grad):
+            out, new = K.egru_scan(x, st, backend="cpu", **p)
+        return [t.detach() for t in (*out, *new)]
+
+    pruned = scan()
+    monkeypatch.setattr(cpu, "CSR_DENSITY", 0.0)  # the same weights as dense rows of R^T
+    dense = scan()
+    active = float(pruned[1].mean())
+    assert (active > 0.3) if threshold == 0.0 else (active < 0.05)
+    for a, b in zip(pruned, dense, strict=True):
+        assert torch.equal(a, b)
+    with torch.no_grad():
+        ref = K.egru_scan(x, st, backend="torch", **{k: v.detach() for k, v in p.items()})
+    tol = 1e-12 if dtype == torch.float64 else 2e-5
+    for a, b in zip(pruned, (*ref[0], *ref[1]), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=tol)
+    del leaves

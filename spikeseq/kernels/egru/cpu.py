@@ -127,18 +127,28 @@ def _saved(ctx, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
 class _Recurrent:
     """``R^T`` as the C ABI takes it: dense ``[H, 3H]`` (plus ``R`` itself ``[3H, H]`` for the backward's dense
-    product) or CSR ``(rowptr, col, val)``."""
+    product) or CSR ``(rowptr, col, val)``; when pruned, also ``R`` in compressed rows (one row per gate output) for
+    the forward's batched product, which pays over the scatter of the active units' rows of ``R^T`` above a few
+    percent activity (``egru.cpp``, ``scattered_pays``)."""
 
     def __init__(self, weight_hh: torch.Tensor, csr: bool) -> None:
-        rt = weight_hh.detach().t().contiguous()
-        self.rt: torch.Tensor | None = None if csr else rt
-        self.r: torch.Tensor | None = None if csr else weight_hh.detach().contiguous()
+        w = weight_hh.detach()
+        self.rt: torch.Tensor | None = None if csr else w.t().contiguous()
+        self.r: torch.Tensor | None = None if csr else w.contiguous()
         self.rowptr = self.col = self.val = None
+        self.by_output: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None
         if csr:
-            self.rowptr, self.col, self.val = _csr(rt)
+            self.rowptr, self.col, self.val = _csr(w.t())
+            self.by_output = _csr(w)
 
     def ptrs(self) -> list[int | None]:
+        """``R^T`` (dense or compressed rows): the backward's arguments."""
         return [_p(self.rt), _p(self.rowptr), _p(self.col), _p(self.val)]
+
+    def forward_ptrs(self) -> list[int | None]:
+        """:meth:`ptrs` plus the compressed rows of ``R`` (null pointers when dense): the forward's arguments."""
+        by_output = [None] * 3 if self.by_output is None else [_p(t) for t in self.by_output]
+        return self.ptrs() + by_output
 
 
 class EventLinear(torch.autograd.Function):
@@ -251,8 +261,8 @@ class _Scan(torch.autograd.Function):
         y, e, cs = (a.new_empty(t, b, h) for _ in range(3))
         # gate values are kept only when a gradient will be asked for (inference writes them to scratch)
         r, z, n, hn, ct = (a.new_empty(t, b, h) if keep else None for _ in range(5))
-        _fn("egru_fwd", a.dtype)(t, b, h, _p(a), *rec.ptrs(), _p(bh), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(e),
-                                 _p(r), _p(z), _p(n), _p(hn), _p(ct), _p(cs), _threads(b))
+        _fn("egru_fwd", a.dtype)(t, b, h, _p(a), *rec.forward_ptrs(), _p(bh), _p(th), _p(m), _p(c0), _p(y0), _p(y),
+                                 _p(e), _p(r), _p(z), _p(n), _p(hn), _p(ct), _p(cs), _threads(b))
         ctx.save_for_backward(th, m, c0, y0, y, r, z, n, hn, ct, cs)
         ctx.rec, ctx.width, ctx.damp = rec, width, damp
         ctx.theta_shape, ctx.has_bias = theta.shape, bias_hh is not None
@@ -309,8 +319,9 @@ def _inference(x: torch.Tensor, p, events_out: torch.Tensor | None = None) -> tu
         check_events_out(events_out, (t, b, h), x.dtype, x.device)
     e = x.new_empty(t, b, h) if events_out is None else events_out   # the kernel writes the events in place
     cs = x.new_empty(2, b, h)
-    _fn("egru_fwd_infer", x.dtype)(t, b, h, i, _p(xc), _p(in_rowptr), _p(in_col), _p(in_val), _p(b_ih), *rec.ptrs(),
-                                   _p(bh), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(e), _p(cs), _threads(b))
+    _fn("egru_fwd_infer", x.dtype)(t, b, h, i, _p(xc), _p(in_rowptr), _p(in_col), _p(in_val), _p(b_ih),
+                                   *rec.forward_ptrs(), _p(bh), _p(th), _p(m), _p(c0), _p(y0), _p(y), _p(e), _p(cs),
+                                   _threads(b))
     c = cs[(t - 1) % 2].clone()
     check_final_state(c)
     return EGRUOutput(y, e), EGRUState(c, y[-1].clone())
