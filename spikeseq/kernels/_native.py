@@ -157,6 +157,10 @@ def _declare(lib: ctypes.CDLL) -> None:
         getattr(lib, f"egru_gather_outer_{suf}").argtypes = [i64, i64, i64] + [p] * 3 + [i]
         getattr(lib, f"egru_csr_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 6 + [i]
         getattr(lib, f"egru_csr_fill_{suf}").argtypes = [i64, i64, p, i64, i64, p, p, p]
+        getattr(lib, f"egru_csr_count_{suf}").argtypes = [i64, i64, p, i64, p]
+        getattr(lib, f"egru_csr_count_{suf}").restype = i64
+        getattr(lib, f"egru_csr_fill_rows_{suf}").argtypes = [i64, i64, p, i64, p, p, p]
+        getattr(lib, f"egru_csr_transpose_{suf}").argtypes = [i64, i64] + [p] * 6
         getattr(lib, f"egru_gather_csr_mm_{suf}").argtypes = [i64, i64, i64] + [p] * 6 + [i]
         getattr(lib, f"wkv_fwd_{suf}").argtypes = [i64, i64] + [p] * 14 + [i]
         getattr(lib, f"wkv_bwd_{suf}").argtypes = [i64, i64] + [p] * 22 + [i]

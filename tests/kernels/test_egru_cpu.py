@@ -140,6 +140,27 @@ def test_compressed_rows_of_a_transposed_view_are_its_nonzeros_in_row_order():
     assert rowptr.tolist() == [0, 0, 0] and col.numel() == 0 and val.numel() == 0
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("shape", [(1, 1), (7, 37), (45, 16), (33, 100)])
+def test_compressed_rows_of_contiguous_rows_and_of_the_transpose_match_the_strided_reading(dtype, shape):
+    # the vectorised count and compress of contiguous rows, and the counting-sort transpose of compressed rows, against
+    # the strided reading of the same matrix: the same arrays (an all-zero row, a NaN counted as a nonzero)
+    g = torch.Generator().manual_seed(shape[1])
+    w = torch.randn(shape, dtype=dtype, generator=g) * (torch.rand(shape, generator=g, dtype=dtype) < 0.3)
+    w[0] = 0
+    if w.numel() > 2:
+        w.view(-1)[-1] = float("nan")
+    strided = w.t().contiguous().t()  # the same values, columns contiguous instead of rows
+    assert strided.stride(1) != 1 or shape[1] == 1
+
+    def same(a: torch.Tensor, b: torch.Tensor) -> bool:
+        return torch.equal(a, b) if not a.is_floating_point() else torch.equal(a.nan_to_num(7.0), b.nan_to_num(7.0))
+
+    assert all(same(a, b) for a, b in zip(cpu._csr(w), cpu._csr(strided), strict=True))
+    assert all(same(a, b) for a, b in zip(cpu._csr_transpose(*cpu._csr(w), shape[1]), cpu._csr(w.t()), strict=True))
+    assert cpu.density(w) == int(torch.count_nonzero(w)) / w.numel()
+
+
 def test_input_density_of_a_large_input_is_estimated_from_a_sample():
     x = torch.zeros(cpu.DENSITY_SAMPLES * 4)
     x[::5] = 1.0

@@ -1054,6 +1054,47 @@ void csr_fill(int64_t rows, int64_t cols, const S* RS w, int64_t s_row, int64_t 
   }
 }
 
+// rowptr[0] = 0, rowptr[i + 1] = rowptr[i] + the number of nonzeros of row i of w [rows, cols] (rows ld apart, each
+// contiguous); returns the total. One vectorisable pass (torch.count_nonzero over the rows took 0.8 ms for a
+// [1536, 512] matrix, this a tenth of that).
+template <typename S>
+int64_t csr_count(int64_t rows, int64_t cols, const S* RS w, int64_t ld, int64_t* RS rowptr) {
+  rowptr[0] = 0;
+  for (int64_t i = 0; i < rows; ++i) {
+    const S* RS wr = w + i * ld;
+    int64_t n = 0;
+    for (int64_t j = 0; j < cols; ++j) n += wr[j] != S(0);
+    rowptr[i + 1] = rowptr[i] + n;
+  }
+  return rowptr[rows];
+}
+
+// The compressed rows of w [rows, cols] (rows ld apart, each contiguous) with rowptr from csr_count: nonzeros()
+// per row, whose whole-vector stores may write up to 15 entries past a row's end (into the next row's place, filled
+// afterwards, or into the slack of 16 entries the caller leaves after the last row).
+template <typename S>
+void csr_fill_rows(int64_t rows, int64_t cols, const S* RS w, int64_t ld, const int64_t* RS rowptr, int32_t* RS col,
+                   S* RS val) {
+  for (int64_t i = 0; i < rows; ++i) nonzeros(w + i * ld, cols, col + rowptr[i], val + rowptr[i]);
+}
+
+// The compressed rows of the transpose [cols, rows] of a compressed [rows, cols] matrix (each new row in ascending
+// column order, as csr_fill would give it from the dense transpose): a counting sort of the nonzeros by column.
+template <typename S>
+void csr_transpose(int64_t rows, int64_t cols, const int64_t* RS rowptr, const int32_t* RS col, const S* RS val,
+                   int64_t* RS t_rowptr, int32_t* RS t_col, S* RS t_val) {
+  for (int64_t j = 0; j <= cols; ++j) t_rowptr[j] = 0;
+  for (int64_t q = 0; q < rowptr[rows]; ++q) ++t_rowptr[col[q] + 1];
+  for (int64_t j = 0; j < cols; ++j) t_rowptr[j + 1] += t_rowptr[j];
+  std::vector<int64_t> next(t_rowptr, t_rowptr + cols);
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t q = rowptr[i]; q < rowptr[i + 1]; ++q) {
+      const int64_t at = next[col[q]]++;
+      t_col[at] = int32_t(i);
+      t_val[at] = val[q];
+    }
+}
+
 }  // namespace
 
 #define EGRU_API(S, suf)                                                                                            \
@@ -1099,6 +1140,17 @@ void csr_fill(int64_t rows, int64_t cols, const S* RS w, int64_t s_row, int64_t 
   extern "C" void egru_csr_fill_##suf(int64_t rows, int64_t cols, const S* w, int64_t s_row, int64_t s_col,          \
                                       const int64_t* rowptr, int32_t* col, S* val) {                                \
     csr_fill<S>(rows, cols, w, s_row, s_col, rowptr, col, val);                                                     \
+  }                                                                                                                 \
+  extern "C" int64_t egru_csr_count_##suf(int64_t rows, int64_t cols, const S* w, int64_t ld, int64_t* rowptr) {    \
+    return csr_count<S>(rows, cols, w, ld, rowptr);                                                                 \
+  }                                                                                                                 \
+  extern "C" void egru_csr_fill_rows_##suf(int64_t rows, int64_t cols, const S* w, int64_t ld,                      \
+                                           const int64_t* rowptr, int32_t* col, S* val) {                           \
+    csr_fill_rows<S>(rows, cols, w, ld, rowptr, col, val);                                                          \
+  }                                                                                                                 \
+  extern "C" void egru_csr_transpose_##suf(int64_t rows, int64_t cols, const int64_t* rowptr, const int32_t* col,   \
+                                           const S* val, int64_t* t_rowptr, int32_t* t_col, S* t_val) {             \
+    csr_transpose<S>(rows, cols, rowptr, col, val, t_rowptr, t_col, t_val);                                         \
   }                                                                                                                 \
   extern "C" void egru_csr_mm_##suf(int64_t R, int64_t K, int64_t O, const S* X, const int64_t* rowptr,              \
                                     const int32_t* col, const S* val, const S* bias, S* out, int nth) {             \
