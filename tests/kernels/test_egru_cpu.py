@@ -208,19 +208,23 @@ def test_an_empty_batch_gives_empty_outputs_and_zero_gradients_like_the_referenc
 
 @pytest.mark.parametrize("case", [
     dict(T=7, B=5, H=37, I=11, weight_density=0.2),        # CSR recurrent weights, partial vectors
+    dict(T=6, B=37, H=24, I=19, weight_density=0.15),      # CSR recurrent weights, three blocks of rows (one partial)
     dict(T=9, B=3, H=64, I=20),                            # dense recurrent weights
     dict(T=1, B=1, H=16, I=8, state=False),
 ])
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("threads", [1, 2])
-def test_inference_with_the_input_projection_fused_into_the_loop(case, dtype, threads, monkeypatch):
-    # no gradient asked and a pruned W_ih: each step's W x[t] is computed inside the time loop (egru_fwd_infer);
-    # the same numbers as the unfused loop bit for bit (the same per-row sums), and the reference's within rounding
+@pytest.mark.parametrize("zoneout", [True, False])
+def test_inference_with_the_input_projection_fused_into_the_loop(case, dtype, threads, zoneout, monkeypatch):
+    # no gradient asked and a pruned W_ih: each step's W x[t] is computed inside the time loop (egru_fwd_infer; with
+    # pruned R and no zoneout mask, blocks of rows held transposed through the sequence: egru_infer_blocks); the same
+    # numbers as the unfused loop bit for bit (the same per-row sums), and the reference's within rounding
     monkeypatch.setattr(torch, "get_num_threads", lambda: threads)
     x, st, p = make(dtype=dtype, seed=11, **case)
     g = torch.Generator().manual_seed(3)
     p["weight_ih"] = p["weight_ih"] * (torch.rand(p["weight_ih"].shape, generator=g, dtype=dtype) < 0.1)
     mask = torch.rand(x.shape[0], x.shape[1], p["weight_hh"].shape[1], generator=g, dtype=dtype)  # zoneout mask
+    mask = mask if zoneout else 0.0
     calls = []
     fused = cpu._inference
     monkeypatch.setattr(cpu, "_inference", lambda *a: calls.append(1) or fused(*a))

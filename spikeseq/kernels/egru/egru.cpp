@@ -763,6 +763,81 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
   }, 1, 1);
 }
 
+// hT[o, :] = bh[o] + sum_j yT[j, :] * R[o, j] for one block of rows held transposed (yT [H, RB], hT [3H, RB]) by
+// scattering the active units' compressed rows of R^T lane by lane (the low-activity alternative to csr_block):
+// each entry sums its units in ascending order with fused multiply-adds, as csr_block does.
+template <typename S>
+FMA_OK void scatter_block(int64_t H, int64_t G, const S* RS yT, const int64_t* RS rowptr, const int32_t* RS col,
+                          const S* RS val, const S* RS bh, S* RS hT) {
+  constexpr int64_t RB = CsrScratch<S>::RB;
+  for (int64_t o = 0; o < G; ++o) store(hT + o * RB, splat<S>(bh[o]));
+  for (int64_t j = 0; j < H; ++j)
+    for (int64_t r = 0; r < RB; ++r) {
+      const S s = yT[j * RB + r];
+      if (s == S(0)) continue;
+      for (int64_t q = rowptr[j]; q < rowptr[j + 1]; ++q) hT[col[q] * RB + r] += s * val[q];
+    }
+}
+
+// Fused inference with pruned W_ih and R (both in compressed rows, no zoneout mask): each block of RB rows runs
+// through the whole sequence on its own, its state held transposed ([units, RB], one lane per row). Per step the
+// input block is transposed once, both products leave their results transposed (csr_block, no write-back), the
+// gates run unit by unit over the block's rows (the same element-wise arithmetic as egru_fwd, so the same bits),
+// the new events are already the next step's transposed recurrent input, and only y and e are transposed back into
+// [T, B, H]. (egru_fwd's row-major loop transposed 4 H + I values per row and step for the two batched products,
+// this loop 2 H + I: 11 % of the 2 x 512 pruned language model's forward went to transposes there.)
+template <typename S>
+void egru_infer_blocks(int64_t T, int64_t B, int64_t H, const StepInput<S>& in, Weights W, const S* RS bh,
+                       const S* RS th, const S* RS c0, const S* RS y0, S* RS y, S* RS e, S* RS cs2, int nth) {
+  constexpr int64_t RB = CsrScratch<S>::RB;
+  const int64_t G = 3 * H, I = in.I;
+  const std::vector<int32_t> in_order = by_row_length(in.rowptr, G);
+  const std::vector<int32_t> rec_order = by_row_length(W.o_rowptr, G);
+  const int64_t rec_nnz = W.o_rowptr[G];
+  const S* RS o_val = static_cast<const S*>(W.o_val);
+  const S* RS rt_val = static_cast<const S*>(W.val);
+  const int64_t nblk = (B + RB - 1) / RB;
+  parallel(nblk, nth, [&](int64_t k0, int64_t k1) {
+    std::vector<S> xt(I * RB), aT(G * RB), hT(G * RB), yT(2 * H * RB), cT(2 * H * RB), eT(H * RB), thb(H * RB),
+        scratch(5 * RB);
+    for (int64_t i = 0; i < H; ++i) store(thb.data() + i * RB, splat<S>(th[i]));
+    for (int64_t blk = k0; blk < k1; ++blk) {
+      const int64_t r0 = blk * RB, nr = std::min(RB, B - r0);
+      transpose(c0 + r0 * H, H, nr, H, cT.data(), RB, RB);
+      transpose(y0 + r0 * H, H, nr, H, yT.data(), RB, RB);
+      for (int64_t t = 0; t < T; ++t) {
+        S* RS yp = yT.data() + (t % 2) * H * RB;  // y[t - 1], transposed
+        S* RS yn = yT.data() + ((t + 1) % 2) * H * RB;
+        const S* RS cp = cT.data() + (t % 2) * H * RB;
+        S* RS cn = cT.data() + ((t + 1) % 2) * H * RB;
+        transpose(in.x + (t * B + r0) * I, I, nr, I, xt.data(), RB, RB);
+        csr_block<S, CsrScratch<S>::NV>(in_order.data(), G, xt.data(), in.rowptr, in.col, in.val, in.bias,
+                                        aT.data());
+        int64_t scattered = 0;
+        for (int64_t j = 0; j < H; ++j) {
+          int64_t active = 0;
+          for (int64_t r = 0; r < RB; ++r) active += yp[j * RB + r] != S(0);
+          scattered += active * (W.rowptr[j + 1] - W.rowptr[j]);
+        }
+        if (double(scattered) < kScatterPerBatched * double(rec_nnz))
+          scatter_block(H, G, yp, W.rowptr, W.col, rt_val, bh, hT.data());
+        else
+          csr_block<S, CsrScratch<S>::NV>(rec_order.data(), G, yp, W.o_rowptr, W.o_col, o_val, bh, hT.data());
+        const S* RS a = aT.data();
+        const S* RS h = hT.data();
+        S* RS sc = scratch.data();
+        for (int64_t i = 0; i < H; ++i)
+          gates<S>(a + i * RB, a + (H + i) * RB, a + (2 * H + i) * RB, h + i * RB, h + (H + i) * RB,
+                   h + (2 * H + i) * RB, cp + i * RB, thb.data() + i * RB, nullptr, sc, sc + RB, sc + 2 * RB,
+                   sc + 3 * RB, sc + 4 * RB, cn + i * RB, eT.data() + i * RB, yn + i * RB);
+        transpose(yn, RB, H, nr, y + (t * B + r0) * H, H, H);
+        transpose(eT.data(), RB, H, nr, e + (t * B + r0) * H, H, H);
+        if (t == T - 1) transpose(cn, RB, H, nr, cs2 + ((T - 1) % 2 * B + r0) * H, H, H);
+      }
+    }
+  }, 1, 1);
+}
+
 // Loads, stores and lane-wise selection for code written once for a scalar (V = S) and a vector (V = Vec<S>).
 template <typename V, typename S>
 inline V ld(const S* p) {
@@ -1112,8 +1187,12 @@ void csr_transpose(int64_t rows, int64_t cols, const int64_t* RS rowptr, const i
                                        const S* o_val, const S* bh, const S* th, const S* mask, const S* c0,        \
                                        const S* y0, S* y, S* e, S* cs2, int nth) {                                  \
     const StepInput<S> in{x, I, in_rowptr, in_col, in_val, b_ih};                                                   \
-    egru_fwd<S>(T, B, H, nullptr, Weights{nullptr, rt, rowptr, col, val, o_rowptr, o_col, o_val}, bh, th, mask, c0, \
-                y0, y, e, nullptr, nullptr, nullptr, nullptr, nullptr, cs2, nth, &in, true);                        \
+    const Weights W{nullptr, rt, rowptr, col, val, o_rowptr, o_col, o_val};                                         \
+    if (o_rowptr && !mask)                                                                                          \
+      egru_infer_blocks<S>(T, B, H, in, W, bh, th, c0, y0, y, e, cs2, nth);                                         \
+    else                                                                                                            \
+      egru_fwd<S>(T, B, H, nullptr, W, bh, th, mask, c0, y0, y, e, nullptr, nullptr, nullptr, nullptr, nullptr, cs2, \
+                  nth, &in, true);                                                                                  \
   }                                                                                                                 \
   extern "C" void egru_bwd_##suf(int64_t T, int64_t B, int64_t H, const S* r, const S* rt, const int64_t* rowptr,    \
                                  const int32_t* col, const S* val, const S* th, const S* mask, const S* c0,         \
