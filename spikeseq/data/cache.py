@@ -3,12 +3,13 @@
 The file name carries a hash of ``params`` (which include the source fingerprint); the parameters are also stored
 in the file's attributes (``params`` JSON) and compared on every read, so a cache written by other parameters is
 never used: an explicit ``cache=<path>`` written with other parameters raises :class:`DataError`. A cache is written
-atomically and only after every source file decoded without error, so nothing corrupt is ever cached. An
-unreadable automatic cache (e.g. truncated by a crash of another tool, or lacking one of its datasets) is rebuilt
-with a :class:`~spikeseq.data.repair.DataRepairWarning`. A cache that cannot be written (read-only folder, ...) is
-skipped with the same warning: the data read from the source files is returned.
+atomically and only after every source file decoded without error, so nothing corrupt is ever cached. Every
+dataset's SHA-256 (of its dtype, shape and bytes) is stored with it (``sha256`` attribute) and checked on every
+read. An unreadable automatic cache (e.g. truncated by a crash of another tool) and any cache whose content no
+longer matches its checksums or lacks one of its datasets (damaged bytes) is rebuilt from the source files with a
+:class:`~spikeseq.data.repair.DataRepairWarning` naming the file, never served. A cache that cannot be written
+(read-only folder, ...) is skipped with the same warning: the data read from the source files is returned.
 """
-
 from __future__ import annotations
 
 import hashlib
@@ -26,7 +27,8 @@ from spikeseq.data.paths import ENV_CACHE, cache_dir
 from spikeseq.data.repair import warn_repair
 from spikeseq.errors import DataError
 
-CACHE_FORMAT = 1
+#: 2: per-dataset SHA-256 checksums (``sha256`` attribute); caches of format 1 are rebuilt
+CACHE_FORMAT = 2
 
 
 def _h5py():
@@ -92,7 +94,22 @@ def _mapped(path: Path, dset) -> np.ndarray | None:
 
 
 class DamagedCache(Exception):
-    """A cache file that is valid HDF5 with the right parameters but lacks datasets it was written with."""
+    """A cache file that is valid HDF5 with the right parameters but lacks datasets it was written with, or whose
+    content does not match the checksums written with it."""
+
+
+def array_digest(a: np.ndarray) -> str:
+    """SHA-256 (hex) of an array's dtype, shape and C-order bytes: the checksum stored for every cached dataset."""
+    a = np.ascontiguousarray(a)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}\0".encode())
+    if a.size:
+        h.update(a.reshape(-1).view(np.uint8))
+    return h.hexdigest()
+
+
+def _attr_json(f, name: str, default: str) -> Any:
+    raw = f.attrs.get(name, default)
+    return json.loads(raw.decode() if isinstance(raw, bytes) else str(raw))
 
 
 def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict[str, np.ndarray]:
@@ -100,7 +117,8 @@ def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict
 
     With ``mmap`` large contiguous datasets are memory-mapped copy-on-write instead of read: the pages come from
     the OS page cache on first use, and DataLoader workers share them. A cache that lacks one of the datasets it
-    was written with raises :class:`DamagedCache`.
+    was written with, has no checksums, or whose dataset does not match its SHA-256 checksum (every dataset is
+    read once to check it) raises :class:`DamagedCache`.
     """
     h5py = _h5py()
     want = params_json(params)
@@ -112,26 +130,33 @@ def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict
                 f"cache {path} was written by other transform parameters:\n  file:      {have}\n  requested: {want}\n"
                 "delete the file or pass another cache path"
             )
-        listed = f.attrs.get("datasets", "[]")
-        lost = sorted(set(json.loads(listed.decode() if isinstance(listed, bytes) else str(listed))) - set(f.keys()))
+        lost = sorted(set(_attr_json(f, "datasets", "[]")) - set(f.keys()))
         if lost:
             raise DamagedCache(f"it lacks the dataset(s) {', '.join(lost)}")
+        sums = _attr_json(f, "sha256", "null")
+        if not isinstance(sums, dict):
+            raise DamagedCache("it has no SHA-256 checksums (attribute 'sha256')")
         out = {}
         for k in f.keys():
             d = f[k]
             m = _mapped(path, d) if mmap and d.nbytes >= 1 << 20 else None
             out[k] = m if m is not None else d[()]
-        return out
+    bad = sorted(k for k, v in out.items() if sums.get(k) != array_digest(v))
+    if bad:
+        raise DamagedCache(f"the content of dataset(s) {', '.join(bad)} does not match the SHA-256 checksum written "
+                           "with it (damaged bytes)")
+    return out
 
 
 def write_cache(path: Path, arrays: dict[str, np.ndarray], params: dict[str, Any]) -> None:
-    """Write ``arrays``, the ``params`` attribute and the list of dataset names to the HDF5 file ``path`` atomically
-    (temp file + rename)."""
+    """Write ``arrays``, the ``params`` attribute, the list of dataset names and their SHA-256 checksums to the
+    HDF5 file ``path`` atomically (temp file + rename)."""
     h5py = _h5py()
     with atomic_path(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["params"] = params_json(params)
             f.attrs["datasets"] = json.dumps(sorted(arrays))
+            f.attrs["sha256"] = json.dumps({k: array_digest(v) for k, v in arrays.items()}, sort_keys=True)
             for k, v in arrays.items():
                 f.create_dataset(k, data=v)
 
@@ -154,12 +179,16 @@ def cached(
     if path.is_file():
         try:
             return read_cache(path, params), True
+        except DamagedCache as e:  # our file for these parameters, with damaged content: safe to overwrite
+            warn_repair(f"cache {path} is unreadable ({e}); rebuilding it from the source files")
         except DataError:
             raise
         except Exception as e:  # unreadable / truncated HDF5
-            if explicit:
-                raise DataError(f"cache {path} is unreadable ({e}); delete it to rebuild") from e
-            warn_repair(f"cache {path} is unreadable ({e}); rebuilding it")
+            if explicit:  # maybe not a cache at all: never overwrite a file the user named
+                raise DataError(f"cache {path} is unreadable ({type(e).__name__}: {e}); it is truncated or not a "
+                                "spikeseq cache: delete it (it is rebuilt) or pass another cache path") from e
+            warn_repair(f"cache {path} is unreadable (truncated or damaged HDF5: {type(e).__name__}: {e}); "
+                        "rebuilding it from the source files")
     arrays = build()
     try:
         write_cache(path, arrays, params)

@@ -20,13 +20,16 @@ edge). Nested graphs become nested ``NIRGraph`` nodes.
 a ``dt`` found in the file's metadata is only used to check yours). Kinds with no NIR equivalent (graded spikes,
 ``LMUMemory``, fixed-point kinds; ``DelayAffine`` with ``delays="refuse"``, else written as ``Delay -> Linear``
 branches) raise :class:`~spikeseq.errors.ExportError` naming the node; an unreadable, corrupt or foreign HDF5
-file raises :class:`~spikeseq.errors.DataError`.
+file, and a node type the reader does not know, raise :class:`~spikeseq.errors.DataError` (naming the node and its
+type). A file whose ``version`` is not of the NIR series this module implements (:data:`NIR_SERIES`), or that
+records none, is read with a :class:`NIRVersionWarning` naming both versions.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -36,7 +39,20 @@ from spikeseq.errors import DataError, ExportError, ParameterError
 from spikeseq.export._io import atomic_path
 from spikeseq.graph import ir
 
-__all__ = ["NIRExtensionWarning", "extension_resets", "from_nir", "read_nir", "to_nir", "write_nir"]
+__all__ = ["NIR_SERIES", "NIRExtensionWarning", "NIRVersionWarning", "extension_resets", "from_nir", "read_nir",
+           "to_nir", "write_nir"]
+
+#: the NIR release series (``major.minor``) this reader and writer implement (pyproject pins ``nir>=1.0.6,<1.1``)
+NIR_SERIES = "1.0"
+#: the NIR node types the reader converts (``type`` field of each node group in the HDF5 file)
+READ_TYPES = ("Input", "Output", "Affine", "Linear", "Scale", "Conv1d", "Conv2d", "AvgPool2d", "SumPool2d", "Flatten",
+              "Delay", "Threshold", "I", "IF", "LI", "LIF", "CubaLI", "CubaLIF", "NIRGraph")
+
+
+class NIRVersionWarning(UserWarning):
+    """A NIR file was written by a NIR version of another series than the reader's (or records none): node types
+    or fields that changed between the versions may be refused or misread."""
+
 
 class NIRExtensionWarning(UserWarning):
     """The NIR file keeps a spikeseq semantic that NIR 1.0 cannot express (a reset mode) as node metadata: spikeseq's
@@ -248,26 +264,87 @@ def write_nir(graph: ir.Graph, path: str | os.PathLike, **kwargs) -> Path:
 
 # ----------------------------------------------------------------------------------------------------------- read
 def read_nir(path: str | os.PathLike):
-    """``nir.read`` with specific errors for a missing, corrupt or foreign file."""
+    """``nir.read`` with specific errors for a missing, corrupt or foreign file and for a node type the reader does
+    not know (naming the node and its type); a :class:`NIRVersionWarning` when the file's NIR version is not of
+    :data:`NIR_SERIES`."""
+    return _read_nir(path, stacklevel=3)
+
+
+def _read_nir(path: str | os.PathLike, stacklevel: int):
     nir = _nir()
     import h5py
 
     path = Path(path)
     if not path.is_file():
         raise DataError(f"NIR file {path} does not exist")
+    version: str | None = None
+    unknown: tuple[str, str] | None = None
     try:
         with h5py.File(path, "r") as f:
             keys = set(f.keys())
+            if "node" in keys:
+                version = _file_version(f)
+                unknown = _unknown_types(f["node"])
     except OSError as e:
         raise DataError(f"{path} is not a readable HDF5 file ({e}); a NIR file is HDF5 with 'version' and 'node'") \
             from e
     if "node" not in keys:
         hint = " (it looks like a lava-dl netx .net file)" if "layer" in keys else ""
         raise DataError(f"{path} is HDF5 but not a NIR file: it has groups {sorted(keys)}, no 'node'{hint}")
+    other = version is None or _series(version) != NIR_SERIES
+    written = "records no NIR version" if version is None else f"was written by NIR {version}"
+    if unknown:
+        where, kind = unknown
+        newer = f"; the file {written}, whose node types may differ" if other else ""
+        raise DataError(f"{path}: corrupt or unsupported NIR content: {where} has type {kind}, which "
+                        f"spikeseq's NIR {NIR_SERIES} reader does not know (it reads {', '.join(READ_TYPES)}){newer}; "
+                        "re-export the model with those node types or fix the producer of the file")
+    if other:
+        warnings.warn(f"{path} {written}, but spikeseq's NIR reader was written for NIR {NIR_SERIES}.x (installed "
+                      f"nir {getattr(nir, '__version__', '?')}): node types or fields that differ between these "
+                      f"versions may be refused or misread; re-export the file with NIR {NIR_SERIES}.x, or check "
+                      "the graph read back against the original model", NIRVersionWarning, stacklevel=stacklevel)
     try:
         return nir.read(path)
     except Exception as e:
         raise DataError(f"{path}: corrupt or unsupported NIR content: {_explain(e)}") from e
+
+
+def _text(v) -> str:
+    v = v.item() if isinstance(v, np.ndarray) and v.size == 1 else v
+    return v.decode("utf-8", "replace") if isinstance(v, bytes) else str(v)
+
+
+def _file_version(f) -> str | None:
+    """The ``version`` string a NIR file records (None when it has none)."""
+    d = f.get("version")
+    return _text(d[()]) if d is not None and hasattr(d, "shape") else None
+
+
+def _series(version: str) -> str | None:
+    m = re.match(r"\s*v?(\d+)\.(\d+)", version)
+    return f"{int(m.group(1))}.{int(m.group(2))}" if m else None
+
+
+def _unknown_types(group, name: str = "") -> tuple[str, str] | None:
+    """``(node, type)`` of the first node group (depth first) whose ``type`` is missing or not in
+    :data:`READ_TYPES`; ``name``: the dotted path of ``group`` ("" for the top-level graph)."""
+    import h5py
+
+    where = f"node {name!r}" if name else "the top-level graph node"
+    d = group.get("type") if isinstance(group, h5py.Group) else None
+    if d is None or not hasattr(d, "shape"):
+        return where, "(none: the node has no 'type' field)"
+    kind = _text(d[()])
+    if kind not in READ_TYPES:
+        return where, repr(kind)
+    children = group.get("nodes") if kind == "NIRGraph" else None
+    if isinstance(children, h5py.Group):
+        for child in children:
+            found = _unknown_types(children[child], f"{name}.{child}" if name else str(child))
+            if found:
+                return found
+    return None
 
 
 def _explain(e: BaseException) -> str:
@@ -374,7 +451,7 @@ def from_nir(src, *, dt: float | None = None) -> ir.Graph:
             "from_nir needs dt (seconds): NIR graphs are continuous-time and carry no step; use the dt the file "
             "was written for (spikeseq writes it to metadata['dt'], snnTorch uses 1e-4)"
         )
-    ng = read_nir(src) if isinstance(src, (str, os.PathLike)) else src
+    ng = _read_nir(src, stacklevel=3) if isinstance(src, (str, os.PathLike)) else src
     file_dt = (getattr(ng, "metadata", None) or {}).get("dt")
     if file_dt is not None and not math.isclose(float(file_dt), float(dt), rel_tol=1e-9):
         warnings.warn(f"from_nir: dt={dt} differs from the dt={float(file_dt)} recorded in the file's metadata",

@@ -1,12 +1,17 @@
 """The files of a run directory that a report reads (written by ``spikeseq train/eval/profile/export``).
 
 The report layer reads files only: it never imports :mod:`spikeseq.train`, so a report can be rebuilt from a
-copied run directory without the data or the model code.
+copied run directory without the data or the model code. ``run.json`` and ``config.json`` (and a continual run's
+``continual.json``) are required: a damaged one is a :class:`ConfigError`. The other inputs are optional: a damaged
+one (corrupt JSON, wrong schema, undecodable text) is left out with a :class:`ReportInputWarning` naming the file
+and the problem, and recorded in :attr:`RunArtefacts.skipped` so that the report says so.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,8 +21,27 @@ from spikeseq.errors import ConfigError
 EXPORT_TARGETS = ("nir", "loihi", "spinnaker2")
 
 
-def _read_json(path: Path) -> Any:
-    """A JSON object artefact, ``None`` when the file is missing; :class:`ConfigError` when it is corrupt."""
+class ReportInputWarning(UserWarning):
+    """An optional input of a report is damaged: the report is written without it, and says so."""
+
+
+def remedy(rel: str, run: Path | str) -> str:
+    """How to write the optional input ``rel`` (a path relative to the run directory ``run``) again."""
+    if rel.startswith("export/"):
+        return f"run `spikeseq export {run} --target {Path(rel).stem}`"
+    if rel in ("eval.json", "profile.json", "profile.md"):
+        return f"run `spikeseq {Path(rel).stem} {run}`"
+    return "repair or delete its damaged line (`spikeseq train` writes one line per epoch)"
+
+
+#: the end of the load-time checks' messages, replaced by :func:`remedy` for optional inputs
+_GENERIC_FIX = "; re-run the command that writes it"
+
+
+def _read_json(path: Path, fix: str = "; nothing was changed. Re-run the command that writes it (run.json: restore "
+                                     "it from a backup)") -> Any:
+    """A JSON object artefact, ``None`` when the file is missing; :class:`ConfigError` (ending with ``fix``) when it
+    is corrupt."""
     try:
         value = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -31,8 +55,7 @@ def _read_json(path: Path) -> Any:
         raise ConfigError(f"{path} cannot be read ({e.strerror or e})") from None
     if not isinstance(value, dict):
         why = value if isinstance(value, Exception) else f"a JSON {type(value).__name__}"
-        raise ConfigError(f"{path} is corrupt (expected a JSON object, got {why}); nothing was changed. Re-run the "
-                          "command that writes it (run.json: restore it from a backup)")
+        raise ConfigError(f"{path} is corrupt (expected a JSON object, got {why}){fix}")
     return value
 
 
@@ -146,6 +169,23 @@ def _check_export(path: Path, r: dict[str, Any]) -> dict[str, Any]:
     return r
 
 
+def _read_text(path: Path) -> str | None:
+    """A text artefact, ``None`` when it is not a file; :class:`ConfigError` when it is not UTF-8 or unreadable."""
+    if not path.is_file():
+        return None
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path} is not UTF-8 text ({e}); re-run the command that writes it") from None
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read ({e.strerror or e})") from None
+
+
+def _read_checked(path: Path, checker: Callable[[Path, dict[str, Any]], dict[str, Any]]) -> dict[str, Any] | None:
+    value = _read_json(path, fix="")
+    return None if value is None else checker(path, value)
+
+
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
     """The records of metrics.jsonl; a line cut off by an interrupted write is skipped, a record without the keys
     the report reads is a :class:`ConfigError` naming the line."""
@@ -153,6 +193,8 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
         lines = path.read_text(encoding="utf-8").splitlines()
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path} is not UTF-8 text ({e}); re-run `spikeseq train`") from None
+    except OSError as e:
+        raise ConfigError(f"{path} cannot be read ({e.strerror or e})") from None
     out = []
     for i, line in enumerate(lines, 1):
         try:
@@ -183,6 +225,8 @@ class RunArtefacts:
     export_md: dict[str, str] = field(default_factory=dict)
     #: ``continual.json`` of a ``task = "continual"`` run: accuracy matrix R, ACC, BWT, method, stream
     continual: dict[str, Any] | None = None
+    #: damaged optional inputs left out: path relative to the run directory -> what is wrong with it
+    skipped: dict[str, str] = field(default_factory=dict)
 
     @property
     def name(self) -> str:
@@ -191,7 +235,9 @@ class RunArtefacts:
 
 
 def load(path: str | Path) -> RunArtefacts:
-    """Read the artefacts of run directory ``path``; ``ConfigError`` if missing, not a run, or corrupt JSON."""
+    """Read the artefacts of run directory ``path``; ``ConfigError`` if missing, not a run, or a required file
+    (run.json, config.json, continual.json) is damaged. A damaged optional file is left out with a
+    :class:`ReportInputWarning` and listed in ``skipped``."""
     path = Path(path)
     if not path.is_dir():
         raise ConfigError(f"run directory not found: {path} (create one with `spikeseq train CONFIG`)")
@@ -201,22 +247,32 @@ def load(path: str | Path) -> RunArtefacts:
                           "`spikeseq train` run")
     check(path / "run.json", meta, RUN_SCHEMA)
     config = check(path / "config.json", _read_json(path / "config.json") or {}, CONFIG_SCHEMA)
-    metrics = _read_metrics(path / "metrics.jsonl") if (path / "metrics.jsonl").is_file() else []
+    skipped: dict[str, str] = {}
+
+    def optional(rel: str, read: Callable[[Path], Any]) -> Any:
+        try:
+            return read(path / rel)
+        except ConfigError as e:
+            skipped[rel] = str(e).removesuffix(_GENERIC_FIX)
+            warnings.warn(f"report: left out the damaged file {rel}: {skipped[rel]}; to restore it, "
+                          f"{remedy(rel, path)}", ReportInputWarning, stacklevel=3)
+            return None
+
+    has_metrics = (path / "metrics.jsonl").is_file()
+    metrics = (optional("metrics.jsonl", _read_metrics) if has_metrics else None) or []
     exports, export_md = {}, {}
-    export_dir = path / "export"
     for target in EXPORT_TARGETS:
-        d = _read_json(export_dir / f"{target}.json")
+        d = optional(f"export/{target}.json", lambda p: _read_checked(p, _check_export))
         if d is not None:
-            exports[target] = _check_export(export_dir / f"{target}.json", d)
-            md = export_dir / f"{target}.md"
-            if md.is_file():
-                export_md[target] = md.read_text()
+            exports[target] = d
+            md = optional(f"export/{target}.md", _read_text)
+            if md is not None:
+                export_md[target] = md
     png = path / "profile.png"
-    md = path / "profile.md"
-    ev = _read_json(path / "eval.json")
-    prof = _read_json(path / "profile.json")
+    ev = optional("eval.json", lambda p: _read_checked(p, _check_eval))
+    prof = optional("profile.json", lambda p: _read_checked(p, _check_profile))
+    prof_md = optional("profile.md", _read_text)
     cont = _read_json(path / "continual.json")
-    return RunArtefacts(path, meta, config, metrics, ev if ev is None else _check_eval(path / "eval.json", ev),
-                        prof if prof is None else _check_profile(path / "profile.json", prof),
-                        md.read_text() if md.is_file() else None, png if png.is_file() else None, exports, export_md,
-                        cont if cont is None else check(path / "continual.json", cont, CONTINUAL_SCHEMA))
+    return RunArtefacts(path, meta, config, metrics, ev, prof, prof_md, png if png.is_file() else None, exports,
+                        export_md, cont if cont is None else check(path / "continual.json", cont, CONTINUAL_SCHEMA),
+                        skipped)

@@ -3,17 +3,21 @@
 Sections: summary, training curves, test evaluation (confusion matrix), spikes (raster, firing rates), operations
 and energy per hardware table (the profiler's tables and bars), export verification per target, and the resolved
 config. A section whose artefact is missing says which command produces it instead of showing anything made up.
+A section whose optional artefact is damaged (:attr:`~spikeseq.report.artefacts.RunArtefacts.skipped`), or cannot
+be built from it, is left out with a :class:`~spikeseq.report.artefacts.ReportInputWarning` and a note naming the
+file and the problem; the summary lists such files. Damaged required files (run.json, config.json) are errors.
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
 from spikeseq.errors import ConfigError, OutputError, SpikeseqError
 from spikeseq.report import plots
-from spikeseq.report.artefacts import EXPORT_TARGETS, RunArtefacts, load
+from spikeseq.report.artefacts import EXPORT_TARGETS, ReportInputWarning, RunArtefacts, load, remedy
 from spikeseq.report.document import Block, to_html, to_markdown
 
 SECTIONS = ("Summary", "Training", "Test evaluation", "Spikes", "Operations and energy", "Export verification",
@@ -36,6 +40,11 @@ def _pct(v: float | None) -> str:
 
 def _missing(cmd: str, run: RunArtefacts) -> Block:
     return ("note", f"Not available: run `spikeseq {cmd} {run.path}` to produce this section.")
+
+
+def _skipped(run: RunArtefacts, rel: str) -> Block:
+    """The note of a section left out because its optional input ``rel`` is damaged."""
+    return ("note", f"Left out: {rel} is damaged: {run.skipped[rel]}. To restore it, {remedy(rel, run.path)}.")
 
 
 def _summary(run: RunArtefacts) -> list[Block]:
@@ -69,11 +78,15 @@ def _summary(run: RunArtefacts) -> list[Block]:
     if meta.get("git"):
         rows.append(["git commit", meta["git"]])
     rows.append(["command", " ".join(meta.get("command", []))])
+    if run.skipped:
+        rows.append(["damaged inputs left out", ", ".join(run.skipped)])
     return [("h", 2, "Summary"), ("table", ["", ""], [[k, _f(v)] for k, v in rows])]
 
 
 def _training(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     out: list[Block] = [("h", 2, "Training")]
+    if "metrics.jsonl" in run.skipped:
+        return [*out, _skipped(run, "metrics.jsonl")]
     if not run.metrics:
         return [*out, ("note", "No finished epoch in metrics.jsonl yet.")]
     images["training.png"] = plots.training_curves(run.metrics)
@@ -118,6 +131,8 @@ def _subspace_cell(q: dict | None) -> str:
 def _evaluation(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     out: list[Block] = [("h", 2, "Test evaluation")]
     ev = run.eval
+    if "eval.json" in run.skipped:
+        return [*out, _skipped(run, "eval.json")]
     if not ev:
         return [*out, _missing("eval", run)]
     test = ev["test"]
@@ -150,6 +165,8 @@ def _evaluation(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
 def _spikes(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     out: list[Block] = [("h", 2, "Spikes")]
     ev = run.eval
+    if "eval.json" in run.skipped:
+        return [*out, _skipped(run, "eval.json")]
     if not ev:
         return [*out, _missing("eval", run)]
     sp = ev["spikes"]
@@ -169,6 +186,8 @@ def _spikes(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
 def _energy(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
     out: list[Block] = [("h", 2, "Operations and energy")]
     prof = run.profile
+    if "profile.json" in run.skipped:
+        return [*out, _skipped(run, "profile.json")]
     if not prof:
         return [*out, _missing("profile", run)]
     rep = prof["report"]
@@ -192,6 +211,8 @@ def _energy(run: RunArtefacts, images: dict[str, bytes]) -> list[Block]:
                 ("img", "energy_layers.png", images["energy_layers.png"], "energy per layer and hardware table")]
     if run.profile_md:
         out += [("h", 3, "Profiler tables"), ("md", run.profile_md)]
+    elif "profile.md" in run.skipped:
+        out += [("h", 3, "Profiler tables"), _skipped(run, "profile.md")]
     if run.profile_png is not None:
         images["profile.png"] = run.profile_png.read_bytes()
         out.append(("img", "profile.png", images["profile.png"], "profiler plot"))
@@ -235,8 +256,10 @@ def _export_cell(r: dict[str, Any], key: str, fmt: str | None, root: Path) -> st
 
 def _exports(run: RunArtefacts) -> list[Block]:
     out: list[Block] = [("h", 2, "Export verification")]
+    damaged = [_skipped(run, rel) for rel in run.skipped if rel.startswith("export/")]
     if not run.exports:
-        return [*out, _missing("export", run)]
+        return [*out, *(damaged or [_missing("export", run)])]
+    out += damaged
     targets = [t for t in EXPORT_TARGETS if t in run.exports]
     status = ["failed" if "error" in run.exports[t] else "verified" for t in targets]
     rows = [["status", *status]]
@@ -267,17 +290,32 @@ SECTION_FILES = {"_summary": "run.json, config.json, eval.json, metrics.jsonl, p
                  "_config": "config.json"}
 
 
-def _section(fn: Any, run: RunArtefacts, *args: Any) -> list[Block]:
-    """``fn(run, *args)``; a file whose content the load-time checks let through but the section cannot use is a
-    :class:`ConfigError` naming the section's files instead of a traceback."""
+#: the sections built from optional files only: one that cannot be built is left out with a note, not an error
+OPTIONAL_SECTIONS = {"_training": "Training", "_evaluation": "Test evaluation", "_spikes": "Spikes",
+                     "_energy": "Operations and energy", "_exports": "Export verification"}
+
+
+def _section(fn: Any, run: RunArtefacts, images: dict[str, bytes] | None = None) -> list[Block]:
+    """``fn(run)`` or ``fn(run, images)``. A file whose content the load-time checks let through but the section
+    cannot use is, for a section of :data:`OPTIONAL_SECTIONS`, a :class:`ReportInputWarning` and a note naming the
+    section's files (its images are dropped), else a :class:`ConfigError` naming them instead of a traceback."""
+    local: dict[str, bytes] = {}
     try:
-        return fn(run, *args)
+        blocks = fn(run) if images is None else fn(run, local)
     except SpikeseqError:
         raise
     except (KeyError, TypeError, ValueError, AttributeError, IndexError, ZeroDivisionError) as e:
-        raise ConfigError(f"{run.path}: the report section {fn.__name__.strip('_')!r} cannot be built from "
-                          f"{SECTION_FILES.get(fn.__name__, 'its files')} ({type(e).__name__}: {e}); re-run the "
-                          "command that writes the file. Nothing was written") from None
+        what = (f"the report section {fn.__name__.strip('_')!r} cannot be built from "
+                f"{SECTION_FILES.get(fn.__name__, 'its files')} ({type(e).__name__}: {e})")
+        if fn.__name__ not in OPTIONAL_SECTIONS:
+            raise ConfigError(f"{run.path}: {what}; re-run the command that writes the file. Nothing was written"
+                              ) from None
+        warnings.warn(f"report: {run.path}: {what}; the section is left out", ReportInputWarning, stacklevel=3)
+        return [("h", 2, OPTIONAL_SECTIONS[fn.__name__]),
+                ("note", f"Left out: {what}. Re-run the command that writes the file to restore it.")]
+    if images is not None:
+        images.update(local)
+    return blocks
 
 
 def build_blocks(run: RunArtefacts) -> tuple[list[Block], dict[str, bytes]]:

@@ -14,8 +14,9 @@ flattened input of a classifier). Timed interleaved, medians of ``--reps``, one 
 
 The activity sparsity is the trained model's own on those windows, and any subnormal numbers its trained weights
 produce are part of the cost, as in training (the C++ kernel flushes them to zero, see ``kernels/parallel.h``;
-``--flush-denormal`` makes PyTorch do the same for the dense and GRU candidates). The record goes to ``--json``
-(default ``results/egru/bench_trained.json``)::
+``--flush-denormal`` makes PyTorch do the same for the dense and GRU candidates). The record goes to
+``RUN/bench_run.json``, or to ``--json FILE``; nothing under ``results/`` is written unless ``--json`` names it
+(e.g. ``--json results/egru/bench_trained.json`` to replace the committed record)::
 
     spikeseq bench-run RUN [--batch 32] [--reps 7] [--threads 1] [--flush-denormal] [--json FILE]
 """
@@ -39,7 +40,13 @@ from spikeseq.train.datasets import time_first
 from spikeseq.train.rundir import read_json, write_json
 from spikeseq.train.runs import load_run
 
-DEFAULT_JSON = Path("results/egru/bench_trained.json")
+#: the record's file name in the run directory when ``--json`` is not given
+DEFAULT_JSON_NAME = "bench_run.json"
+
+
+def record_path(args: argparse.Namespace) -> Path:
+    """Where the record goes: ``--json`` when given, else ``RUN/bench_run.json`` (never under ``results/``)."""
+    return Path(args.json) if args.json is not None else Path(args.run) / DEFAULT_JSON_NAME
 
 
 def trained_stack(run: Path, batch: int) -> tuple[EGRU, torch.Tensor, dict[str, Any]]:
@@ -98,7 +105,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--flush-denormal", action="store_true",
                         help="torch.set_flush_denormal(True) for the PyTorch candidates too (the C++ kernel always "
                              "flushes subnormals)")
-    parser.add_argument("--json", type=Path, default=DEFAULT_JSON)
+    parser.add_argument("--json", type=Path, default=None, metavar="FILE",
+                        help=f"where to write the record (default: RUN/{DEFAULT_JSON_NAME}; a committed record "
+                             "such as results/egru/bench_trained.json is replaced only when named here)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -159,6 +168,7 @@ def _run(args: argparse.Namespace, flushed: bool) -> int:
         "forward": {"ms": t_fwd, "dense_over_sparse": t_fwd["dense"] / t_fwd["sparse"],
                     "gru_over_sparse": t_fwd["gru"] / t_fwd["sparse"]},
     }
-    write_json(args.json, record)
-    print(f"wrote {args.json}")
+    out = record_path(args)
+    write_json(out, record)
+    print(f"wrote {out}")
     return 0

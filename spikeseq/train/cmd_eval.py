@@ -13,7 +13,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``spikeseq eval`` arguments (``RUN``, ``--checkpoint``, ``--json``) to ``parser``."""
     parser.add_argument("run", type=Path, help="run directory written by `spikeseq train`")
     parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
-                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json)")
+                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json, of a "
+                             "finished run only; naming one also loads an unfinished run's)")
     parser.add_argument("--json", action="store_true", help="print the whole result as JSON")
     parser.add_argument("--record", action="store_true",
                         help="write the result artifact of the run (train.eval_checkpoint; profiled on the same "

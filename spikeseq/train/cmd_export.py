@@ -9,6 +9,8 @@ from ``[export.<target>]`` (e.g. ``[export.loihi] reset_policy = "zero"``). A ru
 (``[train] target``) is exported with the numerics it was trained with (the checkpoint's ``"target"`` settings, e.g.
 the input payloads' fractional bits), and its result also holds ``target_mode``: target mode against the bit-exact
 interpreter on the same samples (:func:`spikeseq.train.target.target_agreement`; spike agreement 1.0 per node).
+A run whose training did not finish (``run.json`` status not ``"finished"``) is refused unless ``--checkpoint``
+names the checkpoint to export (:func:`spikeseq.train.runs.load_run`).
 """
 
 from __future__ import annotations
@@ -34,7 +36,8 @@ def register(parser: argparse.ArgumentParser) -> None:
                         help=f"one or more of {', '.join(TARGETS)} (default: [export] targets)")
     parser.add_argument("--samples", type=positive_int, default=None, help="test samples for verification")
     parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
-                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json)")
+                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json, of a "
+                             "finished run only; naming one also loads an unfinished run's)")
 
 
 def export_run(path: str | Path, targets: list[str] | None = None, samples: int | None = None,

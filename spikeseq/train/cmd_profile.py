@@ -24,7 +24,8 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--samples", type=positive_int, default=None,
                         help="test samples to profile ([profile] samples)")
     parser.add_argument("--checkpoint", choices=("best", "last"), default=None,
-                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json)")
+                        help="which checkpoint (default: the run's train.eval_checkpoint, as in its eval.json, of a "
+                             "finished run only; naming one also loads an unfinished run's)")
 
 
 def _profile_api():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,17 +36,62 @@ class LoadedRun:
         return prepare(self.cfg.data, self.cfg.train.seed)
 
 
+class UnfinishedRunWarning(UserWarning):
+    """A checkpoint named explicitly is loaded from a run whose training did not finish."""
+
+
+#: ``run.json`` status of a run whose training ran to its end (set by ``spikeseq train``)
+FINISHED = "finished"
+_WHY = {"running": "training is still running, or its process was killed before it could record its end",
+        "interrupted": "training was interrupted (Ctrl-C or a signal)",
+        "failed": "training stopped with an error"}
+
+
+def unfinished_reason(run: RunDir, meta: dict[str, Any]) -> str | None:
+    """Why ``run`` is not a finished run (``run.json`` status other than ``"finished"``) and what it holds, or None
+    when it is finished."""
+    status = meta.get("status")
+    if status == FINISHED:
+        return None
+    why = (_WHY.get(status) if isinstance(status, str) else None) or "run.json records no finished training"
+    have = [f"checkpoints/{p.name}" for p in (run.best, run.last) if p.is_file()] or ["no checkpoint"]
+    if not run.eval_json.is_file():
+        have.append("no eval.json")
+    return f"run.json status is {status!r} ({why}); it has {', '.join(have)}"
+
+
 def load_run(path: str | Path, which: str | None = "best") -> LoadedRun:
     """The run's model with the weights of ``checkpoints/<which>.pt`` (``best`` or ``last``; ``None``: the one the run
-    evaluates, its ``train.eval_checkpoint``), in eval mode."""
+    evaluates, its ``train.eval_checkpoint``), in eval mode.
+
+    ``which=None`` (what ``spikeseq eval/export/profile`` use without ``--checkpoint``) requires a finished run
+    (``run.json`` status ``"finished"``) and raises :class:`ConfigError` saying what is missing otherwise; a
+    checkpoint named explicitly is loaded from an unfinished run too, with an :class:`UnfinishedRunWarning`.
+    """
     if which not in ("best", "last", None):
         raise ConfigError(f"checkpoint must be 'best' or 'last', got {which!r}")
     run = RunDir.open(path)
+    reason = unfinished_reason(run, run.read_meta())
+    if reason is not None and which is None:
+        if run.last.is_file():
+            fix = (f"finish it with `spikeseq train --resume --out {run.path}`, or name the checkpoint to use as it "
+                   "is with --checkpoint best or --checkpoint last")
+        else:
+            fix = "train it again (`spikeseq train CONFIG --out RUN --force`): it saved no checkpoint to resume from"
+        raise ConfigError(f"{run.path} is not a finished run: {reason}. Its checkpoints do not hold the trained "
+                          f"model; {fix}")
+    if reason is not None:
+        warnings.warn(f"{run.path} is not a finished run: {reason}; using checkpoints/{which}.pt as it is",
+                      UnfinishedRunWarning, stacklevel=2)
     cfg = run.config()
     which = which or cfg.train.eval_checkpoint
     if cfg.train.threads is not None:
         torch.set_num_threads(cfg.train.threads)
-    ck = checkpoint.load(run.best if which == "best" else run.last)
+    chosen, other = (run.best, run.last) if which == "best" else (run.last, run.best)
+    if not chosen.is_file() and other.is_file():
+        raise ConfigError(f"{run.path}: checkpoints/{chosen.name} is missing; pass --checkpoint "
+                          f"{other.stem} to use checkpoints/{other.name} instead, or retrain the run")
+    ck = checkpoint.load(chosen)
     model = build_model(cfg.model)
     try:
         model.load_state_dict(ck["model"])

@@ -164,7 +164,7 @@ def _nir_file(tmp_path, weight_shape=(2, 3), node_type=None):
 
 
 @pytest.mark.parametrize(("kw", "pattern"), [
-    ({"node_type": "Bogus"}, r"NIR's own consistency check failed at .*a node type this NIR version does not know"),
+    ({"node_type": "Bogus"}, r"node 'lin' has type 'Bogus', which spikeseq's NIR 1\.0 reader does not know"),
     ({"weight_shape": (2, 5)}, r"type mismatch.*\(the shapes of connected nodes do not match\)"),
 ])
 def test_bad_nir_files_are_data_errors_that_say_what_is_wrong(tmp_path, kw, pattern):

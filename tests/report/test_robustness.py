@@ -112,20 +112,14 @@ def _mutate(run: Path, name: str, fn) -> None:
     path.write_text(json.dumps(data))
 
 
+# damaged required files (run.json, config.json); damaged optional ones: tests/report/test_optional_inputs.py
 DAMAGE = {
-    "eval test not an object": (lambda r: _mutate(r, "eval.json", lambda d: d.update(test="oops")),
-                                r"eval\.json: test must be a JSON object, not str"),
     "versions a list": (lambda r: _mutate(r, "run.json", lambda d: d.update(versions=[1, 2])),
                         r"run\.json: 'versions' must be an object"),
-    "metrics line without keys": (lambda r: (r / "metrics.jsonl").write_text(
-        (r / "metrics.jsonl").read_text() + '{"epoch": 2}\n'), r"metrics\.jsonl:2: no 'step'"),
-    "profile without totals": (lambda r: (r / "profile.json").write_text(json.dumps(
-        {"samples": 2, "report": {"time_steps": 3, "layers": []}, "energy": {}})),
-        r"profile\.json: no 'report\.totals_per_sample'"),
-    "export value types": (lambda r: ((r / "export").mkdir(), (r / "export" / "nir.json").write_text(json.dumps(
-        {"samples": "many", "output_agreement": "1"}))), r"nir\.json: 'samples' must be an integer"),
     "run.json a directory": (lambda r: ((r / "run.json").unlink(), (r / "run.json").mkdir()),
                              r"run\.json is a directory"),
+    "config.json corrupt": (lambda r: (r / "config.json").write_text('{"name": "lm", "mod'),
+                            r"config\.json is corrupt \(expected a JSON object"),
 }
 
 
