@@ -21,7 +21,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
+#include <new>
 #include <type_traits>
 #include <vector>
 
@@ -51,6 +53,31 @@ inline Vec<S> splat(S s) {  // one broadcast instruction (``Vec{} + s`` would co
   v[0] = s;
   return __builtin_shuffle(v, IV{});
 }
+
+// std::vector storage aligned to a cache line: packed panels and blocks held transposed are read a whole vector at a
+// time, and malloc's 16-byte alignment split every 64-byte vector (AVX-512) over two cache lines (two loads each):
+// aligning the pruned inference's buffers took the 2 x 512 language model's forward from 108 to 88 ms.
+template <typename T>
+struct CacheLineAllocator {
+  using value_type = T;
+  static constexpr std::size_t kAlign = 64;
+  CacheLineAllocator() = default;
+  template <typename U>
+  CacheLineAllocator(const CacheLineAllocator<U>&) {}
+  T* allocate(std::size_t n) {
+    const std::size_t bytes = (n * sizeof(T) + kAlign - 1) / kAlign * kAlign;
+    void* p = std::aligned_alloc(kAlign, bytes > 0 ? bytes : kAlign);
+    if (!p) throw std::bad_alloc();
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, std::size_t) { std::free(p); }
+  template <typename U>
+  bool operator==(const CacheLineAllocator<U>&) const { return true; }
+  template <typename U>
+  bool operator!=(const CacheLineAllocator<U>&) const { return false; }
+};
+template <typename S>
+using LineVector = std::vector<S, CacheLineAllocator<S>>;
 
 // splat(*p) as one broadcast load (GCC makes two instructions of splat's shuffle when the value comes from memory).
 template <typename S>
@@ -339,10 +366,10 @@ constexpr int kMmVecs = kVecBytes == 64 ? 4 : 2;
 // contiguous (zero-padded): the product then streams each panel linearly instead of reading one cache line per row
 // at a stride of N (a power of two for the usual widths, which maps a whole panel onto a few cache sets).
 template <typename S>
-std::vector<S> pack_panels(const S* RS b, int64_t K, int64_t N) {
+LineVector<S> pack_panels(const S* RS b, int64_t K, int64_t N) {
   constexpr int64_t P = kMmVecs * (kVecBytes / sizeof(S));
   const int64_t np = (N + P - 1) / P;
-  std::vector<S> out(np * K * P, S(0));
+  LineVector<S> out(np * K * P, S(0));
   for (int64_t p = 0; p < np; ++p)
     for (int64_t k = 0; k < K; ++k)
       for (int64_t c = 0; c < P && p * P + c < N; ++c) out[(p * K + k) * P + c] = b[k * N + p * P + c];
@@ -443,10 +470,10 @@ void weighted_rows_range(const S* RS src, int64_t O, const int32_t* RS list, con
 // contiguous: a gathered row of a panel is 8 vectors in a row of 4 cache lines, and consecutive rows are adjacent
 // (rows O apart alias a few cache sets when O is a multiple of a power of two, e.g. 3H = 1536).
 template <typename S>
-std::vector<S> pack_gather_panels(const S* RS src, int64_t K, int64_t O) {
+LineVector<S> pack_gather_panels(const S* RS src, int64_t K, int64_t O) {
   constexpr int64_t P = 8 * (kVecBytes / sizeof(S));
   const int64_t np = O / P;
-  std::vector<S> out(np * K * P);
+  LineVector<S> out(np * K * P);
   for (int64_t p = 0; p < np; ++p)
     for (int64_t k = 0; k < K; ++k)
       for (int64_t c = 0; c < P; ++c) out[(p * K + k) * P + c] = src[k * O + p * P + c];
@@ -600,7 +627,7 @@ template <typename S>
 struct CsrScratch {
   static constexpr int NV = 1;
   static constexpr int64_t RB = NV * (kVecBytes / sizeof(S));  // rows per block
-  std::vector<S> xt, ot;
+  LineVector<S> xt, ot;
   CsrScratch(int64_t K, int64_t O) : xt(K * RB), ot(O * RB) {}
 };
 
@@ -609,9 +636,10 @@ struct CsrScratch {
 // contiguous), so that each nonzero weight is one vector multiply-add over the block's rows (csr_block); the
 // block's results go to a transposed buffer [O, RB] (whole vectors) and are transposed back into `out`. Both
 // transposes run in 16 x 16 tiles of AVX-512 shuffles (as scalar copies they took more than half of the product's
-// time). Two vectors of rows per block: the transposed block of X (K x RB)
-// then stays near L1 (measured on a 2-core Sapphire Rapids at [8192, 512] x [1536, 512], 5 % dense, AVX-512 float:
-// 4 vectors with a scattered write-back 39 ms; with the buffered write-back 2 / 4 / 8 vectors 22 / 26 / 28 ms).
+// time). One vector of rows per block: the transposed block of X (K x 16 floats, 32 KiB at K = 512) then stays in
+// L1 (measured on a 2-core Sapphire Rapids at [8192, 512] x [1536, 512], 5 % dense, AVX-512 float, one process:
+// two vectors per block 27-29 ms, one vector 22 ms, and with one broadcast load per weight 21.7 ms, against 23-32 ms
+// for the earlier two-vector loop with scalar transposes).
 template <typename S>
 void csr_rows(int64_t R, int64_t K, int64_t O, const S* RS X, int64_t ldx, const int32_t* RS order,
               const int64_t* RS rowptr, const int32_t* RS col, const S* RS val, const S* RS bias, S* RS out,
@@ -683,19 +711,19 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
               S* RS shn, S* RS sct, S* RS cseq, int nth, const StepInput<S>* in = nullptr, bool cs_ring = false) {
   const int64_t G = 3 * H;
   constexpr int L = kVecBytes / sizeof(S);
-  const std::vector<S> rpan = W.rt ? pack_gather_panels(static_cast<const S*>(W.rt), H, G) : std::vector<S>();
+  const LineVector<S> rpan = W.rt ? pack_gather_panels(static_cast<const S*>(W.rt), H, G) : LineVector<S>();
   const std::vector<int32_t> in_order = in ? by_row_length(in->rowptr, G) : std::vector<int32_t>();
   const std::vector<int32_t> rec_order = W.o_rowptr ? by_row_length(W.o_rowptr, G) : std::vector<int32_t>();
   const int64_t rec_nnz = W.o_rowptr ? W.o_rowptr[G] : 0;
   parallel(B, nth, [&](int64_t b0, int64_t b1) {
     const int64_t nb = b1 - b0;
-    std::vector<S> h(nb * G), wbuf(nb * H);
+    LineVector<S> h(nb * G), wbuf(nb * H);
     std::vector<int32_t> list(nb * H);
     std::vector<int64_t> cnt(nb);
     // inference (sr == nullptr): r, z, n, h_n, c~ go to one scratch row instead of [T, B, H] arrays
     const bool save = sr != nullptr;
-    std::vector<S> scratch(save ? 0 : 5 * H);
-    std::vector<S> astep(in ? nb * G : 0);  // this step's input projection of the owned rows (fused input)
+    LineVector<S> scratch(save ? 0 : 5 * H);
+    LineVector<S> astep(in ? nb * G : 0);  // this step's input projection of the owned rows (fused input)
     std::unique_ptr<CsrScratch<S>> in_scratch(in ? new CsrScratch<S>(in->I, G) : nullptr);
     std::unique_ptr<CsrScratch<S>> rec_scratch(W.o_rowptr ? new CsrScratch<S>(H, G) : nullptr);
     // the state sequence: [T, B, H], or two alternating [B, H] slots when only the last state is wanted (cs_ring)
@@ -769,6 +797,7 @@ void egru_fwd(int64_t T, int64_t B, int64_t H, const S* RS A, Weights W, const S
 template <typename S>
 FMA_OK void scatter_block(int64_t H, int64_t G, const S* RS yT, const int64_t* RS rowptr, const int32_t* RS col,
                           const S* RS val, const S* RS bh, S* RS hT) {
+  static_assert(CsrScratch<S>::NV == 1, "one vector of rows per gate output");
   constexpr int64_t RB = CsrScratch<S>::RB;
   for (int64_t o = 0; o < G; ++o) store(hT + o * RB, splat<S>(bh[o]));
   for (int64_t j = 0; j < H; ++j)
@@ -789,6 +818,7 @@ FMA_OK void scatter_block(int64_t H, int64_t G, const S* RS yT, const int64_t* R
 template <typename S>
 void egru_infer_blocks(int64_t T, int64_t B, int64_t H, const StepInput<S>& in, Weights W, const S* RS bh,
                        const S* RS th, const S* RS c0, const S* RS y0, S* RS y, S* RS e, S* RS cs2, int nth) {
+  static_assert(CsrScratch<S>::NV == 1, "the gates take one vector of rows per unit");
   constexpr int64_t RB = CsrScratch<S>::RB;
   const int64_t G = 3 * H, I = in.I;
   const std::vector<int32_t> in_order = by_row_length(in.rowptr, G);
@@ -798,7 +828,7 @@ void egru_infer_blocks(int64_t T, int64_t B, int64_t H, const StepInput<S>& in, 
   const S* RS rt_val = static_cast<const S*>(W.val);
   const int64_t nblk = (B + RB - 1) / RB;
   parallel(nblk, nth, [&](int64_t k0, int64_t k1) {
-    std::vector<S> xt(I * RB), aT(G * RB), hT(G * RB), yT(2 * H * RB), cT(2 * H * RB), eT(H * RB), thb(H * RB),
+    LineVector<S> xt(I * RB), aT(G * RB), hT(G * RB), yT(2 * H * RB), cT(2 * H * RB), eT(H * RB), thb(H * RB),
         scratch(5 * RB);
     for (int64_t i = 0; i < H; ++i) store(thb.data() + i * RB, splat<S>(th[i]));
     for (int64_t blk = k0; blk < k1; ++blk) {
@@ -937,7 +967,7 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
   constexpr int L = kVecBytes / sizeof(S);
   const int64_t chunk = (B + nth - 1) / nth;
   // R [3H, H] in column panels for the dense product (built once per call, shared by the threads)
-  const std::vector<S> rpan = W.r ? pack_panels(static_cast<const S*>(W.r), G, H) : std::vector<S>();
+  const LineVector<S> rpan = W.r ? pack_panels(static_cast<const S*>(W.r), G, H) : LineVector<S>();
   parallel(B, nth, [&](int64_t b0, int64_t b1) {
     const int k = int(b0 / chunk);  // this thread's slot of the per-thread accumulators
     const int64_t nb = b1 - b0;
@@ -946,7 +976,7 @@ void egru_bwd(int64_t T, int64_t B, int64_t H, Weights W, const S* RS th, const 
     S* RS gth_k = gth + int64_t(k) * H;
     int64_t skipped = 0;
     // gh of the last kDrBlock steps, one after the other: dR^T is accumulated once per block of steps
-    std::vector<S> ghs(kDrBlock * nb * G), gyr(nb * H), gc(nb * H), evals(kDrBlock * nb);
+    LineVector<S> ghs(kDrBlock * nb * G), gyr(nb * H), gc(nb * H), evals(kDrBlock * nb);
     std::vector<int32_t> elist(kDrBlock * nb);
     int64_t block_t[kDrBlock];
     int nblock = 0;
@@ -1065,7 +1095,7 @@ template <typename S>
 void gather_mm(int64_t R, int64_t K, int64_t O, const S* RS X, const S* RS WT, const S* RS bias, S* RS out,
                int nth) {
   constexpr int64_t RC = 32, P = 8 * (kVecBytes / sizeof(S));
-  const std::vector<S> pan = pack_gather_panels(WT, K, O);
+  const LineVector<S> pan = pack_gather_panels(WT, K, O);
   const int64_t nchunk = (R + RC - 1) / RC;
   parallel(nchunk, nth, [&](int64_t k0, int64_t k1) {
     std::vector<S> wbuf(RC * K);
