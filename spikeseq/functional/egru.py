@@ -256,7 +256,8 @@ def prepare_egru(x: torch.Tensor, state: EGRUState | None = None, *, weight_ih: 
     surrogate = pseudo_derivative(eps, dampening)
     st = initial_state(state, x.shape[-2], hidden, x)
     check_consistent(x, weight_ih, weight_hh, bias_ih, bias_hh, threshold, state)
-    check_finite_inputs(x, state)
+    check_finite_inputs(x, state, {"weight_ih": weight_ih, "weight_hh": weight_hh, "bias_ih": bias_ih,
+                                   "bias_hh": bias_hh})
     w_hh = drop_connect(weight_hh, dropconnect, training)
     th = threshold.to(compute_dtype(x.dtype))
     steps = 1 if step else x.shape[0]
@@ -268,14 +269,19 @@ def prepare_egru(x: torch.Tensor, state: EGRUState | None = None, *, weight_ih: 
     return EGRUCall(surrogate, st, weight_ih, w_hh, bias_ih, bias_hh, th, m)
 
 
-def check_finite_inputs(x: torch.Tensor, state: EGRUState | None) -> None:
-    """Raise :class:`~spikeseq.errors.NonFiniteError` when ``x`` or a given state holds a NaN or an inf. Checked up
-    front, not only through the final state: a saturating gate (tanh of +inf) or a pruned input column would hide
-    it from the output, and the backends would then disagree."""
-    for t, name in ((x, "x"), *(() if state is None else ((state.c, "state.c"), (state.y, "state.y")))):
+def check_finite_inputs(x: torch.Tensor, state: EGRUState | None,
+                        weights: dict[str, torch.Tensor | None] | None = None) -> None:
+    """Raise :class:`~spikeseq.errors.NonFiniteError` when ``x``, a given state or a weight / bias holds a NaN or an
+    inf. Checked up front, not only through the final state: a saturating gate (tanh of +inf), a pruned input column
+    or an event-driven product that skips a non-firing unit's weights would hide it from the output, and the
+    backends would then disagree (the dense reference multiplies every weight, the kernels only the active units')."""
+    named = [(x, "x"), *(() if state is None else ((state.c, "state.c"), (state.y, "state.y")))]
+    named += [(w, name) for name, w in (weights or {}).items() if w is not None]
+    for t, name in named:
         if not all_finite(t):
-            raise NonFiniteError(f"EGRU {name} contains NaN or Inf; clean the input (e.g. torch.nan_to_num) or find "
-                                 "where it became non-finite")
+            what = "the input (e.g. torch.nan_to_num)" if name.startswith(("x", "state")) else "the parameter"
+            raise NonFiniteError(f"EGRU {name} contains NaN or Inf; clean {what} or find where it became "
+                                 "non-finite")
 
 
 def check_final_state(c: torch.Tensor) -> None:
