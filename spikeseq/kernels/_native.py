@@ -33,7 +33,7 @@ from pathlib import Path
 _HERE = Path(__file__).parent
 SOURCES = (_HERE / "lif" / "scan.cpp", _HERE / "spmm.cpp", _HERE / "egru" / "egru.cpp",
            _HERE / "egru" / "egru_fixed.cpp", _HERE / "wkv" / "wkv.cpp", _HERE / "wkv" / "block_step.cpp")
-HEADERS = (_HERE / "parallel.h", _HERE / "simd.h", _HERE / "egru" / "gates.h")
+HEADERS = (_HERE / "parallel.h", _HERE / "simd.h", _HERE / "egru" / "gates.h", _HERE / "egru" / "csr.h")
 #: -ffp-contract=off: no fused multiply-add, so results round exactly like torch's separate ops.
 FLAGS = [
     "-O2", "-ftree-vectorize", "-fvect-cost-model=dynamic", "-std=c++17", "-shared", "-fPIC", "-pthread",
