@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from spikeseq.cli import main
+from tests.train._tiny_lm import train_tiny_egru_lm
 
 
 @pytest.mark.native
@@ -33,36 +34,9 @@ def test_bench_egru_bad_flags(tmp_path, capsys, flag, value, message):
     assert not (tmp_path / "x.json").exists()
 
 
-TEXT = "to be or not to be that is the question\n" * 40
-
-
 @pytest.mark.native
 def test_bench_run_times_a_trained_egru_run(tmp_path, capsys):
-    base = tmp_path / "text" / "tinyshakespeare"
-    base.mkdir(parents=True)
-    (base / "input.txt").write_text(TEXT)
-    recipe = tmp_path / "lm.toml"
-    recipe.write_text(f"""name = "tiny"
-task = "language_modelling"
-[model]
-name = "egru_lm"
-vocab = {len(set(TEXT))}
-embed = 8
-hidden = 24
-thr_mean = 0.1
-[data]
-name = "tinyshakespeare"
-root = "{tmp_path}"
-seq_len = 20
-val_fraction = 0.1
-[train]
-epochs = 1
-batch_size = 8
-lr = 0.02
-threads = 1
-""")
-    run = tmp_path / "run"
-    assert main(["train", str(recipe), "--out", str(run)]) == 0
+    run = train_tiny_egru_lm(tmp_path, hidden=24, seq_len=20)
     out = tmp_path / "bench.json"
     rc = main(["bench-run", str(run), "--batch", "4", "--reps", "1", "--flush-denormal", "--json", str(out)])
     assert rc == 0

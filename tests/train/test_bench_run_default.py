@@ -10,6 +10,7 @@ import pytest
 
 from spikeseq.cli import build_parser, main
 from spikeseq.train import cmd_bench_run
+from tests.train._tiny_lm import train_tiny_egru_lm
 
 
 def _args(*argv: str):
@@ -43,39 +44,12 @@ def test_help_states_the_default(capsys):
     assert "default: RUN/bench_run.json" in text and "only when named here" in text
 
 
-TEXT = "to be or not to be that is the question\n" * 40
-
-
 @pytest.mark.native
 @pytest.mark.filterwarnings("ignore:.*input.txt has .* bytes, the manifest records")   # a tiny text, on purpose
 def test_bench_run_without_json_writes_into_the_run(tmp_path, monkeypatch):
-    base = tmp_path / "text" / "tinyshakespeare"
-    base.mkdir(parents=True)
-    (base / "input.txt").write_text(TEXT)
-    recipe = tmp_path / "lm.toml"
-    recipe.write_text(f"""name = "tiny"
-task = "language_modelling"
-[model]
-name = "egru_lm"
-vocab = {len(set(TEXT))}
-embed = 8
-hidden = 16
-thr_mean = 0.1
-[data]
-name = "tinyshakespeare"
-root = "{tmp_path}"
-seq_len = 12
-val_fraction = 0.1
-[train]
-epochs = 1
-batch_size = 8
-lr = 0.02
-threads = 1
-""")
     monkeypatch.setenv("SPIKESEQ_PROGRESS", "0")
     monkeypatch.chdir(tmp_path)   # a results/ folder here would catch the old default
-    run = tmp_path / "run"
-    assert main(["train", str(recipe), "--out", str(run)]) == 0
+    run = train_tiny_egru_lm(tmp_path, hidden=16, seq_len=12)
     assert main(["bench-run", str(run), "--batch", "2", "--reps", "1"]) == 0
     record = json.loads((run / "bench_run.json").read_text())
     assert record["trained"]["input_shape"] == [12, 2, 8]
