@@ -1,6 +1,6 @@
 // Compressed rows (CSR) for the activity-sparse EGRU (egru.cpp): building them from dense matrices (a vectorised
 // count and compress per row, the transpose by a counting sort) and the weight-sparse products over blocks of rows
-// held transposed (csr_block, csr_rows, csr_mm), with the AVX-512 transposes they need. Everything here sums each
+// held transposed (csr_block, csr_rows, csr_mm), with the AVX-512 transposes they need. Every product here sums each
 // output over its nonzeros in ascending column order with fused multiply-adds (FMA_OK), like the other recurrent
 // products of egru.cpp, so the paths agree bit for bit.
 #pragma once
