@@ -31,7 +31,14 @@ def _umask() -> int:
     return mask
 
 
-def _output_error(path: Path, e: OSError) -> OutputError:
+def _output_error(path: Path, e: OSError, folder: bool = False) -> OutputError:
+    """The :class:`OutputError` for writing file ``path`` (``folder``: creating folder ``path``) failing with ``e``."""
+    err = _file_error(path / "x" if folder else path, e)
+    return OutputError(str(err).replace(f"cannot write {path / 'x'}:", f"cannot create the folder {path}:")) \
+        if folder else err
+
+
+def _file_error(path: Path, e: OSError) -> OutputError:
     if isinstance(e, NotADirectoryError) or e.errno == errno.ENOTDIR or (
             isinstance(e, FileExistsError) and not path.parent.is_dir()):
         blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
@@ -58,7 +65,7 @@ def ensure_dir(path: str | os.PathLike) -> Path:
         if path.exists() and not path.is_dir():
             raise OutputError(f"{path} is a file, not a directory; remove or rename it, or choose another output "
                               "folder") from None
-        raise _output_error(path / "x", e) from None
+        raise _output_error(path, e, folder=True) from None
     return path
 
 
@@ -114,6 +121,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb", suffix: str = ".tmp")
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
         raise
+
+
+def check_writable(path: str | os.PathLike) -> Path:
+    """Raise :class:`OutputError` now, before a long computation, when ``path`` could not be written later (its
+    folder is created; the probe file is removed again, an existing ``path`` is left as it was)."""
+    path = Path(path)
+    fd, tmp = _mkstemp(path, ".tmp")
+    os.close(fd)
+    tmp.unlink()
+    return path
 
 
 def write_bytes(path: str | os.PathLike, data: bytes) -> Path:

@@ -34,6 +34,11 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    """Run the benchmark named by ``args.bench``; returns its exit code."""
+    """Run the benchmark named by ``args.bench``; returns its exit code. An unwritable ``--json`` path is refused
+    before the benchmark runs (:class:`~spikeseq.errors.OutputError`), not after minutes of timing."""
     module = importlib.import_module(f"spikeseq.bench.{args.bench}")
+    if getattr(args, "json", None):
+        from spikeseq._atomic import check_writable
+
+        check_writable(args.json)
     return int(module.run(args) or 0)

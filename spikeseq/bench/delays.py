@@ -177,11 +177,11 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         from pathlib import Path
 
+        from spikeseq._atomic import write_text
         from spikeseq.provenance import bench_command, cpu_model, git_commit, git_dirty
 
         out = Path(args.json)
-        tmp = out.with_name(out.name + ".tmp")
-        tmp.write_text(json.dumps({
+        write_text(out, json.dumps({
             "command": bench_command("delays"), "commit": git_commit(), "dirty": git_dirty(),
             "machine": {"cpu": cpu_model(), "cpus": os.cpu_count(), "torch": torch.__version__},
             "shape": dict(n_in=n_in, n_out=n_out, taps=k, steps=t, batch=b, density=args.density, sigma=sigma,
@@ -190,5 +190,4 @@ def run(args: argparse.Namespace) -> int:
             "min_s": mins, "saved_bytes": mem, "plan_bytes": plan_bytes,
             "max_abs_diff": diff, "memory_ratio_vs_dcls": mem_ratio, "ratios_median": r_med, "ratios_min": r_min,
         }, indent=2))
-        tmp.replace(out)
     return 0

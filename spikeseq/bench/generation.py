@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from spikeseq._args import positive_int
+from spikeseq._atomic import write_text
 from spikeseq.provenance import bench_command, git_commit, git_dirty
 
 
@@ -29,11 +31,11 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench generation`` options to ``parser``."""
     parser.add_argument("--model", required=True, help="registry name of a language model with an RNN step")
     parser.add_argument("--size", default="cpu_small", help="the model's size preset")
-    parser.add_argument("--vocab", type=int, default=65)
-    parser.add_argument("--tokens", type=int, default=10_000, help="stream length for the memory check")
-    parser.add_argument("--speed-tokens", type=int, default=600, help="tokens timed against the rwkv package")
-    parser.add_argument("--block", type=int, default=50, help="tokens per interleaved timing block")
-    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--vocab", type=positive_int, default=65)
+    parser.add_argument("--tokens", type=positive_int, default=10_000, help="stream length for the memory check")
+    parser.add_argument("--speed-tokens", type=positive_int, default=600, help="tokens timed against the rwkv package")
+    parser.add_argument("--block", type=positive_int, default=50, help="tokens per interleaved timing block")
+    parser.add_argument("--threads", type=positive_int, default=1)
     parser.add_argument("--json", type=Path, default=None, help="also write the results as JSON to this path")
 
 
@@ -135,10 +137,6 @@ def run(args: argparse.Namespace) -> int:
     result["wall_s"] = round(time.time() - t_start, 1)
     print(json.dumps({"speed": result["speed"], "memory": result["memory"]}, indent=2))
     if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{args.json.name}.", dir=args.json.parent)
-        with os.fdopen(fd, "w") as f:
-            json.dump(result, f, indent=2)
-        os.replace(tmp, args.json)
+        write_text(args.json, json.dumps(result, indent=2))
         print(f"wrote {args.json}")
     return 0

@@ -22,19 +22,22 @@ import time
 
 import torch
 
+from spikeseq._args import positive_int
+
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench hlop`` options to ``parser``."""
-    parser.add_argument("--steps", type=int, default=10, help="time steps T (default 10)")
-    parser.add_argument("--batch", type=int, default=32, help="batch size B (default 32)")
-    parser.add_argument("--inputs", type=int, default=578, help="input features (default 578: N-MNIST 2x17x17)")
-    parser.add_argument("--hidden", type=int, default=100, help="hidden size (default 100)")
+    parser.add_argument("--steps", type=positive_int, default=10, help="time steps T (default 10)")
+    parser.add_argument("--batch", type=positive_int, default=32, help="batch size B (default 32)")
+    parser.add_argument("--inputs", type=positive_int, default=578,
+                        help="input features (default 578: N-MNIST 2x17x17)")
+    parser.add_argument("--hidden", type=positive_int, default=100, help="hidden size (default 100)")
     parser.add_argument("--recipe", default=None,
                         help="continual recipe (TOML) whose [model] hidden and [continual.hlop] settings to use")
-    parser.add_argument("--reps", type=int, default=20, help="interleaved repetitions (default 20)")
+    parser.add_argument("--reps", type=positive_int, default=20, help="interleaved repetitions (default 20)")
     parser.add_argument("--input-mode", default="rate", choices=("rate", "step"),
                         help="HLOP presynaptic input (default rate)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
     parser.add_argument("--json", default=None, help="write the measurements to this JSON file")
 
 

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import torch
 
+from spikeseq._args import nonnegative_int
+from spikeseq._atomic import write_text
 from spikeseq.errors import BackendUnavailableError, ParameterError
 from spikeseq.kernels import spike_linear, spmm
 from spikeseq.kernels.spike_linear import sparse_max_density
@@ -30,7 +32,7 @@ def register(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out-features", type=int, default=256)
     parser.add_argument("--densities", default=",".join(map(str, DENSITIES)), help="comma list of spike densities")
     parser.add_argument("--reps", type=int, default=15)
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = leave torch's default)")
+    parser.add_argument("--threads", type=nonnegative_int, default=0, help="torch threads (0 = leave torch's default)")
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON to this path")
 
 
@@ -89,9 +91,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"event-driven fwd+bwd faster up to density {max(paying) if paying else 'none'} "
           f"(auto mode switches at {sparse_max_density()} with this {8 * spmm.vector_bytes()}-bit vector build)")
     if args.json:
-        tmp = args.json.with_suffix(args.json.suffix + ".tmp")
-        tmp.write_text(json.dumps({"rows": args.rows, "in": args.in_features, "out": args.out_features,
-                                   "threads": torch.get_num_threads(), "table": table}, indent=2))
-        tmp.replace(args.json)
+        write_text(args.json, json.dumps({"rows": args.rows, "in": args.in_features, "out": args.out_features,
+                                          "threads": torch.get_num_threads(), "table": table}, indent=2))
     return 0
 

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from spikeseq._args import positive_int
+
 #: the overhead issue #19 asks for: a target-mode step at most this many times a float step
 GOAL = 1.5
 
@@ -33,9 +35,9 @@ def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench target`` options to ``parser``."""
     parser.add_argument("recipes", nargs="+", type=Path,
                         help="spikeseq train recipes (TOML files) whose model and data are timed")
-    parser.add_argument("--reps", type=int, default=10, help="interleaved repetitions (default 10)")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
-    parser.add_argument("--batch", type=int, default=None, help="batch size (default: the recipe's)")
+    parser.add_argument("--reps", type=positive_int, default=10, help="interleaved repetitions (default 10)")
+    parser.add_argument("--threads", type=positive_int, default=1, help="torch threads (default 1)")
+    parser.add_argument("--batch", type=positive_int, default=None, help="batch size (default: the recipe's)")
     parser.add_argument("--json", default=None, help="write the measurements to this JSON record")
 
 

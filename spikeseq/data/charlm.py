@@ -44,7 +44,8 @@ def corpus_path(name: str, root: str | os.PathLike | None = None) -> Path:
         raise DataError(f"unknown text corpus {name!r}; known: {', '.join(FILES)}")
     base = Path(root) if root is not None else data_root()
     nested = base.joinpath(*FILES[name])
-    if root is not None and not nested.exists() and (base / FILES[name][-1]).is_file():
+    if root is not None and not nested.exists() and ((base / FILES[name][-1]).is_file()
+                                                     or base.parts[-2:] == FILES[name][:2]):
         return base / FILES[name][-1]  # root is the corpus folder itself (`spikeseq data check --root`)
     return nested
 

@@ -174,9 +174,13 @@ def _fetch(args: argparse.Namespace) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Run the parsed ``spikeseq data`` action; returns the exit code, ``DataError`` for an unknown dataset."""
-    from spikeseq.data.registry import names
+    from spikeseq.data.registry import GENERATED, names
 
     name = getattr(args, "name", None)
     if name is not None and name not in names():
         raise DataError(f"unknown dataset {name!r}; known: {', '.join(names())}")
+    if name in GENERATED:
+        raise DataError(f"{name} is generated in memory from its arguments, with no files: there is nothing to "
+                        f"{'show' if args.data_command == 'info' else args.data_command}; load it with "
+                        f"spikeseq.data.load({name!r}, split) or name it in a recipe's [data]")
     return {"info": _info, "check": _check, "fetch": _fetch}[args.data_command](args)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import numbers
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -50,8 +51,8 @@ class TokenWindows(NamedTuple):
 def windows(ids: torch.Tensor, seq_len: int, vocab: list[str]) -> TokenWindows:
     """Non-overlapping windows of ``seq_len`` inputs and their next-token targets (the tail that does not fill a
     window is dropped)."""
-    if seq_len < 1:
-        raise DataError(f"seq_len must be >= 1, got {seq_len}")
+    if isinstance(seq_len, bool) or not isinstance(seq_len, numbers.Integral) or seq_len < 1:
+        raise DataError(f"seq_len must be an integer >= 1, got {seq_len!r}")
     n = (ids.numel() - 1) // seq_len
     if n < 1:
         raise DataError(f"a text of {ids.numel()} tokens is too short for one window of {seq_len} (+1) tokens")
@@ -69,8 +70,9 @@ def _text_dir(name: str, root: str | os.PathLike | None) -> Path:
     passes it), recognised by holding one of the corpus's files and no ``text/<name>`` below it."""
     base = Path(root) if root is not None else data_root()
     nested = base / "text" / name
-    if root is not None and not nested.exists() and any((base / f).exists() for f in CORPUS_FILES.get(name, ())):
-        return base
+    if root is not None and not nested.exists() and (any((base / f).exists() for f in CORPUS_FILES.get(name, ()))
+                                                     or base.parts[-2:] == ("text", name)):
+        return base  # the corpus folder itself (by its files, or by its name when they are missing)
     return nested
 
 
@@ -133,6 +135,12 @@ def tinyshakespeare(root: str | os.PathLike | None, split: str, seq_len: int = 1
 
     ``max_chars`` keeps only the first characters of each split (quick runs and tests).
     """
+    if split not in ("train", "test"):
+        raise DataError(f"Tiny Shakespeare has splits 'train' (first 90%) and 'test' (last 10%), not {split!r}; "
+                        "for a validation set use the training recipe's val_fraction")
+    if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, numbers.Integral)
+                                  or max_chars < 1):
+        raise DataError(f"max_chars must be an integer >= 1 (or None for the whole split), got {max_chars!r}")
     text = _read_checked("tinyshakespeare", _text_dir("tinyshakespeare", root) / "input.txt")
     if len(text) < 20:
         raise DataError(f"Tiny Shakespeare input.txt has only {len(text)} characters; the file is truncated")
@@ -161,6 +169,8 @@ def word_corpus(name: str, root: str | os.PathLike | None, split: str, seq_len: 
     split)."""
     if name not in WORD_FILES:
         raise DataError(f"unknown word-level corpus {name!r}; known: {', '.join(WORD_FILES)}")
+    if split not in WORD_FILES[name]:
+        raise DataError(f"{name} has splits {', '.join(WORD_FILES[name])}, not {split!r}")
     base = _text_dir(name, root)
     train = _words(base / WORD_FILES[name]["train"])
     vocab = sorted(set(train))

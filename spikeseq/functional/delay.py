@@ -41,6 +41,7 @@ otherwise the longest delays can never deliver (pad the end of the sequence with
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -76,8 +77,10 @@ def sigma_schedule(epoch: int, *, sigma_init: float, final_epoch: int, sigma_fin
 
     ``alpha = (sigma_final / sigma_init) ** (1 / final_epoch)`` (SNN-delays ``decrease_sig``, ``specs/models.md`` §5).
     """
-    if sigma_init <= 0 or sigma_final <= 0:
-        raise ParameterError(f"sigma_init and sigma_final must be > 0, got {sigma_init}, {sigma_final}")
+    if not (math.isfinite(sigma_init) and math.isfinite(sigma_final) and sigma_init > 0 and sigma_final > 0):
+        raise ParameterError(f"sigma_init and sigma_final must be finite numbers > 0, got {sigma_init}, {sigma_final}")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 0:
+        raise ParameterError(f"epoch must be an integer >= 0 (0-based), got {epoch!r}")
     if final_epoch < 1:
         return float(sigma_final)
     if sigma_init <= sigma_final:
@@ -182,9 +185,13 @@ def _with_history(x: torch.Tensor, state: DelayState | None, max_delay: int) -> 
                 f"the sequence has T={t} steps but the delays span {max_delay + 1} steps (0..{max_delay}): "
                 f"inputs delayed by more than T-1 steps would never arrive. Pad the end of the sequence with "
                 f"zeros to at least {max_delay + 1} steps, or stream it and pass the state returned by the "
-                "previous call (start from DelayLinear.initial_state(batch))"
+                "previous call (start from DelayLinear.initial_state(batch)); x is time-first [T, B, in]: "
+                "transpose a batch-first input with x.transpose(0, 1)"
             )
         return F.pad(x, (0, 0, 0, 0, max_delay, 0))
+    if not isinstance(state, DelayState):
+        raise ShapeError(f"the delay state must be a DelayState (the state a call returned, or "
+                         f"DelayLinear.initial_state(batch)) or None, got {type(state).__name__}")
     h = state.x
     if tuple(h.shape) != (max_delay, b, n):
         raise ShapeError(
@@ -222,6 +229,9 @@ def delay_gaussian(x: torch.Tensor, state: DelayState | None = None, *, weight: 
     check_max_delay(max_delay)
     _check_weight_delay(weight, delay)
     _check_input(x, weight.shape[1])
+    if not bool(torch.isfinite(delay.detach()).all()):
+        raise ParameterError("the delays contain NaN or Inf (a diverged update of the positions?): lower the "
+                             "delays' learning rate or restart from a checkpoint with finite delays")
     k = torch.arange(max_delay, -1, -1, device=x.device, dtype=x.dtype)  # conv order: tap n has delay K-1-n
     kernel = _GaussianKernel.apply(weight, delay, k, _width(sigma, sigma_offset))
     xp = _with_history(x, state, max_delay)

@@ -101,6 +101,8 @@ def lmu_matrices(order: int, theta: float, dt: float = 1.0, dtype: torch.dtype =
 
 def lmu_impulse_response(a_bar: torch.Tensor, b_bar: torch.Tensor, steps: int) -> torch.Tensor:
     """``H[k] = A_bar^k B_bar`` for k = 0..steps-1, shape ``[steps, d]`` (computed in float64)."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ParameterError(f"the impulse response needs a number of steps >= 0 (an integer), got {steps!r}")
     a64, h = a_bar.to(torch.float64), b_bar.to(torch.float64)
     out = torch.empty(steps, h.shape[0], dtype=torch.float64)
     for k in range(steps):

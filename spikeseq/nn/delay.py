@@ -34,6 +34,12 @@ from spikeseq.functional import delay as fd
 from spikeseq.nn.base import StatefulModule
 
 
+def _check_sigma(sigma: float) -> None:
+    if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma >= 0):
+        raise ParameterError(f"sigma must be a finite number >= 0 (the Gaussian width in steps; the schedule runs "
+                             f"from max_delay / 2 down to {fd.SIGMA_FINAL}), got {sigma!r}")
+
+
 class DelayLinear(StatefulModule):
     """``y, state = layer(x [T, B, in], state=None)`` -> ``y [T, B, out]``; delays in time steps in ``[0, max_delay]``.
 
@@ -55,8 +61,13 @@ class DelayLinear(StatefulModule):
                  generator: torch.Generator | None = None) -> None:
         super().__init__()
         self.max_delay = fd.check_max_delay(max_delay)
-        if in_features < 1 or out_features < 1:
-            raise ParameterError(f"in_features and out_features must be >= 1, got {in_features}, {out_features}")
+        for name, v in (("in_features", in_features), ("out_features", out_features)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ParameterError(f"DelayLinear {name} must be an integer >= 1, got {v!r}")
+        if not (math.isfinite(sigma_offset) and sigma_offset >= 0):
+            raise ParameterError(f"sigma_offset must be a finite number >= 0 (the Gaussian width is |sigma| + "
+                                 f"sigma_offset; dcls uses 0.27), got {sigma_offset!r}")
+        _check_sigma(float(max_delay) / 2 if sigma is None else sigma)
         self.in_features, self.out_features = int(in_features), int(out_features)
         self.learn_delay = bool(learn_delay)
         self.sigma_offset = float(sigma_offset)
@@ -73,8 +84,7 @@ class DelayLinear(StatefulModule):
     # ---- delays -------------------------------------------------------------------------------------------
     def set_sigma(self, sigma: float) -> None:
         """Set the Gaussian width ``sigma`` (in steps, >= 0; see :func:`~spikeseq.functional.delay.sigma_schedule`)."""
-        if not sigma >= 0:
-            raise ParameterError(f"sigma must be >= 0, got {sigma}")
+        _check_sigma(sigma)
         self.sigma.fill_(float(sigma))
 
     @torch.no_grad()

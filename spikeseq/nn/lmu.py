@@ -131,7 +131,7 @@ class LMU(StatefulModule):
     ) -> None:
         super().__init__()
         for name, v in (("input_size", input_size), ("hidden_size", hidden_size), ("n_u", n_u)):
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ParameterError(f"LMU {name} must be an integer >= 1, got {v!r}")
         self.input_size, self.hidden_size, self.n_u, self.spiking = input_size, hidden_size, n_u, spiking
         self.w_u = nn.Linear(input_size, n_u)
@@ -151,6 +151,9 @@ class LMU(StatefulModule):
         check_sequence(x, "x", min_rank=3)
         if x.shape[-1] != self.input_size:
             raise ShapeError(f"LMU expects {self.input_size} input features, got x of shape {tuple(x.shape)}")
+        if state is not None and not isinstance(state, LMUCellState):
+            raise ShapeError(f"LMU state must be an LMUCellState (the state a call returned) or None, got "
+                             f"{type(state).__name__}")
         st = state if state is not None else LMUCellState(None, None, None, None)
         u = self.w_u(x)
         su = sm = sh = None

@@ -30,6 +30,7 @@ from torch import nn
 
 from spikeseq import kernels
 from spikeseq import surrogate as sg
+from spikeseq.errors import ShapeError
 from spikeseq.functional.discretize import decay_from_tau
 from spikeseq.functional.lif import LIFState, lif_update
 from spikeseq.functional.wkv import WKVState, initial_wkv_state, wkv_update
@@ -61,6 +62,21 @@ def initial_block_state(batch: int, channels: int, *, dtype: torch.dtype = torch
     z = torch.zeros(batch, channels, dtype=dtype, device=device)
     w = initial_wkv_state(batch, channels, dtype=dtype, device=device)
     return RWKVBlockState(z, w.a, w.b, w.p, z.clone(), z.clone(), z.clone())
+
+
+def check_block_state(s: object, batch: int, channels: int, layer: int = 0) -> None:
+    """Raise :class:`~spikeseq.errors.ShapeError` unless ``s`` is an :class:`RWKVBlockState` whose fields are all
+    ``[batch, channels]`` (the input step's shape)."""
+    if not isinstance(s, RWKVBlockState):
+        raise ShapeError(f"the state of RWKV block {layer} must be an RWKVBlockState (7 tensors [B, C]), got "
+                         f"{type(s).__name__}; pass state=None to start from the beginning, or the state a call "
+                         "returned")
+    for name, t in zip(RWKVBlockState._fields, s, strict=True):
+        if not isinstance(t, torch.Tensor) or tuple(t.shape) != (batch, channels):
+            got = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise ShapeError(f"state field {name} of RWKV block {layer} has shape {got} but the input is "
+                             f"[B, C] = [{batch}, {channels}]; pass state=None to start from the beginning, or the "
+                             "state returned for the same batch size and model width")
 
 
 def token_shift(x: torch.Tensor, x_prev: torch.Tensor | None) -> torch.Tensor:
@@ -271,6 +287,8 @@ class RWKVBlock(StatefulModule):
 
     def forward(self, x: torch.Tensor, state: RWKVBlockState | None = None):
         """The residual stream ``x`` ``[T, B, C]`` through the block; returns it and the block's new state."""
+        if state is not None:
+            check_block_state(state, x.shape[-2], x.shape[-1], self.layer_id)
         if self.ln0 is not None:
             x = self.ln0(x)
         s = state
@@ -300,6 +318,7 @@ class RWKVBlock(StatefulModule):
         fused = None if fw.packed is None or not block_step.pays(fw.packed) else block_step.run(fw.packed, x, s)
         if fused is not None:
             return fused[0], RWKVBlockState(*fused[1])
+        check_block_state(s, x.shape[0], self.channels, self.layer_id)  # the C++ step checked them itself
         if self.ln0 is not None:
             x = F.layer_norm(x, (self.channels,), self.ln0.weight, self.ln0.bias, self.ln0.eps)
         att, C = self.att, self.channels

@@ -32,6 +32,7 @@ from __future__ import annotations
 import glob
 import itertools
 import json
+import os
 import statistics
 import tomllib
 from collections.abc import Callable, Mapping
@@ -43,6 +44,7 @@ from spikeseq.errors import ConfigError
 SPEC_NAME = "tables.toml"
 COLUMN_KEYS = {"header", "path", "fmt", "scale", "reduce", "agg", "default"}
 ROW_KEYS = {"label", "files", "vars", "cells", "each"}
+TABLE_KEYS = {"name", "label", "column", "row"}
 AGGS = ("one", "mean", "mean_std", "count")
 REDUCERS: dict[str, Callable[[list[float]], float]] = {"max": max, "min": min, "mean": statistics.fmean}
 
@@ -185,13 +187,16 @@ def _expand(row: dict[str, Any]) -> list[dict[str, str]]:
 
 def _load(spec: Path, pattern: str) -> list[tuple[str, dict[str, Any]]]:
     base = spec.parent
+    if Path(pattern).is_absolute():
+        raise ConfigError(f"{spec}: files {pattern!r} is an absolute path; 'files' is a file name or glob pattern "
+                          f"relative to the spec's folder {base}")
     paths = sorted(glob.glob(str(base / pattern)))
     if not paths:
         raise ConfigError(f"{spec}: no file matches {pattern!r} under {base}; run the command that writes it")
     out = []
     for p in paths:
         try:
-            out.append((str(Path(p).relative_to(base.parent.parent)), json.loads(Path(p).read_text(encoding="utf-8"))))
+            out.append((os.path.relpath(p, base.parent.parent), json.loads(Path(p).read_text(encoding="utf-8"))))
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{p}: corrupt JSON ({e}); restore it from git or re-run its command") from None
         except OSError as e:
@@ -259,6 +264,7 @@ def render_spec(name: str, spec: Path, table: dict[str, Any]) -> str:
     columns = table.get("column", [])
     label_headers = table.get("label", ["row"])
     where = f"{spec}: table {name!r}"
+    _check_keys(table, TABLE_KEYS, "table", spec)
     if not isinstance(columns, list) or not all(isinstance(c, dict) for c in columns):
         raise ConfigError(f"{where}: columns must be written [[table.column]] (an array of tables)")
     if not isinstance(table.get("row", []), list) or not all(isinstance(r, dict) for r in table.get("row", [])):

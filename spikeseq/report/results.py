@@ -362,6 +362,8 @@ def _read_readme(readme: Path) -> str:
         raise ConfigError(f"{readme} is not UTF-8 text ({e}); nothing was changed") from None
     except IsADirectoryError:
         raise ConfigError(f"{readme} is a directory, not a README file") from None
+    except FileNotFoundError:
+        raise ConfigError(f"README not found: {readme}; run from the repository root or pass --readme PATH") from None
 
 
 def update_readme(readme: str | Path, root: str | Path) -> list[str]:

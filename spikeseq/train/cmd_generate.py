@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-from spikeseq.errors import ConfigError, DataError
+from spikeseq.errors import ConfigError, DataError, NonFiniteError
 
 
 def register(parser: argparse.ArgumentParser) -> None:
@@ -45,17 +45,29 @@ def sample(logits: torch.Tensor, temperature: float, top_p: float, gen: torch.Ge
 
 def stream(step: Callable, prompt_ids: list[int], n: int, *, temperature: float = 1.0, top_p: float = 0.9,
            seed: int = 0) -> Iterator[int]:
-    """Feed ``prompt_ids`` through ``step`` one at a time, then yield ``n`` sampled token ids (batch 1)."""
-    if temperature < 0 or not 0 < top_p <= 1:
-        raise ConfigError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}")
+    """Feed ``prompt_ids`` through ``step`` one at a time, then yield ``n`` sampled token ids (batch 1). The
+    arguments are checked at the call (ConfigError / DataError), before anything is fed or printed."""
+    if not temperature >= 0 or not 0 < top_p <= 1:  # `not >=` so that NaN is refused too
+        raise ConfigError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}; "
+                          "--temperature 0 is greedy, --top-p 1 turns nucleus sampling off")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+        raise ConfigError(f"the number of tokens to sample must be an integer >= 0, got {n!r}")
     if not prompt_ids:
         raise DataError("the prompt is empty: give at least one character")
+    return _stream(step, prompt_ids, n, temperature, top_p, seed)
+
+
+def _stream(step: Callable, prompt_ids: list[int], n: int, temperature: float, top_p: float,
+            seed: int) -> Iterator[int]:
     gen = torch.Generator().manual_seed(int(seed))
     state = None
     with torch.no_grad():
         for t in prompt_ids:
             logits, state = step(torch.tensor([t]), state)
         for _ in range(n):
+            if not bool(torch.isfinite(logits).all()):
+                raise NonFiniteError("the model's logits hold NaN or Inf, so no token can be sampled: check the "
+                                     "checkpoint's weights for NaN/Inf (a diverged run) and the state")
             tok = sample(logits, temperature, top_p, gen)
             yield int(tok[0])
             logits, state = step(tok, state)
@@ -75,9 +87,10 @@ def run(args: argparse.Namespace) -> int:
     if not vocab:
         raise ConfigError(f"{args.run}: the checkpoint holds no vocabulary (classes)")
     ids = [int(i) for i in encode(args.prompt, vocab)]
+    tokens = stream(lr.model.step, ids, args.tokens, temperature=args.temperature, top_p=args.top_p,
+                    seed=args.seed)
     sys.stdout.write(args.prompt)
-    for tok in stream(lr.model.step, ids, args.tokens, temperature=args.temperature, top_p=args.top_p,
-                      seed=args.seed):
+    for tok in tokens:
         sys.stdout.write(vocab[tok])
         sys.stdout.flush()
     sys.stdout.write("\n")

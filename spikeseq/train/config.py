@@ -494,7 +494,9 @@ def read_toml(path: str | Path) -> dict[str, Any]:
         with open(path, "rb") as f:
             return tomllib.load(f)
     except tomllib.TOMLDecodeError as e:
-        raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        bom = path.read_bytes().startswith(b"\xef\xbb\xbf")
+        raise ConfigError(f"{path}: not valid TOML: {e}" + ("; the file starts with a UTF-8 byte-order mark, which "
+                          "TOML does not allow: save it as UTF-8 without BOM" if bom else "")) from None
     except UnicodeDecodeError as e:
         raise ConfigError(f"{path}: not a UTF-8 text file ({e.reason})") from None
 

@@ -134,9 +134,9 @@ def preflight_data(cfg: RunConfig, data: Prepared, model: nn.Module | None = Non
         try:
             with torch.no_grad():
                 return what()
-        except (ConfigError, KeyboardInterrupt):
+        except KeyboardInterrupt:
             raise
-        except Exception as e:  # any failure here is the config's: say so before anything is written
+        except Exception as e:  # any failure here is the config's: say so (with the hint) before anything is written
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
             raise ConfigError(f"the model ({cfg.model.name}) does not fit the data ({cfg.data.name}, input "
                               f"{tuple(data.train.x.shape[1:])}): {first}; {hint}") from e

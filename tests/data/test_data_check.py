@@ -92,3 +92,17 @@ def test_check_a_folder_in_place_of_a_checked_file(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "is not a file" in out and "LOAD     train: error: " in out
     shutil.rmtree(folder)
+
+
+@pytest.mark.parametrize("name,path", [("tinyshakespeare", "text/tinyshakespeare/input.txt"),
+                                       ("enwik8", "text/enwik8/enwik8")])
+def test_check_of_a_missing_corpus_names_the_path_once(tmp_path, capsys, name, path):
+    assert main(["data", "check", name, "--root", str(tmp_path / "none")]) == 1
+    out = capsys.readouterr().out
+    assert f"file not found: {tmp_path / 'none' / path}" in out  # was .../text/<name>/text/<name>/...
+
+
+@pytest.mark.parametrize("action", ["check", "fetch", "info"])
+def test_a_generated_dataset_has_nothing_to_fetch_or_check(action, capsys):
+    assert main(["data", action, "temporal_task"]) == 2  # was "no manifest for dataset 'temporal_task'"
+    assert "generated in memory from its arguments" in capsys.readouterr().err

@@ -109,6 +109,20 @@ def test_atomic_writer_errors_name_the_path_and_the_fix(tmp_path):
     assert isinstance(OutputError("x"), OSError)  # callers that catch OSError keep working
 
 
+def test_a_folder_that_cannot_be_created_is_named_as_a_folder(tmp_path):
+    from spikeseq import _atomic
+    from spikeseq.errors import OutputError
+
+    (tmp_path / "blocker").write_text("x")
+    with pytest.raises(OutputError) as e:
+        _atomic.ensure_dir(tmp_path / "blocker" / "sub")
+    assert str(e.value).startswith(f"cannot create the folder {tmp_path / 'blocker' / 'sub'}: ")  # was ".../sub/x"
+    with pytest.raises(OutputError, match=r"it is a directory"):
+        _atomic.check_writable(tmp_path)  # refused up front (spikeseq bench --json)
+    _atomic.check_writable(tmp_path / "new" / "out.json")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == []  # the probe file is gone
+
+
 def test_eval_json_is_replaced_only_after_a_successful_evaluation(workdir, capsys, monkeypatch):
     from spikeseq.train import runs
 

@@ -180,6 +180,9 @@ SPEC_CASES = {
     "record not UTF-8": ({"record": b'{"command": "c", "metrics": {"acc": "\xff"}}'}, r"a\.json: corrupt JSON"),
     "string metric": ({"record": json.dumps({"command": "c", "metrics": {"acc": "high"}}).encode()},
                       r"column 'acc': fmt '\{:\.3f\}' cannot format the value 'high'"),
+    # an absolute path raised a raw ValueError from Path.relative_to; a misspelt table key was ignored
+    "absolute files": ({"row": 'label = "a"\nfiles = "/etc/hostname"'}, r"files '/etc/hostname' is an absolute path"),
+    "unknown table key": ({"head": '[[table]]\ncolour = "red"'}, r"unknown table key\(s\) colour"),
 }
 
 
@@ -191,6 +194,11 @@ def test_malformed_specs_and_records_are_config_errors(tmp_path, case):
         results.render_block("t", root)
     if case not in ("record not UTF-8",):
         assert "tables.toml" in str(e.value)
+
+
+def test_missing_readme_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match=r"README not found: .*nope\.md; run from the repository root"):
+        results.check_readme(tmp_path / "nope.md", tmp_path)
 
 
 def test_a_good_spec_still_renders(tmp_path):

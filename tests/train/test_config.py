@@ -89,3 +89,12 @@ def test_json_and_toml_round_trip(tmp_path):
     assert isinstance(again, RunConfig) and again == cfg
     # TOML drops None (TOML has no null) but reads back to the same config
     assert from_dict(tomllib.loads(cfg.to_toml())) == cfg
+
+
+def test_a_byte_order_mark_is_named_in_the_toml_error(tmp_path):
+    from spikeseq.train.config import read_toml
+
+    path = tmp_path / "r.toml"
+    path.write_bytes(b"\xef\xbb\xbf" + b'name = "x"\n')
+    with pytest.raises(ConfigError, match="starts with a UTF-8 byte-order mark"):  # was only "Invalid statement"
+        read_toml(path)

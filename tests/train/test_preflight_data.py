@@ -64,6 +64,16 @@ def test_a_vocabulary_smaller_than_the_text_is_refused_before_the_run_directory(
     assert not out.exists()
 
 
+def test_a_model_whose_own_check_refuses_the_ids_still_gets_the_vocabulary_hint(tmp_path, capsys):
+    raw = _lm(tmp_path)
+    raw["model"] = {"name": "rwkv4", "size": "tiny", "vocab": 10, "n_layer": 1, "n_embd": 8}  # raises ConfigError
+    out = tmp_path / "run"
+    assert main(["train", str(_write(tmp_path, raw)), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "outside the vocabulary [0, 10)" in err and "the model's vocabulary needs at least 27 tokens" in err
+    assert not out.exists()
+
+
 def test_a_pruning_schedule_the_run_never_reaches_is_a_warning(tmp_path):
     raw = _lm(tmp_path, prune={"sparsity": 0.9, "start": 0, "end": 100, "every": 1})
     with pytest.warns(UserWarning, match=r"reaches sparsity 0.9 at optimizer step 100, but the run has 2 steps"):

@@ -43,7 +43,7 @@ from torch import nn
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_sequence
 from spikeseq.errors import ConfigError, ShapeError
-from spikeseq.functional.delay import sigma_schedule
+from spikeseq.functional.delay import check_max_delay, sigma_schedule
 from spikeseq.functional.discretize import decay_from_tau
 from spikeseq.nn import LI, LIF, DelayLinear, StatefulModule
 
@@ -92,14 +92,19 @@ class DelaySNNConfig:
     def __post_init__(self) -> None:
         if self.delays not in VARIANTS:
             raise ConfigError(f"delays must be one of {', '.join(VARIANTS)}, got {self.delays!r}")
-        if self.n_layers < 1 or self.n_hidden < 1 or self.n_inputs < 1 or self.n_outputs < 1:
-            raise ConfigError("n_inputs, n_outputs, n_hidden and n_layers must be >= 1")
+        for name in ("n_inputs", "n_outputs", "n_hidden", "n_layers"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ConfigError(f"delay_snn {name} must be an integer >= 1, got {v!r}")
+        if self.delays != "none":
+            check_max_delay(self.max_delay)  # before pad_end, which is computed from it
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.pad_end is None:
             self.pad_end = 0 if self.delays == "none" else (self.n_layers + 1) * (self.max_delay // 2)
-        if self.pad_end < 0:
-            raise ConfigError(f"pad_end must be >= 0, got {self.pad_end}")
+        if isinstance(self.pad_end, bool) or not isinstance(self.pad_end, int) or self.pad_end < 0:
+            raise ConfigError(f"pad_end must be an integer >= 0 (silent steps appended to each input), got "
+                              f"{self.pad_end!r}")
 
     @property
     def beta(self) -> float:
@@ -253,6 +258,11 @@ class DelaySNN(StatefulModule):
                              f"values per step), got shape {tuple(x.shape)}")
         if state is None:
             state = DelaySNNState((None,) * len(self.synapses), (None,) * len(self.neurons), None)
+        elif not isinstance(state, DelaySNNState) or len(state.synapses) != len(self.synapses) \
+                or len(state.neurons) != len(self.neurons):
+            raise ShapeError(f"state must be a DelaySNNState with {len(self.synapses)} synapse and "
+                             f"{len(self.neurons)} neuron states (the state a call of this model returned, or "
+                             f"initial_state(batch)), got {type(state).__name__}")
         syn_s, neu_s = list(state.synapses), list(state.neurons)
         keep = None if not (self.training and self.config.dropout > 0) else 1 - self.config.dropout
         for k, (norm, lif) in enumerate(zip(self.norms, self.neurons)):

@@ -38,7 +38,7 @@ from torch import nn
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_window
-from spikeseq.errors import ParameterError
+from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.functional import cuba_lif_step, lif_step
 from spikeseq.functional.lmu import check_lmu_args, lmu_matrices, lmu_update
 from spikeseq.nn import LI, LIF, CubaLIF, StatefulModule
@@ -142,7 +142,7 @@ class L2MU(StatefulModule):
         check_lmu_args(order, theta)
         for name, v in (("input_size", input_size), ("n_classes", n_classes), ("hidden_size", hidden_size),
                         ("memory_size", memory_size), ("input_pop_size", input_pop_size)):
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ParameterError(f"L2MU {name} must be an integer >= 1, got {v!r}")
         if neuron not in ("lif", "cuba"):
             raise ParameterError(f"neuron must be 'lif' or 'cuba' (CuBa-LIF), got {neuron!r}")
@@ -236,6 +236,9 @@ class L2MU(StatefulModule):
 
     def _run(self, x: torch.Tensor, state: L2MUState | None, stats: dict | None):
         check_window(x, self.input_size, "L2MU")
+        if state is not None and not isinstance(state, L2MUState):
+            raise ShapeError(f"L2MU state must be an L2MUState (the state a call returned) or None, got "
+                             f"{type(state).__name__}")
         t_len, bsz = x.shape[:2]
         st = state if state is not None else L2MUState(
             None, None, None, None, None, x.new_zeros(bsz, self.hidden_size),

@@ -34,7 +34,7 @@ from torch import nn
 
 from spikeseq import surrogate as sg
 from spikeseq.checks import check_sequence, check_window
-from spikeseq.errors import ParameterError
+from spikeseq.errors import ParameterError, ShapeError
 from spikeseq.nn import LIF, StatefulModule
 from spikeseq.nn.lmu import LMU
 from spikeseq.nn.sequential import Sequential
@@ -63,7 +63,17 @@ class CausalConv1d(StatefulModule):
         """``y [T, B, C_out], state = conv(x [T, B, C_in], state)``; ``state=None``: zeros before step 0."""
         check_sequence(x, "x", min_rank=3)
         k = self.k
-        ctx = x.new_zeros(k - 1, *x.shape[1:]) if state is None else state.ctx
+        if state is None:
+            ctx = x.new_zeros(k - 1, *x.shape[1:])
+        elif not isinstance(state, ConvState):
+            raise ShapeError(f"the state of a causal convolution must be a ConvState or None, got "
+                             f"{type(state).__name__}; pass the state the previous call returned")
+        else:
+            ctx = state.ctx
+            if tuple(ctx.shape) != (k - 1, *x.shape[1:]):
+                raise ShapeError(f"causal convolution state ctx has shape {tuple(ctx.shape)} but x {tuple(x.shape)} "
+                                 f"needs the last {k - 1} steps [{k - 1}, {', '.join(map(str, x.shape[1:]))}]; pass "
+                                 "state=None to start a new sequence, or the state returned for the same batch")
         xx = torch.cat((ctx, x), dim=0) if k > 1 else x
         y = F.conv1d(xx.permute(1, 2, 0), self.conv.weight, self.conv.bias).permute(2, 0, 1)
         return y, ConvState(xx[xx.shape[0] - (k - 1):])
@@ -136,7 +146,7 @@ class LMUFormer(StatefulModule):
         super().__init__()
         for name, v in (("input_size", input_size), ("n_classes", n_classes), ("dim", dim), ("depth", depth),
                         ("mlp_ratio", mlp_ratio)):
-            if not isinstance(v, int) or v < 1:
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
                 raise ParameterError(f"LMUFormer {name} must be an integer >= 1, got {v!r}")
         self.input_size, self.n_classes, self.spiking = input_size, n_classes, spiking
         if tau is not None and beta is not None:
@@ -173,6 +183,9 @@ class LMUFormer(StatefulModule):
     def forward(self, x: torch.Tensor, state: LMUFormerState | None = None):
         """``y [T, B, classes]`` (running mean of the logits) and the :class:`LMUFormerState`."""
         check_window(x, self.input_size, "LMUFormer")
+        if state is not None and not isinstance(state, LMUFormerState):
+            raise ShapeError(f"LMUFormer state must be an LMUFormerState (the state a call returned) or None, got "
+                             f"{type(state).__name__}")
         se, sr, sb, sh, hs = state if state is not None else (None, None, None, None, None)
         z, se = self.embed(x, se)
         z, sr = self.rpe(z, sr)

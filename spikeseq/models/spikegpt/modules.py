@@ -48,10 +48,13 @@ class SpikeGPTConfig:
     l2wrap: bool = True
 
     def __post_init__(self) -> None:
-        for name in ("vocab", "n_layer", "n_embd", "ctx_len"):
+        for name in ("vocab", "n_layer", "n_embd", "ctx_len", "hidden"):
             v = getattr(self, name)
-            if not isinstance(v, int) or v < 1:
-                raise ConfigError(f"SpikeGPT config: {name} must be a positive integer, got {v!r}")
+            if name == "hidden" and v is None:
+                continue
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ConfigError(f"SpikeGPT config: {name} must be a positive integer, got {v!r}"
+                                  + (" (or leave hidden unset for 4 x n_embd)" if name == "hidden" else ""))
 
     @classmethod
     def from_kwargs(cls, size: str | None = None, **kw: Any) -> SpikeGPTConfig:
@@ -109,10 +112,13 @@ class SpikeGPT(nn.Module):
         if ids.shape[0] == 0:
             raise ShapeError(f"SpikeGPT got no tokens (ids of shape {tuple(ids.shape)}, time-first [T, B]); T must "
                              "be >= 1")
+        if ids.dtype == torch.bool or ids.is_complex():
+            raise ShapeError(f"SpikeGPT takes integer token ids, got dtype {ids.dtype}; encode the text with the "
+                             "run's vocabulary (spikeseq.data.charlm.encode) and pass int64 ids")
         if ids.is_floating_point():
             if not bool((ids == ids.round()).all()):
                 raise ShapeError("SpikeGPT takes integer token ids; got non-integer values")
-            ids = ids.long()
+        ids = ids.long()
         if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.config.vocab):
             bad = ids[(ids < 0) | (ids >= self.config.vocab)]
             raise ConfigError(f"token id {int(bad[0])} is outside the vocabulary [0, {self.config.vocab}); the "
@@ -129,8 +135,7 @@ class SpikeGPT(nn.Module):
             raise ConfigError(f"{T} tokens exceed the parallel form's context ctx_len = {self.config.ctx_len}; "
                               "feed them in pieces of at most ctx_len tokens (or one at a time) carrying the state: "
                               "the RNN form has no length limit")
-        if state is not None and len(state.blocks) != len(self.blocks):
-            raise ShapeError(f"state has {len(state.blocks)} blocks, the model {len(self.blocks)}")
+        self._check_state(state)
         x = self.emb(ids)
         new = []
         for i, blk in enumerate(self.blocks):
@@ -142,6 +147,18 @@ class SpikeGPT(nn.Module):
         return logits, SpikeGPTState(tuple(new))
 
 
+    def _check_state(self, state: object) -> None:
+        """ShapeError unless ``state`` is ``None`` or a :class:`SpikeGPTState` with one block state per block (the
+        blocks check their fields' shapes against the input)."""
+        if state is None:
+            return
+        if not isinstance(state, SpikeGPTState):
+            raise ShapeError(f"state must be a SpikeGPTState (the state a call returned) or None, got "
+                             f"{type(state).__name__}")
+        if len(state.blocks) != len(self.blocks):
+            raise ShapeError(f"state has {len(state.blocks)} blocks, the model {len(self.blocks)}; pass state=None "
+                             "or the state returned by this model")
+
     def rwkv_state_dict(self) -> dict[str, torch.Tensor]:
         """The weights as the ``rwkv`` package's RWKV-4 checkpoint (non-spiking only; see :mod:`.interop`)."""
         from spikeseq.models.spikegpt.interop import rwkv_state_dict
@@ -152,7 +169,12 @@ class SpikeGPT(nn.Module):
     def step(self, ids: torch.Tensor, state: SpikeGPTState | None = None) -> tuple[torch.Tensor, SpikeGPTState]:
         """RNN mode for generation: one token per sequence, ``ids`` ``[B]`` -> logits ``[B, vocab]`` and the new
         state (inference only; the same equations as :meth:`forward`, see :meth:`RWKVBlock.step`)."""
+        if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
+            raise ShapeError(f"SpikeGPT.step takes one token id per sequence, ids [B], got "
+                             f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}; "
+                             "use the model's forward for [T, B] ids")
         ids = self.check_ids(ids.reshape(1, -1))[0]
+        self._check_state(state)
         if state is None:
             state = self.initial_state(ids.shape[0], device=ids.device)
         x = self.emb(ids.unsqueeze(0))[0]
