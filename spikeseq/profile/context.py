@@ -48,22 +48,24 @@ class CallContext:
         z = ref()
         return z is not None and x.storage_offset() == offset and x.numel() == numel and x.dtype == z.dtype
 
-    def steps(self, x: torch.Tensor, time_first: bool = False) -> torch.Tensor:
+    def steps(self, x: torch.Tensor, time_first: bool = False, features: int = 0) -> torch.Tensor:
         """View ``x`` as ``[T_call, rows, ...]``.
 
         Time-first modules get ``[T, B, ...]`` as is. For per-sample modules: ``[T*B, ...]`` (time folded into the
         batch by :func:`spikeseq.nn.time_distributed`) is unfolded, ``[T, B, ...]`` kept, ``[B, T, ...]``
-        transposed, and anything else (the model called once per step) is one step.
+        transposed, and anything else (the model called once per step) is one step. ``features``: trailing
+        per-sample axes ``x`` always has (1 for Linear's ``in``): a ``[rows, in]`` input of one step whose sizes
+        happen to equal ``(T, B)`` is then not taken for ``T`` steps of one feature each.
         """
         if time_first:
             return x
         if self.step_mode or x.dim() == 0:
             return x.unsqueeze(0)
         T, B = self.T, self.B
-        if x.dim() >= 2 and x.shape[0] == T and x.shape[1] == B and T > 1:
+        if x.dim() >= 2 + features and x.shape[0] == T and x.shape[1] == B and T > 1:
             return x
         if x.dim() >= 1 and T > 1 and x.shape[0] == T * B:
             return x.reshape(T, B, *x.shape[1:])
-        if x.dim() >= 3 and x.shape[0] == B and x.shape[1] == T and T > 1:
+        if x.dim() >= max(3, 2 + features) and x.shape[0] == B and x.shape[1] == T and T > 1:
             return x.transpose(0, 1)
         return x.unsqueeze(0)

@@ -135,7 +135,8 @@ def count(
     input element of magnitude 1 is a spike) or ``"call"`` (NeuroBench: one decision per layer and step).
     ``strict=True`` raises :class:`~spikeseq.errors.ProfileError` for a module that cannot be counted instead of
     listing it in ``report.not_counted``. ``bits``: word widths for memory energy (``weight``, ``state``,
-    ``io``; default 32 each). The model runs in eval mode under ``torch.no_grad()``.
+    ``io``; default 32 each). The model runs in eval mode under ``torch.no_grad()``; its training flag and its
+    buffers (snnTorch hidden state included) are restored afterwards.
     """
     if ac_rule not in ("element", "call"):
         raise ProfileError(f"ac_rule must be 'element' or 'call', got {ac_rule!r}")
@@ -144,6 +145,8 @@ def count(
     for x in batches:
         if x.dim() < 2:
             raise ShapeError(f"inputs must be time-first [T, B, ...], got shape {tuple(x.shape)}")
+        if x.shape[0] == 0 or x.shape[1] == 0:  # per-sample counts of zero samples / steps mean nothing
+            raise ShapeError(f"inputs must hold at least one time step and one sample, got shape {tuple(x.shape)}")
     if run is None:
         run_fn: RunFn = lambda m, x: m(x)  # noqa: E731
     elif run == "steps":
@@ -202,6 +205,10 @@ def count(
 
     handles = []
     was_training = model.training
+    # hidden state kept in buffers (snnTorch ``mem``/``syn`` with init_hidden=True) is reset and overwritten by
+    # the profiled run: put it back afterwards so that profiling leaves the model as it found it
+    saved = [(mod, k, b.detach().clone()) for mod in model.modules() for k, b in mod._buffers.items()
+             if b is not None]
     try:
         for layer in layers:
             pre, post = make_hooks(layer)
@@ -235,6 +242,13 @@ def count(
         for h in handles:
             h.remove()
         model.train(was_training)
+        with torch.no_grad():
+            for mod, k, b in saved:
+                cur_b = mod._buffers.get(k)
+                if cur_b is not None and cur_b.shape == b.shape and cur_b.dtype == b.dtype:
+                    cur_b.copy_(b)
+                else:
+                    mod._buffers[k] = b
 
     not_counted = []
     for n, m, r in unknown:

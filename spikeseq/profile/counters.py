@@ -155,7 +155,7 @@ def bias_counts(bias: torch.Tensor | None, positions: torch.Tensor | float, t: i
 @register_counter(nn.Linear, kind="connection", nb_connection=True)
 def count_linear(m: nn.Linear, args, kwargs, out, ctx: CallContext) -> dict:
     """Counts of one ``nn.Linear`` call per time step: dense and effective MACs/ACs, bias adds, memory accesses."""
-    xs = ctx.steps(args[0])
+    xs = ctx.steps(args[0], features=1)
     c = matmul_counts(xs, m.weight, ctx)
     rows = xs[0].numel() // m.in_features
     return add_counts(c, bias_counts(m.bias, rows, xs.shape[0]))
@@ -166,7 +166,7 @@ def _conv_counts(m: nn.modules.conv._ConvNd, args, kwargs, out, ctx: CallContext
     spatial = len(m.kernel_size)
     if x.dim() == spatial + 1:                                 # unbatched input
         x = x.unsqueeze(0)
-    xs = ctx.steps(x)
+    xs = ctx.steps(x, features=spatial + 1)
     t = xs.shape[0]
     flat = xs.reshape(-1, *xs.shape[-(spatial + 1):])
     wb = (m.weight != 0).to(flat.dtype)
