@@ -51,7 +51,8 @@ from spikeseq.profile.registry import register_counter
 def delayed_counts(x: torch.Tensor, hist: int, fans: dict[int, torch.Tensor], n_out_dense: int) -> dict:
     """Counts of ``y[t] = sum_d W_d x[t - d]`` for ``x [hist + T, B, in]`` (the first ``hist`` steps are history
     from a state) and ``fans[d]`` = non-zero synapses with delay ``d`` per input ``[in]``. Ops are counted at
-    their arrival step; ``n_out_dense`` = synapses per input in the dense count (``out * taps``)."""
+    their arrival step; ``n_out_dense`` = synapses per input in the dense count (``out``: one delay per synapse,
+    every synapse counted every step, as the module docstring says)."""
     t = x.shape[0] - hist
     n_in = x.shape[-1]
     x2 = x.reshape(-1, n_in)
