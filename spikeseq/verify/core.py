@@ -259,6 +259,12 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         notes.append(f"real-valued inputs sent to Loihi as signed graded payloads round(x * 2**{frac_bits}) "
                      f"({input_bits}-bit); the input synapses' float weights were divided by 2**{frac_bits} before "
                      "quantising, so input rounding is part of the measured disagreement")
+    lost = weights_rounded_to_zero(g, sim_graph) if numerics != "float" else {}
+    if lost:
+        total = sum(n for n, _ in lost.values())
+        where = ", ".join(f"{k}: {n} of {m}" for k, (n, m) in sorted(lost.items()))
+        notes.append(f"{total} nonzero weight(s) round to 0 in {numerics} ({where}): weights much smaller than the "
+                     "largest of their synapse share its scale and are lost; their events do not reach the target")
     if target == "nir":
         notes.append("NIR file read back with from_nir and run with the float interpreter")
         from spikeseq.export.nir import extension_message, extension_resets
@@ -276,6 +282,23 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         graph_accuracy=None if lab is None else float(np.mean(p_graph == lab)),
         mapping=None if mapping is None else mapping.to_dict(), counts=counts, notes=notes,
         _mapping_md="" if mapping is None else mapping.to_markdown(), format=fmt, spike_metrics=spike_metrics)
+
+
+def weights_rounded_to_zero(g: ir.Graph, sim_graph: ir.Graph) -> dict[str, tuple[int, int]]:
+    """``{synapse node: (nonzero weights that are 0 in the exported graph, nonzero weights)}`` for the synapses
+    whose ``weight`` matrices have the same shape in the traced graph ``g`` and the target's graph (only those with
+    at least one lost weight)."""
+    lost = {}
+    for name, node in g.nodes.items():
+        w = getattr(node, "weight", None)
+        q = getattr(sim_graph.nodes.get(name), "weight", None)
+        if not isinstance(w, np.ndarray) or not isinstance(q, np.ndarray) or w.shape != q.shape:
+            continue
+        nonzero = w != 0
+        n = int(np.count_nonzero(nonzero & (q == 0)))
+        if n:
+            lost[name] = (n, int(np.count_nonzero(nonzero)))
+    return lost
 
 
 def _unhooked_spiking(g: ir.Graph, sim_graph: ir.Graph, module_of: dict[str, str]) -> list[str]:

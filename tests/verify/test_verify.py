@@ -142,3 +142,20 @@ def test_predictions_softmax_sum_differs_from_sum_where_it_should():
     assert predictions(out, "softmax_sum").tolist() == [1]
     with pytest.raises(ParameterError, match="softmax_sum"):
         predictions(out, "max")
+
+
+@pytest.mark.parametrize("target", ["loihi", "spinnaker2"])
+def test_weights_lost_to_fixed_point_are_stated(tmp_path, target):
+    # a tiny weight beside large ones in the readout synapse shares their scale and rounds to 0 on the target: the
+    # note counts it for that synapse (small trained weights elsewhere may round to 0 too, and are counted there)
+    def lost(result):
+        note = next((n for n in result.notes if "round to 0" in n), "")
+        return note, "1_affine: " in note
+
+    _, before = lost(export_and_verify(_model(), target, tmp_path / "c.x", _x(), dt=DT))
+    m = _model()
+    with torch.no_grad():
+        m[1].weight[0, 0] = 1e-7
+    note, after = lost(export_and_verify(m, target, tmp_path / "m.x", _x(), dt=DT))
+    assert not before and after
+    assert f"1_affine: 1 of {int((m[1].weight != 0).sum())}" in note
