@@ -263,7 +263,8 @@ def test_pruned_recurrent_products_give_the_dense_products_bits(dtype, threshold
     x, st, p = make(T=6, B=20, H=48, I=7, dtype=dtype, seed=5, weight_density=0.1)
     p["threshold"] = torch.full((48,), threshold, dtype=dtype)
     assert cpu.density(p["weight_hh"]) < cpu.CSR_DENSITY
-    leaves = [v.requires_grad_(grad) for v in p.values()]
+    for v in p.values():
+        v.requires_grad_(grad)
 
     def scan():
         with torch.set_grad_enabled(grad):
@@ -282,4 +283,3 @@ def test_pruned_recurrent_products_give_the_dense_products_bits(dtype, threshold
     tol = 1e-12 if dtype == torch.float64 else 2e-5
     for a, b in zip(pruned, (*ref[0], *ref[1]), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=tol)
-    del leaves
