@@ -57,16 +57,18 @@ def read_table_lines(path: str | os.PathLike, n_cols: int, *, sep: bytes | None 
     return arr, line_numbers
 
 
-def read_bytes(path: Path) -> bytes:
-    """The bytes of data file ``path``; :class:`DataError` when it is missing or not a regular file."""
+def read_bytes(path: Path, fix: str | None = None) -> bytes:
+    """The bytes of data file ``path``; :class:`DataError` when it is missing or not a regular file (``fix``: the
+    dataset's own advice for both cases, instead of the generic one)."""
     try:
         return path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"file not found: {path}; check the path (or --root / SPIKESEQ_DATA); `spikeseq data "
-                        "check` lists what is missing") from None
+        raise DataError(f"file not found: {path}; " + (fix or "check the path (or --root / SPIKESEQ_DATA); "
+                                                        "`spikeseq data check` lists what is missing")) from None
     except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not a data file; put the original file there (`spikeseq data "
-                        "check` lists what is missing)") from None
+        raise DataError(f"{path} is a folder, not a data file; " + (fix or "put the original file there "
+                                                                     "(`spikeseq data check` lists what is "
+                                                                     "missing)")) from None
     except OSError as e:
         raise DataError(f"cannot read {path} ({e}); check the file and its permissions") from e
 

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from spikeseq.data._text import read_class_names, read_table_lines
+from spikeseq.data._text import read_bytes, read_class_names, read_table_lines
 from spikeseq.data.har_common import HARWindows, check_split, dataset_root, sliding_windows
 from spikeseq.data.manifest import missing_files_error
 from spikeseq.errors import DataError
@@ -30,14 +30,10 @@ def resolve_root(root: str | os.PathLike | None = None) -> Path:
 
 def read_recording(path: Path) -> np.ndarray:
     """``[n, 3]`` float32 acceleration (g); the time column is dropped (the rate is 50 Hz)."""
+    data = read_bytes(path, fix="the Bangle.js set has Raw Data/acc_expXX_userYY.txt for every session in "
+                                "labels.csv: restore the file or drop its rows from labels.csv")
     try:
-        lines = path.read_bytes().decode("utf-8").splitlines()
-    except FileNotFoundError:
-        raise DataError(f"file not found: {path}; the Bangle.js set has Raw Data/acc_expXX_userYY.txt for "
-                        "every session in labels.csv: restore the file or drop its rows from labels.csv") from None
-    except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not a recording; the Bangle.js set has Raw Data/acc_expXX_userYY.txt "
-                        "files: restore the file or drop its rows from labels.csv") from None
+        lines = data.decode("utf-8").splitlines()
     except UnicodeDecodeError as e:
         raise DataError(f"{path}: not a UTF-8 text file (byte {e.start}); expected the header "
                         "'time,acc_x,acc_y,acc_z' and rows 'HH:MM:SS.fff,x,y,z;'") from None
