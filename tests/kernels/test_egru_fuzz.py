@@ -25,6 +25,7 @@ import torch
 from spikeseq import kernels as K
 from spikeseq.functional.egru import EGRUState
 from spikeseq.kernels.egru import cpu
+from tests.kernels._fuzz import ATOL, first_difference
 
 pytestmark = pytest.mark.native
 
@@ -39,9 +40,9 @@ THRESHOLDS = ((0.0, 0.1), (0.0, 0.4), (0.9, 0.99), (0.0, 0.0), "scalar")
 #: "weights": only the parameters; "off": under torch.no_grad; "no-leaf": grad mode on, nothing requires a gradient
 #: (the inference loops, like "off")
 GRAD_MODES = ("all", "all", "weights", "off", "off", "no-leaf")
-#: outputs and state lie in [-1, 1] (plus the initial state's range); gradients (sums of up to T * B = 360 products,
-#: magnitudes up to ~100) are compared within ATOL * max(1, max |reference gradient|)
-ATOL = {torch.float64: 1e-10, torch.float32: 5e-5}
+# Outputs and state lie in [-1, 1] (plus the initial state's range) and are compared within ATOL; gradients (sums of
+# up to T * B = 360 products, magnitudes up to ~100) within ATOL * max(1, max |reference gradient|) (tests/kernels/
+# _fuzz.py).
 
 
 @dataclass(frozen=True)
@@ -206,12 +207,9 @@ def compare(c: Config, monkeypatch=None) -> str | None:
         return f"event flip at (t, b, h) = {flip[:3]}, |c~ - theta| = {flip[3]:.3g}"
     for name, a, b in zip(names + tuple(f"grad{i}" for i in range(len(g_ref))), o_ref + g_ref, o_cpu + g_cpu,
                           strict=True):
-        if a.shape != b.shape:
-            return f"{name}: shape {tuple(b.shape)} != {tuple(a.shape)}"
-        tol = ATOL[c.dtype] * (1.0 if name in names else max(1.0, float(a.abs().max())))
-        if not torch.allclose(b, a, atol=tol, rtol=0.0):
-            err = float((b - a).abs().max())
-            return f"{name}: max |diff| {err:.3g} > {tol:.3g}"
+        why = first_difference(name, a, b, ATOL[c.dtype], scaled=name not in names)
+        if why:
+            return why
     return None
 
 

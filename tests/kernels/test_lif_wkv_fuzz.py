@@ -37,27 +37,13 @@ from spikeseq.functional import ALIFState, CubaLIFState, LIFState, LIState, WKVS
 from spikeseq.kernels import spmm
 from spikeseq.kernels.lif import cpu as lif_cpu
 from spikeseq.kernels.wkv import cpu as wkv_cpu
+from tests.kernels._fuzz import ATOL, first_difference
 
 pytestmark = pytest.mark.native
 
-ATOL = {torch.float64: 1e-10, torch.float32: 5e-5}
 
-
-def _scale(a: torch.Tensor) -> float:
-    return max(1.0, float(a.detach().abs().max())) if a.numel() else 1.0
-
-
-def _close(name: str, a: torch.Tensor | None, b: torch.Tensor | None, tol: float) -> str | None:
-    if (a is None) != (b is None):
-        return f"{name}: one gradient is None"
-    if a is None:
-        return None
-    if a.shape != b.shape or a.dtype != b.dtype:
-        return f"{name}: {tuple(b.shape)}/{b.dtype} != {tuple(a.shape)}/{a.dtype}"
-    t = tol * _scale(a)
-    if not torch.allclose(b, a, atol=t, rtol=0.0, equal_nan=True):
-        return f"{name}: max |diff| {float((b - a).abs().max()):.3g} > {t:.3g}"
-    return None
+def _close_nan(name: str, a: torch.Tensor | None, b: torch.Tensor | None, tol: float) -> str | None:
+    return first_difference(name, a, b, tol, equal_nan=True)
 
 
 def _strided(t: torch.Tensor) -> torch.Tensor:
@@ -201,11 +187,11 @@ def compare_lif(c: LifConfig, monkeypatch) -> str | None:
         return f"spike flip at (t, n) = {flip[:2]}, |v_pre - theta| = {flip[2]:.3g}"
     names = ["z", *STATES[c.kind]._fields]
     for name, a, b in zip(names, o_ref, o_cpu, strict=True):
-        why = _close(name, a, b, ATOL[c.dtype])
+        why = _close_nan(name, a, b, ATOL[c.dtype])
         if why:
             return why
     for i, (a, b) in enumerate(zip(g_ref, g_cpu, strict=True)):
-        why = _close(f"grad{i}", a, b, ATOL[c.dtype])
+        why = _close_nan(f"grad{i}", a, b, ATOL[c.dtype])
         if why:
             return why
     return None
@@ -316,7 +302,7 @@ def compare_spike(c: SpikeConfig, monkeypatch) -> str | None:
     ref = run_spike(c, F.linear)
     got = run_spike(c, lambda z, w, b: K.spike_linear(z, w, b, mode=c.mode))
     for i, (a, b) in enumerate(zip(ref, got, strict=True)):
-        why = _close("y" if i == 0 else f"grad{i}", a, b, ATOL[c.dtype])
+        why = _close_nan("y" if i == 0 else f"grad{i}", a, b, ATOL[c.dtype])
         if why:
             return why
     return None
@@ -430,7 +416,7 @@ def compare_wkv(c: WKVConfig, monkeypatch) -> str | None:
     for name, a, b in zip(names[:len(ref)], ref, got, strict=True):
         if b.dtype != c.dtype:
             return f"{name}: dtype {b.dtype}"
-        why = _close(name, a, b.double(), tol)
+        why = _close_nan(name, a, b.double(), tol)
         if why:
             return why
     return None
