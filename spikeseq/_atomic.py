@@ -33,27 +33,26 @@ def _umask() -> int:
 
 def _output_error(path: Path, e: OSError, folder: bool = False) -> OutputError:
     """The :class:`OutputError` for writing file ``path`` (``folder``: creating folder ``path``) failing with ``e``."""
-    err = _file_error(path / "x" if folder else path, e)
-    return OutputError(str(err).replace(f"cannot write {path / 'x'}:", f"cannot create the folder {path}:")) \
-        if folder else err
+    if folder:  # judged as writing a file inside it
+        return _file_error(path / "x", e, f"cannot create the folder {path}")
+    return _file_error(path, e, f"cannot write {path}")
 
 
-def _file_error(path: Path, e: OSError) -> OutputError:
+def _file_error(path: Path, e: OSError, action: str) -> OutputError:
     if isinstance(e, NotADirectoryError) or e.errno == errno.ENOTDIR or (
             isinstance(e, FileExistsError) and not path.parent.is_dir()):
         blocker = next((p for p in (path.parent, *path.parent.parents) if p.exists() and not p.is_dir()), None)
         what = f"{blocker} is a file, not a directory" if blocker is not None else f"{path.parent} is not a folder"
-        return OutputError(f"cannot write {path}: {what}; remove or rename that file, or choose another output "
-                           "path")
+        return OutputError(f"{action}: {what}; remove or rename that file, or choose another output path")
     if isinstance(e, IsADirectoryError) or path.is_dir():
-        return OutputError(f"cannot write {path}: it is a directory; remove it or choose another file name")
+        return OutputError(f"{action}: it is a directory; remove it or choose another file name")
     if isinstance(e, PermissionError) or e.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return OutputError(f"cannot write {path}: permission denied in {path.parent} ({e.strerror}); make the "
-                           "folder writable or choose another output path")
+        return OutputError(f"{action}: permission denied in {path.parent} ({e.strerror}); make the folder writable "
+                           "or choose another output path")
     if e.errno == errno.ENOSPC:
-        return OutputError(f"cannot write {path}: no space left on the device; free some space and run the "
-                           "command again (the previous file, if any, is unchanged)")
-    return OutputError(f"cannot write {path}: {e.strerror or e}; check the path and its folder")
+        return OutputError(f"{action}: no space left on the device; free some space and run the command again (the "
+                           "previous file, if any, is unchanged)")
+    return OutputError(f"{action}: {e.strerror or e}; check the path and its folder")
 
 
 def ensure_dir(path: str | os.PathLike) -> Path:
