@@ -42,7 +42,8 @@ def register(parser: argparse.ArgumentParser) -> None:
 
 
 #: ``[data]`` keys of a recipe that ``spikeseq train`` handles itself (not loader keywords)
-_DATA_KEYS = ("name", "val_fraction", "normalize", "input_scale", "max_train", "max_test", "pad_end")
+_DATA_KEYS = ("name", "val_fraction", "normalize", "input_scale", "max_train", "max_test", "pad_end",
+              "cv_folds", "cv_fold")
 
 
 def _setup(recipe: Path, batch: int | None):

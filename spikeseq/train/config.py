@@ -74,6 +74,13 @@ class DataConfig:
     #: append this many silent (zero) steps to every sequence, e.g. the delay paper's padding that lets the readout
     #: see spikes delayed past the end of the recording (``pad_end`` of the delay recipes)
     pad_end: int = 0
+    #: k-fold cross-validation inside the training split, for a dataset whose own test split is small: the test split
+    #: becomes fold ``cv_fold`` (0-based) of ``cv_folds`` class-stratified folds of the training split, and the
+    #: dataset's own test split is not used. The folds do not depend on the run's seed (every model and seed sees
+    #: the same folds: :data:`spikeseq.train.datasets.CV_SPLIT_SEED`); the validation split is then drawn from the
+    #: other folds. ``None`` = the dataset's own test split.
+    cv_folds: int | None = None
+    cv_fold: int | None = None
     kwargs: dict[str, Any] = field(default_factory=dict)
 
 
@@ -328,9 +335,25 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
         v = getattr(cfg.data, key)
         if v is not None and v < 1:
             raise ConfigError(f"{src}: data.{key} must be >= 1 or left out, got {v}")
+    _check_folds(cfg.data, src)
     for key, v in (("export.samples", cfg.export.samples), ("profile.samples", cfg.profile.samples)):
         if v < 1:
             raise ConfigError(f"{src}: {key} must be >= 1, got {v}")
+
+
+def _check_folds(data: DataConfig, src: str) -> None:
+    """``data.cv_folds`` / ``data.cv_fold``: both or neither, at least 2 folds, the fold an index among them."""
+    folds, fold = data.cv_folds, data.cv_fold
+    if folds is None and fold is None:
+        return
+    if folds is None or fold is None:
+        raise ConfigError(f"{src}: k-fold cross-validation needs both data.cv_folds (how many folds) and "
+                          "data.cv_fold (which one is the test split, 0-based); leave both out to use the "
+                          "dataset's own test split")
+    if folds < 2:
+        raise ConfigError(f"{src}: data.cv_folds must be >= 2, got {folds}")
+    if not 0 <= fold < folds:
+        raise ConfigError(f"{src}: data.cv_fold must be in 0..{folds - 1} (data.cv_folds = {folds}), got {fold}")
 
 
 def _check_target(cfg: RunConfig, src: str) -> None:

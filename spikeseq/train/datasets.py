@@ -9,7 +9,9 @@ Sources:
 
 Inputs are kept batch-first ``[N, T, ...]`` in memory and handed to models time-first ``[T, B, ...]``. The
 validation split is a seeded random ``val_fraction`` of the training split. A ``[data]`` value written as the
-string ``"train.seed"`` is replaced by the run's seed (a generated task that follows ``--seed``).
+string ``"train.seed"`` is replaced by the run's seed (a generated task that follows ``--seed``). With
+``cv_folds`` / ``cv_fold`` the test split is one class-stratified fold of the training split instead of the
+dataset's own test split (:func:`cv_split`).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ from spikeseq.progress import progress
 TENSOR_FILE = "tensor_file"
 #: a ``[data]`` value that stands for the run's seed
 SEED_REF = "train.seed"
+#: The seed of the cross-validation folds (:func:`cv_split`): fixed, so that every model and every run seed is
+#: tested on the same folds and paired comparisons are possible.
+CV_SPLIT_SEED = 0
 
 
 @dataclass
@@ -183,6 +188,8 @@ def prepare(data_cfg, seed: int) -> Prepared:
     if classes is None or len(classes) < n_classes:
         classes = [str(i) for i in range(n_classes)]
     n_classes = max(n_classes, len(classes))
+    if data_cfg.cv_folds is not None:
+        train, test = cv_split(train, data_cfg.cv_folds, data_cfg.cv_fold or 0)
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(len(train), generator=g)
     n_val = round(data_cfg.val_fraction * len(train))
@@ -201,7 +208,31 @@ def prepare(data_cfg, seed: int) -> Prepared:
         train, val, test = (Split(pad_end(s.x, data_cfg.pad_end), s.y) for s in (train, val, test))
     info = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "sample_shape": list(train.x.shape[1:]),
             "n_classes": n_classes}
+    if data_cfg.cv_folds is not None:
+        info["cv"] = {"folds": data_cfg.cv_folds, "fold": data_cfg.cv_fold, "split_seed": CV_SPLIT_SEED,
+                      "test": "a fold of the training split (the dataset's own test split is not used)"}
     return Prepared(train, val, test, n_classes, list(classes), norm, info)
+
+
+def cv_folds_of(y: torch.Tensor, folds: int) -> torch.Tensor:
+    """The fold (``0..folds-1``) of every sample with labels ``y [N]``: within each class, in class order, a random
+    order (:data:`CV_SPLIT_SEED`) dealt out to the folds in turn, so every fold holds each class's share up to one
+    sample and the folds' sizes differ by at most one."""
+    g = torch.Generator().manual_seed(CV_SPLIT_SEED)
+    order = torch.cat([idx[torch.randperm(len(idx), generator=g)]
+                       for idx in (torch.nonzero(y == c).flatten() for c in torch.unique(y))])
+    fold = torch.empty(len(y), dtype=torch.int64)
+    fold[order] = torch.arange(len(y)) % folds
+    return fold
+
+
+def cv_split(train: Split, folds: int, fold: int) -> tuple[Split, Split]:
+    """``(train without fold, fold)`` of :func:`cv_folds_of`; raises when a fold would be empty."""
+    if len(train) < folds:
+        raise DataError(f"{folds}-fold cross-validation needs at least {folds} training samples, the training split "
+                        f"has {len(train)}: use fewer folds (data.cv_folds)")
+    of = cv_folds_of(train.y, folds)
+    return train.take(torch.nonzero(of != fold).flatten()), train.take(torch.nonzero(of == fold).flatten())
 
 
 def pad_end(x: torch.Tensor, steps: int) -> torch.Tensor:
