@@ -9,12 +9,21 @@ read. An unreadable automatic cache (e.g. truncated by a crash of another tool) 
 longer matches its checksums or lacks one of its datasets (damaged bytes) is rebuilt from the source files with a
 :class:`~spikeseq.data.repair.DataRepairWarning` naming the file, never served. A cache that cannot be written
 (read-only folder, ...) is skipped with the same warning: the data read from the source files is returned.
+
+Old formats: the format version is part of the hashed parameters, so an entry of an older :data:`CACHE_FORMAT` has
+another name and is never read again. Writing an entry into the automatic cache folder removes that folder's
+old-format entries of the same dataset and split (:func:`remove_old_entries`): only regular files named
+``<dataset>-<split>-<16 hex>.h5`` whose stored parameters hash to their own name and record an older format (files
+this module wrote, that this version can never use; an older spikeseq sharing the folder would rebuild them). An
+explicit ``cache=<path>`` holding the same parameters in an older format is rebuilt in place with a warning.
+:func:`old_entries` lists them all, :func:`remove_old_entries` without arguments removes them all.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -98,6 +107,89 @@ class DamagedCache(Exception):
     content does not match the checksums written with it."""
 
 
+class OldCacheFormat(DamagedCache):
+    """A cache file holding the requested parameters, written in an older :data:`CACHE_FORMAT`."""
+
+
+_ENTRY_KEY = re.compile(r"[0-9a-f]{16}")
+
+
+def _old_format(path: Path) -> int | None:
+    """The format of ``path`` when it is one of this cache's own entries of an older :data:`CACHE_FORMAT` (a
+    regular file, not a link, named ``<...>-<key>.h5`` where ``key`` is the hash of the parameters stored in it,
+    as :func:`cache_path` names them, recording a format below the current one), else ``None``."""
+    name = path.name
+    if not (name.endswith(".h5") and _ENTRY_KEY.fullmatch(name[-19:-3]) and name[-20:-19] == "-"):
+        return None
+    try:
+        st = path.lstat()
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        with _h5py().File(path, "r") as f:
+            raw = f.attrs.get("params")
+    except Exception:  # unreadable, not HDF5, vanished: not provably ours
+        return None
+    if isinstance(raw, bytes):
+        raw = raw.decode("utf-8", "replace")
+    if not isinstance(raw, str) or hashlib.sha256(raw.encode()).hexdigest()[:16] != name[-19:-3]:
+        return None
+    try:
+        fmt = json.loads(raw).get("cache_format")
+    except (ValueError, AttributeError):
+        return None
+    if isinstance(fmt, bool) or not isinstance(fmt, int) or fmt >= CACHE_FORMAT:
+        return None
+    return fmt
+
+
+def old_entries(directory: Path | None = None, dataset: str | None = None, split: str | None = None) -> list[Path]:
+    """This cache's own entries of an older :data:`CACHE_FORMAT` in ``directory`` (default: the cache folder),
+    which this version never reads; with ``dataset`` (and ``split``) only those named ``<dataset>-<split>-...``.
+    See the module docstring for how an entry is recognised as ours."""
+    directory = directory or cache_dir()
+    prefix = "" if dataset is None else f"{dataset}-" + ("" if split is None else f"{split}-")
+    try:
+        names = sorted(os.listdir(directory))
+    except OSError:
+        return []
+    out = []
+    for name in names:
+        if not name.startswith(prefix):
+            continue
+        if split is not None and len(name) != len(prefix) + 19:  # "<dataset>-<split>-" + key + ".h5" exactly
+            continue
+        if _old_format(Path(directory) / name) is not None:
+            out.append(Path(directory) / name)
+    return out
+
+
+def remove_old_entries(directory: Path | None = None, dataset: str | None = None,
+                       split: str | None = None) -> list[Path]:
+    """Delete the entries :func:`old_entries` lists (each one ``unlink``: atomic, a reader that has it open keeps
+    its copy) and return those removed; one that cannot be removed (permissions) is left where it is."""
+    removed = []
+    for path in old_entries(directory, dataset, split):
+        try:
+            path.unlink()
+        except OSError:
+            continue
+        removed.append(path)
+    return removed
+
+
+def _same_but_older_format(have: str, want: str) -> bool:
+    """Whether the stored parameters ``have`` are the requested ``want`` written in an older cache format."""
+    try:
+        h, w = json.loads(have), json.loads(want)
+    except ValueError:
+        return False
+    if not (isinstance(h, dict) and isinstance(w, dict)):
+        return False
+    fmt = h.pop("cache_format", None)
+    w.pop("cache_format", None)
+    return isinstance(fmt, int) and not isinstance(fmt, bool) and fmt < CACHE_FORMAT and h == w
+
+
 def array_digest(a: np.ndarray) -> str:
     """SHA-256 (hex) of an array's dtype, shape and C-order bytes: the checksum stored for every cached dataset."""
     a = np.ascontiguousarray(a)
@@ -125,6 +217,9 @@ def read_cache(path: Path, params: dict[str, Any], *, mmap: bool = True) -> dict
     with h5py.File(path, "r") as f:
         have = f.attrs.get("params", "")
         have = have.decode() if isinstance(have, bytes) else str(have)
+        if have != want and _same_but_older_format(have, want):  # ours, for these parameters: safe to rebuild
+            raise OldCacheFormat(f"was written in cache format {json.loads(have)['cache_format']} for the same "
+                                 f"parameters; this version reads and writes format {CACHE_FORMAT}")
         if have != want:
             raise DataError(
                 f"cache {path} was written by other transform parameters:\n  file:      {have}\n  requested: {want}\n"
@@ -179,6 +274,8 @@ def cached(
     if path.is_file():
         try:
             return read_cache(path, params), True
+        except OldCacheFormat as e:  # our file for these parameters, an older format: safe to overwrite
+            warn_repair(f"cache {path} {e}; rebuilding it from the source files")
         except DamagedCache as e:  # our file for these parameters, with damaged content: safe to overwrite
             warn_repair(f"cache {path} is unreadable ({e}); rebuilding it from the source files")
         except DataError:
@@ -195,4 +292,7 @@ def cached(
     except OSError as e:  # OutputError (read-only folder, a file where the folder should be), disk full, ...
         warn_repair(f"cannot write the cache {path} ({e}); the data was read from the source files and is used "
                     f"without a cache (set {ENV_CACHE} to a writable folder to cache it)")
+        return arrays, False
+    if not explicit:  # the rebuilt entry replaces this dataset's and split's entries of older formats
+        remove_old_entries(path.parent, dataset, split)
     return arrays, False

@@ -47,8 +47,8 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
-from spikeseq.checks import check_floating
-from spikeseq.errors import DTypeError, ParameterError, ShapeError
+from spikeseq.checks import all_finite, check_floating
+from spikeseq.errors import DTypeError, NonFiniteError, ParameterError, ShapeError
 
 #: s = |sigma| + SIGMA_OFFSET (dcls 0.1.1, ``ConstructKernel1d.forward_vgauss``).
 SIGMA_OFFSET = 0.27
@@ -174,6 +174,20 @@ def _check_input(x: torch.Tensor, n_in: int) -> None:
         raise ShapeError(f"x has {x.shape[-1]} input channels but the weight expects {n_in}")
     if x.shape[0] == 0:
         raise ShapeError("x has an empty time axis; T must be >= 1")
+    _check_finite(x, "the delay layer's input x", "clean the input (e.g. torch.nan_to_num) or find where it became "
+                  "non-finite")
+
+
+def _check_finite(t: torch.Tensor, what: str, fix: str) -> None:
+    """Raise :class:`~spikeseq.errors.NonFiniteError` naming ``what`` and the first non-finite ``[step, batch row]``
+    when ``t`` (``[steps, B, in]``) holds a NaN or an Inf. Checked up front, as the EGRU and the neurons do (they
+    raise NonFiniteError too): a delay line would otherwise deliver the NaN ``D`` steps later, into some outputs,
+    or only into the returned state (inputs of the last steps whose delays reach past the end), where the next
+    call would find it."""
+    if all_finite(t):
+        return
+    step, row, _ = (int(i) for i in (~torch.isfinite(t.detach())).nonzero()[0])
+    raise NonFiniteError(f"{what} contains NaN or Inf (first at time step {step}, batch row {row}); {fix}")
 
 
 def _with_history(x: torch.Tensor, state: DelayState | None, max_delay: int) -> torch.Tensor:
@@ -198,6 +212,8 @@ def _with_history(x: torch.Tensor, state: DelayState | None, max_delay: int) -> 
             f"delay state has shape {tuple(h.shape)} but this call needs [max_delay={max_delay}, B={b}, in={n}]; "
             "pass state=None or the state returned by a call with the same batch and layer"
         )
+    _check_finite(h, "the delay state (DelayState.x, the last max_delay input steps)", "pass state=None (or "
+                  "DelayLinear.initial_state(batch)) or the state a call with finite inputs returned")
     return torch.cat([h.to(x.dtype), x], 0)
 
 

@@ -292,7 +292,35 @@ def fit(cfg: RunConfig, run: RunDir, *, resume: bool = False, data: Prepared | N
     device) it trains that model from the RNG state it finds (the caller seeded it). ``task`` replaces the
     recipe's task, ``hooks`` adds :class:`Hooks`, ``order(epoch, n)`` replaces :func:`epoch_order`, ``desc``
     prefixes the progress lines.
+
+    Status: when ``run`` holds a ``run.json`` (made by :meth:`RunDir.prepare`), ``fit`` records the run's status
+    there as ``spikeseq train`` does (rank 0 only): ``"running"`` from the start, then ``"finished"`` (with
+    ``step`` and ``best``) or ``"interrupted"`` (Ctrl-C / SIGTERM, also when the interrupt escapes as
+    ``KeyboardInterrupt``) when it returns, ``"failed"`` when it raises; ``spikeseq eval/export/profile`` and
+    :func:`spikeseq.train.runs.load_run` accept only a finished run. A process killed outright leaves
+    ``"running"``, which they refuse as well. A directory without ``run.json`` (the per-task folders of a
+    continual stream) gets no status.
     """
+    tracked = run.is_run() and int(os.environ.get("RANK", "0")) == 0
+    if tracked:
+        run.set_status("running")  # a corrupt run.json is refused here (ConfigError), before any training
+    try:
+        summary = _fit(cfg, run, resume=resume, data=data, on_step=on_step, quiet=quiet, model=model, task=task,
+                       hooks=hooks, order=order, desc=desc)
+    except BaseException as e:
+        if tracked:
+            with contextlib.suppress(Exception):  # never hide the error that stopped training
+                run.set_status("interrupted" if isinstance(e, KeyboardInterrupt) else "failed")
+        raise
+    if tracked and summary["rank"] == 0:
+        run.set_status(summary["status"], step=summary["step"], best=summary["best"])
+    return summary
+
+
+def _fit(cfg: RunConfig, run: RunDir, *, resume: bool, data: Prepared | None,
+         on_step: Callable[[int], None] | None, quiet: bool, model: nn.Module | None, task: Task | None,
+         hooks: Hooks | None, order: Callable[[int, int], torch.Tensor] | None, desc: str) -> dict[str, Any]:
+    """The training loop of :func:`fit` (everything but the run's status)."""
     t = cfg.train
     device = _device_for(cfg)
     info = distributed.init(device)

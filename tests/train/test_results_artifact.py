@@ -72,6 +72,7 @@ def test_record_refuses_runs_without_results_section_or_unfinished(tmp_path, tin
     raw["results"] = {"table": "lmu-har", "label": "a | b"}
     cfg = from_dict(raw)
     run = RunDir.prepare(tmp_path / "r2", cfg, argv=["spikeseq", "train", "x.toml"])
-    fit(cfg, run, quiet=True)  # fit leaves the status to the command: still "running"
+    fit(cfg, run, quiet=True)
+    run.set_status("running")  # as after a kill (fit itself records "finished")
     with pytest.raises(ConfigError, match="status is 'running'; only a finished run is recorded"):
         record(run.path, out_root=tmp_path / "res")

@@ -25,7 +25,7 @@ def _trained(tmp_path_factory) -> Path:
     raw["profile"] = {"samples": 2, "tables": ["loihi"]}
     cfg = from_dict(raw)
     run = RunDir.prepare(root / "run", cfg, argv=["test"])
-    fit(cfg, run, quiet=True)   # run.json keeps status "running", as after a kill
+    fit(cfg, run, quiet=True)   # "finished"; each test sets the status it needs (_set_status)
     return run.path
 
 

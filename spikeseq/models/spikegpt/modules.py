@@ -13,6 +13,7 @@ size) and ``"tiny"`` (2 x 32, ctx 32, for tests).
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, fields
 from typing import Any, NamedTuple
 
@@ -20,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from spikeseq.errors import ConfigError, ShapeError
+from spikeseq.errors import ConfigError, NonFiniteError, ShapeError
 from spikeseq.nn.rwkv import RWKVBlock, RWKVBlockState, SpikingEmbedding, initial_block_state, l2wrap
 
 PRESETS: dict[str, dict[str, int]] = {
@@ -80,6 +81,37 @@ class SpikeGPTState(NamedTuple):
     """RNN state of the whole model: one :class:`~spikeseq.nn.rwkv.RWKVBlockState` per block."""
 
     blocks: tuple[RWKVBlockState, ...]
+
+
+def check_state_finite(state: SpikeGPTState) -> None:
+    """Raise :class:`~spikeseq.errors.NonFiniteError` naming the field (``state.blocks[i].<field>``) when a
+    SpikeGPT state holds a NaN or an Inf; ``wkv_p`` may be ``-inf`` (an empty WKV history, like its initial
+    ``-1e38``). Checked before any computation, the same for :meth:`SpikeGPT.forward` and :meth:`SpikeGPT.step` on
+    every path: otherwise the fused C++ step and the torch step would run on silently (a NaN membrane never
+    spikes, so the logits stay finite while the state stays NaN) and the non-spiking model would return NaN logits,
+    where the parallel form's LIF raised. One reduction over all fields at once (a few microseconds per token);
+    field by field only when it finds something (or the fields cannot be stacked)."""
+    try:
+        with torch.no_grad():
+            lo, hi = torch.aminmax(torch.stack([t for blk in state.blocks for t in blk]))
+        if math.isfinite(float(lo)) and math.isfinite(float(hi)):
+            return
+    except (RuntimeError, TypeError):  # not all tensors, or of other shapes, dtypes, devices: field by field below
+        pass
+    for i, blk in enumerate(state.blocks):
+        if not isinstance(blk, RWKVBlockState):
+            continue
+        for name, t in zip(RWKVBlockState._fields, blk, strict=True):
+            if not isinstance(t, torch.Tensor) or not (t.is_floating_point() or t.is_complex()) or t.numel() == 0:
+                continue
+            t = t.detach()
+            bad = torch.isnan(t) | (t == math.inf) if name == "wkv_p" else ~torch.isfinite(t)
+            if bool(bad.any()):
+                rows = bad.reshape(bad.shape[0], -1).any(1).nonzero().flatten().tolist() if bad.dim() else []
+                raise NonFiniteError(
+                    f"SpikeGPT state.blocks[{i}].{name} contains NaN or Inf (batch rows {rows[:10]}); pass the "
+                    "state a call of this model returned, or state=None (model.initial_state(B)) to start again, "
+                    "and find where it became non-finite (the weights, or a state edited by hand)")
 
 
 class SpikeGPT(nn.Module):
@@ -149,7 +181,8 @@ class SpikeGPT(nn.Module):
 
     def _check_state(self, state: object) -> None:
         """ShapeError unless ``state`` is ``None`` or a :class:`SpikeGPTState` with one block state per block (the
-        blocks check their fields' shapes against the input)."""
+        blocks check their fields' shapes against the input); NonFiniteError naming the field when it holds a NaN
+        or an Inf (:func:`check_state_finite`)."""
         if state is None:
             return
         if not isinstance(state, SpikeGPTState):
@@ -158,6 +191,7 @@ class SpikeGPT(nn.Module):
         if len(state.blocks) != len(self.blocks):
             raise ShapeError(f"state has {len(state.blocks)} blocks, the model {len(self.blocks)}; pass state=None "
                              "or the state returned by this model")
+        check_state_finite(state)
 
     def rwkv_state_dict(self) -> dict[str, torch.Tensor]:
         """The weights as the ``rwkv`` package's RWKV-4 checkpoint (non-spiking only; see :mod:`.interop`)."""
@@ -168,7 +202,9 @@ class SpikeGPT(nn.Module):
     @torch.no_grad()
     def step(self, ids: torch.Tensor, state: SpikeGPTState | None = None) -> tuple[torch.Tensor, SpikeGPTState]:
         """RNN mode for generation: one token per sequence, ``ids`` ``[B]`` -> logits ``[B, vocab]`` and the new
-        state (inference only; the same equations as :meth:`forward`, see :meth:`RWKVBlock.step`)."""
+        state (inference only; the same equations as :meth:`forward`, see :meth:`RWKVBlock.step`). A state holding a
+        NaN or an Inf raises :class:`~spikeseq.errors.NonFiniteError` naming the field, as :meth:`forward` does
+        (:func:`check_state_finite`), whichever path (C++ or torch) would run the step."""
         if not isinstance(ids, torch.Tensor) or ids.dim() != 1:
             raise ShapeError(f"SpikeGPT.step takes one token id per sequence, ids [B], got "
                              f"{tuple(ids.shape) if isinstance(ids, torch.Tensor) else type(ids).__name__}; "

@@ -66,3 +66,52 @@ def test_generation_refuses_non_finite_logits():
         m.head.weight[0, 0] = math.nan
     with pytest.raises(NonFiniteError, match="logits hold NaN"):
         list(stream(m.step, [1], 2))
+
+
+def _poisoned(state: SpikeGPTState, block: int, field: str, value: float) -> SpikeGPTState:
+    blocks = list(state.blocks)
+    t = getattr(blocks[block], field).clone()
+    t[1, 3] = value
+    blocks[block] = blocks[block]._replace(**{field: t})
+    return SpikeGPTState(tuple(blocks))
+
+
+@pytest.mark.parametrize("build", [build_spikegpt, build_rwkv4])
+@pytest.mark.parametrize("path", ["fused", "torch"])
+@pytest.mark.parametrize("field", ["att_x", "wkv_a", "wkv_b", "wkv_p", "ffn_x", "v_att", "v_ffn"])
+@pytest.mark.parametrize("value", [math.nan, math.inf])
+def test_non_finite_state_is_refused_naming_the_field_on_every_path(build, path, field, value, monkeypatch):
+    """Before: the fused C++ step and the torch step ran on (the spiking model returned finite logits from a NaN
+    membrane, which never spikes, and carried the NaN on; the non-spiking one returned NaN logits), while the
+    parallel form's LIF raised an error that named no state field."""
+    from spikeseq.kernels.wkv import block_step
+
+    torch.manual_seed(0)
+    m = build("tiny", vocab=10, n_layer=2, n_embd=8).eval()
+    if path == "torch":
+        monkeypatch.setattr(block_step, "pays", lambda packed: False)
+    elif m.blocks[0].step_weights().packed is None:
+        pytest.skip("the C++ step library is not built here")
+    ids = torch.tensor([1, 2])
+    _, st = m.step(ids)
+    bad = _poisoned(st, 1, field, value)
+    msg = rf"state\.blocks\[1\]\.{field} contains NaN or Inf \(batch rows \[1\]\).*state=None"
+    with pytest.raises(NonFiniteError, match=msg):
+        m.step(ids, bad)
+    with pytest.raises(NonFiniteError, match=msg):
+        m(ids[None], bad)
+    # the clean state still runs, and the same on both forms
+    y_step, _ = m.step(ids, st)
+    y_fwd, _ = m(ids[None], st)
+    torch.testing.assert_close(y_step, y_fwd[0], rtol=1e-5, atol=1e-5)
+
+
+def test_minus_infinity_in_wkv_p_is_an_empty_history_not_an_error(model):
+    """``p = -inf`` (an empty WKV history, like the initial ``-1e38``) is accepted and computes what -1e38 does."""
+    ids = torch.tensor([3])
+    st = model.initial_state(1)
+    st_inf = SpikeGPTState(tuple(b._replace(wkv_p=torch.full_like(b.wkv_p, -math.inf)) for b in st.blocks))
+    y, _ = model.step(ids, st)
+    y_inf, s_inf = model.step(ids, st_inf)
+    torch.testing.assert_close(y_inf, y)
+    assert all(bool(torch.isfinite(t).all()) for b in s_inf.blocks for t in b)
