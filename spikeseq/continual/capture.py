@@ -26,7 +26,7 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from spikeseq.errors import ParameterError, ShapeError
+from spikeseq.errors import ConfigError, ParameterError, ShapeError
 from spikeseq.functional.plasticity import project_residual
 
 from .layers import Target
@@ -161,9 +161,31 @@ class GradientProjector:
         self.targets, self.basis = targets, basis
         self._handles: list = []
 
+    def check(self) -> None:
+        """:class:`~spikeseq.errors.ConfigError` naming the layer when :meth:`attach` cannot protect a target: its
+        weight is frozen (``requires_grad=False``: torch cannot hook it, and its gradient is never computed), or
+        another projector (a second HLOP / GPM on the same model) already projects its gradient: the two projections
+        would undo each other's protection (the gradient then leaves the first plug-in's subspace). Nothing to check
+        once attached."""
+        if self._handles:
+            return
+        for t in self.targets:
+            if not t.weight.requires_grad:
+                raise ConfigError(f"layer {t.name!r}: its weight is frozen (requires_grad=False), so it has no "
+                                  "gradient to project; unfreeze it (weight.requires_grad_(True)) or leave it out of "
+                                  "the plug-in's layers")
+            hooks = getattr(t.weight, "_backward_hooks", None) or {}
+            if any(getattr(h, "_spikeseq_projector", self) is not self for h in hooks.values()):
+                raise ConfigError(f"layer {t.name!r} already has its gradient projected by another continual "
+                                  "plug-in (HLOP or GPM) attached to this model; two projections of one weight break "
+                                  "each other's protection: detach() the other plug-in first (or build a fresh "
+                                  "model), or protect different layers with each")
+
     def attach(self) -> GradientProjector:
-        """Register the gradient hooks on every target weight (idempotent); returns self."""
+        """Register the gradient hooks on every target weight (idempotent; :meth:`check` first: nothing is
+        registered when a target cannot be protected); returns self."""
         if not self._handles:
+            self.check()
             for t in self.targets:
                 self._handles.append(t.weight.register_hook(self._hook(t)))
         return self
@@ -180,4 +202,5 @@ class GradientProjector:
             if q is None or q.shape[0] == 0:
                 return g
             return project_residual(g.reshape(g.shape[0], -1), q.to(g)).reshape(g.shape)
+        hook._spikeseq_projector = self  # type: ignore[attr-defined]  # found by another projector's check()
         return hook

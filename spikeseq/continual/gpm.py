@@ -23,7 +23,7 @@ from torch import nn
 from spikeseq.errors import ConfigError, ContinualError, ParameterError
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
-from .layers import Target, check_names, keep_prefixes, resolve
+from .layers import Target, check_names, check_per_layer, keep_prefixes, resolve
 from .plugin import TaskData, check_state_keys
 
 
@@ -83,6 +83,8 @@ class GPM:
             raise ConfigError(f"GPM threshold must lie in (0, 1), got {cfg.threshold}")
         self.targets: list[Target] = resolve(model, cfg.layers)
         self.keep = keep_prefixes(model, cfg.keep_trainable)
+        for key in ("k_init", "k_inc"):
+            check_per_layer(getattr(cfg, key), self.targets, f"GPM {key}")
         self.bases = {t.name: torch.zeros(0, t.n, dtype=t.weight.dtype, device=t.weight.device)
                       for t in self.targets}
         for t in self.targets:
@@ -99,8 +101,8 @@ class GPM:
         """Start task ``task`` (0, 1, ...): attach the gradient projection (old tasks' bases)."""
         if task != self.task + 1 or self.in_task:
             raise ConfigError(f"GPM tasks must run in order 0, 1, ...; got begin_task({task}) after task {self.task}")
+        self.projector.attach()  # first: a layer it cannot protect is refused before the task starts
         self.task, self.in_task = task, True
-        self.projector.attach()
 
     def end_task(self, data: TaskData | None = None) -> None:
         """Add the task's principal input directions to every layer's basis (needs ``data``)."""

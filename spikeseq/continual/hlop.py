@@ -35,17 +35,18 @@ Checkpoints: :meth:`HLOP.state_dict` / :meth:`HLOP.load_state_dict` (resume cont
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
-from spikeseq.errors import ConfigError, NonFiniteError, ParameterError
+from spikeseq.errors import ConfigError, ContinualError, NonFiniteError, ParameterError
 from spikeseq.functional import plasticity as fp
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
-from .layers import Target, check_names, keep_prefixes, resolve
+from .layers import Target, check_names, check_per_layer, keep_prefixes, resolve
 from .plugin import TaskData, check_state_keys
 
 PROJECTORS = ("orthonormal", "hebbian")
@@ -256,6 +257,8 @@ class HLOP:
         cfg.check()
         self.targets: list[Target] = resolve(model, cfg.layers)
         self.keep = keep_prefixes(model, cfg.keep_trainable)
+        for key in ("k_init", "k_inc", "lr"):
+            check_per_layer(getattr(cfg, key), self.targets, f"HLOP {key}")
         for t in self.targets:
             k0 = int(cfg.per_layer("k_init", t.name))
             if not 1 <= k0 <= t.n:
@@ -286,6 +289,7 @@ class HLOP:
         k_new = {t.name: int(self.config.per_layer(key, t.name)) for t in self.targets}
         for t in self.targets:  # every layer is checked before any grows: a refusal changes nothing
             self.spaces[t.name].check_add(k_new[t.name], t.name)
+        self.projector.check()  # a frozen layer, or one another HLOP / GPM already projects
         for t in self.targets:
             sp = self.spaces[t.name]
             sp.add(k_new[t.name], self.generator, t.name)
@@ -318,15 +322,25 @@ class HLOP:
         self._forward_passes(data, self.config.hebbian_passes)
 
     def _forward_passes(self, data: TaskData, passes: int) -> None:
-        """Forward-only passes over the task's data in evaluation mode with the input taps on."""
+        """Forward-only passes over the task's data in evaluation mode with the input taps on;
+        :class:`ContinualError` when the data holds no sample (checked after the first pass, which then changed
+        nothing: the Hebbian passes and the measurement would silently do nothing, the latter record a ratio of 0)."""
         was_training = self.model.training
         self.tap.always = True
         self.model.eval()
         try:
             with torch.no_grad():
                 for _ in range(passes):
+                    seen = 0
                     for x, _y in data.batches(self.config.hebbian_batch):
                         self.model(x)
+                        seen += int(x.shape[1]) if x.dim() > 1 else 0
+                    if not seen:
+                        raise ContinualError(
+                            f"HLOP.end_task: task {self.task}'s data gave no batches (or only empty ones), so there is "
+                            "nothing for the Hebbian passes or the subspace measurement to read; pass the task's "
+                            "training data (TaskData.batches must yield at least one non-empty [T, B, ...] batch), "
+                            "or call end_task() without data when hebbian_passes = 0")
         finally:
             self.tap.always = False
             self.model.train(was_training)
@@ -440,6 +454,16 @@ class HLOP:
         """Restore :meth:`state_dict`; ConfigError, before anything changes, when the state is not an HLOP state or
         does not fit this model (other layers, other sizes, inconsistent subspaces)."""
         check_state_keys(st, STATE_KEYS, "an HLOP")
+        task, in_task = st["task"], st["in_task"]
+        try:
+            whole = not isinstance(task, bool) and operator.index(task) >= -1
+        except TypeError:
+            whole = False
+        if not whole or not isinstance(in_task, bool):
+            raise ConfigError(f"checkpoint HLOP task = {task!r}, in_task = {in_task!r}: the task must be a whole "
+                              "number >= -1 (-1: none started) and in_task true or false; a corrupt or foreign state")
+        if in_task:
+            self.projector.check()  # resuming mid-task attaches the hooks: refuse before anything changes
         if not isinstance(st["spaces"], dict) or set(st["spaces"]) != set(self.spaces):
             got = sorted(st["spaces"]) if isinstance(st["spaces"], dict) else st["spaces"]
             raise ConfigError(f"checkpoint HLOP layers {got} differ from {sorted(self.spaces)}")

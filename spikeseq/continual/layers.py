@@ -13,6 +13,9 @@ module                             one input vector ``x`` (``n`` = columns of ``
 ``DelayLinear``                    a row ``[in_features]`` of the undelayed input; the per-synapse delays make
                                    the projection approximate (each synapse sees ``x`` at its own lag)
 =================================  ==========================================================================
+
+A frozen weight (``requires_grad=False``) has no gradient to protect: naming it is refused, and ``layers=None``
+(every weighted layer) leaves it out.
 """
 
 from __future__ import annotations
@@ -43,6 +46,12 @@ class Target:
         into the batch), ``P`` patches per row (1 for dense layers)."""
         m = self.module
         if isinstance(m, nn.Conv2d | nn.Conv1d):
+            rank = 4 if isinstance(m, nn.Conv2d) else 3
+            if x.dim() != rank:
+                layout = "[N, C, H, W]" if rank == 4 else "[N, C, L]"
+                raise ShapeError(f"layer {self.name!r}: a protected {type(m).__name__} reads batched inputs "
+                                 f"{layout} (time folded into N), got shape {tuple(x.shape)}; add the batch axis "
+                                 "(x.unsqueeze(0)) or fold time into it (x.flatten(0, 1))")
             x4 = x if isinstance(m, nn.Conv2d) else x.unsqueeze(-2)
             k = m.kernel_size if isinstance(m, nn.Conv2d) else (1, m.kernel_size[0])
             d = m.dilation if isinstance(m, nn.Conv2d) else (1, m.dilation[0])
@@ -69,6 +78,10 @@ def weight_columns(module: nn.Module, name: str) -> tuple[nn.Parameter, int]:
             raise ConfigError(f"layer {name!r}: only explicit zero padding is supported (got padding="
                               f"{module.padding!r}, padding_mode={module.padding_mode!r})")
     w = module.weight
+    if isinstance(w, nn.parameter.UninitializedParameter):
+        raise ConfigError(f"layer {name!r} is a lazy {type(module).__name__} whose weight is not initialised yet; run "
+                          "one forward pass of the model (or give the layer its input size) before attaching HLOP / "
+                          "GPM")
     return w, int(w[0].numel())
 
 
@@ -80,20 +93,44 @@ def resolve(model: nn.Module, names: list[str] | tuple[str, ...] | None) -> list
         if not names:
             raise ConfigError(f"no layers to protect: layers = [] lists none; name the weighted layers (e.g. "
                               f"{_weighted(modules)[:3]}) or leave layers unset (None) for every weighted layer")
-    if names is None:
-        names = [n for n, m in modules.items() if isinstance(m, WEIGHTED) and n]
+    if names is None:  # every weighted layer that trains: a frozen weight has no gradient to protect
+        names = [n for n, m in modules.items() if isinstance(m, WEIGHTED) and n and _trains(m)]
         if not names:
-            raise ConfigError(f"{type(model).__name__} has no weighted layer (Linear, Conv1d, Conv2d, DelayLinear)")
+            frozen = [n for n in _weighted(modules) if not _trains(modules[n])]
+            raise ConfigError(f"{type(model).__name__} has no trainable weighted layer (Linear, Conv1d, Conv2d, "
+                              f"DelayLinear)" + (f"; frozen (requires_grad=False): {', '.join(frozen)}" if frozen
+                                                 else ""))
     out = []
     for n in names:
         if n not in modules:
             raise ConfigError(f"no layer named {n!r} in {type(model).__name__}; its weighted layers: "
                               f"{', '.join(_weighted(modules)) or '(none)'}")
         w, dim = weight_columns(modules[n], n)
+        if not w.requires_grad:
+            raise ConfigError(f"layer {n!r}: its weight is frozen (requires_grad=False), so it has no gradient to "
+                              "protect; unfreeze it (weight.requires_grad_(True)) or leave it out of layers")
         out.append(Target(n, modules[n], w, dim))
     if len({id(t.module) for t in out}) != len(out):
         raise ConfigError(f"a layer is listed twice in {list(names)}")
     return out
+
+
+def check_per_layer(value: object, targets: list[Target], what: str) -> None:
+    """:class:`ConfigError` when a per-layer option ``{layer: value}`` names a layer the plug-in does not protect (a
+    typo, or a layer missing from ``layers``): its value would be ignored without a word."""
+    if not isinstance(value, dict):
+        return
+    names = [t.name for t in targets]
+    extra = sorted(str(k) for k in value if k not in names)
+    if extra:
+        raise ConfigError(f"{what} gives values for {extra}, which are not protected layers (protected: "
+                          f"{', '.join(names)}); fix the layer names, add them to layers, or drop those entries")
+
+
+def _trains(module: nn.Module) -> bool:
+    """Whether a weighted module's weight is trained (``requires_grad``)."""
+    w = getattr(module, "weight", None)
+    return isinstance(w, torch.Tensor) and w.requires_grad
 
 
 def _weighted(modules: dict[str, nn.Module]) -> list[str]:

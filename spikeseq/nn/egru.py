@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -76,15 +77,23 @@ class EGRU(StatefulModule):
         for p, name in ((dropout, "dropout"), (zoneout, "zoneout"), (dropconnect, "dropconnect")):
             if isinstance(p, bool) or not isinstance(p, int | float) or not (0.0 <= p < 1.0):
                 raise ParameterError(f"{name} must be a probability in [0, 1), got {p!r}")
+        for flag, name in ((bias, "bias"), (batch_first, "batch_first")):
+            if isinstance(flag, str) or flag not in (True, False):  # a string such as "false" would be truthy
+                raise ParameterError(f"{name} must be True or False, got {flag!r}")
+        if isinstance(thr_mean, bool) or not isinstance(thr_mean, int | float):
+            raise ParameterError(f"thr_mean must be a number in (0, 1) (the mean of the Beta threshold init), got "
+                                 f"{thr_mean!r}")
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)):
+            raise ParameterError(f"seed must be a whole number or None, got {seed!r}")
         known = ("auto", *sorted(dispatch.backends("egru_scan")))
         if backend not in known:
             raise ParameterError(f"unknown EGRU backend {backend!r}; known: {', '.join(known)}")
         check_eps(eps, dampening)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
-        self.bias, self.batch_first, self.dropout = bias, batch_first, dropout
+        self.bias, self.batch_first, self.dropout = bool(bias), bool(batch_first), dropout
         self.thr_mean, self.eps, self.dampening = thr_mean, eps, dampening
         self.zoneout, self.dropconnect, self.backend = zoneout, dropconnect, backend
-        gen = None if seed is None else torch.Generator().manual_seed(seed)
+        gen = None if seed is None else torch.Generator().manual_seed(int(seed))
         k = 1.0 / math.sqrt(hidden_size)
         for layer in range(num_layers):
             fan_in = input_size if layer == 0 else hidden_size
@@ -156,6 +165,19 @@ class EGRU(StatefulModule):
         if self.batch_first:
             h, e = h.transpose(0, 1), e.transpose(1, 2)
         return EGRUStackOutput(h, e), EGRUState(torch.stack(cs), torch.stack(ys))
+
+    def step(self, x: torch.Tensor, state: EGRUState | None = None) -> tuple[EGRUStackOutput, EGRUState]:
+        """One time step on ``x [B, input_size]`` (with or without ``batch_first``): returns
+        ``EGRUStackOutput(y [B, H], events [num_layers, B, H])`` and the state, the same as step ``t`` of
+        :meth:`forward` on the sequence."""
+        check_floating(x, "x")
+        if x.dim() != 2:
+            raise ShapeError(f"EGRU.step takes one step [B, {self.input_size}], got {tuple(x.shape)}; call the module "
+                             "itself on a sequence")
+        out, st = self.forward(x.unsqueeze(1 if self.batch_first else 0), state)
+        if self.batch_first:
+            return EGRUStackOutput(out.y[:, 0], out.events[:, :, 0]), st
+        return EGRUStackOutput(out.y[0], out.events[:, 0]), st
 
     def extra_repr(self) -> str:
         """Sizes, pseudo-derivative width, threshold init and backend, for ``repr``."""

@@ -119,6 +119,52 @@ def _prepared(stream, train: Split) -> Prepared:
                     {"n_train": len(train), "stream": stream.name})
 
 
+def check_stream_kwargs(cfg: ContinualConfig) -> None:
+    """:class:`ConfigError` naming the ``[stream]`` key whose value has the wrong type for its builder (an integer
+    key such as ``steps`` or ``n_tasks`` given a string or a fraction, a flag given a string), judged by the type of
+    the builder's default; the builders would fail deep inside with a raw TypeError. Unknown keys are refused by
+    :func:`spikeseq.data.streams.build`."""
+    import inspect
+
+    from spikeseq.data import streams
+
+    fn = streams.STREAMS.get(cfg.stream.name)
+    if fn is None:
+        return
+    params = inspect.signature(fn).parameters
+    for key, value in cfg.stream.kwargs.items():
+        p = params.get(key)
+        if p is None or p.default is inspect.Parameter.empty or p.default is None:
+            continue
+        d = p.default
+        if isinstance(d, bool):
+            ok, want = isinstance(value, bool), "true or false"
+        elif isinstance(d, int):
+            ok, want = isinstance(value, int) and not isinstance(value, bool), "a whole number"
+        elif isinstance(d, float):
+            ok, want = isinstance(value, int | float) and not isinstance(value, bool), "a number"
+        elif isinstance(d, str):
+            ok, want = isinstance(value, str), "a string"
+        else:
+            continue
+        if not ok:
+            raise ConfigError(f"stream.{key} of stream {cfg.stream.name!r} must be {want} (its default is {d!r}), got "
+                              f"{value!r}")
+
+
+def preflight(cfg: ContinualConfig) -> None:
+    """Build what a run needs, the stream, the model and the plug-in, and discard them: a recipe that cannot run (a
+    stream option of the wrong type or range, a layer the model lacks, more subspace neurons than a layer's inputs)
+    is refused before anything is written. A run directory written first would be left behind, and the corrected
+    command would then be told that the folder already holds a run."""
+    check_stream_kwargs(cfg)
+    stream = build_stream(cfg)
+    model = build_model(cfg, stream)
+    plugin = None if cfg.method == "multitask" else make_plugin(cfg.method, model, cfg.method_kwargs)
+    if plugin is not None:
+        plugin.detach()
+
+
 def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = False, quiet: bool = True,
         stream=None, on_step: Callable[[int, int], None] | None = None) -> dict[str, Any]:
     """Run the recipe; every task trains through :func:`spikeseq.train.loop.fit` (the one training loop) in its
@@ -136,6 +182,8 @@ def run(cfg: ContinualConfig, out: str | Path | None = None, *, resume: bool = F
     if t.threads is not None:
         torch.set_num_threads(t.threads)
     checkpoint.seed_everything(t.seed)
+    if stream is None:
+        check_stream_kwargs(cfg)
     stream = stream if stream is not None else build_stream(cfg)
     model = build_model(cfg, stream).to(distributed.pick_device(t.device, int(os.environ.get("LOCAL_RANK", "0"))))
     main = int(os.environ.get("RANK", "0")) == 0
@@ -245,6 +293,9 @@ def cli_run(args) -> int:
                               f"one (spikeseq train --resume --out {out}) or start a new run")
         if out.exists() and any(out.iterdir()) and not (args.resume or args.force):
             raise ConfigError(f"{out} already holds a run; pass --resume to continue it or --force to start over")
+        # nothing written or removed yet: a recipe that cannot run leaves no half-made run directory (and --force
+        # keeps the old run)
+        preflight(cfg)
         if args.force and out.exists():
             shutil.rmtree(out)
         out.mkdir(parents=True, exist_ok=True)

@@ -18,9 +18,12 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 
+from spikeseq.checks import check_floating
+from spikeseq.errors import SpikeseqError
 from spikeseq.functional.egru import (
     EGRUOutput,
     EGRUState,
+    check_consistent,
     check_events_out,
     check_final_state,
     into_events_out,
@@ -375,7 +378,28 @@ def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tupl
     return EGRUOutput(y, into_events_out(e, events_out)), EGRUState(c, y_last)
 
 
+def _refused_by_reference(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold) -> bool:
+    """Whether the reference refuses the dtypes or devices of this call (a state of another dtype or device, a bias
+    of another dtype, ...): this backend then takes the call, and :func:`prepare_egru` raises the reference's own
+    error, instead of a BackendUnavailableError (``backend="cpu"``) or a fallback warning (``"auto"``) first."""
+    if not isinstance(x, torch.Tensor) or not isinstance(weight_ih, torch.Tensor):
+        return False
+    try:
+        for s, name in zip(state or (), ("state.c", "state.y"), strict=False):
+            check_floating(s, name)
+        check_consistent(x, weight_ih, weight_hh, bias_ih, bias_hh, threshold, state)
+    except SpikeseqError:
+        return True
+    return False
+
+
 def supports(x, state=None, *, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None, threshold=None,
              **_: object) -> str | None:
-    """Why this backend cannot run a valid call (device, dtype), or ``None``."""
+    """Why this backend cannot run a valid call (device, dtype), or ``None``. A malformed ``state`` (not a
+    ``(c, y)`` pair, e.g. a bare tensor) is left to :func:`~spikeseq.functional.egru.prepare_egru`, which refuses it
+    with the reference's :class:`~spikeseq.errors.ShapeError` (unpacking a tensor here raised a raw RuntimeError)."""
+    if state is not None and not (isinstance(state, tuple) and len(state) == 2):
+        return None
+    if _refused_by_reference(x, state, weight_ih, weight_hh, bias_ih, bias_hh, threshold):
+        return None
     return call_problem(x, state, (weight_ih, weight_hh, bias_ih, bias_hh, threshold), ("cpu",), "the C++ loop")

@@ -115,12 +115,25 @@ class Pruner(nn.Module):
     def __init__(self, owner: nn.Module, names: list[str], schedule: PruneSchedule) -> None:
         super().__init__()
         params = dict(owner.named_parameters())
+        if isinstance(names, str) or not isinstance(names, list | tuple) or \
+                not all(isinstance(n, str) for n in names):
+            raise ParameterError(f"Pruner takes a list of parameter names, got {names!r}; write [{names!r}] for one "
+                                 "weight")
         if not names:
             raise ParameterError("Pruner needs at least one weight name to prune")
         missing = [n for n in names if n not in params]
+        matrices = [n for n, p in params.items() if p.dim() == 2]
         if missing:
             raise ParameterError(f"no parameter named {missing} to prune; weight matrices of this module: "
-                                 f"{[n for n, p in params.items() if p.dim() == 2]}")
+                                 f"{matrices}")
+        dup = sorted({n for n in names if list(names).count(n) > 1})
+        if dup:
+            raise ParameterError(f"Pruner lists {dup} more than once; name each weight matrix once")
+        not_matrix = [f"{n} {tuple(params[n].shape)}" for n in names if params[n].dim() != 2]
+        if not_matrix:
+            raise ParameterError(f"Pruner prunes weight matrices, not {not_matrix}: zeroing a bias or an EGRU "
+                                 f"threshold (a threshold of 0 fires on any positive state) is not weight pruning; "
+                                 f"weight matrices of this module: {matrices}")
         self.schedule = schedule
         self.names = list(names)
         self.register_buffer("steps", torch.zeros((), dtype=torch.int64))
