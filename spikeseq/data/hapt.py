@@ -46,13 +46,31 @@ def read_labels(path: str | os.PathLike) -> np.ndarray:
     if lab.shape[0] == 0:
         raise DataError(f"{path} holds no 'exp user activity start end' row (empty file); restore it from the "
                         "original HAPT archive")
-    bad = np.flatnonzero((lab[:, 3] < 1) | (lab[:, 4] < lab[:, 3]) | (lab[:, 2] < 1) | (lab[:, 2] > 12))
+    bad = np.flatnonzero((lab[:, 3] < 1) | (lab[:, 4] < lab[:, 3]) | (lab[:, 2] < 1) | (lab[:, 2] > 12)
+                         | (lab[:, 0] < 1) | (lab[:, 1] < 1))
     if bad.size:
         raise DataError(f"{path}: line {lines[bad[0]]} is not a valid 'exp user activity start end' row: "
-                        f"{lab[bad[0]].tolist()}; activity must be 1..12, start >= 1 and end >= start (1-based, "
-                        "inclusive)")
+                        f"{lab[bad[0]].tolist()}; exp and user must be >= 1, activity 1..12, start >= 1 and end >= "
+                        "start (1-based, inclusive)")
     _check_unique_rows(path, lab, lines)
+    _check_no_overlap(path, lab, lines)
     return lab
+
+
+def _check_no_overlap(path: str | os.PathLike, lab: np.ndarray, lines: list[int]) -> None:
+    """:class:`DataError` naming both lines of the first two segments of one session that share samples (the
+    HAPT release labels every sample at most once; an overlap gives the shared samples two activities)."""
+    order = np.lexsort((lab[:, 4], lab[:, 3], lab[:, 1], lab[:, 0]))
+    s = lab[order]
+    same = (s[1:, 0] == s[:-1, 0]) & (s[1:, 1] == s[:-1, 1])
+    bad = np.flatnonzero(same & (s[1:, 3] <= s[:-1, 4]))
+    if bad.size:
+        a, b = int(order[bad[0]]), int(order[bad[0] + 1])
+        raise DataError(f"{path}: line {lines[b]} ({' '.join(map(str, lab[b].tolist()))}) overlaps line {lines[a]} "
+                        f"({' '.join(map(str, lab[a].tolist()))}; {bad.size} overlapping pairs in all): samples "
+                        f"{lab[b, 3]}..{min(lab[a, 4], lab[b, 4])} of exp {lab[a, 0]} user {lab[a, 1]} would get two "
+                        "labels; each sample belongs to at most one segment: restore the file from the original "
+                        "HAPT archive or fix those rows")
 
 
 def _check_unique_rows(path: str | os.PathLike, lab: np.ndarray, lines: list[int]) -> None:
@@ -80,12 +98,26 @@ def read_session(folder: Path, exp: int, user: int) -> np.ndarray:
     return np.concatenate([acc, gyr], axis=1).astype(np.float32)
 
 
+def _check_session_files(raw: Path, lab: np.ndarray, exp: int, user: int) -> None:
+    """:class:`DataError` when labels.txt labels a session whose recording files are missing (naming the files and
+    the count of label rows), before a bare file-not-found."""
+    names = [f"{kind}_exp{exp:02d}_user{user:02d}.txt" for kind in ("acc", "gyro")]
+    missing = [n for n in names if not os.path.lexists(raw / n)]
+    if missing:
+        n_rows = int(((lab[:, 0] == exp) & (lab[:, 1] == user)).sum())
+        raise DataError(f"{raw / 'labels.txt'} labels session exp {exp} user {user} ({n_rows} rows), but "
+                        f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} missing from {raw}; restore "
+                        "the session files from the original HAPT archive (`spikeseq data fetch hapt`), or delete "
+                        "that session's rows from labels.txt")
+
+
 def _build(folder: Path, window: int, stride: int) -> dict[str, np.ndarray]:
     raw = folder / "RawData"
     lab = read_labels(raw / "labels.txt")
     xs, ys, subj, exps, starts = [], [], [], [], []
     sessions = sorted({(int(e), int(u)) for e, u in lab[:, :2]})
     for exp, user in progress(sessions, desc="HAPT: reading sessions", total=len(sessions)):
+        _check_session_files(raw, lab, exp, user)
         sig = read_session(raw, exp, user)
         rows = lab[(lab[:, 0] == exp) & (lab[:, 1] == user)]
         for e, u, act, start, end in rows:
@@ -126,6 +158,12 @@ def load_windows(
     arrays, _ = cached("hapt", "all", params, lambda: _build(folder, window, stride), cache)
     is_test = np.isin(arrays["subject"], sorted(test_subjects))
     sel = np.flatnonzero(is_test if split == "test" else ~is_test) if split != "all" else slice(None)
+    if split != "all" and sel.size == 0:
+        users = sorted(set(arrays["subject"].tolist()))
+        raise DataError(f"{raw}: the {split} split is empty: no labelled session of a {split} subject (test subjects "
+                        f"{sorted(test_subjects)}, train: all others), the labels.txt sessions are of users {users}; "
+                        "restore the missing sessions from the original HAPT archive (`spikeseq data fetch hapt`), or "
+                        "pass other test_subjects")
     meta = {"dataset": "hapt", "split": split, "rate_hz": RATE_HZ, "window": window, "stride": stride,
             "test_subjects": sorted(test_subjects), "root": str(folder),
             "experiment": arrays["experiment"][sel], "start": arrays["start"][sel]}

@@ -56,9 +56,13 @@ def basicmotions(root: str | os.PathLike | None = None, split: str = "train") ->
         raise missing_files_error("basicmotions", [path])
     ts = read_ts(path, allow_missing=False)  # BasicMotions has no gaps: a '?' would reach training as NaN
     _check_same_classes(path, ts.classes, folder / f"BasicMotions_{'TEST' if split == 'train' else 'TRAIN'}.ts")
-    x = torch.from_numpy(np.ascontiguousarray(ts.x.transpose(0, 2, 1), dtype=np.float32))
     # Channel order of the UEA release: 3-axis accelerometer, then 3-axis gyroscope (UEA archive description).
     channels = ["acc_x", "acc_y", "acc_z", "gyro_x", "gyro_y", "gyro_z"]
+    if ts.x.shape[1] != len(channels):
+        raise DataError(f"{path}: the cases have {ts.x.shape[1]} dimensions, but BasicMotions has {len(channels)} "
+                        f"({', '.join(channels)}); the file is not the BasicMotions release or was edited: restore it "
+                        "with `spikeseq data fetch basicmotions`")
+    x = torch.from_numpy(np.ascontiguousarray(ts.x.transpose(0, 2, 1), dtype=np.float32))
     return HARWindows(x, torch.from_numpy(ts.y), torch.full((len(ts.y),), -1, dtype=torch.int64), ts.classes,
                       channels, {"dataset": "basicmotions", "split": split, "path": str(path), "rate_hz": 10})
 

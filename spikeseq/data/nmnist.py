@@ -219,7 +219,26 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
                         f"{SPLIT_DIRS.get(split, split)}/<digit>/<NNNNN>.bin files: `spikeseq data fetch nmnist` "
                         "downloads them")
     recs.sort(key=lambda r: (r.index, r.label, r.member or r.file))
+    _check_listing(recs, split, base)
     return recs
+
+
+def _check_listing(recs: list[Recording], split: str, base: Path) -> None:
+    """:class:`DataError` when two recordings share an MNIST index (a copied file: one sample counted twice, maybe
+    under two labels); a :class:`~spikeseq.data.repair.DataRepairWarning` naming the digits without any recording
+    (a missing or emptied class folder: a classifier trained on the split would never see them)."""
+    idx = np.fromiter((r.index for r in recs), np.int64, len(recs))
+    dup = np.flatnonzero(idx[1:] == idx[:-1])
+    if dup.size:
+        a, b = recs[int(dup[0])], recs[int(dup[0]) + 1]
+        raise DataError(f"N-MNIST {split}: {a.source} and {b.source} are both recording {a.index} (digits {a.label} "
+                        f"and {b.label}; {dup.size} repeated indices in all); each MNIST index is one recording of "
+                        "one digit: delete the copy, or restore the split with `spikeseq data fetch nmnist --force`")
+    missing = sorted(set(range(len(CLASSES))) - {r.label for r in recs})
+    if missing:
+        warn_repair(f"N-MNIST {split} under {base} has no recording of digit(s) {missing} (class folder missing or "
+                    f"empty): the split is incomplete and a classifier trained on it never sees those digits; restore "
+                    "them with `spikeseq data fetch nmnist`", stacklevel=4)
 
 
 def _digit_folders(folder: Path) -> list[tuple[int, str]]:
@@ -301,10 +320,21 @@ def read_bytes(rec: Recording, zips: _ZipCache | None = None) -> bytes:
 
 
 # ----------------------------------------------------------------------------------------------- frames
+def _check_downsample(downsample: object) -> int:
+    """``downsample`` as an int; :class:`ParameterError` unless it is a positive integer (checked before anything
+    is read or divided by it)."""
+    try:
+        k = int(downsample)  # type: ignore[call-overload]
+    except (TypeError, ValueError, OverflowError):
+        k = 0
+    if k != downsample or k < 1:
+        raise ParameterError(f"downsample must be a positive integer (k pools k x k pixels; 1 keeps the 34 x 34 "
+                             f"sensor), got {downsample!r}")
+    return k
+
+
 def _channels(x: np.ndarray, y: np.ndarray, p: np.ndarray, downsample: int) -> tuple[np.ndarray, tuple[int, int]]:
-    if int(downsample) != downsample or downsample < 1:
-        raise ParameterError(f"downsample must be a positive integer, got {downsample}")
-    k = int(downsample)
+    k = _check_downsample(downsample)
     h, w = -(-HEIGHT // k), -(-WIDTH // k)
     return (p * h + y // k) * w + x // k, (h, w)
 
@@ -420,6 +450,7 @@ def load_frames(
         n_bins = 30
     if dt is not None and n_bins is not None:
         raise ParameterError("give dt (seconds) or n_bins, not both")
+    _check_downsample(downsample)
     recs = list_recordings(root, split)
     srcs = sorted({r.file for r in recs})
     params = {

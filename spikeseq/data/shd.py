@@ -110,9 +110,15 @@ def _open_checked(f, path: Path) -> None:
             f"{path}: missing HDF5 dataset(s) {', '.join(missing)}; an SHD/SSC file needs spikes/times, "
             "spikes/units and labels"
         )
-    n = {k: f[k].shape[0] for k in REQUIRED}
-    if "extra/speaker" in f:
-        n["extra/speaker"] = f["extra/speaker"].shape[0]
+    names = [*REQUIRED, *(["extra/speaker"] if "extra/speaker" in f else [])]
+    for k in names:
+        shape = getattr(f[k], "shape", None)
+        if shape is None or len(shape) != 1:
+            what = "a group" if shape is None else f"a dataset of shape {tuple(shape)}"
+            raise DataError(f"{path}: {k} is {what}; an SHD/SSC file holds it as a 1-D dataset with one entry per "
+                            "sample: the file is damaged or not in the SHD layout, re-download it or rewrite it "
+                            "with spikeseq.data.shd.write_shd")
+    n = {k: f[k].shape[0] for k in names}
     if len(set(n.values())) != 1:
         raise DataError(f"{path}: datasets have different numbers of samples: {n}; each holds one entry per "
                         "sample: the file is damaged, re-download it or rewrite it with write_shd")
@@ -305,6 +311,9 @@ class SHDDataset(torch.utils.data.Dataset):
         if int(downsample) != downsample or downsample < 1:
             raise ParameterError(f"downsample must be a positive integer, got {downsample}")
         self.data = read_shd(path, raw=True)
+        if len(self.data) == 0:
+            raise DataError(f"{path} holds no sample (spikes/times, spikes/units and labels are empty); the file is "
+                            "damaged or was written empty: re-download it or rewrite it with write_shd")
         if n_channels is None:
             n_channels = _meta_channels(self.data.meta, path)
         for i, u in enumerate(self.data.units):

@@ -103,7 +103,10 @@ def _read_checked(name: str, path: Path) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as e:
-        raise DataError(f"{path} is not UTF-8 text ({e})") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise DataError(f"{path}: byte {e.start} (line {line}) is {data[e.start]:#04x}, not UTF-8 text ({e.reason}); "
+                        f"the corpus is UTF-8, so the file is damaged or in another encoding: download it again "
+                        f"(`spikeseq data fetch {name} --force`) or convert it to UTF-8") from None
 
 
 def _compare_with_manifest(name: str, path: Path, data: bytes) -> None:
@@ -141,9 +144,11 @@ def tinyshakespeare(root: str | os.PathLike | None, split: str, seq_len: int = 1
     if max_chars is not None and (isinstance(max_chars, bool) or not isinstance(max_chars, numbers.Integral)
                                   or max_chars < 1):
         raise DataError(f"max_chars must be an integer >= 1 (or None for the whole split), got {max_chars!r}")
-    text = _read_checked("tinyshakespeare", _text_dir("tinyshakespeare", root) / "input.txt")
+    path = _text_dir("tinyshakespeare", root) / "input.txt"
+    text = _read_checked("tinyshakespeare", path)
     if len(text) < 20:
-        raise DataError(f"Tiny Shakespeare input.txt has only {len(text)} characters; the file is truncated")
+        raise DataError(f"{path} (Tiny Shakespeare) has only {len(text)} characters, the corpus has 1,115,394: the "
+                        "file is truncated or empty; download it again (`spikeseq data fetch tinyshakespeare --force`)")
     vocab = sorted(set(text))
     table = {c: i for i, c in enumerate(vocab)}
     ids = torch.tensor([table[c] for c in text], dtype=torch.int64)

@@ -270,16 +270,29 @@ def read_net(path: str | os.PathLike) -> list[dict]:
         with h5py.File(path, "r") as f:
             if "layer" not in f:
                 raise DataError(f"{path} is HDF5 but has no 'layer' group: not a netx .net file")
+            names = sorted(f["layer"].keys(), key=lambda k: (not k.isdigit(), int(k) if k.isdigit() else 0, k))
+            if names != [str(i) for i in range(len(names))]:
+                raise DataError(f"{path}: the 'layer' group holds {names[:8]}{' ...' if len(names) > 8 else ''}, but "
+                                "a netx .net file numbers its layers 0, 1, 2, ... without gaps: write it again with "
+                                "`spikeseq export RUN --target loihi`")
             out = []
-            for i in range(len(f["layer"])):
+            for i in range(len(names)):
                 h = f["layer"][str(i)]
+                if not isinstance(h, h5py.Group) or "type" not in h or getattr(h["type"], "shape", None) != (1,):
+                    raise DataError(f"{path}: layer/{i} is not a netx layer (a group with a 1-element 'type' "
+                                    "dataset, e.g. b'input' or b'dense'): write it again with `spikeseq export RUN "
+                                    "--target loihi`")
                 d = {}
                 for k, v in h.items():
                     if isinstance(v, h5py.Group):
                         d[k] = {nk: nv[()] for nk, nv in v.items()}
                     else:
                         d[k] = v[()]
-                d["type"] = d["type"][0].decode()
+                t = d["type"][0]
+                if not isinstance(t, bytes | str):
+                    raise DataError(f"{path}: layer/{i}/type holds {t!r}, not a layer type name (b'input', b'dense', "
+                                    "...): write the file again with `spikeseq export RUN --target loihi`")
+                d["type"] = t.decode() if isinstance(t, bytes) else t
                 if h.attrs:
                     d["attrs"] = {k: (v.item() if isinstance(v, np.generic) else v) for k, v in h.attrs.items()}
                 out.append(d)

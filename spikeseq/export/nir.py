@@ -451,6 +451,13 @@ def from_nir(src, *, dt: float | None = None) -> ir.Graph:
             "from_nir needs dt (seconds): NIR graphs are continuous-time and carry no step; use the dt the file "
             "was written for (spikeseq writes it to metadata['dt'], snnTorch uses 1e-4)"
         )
+    try:
+        dt_ok = not isinstance(dt, bool) and math.isfinite(float(dt)) and float(dt) > 0
+    except (TypeError, ValueError):
+        dt_ok = False
+    if not dt_ok:  # before reading (and before a "differs from the file's dt" warning about a dt that is invalid)
+        raise ParameterError(f"dt must be a positive number of seconds, got {dt!r}; use the dt the file was written "
+                             "for (spikeseq writes it to metadata['dt'])")
     ng = _read_nir(src, stacklevel=3) if isinstance(src, (str, os.PathLike)) else src
     file_dt = (getattr(ng, "metadata", None) or {}).get("dt")
     if file_dt is not None and not math.isclose(float(file_dt), float(dt), rel_tol=1e-9):

@@ -61,6 +61,18 @@ _FINITE_ONLY = re.compile(r"^(weight.*|bias.*|w_in|A|B|scale|i_offset|delay)$")
 
 
 def _arr(x, dtype=np.float64) -> np.ndarray:
+    """A copy of ``x`` as ``dtype``; :class:`ParameterError` when a finite value overflows a float32 field (it would
+    silently become Inf and later be reported as an Inf weight)."""
+    if np.dtype(dtype) == np.float32:
+        src = np.asarray(x)
+        if src.dtype.kind == "f" and src.dtype.itemsize > 4:
+            lim = float(np.finfo(np.float32).max)
+            big = np.isfinite(src) & (np.abs(src) > lim)
+            if big.any():
+                v = float(src[big].flat[0])
+                raise ParameterError(f"a value {v:g} ({int(big.sum())} such values in an array of shape "
+                                     f"{src.shape}) is beyond the float32 range (+-{lim:.3g}) of graph weights "
+                                     "and NIR files; rescale the layer (weights, bias and the next threshold together)")
     return np.array(x, dtype=dtype, copy=True)
 
 

@@ -175,6 +175,12 @@ class GraphBuilder:
                     f"equivalent; lowered are {', '.join(sorted(c.__name__ for c in _LOWERINGS))} "
                     "(spikeseq.graph.register_lowering adds more)")
             return fn(m, self, prev, tuple(shape), prefix)
+        except _Overflow as e:
+            if e.named:
+                raise
+            err = _Overflow(f"cannot trace {self.path or prefix.rstrip('_') or 'model'} ({type(m).__name__}): {e}")
+            err.named = True
+            raise err from None
         finally:
             self.path = here
 
@@ -255,8 +261,27 @@ def infer_input_shape(model: nn.Module) -> tuple[int, ...]:
     )
 
 
+class _Overflow(ExportError):
+    """A finite parameter that the IR's dtype cannot hold (named with the module by :meth:`GraphBuilder.lower`)."""
+
+    named = False
+
+
 def _np(t: torch.Tensor, dtype=np.float64) -> np.ndarray:
-    return t.detach().cpu().to(torch.float64).numpy().astype(dtype)
+    """``t`` as a numpy array of ``dtype``; :class:`ExportError` when a finite value overflows it (a float64
+    parameter of 1e40 would otherwise become Inf in the float32 graph and be reported as an Inf weight)."""
+    src = t.detach().cpu().to(torch.float64).numpy()
+    if np.dtype(dtype).kind != "f" or np.dtype(dtype).itemsize >= 8:
+        return src.astype(dtype)
+    big = np.isfinite(src) & (np.abs(src) > np.finfo(dtype).max)
+    if big.any():
+        v = float(src[big].flat[0])
+        lim = float(np.finfo(dtype).max)
+        raise _Overflow(f"a parameter of shape {tuple(src.shape)} holds {v:g} ({int(big.sum())} such values), beyond "
+                        f"the {np.dtype(dtype).name} range (+-{lim:.3g}) of the graph and of NIR files; rescale "
+                        "that layer (its weights, bias and the next neurons' threshold together) or "
+                        "check the checkpoint")
+    return src.astype(dtype)
 
 
 # ----------------------------------------------------------------------------- lowerings of nn building blocks
@@ -380,9 +405,12 @@ def _tau_gain(m: nn.Module, which: str, shape, dt: float, name: str) -> tuple[np
     use too), broadcast to ``shape``."""
     decay = np.broadcast_to(_np(m.alpha if which == "syn" else m.beta), shape)
     if (decay <= 0).any() or (decay >= 1).any():
+        hint = (f"a decay of 0 means tau_{which} is so short against dt={dt:g} s that exp(-dt/tau) underflows "
+                "and nothing is kept between steps: use a longer tau or a smaller dt"
+                ) if (decay <= 0).any() else "use IF for beta = 1 (no leak)"
         raise ExportError(
             f"{name}: decay factors must lie strictly in (0, 1) to have a finite time constant, got range "
-            f"[{decay.min()}, {decay.max()}]; use IF for beta = 1"
+            f"[{decay.min()}, {decay.max()}]; {hint}"
         )
     tau = np.ascontiguousarray(np.broadcast_to(_np(getattr(m, f"tau_{which}")), shape), dtype=np.float64)
     return tau, 1.0 / (1.0 - decay_from_tau(tau, dt))

@@ -259,6 +259,13 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         notes.append(f"real-valued inputs sent to Loihi as signed graded payloads round(x * 2**{frac_bits}) "
                      f"({input_bits}-bit); the input synapses' float weights were divided by 2**{frac_bits} before "
                      "quantising, so input rounding is part of the measured disagreement")
+        lim = 2 ** (int(input_bits) - 1) - 1
+        clipped = int(np.count_nonzero(np.abs(np.round(xn * 2.0 ** frac_bits)) > lim))
+        if clipped:
+            notes.append(f"{clipped} of {xn.size} input values saturate at +-{lim} (max |x| = "
+                         f"{float(np.abs(xn).max()):.4g} is beyond the {input_bits}-bit payload even with 0 fractional "
+                         f"bits): the graph receives clipped inputs; pass input_bits= (up to 24) or scale the inputs "
+                         "(and the input weights) down")
     lost = weights_rounded_to_zero(g, sim_graph) if numerics != "float" else {}
     if lost:
         total = sum(n for n, _ in lost.values())
