@@ -9,7 +9,11 @@ How many directions a task adds: ``k_init`` / ``k_inc`` per layer (the same numb
 both methods store the same number of basis vectors: "equal memory"), or GPM's energy criterion with
 ``threshold`` (keep the fewest directions whose energy, together with what ``Q`` already explains, reaches
 ``threshold`` of ``||R||_F^2``; GPM's PMNIST setting is 0.95 for the first layer and 0.99 for the others, with
-+0.003 per task for 10-split CIFAR-100).
++0.003 per task for 10-split CIFAR-100). A task adds only directions its residual has: singular values of
+``R_res`` above :data:`RANK_RTOL` ``* ||R||_F`` (fewer than ``k_inc`` when the new inputs span fewer, e.g. silent
+units, or a layer whose inputs the old basis already holds); the SVD's remaining rows span its null space, which
+contains ``span(Q)`` itself, and appended they would break the basis' orthonormality (the projector then reverses
+parts of the gradient).
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ from spikeseq.errors import ConfigError, ContinualError, ParameterError
 from .capture import MODES, GradientProjector, InputTap, presynaptic
 from .layers import Target, check_names, check_per_layer, keep_prefixes, resolve
 from .plugin import TaskData, check_state_keys
+
+#: Singular values of a task's residual inputs below this fraction of ``||R||_F`` are rounding noise, not
+#: directions of the task's input (the inputs are float32: about 7 significant digits); the same relative cut-off as
+#: HLOP's projection basis (:func:`spikeseq.functional.plasticity.orthonormal_basis`).
+RANK_RTOL = 1e-6
 
 
 @dataclass
@@ -161,10 +170,12 @@ class GPM:
             k = int((acc < cfg.threshold * total).sum()) + 1 if explained < cfg.threshold * total else 0
         else:
             k = _per_layer(cfg.k_init if self.task == 0 else cfg.k_inc, t.name)
-        k = min(k, t.n - q.shape[0], vh.shape[0])
+        rank = int((s > RANK_RTOL * float(torch.linalg.vector_norm(r))).sum())  # directions the residual has
+        k = min(k, t.n - q.shape[0], rank)
         new = vh[:k]
-        if q.shape[0]:  # re-orthogonalise against the old basis (the residual's SVD is, up to rounding)
-            new = new - (new @ q.t()) @ q
+        if q.shape[0] and k:  # re-orthogonalise against the old basis, twice (Gram-Schmidt: "twice is enough")
+            for _ in range(2):
+                new = new - (new @ q.t()) @ q
             new = torch.linalg.qr(new.t())[0].t()
         return torch.cat([q, new]).to(t.weight.device)
 

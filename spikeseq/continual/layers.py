@@ -12,6 +12,10 @@ module                             one input vector ``x`` (``n`` = columns of ``
                                    layers); zero padding, ``groups = 1``
 ``DelayLinear``                    a row ``[in_features]`` of the undelayed input; the per-synapse delays make
                                    the projection approximate (each synapse sees ``x`` at its own lag)
+a weight applied functionally      what its :class:`~spikeseq.nn.weight_input.WeightInput` shows, e.g. for
+(``nn.EGRU``'s ``weight_ih_l{k}``  ``nn.EGRU`` the layer's input ``x[t]`` (``weight_ih_l{k}``) and its previous
+and ``weight_hh_l{k}``)            graded events ``y[t-1]`` (``weight_hh_l{k}``); named by the parameter,
+                                   e.g. ``"rnn.weight_hh_l0"``
 =================================  ==========================================================================
 
 A frozen weight (``requires_grad=False``) has no gradient to protect: naming it is refused, and ``layers=None``
@@ -28,6 +32,7 @@ from torch import nn
 
 from spikeseq.errors import ConfigError, ShapeError
 from spikeseq.nn.delay import DelayLinear
+from spikeseq.nn.weight_input import WeightInput, weight_inputs
 
 WEIGHTED: tuple[type[nn.Module], ...] = (nn.Linear, nn.Conv1d, nn.Conv2d, DelayLinear)
 
@@ -86,30 +91,38 @@ def weight_columns(module: nn.Module, name: str) -> tuple[nn.Parameter, int]:
 
 
 def resolve(model: nn.Module, names: list[str] | tuple[str, ...] | None) -> list[Target]:
-    """Targets for the dotted module ``names`` of ``model`` (``None``: every weighted module, in order)."""
+    """Targets for the dotted module ``names`` of ``model`` (``None``: every weighted module, in order), or the
+    dotted names of weights applied functionally (:func:`spikeseq.nn.weight_input.weight_inputs`)."""
     modules = dict(model.named_modules())
+    shown = weight_inputs(model)
     if names is not None:
         check_names(names, "layers")
         if not names:
             raise ConfigError(f"no layers to protect: layers = [] lists none; name the weighted layers (e.g. "
-                              f"{_weighted(modules)[:3]}) or leave layers unset (None) for every weighted layer")
+                              f"{_weighted(modules, shown)[:3]}) or leave layers unset (None) for every weighted "
+                              "layer")
     if names is None:  # every weighted layer that trains: a frozen weight has no gradient to protect
         names = [n for n, m in modules.items() if isinstance(m, WEIGHTED) and n and _trains(m)]
+        names += [n for n in shown if model.get_parameter(n).requires_grad]
         if not names:
-            frozen = [n for n in _weighted(modules) if not _trains(modules[n])]
+            frozen = _weighted(modules, shown)
             raise ConfigError(f"{type(model).__name__} has no trainable weighted layer (Linear, Conv1d, Conv2d, "
-                              f"DelayLinear)" + (f"; frozen (requires_grad=False): {', '.join(frozen)}" if frozen
-                                                 else ""))
+                              f"DelayLinear, or a weight with a WeightInput)"
+                              + (f"; frozen (requires_grad=False): {', '.join(frozen)}" if frozen else ""))
     out = []
     for n in names:
-        if n not in modules:
+        if n in shown:
+            w, module, dim = model.get_parameter(n), shown[n], shown[n].n
+        elif n in modules:
+            module = modules[n]
+            w, dim = weight_columns(module, n)
+        else:
             raise ConfigError(f"no layer named {n!r} in {type(model).__name__}; its weighted layers: "
-                              f"{', '.join(_weighted(modules)) or '(none)'}")
-        w, dim = weight_columns(modules[n], n)
+                              f"{', '.join(_weighted(modules, shown)) or '(none)'}")
         if not w.requires_grad:
             raise ConfigError(f"layer {n!r}: its weight is frozen (requires_grad=False), so it has no gradient to "
                               "protect; unfreeze it (weight.requires_grad_(True)) or leave it out of layers")
-        out.append(Target(n, modules[n], w, dim))
+        out.append(Target(n, module, w, dim))
     if len({id(t.module) for t in out}) != len(out):
         raise ConfigError(f"a layer is listed twice in {list(names)}")
     return out
@@ -133,8 +146,9 @@ def _trains(module: nn.Module) -> bool:
     return isinstance(w, torch.Tensor) and w.requires_grad
 
 
-def _weighted(modules: dict[str, nn.Module]) -> list[str]:
-    return [k for k, m in modules.items() if isinstance(m, WEIGHTED) and k]
+def _weighted(modules: dict[str, nn.Module], shown: dict[str, WeightInput]) -> list[str]:
+    """The names a plug-in accepts: weighted modules, then weights shown by a WeightInput."""
+    return [k for k, m in modules.items() if isinstance(m, WEIGHTED) and k] + list(shown)
 
 
 def check_names(names: object, what: str) -> None:

@@ -30,6 +30,7 @@ from spikeseq.functional.egru import (
 )
 from spikeseq.kernels import dispatch
 from spikeseq.nn.base import StatefulModule
+from spikeseq.nn.weight_input import WeightInput
 
 #: The largest threshold the module uses (the cell's valid range is [0, 1): a unit at threshold >= 1 never fires).
 THRESHOLD_CEILING = 0.999
@@ -50,6 +51,14 @@ class EGRUStackOutput(NamedTuple):
 
     y: torch.Tensor
     events: torch.Tensor
+
+
+def _previous_outputs(y: torch.Tensor, state: EGRUState | None) -> torch.Tensor:
+    """What ``weight_hh`` multiplies at each step: ``y[t-1]`` for ``t = 0 .. T-1`` (the initial state's ``y``, zeros
+    at rest, then ``y[0 .. T-2]``), detached."""
+    y = y.detach()
+    y0 = y.new_zeros(y.shape[1:]) if state is None else state.y.detach().to(y.dtype)
+    return torch.cat([y0[None], y[:-1]])
 
 
 class EGRU(StatefulModule):
@@ -103,6 +112,11 @@ class EGRU(StatefulModule):
                 self.register_parameter(f"{name}_l{layer}", nn.Parameter(w))
             self.register_parameter(f"threshold_l{layer}",
                                     nn.Parameter(beta_threshold_init(hidden_size, thr_mean, generator=gen)))
+        # the inputs of the weights the kernels apply, shown to forward hooks (spikeseq.nn.weight_input): no
+        # parameter, no state; built only while a hook is registered (e.g. a continual-learning plug-in's)
+        self.weight_inputs = nn.ModuleDict({
+            f"{w}_l{layer}": WeightInput(f"{w}_l{layer}", hidden_size if w == "weight_hh" or layer else input_size)
+            for layer in range(num_layers) for w in ("weight_ih", "weight_hh")})
 
     @property
     def surrogate(self) -> sg.Surrogate:
@@ -151,10 +165,15 @@ class EGRU(StatefulModule):
             if layer > 0 and self.dropout > 0:
                 h = F.dropout(h, self.dropout, self.training)
             extra = {} if stacked is None else {"events_out": stacked[layer]}
+            tap_ih, tap_hh = self.weight_inputs[f"weight_ih_l{layer}"], self.weight_inputs[f"weight_hh_l{layer}"]
+            if tap_ih.hooked:
+                tap_ih(h.detach())
             out, st = kernels.egru_scan(h, states[layer], backend=self.backend, eps=self.eps,
                                         dampening=self.dampening, zoneout=self.zoneout,
                                         dropconnect=self.dropconnect, training=self.training,
                                         **extra, **self.layer_params(layer))
+            if tap_hh.hooked:
+                tap_hh(_previous_outputs(out.y, states[layer]))
             h = out.y
             if layer + 1 < self.num_layers:  # half-precision layers: the float32 events feed the next layer's dtype
                 h = h.to(getattr(self, f"weight_ih_l{layer + 1}").dtype)

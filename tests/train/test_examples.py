@@ -23,7 +23,8 @@ def test_there_are_examples():
 def test_example_validates_and_builds(path):
     if continual.is_continual(read_toml(path)):  # a task stream: its own schema ([stream], [continual])
         cfg = continual.load(path)
-        model = build_model(ModelConfig(cfg.model.name, {"n_in": 6, "n_out": 4, **cfg.model.kwargs}))
+        sizes = {} if {"input_size", "n_classes"} & cfg.model.kwargs.keys() else {"n_in": 6, "n_out": 4}
+        model = build_model(ModelConfig(cfg.model.name, {**sizes, **cfg.model.kwargs}))
     else:
         cfg = load_config(path)
         model = build_model(cfg.model)

@@ -27,13 +27,13 @@ from spikeseq.models.registry import Family, register_family
 
 FAMILY = register_family(Family(
     name="egru",
-    tasks=("language_modelling", "classification"),
+    tasks=("language_modelling", "classification", "continual"),
     builders={"egru_lm": build_egru_lm, "gru_lm": build_gru_lm, "lstm_lm": build_lstm_lm,
               "egru_classifier": build_egru_classifier, "rnn_classifier": build_rnn_classifier},
     lowerings=LOWERINGS,
     counters=COUNTERS,
     model_tasks={"egru_lm": ("language_modelling",), "gru_lm": ("language_modelling",),
-                 "lstm_lm": ("language_modelling",), "egru_classifier": ("classification",),
+                 "lstm_lm": ("language_modelling",), "egru_classifier": ("classification", "continual"),
                  "rnn_classifier": ("classification",)},
     description="event-based GRU (EGRU): activity-sparse recurrent language models and classifiers",
 ))

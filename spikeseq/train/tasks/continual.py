@@ -194,15 +194,19 @@ def build_stream(cfg: ContinualConfig):
 
 
 def build_model(cfg: ContinualConfig, stream) -> nn.Module:
-    """The recipe's registry model; ``n_in`` / ``n_out`` default to the stream's input size and outputs."""
+    """The recipe's registry model; ``n_in`` / ``n_out`` (or ``input_size`` / ``n_classes`` when the recipe names
+    either) default to the stream's input size and outputs."""
     from spikeseq.models import registry
 
     kw = dict(cfg.model.kwargs)
     n_in = math.prod(stream.sample_shape[1:])
-    kw.setdefault("n_in", n_in)
-    kw.setdefault("n_out", stream.n_outputs)
-    if kw["n_out"] != stream.n_outputs:
-        raise ConfigError(f"model.n_out = {kw['n_out']} but stream {stream.name!r} needs {stream.n_outputs} outputs")
+    # the sizes' keys: n_in / n_out (spikeseq.models.lifnet), or input_size / n_classes (the recurrent classifiers)
+    k_in, k_out = ("input_size", "n_classes") if {"input_size", "n_classes"} & kw.keys() else ("n_in", "n_out")
+    kw.setdefault(k_in, n_in)
+    kw.setdefault(k_out, stream.n_outputs)
+    if kw[k_out] != stream.n_outputs:
+        raise ConfigError(f"model.{k_out} = {kw[k_out]} but stream {stream.name!r} needs {stream.n_outputs} "
+                          "outputs")
     try:
         return registry.build(cfg.model.name, **kw)
     except TypeError as e:

@@ -19,7 +19,7 @@ from spikeseq.train.tasks.language_modelling import lm_batch
 
 def test_family_registered_with_its_models_and_tasks():
     fam = registry.families()["egru"]
-    assert fam.tasks == ("language_modelling", "classification")
+    assert fam.tasks == ("language_modelling", "classification", "continual")
     assert {"egru_lm", "gru_lm", "lstm_lm", "egru_classifier", "rnn_classifier"} <= set(fam.builders)
     m = registry.build("gru_lm", vocab=10, hidden=8, embed=4)
     assert isinstance(m, RNNLM) and m.rnn.hidden_size == 8
