@@ -4,7 +4,7 @@
         --seeds 0 1 2
     python examples/hlop/run_results.py --summary          # results/hlop/summary.json + summary.md
 
-Each run JSON holds the commit, the equivalent ``spikeseq train`` command, the resolved config and its hash, the
+One folder per recipe (``name``); each run JSON holds the commit, the equivalent ``spikeseq train`` command, the resolved config and its hash, the
 seed, package versions and the metrics (R, ACC, BWT, training time per task, memory; HLOP's subspace quality per
 task and layer under ``diagnostics``). Every run is what
 ``spikeseq train RECIPE --set continual.method=M --set train.seed=S`` computes.
@@ -48,18 +48,19 @@ def run_one(recipe: str, method: str, seed: int, out: Path) -> Path:
         "seed": seed, "versions": versions(), "wall_s": round(time.time() - t0, 1),
         "metrics": {k: res.get(k) for k in ("acc", "bwt", "R", "train_time_s", "memory", "tasks", "setting",
                                             "diagnostics")},
-        "method": method, "stream": res["stream"], **({"error": res["error"]} if "error" in res else {}),
+        "method": method, "stream": res["stream"], "name": cfg.name,
+        **({"error": res["error"]} if "error" in res else {}),
     }
     quality = (res.get("diagnostics") or {}).get("subspace_quality")
     if quality:  # the least converged layer and task: captured / best residual energy (1 = principal subspace)
         blob["metrics"]["subspace_ratio_min"] = min(q["ratio"] for task in quality for q in task.values())
-    path = out / res["stream"] / f"{method}_seed{seed}.json"
+    path = out / cfg.name / f"{method}_seed{seed}.json"   # by recipe: two recipes may run one stream
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json(path, blob)
     if "error" in res:
-        print(f"{res['stream']:16s} {method:10s} seed {seed}: {res['error']}", flush=True)
+        print(f"{cfg.name:16s} {method:10s} seed {seed}: {res['error']}", flush=True)
     else:
-        print(f"{res['stream']:16s} {method:10s} seed {seed}: ACC {100 * res['acc']:6.2f}  BWT "
+        print(f"{cfg.name:16s} {method:10s} seed {seed}: ACC {100 * res['acc']:6.2f}  BWT "
               f"{100 * res['bwt']:+6.2f}  ({blob['wall_s']} s)", flush=True)
     return path
 
@@ -69,7 +70,7 @@ def summary(out: Path) -> dict:
     rows: dict[str, dict[str, list[dict]]] = {}
     for p in sorted(out.glob("*/*_seed*.json")):
         b = read_json(p)
-        rows.setdefault(b["stream"], {}).setdefault(b["method"], []).append(b)
+        rows.setdefault(b.get("name", b["stream"]), {}).setdefault(b["method"], []).append(b)
     table = {}
     for stream, methods in rows.items():
         table[stream] = {}
