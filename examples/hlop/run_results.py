@@ -4,9 +4,9 @@
         --seeds 0 1 2
     python examples/hlop/run_results.py --summary          # results/hlop/summary.json + summary.md
 
-One folder per recipe (``name``); each run JSON holds the commit, the equivalent ``spikeseq train`` command, the resolved config and its hash, the
-seed, package versions and the metrics (R, ACC, BWT, training time per task, memory; HLOP's subspace quality per
-task and layer under ``diagnostics``). Every run is what
+One folder per recipe (``name``); each run JSON holds the commit, the equivalent ``spikeseq train`` command, the
+resolved config and its hash, the seed, package versions and the metrics (R, ACC, BWT, training time per task,
+memory; HLOP's subspace quality per task and layer under ``diagnostics``). Every run is what
 ``spikeseq train RECIPE --set continual.method=M --set train.seed=S`` computes.
 """
 
