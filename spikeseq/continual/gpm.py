@@ -9,11 +9,15 @@ How many directions a task adds: ``k_init`` / ``k_inc`` per layer (the same numb
 both methods store the same number of basis vectors: "equal memory"), or GPM's energy criterion with
 ``threshold`` (keep the fewest directions whose energy, together with what ``Q`` already explains, reaches
 ``threshold`` of ``||R||_F^2``; GPM's PMNIST setting is 0.95 for the first layer and 0.99 for the others, with
-+0.003 per task for 10-split CIFAR-100). A task adds only directions its residual has: singular values of
-``R_res`` above :data:`RANK_RTOL` ``* ||R||_F`` (fewer than ``k_inc`` when the new inputs span fewer, e.g. silent
-units, or a layer whose inputs the old basis already holds); the SVD's remaining rows span its null space, which
-contains ``span(Q)`` itself, and appended they would break the basis' orthonormality (the projector then reverses
-parts of the gradient).
++0.003 per task for 10-split CIFAR-100).
+
+When the residual has fewer directions than ``k`` (singular values above :data:`RANK_RTOL` ``* ||R||_F``: silent
+units, pixels that are zero in every sampled input, inputs the old basis already holds), the fixed-``k`` setting
+fills the rest with an orthonormal basis of what neither the old basis nor the new directions span, as HLOP's new
+lateral neurons, initialised orthogonal to the others, stay where they are when no input reaches them: the same
+number of protected directions either way. The energy criterion adds only directions the residual has. (The SVD's
+own rows beyond the rank span the residual's null space, which contains ``span(Q)``: appended, they broke the
+basis' orthonormality and the projector reversed parts of the gradient.)
 """
 
 from __future__ import annotations
@@ -162,21 +166,25 @@ class GPM:
         q = self.bases[t.name].double().to(r.device)
         res = r - (r @ q.t()) @ q if q.shape[0] else r
         _, s, vh = torch.linalg.svd(res, full_matrices=False)
+        rank = int((s > RANK_RTOL * float(torch.linalg.vector_norm(r))).sum())  # directions the residual has
         cfg = self.config
-        if cfg.threshold is not None:  # GPM's criterion on the energy of R
+        if cfg.threshold is not None:  # GPM's criterion on the energy of R: only directions the residual has
             total = float((r ** 2).sum())
             explained = total - float((res ** 2).sum())
             acc = explained + torch.cumsum(s ** 2, 0)
             k = int((acc < cfg.threshold * total).sum()) + 1 if explained < cfg.threshold * total else 0
+            k = min(k, rank)
         else:
-            k = _per_layer(cfg.k_init if self.task == 0 else cfg.k_inc, t.name)
-        rank = int((s > RANK_RTOL * float(torch.linalg.vector_norm(r))).sum())  # directions the residual has
-        k = min(k, t.n - q.shape[0], rank)
-        new = vh[:k]
-        if q.shape[0] and k:  # re-orthogonalise against the old basis, twice (Gram-Schmidt: "twice is enough")
+            k = min(_per_layer(cfg.k_init if self.task == 0 else cfg.k_inc, t.name), t.n - q.shape[0])
+        new = vh[:min(k, rank)]
+        if q.shape[0] and new.shape[0]:  # re-orthogonalise against the old basis, twice ("twice is enough")
             for _ in range(2):
                 new = new - (new @ q.t()) @ q
             new = torch.linalg.qr(new.t())[0].t()
+        if k > new.shape[0]:  # fewer directions than asked for: fill up from the complement (see module docstring)
+            known = torch.cat([q, new])
+            complement = torch.linalg.qr(known.t(), mode="complete")[0][:, known.shape[0]:].t()
+            new = torch.cat([new, complement[:k - new.shape[0]]])
         return torch.cat([q, new]).to(t.weight.device)
 
     def detach(self) -> None:

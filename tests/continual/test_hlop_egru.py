@@ -131,24 +131,30 @@ def test_bad_names_list_the_egru_weights():
     assert "weight_hh_l0" not in HLOP(rnn, HLOPConfig(layers=None, k_init=2, k_inc=1)).spaces
 
 
-def test_gpm_adds_only_the_directions_a_task_has():
-    """A task whose inputs span fewer new directions than k_inc adds only those (the SVD's other rows span its null
-    space, which holds the old basis: appended, they broke the basis' orthonormality, 0.7 off on HAPT with an
-    EGRU, and the projected training diverged)."""
-    net = torch.nn.Sequential(torch.nn.Linear(6, 2))
-    gpm = GPM(net, GPMConfig(layers=["0"], k_init=2, k_inc=4, freeze_1d=False, input="step"))
+@pytest.mark.parametrize("setting", ["fixed k", "energy threshold"])
+def test_gpm_basis_stays_orthonormal_when_a_task_has_fewer_directions_than_asked(setting):
+    """A task whose inputs span fewer new directions than k_inc: fixed k fills up with directions orthogonal to
+    everything protected (as HLOP's idle lateral neurons), the energy criterion adds only the data's directions.
+    (The SVD's rows beyond the residual's rank span its null space, which holds the old basis: appended, they broke
+    the basis' orthonormality, 0.999 off here and 0.7 on HAPT with an EGRU, where the projected training
+    diverged.)"""
+    net = torch.nn.Sequential(torch.nn.Linear(8, 2))
+    kw = dict(k_init=2, k_inc=3) if setting == "fixed k" else dict(k_init=None, k_inc=None, threshold=0.999)
+    gpm = GPM(net, GPMConfig(layers=["0"], freeze_1d=False, input="step", **kw))
     g = torch.Generator().manual_seed(0)
-    mix = torch.linalg.qr(torch.randn(6, 6, generator=g, dtype=torch.float64))[0].t().float()
 
-    def task(k: int, dims: int) -> TaskData:   # inputs in the span of the first `dims` rows of mix
-        x = torch.randn(3, 32, dims, generator=g) @ mix[:dims]
+    def task(k: int, dims: int) -> TaskData:   # inputs on the first `dims` coordinates, exact zeros elsewhere
+        x = torch.zeros(3, 32, 8)
+        x[..., :dims] = torch.randn(3, 32, dims, generator=g)
         return TaskData(k, lambda size: iter([(x, torch.zeros(32, dtype=torch.int64))]), lambda *a: None)
 
-    # task 0: 2 of its 3 directions; task 1: the third and the new fourth (the residual has rank 2, not 4);
-    # task 2: nothing new
-    for k, (dims, rows) in enumerate(((3, 2), (4, 4), (4, 4))):
+    # fixed k: task 0 keeps 2 of its 3 directions, task 1 the third and 2 of the complement, task 2 the fourth
+    # and 2 more (8 = n); energy: the 3 directions, nothing new, the fourth
+    rows = (2, 5, 8) if setting == "fixed k" else (3, 3, 4)
+    for k, dims in enumerate((3, 3, 4)):
         gpm.begin_task(k)
         gpm.end_task(task(k, dims))
         q = gpm.bases["0"]
-        assert q.shape[0] == rows and torch.allclose(q @ q.t(), torch.eye(rows), atol=1e-5)
-    assert float((q.t() @ q - mix[:4].t() @ mix[:4]).abs().max()) < 1e-5
+        assert q.shape[0] == rows[k] and torch.allclose(q @ q.t(), torch.eye(rows[k]), atol=1e-5)
+    seen = torch.eye(8)[:4]
+    assert float((seen - (seen @ q.t()) @ q).abs().max()) < 1e-5   # every direction the tasks had is protected
