@@ -15,6 +15,7 @@ Memory: two tensors per parameter per task (``separate``) or two per parameter (
 from __future__ import annotations
 
 import math
+import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -147,16 +148,43 @@ class EWC:
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         """Restore :meth:`state_dict` (resume); ConfigError, before anything changes, when the state is not an EWC
-        state or its parameters do not fit this model (names, shapes)."""
+        state, its parameters do not fit this model (names, shapes) or its number of anchors is not what ``mode``
+        keeps at its task (one per finished task ``separate``, at most one ``online``)."""
         check_state_keys(st, STATE_KEYS, "an EWC")
+        task, in_task = st["task"], st["in_task"]
+        try:
+            whole = not isinstance(task, bool) and operator.index(task) >= -1
+        except TypeError:
+            whole = False
+        if not whole or not isinstance(in_task, bool):
+            raise ConfigError(f"checkpoint EWC task = {task!r}, in_task = {in_task!r}: the task must be a whole "
+                              "number >= -1 (-1: none started) and in_task true or false; a corrupt or foreign state")
+        if not isinstance(st["anchors"], list | tuple):
+            raise ConfigError(f"checkpoint EWC anchors must be a list of (fisher, theta) pairs, got "
+                              f"{type(st['anchors']).__name__}")
         for anchor in st["anchors"]:
             self._check_anchor(anchor)
+        self._check_anchor_count(len(st["anchors"]), int(task), in_task)
         self.anchors = [(dict(f), dict(t)) for f, t in st["anchors"]]
         self.task, self.in_task = int(st["task"]), bool(st["in_task"])
         if self.in_task:
             self.in_task = False
             self.task -= 1
             self.begin_task(self.task + 1)
+
+    def _check_anchor_count(self, n: int, task: int, in_task: bool) -> None:
+        """:class:`ConfigError` naming both counts and ``mode`` unless a checkpoint's ``n`` anchors are what this
+        configuration keeps at its task: one per finished task (``separate``), at most one (``online``). Another
+        count is a checkpoint of the other mode (an online EWC given separate anchors penalised with all of them,
+        then kept only the first at its next task's end) or a corrupt state."""
+        finished = task if in_task else task + 1
+        mode = self.config.mode
+        want = finished if mode == "separate" else min(finished, 1)
+        if n != want:
+            state = f"inside task {task}" if in_task else f"after task {task}"
+            raise ConfigError(f"checkpoint EWC holds {n} anchors (Fisher, theta), but {state} ({finished} finished "
+                              f"tasks) EWC mode = {mode!r} keeps {want}: a checkpoint taken with another mode, or a "
+                              "corrupt state; build the EWC with the checkpoint's mode (or start the stream over)")
 
     def _check_anchor(self, anchor: Any) -> None:
         """:class:`ConfigError` naming the parameter and both shapes unless ``anchor`` is a ``(fisher, theta)`` pair

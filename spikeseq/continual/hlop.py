@@ -452,7 +452,8 @@ class HLOP:
 
     def load_state_dict(self, st: dict[str, Any]) -> None:
         """Restore :meth:`state_dict`; ConfigError, before anything changes, when the state is not an HLOP state or
-        does not fit this model (other layers, other sizes, inconsistent subspaces)."""
+        does not fit this model (other layers, other sizes, inconsistent subspaces) or this configuration (a number
+        of subspace neurons other than ``k_init + task k_inc`` at the checkpoint's task)."""
         check_state_keys(st, STATE_KEYS, "an HLOP")
         task, in_task = st["task"], st["in_task"]
         try:
@@ -469,6 +470,7 @@ class HLOP:
             raise ConfigError(f"checkpoint HLOP layers {got} differ from {sorted(self.spaces)}")
         for k, v in st["spaces"].items():
             self.spaces[k].check_state(v, k)
+            self._check_counts(k, v, int(task), in_task)
         for k, v in st["spaces"].items():
             self.spaces[k].load(v, k)
         self.task, self.in_task = int(st["task"]), bool(st["in_task"])
@@ -481,6 +483,39 @@ class HLOP:
                 p.requires_grad_(False)
         if self.in_task:
             self.attach()
+
+    def _expected_k(self, name: str, task: int) -> int:
+        """Subspace neurons of layer ``name`` once task ``task`` has begun under this configuration: ``k_init + task
+        k_inc`` (0 before the first task, ``task = -1``); the rows stay there after the task's end (the merge)."""
+        if task < 0:
+            return 0
+        cfg = self.config
+        return int(cfg.per_layer("k_init", name)) + task * int(cfg.per_layer("k_inc", name))
+
+    def _check_counts(self, name: str, st: dict[str, Any], task: int, in_task: bool) -> None:
+        """:class:`ConfigError` naming layer ``name``, both counts and the setting when a checkpoint subspace (after
+        :meth:`Subspace.check_state`) holds another number of neurons, or of old (merged) neurons, than this
+        configuration gives at the checkpoint's task: a checkpoint of an HLOP with other ``k_init`` / ``k_inc``,
+        whose count would otherwise silently replace this configuration's (and later tasks then grow from it)."""
+        k, n_old = int(st["h"].shape[0]), int(st["n_old"])
+        want = self._expected_k(name, task)
+        cfg = self.config
+        k0, kinc = cfg.per_layer("k_init", name), cfg.per_layer("k_inc", name)
+        rule = ("0 before the first task" if task < 0 else f"k_init = {k0}" if task == 0 else
+                f"k_init + {task} x k_inc = {k0} + {task} x {kinc}")
+        if k != want:
+            setting = "k_init" if task <= 0 else "k_init / k_inc"
+            raise ConfigError(f"checkpoint subspace of layer {name!r} has {k} subspace neurons, but this HLOP's "
+                              f"configuration gives {want} at task {task} ({rule}): the checkpoint was taken with "
+                              f"other {setting} settings; build the HLOP with the checkpoint's {setting} for this "
+                              "layer (or start the stream over)")
+        # in a task, the rows of the earlier tasks are old; between tasks every row is (end_task merged them)
+        want_old = self._expected_k(name, task - 1) if in_task else want
+        if n_old != want_old:
+            state = f"inside task {task}" if in_task else f"after task {task}"
+            raise ConfigError(f"checkpoint subspace of layer {name!r} has n_old = {n_old} old (merged) subspace "
+                              f"neurons, but {state} this HLOP's configuration has {want_old} (k = {k}, in_task = "
+                              f"{in_task}): an inconsistent or corrupt HLOP state")
 
     def memory(self) -> dict[str, int]:
         """Stored lateral neurons per layer and ``"floats"``, the stored lateral weights ``sum k n`` (the memory

@@ -92,13 +92,20 @@ class Stream:
 
 
 def check_stream(stream: Stream) -> None:
-    """Raise :class:`ContinualError` for a stream one model cannot learn (see the messages)."""
+    """Raise :class:`ContinualError` for a stream one model cannot learn (see the messages): inputs that are not
+    time-first float tensors ``[N, T, features...]`` of one shape, labels that are not local class indices, a task
+    whose ``classes`` repeat an output, and, task-incremental, two tasks whose heads share an output."""
     if stream.setting not in SETTINGS:
         raise ContinualError(f"stream {stream.name!r}: setting must be one of {SETTINGS}, got {stream.setting!r}")
     if not stream.tasks:
         raise ContinualError(f"stream {stream.name!r} has no task")
+    for t in stream.tasks:  # dtype and rank first: the shape comparison below reads x.shape[1:]
+        for what, x in (("train", t.train_x), ("test", t.test_x)):
+            _check_input_tensor(stream, t, what, x)
     shape = tuple(stream.tasks[0].train_x.shape[1:])
+    owner: dict[int, str] = {}  # output -> the task-incremental task whose head holds it
     for t in stream.tasks:
+        _check_classes(stream, t, owner)
         for what, x, y in (("train", t.train_x, t.train_y), ("test", t.test_x, t.test_y)):
             if tuple(x.shape[1:]) != shape:
                 head = "a shared head" if stream.setting == "domain" else "one shared network"
@@ -106,29 +113,77 @@ def check_stream(stream: Stream) -> None:
                     f"stream {stream.name!r}: task {t.name!r} {what} samples have shape {tuple(x.shape[1:])} but "
                     f"task {stream.tasks[0].name!r} has {shape}; the tasks feed {head}, so every task needs the "
                     "same input shape (resample, crop or pad them to one shape)")
+            if not isinstance(y, torch.Tensor) or y.dim() != 1:
+                got = tuple(y.shape) if isinstance(y, torch.Tensor) else type(y).__name__
+                raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} labels must be a 1-D tensor "
+                                     f"[N] of class indices, got {got}")
             if x.shape[0] == 0 or x.shape[0] != y.shape[0]:
                 raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} split has {x.shape[0]} "
                                      f"samples and {y.shape[0]} labels (need the same, > 0)")
             if (y.is_floating_point() and not bool((y == y.round()).all())) or y.dtype == torch.bool:
                 raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} labels must be whole class "
                                      f"indices, got dtype {y.dtype} with non-integer values")
-            if x.is_floating_point() and not bool(torch.isfinite(x).all()):
+            if not bool(torch.isfinite(x).all()):
                 raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} inputs contain NaN or Inf; "
                                      "clean or drop those samples")
             if int(y.min()) < 0 or int(y.max()) >= len(t.classes):
                 raise ContinualError(f"stream {stream.name!r}: task {t.name!r} labels must lie in [0, "
                                      f"{len(t.classes)}) (local to its classes), got [{int(y.min())}, {int(y.max())}]")
-        if any(not 0 <= c < stream.n_outputs for c in t.classes):
-            raise ContinualError(f"stream {stream.name!r}: task {t.name!r} uses outputs {t.classes} outside "
-                                 f"0..{stream.n_outputs - 1}")
         if stream.setting == "domain" and list(t.classes) != list(range(stream.n_outputs)):
             raise ContinualError(f"stream {stream.name!r}: a domain-incremental task uses every output of the "
                                  f"shared head, but task {t.name!r} uses {t.classes}")
 
 
+def _check_input_tensor(stream: Stream, t: Task, what: str, x: Any) -> None:
+    """:class:`ContinualError` unless ``x`` is a floating-point ``[N, T, features...]`` tensor (what the continual
+    task feeds the model, time-first, after moving the sample axis: ``[T, B, features...]``)."""
+    if not isinstance(x, torch.Tensor):
+        raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} inputs must be a torch.Tensor "
+                             f"[N, T, features...], got {type(x).__name__}")
+    if not x.is_floating_point():
+        raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} inputs have dtype {x.dtype}; a "
+                             "stream holds floating-point inputs (input currents or spike counts, float32 in every "
+                             "spikeseq stream): convert them with x.float()")
+    if x.dim() < 3:
+        raise ContinualError(f"stream {stream.name!r}: task {t.name!r} {what} inputs have shape {tuple(x.shape)}, "
+                             "but a stream holds [N, T, features...] (samples, time steps, then at least one feature "
+                             "axis); static inputs [N, F] need a time axis (x[:, None].expand(-1, T, -1) for a "
+                             "constant input over T steps), a sequence [N, T] of scalars a feature axis "
+                             "(x.unsqueeze(-1))")
+
+
+def _check_classes(stream: Stream, t: Task, owner: dict[int, str]) -> None:
+    """:class:`ContinualError` unless ``t.classes`` are distinct whole outputs in ``0..n_outputs-1``; in the
+    task-incremental setting also unless no earlier task's head (``owner``: output -> task name, updated here) holds
+    one of them. Local label ``i`` is output ``classes[i]``: a repeated output merges two labels into one output, and
+    an output in two heads is trained by both tasks, so neither head is the task's own."""
+    cls = t.classes
+    if (not isinstance(cls, list | tuple)
+            or not all(isinstance(c, int | np.integer) and not isinstance(c, bool) for c in cls)):
+        raise ContinualError(f"stream {stream.name!r}: task {t.name!r} classes must be a list of whole output "
+                             f"indices (global class ids), got {cls!r}")
+    if any(not 0 <= c < stream.n_outputs for c in cls):
+        raise ContinualError(f"stream {stream.name!r}: task {t.name!r} uses outputs {list(cls)} outside "
+                             f"0..{stream.n_outputs - 1}")
+    dup = sorted({int(c) for c in cls if list(cls).count(c) > 1})
+    if dup:
+        raise ContinualError(f"stream {stream.name!r}: task {t.name!r} lists output(s) {dup} more than once in its "
+                             f"classes {list(cls)}; local label i is output classes[i], so a repeated output would "
+                             "merge two labels into one output: give each of the task's classes its own output")
+    if stream.setting != "task":
+        return
+    shared = sorted(int(c) for c in cls if int(c) in owner)
+    if shared:
+        other = owner[shared[0]]
+        raise ContinualError(f"stream {stream.name!r}: tasks {other!r} and {t.name!r} both use output(s) {shared}; "
+                             "in the task-incremental setting every task owns its outputs (its head), which no "
+                             "other task trains: give the tasks disjoint classes, or use setting 'domain' for one "
+                             "head shared by all tasks")
+    owner.update({int(c): t.name for c in cls})
+
+
 def _split_per_class(y: np.ndarray, test_fraction: float, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    if not 0 < test_fraction < 1:
-        raise ParameterError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    _fraction("test_fraction", test_fraction)
     tr, te = [], []
     for c in np.unique(y):
         idx = rng.permutation(np.flatnonzero(y == c))
@@ -179,8 +234,38 @@ def _permuted(name: str, x: torch.Tensor, y: torch.Tensor, tr: np.ndarray, te: n
 
 
 def _check_tasks(n_tasks: int, most: int) -> None:
+    _whole("n_tasks", n_tasks, None)
     if not 1 <= n_tasks <= most:
         raise ParameterError(f"n_tasks must lie in [1, {most}], got {n_tasks}")
+
+
+def _whole(name: str, value: Any, low: int | None, *, optional: bool = False) -> None:
+    """:class:`ParameterError` naming argument ``name`` unless ``value`` is a whole number >= ``low`` (a Python or
+    numpy integer, not a bool; ``None`` too when ``optional``; ``low=None``: the type only, the caller checks the
+    range). The recipe path refuses these first, with a ConfigError
+    (:func:`spikeseq.train.stream.check_stream_kwargs`); called from Python, a fraction or a string failed deep inside
+    numpy or torch with a raw TypeError."""
+    if value is None and optional:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        bound = "" if low is None else f" >= {low}"
+        none = " or None" if optional else ""
+        raise ParameterError(f"{name} must be a whole number{bound}{none}, got {value!r} "
+                             f"({type(value).__name__}); pass an int")
+    if low is not None and value < low:
+        raise ParameterError(f"{name} must be >= {low}, got {value}")
+
+
+def _fraction(name: str, value: Any) -> None:
+    """:class:`ParameterError` naming ``name`` unless ``value`` is a number in (0, 1)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating) or not 0 < value < 1:
+        raise ParameterError(f"{name} must lie in (0, 1), got {value!r}")
+
+
+def _flag(name: str, value: Any) -> None:
+    """:class:`ParameterError` naming ``name`` unless ``value`` is a bool (a string such as "no" is truthy)."""
+    if not isinstance(value, bool | np.bool_):
+        raise ParameterError(f"{name} must be True or False, got {value!r} ({type(value).__name__})")
 
 
 # ---------------------------------------------------------------------------------------------------- digits
@@ -190,8 +275,7 @@ def _digits(steps: int) -> tuple[torch.Tensor, torch.Tensor]:
     except ImportError:
         raise DataError("the digits streams read scikit-learn's bundled 8x8 digits: pip install scikit-learn "
                         "(in spikeseq's dev extra)") from None
-    if steps < 1:
-        raise ParameterError(f"steps must be >= 1, got {steps}")
+    _whole("steps", steps, 1)
     d = load_digits()
     x = torch.from_numpy(d.data.astype(np.float32) / 16.0)  # intensities 0..16 -> [0, 1]
     return x[:, None, :].expand(-1, steps, -1).contiguous(), torch.from_numpy(d.target.astype(np.int64))
@@ -202,6 +286,7 @@ def digits_split(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 0.3
     """Split digits: classes {0,1}, {2,3}, ... as ``n_tasks`` tasks in ``setting`` (task-incremental: a head per
     task; domain-incremental: one shared 2-output head); ``x [N, steps, 64]``."""
     _check_tasks(n_tasks, 5)
+    _whole("seed", seed, 0)
     x, y = _digits(steps)
     tr, te = _split_per_class(y.numpy(), test_fraction, np.random.default_rng(seed))
     return _split_stream("digits_split", setting, x, y, tr, te, n_tasks,
@@ -211,6 +296,7 @@ def digits_split(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 0.3
 def digits_permuted(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 0.3, seed: int = 0) -> Stream:
     """Permuted digits: ``n_tasks`` fixed pixel permutations (task 0 unpermuted), shared 10-class head."""
     _check_tasks(n_tasks, 100)
+    _whole("seed", seed, 0)
     x, y = _digits(steps)
     rng = np.random.default_rng(seed)
     tr, te = _split_per_class(y.numpy(), test_fraction, rng)
@@ -222,6 +308,9 @@ def digits_permuted(*, steps: int = 8, n_tasks: int = 5, test_fraction: float = 
 def _nmnist(root, n_bins: int, downsample: int, pool: bool, test_fraction: float, rng: np.random.Generator):
     from spikeseq.data import nmnist
 
+    _whole("n_bins", n_bins, 1)
+    _whole("downsample", downsample, 1)
+    _flag("pool", pool)
     kw = dict(n_bins=n_bins, downsample=downsample, show_progress=False)
     a, b = nmnist.load_frames(root, "train", **kw), nmnist.load_frames(root, "test", **kw)
     x = torch.cat([a.x, b.x]).float().flatten(2)  # [N, T, 2 * H * W], polarity-major
@@ -239,6 +328,7 @@ def nmnist_split(root: str | os.PathLike | None = None, *, n_bins: int = 10, dow
     """Split N-MNIST: 5 tasks of 2 digits in ``setting`` (as :func:`digits_split`); ``x [N, n_bins, 2 * H * W]``
     spike counts."""
     _check_tasks(n_tasks, 5)
+    _whole("seed", seed, 0)
     rng = np.random.default_rng(seed)
     x, y, tr, te = _nmnist(root, n_bins, downsample, pool, test_fraction, rng)
     return _split_stream("nmnist_split", setting, x, y, tr, te, n_tasks,
@@ -249,6 +339,7 @@ def nmnist_permuted(root: str | os.PathLike | None = None, *, n_bins: int = 10, 
                     n_tasks: int = 5, pool: bool = True, test_fraction: float = 0.3, seed: int = 0) -> Stream:
     """Permuted N-MNIST: one fixed permutation of the pixel positions per task (task 0 unpermuted), shared head."""
     _check_tasks(n_tasks, 100)
+    _whole("seed", seed, 0)
     rng = np.random.default_rng(seed)
     x, y, tr, te = _nmnist(root, n_bins, downsample, pool, test_fraction, rng)
     n, t, c = x.shape
@@ -264,8 +355,9 @@ def nmnist_permuted(root: str | os.PathLike | None = None, *, n_bins: int = 10, 
 def _hapt(root, window: int, stride: int, test_fraction: float):
     from spikeseq.data import hapt
 
-    if not 0 < test_fraction < 1:
-        raise ParameterError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    _whole("window", window, 1)
+    _whole("stride", stride, 1)
+    _fraction("test_fraction", test_fraction)
     w = hapt.load_windows(root, "all", window=window, stride=stride)
     exp = np.asarray(w.meta["experiment"])
     start = np.asarray(w.meta["start"])
@@ -294,6 +386,9 @@ def hapt_subjects(root: str | os.PathLike | None = None, *, n_tasks: int = 5, wi
     """Subject-incremental HAPT: subjects (sorted, shuffled with ``seed``) in ``n_tasks`` groups, shared 6-class
     head; ``x [N, window, 6]`` standardised with task 0's training statistics. ``max_train`` keeps a seeded random
     subset of each task's training windows (smaller CPU runs)."""
+    _whole("n_tasks", n_tasks, None)  # its range needs the subject count: _check_tasks below
+    _whole("max_train", max_train, 1, optional=True)
+    _whole("seed", seed, 0)
     w, is_test, keep = _hapt(root, window, stride, test_fraction)
     rng = np.random.default_rng(seed)
     subjects = rng.permutation(np.unique(w.subject.numpy()))
@@ -315,6 +410,7 @@ def hapt_subjects(root: str | os.PathLike | None = None, *, n_tasks: int = 5, wi
 def hapt_activities(root: str | os.PathLike | None = None, *, window: int = 128, stride: int = 64,
                     test_fraction: float = 0.2, seed: int = 0) -> Stream:
     """Activity-incremental HAPT: activities {0,1}, {2,3}, {4,5} as 3 task-incremental tasks."""
+    _whole("seed", seed, 0)
     w, is_test, keep = _hapt(root, window, stride, test_fraction)
     tr, te = np.flatnonzero(keep & ~is_test), np.flatnonzero(keep & is_test)
     tasks = _class_pairs("acts", w.x, w.y, tr, te, [[0, 1], [2, 3], [4, 5]])
@@ -326,15 +422,21 @@ def hapt_activities(root: str | os.PathLike | None = None, *, window: int = 128,
 # ------------------------------------------------------------------------------------------- MNIST, CIFAR-100
 def _static(images: torch.Tensor, steps: int, scale: float) -> torch.Tensor:
     """``uint8 [N, ...] -> [N, steps, ...]`` float32 ``images / scale``, the time axis a stride-0 view."""
-    if steps < 1:
-        raise ParameterError(f"steps must be >= 1, got {steps}")
+    _whole("steps", steps, 1)
     x = images.to(torch.float32) / scale
     return x.unsqueeze(1).expand(x.shape[0], steps, *x.shape[1:])
 
 
+def _sizes(steps: Any, n_tasks: Any, most: int, max_train: Any, max_test: Any, seed: Any) -> None:
+    """The integer arguments of :func:`pmnist` / :func:`cifar100_split`, checked before any file is read."""
+    _whole("steps", steps, 1)
+    _check_tasks(n_tasks, most)
+    _whole("max_train", max_train, 1, optional=True)
+    _whole("max_test", max_test, 1, optional=True)
+    _whole("seed", seed, 0)
+
+
 def _first(n: int | None, *ts: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    if n is not None and n < 1:
-        raise ParameterError(f"max_train / max_test must be >= 1, got {n}")
     return tuple(t[:n] for t in ts) if n is not None else ts
 
 
@@ -344,7 +446,7 @@ def pmnist(root: str | os.PathLike | None = None, *, steps: int = 20, n_tasks: i
     ``x [N, steps, 784]`` intensities / 255 (see the module docstring for memory)."""
     from spikeseq.data import images
 
-    _check_tasks(n_tasks, 100)
+    _sizes(steps, n_tasks, 100, max_train, max_test, seed)
     tr, te = images.load_mnist(root, "train"), images.load_mnist(root, "test")
     xtr, ytr = _first(max_train, tr.x.flatten(1), tr.y)
     xte, yte = _first(max_test, te.x.flatten(1), te.y)
@@ -364,7 +466,7 @@ def cifar100_split(root: str | os.PathLike | None = None, *, steps: int = 20, n_
     ``x [N, steps, 3, 32, 32]`` intensities / 255; ``max_train`` / ``max_test`` keep the first samples per task."""
     from spikeseq.data import images
 
-    _check_tasks(n_tasks, 10)
+    _sizes(steps, n_tasks, 10, max_train, max_test, seed)
     tr, te = images.load_cifar100(root, "train"), images.load_cifar100(root, "test")
     tasks = []
     for i in range(n_tasks):

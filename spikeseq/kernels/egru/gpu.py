@@ -97,6 +97,8 @@ def egru_scan(x: torch.Tensor, state: EGRUState | None = None, **params) -> tupl
 
 def supports(x, state=None, *, weight_ih=None, weight_hh=None, bias_ih=None, bias_hh=None, threshold=None,
              **_: object) -> str | None:
-    """Why this backend cannot run a valid call (device, dtype), or ``None``."""
+    """Why this backend cannot run a valid call (device, dtype), or ``None``; a malformed ``state`` (e.g. a bare
+    tensor) is taken, and :func:`~spikeseq.functional.egru.prepare_egru` refuses it with the reference's
+    :class:`~spikeseq.errors.ShapeError` (:func:`~spikeseq.kernels.egru._common.call_problem`)."""
     devices = triton_devices()
     return call_problem(x, state, (weight_ih, weight_hh, bias_ih, bias_hh, threshold), devices, "the Triton kernel")
