@@ -4,7 +4,8 @@
   citation, files, URLs, checksums).
 - ``check NAME``: verify the checksums of the files present (downloaded archives and the manifest's ``[[check]]``
   files), list what is missing and load every split (counts per class). Exit code 1 when something is missing
-  or wrong.
+  or wrong, including a split that loads but warns that the copy is incomplete (``DataIncompleteWarning``, e.g.
+  N-MNIST digits without any recording).
 - ``fetch NAME``: download, verify and unpack (``temporal`` is generated locally).
 """
 
@@ -119,7 +120,8 @@ def _check_file(p: Path, expected: list[tuple[str, str, int]], listed_in_check: 
 
 
 def _print_summary(name: str, root: Path | None) -> int:
-    """Load every split, print one ``LOAD`` line each; the number of splits that failed."""
+    """Load every split, print one ``LOAD`` line each and a ``WARNING`` line per incomplete-copy warning
+    (:class:`~spikeseq.data.repair.DataIncompleteWarning`); the number of splits that failed plus those warnings."""
     from spikeseq.data.registry import summary
 
     bad = 0
@@ -131,6 +133,9 @@ def _print_summary(name: str, root: Path | None) -> int:
             print(f"LOAD     {split}: {s['n']} samples, per class {s['per_class']}")
         else:
             print(f"LOAD     {split}: {s['n']} windows of {s['seq_len']} tokens, vocabulary {s['vocab']}")
+        for w in s.get("warnings", ()):
+            print(f"WARNING  {split}: {w}")
+            bad += 1
     return bad
 
 

@@ -53,7 +53,7 @@ def basicmotions(root: str | os.PathLike | None = None, split: str = "train") ->
     folder = dataset_root("basicmotions", root, "BasicMotions_TRAIN.ts", ("basicmotions", "har/basicmotions"))
     path = folder / f"BasicMotions_{split.upper()}.ts"
     if not path.is_file():
-        raise missing_files_error("basicmotions", [path])
+        raise missing_files_error("basicmotions", [path], root=root)
     ts = read_ts(path, allow_missing=False)  # BasicMotions has no gaps: a '?' would reach training as NaN
     _check_same_classes(path, ts.classes, folder / f"BasicMotions_{'TEST' if split == 'train' else 'TRAIN'}.ts")
     # Channel order of the UEA release: 3-axis accelerometer, then 3-axis gyroscope (UEA archive description).

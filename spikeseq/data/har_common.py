@@ -142,7 +142,7 @@ def dataset_root(name: str, root: str | os.PathLike | None, marker: str, alterna
             sub = None
         if sub is not None and (sub / marker).exists():
             return sub
-    raise missing_files_error(name, [base / marker])
+    raise missing_files_error(name, [base / marker], root=root)
 
 
 __all__ = [

@@ -98,7 +98,8 @@ def load_mnist(root: str | os.PathLike | None = None, split: str = "train") -> I
     if any(p is None for p in found):
         from spikeseq.data.manifest import missing_files_error
 
-        raise missing_files_error("mnist", [base / f"{s}.gz" for s, p in zip(stems, found) if p is None])
+        raise missing_files_error("mnist", [base / f"{s}.gz" for s, p in zip(stems, found) if p is None],
+                                  root=root)
     x, y = read_idx(found[0]), read_idx(found[1])
     if x.ndim != 3 or y.ndim != 1 or x.shape[0] != y.shape[0]:
         raise DataError(f"mnist {split}: images {x.shape} and labels {y.shape} do not match ([N, 28, 28] and [N])")
@@ -120,7 +121,7 @@ def load_cifar100(root: str | os.PathLike | None = None, split: str = "train", *
     if not path.is_file():
         from spikeseq.data.manifest import missing_files_error
 
-        raise missing_files_error("cifar100", [path])
+        raise missing_files_error("cifar100", [path], root=root)
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size == 0 or raw.size % CIFAR100_RECORD:
         raise DataError(f"{path}: {raw.size} bytes is not a whole number of {CIFAR100_RECORD}-byte records (1 coarse "

@@ -136,8 +136,23 @@ def dataset_dir(name: str, root: str | os.PathLike | None = None) -> Path:
     return base / load_manifest(name).subdir
 
 
-def missing_files_error(name: str, missing: list[Path], where: Path | None = None) -> DataError:
-    """A :class:`DataError` naming the missing files, the dataset's download URLs and ``$SPIKESEQ_DATA``."""
+def _inside(path: Path, base: Path) -> bool:
+    try:
+        path.resolve().relative_to(base.resolve())
+    except (ValueError, OSError, RuntimeError):
+        return False
+    return True
+
+
+def missing_files_error(name: str, missing: list[Path], where: Path | None = None, *,
+                        root: str | os.PathLike | None = None) -> DataError:
+    """A :class:`DataError` naming the missing files, the folder actually searched and how to fix it.
+
+    ``root`` is the root the caller was given explicitly (``None``: the data root was used). Then the message
+    names that root, says the data root (``$SPIKESEQ_DATA``) was not used, and how to install there. Without
+    ``root``, paths outside the data root are taken as given explicitly (e.g. a file path passed to a reader) and
+    said to be so; otherwise the message names ``$SPIKESEQ_DATA`` and the download URLs.
+    """
     try:
         man = load_manifest(name)
         urls = [f.url for f in man.files if f.url]
@@ -146,12 +161,29 @@ def missing_files_error(name: str, missing: list[Path], where: Path | None = Non
         urls, subdir = [], name
     shown = ", ".join(str(p) for p in missing[:5]) + (f" (and {len(missing) - 5} more)" if len(missing) > 5 else "")
     env = os.environ.get(ENV_DATA)
-    msg = (
-        f"{name}: missing {shown}"
-        + (f" under {where}" if where is not None else "")
-        + f". The data root is {ENV_DATA}={env!r}" + ("" if env else f" (unset, so {data_root()})")
-        + f"; put the dataset in <data root>/{subdir}"
-    )
+    data_root_txt = f"{ENV_DATA}={env!r}" + ("" if env else f" (unset, so {data_root()})")
+    fetch = f"`spikeseq data fetch {name}`" if urls else ""
+    head = f"{name}: missing {shown}" + (f" under {where}" if where is not None else "")
+    if root is not None:
+        r = str(Path(root))
+        msg = (
+            f"{head}. Searched the root passed explicitly, root={r!r} (so the data root, {data_root_txt}, was not "
+            f"used): put the dataset's files in {r}"
+        )
+        if fetch:
+            msg += (f", or run `spikeseq data fetch {name} --root DIR` (downloads {', '.join(urls)} into "
+                    f"DIR/{subdir}) and pass root='DIR/{subdir}'")
+        return DataError(msg + f"; or pass no root to read <data root>/{subdir}")
+    if missing and not any(_inside(Path(p), data_root()) for p in missing):
+        msg = (
+            f"{head}. The data root is {data_root_txt}, but that path is outside it: it came from a root or file "
+            f"path passed explicitly, and only that was searched; put the files there or fix the path passed, "
+            f"or pass no root/path to read <data root>/{subdir}"
+        )
+        if fetch:
+            msg += f" (installed by {fetch}, which downloads {', '.join(urls)})"
+        return DataError(msg)
+    msg = f"{head}. The data root is {data_root_txt}; put the dataset in <data root>/{subdir}"
     if urls:
-        msg += f", or run `spikeseq data fetch {name}` (downloads {', '.join(urls)})"
+        msg += f", or run {fetch} (downloads {', '.join(urls)})"
     return DataError(msg)

@@ -32,7 +32,7 @@ from spikeseq.data._atomic import atomic_path
 from spikeseq.data._progress import progress
 from spikeseq.data.events import FrameSet, bin_counts, bin_events, compact_dtype, time_bins
 from spikeseq.data.manifest import dataset_dir, missing_files_error
-from spikeseq.data.repair import warn_repair
+from spikeseq.data.repair import warn_incomplete, warn_repair
 from spikeseq.errors import DataError, ParameterError
 
 SENSOR_SIZE = (34, 34, 2)  # (W, H, P) as tonic
@@ -204,7 +204,7 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
     else:
         archive = base / f"{split}.zip"
         if not archive.is_file():
-            raise missing_files_error("nmnist", [folder, archive])
+            raise missing_files_error("nmnist", [folder, archive], root=root)
         try:
             with zipfile.ZipFile(archive) as z:
                 names = z.namelist()
@@ -225,8 +225,9 @@ def list_recordings(root: str | os.PathLike | None = None, split: str = "train")
 
 def _check_listing(recs: list[Recording], split: str, base: Path) -> None:
     """:class:`DataError` when two recordings share an MNIST index (a copied file: one sample counted twice, maybe
-    under two labels); a :class:`~spikeseq.data.repair.DataRepairWarning` naming the digits without any recording
-    (a missing or emptied class folder: a classifier trained on the split would never see them)."""
+    under two labels); a :class:`~spikeseq.data.repair.DataIncompleteWarning` (a ``DataRepairWarning`` that
+    ``spikeseq data check`` counts as a problem) naming the digits without any recording (a missing or emptied class
+    folder: a classifier trained on the split would never see them)."""
     idx = np.fromiter((r.index for r in recs), np.int64, len(recs))
     dup = np.flatnonzero(idx[1:] == idx[:-1])
     if dup.size:
@@ -236,9 +237,9 @@ def _check_listing(recs: list[Recording], split: str, base: Path) -> None:
                         "one digit: delete the copy, or restore the split with `spikeseq data fetch nmnist --force`")
     missing = sorted(set(range(len(CLASSES))) - {r.label for r in recs})
     if missing:
-        warn_repair(f"N-MNIST {split} under {base} has no recording of digit(s) {missing} (class folder missing or "
-                    f"empty): the split is incomplete and a classifier trained on it never sees those digits; restore "
-                    "them with `spikeseq data fetch nmnist`", stacklevel=4)
+        warn_incomplete(f"N-MNIST {split} under {base} has no recording of digit(s) {missing} (class folder missing "
+                        "or empty): the split is incomplete and a classifier trained on it never sees those digits; "
+                        "restore them with `spikeseq data fetch nmnist`", stacklevel=4)
 
 
 def _digit_folders(folder: Path) -> list[tuple[int, str]]:

@@ -70,7 +70,7 @@ def _h5(name: str) -> Callable[..., Any]:
         base = Path(root) if root is not None else dataset_dir(name)
         path = base / f"{name}_{split}.h5"
         if not path.is_file():
-            err = missing_files_error(name, [path])
+            err = missing_files_error(name, [path], root=root)
             if name == "temporal":
                 raise DataError(f"{err}; or generate it: spikeseq.data.temporal_task.generate_split({str(base)!r})")
             raise err
@@ -176,13 +176,30 @@ def _describe(ds: Any) -> dict[str, Any]:
 
 def summary(name: str, root: str | os.PathLike | None = None) -> dict[str, dict[str, Any]]:
     """Per split: number of samples and per-class counts (token windows: window length and vocabulary size), or
-    the error that loading gave (any exception: a :class:`DataError`'s message, else its type and message)."""
+    the error that loading gave (any exception: a :class:`DataError`'s message, else its type and message).
+
+    A split whose loading emitted :class:`~spikeseq.data.repair.DataIncompleteWarning` (an incomplete or damaged
+    copy that still loads, e.g. N-MNIST digits without any recording) also gets ``"warnings"``: their messages,
+    which ``spikeseq data check`` counts as problems. Other warnings are passed on unchanged.
+    """
+    import warnings
+
+    from spikeseq.data.repair import DataIncompleteWarning
+
     out: dict[str, dict[str, Any]] = {}
     for split in SPLITS[name]:
-        try:
-            out[split] = _describe(load(name, split, root))
-        except DataError as e:
-            out[split] = {"error": str(e)}
-        except Exception as e:  # `data check` reports every failure as a problem and goes on
-            out[split] = {"error": f"{type(e).__name__}: {e}"}
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", DataIncompleteWarning)  # counted however the caller filters them
+            try:
+                out[split] = _describe(load(name, split, root))
+            except DataError as e:
+                out[split] = {"error": str(e)}
+            except Exception as e:  # `data check` reports every failure as a problem and goes on
+                out[split] = {"error": f"{type(e).__name__}: {e}"}
+        incomplete = [str(w.message) for w in caught if issubclass(w.category, DataIncompleteWarning)]
+        if incomplete:
+            out[split]["warnings"] = list(dict.fromkeys(incomplete))
+        for w in caught:
+            if not issubclass(w.category, DataIncompleteWarning):
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno, source=w.source)
     return out

@@ -3,7 +3,7 @@
 Header lines start with ``@`` (``@problemName``, ``@dimensions``, ``@seriesLength``, ``@classLabel true A B ...``,
 ``@data``), ``#`` lines are comments. After ``@data`` each case is one line: the dimensions separated by ``:``,
 values within a dimension by ``,``, the class label last. ``?`` is a missing value (NaN). Only equal-length
-series without timestamps are supported (what BasicMotions uses).
+series without timestamps are supported (what BasicMotions uses): a header ``@timeStamps true`` is refused.
 """
 
 from __future__ import annotations
@@ -87,6 +87,11 @@ def read_ts(path: str | os.PathLike, *, allow_missing: bool = True) -> TSData:
                 if twice:
                     raise DataError(f"{path}: line {ln_no}: @classLabel lists {twice} more than once; each class "
                                     "name must appear once (its position is the label id)")
+            elif key == "timestamps" and value.strip().lower() != "false":
+                raise DataError(f"{path}: line {ln_no} reads {s!r}: series with time stamps (values written as "
+                                "'(time,value)' pairs) are not supported by this reader, only equal-length series "
+                                "sampled at a fixed rate; convert the file to plain values and write "
+                                "'@timeStamps false' (or drop the line)")
             else:
                 header[key] = value.strip()
             continue

@@ -23,6 +23,15 @@ branches) raise :class:`~spikeseq.errors.ExportError` naming the node; an unread
 file, and a node type the reader does not know, raise :class:`~spikeseq.errors.DataError` (naming the node and its
 type). A file whose ``version`` is not of the NIR series this module implements (:data:`NIR_SERIES`), or that
 records none, is read with a :class:`NIRVersionWarning` naming both versions.
+
+Negative thresholds are valid NIR and are read and written unchanged: NIR 1.0 defines ``Threshold``, ``IF``,
+``LIF`` and ``CubaLIF`` by the strict comparison ``v > v_threshold`` with no sign constraint (specs/targets.md §1.2),
+and models in physical units have one (``v_leak = v_reset = -65``, ``v_threshold = -50`` in mV). ``to_nir`` does not
+refuse them either, so import and export agree. What does refuse them is elsewhere, and names the node: spikeseq's
+own ``nn`` neurons need ``v_th > 0`` (their rest is ``v = 0``), and the Loihi quantiser has no negative threshold
+mantissa (:class:`~spikeseq.errors.ExportError` ``node '<name>': negative threshold is not representable on Loihi``).
+NIR carries no initial state: the interpreter starts every ``v`` at 0, so a neuron whose ``v_threshold`` is below
+0 fires in its first step unless its input holds it down.
 """
 
 from __future__ import annotations

@@ -178,6 +178,30 @@ def _check_input(x: torch.Tensor, n_in: int) -> None:
                   "non-finite")
 
 
+def _first_bad(t: torch.Tensor) -> str:
+    """``[j, i]``: the index of the first NaN or Inf of ``t`` (a parameter known to hold one)."""
+    return "[" + ", ".join(str(int(i)) for i in (~torch.isfinite(t.detach())).nonzero()[0]) + "]"
+
+
+def check_finite_parameters(weight: torch.Tensor | None = None, delay: torch.Tensor | None = None,
+                            bias: torch.Tensor | None = None, *, kernel: torch.Tensor | None = None) -> None:
+    """Refuse NaN or Inf in a delay layer's parameters, naming the parameter and the first bad synapse, as the
+    inputs and states are refused (and as the EGRU and the neurons refuse theirs): ``weight``, ``bias`` and
+    ``kernel`` raise :class:`~spikeseq.errors.NonFiniteError`; ``delay`` raises
+    :class:`~spikeseq.errors.ParameterError` (as the delay paths always have for NaN positions). Otherwise a NaN
+    weight reaches only the outputs of the synapses that carry it, and an infinite delay is clamped to 0 or
+    ``max_delay`` by the eval path and silently used."""
+    for name, t in (("weight", weight), ("bias", bias), ("kernel", kernel)):
+        if t is not None and t.is_floating_point() and not all_finite(t):
+            raise NonFiniteError(f"the delay layer's parameter {name} contains NaN or Inf (first at {name}"
+                                 f"{_first_bad(t)}): a diverged update? lower the learning rate or restart from a "
+                                 f"checkpoint with finite values, or find where the {name} became non-finite")
+    if delay is not None and delay.is_floating_point() and not all_finite(delay):
+        raise ParameterError(f"the delay layer's parameter delay: the delays contain NaN or Inf (first at delay"
+                             f"{_first_bad(delay)}; a diverged update of the positions?): lower the delays' learning "
+                             "rate or restart from a checkpoint with finite delays")
+
+
 def _check_finite(t: torch.Tensor, what: str, fix: str) -> None:
     """Raise :class:`~spikeseq.errors.NonFiniteError` naming ``what`` and the first non-finite ``[step, batch row]``
     when ``t`` (``[steps, B, in]``) holds a NaN or an Inf. Checked up front, as the EGRU and the neurons do (they
@@ -230,6 +254,7 @@ def delay_conv(x: torch.Tensor, kernel: torch.Tensor, state: DelayState | None =
     if kernel.dim() != 3 or kernel.shape[-1] < 2:
         raise ShapeError(f"kernel must be [out, in, K] with K >= 2 taps, got shape {tuple(kernel.shape)}")
     _check_input(x, kernel.shape[1])
+    check_finite_parameters(bias=bias, kernel=kernel)
     max_delay = kernel.shape[-1] - 1
     xp = _with_history(x, state, max_delay)
     # conv1d is a cross-correlation over [B, in, max_delay + T]: tap n sees x[t + n - max_delay], delay max_delay - n
@@ -245,9 +270,7 @@ def delay_gaussian(x: torch.Tensor, state: DelayState | None = None, *, weight: 
     check_max_delay(max_delay)
     _check_weight_delay(weight, delay)
     _check_input(x, weight.shape[1])
-    if not bool(torch.isfinite(delay.detach()).all()):
-        raise ParameterError("the delays contain NaN or Inf (a diverged update of the positions?): lower the "
-                             "delays' learning rate or restart from a checkpoint with finite delays")
+    check_finite_parameters(weight, delay, bias)
     k = torch.arange(max_delay, -1, -1, device=x.device, dtype=x.dtype)  # conv order: tap n has delay K-1-n
     kernel = _GaussianKernel.apply(weight, delay, k, _width(sigma, sigma_offset))
     xp = _with_history(x, state, max_delay)
@@ -259,8 +282,7 @@ def integer_delays(delay: torch.Tensor, max_delay: int) -> torch.Tensor:
     """Check that ``delay`` holds integers in ``[0, max_delay]`` and return it as int64."""
     check_max_delay(max_delay)
     if delay.is_floating_point():
-        if not bool(torch.isfinite(delay).all()):
-            raise ParameterError("delays contain NaN or Inf")
+        check_finite_parameters(delay=delay)
         if not torch.equal(delay, torch.round(delay)):
             raise ParameterError(
                 "integer-delay semantics were asked for but the delays are not integers; round them first "
@@ -308,6 +330,7 @@ def delay_integer(x: torch.Tensor, state: DelayState | None = None, *, weight: t
     """
     _check_weight_delay(weight, delay)
     _check_input(x, weight.shape[1])
+    check_finite_parameters(weight, None, bias)
     t, b, _ = x.shape
     if plan is None or plan.steps != t:
         plan = integer_plan(weight, delay, max_delay, t)
@@ -325,6 +348,7 @@ def delay_shift_reference(x: torch.Tensor, state: DelayState | None = None, *, w
     """Reference of :func:`delay_integer`: one masked matmul per delay value, ``sum_k x[t-k] @ (W * [D == k])^T``."""
     _check_weight_delay(weight, delay)
     _check_input(x, weight.shape[1])
+    check_finite_parameters(weight, None, bias)
     d = integer_delays(delay, max_delay)
     xp = _with_history(x, state, max_delay)
     t = x.shape[0]
@@ -344,8 +368,7 @@ def uniform_delays(shape: tuple[int, ...], max_delay: int, *, generator: torch.G
 
 
 __all__ = [
-    "SIGMA_FINAL", "SIGMA_OFFSET", "DelayState", "check_max_delay", "delay_conv", "delay_gaussian", "delay_integer",
-    "delay_shift_reference", "gaussian_kernel", "gaussian_taps", "integer_delays", "integer_plan", "IntegerPlan",
-    "sigma_schedule",
-    "uniform_delays",
+    "SIGMA_FINAL", "SIGMA_OFFSET", "DelayState", "check_finite_parameters", "check_max_delay", "delay_conv",
+    "delay_gaussian", "delay_integer", "delay_shift_reference", "gaussian_kernel", "gaussian_taps", "integer_delays",
+    "integer_plan", "IntegerPlan", "sigma_schedule", "uniform_delays",
 ]

@@ -15,7 +15,10 @@ CUDA kernel's stabilisation): ``WKVState(a, b, p)`` with ``A = a e^p``, ``B = b 
     q  = max(p, u + k);      y = (e^{p-q} a + e^{u+k-q} v) / (e^{p-q} b + e^{u+k-q})
     p' = max(p - w, k);      a' = e^{p-w-p'} a + e^{k-p'} v;      b' = e^{p-w-p'} b + e^{k-p'}
 
-so every exponential is of a number <= 0. The initial state is ``a = b = 0``, ``p = -1e38``. ``p`` is the running
+so every exponential is of a number <= 0. The initial state is ``a = b = 0``, ``p = -1e38`` (:func:`initial_p`:
+float16, whose range ends at -65504, gets its most negative finite value instead; with ``a = b = 0`` any finite
+``p`` below every key gives the same outputs and next state, since ``e^{p-q} <= 1`` only scales zeros and
+``p' = max(p - w, k) = k``). ``p`` is the running
 maximum ``max_i(k[i] - (t-i) w)``, the same in every form below, so final states agree field by field.
 
 Three forms, all agreeing on outputs, final states and every gradient:
@@ -61,11 +64,20 @@ class WKVState(NamedTuple):
     p: torch.Tensor
 
 
+def initial_p(dtype: torch.dtype) -> float:
+    """The ``p`` of an empty WKV history in a state of ``dtype``: :data:`P0` (``-1e38``) where ``dtype`` holds it
+    (float32, float64, bfloat16: unchanged, so their results stay bit-identical), else the dtype's most negative
+    finite value (float16: -65504; ``-1e38`` would overflow it). A finite value, not ``-inf``: every kernel computes
+    ``p - q`` and ``p - w`` on it, and the fused paths never see an infinity."""
+    lo = torch.finfo(dtype).min if dtype.is_floating_point else P0
+    return P0 if lo <= P0 else float(lo)
+
+
 def initial_wkv_state(batch: int, channels: int, *, dtype: torch.dtype = torch.float32,
                       device: torch.device | str | None = None) -> WKVState:
-    """The state before the first token: ``a = b = 0``, ``p = -1e38``."""
+    """The state before the first token: ``a = b = 0``, ``p = -1e38`` (:func:`initial_p`: -65504 in float16)."""
     z = torch.zeros(batch, channels, dtype=dtype, device=device)
-    return WKVState(z, z.clone(), torch.full_like(z, P0))
+    return WKVState(z, z.clone(), torch.full_like(z, initial_p(dtype)))
 
 
 def wkv_compute_dtype(x: torch.Tensor) -> torch.dtype:

@@ -54,6 +54,13 @@ class SpiNNaker2Limits:
 
 
 @cache
+def graded_payload_bits() -> int:
+    """Bits of a Loihi graded-spike payload (signed), from ``hardware/loihi2.toml`` ``formats.graded_spike_bits``
+    (24: lava's ``num_message_bits``): the widest input value the chip can receive is ``2**(bits-1) - 1``."""
+    return int(hardware.load("loihi2").format("graded_spike_bits"))
+
+
+@cache
 def loihi() -> LoihiLimits:
     """:class:`LoihiLimits` read from ``hardware/loihi.toml`` (``ConfigError`` when a key is missing)."""
     s = hardware.load("loihi")

@@ -121,7 +121,9 @@ class DelayLinear(StatefulModule):
 
     def eval_delays(self) -> torch.Tensor:
         """The delays the eval-mode forward shifts by: clamped into ``[0, max_delay]`` and rounded (a float copy;
-        the parameter is not changed)."""
+        the parameter is not changed). NaN or Inf delays raise :class:`~spikeseq.errors.ParameterError` naming
+        ``delay`` (the clamp would turn an Inf into 0 or ``max_delay`` silently)."""
+        fd.check_finite_parameters(delay=self.delay)
         return self.delay.detach().clamp(0, self.max_delay).round()
 
     def eval_weights_and_delays(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -149,6 +151,7 @@ class DelayLinear(StatefulModule):
         return self._integer(x, state, self.delay)
 
     def _integer(self, x: torch.Tensor, state: fd.DelayState | None, delay: torch.Tensor):
+        fd.check_finite_parameters(self.weight, None, self.bias)  # by name, before they are folded into a kernel
         d = fd.integer_delays(delay, self.max_delay)
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         if needs_grad:

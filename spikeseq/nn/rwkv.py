@@ -58,7 +58,8 @@ class RWKVBlockState(NamedTuple):
 
 def initial_block_state(batch: int, channels: int, *, dtype: torch.dtype = torch.float32,
                         device: torch.device | str | None = None) -> RWKVBlockState:
-    """The state before the first token (zeros; WKV ``p = -1e38``)."""
+    """The state before the first token (zeros; WKV ``p = -1e38``, or -65504 in float16:
+    :func:`~spikeseq.functional.wkv.initial_p`)."""
     z = torch.zeros(batch, channels, dtype=dtype, device=device)
     w = initial_wkv_state(batch, channels, dtype=dtype, device=device)
     return RWKVBlockState(z, w.a, w.b, w.p, z.clone(), z.clone(), z.clone())

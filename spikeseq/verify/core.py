@@ -266,6 +266,15 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
                          f"{float(np.abs(xn).max()):.4g} is beyond the {input_bits}-bit payload even with 0 fractional "
                          f"bits): the graph receives clipped inputs; pass input_bits= (up to 24) or scale the inputs "
                          "(and the input weights) down")
+    elif target == "loihi":
+        beyond = integer_inputs_beyond_payload(xn)
+        if beyond is not None:
+            n, bits, lim = beyond
+            notes.append(f"{n} of {xn.size} integer input values are beyond the {bits}-bit graded-spike payload "
+                         f"(+-{lim}; max |x| = {float(np.abs(xn).max()):.4g}): Loihi cannot send them as they are, "
+                         "while the interpreter used them unclipped, so the agreement measured here does not hold "
+                         "on the chip; scale the inputs (and the input weights) down, or bin the events more finely "
+                         "so that the counts fit")
     lost = weights_rounded_to_zero(g, sim_graph) if numerics != "float" else {}
     if lost:
         total = sum(n for n, _ in lost.values())
@@ -289,6 +298,18 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         graph_accuracy=None if lab is None else float(np.mean(p_graph == lab)),
         mapping=None if mapping is None else mapping.to_dict(), counts=counts, notes=notes,
         _mapping_md="" if mapping is None else mapping.to_markdown(), format=fmt, spike_metrics=spike_metrics)
+
+
+def integer_inputs_beyond_payload(x: np.ndarray) -> tuple[int, int, int] | None:
+    """For integer-valued inputs sent to Loihi as they are (spikes or graded payloads, no fixed-point scaling):
+    ``(number of values beyond the graded-spike payload, its bits, the largest |value| it holds)``, or ``None``
+    when every value fits (:func:`spikeseq.graph.targets.graded_payload_bits`)."""
+    from spikeseq.graph.targets import graded_payload_bits
+
+    bits = graded_payload_bits()
+    lim = 2 ** (bits - 1) - 1
+    n = int(np.count_nonzero(np.abs(np.asarray(x, np.float64)) > lim))
+    return (n, bits, lim) if n else None
 
 
 def weights_rounded_to_zero(g: ir.Graph, sim_graph: ir.Graph) -> dict[str, tuple[int, int]]:

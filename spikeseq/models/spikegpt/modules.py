@@ -86,11 +86,11 @@ class SpikeGPTState(NamedTuple):
 def check_state_finite(state: SpikeGPTState) -> None:
     """Raise :class:`~spikeseq.errors.NonFiniteError` naming the field (``state.blocks[i].<field>``) when a
     SpikeGPT state holds a NaN or an Inf; ``wkv_p`` may be ``-inf`` (an empty WKV history, like its initial
-    ``-1e38``). Checked before any computation, the same for :meth:`SpikeGPT.forward` and :meth:`SpikeGPT.step` on
-    every path: otherwise the fused C++ step and the torch step would run on silently (a NaN membrane never
-    spikes, so the logits stay finite while the state stays NaN) and the non-spiking model would return NaN logits,
-    where the parallel form's LIF raised. One reduction over all fields at once (a few microseconds per token);
-    field by field only when it finds something (or the fields cannot be stacked)."""
+    ``-1e38``, -65504 in float16). Checked before any computation, the same for :meth:`SpikeGPT.forward` and
+    :meth:`SpikeGPT.step` on every path: otherwise the fused C++ step and the torch step would run on silently (a
+    NaN membrane never spikes, so the logits stay finite while the state stays NaN) and the non-spiking model would
+    return NaN logits, where the parallel form's LIF raised. One reduction over all fields at once (a few
+    microseconds per token); field by field only when it finds something (or the fields cannot be stacked)."""
     try:
         with torch.no_grad():
             lo, hi = torch.aminmax(torch.stack([t for blk in state.blocks for t in blk]))
