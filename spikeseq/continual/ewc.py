@@ -15,7 +15,6 @@ Memory: two tensors per parameter per task (``separate``) or two per parameter (
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +23,7 @@ from torch import nn
 
 from spikeseq.errors import ConfigError, ContinualError
 
-from .plugin import TaskData, check_state_keys
+from .plugin import TaskData, check_state_keys, check_task_position
 
 EWC_MODES = ("separate", "online")
 STATE_KEYS = ("task", "in_task", "anchors")  #: what :meth:`EWC.load_state_dict` needs
@@ -151,22 +150,15 @@ class EWC:
         state, its parameters do not fit this model (names, shapes) or its number of anchors is not what ``mode``
         keeps at its task (one per finished task ``separate``, at most one ``online``)."""
         check_state_keys(st, STATE_KEYS, "an EWC")
-        task, in_task = st["task"], st["in_task"]
-        try:
-            whole = not isinstance(task, bool) and operator.index(task) >= -1
-        except TypeError:
-            whole = False
-        if not whole or not isinstance(in_task, bool):
-            raise ConfigError(f"checkpoint EWC task = {task!r}, in_task = {in_task!r}: the task must be a whole "
-                              "number >= -1 (-1: none started) and in_task true or false; a corrupt or foreign state")
+        task, in_task = check_task_position(st, "EWC")
         if not isinstance(st["anchors"], list | tuple):
             raise ConfigError(f"checkpoint EWC anchors must be a list of (fisher, theta) pairs, got "
                               f"{type(st['anchors']).__name__}")
         for anchor in st["anchors"]:
             self._check_anchor(anchor)
-        self._check_anchor_count(len(st["anchors"]), int(task), in_task)
+        self._check_anchor_count(len(st["anchors"]), task, in_task)
         self.anchors = [(dict(f), dict(t)) for f, t in st["anchors"]]
-        self.task, self.in_task = int(st["task"]), bool(st["in_task"])
+        self.task, self.in_task = task, in_task
         if self.in_task:
             self.in_task = False
             self.task -= 1

@@ -35,7 +35,6 @@ Checkpoints: :meth:`HLOP.state_dict` / :meth:`HLOP.load_state_dict` (resume cont
 from __future__ import annotations
 
 import math
-import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +46,7 @@ from spikeseq.functional import plasticity as fp
 
 from .capture import MODES, GradientProjector, InputTap, presynaptic
 from .layers import Target, check_names, check_per_layer, keep_prefixes, resolve
-from .plugin import TaskData, check_state_keys
+from .plugin import TaskData, check_state_keys, check_task_position
 
 PROJECTORS = ("orthonormal", "hebbian")
 STATE_KEYS = ("task", "in_task", "generator", "spaces")  #: what :meth:`HLOP.load_state_dict` needs
@@ -455,14 +454,7 @@ class HLOP:
         does not fit this model (other layers, other sizes, inconsistent subspaces) or this configuration (a number
         of subspace neurons other than ``k_init + task k_inc`` at the checkpoint's task)."""
         check_state_keys(st, STATE_KEYS, "an HLOP")
-        task, in_task = st["task"], st["in_task"]
-        try:
-            whole = not isinstance(task, bool) and operator.index(task) >= -1
-        except TypeError:
-            whole = False
-        if not whole or not isinstance(in_task, bool):
-            raise ConfigError(f"checkpoint HLOP task = {task!r}, in_task = {in_task!r}: the task must be a whole "
-                              "number >= -1 (-1: none started) and in_task true or false; a corrupt or foreign state")
+        task, in_task = check_task_position(st, "HLOP")
         if in_task:
             self.projector.check()  # resuming mid-task attaches the hooks: refuse before anything changes
         if not isinstance(st["spaces"], dict) or set(st["spaces"]) != set(self.spaces):
@@ -470,10 +462,10 @@ class HLOP:
             raise ConfigError(f"checkpoint HLOP layers {got} differ from {sorted(self.spaces)}")
         for k, v in st["spaces"].items():
             self.spaces[k].check_state(v, k)
-            self._check_counts(k, v, int(task), in_task)
+            self._check_counts(k, v, task, in_task)
         for k, v in st["spaces"].items():
             self.spaces[k].load(v, k)
-        self.task, self.in_task = int(st["task"]), bool(st["in_task"])
+        self.task, self.in_task = task, in_task
         self.quality = list(st.get("quality", []))
         self.config.lr = st.get("lr", self.config.lr)
         self.generator.set_state(st["generator"])

@@ -10,6 +10,7 @@ stores ``plugin.state_dict()`` in every checkpoint (``load_state_dict`` on resum
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -61,3 +62,17 @@ def check_state_keys(st: Any, keys: tuple[str, ...], method: str) -> None:
         got = sorted(st) if isinstance(st, dict) else type(st).__name__
         raise ConfigError(f"not {method} state: missing {missing} (got {got}); load the state_dict() of {method} "
                           "plug-in, not that of another plug-in or of the model")
+
+
+def check_task_position(st: dict[str, Any], method: str) -> tuple[int, bool]:
+    """``(task, in_task)`` of a plug-in state; :class:`ConfigError` unless the task is a whole number >= -1 (-1: none
+    started) and ``in_task`` a bool (a corrupt or foreign state). ``method`` names the plug-in (``"HLOP"``)."""
+    task, in_task = st["task"], st["in_task"]
+    try:
+        whole = not isinstance(task, bool) and operator.index(task) >= -1
+    except TypeError:
+        whole = False
+    if not whole or not isinstance(in_task, bool):
+        raise ConfigError(f"checkpoint {method} task = {task!r}, in_task = {in_task!r}: the task must be a whole "
+                          "number >= -1 (-1: none started) and in_task true or false; a corrupt or foreign state")
+    return int(task), in_task
