@@ -103,8 +103,8 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
     if h_new.shape[0]:
         # the fixed rows' part of the reconstruction does not change over the iterations: r = x - H_old^T y_old,
         # so each iteration costs O(N n k_new) instead of O(N n k): dH_new = mean y_new (r - H_new^T y_new)^T.
-        # Fused and in place (addmm for the residuals, the batch mean folded into the scaling of the product):
-        # the cost is the three [N, n, k_new] products per iteration and nothing else of size N x n.
+        # Fused and in place (addmm for the residuals, into one buffer allocated per call; the batch mean folded
+        # into the scaling of the product): the cost is the three [N, n, k_new] products per iteration.
         y_old = x @ h_old.t()
         if spiking is not None:
             y_old = spike_quantise(y_old, *spiking)
@@ -123,11 +123,12 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
             inv_power = 1.0 / max(float(power), torch.finfo(h.dtype).tiny)
         # clamp(N dH / p, -N c, N c) = clamp(N dH, -N c p, N c p) / p: the 1 / (N p) goes into the momentum's weight
         bound = clamp * n_rows / inv_power
+        residual = torch.empty_like(r) if iterations else r  # one buffer for every iteration's r - H_new^T y_new
         for _ in range(iterations):
             y = x @ h_new.t()
             if spiking is not None:
                 y = spike_quantise(y, *spiking)
-            d = torch.mm(y.t(), torch.addmm(r, y, h_new, alpha=-1.0))  # N * dH: the mean is taken below
+            d = torch.mm(y.t(), torch.addmm(r, y, h_new, alpha=-1.0, out=residual))  # N * dH: the mean is below
             if reduce is not None:
                 d = reduce(d)
             m_new.mul_(momentum).add_(d.clamp_(-bound, bound), alpha=(1.0 - momentum) * inv_power / n_rows)
