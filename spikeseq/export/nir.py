@@ -5,8 +5,11 @@ at the NIR step* ``nir_dt`` (default: the graph's dt) reproduces the spikeseq gr
 ``tau = nir_dt / (1 - beta)`` for every decay ``beta`` of the graph, ``r`` and ``w_in`` unchanged, so a traced
 spikeseq model gets snnTorch's convention ``r = tau/dt``, ``w_in = tau_syn/dt`` (the input adds to ``v`` / ``i``
 with gain 1). snnTorch's importer hard-codes ``dt = 1e-4``: write with ``nir_dt=1e-4`` for it.
-Norse's importer ignores ``r`` on LIF/IF nodes: ``convention="norse"`` folds ``r`` into the incoming weight rows and
-writes ``r = 1`` (the same continuous model, so every honest importer sees the same dynamics).
+Norse's importer ignores ``r`` on LIF/IF nodes: ``convention="norse"`` folds ``r`` into the incoming weight rows (or
+the output channels of a feeding Conv1d/Conv2d, when ``r`` is one value per channel) and writes ``r = 1`` (the same
+continuous model, so every honest importer sees the same dynamics). Norse 1.1's ``IAFCell`` import also ignores dt
+(``v += x`` where NIR's ``IF`` integrates ``v += dt * r * x``): an IF layer replays in Norse only with its incoming
+weights scaled by ``dt`` on top (tests/test_interop_probe_s13.py).
 
 Graph ``metadata`` records ``dt`` (= nir_dt), ``spikeseq_dt``, ``discretization="euler"``, the update order
 (``current then voltage; the new current reaches v in the same step``), the threshold (``v > v_threshold``) and the
@@ -85,8 +88,16 @@ def _f32(a) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------------------------------------- write
+def _conv_channel_r(node: ir.Node, w: ir.Node) -> np.ndarray | None:
+    """The per-output-channel factor of ``node.r`` when it is constant over the positions of each channel fed by
+    the convolution ``w`` (else ``None``: a factor that varies with position cannot move into a shared kernel)."""
+    r = np.broadcast_to(node.r, w.out_shape).reshape(w.out_shape[0], -1)
+    return r[:, 0] if np.allclose(r, r[:, :1]) else None
+
+
 def _fold_r_into_weights(g: ir.Graph) -> ir.Graph:
-    """Norse convention: LIF/IF nodes get r = 1, the factor moves into the rows of the weight nodes feeding them."""
+    """Norse convention: LIF/IF nodes get r = 1, the factor moves into the rows of the weight nodes feeding them
+    (the output channels of a Conv1d/Conv2d, whose kernel and bias scale by the channel's r)."""
     nodes = dict(g.nodes)
     for name, node in g.nodes.items():
         if not isinstance(node, (ir.LIF, ir.IF)) or np.allclose(node.r, 1.0):
@@ -94,12 +105,19 @@ def _fold_r_into_weights(g: ir.Graph) -> ir.Graph:
         r = node.r.reshape(-1)
         for p in g.predecessors(name):
             w = nodes[p]
-            if not isinstance(w, (ir.Affine, ir.Linear)) or len(g.successors(p)) != 1:
+            conv = isinstance(w, (ir.Conv1d, ir.Conv2d))
+            rc = _conv_channel_r(node, w) if conv else None
+            if not (isinstance(w, (ir.Affine, ir.Linear)) or rc is not None) or len(g.successors(p)) != 1:
                 raise ExportError(
                     f"convention='norse' needs node {name!r} ({node.kind}, r != 1) to be fed only by Linear/Affine "
-                    f"nodes it does not share; {p!r} is {w.kind}"
+                    f"nodes, or convolutions with one r per output channel, that it does not share; {p!r} is {w.kind}"
                 )
-            if isinstance(w, ir.Affine):
+            if conv:
+                params = w.params()
+                params["weight"] = w.weight * rc.reshape((-1,) + (1,) * (w.weight.ndim - 1))
+                params["bias"] = w.bias * rc
+                nodes[p] = type(w)(**params)
+            elif isinstance(w, ir.Affine):
                 nodes[p] = ir.Affine(w.weight * r[:, None], w.bias * r)
             else:
                 nodes[p] = ir.Linear(w.weight * r[:, None])

@@ -9,7 +9,9 @@
 * ActivationSparsity: zeros / elements over the outputs of activation layers (``nn.ReLU``, ``nn.Sigmoid``,
   snnTorch neurons; here also spikeseq's spiking neurons), per batch, averaged with batch-size weights.
 * MembraneUpdates: per neuron layer, all neurons on the first step of a batch, then the neurons whose membrane
-  changed; per sample. NeuronOperations: membrane updates times the NeuroBench cost of the snnTorch class.
+  changed; per sample. NeuronOperations: membrane updates times the NeuroBench cost of the snnTorch class and
+  reset mechanism; ``0.0`` (a float, as NeuroBench reports it) when any layer has no cost (RLeaky, RSynaptic,
+  reset ``"none"``: NeuroBench raises a KeyError that its manager turns into 0.0).
 * ParameterCount: all parameters. ConnectionSparsity: zero weights / weights of connection layers (RNN layers
   and cells: weights and biases), rounded to 4 decimals. Footprint: bytes of parameters plus buffers.
 """
@@ -150,8 +152,10 @@ def neurobench_metrics(report, static: dict | None, act_batches: list[tuple[floa
         "ActivationSparsity": sum(weighted) / samples if samples else 0.0,
         "ActivationSparsityByLayer": by_layer,
         "MembraneUpdates": tot("nb_membrane_updates"),
-        "NeuronOperations": {"Effective Neuron Ops": tot("nb_neuron_ops"),
-                             "Neuron Dense Ops": tot("nb_neuron_dense_ops")},
+        # NeuroBench 2.3 raises a KeyError for a neuron class / reset it has no cost for (RLeaky, RSynaptic, a
+        # reset of "none", ...) and its workload manager then reports the float 0.0 for the whole metric
+        "NeuronOperations": 0.0 if tot("nb_neuron_ops_uncosted") > 0 else {
+            "Effective Neuron Ops": tot("nb_neuron_ops"), "Neuron Dense Ops": tot("nb_neuron_dense_ops")},
     }
     out.update(static or {})
     return out

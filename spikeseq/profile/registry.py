@@ -63,7 +63,7 @@ COUNT_KEYS: tuple[str, ...] = (
 #: NeuroBench-compatible counters (per time step, summed over the batch).
 NB_KEYS: tuple[str, ...] = (
     "nb_eff_macs", "nb_eff_acs", "nb_dense", "nb_membrane_updates", "nb_neuron_ops", "nb_neuron_dense_ops",
-    "nb_act_nonzero", "nb_act_elements",
+    "nb_act_nonzero", "nb_act_elements", "nb_neuron_ops_uncosted",
 )
 
 KINDS = ("connection", "neuron", "activation", "free", "composite")
