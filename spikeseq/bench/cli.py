@@ -41,4 +41,28 @@ def run(args: argparse.Namespace) -> int:
         from spikeseq._atomic import check_writable
 
         check_writable(args.json)
-    return int(module.run(args) or 0)
+    try:
+        return int(module.run(args) or 0)
+    except (MemoryError, RuntimeError) as e:
+        if not _out_of_memory(e):
+            raise
+        from spikeseq.errors import ParameterError
+
+        sizes = ", ".join(f"--{k.replace('_', '-')} {v}" for k, v in sorted(vars(args).items())
+                          if isinstance(v, int) and not isinstance(v, bool) and v > 1)
+        raise ParameterError(f"bench {args.bench}: the sizes asked for need more memory than this machine has "
+                             f"({sizes}): {_first_line(e)}; choose smaller sizes (the defaults fit a laptop)") from None
+
+
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip().splitlines()
+    return text[0][:200] if text else type(e).__name__
+
+
+def _out_of_memory(e: BaseException) -> bool:
+    """Whether ``e`` is an allocation failure: numpy's and Python's ``MemoryError``, or the ``RuntimeError`` of
+    torch's CPU allocator ("can't allocate memory") and of an accelerator ("out of memory")."""
+    if isinstance(e, MemoryError):
+        return True
+    text = str(e).lower()
+    return "can't allocate memory" in text or "out of memory" in text or "cannot allocate memory" in text

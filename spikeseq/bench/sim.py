@@ -45,7 +45,10 @@ import torch
 from torch import nn
 
 from spikeseq._args import nonnegative_int
+from spikeseq.errors import ParameterError
 
+#: the settings run without --settings
+DEFAULT_SETTINGS = "small,medium"
 SETTINGS = {
     "small": dict(T=100, B=32, inputs=700, hidden=256, classes=20),
     "medium": dict(T=500, B=16, inputs=700, hidden=512, classes=20),
@@ -66,7 +69,7 @@ GRAD_RTOL_ROW = {"snntorch": 1e-6}
 
 def register(parser: argparse.ArgumentParser) -> None:
     """Add the ``bench sim`` options (settings, repetitions, JSON, check, threads, reference) to ``parser``."""
-    parser.add_argument("--settings", default="small,medium", help="comma list of: small, medium (default both)")
+    parser.add_argument("--settings", default=DEFAULT_SETTINGS, help="comma list of: small, medium (default both)")
     parser.add_argument("--quick", action="store_true", help="tiny smoke setting, 2 repetitions")
     parser.add_argument("--reps", type=nonnegative_int, default=0,
                         help="timed repetitions per row (default 12 small, 6 medium)")
@@ -474,7 +477,13 @@ def run(args: argparse.Namespace) -> int:
     """Run the chosen settings, print tables, write ``--json``; 1 if rows disagree, 2 for an unknown setting."""
     if args.threads:
         torch.set_num_threads(args.threads)
-    names = ["quick"] if args.quick else [s.strip() for s in args.settings.split(",") if s.strip()]
+    names = [s.strip() for s in args.settings.split(",") if s.strip()]
+    if args.quick and args.settings != DEFAULT_SETTINGS:
+        raise ParameterError(f"--quick runs only the tiny 'quick' setting, so --settings {args.settings!r} would be "
+                             "ignored; give one of the two")
+    if not names and not args.quick:
+        raise ParameterError(f"--settings {args.settings!r} names no setting; give a comma list of small, medium")
+    names = ["quick"] if args.quick else names
     for n in names:
         if n not in SETTINGS:
             print(f"unknown setting {n!r}; known: small, medium", file=sys.stderr)

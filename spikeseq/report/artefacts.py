@@ -196,10 +196,17 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
     except OSError as e:
         raise ConfigError(f"{path} cannot be read ({e.strerror or e})") from None
     out = []
+    last = max((i for i, line in enumerate(lines, 1) if line.strip()), default=0)
     for i, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             rec = json.loads(line)
-        except json.JSONDecodeError:
+        except json.JSONDecodeError as e:
+            if i != last:  # only the last line can be cut off by a kill (each line is appended and fsynced)
+                warnings.warn(f"report: left out line {i} of {path}: not JSON ({e}); the line was damaged after it "
+                              "was written (a kill cuts off only the last line), so the training curves miss that "
+                              "epoch: repair the line or re-run `spikeseq train`", ReportInputWarning, stacklevel=2)
             continue
         out.append(check(f"{path}:{i}", rec, METRICS_SCHEMA))
     return out

@@ -80,6 +80,10 @@ def find_specs(root: str | Path) -> dict[str, tuple[Path, dict[str, Any]]]:
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
             raise ConfigError(f"{path}: invalid TOML ({e}); fix the table spec") from None
         tables = spec.get("table", [])
+        if not tables:
+            raise ConfigError(f"{path} defines no table (no [[table]] with a name and columns): the file is empty or "
+                              f"lost its tables; restore it (e.g. `git checkout -- {path}`) or delete it if the README "
+                              "has no block for its tables")
         if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
             raise ConfigError(f"{path}: 'table' must be an array of tables: write [[table]] (two brackets) before "
                               "each table, not [table]")

@@ -31,6 +31,7 @@ from typing import Any
 
 import torch
 
+from spikeseq._atomic import check_writable
 from spikeseq.errors import BackendUnavailableError, ConfigError, ParameterError
 from spikeseq.kernels.egru import cpu
 from spikeseq.nn.egru import EGRU
@@ -49,12 +50,31 @@ def record_path(args: argparse.Namespace) -> Path:
     return Path(args.json) if args.json is not None else Path(args.run) / DEFAULT_JSON_NAME
 
 
+def check_record_path(args: argparse.Namespace) -> None:
+    """Raise :class:`~spikeseq.errors.OutputError` (:func:`spikeseq._atomic.check_writable`) now, not after the
+    timing, when the record could not be written: a directory of that name, a file where a folder is needed, a
+    folder that cannot be written. The folder of an explicit ``--json`` is created; a missing ``RUN/`` is not
+    (``load_run`` then says what is wrong with it)."""
+    path = record_path(args)
+    if args.json is not None or path.parent.is_dir():
+        check_writable(path)
+
+
 def trained_stack(run: Path, batch: int) -> tuple[EGRU, torch.Tensor, dict[str, Any]]:
     """The run's EGRU stack (evaluated checkpoint) and its input ``[T, B, I]`` on the first ``batch`` test windows."""
     if not (run / "eval.json").exists():
         raise ConfigError(f"{run} is not a finished spikeseq train run (no eval.json); train one first, e.g. "
                           "spikeseq train examples/egru/lm_tinyshakespeare.toml --out RUN")
-    lr = load_run(run, read_json(run / "eval.json")["checkpoint"])
+    ev = read_json(run / "eval.json")
+    which = ev.get("checkpoint") if isinstance(ev, dict) else None
+    if which not in ("best", "last"):
+        if not isinstance(ev, dict):
+            got = f"a JSON {type(ev).__name__}"
+        else:
+            got = f"\"checkpoint\": {which!r}" if "checkpoint" in ev else "no \"checkpoint\""
+        raise ConfigError(f"{run / 'eval.json'} does not name the evaluated checkpoint (expected a JSON object with "
+                          f"\"checkpoint\": \"best\" or \"last\", got {got}); rewrite it with `spikeseq eval {run}`")
+    lr = load_run(run, which)
     rnn = getattr(lr.model, "rnn", None)
     if not isinstance(rnn, EGRU):
         raise ConfigError(f"{run}: model {lr.cfg.model.name!r} has no EGRU stack (model.rnn); bench-run takes a run "
@@ -127,6 +147,7 @@ def _run(args: argparse.Namespace, flushed: bool) -> int:
     if args.batch < 1 or args.reps < 1 or args.threads < 1:
         raise ParameterError(f"--batch, --reps and --threads must be at least 1, got {args.batch}, {args.reps}, "
                              f"{args.threads}")
+    check_record_path(args)  # before the run is loaded and timed (minutes), not after
     rnn, x, info = trained_stack(Path(args.run), args.batch)
     torch.set_num_threads(args.threads)  # after load_run, which applies the run's own train.threads
     rnn.train()

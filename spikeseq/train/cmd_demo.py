@@ -109,12 +109,18 @@ def _stage(name: str, timings: dict[str, float], notes: dict[str, str], fn, *a, 
 
 
 def _prepare_out(out: Path, force: bool) -> None:
-    from spikeseq.train.rundir import RunDir, read_json
+    from spikeseq.train.rundir import RunDir
 
     run = RunDir(out)
+    if run.path.exists() and not run.path.is_dir():  # checked before the data is loaded (seconds to minutes)
+        raise ConfigError(f"--out {out} is a file, not a directory; give a new or empty directory (or remove the "
+                          "file)")
+    if run.path.is_dir() and not run.is_run() and any(run.path.iterdir()):
+        raise ConfigError(f"--out {out} is a non-empty directory that is not a spikeseq run; choose an empty or new "
+                          "directory")
     if run.is_run() and not force:
-        cmd = read_json(run.meta).get("command", [])
-        if "demo" not in cmd:
+        cmd = run.read_meta().get("command", [])  # ConfigError (how to repair it) when run.json is damaged
+        if not isinstance(cmd, list) or "demo" not in cmd:
             raise ConfigError(f"{out} holds a run that `spikeseq demo` did not write; choose another --out or pass "
                               "--force")
 

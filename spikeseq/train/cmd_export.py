@@ -71,8 +71,15 @@ def export_run(path: str | Path, targets: list[str] | None = None, samples: int 
                               "file name: move it away and run the command again (nothing was written)")
     dt = lr.cfg.export.dt or model_dt(lr.model)
     if dt is None:
-        raise ConfigError("cannot tell the model's time step: set [export] dt (seconds) in the config")
-    x, y = sample_inputs(lr.data(), samples or lr.cfg.export.samples, lr.cfg.train.seed)
+        raise ConfigError(f"cannot tell the time step of model {lr.cfg.model.name!r} of {lr.run.path}: none of its "
+                          "modules stores a dt and the run's config has no export.dt; retrain with "
+                          "--set export.dt=SECONDS (or [export] dt in the recipe), or add \"dt\": SECONDS to the "
+                          f"\"export\" section of {lr.run.config_json} (nothing was written)")
+    asked = samples or lr.cfg.export.samples
+    x, y = sample_inputs(lr.data(), asked, lr.cfg.train.seed)
+    if x.shape[1] < asked:   # said, not silently: the records hold the number used ("samples")
+        print(f"[export] note: the run's test split has {x.shape[1]} samples; verifying on all {x.shape[1]}, not the "
+              f"{asked} asked for", file=sys.stderr)
     if lr.cfg.train.readout == "max":
         raise ConfigError("export verification compares predictions from the summed or last output; a model "
                           "trained with train.readout = 'max' cannot be checked that way")

@@ -50,6 +50,9 @@ def stream(step: Callable, prompt_ids: list[int], n: int, *, temperature: float 
     if not temperature >= 0 or not 0 < top_p <= 1:  # `not >=` so that NaN is refused too
         raise ConfigError(f"need temperature >= 0 and 0 < top_p <= 1, got {temperature} and {top_p}; "
                           "--temperature 0 is greedy, --top-p 1 turns nucleus sampling off")
+    if temperature == float("inf"):  # logits / inf: every token equally likely, whatever the model says
+        raise ConfigError("need a finite temperature >= 0, got inf (it would ignore the model and sample every "
+                          "token with the same probability); use e.g. --temperature 1, or 0 for greedy")
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
         raise ConfigError(f"the number of tokens to sample must be an integer >= 0, got {n!r}")
     if not prompt_ids:

@@ -60,6 +60,21 @@ def _argv_for_workers(args: argparse.Namespace, out: Path) -> list[str]:
     return argv
 
 
+def _check_results_dir(folder: Path) -> None:
+    """Raise :class:`OutputError` when the result artifact could not be written under ``folder`` (a file in its
+    place or above it, a folder that cannot be written); nothing is created."""
+    from spikeseq.errors import OutputError
+
+    existing = next((p for p in (folder, *folder.parents) if p.exists()), Path("."))
+    if not existing.is_dir():
+        raise OutputError(f"--results-dir {folder}: {existing} is a file, not a directory; the recipe's result "
+                          "artifact is written there after training: remove or rename that file, or pass another "
+                          "--results-dir (or --no-eval)")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise OutputError(f"--results-dir {folder}: {existing} is not writable; the recipe's result artifact is "
+                          "written there after training: make it writable or pass another --results-dir")
+
+
 def run(args: argparse.Namespace) -> int:
     """Train the config into its run directory (under torchrun with ``--nproc`` > 1), then evaluate it.
 
@@ -108,6 +123,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"train.target = {cfg.train.target!r} runs in one process; drop --nproc {args.nproc} "
                           "(or set it to 1)")
     out = args.out or Path("runs") / (Path(args.config).stem + ("" if args.seed is None else f"-s{args.seed}"))
+    if not args.attach and not args.no_eval and cfg.results.table and str(args.config).endswith(".toml"):
+        _check_results_dir(Path(args.results_dir))  # written after training: refuse a bad one before it
     data = None
     if not args.attach:  # fail on a bad model or dataset before the run directory is touched
         from spikeseq.train.datasets import prepare

@@ -19,6 +19,7 @@ failed write (disk full, kill) never leaves a truncated file under the final nam
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import platform
@@ -31,7 +32,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from spikeseq import _atomic
-from spikeseq.errors import ConfigError
+from spikeseq.errors import ConfigError, OutputError
 from spikeseq.provenance import git_commit, git_dirty
 
 RUN_MARKER = "run.json"
@@ -225,7 +226,11 @@ class RunDir:
         }
         target = run.path.resolve() if run.path.is_symlink() else run.path.absolute()  # a linked folder stays linked
         parent = _atomic.ensure_dir(target.parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
+        try:
+            staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=parent))
+        except OSError as e:
+            raise OutputError(f"cannot create the run directory {target}: {parent} does not take new folders "
+                              f"({e.strerror or e}); choose an --out in a writable folder") from None
         try:
             os.chmod(staging, 0o777 & ~_umask())
             (staging / "checkpoints").mkdir()
@@ -235,7 +240,14 @@ class RunDir:
             write_json(staging / RUN_MARKER, meta)
             if target.is_dir() and run.is_run():  # --force: the old run goes only now, after all checks
                 shutil.rmtree(target)
-            os.replace(staging, target)  # over a missing or empty directory
+            try:
+                os.replace(staging, target)  # over a missing or empty directory
+            except OSError as e:
+                if e.errno not in (errno.ENOTEMPTY, errno.EEXIST) or not target.is_dir():
+                    raise
+                raise ConfigError(f"--out {target} was filled by another command while this run was being "
+                                  "prepared (two commands writing the same run directory?); nothing of this run "
+                                  "was written: wait for the other one, or choose another --out") from None
         except BaseException:
             shutil.rmtree(staging, ignore_errors=True)
             raise
@@ -251,7 +263,17 @@ class RunDir:
         """The run's resolved :class:`~spikeseq.train.config.RunConfig`, read from ``config.json``."""
         from spikeseq.train.config import load_json
 
-        return load_json(self.config_json)
+        try:
+            return load_json(self.config_json)
+        except ConfigError as e:
+            if "corrupt JSON" not in str(e) and "must be a table" not in str(e):
+                raise
+            backup = self.path / "config.toml"
+            fix = (f"it is the resolved config `spikeseq train` wrote; {backup} holds the same config as TOML: "
+                   f"retrain from it (`spikeseq train {backup} --out {self.path} --force`) or restore config.json "
+                   "from a backup") if backup.is_file() else (
+                   "it is the resolved config `spikeseq train` wrote; restore it from a backup or retrain the run")
+            raise ConfigError(f"{e}; {fix}") from None
 
     # metrics -------------------------------------------------------------------------------------------------
     def append_metrics(self, record: dict[str, Any]) -> None:

@@ -91,7 +91,17 @@ def load_run(path: str | Path, which: str | None = "best") -> LoadedRun:
     if not chosen.is_file() and other.is_file():
         raise ConfigError(f"{run.path}: checkpoints/{chosen.name} is missing; pass --checkpoint "
                           f"{other.stem} to use checkpoints/{other.name} instead, or retrain the run")
-    ck = checkpoint.load(chosen)
+    if not chosen.is_file() and reason is None:  # a finished run: its checkpoints were deleted afterwards
+        raise ConfigError(f"{run.path}: the run finished, but checkpoints/best.pt and checkpoints/last.pt are both "
+                          f"missing (deleted or moved); restore them, or retrain with `spikeseq train "
+                          f"{run.config_json} --out {run.path} --force`")
+    try:
+        ck = checkpoint.load(chosen)
+    except ConfigError as e:
+        if not chosen.is_file() or not other.is_file():
+            raise
+        raise ConfigError(f"{e}; with spikeseq eval / export / profile pass --checkpoint {other.stem} to use "
+                          f"checkpoints/{other.name}") from None
     model = build_model(cfg.model)
     try:
         model.load_state_dict(ck["model"])
