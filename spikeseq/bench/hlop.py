@@ -6,9 +6,11 @@ three Linear layers in the state of a second task: an old subspace (the recipe's
 weight gradient, and the recipe's k_inc (60, 15, 15) new lateral neurons learn with 5 Oja iterations per batch
 ("rate" input, Hebbian lr 0.001 / 0.01 / 0.01). ``--recipe FILE.toml`` reads the hidden sizes and the
 ``[continual.hlop]`` settings (k_init, k_inc, lr, iterations, input, normalize) of another continual recipe of
-``snn_mlp``. A step is forward + backward + SGD update on the same batch. Repetitions are interleaved (plain,
-HLOP, plain, ...) so background load hits both alike; the report gives medians of wall and CPU time and their ratios
-(target <= 1.5).
+``snn_mlp``; a recipe of another model (e.g. ``examples/hlop/hapt_subjects_egru.toml``, an EGRU classifier) times
+that model as the registry builds it from the recipe's ``[model]``, with the recipe's protected ``layers`` and
+``--steps`` / ``--batch`` inputs of its input width. A step is forward + backward + SGD update on the same batch.
+Repetitions are interleaved (plain, HLOP, plain, ...) so background load hits both alike; the report gives medians
+of wall and CPU time and their ratios (target <= 1.5).
 
 Inference: with HLOP attached and the model in eval mode, the forward pass runs no hook; the bench checks that
 the outputs are bit-identical and that :func:`spikeseq.profile.count` gives the same operation totals.
@@ -48,22 +50,35 @@ def run(args: argparse.Namespace) -> int:
     from spikeseq.continual import HLOP
 
     torch.set_num_threads(args.threads)
+    recipe_model = _recipe_model(args.recipe) if args.recipe is not None else None
+    n_out = 10
+    if recipe_model is None or recipe_model[0] == "snn_mlp":
+        if args.recipe is not None:
+            args.hidden = _recipe_hidden(args.recipe)
+        layers = ["layers.1", "layers.3", "layers.5"]
+        network = (f"Linear {args.hidden} -> LIF -> Linear {args.hidden} -> LIF -> Linear 10 -> LI")
+
+        def make():  # a 2-hidden-layer LIF network of building blocks (layers.1/3/5 are its weighted layers)
+            torch.manual_seed(0)
+            return snn.Sequential(
+                torch.nn.Flatten(), torch.nn.Linear(args.inputs, args.hidden), snn.LIF(tau_mem=0.02, dt=1e-3),
+                snn.SpikeLinear(args.hidden, args.hidden), snn.LIF(tau_mem=0.02, dt=1e-3),
+                snn.SpikeLinear(args.hidden, 10), snn.LI(tau_mem=0.02, dt=1e-3))
+    else:
+        model_name, kw, layers = recipe_model
+        args.inputs, n_out = int(kw["input_size"]), int(kw["n_classes"])
+        network = f"{model_name} ({', '.join(f'{k}={v}' for k, v in kw.items())})"
+
+        def make():
+            from spikeseq.models import registry
+
+            torch.manual_seed(0)
+            return registry.build(model_name, **kw)
+
     g = torch.Generator().manual_seed(1)
     x = torch.poisson(torch.full((args.steps, args.batch, args.inputs), 0.3), generator=g)
-    y = torch.randint(0, 10, (args.batch,), generator=g)
-
-    if args.recipe is not None:
-        args.hidden = _recipe_hidden(args.recipe)
-
-    def make():  # a 2-hidden-layer LIF network of building blocks (layers.1/3/5 are its weighted layers)
-        torch.manual_seed(0)
-        return snn.Sequential(
-            torch.nn.Flatten(), torch.nn.Linear(args.inputs, args.hidden), snn.LIF(tau_mem=0.02, dt=1e-3),
-            snn.SpikeLinear(args.hidden, args.hidden), snn.LIF(tau_mem=0.02, dt=1e-3),
-            snn.SpikeLinear(args.hidden, 10), snn.LI(tau_mem=0.02, dt=1e-3))
-
+    y = torch.randint(0, n_out, (args.batch,), generator=g)
     plain, hl = make(), make()
-    layers = ["layers.1", "layers.3", "layers.5"]
     cfg = _hlop_config(args, layers)
     hlop = HLOP(hl, cfg)
     hlop.begin_task(0)
@@ -107,10 +122,9 @@ def run(args: argparse.Namespace) -> int:
     same_ops = _totals(ca) == _totals(cb)
     hlop.detach()
 
-    print(f"bench hlop: x [{args.steps}, {args.batch}, {args.inputs}], Linear {args.hidden} -> LIF -> Linear "
-          f"{args.hidden} -> LIF -> Linear 10 -> LI; HLOP on 3 layers (old k {cfg.k_init}, new {cfg.k_inc}, "
-          f"{cfg.iterations} Oja iterations per batch, input {args.input_mode!r}); {args.reps} interleaved reps, "
-          f"{torch.get_num_threads()} torch threads")
+    print(f"bench hlop: x [{args.steps}, {args.batch}, {args.inputs}], {network}; HLOP on {len(layers)} layers (old "
+          f"k {cfg.k_init}, new {cfg.k_inc}, {cfg.iterations} Oja iterations per batch, input {cfg.input!r}); "
+          f"{args.reps} interleaved reps, {torch.get_num_threads()} torch threads")
     for name in med:
         print(f"  {name:12s} median {1e3 * med[name]:8.2f} ms wall, {1e3 * med_cpu[name]:8.2f} ms CPU")
     print(f"  HLOP / plain training step: {ratio:.3f} (wall), {ratio_cpu:.3f} (CPU)   target <= 1.5")
@@ -129,13 +143,34 @@ def run(args: argparse.Namespace) -> int:
         _atomic.write_text(args.json, json.dumps({"bench": "hlop", "command": bench_command("hlop"),
                                "commit": git_commit(), "machine": machine,
                                "shape": [args.steps, args.batch, args.inputs],
-                               "hidden": args.hidden, "reps": args.reps, "recipe": args.recipe,
+                               "hidden": args.hidden, "network": network, "layers": layers, "reps": args.reps,
+                               "recipe": args.recipe,
                                "k_init": cfg.k_init, "k_inc": cfg.k_inc, "normalize": cfg.normalize,
                                "threads": torch.get_num_threads(),
-                               "input_mode": args.input_mode, "median_s": med, "median_cpu_s": med_cpu,
+                               "input_mode": cfg.input, "median_s": med, "median_cpu_s": med_cpu,
                                "ratio_wall": ratio, "ratio_cpu": ratio_cpu, "inference_identical": same,
                                "inference_ops_identical": same_ops, "ops": _totals(ca)}, indent=2) + "\n")
     return 0
+
+
+def _recipe_model(path: str) -> tuple[str, dict, list[str]]:
+    """``(model name, [model] keywords, [continual.hlop] layers)`` of a continual recipe; :class:`ConfigError` when
+    it cannot be read or a model other than ``snn_mlp`` lacks ``input_size`` / ``n_classes`` or ``layers``."""
+    import tomllib
+
+    from spikeseq.errors import ConfigError
+
+    try:
+        raw = tomllib.loads(open(path).read())
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"--recipe {path}: cannot read it as TOML ({e})") from None
+    model = dict(raw.get("model", {}))
+    name = model.pop("name", "snn_mlp")
+    layers = raw.get("continual", {}).get("hlop", {}).get("layers")
+    if name != "snn_mlp" and (not {"input_size", "n_classes"} <= model.keys() or not isinstance(layers, list)):
+        raise ConfigError(f"--recipe {path}: bench hlop builds a {name!r} model from [model] input_size and n_classes "
+                          "and protects [continual.hlop] layers; the recipe must give all three")
+    return name, model, layers
 
 
 def _recipe_hidden(path: str) -> int:

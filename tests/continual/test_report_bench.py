@@ -44,3 +44,23 @@ def test_bench_hlop_inference_unchanged(tmp_path, capsys):
     res = json.loads(out.read_text())
     assert res["inference_identical"] is True and res["inference_ops_identical"] is True
     assert res["ops"] and set(res["median_s"]) == {"plain step", "HLOP step"}
+
+
+def test_bench_hlop_times_a_recipes_own_model(tmp_path):
+    """``--recipe`` of a model other than snn_mlp (the EGRU stream): the registry builds it, HLOP protects the
+    recipe's layers (the EGRU's weight_ih / weight_hh through its WeightInputs), inference stays identical."""
+    from pathlib import Path
+
+    from spikeseq.bench import hlop
+
+    p = argparse.ArgumentParser()
+    hlop.register(p)
+    out = tmp_path / "b.json"
+    recipe = Path(__file__).parents[2] / "examples/hlop/hapt_subjects_egru.toml"
+    args = p.parse_args(["--recipe", str(recipe), "--steps", "3", "--batch", "4", "--reps", "1", "--json", str(out)])
+    assert hlop.run(args) == 0
+    res = json.loads(out.read_text())
+    assert res["layers"] == ["rnn.weight_ih_l0", "rnn.weight_hh_l0", "out"] and res["shape"] == [3, 4, 6]
+    assert res["network"].startswith("egru_classifier") and res["input_mode"] == "step"
+    assert res["inference_identical"] is True and res["inference_ops_identical"] is True
+    assert res["ratio_wall"] > 0 and res["ops"]
