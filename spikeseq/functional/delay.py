@@ -16,9 +16,11 @@ Gaussian-interpolated tap per synapse:
 
 ``d_ji`` is clamped to ``[0, max_delay]`` (the paper clamps the positions to the kernel after every step).
 The offset 0.27 and the normalisation are those of the ``dcls`` package (``ConstructKernel1d.forward_vgauss``,
-dcls 0.1.1); the paper's position ``p`` in ``[-K//2, K//2]`` is ``p = K//2 - d`` here (same kernel, delay counted
-from the present step). As ``sigma -> 0`` with ``s -> 0`` the kernel becomes one-hot at the nearest integer, i.e.
-the integer shift with ``D = round(d)``; the paper evaluates with exactly those rounded delays.
+dcls 0.1.1); the paper's position ``p`` in ``[-K//2, K//2]`` is ``p = K//2 - d`` here for odd ``K`` (same kernel, delay
+counted from the present step; in general ``p = K - 1 - K//2 - d``, the dcls tap index ``p + K//2`` read as delay
+``K - 1 - index`` after a left pad of ``K - 1``). As ``sigma -> 0`` with ``s -> 0`` the kernel becomes one-hot at
+the nearest integer, i.e. the integer shift with ``D = round(d)``; the paper evaluates with exactly those rounded
+delays (``torch.round``: half to even; at exactly ``k + 0.5`` the Gaussian limit splits the tap evenly instead).
 
 The sigma schedule (:func:`sigma_schedule`): sigma starts at ``max_delay / 2`` (12 for SHD, = K//2) and is multiplied
 by ``(0.23 / sigma_init) ** (1 / final_epoch)`` each epoch until it reaches 0.23 (s = 0.5), ``final_epoch =

@@ -438,8 +438,11 @@ def chunked_wkv(k: torch.Tensor, v: torch.Tensor, state: WKVState | None, *, w: 
     if not bool(wide.any()):
         return y.to(k.dtype), WKVState(a, b, p)
     # those series (their results above are dropped): the reference loop; the rest: the chunked form again, with
-    # harmless keys in their place
-    y, a, b, p, _ = core(torch.where(wide, 0.0, kd), vd, *st, wd, ud, chunk)
+    # harmless keys in their place, and a harmless bonus in the channels whose |u| alone exceeds SPREAD (wide in
+    # every row: e^u overflows there from u = 88.7 in float32, 709.8 in float64, and its inf times the zero weight
+    # the dropped results get made NaN gradients of u and v)
+    safe_u = torch.where(ud.abs() > SPREAD[dt], 0.0, ud)
+    y, a, b, p, _ = core(torch.where(wide, 0.0, kd), vd, *st, wd, safe_u, chunk)
     B, C = wide.shape
     wb, ub = wd.expand(B, C)[wide], ud.expand(B, C)[wide]
     ref_state = WKVState(*(s[wide][None] for s in st))

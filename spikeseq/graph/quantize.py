@@ -69,7 +69,12 @@ def input_frac_bits(amax: float, bits: int) -> int:
     amax = float(amax)
     if not math.isfinite(amax):
         raise ParameterError(f"inputs must be finite to choose their fixed-point format, got max |x| = {amax}")
-    return int(np.clip(np.floor(np.log2(lim / amax)), 0, 16)) if amax > 0 else 0
+    if not amax > 0:
+        return 0
+    k = int(np.clip(np.floor(np.log2(lim / amax)), 0, 16))
+    while k > 0 and amax * 2.0**k > lim:    # log2 of a ratio a few ulps below 2**k can round up to k
+        k -= 1
+    return k
 
 
 def quantize_input(x, k: int, bits: int):

@@ -116,13 +116,19 @@ def synapse_matrix(node: ir.Node) -> np.ndarray | sp.csr_matrix:
 _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _compiled(node: ir.Node, integer: bool):
+def _compiled(node: ir.Node, integer: bool, name: str = "?"):
     """The [in, out] matrix and per-input fan-out of a synapse node, built once per node object (nodes are not
-    mutated after construction; a changed weight needs a new node)."""
+    mutated after construction; a changed weight needs a new node). Integer (Loihi) numerics refuse fractional
+    weights instead of truncating them."""
     per_node = _COMPILED.setdefault(node, {})
     if integer not in per_node:
         m = synapse_matrix(node)
         if integer:
+            vals = m.data if sp.issparse(m) else m
+            if not np.array_equal(vals, np.round(vals)):
+                raise ParameterError(f"synapse {name!r} ({node.kind}) has fractional weights, but Loihi numerics "
+                                     "accumulate integer weights (mantissa << weight_exp); quantise the float "
+                                     "graph with spikeseq.graph.quantize(graph, 'loihi') first")
             m = m.astype(np.int64)
         fanout = (np.diff(m.indptr) if sp.issparse(m) else np.count_nonzero(m, axis=1)).astype(np.int64)
         per_node[integer] = (m, fanout)
@@ -134,7 +140,7 @@ class _Syn:
 
     def __init__(self, name: str, node: ir.Node, integer: bool, batch: int):
         self.name = name
-        self.m, self.fanout = _compiled(node, integer)
+        self.m, self.fanout = _compiled(node, integer, name)
         self.sparse = sp.issparse(self.m)
         m = self.m
         self.n_in, self.n_out = m.shape
@@ -200,6 +206,29 @@ def _dec(x: np.ndarray, d: np.ndarray) -> np.ndarray:
     return np.sign(x) * (p >> 12)
 
 
+def _check_loihi_compartment(name: str, node: ir.LoihiCUBA) -> None:
+    """Refuse a Loihi compartment whose integer parameters the chip cannot hold (targets.md §2.3, §4.2): ``i_decay``
+    and ``v_decay`` in 0..4096 (12-bit du/dv; netx writes iDecay/vDecay up to 4096), ``vth`` in 0..131071 (17-bit
+    mantissa), ``bias`` in -4096..4095 (13-bit signed mantissa), ``bias_exp`` in 0..7, all whole numbers. Outside
+    them the bit-exact update is meaningless (a decay above 4096 flips the sign of ``u``; a fractional one was
+    truncated), so the interpreter raises instead of simulating it."""
+    from spikeseq.graph import targets
+
+    lim = targets.limits("loihi")
+    for field_name, lo, hi in (("i_decay", 0, lim.decay_max), ("v_decay", 0, lim.decay_max),
+                               ("vth", 0, lim.vth_mant_max), ("bias", lim.bias_mant_min, lim.bias_mant_max)):
+        a = np.asarray(getattr(node, field_name), np.float64)
+        if a.size and (not np.array_equal(a, np.round(a)) or a.min() < lo or a.max() > hi):
+            raise ParameterError(
+                f"Loihi compartment {name!r}: {field_name} must hold whole numbers in {lo}..{hi}, got values in "
+                f"[{a.min():g}, {a.max():g}]{'' if np.array_equal(a, np.round(a)) else ' (fractional)'}; quantise "
+                "the float graph with spikeseq.graph.quantize(graph, 'loihi'), which keeps every parameter in range"
+            )
+    if isinstance(node.bias_exp, bool) or not isinstance(node.bias_exp, (int, np.integer)) \
+            or not 0 <= node.bias_exp <= 7:
+        raise ParameterError(f"Loihi compartment {name!r}: bias_exp must be an integer in 0..7, got {node.bias_exp!r}")
+
+
 class _Cell:
     def __init__(self, name: str, node: ir.Node, g: ir.Graph, batch: int, numerics: str):
         self.name, self.node = name, node
@@ -237,6 +266,7 @@ class _Cell:
             self.p = dict(A_T=node.A.T.copy(), B_T=node.B.T.copy())
             self.state["m"] = zeros()
         elif isinstance(node, ir.LoihiCUBA):
+            _check_loihi_compartment(name, node)
             i = lambda a: np.asarray(a, np.int64).reshape(-1)  # noqa: E731
             self.p = dict(du=i(node.i_decay), dv=i(node.v_decay), vth=i(node.vth) << 6,
                           bias=i(node.bias) << node.bias_exp, scale=node.scale * 64.0)

@@ -79,7 +79,7 @@ class DelayLinear(StatefulModule):
         self.delay = nn.Parameter(d.round() if not learn_delay else d, requires_grad=self.learn_delay)
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
         self.register_buffer("sigma", torch.tensor(float(max_delay) / 2 if sigma is None else float(sigma)))
-        self._plan: tuple[tuple, fd.IntegerPlan] | None = None
+        self._plan: tuple[tuple, fd.IntegerPlan, torch.Tensor, torch.Tensor] | None = None
 
     # ---- delays -------------------------------------------------------------------------------------------
     def set_sigma(self, sigma: float) -> None:
@@ -157,12 +157,16 @@ class DelayLinear(StatefulModule):
         if needs_grad:
             one_hot = torch.nn.functional.one_hot(d, self.max_delay + 1).to(self.weight.dtype)
             return fd.delay_conv(x, self.weight.unsqueeze(-1) * one_hot, state, bias=self.bias)
-        key = (x.shape[0], x.device, x.dtype, self.weight._version, self.weight.data_ptr(), self.delay._version,
-               self.delay.data_ptr(), self.training)
-        if self._plan is None or self._plan[0] != key:
-            self._plan = (key, fd.integer_plan(self.weight.detach().to(x.dtype), d, self.max_delay, x.shape[0]))
+        # The plan is reused only for the very weights and delays it was built from: compared by value (O(out * in),
+        # small next to the O(T * B * out * in) gather), since an in-place edit through ``.data`` (``w.data.mul_``,
+        # ``delay.data.fill_``) changes neither ``_version`` nor ``data_ptr`` and a plan keyed on them went stale.
+        w = self.weight.detach().to(x.dtype)
+        key = (x.shape[0], x.device, x.dtype)
+        cached = self._plan
+        if cached is None or cached[0] != key or not torch.equal(cached[2], w) or not torch.equal(cached[3], d):
+            cached = self._plan = (key, fd.integer_plan(w, d, self.max_delay, x.shape[0]), w.clone(), d.clone())
         return fd.delay_integer(x, state, weight=self.weight.detach(), delay=d, max_delay=self.max_delay,
-                                bias=None if self.bias is None else self.bias.detach(), plan=self._plan[1])
+                                bias=None if self.bias is None else self.bias.detach(), plan=cached[1])
 
     # ---- checkpoints --------------------------------------------------------------------------------------
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,

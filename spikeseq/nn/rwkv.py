@@ -33,7 +33,7 @@ from spikeseq import surrogate as sg
 from spikeseq.errors import ShapeError
 from spikeseq.functional.discretize import decay_from_tau
 from spikeseq.functional.lif import LIFState, lif_update
-from spikeseq.functional.wkv import WKVState, initial_wkv_state, wkv_update
+from spikeseq.functional.wkv import WKVState, initial_wkv_state, wkv_compute_dtype, wkv_update
 from spikeseq.kernels.wkv import block_step
 from spikeseq.kernels.wkv import cpu as wkv_cpu
 from spikeseq.nn.base import StatefulModule
@@ -242,6 +242,29 @@ class RWKVChannelMix(nn.Module):
         return r * self.value(k), x[-1]
 
 
+class BranchLIF(LIF):
+    """The LIF on a SpikeGPT branch output: :class:`~spikeseq.nn.neurons.LIF` made from ``beta`` (SpikingJelly's
+    tau = 2 steps: ``beta = 1 - dt/tau_mem`` = 0.5), whose :attr:`beta` is that number exactly in every dtype.
+
+    :class:`LIF` keeps its decay as a float32 time constant ``tau = -dt / ln(beta)`` and recomputes ``exp(-dt /
+    tau)``: 0.5 in float32, but 0.49999999895 once the model is float64, where the membranes then drifted from
+    SpikingJelly's ``H = V + (X - V)/tau`` by about 1e-8. While the LIF's own decay is within 1e-6 of ``beta`` and
+    not trainable (SpikeGPT's is not), ``beta`` itself is returned; otherwise (made trainable, or its time constant
+    changed) the LIF's own."""
+
+    def __init__(self, *, beta: float, **kw) -> None:
+        super().__init__(beta=beta, **kw)
+        self.exact_beta = float(beta)
+
+    @property
+    def beta(self) -> torch.Tensor:
+        """The decay per step: the exact ``beta`` the LIF was made from, or the LIF's own (class docstring)."""
+        b = super().beta
+        if b.requires_grad or b.numel() != 1 or abs(float(b) - self.exact_beta) > 1e-6:
+            return b
+        return torch.tensor(self.exact_beta, dtype=b.dtype, device=b.device)
+
+
 class RWKVBlock(StatefulModule):
     """Pre-LayerNorm residual RWKV-4 block, spiking (SpikeGPT) when ``spiking``: ``y, state = blk(x [T, B, C],
     state)``. LIF on each branch output: ``tau_mem`` and ``dt`` in seconds, forward-Euler decay (SpikingJelly's
@@ -260,8 +283,8 @@ class RWKVBlock(StatefulModule):
         self.beta = float(decay_from_tau(tau_mem, dt, "euler"))
         self.tau_mem, self.dt = float(tau_mem), float(dt)
         if self.spiking:
-            self.lif_att = LIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
-            self.lif_ffn = LIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
+            self.lif_att = BranchLIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
+            self.lif_ffn = BranchLIF(beta=self.beta, dt=dt, v_th=v_th, reset="zero", surrogate=surrogate)
 
     @torch.no_grad()
     def step_weights(self) -> StepWeights:
@@ -326,9 +349,14 @@ class RWKVBlock(StatefulModule):
         h = F.layer_norm(x, (C,), self.ln1.weight, self.ln1.bias, self.ln1.eps)
         # mu h + (1 - mu) x_prev for mu_k, mu_v, mu_r at once, then the three projections
         k, v, r = torch.bmm(_mix(h, s.att_x, fw.mu_kvr[:, None]), fw.kvr)
-        out = wkv_cpu.step(k, v, s.wkv_a, s.wkv_b, s.wkv_p, fw.w, att.time_first)
-        y, a, b, p = wkv_update(k, v, s.wkv_a, s.wkv_b, s.wkv_p, fw.w, att.time_first) if out is None else out
-        y = torch.matmul(torch.sigmoid(r) * y, fw.out)
+        # the WKV step in float32 for half-precision models, its state kept in float32 (as the parallel form
+        # returns it, and as the rwkv package keeps it): a bfloat16 ``b`` (about 1/(1 - e^-w), 150 at w = e^-5)
+        # cannot take the next term (spacing 1 above 128), and drifted to twice its value over 1000 tokens
+        wd = wkv_compute_dtype(k)
+        args = [t.to(wd) for t in (k, v, s.wkv_a, s.wkv_b, s.wkv_p, fw.w, att.time_first)]
+        out = wkv_cpu.step(*args)
+        y, a, b, p = wkv_update(*args) if out is None else out
+        y = torch.matmul(torch.sigmoid(r) * y.to(k.dtype), fw.out)
         v_att = s.v_att
         if self.spiking:
             y, v_att = self._lif_step(self.lif_att, y, v_att)

@@ -1,9 +1,10 @@
 """The SpikeGPT family (Zhu et al., TMLR 2024): ``spikegpt`` (spiking RWKV) and ``rwkv4`` (the non-spiking
 RWKV-4 of the same shape), language models for the ``language_modelling`` task.
 
-Modules in :mod:`.modules`, op counters in :mod:`.count`, generation in :mod:`.generate`, ``rwkv``-package
-checkpoints in :mod:`.interop`. The lowering (:mod:`.lower`) refuses, naming WKV and LayerNorm: they have no
-event-graph equivalent.
+Modules in :mod:`.modules` (blocks: :mod:`spikeseq.nn.rwkv`), ``rwkv``-package checkpoints both ways in
+:mod:`.interop`; the op counters of its blocks are :mod:`spikeseq.profile`'s own (``nn`` building blocks) and
+generation is ``model.step`` driven by ``spikeseq generate`` (:mod:`spikeseq.train.cmd_generate`). The lowering
+(:mod:`.lower`) refuses, naming WKV and LayerNorm: they have no event-graph equivalent.
 """
 
 from spikeseq.models.registry import Family, register_family

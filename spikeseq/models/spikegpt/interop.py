@@ -6,6 +6,10 @@
 ``ffn.time_mix_k/r``, ``ffn.key/receptance/value``, ``ln_out``, ``head``), tensors float32, time parameters shaped
 ``[1, 1, C]`` as RWKV-LM saves them. That runtime then gives the same logits (tested to 1e-4).
 
+:func:`load_rwkv_checkpoint` reads such a checkpoint (written here, or an RWKV-4 ``.pth`` of RWKV-LM / ChatRWKV in
+any float dtype) back into the non-spiking ``rwkv4`` model, its shape (``n_layer``, ``n_embd``, ``vocab``,
+``hidden``) read from the tensors; RWKV-5/6/7 checkpoints are refused naming the keys that show it.
+
 Spiking checkpoints (model ``spikegpt``) are refused: no outside runtime runs them. The ``rwkv`` package has no
 spiking embedding or LIF branch outputs, and SpikeGPT's own ``model_run.py`` needs CUDA and CuPy; a SpikeGPT
 checkpoint runs in spikeseq only.
@@ -57,3 +61,47 @@ def save_rwkv_checkpoint(model: torch.nn.Module, path: str | os.PathLike) -> Pat
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+#: Keys of RWKV-5/6/7 checkpoints that RWKV-4 has not (group norm, gate, data-dependent mixes and decays).
+_NOT_V4 = ("att.ln_x", "att.gate", "att.time_faaaa", "att.time_maa", "att.time_decay_w", "att.x_", "att.w0")
+
+
+def load_rwkv_checkpoint(source, *, ctx_len: int = 1024):
+    """The non-spiking RWKV-4 (model ``rwkv4``) of an ``rwkv``-package / RWKV-LM checkpoint: ``source`` a path
+    to the ``.pth`` or its state dict. Shape from the tensors (``emb.weight`` ``[vocab, C]``, ``ffn.key.weight``
+    ``[hidden, C]``, the number of ``blocks.{i}``), time parameters ``[1, 1, C]`` or ``[C]``, weights converted
+    to float32; ``ctx_len``: the parallel form's context (RNN mode has none). ConfigError naming what does not
+    fit (an RWKV-5/6/7 checkpoint, missing or unexpected keys)."""
+    from spikeseq.models.registry import build  # not .modules: it imports this module (no cycle)
+
+    sd = source if isinstance(source, dict) else torch.load(Path(source), map_location="cpu", weights_only=True)
+    newer = sorted({k for k in sd for tag in _NOT_V4 if tag in k})
+    if newer:
+        raise ConfigError(f"not an RWKV-4 checkpoint (keys of RWKV-5/6/7: {', '.join(newer[:4])}); spikeseq's "
+                          "rwkv4 model is RWKV-4")
+    try:
+        vocab, channels = (int(n) for n in sd["emb.weight"].shape)
+        hidden = int(sd["blocks.0.ffn.key.weight"].shape[0])
+    except (KeyError, ValueError, AttributeError) as e:
+        raise ConfigError(f"not an RWKV-4 checkpoint: no emb.weight [vocab, C] or blocks.0.ffn.key.weight ({e})") \
+            from None
+    n_layer = len({k.split(".")[1] for k in sd if k.startswith("blocks.")})
+    model = build("rwkv4", vocab=vocab, n_layer=n_layer, n_embd=channels, ctx_len=ctx_len,
+                  hidden=None if hidden == 4 * channels else hidden)
+    ours = model.state_dict()
+    missing, unexpected = sorted(set(ours) - set(sd)), sorted(set(sd) - set(ours))
+    if missing or unexpected:
+        raise ConfigError(f"the checkpoint does not fit RWKV-4 ({n_layer} layers x {channels}): missing "
+                          f"{missing[:5]}, unexpected {unexpected[:5]}")
+    loaded = {}
+    for k, t in ours.items():
+        src = sd[k].detach().to(torch.float32)
+        if ".time_" in k:
+            src = src.reshape(-1)
+        if src.shape != t.shape:
+            raise ConfigError(f"checkpoint tensor {k} has shape {tuple(sd[k].shape)}, RWKV-4 {n_layer} x "
+                              f"{channels} needs {tuple(t.shape)}")
+        loaded[k] = src
+    model.load_state_dict(loaded)
+    return model.eval()
