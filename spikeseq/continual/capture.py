@@ -3,7 +3,8 @@
 :class:`InputTap` registers
 
 * a forward pre-hook on the model (records ``T, B`` of the time-first input ``[T, B, ...]``, given by position
-  or by the name of ``forward``'s first parameter, e.g. ``model(x=...)``),
+  or by the name of ``forward``'s first parameter, e.g. ``model(x=...)``; ``[B, T, ...]`` for a model whose
+  ``batch_first`` is True, such as ``nn.EGRU(batch_first=True)``, which runs its layers time-first inside),
 * a forward pre-hook on every target layer (stores its input, detached), and
 * a forward hook on the model that hands the inputs of the whole forward pass to a callback,
 
@@ -86,7 +87,9 @@ class InputTap:
         self._clear()
         x = args[0] if args else kwargs.get(self._input_name) if self._input_name else None
         if self._active() and isinstance(x, torch.Tensor) and x.dim() >= 2:
-            self._tb = (int(x.shape[0]), int(x.shape[1]))
+            # a model with batch_first = True (nn.EGRU) reads [B, T, ...] and runs its layers time-first inside
+            first, second = int(x.shape[0]), int(x.shape[1])
+            self._tb = (second, first) if getattr(self.model, "batch_first", False) is True else (first, second)
 
     def _store(self, target: Target):
         def hook(_module, args) -> None:

@@ -158,3 +158,16 @@ def test_gpm_basis_stays_orthonormal_when_a_task_has_fewer_directions_than_asked
         assert q.shape[0] == rows[k] and torch.allclose(q @ q.t(), torch.eye(rows[k]), atol=1e-5)
     seen = torch.eye(8)[:4]
     assert float((seen - (seen @ q.t()) @ q).abs().max()) < 1e-5   # every direction the tasks had is protected
+
+
+def test_batch_first_egru_gives_per_sample_rates():
+    """``nn.EGRU(batch_first=True)`` protected directly: its input is [B, T, I], its layers run time-first, and the
+    rate input of weight_ih_l0 is each sample's mean over time."""
+    rnn = EGRU(5, 8, thr_mean=0.1, seed=0, backend="torch", batch_first=True)
+    hlop = HLOP(rnn, HLOPConfig(layers=["weight_ih_l0"], k_init=2, k_inc=1, input="rate"))
+    seen = {}
+    hlop.update = lambda name, x: seen.__setitem__(name, x)
+    hlop.begin_task(0)
+    x = _x(0, t=4, b=6).transpose(0, 1).contiguous()   # [B = 6, T = 4, 5]
+    rnn(x)
+    assert torch.allclose(seen["weight_ih_l0"], x.mean(1))
