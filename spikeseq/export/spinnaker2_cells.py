@@ -127,14 +127,18 @@ def cell_mapping(g: ir.Graph) -> tuple[list[PlacedPopulation], list[str], int, l
 
 
 def check_cells(desc: dict, g: ir.Graph) -> None:
-    """The written CSR projections and cell thresholds read back equal to the quantised graph (exact)."""
+    """The written CSR projections and the cell parameters (thresholds, biases, per-gate scales) read back equal
+    to the quantised graph (exact)."""
     projs = {q["name"]: q for q in desc["projections"]}
     pops = {p["name"]: p for p in desc["populations"]}
     for name, node in g.nodes.items():
         if isinstance(node, ir.EGRUCell):
             ok = (np.array_equal(matrix_of(projs[f"{name}.ih"]), node.weight_ih.T)
                   and np.array_equal(matrix_of(projs[f"{name}.hh"]), node.weight_hh.T)
-                  and np.array_equal(np.asarray(pops[name]["params"]["threshold"]), node.threshold))
+                  and all(np.array_equal(np.asarray(pops[name]["params"][k], np.float64),
+                                         np.asarray(getattr(node, k), np.float64))
+                          for k in ("threshold", "bias_ih", "bias_hh", "ih_scale", "hh_scale"))
+                  and pops[name]["params"]["payload_frac_bits"] == node.payload_frac_bits)
         elif node.role == "synapse":
             ok = np.array_equal(matrix_of(projs[name]), readout_weights(g, name).T)
         else:

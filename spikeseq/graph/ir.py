@@ -724,8 +724,9 @@ class EGRUCell(_Neuron):
                 setattr(self, name, _arr(v))
                 if getattr(self, name).shape != (3,) or not (getattr(self, name) > 0).all():
                     raise ParameterError(f"EGRUCell {name} must hold 3 positive per-gate factors (r, z, n)")
-        if self.payload_frac_bits is not None and not 0 <= int(self.payload_frac_bits) <= 16:
-            raise ParameterError(f"EGRUCell payload_frac_bits must be in 0..16, got {self.payload_frac_bits}")
+        if self.payload_frac_bits is not None and not 0 <= int(self.payload_frac_bits) <= 7:
+            raise ParameterError(f"EGRUCell payload_frac_bits must be in 0..7 (int8 round(y * 2**f) with 0 < y < 1 "
+                                 f"saturates from f = 8 on), got {self.payload_frac_bits}")
 
     @property
     def hidden(self) -> int:

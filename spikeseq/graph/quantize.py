@@ -99,7 +99,12 @@ def input_synapses(g: ir.Graph) -> list[str]:
 
 def scale_input_synapses(g: ir.Graph, k: int) -> ir.Graph:
     """``g`` with the float weights of the synapses fed by an input divided by ``2**k`` (biases unchanged) and the
-    inputs declared ``"graded"``: fed ``round(x * 2**k)`` it computes what it computed on ``x``."""
+    inputs declared ``"graded"``: fed ``round(x * 2**k)`` it computes what it computed on ``x``. A graph of
+    :class:`~spikeseq.graph.ir.EGRUCell` populations is refused first with :data:`LOIHI_REFUSAL` (the gates, not
+    the input format, are what Loihi cannot run)."""
+    cells = [k for k, n in g.flat().nodes.items() if isinstance(n, ir.EGRUCell)]
+    if cells:
+        raise ExportError(LOIHI_REFUSAL.format(name=cells[0]))
     nodes = dict(g.nodes)
     fed = input_synapses(g)
     for s in fed:
@@ -394,6 +399,11 @@ LOIHI_REFUSAL = (
 )
 
 
+#: the largest ``payload_frac_bits`` of an EGRUCell: its payload ``y = e * c~`` lies in ``(theta, 1)``, so the int8
+#: ``round(y * 2**f)`` fits ``|q| <= 127`` up to ``f = 7``.
+CELL_MAX_FRAC_BITS = 7
+
+
 def _gate_scales(w: np.ndarray, lim: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-gate int8 weights ``round(W_g * s_g)`` and the scales ``s_g = lim / max|W_g|`` (1 for a zero gate)."""
     h = w.shape[0] // 3
@@ -413,6 +423,10 @@ def quantize_cells(g: ir.Graph, target: str, *, payload_frac_bits: int | None = 
             raise ExportError(LOIHI_REFUSAL.format(name=name))
     lim = targets.limits(target).weight_max_int8
     f = None if payload_frac_bits is None else int(payload_frac_bits)
+    if f is not None and not 0 <= f <= CELL_MAX_FRAC_BITS:
+        raise ExportError(f"EGRUCell payloads are int8 round(y * 2**f) with 0 < y = e * c~ < 1: payload_frac_bits "
+                          f"must be in 0..{CELL_MAX_FRAC_BITS} (got {f}; from f = 8 on every payload >= "
+                          f"{127 / 2 ** 8:.3f} saturates at 127), or None for float32 payloads")
     pay = 1.0 if f is None else 2.0**f
     nodes: dict[str, ir.Node] = dict(g.nodes)
     quant: dict[str, dict] = {}

@@ -25,18 +25,26 @@ GATES = ("r", "z", "n")
 
 
 def egru_stack_counts(rnn: EGRU, x: torch.Tensor, ctx: CallContext, prefix: str = "rnn") -> list[tuple]:
-    """Sub-layer counts ``(name, module, kind, counts)`` of an :class:`~spikeseq.nn.EGRU` run on ``x [T, B, I]``
-    from rest (re-run here layer by layer, functionally, to see every layer's events)."""
+    """Sub-layer counts ``(name, module, kind, counts)`` of an :class:`~spikeseq.nn.EGRU` run on ``x`` from rest
+    (re-run here layer by layer, functionally, to see every layer's events). ``x`` is what the EGRU receives,
+    ``[T, B, I]``, or ``[B, T, I]`` when it was built with ``batch_first``: its events and the recurrent input
+    ``y[t-1]`` follow the EGRU's own time axis; the per-step series follow the first axis of ``x``, as the
+    other counters of the model see it."""
     t_len, rows = x.shape[0], x.shape[1]
     h = rnn.hidden_size
+    flip = bool(getattr(rnn, "batch_first", False))
+
+    def layout(t: torch.Tensor) -> torch.Tensor:   # the EGRU's layout <-> time-first (its own inverse)
+        return t.transpose(0, 1) if flip else t
+
     subs = []
     inp = x
     for k in range(rnn.num_layers):
         p = rnn.layer_params(k)
-        out, _ = egru_scan(inp, None, backend="torch", eps=rnn.eps, dampening=rnn.dampening, zoneout=rnn.zoneout,
-                           **p)
-        y = out.y
-        y_prev = torch.cat((torch.zeros_like(y[:1]), y[:-1]), 0)
+        out, _ = egru_scan(layout(inp), None, backend="torch", eps=rnn.eps, dampening=rnn.dampening,
+                           zoneout=rnn.zoneout, **p)
+        y_tf = out.y                                      # time-first
+        y, y_prev = layout(y_tf), layout(torch.cat((torch.zeros_like(y_tf[:1]), y_tf[:-1]), 0))
         for g, name in enumerate(GATES):
             sl = slice(g * h, (g + 1) * h)
             c_in = matmul_counts(inp, p["weight_ih"][sl], ctx, nb=False)

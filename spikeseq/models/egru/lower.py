@@ -19,9 +19,11 @@ weights per PE):
 - :class:`EGRUClassifier`: the flattened input feeds the first cell; the readout is an ``Affine`` at every step.
 
 Refused by name (:class:`~spikeseq.errors.ExportError`): zoneout > 0 (its evaluation-time state mixing
-``c = p c[t-1] + (1-p) c`` is not part of the cell program). Loihi-style export refuses the cell in
-:mod:`spikeseq.graph.quantize` (:data:`LOIHI_REFUSAL` there names the gates): the CUBA neuron of lava-dl netx
-has no multiplicative gate and no state-dependent decay, although Loihi 2 graded spikes could carry ``y``.
+``c = p c[t-1] + (1-p) c`` is not part of the cell program), and an EGRU built with ``batch_first`` (the model
+would recur over the batch axis of its time-first input; the graph steps over time). Loihi-style export refuses
+the cell in :mod:`spikeseq.graph.quantize` (:data:`LOIHI_REFUSAL` there names the gates): the CUBA neuron of
+lava-dl netx has no multiplicative gate and no state-dependent decay, although Loihi 2 graded spikes could carry
+``y``.
 """
 
 from __future__ import annotations
@@ -45,6 +47,11 @@ def _cells(m: EGRULM | EGRUClassifier, b: GraphBuilder, prev: list[str], prefix:
     if float(rnn.zoneout) > 0:
         raise ExportError(f"{prefix or type(m).__name__}: zoneout={rnn.zoneout} mixes the state in evaluation "
                           "(c = p c[t-1] + (1-p) c); the EGRUCell program has no zoneout: train with zoneout=0")
+    if getattr(rnn, "batch_first", False):
+        raise ExportError(f"{prefix or type(m).__name__}: its EGRU has batch_first=True, so the model runs the "
+                          "recurrence over the second axis of its [T, B, ...] input (time and batch swapped) while "
+                          "the graph steps over the first: build the EGRU with batch_first=False (the models pass "
+                          "time-first tensors)")
     h = rnn.hidden_size
     for layer in range(rnn.num_layers):
         p = rnn.layer_params(layer)
