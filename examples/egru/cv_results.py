@@ -15,6 +15,7 @@ right). Runs with other seeds on the same folds repeat the cross-validation.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 from pathlib import Path
@@ -22,6 +23,7 @@ from pathlib import Path
 import torch
 
 from spikeseq import _atomic
+from spikeseq.errors import SpikeseqError
 from spikeseq.models import registry
 from spikeseq.train import checkpoint
 from spikeseq.train.config import load_config
@@ -34,14 +36,19 @@ TARGET_POINTS = 1.5
 
 def fold_run(run: Path) -> dict:
     """Provenance, fold, per-recording correctness and (for an EGRU) activity sparsity of one finished run."""
-    info = json.loads((run / "run.json").read_text())
-    ev = json.loads((run / "eval.json").read_text())
-    cfg = load_config(run / "config.toml")
-    if cfg.data.cv_folds is None:
-        raise SystemExit(f"{run}: not a cross-validation run (its config has no data.cv_folds)")
-    model = registry.build(cfg.model.name, **cfg.model.kwargs)
-    model.load_state_dict(checkpoint.load(run / "checkpoints" / f"{ev['checkpoint']}.pt", map_location="cpu")["model"])
-    data = prepare(cfg.data, cfg.train.seed)
+    try:
+        info = json.loads((run / "run.json").read_text())
+        ev = json.loads((run / "eval.json").read_text())
+        cfg = load_config(run / "config.toml")
+        if cfg.data.cv_folds is None:
+            raise SystemExit(f"{run}: not a cross-validation run (its config has no data.cv_folds)")
+        model = registry.build(cfg.model.name, **cfg.model.kwargs)
+        state = checkpoint.load(run / "checkpoints" / f"{ev['checkpoint']}.pt", map_location="cpu")["model"]
+        model.load_state_dict(state)
+        data = prepare(cfg.data, cfg.train.seed)
+    except (OSError, ValueError, KeyError, SpikeseqError) as e:  # a missing file, checkpoint or key: name the run
+        raise SystemExit(f"{run}: cannot be collected ({type(e).__name__}: {e}); finish the run (or write its "
+                         f"eval.json with `spikeseq eval {run}`), or leave it out") from None
     logits = predict(model, data.test.x, cfg.train.eval_batch_size, cfg.train.readout, torch.device("cpu"))
     correct = (logits.argmax(1) == data.test.y).long()
     acc = float(correct.float().mean())
@@ -50,7 +57,8 @@ def fold_run(run: Path) -> dict:
     out = {"run": str(run), "command": " ".join(info["command"]), "git": info.get("git"),
            "git_dirty": info.get("git_dirty"), "seed": info["seed"], "model": cfg.model.name,
            "folds": cfg.data.cv_folds, "fold": cfg.data.cv_fold, "test_n": len(data.test), "test_acc": acc,
-           "checkpoint": ev["checkpoint"], "epoch": ev["epoch"], "correct": correct.tolist()}
+           "checkpoint": ev["checkpoint"], "epoch": ev["epoch"], "correct": correct.tolist(),
+           "test_labels": hashlib.sha256(data.test.y.to(torch.int64).numpy().tobytes()).hexdigest()[:16]}
     rnn = getattr(model, "rnn", None)
     if rnn is not None and "egru" in cfg.model.name:
         with torch.no_grad():
@@ -67,6 +75,22 @@ def _mean_se(values: list[float]) -> tuple[float, float]:
     return mean, math.sqrt(var / n)
 
 
+def _repeat_key(keys: list[tuple[int, int]]):
+    """Which repeat a (fold, seed) run belongs to: its seed when every fold ran the same seeds (e.g. seed 0 for
+    every fold), else ``seed - fold`` when every fold ran the same offsets (seed = repeat + fold, as in
+    cv10_nmnist.json); anything else is refused (the repeats would be guessed)."""
+    by_fold: dict[int, set[int]] = {}
+    for fold, seed in keys:
+        by_fold.setdefault(fold, set()).add(seed)
+    if len({frozenset(v) for v in by_fold.values()}) == 1:
+        return lambda k: k[1]
+    if len({frozenset(s - f for s in v) for f, v in by_fold.items()}) == 1:
+        return lambda k: k[1] - k[0]
+    raise SystemExit("cannot tell the repeats of the cross-validation apart: give every fold the same seeds, or "
+                     "seed = repeat + fold for every fold (and the same repeats for every fold); seeds per fold: "
+                     + ", ".join(f"{f}: {sorted(v)}" for f, v in sorted(by_fold.items())))
+
+
 def summarise(egru: list[dict], gru: list[dict]) -> dict:
     """Pooled accuracies, the paired gap (points) with its standard errors, and the discordant counts.
 
@@ -79,6 +103,15 @@ def summarise(egru: list[dict], gru: list[dict]) -> dict:
     folds = egru[0]["folds"]
     if any(r["folds"] != folds for r in egru + gru):
         raise SystemExit("every run must use the same data.cv_folds")
+    if {r["run"] for r in egru if "run" in r} & {r["run"] for r in gru if "run" in r}:
+        raise SystemExit("a run is named in both --egru and --gru")
+    labels: dict[int, set[str]] = {}
+    for r in egru + gru:  # every run of a fold tests the same recordings (same dataset, fold, max_test, ...)
+        if "test_labels" in r:
+            labels.setdefault(r["fold"], set()).add(r["test_labels"])
+    if any(len(v) > 1 for v in labels.values()):
+        raise SystemExit("runs of one fold were tested on different recordings (their test labels differ: another "
+                         "dataset, data.max_test or data option); collect runs of one cross-validation only")
     egru_by_key = {(r["fold"], r["seed"]): r for r in egru}
     pairs = [(egru_by_key[k], by_key[k]) for k in keys]
     per_recording: dict[tuple[int, int], list[int]] = {}
@@ -89,9 +122,10 @@ def summarise(egru: list[dict], gru: list[dict]) -> dict:
     gap, se_rec = _mean_se(rec_gaps)
     pair_gaps = [100 * (gr["test_acc"] - eg["test_acc"]) for eg, gr in pairs]
     gap_pairs, se_pairs = _mean_se(pair_gaps)
-    repeats = sorted({eg["seed"] - eg["fold"] for eg, _ in pairs})
-    per_repeat = {str(r): sum(g for (eg, _), g in zip(pairs, pair_gaps, strict=True) if eg["seed"] - eg["fold"] == r)
-                  / sum(1 for eg, _ in pairs if eg["seed"] - eg["fold"] == r) for r in repeats}
+    repeat_of = _repeat_key(keys)
+    repeats = sorted({repeat_of(k) for k in keys})
+    per_repeat = {str(r): sum(g for k, g in zip(keys, pair_gaps, strict=True) if repeat_of(k) == r)
+                  / sum(1 for k in keys if repeat_of(k) == r) for r in repeats}
     diffs = [d for ds in per_recording.values() for d in ds]
     n_tests = len(diffs)
     return {"folds": folds, "pairs": len(pairs), "recordings": len(per_recording), "tests": n_tests,

@@ -28,6 +28,7 @@ import dataclasses
 import difflib
 import json
 import math
+import numbers
 import tomllib
 import types
 import typing
@@ -350,6 +351,9 @@ def _check_folds(data: DataConfig, src: str) -> None:
         raise ConfigError(f"{src}: k-fold cross-validation needs both data.cv_folds (how many folds) and "
                           "data.cv_fold (which one is the test split, 0-based); leave both out to use the "
                           "dataset's own test split")
+    for key, v in (("cv_folds", folds), ("cv_fold", fold)):  # also a DataConfig built in Python (fit, prepare)
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral):
+            raise ConfigError(f"{src}: data.{key} must be an integer, got {type(v).__name__} {v!r}")
     if folds < 2:
         raise ConfigError(f"{src}: data.cv_folds must be >= 2, got {folds}")
     if not 0 <= fold < folds:

@@ -17,6 +17,7 @@ dataset's own test split (:func:`cv_split`).
 from __future__ import annotations
 
 import inspect
+import numbers
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -188,8 +189,10 @@ def prepare(data_cfg, seed: int) -> Prepared:
     if classes is None or len(classes) < n_classes:
         classes = [str(i) for i in range(n_classes)]
     n_classes = max(n_classes, len(classes))
-    if data_cfg.cv_folds is not None:
-        train, test = cv_split(train, data_cfg.cv_folds, data_cfg.cv_fold or 0)
+    if data_cfg.cv_folds is not None or getattr(data_cfg, "cv_fold", None) is not None:
+        from spikeseq.train.config import _check_folds  # a DataConfig built in Python is not checked on load
+        _check_folds(data_cfg, "[data]")
+        train, test = cv_split(train, data_cfg.cv_folds, data_cfg.cv_fold)
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(len(train), generator=g)
     n_val = round(data_cfg.val_fraction * len(train))
@@ -228,6 +231,11 @@ def cv_folds_of(y: torch.Tensor, folds: int) -> torch.Tensor:
 
 def cv_split(train: Split, folds: int, fold: int) -> tuple[Split, Split]:
     """``(train without fold, fold)`` of :func:`cv_folds_of`; raises when a fold would be empty."""
+    if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in (folds, fold)):
+        raise ConfigError(f"cross-validation folds and fold must be integers, got folds = {folds!r}, fold = {fold!r}")
+    if folds < 2 or not 0 <= fold < folds:
+        raise ConfigError(f"cross-validation needs folds >= 2 and fold in 0..folds - 1, got folds = {folds}, "
+                          f"fold = {fold}")
     if len(train) < folds:
         raise DataError(f"{folds}-fold cross-validation needs at least {folds} training samples, the training split "
                         f"has {len(train)}: use fewer folds (data.cv_folds)")
