@@ -171,3 +171,16 @@ def test_batch_first_egru_gives_per_sample_rates():
     x = _x(0, t=4, b=6).transpose(0, 1).contiguous()   # [B = 6, T = 4, 5]
     rnn(x)
     assert torch.allclose(seen["weight_ih_l0"], x.mean(1))
+
+
+@pytest.mark.parametrize("method", ["hlop", "gpm"])
+def test_projection_methods_refuse_a_model_that_prunes_during_training(method):
+    """The pruning mask, re-applied after every optimizer step, moves the update out of the projected subspace."""
+    from spikeseq.models import registry
+    from spikeseq.train.tasks.continual import make_plugin
+
+    model = registry.build("egru_classifier", input_size=6, n_classes=6, hidden=8,
+                           prune={"sparsity": 0.5, "start": 0, "end": 10, "every": 1})
+    with pytest.raises(ConfigError, match=r"model\.prune"):
+        make_plugin(method, model, {"layers": ["out"], "k_init": 2, "k_inc": 1})
+    assert make_plugin("ewc", model, {}) is not None   # a penalty, not a projection: unaffected

@@ -222,6 +222,11 @@ def make_plugin(method: str, model: nn.Module, kwargs: dict[str, Any]):
     from spikeseq.continual.hlop import HLOP
 
     conf = _method_config(method, kwargs)
+    if conf is not None and method in ("hlop", "gpm") and getattr(model, "pruner", None) is not None:
+        raise ConfigError(f"{method}: the model prunes its weights during training (model.prune), re-masking them "
+                          "after every optimizer step; the mask moves the update out of the subspace the projection "
+                          "keeps it in (about half of it landed in the protected subspace at 50 % sparsity) and can "
+                          "zero protected weights: leave model.prune out of continual recipes with hlop or gpm")
     return {"hlop": HLOP, "gpm": GPM, "ewc": EWC}[method](model, conf) if conf is not None else None
 
 
