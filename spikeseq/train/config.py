@@ -336,13 +336,13 @@ def _check_choices(cfg: RunConfig, src: str) -> None:
         v = getattr(cfg.data, key)
         if v is not None and v < 1:
             raise ConfigError(f"{src}: data.{key} must be >= 1 or left out, got {v}")
-    _check_folds(cfg.data, src)
+    check_folds(cfg.data, src)
     for key, v in (("export.samples", cfg.export.samples), ("profile.samples", cfg.profile.samples)):
         if v < 1:
             raise ConfigError(f"{src}: {key} must be >= 1, got {v}")
 
 
-def _check_folds(data: DataConfig, src: str) -> None:
+def check_folds(data: DataConfig, src: str) -> None:
     """``data.cv_folds`` / ``data.cv_fold``: both or neither, at least 2 folds, the fold an index among them."""
     folds, fold = data.cv_folds, data.cv_fold
     if folds is None and fold is None:

@@ -190,8 +190,8 @@ def prepare(data_cfg, seed: int) -> Prepared:
         classes = [str(i) for i in range(n_classes)]
     n_classes = max(n_classes, len(classes))
     if data_cfg.cv_folds is not None or getattr(data_cfg, "cv_fold", None) is not None:
-        from spikeseq.train.config import _check_folds  # a DataConfig built in Python is not checked on load
-        _check_folds(data_cfg, "[data]")
+        from spikeseq.train.config import check_folds  # a DataConfig built in Python is not checked on load
+        check_folds(data_cfg, "[data]")
         train, test = cv_split(train, data_cfg.cv_folds, data_cfg.cv_fold)
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(len(train), generator=g)
