@@ -281,6 +281,13 @@ def export_and_verify(model: torch.nn.Module, target: str, out_path: str | os.Pa
         where = ", ".join(f"{k}: {n} of {m}" for k, (n, m) in sorted(lost.items()))
         notes.append(f"{total} nonzero weight(s) round to 0 in {numerics} ({where}): weights much smaller than the "
                      "largest of their synapse share its scale and are lost; their events do not reach the target")
+    vanishing = payloads_that_round_to_zero(sim_graph) if numerics != "float" else {}
+    if vanishing:
+        where = ", ".join(f"{k}: {n} of {m} units (payload_frac_bits {f})"
+                          for k, (n, m, f) in sorted(vanishing.items()))
+        notes.append(f"graded payloads round(y * 2**f) are 0 for events with y = c~ < 2**-(f+1), and units whose "
+                     f"threshold lies below that can send such events ({where}): they arrive as nothing; raise "
+                     "payload_frac_bits (up to 7) to keep them")
     if target == "nir":
         notes.append("NIR file read back with from_nir and run with the float interpreter")
         from spikeseq.export.nir import extension_message, extension_resets
@@ -310,6 +317,22 @@ def integer_inputs_beyond_payload(x: np.ndarray) -> tuple[int, int, int] | None:
     lim = 2 ** (bits - 1) - 1
     n = int(np.count_nonzero(np.abs(np.asarray(x, np.float64)) > lim))
     return (n, bits, lim) if n else None
+
+
+def payloads_that_round_to_zero(sim_graph: ir.Graph) -> dict[str, tuple[int, int, int]]:
+    """``{EGRU cell: (units whose threshold is below 2**-(f+1), units, f)}`` for the cells of the target's graph with
+    fixed-point payloads ``round(y * 2**f)``: an event of such a unit with ``theta < y = c~ < 2**-(f+1)`` sends a
+    payload of 0 (only cells with at least one such unit)."""
+    out = {}
+    for name, node in sim_graph.nodes.items():
+        f = getattr(node, "payload_frac_bits", None)
+        if not isinstance(node, ir.EGRUCell) or f is None:
+            continue
+        th = np.asarray(node.threshold, np.float64).reshape(-1)
+        n = int(np.count_nonzero(th < 2.0 ** -(int(f) + 1)))
+        if n:
+            out[name] = (n, int(th.size), int(f))
+    return out
 
 
 def weights_rounded_to_zero(g: ir.Graph, sim_graph: ir.Graph) -> dict[str, tuple[int, int]]:

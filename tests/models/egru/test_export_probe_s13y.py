@@ -211,3 +211,23 @@ def test_read_back_check_covers_cell_biases_and_scales(tmp_path, monkeypatch):
         assert not (tmp_path / "net.json").exists()
     monkeypatch.setattr(spinnaker2, "cell_description", real)
     assert write_spinnaker2(g, tmp_path / "net.json", payload_frac_bits=7).path.exists()
+
+
+def test_payloads_that_round_to_zero_are_counted_per_cell():
+    """round(y * 2**f) is 0 for y < 2**-(f+1): units whose threshold lies below that are counted, per cell."""
+    import numpy as np
+
+    from spikeseq.graph import ir
+    from spikeseq.verify.core import payloads_that_round_to_zero
+
+    def cell(th, f):
+        h = len(th)
+        return ir.EGRUCell(weight_ih=np.zeros((3 * h, 2), np.float32), weight_hh=np.zeros((3 * h, h), np.float32),
+                           bias_ih=np.zeros(3 * h, np.float32), bias_hh=np.zeros(3 * h, np.float32),
+                           threshold=np.asarray(th, np.float32), payload_frac_bits=f)
+
+    class Nodes:   # payloads_that_round_to_zero reads only the graph's nodes
+        nodes = {"a": cell([0.01, 0.2, 0.3], 0),     # 2**-1 = 0.5: all three below
+                 "b": cell([0.001, 0.2, 0.3], 7),    # 2**-8 = 0.0039: one below
+                 "c": cell([0.01, 0.2], None)}       # float payloads: never 0
+    assert payloads_that_round_to_zero(Nodes()) == {"a": (3, 3, 0), "b": (1, 3, 7)}
