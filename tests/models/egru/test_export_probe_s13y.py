@@ -226,8 +226,9 @@ def test_payloads_that_round_to_zero_are_counted_per_cell():
                            bias_ih=np.zeros(3 * h, np.float32), bias_hh=np.zeros(3 * h, np.float32),
                            threshold=np.asarray(th, np.float32), payload_frac_bits=f)
 
-    class Nodes:   # payloads_that_round_to_zero reads only the graph's nodes
-        nodes = {"a": cell([0.01, 0.2, 0.3], 0),     # 2**-1 = 0.5: all three below
-                 "b": cell([0.001, 0.2, 0.3], 7),    # 2**-8 = 0.0039: one below
-                 "c": cell([0.01, 0.2], None)}       # float payloads: never 0
-    assert payloads_that_round_to_zero(Nodes()) == {"a": (3, 3, 0), "b": (1, 3, 7)}
+    from types import SimpleNamespace
+
+    graph = SimpleNamespace(nodes={"a": cell([0.01, 0.2, 0.3], 0),     # 2**-1 = 0.5: all three below
+                                   "b": cell([0.001, 0.2, 0.3], 7),    # 2**-8 = 0.0039: one below
+                                   "c": cell([0.01, 0.2], None)})      # float payloads: never 0
+    assert payloads_that_round_to_zero(graph) == {"a": (3, 3, 0), "b": (1, 3, 7)}
