@@ -153,18 +153,26 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipe_model(path: str) -> tuple[str, dict, list[str]] | None:
-    """``(model name, [model] keywords, [continual.hlop] layers)`` of a continual recipe whose ``[model]`` names its
-    own ``input_size`` and ``n_classes`` (``None`` for a recipe of the MLP this bench builds itself, which gives only
-    ``hidden``); :class:`ConfigError` when it cannot be read or such a recipe lists no ``layers``."""
+def _read_recipe(path: str) -> dict:
+    """The recipe's TOML tables; :class:`ConfigError` naming the file when it cannot be read or parsed."""
     import tomllib
 
     from spikeseq.errors import ConfigError
 
     try:
-        raw = tomllib.loads(open(path).read())
+        with open(path, "rb") as f:
+            return tomllib.load(f)
     except (OSError, tomllib.TOMLDecodeError) as e:
         raise ConfigError(f"--recipe {path}: cannot read it as TOML ({e})") from None
+
+
+def _recipe_model(path: str) -> tuple[str, dict, list[str]] | None:
+    """``(model name, [model] keywords, [continual.hlop] layers)`` of a continual recipe whose ``[model]`` names its
+    own ``input_size`` and ``n_classes`` (``None`` for a recipe of the MLP this bench builds itself, which gives only
+    ``hidden``); :class:`ConfigError` when it cannot be read or such a recipe lists no ``layers``."""
+    from spikeseq.errors import ConfigError
+
+    raw = _read_recipe(path)
     model = dict(raw.get("model", {}))
     name = model.pop("name", None)
     if not {"input_size", "n_classes"} <= model.keys():
@@ -177,14 +185,9 @@ def _recipe_model(path: str) -> tuple[str, dict, list[str]] | None:
 
 
 def _recipe_hidden(path: str) -> int:
-    import tomllib
-
     from spikeseq.errors import ConfigError
 
-    try:
-        raw = tomllib.loads(open(path).read())
-    except (OSError, tomllib.TOMLDecodeError) as e:
-        raise ConfigError(f"--recipe {path}: cannot read it as TOML ({e})") from None
+    raw = _read_recipe(path)
     hidden = raw.get("model", {}).get("hidden")
     if not (isinstance(hidden, list) and len(hidden) == 2 and len(set(hidden)) == 1):
         raise ConfigError(f"--recipe {path}: bench hlop times a 2-hidden-layer MLP of equal widths; [model] hidden "
@@ -198,9 +201,7 @@ def _hlop_config(args: argparse.Namespace, layers: list[str]):
     from spikeseq.continual import HLOPConfig
 
     if args.recipe is not None:
-        import tomllib
-
-        hl = tomllib.loads(open(args.recipe).read()).get("continual", {}).get("hlop", {})
+        hl = _read_recipe(args.recipe).get("continual", {}).get("hlop", {})
         keep = {k: v for k, v in hl.items() if k in ("k_init", "k_inc", "lr", "iterations", "input", "normalize")}
         return HLOPConfig(layers=layers, freeze_1d=False, **{"input": args.input_mode, **keep})
     n, h = args.inputs, args.hidden

@@ -260,9 +260,10 @@ class BranchLIF(LIF):
     def beta(self) -> torch.Tensor:
         """The decay per step: the exact ``beta`` the LIF was made from, or the LIF's own (class docstring)."""
         b = super().beta
-        if b.requires_grad or b.numel() != 1 or abs(float(b) - self.exact_beta) > 1e-6:
+        if b.requires_grad or b.numel() != 1:
             return b
-        return torch.tensor(self.exact_beta, dtype=b.dtype, device=b.device)
+        # chosen on the device (no host sync per call): the exact value where the LIF's own is within 1e-6 of it
+        return torch.where((b - self.exact_beta).abs() <= 1e-6, torch.full_like(b, self.exact_beta), b)
 
 
 class RWKVBlock(StatefulModule):
