@@ -76,11 +76,43 @@ def oja_subspace_delta(h: torch.Tensor, x: torch.Tensor, *, spiking: tuple[float
     return y.t() @ (x - x_hat) / x.shape[0]
 
 
+#: Ways :func:`oja_subspace_step` evaluates ``N dH`` (:func:`oja_step_costs`); ``"auto"`` takes the cheapest.
+OJA_FORMS = ("auto", "residual", "moments", "gram")
+
+
+def oja_step_costs(n_rows: int, n: int, k_old: int, k_new: int, iterations: int) -> dict[str, int]:
+    """Multiply-adds of the three exact forms of :func:`oja_subspace_step` (``n_rows`` inputs of ``n`` features,
+    ``k_old`` fixed and ``k_new`` plastic rows); all start from ``y = H_new x``::
+
+        residual  r = x - H_old^T y_old once (2 N n k_old); per iteration y (N n k_new), the residual r - y H_new
+                  (N n k_new) and y^T (r - y H_new) (N n k_new)
+        moments   r once (2 N n k_old); per iteration y, y^T r (N n k_new each), y^T y (N k_new^2) and
+                  y^T r - (y^T y) H_new (k_new^2 n): cheaper than ``residual`` when k_new (N + n) < N n
+        gram      C = X^T X (N n^2) and D = X^T R = C - (C H_old^T) H_old (2 n^2 k_old) once; per iteration
+                  H_new D (k_new n^2), H_new C H_new^T (k_new n^2 + k_new^2 n) and (.) H_new (k_new^2 n)
+
+    The Gram form does not look at the samples again after ``C``: it pays when there are many more rows than
+    features (an EGRU's recurrent inputs, every step of every sequence: N = T B = 2048 against n = 64). With a
+    batch of firing rates (N = 32 rows of n = 578 inputs) and k_new = 60, the residual form is the cheapest."""
+    once = 2 * n_rows * n * k_old
+    return {"residual": once + iterations * 3 * n_rows * n * k_new,
+            "moments": once + iterations * (2 * n_rows * n * k_new + n_rows * k_new * k_new + k_new * k_new * n),
+            "gram": n_rows * n * n + 2 * n * n * k_old + iterations * (2 * k_new * n * n + 2 * k_new * k_new * n)}
+
+
+def silent_residual_rtol(n: int, dtype: torch.dtype) -> float:
+    """Below this fraction of the input's power, the normalised step treats the residual as silent (no step): a
+    residual of ``n`` features computed in ``dtype`` carries rounding errors of about ``n * eps`` of the input's
+    power (the Gram form's ``tr(D) - tr(H_old D H_old^T)`` cancels to that), and dividing by a power of rounding
+    noise alone would turn the noise into a step of full size. Inputs inside the old rows' span are silent."""
+    return n * torch.finfo(dtype).eps
+
+
 def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tensor, *, lr: float,
                       plastic_from: int = 0, momentum: float = MOMENTUM, clamp: float = DELTA_CLAMP,
                       iterations: int = ITERATIONS, spiking: tuple[float, float] | None = None,
                       reduce: Callable[[torch.Tensor], torch.Tensor] | None = None, normalize: bool = False,
-                      inplace: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+                      inplace: bool = False, form: str = "auto") -> tuple[torch.Tensor, torch.Tensor]:
     """``iterations`` steps of the rule on one batch ``x`` ``[N, n]``; returns the new ``(H, M)`` (``inplace``:
     ``h`` and ``momentum_buf`` themselves, updated in place, instead of new tensors).
 
@@ -88,6 +120,14 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
     follow :func:`oja_subspace_delta` exactly (computed without the old rows' delta). ``reduce`` maps each
     batch-mean ``dH`` of the plastic rows before it is applied (data-parallel training averages it over ranks),
     and the residual's power of the normalised step (``normalize``: ``dH / mean |r|^2``) likewise.
+
+    The fixed rows' part of the reconstruction does not change over the iterations: with ``r = x - H_old^T y_old``,
+    ``N dH_new = y^T (r - y H_new) = y^T r - (y^T y) H_new`` (``y = H_new x``). ``form`` (:data:`OJA_FORMS`)
+    chooses how that is evaluated, all exactly (they differ by rounding only): ``"residual"`` and ``"moments"``
+    (the first and the second expression) from the rows of ``x``; ``"gram"`` from the input correlation
+    ``C = X^T X`` alone (``y^T r = H_new C (I - P)``, ``y^T y = H_new C H_new^T``,
+    ``sum |r|^2 = tr((I - P) C (I - P))``, ``P = H_old^T H_old``), which needs ``y_old`` linear in ``x`` (not with
+    ``spiking``); ``"auto"``: the cheapest by :func:`oja_step_costs`.
     """
     _check_pair(h, x)
     if momentum_buf.shape != h.shape:
@@ -97,38 +137,38 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
     if iterations < 1 or not lr > 0 or not 0 <= momentum < 1 or not clamp > 0:
         raise ParameterError(f"need iterations >= 1, lr > 0, 0 <= momentum < 1, clamp > 0; got {iterations}, {lr}, "
                              f"{momentum}, {clamp}")
+    if form not in OJA_FORMS:
+        raise ParameterError(f"form must be one of {OJA_FORMS}, got {form!r}")
+    if form == "gram" and spiking is not None:
+        raise ParameterError("form='gram' needs a linear lateral circuit: the spike-quantised y_old of spiking=(S, "
+                             "T_l) is not a function of X^T X; use form='residual', 'moments' or 'auto'")
     k0 = plastic_from
     h_old = h[:k0]
     h_new, m_new = (h[k0:], momentum_buf[k0:]) if inplace else (h[k0:].clone(), momentum_buf[k0:].clone())
     if h_new.shape[0]:
-        # the fixed rows' part of the reconstruction does not change over the iterations: r = x - H_old^T y_old,
-        # so each iteration costs O(N n k_new) instead of O(N n k): dH_new = mean y_new (r - H_new^T y_new)^T.
-        # Fused and in place (addmm for the residuals, into one buffer allocated per call; the batch mean folded
-        # into the scaling of the product): the cost is the three [N, n, k_new] products per iteration.
-        y_old = x @ h_old.t()
-        if spiking is not None:
-            y_old = spike_quantise(y_old, *spiking)
-        r = torch.addmm(x, y_old, h_old, alpha=-1.0)
         n_rows = x.shape[0]
+        if form == "auto":  # the cheapest; on a tie the residual form (the one before the others existed)
+            costs = oja_step_costs(n_rows, h.shape[1], k0, h_new.shape[0], iterations)
+            if spiking is not None:
+                costs.pop("gram")
+            form = min(costs, key=lambda f: (costs[f], f != "residual"))
+        terms = _GramTerms(x, h_old) if form == "gram" else _SampleTerms(x, h_old, spiking, form == "moments")
         inv_power = 1.0  # normalised step: dH / mean |r|^2, before the clamp (which then is scale-free too)
         if normalize:
-            flat = r.reshape(-1)
-            power = (torch.dot(flat, flat) / max(n_rows, 1)).reshape(1)
+            # mean |r|^2 and mean |x|^2 in one reduction
+            powers = torch.stack([terms.residual_power(), terms.input_power()]) / max(n_rows, 1)
             if reduce is not None:
-                power = reduce(power)
-            if not float(power) >= torch.finfo(h.dtype).tiny:  # no residual (a silent input): nothing to learn
-                if not torch.isfinite(power).all():
+                powers = reduce(powers)
+            power, total = float(powers[0]), float(powers[1])
+            if not power > silent_residual_rtol(h.shape[1], h.dtype) * total:  # no residual: nothing to learn
+                if not torch.isfinite(powers).all():
                     raise NonFiniteError("oja_subspace_step: the inputs' residual power is NaN/Inf (non-finite x)")
                 iterations = 0
-            inv_power = 1.0 / max(float(power), torch.finfo(h.dtype).tiny)
+            inv_power = 1.0 / max(power, torch.finfo(h.dtype).tiny)
         # clamp(N dH / p, -N c, N c) = clamp(N dH, -N c p, N c p) / p: the 1 / (N p) goes into the momentum's weight
         bound = clamp * n_rows / inv_power
-        residual = torch.empty_like(r) if iterations else r  # one buffer for every iteration's r - H_new^T y_new
         for _ in range(iterations):
-            y = x @ h_new.t()
-            if spiking is not None:
-                y = spike_quantise(y, *spiking)
-            d = torch.mm(y.t(), torch.addmm(r, y, h_new, alpha=-1.0, out=residual))  # N * dH: the mean is below
+            d = terms.scaled_delta(h_new)  # N * dH: the mean is in the momentum's weight below
             if reduce is not None:
                 d = reduce(d)
             m_new.mul_(momentum).add_(d.clamp_(-bound, bound), alpha=(1.0 - momentum) * inv_power / n_rows)
@@ -136,6 +176,63 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
     if inplace:
         return h, momentum_buf
     return torch.cat([h_old, h_new]), torch.cat([momentum_buf[:k0], m_new])
+
+
+class _SampleTerms:
+    """``N dH`` from the samples: the residuals ``r [N, n]`` once, then per iteration ``y^T (r - y H_new)`` (the
+    ``[N, n]`` difference written into one buffer allocated per call) or, with ``moments``, ``y^T r - (y^T y)
+    H_new`` (no ``[N, n]`` temporary)."""
+
+    def __init__(self, x: torch.Tensor, h_old: torch.Tensor, spiking: tuple[float, float] | None,
+                 moments: bool) -> None:
+        y_old = x @ h_old.t()
+        if spiking is not None:
+            y_old = spike_quantise(y_old, *spiking)
+        self.x, self.spiking, self.moments = x, spiking, moments
+        self.r = torch.addmm(x, y_old, h_old, alpha=-1.0)
+        self.buffer: torch.Tensor | None = None
+
+    def residual_power(self) -> torch.Tensor:
+        flat = self.r.reshape(-1)
+        return torch.dot(flat, flat)
+
+    def input_power(self) -> torch.Tensor:
+        flat = self.x.reshape(-1)
+        return torch.dot(flat, flat)
+
+    def scaled_delta(self, h_new: torch.Tensor) -> torch.Tensor:
+        y = self.x @ h_new.t()
+        if self.spiking is not None:
+            y = spike_quantise(y, *self.spiking)
+        if self.moments:
+            return torch.addmm(y.t() @ self.r, y.t() @ y, h_new, alpha=-1.0)
+        if self.buffer is None:
+            self.buffer = torch.empty_like(self.r)
+        return torch.mm(y.t(), torch.addmm(self.r, y, h_new, alpha=-1.0, out=self.buffer))
+
+
+class _GramTerms:
+    """``N dH = H_new D - (H_new C H_new^T) H_new`` from ``C = X^T X`` and ``D = X^T R = C (I - P)``: one
+    ``[N, n, n]`` product, then only ``[n, n]``-sized work per iteration."""
+
+    def __init__(self, x: torch.Tensor, h_old: torch.Tensor) -> None:
+        self.c = x.t() @ x
+        self.h_old = h_old
+        self.d = torch.addmm(self.c, self.c @ h_old.t(), h_old, alpha=-1.0) if h_old.shape[0] else self.c
+
+    def residual_power(self) -> torch.Tensor:
+        # sum |r|^2 = tr(R^T R) = tr((I - P) D) = tr(D) - tr(H_old D H_old^T); clamped at 0 against rounding
+        power = torch.trace(self.d)
+        if self.h_old.shape[0]:
+            power = power - torch.trace(self.h_old @ self.d @ self.h_old.t())
+        return power.clamp_min(0.0)
+
+    def input_power(self) -> torch.Tensor:
+        return torch.trace(self.c)
+
+    def scaled_delta(self, h_new: torch.Tensor) -> torch.Tensor:
+        hc = h_new @ self.c
+        return torch.addmm(h_new @ self.d, hc @ h_new.t(), h_new, alpha=-1.0)
 
 
 def orthonormal_basis(h: torch.Tensor, rtol: float = 1e-6) -> torch.Tensor:
