@@ -165,8 +165,8 @@ def test_step_equals_the_rule_applied_row_by_row():
 @pytest.mark.parametrize("normalize", [False, True])
 @pytest.mark.parametrize("plastic_from", [0, 2])
 def test_gram_and_sample_forms_equal_the_rule(normalize: bool, plastic_from: int):
-    """All three forms of the step equal oja_subspace_delta iterated on the full H (float64, rounding only), with the
-    normalised step's residual power taken from the rows (residual, moments) or from X^T X (gram)."""
+    """Both forms of the step equal oja_subspace_delta iterated on the full H (float64, rounding only), with the
+    normalised step's residual power taken from the rows (residual) or from X^T X (gram)."""
     g = torch.Generator().manual_seed(11)
     h = torch.randn(6, 10, generator=g, dtype=torch.float64) * 0.3
     m = torch.randn(6, 10, generator=g, dtype=torch.float64) * 0.01
@@ -178,7 +178,7 @@ def test_gram_and_sample_forms_equal_the_rule(normalize: bool, plastic_from: int
         d = fp.oja_subspace_delta(href, x)[plastic_from:] * inv_power
         mref[plastic_from:] = 0.9 * mref[plastic_from:] + 0.1 * d.clamp(-0.05, 0.05)
         href[plastic_from:] += 0.2 * mref[plastic_from:]
-    for form in ("residual", "moments", "gram"):
+    for form in ("residual", "gram"):
         h2, m2 = fp.oja_subspace_step(h, m, x, lr=0.2, plastic_from=plastic_from, iterations=3, clamp=0.05,
                                       normalize=normalize, form=form)
         torch.testing.assert_close(h2, href, rtol=0, atol=1e-12)
@@ -187,33 +187,32 @@ def test_gram_and_sample_forms_equal_the_rule(normalize: bool, plastic_from: int
 
 
 def test_auto_form_follows_the_cost():
-    # many rows, few features: the Gram form; a batch of rates (N-MNIST's input layer): the residual form; few
-    # plastic rows against many rows and features: the moments
+    # many rows, few features (an EGRU's step inputs): the Gram form; a batch of rates (N-MNIST's input layer),
+    # or a saving under FORM_MIN_SAVING: the residual form
     tall = fp.oja_step_costs(2048, 64, 32, 8, 5)
     wide = fp.oja_step_costs(32, 578, 80, 60, 5)
-    thin = fp.oja_step_costs(1024, 578, 0, 4, 5)
-    assert min(tall, key=tall.get) == "gram" and min(wide, key=wide.get) == "residual"
-    assert min(thin, key=thin.get) == "moments"
+    assert tall["gram"] * fp.FORM_MIN_SAVING <= tall["residual"] and wide["residual"] < wide["gram"]
     # hand count: N = 4, n = 3, k_old = 1, k_new = 2, one iteration
     assert fp.oja_step_costs(4, 3, 1, 2, 1) == {"residual": 2 * 4 * 3 * 1 + 3 * 4 * 3 * 2,
-                                               "moments": 2 * 4 * 3 * 1 + (2 * 4 * 3 * 2 + 4 * 2 * 2 + 2 * 2 * 3),
                                                "gram": 4 * 9 + 2 * 9 * 1 + (2 * 2 * 9 + 2 * 4 * 3)}
     g = torch.Generator().manual_seed(12)
     x = torch.randn(512, 8, generator=g, dtype=torch.float64)
     h = torch.randn(4, 8, generator=g, dtype=torch.float64) * 0.3
     m = torch.zeros_like(h)
     auto = fp.oja_subspace_step(h, m, x, lr=0.1, plastic_from=1)
-    assert torch.equal(auto[0], fp.oja_subspace_step(h, m, x, lr=0.1, plastic_from=1, form="gram")[0])
-    wide_x = torch.randn(4, 64, generator=g, dtype=torch.float64)
-    wide_h = torch.randn(40, 64, generator=g, dtype=torch.float64) * 0.1
-    auto = fp.oja_subspace_step(wide_h, torch.zeros_like(wide_h), wide_x, lr=0.1, plastic_from=2)
-    assert torch.equal(auto[0], fp.oja_subspace_step(wide_h, torch.zeros_like(wide_h), wide_x, lr=0.1,
-                                                     plastic_from=2, form="residual")[0])
-    # the spiking circuit is not a function of X^T X: auto takes the cheaper sample form, an explicit "gram" is
-    # refused
+    gram = fp.oja_subspace_step(h, m, x, lr=0.1, plastic_from=1, form="gram")
+    assert torch.equal(auto[0], gram[0])
+    assert not torch.equal(gram[0], fp.oja_subspace_step(h, m, x, lr=0.1, plastic_from=1, form="residual")[0])
+    for rows in (4, 16):  # few rows; a Gram form cheaper by less than FORM_MIN_SAVING (1.6x at 16 rows)
+        costs = fp.oja_step_costs(rows, 8, 1, 3, 5)
+        assert costs["gram"] * fp.FORM_MIN_SAVING > costs["residual"]
+        xs = x[:rows]
+        auto = fp.oja_subspace_step(h, m, xs, lr=0.1, plastic_from=1)
+        assert torch.equal(auto[0], fp.oja_subspace_step(h, m, xs, lr=0.1, plastic_from=1, form="residual")[0])
+    # the spiking circuit is not a function of X^T X: auto takes the residual form, an explicit "gram" is refused
     spk = fp.oja_subspace_step(h, m, x, lr=0.1, plastic_from=1, spiking=(2.0, 8.0))
     assert torch.equal(spk[0], fp.oja_subspace_step(h, m, x, lr=0.1, plastic_from=1, spiking=(2.0, 8.0),
-                                                    form="moments")[0])
+                                                    form="residual")[0])
     with pytest.raises(ParameterError, match="linear lateral circuit"):
         fp.oja_subspace_step(h, m, x, lr=0.1, spiking=(2.0, 8.0), form="gram")
     with pytest.raises(ParameterError, match="form must be one of"):
@@ -236,13 +235,13 @@ def test_gram_form_reduces_and_every_form_skips_a_silent_input():
     # inputs inside the old rows' span (and zero inputs): no residual power, no step
     inside = torch.randn(64, 1, generator=g, dtype=torch.float64) @ h[:1]
     for silent in (torch.zeros(64, 8, dtype=torch.float64), inside):
-        for form in ("residual", "moments", "gram"):
+        for form in ("residual", "gram"):
             h2, m2 = fp.oja_subspace_step(h, m, silent, lr=0.1, plastic_from=1, normalize=True, form=form)
             assert torch.equal(h2, h) and torch.equal(m2, m)
     # a residual of 1e-6 of the input's power is above the silence bound (8 eps): all forms step, alike
     tilted = inside + 1e-3 * torch.randn(64, 8, generator=g, dtype=torch.float64)
     steps = [fp.oja_subspace_step(h, m, tilted, lr=0.1, plastic_from=1, normalize=True, form=f)[0]
-             for f in ("residual", "moments", "gram")]
+             for f in ("residual", "gram")]
     assert not torch.equal(steps[0], h)
     for other in steps[1:]:
         torch.testing.assert_close(other, steps[0], rtol=0, atol=1e-9)
