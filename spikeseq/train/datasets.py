@@ -36,17 +36,21 @@ CV_SPLIT_SEED = 0
 
 @dataclass
 class Split:
-    """One split in memory: inputs ``x [N, T, ...]`` float32 (batch-first) and labels ``y [N]`` int64."""
+    """One split in memory: inputs ``x [N, T, ...]`` float32 (batch-first) and labels ``y [N]`` int64; ``groups``
+    ``[N]`` int64, where the dataset says it, the source each sample was cut from (a HAR window's subject), which
+    cross-validation keeps in one fold (:func:`cv_folds_of`), and ``group_kind`` its name."""
 
     x: torch.Tensor  # [N, T, ...] float32
     y: torch.Tensor  # [N] int64
+    groups: torch.Tensor | None = None  # [N] int64 or None
+    group_kind: str | None = None
 
     def __len__(self) -> int:
         return int(self.y.shape[0])
 
     def take(self, idx: torch.Tensor) -> Split:
         """The samples at ``idx``."""
-        return Split(self.x[idx], self.y[idx])
+        return Split(self.x[idx], self.y[idx], None if self.groups is None else self.groups[idx], self.group_kind)
 
 
 @dataclass
@@ -122,7 +126,33 @@ def _to_split(obj: Any, what: str) -> tuple[Split, list[str] | None]:
     if bool(bad.any()):
         raise DataError(f"{what}: sample {int(bad.nonzero()[0])} holds NaN or Inf ({int(bad.sum())} samples); inputs "
                         "must be finite: fix or drop those samples")
-    return Split(x, y), classes
+    groups, kind = groups_of(obj, len(y))
+    return Split(x, y, groups, kind), classes
+
+
+#: Attributes of a loaded dataset that name each sample's source, as ``(attribute, kind)``: HAR windows carry their
+#: ``subject`` (:class:`spikeseq.data.har_common.HARWindows`), and overlapping windows of one recording must not be
+#: split between training and test folds.
+GROUP_ATTRIBUTES = (("groups", "group"), ("subject", "subject"))
+
+
+def groups_of(obj: Any, n: int) -> tuple[torch.Tensor | None, str | None]:
+    """The dataset's per-sample sources (:data:`GROUP_ATTRIBUTES`), or ``(None, None)`` when it has none or some are
+    unknown (negative, as HARWindows marks them)."""
+    for attr, kind in GROUP_ATTRIBUTES:
+        v = getattr(obj, attr, None)
+        if v is None or isinstance(v, str):
+            continue
+        try:
+            g = torch.as_tensor(v)
+        except (TypeError, ValueError, RuntimeError):
+            continue
+        if g.dim() == 1 and g.shape[0] == n and not g.is_floating_point() and g.dtype != torch.bool:
+            g = g.long()
+            if n and int(g.min()) < 0:
+                return None, None
+            return g, kind
+    return None, None
 
 
 def _load_tensor_file(kwargs: dict[str, Any]) -> tuple[Split, Split, list[str] | None]:
@@ -189,10 +219,15 @@ def prepare(data_cfg, seed: int) -> Prepared:
     if classes is None or len(classes) < n_classes:
         classes = [str(i) for i in range(n_classes)]
     n_classes = max(n_classes, len(classes))
+    cv_info: dict[str, Any] | None = None
     if data_cfg.cv_folds is not None or getattr(data_cfg, "cv_fold", None) is not None:
         from spikeseq.train.config import check_folds  # a DataConfig built in Python is not checked on load
         check_folds(data_cfg, "[data]")
         train, test = cv_split(train, data_cfg.cv_folds, data_cfg.cv_fold)
+        cv_info = {"folds": data_cfg.cv_folds, "fold": data_cfg.cv_fold, "split_seed": CV_SPLIT_SEED,
+                   "test": "a fold of the training split (the dataset's own test split is not used)",
+                   "grouped_by": test.group_kind,
+                   "test_groups": None if test.groups is None else torch.unique(test.groups).tolist()}
     g = torch.Generator().manual_seed(int(seed))
     perm = torch.randperm(len(train), generator=g)
     n_val = round(data_cfg.val_fraction * len(train))
@@ -211,26 +246,43 @@ def prepare(data_cfg, seed: int) -> Prepared:
         train, val, test = (Split(pad_end(s.x, data_cfg.pad_end), s.y) for s in (train, val, test))
     info = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "sample_shape": list(train.x.shape[1:]),
             "n_classes": n_classes}
-    if data_cfg.cv_folds is not None:
-        info["cv"] = {"folds": data_cfg.cv_folds, "fold": data_cfg.cv_fold, "split_seed": CV_SPLIT_SEED,
-                      "test": "a fold of the training split (the dataset's own test split is not used)"}
+    if cv_info is not None:
+        info["cv"] = cv_info
     return Prepared(train, val, test, n_classes, list(classes), norm, info)
 
 
-def cv_folds_of(y: torch.Tensor, folds: int) -> torch.Tensor:
-    """The fold (``0..folds-1``) of every sample with labels ``y [N]``: within each class, in class order, a random
-    order (:data:`CV_SPLIT_SEED`) dealt out to the folds in turn, so every fold holds each class's share up to one
-    sample and the folds' sizes differ by at most one."""
+def cv_folds_of(y: torch.Tensor, folds: int, groups: torch.Tensor | None = None) -> torch.Tensor:
+    """The fold (``0..folds-1``) of every sample with labels ``y [N]``.
+
+    Without ``groups``: within each class, in class order, a random order (:data:`CV_SPLIT_SEED`) dealt out to the
+    folds in turn, so every fold holds each class's share up to one sample and the folds' sizes differ by at most
+    one. With ``groups [N]`` (e.g. a HAR window's subject): whole groups go to one fold each, so no fold is tested
+    on a source it was trained on (overlapping windows of one recording would otherwise leak between them); the
+    groups, largest first (ties in a random order of :data:`CV_SPLIT_SEED`), each to the fold with the fewest
+    samples so far (the lowest index on a tie). The folds are then balanced in size as far as the groups allow,
+    not stratified by class."""
     g = torch.Generator().manual_seed(CV_SPLIT_SEED)
+    fold = torch.empty(len(y), dtype=torch.int64)
+    if groups is not None:
+        ids, inverse, sizes = torch.unique(groups, return_inverse=True, return_counts=True)
+        shuffled = torch.randperm(len(ids), generator=g)
+        order = sorted(shuffled.tolist(), key=lambda i: -int(sizes[i]))   # stable: the random order breaks ties
+        filled = [0] * folds
+        of_group = torch.empty(len(ids), dtype=torch.int64)
+        for i in order:
+            k = min(range(folds), key=lambda f: (filled[f], f))
+            of_group[i] = k
+            filled[k] += int(sizes[i])
+        return of_group[inverse]
     order = torch.cat([idx[torch.randperm(len(idx), generator=g)]
                        for idx in (torch.nonzero(y == c).flatten() for c in torch.unique(y))])
-    fold = torch.empty(len(y), dtype=torch.int64)
     fold[order] = torch.arange(len(y)) % folds
     return fold
 
 
 def cv_split(train: Split, folds: int, fold: int) -> tuple[Split, Split]:
-    """``(train without fold, fold)`` of :func:`cv_folds_of`; raises when a fold would be empty."""
+    """``(train without fold, fold)`` of :func:`cv_folds_of` (by ``train.groups`` where the dataset has them);
+    raises when a fold would be empty."""
     if any(isinstance(v, bool) or not isinstance(v, numbers.Integral) for v in (folds, fold)):
         raise ConfigError(f"cross-validation folds and fold must be integers, got folds = {folds!r}, fold = {fold!r}")
     if folds < 2 or not 0 <= fold < folds:
@@ -239,7 +291,13 @@ def cv_split(train: Split, folds: int, fold: int) -> tuple[Split, Split]:
     if len(train) < folds:
         raise DataError(f"{folds}-fold cross-validation needs at least {folds} training samples, the training split "
                         f"has {len(train)}: use fewer folds (data.cv_folds)")
-    of = cv_folds_of(train.y, folds)
+    if train.groups is not None:
+        n_groups = int(torch.unique(train.groups).numel())
+        if n_groups < folds:
+            raise DataError(f"{folds}-fold cross-validation keeps each {train.group_kind} in one fold, and the "
+                            f"training split has {n_groups} {train.group_kind}s: use at most {n_groups} folds "
+                            "(data.cv_folds)")
+    of = cv_folds_of(train.y, folds, train.groups)
     return train.take(torch.nonzero(of != fold).flatten()), train.take(torch.nonzero(of == fold).flatten())
 
 

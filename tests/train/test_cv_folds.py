@@ -8,7 +8,7 @@ import torch
 
 from spikeseq.errors import ConfigError, DataError
 from spikeseq.train.config import from_dict
-from spikeseq.train.datasets import Split, cv_folds_of, cv_split, prepare
+from spikeseq.train.datasets import Split, cv_folds_of, cv_split, groups_of, prepare
 
 
 def _labels(counts: list[int]) -> torch.Tensor:
@@ -70,3 +70,58 @@ def test_bad_fold_settings_are_refused(tiny_raw, tiny_data, data, msg):
 def test_more_folds_than_samples_is_a_data_error():
     with pytest.raises(DataError, match="at least 8 training samples"):
         cv_split(Split(torch.zeros(5, 1, 1), torch.zeros(5, dtype=torch.int64)), 8, 0)
+
+
+def test_grouped_folds_keep_each_group_in_one_fold():
+    # 9 groups of sizes 1..9 (45 samples), labels unrelated to groups
+    groups = torch.cat([torch.full((n,), 100 + n) for n in range(1, 10)])
+    y = torch.arange(len(groups)) % 3
+    of = cv_folds_of(y, 3, groups)
+    for gid in torch.unique(groups):
+        assert len(torch.unique(of[groups == gid])) == 1
+    # largest first to the emptiest fold: 9 -> 0, 8 -> 1, 7 -> 2, 6 -> 2 (13), 5 -> 1 (13), 4 -> 0 (13),
+    # 3 -> 0 (16), 2 -> 1 (15), 1 -> 2 (14)
+    assert torch.bincount(of, minlength=3).tolist() == [16, 15, 14]
+    assert of[groups == 109].unique().tolist() == [0] and of[groups == 106].unique().tolist() == [2]
+    assert torch.equal(of, cv_folds_of(y, 3, groups))      # fixed by CV_SPLIT_SEED
+
+
+def test_cv_split_by_subject_and_too_few_groups():
+    groups = torch.tensor([1, 1, 2, 2, 3, 3, 4])
+    train = Split(torch.arange(7, dtype=torch.float32)[:, None, None], torch.zeros(7, dtype=torch.int64), groups,
+                  "subject")
+    tested = []
+    for k in range(4):
+        rest, fold = cv_split(train, 4, k)
+        assert not set(rest.groups.tolist()) & set(fold.groups.tolist())
+        assert fold.group_kind == "subject"
+        tested += fold.groups.tolist()
+    assert sorted(tested) == groups.tolist()
+    with pytest.raises(DataError, match=r"keeps each subject in one fold.*has 4 subjects: use at most 4 folds"):
+        cv_split(train, 5, 0)
+
+
+def test_groups_are_read_from_the_dataset(data_root, tiny_raw, tiny_data):
+    """HAPT windows (50 % overlap) carry their subject: a run's folds are by subject, no test subject's windows
+    are in its training part, and the run's data info names them."""
+    from spikeseq.data import har
+
+    from ..conftest import require_path
+
+    root = require_path(data_root / "har" / "hapt")
+    raw = tiny_raw(tiny_data)
+    raw["data"] = {"name": "hapt", "root": str(root), "cv_folds": 5, "cv_fold": 1, "val_fraction": 0.0}
+    prep = prepare(from_dict(raw).data, 0)
+    windows = har.hapt_windows(root, "train")
+    test_subjects = prep.info["cv"]["test_groups"]
+    assert prep.info["cv"]["grouped_by"] == "subject" and len(prep.train) + len(prep.test) == len(windows)
+    in_fold = torch.isin(windows.subject, torch.tensor(test_subjects))
+    assert int(in_fold.sum()) == len(prep.test) and 0 < len(test_subjects) < len(torch.unique(windows.subject))
+    # the fold's windows are exactly the test subjects' windows (matched by content)
+    assert torch.equal(torch.sort(prep.test.x.sum((1, 2)))[0], torch.sort(windows.x[in_fold].sum((1, 2)))[0])
+    # an object whose sources are partly unknown (negative, as HARWindows marks them) is not grouped
+    part = type("Windows", (), {"subject": torch.tensor([1, -1, 2, 2])})()
+    whole = type("Windows", (), {"subject": torch.tensor([1, 1, 2, 2])})()
+    assert groups_of(part, 4) == (None, None) and groups_of(whole, 3) == (None, None)   # unknown; wrong length
+    groups, kind = groups_of(whole, 4)
+    assert kind == "subject" and groups.tolist() == [1, 1, 2, 2]
