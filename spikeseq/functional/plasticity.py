@@ -34,6 +34,7 @@ patches) and data-parallel averaging.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import torch
@@ -155,14 +156,15 @@ def oja_subspace_step(h: torch.Tensor, momentum_buf: torch.Tensor, x: torch.Tens
             form = "gram" if gram_pays else "residual"
         terms = _GramTerms(x, h_old) if form == "gram" else _SampleTerms(x, h_old, spiking)
         inv_power = 1.0  # normalised step: dH / mean |r|^2, before the clamp (which then is scale-free too)
-        if normalize:
-            # mean |r|^2 and mean |x|^2 in one reduction
-            powers = torch.stack([terms.residual_power(), terms.input_power()]) / max(n_rows, 1)
-            if reduce is not None:
-                powers = reduce(powers)
-            power, total = float(powers[0]), float(powers[1])
+        if normalize:  # mean |r|^2 (in h's dtype) and mean |x|^2 (data-parallel: both in one reduction)
+            if reduce is None:
+                power = float(terms.residual_power() / max(n_rows, 1))
+                total = float(terms.input_power()) / max(n_rows, 1)
+            else:
+                power, total = reduce(torch.stack([terms.residual_power(), terms.input_power()])
+                                      / max(n_rows, 1)).tolist()
             if not power > silent_residual_rtol(h.shape[1], h.dtype) * total:  # no residual: nothing to learn
-                if not torch.isfinite(powers).all():
+                if not (math.isfinite(power) and math.isfinite(total)):
                     raise NonFiniteError("oja_subspace_step: the inputs' residual power is NaN/Inf (non-finite x)")
                 iterations = 0
             inv_power = 1.0 / max(power, torch.finfo(h.dtype).tiny)
