@@ -31,6 +31,14 @@ def test_float64_matches_reference(case):
         assert 0 < float(out[1].detach().mean()) < 1     # the run has events and silent units
 
 
+@pytest.mark.parametrize("uses", [(0,), (1,), (2, 3), (0, 2), (3,)])
+def test_gradients_when_the_loss_reads_some_outputs(uses):
+    """The outputs a loss does not read (the events of a plain language model, the final state) reach the backward
+    as None, not as zero tensors: the gradients still equal the reference's."""
+    x, st, p = make(seed=8, H=20, I=6, T=6)
+    assert_same("cpu", x, st, p, atol=1e-12, uses=uses)
+
+
 def test_zoneout_mask_and_eps():
     x, st, p = make(seed=4)
     mask = torch.rand(x.shape[0], x.shape[1], 6, dtype=torch.float64, generator=torch.Generator().manual_seed(2))

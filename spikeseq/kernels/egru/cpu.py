@@ -289,6 +289,9 @@ class _Scan(torch.autograd.Function):
         h = g // 3
         a = a.contiguous()
         rec, bh, th, c0, y0, m = _step_args(weight_hh, bias_hh, theta, c0, y0, mask, a.dtype)
+        # outputs no loss reads (usually the events, the final state) reach the backward as None, not as zero
+        # tensors that the kernel would read: [T, B, H] zeros cost a fill and a pass of memory per layer
+        ctx.set_materialize_grads(False)
         y, e, cs = (a.new_empty(t, b, h) for _ in range(3))
         # gate values are kept only when a gradient will be asked for (inference writes them to scratch)
         r, z, n, hn, ct = (a.new_empty(t, b, h) if keep else None for _ in range(5))
@@ -318,9 +321,9 @@ class _Scan(torch.autograd.Function):
                                  float(ctx.width), float(ctx.damp), float(BWD_DENSE_MIN), _p(ga), _p(gc0), _p(gy0),
                                  _p(grt), _p(gbh), _p(gth), _p(counts), nth)
         last_stats["backward_skipped_fraction"] = float(counts.sum()) / max(1, (t - 1) * b * h)
-        gw = grt.sum(0).t()
-        gb = gbh.sum(0) if ctx.has_bias else None
-        g_theta = gth.sum(0)
+        # one thread: its accumulators are the sums (summing over one slab would only copy dR, 12 H^2 bytes)
+        gw, gb, g_theta = (grt[0], gbh[0], gth[0]) if nth == 1 else (grt.sum(0), gbh.sum(0), gth.sum(0))
+        gw, gb = gw.t(), gb if ctx.has_bias else None
         g_theta = g_theta.sum() if len(ctx.theta_shape) == 0 else g_theta
         return ga, gc0, gy0, gw, gb, g_theta, None, None, None, None
 
