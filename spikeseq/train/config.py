@@ -62,7 +62,9 @@ class DataConfig:
     """``[data]``: the dataset name, the keys below, and the loader's keyword arguments (every other key)."""
 
     name: str
-    #: fraction of the training split held out (deterministically, from the seed) to pick the best checkpoint
+    #: fraction of the training split held out (deterministically, from the seed) to pick the best checkpoint;
+    #: whole sources where the dataset names them (a HAR window's subject), so that validation never sees a window
+    #: overlapping a training window
     val_fraction: float = 0.1
     #: per-channel standardisation of inputs with training-split statistics (last axis = channel)
     normalize: bool = False

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import inspect
 import numbers
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -229,9 +230,21 @@ def prepare(data_cfg, seed: int) -> Prepared:
                    "grouped_by": test.group_kind,
                    "test_groups": None if test.groups is None else torch.unique(test.groups).tolist()}
     g = torch.Generator().manual_seed(int(seed))
-    perm = torch.randperm(len(train), generator=g)
     n_val = round(data_cfg.val_fraction * len(train))
-    val, train = train.take(perm[:n_val]), train.take(perm[n_val:])
+    if train.groups is not None and n_val > 0:
+        in_val = holdout_groups(train.groups, n_val, g)
+        rest = torch.nonzero(~in_val).flatten()
+        rest = rest[torch.randperm(len(rest), generator=g)]   # shuffled, as below: max_train takes a random subset
+        val, train = train.take(torch.nonzero(in_val).flatten()), train.take(rest)
+        if len(val) == 0:
+            warnings.warn(f"{name}: data.val_fraction = {data_cfg.val_fraction} but the training split holds one "
+                          f"{train.group_kind} only, and validation takes whole {train.group_kind}s: no validation "
+                          "split (set data.val_fraction = 0 to say so)", stacklevel=2)
+        val_info = {"val_grouped_by": train.group_kind, "val_groups": torch.unique(val.groups).tolist()}
+    else:
+        perm = torch.randperm(len(train), generator=g)
+        val, train = train.take(perm[:n_val]), train.take(perm[n_val:])
+        val_info = {}
     if data_cfg.max_train is not None:
         train = train.take(torch.arange(min(len(train), data_cfg.max_train)))
     if data_cfg.max_test is not None:
@@ -245,10 +258,26 @@ def prepare(data_cfg, seed: int) -> Prepared:
     if data_cfg.pad_end:
         train, val, test = (Split(pad_end(s.x, data_cfg.pad_end), s.y) for s in (train, val, test))
     info = {"n_train": len(train), "n_val": len(val), "n_test": len(test), "sample_shape": list(train.x.shape[1:]),
-            "n_classes": n_classes}
+            "n_classes": n_classes, **val_info}
     if cv_info is not None:
         info["cv"] = cv_info
     return Prepared(train, val, test, n_classes, list(classes), norm, info)
+
+
+def holdout_groups(groups: torch.Tensor, n_val: int, generator: torch.Generator) -> torch.Tensor:
+    """Which samples (bool ``[N]``) the validation split takes when samples come from sources ``groups [N]``: whole
+    groups in a random order (``generator``, the run's seed) until at least ``n_val`` samples are held out, at
+    least one group and never every group (one is left to train on)."""
+    ids, inverse, sizes = torch.unique(groups, return_inverse=True, return_counts=True)
+    order = torch.randperm(len(ids), generator=generator)
+    taken = torch.zeros(len(ids), dtype=torch.bool)
+    held = 0
+    for i in order[: max(len(ids) - 1, 0)].tolist():
+        if held >= n_val:
+            break
+        taken[i] = True
+        held += int(sizes[i])
+    return taken[inverse]
 
 
 def cv_folds_of(y: torch.Tensor, folds: int, groups: torch.Tensor | None = None) -> torch.Tensor:

@@ -8,7 +8,7 @@ import torch
 
 from spikeseq.errors import ConfigError, DataError
 from spikeseq.train.config import from_dict
-from spikeseq.train.datasets import Split, cv_folds_of, cv_split, groups_of, prepare
+from spikeseq.train.datasets import Split, cv_folds_of, cv_split, groups_of, holdout_groups, prepare
 
 
 def _labels(counts: list[int]) -> torch.Tensor:
@@ -125,3 +125,32 @@ def test_groups_are_read_from_the_dataset(data_root, tiny_raw, tiny_data):
     assert groups_of(part, 4) == (None, None) and groups_of(whole, 3) == (None, None)   # unknown; wrong length
     groups, kind = groups_of(whole, 4)
     assert kind == "subject" and groups.tolist() == [1, 1, 2, 2]
+
+
+def test_validation_takes_whole_groups():
+    groups = torch.tensor([5] * 6 + [7] * 3 + [9] * 1)
+    for seed in range(6):
+        taken = holdout_groups(groups, 2, torch.Generator().manual_seed(seed))
+        held = set(groups[taken].tolist())
+        assert held and held != {5, 7, 9}                          # at least one group, never all
+        assert not held & set(groups[~taken].tolist())             # a group is held out whole
+        assert int(taken.sum()) >= 2
+    # asking for everything still leaves one group to train on; a single group gives no validation split
+    assert set(groups[holdout_groups(groups, 10, torch.Generator().manual_seed(0))].tolist()) != {5, 7, 9}
+    assert not holdout_groups(torch.zeros(4, dtype=torch.int64), 2, torch.Generator().manual_seed(0)).any()
+
+
+def test_prepare_validates_on_held_out_subjects(data_root, tiny_raw, tiny_data):
+    from ..conftest import require_path
+
+    root = require_path(data_root / "har" / "hapt")
+    raw = tiny_raw(tiny_data)
+    raw["data"] = {"name": "hapt", "root": str(root), "val_fraction": 0.1}
+    a, b = prepare(from_dict(raw).data, 0), prepare(from_dict(raw).data, 1)
+    for prep in (a, b):
+        val_subjects = prep.info["val_groups"]
+        assert prep.info["val_grouped_by"] == "subject" and 1 <= len(val_subjects) < 21
+        assert not set(prep.train.groups.tolist()) & set(val_subjects)
+        assert set(prep.val.groups.tolist()) == set(val_subjects)
+        assert len(prep.val) >= round(0.1 * (len(prep.train) + len(prep.val)))
+    assert a.info["val_groups"] != b.info["val_groups"]            # the run's seed picks them
