@@ -138,8 +138,8 @@ GROUP_ATTRIBUTES = (("groups", "group"), ("subject", "subject"))
 
 
 def groups_of(obj: Any, n: int) -> tuple[torch.Tensor | None, str | None]:
-    """The dataset's per-sample sources (:data:`GROUP_ATTRIBUTES`), or ``(None, None)`` when it has none or some are
-    unknown (negative, as HARWindows marks them)."""
+    """The dataset's per-sample sources (the first of :data:`GROUP_ATTRIBUTES` that gives one whole number per sample,
+    none negative: HARWindows marks an unknown subject -1), or ``(None, None)``."""
     for attr, kind in GROUP_ATTRIBUTES:
         v = getattr(obj, attr, None)
         if v is None or isinstance(v, str):
@@ -148,11 +148,15 @@ def groups_of(obj: Any, n: int) -> tuple[torch.Tensor | None, str | None]:
             g = torch.as_tensor(v)
         except (TypeError, ValueError, RuntimeError):
             continue
-        if g.dim() == 1 and g.shape[0] == n and not g.is_floating_point() and g.dtype != torch.bool:
-            g = g.long()
-            if n and int(g.min()) < 0:
-                return None, None
-            return g, kind
+        if g.dim() != 1 or g.shape[0] != n or g.dtype == torch.bool:
+            continue
+        if g.is_floating_point():  # ids read as floats (a CSV column): whole numbers only
+            if not bool((torch.isfinite(g) & (g == torch.round(g))).all()):
+                continue
+        g = g.long()
+        if n and int(g.min()) < 0:  # some sources unknown: try the next attribute
+            continue
+        return g, kind
     return None, None
 
 
@@ -321,6 +325,11 @@ def cv_split(train: Split, folds: int, fold: int) -> tuple[Split, Split]:
         raise DataError(f"{folds}-fold cross-validation needs at least {folds} training samples, the training split "
                         f"has {len(train)}: use fewer folds (data.cv_folds)")
     if train.groups is not None:
+        groups = torch.as_tensor(train.groups)
+        if groups.shape != train.y.shape:
+            raise DataError(f"cross-validation by {train.group_kind}: the training split needs one group per sample "
+                            f"([{len(train)}]), got groups of shape {tuple(groups.shape)}")
+        train = Split(train.x, train.y, groups, train.group_kind)
         n_groups = int(torch.unique(train.groups).numel())
         if n_groups < folds:
             raise DataError(f"{folds}-fold cross-validation keeps each {train.group_kind} in one fold, and the "

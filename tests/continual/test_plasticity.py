@@ -245,3 +245,62 @@ def test_gram_form_reduces_and_every_form_skips_a_silent_input():
     assert not torch.equal(steps[0], h)
     for other in steps[1:]:
         torch.testing.assert_close(other, steps[0], rtol=0, atol=1e-9)
+
+
+# ---------------------------------------------------------------- probe of session 14 (Gram form, dtypes, N = 0)
+def _orth(k: int, n: int, g: torch.Generator) -> torch.Tensor:
+    return torch.linalg.qr(torch.randn(n, k, generator=g, dtype=torch.float64))[0].t().contiguous()
+
+
+@pytest.mark.parametrize("rho", [1e-5, 3e-5])
+def test_gram_form_float32_is_as_accurate_as_the_residual_form_on_a_weak_residual(rho):
+    """An EGRU-sized step (N = 2048 rows, n = 64, 32 old + 8 new rows) whose residual carries rho of the input's
+    power (above the silence bound n * eps = 7.6e-6): the float32 Gram form forms D = C - C P and H C H^T by
+    cancellation, so its step is off by ~eps / rho (5-50 %), the residual form's by ~0.1 %."""
+    g = torch.Generator().manual_seed(0)
+    n_rows, n, ko, kn = 2048, 64, 32, 8
+    basis = _orth(n, n, g)
+    h = basis[: ko + kn].float().contiguous()
+    x_old = torch.randn(n_rows, ko, generator=g, dtype=torch.float64) @ basis[:ko]
+    x_res = torch.randn(n_rows, n - ko, generator=g, dtype=torch.float64) @ basis[ko:]
+    x64 = x_old + x_res * (rho * float(x_old.pow(2).sum()) / float(x_res.pow(2).sum())) ** 0.5
+    m = torch.zeros_like(h)
+    ref = fp.oja_subspace_step(h.double(), m.double(), x64, lr=0.01, plastic_from=ko, normalize=True,
+                               form="residual")[0][ko:] - h[ko:].double()
+    err = {}
+    for form in ("residual", "gram"):
+        step = fp.oja_subspace_step(h, m, x64.float(), lr=0.01, plastic_from=ko, normalize=True, form=form)[0]
+        err[form] = float((step[ko:].double() - h[ko:].double() - ref).norm() / ref.norm())
+    assert err["residual"] < 5e-3
+    assert err["gram"] < 5e-3, err
+
+
+def test_normalised_step_learns_in_bfloat16_with_more_than_128_features():
+    """silent_residual_rtol = n * eps is 1.56 for bfloat16 at n = 200: every input is taken as silent, the
+    normalised step never moves H (the unnormalised one does; before the Gram change it did too)."""
+    g = torch.Generator().manual_seed(0)
+    n = 200
+    h = _orth(4, n, g).to(torch.bfloat16)
+    x = torch.randn(512, n, generator=g).to(torch.bfloat16)
+    h2, _ = fp.oja_subspace_step(h, torch.zeros_like(h), x, lr=0.1, normalize=True)
+    assert not torch.equal(h2, h)
+
+
+def test_normalised_step_in_float16_does_not_call_finite_inputs_non_finite():
+    """The residual power sum |r|^2 of 512 unit-variance rows of 128 features (65536) overflows float16 (65504):
+    NonFiniteError 'non-finite x' although x is finite."""
+    g = torch.Generator().manual_seed(0)
+    h = _orth(4, 128, g).to(torch.float16)
+    x = torch.randn(512, 128, generator=g).to(torch.float16)
+    assert bool(torch.isfinite(x).all())
+    h2, _ = fp.oja_subspace_step(h, torch.zeros_like(h), x, lr=0.1, normalize=True)
+    assert bool(torch.isfinite(h2).all()) and not torch.equal(h2, h)
+
+
+@pytest.mark.parametrize("form", ["residual", "gram"])
+def test_an_empty_batch_is_no_step_without_normalize(form):
+    """N = 0 rows: ZeroDivisionError from the momentum weight (1 - m) / N (the normalised step skips it)."""
+    h = _orth(3, 6, torch.Generator().manual_seed(0))
+    m = torch.zeros_like(h)
+    h2, m2 = fp.oja_subspace_step(h, m, torch.zeros(0, 6, dtype=torch.float64), lr=0.1, form=form)
+    assert torch.equal(h2, h) and torch.equal(m2, m)

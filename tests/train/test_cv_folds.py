@@ -154,3 +154,34 @@ def test_prepare_validates_on_held_out_subjects(data_root, tiny_raw, tiny_data):
         assert set(prep.val.groups.tolist()) == set(val_subjects)
         assert len(prep.val) >= round(0.1 * (len(prep.train) + len(prep.val)))
     assert a.info["val_groups"] != b.info["val_groups"]            # the run's seed picks them
+
+
+@pytest.mark.parametrize("n_groups", [12, 30])
+def test_cv_split_refuses_groups_of_another_length(n_groups):
+    """A Split whose groups are not one per sample: 12 groups for 20 samples silently drop 8 samples from every
+    fold (neither trained nor tested); 30 raise a bare IndexError."""
+    x = torch.arange(20, dtype=torch.float32)[:, None, None]
+    train = Split(x, torch.arange(20) % 3, torch.arange(n_groups) % 4, "subject")
+    with pytest.raises(DataError, match="one group per sample"):
+        cv_split(train, 3, 0)
+
+
+def test_cv_split_takes_numpy_groups():
+    """Split.groups given as a numpy array (the type HAR loaders read subjects as): TypeError from torch.unique."""
+    x = torch.arange(20, dtype=torch.float32)[:, None, None]
+    train = Split(x, torch.arange(20) % 3, (torch.arange(20) % 4).numpy(), "subject")
+    tested = []
+    for k in range(3):
+        rest, fold = cv_split(train, 3, k)
+        assert not set(torch.as_tensor(rest.groups).tolist()) & set(torch.as_tensor(fold.groups).tolist())
+        tested += fold.x.flatten().long().tolist()
+    assert sorted(tested) == list(range(20))
+
+
+def test_groups_of_reads_whole_numbers_and_skips_unknown_sources():
+    both = type("W", (), {"groups": torch.tensor([1, -1, 2]), "subject": torch.tensor([4.0, 4.0, 6.0])})()
+    groups, kind = groups_of(both, 3)   # "groups" has an unknown source: the whole-number float subjects are used
+    assert kind == "subject" and groups.dtype == torch.int64 and groups.tolist() == [4, 4, 6]
+    bads = (torch.tensor([1.5, 2.0, 3.0]), torch.tensor([1.0, float("nan"), 2.0]), torch.tensor([True, False, True]))
+    for bad in bads:
+        assert groups_of(type("W", (), {"subject": bad})(), 3) == (None, None)
