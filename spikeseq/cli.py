@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "profile": ("spikeseq.train.cmd_profile", "count operations and estimate energy for a run"),
     "report": ("spikeseq.report.cmd_report", "write the HTML + Markdown report of a run"),
     "results": ("spikeseq.report.cmd_results", "regenerate or check the README's results tables from results/"),
-    "bench": ("spikeseq.bench.cli", "benchmarks: sim, data, delays, interp, profile, wkv, egru"),
+    "bench": ("spikeseq.bench.cli", "benchmarks, one per NAME (`spikeseq bench --help` lists them)"),
     "bench-run": ("spikeseq.train.cmd_bench_run", "time a trained EGRU run's stack on its test windows vs dense and "
                   "torch.nn.GRU"),
     "data": ("spikeseq.data.cli", "datasets: info, check, fetch"),
