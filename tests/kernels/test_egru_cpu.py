@@ -62,7 +62,7 @@ def test_sparse_backward_skips_units_and_uses_fewer_products():
     assert cpu.last_stats["backward_skipped_fraction"] > 0.05
 
 
-@pytest.mark.parametrize("density", [0.05, 0.2])  # weight gradient by gather_outer / by the dense product
+@pytest.mark.parametrize("density", [0.05, 0.2, 0.6])  # weight gradient by gather_outer (2x) / the dense product
 def test_event_linear_gradients(density):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 7, dtype=torch.float64, generator=g) * (torch.rand(40, 7, generator=g) < density)
@@ -194,6 +194,40 @@ def test_backward_dense_product_and_per_unit_paths_match_reference(dense_min, mo
     assert_same("cpu", x, st, p, atol=1e-12, eps=3.6)
     x, st, p = make(dtype=torch.float32, T=5, B=7, H=21, I=8, seed=9)
     assert_same("cpu", x, st, p, atol=2e-5)
+
+
+def test_backward_per_unit_products_over_several_column_chunks(monkeypatch):
+    # the needed (unit, row) pairs' dot products run chunk by chunk of 16 vectors of gh (pair_dots): in float64,
+    # 3H = 300 is chunks of 16, 16 and 5 vectors plus a scalar tail of 4; in float32, 3H = 270 is 16 vectors and a
+    # tail of 14 (T = 1: dL/dy0 of every unit, the gradients small enough for float32's 2e-5)
+    monkeypatch.setattr(cpu, "BWD_DENSE_MIN", 2.0)
+    x, st, p = make(T=3, B=9, H=100, I=7, seed=11)
+    assert_same("cpu", x, st, p, atol=1e-12, eps=3.6)
+    assert 0.05 < cpu.last_stats["backward_skipped_fraction"] < 0.95
+    x, st, p = make(dtype=torch.float32, T=1, B=6, H=90, I=5, seed=12)
+    assert_same("cpu", x, st, p, atol=2e-5)
+
+
+def test_event_linear_weight_gradient_over_row_chunks_and_panels_is_thread_independent():
+    # gather_outer: 600 rows are three chunks of 256, 150 outputs two panels of 64 doubles and a tail of 22; the sums
+    # run in ascending row order whatever the thread count (threads split the input units)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(600, 70, dtype=torch.float64, generator=g) * (torch.rand(600, 70, generator=g) < 0.2)
+    assert cpu.input_density(x) <= cpu.OUTER_DENSITY_MAX
+    w = torch.randn(150, 70, dtype=torch.float64, requires_grad=True)
+    gout = torch.randn(600, 150, dtype=torch.float64, generator=g)
+    grads = []
+    threads = torch.get_num_threads()
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            w.grad = None
+            cpu.EventLinear.apply(x, w, None).backward(gout)
+            grads.append(w.grad.clone())
+    finally:
+        torch.set_num_threads(threads)
+    torch.testing.assert_close(grads[0], gout.t() @ x, atol=1e-12, rtol=0)
+    assert torch.equal(grads[0], grads[1])
 
 
 @pytest.mark.parametrize("pruned", [False, True])

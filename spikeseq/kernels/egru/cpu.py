@@ -42,10 +42,12 @@ CSR_DENSITY = 0.35
 #: useful work per second, so the gather pays below roughly 1/4 density.
 INPUT_DENSITY_MAX = 0.25
 #: The weight gradient of the event-driven projection (``dW^T[j] = sum_r x[r, j] dout[r]`` over the nonzero inputs,
-#: ``egru_gather_outer``) pays against the dense ``dout^T x`` below this input density. Measured on a 2-core Sapphire
-#: Rapids (AVX-512, one thread; [8192, 512] inputs, 1536 outputs): 14.6 / 30.5 / 57.6 / 98.6 ms at density 0.02 /
-#: 0.05 / 0.10 / 0.17 against 58.5 ms for MKL's dense product (the forward gather still wins up to about 0.23).
-OUTER_DENSITY_MAX = 0.1
+#: ``egru_gather_outer``: per chunk of rows and column panel, each unit's events summed in registers) pays against
+#: the dense ``dout^T x`` below this input density. Measured on a 2-core Sapphire Rapids (AVX-512, one thread;
+#: [8192, 512] inputs, 1536 outputs; medians of 5 over two runs, a busy neighbour core): 13 / 18 / 24-26 / 36-41 /
+#: 46-53 / 52-60 / 75 ms at density 0.02 / 0.05 / 0.10 / 0.17 / 0.25 / 0.30 / 0.40 against 59-73 ms for MKL's dense
+#: product (the row-by-row axpy it replaced: 98.6 ms at 0.17 against 58.5 ms); they cross near 0.35.
+OUTER_DENSITY_MAX = 0.3
 #: With a pruned ``W`` (compressed rows), the per-input scatter of ``egru_gather_csr_mm`` (scalar, one add per
 #: nonzero input and nonzero weight) pays against the blocked ``egru_csr_mm`` (one vector multiply-add per nonzero
 #: weight and vector of rows, whatever the input) below about one nonzero input per vector lane: measured on a
@@ -56,10 +58,13 @@ GATHER_NONZEROS_PER_LANE = 1.0
 #: evenly spaced entries (counting all of a [8192, 512] input took 11 ms, a third of the product it chose).
 DENSITY_SAMPLES = 1 << 16
 #: The backward computes ``dL/dy[t-1] = gh R`` as one register-blocked dense product when more than this fraction of
-#: (batch row, unit) pairs need it (fired, or inside the pseudo-derivative's support), else unit by unit for the
-#: needed pairs only. Measured with ``spikeseq bench egru`` on the 2-core dev machine: the blocked product runs about
-#: 4x faster per multiply-add than the per-unit dot products.
-BWD_DENSE_MIN = 0.25
+#: (batch row, unit) pairs need it (fired, or inside the pseudo-derivative's support), else for the needed pairs
+#: only (``pair_dots`` in ``egru.cpp``). Measured on a 2-core Sapphire Rapids (one thread, a busy neighbour core)
+#: with layer 2 of the trained 2 x 512 language model (T 256, B 32), its pseudo-derivative widened to need more
+#: pairs: the layer's backward took 98 / 116 / 141 / 141 / 158 / 195 ms by pairs against 142 / 141 / 144 / 144 /
+#: 144 / 147 ms dense at 22 / 33 / 39 / 45 / 54 / 75 % of the pairs needed (they cross near 45 %; the per-unit dot
+#: products that pair_dots replaced ran about 4x slower per multiply-add than the blocked product, hence 0.25).
+BWD_DENSE_MIN = 0.4
 #: Statistics of the last backward call on this thread (units whose recurrent gradient was skipped).
 last_stats: dict[str, float] = {}
 
