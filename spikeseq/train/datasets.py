@@ -295,7 +295,6 @@ def cv_folds_of(y: torch.Tensor, folds: int, groups: torch.Tensor | None = None)
     samples so far (the lowest index on a tie). The folds are then balanced in size as far as the groups allow,
     not stratified by class."""
     g = torch.Generator().manual_seed(CV_SPLIT_SEED)
-    fold = torch.empty(len(y), dtype=torch.int64)
     if groups is not None:
         ids, inverse, sizes = torch.unique(groups, return_inverse=True, return_counts=True)
         shuffled = torch.randperm(len(ids), generator=g)
@@ -309,6 +308,7 @@ def cv_folds_of(y: torch.Tensor, folds: int, groups: torch.Tensor | None = None)
         return of_group[inverse]
     order = torch.cat([idx[torch.randperm(len(idx), generator=g)]
                        for idx in (torch.nonzero(y == c).flatten() for c in torch.unique(y))])
+    fold = torch.empty(len(y), dtype=torch.int64)
     fold[order] = torch.arange(len(y)) % folds
     return fold
 
