@@ -406,9 +406,11 @@ class HLOP:
     def update(self, name: str, x: torch.Tensor) -> None:
         """``iterations`` Oja steps of the new neurons of layer ``name`` on inputs ``x [N, n]``.
 
-        No step for ``N = 0`` (an empty batch) or, with ``normalize``, a residual of zero power (a silent layer:
-        nothing to learn; :func:`~spikeseq.functional.plasticity.oja_subspace_step`). :class:`NonFiniteError` for
-        NaN/Inf inputs (before the step), or when the step made ``H`` non-finite."""
+        No step for ``N = 0`` (an empty batch) or, with ``normalize``, a residual below ``n * eps`` of the input's
+        power (a silent layer: nothing to learn; :func:`~spikeseq.functional.plasticity.oja_subspace_step`).
+        :class:`NonFiniteError` for NaN/Inf inputs: with ``normalize`` before the step (their power is not finite),
+        otherwise when :meth:`check_finite` finds ``H`` non-finite, within :data:`FINITE_CHECK_EVERY` updates and
+        before a task's subspaces are merged."""
         cfg, sp = self.config, self.spaces[name]
         if sp.k == sp.n_old or x.shape[0] == 0:
             return
