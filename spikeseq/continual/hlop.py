@@ -236,12 +236,16 @@ class Subspace:
         self.n_old = int(st["n_old"])
 
 
-def _all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+def _data_parallel() -> bool:
     dist = torch.distributed
-    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _all_reduce_mean(t: torch.Tensor) -> torch.Tensor:
+    if _data_parallel():
         t = t.clone()
-        dist.all_reduce(t)
-        t /= dist.get_world_size()
+        torch.distributed.all_reduce(t)
+        t /= torch.distributed.get_world_size()
     return t
 
 
@@ -418,7 +422,8 @@ class HLOP:
         sp.h, sp.m = fp.oja_subspace_step(
             sp.h, sp.m, x.to(sp.h), lr=lr, plastic_from=sp.n_old,
             momentum=cfg.momentum, clamp=cfg.clamp, iterations=cfg.iterations, spiking=cfg.spiking,
-            reduce=_all_reduce_mean, normalize=cfg.normalize, inplace=True)
+            reduce=_all_reduce_mean if _data_parallel() else None,  # one process: no per-iteration identity call
+            normalize=cfg.normalize, inplace=True)
         self._updates += 1
         if self._updates % FINITE_CHECK_EVERY == 0:
             self.check_finite()
