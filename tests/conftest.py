@@ -88,3 +88,25 @@ def require_path(path: Path) -> Path:
 def _deterministic():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture
+def wkv_triton_interpreter(monkeypatch):
+    """The WKV Triton backend module (``spikeseq.kernels.wkv.gpu``) run by Triton's CPU interpreter
+    (``TRITON_INTERPRET=1``, kernels reloaded before and after); skips without triton."""
+    import importlib
+    import sys
+
+    pytest.importorskip("triton", reason="triton not installed (pip install 'spikeseq[gpu]')")
+    from spikeseq.kernels.wkv import gpu
+
+    mod = "spikeseq.kernels.wkv._triton_kernels"
+    monkeypatch.setenv("TRITON_INTERPRET", "1")
+    if mod in sys.modules:
+        importlib.reload(sys.modules[mod])
+    gpu._fn = None
+    yield gpu
+    monkeypatch.undo()
+    if mod in sys.modules:
+        importlib.reload(sys.modules[mod])
+    gpu._fn = None

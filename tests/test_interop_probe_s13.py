@@ -39,6 +39,7 @@ import torch
 
 from spikeseq import functional as F
 from spikeseq import profile
+from tests.export.test_nir import run_stepped
 
 D = torch.float64
 
@@ -235,14 +236,6 @@ def test_li_and_if_equal_norse_libox_and_iaf():
 DT = 1e-3
 
 
-def _run_step_net(net, x) -> np.ndarray:
-    state, outs = None, []
-    for t in range(x.shape[0]):
-        o, state = net(x[t], state)
-        outs.append(o.detach())
-    return torch.stack(outs).numpy()
-
-
 def _conv_net(bias: bool, kind: str):
     from spikeseq import nn as snn
 
@@ -286,8 +279,8 @@ def test_conv_net_to_snntorch_and_norse(tmp_path, batch, bias, kind):
             nrs = norse.from_nir(read_nir(write_nir(g, tmp_path / "n.nir", convention="norse")), dt=DT)
     finally:
         logging.disable(logging.NOTSET)
-    np.testing.assert_array_equal(_run_step_net(snt, x), y)
-    np.testing.assert_array_equal(_run_step_net(nrs, x), y)
+    np.testing.assert_array_equal(run_stepped(snt, x), y)
+    np.testing.assert_array_equal(run_stepped(nrs, x), y)
 
 
 def test_norse_convention_refuses_position_dependent_r_under_a_convolution():
@@ -344,7 +337,7 @@ def test_if_to_norse_needs_weights_scaled_by_r_dt(tmp_path):
         net = norse.from_nir(ng, dt=DT)
     finally:
         logging.disable(logging.NOTSET)
-    np.testing.assert_allclose(_run_step_net(net, x), y, atol=0)
+    np.testing.assert_allclose(run_stepped(net, x), y, atol=0)
 
 
 def _norse_net(kind: str):
@@ -390,7 +383,7 @@ def test_norse_export_replays_in_spikeseq(kind):
 
     net = _norse_net(kind)
     x = (torch.rand(40, 2, 8, generator=torch.Generator().manual_seed(3)) < 0.4).float()
-    y = _run_step_net(net, x)
+    y = run_stepped(net, x)
     ng = norse.to_nir(net, torch.zeros(8))   # Norse writes tau = dt / tau_inv with its dt = 1e-3
     dt = DT * DT                             # the step at which Euler on those taus is Norse's step
     for node in ng.nodes.values():

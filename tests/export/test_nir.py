@@ -60,7 +60,8 @@ def _model_out(m, x):
         return m(x)[0].numpy()
 
 
-def _run_nirtorch(net, x) -> np.ndarray:
+def run_stepped(net, x) -> np.ndarray:
+    """A stateful step network (``out, state = net(x[t], state)``, e.g. nirtorch's) over ``x [T, ...]``, stacked."""
     state, outs = None, []
     for t in range(x.shape[0]):
         o, state = net(x[t], state)
@@ -103,7 +104,7 @@ def test_snntorch_import_gives_same_spikes(tmp_path, arch, kind, caplog):
     y = _model_out(m, x)
     path = write_nir(trace(m, dt=DT), tmp_path / "m.nir", nir_dt=1e-4)
     net = _snntorch_module(path, recurrent=(arch == "rec"))
-    out = _run_nirtorch(net, x)
+    out = run_stepped(net, x)
     assert out.shape == y.shape
     assert np.abs(out - y).max() <= 1e-5
 

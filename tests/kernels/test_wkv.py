@@ -8,9 +8,6 @@ same (rounded) inputs to bfloat16's resolution: 2^-8 relative (rtol 8e-3, atol 1
 
 from __future__ import annotations
 
-import importlib
-import sys
-
 import pytest
 import torch
 
@@ -66,35 +63,16 @@ def test_dispatch_defaults():
     torch.testing.assert_close(y, wkv_scan(k, v, w=w, u=u)[0], atol=1e-6, rtol=1e-6)
 
 
-_MOD = "spikeseq.kernels.wkv._triton_kernels"
-
-
-@pytest.fixture
-def interpreter(monkeypatch):
-    pytest.importorskip("triton", reason="triton not installed (pip install 'spikeseq[gpu]')")
-    from spikeseq.kernels.wkv import gpu
-
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    if _MOD in sys.modules:
-        importlib.reload(sys.modules[_MOD])
-    gpu._fn = None
-    yield gpu
-    monkeypatch.undo()
-    if _MOD in sys.modules:
-        importlib.reload(sys.modules[_MOD])
-    gpu._fn = None
-
-
 @pytest.mark.parametrize("state", [True, False])
-def test_triton_matches_reference_float64(interpreter, state):
-    assert_matches_reference(interpreter.wkv, *inputs(T=9, B=2, C=5, state=state), atol=1e-12)
+def test_triton_matches_reference_float64(wkv_triton_interpreter, state):
+    assert_matches_reference(wkv_triton_interpreter.wkv, *inputs(T=9, B=2, C=5, state=state), atol=1e-12)
 
 
-def test_triton_float32(interpreter):
-    assert_float32_within_1e5(interpreter.wkv, *inputs(T=12, B=2, C=7, dtype=torch.float32, k_scale=3.0))
+def test_triton_float32(wkv_triton_interpreter):
+    assert_float32_within_1e5(wkv_triton_interpreter.wkv, *inputs(T=12, B=2, C=7, dtype=torch.float32, k_scale=3.0))
 
 
-def test_triton_named_only(interpreter):
+def test_triton_named_only(wkv_triton_interpreter):
     k, v, w, u, _ = inputs(T=3, dtype=torch.float32, state=False)
     assert dispatch.resolve("wkv", "auto", k, v, None, w=w, u=u).name != "triton"
     y, _ = K.wkv(k, v, w=w, u=u, backend="triton")

@@ -335,29 +335,9 @@ def test_wkv_gradcheck_float64_extremes(backend, extreme):
     assert torch.autograd.gradcheck(f, leaves, atol=1e-6, rtol=1e-4)
 
 
-@pytest.fixture
-def triton_interpreter(monkeypatch):
-    import importlib
-    import sys
-
-    pytest.importorskip("triton", reason="triton not installed (pip install 'spikeseq[gpu]')")
-    from spikeseq.kernels.wkv import gpu
-
-    mod = "spikeseq.kernels.wkv._triton_kernels"
-    monkeypatch.setenv("TRITON_INTERPRET", "1")
-    if mod in sys.modules:
-        importlib.reload(sys.modules[mod])
-    gpu._fn = None
-    yield gpu
-    monkeypatch.undo()
-    if mod in sys.modules:
-        importlib.reload(sys.modules[mod])
-    gpu._fn = None
-
-
-def test_triton_interpreter_on_extreme_inputs(triton_interpreter):
+def test_triton_interpreter_on_extreme_inputs(wkv_triton_interpreter):
     def fn(k, v, s, w, u):
-        return triton_interpreter.wkv(k, v, s, w=w, u=u)
+        return wkv_triton_interpreter.wkv(k, v, s, w=w, u=u)
 
     for case, shape in (("T1-C13", {}), ("k-spread-50", dict(T=8, B=1, C=6)), ("w0", dict(T=8, B=1, C=6)),
                         ("w1e4", dict(T=8, B=1, C=6)), ("u+-1000", dict(T=8, B=1, C=6))):
